@@ -1,0 +1,261 @@
+// The IR: a network of TensorRT-style layers over tensors, in topological order.
+// Plain data: vectors and integer ids. verify() checks the invariants.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "tandem/types.h"
+
+namespace tandem {
+
+// ---- Layer kinds: follow TensorRT's LayerType taxonomy -----------------------------------
+enum class LayerKind : uint8_t {
+  kConvolution,
+  kDeconvolution,
+  kPooling,
+  kActivation,
+  kElementWise,
+  kScale,
+  kConcatenation,
+  kResize,
+  kShuffle,
+  kSlice,
+  kSoftMax,
+  kReduce,
+  kMatrixMultiply,
+  kUnary,
+  kConstant,
+  kParametricReLU,
+  kLRN,
+  kGather,
+  kIdentity,
+  kCast,
+  kNormalization,
+  kSelect,
+};
+inline constexpr int kLayerKindCount = 22;
+
+struct LayerKindInfo {
+  std::string_view name;      // "Convolution"
+  std::string_view trt_type;  // "CONVOLUTION", as TensorRT's LayerType prints
+  int min_inputs;
+  int max_inputs;  // -1: any number
+};
+const LayerKindInfo& layer_kind_info(LayerKind k);
+inline std::string_view to_string(LayerKind k) { return layer_kind_info(k).name; }
+
+// ---- Per-kind parameter enums ------------------------------------------------------------
+enum class ActivationType : uint8_t {
+  kRelu, kSigmoid, kTanh, kLeakyRelu, kClip, kHardSigmoid, kElu, kSelu, kSoftplus, kSoftsign,
+  kGeluErf, kGeluTanh, kThresholdedRelu, kScaledTanh
+};
+enum class ElementWiseOp : uint8_t {
+  kSum, kProd, kMax, kMin, kSub, kDiv, kPow, kFloorDiv, kAnd, kOr, kXor, kEqual, kGreater, kLess
+};
+enum class UnaryOp : uint8_t {
+  kExp, kLog, kSqrt, kRecip, kAbs, kNeg, kSin, kCos, kTan, kSinh, kCosh, kAsin, kAcos, kAtan,
+  kAsinh, kAcosh, kAtanh, kCeil, kFloor, kErf, kNot, kSign, kRound
+};
+enum class PoolingType : uint8_t { kMax, kAverage };
+enum class ReduceOp : uint8_t { kSum, kProd, kMax, kMin, kAvg };
+enum class ScaleMode : uint8_t { kUniform, kChannel, kElementwise };
+enum class ResizeMode : uint8_t { kNearest, kLinear, kCubic };
+enum class ResizeCoordinateTransform : uint8_t { kAlignCorners, kAsymmetric, kHalfPixel };
+enum class ResizeSelector : uint8_t { kFormula, kUpper };
+enum class ResizeRounding : uint8_t { kHalfUp, kHalfDown, kFloor, kCeil };
+enum class SliceMode : uint8_t { kDefault, kWrap, kClamp, kFill, kReflect };
+enum class MatrixOp : uint8_t { kNone, kTranspose };
+// How pooling/convolution output size rounds (ONNX ceil_mode=1 -> kExplicitRoundUp).
+enum class PaddingMode : uint8_t { kExplicitRoundDown, kExplicitRoundUp };
+
+std::string_view to_string(ActivationType v);
+std::string_view to_string(ElementWiseOp v);
+std::string_view to_string(UnaryOp v);
+std::string_view to_string(PoolingType v);
+std::string_view to_string(ReduceOp v);
+std::string_view to_string(ScaleMode v);
+std::string_view to_string(ResizeMode v);
+std::string_view to_string(ResizeCoordinateTransform v);
+std::string_view to_string(ResizeSelector v);
+std::string_view to_string(ResizeRounding v);
+std::string_view to_string(SliceMode v);
+
+// ---- Weights: constant data owned by the network, referred to by id -----------------------
+struct Weights {
+  std::string name;  // initializer name, or a generated one
+  DataType type = DataType::kFloat;
+  Dims dims;
+  std::vector<uint8_t> bytes;  // little-endian, dense, row-major
+
+  int64_t count() const { return volume(dims); }
+  const float* f32() const;  // requires type == kFloat
+  float* f32();
+  // Value i converted to double, whatever the type (for shapes, scalars, tests).
+  double at(int64_t i) const;
+};
+using WeightsId = int;  // index into Network::weights; -1 = none
+
+// ---- Per-kind parameters (one struct per kind that has any) --------------------------------
+// Convolution and Deconvolution. Input 0 is data; weights live inside the layer, as in TensorRT.
+struct ConvolutionParams {
+  Dims kernel;        // {kh, kw}
+  Dims stride;        // {sh, sw}
+  Dims pre_padding;   // {top, left}
+  Dims post_padding;  // {bottom, right}
+  Dims dilation;      // {dh, dw}
+  int64_t groups = 1;
+  int64_t out_maps = 0;
+  WeightsId kernel_weights = -1;  // conv: [K, C/g, kh, kw]; deconv: [C, K/g, kh, kw]
+  WeightsId bias_weights = -1;    // [K] or -1
+};
+struct PoolingParams {
+  PoolingType type = PoolingType::kMax;
+  Dims window, stride, pre_padding, post_padding;
+  bool average_count_excludes_padding = true;  // ONNX count_include_pad=0
+  PaddingMode padding_mode = PaddingMode::kExplicitRoundDown;
+};
+struct ActivationParams {
+  ActivationType type = ActivationType::kRelu;
+  float alpha = 0.f;  // leaky slope, clip min, hard-sigmoid alpha, elu alpha, ...
+  float beta = 0.f;   // clip max, hard-sigmoid beta, ...
+};
+struct ElementWiseParams {
+  ElementWiseOp op = ElementWiseOp::kSum;
+};
+// out = (in * scale + shift) ^ power, per mode; channel_axis counts from 0 (NCHW: 1).
+struct ScaleParams {
+  ScaleMode mode = ScaleMode::kChannel;
+  WeightsId shift = -1, scale = -1, power = -1;
+  int channel_axis = 1;
+};
+struct ConcatenationParams {
+  int axis = 1;
+};
+struct ResizeParams {
+  ResizeMode mode = ResizeMode::kNearest;
+  ResizeCoordinateTransform transform = ResizeCoordinateTransform::kAsymmetric;
+  ResizeSelector selector = ResizeSelector::kFormula;
+  ResizeRounding rounding = ResizeRounding::kFloor;
+  std::vector<float> scales;  // one per dim; empty when output_dims was given
+  Dims output_dims;           // set when the ONNX model gave sizes
+  float cubic_coeff = -0.75f;
+};
+// Shuffle = transpose, then reshape, then transpose (TensorRT's IShuffleLayer).
+struct ShuffleParams {
+  std::vector<int> first_transpose;   // empty: identity
+  std::optional<Dims> reshape;        // resolved, static dims (no 0 / -1)
+  std::vector<int> second_transpose;  // empty: identity
+};
+struct SliceParams {
+  Dims start, size, stride;
+  SliceMode mode = SliceMode::kDefault;
+  float fill_value = 0.f;  // kFill
+};
+struct SoftMaxParams {
+  uint32_t axes = 1u << 1;  // bitmask, one bit set
+};
+struct ReduceParams {
+  ReduceOp op = ReduceOp::kAvg;
+  uint32_t axes = 0;  // bitmask
+  bool keep_dims = true;
+};
+struct MatrixMultiplyParams {
+  MatrixOp op0 = MatrixOp::kNone, op1 = MatrixOp::kNone;
+};
+struct UnaryParams {
+  UnaryOp op = UnaryOp::kAbs;
+};
+struct ConstantParams {
+  WeightsId weights = -1;
+};
+struct LRNParams {
+  int64_t window = 5;
+  float alpha = 1e-4f, beta = 0.75f, k = 1.f;
+};
+struct GatherParams {
+  int axis = 0;
+};
+struct CastParams {
+  DataType to = DataType::kFloat;
+};
+// LayerNormalization / InstanceNormalization / GroupNormalization: inputs x, scale, bias.
+struct NormalizationParams {
+  uint32_t axes = 0;  // bitmask of normalised axes
+  float epsilon = 1e-5f;
+  int64_t groups = 1;
+};
+struct NoParams {};
+
+using LayerParams =
+    std::variant<NoParams, ConvolutionParams, PoolingParams, ActivationParams, ElementWiseParams,
+                 ScaleParams, ConcatenationParams, ResizeParams, ShuffleParams, SliceParams,
+                 SoftMaxParams, ReduceParams, MatrixMultiplyParams, UnaryParams, ConstantParams,
+                 LRNParams, GatherParams, CastParams, NormalizationParams>;
+
+// ---- Tensors and layers ----------------------------------------------------------------------
+using TensorId = int;
+using LayerId = int;
+
+struct Tensor {
+  std::string name;
+  DataType type = DataType::kFloat;
+  Dims dims;                // static after shape resolution
+  LayerId producer = -1;    // -1: network input
+  bool is_input = false;
+  bool is_output = false;
+};
+
+struct Layer {
+  std::string name;  // TensorRT's ONNX parser naming (see docs/onnx-import.md)
+  LayerKind kind = LayerKind::kIdentity;
+  std::vector<TensorId> inputs;
+  std::vector<TensorId> outputs;
+  LayerParams params;
+  std::string onnx_node;  // name of the ONNX node it came from ("" for generated)
+  std::string onnx_op;    // its op_type
+
+  template <class P> const P& as() const { return std::get<P>(params); }
+  template <class P> P& as() { return std::get<P>(params); }
+};
+
+struct ModelInfo {
+  int64_t ir_version = 0;
+  std::vector<std::pair<std::string, int64_t>> opsets;  // (domain, version)
+  std::string producer_name, producer_version;
+  std::string path;
+  std::vector<std::string> folded_nodes;  // ONNX nodes folded to constants at import
+};
+
+class Network {
+ public:
+  std::vector<Tensor> tensors;
+  std::vector<Layer> layers;  // topological order
+  std::vector<Weights> weights;
+  std::vector<TensorId> inputs;
+  std::vector<TensorId> outputs;
+  ModelInfo model;
+
+  TensorId add_tensor(Tensor t);
+  WeightsId add_weights(Weights w);
+  // Appends a layer; sets producer of each output. Returns its id.
+  LayerId add_layer(Layer l);
+  TensorId find_tensor(std::string_view name) const;  // -1 if absent
+  LayerId find_layer(std::string_view name) const;    // -1 if absent
+  // consumers()[t] = layers reading tensor t, in order.
+  std::vector<std::vector<LayerId>> consumers() const;
+
+  // Throws Error naming the first broken invariant: ids in range, each tensor produced once,
+  // inputs produced before use (topological order), arities per LayerKindInfo, params variant
+  // matching kind, weights ids valid, static positive dims on every tensor.
+  void verify() const;
+};
+
+// The params alternative a kind must carry (for verify and builders).
+size_t params_index_for(LayerKind k);
+
+}  // namespace tandem

@@ -1,0 +1,58 @@
+// Execution: host tensors in, host tensors out. The CPU backend is the reference oracle;
+// layers planned for the DLA run with DLA numerics (INT8/FP16 emulation) on the host backend.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tandem/network.h"
+#include "tandem/plan.h"
+
+namespace tandem {
+
+// A dense, row-major tensor in host memory.
+struct HostTensor {
+  std::string name;
+  DataType type = DataType::kFloat;
+  Dims dims;
+  std::vector<uint8_t> data;
+
+  static HostTensor zeros(std::string name, DataType type, Dims dims);
+  int64_t count() const { return volume(dims); }
+  const float* f32() const { return reinterpret_cast<const float*>(data.data()); }
+  float* f32() { return reinterpret_cast<float*>(data.data()); }
+};
+using TensorMap = std::map<std::string, HostTensor>;
+
+// Numerics per layer. Empty precisions: everything FP32 (the reference).
+// INT8 layers: weights quantized per output channel (symmetric), activations per tensor with
+// the scale from tensor_scales (round half to even, clamp [-127, 127]); FP16 layers: inputs,
+// weights and outputs rounded to FP16. A tensor an INT8 layer touches without a scale is an error.
+struct Numerics {
+  std::vector<Precision> layer_precision;        // indexed by LayerId; kUnset = FP32
+  std::map<std::string, float> tensor_scales;    // tensor name -> scale (range / 127)
+};
+
+struct ExecOptions {
+  int threads = 0;  // 0: the backend's default
+  Numerics numerics;
+};
+
+// Compiled once per network; run() may be called many times. One ExecutionContext per thread.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Missing or mis-shaped inputs throw Error naming the input.
+  virtual TensorMap run(const TensorMap& inputs) = 0;
+  // Every tensor of the network after a run (for calibration and per-layer comparison).
+  // Empty unless keep_all was asked at creation.
+  virtual const TensorMap& all_tensors() const = 0;
+  virtual std::string backend_name() const = 0;
+};
+
+std::unique_ptr<Executor> make_cpu_executor(const Network& net, const ExecOptions& opt = {},
+                                            bool keep_all = false);
+
+}  // namespace tandem

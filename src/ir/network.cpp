@@ -1,0 +1,348 @@
+#include "tandem/network.h"
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace tandem {
+
+namespace {
+// Indexed by LayerKind. Keep in the enum's order.
+constexpr std::array<LayerKindInfo, kLayerKindCount> kLayerKinds = {{
+    {"Convolution", "CONVOLUTION", 1, 1},
+    {"Deconvolution", "DECONVOLUTION", 1, 1},
+    {"Pooling", "POOLING", 1, 1},
+    {"Activation", "ACTIVATION", 1, 1},
+    {"ElementWise", "ELEMENTWISE", 2, 2},
+    {"Scale", "SCALE", 1, 1},
+    {"Concatenation", "CONCATENATION", 1, -1},
+    {"Resize", "RESIZE", 1, 1},
+    {"Shuffle", "SHUFFLE", 1, 1},
+    {"Slice", "SLICE", 1, 1},
+    {"SoftMax", "SOFTMAX", 1, 1},
+    {"Reduce", "REDUCE", 1, 1},
+    {"MatrixMultiply", "MATRIX_MULTIPLY", 2, 2},
+    {"Unary", "UNARY", 1, 1},
+    {"Constant", "CONSTANT", 0, 0},
+    {"ParametricReLU", "PARAMETRIC_RELU", 2, 2},
+    {"LRN", "LRN", 1, 1},
+    {"Gather", "GATHER", 2, 2},
+    {"Identity", "IDENTITY", 1, 1},
+    {"Cast", "CAST", 1, 1},
+    {"Normalization", "NORMALIZATION", 3, 3},
+    {"Select", "SELECT", 3, 3},
+}};
+
+template <class T>
+constexpr size_t variant_index() {
+  return LayerParams(T{}).index();
+}
+}  // namespace
+
+const LayerKindInfo& layer_kind_info(LayerKind k) { return kLayerKinds[static_cast<size_t>(k)]; }
+
+size_t params_index_for(LayerKind k) {
+  switch (k) {
+    case LayerKind::kConvolution:
+    case LayerKind::kDeconvolution: return variant_index<ConvolutionParams>();
+    case LayerKind::kPooling: return variant_index<PoolingParams>();
+    case LayerKind::kActivation: return variant_index<ActivationParams>();
+    case LayerKind::kElementWise: return variant_index<ElementWiseParams>();
+    case LayerKind::kScale: return variant_index<ScaleParams>();
+    case LayerKind::kConcatenation: return variant_index<ConcatenationParams>();
+    case LayerKind::kResize: return variant_index<ResizeParams>();
+    case LayerKind::kShuffle: return variant_index<ShuffleParams>();
+    case LayerKind::kSlice: return variant_index<SliceParams>();
+    case LayerKind::kSoftMax: return variant_index<SoftMaxParams>();
+    case LayerKind::kReduce: return variant_index<ReduceParams>();
+    case LayerKind::kMatrixMultiply: return variant_index<MatrixMultiplyParams>();
+    case LayerKind::kUnary: return variant_index<UnaryParams>();
+    case LayerKind::kConstant: return variant_index<ConstantParams>();
+    case LayerKind::kLRN: return variant_index<LRNParams>();
+    case LayerKind::kGather: return variant_index<GatherParams>();
+    case LayerKind::kCast: return variant_index<CastParams>();
+    case LayerKind::kNormalization: return variant_index<NormalizationParams>();
+    case LayerKind::kParametricReLU:
+    case LayerKind::kIdentity:
+    case LayerKind::kSelect: return variant_index<NoParams>();
+  }
+  return variant_index<NoParams>();
+}
+
+std::string_view to_string(ActivationType v) {
+  switch (v) {
+    case ActivationType::kRelu: return "RELU";
+    case ActivationType::kSigmoid: return "SIGMOID";
+    case ActivationType::kTanh: return "TANH";
+    case ActivationType::kLeakyRelu: return "LEAKY_RELU";
+    case ActivationType::kClip: return "CLIP";
+    case ActivationType::kHardSigmoid: return "HARD_SIGMOID";
+    case ActivationType::kElu: return "ELU";
+    case ActivationType::kSelu: return "SELU";
+    case ActivationType::kSoftplus: return "SOFTPLUS";
+    case ActivationType::kSoftsign: return "SOFTSIGN";
+    case ActivationType::kGeluErf: return "GELU_ERF";
+    case ActivationType::kGeluTanh: return "GELU_TANH";
+    case ActivationType::kThresholdedRelu: return "THRESHOLDED_RELU";
+    case ActivationType::kScaledTanh: return "SCALED_TANH";
+  }
+  return "?";
+}
+
+std::string_view to_string(ElementWiseOp v) {
+  switch (v) {
+    case ElementWiseOp::kSum: return "SUM";
+    case ElementWiseOp::kProd: return "PROD";
+    case ElementWiseOp::kMax: return "MAX";
+    case ElementWiseOp::kMin: return "MIN";
+    case ElementWiseOp::kSub: return "SUB";
+    case ElementWiseOp::kDiv: return "DIV";
+    case ElementWiseOp::kPow: return "POW";
+    case ElementWiseOp::kFloorDiv: return "FLOOR_DIV";
+    case ElementWiseOp::kAnd: return "AND";
+    case ElementWiseOp::kOr: return "OR";
+    case ElementWiseOp::kXor: return "XOR";
+    case ElementWiseOp::kEqual: return "EQUAL";
+    case ElementWiseOp::kGreater: return "GREATER";
+    case ElementWiseOp::kLess: return "LESS";
+  }
+  return "?";
+}
+
+std::string_view to_string(UnaryOp v) {
+  switch (v) {
+    case UnaryOp::kExp: return "EXP";
+    case UnaryOp::kLog: return "LOG";
+    case UnaryOp::kSqrt: return "SQRT";
+    case UnaryOp::kRecip: return "RECIP";
+    case UnaryOp::kAbs: return "ABS";
+    case UnaryOp::kNeg: return "NEG";
+    case UnaryOp::kSin: return "SIN";
+    case UnaryOp::kCos: return "COS";
+    case UnaryOp::kTan: return "TAN";
+    case UnaryOp::kSinh: return "SINH";
+    case UnaryOp::kCosh: return "COSH";
+    case UnaryOp::kAsin: return "ASIN";
+    case UnaryOp::kAcos: return "ACOS";
+    case UnaryOp::kAtan: return "ATAN";
+    case UnaryOp::kAsinh: return "ASINH";
+    case UnaryOp::kAcosh: return "ACOSH";
+    case UnaryOp::kAtanh: return "ATANH";
+    case UnaryOp::kCeil: return "CEIL";
+    case UnaryOp::kFloor: return "FLOOR";
+    case UnaryOp::kErf: return "ERF";
+    case UnaryOp::kNot: return "NOT";
+    case UnaryOp::kSign: return "SIGN";
+    case UnaryOp::kRound: return "ROUND";
+  }
+  return "?";
+}
+
+std::string_view to_string(PoolingType v) {
+  switch (v) {
+    case PoolingType::kMax: return "MAX";
+    case PoolingType::kAverage: return "AVERAGE";
+  }
+  return "?";
+}
+
+std::string_view to_string(ReduceOp v) {
+  switch (v) {
+    case ReduceOp::kSum: return "SUM";
+    case ReduceOp::kProd: return "PROD";
+    case ReduceOp::kMax: return "MAX";
+    case ReduceOp::kMin: return "MIN";
+    case ReduceOp::kAvg: return "AVG";
+  }
+  return "?";
+}
+
+std::string_view to_string(ScaleMode v) {
+  switch (v) {
+    case ScaleMode::kUniform: return "UNIFORM";
+    case ScaleMode::kChannel: return "CHANNEL";
+    case ScaleMode::kElementwise: return "ELEMENTWISE";
+  }
+  return "?";
+}
+
+std::string_view to_string(ResizeMode v) {
+  switch (v) {
+    case ResizeMode::kNearest: return "NEAREST";
+    case ResizeMode::kLinear: return "LINEAR";
+    case ResizeMode::kCubic: return "CUBIC";
+  }
+  return "?";
+}
+
+std::string_view to_string(ResizeCoordinateTransform v) {
+  switch (v) {
+    case ResizeCoordinateTransform::kAlignCorners: return "ALIGN_CORNERS";
+    case ResizeCoordinateTransform::kAsymmetric: return "ASYMMETRIC";
+    case ResizeCoordinateTransform::kHalfPixel: return "HALF_PIXEL";
+  }
+  return "?";
+}
+
+std::string_view to_string(ResizeSelector v) {
+  switch (v) {
+    case ResizeSelector::kFormula: return "FORMULA";
+    case ResizeSelector::kUpper: return "UPPER";
+  }
+  return "?";
+}
+
+std::string_view to_string(ResizeRounding v) {
+  switch (v) {
+    case ResizeRounding::kHalfUp: return "HALF_UP";
+    case ResizeRounding::kHalfDown: return "HALF_DOWN";
+    case ResizeRounding::kFloor: return "FLOOR";
+    case ResizeRounding::kCeil: return "CEIL";
+  }
+  return "?";
+}
+
+std::string_view to_string(SliceMode v) {
+  switch (v) {
+    case SliceMode::kDefault: return "DEFAULT";
+    case SliceMode::kWrap: return "WRAP";
+    case SliceMode::kClamp: return "CLAMP";
+    case SliceMode::kFill: return "FILL";
+    case SliceMode::kReflect: return "REFLECT";
+  }
+  return "?";
+}
+
+// ---- Weights --------------------------------------------------------------------------------
+const float* Weights::f32() const {
+  if (type != DataType::kFloat) throw Error(fmt::format("weights '{}' are {}, not fp32", name, to_string(type)));
+  return reinterpret_cast<const float*>(bytes.data());
+}
+float* Weights::f32() {
+  if (type != DataType::kFloat) throw Error(fmt::format("weights '{}' are {}, not fp32", name, to_string(type)));
+  return reinterpret_cast<float*>(bytes.data());
+}
+
+double Weights::at(int64_t i) const {
+  const uint8_t* p = bytes.data() + i * element_size(type);
+  switch (type) {
+    case DataType::kFloat: { float v; std::memcpy(&v, p, 4); return v; }
+    case DataType::kHalf: {
+      uint16_t h; std::memcpy(&h, p, 2);
+      // IEEE half -> float, enough for weights and tests.
+      uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+      float f;
+      if (exp == 0) f = std::ldexp(static_cast<float>(man), -24);
+      else if (exp == 31) f = man ? NAN : INFINITY;
+      else f = std::ldexp(static_cast<float>(man | 0x400), static_cast<int>(exp) - 25);
+      return sign ? -f : f;
+    }
+    case DataType::kInt8: return static_cast<int8_t>(*p);
+    case DataType::kUInt8: return *p;
+    case DataType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
+    case DataType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
+    case DataType::kBool: return *p ? 1.0 : 0.0;
+  }
+  return 0;
+}
+
+// ---- Network --------------------------------------------------------------------------------
+TensorId Network::add_tensor(Tensor t) {
+  tensors.push_back(std::move(t));
+  return static_cast<TensorId>(tensors.size() - 1);
+}
+
+WeightsId Network::add_weights(Weights w) {
+  weights.push_back(std::move(w));
+  return static_cast<WeightsId>(weights.size() - 1);
+}
+
+LayerId Network::add_layer(Layer l) {
+  const auto id = static_cast<LayerId>(layers.size());
+  for (TensorId t : l.outputs) {
+    if (t >= 0 && t < static_cast<TensorId>(tensors.size())) tensors[t].producer = id;
+  }
+  layers.push_back(std::move(l));
+  return id;
+}
+
+TensorId Network::find_tensor(std::string_view name) const {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (tensors[i].name == name) return static_cast<TensorId>(i);
+  return -1;
+}
+
+LayerId Network::find_layer(std::string_view name) const {
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (layers[i].name == name) return static_cast<LayerId>(i);
+  return -1;
+}
+
+std::vector<std::vector<LayerId>> Network::consumers() const {
+  std::vector<std::vector<LayerId>> c(tensors.size());
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (TensorId t : layers[i].inputs)
+      if (t >= 0 && t < static_cast<TensorId>(tensors.size())) c[t].push_back(static_cast<LayerId>(i));
+  return c;
+}
+
+void Network::verify() const {
+  const auto nt = static_cast<TensorId>(tensors.size());
+  std::vector<char> defined(tensors.size(), 0);
+  for (TensorId t : inputs) {
+    if (t < 0 || t >= nt) throw Error(fmt::format("network: input id {} out of range", t));
+    if (tensors[t].producer != -1) throw Error(fmt::format("network: input '{}' has a producer", tensors[t].name));
+    defined[t] = 1;
+  }
+  for (size_t li = 0; li < layers.size(); ++li) {
+    const Layer& l = layers[li];
+    const auto& info = layer_kind_info(l.kind);
+    const int n_in = static_cast<int>(l.inputs.size());
+    if (n_in < info.min_inputs || (info.max_inputs >= 0 && n_in > info.max_inputs))
+      throw Error(fmt::format("layer '{}' ({}): {} inputs, expected {}..{}", l.name, info.name, n_in,
+                              info.min_inputs, info.max_inputs));
+    if (l.params.index() != params_index_for(l.kind))
+      throw Error(fmt::format("layer '{}' ({}): parameters of the wrong kind", l.name, info.name));
+    for (TensorId t : l.inputs) {
+      if (t < 0 || t >= nt) throw Error(fmt::format("layer '{}': input id {} out of range", l.name, t));
+      if (!defined[t])
+        throw Error(fmt::format("layer '{}': input '{}' is used before it is produced", l.name, tensors[t].name));
+    }
+    if (l.outputs.empty()) throw Error(fmt::format("layer '{}': no outputs", l.name));
+    for (TensorId t : l.outputs) {
+      if (t < 0 || t >= nt) throw Error(fmt::format("layer '{}': output id {} out of range", l.name, t));
+      if (defined[t]) throw Error(fmt::format("layer '{}': tensor '{}' is produced twice", l.name, tensors[t].name));
+      if (tensors[t].producer != static_cast<LayerId>(li))
+        throw Error(fmt::format("layer '{}': tensor '{}' names another producer", l.name, tensors[t].name));
+      defined[t] = 1;
+    }
+    auto check_w = [&](WeightsId w, const char* what) {
+      if (w < -1 || w >= static_cast<WeightsId>(weights.size()))
+        throw Error(fmt::format("layer '{}': {} weights id {} out of range", l.name, what, w));
+    };
+    if (auto* c = std::get_if<ConvolutionParams>(&l.params)) {
+      check_w(c->kernel_weights, "kernel");
+      check_w(c->bias_weights, "bias");
+      if (c->kernel_weights < 0) throw Error(fmt::format("layer '{}': no kernel weights", l.name));
+    } else if (auto* s = std::get_if<ScaleParams>(&l.params)) {
+      check_w(s->shift, "shift"); check_w(s->scale, "scale"); check_w(s->power, "power");
+    } else if (auto* k = std::get_if<ConstantParams>(&l.params)) {
+      check_w(k->weights, "constant");
+      if (k->weights < 0) throw Error(fmt::format("layer '{}': constant without weights", l.name));
+    }
+  }
+  for (TensorId t : outputs) {
+    if (t < 0 || t >= nt) throw Error(fmt::format("network: output id {} out of range", t));
+    if (!defined[t]) throw Error(fmt::format("network: output '{}' is never produced", tensors[t].name));
+  }
+  for (TensorId t = 0; t < nt; ++t) {
+    if (!defined[t]) continue;
+    for (int64_t d : tensors[t].dims)
+      if (d <= 0)
+        throw Error(fmt::format("tensor '{}': dims {} are not static and positive", tensors[t].name,
+                                dims_to_string(tensors[t].dims)));
+  }
+}
+
+}  // namespace tandem

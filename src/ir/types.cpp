@@ -1,0 +1,55 @@
+#include "tandem/types.h"
+
+#include <array>
+
+namespace tandem {
+
+namespace {
+// Indexed by DataType. Keep in the enum's order.
+constexpr std::array<DataTypeInfo, kDataTypeCount> kDataTypes = {{
+    {"fp32", "FLOAT", 4},
+    {"fp16", "HALF", 2},
+    {"int8", "INT8", 1},
+    {"uint8", "UINT8", 1},
+    {"int32", "INT32", 4},
+    {"int64", "INT64", 8},
+    {"bool", "BOOL", 1},
+}};
+}  // namespace
+
+const DataTypeInfo& data_type_info(DataType t) { return kDataTypes[static_cast<size_t>(t)]; }
+
+bool parse_data_type(std::string_view s, DataType* out) {
+  struct Alias { std::string_view name; DataType type; };
+  static constexpr Alias kAliases[] = {
+      {"fp32", DataType::kFloat}, {"float32", DataType::kFloat}, {"float", DataType::kFloat},
+      {"fp16", DataType::kHalf},  {"float16", DataType::kHalf},  {"half", DataType::kHalf},
+      {"int8", DataType::kInt8},  {"uint8", DataType::kUInt8},   {"int32", DataType::kInt32},
+      {"int64", DataType::kInt64}, {"bool", DataType::kBool},
+  };
+  for (const auto& a : kAliases) {
+    if (a.name == s) {
+      *out = a.type;
+      return true;
+    }
+  }
+  return false;
+}
+
+int64_t volume(const Dims& d) {
+  int64_t v = 1;
+  for (int64_t x : d) v *= x;
+  return v;
+}
+
+std::string dims_to_string(const Dims& d, char sep) {
+  if (d.empty()) return "scalar";
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i) s += sep;
+    s += std::to_string(d[i]);
+  }
+  return s;
+}
+
+}  // namespace tandem
