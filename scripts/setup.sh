@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything tandem needs on a fresh Debian 12 machine (run as root), then fetches the
+# test data. Idempotent.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pkgs=(build-essential cmake g++ pkg-config git
+      libprotobuf-dev protobuf-compiler libonnx-dev libdnnl-dev
+      libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      libonnx-testdata graphviz nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+"$root/scripts/fetch-data.sh"
+if [[ -f "$root/tools/peer/package.json" ]]; then
+  (cd "$root/tools/peer" && npm ci --ignore-scripts --no-audit --no-fund --silent)
+fi
