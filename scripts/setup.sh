@@ -7,7 +7,9 @@ pkgs=(build-essential cmake g++ pkg-config git
       libprotobuf-dev protobuf-compiler libonnx-dev libdnnl-dev
       libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      libonnx-testdata graphviz nodejs npm)
+      libonnx-testdata graphviz)
+# Node.js is only needed for npm (models, ONNX Runtime peer); keep one that is already there.
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
