@@ -1,0 +1,188 @@
+// INT8 calibration: batchers (where calibration data comes from), calibrators (entropy, min-max,
+// percentile on |x| histograms), DLA range tying, TensorRT-compatible calibration caches, and the
+// calibrate() driver the engine builder calls. See docs/quantization.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tandem/network.h"
+#include "tandem/plan.h"
+#include "tandem/runtime.h"
+
+namespace tandem {
+
+// ============================== Batchers ==============================================
+// A source of calibration batches: every model input, by name, per batch. Re-iterable (reset()).
+class Batcher {
+ public:
+  virtual ~Batcher() = default;
+  virtual int batch_size() const = 0;
+  virtual int num_batches() const = 0;  // batches one pass yields
+  // Fills *out with one tensor per input (dims [B, ...]; B may be smaller for a kept partial
+  // last batch). Returns false once the pass is over.
+  virtual bool next(TensorMap* out) = 0;
+  virtual void reset() = 0;  // start the pass again (same data, same order)
+};
+
+// What a batcher must produce for one model input. dims include the batch dim; dims[0] is the
+// model's batch (the batcher uses its own batch size for dim 0).
+struct InputSpec {
+  std::string name;
+  Dims dims;
+  DataType type = DataType::kFloat;
+};
+// The inputs of a network, as InputSpecs.
+std::vector<InputSpec> input_specs(const Network& net);
+
+// Seeded uniform random data in [lo, hi] for every input (deterministic for a seed).
+std::unique_ptr<Batcher> make_synthetic_batcher(std::vector<InputSpec> inputs, int batch_size,
+                                                int num_batches, float lo = 0.f, float hi = 1.f,
+                                                uint64_t seed = 0);
+
+enum class ResizeMethod : uint8_t { kLetterbox, kLinear };
+enum class LastBatch : uint8_t { kKeep, kPad, kDrop };  // what happens to a partial last batch
+bool parse_resize_method(std::string_view s, ResizeMethod* out);  // "letterbox" | "linear"
+bool parse_last_batch(std::string_view s, LastBatch* out);        // "keep" | "pad" | "drop"
+
+struct ImageBatcherOptions {
+  std::string dir;           // .jpg/.jpeg/.png in any letter case, not recursive, sorted by name
+  std::string input;         // the model input fed ("" = the only input)
+  int height = 0, width = 0;  // 0: taken from the input's dims
+  int channels = 3;           // 3 or 1
+  bool nchw = true;           // false: NHWC
+  bool bgr = false;           // channel order (stb decodes RGB)
+  ResizeMethod resize = ResizeMethod::kLetterbox;  // letterbox pads with 114 (as cv2ext)
+  float lo = 0.f, hi = 1.f;   // pixel 0..255 maps linearly to [lo, hi]
+  std::vector<float> mean, std;  // optional, per channel, applied after scaling: (v - m) / s
+  DataType type = DataType::kFloat;
+  LastBatch last = LastBatch::kKeep;  // kPad repeats the last image
+  int max_images = 0;                 // 0: all
+  int threads = 0;                    // decode threads; 0: hardware concurrency
+};
+// Throws Error naming the folder when it is missing or has no usable image; next() throws
+// Error naming an image that cannot be decoded.
+std::unique_ptr<Batcher> make_image_batcher(const ImageBatcherOptions& opt,
+                                            const std::vector<InputSpec>& inputs, int batch_size);
+
+// One or more .npy files per input, concatenated along dim 0 and split into batches. Each file
+// holds [M, ...] with the input's non-batch dims and dtype. Throws Error naming the file on a
+// shape/dtype mismatch, and when inputs disagree on the sample count or one has no file.
+std::unique_ptr<Batcher> make_npy_batcher(
+    const std::vector<std::pair<std::string, std::string>>& files,  // (input name, path)
+    const std::vector<InputSpec>& inputs, int batch_size, LastBatch last = LastBatch::kKeep);
+
+// ============================== Calibrators ===========================================
+enum class CalibAlgorithm : uint8_t { kEntropy, kMinMax, kPercentile };
+std::string_view to_string(CalibAlgorithm a);                   // "entropy" ...
+bool parse_calib_algorithm(std::string_view s, CalibAlgorithm* out);
+// The header word TensorRT uses: EntropyCalibration2, MinMaxCalibration; percentile has no
+// TensorRT calibrator and is written as LegacyCalibration (TensorRT's quantile calibrator).
+std::string_view cache_algorithm_name(CalibAlgorithm a);
+
+// A histogram of |x| over [0, max_abs] in `bins` equal bins (values above max_abs go to the last).
+struct Histogram {
+  std::vector<double> counts;
+  double max_abs = 0;  // upper edge of the last bin
+  double bin_width() const { return counts.empty() ? 0 : max_abs / double(counts.size()); }
+  void init(int bins, double max_abs);
+  void add(const float* x, size_t n);
+};
+
+// EntropyCalibration2-style threshold (pytorch-quantization's reference algorithm):
+// bins[0] := bins[1]; for i in [start_bin, bins]: P = bins[0..i) with the tail mass added to
+// P[i-1], Q = bins[0..i) merged into `levels` groups (mass spread evenly over each group's
+// non-empty bins); KL(P||Q); the LAST i with the smallest KL wins; returns i (a bin count).
+int entropy_threshold_bin(const std::vector<double>& counts, int levels = 128, int start_bin = 128);
+// Range (amax) from a histogram: entropy -> edge of the chosen bin; percentile -> upper edge of
+// the bin where the cumulative count reaches p%.
+double entropy_amax(const Histogram& h, int levels = 128, int start_bin = 128);
+double percentile_amax(const Histogram& h, double percentile);
+
+// ============================== Range tying ===========================================
+// DLA/TensorRT INT8 range rules, for layers whose precision is INT8: Concatenation inputs and
+// output share one range; ElementWise inputs are equal; Pooling input and output are equal.
+// Groups connect transitively (union-find); each group gets the largest range of its members.
+// Tensors without a range are left out of a group. Returns the tied map (name -> range).
+std::map<std::string, float> tie_ranges(const Network& net,
+                                        const std::vector<Precision>& layer_precision,
+                                        std::map<std::string, float> ranges);
+
+// ============================== Calibration cache ======================================
+struct CalibrationCache {
+  int trt_version = 8600;                  // TRT-<version>-...; JetPack 6 (TensorRT 8.6)
+  std::string algorithm = "EntropyCalibration2";
+  std::vector<std::pair<std::string, float>> scales;  // in file order; scale = range / 127
+  std::map<std::string, float> scale_map() const;
+};
+std::string scale_to_hex(float scale);  // 8 lowercase hex digits of the float32 bits
+// Parses text; `source` names the file in errors ("<source>:<line>: ..."). Names may contain ':'
+// (split at the last colon, as trtexec). Throws Error (exit code 2) on the first bad line.
+CalibrationCache parse_calibration_cache(std::string_view text, const std::string& source);
+CalibrationCache read_calibration_cache(const std::string& path);
+std::string format_calibration_cache(const CalibrationCache& c);
+void write_calibration_cache(const std::string& path, const CalibrationCache& c);  // atomic
+
+// ============================== Driver =================================================
+struct CalibrateOptions {
+  CalibAlgorithm algorithm = CalibAlgorithm::kEntropy;
+  double percentile = 99.99;
+  int bins = 2048;
+  int threads = 0;            // executor and histogram threads; 0: default
+  bool all_tensors = true;    // ranges for every float tensor (as TensorRT's cache); false: only
+                              // tensors that INT8 layers read or write
+  bool progress = true;       // progress bar on stderr when it is a terminal
+  int trt_version = 8600;
+  std::string cache_path;     // "" : no cache; else read it (unless recalibrate) or write it
+  bool recalibrate = false;
+};
+
+struct CalibrationResult {
+  std::map<std::string, float> ranges;  // after tying (amax; symmetric [-amax, amax])
+  std::map<std::string, float> scales;  // range / 127
+  CalibrationCache cache;               // what was (or would be) written
+  bool from_cache = false;              // true: read from cache_path, no data was run
+  int batches = 0, samples = 0;
+  int tied_tensors = 0;                 // tensors whose range grew through tying
+};
+
+// Two passes over the batcher (reset between): pass 1 runs the FP32 reference (CPU backend,
+// keep_all) and records max|x| per tensor; pass 2 (entropy, percentile) fills 2048-bin |x|
+// histograms over [0, that max], so binning does not depend on batch order. Then ranges, tying
+// for the plan's INT8 layers, the cache (written when cache_path is set). With an existing cache
+// and !recalibrate, the cache is used and the batcher is not touched.
+CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,
+                            const CalibrateOptions& opt);
+
+// Per-layer precisions of a plan, as the executor wants them.
+std::vector<Precision> plan_precisions(const Plan& plan);
+// The tensors that INT8 layers read or write (float tensors only), by name.
+std::vector<std::string> int8_tensors(const Network& net, const std::vector<Precision>& prec);
+// Numerics for the executor: the plan's precisions and tied scales from a scale map.
+// Throws Error naming the first tensor an INT8 layer touches that has no scale.
+Numerics make_numerics(const Network& net, const Plan& plan,
+                       const std::map<std::string, float>& scales);
+
+// Splits a batch along dim 0 into pieces of the model's batch (the last piece padded by
+// repeating its last sample). Used when the batcher's batch differs from the model's.
+std::vector<TensorMap> split_batch(const TensorMap& batch, const std::vector<InputSpec>& inputs);
+
+// A one-line progress bar on stderr; silent when stderr is not a terminal or when disabled.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, int total, bool enabled = true);
+  ~ProgressBar();
+  void step(int n = 1);
+  void done();
+
+ private:
+  std::string label_;
+  int total_, count_ = 0;
+  bool enabled_, finished_ = false;
+};
+
+}  // namespace tandem

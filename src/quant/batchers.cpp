@@ -1,0 +1,448 @@
+// Batchers: synthetic (seeded), images from a folder (stb_image), .npy files.
+#include <stb/stb_image.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "tandem/npy.h"
+#include "tandem/quant.h"
+
+namespace fs = std::filesystem;
+
+namespace tandem {
+
+std::vector<InputSpec> input_specs(const Network& net) {
+  std::vector<InputSpec> v;
+  for (TensorId t : net.inputs) v.push_back({net.tensors[t].name, net.tensors[t].dims, net.tensors[t].type});
+  return v;
+}
+
+bool parse_resize_method(std::string_view s, ResizeMethod* out) {
+  if (s == "letterbox") *out = ResizeMethod::kLetterbox;
+  else if (s == "linear") *out = ResizeMethod::kLinear;
+  else return false;
+  return true;
+}
+
+bool parse_last_batch(std::string_view s, LastBatch* out) {
+  if (s == "keep") *out = LastBatch::kKeep;
+  else if (s == "pad") *out = LastBatch::kPad;
+  else if (s == "drop") *out = LastBatch::kDrop;
+  else return false;
+  return true;
+}
+
+namespace {
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  uint32_t mant = x & 0x7fffffu;
+  int exp = int((x >> 23) & 0xff);
+  if (exp == 0xff) return uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0));
+  int e = exp - 127 + 15;
+  if (e >= 31) return uint16_t(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return uint16_t(sign);
+    mant |= 0x800000u;
+    int shift = 14 - e;
+    uint32_t h = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) ++h;
+    return uint16_t(sign | h);
+  }
+  uint32_t h = (uint32_t(e) << 10) | (mant >> 13);
+  uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) ++h;  // may carry into the exponent: fine
+  return uint16_t(sign | h);
+}
+
+// Stores float v as element i of a buffer of type t.
+void store(uint8_t* base, DataType t, int64_t i, float v) {
+  switch (t) {
+    case DataType::kFloat: reinterpret_cast<float*>(base)[i] = v; break;
+    case DataType::kHalf: reinterpret_cast<uint16_t*>(base)[i] = float_to_half(v); break;
+    case DataType::kInt8: reinterpret_cast<int8_t*>(base)[i] = int8_t(std::clamp(std::nearbyint(v), -128.f, 127.f)); break;
+    case DataType::kUInt8: reinterpret_cast<uint8_t*>(base)[i] = uint8_t(std::clamp(std::nearbyint(v), 0.f, 255.f)); break;
+    case DataType::kInt32: reinterpret_cast<int32_t*>(base)[i] = int32_t(std::nearbyint(v)); break;
+    case DataType::kInt64: reinterpret_cast<int64_t*>(base)[i] = int64_t(std::nearbyint(v)); break;
+    case DataType::kBool: base[i] = v != 0.f; break;
+  }
+}
+
+Dims with_batch(Dims d, int64_t b) {
+  if (d.empty()) return {b};
+  d[0] = b;
+  return d;
+}
+
+int64_t sample_volume(const Dims& d) {
+  int64_t v = 1;
+  for (size_t i = 1; i < d.size(); ++i) v *= d[i];
+  return v;
+}
+
+// ---- synthetic ---------------------------------------------------------------------------
+class SyntheticBatcher : public Batcher {
+ public:
+  SyntheticBatcher(std::vector<InputSpec> in, int bs, int nb, float lo, float hi, uint64_t seed)
+      : inputs_(std::move(in)), bs_(bs), nb_(nb), lo_(lo), hi_(hi), seed_(seed) {
+    if (bs_ < 1) throw Error("synthetic batcher: batch size must be >= 1, got " + std::to_string(bs_));
+    if (nb_ < 1) throw Error("synthetic batcher: number of batches must be >= 1, got " + std::to_string(nb_));
+    if (!(hi_ >= lo_)) throw Error("synthetic batcher: empty range [" + std::to_string(lo_) + ", " + std::to_string(hi_) + "]");
+  }
+  int batch_size() const override { return bs_; }
+  int num_batches() const override { return nb_; }
+  void reset() override { cur_ = 0; }
+  bool next(TensorMap* out) override {
+    if (cur_ >= nb_) return false;
+    out->clear();
+    for (size_t k = 0; k < inputs_.size(); ++k) {
+      const InputSpec& s = inputs_[k];
+      // One generator per (batch, input): the data does not depend on how far others got.
+      std::mt19937_64 rng(seed_ * 0x9E3779B97F4A7C15ull + uint64_t(cur_) * 1315423911ull + k);
+      std::uniform_real_distribution<float> dist(lo_, hi_);
+      HostTensor t = HostTensor::zeros(s.name, s.type, with_batch(s.dims, bs_));
+      for (int64_t i = 0; i < t.count(); ++i) store(t.data.data(), s.type, i, dist(rng));
+      (*out)[s.name] = std::move(t);
+    }
+    ++cur_;
+    return true;
+  }
+
+ private:
+  std::vector<InputSpec> inputs_;
+  int bs_, nb_;
+  float lo_, hi_;
+  uint64_t seed_;
+  int cur_ = 0;
+};
+
+// ---- images -----------------------------------------------------------------------------
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Bilinear resize of an interleaved 8-bit image (half-pixel centres, as cv2.INTER_LINEAR).
+std::vector<float> resize_bilinear(const uint8_t* src, int sw, int sh, int c, int dw, int dh) {
+  std::vector<float> dst(size_t(dw) * dh * c);
+  const double fx = double(sw) / dw, fy = double(sh) / dh;
+  for (int y = 0; y < dh; ++y) {
+    double sy = (y + 0.5) * fy - 0.5;
+    sy = std::max(sy, 0.0);
+    int y0 = std::min(int(sy), sh - 1), y1 = std::min(y0 + 1, sh - 1);
+    double wy = sy - y0;
+    for (int x = 0; x < dw; ++x) {
+      double sx = (x + 0.5) * fx - 0.5;
+      sx = std::max(sx, 0.0);
+      int x0 = std::min(int(sx), sw - 1), x1 = std::min(x0 + 1, sw - 1);
+      double wx = sx - x0;
+      for (int k = 0; k < c; ++k) {
+        double a = src[(size_t(y0) * sw + x0) * c + k], b = src[(size_t(y0) * sw + x1) * c + k];
+        double d = src[(size_t(y1) * sw + x0) * c + k], e = src[(size_t(y1) * sw + x1) * c + k];
+        double v = (a * (1 - wx) + b * wx) * (1 - wy) + (d * (1 - wx) + e * wx) * wy;
+        dst[(size_t(y) * dw + x) * c + k] = float(v);
+      }
+    }
+  }
+  return dst;
+}
+
+class ImageBatcher : public Batcher {
+ public:
+  ImageBatcher(const ImageBatcherOptions& o, const std::vector<InputSpec>& inputs, int bs)
+      : o_(o), bs_(bs) {
+    if (bs_ < 1) throw Error("image batcher: batch size must be >= 1, got " + std::to_string(bs_));
+    if (inputs.empty()) throw Error("image batcher: the model has no input");
+    const InputSpec* in = nullptr;
+    if (o_.input.empty()) {
+      if (inputs.size() != 1)
+        throw Error("image batcher: the model has " + std::to_string(inputs.size()) +
+                    " inputs; name the one the images feed");
+      in = &inputs[0];
+    } else {
+      for (auto& s : inputs)
+        if (s.name == o_.input) in = &s;
+      if (!in) throw Error("image batcher: the model has no input named '" + o_.input + "'");
+    }
+    spec_ = *in;
+    if (spec_.dims.size() != 4)
+      throw Error("image batcher: input '" + spec_.name + "' has shape " + dims_to_string(spec_.dims) +
+                  ", images need a 4-D input");
+    int64_t c = o_.nchw ? spec_.dims[1] : spec_.dims[3];
+    int64_t h = o_.nchw ? spec_.dims[2] : spec_.dims[1];
+    int64_t w = o_.nchw ? spec_.dims[3] : spec_.dims[2];
+    if (o_.height == 0) o_.height = int(h);
+    if (o_.width == 0) o_.width = int(w);
+    if (o_.channels != 1 && o_.channels != 3) throw Error("image batcher: channels must be 1 or 3");
+    if (c != o_.channels || h != o_.height || w != o_.width)
+      throw Error("image batcher: input '" + spec_.name + "' has shape " + dims_to_string(spec_.dims) +
+                  (o_.nchw ? " (NCHW)" : " (NHWC)") + ", images give " + std::to_string(o_.channels) +
+                  " channels of " + std::to_string(o_.height) + "x" + std::to_string(o_.width));
+    if (!o_.mean.empty() && int(o_.mean.size()) != o_.channels && o_.mean.size() != 1)
+      throw Error("image batcher: mean needs 1 or " + std::to_string(o_.channels) + " values");
+    if (!o_.std.empty() && int(o_.std.size()) != o_.channels && o_.std.size() != 1)
+      throw Error("image batcher: std needs 1 or " + std::to_string(o_.channels) + " values");
+    for (float s : o_.std)
+      if (s == 0.f) throw Error("image batcher: std must not be 0");
+    spec_.type = o_.type;
+
+    std::error_code ec;
+    if (!fs::is_directory(o_.dir, ec)) throw Error(o_.dir + ": calibration folder does not exist or is not a folder");
+    for (auto& e : fs::directory_iterator(o_.dir, ec)) {
+      if (!e.is_regular_file()) continue;
+      std::string ext = lower(e.path().extension().string());
+      if (ext == ".jpg" || ext == ".jpeg" || ext == ".png") files_.push_back(e.path().string());
+    }
+    if (ec) throw Error(o_.dir + ": cannot list folder: " + ec.message());
+    std::sort(files_.begin(), files_.end());
+    if (o_.max_images > 0 && int(files_.size()) > o_.max_images) files_.resize(o_.max_images);
+    if (files_.empty()) throw Error(o_.dir + ": no usable image (.jpg, .jpeg, .png) in the calibration folder");
+    int n = int(files_.size());
+    nb_ = o_.last == LastBatch::kDrop ? n / bs_ : (n + bs_ - 1) / bs_;
+    if (nb_ == 0)
+      throw Error(o_.dir + ": " + std::to_string(n) + " images make no full batch of " +
+                  std::to_string(bs_) + " (use --last-batch keep or pad)");
+  }
+  int batch_size() const override { return bs_; }
+  int num_batches() const override { return nb_; }
+  void reset() override { cur_ = 0; }
+  const std::vector<std::string>& files() const { return files_; }
+
+  bool next(TensorMap* out) override {
+    if (cur_ >= nb_) return false;
+    int first = cur_ * bs_;
+    int avail = std::min(bs_, int(files_.size()) - first);
+    int b = o_.last == LastBatch::kKeep ? avail : bs_;
+    HostTensor t = HostTensor::zeros(spec_.name, spec_.type, with_batch(spec_.dims, b));
+    const int64_t per = sample_volume(t.dims);
+    int threads = o_.threads > 0 ? o_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::max(1, std::min(threads, avail));
+    std::atomic<int> next_idx{0};
+    std::mutex err_mu;
+    std::string err;
+    auto work = [&] {
+      for (;;) {
+        int j = next_idx.fetch_add(1);
+        if (j >= avail) return;
+        try {
+          decode_into(files_[first + j], t.data.data(), j * per);
+        } catch (const std::exception& e) {
+          std::lock_guard<std::mutex> lk(err_mu);
+          if (err.empty()) err = e.what();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int k = 1; k < threads; ++k) pool.emplace_back(work);
+    work();
+    for (auto& th : pool) th.join();
+    if (!err.empty()) throw Error(err);
+    // Pad: repeat the last image.
+    size_t sample_bytes = size_t(per) * element_size(spec_.type);
+    for (int j = avail; j < b; ++j)
+      std::memcpy(t.data.data() + j * sample_bytes, t.data.data() + (avail - 1) * sample_bytes, sample_bytes);
+    out->clear();
+    (*out)[spec_.name] = std::move(t);
+    ++cur_;
+    return true;
+  }
+
+ private:
+  void decode_into(const std::string& path, uint8_t* base, int64_t offset) const {
+    int w = 0, h = 0, c0 = 0;
+    const int C = o_.channels;
+    uint8_t* px = stbi_load(path.c_str(), &w, &h, &c0, C);
+    if (!px) {
+      const char* why = stbi_failure_reason();
+      throw Error(path + ": cannot decode image: " + (why ? why : "unknown error"));
+    }
+    std::unique_ptr<uint8_t, void (*)(void*)> guard(px, stbi_image_free);
+    const int H = o_.height, W = o_.width;
+    std::vector<float> img(size_t(H) * W * C, 114.f);
+    if (o_.resize == ResizeMethod::kLinear) {
+      img = resize_bilinear(px, w, h, C, W, H);
+    } else {
+      double r = std::min(double(W) / w, double(H) / h);
+      int nw = std::max(1, int(std::lround(w * r))), nh = std::max(1, int(std::lround(h * r)));
+      nw = std::min(nw, W);
+      nh = std::min(nh, H);
+      std::vector<float> small = resize_bilinear(px, w, h, C, nw, nh);
+      int ox = (W - nw) / 2, oy = (H - nh) / 2;
+      for (int y = 0; y < nh; ++y)
+        std::memcpy(&img[(size_t(y + oy) * W + ox) * C], &small[size_t(y) * nw * C], sizeof(float) * nw * C);
+    }
+    const float k = (o_.hi - o_.lo) / 255.f;
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x)
+        for (int c = 0; c < C; ++c) {
+          int src_c = (o_.bgr && C == 3) ? 2 - c : c;
+          float v = img[(size_t(y) * W + x) * C + src_c] * k + o_.lo;
+          if (!o_.mean.empty()) v -= o_.mean[o_.mean.size() == 1 ? 0 : c];
+          if (!o_.std.empty()) v /= o_.std[o_.std.size() == 1 ? 0 : c];
+          int64_t idx = o_.nchw ? (int64_t(c) * H + y) * W + x : (int64_t(y) * W + x) * C + c;
+          store(base, spec_.type, offset + idx, v);
+        }
+  }
+
+  ImageBatcherOptions o_;
+  InputSpec spec_;
+  int bs_, nb_ = 0, cur_ = 0;
+  std::vector<std::string> files_;
+};
+
+// ---- npy ---------------------------------------------------------------------------------
+class NpyBatcher : public Batcher {
+ public:
+  NpyBatcher(const std::vector<std::pair<std::string, std::string>>& files,
+             const std::vector<InputSpec>& inputs, int bs, LastBatch last)
+      : bs_(bs), last_(last) {
+    if (bs_ < 1) throw Error("npy batcher: batch size must be >= 1, got " + std::to_string(bs_));
+    for (auto& [name, path] : files) {
+      const InputSpec* spec = nullptr;
+      for (auto& s : inputs)
+        if (s.name == name) spec = &s;
+      if (!spec) {
+        std::string names;
+        for (auto& s : inputs) names += (names.empty() ? "" : ", ") + s.name;
+        throw Error(path + ": the model has no input named '" + name + "' (inputs: " + names + ")");
+      }
+      HostTensor t = read_npy(path);
+      if (t.type != spec->type)
+        throw Error(path + ": dtype " + std::string(to_string(t.type)) + " does not match input '" + name +
+                    "' (" + std::string(to_string(spec->type)) + ")");
+      bool ok = t.dims.size() == spec->dims.size() && !t.dims.empty() && t.dims[0] >= 1;
+      for (size_t i = 1; ok && i < t.dims.size(); ++i) ok = t.dims[i] == spec->dims[i];
+      if (!ok) {
+        Dims want = spec->dims;
+        throw Error(path + ": shape " + dims_to_string(t.dims) + " does not match input '" + name +
+                    "' (expected Mx" + dims_to_string(Dims(want.begin() + 1, want.end())) + ")");
+      }
+      auto& d = data_[name];
+      if (d.dims.empty()) {
+        d = std::move(t);
+        d.name = name;
+      } else {
+        d.dims[0] += t.dims[0];
+        d.data.insert(d.data.end(), t.data.begin(), t.data.end());
+      }
+    }
+    for (auto& s : inputs) {
+      if (!data_.count(s.name)) throw Error("npy batcher: no .npy file for input '" + s.name + "'");
+      int64_t m = data_[s.name].dims[0];
+      if (samples_ < 0) samples_ = m;
+      else if (m != samples_)
+        throw Error("npy batcher: input '" + s.name + "' has " + std::to_string(m) +
+                    " samples, another input has " + std::to_string(samples_));
+    }
+    nb_ = int(last_ == LastBatch::kDrop ? samples_ / bs_ : (samples_ + bs_ - 1) / bs_);
+    if (nb_ == 0)
+      throw Error("npy batcher: " + std::to_string(samples_) + " samples make no full batch of " + std::to_string(bs_));
+  }
+  int batch_size() const override { return bs_; }
+  int num_batches() const override { return nb_; }
+  void reset() override { cur_ = 0; }
+  bool next(TensorMap* out) override {
+    if (cur_ >= nb_) return false;
+    out->clear();
+    int64_t first = int64_t(cur_) * bs_;
+    int64_t avail = std::min<int64_t>(bs_, samples_ - first);
+    int64_t b = last_ == LastBatch::kKeep ? avail : bs_;
+    for (auto& [name, src] : data_) {
+      HostTensor t = HostTensor::zeros(name, src.type, with_batch(src.dims, b));
+      size_t sb = size_t(sample_volume(src.dims)) * element_size(src.type);
+      std::memcpy(t.data.data(), src.data.data() + first * sb, avail * sb);
+      for (int64_t j = avail; j < b; ++j) std::memcpy(t.data.data() + j * sb, src.data.data() + (first + avail - 1) * sb, sb);
+      (*out)[name] = std::move(t);
+    }
+    ++cur_;
+    return true;
+  }
+
+ private:
+  std::map<std::string, HostTensor> data_;
+  int bs_, nb_ = 0, cur_ = 0;
+  int64_t samples_ = -1;
+  LastBatch last_;
+};
+
+}  // namespace
+
+std::unique_ptr<Batcher> make_synthetic_batcher(std::vector<InputSpec> inputs, int batch_size,
+                                                int num_batches, float lo, float hi, uint64_t seed) {
+  return std::make_unique<SyntheticBatcher>(std::move(inputs), batch_size, num_batches, lo, hi, seed);
+}
+
+std::unique_ptr<Batcher> make_image_batcher(const ImageBatcherOptions& opt,
+                                            const std::vector<InputSpec>& inputs, int batch_size) {
+  return std::make_unique<ImageBatcher>(opt, inputs, batch_size);
+}
+
+std::unique_ptr<Batcher> make_npy_batcher(const std::vector<std::pair<std::string, std::string>>& files,
+                                          const std::vector<InputSpec>& inputs, int batch_size,
+                                          LastBatch last) {
+  return std::make_unique<NpyBatcher>(files, inputs, batch_size, last);
+}
+
+std::vector<TensorMap> split_batch(const TensorMap& batch, const std::vector<InputSpec>& inputs) {
+  std::vector<TensorMap> out;
+  if (inputs.empty()) return out;
+  int64_t model_b = inputs[0].dims.empty() ? 1 : inputs[0].dims[0];
+  int64_t have = -1;
+  for (auto& s : inputs) {
+    auto it = batch.find(s.name);
+    if (it == batch.end()) throw Error("batch has no tensor for input '" + s.name + "'");
+    int64_t b = it->second.dims.empty() ? 1 : it->second.dims[0];
+    if (have < 0) have = b;
+    else if (have != b) throw Error("batch tensors disagree on the batch size ('" + s.name + "')");
+  }
+  if (have == model_b) return {batch};
+  for (int64_t first = 0; first < have; first += model_b) {
+    TensorMap piece;
+    for (auto& s : inputs) {
+      const HostTensor& src = batch.at(s.name);
+      HostTensor t = HostTensor::zeros(s.name, src.type, with_batch(src.dims, model_b));
+      size_t sb = size_t(sample_volume(src.dims)) * element_size(src.type);
+      for (int64_t j = 0; j < model_b; ++j) {
+        int64_t k = std::min(first + j, have - 1);
+        std::memcpy(t.data.data() + j * sb, src.data.data() + k * sb, sb);
+      }
+      piece[s.name] = std::move(t);
+    }
+    out.push_back(std::move(piece));
+  }
+  return out;
+}
+
+// ---- progress ----------------------------------------------------------------------------
+ProgressBar::ProgressBar(std::string label, int total, bool enabled)
+    : label_(std::move(label)), total_(total), enabled_(enabled && ::isatty(2)) {
+  if (enabled_) step(0);
+}
+ProgressBar::~ProgressBar() { done(); }
+void ProgressBar::step(int n) {
+  count_ += n;
+  if (!enabled_) return;
+  const int width = 30;
+  int filled = total_ > 0 ? int(int64_t(width) * std::min(count_, total_) / total_) : 0;
+  std::string bar(filled, '#');
+  bar.append(width - filled, '.');
+  std::fprintf(stderr, "\r%s [%s] %d/%d", label_.c_str(), bar.c_str(), count_, total_);
+  std::fflush(stderr);
+}
+void ProgressBar::done() {
+  if (enabled_ && !finished_) std::fprintf(stderr, "\n");
+  finished_ = true;
+}
+
+}  // namespace tandem

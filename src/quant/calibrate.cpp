@@ -1,0 +1,146 @@
+// The calibration driver: FP32 reference runs -> per-tensor ranges -> tying -> cache.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "tandem/quant.h"
+
+namespace tandem {
+
+CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,
+                            const CalibrateOptions& opt) {
+  CalibrationResult res;
+  const std::vector<Precision> prec = plan_precisions(plan);
+  auto finish = [&](std::map<std::string, float> ranges) {
+    std::map<std::string, float> tied = tie_ranges(net, prec, ranges);
+    for (auto& [n, r] : tied)
+      if (r > ranges[n]) ++res.tied_tensors;
+    res.ranges = tied;
+    for (auto& [n, r] : tied) res.scales[n] = r / 127.f;
+  };
+
+  if (!opt.cache_path.empty() && !opt.recalibrate && std::filesystem::exists(opt.cache_path)) {
+    res.cache = read_calibration_cache(opt.cache_path);
+    res.from_cache = true;
+    std::map<std::string, float> ranges;
+    for (auto& [n, s] : res.cache.scales) ranges[n] = s * 127.f;
+    finish(std::move(ranges));
+    for (auto& [n, s] : res.cache.scales)  // keep the cache's exact scales where untied
+      if (res.ranges[n] == s * 127.f) res.scales[n] = s;
+    return res;
+  }
+
+  // Tensors to calibrate, in network order (inputs first).
+  std::vector<TensorId> tracked;
+  {
+    std::vector<char> want(net.tensors.size(), 0);
+    if (opt.all_tensors) {
+      for (size_t t = 0; t < net.tensors.size(); ++t) want[t] = net.tensors[t].type == DataType::kFloat;
+    } else {
+      for (const std::string& n : int8_tensors(net, prec)) want[net.find_tensor(n)] = 1;
+    }
+    for (TensorId t : net.inputs)
+      if (want[t]) { tracked.push_back(t); want[t] = 0; }
+    for (auto& L : net.layers)
+      for (TensorId t : L.outputs)
+        if (t >= 0 && want[t]) { tracked.push_back(t); want[t] = 0; }
+  }
+  std::vector<char> is_const(net.tensors.size(), 0);
+  for (auto& L : net.layers)
+    if (L.kind == LayerKind::kConstant)
+      for (TensorId t : L.outputs) is_const[t] = 1;
+
+  ExecOptions eo;
+  eo.threads = opt.threads;
+  auto exec = make_cpu_executor(net, eo, /*keep_all=*/true);
+  const std::vector<InputSpec> specs = input_specs(net);
+  const bool need_hist = opt.algorithm != CalibAlgorithm::kMinMax;
+  const int passes = need_hist ? 2 : 1;
+
+  std::vector<double> amax(tracked.size(), 0.0);
+  std::vector<Histogram> hist(need_hist ? tracked.size() : 0);
+  for (int pass = 0; pass < passes; ++pass) {
+    batcher.reset();
+    ProgressBar bar(passes == 2 ? (pass == 0 ? "calibrate: ranges    " : "calibrate: histograms")
+                                : "calibrate",
+                    batcher.num_batches(), opt.progress);
+    if (pass == 1)
+      for (size_t k = 0; k < tracked.size(); ++k) hist[k].init(opt.bins, amax[k]);
+    TensorMap batch;
+    int batches = 0, samples = 0;
+    while (batcher.next(&batch)) {
+      ++batches;
+      samples += batch.empty() ? 0 : int(batch.begin()->second.dims.empty() ? 1 : batch.begin()->second.dims[0]);
+      for (const TensorMap& piece : split_batch(batch, specs)) {
+        exec->run(piece);
+        const TensorMap& all = exec->all_tensors();
+        for (size_t k = 0; k < tracked.size(); ++k) {
+          const std::string& name = net.tensors[tracked[k]].name;
+          auto it = all.find(name);
+          if (it == all.end()) {
+            auto in = piece.find(name);
+            if (in == piece.end()) continue;
+            it = in;
+          }
+          const HostTensor& t = it->second;
+          if (t.type != DataType::kFloat) continue;
+          const float* x = t.f32();
+          const size_t n = size_t(t.count());
+          if (pass == 0) {
+            double m = amax[k];
+            for (size_t i = 0; i < n; ++i) {
+              double a = std::fabs(double(x[i]));
+              if (std::isfinite(a) && a > m) m = a;
+            }
+            amax[k] = m;
+          } else if (!is_const[tracked[k]]) {
+            hist[k].add(x, n);
+          }
+        }
+      }
+      bar.step();
+    }
+    bar.done();
+    if (batches == 0) throw Error("calibration: the batcher yielded no batch");
+    res.batches = batches;
+    res.samples = samples;
+  }
+
+  std::vector<double> range(tracked.size(), 0.0);
+  if (!need_hist) {
+    range = amax;
+  } else {
+    int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (;;) {
+        size_t k = next.fetch_add(1);
+        if (k >= tracked.size()) return;
+        if (is_const[tracked[k]]) { range[k] = amax[k]; continue; }
+        range[k] = opt.algorithm == CalibAlgorithm::kEntropy ? entropy_amax(hist[k])
+                                                             : percentile_amax(hist[k], opt.percentile);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < threads; ++i) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+
+  std::map<std::string, float> ranges;
+  for (size_t k = 0; k < tracked.size(); ++k) {
+    float r = float(range[k]);
+    if (!(r > 0.f)) r = 1e-8f * 127.f;  // an all-zero tensor: a tiny, valid scale
+    ranges[net.tensors[tracked[k]].name] = r;
+  }
+  finish(ranges);
+  res.cache.trt_version = opt.trt_version;
+  res.cache.algorithm = std::string(cache_algorithm_name(opt.algorithm));
+  for (TensorId t : tracked) res.cache.scales.emplace_back(net.tensors[t].name, res.scales[net.tensors[t].name]);
+  if (!opt.cache_path.empty()) write_calibration_cache(opt.cache_path, res.cache);
+  return res;
+}
+
+}  // namespace tandem

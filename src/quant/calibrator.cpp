@@ -1,0 +1,233 @@
+// Histogram calibrators (entropy, percentile) and DLA range tying.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "tandem/quant.h"
+
+namespace tandem {
+
+std::string_view to_string(CalibAlgorithm a) {
+  switch (a) {
+    case CalibAlgorithm::kEntropy: return "entropy";
+    case CalibAlgorithm::kMinMax: return "minmax";
+    case CalibAlgorithm::kPercentile: return "percentile";
+  }
+  return "?";
+}
+
+bool parse_calib_algorithm(std::string_view s, CalibAlgorithm* out) {
+  if (s == "entropy" || s == "entropy2") *out = CalibAlgorithm::kEntropy;
+  else if (s == "minmax" || s == "max") *out = CalibAlgorithm::kMinMax;
+  else if (s == "percentile") *out = CalibAlgorithm::kPercentile;
+  else return false;
+  return true;
+}
+
+std::string_view cache_algorithm_name(CalibAlgorithm a) {
+  switch (a) {
+    case CalibAlgorithm::kEntropy: return "EntropyCalibration2";
+    case CalibAlgorithm::kMinMax: return "MinMaxCalibration";
+    case CalibAlgorithm::kPercentile: return "LegacyCalibration";
+  }
+  return "EntropyCalibration2";
+}
+
+void Histogram::init(int bins, double max) {
+  counts.assign(std::max(bins, 1), 0.0);
+  max_abs = max;
+}
+
+void Histogram::add(const float* x, size_t n) {
+  const int nb = static_cast<int>(counts.size());
+  if (max_abs <= 0) {  // everything is zero (or the tensor was all zero in pass 1)
+    counts[0] += double(n);
+    return;
+  }
+  const double inv = double(nb) / max_abs;
+  for (size_t i = 0; i < n; ++i) {
+    double a = std::fabs(double(x[i]));
+    if (!std::isfinite(a)) continue;
+    int b = static_cast<int>(a * inv);
+    counts[b >= nb ? nb - 1 : b] += 1.0;
+  }
+}
+
+int entropy_threshold_bin(const std::vector<double>& counts_in, int levels, int start_bin) {
+  const int n = static_cast<int>(counts_in.size());
+  if (n == 0) return 0;
+  if (n <= start_bin) return n;
+  std::vector<double> bins = counts_in;
+  if (n > 1) bins[0] = bins[1];  // suppress the spike of exact zeros (ReLU outputs)
+  const double total = std::accumulate(bins.begin(), bins.end(), 0.0);
+  if (total <= 0) return n;
+  // suffix[i] = sum(bins[i..n))
+  std::vector<double> suffix(n + 1, 0.0);
+  for (int i = n - 1; i >= 0; --i) suffix[i] = suffix[i + 1] + bins[i];
+
+  std::vector<double> group_mass(levels), group_nonempty(levels);
+  std::vector<double> p, q;
+  double best = INFINITY;
+  int best_i = n;
+  for (int i = start_bin; i <= n; ++i) {
+    std::fill(group_mass.begin(), group_mass.end(), 0.0);
+    std::fill(group_nonempty.begin(), group_nonempty.end(), 0.0);
+    // Group of bin j for i bins into `levels` groups: floor(j * levels / i) (np.digitize on
+    // linspace(0, i, levels + 1), exact in integers).
+    for (int j = 0; j < i; ++j) {
+      if (bins[j] == 0) continue;
+      int g = static_cast<int>((int64_t(j) * levels) / i);
+      group_mass[g] += bins[j];
+      group_nonempty[g] += 1;
+    }
+    p.assign(bins.begin(), bins.begin() + i);
+    p[i - 1] += suffix[i];  // clip the outliers into the last bin
+    q.assign(i, 0.0);
+    double qsum = 0, psum = 0;
+    for (int j = 0; j < i; ++j) {
+      if (bins[j] == 0) continue;
+      int g = static_cast<int>((int64_t(j) * levels) / i);
+      q[j] = group_mass[g] / group_nonempty[g];
+      qsum += q[j];
+    }
+    for (int j = 0; j < i; ++j) psum += p[j];
+    // KL(P || Q) as scipy.stats.entropy: sum p log(p / q); p > 0 with q == 0 is infinite.
+    double kl = 0;
+    for (int j = 0; j < i; ++j) {
+      if (p[j] <= 0) continue;
+      if (q[j] <= 0) { kl = INFINITY; break; }
+      double pj = p[j] / psum, qj = q[j] / qsum;
+      kl += pj * std::log(pj / qj);
+    }
+    if (kl <= best) {  // '<=': the last argmin wins, as the reference implementation
+      best = kl;
+      best_i = i;
+    }
+  }
+  return best_i;
+}
+
+double entropy_amax(const Histogram& h, int levels, int start_bin) {
+  if (h.max_abs <= 0) return 0;
+  int i = entropy_threshold_bin(h.counts, levels, start_bin);
+  return i * h.bin_width();
+}
+
+double percentile_amax(const Histogram& h, double percentile) {
+  if (h.max_abs <= 0) return 0;
+  double total = std::accumulate(h.counts.begin(), h.counts.end(), 0.0);
+  if (total <= 0) return 0;
+  double target = total * std::clamp(percentile, 0.0, 100.0) / 100.0;
+  double cum = 0;
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    cum += h.counts[i];
+    if (cum >= target) return double(i + 1) * h.bin_width();
+  }
+  return h.max_abs;
+}
+
+// ---- tying -------------------------------------------------------------------------------
+namespace {
+struct UnionFind {
+  std::vector<int> parent;
+  explicit UnionFind(int n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int find(int x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  }
+  void unite(int a, int b) { parent[find(a)] = find(b); }
+};
+}  // namespace
+
+std::map<std::string, float> tie_ranges(const Network& net,
+                                        const std::vector<Precision>& prec,
+                                        std::map<std::string, float> ranges) {
+  const int nt = static_cast<int>(net.tensors.size());
+  UnionFind uf(nt);
+  auto has = [&](TensorId t) { return ranges.count(net.tensors[t].name) > 0; };
+  auto tie_all = [&](const std::vector<TensorId>& ts) {
+    int first = -1;
+    for (TensorId t : ts) {
+      if (t < 0 || !has(t)) continue;
+      if (first < 0) first = t;
+      else uf.unite(t, first);
+    }
+  };
+  for (size_t l = 0; l < net.layers.size(); ++l) {
+    if (l >= prec.size() || prec[l] != Precision::kINT8) continue;
+    const Layer& L = net.layers[l];
+    switch (L.kind) {
+      case LayerKind::kConcatenation: {
+        std::vector<TensorId> ts = L.inputs;
+        ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());
+        tie_all(ts);
+        break;
+      }
+      case LayerKind::kElementWise:
+        tie_all(L.inputs);
+        break;
+      case LayerKind::kPooling: {
+        std::vector<TensorId> ts = {L.inputs[0]};
+        ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());
+        tie_all(ts);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  std::vector<float> group_max(nt, 0.f);
+  for (int t = 0; t < nt; ++t)
+    if (has(t)) {
+      int r = uf.find(t);
+      group_max[r] = std::max(group_max[r], ranges[net.tensors[t].name]);
+    }
+  for (int t = 0; t < nt; ++t)
+    if (has(t)) ranges[net.tensors[t].name] = group_max[uf.find(t)];
+  return ranges;
+}
+
+std::vector<Precision> plan_precisions(const Plan& plan) {
+  std::vector<Precision> p;
+  p.reserve(plan.layers.size());
+  for (auto& l : plan.layers) p.push_back(l.precision);
+  return p;
+}
+
+std::vector<std::string> int8_tensors(const Network& net, const std::vector<Precision>& prec) {
+  std::vector<char> seen(net.tensors.size(), 0);
+  std::vector<std::string> out;
+  for (size_t l = 0; l < net.layers.size() && l < prec.size(); ++l) {
+    if (prec[l] != Precision::kINT8) continue;
+    const Layer& L = net.layers[l];
+    for (auto* ts : {&L.inputs, &L.outputs})
+      for (TensorId t : *ts) {
+        if (t < 0 || seen[t] || net.tensors[t].type != DataType::kFloat) continue;
+        seen[t] = 1;
+        out.push_back(net.tensors[t].name);
+      }
+  }
+  return out;
+}
+
+Numerics make_numerics(const Network& net, const Plan& plan,
+                       const std::map<std::string, float>& scales) {
+  Numerics n;
+  n.layer_precision = plan_precisions(plan);
+  std::map<std::string, float> ranges;
+  for (auto& [k, s] : scales) ranges[k] = s * 127.f;
+  ranges = tie_ranges(net, n.layer_precision, std::move(ranges));
+  for (const std::string& t : int8_tensors(net, n.layer_precision)) {
+    auto it = ranges.find(t);
+    if (it == ranges.end())
+      throw Error("no INT8 scale for tensor '" + t + "' (read or written by an INT8 layer); " +
+                  "recalibrate or add it to the cache");
+    auto orig = scales.find(t);
+    n.tensor_scales[t] = (orig != scales.end() && orig->second * 127.f == it->second)
+                             ? orig->second
+                             : it->second / 127.f;
+  }
+  return n;
+}
+
+}  // namespace tandem

@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "tandem/quant.h"
+
+using namespace tandem;
+
+TEST(Entropy, FarOutlierIsCut) {
+  // Body: bins 0..127 with alternating counts 100 / 1100; one outlier in bin 2047.
+  // - Threshold i = 128: each of the 128 levels holds exactly one bin, so Q equals the body
+  //   exactly; the only difference is the outlier mass (1 count in ~76800) clipped into P[127]:
+  //   KL ~ 1e-5.
+  // - 128 < i < 2048: bin i-1 is empty, so Q[i-1] = 0 while P[i-1] holds the clipped outlier:
+  //   KL = infinity.
+  // - i = 2048 (keep everything): 16 bins per level, so each level averages 8 pairs of
+  //   100 / 1100 into 600 and Q loses the alternation: KL ~ 0.4.
+  // So the best threshold is 128 bins: amax = 128 * bin_width, and the outlier is cut.
+  std::vector<double> c(2048, 0.0);
+  for (int j = 0; j < 128; ++j) c[j] = (j % 2) ? 1100 : 100;
+  c[2047] = 1;
+  EXPECT_EQ(entropy_threshold_bin(c), 128);
+  Histogram h;
+  h.init(2048, 20.48);  // bin width 0.01
+  h.counts = c;
+  EXPECT_NEAR(entropy_amax(h), 1.28, 1e-9);
+}
+
+TEST(Entropy, KeepsTheFullRangeWhenNothingIsGainedByClipping) {
+  // A flat histogram over all 2048 bins: every level spreads its mass evenly, Q == P at i = 2048
+  // (KL = 0), while any smaller i piles the tail into the last bin. The last argmin is 2048.
+  std::vector<double> c(2048, 50.0);
+  EXPECT_EQ(entropy_threshold_bin(c), 2048);
+}
+
+TEST(Entropy, GaussianClipsTheTail) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<float> x(200000);
+  for (auto& v : x) v = n(rng);
+  x[0] = 40.f;  // a single far outlier sets the histogram range
+  Histogram h;
+  h.init(2048, 40.0);
+  h.add(x.data(), x.size());
+  double amax = entropy_amax(h);
+  EXPECT_GT(amax, 2.0);
+  EXPECT_LT(amax, 8.0);
+}
+
+TEST(MinMaxPercentile, KnownData) {
+  // 1..10000 (and their negatives): max |x| = 10000, the 99.99th percentile of |x| ~ 9999.
+  std::vector<float> x;
+  for (int i = 1; i <= 10000; ++i) { x.push_back(float(i)); x.push_back(-float(i)); }
+  Histogram h;
+  h.init(2048, 10000.0);
+  h.add(x.data(), x.size());
+  double p = percentile_amax(h, 99.99);
+  EXPECT_GE(p, 9999.0 - 1e-6);                    // covers the percentile value
+  EXPECT_LE(p, 9999.0 + h.bin_width() + 1e-6);    // within one bin
+  EXPECT_NEAR(percentile_amax(h, 50.0), 5000.0, h.bin_width() + 1e-6);
+  EXPECT_NEAR(percentile_amax(h, 100.0), 10000.0, 1e-6);
+  double total = 0;
+  for (double v : h.counts) total += v;
+  EXPECT_EQ(total, 20000.0);
+}
+
+namespace {
+// x -> concat(a = relu(x), b = x * 3 via scale) and a pooling after: to check tying.
+Network concat_net(Precision p) {
+  Network net;
+  auto T = [&](const char* n) {
+    Tensor t;
+    t.name = n;
+    t.dims = {1, 2, 2, 2};
+    return net.add_tensor(t);
+  };
+  TensorId x = T("x"), a = T("a"), b = T("b"), c = T("c"), d = T("d"), e = T("e");
+  net.tensors[x].is_input = true;
+  net.inputs = {x};
+  net.tensors[c].dims = {1, 4, 2, 2};
+  net.tensors[d].dims = {1, 4, 1, 1};
+  net.tensors[e].dims = {1, 4, 1, 1};
+  Layer l1; l1.name = "relu"; l1.kind = LayerKind::kActivation; l1.params = ActivationParams{};
+  l1.inputs = {x}; l1.outputs = {a}; net.add_layer(l1);
+  Layer l2; l2.name = "neg"; l2.kind = LayerKind::kUnary; l2.params = UnaryParams{UnaryOp::kNeg};
+  l2.inputs = {x}; l2.outputs = {b}; net.add_layer(l2);
+  Layer l3; l3.name = "cat"; l3.kind = LayerKind::kConcatenation; l3.params = ConcatenationParams{1};
+  l3.inputs = {a, b}; l3.outputs = {c}; net.add_layer(l3);
+  Layer l4; l4.name = "pool"; l4.kind = LayerKind::kPooling;
+  PoolingParams pp; pp.window = {2, 2}; pp.stride = {2, 2}; pp.pre_padding = {0, 0}; pp.post_padding = {0, 0};
+  l4.params = pp; l4.inputs = {c}; l4.outputs = {d}; net.add_layer(l4);
+  Layer l5; l5.name = "sum"; l5.kind = LayerKind::kElementWise; l5.params = ElementWiseParams{};
+  l5.inputs = {d, d}; l5.outputs = {e}; net.add_layer(l5);
+  net.outputs = {e};
+  net.tensors[e].is_output = true;
+  (void)p;
+  return net;
+}
+}  // namespace
+
+TEST(Tying, ConcatPoolElementwise) {
+  Network net = concat_net(Precision::kINT8);
+  std::vector<Precision> prec(net.layers.size(), Precision::kINT8);
+  std::map<std::string, float> r = {{"x", 2.f}, {"a", 1.f}, {"b", 3.f}, {"c", 2.5f}, {"d", 0.5f}, {"e", 7.f}};
+  auto t = tie_ranges(net, prec, r);
+  // concat: a, b, c share max(1, 3, 2.5) = 3; pooling ties d to c; x and e are not tied.
+  EXPECT_EQ(t["a"], 3.f);
+  EXPECT_EQ(t["b"], 3.f);
+  EXPECT_EQ(t["c"], 3.f);
+  EXPECT_EQ(t["d"], 3.f);
+  EXPECT_EQ(t["x"], 2.f);
+  EXPECT_EQ(t["e"], 7.f);
+  // Only INT8 layers tie: with the concat in FP16 nothing of a / b / c changes.
+  prec[2] = Precision::kFP16;
+  auto u = tie_ranges(net, prec, r);
+  EXPECT_EQ(u["a"], 1.f);
+  EXPECT_EQ(u["b"], 3.f);
+  EXPECT_EQ(u["c"], 2.5f);
+  EXPECT_EQ(u["d"], 2.5f);  // pooling still ties c and d
+}
+
+TEST(Tying, NumericsNeedsEveryInt8Tensor) {
+  Network net = concat_net(Precision::kINT8);
+  Plan plan;
+  plan.layers.resize(net.layers.size());
+  for (auto& l : plan.layers) l.precision = Precision::kINT8;
+  std::map<std::string, float> s = {{"x", 2.f / 127}, {"a", 1.f / 127}, {"b", 3.f / 127}, {"c", 2.5f / 127},
+                                    {"d", 0.5f / 127}, {"e", 7.f / 127}};
+  Numerics n = make_numerics(net, plan, s);
+  EXPECT_EQ(n.tensor_scales.at("x"), 2.f / 127);  // untied scales stay bit exact
+  EXPECT_FLOAT_EQ(n.tensor_scales.at("a"), 3.f / 127);
+  EXPECT_FLOAT_EQ(n.tensor_scales.at("d"), 3.f / 127);
+  s.erase("b");
+  try {
+    make_numerics(net, plan, s);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'b'"), std::string::npos);
+  }
+}
+
+TEST(Names, AlgorithmsAndHeaders) {
+  CalibAlgorithm a;
+  ASSERT_TRUE(parse_calib_algorithm("percentile", &a));
+  EXPECT_EQ(a, CalibAlgorithm::kPercentile);
+  EXPECT_FALSE(parse_calib_algorithm("kl", &a));
+  EXPECT_EQ(cache_algorithm_name(CalibAlgorithm::kEntropy), "EntropyCalibration2");
+  EXPECT_EQ(cache_algorithm_name(CalibAlgorithm::kMinMax), "MinMaxCalibration");
+}
