@@ -1,0 +1,45 @@
+// Helpers shared inside src/engine (not public API).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tandem/network.h"
+
+namespace tandem::engine_detail {
+
+struct QuantizedWeights {
+  std::vector<int8_t> q;
+  std::vector<float> scales;  // one per output channel (axis 0)
+};
+// Symmetric per-output-channel INT8: scale = max|w| / 127, q = round-half-even(w / scale) in
+// [-127, 127]; an all-zero channel gets scale 0 and q = 0.
+QuantizedWeights quantize_per_channel(const Weights& w);
+// w.bytes = q * scale (fp32), keeping w.type / w.dims.
+void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, Weights& w);
+
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+// temp "<path>.tmp.<pid>.<n>" + fsync + rename; creates parent folders.
+void write_file_atomic(const std::string& path, const void* data, size_t n);
+
+// An exclusive advisory lock (flock) on a file, released by the destructor.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// The NETW section alone (no verify()), for tests.
+std::vector<uint8_t> serialize_network(const Network& net);
+Network deserialize_network(const std::vector<uint8_t>& bytes);
+
+uint16_t float_to_half(float f);
+float half_to_float(uint16_t h);
+
+}  // namespace tandem::engine_detail
