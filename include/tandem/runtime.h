@@ -36,8 +36,11 @@ struct Numerics {
 };
 
 struct ExecOptions {
-  int threads = 0;  // 0: the backend's default
+  int threads = 0;  // 0: the backend's default (OpenMP's: all cores)
   Numerics numerics;
+  // Fold Scale into convolutions and fuse activations into them (oneDNN post-ops). Off when
+  // keep_all is asked (every tensor must exist) and for layers with emulated numerics.
+  bool fuse = true;
 };
 
 // Compiled once per network; run() may be called many times. One ExecutionContext per thread.
@@ -52,7 +55,23 @@ class Executor {
   virtual std::string backend_name() const = 0;
 };
 
+// The CPU backend (oneDNN + plain loops, FP32). Compiles once: checks support and numerics,
+// fuses, plans one arena for all intermediate tensors (reused once dead), creates every oneDNN
+// primitive and reorders weights. The Network may be destroyed afterwards.
+// Throws Error naming the layer or tensor it cannot run (see cpu_unsupported_reason).
 std::unique_ptr<Executor> make_cpu_executor(const Network& net, const ExecOptions& opt = {},
                                             bool keep_all = false);
+
+// "" when the CPU backend runs every layer of net; else why not, naming the first layer it
+// cannot run (e.g. "layer 'conv1' (Convolution): input 'x' is fp16, the CPU backend computes
+// Convolution in fp32 only").
+std::string cpu_unsupported_reason(const Network& net);
+
+// The numerics emulation, exposed for tests and for the calibrator.
+float round_to_fp16(float x);                 // round to nearest even; overflow -> inf
+float fake_quant_int8(float x, float scale);  // clamp(round_half_even(x/scale), -127, 127)*scale
+
+// Peak resident set size of this process in KiB (getrusage), for benchmarks.
+int64_t peak_rss_kib();
 
 }  // namespace tandem

@@ -1,0 +1,48 @@
+// Internal to the CPU backend: one kernel per layer, built once at compile time.
+// A kernel is a closure over everything it precomputed (shapes, strides, oneDNN primitives,
+// weights); at run time it only sees the buffers of its inputs and outputs.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tandem/network.h"
+
+namespace tandem::cpu {
+
+using Kernel = std::function<void(const std::vector<void*>& in, const std::vector<void*>& out)>;
+
+// Activations a convolution may absorb as oneDNN post-ops, in order.
+struct PostOp {
+  enum Kind { kActivation, kHardSwish } kind = kActivation;
+  ActivationParams act;
+};
+bool dnnl_supports_post_op(const PostOp& p);
+
+// Convolution/Deconvolution with explicit (possibly folded or quantized) weights.
+struct ConvSpec {
+  const Layer* layer = nullptr;
+  Dims in_dims, out_dims;
+  std::vector<float> kernel;  // layout as in ConvolutionParams
+  std::vector<float> bias;    // empty: none
+  std::vector<PostOp> post_ops;
+};
+
+Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
+Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
+// Plain loops for every other kind. Weights come from `weights` (possibly rounded copies).
+Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Weights>& weights);
+
+// Element access whatever the type (the slow, general path for non-float tensors).
+double load_as_double(const void* p, DataType t, int64_t i);
+void store_from_double(void* p, DataType t, int64_t i, double v);
+float apply_activation(const ActivationParams& a, float x);
+
+// Half precision, round to nearest even.
+uint16_t float_to_half(float f);
+float half_to_float(uint16_t h);
+
+void set_threads(int n);
+
+}  // namespace tandem::cpu

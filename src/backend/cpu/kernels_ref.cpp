@@ -1,0 +1,1018 @@
+// Plain, clear loops for every layer kind oneDNN does not run here.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+using Strides = std::vector<int64_t>;
+
+Strides dense_strides(const Dims& d) {
+  Strides s(d.size(), 1);
+  for (int i = int(d.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];
+  return s;
+}
+
+// Strides of `in` read as if broadcast to `out` (right-aligned; size-1 dims get stride 0).
+Strides broadcast_strides(const Dims& in, const Dims& out) {
+  Strides s(out.size(), 0);
+  Strides dense = dense_strides(in);
+  size_t off = out.size() - in.size();
+  for (size_t i = 0; i < in.size(); ++i)
+    s[off + i] = (in[i] == 1 && out[off + i] != 1) ? 0 : dense[i];
+  return s;
+}
+
+// An N-d walk over `dims` with one stride vector per operand, adjacent dims merged when every
+// operand allows it. Calls f(offsets..., inner_count, inner_strides...) per innermost row.
+struct Walk {
+  Dims dims;
+  std::vector<Strides> strides;  // per operand
+
+  Walk(Dims d, std::vector<Strides> s) : dims(std::move(d)), strides(std::move(s)) {
+    if (dims.empty()) {
+      dims = {1};
+      for (auto& st : strides) st = {0};
+    }
+    // Drop size-1 dims, then merge.
+    Dims nd;
+    std::vector<Strides> ns(strides.size());
+    for (size_t i = 0; i < dims.size(); ++i) {
+      if (dims[i] == 1) continue;
+      nd.push_back(dims[i]);
+      for (size_t k = 0; k < strides.size(); ++k) ns[k].push_back(strides[k][i]);
+    }
+    if (nd.empty()) {
+      nd = {1};
+      for (auto& st : ns) st = {0};
+    }
+    Dims md = {nd[0]};
+    std::vector<Strides> ms(ns.size());
+    for (size_t k = 0; k < ns.size(); ++k) ms[k] = {ns[k][0]};
+    for (size_t i = 1; i < nd.size(); ++i) {
+      bool ok = true;
+      for (size_t k = 0; k < ns.size(); ++k)
+        if (ms[k].back() != ns[k][i] * nd[i]) ok = false;
+      if (ok) {
+        md.back() *= nd[i];
+        for (size_t k = 0; k < ns.size(); ++k) ms[k].back() = ns[k][i];
+      } else {
+        md.push_back(nd[i]);
+        for (size_t k = 0; k < ns.size(); ++k) ms[k].push_back(ns[k][i]);
+      }
+    }
+    dims = md;
+    strides = ms;
+  }
+
+  int64_t rows() const {
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < dims.size(); ++i) r *= dims[i];
+    return r;
+  }
+  int64_t inner() const { return dims.back(); }
+  int64_t inner_stride(size_t k) const { return strides[k].back(); }
+  // Offset of operand k at the start of row r.
+  int64_t row_offset(size_t k, int64_t r) const {
+    int64_t off = 0;
+    for (int i = int(dims.size()) - 2; i >= 0; --i) {
+      int64_t idx = r % dims[i];
+      r /= dims[i];
+      off += idx * strides[k][i];
+    }
+    return off;
+  }
+};
+
+template <class F>
+void binary_float(const Walk& w, const float* a, const float* b, float* o, F f) {
+  int64_t rows = w.rows(), n = w.inner();
+  int64_t sa = w.inner_stride(1), sb = w.inner_stride(2);
+#pragma omp parallel for if (rows * n > 32768) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* po = o + w.row_offset(0, r);
+    const float* pa = a + w.row_offset(1, r);
+    const float* pb = b + w.row_offset(2, r);
+    if (sa == 1 && sb == 1) {
+      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    } else if (sa == 1 && sb == 0) {
+      float vb = pb[0];
+      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
+    } else if (sa == 0 && sb == 1) {
+      float va = pa[0];
+      for (int64_t i = 0; i < n; ++i) po[i] = f(va, pb[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i * sa], pb[i * sb]);
+    }
+  }
+}
+
+double elementwise_double(ElementWiseOp op, double a, double b, bool integral) {
+  switch (op) {
+    case ElementWiseOp::kSum: return a + b;
+    case ElementWiseOp::kProd: return a * b;
+    case ElementWiseOp::kMax: return std::max(a, b);
+    case ElementWiseOp::kMin: return std::min(a, b);
+    case ElementWiseOp::kSub: return a - b;
+    case ElementWiseOp::kDiv: return integral ? std::trunc(a / b) : a / b;
+    case ElementWiseOp::kPow: return std::pow(a, b);
+    case ElementWiseOp::kFloorDiv: return std::floor(a / b);
+    case ElementWiseOp::kAnd: return (a != 0) && (b != 0);
+    case ElementWiseOp::kOr: return (a != 0) || (b != 0);
+    case ElementWiseOp::kXor: return (a != 0) != (b != 0);
+    case ElementWiseOp::kEqual: return a == b;
+    case ElementWiseOp::kGreater: return a > b;
+    case ElementWiseOp::kLess: return a < b;
+  }
+  return 0;
+}
+
+bool is_integral(DataType t) { return t != DataType::kFloat && t != DataType::kHalf; }
+
+Kernel make_elementwise(const Network& net, const Layer& l) {
+  const Tensor& ta = net.tensors[l.inputs[0]];
+  const Tensor& tb = net.tensors[l.inputs[1]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  ElementWiseOp op = l.as<ElementWiseParams>().op;
+  Walk w(to.dims, {dense_strides(to.dims), broadcast_strides(ta.dims, to.dims),
+                   broadcast_strides(tb.dims, to.dims)});
+  bool all_float = ta.type == DataType::kFloat && tb.type == DataType::kFloat &&
+                   to.type == DataType::kFloat;
+  if (all_float) {
+    return [w, op](const std::vector<void*>& in, const std::vector<void*>& out) {
+      const float* a = static_cast<const float*>(in[0]);
+      const float* b = static_cast<const float*>(in[1]);
+      float* o = static_cast<float*>(out[0]);
+      switch (op) {
+        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return x + y; }); return;
+        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return x * y; }); return;
+        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return x - y; }); return;
+        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return x / y; }); return;
+        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return std::max(x, y); }); return;
+        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return std::min(x, y); }); return;
+        case ElementWiseOp::kPow: binary_float(w, a, b, o, [](float x, float y) { return std::pow(x, y); }); return;
+        case ElementWiseOp::kFloorDiv: binary_float(w, a, b, o, [](float x, float y) { return std::floor(x / y); }); return;
+        case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
+        case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+          binary_float(w, a, b, o, [op](float x, float y) { return float(elementwise_double(op, x, y, false)); });
+          return;
+      }
+    };
+  }
+  DataType at = ta.type, bt = tb.type, ot = to.type;
+  bool integral = is_integral(at) && is_integral(bt);
+  return [w, op, at, bt, ot, integral](const std::vector<void*>& in, const std::vector<void*>& out) {
+    int64_t rows = w.rows(), n = w.inner();
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t oo = w.row_offset(0, r), oa = w.row_offset(1, r), ob = w.row_offset(2, r);
+      for (int64_t i = 0; i < n; ++i) {
+        if (integral && at == DataType::kInt64 && bt == DataType::kInt64 && ot == DataType::kInt64 &&
+            (op == ElementWiseOp::kSum || op == ElementWiseOp::kSub || op == ElementWiseOp::kProd ||
+             op == ElementWiseOp::kDiv || op == ElementWiseOp::kMax || op == ElementWiseOp::kMin)) {
+          // Exact 64-bit integer arithmetic (doubles lose precision past 2^53).
+          int64_t x = static_cast<const int64_t*>(in[0])[oa + i * w.inner_stride(1)];
+          int64_t y = static_cast<const int64_t*>(in[1])[ob + i * w.inner_stride(2)];
+          int64_t v = op == ElementWiseOp::kSum ? x + y : op == ElementWiseOp::kSub ? x - y
+                    : op == ElementWiseOp::kProd ? x * y : op == ElementWiseOp::kMax ? std::max(x, y)
+                    : op == ElementWiseOp::kMin ? std::min(x, y) : (y == 0 ? 0 : x / y);
+          static_cast<int64_t*>(out[0])[oo + i] = v;
+          continue;
+        }
+        double x = load_as_double(in[0], at, oa + i * w.inner_stride(1));
+        double y = load_as_double(in[1], bt, ob + i * w.inner_stride(2));
+        store_from_double(out[0], ot, oo + i, elementwise_double(op, x, y, integral));
+      }
+    }
+  };
+}
+
+float unary(UnaryOp op, float x) {
+  switch (op) {
+    case UnaryOp::kExp: return std::exp(x);
+    case UnaryOp::kLog: return std::log(x);
+    case UnaryOp::kSqrt: return std::sqrt(x);
+    case UnaryOp::kRecip: return 1.f / x;
+    case UnaryOp::kAbs: return std::fabs(x);
+    case UnaryOp::kNeg: return -x;
+    case UnaryOp::kSin: return std::sin(x);
+    case UnaryOp::kCos: return std::cos(x);
+    case UnaryOp::kTan: return std::tan(x);
+    case UnaryOp::kSinh: return std::sinh(x);
+    case UnaryOp::kCosh: return std::cosh(x);
+    case UnaryOp::kAsin: return std::asin(x);
+    case UnaryOp::kAcos: return std::acos(x);
+    case UnaryOp::kAtan: return std::atan(x);
+    case UnaryOp::kAsinh: return std::asinh(x);
+    case UnaryOp::kAcosh: return std::acosh(x);
+    case UnaryOp::kAtanh: return std::atanh(x);
+    case UnaryOp::kCeil: return std::ceil(x);
+    case UnaryOp::kFloor: return std::floor(x);
+    case UnaryOp::kErf: return std::erf(x);
+    case UnaryOp::kNot: return x == 0.f ? 1.f : 0.f;
+    case UnaryOp::kSign: return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f);
+    case UnaryOp::kRound: return std::nearbyint(x);  // half to even (default rounding mode)
+  }
+  return x;
+}
+
+Kernel make_unary(const Network& net, const Layer& l) {
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  UnaryOp op = l.as<UnaryParams>().op;
+  int64_t n = volume(to.dims);
+  DataType it = ti.type, ot = to.type;
+  return [n, op, it, ot](const std::vector<void*>& in, const std::vector<void*>& out) {
+    if (it == DataType::kFloat && ot == DataType::kFloat) {
+      const float* a = static_cast<const float*>(in[0]);
+      float* o = static_cast<float*>(out[0]);
+#pragma omp parallel for if (n > 32768)
+      for (int64_t i = 0; i < n; ++i) o[i] = unary(op, a[i]);
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      double x = load_as_double(in[0], it, i);
+      double v;
+      if (op == UnaryOp::kAbs) v = std::fabs(x);
+      else if (op == UnaryOp::kNeg) v = -x;
+      else if (op == UnaryOp::kSign) v = x > 0 ? 1 : (x < 0 ? -1 : 0);
+      else v = unary(op, float(x));
+      store_from_double(out[0], ot, i, v);
+    }
+  };
+}
+
+Kernel make_activation(const Network& net, const Layer& l) {
+  int64_t n = volume(net.tensors[l.outputs[0]].dims);
+  ActivationParams a = l.as<ActivationParams>();
+  return [n, a](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    if (a.type == ActivationType::kRelu) {
+#pragma omp parallel for if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+      return;
+    }
+#pragma omp parallel for if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) y[i] = apply_activation(a, x[i]);
+  };
+}
+
+Kernel make_scale(const Network& net, const Layer& l, const std::vector<Weights>& weights) {
+  const ScaleParams& p = l.as<ScaleParams>();
+  const Tensor& t = net.tensors[l.inputs[0]];
+  // Expand shift/scale/power to per-position vectors over [channel_axis, end) (elementwise),
+  // one per channel (channel) or a single value (uniform).
+  int64_t outer = 1, groups = 1, inner = 1;
+  for (int i = 0; i < int(t.dims.size()); ++i) {
+    if (i < p.channel_axis) outer *= t.dims[i];
+    else if (i == p.channel_axis) groups = t.dims[i];
+    else inner *= t.dims[i];
+  }
+  if (p.mode == ScaleMode::kUniform) {
+    groups = 1;
+    inner = volume(t.dims) / std::max<int64_t>(outer, 1);
+  } else if (p.mode == ScaleMode::kElementwise) {
+    groups = groups * inner;
+    inner = 1;
+  }
+  auto expand = [&](WeightsId id, float dflt) {
+    std::vector<float> v(groups, dflt);
+    if (id < 0) return v;
+    const Weights& w = weights[id];
+    for (int64_t i = 0; i < groups; ++i) v[i] = float(w.at(w.count() == 1 ? 0 : i));
+    return v;
+  };
+  std::vector<float> shift = expand(p.shift, 0.f), scale = expand(p.scale, 1.f),
+                     power = expand(p.power, 1.f);
+  bool has_power = p.power >= 0;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+#pragma omp parallel for if (outer * groups * inner > 32768) collapse(2)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* px = x + (o * groups + g) * inner;
+        float* py = y + (o * groups + g) * inner;
+        float s = scale[g], b = shift[g], e = power[g];
+        if (has_power)
+          for (int64_t i = 0; i < inner; ++i) py[i] = std::pow(px[i] * s + b, e);
+        else
+          for (int64_t i = 0; i < inner; ++i) py[i] = px[i] * s + b;
+      }
+  };
+}
+
+Kernel make_pooling(const Network& net, const Layer& l) {
+  const PoolingParams& p = l.as<PoolingParams>();
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  int r = int(p.window.size());
+  // Everything as 3-d: pad the spatial dims in front with 1.
+  int64_t N = ti.dims[0], C = ti.dims[1];
+  int64_t id[3] = {1, 1, 1}, od[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
+          pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
+  for (int i = 0; i < r; ++i) {
+    int j = 3 - r + i;
+    id[j] = ti.dims[2 + i];
+    od[j] = to.dims[2 + i];
+    k[j] = p.window[i];
+    s[j] = p.stride.empty() ? 1 : p.stride[i];
+    pb[j] = p.pre_padding.empty() ? 0 : p.pre_padding[i];
+    pe[j] = p.post_padding.empty() ? 0 : p.post_padding[i];
+  }
+  bool is_max = p.type == PoolingType::kMax;
+  bool exclude = p.average_count_excludes_padding;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+#pragma omp parallel for
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+      const float* px = x + nc * id[0] * id[1] * id[2];
+      float* py = y + nc * od[0] * od[1] * od[2];
+      for (int64_t a = 0; a < od[0]; ++a)
+        for (int64_t b = 0; b < od[1]; ++b)
+          for (int64_t c = 0; c < od[2]; ++c) {
+            int64_t s0 = a * s[0] - pb[0], s1 = b * s[1] - pb[1], s2 = c * s[2] - pb[2];
+            // Window clipped to the padded input (what count_include_pad counts) and to the input.
+            int64_t e0 = std::min(s0 + k[0], id[0] + pe[0]), e1 = std::min(s1 + k[1], id[1] + pe[1]),
+                    e2 = std::min(s2 + k[2], id[2] + pe[2]);
+            int64_t padded = (e0 - s0) * (e1 - s1) * (e2 - s2);
+            int64_t b0 = std::max<int64_t>(s0, 0), b1 = std::max<int64_t>(s1, 0), b2 = std::max<int64_t>(s2, 0);
+            e0 = std::min(e0, id[0]); e1 = std::min(e1, id[1]); e2 = std::min(e2, id[2]);
+            float acc = is_max ? -std::numeric_limits<float>::infinity() : 0.f;
+            for (int64_t i0 = b0; i0 < e0; ++i0)
+              for (int64_t i1 = b1; i1 < e1; ++i1)
+                for (int64_t i2 = b2; i2 < e2; ++i2) {
+                  float v = px[(i0 * id[1] + i1) * id[2] + i2];
+                  acc = is_max ? std::max(acc, v) : acc + v;
+                }
+            if (!is_max) {
+              int64_t cnt = exclude ? (e0 - b0) * (e1 - b1) * (e2 - b2) : padded;
+              acc = cnt > 0 ? acc / float(cnt) : 0.f;
+            }
+            py[(a * od[1] + b) * od[2] + c] = acc;
+          }
+    }
+  };
+}
+
+// Permutes `in` (dims d, element size es) into `out` with out.dims[i] = d[perm[i]].
+void transpose(const void* in, void* out, const Dims& d, const std::vector<int>& perm, size_t es) {
+  Dims od(perm.size());
+  Strides is = dense_strides(d), ps(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    od[i] = d[perm[i]];
+    ps[i] = is[perm[i]];
+  }
+  Walk w(od, {dense_strides(od), ps});
+  int64_t rows = w.rows(), n = w.inner(), si = w.inner_stride(1);
+  const uint8_t* src = static_cast<const uint8_t*>(in);
+  uint8_t* dst = static_cast<uint8_t*>(out);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t oo = w.row_offset(0, r), oi = w.row_offset(1, r);
+    if (si == 1) {
+      std::memcpy(dst + oo * es, src + oi * es, n * es);
+      continue;
+    }
+    switch (es) {
+      case 4: {
+        const uint32_t* s = reinterpret_cast<const uint32_t*>(src) + oi;
+        uint32_t* o = reinterpret_cast<uint32_t*>(dst) + oo;
+        for (int64_t i = 0; i < n; ++i) o[i] = s[i * si];
+        break;
+      }
+      default:
+        for (int64_t i = 0; i < n; ++i) std::memcpy(dst + (oo + i) * es, src + (oi + i * si) * es, es);
+    }
+  }
+}
+
+Kernel make_shuffle(const Network& net, const Layer& l) {
+  const ShuffleParams& p = l.as<ShuffleParams>();
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  size_t es = element_size(ti.type);
+  size_t bytes = size_t(volume(ti.dims)) * es;
+  Dims d1 = ti.dims;
+  if (!p.first_transpose.empty())
+    for (size_t i = 0; i < p.first_transpose.size(); ++i) d1[i] = ti.dims[p.first_transpose[i]];
+  Dims d2 = p.reshape ? *p.reshape : d1;
+  if (!p.second_transpose.empty() && d2.size() != p.second_transpose.size()) d2 = to.dims;
+  std::vector<int> t1 = p.first_transpose, t2 = p.second_transpose;
+  Dims din = ti.dims;
+  auto scratch = std::make_shared<std::vector<uint8_t>>(t1.empty() || t2.empty() ? 0 : bytes);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    if (t1.empty() && t2.empty()) {
+      if (in[0] != out[0]) std::memcpy(out[0], in[0], bytes);
+    } else if (t2.empty()) {
+      transpose(in[0], out[0], din, t1, es);
+    } else if (t1.empty()) {
+      transpose(in[0], out[0], d2, t2, es);
+    } else {
+      transpose(in[0], scratch->data(), din, t1, es);
+      transpose(scratch->data(), out[0], d2, t2, es);
+    }
+  };
+}
+
+Kernel make_slice(const Network& net, const Layer& l) {
+  const SliceParams& p = l.as<SliceParams>();
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  size_t es = element_size(ti.type);
+  size_t rank = ti.dims.size();
+  // Per dim, the input index of each output index (-1: fill).
+  std::vector<std::vector<int64_t>> idx(rank);
+  bool any_fill = false;
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t n = ti.dims[d];
+    for (int64_t i = 0; i < to.dims[d]; ++i) {
+      int64_t st = p.stride.empty() ? 1 : p.stride[d];
+      int64_t x = p.start[d] + i * st;
+      switch (p.mode) {
+        case SliceMode::kDefault: case SliceMode::kClamp: x = std::clamp<int64_t>(x, 0, n - 1); break;
+        case SliceMode::kWrap: x = ((x % n) + n) % n; break;
+        case SliceMode::kFill: if (x < 0 || x >= n) { x = -1; any_fill = true; } break;
+        case SliceMode::kReflect: {
+          if (n == 1) { x = 0; break; }
+          int64_t period = 2 * (n - 1);
+          x = ((x % period) + period) % period;
+          if (x >= n) x = period - x;
+          break;
+        }
+      }
+      idx[d].push_back(x);
+    }
+  }
+  Strides is = dense_strides(ti.dims);
+  Dims od = to.dims;
+  int64_t total = volume(to.dims);
+  float fill = p.fill_value;
+  DataType type = ti.type;
+  (void)any_fill;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const uint8_t* src = static_cast<const uint8_t*>(in[0]);
+    uint8_t* dst = static_cast<uint8_t*>(out[0]);
+    std::vector<int64_t> c(rank, 0);
+    for (int64_t o = 0; o < total; ++o) {
+      int64_t off = 0;
+      bool is_fill = false;
+      for (size_t d = 0; d < rank; ++d) {
+        int64_t x = idx[d][c[d]];
+        if (x < 0) is_fill = true;
+        off += x * is[d];
+      }
+      if (is_fill) store_from_double(dst, type, o, fill);
+      else std::memcpy(dst + o * es, src + off * es, es);
+      for (int d = int(rank) - 1; d >= 0; --d) {
+        if (++c[d] < od[d]) break;
+        c[d] = 0;
+      }
+    }
+  };
+}
+
+Kernel make_concat(const Network& net, const Layer& l) {
+  int axis = l.as<ConcatenationParams>().axis;
+  const Tensor& to = net.tensors[l.outputs[0]];
+  if (axis < 0) axis += int(to.dims.size());
+  size_t es = element_size(to.type);
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= to.dims[i];
+  for (size_t i = axis + 1; i < to.dims.size(); ++i) inner *= to.dims[i];
+  std::vector<int64_t> chunk;  // bytes per outer row of each input
+  for (TensorId t : l.inputs) chunk.push_back(net.tensors[t].dims[axis] * inner * int64_t(es));
+  int64_t row = to.dims[axis] * inner * int64_t(es);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    uint8_t* dst = static_cast<uint8_t*>(out[0]);
+    for (int64_t o = 0; o < outer; ++o) {
+      int64_t at = o * row;
+      for (size_t k = 0; k < in.size(); ++k) {
+        std::memcpy(dst + at, static_cast<const uint8_t*>(in[k]) + o * chunk[k], chunk[k]);
+        at += chunk[k];
+      }
+    }
+  };
+}
+
+Kernel make_softmax(const Network& net, const Layer& l) {
+  uint32_t axes = l.as<SoftMaxParams>().axes;
+  const Tensor& t = net.tensors[l.inputs[0]];
+  int axis = 0;
+  while (axis < 31 && !(axes & (1u << axis))) ++axis;
+  int64_t outer = 1, n = t.dims.empty() ? 1 : t.dims[axis], inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= t.dims[i];
+  for (size_t i = axis + 1; i < t.dims.size(); ++i) inner *= t.dims[i];
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+#pragma omp parallel for collapse(2) if (outer * inner > 64)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < inner; ++j) {
+        const float* px = x + o * n * inner + j;
+        float* py = y + o * n * inner + j;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, px[i * inner]);
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          py[i * inner] = std::exp(px[i * inner] - m);
+          sum += py[i * inner];
+        }
+        float inv = float(1.0 / sum);
+        for (int64_t i = 0; i < n; ++i) py[i * inner] *= inv;
+      }
+  };
+}
+
+Kernel make_reduce(const Network& net, const Layer& l) {
+  const ReduceParams& p = l.as<ReduceParams>();
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  Dims kd = ti.dims;  // output dims with reduced axes kept as 1
+  int64_t group = 1;
+  for (size_t i = 0; i < kd.size(); ++i)
+    if (p.axes & (1u << i)) {
+      group *= kd[i];
+      kd[i] = 1;
+    }
+  Strides os = broadcast_strides(kd, ti.dims);
+  Walk w(ti.dims, {dense_strides(ti.dims), os});
+  int64_t on = volume(kd);
+  ReduceOp op = p.op;
+  DataType it = ti.type, ot = to.type;
+  double init = op == ReduceOp::kProd ? 1.0
+              : op == ReduceOp::kMax ? -std::numeric_limits<double>::infinity()
+              : op == ReduceOp::kMin ? std::numeric_limits<double>::infinity() : 0.0;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    // Fast path: float sum/avg/max over trailing, contiguous axes (GlobalAveragePool).
+    if (it == DataType::kFloat && ot == DataType::kFloat && w.dims.size() == 2 &&
+        w.inner_stride(1) == 0 && w.strides[1][0] == 1) {
+      const float* x = static_cast<const float*>(in[0]);
+      float* y = static_cast<float*>(out[0]);
+      int64_t rows = w.dims[0], n = w.dims[1];
+#pragma omp parallel for if (rows * n > 65536)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* px = x + r * n;
+        double acc = init;
+        for (int64_t i = 0; i < n; ++i) {
+          double v = px[i];
+          switch (op) {
+            case ReduceOp::kSum: case ReduceOp::kAvg: acc += v; break;
+            case ReduceOp::kProd: acc *= v; break;
+            case ReduceOp::kMax: acc = std::max(acc, v); break;
+            case ReduceOp::kMin: acc = std::min(acc, v); break;
+          }
+        }
+        y[r] = float(op == ReduceOp::kAvg ? acc / double(n) : acc);
+      }
+      return;
+    }
+    std::vector<double> acc(on, init);
+    int64_t rows = w.rows(), n = w.inner(), so = w.inner_stride(1);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t ii = w.row_offset(0, r), oo = w.row_offset(1, r);
+      for (int64_t i = 0; i < n; ++i) {
+        double v = load_as_double(in[0], it, ii + i);
+        double& a = acc[oo + i * so];
+        switch (op) {
+          case ReduceOp::kSum: case ReduceOp::kAvg: a += v; break;
+          case ReduceOp::kProd: a *= v; break;
+          case ReduceOp::kMax: a = std::max(a, v); break;
+          case ReduceOp::kMin: a = std::min(a, v); break;
+        }
+      }
+    }
+    for (int64_t i = 0; i < on; ++i)
+      store_from_double(out[0], ot, i, op == ReduceOp::kAvg ? acc[i] / double(group) : acc[i]);
+  };
+}
+
+int64_t load_index(const void* p, DataType t, int64_t i) {
+  if (t == DataType::kInt64) return static_cast<const int64_t*>(p)[i];
+  if (t == DataType::kInt32) return static_cast<const int32_t*>(p)[i];
+  return int64_t(load_as_double(p, t, i));
+}
+
+Kernel make_gather(const Network& net, const Layer& l) {
+  int axis = l.as<GatherParams>().axis;
+  const Tensor& td = net.tensors[l.inputs[0]];
+  const Tensor& ti = net.tensors[l.inputs[1]];
+  if (axis < 0) axis += int(td.dims.size());
+  size_t es = element_size(td.type);
+  int64_t outer = 1, inner = 1, n = td.dims[axis];
+  for (int i = 0; i < axis; ++i) outer *= td.dims[i];
+  for (size_t i = axis + 1; i < td.dims.size(); ++i) inner *= td.dims[i];
+  int64_t ni = volume(ti.dims);
+  DataType it = ti.type;
+  std::string name = l.name;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const uint8_t* src = static_cast<const uint8_t*>(in[0]);
+    uint8_t* dst = static_cast<uint8_t*>(out[0]);
+    int64_t row = inner * int64_t(es);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < ni; ++j) {
+        int64_t k = load_index(in[1], it, j);
+        if (k < 0) k += n;
+        if (k < 0 || k >= n)
+          throw Error("layer '" + name + "': gather index " + std::to_string(k) +
+                      " out of range [0, " + std::to_string(n) + ")");
+        std::memcpy(dst + (o * ni + j) * row, src + (o * n + k) * row, row);
+      }
+  };
+}
+
+Kernel make_select(const Network& net, const Layer& l) {
+  const Tensor& tc = net.tensors[l.inputs[0]];
+  const Tensor& ta = net.tensors[l.inputs[1]];
+  const Tensor& tb = net.tensors[l.inputs[2]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  Strides sc = broadcast_strides(tc.dims, to.dims), sa = broadcast_strides(ta.dims, to.dims),
+          sb = broadcast_strides(tb.dims, to.dims);
+  Walk w(to.dims, {dense_strides(to.dims), sc, sa, sb});
+  size_t es = element_size(to.type);
+  DataType ct = tc.type;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    uint8_t* dst = static_cast<uint8_t*>(out[0]);
+    const uint8_t* a = static_cast<const uint8_t*>(in[1]);
+    const uint8_t* b = static_cast<const uint8_t*>(in[2]);
+    int64_t rows = w.rows(), n = w.inner();
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t oo = w.row_offset(0, r), oc = w.row_offset(1, r), oa = w.row_offset(2, r),
+              ob = w.row_offset(3, r);
+      for (int64_t i = 0; i < n; ++i) {
+        bool c = load_as_double(in[0], ct, oc + i * w.inner_stride(1)) != 0;
+        const uint8_t* s = c ? a + (oa + i * w.inner_stride(2)) * es : b + (ob + i * w.inner_stride(3)) * es;
+        std::memcpy(dst + (oo + i) * es, s, es);
+      }
+    }
+  };
+}
+
+Kernel make_cast(const Network& net, const Layer& l) {
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  int64_t n = volume(ti.dims);
+  DataType it = ti.type, ot = to.type;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    if (it == ot) {
+      std::memcpy(out[0], in[0], size_t(n) * element_size(it));
+      return;
+    }
+    if (it == DataType::kInt64 && ot == DataType::kInt32) {
+      for (int64_t i = 0; i < n; ++i)
+        static_cast<int32_t*>(out[0])[i] = int32_t(static_cast<const int64_t*>(in[0])[i]);
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      double v = load_as_double(in[0], it, i);
+      if (ot == DataType::kBool) v = v != 0;
+      store_from_double(out[0], ot, i, v);
+    }
+  };
+}
+
+Kernel make_prelu(const Network& net, const Layer& l) {
+  const Tensor& tx = net.tensors[l.inputs[0]];
+  const Tensor& ts = net.tensors[l.inputs[1]];
+  Walk w(tx.dims, {dense_strides(tx.dims), dense_strides(tx.dims), broadcast_strides(ts.dims, tx.dims)});
+  return [w](const std::vector<void*>& in, const std::vector<void*>& out) {
+    binary_float(w, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]),
+                 static_cast<float*>(out[0]), [](float x, float s) { return x >= 0.f ? x : x * s; });
+  };
+}
+
+Kernel make_lrn(const Network& net, const Layer& l) {
+  LRNParams p = l.as<LRNParams>();
+  const Tensor& t = net.tensors[l.inputs[0]];
+  int64_t N = t.dims[0], C = t.dims[1], inner = volume(t.dims) / (N * C);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    int64_t lo = (p.window - 1) / 2, hi = p.window / 2;  // ONNX: floor((size-1)/2), ceil((size-1)/2)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t i = 0; i < inner; ++i) {
+          double sq = 0;
+          for (int64_t k = std::max<int64_t>(0, c - lo); k <= std::min(C - 1, c + hi); ++k) {
+            double v = x[(n * C + k) * inner + i];
+            sq += v * v;
+          }
+          int64_t at = (n * C + c) * inner + i;
+          y[at] = float(x[at] / std::pow(p.k + p.alpha / double(p.window) * sq, double(p.beta)));
+        }
+  };
+}
+
+Kernel make_normalization(const Network& net, const Layer& l) {
+  const NormalizationParams& p = l.as<NormalizationParams>();
+  const Tensor& tx = net.tensors[l.inputs[0]];
+  const Tensor& ts = net.tensors[l.inputs[1]];
+  const Tensor& tb = net.tensors[l.inputs[2]];
+  Dims d = tx.dims;
+  int64_t G = p.groups;
+  // Group normalization: split the channel axis into [G, C/G] and normalise over C/G too.
+  Dims ed;      // expanded dims
+  uint32_t ea;  // expanded axes
+  if (G > 1) {
+    ed = {d[0], G, d[1] / G};
+    for (size_t i = 2; i < d.size(); ++i) ed.push_back(d[i]);
+    ea = 1u << 2;
+    for (size_t i = 2; i < d.size(); ++i)
+      if (p.axes & (1u << i)) ea |= 1u << (i + 1);
+  } else {
+    ed = d;
+    ea = p.axes;
+  }
+  Dims sd = ed;
+  for (size_t i = 0; i < sd.size(); ++i)
+    if (ea & (1u << i)) sd[i] = 1;
+  Strides ss = broadcast_strides(sd, ed);
+  Walk w(ed, {dense_strides(ed), ss});
+  int64_t n_stats = volume(sd), group = volume(tx.dims) / n_stats;
+  // Scale and bias: broadcast to x's dims; per-group parameters (size G != C) map channel c to
+  // group c / (C/G).
+  auto param_strides = [&](const Tensor& t) {
+    if (G > 1 && volume(t.dims) == G && G != d[1]) return Strides{};  // per group, handled below
+    return broadcast_strides(t.dims, d);
+  };
+  Strides pss = param_strides(ts), pbs = param_strides(tb);
+  Dims dd = d;
+  float eps = p.epsilon;
+  int64_t C = d.size() > 1 ? d[1] : 1, total = volume(tx.dims);
+  Strides ds = dense_strides(d);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    const float* sc = static_cast<const float*>(in[1]);
+    const float* bi = static_cast<const float*>(in[2]);
+    float* y = static_cast<float*>(out[0]);
+    std::vector<double> mean(n_stats, 0.0), var(n_stats, 0.0);
+    int64_t rows = w.rows(), n = w.inner(), so = w.inner_stride(1);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t ii = w.row_offset(0, r), oo = w.row_offset(1, r);
+      for (int64_t i = 0; i < n; ++i) mean[oo + i * so] += x[ii + i];
+    }
+    for (auto& m : mean) m /= double(group);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t ii = w.row_offset(0, r), oo = w.row_offset(1, r);
+      for (int64_t i = 0; i < n; ++i) {
+        double v = x[ii + i] - mean[oo + i * so];
+        var[oo + i * so] += v * v;
+      }
+    }
+    std::vector<float> inv(n_stats);
+    for (int64_t i = 0; i < n_stats; ++i) inv[i] = float(1.0 / std::sqrt(var[i] / double(group) + eps));
+    // Second walk writes y: need x's flat index -> stats index and -> param index.
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t ii = w.row_offset(0, r), oo = w.row_offset(1, r);
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t flat = ii + i, st = oo + i * so;
+        float v = float((x[flat] - mean[st]) * inv[st]);
+        int64_t ps = 0, pb = 0;
+        int64_t rem = flat;
+        for (size_t k = 0; k < dd.size(); ++k) {
+          int64_t idx = rem / ds[k];
+          rem -= idx * ds[k];
+          if (!pss.empty()) ps += idx * pss[k];
+          if (!pbs.empty()) pb += idx * pbs[k];
+          if (k == 1 && (pss.empty() || pbs.empty())) {
+            int64_t g = idx / (C / G);
+            if (pss.empty()) ps = g;
+            if (pbs.empty()) pb = g;
+          }
+        }
+        y[flat] = v * sc[ps] + bi[pb];
+      }
+    }
+    (void)total;
+  };
+}
+
+// ---- Resize: separable, one axis at a time -------------------------------------------------
+struct Taps {
+  std::vector<int64_t> idx;  // n_taps per output index
+  std::vector<float> w;
+  int n_taps = 1;
+};
+
+double cubic_weight(double x, double a) {
+  x = std::fabs(x);
+  if (x <= 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+  return 0;
+}
+
+Taps resize_taps(const ResizeParams& p, int64_t in, int64_t out, double scale) {
+  Taps t;
+  t.n_taps = p.mode == ResizeMode::kNearest ? 1 : p.mode == ResizeMode::kLinear ? 2 : 4;
+  for (int64_t o = 0; o < out; ++o) {
+    double x = 0.0;
+    switch (p.transform) {
+      case ResizeCoordinateTransform::kAlignCorners:
+        x = out == 1 ? 0.0 : double(o) * double(in - 1) / double(out - 1);
+        break;
+      case ResizeCoordinateTransform::kAsymmetric: x = double(o) / scale; break;
+      case ResizeCoordinateTransform::kHalfPixel: x = (double(o) + 0.5) / scale - 0.5; break;
+    }
+    if (out == 1 && p.selector == ResizeSelector::kUpper) x = 0.0;
+    if (p.mode == ResizeMode::kNearest) {
+      double r = x;
+      switch (p.rounding) {
+        case ResizeRounding::kHalfUp: r = std::floor(x + 0.5); break;
+        case ResizeRounding::kHalfDown: r = std::ceil(x - 0.5); break;
+        case ResizeRounding::kFloor: r = std::floor(x); break;
+        case ResizeRounding::kCeil: r = std::ceil(x); break;
+      }
+      t.idx.push_back(std::clamp<int64_t>(int64_t(r), 0, in - 1));
+      t.w.push_back(1.f);
+    } else if (p.mode == ResizeMode::kLinear) {
+      x = std::clamp(x, 0.0, double(in - 1));
+      int64_t x0 = int64_t(std::floor(x));
+      int64_t x1 = std::min(x0 + 1, in - 1);
+      double f = x - double(x0);
+      t.idx.push_back(x0);
+      t.idx.push_back(x1);
+      t.w.push_back(float(1 - f));
+      t.w.push_back(float(f));
+    } else {
+      int64_t x0 = int64_t(std::floor(x));
+      double f = x - double(x0);
+      for (int k = -1; k <= 2; ++k) {
+        t.idx.push_back(std::clamp<int64_t>(x0 + k, 0, in - 1));
+        t.w.push_back(float(cubic_weight(double(k) - f, p.cubic_coeff)));
+      }
+    }
+  }
+  return t;
+}
+
+Kernel make_resize(const Network& net, const Layer& l) {
+  const ResizeParams& p = l.as<ResizeParams>();
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  const Tensor& to = net.tensors[l.outputs[0]];
+  struct Pass { int axis; Taps taps; Dims in_dims; Dims out_dims; };
+  std::vector<Pass> passes;
+  Dims cur = ti.dims;
+  for (size_t a = 0; a < ti.dims.size(); ++a) {
+    double scale = p.scales.empty() ? double(to.dims[a]) / double(ti.dims[a]) : double(p.scales[a]);
+    if (ti.dims[a] == to.dims[a] && scale == 1.0) continue;
+    Pass ps;
+    ps.axis = int(a);
+    ps.taps = resize_taps(p, ti.dims[a], to.dims[a], scale);
+    ps.in_dims = cur;
+    cur[a] = to.dims[a];
+    ps.out_dims = cur;
+    passes.push_back(std::move(ps));
+  }
+  size_t es = element_size(ti.type);
+  int64_t total = volume(ti.dims);
+  int64_t biggest = 0;
+  for (const auto& ps : passes) biggest = std::max(biggest, volume(ps.out_dims));
+  auto s0 = std::make_shared<std::vector<float>>(passes.size() > 1 ? biggest : 0);
+  auto s1 = std::make_shared<std::vector<float>>(passes.size() > 2 ? biggest : 0);
+  bool is_float = ti.type == DataType::kFloat;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    if (passes.empty()) {
+      std::memcpy(out[0], in[0], size_t(total) * es);
+      return;
+    }
+    (void)is_float;
+    const float* src = static_cast<const float*>(in[0]);
+    for (size_t k = 0; k < passes.size(); ++k) {
+      const Pass& ps = passes[k];
+      float* dst = k + 1 == passes.size() ? static_cast<float*>(out[0])
+                                          : (k % 2 == 0 ? s0->data() : s1->data());
+      int64_t outer = 1, inner = 1;
+      for (int i = 0; i < ps.axis; ++i) outer *= ps.in_dims[i];
+      for (size_t i = ps.axis + 1; i < ps.in_dims.size(); ++i) inner *= ps.in_dims[i];
+      int64_t n_in = ps.in_dims[ps.axis], n_out = ps.out_dims[ps.axis];
+      int nt = ps.taps.n_taps;
+#pragma omp parallel for collapse(2) if (outer * n_out * inner > 32768)
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < n_out; ++j) {
+          float* py = dst + (o * n_out + j) * inner;
+          const float* px = src + o * n_in * inner;
+          if (nt == 1) {
+            std::memcpy(py, px + ps.taps.idx[j] * inner, inner * sizeof(float));
+            continue;
+          }
+          for (int64_t i = 0; i < inner; ++i) py[i] = 0.f;
+          for (int t = 0; t < nt; ++t) {
+            const float* q = px + ps.taps.idx[j * nt + t] * inner;
+            float wt = ps.taps.w[j * nt + t];
+            for (int64_t i = 0; i < inner; ++i) py[i] += wt * q[i];
+          }
+        }
+      src = dst;
+    }
+  };
+}
+
+}  // namespace
+
+double load_as_double(const void* p, DataType t, int64_t i) {
+  switch (t) {
+    case DataType::kFloat: return static_cast<const float*>(p)[i];
+    case DataType::kHalf: return half_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DataType::kInt8: return static_cast<const int8_t*>(p)[i];
+    case DataType::kUInt8: return static_cast<const uint8_t*>(p)[i];
+    case DataType::kInt32: return static_cast<const int32_t*>(p)[i];
+    case DataType::kInt64: return double(static_cast<const int64_t*>(p)[i]);
+    case DataType::kBool: return static_cast<const uint8_t*>(p)[i] != 0;
+  }
+  return 0;
+}
+
+void store_from_double(void* p, DataType t, int64_t i, double v) {
+  switch (t) {
+    case DataType::kFloat: static_cast<float*>(p)[i] = float(v); return;
+    case DataType::kHalf: static_cast<uint16_t*>(p)[i] = float_to_half(float(v)); return;
+    case DataType::kInt8: static_cast<int8_t*>(p)[i] = int8_t(int64_t(v)); return;
+    case DataType::kUInt8: static_cast<uint8_t*>(p)[i] = uint8_t(int64_t(v)); return;
+    case DataType::kInt32: static_cast<int32_t*>(p)[i] = int32_t(int64_t(v)); return;
+    case DataType::kInt64: static_cast<int64_t*>(p)[i] = int64_t(v); return;
+    case DataType::kBool: static_cast<uint8_t*>(p)[i] = v != 0; return;
+  }
+}
+
+float apply_activation(const ActivationParams& a, float x) {
+  switch (a.type) {
+    case ActivationType::kRelu: return x > 0.f ? x : 0.f;
+    case ActivationType::kSigmoid: return 1.f / (1.f + std::exp(-x));
+    case ActivationType::kTanh: return std::tanh(x);
+    case ActivationType::kLeakyRelu: return x >= 0.f ? x : a.alpha * x;
+    case ActivationType::kClip: return std::min(std::max(x, a.alpha), a.beta);
+    case ActivationType::kHardSigmoid: return std::max(0.f, std::min(1.f, a.alpha * x + a.beta));
+    case ActivationType::kElu: return x >= 0.f ? x : a.alpha * (std::exp(x) - 1.f);
+    case ActivationType::kSelu: return x > 0.f ? a.beta * x : a.beta * a.alpha * (std::exp(x) - 1.f);
+    case ActivationType::kSoftplus: return a.alpha * std::log1p(std::exp(a.beta * x));
+    case ActivationType::kSoftsign: return x / (1.f + std::fabs(x));
+    case ActivationType::kGeluErf: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case ActivationType::kGeluTanh:
+      return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case ActivationType::kThresholdedRelu: return x > a.alpha ? x : 0.f;
+    case ActivationType::kScaledTanh: return a.alpha * std::tanh(a.beta * x);
+  }
+  return x;
+}
+
+void set_threads(int n) {
+  if (n > 0) omp_set_num_threads(n);
+}
+
+Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Weights>& weights) {
+  switch (l.kind) {
+    case LayerKind::kActivation: return make_activation(net, l);
+    case LayerKind::kElementWise: return make_elementwise(net, l);
+    case LayerKind::kScale: return make_scale(net, l, weights);
+    case LayerKind::kConcatenation: return make_concat(net, l);
+    case LayerKind::kResize: return make_resize(net, l);
+    case LayerKind::kShuffle: return make_shuffle(net, l);
+    case LayerKind::kSlice: return make_slice(net, l);
+    case LayerKind::kSoftMax: return make_softmax(net, l);
+    case LayerKind::kReduce: return make_reduce(net, l);
+    case LayerKind::kUnary: return make_unary(net, l);
+    case LayerKind::kParametricReLU: return make_prelu(net, l);
+    case LayerKind::kLRN: return make_lrn(net, l);
+    case LayerKind::kGather: return make_gather(net, l);
+    case LayerKind::kCast: return make_cast(net, l);
+    case LayerKind::kNormalization: return make_normalization(net, l);
+    case LayerKind::kSelect: return make_select(net, l);
+    case LayerKind::kPooling: return make_pooling(net, l);
+    case LayerKind::kIdentity: {
+      const Tensor& ti = net.tensors[l.inputs[0]];
+      const Tensor& to = net.tensors[l.outputs[0]];
+      if (ti.type != to.type) return make_cast(net, l);
+      size_t bytes = size_t(volume(ti.dims)) * element_size(ti.type);
+      return [bytes](const std::vector<void*>& in, const std::vector<void*>& out) {
+        if (in[0] != out[0]) std::memcpy(out[0], in[0], bytes);
+      };
+    }
+    case LayerKind::kConstant: {
+      const Weights& w = weights[l.as<ConstantParams>().weights];
+      const Tensor& to = net.tensors[l.outputs[0]];
+      std::vector<uint8_t> bytes = w.bytes;
+      if (w.type != to.type) {  // e.g. an int64 initializer feeding an int32 tensor
+        bytes.assign(size_t(volume(to.dims)) * element_size(to.type), 0);
+        for (int64_t i = 0; i < volume(to.dims); ++i) store_from_double(bytes.data(), to.type, i, w.at(i));
+      }
+      auto data = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+      return [data](const std::vector<void*>&, const std::vector<void*>& out) {
+        std::memcpy(out[0], data->data(), data->size());
+      };
+    }
+    case LayerKind::kConvolution:
+    case LayerKind::kDeconvolution:
+    case LayerKind::kMatrixMultiply:
+      break;  // oneDNN (kernels_dnnl.cpp)
+  }
+  throw Error("layer '" + l.name + "': no reference kernel for " + std::string(to_string(l.kind)));
+}
+
+}  // namespace tandem::cpu
