@@ -1,0 +1,1369 @@
+// The CUDA executor: compile once (memory plan, weight upload, tactic choice), run many times.
+// See docs/cuda-backend.md for the supported layers, the memory plan and the numerics.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "backend/cuda/kernels.h"
+#include "tandem/cuda.h"
+
+namespace tandem {
+namespace {
+
+using cuda::Shape;
+
+// ---- error checking --------------------------------------------------------------------------
+[[noreturn]] void fail(const std::string& where, const std::string& what) {
+  throw Error("cuda backend: " + where + ": " + what);
+}
+void ck(cudaError_t e, const char* expr, const std::string& where) {
+  if (e != cudaSuccess) fail(where, std::string(expr) + ": " + cudaGetErrorString(e));
+}
+void ck(cudnnStatus_t e, const char* expr, const std::string& where) {
+  if (e != CUDNN_STATUS_SUCCESS) fail(where, std::string(expr) + ": " + cudnnGetErrorString(e));
+}
+void ck(cublasStatus_t e, const char* expr, const std::string& where) {
+  if (e != CUBLAS_STATUS_SUCCESS) fail(where, std::string(expr) + ": cublas status " + std::to_string(int(e)));
+}
+#define CK(expr) ck((expr), #expr, where_)
+#define CKW(expr, where) ck((expr), #expr, (where))
+
+// ---- shapes ----------------------------------------------------------------------------------
+Shape shape_of(const Dims& d, const std::string& where) {
+  if (d.size() > size_t(cuda::kMaxRank)) fail(where, "rank " + std::to_string(d.size()) + " exceeds 8");
+  Shape s;
+  s.rank = int(d.size());
+  for (size_t k = 0; k < d.size(); ++k) s.d[k] = d[k];
+  if (s.rank == 0) {  // scalars: one axis of 1
+    s.rank = 1;
+    s.d[0] = 1;
+  }
+  return s;
+}
+Dims contiguous_strides(const Dims& d) {
+  Dims st(d.size(), 1);
+  for (int k = int(d.size()) - 2; k >= 0; --k) st[k] = st[k + 1] * d[k + 1];
+  return st;
+}
+// Strides of `in` broadcast (numpy rules, right-aligned) to `out`, as a Shape over out's rank.
+Shape bcast_strides(const Dims& in, const Dims& out, const std::string& where) {
+  if (in.size() > out.size()) fail(where, "input rank exceeds output rank in broadcast");
+  Dims st = contiguous_strides(in);
+  Shape s = shape_of(out, where);
+  size_t off = out.size() - in.size();
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (k < off) {
+      s.d[k] = 0;
+    } else {
+      int64_t di = in[k - off];
+      if (di != out[k] && di != 1)
+        fail(where, "cannot broadcast " + dims_to_string(in) + " to " + dims_to_string(out));
+      s.d[k] = (di == 1 && out[k] != 1) ? 0 : st[k - off];
+    }
+  }
+  if (out.empty()) s.d[0] = 0;
+  return s;
+}
+int dt_of(DataType t) { return int(t); }
+int ctz(uint32_t m) {
+  int k = 0;
+  while (m && !(m & 1u)) m >>= 1, ++k;
+  return k;
+}
+std::string join_dims(const Dims& d) { return dims_to_string(d); }
+
+// ---- small RAII for cuDNN descriptors ----------------------------------------------------------
+struct ConvDescs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnActivationDescriptor_t act = nullptr;
+  ~ConvDescs() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (b) cudnnDestroyTensorDescriptor(b);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+    if (act) cudnnDestroyActivationDescriptor(act);
+  }
+};
+struct MatmulDescs {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~MatmulDescs() {
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (c) cublasLtMatrixLayoutDestroy(c);
+  }
+};
+
+const char* fwd_algo_name(int a) {
+  static const char* n[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT",
+                            "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  return a >= 0 && a < 8 ? n[a] : "?";
+}
+const char* bwd_algo_name(int a) {
+  static const char* n[] = {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  return a >= 0 && a < 6 ? n[a] : "?";
+}
+
+class CudaExecutorImpl;
+
+// One launched step: a layer (or a fused pair), its launch closure.
+struct Step {
+  std::string layer;
+  std::function<void(cudaStream_t)> launch;
+};
+
+class CudaExecutorImpl final : public CudaExecutor {
+ public:
+  CudaExecutorImpl(const Network& net, const ExecOptions& opt, const CudaOptions& copt,
+                   bool keep_all)
+      : net_(net), opt_(opt), copt_(copt), keep_all_(keep_all) {
+    where_ = "init";
+    CK(cudaSetDevice(copt_.device));
+    CK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CK(cudnnCreate(&cudnn_));
+    CK(cudnnSetStream(cudnn_, stream_));
+    CK(cublasLtCreate(&lt_));
+    CK(cudaEventCreate(&ev0_));
+    CK(cudaEventCreate(&ev1_));
+    compile();
+  }
+  ~CudaExecutorImpl() override {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    for (void* p : allocations_) cudaFree(p);
+    if (ev0_) cudaEventDestroy(ev0_);
+    if (ev1_) cudaEventDestroy(ev1_);
+    if (lt_) cublasLtDestroy(lt_);
+    if (cudnn_) cudnnDestroy(cudnn_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  TensorMap run(const TensorMap& inputs) override {
+    where_ = "run";
+    CK(cudaSetDevice(copt_.device));
+    for (TensorId t : net_.inputs) {
+      const Tensor& tt = net_.tensors[t];
+      auto it = inputs.find(tt.name);
+      if (it == inputs.end()) throw Error("cuda backend: missing input '" + tt.name + "'");
+      const HostTensor& h = it->second;
+      if (h.dims != tt.dims || h.type != tt.type)
+        throw Error("cuda backend: input '" + tt.name + "' is " + std::string(to_string(h.type)) +
+                    " " + join_dims(h.dims) + ", expected " + std::string(to_string(tt.type)) +
+                    " " + join_dims(tt.dims));
+      if (h.data.size() != bytes_of(t))
+        throw Error("cuda backend: input '" + tt.name + "' holds " + std::to_string(h.data.size()) +
+                    " bytes, expected " + std::to_string(bytes_of(t)));
+      CK(cudaMemcpyAsync(ptr_[t], h.data.data(), h.data.size(), cudaMemcpyHostToDevice, stream_));
+    }
+    CK(cudaEventRecord(ev0_, stream_));
+    launch_all();
+    CK(cudaEventRecord(ev1_, stream_));
+    TensorMap out;
+    auto fetch = [&](TensorId t) {
+      const Tensor& tt = net_.tensors[t];
+      HostTensor h;
+      h.name = tt.name;
+      h.type = tt.type;
+      h.dims = tt.dims;
+      h.data.resize(bytes_of(t));
+      if (!h.data.empty() && ptr_[t])
+        CK(cudaMemcpyAsync(h.data.data(), ptr_[t], h.data.size(), cudaMemcpyDeviceToHost, stream_));
+      return h;
+    };
+    for (TensorId t : net_.outputs) out[net_.tensors[t].name] = fetch(t);
+    if (keep_all_) {
+      all_.clear();
+      for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t)
+        if (ptr_[t]) all_[net_.tensors[t].name] = fetch(t);
+    }
+    CK(cudaStreamSynchronize(stream_));
+    CK(cudaGetLastError());
+    CK(cudaEventElapsedTime(&last_ms_, ev0_, ev1_));
+    if (copt_.cuda_graph && !graph_tried_) try_capture();
+    return out;
+  }
+
+  const TensorMap& all_tensors() const override { return all_; }
+  std::string backend_name() const override { return "cuda"; }
+  const std::vector<TacticRecord>& tactics() const override { return tactics_; }
+  std::string device_key() const override { return device_key_; }
+  size_t arena_bytes() const override { return arena_bytes_; }
+  size_t weight_bytes() const override { return weight_bytes_; }
+  bool using_cuda_graph() const override { return graph_exec_ != nullptr; }
+  float last_run_ms() const override { return last_ms_; }
+
+  std::vector<float> time_device(int iters) override {
+    where_ = "time_device";
+    CK(cudaSetDevice(copt_.device));
+    std::vector<float> ts;
+    for (int i = 0; i < iters; ++i) {
+      CK(cudaEventRecord(ev0_, stream_));
+      launch_all();
+      CK(cudaEventRecord(ev1_, stream_));
+      CK(cudaEventSynchronize(ev1_));
+      float ms = 0;
+      CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+      ts.push_back(ms);
+    }
+    CK(cudaGetLastError());
+    return ts;
+  }
+
+ private:
+  // ---- compile ---------------------------------------------------------------------------------
+  void compile();
+  void plan_fusion();
+  void plan_memory();
+  void build_layer(LayerId id);
+  void build_convolution(LayerId id, const Layer& L);
+  void build_deconvolution(LayerId id, const Layer& L);
+  void build_matmul(LayerId id, const Layer& L);
+  void build_shuffle(LayerId id, const Layer& L);
+  void apply_numerics_pre(LayerId id, const Layer& L);
+  void apply_numerics_post(LayerId id, const Layer& L);
+  void validate_run();
+  void try_capture();
+  void launch_all() {
+    if (graph_exec_) {
+      CK(cudaGraphLaunch(graph_exec_, stream_));
+      return;
+    }
+    for (auto& s : steps_) s.launch(stream_);
+  }
+
+  size_t bytes_of(TensorId t) const {
+    const Tensor& tt = net_.tensors[t];
+    return size_t(volume(tt.dims)) * element_size(tt.type);
+  }
+  void* dalloc(size_t bytes) {
+    void* p = nullptr;
+    if (bytes == 0) bytes = 256;
+    CK(cudaMalloc(&p, bytes));
+    allocations_.push_back(p);
+    return p;
+  }
+  float* upload_f32(const std::vector<float>& v) {
+    float* p = static_cast<float*>(dalloc(v.size() * sizeof(float)));
+    CK(cudaMemcpy(p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    weight_bytes_ += v.size() * sizeof(float);
+    return p;
+  }
+  std::vector<float> weights_f32(WeightsId w, const std::string& what) const {
+    if (w < 0 || w >= WeightsId(net_.weights.size())) fail(where_, "missing " + what + " weights");
+    const Weights& W = net_.weights[w];
+    std::vector<float> v(size_t(W.count()));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = float(W.at(int64_t(i)));
+    return v;
+  }
+  Precision precision_of(LayerId id) const {
+    const auto& lp = opt_.numerics.layer_precision;
+    return size_t(id) < lp.size() ? lp[id] : Precision::kUnset;
+  }
+  // Weights rounded as the layer's numerics ask (FP16: to half; INT8: per output channel).
+  void round_weights(LayerId id, std::vector<float>& w, int64_t channels, bool channel_major,
+                     int64_t inner_channels);
+  // The device pointer a layer reads for input tensor t (numerics may substitute a rounded copy
+  // in scratch, which exists only after compile: closures resolve a DPtr at launch with at()).
+  struct DPtr {
+    void* p = nullptr;
+    size_t off = SIZE_MAX;
+  };
+  DPtr in(TensorId t) const {
+    auto it = in_override_.find(t);
+    if (it != in_override_.end()) return DPtr{nullptr, it->second};
+    return DPtr{ptr_[t], SIZE_MAX};
+  }
+  DPtr scr(size_t off) const { return DPtr{nullptr, off}; }
+  void* at(const DPtr& d) const { return d.off == SIZE_MAX ? d.p : scratch_at(d.off); }
+  template <class T> T* atf(const DPtr& d) const { return static_cast<T*>(at(d)); }
+  // Scratch: one buffer shared by all layers (they run one after another on one stream).
+  size_t reserve_scratch(size_t bytes) {
+    size_t off = scratch_cursor_;
+    scratch_cursor_ += (bytes + 255) / 256 * 256;
+    scratch_need_ = std::max(scratch_need_, scratch_cursor_);
+    return off;
+  }
+  void* scratch_at(size_t off) const { return static_cast<char*>(scratch_) + off; }
+  void add_step(const std::string& layer, std::function<void(cudaStream_t)> f) {
+    steps_.push_back({layer, std::move(f)});
+  }
+  [[noreturn]] void unsupported(const Layer& L, const std::string& what) const {
+    fail("layer '" + L.name + "' (" + std::string(to_string(L.kind)) + ")", what);
+  }
+  void require_float(const Layer& L, TensorId t) const {
+    if (net_.tensors[t].type != DataType::kFloat)
+      unsupported(L, "tensor '" + net_.tensors[t].name + "' is " +
+                         std::string(to_string(net_.tensors[t].type)) + ", only fp32 is supported here");
+  }
+
+  const Network& net_;
+  ExecOptions opt_;
+  CudaOptions copt_;
+  bool keep_all_;
+  std::string where_;
+
+  cudaStream_t stream_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  cudaEvent_t ev0_ = nullptr, ev1_ = nullptr;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  bool graph_tried_ = false;
+  std::string graph_note_;
+
+  std::vector<void*> allocations_;
+  std::vector<void*> ptr_;                 // device pointer per tensor (null: elided / empty)
+  std::map<TensorId, size_t> in_override_;  // per layer being built: tensor -> scratch offset
+  char* arena_ = nullptr;
+  size_t arena_bytes_ = 0, weight_bytes_ = 0;
+  void* scratch_ = nullptr;
+  size_t scratch_need_ = 0, scratch_cursor_ = 0;
+  void* lt_workspace_ = nullptr;
+  size_t lt_workspace_bytes_ = size_t(32) << 20;
+
+  std::vector<LayerId> fused_into_;  // activation layer -> producer conv/deconv (-1: none)
+  std::vector<LayerId> fused_act_;   // conv/deconv -> fused activation layer (-1: none)
+  std::vector<bool> elided_;         // tensor never materialised (a fused conv's output)
+
+  std::vector<Step> steps_;
+  std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
+  std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;
+  std::vector<TacticRecord> tactics_;
+  std::string device_key_;
+  TensorMap all_;
+  float last_ms_ = 0.f;
+};
+
+void CudaExecutorImpl::compile() {
+  where_ = "compile";
+  net_.verify();
+  cudaDeviceProp prop{};
+  CK(cudaGetDeviceProperties(&prop, copt_.device));
+  int rt = 0;
+  cudaRuntimeGetVersion(&rt);
+  device_key_ = std::string(prop.name) + "|sm_" + std::to_string(prop.major) +
+                std::to_string(prop.minor) + "|cuda " + std::to_string(rt) + "|cudnn " +
+                std::to_string(cudnnGetVersion()) + "|cublasLt " +
+                std::to_string(cublasLtGetVersion()) + (copt_.allow_tf32 ? "|tf32" : "|fp32");
+  // Layers of an unsupported precision fail early, naming the layer.
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    Precision p = precision_of(id);
+    if (p == Precision::kFP8)
+      unsupported(net_.layers[id], "FP8 numerics are not supported by the CUDA backend");
+  }
+  plan_fusion();
+  plan_memory();
+  lt_workspace_ = dalloc(lt_workspace_bytes_);
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    where_ = "layer '" + net_.layers[id].name + "'";
+    build_layer(id);
+  }
+  where_ = "compile";
+  scratch_ = dalloc(scratch_need_);
+  validate_run();
+}
+
+// Conv/Deconv followed by its only consumer, an Activation, run as one step (cuDNN's fused
+// conv+bias+ReLU, or conv then one bias+activation kernel). Not with keep_all (every tensor is
+// then materialised) nor across numerics boundaries.
+void CudaExecutorImpl::plan_fusion() {
+  size_t nl = net_.layers.size();
+  fused_into_.assign(nl, -1);
+  fused_act_.assign(nl, -1);
+  elided_.assign(net_.tensors.size(), false);
+  if (keep_all_) return;
+  auto cons = net_.consumers();
+  for (LayerId id = 0; id < LayerId(nl); ++id) {
+    const Layer& L = net_.layers[id];
+    if (L.kind != LayerKind::kConvolution && L.kind != LayerKind::kDeconvolution) continue;
+    if (L.outputs.size() != 1) continue;
+    TensorId t = L.outputs[0];
+    if (net_.tensors[t].is_output || cons[t].size() != 1) continue;
+    LayerId a = cons[t][0];
+    const Layer& A = net_.layers[a];
+    if (A.kind != LayerKind::kActivation || A.inputs.size() != 1) continue;
+    Precision p0 = precision_of(id), p1 = precision_of(a);
+    auto fp32 = [](Precision p) { return p == Precision::kUnset || p == Precision::kFP32; };
+    if (!fp32(p0) || !fp32(p1)) continue;
+    fused_into_[a] = id;
+    fused_act_[id] = a;
+    elided_[t] = true;
+  }
+}
+
+// Liveness: a tensor lives from its producer's step to its last consumer's step (network outputs
+// and, with keep_all, every tensor: to the end). Offsets: first fit over the live blocks.
+void CudaExecutorImpl::plan_memory() {
+  size_t nt = net_.tensors.size();
+  ptr_.assign(nt, nullptr);
+  std::vector<int> first(nt, -1), last(nt, -1);
+  int end = int(net_.layers.size());
+  for (TensorId t : net_.inputs) first[t] = -1, last[t] = -1;
+  std::vector<bool> is_const(nt, false);
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    const Layer& L = net_.layers[id];
+    if (L.kind == LayerKind::kConstant) {
+      for (TensorId t : L.outputs) is_const[t] = true;
+    }
+    for (TensorId t : L.outputs) first[t] = id;
+    for (TensorId t : L.inputs) last[t] = std::max(last[t], id);
+  }
+  for (TensorId t = 0; t < TensorId(nt); ++t) {
+    if (net_.tensors[t].is_output || keep_all_) last[t] = end;
+    if (last[t] < first[t]) last[t] = first[t];  // produced, never read: live for its step
+  }
+  // Constants: uploaded once into their own buffers (weights).
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    const Layer& L = net_.layers[id];
+    if (L.kind != LayerKind::kConstant) continue;
+    where_ = "layer '" + L.name + "'";
+    const auto& P = L.as<ConstantParams>();
+    if (P.weights < 0 || P.weights >= WeightsId(net_.weights.size()))
+      unsupported(L, "constant without weights");
+    const Weights& W = net_.weights[P.weights];
+    TensorId t = L.outputs[0];
+    const Tensor& T = net_.tensors[t];
+    if (W.count() != volume(T.dims))
+      unsupported(L, "weights hold " + std::to_string(W.count()) + " values for a " +
+                         join_dims(T.dims) + " tensor");
+    void* p = dalloc(bytes_of(t));
+    if (W.type == T.type) {
+      CK(cudaMemcpy(p, W.bytes.data(), bytes_of(t), cudaMemcpyHostToDevice));
+    } else if (T.type == DataType::kFloat) {
+      std::vector<float> v = weights_f32(P.weights, "constant");
+      CK(cudaMemcpy(p, v.data(), bytes_of(t), cudaMemcpyHostToDevice));
+    } else {
+      unsupported(L, "constant weights of type " + std::string(to_string(W.type)) +
+                         " for a tensor of type " + std::string(to_string(T.type)));
+    }
+    weight_bytes_ += bytes_of(t);
+    ptr_[t] = p;
+  }
+  // Activations: one arena.
+  struct Block { size_t off, size; TensorId t; };
+  std::vector<Block> live;
+  std::vector<size_t> offset(nt, 0);
+  size_t top = 0;
+  auto place = [&](TensorId t) {
+    size_t size = (bytes_of(t) + 255) / 256 * 256;
+    if (size == 0) return;
+    std::sort(live.begin(), live.end(), [](const Block& a, const Block& b) { return a.off < b.off; });
+    size_t cur = 0;
+    for (const Block& b : live) {
+      if (b.off >= cur + size) break;
+      cur = std::max(cur, b.off + b.size);
+    }
+    live.push_back({cur, size, t});
+    offset[t] = cur;
+    top = std::max(top, cur + size);
+  };
+  auto release = [&](int step) {
+    live.erase(std::remove_if(live.begin(), live.end(),
+                              [&](const Block& b) { return last[b.t] <= step; }),
+               live.end());
+  };
+  std::vector<bool> placed(nt, false);
+  for (TensorId t : net_.inputs) {
+    place(t);
+    placed[t] = true;
+    last[t] = std::max(last[t], 0);
+  }
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    for (TensorId t : net_.layers[id].outputs) {
+      if (is_const[t] || elided_[t] || placed[t]) continue;
+      place(t);
+      placed[t] = true;
+    }
+    release(id);
+  }
+  arena_bytes_ = top;
+  arena_ = static_cast<char*>(dalloc(top));
+  for (TensorId t = 0; t < TensorId(nt); ++t)
+    if (placed[t] && bytes_of(t) > 0) ptr_[t] = arena_ + offset[t];
+}
+
+void CudaExecutorImpl::round_weights(LayerId id, std::vector<float>& w, int64_t channels,
+                                     bool channel_major, int64_t inner) {
+  Precision p = precision_of(id);
+  if (p == Precision::kFP16) {
+    for (float& v : w) {
+      // Round to the nearest half on the host (same as __float2half_rn for normal values).
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      if (std::isfinite(v) && std::fabs(v) >= 6.103515625e-05f) {
+        uint32_t lsb = (u >> 13) & 1u;
+        u += 0x0fffu + lsb;
+        u &= ~0x1fffu;
+        std::memcpy(&v, &u, 4);
+        if (std::fabs(v) > 65504.f) v = std::copysign(INFINITY, v);
+      } else if (std::isfinite(v)) {
+        v = std::nearbyint(v / 5.9604644775390625e-08f) * 5.9604644775390625e-08f;  // subnormal step
+      }
+    }
+  } else if (p == Precision::kINT8) {
+    // Symmetric per output channel. channel_major: [K, rest]; else [C, K/g, ...] (deconv).
+    int64_t n = int64_t(w.size());
+    std::vector<float> amax(size_t(channels), 0.f);
+    auto chan = [&](int64_t i) {
+      return channel_major ? i / (n / channels) : (i / inner) % channels;
+    };
+    for (int64_t i = 0; i < n; ++i) amax[chan(i)] = std::max(amax[chan(i)], std::fabs(w[i]));
+    for (int64_t i = 0; i < n; ++i) {
+      float s = amax[chan(i)] / 127.f;
+      if (s > 0) w[i] = std::clamp(std::nearbyint(w[i] / s), -127.f, 127.f) * s;
+    }
+  }
+}
+
+// FP16 / INT8 layers: float inputs rounded (copies in scratch), outputs rounded in place.
+void CudaExecutorImpl::apply_numerics_pre(LayerId id, const Layer& L) {
+  in_override_.clear();
+  scratch_cursor_ = 0;
+  Precision p = precision_of(id);
+  if (p != Precision::kFP16 && p != Precision::kINT8) return;
+  if (L.kind == LayerKind::kConstant) return;
+  for (TensorId t : L.inputs) {
+    const Tensor& T = net_.tensors[t];
+    if (T.type != DataType::kFloat || in_override_.count(t)) continue;
+    int64_t n = volume(T.dims);
+    size_t off = reserve_scratch(bytes_of(t));
+    const void* src = ptr_[t];
+    float scale = 0.f;
+    if (p == Precision::kINT8) {
+      auto it = opt_.numerics.tensor_scales.find(T.name);
+      if (it == opt_.numerics.tensor_scales.end())
+        unsupported(L, "INT8 layer input '" + T.name + "' has no scale");
+      scale = it->second;
+    }
+    add_step(L.name + ":round_in", [this, off, src, n, p, scale](cudaStream_t s) {
+      float* dst = static_cast<float*>(scratch_at(off));
+      if (p == Precision::kFP16) cuda::round_fp16(static_cast<const float*>(src), dst, n, s);
+      else cuda::fake_quant(static_cast<const float*>(src), dst, n, scale, s);
+    });
+    in_override_[t] = off;
+  }
+}
+
+void CudaExecutorImpl::apply_numerics_post(LayerId id, const Layer& L) {
+  Precision p = precision_of(id);
+  if (p != Precision::kFP16 && p != Precision::kINT8) return;
+  for (TensorId t : L.outputs) {
+    const Tensor& T = net_.tensors[t];
+    if (T.type != DataType::kFloat || !ptr_[t]) continue;
+    float* dst = static_cast<float*>(ptr_[t]);
+    int64_t n = volume(T.dims);
+    float scale = 0.f;
+    if (p == Precision::kINT8) {
+      auto it = opt_.numerics.tensor_scales.find(T.name);
+      if (it == opt_.numerics.tensor_scales.end())
+        unsupported(L, "INT8 layer output '" + T.name + "' has no scale");
+      scale = it->second;
+    }
+    add_step(L.name + ":round_out", [dst, n, p, scale](cudaStream_t s) {
+      if (p == Precision::kFP16) cuda::round_fp16(dst, dst, n, s);
+      else cuda::fake_quant(dst, dst, n, scale, s);
+    });
+  }
+}
+
+
+// ---- per-layer builders -----------------------------------------------------------------------
+void CudaExecutorImpl::build_layer(LayerId id) {
+  const Layer& L = net_.layers[id];
+  if (fused_into_[id] >= 0) return;  // built with its convolution
+  apply_numerics_pre(id, L);
+  const auto& T = net_.tensors;
+  auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };
+  TensorId out = L.outputs.empty() ? -1 : L.outputs[0];
+  const std::string w = where_;
+  switch (L.kind) {
+    case LayerKind::kConvolution: build_convolution(id, L); break;
+    case LayerKind::kDeconvolution: build_deconvolution(id, L); break;
+    case LayerKind::kMatrixMultiply: build_matmul(id, L); break;
+    case LayerKind::kShuffle: build_shuffle(id, L); break;
+    case LayerKind::kConstant: break;  // uploaded by plan_memory
+    case LayerKind::kPooling: {
+      const auto& P = L.as<PoolingParams>();
+      require_float(L, L.inputs[0]);
+      const Dims& xd = dims(L.inputs[0]);
+      const Dims& yd = dims(out);
+      if (P.window.size() != 2 || (xd.size() != 4))
+        unsupported(L, "only 2D pooling over NCHW is supported (window rank " +
+                           std::to_string(P.window.size()) + ", input " + join_dims(xd) + ")");
+      cuda::Pool2d p{};
+      p.nc = xd[0] * xd[1];
+      p.h = xd[2], p.w = xd[3], p.oh = yd[2], p.ow = yd[3];
+      p.kh = int(P.window[0]), p.kw = int(P.window[1]);
+      p.sh = P.stride.size() == 2 ? int(P.stride[0]) : 1;
+      p.sw = P.stride.size() == 2 ? int(P.stride[1]) : 1;
+      p.ph = P.pre_padding.size() == 2 ? int(P.pre_padding[0]) : 0;
+      p.pw = P.pre_padding.size() == 2 ? int(P.pre_padding[1]) : 0;
+      p.hp = xd[2] + (P.post_padding.size() == 2 ? P.post_padding[0] : 0);
+      p.wp = xd[3] + (P.post_padding.size() == 2 ? P.post_padding[1] : 0);
+      p.max = P.type == PoolingType::kMax;
+      p.exclude_pad = P.average_count_excludes_padding;
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      add_step(L.name, [this, p, x, y](cudaStream_t s) { cuda::pooling2d(p, atf<float>(x), y, s); });
+      break;
+    }
+    case LayerKind::kActivation: {
+      const auto& P = L.as<ActivationParams>();
+      require_float(L, L.inputs[0]);
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      int64_t n = volume(dims(out));
+      int type = int(P.type);
+      float a = P.alpha, b = P.beta;
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::activation(type, a, b, atf<float>(x), y, n, s); });
+      break;
+    }
+    case LayerKind::kParametricReLU:
+    case LayerKind::kElementWise: {
+      int op = L.kind == LayerKind::kParametricReLU ? cuda::kOpPRelu : int(L.as<ElementWiseParams>().op);
+      DataType dt = T[L.inputs[0]].type;
+      if (T[L.inputs[1]].type != dt)
+        unsupported(L, "inputs of different types (" + std::string(to_string(dt)) + ", " +
+                           std::string(to_string(T[L.inputs[1]].type)) + ")");
+      bool logic = op >= 8 && op <= 10;
+      if (logic ? dt != DataType::kBool
+                : (dt != DataType::kFloat && dt != DataType::kInt32 && dt != DataType::kInt64))
+        unsupported(L, "element-wise " + std::string(to_string(ElementWiseOp(op == cuda::kOpPRelu ? 0 : op))) +
+                           " on " + std::string(to_string(dt)) + " is not supported");
+      if (op == int(ElementWiseOp::kPow) && dt != DataType::kFloat) unsupported(L, "integer Pow");
+      const Dims& od = dims(out);
+      Shape sa = bcast_strides(dims(L.inputs[0]), od, w), sb = bcast_strides(dims(L.inputs[1]), od, w);
+      Shape sd = shape_of(od, w);
+      DPtr a = in(L.inputs[0]), b = in(L.inputs[1]);
+      void* y = ptr_[out];
+      int d = dt_of(dt);
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::binary(op, d, at(a), sa, at(b), sb, y, sd, s); });
+      break;
+    }
+    case LayerKind::kScale: {
+      const auto& P = L.as<ScaleParams>();
+      require_float(L, L.inputs[0]);
+      const Dims& xd = dims(L.inputs[0]);
+      int64_t C = 1, inner = 1;
+      int axis = P.channel_axis < 0 ? P.channel_axis + int(xd.size()) : P.channel_axis;
+      if (P.mode == ScaleMode::kChannel) {
+        if (axis < 0 || axis >= int(xd.size())) unsupported(L, "channel axis out of range");
+        C = xd[axis];
+        for (size_t k = axis + 1; k < xd.size(); ++k) inner *= xd[k];
+      } else if (P.mode == ScaleMode::kElementwise) {
+        C = 1;
+        for (size_t k = 1; k < xd.size(); ++k) C *= xd[k];
+      }
+      auto upload = [&](WeightsId wid, const char* what) -> float* {
+        if (wid < 0) return nullptr;
+        std::vector<float> v = weights_f32(wid, what);
+        if (int64_t(v.size()) != C) unsupported(L, std::string(what) + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(C));
+        if (precision_of(id) == Precision::kFP16) round_weights(id, v, 1, true, 1);
+        return upload_f32(v);
+      };
+      const float* shift = upload(P.shift, "shift");
+      const float* scl = upload(P.scale, "scale");
+      const float* power = upload(P.power, "power");
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      int64_t n = volume(xd);
+      int mode = int(P.mode);
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::scale(atf<float>(x), y, n, mode, C, inner, shift, scl, power, s); });
+      break;
+    }
+    case LayerKind::kConcatenation: {
+      const Dims& od = dims(out);
+      int axis = L.as<ConcatenationParams>().axis;
+      if (axis < 0) axis += int(od.size());
+      if (axis < 0 || axis >= int(od.size())) unsupported(L, "axis out of range");
+      size_t es = element_size(T[out].type);
+      int64_t outer = 1, inner = 1;
+      for (int k = 0; k < axis; ++k) outer *= od[k];
+      for (size_t k = axis + 1; k < od.size(); ++k) inner *= od[k];
+      int64_t acc = 0;
+      char* y = static_cast<char*>(ptr_[out]);
+      for (TensorId t : L.inputs) {
+        if (T[t].type != T[out].type) unsupported(L, "inputs of different types");
+        int64_t len = dims(t)[axis];
+        size_t width = size_t(len * inner) * es, dpitch = size_t(od[axis] * inner) * es;
+        char* dst = y + size_t(acc * inner) * es;
+        DPtr x = in(t);
+        if (width > 0)
+          add_step(L.name, [=, this](cudaStream_t s) {
+            cudaMemcpy2DAsync(dst, dpitch, at(x), width, width, size_t(outer), cudaMemcpyDeviceToDevice, s);
+          });
+        acc += len;
+      }
+      if (acc != od[axis]) unsupported(L, "input extents do not add up to the output's");
+      break;
+    }
+    case LayerKind::kResize: {
+      const auto& P = L.as<ResizeParams>();
+      require_float(L, L.inputs[0]);
+      if (P.mode == ResizeMode::kCubic) unsupported(L, "cubic resize is not supported");
+      const Dims& xd = dims(L.inputs[0]);
+      const Dims& yd = dims(out);
+      size_t r = xd.size();
+      if (r < 2 || yd.size() != r) unsupported(L, "resize needs rank >= 2 and equal ranks");
+      for (size_t k = 0; k + 2 < r; ++k)
+        if (xd[k] != yd[k]) unsupported(L, "resize of an outer axis (" + std::to_string(k) + ") is not supported");
+      cuda::Resize2d p{};
+      p.outer = 1;
+      for (size_t k = 0; k + 2 < r; ++k) p.outer *= xd[k];
+      p.ih = xd[r - 2], p.iw = xd[r - 1], p.oh = yd[r - 2], p.ow = yd[r - 1];
+      bool has_scales = P.scales.size() == r;
+      p.scale_h = has_scales ? P.scales[r - 2] : float(p.oh) / float(p.ih);
+      p.scale_w = has_scales ? P.scales[r - 1] : float(p.ow) / float(p.iw);
+      p.mode = int(P.mode), p.transform = int(P.transform), p.selector = int(P.selector),
+      p.rounding = int(P.rounding);
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::resize2d(p, atf<float>(x), y, s); });
+      break;
+    }
+    case LayerKind::kSlice: {
+      const auto& P = L.as<SliceParams>();
+      const Dims& xd = dims(L.inputs[0]);
+      const Dims& yd = dims(out);
+      size_t r = xd.size();
+      if (P.start.size() != r || P.stride.size() != r || yd.size() != r)
+        unsupported(L, "start/stride rank differs from the input's");
+      size_t es = element_size(T[out].type);
+      DPtr x = in(L.inputs[0]);
+      void* y = ptr_[out];
+      bool in_range = true;
+      for (size_t k = 0; k < r; ++k) {
+        int64_t lo = P.start[k], hi = P.start[k] + (yd[k] - 1) * P.stride[k];
+        if (yd[k] > 0 && (std::min(lo, hi) < 0 || std::max(lo, hi) >= xd[k])) in_range = false;
+      }
+      if (P.mode == SliceMode::kDefault || in_range) {
+        if (!in_range) unsupported(L, "slice reads outside the input (mode default)");
+        Dims st = contiguous_strides(xd);
+        int64_t base = 0;
+        Shape ss = shape_of(yd, w);
+        for (size_t k = 0; k < r; ++k) {
+          base += P.start[k] * st[k];
+          ss.d[k] = st[k] * P.stride[k];
+        }
+        Shape sd = shape_of(yd, w);
+        int e = int(es);
+        add_step(L.name, [=, this](cudaStream_t s) { cuda::strided_copy(at(x), base, ss, y, sd, e, s); });
+      } else {
+        Shape sin = shape_of(xd, w), sstart = shape_of(P.start, w), sstep = shape_of(P.stride, w),
+              sout = shape_of(yd, w);
+        int mode = int(P.mode), d = dt_of(T[out].type), e = int(es);
+        float fill = P.fill_value;
+        add_step(L.name, [=, this](cudaStream_t s) {
+          cuda::slice_mode(at(x), sin, sstart, sstep, y, sout, mode, fill, d, e, s);
+        });
+      }
+      break;
+    }
+    case LayerKind::kSoftMax: {
+      require_float(L, L.inputs[0]);
+      const Dims& xd = dims(L.inputs[0]);
+      uint32_t axes = L.as<SoftMaxParams>().axes;
+      int axis = ctz(axes);
+      if (axes == 0 || (axes & (axes - 1)) || axis >= int(xd.size())) unsupported(L, "softmax needs exactly one axis");
+      int64_t outer = 1, inner = 1;
+      for (int k = 0; k < axis; ++k) outer *= xd[k];
+      for (size_t k = axis + 1; k < xd.size(); ++k) inner *= xd[k];
+      int64_t len = xd[axis];
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::softmax(atf<float>(x), y, outer, len, inner, s); });
+      break;
+    }
+    case LayerKind::kReduce: {
+      const auto& P = L.as<ReduceParams>();
+      require_float(L, L.inputs[0]);
+      const Dims& xd = dims(L.inputs[0]);
+      Dims st = contiguous_strides(xd);
+      Dims kd, ks, rd, rs;
+      for (size_t k = 0; k < xd.size(); ++k) {
+        if (P.axes & (1u << k)) rd.push_back(xd[k]), rs.push_back(st[k]);
+        else kd.push_back(xd[k]), ks.push_back(st[k]);
+      }
+      if (kd.empty()) kd = {1}, ks = {0};
+      if (rd.empty()) rd = {1}, rs = {0};
+      Shape skd = shape_of(kd, w), sks = shape_of(ks, w), srd = shape_of(rd, w), srs = shape_of(rs, w);
+      int op = int(P.op);
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::reduce(op, atf<float>(x), y, skd, sks, srd, srs, s); });
+      break;
+    }
+    case LayerKind::kUnary: {
+      int op = int(L.as<UnaryParams>().op);
+      DataType dt = T[L.inputs[0]].type;
+      bool is_not = L.as<UnaryParams>().op == UnaryOp::kNot;
+      if (is_not ? dt != DataType::kBool : dt != DataType::kFloat)
+        unsupported(L, "unary " + std::string(to_string(UnaryOp(op))) + " on " + std::string(to_string(dt)));
+      DPtr x = in(L.inputs[0]);
+      void* y = ptr_[out];
+      int64_t n = volume(dims(out));
+      int d = dt_of(dt);
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::unary(op, d, at(x), y, n, s); });
+      break;
+    }
+    case LayerKind::kLRN: {
+      const auto& P = L.as<LRNParams>();
+      require_float(L, L.inputs[0]);
+      const Dims& xd = dims(L.inputs[0]);
+      if (xd.size() < 2) unsupported(L, "LRN needs rank >= 2");
+      int64_t hw = 1;
+      for (size_t k = 2; k < xd.size(); ++k) hw *= xd[k];
+      int64_t nb = xd[0], c = xd[1];
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      int win = int(P.window);
+      float a = P.alpha, b = P.beta, k = P.k;
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::lrn(atf<float>(x), y, nb, c, hw, win, a, b, k, s); });
+      break;
+    }
+    case LayerKind::kGather: {
+      const Dims& xd = dims(L.inputs[0]);
+      int axis = L.as<GatherParams>().axis;
+      if (axis < 0) axis += int(xd.size());
+      if (axis < 0 || axis >= int(xd.size())) unsupported(L, "axis out of range");
+      DataType it = T[L.inputs[1]].type;
+      if (it != DataType::kInt32 && it != DataType::kInt64) unsupported(L, "indices must be int32 or int64");
+      int64_t outer = 1, inner = 1;
+      for (int k = 0; k < axis; ++k) outer *= xd[k];
+      for (size_t k = axis + 1; k < xd.size(); ++k) inner *= xd[k];
+      int64_t nidx = volume(dims(L.inputs[1]));
+      if (outer * nidx * inner != volume(dims(out))) unsupported(L, "output size does not match data and indices");
+      int64_t len = xd[axis];
+      bool i64 = it == DataType::kInt64;
+      int es = int(element_size(T[out].type));
+      DPtr x = in(L.inputs[0]), idx = in(L.inputs[1]);
+      void* y = ptr_[out];
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::gather(at(x), at(idx), i64, y, outer, len, nidx, inner, es, s); });
+      break;
+    }
+    case LayerKind::kIdentity:
+    case LayerKind::kCast: {
+      DataType from = T[L.inputs[0]].type, to = T[out].type;
+      DPtr x = in(L.inputs[0]);
+      void* y = ptr_[out];
+      int64_t n = volume(dims(out));
+      if (n != volume(dims(L.inputs[0]))) unsupported(L, "input and output sizes differ");
+      if (from == to) {
+        size_t bytes = bytes_of(out);
+        if (bytes) add_step(L.name, [=, this](cudaStream_t s) { cudaMemcpyAsync(y, at(x), bytes, cudaMemcpyDeviceToDevice, s); });
+      } else {
+        int f = dt_of(from), t = dt_of(to);
+        add_step(L.name, [=, this](cudaStream_t s) { cuda::cast(f, t, at(x), y, n, s); });
+      }
+      break;
+    }
+    case LayerKind::kSelect: {
+      if (T[L.inputs[0]].type != DataType::kBool) unsupported(L, "condition must be bool");
+      if (T[L.inputs[1]].type != T[L.inputs[2]].type) unsupported(L, "branches of different types");
+      const Dims& od = dims(out);
+      Shape sc = bcast_strides(dims(L.inputs[0]), od, w), sa = bcast_strides(dims(L.inputs[1]), od, w),
+            sb = bcast_strides(dims(L.inputs[2]), od, w), sd = shape_of(od, w);
+      DPtr c = in(L.inputs[0]), a = in(L.inputs[1]), b = in(L.inputs[2]);
+      void* y = ptr_[out];
+      int es = int(element_size(T[out].type));
+      add_step(L.name, [=, this](cudaStream_t s) {
+        cuda::select(atf<uint8_t>(c), sc, at(a), sa, at(b), sb, y, sd, es, s);
+      });
+      break;
+    }
+    case LayerKind::kNormalization: {
+      const auto& P = L.as<NormalizationParams>();
+      require_float(L, L.inputs[0]);
+      const Dims& xd = dims(L.inputs[0]);
+      int r = int(xd.size());
+      uint32_t axes = P.axes;
+      int a0 = ctz(axes);
+      if (axes == 0 || a0 >= r || axes != (((r >= 32) ? 0xffffffffu : ((1u << r) - 1u)) & ~((1u << a0) - 1u)))
+        unsupported(L, "normalized axes must be the trailing axes");
+      int64_t rows = 1, len = 1;
+      for (int k = 0; k < a0; ++k) rows *= xd[k];
+      for (int k = a0; k < r; ++k) len *= xd[k];
+      if (P.groups > 1) {
+        if (a0 != 2 || r < 3 || xd[1] % P.groups) unsupported(L, "group normalization needs NC... input with C divisible by groups");
+        rows = xd[0] * P.groups;
+        len = volume(xd) / rows;
+      }
+      Shape sd = shape_of(xd, w);
+      Shape ss{}, bs{};
+      DPtr sc{}, bi{};
+      bool has_s = L.inputs.size() > 1, has_b = L.inputs.size() > 2;
+      if (has_s) require_float(L, L.inputs[1]), ss = bcast_strides(dims(L.inputs[1]), xd, w), sc = in(L.inputs[1]);
+      if (has_b) require_float(L, L.inputs[2]), bs = bcast_strides(dims(L.inputs[2]), xd, w), bi = in(L.inputs[2]);
+      size_t stats = reserve_scratch(size_t(rows) * 2 * sizeof(float));
+      DPtr x = in(L.inputs[0]);
+      float* y = static_cast<float*>(ptr_[out]);
+      float eps = P.epsilon;
+      add_step(L.name, [=, this](cudaStream_t s) {
+        cuda::normalization(atf<float>(x), y, rows, len, eps, has_s ? atf<float>(sc) : nullptr, ss,
+                            has_b ? atf<float>(bi) : nullptr, bs, sd,
+                            static_cast<float*>(scratch_at(stats)), s);
+      });
+      break;
+    }
+  }
+  apply_numerics_post(id, L);
+}
+
+// Convolution through cuDNN. Asymmetric padding: symmetric pre-padding when the output size
+// agrees (zero padding beyond the input contributes nothing), else an explicitly padded copy.
+void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
+  const auto& P = L.as<ConvolutionParams>();
+  TensorId xt = L.inputs[0], yt = L.outputs[0];
+  require_float(L, xt);
+  if (L.inputs.size() > 1) unsupported(L, "kernel weights given as a tensor input are not supported");
+  Dims xd = net_.tensors[xt].dims, yd = net_.tensors[yt].dims;
+  if (P.kernel.size() != 2 || xd.size() != 4)
+    unsupported(L, "only 2D convolution over NCHW is supported (kernel rank " + std::to_string(P.kernel.size()) + ")");
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
+  int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1));
+  int dh = int(get(P.dilation, 0, 1)), dw = int(get(P.dilation, 1, 1));
+  int pt = int(get(P.pre_padding, 0, 0)), pl = int(get(P.pre_padding, 1, 0));
+  int pb = int(get(P.post_padding, 0, 0)), pr = int(get(P.post_padding, 1, 0));
+  int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups);
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != K * (C / G) * kh * kw)
+    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * (C / G) * kh * kw));
+  round_weights(id, wv, K, true, 1);
+  const float* wdev = upload_f32(wv);
+  const float* bdev = nullptr;
+  if (P.bias_weights >= 0) {
+    std::vector<float> bv = weights_f32(P.bias_weights, "bias");
+    if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
+    if (precision_of(id) == Precision::kFP16) round_weights(id, bv, 1, true, 1);
+    bdev = upload_f32(bv);
+  }
+  auto D = std::make_shared<ConvDescs>();
+  conv_descs_.push_back(D);
+  const std::string w = where_;
+  // Explicit padding if symmetric pre-padding does not give the output size.
+  auto out_size = [](int64_t in, int pad, int k, int s, int d) { return (in + 2 * pad - (d * (k - 1) + 1)) / s + 1; };
+  bool explicit_pad = out_size(xd[2], pt, kh, sh, dh) != yd[2] || out_size(xd[3], pl, kw, sw, dw) != yd[3];
+  DPtr x = in(xt);
+  Dims xpd = xd;
+  size_t pad_off = 0;
+  if (explicit_pad) {
+    xpd = {xd[0], xd[1], xd[2] + pt + pb, xd[3] + pl + pr};
+    pad_off = reserve_scratch(size_t(volume(xpd)) * 4);
+    Shape sin = shape_of(xd, w), sstart = shape_of(Dims{0, 0, -pt, -pl}, w),
+          sstep = shape_of(Dims{1, 1, 1, 1}, w), sout = shape_of(xpd, w);
+    add_step(L.name + ":pad", [=, this](cudaStream_t s) {
+      cuda::slice_mode(at(x), sin, sstart, sstep, scratch_at(pad_off), sout, 3, 0.f, cuda::kF32, 4, s);
+    });
+    x = scr(pad_off);
+    pt = pb = pl = pr = 0;
+  }
+  CK(cudnnCreateTensorDescriptor(&D->x));
+  CK(cudnnCreateTensorDescriptor(&D->y));
+  CK(cudnnCreateTensorDescriptor(&D->b));
+  CK(cudnnCreateFilterDescriptor(&D->w));
+  CK(cudnnCreateConvolutionDescriptor(&D->conv));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(xpd[0]), int(xpd[1]), int(xpd[2]), int(xpd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, int(K), 1, 1));
+  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(K), int(C / G), kh, kw));
+  CK(cudnnSetConvolution2dDescriptor(D->conv, pt, pl, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
+  cudnnMathType_t math = copt_.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  CK(cudnnSetConvolutionMathType(D->conv, math));
+  int n_, c_, h_, w_;
+  CK(cudnnGetConvolution2dForwardOutputDim(D->conv, D->x, D->w, &n_, &c_, &h_, &w_));
+  if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
+    unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
+  // Tactic: time every algorithm (cudnnFind) or take the heuristic's first pick.
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int got = 0;
+  if (copt_.time_tactics)
+    CK(cudnnFindConvolutionForwardAlgorithm(cudnn_, D->x, D->w, D->conv, D->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+  else
+    CK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn_, D->x, D->w, D->conv, D->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+  int pick = -1;
+  for (int i = 0; i < got && pick < 0; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > copt_.max_workspace) continue;
+    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    pick = i;
+  }
+  if (pick < 0) unsupported(L, "cuDNN found no usable forward algorithm");
+  cudnnConvolutionFwdAlgo_t algo = perf[pick].algo;
+  CK(cudnnSetConvolutionMathType(D->conv, perf[pick].mathType));
+  size_t ws = perf[pick].memory;
+  size_t ws_off = reserve_scratch(ws);
+  // Fused activation.
+  LayerId aid = fused_act_[id];
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = yt;
+  bool cudnn_fused = false;
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+    if (A.type == ActivationType::kRelu) {
+      cudnn_fused = true;
+      CK(cudnnCreateActivationDescriptor(&D->act));
+      CK(cudnnSetActivationDescriptor(D->act, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      if (!bdev) bdev = upload_f32(std::vector<float>(size_t(K), 0.f));
+    }
+  }
+  float* y = static_cast<float*>(ptr_[out]);
+  int64_t n = volume(yd), inner = yd[2] * yd[3];
+  auto fused_ok = std::make_shared<bool>(cudnn_fused);
+  std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    void* wsp = ws ? scratch_at(ws_off) : nullptr;
+    if (*fused_ok) {
+      cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
+          cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y, D->b, bdev,
+          D->act, D->y, y);
+      if (st == CUDNN_STATUS_SUCCESS) return;
+      *fused_ok = false;  // not supported for this algorithm: the unfused path from now on
+    }
+    ck(cudnnConvolutionForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y),
+       "cudnnConvolutionForward", "layer '" + lname + "'");
+    if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
+  });
+  std::ostringstream key;
+  key << "Convolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << kh << "x" << kw << "|s=" << sh << "x" << sw
+      << "|p=" << get(P.pre_padding, 0, 0) << "," << get(P.pre_padding, 1, 0) << "," << get(P.post_padding, 0, 0) << ","
+      << get(P.post_padding, 1, 0) << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32" << (copt_.allow_tf32 ? "|tf32" : "");
+  std::string tactic = std::string("cudnn_fwd:") + fwd_algo_name(int(algo));
+  if (aid >= 0) tactic += cudnn_fused ? "+cudnn_bias_relu" : "+bias_act_kernel";
+  tactics_.push_back({L.name, "Convolution", key.str(), tactic, int64_t(algo),
+                      copt_.time_tactics ? perf[pick].time : -1.f, ws});
+}
+
+// Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.
+void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
+  const auto& P = L.as<ConvolutionParams>();
+  TensorId xt = L.inputs[0], yt = L.outputs[0];
+  require_float(L, xt);
+  if (L.inputs.size() > 1) unsupported(L, "kernel weights given as a tensor input are not supported");
+  Dims xd = net_.tensors[xt].dims, yd = net_.tensors[yt].dims;
+  if (P.kernel.size() != 2 || xd.size() != 4) unsupported(L, "only 2D deconvolution over NCHW is supported");
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
+  int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1));
+  int dh = int(get(P.dilation, 0, 1)), dw = int(get(P.dilation, 1, 1));
+  int pt = int(get(P.pre_padding, 0, 0)), pl = int(get(P.pre_padding, 1, 0));
+  int pb = int(get(P.post_padding, 0, 0)), pr = int(get(P.post_padding, 1, 0));
+  int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups);
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != C * (K / G) * kh * kw) unsupported(L, "kernel size differs from [C, K/g, kh, kw]");
+  round_weights(id, wv, K / G, false, int64_t(kh) * kw);
+  const float* wdev = upload_f32(wv);
+  const float* bdev = nullptr;
+  if (P.bias_weights >= 0) {
+    std::vector<float> bv = weights_f32(P.bias_weights, "bias");
+    if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
+    if (precision_of(id) == Precision::kFP16) round_weights(id, bv, 1, true, 1);
+    bdev = upload_f32(bv);
+  }
+  const std::string w = where_;
+  auto full = [](int64_t in, int pad, int k, int s, int d) { return (in - 1) * s - 2 * pad + d * (k - 1) + 1; };
+  bool direct = pt == pb && pl == pr && full(xd[2], pt, kh, sh, dh) == yd[2] && full(xd[3], pl, kw, sw, dw) == yd[3];
+  Dims fd = yd;
+  if (!direct) {
+    fd = {yd[0], yd[1], full(xd[2], 0, kh, sh, dh), full(xd[3], 0, kw, sw, dw)};
+    if (pt + yd[2] > fd[2] || pl + yd[3] > fd[3]) unsupported(L, "output padding beyond the full deconvolution is not supported");
+  }
+  auto D = std::make_shared<ConvDescs>();
+  conv_descs_.push_back(D);
+  CK(cudnnCreateTensorDescriptor(&D->x));
+  CK(cudnnCreateTensorDescriptor(&D->y));
+  CK(cudnnCreateFilterDescriptor(&D->w));
+  CK(cudnnCreateConvolutionDescriptor(&D->conv));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(xd[0]), int(xd[1]), int(xd[2]), int(xd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(fd[0]), int(fd[1]), int(fd[2]), int(fd[3])));
+  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(C), int(K / G), kh, kw));
+  CK(cudnnSetConvolution2dDescriptor(D->conv, direct ? pt : 0, direct ? pl : 0, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
+  CK(cudnnSetConvolutionMathType(D->conv, copt_.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  int got = 0;
+  if (copt_.time_tactics)
+    CK(cudnnFindConvolutionBackwardDataAlgorithm(cudnn_, D->w, D->x, D->conv, D->y, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf));
+  else
+    CK(cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn_, D->w, D->x, D->conv, D->y, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf));
+  int pick = -1;
+  for (int i = 0; i < got && pick < 0; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > copt_.max_workspace) continue;
+    if (!copt_.allow_tf32 && (perf[i].mathType == CUDNN_TENSOR_OP_MATH || perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
+    pick = i;
+  }
+  if (pick < 0) unsupported(L, "cuDNN found no usable backward-data algorithm");
+  cudnnConvolutionBwdDataAlgo_t algo = perf[pick].algo;
+  CK(cudnnSetConvolutionMathType(D->conv, perf[pick].mathType));
+  size_t ws = perf[pick].memory;
+  size_t ws_off = reserve_scratch(ws);
+  size_t full_off = direct ? 0 : reserve_scratch(size_t(volume(fd)) * 4);
+  LayerId aid = fused_act_[id];
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = yt;
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+  }
+  float* y = static_cast<float*>(ptr_[out]);
+  int64_t n = volume(yd), inner = yd[2] * yd[3];
+  DPtr x = in(xt);
+  Dims fst = contiguous_strides(fd);
+  int64_t base = pt * fst[2] + pl * fst[3];
+  Shape cs = shape_of(fst, w), cd = shape_of(yd, w);
+  std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    void* wsp = ws ? scratch_at(ws_off) : nullptr;
+    float* dst = direct ? y : static_cast<float*>(scratch_at(full_off));
+    ck(cudnnConvolutionBackwardData(cudnn_, &one, D->w, wdev, D->x, at(x), D->conv, algo, wsp, ws, &zero, D->y, dst),
+       "cudnnConvolutionBackwardData", "layer '" + lname + "'");
+    if (!direct) cuda::strided_copy(dst, base, cs, y, cd, 4, s);
+    if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
+  });
+  std::ostringstream key;
+  key << "Deconvolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << kh << "x" << kw << "|s=" << sh << "x" << sw
+      << "|p=" << pt << "," << pl << "," << pb << "," << pr << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32"
+      << (copt_.allow_tf32 ? "|tf32" : "");
+  std::string tactic = std::string("cudnn_bwd_data:") + bwd_algo_name(int(algo)) + (aid >= 0 ? "+bias_act_kernel" : "");
+  tactics_.push_back({L.name, "Deconvolution", key.str(), tactic, int64_t(algo),
+                      copt_.time_tactics ? perf[pick].time : -1.f, ws});
+}
+
+// MatrixMultiply through cuBLASLt. Row-major C[M,N] = op(A) op(B) is computed as the
+// column-major C^T = op(B)^T op(A)^T: the operands swap places and keep their storage.
+void CudaExecutorImpl::build_matmul(LayerId id, const Layer& L) {
+  const auto& P = L.as<MatrixMultiplyParams>();
+  TensorId at_ = L.inputs[0], bt_ = L.inputs[1], ct = L.outputs[0];
+  require_float(L, at_);
+  require_float(L, bt_);
+  Dims ad = net_.tensors[at_].dims, bd = net_.tensors[bt_].dims, cd = net_.tensors[ct].dims;
+  if (ad.size() < 2 || bd.size() < 2 || cd.size() < 2) unsupported(L, "matrix multiply needs rank >= 2 operands");
+  bool ta = P.op0 == MatrixOp::kTranspose, tb = P.op1 == MatrixOp::kTranspose;
+  int64_t M = ta ? ad[ad.size() - 1] : ad[ad.size() - 2];
+  int64_t K = ta ? ad[ad.size() - 2] : ad[ad.size() - 1];
+  int64_t Kb = tb ? bd[bd.size() - 1] : bd[bd.size() - 2];
+  int64_t N = tb ? bd[bd.size() - 2] : bd[bd.size() - 1];
+  if (K != Kb || cd[cd.size() - 2] != M || cd[cd.size() - 1] != N)
+    unsupported(L, "shapes " + join_dims(ad) + " x " + join_dims(bd) + " -> " + join_dims(cd) + " do not agree");
+  int64_t batch = volume(cd) / (M * N);
+  auto batch_of = [&](const Dims& d) { return volume(d) / (d[d.size() - 1] * d[d.size() - 2]); };
+  int64_t ba = batch_of(ad), bb = batch_of(bd);
+  auto check_batch = [&](const Dims& d, int64_t b) {
+    if (b == 1) return;
+    if (b != batch) unsupported(L, "batch broadcast other than all-or-one is not supported");
+    size_t off = cd.size() - d.size();
+    for (size_t k = 0; k + 2 < d.size(); ++k)
+      if (d[k] != cd[k + off]) unsupported(L, "batch broadcast other than all-or-one is not supported");
+  };
+  check_batch(ad, ba);
+  check_batch(bd, bb);
+  auto D = std::make_shared<MatmulDescs>();
+  mm_descs_.push_back(D);
+  cublasComputeType_t ctype = copt_.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  CK(cublasLtMatmulDescCreate(&D->op, ctype, CUDA_R_32F));
+  cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt's A is our B
+  cublasOperation_t opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt's B is our A
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  // Storage (column-major views of row-major buffers): rows = last dim, cols = second-last.
+  uint64_t b_rows = uint64_t(bd.back()), b_cols = uint64_t(bd[bd.size() - 2]);
+  uint64_t a_rows = uint64_t(ad.back()), a_cols = uint64_t(ad[ad.size() - 2]);
+  CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_32F, b_rows, b_cols, int64_t(b_rows)));
+  CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_32F, a_rows, a_cols, int64_t(a_rows)));
+  CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_32F, uint64_t(N), uint64_t(M), N));
+  if (batch > 1) {
+    int32_t bc = int32_t(batch);
+    int64_t sa = bb == 1 ? 0 : int64_t(b_rows * b_cols), sb = ba == 1 ? 0 : int64_t(a_rows * a_cols), sc = M * N;
+    CK(cublasLtMatrixLayoutSetAttribute(D->a, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)));
+    CK(cublasLtMatrixLayoutSetAttribute(D->a, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof(sa)));
+    CK(cublasLtMatrixLayoutSetAttribute(D->b, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)));
+    CK(cublasLtMatrixLayoutSetAttribute(D->b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof(sb)));
+    CK(cublasLtMatrixLayoutSetAttribute(D->c, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)));
+    CK(cublasLtMatrixLayoutSetAttribute(D->c, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof(sc)));
+  }
+  cublasLtMatmulPreference_t pref;
+  CK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t wsb = lt_workspace_bytes_;
+  CK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
+  cublasLtMatmulHeuristicResult_t res[8];
+  int got = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt_, D->op, D->a, D->b, D->c, D->c, pref, 8, res, &got);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (hs != CUBLAS_STATUS_SUCCESS || got == 0) unsupported(L, "cuBLASLt found no algorithm");
+  // Time the candidates on the real buffers (inputs hold whatever the arena holds: timing only).
+  int pick = 0;
+  float best = -1.f;
+  const void* A = in(at_).off == SIZE_MAX ? ptr_[at_] : nullptr;
+  const void* B = in(bt_).off == SIZE_MAX ? ptr_[bt_] : nullptr;
+  void* Cp = ptr_[ct];
+  if (copt_.time_tactics && got > 1 && A && B) {
+    const float one = 1.f, zero = 0.f;
+    for (int i = 0; i < got; ++i) {
+      if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+      float tot = 0;
+      bool ok = true;
+      for (int rep = 0; rep < 4 && ok; ++rep) {
+        CK(cudaEventRecord(ev0_, stream_));
+        ok = cublasLtMatmul(lt_, D->op, &one, B, D->a, A, D->b, &zero, Cp, D->c, Cp, D->c, &res[i].algo,
+                            lt_workspace_, lt_workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+        CK(cudaEventRecord(ev1_, stream_));
+        CK(cudaEventSynchronize(ev1_));
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+        if (rep > 0) tot += ms;
+      }
+      if (ok && (best < 0 || tot / 3 < best)) best = tot / 3, pick = i;
+    }
+  }
+  D->algo = res[pick].algo;
+  DPtr a = in(at_), b = in(bt_);
+  std::string lname = L.name;
+  float* c = static_cast<float*>(Cp);
+  void* wsp = lt_workspace_;
+  size_t wsz = lt_workspace_bytes_;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    ck(cublasLtMatmul(lt_, D->op, &one, at(b), D->a, at(a), D->b, &zero, c, D->c, c, D->c, &D->algo, wsp, wsz, s),
+       "cublasLtMatmul", "layer '" + lname + "'");
+  });
+  std::ostringstream key;
+  key << "MatrixMultiply|a=" << join_dims(ad) << (ta ? "T" : "") << "|b=" << join_dims(bd) << (tb ? "T" : "")
+      << "|fp32" << (copt_.allow_tf32 ? "|tf32" : "");
+  tactics_.push_back({L.name, "MatrixMultiply", key.str(), "cublaslt:heuristic" + std::to_string(pick), int64_t(pick),
+                      best, res[pick].workspaceSize});
+}
+
+// Shuffle = transpose, reshape (free: dense row-major), transpose.
+void CudaExecutorImpl::build_shuffle(LayerId id, const Layer& L) {
+  const auto& P = L.as<ShuffleParams>();
+  TensorId xt = L.inputs[0], yt = L.outputs[0];
+  const std::string w = where_;
+  Dims d0 = net_.tensors[xt].dims;
+  auto permute = [&](const Dims& d, const std::vector<int>& perm) {
+    if (perm.size() != d.size()) unsupported(L, "permutation rank differs from the input's");
+    Dims r(d.size());
+    for (size_t k = 0; k < d.size(); ++k) r[k] = d[perm[k]];
+    return r;
+  };
+  Dims d1 = P.first_transpose.empty() ? d0 : permute(d0, P.first_transpose);
+  Dims d2 = P.reshape ? *P.reshape : d1;
+  if (volume(d2) != volume(d1)) unsupported(L, "reshape changes the element count");
+  Dims d3 = P.second_transpose.empty() ? d2 : permute(d2, P.second_transpose);
+  if (d3 != net_.tensors[yt].dims)
+    unsupported(L, "result " + join_dims(d3) + " differs from the output " + join_dims(net_.tensors[yt].dims));
+  int es = int(element_size(net_.tensors[yt].type));
+  DPtr x = in(xt);
+  void* y = ptr_[yt];
+  auto transpose_step = [&](const Dims& src, const std::vector<int>& perm, std::function<const void*()> from, void* to) {
+    Dims st = contiguous_strides(src);
+    Dims out = permute(src, perm);
+    Shape ss = shape_of(out, w), sd = shape_of(out, w);
+    for (size_t k = 0; k < perm.size(); ++k) ss.d[k] = st[perm[k]];
+    return std::make_tuple(ss, sd);
+  };
+  bool t1 = !P.first_transpose.empty(), t2 = !P.second_transpose.empty();
+  if (!t1 && !t2) {
+    size_t bytes = bytes_of(yt);
+    if (bytes) add_step(L.name, [=, this](cudaStream_t s) { cudaMemcpyAsync(y, at(x), bytes, cudaMemcpyDeviceToDevice, s); });
+    return;
+  }
+  DPtr mid = x;
+  if (t1) {
+    auto [ss, sd] = transpose_step(d0, P.first_transpose, nullptr, nullptr);
+    DPtr dst = t2 ? scr(reserve_scratch(bytes_of(yt))) : DPtr{y, SIZE_MAX};
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::strided_copy(at(x), 0, ss, at(dst), sd, es, s); });
+    mid = dst;
+  }
+  if (t2) {
+    auto [ss, sd] = transpose_step(d2, P.second_transpose, nullptr, nullptr);
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::strided_copy(at(mid), 0, ss, y, sd, es, s); });
+  }
+  (void)id;
+}
+
+// The first run is eager, layer by layer, with a check after each launch: an error names its layer.
+void CudaExecutorImpl::validate_run() {
+  for (auto& s : steps_) {
+    where_ = "layer '" + s.layer + "'";
+    s.launch(stream_);
+    CK(cudaGetLastError());
+  }
+  where_ = "compile";
+  CK(cudaStreamSynchronize(stream_));
+  CK(cudaGetLastError());
+}
+
+void CudaExecutorImpl::try_capture() {
+  graph_tried_ = true;
+  cudaGraph_t g = nullptr;
+  if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+    cudaGetLastError();
+    graph_note_ = "begin capture failed";
+    return;
+  }
+  bool ok = true;
+  try {
+    for (auto& s : steps_) s.launch(stream_);
+  } catch (const Error& e) {
+    ok = false;
+    graph_note_ = e.what();
+  }
+  cudaError_t e = cudaStreamEndCapture(stream_, &g);
+  if (!ok || e != cudaSuccess || !g) {
+    cudaGetLastError();
+    if (g) cudaGraphDestroy(g);
+    if (graph_note_.empty()) graph_note_ = "capture failed";
+    return;
+  }
+  if (cudaGraphInstantiate(&graph_exec_, g, 0) != cudaSuccess) {
+    cudaGetLastError();
+    graph_exec_ = nullptr;
+    graph_note_ = "instantiate failed";
+  }
+  cudaGraphDestroy(g);
+}
+
+}  // namespace
+
+bool cuda_available(std::string* why) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    if (why) *why = std::string("no CUDA device: cudaGetDeviceCount: ") + (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<CudaExecutor> make_cuda_executor(const Network& net, const ExecOptions& opt,
+                                                 const CudaOptions& cuda_opt, bool keep_all) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error("cuda backend: " + why);
+  return std::make_unique<CudaExecutorImpl>(net, opt, cuda_opt, keep_all);
+}
+
+std::unique_ptr<Executor> make_cuda_executor(const Network& net, const ExecOptions& opt, bool keep_all) {
+  return make_cuda_executor(net, opt, CudaOptions{}, keep_all);
+}
+
+}  // namespace tandem

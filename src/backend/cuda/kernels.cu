@@ -1,0 +1,640 @@
+// tandem's own CUDA kernels. Simple and clear first: grid-stride loops, int64 indexing,
+// one thread per output element except reductions (one warp or block per row).
+#include <cuda_fp16.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "backend/cuda/kernels.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+inline int blocks_for(int64_t n) {
+  int64_t b = (n + kBlock - 1) / kBlock;
+  if (b > 65535LL * 8) b = 65535LL * 8;  // grid-stride loops cover the rest
+  return b < 1 ? 1 : static_cast<int>(b);
+}
+
+#define GRID_LOOP(i, n)                                                                  \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);             \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+// Offset of linear index `i` over `dims` with element strides `st`.
+__device__ __forceinline__ int64_t offset_of(int64_t i, const Shape& dims, const Shape& st) {
+  int64_t off = 0;
+  for (int k = dims.rank - 1; k >= 0; --k) {
+    int64_t d = dims.d[k];
+    int64_t c = i % d;
+    i /= d;
+    off += c * st.d[k];
+  }
+  return off;
+}
+
+int64_t count_of(const Shape& s) {
+  int64_t n = 1;
+  for (int k = 0; k < s.rank; ++k) n *= s.d[k];
+  return n;
+}
+
+// ---- binary ----------------------------------------------------------------------------------
+template <class T>
+__device__ __forceinline__ T arith(int op, T a, T b) {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a * b;
+    case 2: return a > b ? a : b;
+    case 3: return a < b ? a : b;
+    case 4: return a - b;
+    case 5: return a / b;
+    case 6: return T(pow(double(a), double(b)));
+    case 7: {
+      if constexpr (std::is_floating_point_v<T>) {
+        return floor(a / b);
+      } else {
+        T q = a / b;
+        if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+        return q;
+      }
+    }
+    case kOpPRelu: return a >= T(0) ? a : a * b;
+    default: return T(0);
+  }
+}
+template <>
+__device__ __forceinline__ float arith<float>(int op, float a, float b) {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a * b;
+    case 2: return fmaxf(a, b);
+    case 3: return fminf(a, b);
+    case 4: return a - b;
+    case 5: return a / b;
+    case 6: return powf(a, b);
+    case 7: return floorf(a / b);
+    case kOpPRelu: return a >= 0.f ? a : a * b;
+    default: return 0.f;
+  }
+}
+
+template <class T>
+__global__ void binary_kernel(int op, const T* a, Shape sa, const T* b, Shape sb, T* out,
+                              Shape dims, int64_t n, bool same) {
+  GRID_LOOP(i, n) {
+    if (same) {
+      out[i] = arith<T>(op, a[i], b[i]);
+    } else {
+      out[i] = arith<T>(op, a[offset_of(i, dims, sa)], b[offset_of(i, dims, sb)]);
+    }
+  }
+}
+
+template <class T>
+__global__ void compare_kernel(int op, const T* a, Shape sa, const T* b, Shape sb, uint8_t* out,
+                               Shape dims, int64_t n) {
+  GRID_LOOP(i, n) {
+    T x = a[offset_of(i, dims, sa)], y = b[offset_of(i, dims, sb)];
+    bool r = op == 11 ? x == y : op == 12 ? x > y : x < y;
+    out[i] = r ? 1 : 0;
+  }
+}
+
+__global__ void logic_kernel(int op, const uint8_t* a, Shape sa, const uint8_t* b, Shape sb,
+                             uint8_t* out, Shape dims, int64_t n) {
+  GRID_LOOP(i, n) {
+    bool x = a[offset_of(i, dims, sa)] != 0, y = b[offset_of(i, dims, sb)] != 0;
+    bool r = op == 8 ? (x && y) : op == 9 ? (x || y) : (x != y);
+    out[i] = r ? 1 : 0;
+  }
+}
+
+bool is_same_layout(const Shape& st, const Shape& dims) {
+  int64_t expect = 1;
+  for (int k = dims.rank - 1; k >= 0; --k) {
+    if (dims.d[k] != 1 && st.d[k] != expect) return false;
+    expect *= dims.d[k];
+  }
+  return true;
+}
+
+template <class T>
+void binary_t(int op, const void* a, Shape sa, const void* b, Shape sb, void* out, Shape dims,
+              int64_t n, cudaStream_t s) {
+  if (op >= 11 && op <= 13) {
+    compare_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const T*>(a), sa,
+                                                       static_cast<const T*>(b), sb,
+                                                       static_cast<uint8_t*>(out), dims, n);
+    return;
+  }
+  bool same = is_same_layout(sa, dims) && is_same_layout(sb, dims);
+  binary_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const T*>(a), sa,
+                                                    static_cast<const T*>(b), sb,
+                                                    static_cast<T*>(out), dims, n, same);
+}
+
+// ---- select ----------------------------------------------------------------------------------
+template <class T>
+__global__ void select_kernel(const uint8_t* c, Shape sc, const T* a, Shape sa, const T* b,
+                              Shape sb, T* y, Shape dims, int64_t n) {
+  GRID_LOOP(i, n) {
+    y[i] = c[offset_of(i, dims, sc)] ? a[offset_of(i, dims, sa)] : b[offset_of(i, dims, sb)];
+  }
+}
+
+// ---- activations -----------------------------------------------------------------------------
+__device__ __forceinline__ float act(int type, float x, float alpha, float beta) {
+  switch (type) {
+    case 0: return fmaxf(x, 0.f);
+    case 1: return 1.f / (1.f + expf(-x));
+    case 2: return tanhf(x);
+    case 3: return x >= 0.f ? x : alpha * x;
+    case 4: return fminf(fmaxf(x, alpha), beta);
+    case 5: return fminf(fmaxf(alpha * x + beta, 0.f), 1.f);
+    case 6: return x >= 0.f ? x : alpha * (expf(x) - 1.f);
+    case 7: return beta * (x > 0.f ? x : alpha * (expf(x) - 1.f));
+    case 8: return alpha * log1pf(expf(beta * x));
+    case 9: return x / (1.f + fabsf(x));
+    case 10: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case 11: {
+      float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.f + tanhf(u));
+    }
+    case 12: return x > alpha ? x : 0.f;
+    case 13: return alpha * tanhf(beta * x);
+    default: return x;
+  }
+}
+
+__global__ void activation_kernel(int type, float alpha, float beta, const float* x, float* y,
+                                  int64_t n) {
+  GRID_LOOP(i, n) y[i] = act(type, x[i], alpha, beta);
+}
+
+__global__ void bias_act_kernel(float* y, const float* bias, int64_t C, int64_t inner, int type,
+                                float alpha, float beta, int64_t n) {
+  GRID_LOOP(i, n) {
+    float v = y[i];
+    if (bias) v += bias[(i / inner) % C];
+    if (type >= 0) v = act(type, v, alpha, beta);
+    y[i] = v;
+  }
+}
+
+// ---- unary -----------------------------------------------------------------------------------
+__device__ __forceinline__ float unary_f(int op, float x) {
+  switch (op) {
+    case 0: return expf(x);
+    case 1: return logf(x);
+    case 2: return sqrtf(x);
+    case 3: return 1.f / x;
+    case 4: return fabsf(x);
+    case 5: return -x;
+    case 6: return sinf(x);
+    case 7: return cosf(x);
+    case 8: return tanf(x);
+    case 9: return sinhf(x);
+    case 10: return coshf(x);
+    case 11: return asinf(x);
+    case 12: return acosf(x);
+    case 13: return atanf(x);
+    case 14: return asinhf(x);
+    case 15: return acoshf(x);
+    case 16: return atanhf(x);
+    case 17: return ceilf(x);
+    case 18: return floorf(x);
+    case 19: return erff(x);
+    case 21: return x > 0.f ? 1.f : x < 0.f ? -1.f : 0.f;
+    case 22: return rintf(x);  // half to even
+    default: return x;
+  }
+}
+__global__ void unary_kernel(int op, const float* x, float* y, int64_t n) {
+  GRID_LOOP(i, n) y[i] = unary_f(op, x[i]);
+}
+__global__ void not_kernel(const uint8_t* x, uint8_t* y, int64_t n) {
+  GRID_LOOP(i, n) y[i] = x[i] ? 0 : 1;
+}
+
+// ---- scale -----------------------------------------------------------------------------------
+__global__ void scale_kernel(const float* x, float* y, int64_t n, int mode, int64_t C,
+                             int64_t inner, const float* shift, const float* scl,
+                             const float* power) {
+  GRID_LOOP(i, n) {
+    int64_t k = mode == 0 ? 0 : mode == 1 ? (i / inner) % C : i % C;
+    float v = x[i] * (scl ? scl[k] : 1.f) + (shift ? shift[k] : 0.f);
+    if (power) v = powf(v, power[k]);
+    y[i] = v;
+  }
+}
+
+// ---- pooling ---------------------------------------------------------------------------------
+__global__ void pool2d_kernel(Pool2d p, const float* x, float* y, int64_t n) {
+  GRID_LOOP(i, n) {
+    int64_t ow = i % p.ow, oh = (i / p.ow) % p.oh, nc = i / (p.ow * p.oh);
+    int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+    int64_t he = hs + p.kh, we = ws + p.kw;
+    // The average's divisor with padding counted: the window clipped to the padded bounds.
+    int64_t pad_count = (min(he, p.hp) - hs) * (min(we, p.wp) - ws);
+    int64_t h0 = max(hs, int64_t(0)), w0 = max(ws, int64_t(0));
+    int64_t h1 = min(he, p.h), w1 = min(we, p.w);
+    const float* xp = x + nc * p.h * p.w;
+    float acc = p.max ? -FLT_MAX : 0.f;
+    for (int64_t hh = h0; hh < h1; ++hh)
+      for (int64_t ww = w0; ww < w1; ++ww) {
+        float v = xp[hh * p.w + ww];
+        acc = p.max ? fmaxf(acc, v) : acc + v;
+      }
+    if (!p.max) {
+      int64_t cnt = p.exclude_pad ? (h1 - h0) * (w1 - w0) : pad_count;
+      acc = cnt > 0 ? acc / float(cnt) : 0.f;
+    }
+    y[i] = acc;
+  }
+}
+
+// ---- reduce: one warp per output -------------------------------------------------------------
+__device__ __forceinline__ float red_init(int op) {
+  return op == 1 ? 1.f : op == 2 ? -FLT_MAX : op == 3 ? FLT_MAX : 0.f;
+}
+__device__ __forceinline__ float red_op(int op, float a, float b) {
+  return op == 1 ? a * b : op == 2 ? fmaxf(a, b) : op == 3 ? fminf(a, b) : a + b;
+}
+__global__ void reduce_kernel(int op, const float* x, float* y, Shape kd, Shape ks, Shape rd,
+                              Shape rs, int64_t nout, int64_t nred) {
+  int lane = threadIdx.x & 31;
+  int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  int64_t nwarps = (int64_t(gridDim.x) * blockDim.x) >> 5;
+  for (int64_t o = warp; o < nout; o += nwarps) {
+    int64_t base = offset_of(o, kd, ks);
+    float acc = red_init(op);
+    for (int64_t r = lane; r < nred; r += 32) acc = red_op(op, acc, x[base + offset_of(r, rd, rs)]);
+    for (int off = 16; off > 0; off >>= 1) acc = red_op(op, acc, __shfl_xor_sync(0xffffffffu, acc, off));
+    if (lane == 0) y[o] = op == 4 ? acc / float(nred) : acc;
+  }
+}
+
+// ---- resize ----------------------------------------------------------------------------------
+__device__ __forceinline__ float src_coord(int transform, int selector, int64_t o, int64_t in,
+                                           int64_t out, float scale) {
+  if (out == 1 && selector == 1) return 0.f;
+  switch (transform) {
+    case 0: return out > 1 ? float(o) * float(in - 1) / float(out - 1) : 0.f;
+    case 1: return float(o) / scale;
+    default: return (float(o) + 0.5f) / scale - 0.5f;
+  }
+}
+__device__ __forceinline__ int64_t nearest_index(float c, int rounding, int64_t in) {
+  float r;
+  switch (rounding) {
+    case 0: r = floorf(c + 0.5f); break;  // half up (round_prefer_ceil)
+    case 1: r = ceilf(c - 0.5f); break;   // half down (round_prefer_floor)
+    case 2: r = floorf(c); break;
+    default: r = ceilf(c); break;
+  }
+  int64_t k = int64_t(r);
+  return k < 0 ? 0 : k >= in ? in - 1 : k;
+}
+__global__ void resize_kernel(Resize2d r, const float* x, float* y, int64_t n) {
+  GRID_LOOP(i, n) {
+    int64_t ox = i % r.ow, oy = (i / r.ow) % r.oh, p = i / (r.ow * r.oh);
+    const float* xp = x + p * r.ih * r.iw;
+    float cy = src_coord(r.transform, r.selector, oy, r.ih, r.oh, r.scale_h);
+    float cx = src_coord(r.transform, r.selector, ox, r.iw, r.ow, r.scale_w);
+    if (r.mode == 0) {
+      y[i] = xp[nearest_index(cy, r.rounding, r.ih) * r.iw + nearest_index(cx, r.rounding, r.iw)];
+    } else {
+      cy = fminf(fmaxf(cy, 0.f), float(r.ih - 1));
+      cx = fminf(fmaxf(cx, 0.f), float(r.iw - 1));
+      int64_t y0 = int64_t(floorf(cy)), x0 = int64_t(floorf(cx));
+      int64_t y1 = min(y0 + 1, r.ih - 1), x1 = min(x0 + 1, r.iw - 1);
+      float fy = cy - float(y0), fx = cx - float(x0);
+      float v00 = xp[y0 * r.iw + x0], v01 = xp[y0 * r.iw + x1];
+      float v10 = xp[y1 * r.iw + x0], v11 = xp[y1 * r.iw + x1];
+      float top = v00 + (v01 - v00) * fx, bot = v10 + (v11 - v10) * fx;
+      y[i] = top + (bot - top) * fy;
+    }
+  }
+}
+
+// ---- copies ----------------------------------------------------------------------------------
+template <class T>
+__global__ void strided_copy_kernel(const T* x, int64_t base, Shape st, T* y, Shape dims,
+                                    int64_t n) {
+  GRID_LOOP(i, n) y[i] = x[base + offset_of(i, dims, st)];
+}
+
+__device__ __forceinline__ int64_t fold_index(int64_t k, int64_t d, int mode, bool* fill) {
+  if (k >= 0 && k < d) return k;
+  switch (mode) {
+    case 1: return ((k % d) + d) % d;                   // wrap
+    case 2: return k < 0 ? 0 : d - 1;                   // clamp
+    case 4: {                                           // reflect
+      if (d == 1) return 0;
+      int64_t period = 2 * (d - 1);
+      int64_t m = ((k % period) + period) % period;
+      return m < d ? m : period - m;
+    }
+    default: *fill = true; return 0;                    // fill (and default: out of range)
+  }
+}
+template <class T>
+__global__ void slice_mode_kernel(const T* x, Shape in, Shape start, Shape step, T* y,
+                                  Shape out, int mode, T fill, int64_t n) {
+  GRID_LOOP(i, n) {
+    int64_t rem = i, off = 0, stride = 1;
+    bool is_fill = false;
+    for (int k = out.rank - 1; k >= 0; --k) {
+      int64_t c = rem % out.d[k];
+      rem /= out.d[k];
+      int64_t src = fold_index(start.d[k] + c * step.d[k], in.d[k], mode, &is_fill);
+      off += src * stride;
+      stride *= in.d[k];
+    }
+    y[i] = is_fill ? fill : x[off];
+  }
+}
+
+// ---- softmax: one warp per row ---------------------------------------------------------------
+__global__ void softmax_kernel(const float* x, float* y, int64_t outer, int64_t axis,
+                               int64_t inner) {
+  int lane = threadIdx.x & 31;
+  int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  int64_t nwarps = (int64_t(gridDim.x) * blockDim.x) >> 5;
+  int64_t rows = outer * inner;
+  for (int64_t r = warp; r < rows; r += nwarps) {
+    int64_t base = (r / inner) * axis * inner + (r % inner);
+    float m = -FLT_MAX;
+    for (int64_t j = lane; j < axis; j += 32) m = fmaxf(m, x[base + j * inner]);
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    float sum = 0.f;
+    for (int64_t j = lane; j < axis; j += 32) sum += expf(x[base + j * inner] - m);
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    float inv = 1.f / sum;
+    for (int64_t j = lane; j < axis; j += 32) y[base + j * inner] = expf(x[base + j * inner] - m) * inv;
+  }
+}
+
+// ---- gather ----------------------------------------------------------------------------------
+template <class T>
+__global__ void gather_kernel(const T* d, const void* idx, bool idx64, T* y, int64_t axis_len,
+                              int64_t nidx, int64_t inner, int64_t n) {
+  GRID_LOOP(i, n) {
+    int64_t j = i % inner, k = (i / inner) % nidx, o = i / (inner * nidx);
+    int64_t v = idx64 ? static_cast<const int64_t*>(idx)[k] : static_cast<const int32_t*>(idx)[k];
+    if (v < 0) v += axis_len;
+    v = v < 0 ? 0 : v >= axis_len ? axis_len - 1 : v;  // out-of-range indices clamp, never fault
+    y[i] = d[(o * axis_len + v) * inner + j];
+  }
+}
+
+// ---- cast ------------------------------------------------------------------------------------
+__device__ __forceinline__ double load_as_double(int dt, const void* x, int64_t i) {
+  switch (dt) {
+    case kF32: return static_cast<const float*>(x)[i];
+    case kF16: return __half2float(static_cast<const __half*>(x)[i]);
+    case kI8: return static_cast<const int8_t*>(x)[i];
+    case kU8: return static_cast<const uint8_t*>(x)[i];
+    case kI32: return static_cast<const int32_t*>(x)[i];
+    case kI64: return double(static_cast<const int64_t*>(x)[i]);
+    default: return static_cast<const uint8_t*>(x)[i] ? 1.0 : 0.0;
+  }
+}
+__global__ void cast_kernel(int from, int to, const void* x, void* y, int64_t n) {
+  GRID_LOOP(i, n) {
+    if (from == kI64 && to == kI32) {  // exact path for large integers
+      static_cast<int32_t*>(y)[i] = int32_t(static_cast<const int64_t*>(x)[i]);
+      continue;
+    }
+    if (from == kI32 && to == kI64) {
+      static_cast<int64_t*>(y)[i] = static_cast<const int32_t*>(x)[i];
+      continue;
+    }
+    double v = load_as_double(from, x, i);
+    switch (to) {
+      case kF32: static_cast<float*>(y)[i] = float(v); break;
+      case kF16: static_cast<__half*>(y)[i] = __float2half_rn(float(v)); break;
+      case kI8: static_cast<int8_t*>(y)[i] = int8_t(v); break;
+      case kU8: static_cast<uint8_t*>(y)[i] = uint8_t(v); break;
+      case kI32: static_cast<int32_t*>(y)[i] = int32_t(v); break;
+      case kI64: static_cast<int64_t*>(y)[i] = int64_t(v); break;
+      default: static_cast<uint8_t*>(y)[i] = v != 0.0 ? 1 : 0; break;
+    }
+  }
+}
+
+// ---- normalization: one block per row (two passes: mean, then variance) ----------------------
+__device__ float block_sum(float v, float* sh) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) sh[w] = v;
+  __syncthreads();
+  float t = 0.f;
+  for (int k = 0; k < int(blockDim.x >> 5); ++k) t += sh[k];
+  return t;
+}
+__global__ void norm_stats_kernel(const float* x, int64_t L, float eps, float* stats) {
+  __shared__ float sh[32];
+  const float* xr = x + int64_t(blockIdx.x) * L;
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < L; j += blockDim.x) s += xr[j];
+  float mean = block_sum(s, sh) / float(L);
+  float q = 0.f;
+  for (int64_t j = threadIdx.x; j < L; j += blockDim.x) {
+    float d = xr[j] - mean;
+    q += d * d;
+  }
+  float var = block_sum(q, sh) / float(L);
+  if (threadIdx.x == 0) {
+    stats[2 * blockIdx.x] = mean;
+    stats[2 * blockIdx.x + 1] = rsqrtf(var + eps);
+  }
+}
+__global__ void norm_apply_kernel(const float* x, float* y, int64_t L, const float* scl,
+                                  Shape ss, const float* bias, Shape bs, Shape dims,
+                                  const float* stats, int64_t n) {
+  GRID_LOOP(i, n) {
+    int64_t r = i / L;
+    float v = (x[i] - stats[2 * r]) * stats[2 * r + 1];
+    if (scl) v *= scl[offset_of(i, dims, ss)];
+    if (bias) v += bias[offset_of(i, dims, bs)];
+    y[i] = v;
+  }
+}
+
+// ---- LRN -------------------------------------------------------------------------------------
+__global__ void lrn_kernel(const float* x, float* y, int64_t c, int64_t hw, int window,
+                           float alpha, float beta, float k, int64_t n) {
+  GRID_LOOP(i, n) {
+    int64_t p = i % hw, ch = (i / hw) % c, b = i / (hw * c);
+    int64_t lo = ch - (window - 1) / 2, hi = ch + window / 2;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi >= c ? c - 1 : hi;
+    float sq = 0.f;
+    for (int64_t q = lo; q <= hi; ++q) {
+      float v = x[(b * c + q) * hw + p];
+      sq += v * v;
+    }
+    y[i] = x[i] / powf(k + alpha / float(window) * sq, beta);
+  }
+}
+
+// ---- numerics emulation ----------------------------------------------------------------------
+__global__ void round_fp16_kernel(const float* x, float* y, int64_t n) {
+  GRID_LOOP(i, n) y[i] = __half2float(__float2half_rn(x[i]));
+}
+__global__ void fake_quant_kernel(const float* x, float* y, int64_t n, float scale) {
+  GRID_LOOP(i, n) {
+    float q = rintf(x[i] / scale);
+    q = fminf(fmaxf(q, -127.f), 127.f);
+    y[i] = q * scale;
+  }
+}
+
+}  // namespace
+
+// ---- launchers -------------------------------------------------------------------------------
+void binary(int op, int dt, const void* a, Shape sa, const void* b, Shape sb, void* out,
+            Shape dims, cudaStream_t s) {
+  int64_t n = count_of(dims);
+  if (op >= 8 && op <= 10) {
+    logic_kernel<<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const uint8_t*>(a), sa,
+                                                  static_cast<const uint8_t*>(b), sb,
+                                                  static_cast<uint8_t*>(out), dims, n);
+    return;
+  }
+  switch (dt) {
+    case kI32: binary_t<int32_t>(op, a, sa, b, sb, out, dims, n, s); break;
+    case kI64: binary_t<int64_t>(op, a, sa, b, sb, out, dims, n, s); break;
+    default: binary_t<float>(op, a, sa, b, sb, out, dims, n, s); break;
+  }
+}
+
+void select(const uint8_t* cond, Shape sc, const void* a, Shape sa, const void* b, Shape sb,
+            void* y, Shape dims, int es, cudaStream_t s) {
+  int64_t n = count_of(dims);
+  int g = blocks_for(n);
+  switch (es) {
+    case 1: select_kernel<uint8_t><<<g, kBlock, 0, s>>>(cond, sc, (const uint8_t*)a, sa, (const uint8_t*)b, sb, (uint8_t*)y, dims, n); break;
+    case 2: select_kernel<uint16_t><<<g, kBlock, 0, s>>>(cond, sc, (const uint16_t*)a, sa, (const uint16_t*)b, sb, (uint16_t*)y, dims, n); break;
+    case 8: select_kernel<uint64_t><<<g, kBlock, 0, s>>>(cond, sc, (const uint64_t*)a, sa, (const uint64_t*)b, sb, (uint64_t*)y, dims, n); break;
+    default: select_kernel<uint32_t><<<g, kBlock, 0, s>>>(cond, sc, (const uint32_t*)a, sa, (const uint32_t*)b, sb, (uint32_t*)y, dims, n); break;
+  }
+}
+
+void activation(int type, float alpha, float beta, const float* x, float* y, int64_t n,
+                cudaStream_t s) {
+  activation_kernel<<<blocks_for(n), kBlock, 0, s>>>(type, alpha, beta, x, y, n);
+}
+
+void bias_activation(float* y, const float* bias, int64_t C, int64_t inner, int type,
+                     float alpha, float beta, int64_t n, cudaStream_t s) {
+  bias_act_kernel<<<blocks_for(n), kBlock, 0, s>>>(y, bias, C, inner, type, alpha, beta, n);
+}
+
+void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s) {
+  if (dt == kBool)
+    not_kernel<<<blocks_for(n), kBlock, 0, s>>>(static_cast<const uint8_t*>(x),
+                                                static_cast<uint8_t*>(y), n);
+  else
+    unary_kernel<<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const float*>(x),
+                                                  static_cast<float*>(y), n);
+}
+
+void scale(const float* x, float* y, int64_t n, int mode, int64_t C, int64_t inner,
+           const float* shift, const float* scl, const float* power, cudaStream_t s) {
+  scale_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, y, n, mode, C, inner, shift, scl, power);
+}
+
+void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s) {
+  int64_t n = p.nc * p.oh * p.ow;
+  pool2d_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, y, n);
+}
+
+void reduce(int op, const float* x, float* y, Shape kd, Shape ks, Shape rd, Shape rs,
+            cudaStream_t s) {
+  int64_t nout = count_of(kd), nred = count_of(rd);
+  reduce_kernel<<<blocks_for(nout * 32), kBlock, 0, s>>>(op, x, y, kd, ks, rd, rs, nout, nred);
+}
+
+void resize2d(const Resize2d& r, const float* x, float* y, cudaStream_t s) {
+  int64_t n = r.outer * r.oh * r.ow;
+  resize_kernel<<<blocks_for(n), kBlock, 0, s>>>(r, x, y, n);
+}
+
+void strided_copy(const void* x, int64_t base, Shape st, void* y, Shape dims, int es,
+                  cudaStream_t s) {
+  int64_t n = count_of(dims);
+  int g = blocks_for(n);
+  switch (es) {
+    case 1: strided_copy_kernel<uint8_t><<<g, kBlock, 0, s>>>((const uint8_t*)x, base, st, (uint8_t*)y, dims, n); break;
+    case 2: strided_copy_kernel<uint16_t><<<g, kBlock, 0, s>>>((const uint16_t*)x, base, st, (uint16_t*)y, dims, n); break;
+    case 8: strided_copy_kernel<uint64_t><<<g, kBlock, 0, s>>>((const uint64_t*)x, base, st, (uint64_t*)y, dims, n); break;
+    default: strided_copy_kernel<uint32_t><<<g, kBlock, 0, s>>>((const uint32_t*)x, base, st, (uint32_t*)y, dims, n); break;
+  }
+}
+
+void slice_mode(const void* x, Shape in, Shape start, Shape step, void* y, Shape out, int mode,
+                float fill, int dt, int es, cudaStream_t s) {
+  int64_t n = count_of(out);
+  int g = blocks_for(n);
+  switch (dt) {
+    case kF32: slice_mode_kernel<float><<<g, kBlock, 0, s>>>((const float*)x, in, start, step, (float*)y, out, mode, fill, n); break;
+    case kI32: slice_mode_kernel<int32_t><<<g, kBlock, 0, s>>>((const int32_t*)x, in, start, step, (int32_t*)y, out, mode, int32_t(fill), n); break;
+    case kI64: slice_mode_kernel<int64_t><<<g, kBlock, 0, s>>>((const int64_t*)x, in, start, step, (int64_t*)y, out, mode, int64_t(fill), n); break;
+    default:
+      if (es == 1) slice_mode_kernel<uint8_t><<<g, kBlock, 0, s>>>((const uint8_t*)x, in, start, step, (uint8_t*)y, out, mode, uint8_t(fill), n);
+      else slice_mode_kernel<uint16_t><<<g, kBlock, 0, s>>>((const uint16_t*)x, in, start, step, (uint16_t*)y, out, mode, uint16_t(0), n);
+      break;
+  }
+}
+
+void softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,
+             cudaStream_t s) {
+  softmax_kernel<<<blocks_for(outer * inner * 32), kBlock, 0, s>>>(x, y, outer, axis, inner);
+}
+
+void gather(const void* data, const void* idx, bool idx64, void* y, int64_t outer,
+            int64_t axis_len, int64_t nidx, int64_t inner, int es, cudaStream_t s) {
+  int64_t n = outer * nidx * inner;
+  int g = blocks_for(n);
+  switch (es) {
+    case 1: gather_kernel<uint8_t><<<g, kBlock, 0, s>>>((const uint8_t*)data, idx, idx64, (uint8_t*)y, axis_len, nidx, inner, n); break;
+    case 2: gather_kernel<uint16_t><<<g, kBlock, 0, s>>>((const uint16_t*)data, idx, idx64, (uint16_t*)y, axis_len, nidx, inner, n); break;
+    case 8: gather_kernel<uint64_t><<<g, kBlock, 0, s>>>((const uint64_t*)data, idx, idx64, (uint64_t*)y, axis_len, nidx, inner, n); break;
+    default: gather_kernel<uint32_t><<<g, kBlock, 0, s>>>((const uint32_t*)data, idx, idx64, (uint32_t*)y, axis_len, nidx, inner, n); break;
+  }
+}
+
+void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t s) {
+  cast_kernel<<<blocks_for(n), kBlock, 0, s>>>(from, to, x, y, n);
+}
+
+void normalization(const float* x, float* y, int64_t rows, int64_t L, float eps,
+                   const float* scl, Shape ss, const float* bias, Shape bs, Shape dims,
+                   float* stats, cudaStream_t s) {
+  norm_stats_kernel<<<static_cast<unsigned>(rows), kBlock, 0, s>>>(x, L, eps, stats);
+  int64_t n = rows * L;
+  norm_apply_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, y, L, scl, ss, bias, bs, dims, stats, n);
+}
+
+void lrn(const float* x, float* y, int64_t n, int64_t c, int64_t hw, int window, float alpha,
+         float beta, float k, cudaStream_t s) {
+  int64_t total = n * c * hw;
+  lrn_kernel<<<blocks_for(total), kBlock, 0, s>>>(x, y, c, hw, window, alpha, beta, k, total);
+}
+
+void round_fp16(const float* x, float* y, int64_t n, cudaStream_t s) {
+  round_fp16_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, y, n);
+}
+
+void fake_quant(const float* x, float* y, int64_t n, float scale, cudaStream_t s) {
+  fake_quant_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, y, n, scale);
+}
+
+}  // namespace tandem::cuda

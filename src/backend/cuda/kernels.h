@@ -1,0 +1,103 @@
+// tandem's own CUDA kernels (kernels.cu): plain launchers, one per layer family.
+// All tensors are dense row-major; every launcher is asynchronous on `s` and checks nothing
+// itself (the executor checks cudaGetLastError after each launch while compiling).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace tandem::cuda {
+
+constexpr int kMaxRank = 8;
+
+// Dims (or element strides) of up to kMaxRank axes, passed by value to kernels.
+struct Shape {
+  int rank = 0;
+  int64_t d[kMaxRank] = {};
+};
+
+// Element types by tandem::DataType's order: float, half, int8, uint8, int32, int64, bool.
+enum Dt : int { kF32 = 0, kF16, kI8, kU8, kI32, kI64, kBool };
+
+// Extra binary ops beyond tandem::ElementWiseOp's values.
+constexpr int kOpPRelu = 100;  // a >= 0 ? a : a * b
+
+// out[i] = op(a[broadcast], b[broadcast]); sa/sb are element strides in out's coordinates
+// (0 on broadcast axes). dt: kF32, kI32 or kI64 (kBool for And/Or/Xor). Comparison ops write bool.
+void binary(int op, int dt, const void* a, Shape sa, const void* b, Shape sb, void* out,
+            Shape out_dims, cudaStream_t s);
+// y = cond ? a : b, all three broadcast to out_dims; es = element size of a/b/y.
+void select(const uint8_t* cond, Shape sc, const void* a, Shape sa, const void* b, Shape sb,
+            void* y, Shape out_dims, int es, cudaStream_t s);
+
+// Activation (tandem::ActivationType order), float.
+void activation(int type, float alpha, float beta, const float* x, float* y, int64_t n,
+                cudaStream_t s);
+// In place: y = act(y + bias[c]); c = (i / inner) % C. act < 0: none; bias may be null.
+void bias_activation(float* y, const float* bias, int64_t C, int64_t inner, int act, float alpha,
+                     float beta, int64_t n, cudaStream_t s);
+// Unary (tandem::UnaryOp order); dt kF32 (all but Not) or kBool (Not).
+void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s);
+
+// Scale: y = (x * scale[k] + shift[k]) ^ power[k]; k = 0 (uniform), (i / inner) % C (channel),
+// i % C (elementwise, C = weight count). Null pointers: 1, 0, 1.
+void scale(const float* x, float* y, int64_t n, int mode, int64_t C, int64_t inner,
+           const float* shift, const float* scl, const float* power, cudaStream_t s);
+
+struct Pool2d {
+  int64_t nc, h, w, oh, ow;
+  int kh, kw, sh, sw, ph, pw;  // pre padding
+  int64_t hp, wp;              // h + post padding, w + post padding (bounds counted for average)
+  bool max, exclude_pad;
+};
+void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s);
+
+// Reduce (tandem::ReduceOp order): one output per `kept` index; `red` spans the reduced axes.
+// kept/red strides are the input's element strides of those axes.
+void reduce(int op, const float* x, float* y, Shape kept_dims, Shape kept_strides,
+            Shape red_dims, Shape red_strides, cudaStream_t s);
+
+struct Resize2d {
+  int64_t outer, ih, iw, oh, ow;
+  float scale_h, scale_w;  // out / in, for the coordinate transform
+  int mode;                // tandem::ResizeMode
+  int transform;           // tandem::ResizeCoordinateTransform
+  int selector;            // tandem::ResizeSelector
+  int rounding;            // tandem::ResizeRounding
+};
+void resize2d(const Resize2d& r, const float* x, float* y, cudaStream_t s);
+
+// y[i] = x[base + sum(coord_k(i) * src_strides[k])], coord over out_dims: transpose, slice,
+// broadcast, crop. es: element size 1, 2, 4 or 8.
+void strided_copy(const void* x, int64_t base, Shape src_strides, void* y, Shape out_dims,
+                  int es, cudaStream_t s);
+// Slice with tandem::SliceMode (wrap, clamp, fill, reflect) over in_dims.
+void slice_mode(const void* x, Shape in_dims, Shape start, Shape step, void* y, Shape out_dims,
+                int mode, float fill, int dt, int es, cudaStream_t s);
+
+// Softmax over the middle axis of [outer, axis, inner].
+void softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,
+             cudaStream_t s);
+
+// y[o, k, j] = data[o, idx[k], j] (negative indices wrap); idx int32 or int64.
+void gather(const void* data, const void* idx, bool idx64, void* y, int64_t outer,
+            int64_t axis_len, int64_t nidx, int64_t inner, int es, cudaStream_t s);
+
+void cast(int from, int to, const void* x, void* y, int64_t n, cudaStream_t s);
+
+// Normalization over rows of length L (x viewed as [rows, L]); scale/bias broadcast to x's
+// dims via strides (null: 1 / 0). stats: scratch of 2 * rows floats.
+void normalization(const float* x, float* y, int64_t rows, int64_t L, float eps,
+                   const float* scl, Shape ss, const float* bias, Shape bs, Shape x_dims,
+                   float* stats, cudaStream_t s);
+
+// LRN across channels of NCHW.
+void lrn(const float* x, float* y, int64_t n, int64_t c, int64_t hw, int window, float alpha,
+         float beta, float k, cudaStream_t s);
+
+// Numerics emulation: y = fp16(x) and y = clamp(rint(x / scale), -127, 127) * scale.
+void round_fp16(const float* x, float* y, int64_t n, cudaStream_t s);
+void fake_quant(const float* x, float* y, int64_t n, float scale, cudaStream_t s);
+
+}  // namespace tandem::cuda
