@@ -76,6 +76,9 @@ std::unique_ptr<Batcher> make_npy_batcher(
     const std::vector<std::pair<std::string, std::string>>& files,  // (input name, path)
     const std::vector<InputSpec>& inputs, int batch_size, LastBatch last = LastBatch::kKeep);
 
+// At most n batches of another batcher (n >= 1).
+std::unique_ptr<Batcher> limit_batches(std::unique_ptr<Batcher> inner, int n);
+
 // ============================== Calibrators ===========================================
 enum class CalibAlgorithm : uint8_t { kEntropy, kMinMax, kPercentile };
 std::string_view to_string(CalibAlgorithm a);                   // "entropy" ...

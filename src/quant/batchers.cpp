@@ -376,7 +376,29 @@ class NpyBatcher : public Batcher {
   LastBatch last_;
 };
 
+class LimitBatcher : public Batcher {
+ public:
+  LimitBatcher(std::unique_ptr<Batcher> in, int n) : in_(std::move(in)), n_(std::min(n, in_->num_batches())) {}
+  int batch_size() const override { return in_->batch_size(); }
+  int num_batches() const override { return n_; }
+  void reset() override { in_->reset(); cur_ = 0; }
+  bool next(TensorMap* out) override {
+    if (cur_ >= n_ || !in_->next(out)) return false;
+    ++cur_;
+    return true;
+  }
+
+ private:
+  std::unique_ptr<Batcher> in_;
+  int n_, cur_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<Batcher> limit_batches(std::unique_ptr<Batcher> inner, int n) {
+  if (n < 1) throw Error("number of batches must be >= 1, got " + std::to_string(n));
+  return std::make_unique<LimitBatcher>(std::move(inner), n);
+}
 
 std::unique_ptr<Batcher> make_synthetic_batcher(std::vector<InputSpec> inputs, int batch_size,
                                                 int num_batches, float lo, float hi, uint64_t seed) {
