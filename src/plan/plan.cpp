@@ -1,0 +1,556 @@
+// make_plan: the seed strategy (trtutils build_dla_engine, section c.3) and the graph strategy
+// (connected, cycle-free DLA regions over tensor edges). Pure: no CUDA, no protobuf.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <numeric>
+#include <set>
+
+#include "tandem/plan.h"
+
+namespace tandem {
+
+// ---- Small enums ------------------------------------------------------------------------------
+std::string_view to_string(Device d) {
+  switch (d) {
+    case Device::kGPU: return "GPU";
+    case Device::kDLA: return "DLA";
+  }
+  return "?";
+}
+std::string_view to_string(Precision p) {
+  switch (p) {
+    case Precision::kUnset: return "unset";
+    case Precision::kFP32: return "fp32";
+    case Precision::kFP16: return "fp16";
+    case Precision::kINT8: return "int8";
+    case Precision::kFP8: return "fp8";
+  }
+  return "?";
+}
+std::string_view to_string(Strategy s) {
+  switch (s) {
+    case Strategy::kSeed: return "seed";
+    case Strategy::kGraph: return "graph";
+  }
+  return "?";
+}
+std::string_view to_string(Plan::Case c) {
+  switch (c) {
+    case Plan::Case::kFullDla: return "full-dla";
+    case Plan::Case::kNoDla: return "no-dla";
+    case Plan::Case::kMixed: return "mixed";
+  }
+  return "?";
+}
+
+namespace {
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+}  // namespace
+
+bool parse_device(std::string_view s, Device* out) {
+  const std::string l = lower(s);
+  if (l == "gpu") *out = Device::kGPU;
+  else if (l == "dla") *out = Device::kDLA;
+  else return false;
+  return true;
+}
+bool parse_precision(std::string_view s, Precision* out) {
+  const std::string l = lower(s);
+  if (l == "fp32") *out = Precision::kFP32;
+  else if (l == "fp16") *out = Precision::kFP16;
+  else if (l == "int8") *out = Precision::kINT8;
+  else if (l == "fp8") *out = Precision::kFP8;
+  else return false;
+  return true;
+}
+bool parse_strategy(std::string_view s, Strategy* out) {
+  if (s == "seed") *out = Strategy::kSeed;
+  else if (s == "graph") *out = Strategy::kGraph;
+  else return false;
+  return true;
+}
+
+int64_t Plan::crossing_bytes() const {
+  int64_t n = 0;
+  for (const auto& c : crossings) n += c.bytes;
+  return n;
+}
+int Plan::dla_region_count() const {
+  int n = 0;
+  for (const auto& r : regions) n += r.on_dla ? 1 : 0;
+  return n;
+}
+
+namespace {
+
+// The seed's GPU precision rule: FP16, except Constant and Shuffle layers and layers whose name
+// contains "tile" (any case), which stay unset.
+Precision gpu_precision(const Layer& l) {
+  if (l.kind == LayerKind::kConstant || l.kind == LayerKind::kShuffle) return Precision::kUnset;
+  if (lower(l.name).find("tile") != std::string::npos) return Precision::kUnset;
+  return Precision::kFP16;
+}
+
+Precision dla_precision(const PlanOptions& opt) {
+  return opt.dla.precision == DlaPrecision::kInt8 ? Precision::kINT8 : Precision::kFP16;
+}
+
+void validate(const Network& net, const PlanOptions& opt) {
+  const DlaTargetInfo& T = dla_target_info(opt.dla.target);
+  if (opt.dla_core < 0)
+    throw Error(fmt::format("--dla-core {} must be >= 0", opt.dla_core));
+  if (opt.dla_core >= T.cores)
+    throw Error(fmt::format("--dla-core {} must be < {} (DLA cores on {})", opt.dla_core, T.cores,
+                            T.name));
+  if (opt.optimization_level < 0 || opt.optimization_level > 5)
+    throw Error(fmt::format("--optimization-level {} must be in 0..5", opt.optimization_level));
+  for (const auto& [name, d] : opt.layer_device)
+    if (net.find_layer(name) < 0)
+      throw Error(fmt::format("--layer-device: no layer named '{}' in the network", name));
+  for (const auto& [name, p] : opt.layer_precision)
+    if (net.find_layer(name) < 0)
+      throw Error(fmt::format("--layer-precision: no layer named '{}' in the network", name));
+}
+
+// ---- Seed strategy ------------------------------------------------------------------------------
+void plan_seed(const Network& net, const PlanOptions& opt, Plan& plan) {
+  const DlaReport& rep = plan.report;
+  const int n = static_cast<int>(net.layers.size());
+  plan.layers.assign(n, {});
+  // Case 1: every layer DLA-capable: whole network on DLA, INT8 (+FP16), no GPU fallback.
+  if (rep.full_dla) {
+    plan.plan_case = Plan::Case::kFullDla;
+    plan.default_device = Device::kDLA;
+    plan.gpu_fallback = false;
+    if (n > 0) {
+      Region r;
+      r.start = 0;
+      r.end = n - 1;
+      r.layers.resize(n);
+      std::iota(r.layers.begin(), r.layers.end(), 0);
+      r.reason = "full DLA: every layer can run on DLA";
+      plan.regions.push_back(std::move(r));
+    }
+    for (int i = 0; i < n; ++i)
+      plan.layers[i] = {Device::kDLA, Precision::kUnset, 0, "full DLA network (INT8 + FP16 allowed)"};
+    return;
+  }
+  std::vector<int> dla_chunks;
+  for (int i = 0; i < static_cast<int>(rep.chunks.size()); ++i)
+    if (rep.chunks[i].on_dla) dla_chunks.push_back(i);
+  // Case 2: no DLA-capable chunk: GPU engine, INT8 and FP16 allowed, and a warning.
+  if (dla_chunks.empty()) {
+    plan.plan_case = Plan::Case::kNoDla;
+    plan.default_device = Device::kGPU;
+    plan.gpu_fallback = false;
+    plan.warnings.push_back("No DLA-compatible layers found. Building GPU-only engine.");
+    for (int i = 0; i < n; ++i)
+      plan.layers[i] = {Device::kGPU, Precision::kUnset, -1, rep.layers[i].reason};
+    return;
+  }
+  // Case 3: mixed. Largest chunks first, ties in network order (stable sort).
+  plan.plan_case = Plan::Case::kMixed;
+  plan.default_device = Device::kDLA;
+  plan.gpu_fallback = true;
+  std::stable_sort(dla_chunks.begin(), dla_chunks.end(), [&](int a, int b) {
+    return rep.chunks[a].layers.size() > rep.chunks[b].layers.size();
+  });
+  for (int i = 0; i < n; ++i)
+    plan.layers[i] = {Device::kGPU, gpu_precision(net.layers[i]), -1, rep.layers[i].reason};
+  int matched = 0;
+  bool stopped = false;
+  for (int ci : dla_chunks) {
+    const Chunk& c = rep.chunks[ci];
+    Region r;
+    r.layers = c.layers;
+    r.start = c.start;
+    r.end = c.end;
+    r.on_dla = false;
+    // As the seed: the max_chunks check comes before the min_layers skip.
+    if (stopped || (matched >= opt.max_chunks && opt.max_chunks > 0)) {
+      stopped = true;
+      r.reason = fmt::format("not taken: max_chunks {} reached", opt.max_chunks);
+    } else if (static_cast<int>(c.layers.size()) < opt.min_layers) {
+      r.reason = fmt::format("skipped: {} layers < min_layers {}", c.layers.size(), opt.min_layers);
+    } else {
+      r.on_dla = true;
+      r.reason = fmt::format("taken: chunk {} [{} - {}], {} layers", ci, c.start, c.end, c.layers.size());
+      ++matched;
+    }
+    const int idx = static_cast<int>(plan.regions.size());
+    for (int l = c.start; l <= c.end; ++l) {
+      if (r.on_dla)
+        plan.layers[l] = {Device::kDLA, dla_precision(opt), idx,
+                          fmt::format("DLA chunk [{} - {}]", c.start, c.end)};
+      else
+        plan.layers[l].reason = fmt::format("DLA-capable, chunk [{} - {}] {}", c.start, c.end, r.reason);
+    }
+    plan.regions.push_back(std::move(r));
+  }
+}
+
+// ---- Graph strategy -------------------------------------------------------------------------------
+struct Bitset {
+  std::vector<uint64_t> w;
+  explicit Bitset(size_t n = 0) : w((n + 63) / 64, 0) {}
+  void set(size_t i) { w[i >> 6] |= 1ull << (i & 63); }
+  bool test(size_t i) const { return (w[i >> 6] >> (i & 63)) & 1ull; }
+  void operator|=(const Bitset& o) {
+    for (size_t i = 0; i < w.size(); ++i) w[i] |= o.w[i];
+  }
+  template <class F>
+  void each(F f) const {
+    for (size_t i = 0; i < w.size(); ++i)
+      for (uint64_t b = w[i]; b; b &= b - 1) f(i * 64 + static_cast<size_t>(__builtin_ctzll(b)));
+  }
+};
+
+bool absorbs_constants(LayerKind k) {
+  return k == LayerKind::kElementWise || k == LayerKind::kScale || k == LayerKind::kParametricReLU ||
+         k == LayerKind::kMatrixMultiply;
+}
+bool is_mac(LayerKind k) {
+  return k == LayerKind::kConvolution || k == LayerKind::kDeconvolution ||
+         k == LayerKind::kMatrixMultiply;
+}
+
+void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
+  const DlaReport& rep = plan.report;
+  const DlaTargetInfo& T = dla_target_info(opt.dla.target);
+  const int n = static_cast<int>(net.layers.size());
+  const auto consumers = net.consumers();
+  std::vector<char> cand(n);
+  for (int i = 0; i < n; ++i) cand[i] = rep.layers[i].ok;
+  for (const auto& [name, d] : opt.layer_device) {
+    const LayerId l = net.find_layer(name);
+    if (d == Device::kGPU) cand[l] = 0;
+  }
+
+  // Constants folded into DLA consumers: Constant (+ Shuffle/Identity chain) whose every consumer
+  // is either the chain or a DLA-candidate ElementWise/Scale/PReLU/MatrixMultiply.
+  std::vector<char> const_like(n, 0);
+  for (int i = 0; i < n; ++i) {
+    const Layer& l = net.layers[i];
+    if (l.kind == LayerKind::kConstant) const_like[i] = 1;
+    else if ((l.kind == LayerKind::kShuffle || l.kind == LayerKind::kIdentity) && l.inputs.size() == 1 &&
+             net.tensors[l.inputs[0]].producer >= 0 && const_like[net.tensors[l.inputs[0]].producer])
+      const_like[i] = 1;
+  }
+  std::vector<int> host(n, -1);  // folded layer -> consumer layer whose region it joins
+  for (int i = n - 1; i >= 0; --i) {
+    if (!const_like[i]) continue;
+    const Layer& l = net.layers[i];
+    bool ok = !l.outputs.empty();
+    int h = -1;
+    for (TensorId t : l.outputs) {
+      if (net.tensors[t].is_output) ok = false;
+      for (LayerId c : consumers[t]) {
+        if (const_like[c] && host[c] >= 0) {
+          if (h < 0) h = host[c];
+        } else if (!const_like[c] && cand[c] && absorbs_constants(net.layers[c].kind)) {
+          if (h < 0) h = c;
+        } else {
+          ok = false;
+        }
+      }
+    }
+    if (ok && h >= 0) host[i] = h;
+  }
+
+  // Region formation in topological order: a DLA candidate joins the regions of its DLA
+  // producers when that creates no cycle through a non-member (checked at region level).
+  std::vector<int> parent;  // union-find over raw region ids
+  std::vector<Bitset> deps;  // per root: regions it depends on through non-members
+  std::vector<int> size;
+  auto find = [&](int x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  int max_regions = 0;
+  for (int i = 0; i < n; ++i) max_regions += (cand[i] && host[i] < 0) ? 1 : 0;
+  const size_t R = static_cast<size_t>(std::max(max_regions, 1));
+  std::vector<int> region_of(n, -1);
+  std::vector<Bitset> reach(n, Bitset(R));
+
+  auto closure = [&](Bitset d) {
+    // Expand through each root's deps until nothing changes; returns the set of roots.
+    std::vector<char> seen(R, 0);
+    std::vector<int> stack;
+    d.each([&](size_t x) { stack.push_back(find(static_cast<int>(x))); });
+    Bitset roots(R);
+    while (!stack.empty()) {
+      int r = stack.back();
+      stack.pop_back();
+      if (seen[r]) continue;
+      seen[r] = 1;
+      roots.set(r);
+      deps[r].each([&](size_t x) {
+        int y = find(static_cast<int>(x));
+        if (!seen[y]) stack.push_back(y);
+      });
+    }
+    return roots;
+  };
+
+  for (int v = 0; v < n; ++v) {
+    const Layer& l = net.layers[v];
+    std::vector<int> producers;
+    for (TensorId t : l.inputs)
+      if (net.tensors[t].producer >= 0) producers.push_back(net.tensors[t].producer);
+    if (!cand[v] || host[v] >= 0) {
+      for (int u : producers) reach[v] |= reach[u];
+      continue;
+    }
+    std::vector<int> preds;
+    for (int u : producers)
+      if (region_of[u] >= 0) {
+        int r = find(region_of[u]);
+        if (std::find(preds.begin(), preds.end(), r) == preds.end()) preds.push_back(r);
+      }
+    // Outside dependencies of {v} + M, as roots (transitively closed).
+    auto outside = [&](const std::vector<int>& M) {
+      Bitset d(R);
+      for (int u : producers) {
+        if (region_of[u] >= 0 && std::find(M.begin(), M.end(), find(region_of[u])) != M.end())
+          continue;
+        d |= reach[u];
+      }
+      for (int r : M) d |= deps[r];
+      return closure(d);
+    };
+    auto valid = [&](const std::vector<int>& M, const Bitset& roots) {
+      for (int r : M)
+        if (roots.test(r)) return false;
+      return true;
+    };
+    std::vector<int> M = preds;
+    Bitset roots = outside(M);
+    if (!valid(M, roots)) {
+      std::stable_sort(preds.begin(), preds.end(), [&](int a, int b) { return size[a] > size[b]; });
+      M.clear();
+      for (int p : preds) {
+        std::vector<int> trial = M;
+        trial.push_back(p);
+        Bitset r2 = outside(trial);
+        if (valid(trial, r2)) M = std::move(trial);
+      }
+      roots = outside(M);
+    }
+    int root;
+    if (M.empty()) {
+      root = static_cast<int>(parent.size());
+      parent.push_back(root);
+      deps.emplace_back(R);
+      size.push_back(0);
+    } else {
+      root = M[0];
+      for (size_t k = 1; k < M.size(); ++k) {
+        parent[M[k]] = root;
+        size[root] += size[M[k]];
+      }
+    }
+    Bitset d(R);
+    roots.each([&](size_t x) { d.set(x); });
+    deps[root] = d;
+    size[root] += 1;
+    region_of[v] = root;
+    reach[v] = d;
+    reach[v].set(root);
+  }
+
+  // Collect regions (members in network order), with folded constants attached to their host.
+  std::vector<int> root_index(parent.size(), -1);
+  std::vector<Region> regions;
+  std::vector<int> owner(n, -1);
+  for (int v = 0; v < n; ++v) {
+    int h = v;
+    if (host[v] >= 0) h = host[v];
+    if (region_of[h] < 0) continue;
+    const int r = find(region_of[h]);
+    if (root_index[r] < 0) {
+      root_index[r] = static_cast<int>(regions.size());
+      regions.emplace_back();
+      regions.back().start = v;
+    }
+    Region& g = regions[root_index[r]];
+    g.layers.push_back(v);
+    owner[v] = root_index[r];
+  }
+  for (auto& g : regions) {
+    g.start = *std::min_element(g.layers.begin(), g.layers.end());
+    g.end = *std::max_element(g.layers.begin(), g.layers.end());
+  }
+  // Demotions: no MAC layer, under min_layers, past the loadable cap (keep the largest).
+  std::vector<int> order(regions.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return regions[a].layers.size() > regions[b].layers.size();
+  });
+  const int cap = opt.max_regions > 0 ? std::min(opt.max_regions, T.max_loadables_per_core)
+                                      : T.max_loadables_per_core;
+  int kept = 0;
+  for (int gi : order) {
+    Region& g = regions[gi];
+    const bool mac = std::any_of(g.layers.begin(), g.layers.end(),
+                                 [&](LayerId l) { return is_mac(net.layers[l].kind); });
+    g.on_dla = false;
+    if (!mac)
+      g.reason = "demoted: no multiply-accumulate layer (Convolution, Deconvolution, MatrixMultiply)";
+    else if (static_cast<int>(g.layers.size()) < opt.min_layers)
+      g.reason = fmt::format("demoted: {} layers < min_layers {}", g.layers.size(), opt.min_layers);
+    else if (kept >= cap)
+      g.reason = fmt::format("demoted: past the cap of {} DLA loadables per core", cap);
+    else {
+      g.on_dla = true;
+      g.reason = fmt::format("kept: {} layers", g.layers.size());
+      ++kept;
+    }
+  }
+  // Report order: kept first, largest first.
+  std::vector<Region> sorted;
+  std::vector<int> new_index(regions.size());
+  for (int pass = 0; pass < 2; ++pass)
+    for (int gi : order)
+      if (regions[gi].on_dla == (pass == 0)) {
+        new_index[gi] = static_cast<int>(sorted.size());
+        sorted.push_back(regions[gi]);
+      }
+  plan.layers.assign(n, {});
+  for (int v = 0; v < n; ++v) {
+    const Layer& l = net.layers[v];
+    LayerPlacement& p = plan.layers[v];
+    const int gi = owner[v] >= 0 ? new_index[owner[v]] : -1;
+    if (gi >= 0 && sorted[gi].on_dla) {
+      p.device = Device::kDLA;
+      p.region = gi;
+      p.precision = l.kind == LayerKind::kConstant ? Precision::kUnset : dla_precision(opt);
+      p.reason = host[v] >= 0 ? fmt::format("folded into {} (DLA region {})", net.layers[host[v]].name, gi)
+                              : fmt::format("DLA region {}", gi);
+    } else {
+      p.device = Device::kGPU;
+      p.precision = gpu_precision(l);
+      if (gi >= 0)
+        p.reason = fmt::format("DLA-capable, region {} {}", gi, sorted[gi].reason);
+      else if (!rep.layers[v].ok)
+        p.reason = rep.layers[v].reason;
+      else
+        p.reason = "forced to GPU by --layer-device";
+    }
+  }
+  plan.regions = std::move(sorted);
+  int dla = 0;
+  for (const auto& p : plan.layers) dla += p.device == Device::kDLA ? 1 : 0;
+  if (dla == n) {
+    plan.plan_case = Plan::Case::kFullDla;
+    plan.default_device = Device::kDLA;
+    plan.gpu_fallback = false;
+  } else if (dla == 0) {
+    plan.plan_case = Plan::Case::kNoDla;
+    plan.default_device = Device::kGPU;
+    plan.gpu_fallback = false;
+    plan.warnings.push_back("No DLA region kept. Building GPU-only engine.");
+    for (int v = 0; v < n; ++v)
+      if (owner[v] < 0) plan.layers[v].precision = Precision::kUnset;
+  } else {
+    plan.plan_case = Plan::Case::kMixed;
+    plan.default_device = Device::kDLA;
+    plan.gpu_fallback = true;
+  }
+}
+
+int64_t bytes_per(Precision p, DataType t) {
+  switch (p) {
+    case Precision::kINT8:
+    case Precision::kFP8: return 1;
+    case Precision::kFP16: return 2;
+    case Precision::kFP32: return 4;
+    case Precision::kUnset: return static_cast<int64_t>(element_size(t));
+  }
+  return 4;
+}
+
+void compute_crossings(const Network& net, Plan& plan) {
+  const auto consumers = net.consumers();
+  for (TensorId t = 0; t < static_cast<TensorId>(net.tensors.size()); ++t) {
+    const Tensor& ten = net.tensors[t];
+    const Device from = ten.producer >= 0 ? plan.layers[ten.producer].device : Device::kGPU;
+    const Precision prec = ten.producer >= 0 ? plan.layers[ten.producer].precision : Precision::kUnset;
+    bool to_other = false;
+    for (LayerId c : consumers[t])
+      if (plan.layers[c].device != from) to_other = true;
+    if (!to_other) continue;
+    const Device to = from == Device::kGPU ? Device::kDLA : Device::kGPU;
+    plan.crossings.push_back({t, from, to, volume(ten.dims) * bytes_per(prec, ten.type)});
+  }
+}
+
+void apply_overrides(const Network& net, const PlanOptions& opt, Plan& plan) {
+  bool changed = false;
+  for (const auto& [name, d] : opt.layer_device) {
+    const LayerId l = net.find_layer(name);
+    LayerPlacement& p = plan.layers[l];
+    if (p.device == d) continue;
+    if (d == Device::kDLA && !plan.report.layers[l].ok) {
+      plan.warnings.push_back(fmt::format("--layer-device {}:dla ignored: {}", name,
+                                          plan.report.layers[l].reason));
+      continue;
+    }
+    changed = true;
+    if (p.region >= 0) {
+      auto& v = plan.regions[p.region].layers;
+      v.erase(std::remove(v.begin(), v.end(), l), v.end());
+    }
+    p.device = d;
+    p.region = -1;
+    p.precision = d == Device::kDLA ? dla_precision(opt) : gpu_precision(net.layers[l]);
+    p.reason = fmt::format("forced to {} by --layer-device", to_string(d));
+  }
+  for (const auto& [name, pr] : opt.layer_precision) {
+    const LayerId l = net.find_layer(name);
+    plan.layers[l].precision = pr;
+    plan.layers[l].reason += fmt::format(" (precision {} by --layer-precision)", to_string(pr));
+  }
+  if (!changed) return;
+  int dla = 0;
+  for (const auto& p : plan.layers) dla += p.device == Device::kDLA ? 1 : 0;
+  if (dla > 0 && dla < static_cast<int>(plan.layers.size())) {
+    plan.plan_case = Plan::Case::kMixed;
+    plan.default_device = Device::kDLA;
+    plan.gpu_fallback = true;
+  } else if (dla == 0) {
+    plan.plan_case = Plan::Case::kNoDla;
+    plan.default_device = Device::kGPU;
+    plan.gpu_fallback = false;
+  }
+}
+
+}  // namespace
+
+Plan make_plan(const Network& net, const PlanOptions& opt) {
+  validate(net, opt);
+  Plan plan;
+  plan.strategy = opt.strategy;
+  plan.target = opt.dla.target;
+  plan.check_precision = opt.dla.precision;
+  plan.dla_core = opt.dla_core;
+  plan.optimization_level = opt.optimization_level;  // honoured in all three cases
+  plan.fp16 = true;
+  plan.int8 = true;
+  plan.fp8 = opt.fp8;
+  plan.report = can_run_on_dla(net, opt.dla);
+  switch (opt.strategy) {
+    case Strategy::kSeed: plan_seed(net, opt, plan); break;
+    case Strategy::kGraph: plan_graph(net, opt, plan); break;
+  }
+  apply_overrides(net, opt, plan);
+  compute_crossings(net, plan);
+  return plan;
+}
+
+}  // namespace tandem
