@@ -308,7 +308,7 @@ class CudaExecutorImpl final : public CudaExecutor {
                          std::string(to_string(net_.tensors[t].type)) + ", only fp32 is supported here");
   }
 
-  const Network& net_;
+  const Network net_;  // a copy: the executor outlives the caller's network
   ExecOptions opt_;
   CudaOptions copt_;
   bool keep_all_;
