@@ -90,7 +90,7 @@ std::string dla_report_text(const Network& net, const DlaReport& r, const std::s
   std::string o;
   o += fmt::format("Fully DLA Compatible: {}, Layers: {} / {} ({:.2f} % Compatible)\n",
                    py_bool(r.full_dla), r.dla_layer_count(), r.layers.size(), percent(r));
-  o += fmt::format("Model: {}\nTarget: {} (TensorRT {}), precision: {}\n\n", model, T.name,
+  o += fmt::format("Model: {}\nTarget: {}, TensorRT {}, precision: {}\n\n", model, T.name,
                    T.tensorrt, to_string(r.precision));
   size_t wname = 4, wtype = 4;
   for (const auto& l : net.layers) {

@@ -22,7 +22,7 @@ std::string plan_report_text(const Network& net, const Plan& plan, const std::st
   const DlaTargetInfo& T = dla_target_info(plan.target);
   std::string o;
   o += fmt::format("Model: {}\n", model);
-  o += fmt::format("Strategy: {}, target: {} (TensorRT {}), DLA check precision: {}\n",
+  o += fmt::format("Strategy: {}, target: {}, TensorRT {}, DLA check precision: {}\n",
                    to_string(plan.strategy), T.name, T.tensorrt, to_string(plan.check_precision));
   o += fmt::format(
       "Case: {} (default device {}, GPU fallback {}, DLA core {}, {}, optimization level {})\n",

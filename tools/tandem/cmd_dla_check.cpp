@@ -1,0 +1,50 @@
+// tandem dla-check: which layers can run on the DLA, why not, and the seed's chunks.
+#include <cstdio>
+#include <memory>
+
+#include "command.h"
+#include "tandem/dla.h"
+#include "tandem/onnx.h"
+
+namespace {
+using namespace tandem;
+
+struct DlaCheckArgs {
+  std::string model;
+  std::vector<std::string> shapes;
+  std::string target = "orin", precision = "int8";
+  bool verbose_layers = false, verbose_chunks = false, json = false;
+};
+
+int run(const DlaCheckArgs& a) {
+  DlaOptions o;
+  if (!parse_dla_target(a.target, &o.target))
+    throw Error("--target: unknown DLA target '" + a.target + "' (orin | xavier)");
+  if (!parse_dla_precision(a.precision, &o.precision))
+    throw Error("--precision: unknown precision '" + a.precision + "' (int8 | fp16)");
+  o.verbose_layers = a.verbose_layers;
+  o.verbose_chunks = a.verbose_chunks;
+  ImportOptions io;
+  for (const auto& s : a.shapes) io.shapes.push_back(parse_shape_arg(s));
+  const Network net = import_onnx(a.model, io);  // shapes (and hooks) applied before the check
+  const DlaReport r = can_run_on_dla(net, o);
+  const std::string out = a.json ? dla_report_json(net, r, a.model) : dla_report_text(net, r, a.model);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+tandem::cli::RegisterCommand reg(20, "dla-check", [](CLI::App& app) {
+  auto* sub = app.add_subcommand("dla-check", "Which layers can run on the DLA, and why not (offline NVIDIA rules)");
+  auto a = std::make_shared<DlaCheckArgs>();
+  sub->add_option("model", a->model, "model.onnx")->required();
+  sub->add_option("--shape,-s", a->shapes, "input shape NAME:1x3x640x640 (repeatable)");
+  sub->add_option("--target", a->target, "DLA target: orin (TensorRT 8.6, JetPack 6) | xavier (TensorRT 8.5, JetPack 5.1)")
+      ->capture_default_str();
+  sub->add_option("--precision", a->precision, "precision of the check: int8 | fp16")->capture_default_str();
+  sub->add_flag("--verbose-layers", a->verbose_layers, "log each layer's verdict to stderr");
+  sub->add_flag("--verbose-chunks", a->verbose_chunks, "log the chunk list to stderr");
+  sub->add_flag("--json", a->json, "JSON report (schema: docs/dla-rules-impl.md)");
+  return std::function<int()>([a] { return run(*a); });
+});
+
+}  // namespace

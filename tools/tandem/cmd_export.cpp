@@ -1,0 +1,164 @@
+// tandem export trtexec | dot (| others registered through export_command.h).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "command.h"
+#include "export_command.h"
+#include "plan_cli.h"
+
+namespace tandem::cli {
+std::vector<ExportCommand>& export_registry() {
+  static std::vector<ExportCommand> r;
+  return r;
+}
+}  // namespace tandem::cli
+
+namespace {
+using namespace tandem;
+namespace fs = std::filesystem;
+
+void write_atomic(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error("cannot write '" + tmp + "'");
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!f) throw Error("cannot write '" + tmp + "'");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error("cannot rename onto '" + path + "'");
+  }
+}
+
+// ---- trtexec ---------------------------------------------------------------------------------
+struct TrtexecArgs {
+  cli::PlanArgs p;
+  TrtexecOptions t;
+  std::string trt_version;
+  std::string output;
+};
+
+int run_trtexec(TrtexecArgs a) {
+  const PlanOptions po = cli::plan_options_from(a.p);
+  if (a.trt_version.empty()) a.t.trt_version = 0;
+  else if (a.trt_version == "8.5") a.t.trt_version = 8500;
+  else if (a.trt_version == "8.6") a.t.trt_version = 8600;
+  else if (a.trt_version == "10") a.t.trt_version = 10000;
+  else throw Error("--trt-version: '" + a.trt_version + "' is not 8.5, 8.6 or 10");
+  const Network net = cli::load_plan_network(a.p);
+  const Plan plan = make_plan(net, po);
+  for (const auto& w : plan.warnings) std::fprintf(stderr, "tandem: warning: %s\n", w.c_str());
+  a.t.onnx = a.p.model;
+  a.t.explicit_shapes = !a.p.shapes.empty();
+  const std::string cmd = trtexec_command(net, plan, a.t);
+  if (a.output.empty()) std::fwrite(cmd.data(), 1, cmd.size(), stdout);
+  else write_atomic(a.output, "#!/bin/sh\n" + cmd);
+  return 0;
+}
+
+// ---- dot -------------------------------------------------------------------------------------
+struct DotArgs {
+  cli::PlanArgs p;
+  std::string output;
+};
+
+bool on_path(const std::string& exe) {
+  const char* path = std::getenv("PATH");
+  if (!path) return false;
+  std::string s(path);
+  size_t b = 0;
+  while (b <= s.size()) {
+    size_t e = s.find(':', b);
+    if (e == std::string::npos) e = s.size();
+    const fs::path p = fs::path(s.substr(b, e - b)) / exe;
+    if (::access(p.c_str(), X_OK) == 0) return true;
+    b = e + 1;
+  }
+  return false;
+}
+
+int run_dot(const DotArgs& a) {
+  const std::string ext = fs::path(a.output).extension().string();
+  if (ext != ".dot" && ext != ".gv" && ext != ".svg" && ext != ".png")
+    throw Error("-o '" + a.output + "': the file must end in .dot, .svg or .png");
+  if (ext != ".dot" && ext != ".gv" && !on_path("dot"))
+    throw Error("-o '" + a.output + "': Graphviz 'dot' not found on PATH (install graphviz, or write a .dot file)");
+  const PlanOptions po = cli::plan_options_from(a.p);
+  const Network net = cli::load_plan_network(a.p);
+  const Plan plan = make_plan(net, po);
+  const std::string text = plan_dot(net, plan, fs::path(a.p.model).filename().string());
+  if (ext == ".dot" || ext == ".gv") {
+    write_atomic(a.output, text);
+    return 0;
+  }
+  const std::string pid = std::to_string(::getpid());
+  const std::string src = a.output + ".tmp." + pid + ".dot";
+  const std::string dst = a.output + ".tmp." + pid + ext;
+  write_atomic(src, text);
+  const std::string cmd = "dot -T" + ext.substr(1) + " '" + src + "' -o '" + dst + "'";
+  const int rc = std::system(cmd.c_str());
+  std::error_code ec;
+  fs::remove(src, ec);
+  if (rc != 0) {
+    fs::remove(dst, ec);
+    throw Error("Graphviz 'dot' failed (" + std::to_string(rc) + ") rendering '" + a.output + "'", 1);
+  }
+  fs::rename(dst, a.output, ec);
+  if (ec) throw Error("cannot rename onto '" + a.output + "'");
+  return 0;
+}
+
+tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {
+  auto* sub = exp.add_subcommand("trtexec", "The trtexec command line that builds this plan with TensorRT on a Jetson");
+  auto a = std::make_shared<TrtexecArgs>();
+  cli::add_plan_args(sub, a->p);
+  sub->add_option("--calib", a->t.calib, "INT8 calibration cache (--calib)");
+  sub->add_option("--save-engine", a->t.save_engine, "engine file (--saveEngine; default <model>.engine)");
+  sub->add_option("--trt-version", a->trt_version, "trtexec version: 8.5 | 8.6 | 10 (default: the target's)");
+  sub->add_option("--workspace", a->t.workspace_mib, "GPU workspace in MiB")->capture_default_str();
+  sub->add_option("--dla-sram", a->t.dla_sram_mib, "DLA managed SRAM pool in MiB");
+  sub->add_option("--dla-local-dram", a->t.dla_local_dram_mib, "DLA local DRAM pool in MiB");
+  sub->add_option("--dla-global-dram", a->t.dla_global_dram_mib, "DLA global DRAM pool in MiB");
+  sub->add_option("--timing-cache", a->t.timing_cache, "timing cache file (--timingCacheFile)");
+  sub->add_option("--input-io-formats", a->t.input_io_formats, "trtexec --inputIOFormats spec, e.g. int8:dla_hwc4");
+  sub->add_option("--output-io-formats", a->t.output_io_formats, "trtexec --outputIOFormats spec, e.g. fp16:chw16");
+  sub->add_flag("--direct-io", a->t.direct_io, "--directIO");
+  sub->add_option("-o,--output", a->output, "write a shell script here instead of stdout");
+  return std::function<int()>([a] { return run_trtexec(*a); });
+});
+
+tandem::cli::RegisterExport reg_dot("dot", [](CLI::App& exp) {
+  auto* sub = exp.add_subcommand("dot", "Graphviz picture of the plan: devices, DLA regions, crossings");
+  auto a = std::make_shared<DotArgs>();
+  cli::add_plan_args(sub, a->p);
+  sub->add_option("-o,--output", a->output, "out.dot | out.svg | out.png")->required();
+  return std::function<int()>([a] { return run_dot(*a); });
+});
+
+// Order 60: before any command that extends `export` through app.get_subcommand("export").
+tandem::cli::RegisterCommand reg(60, "export", [](CLI::App& app) {
+  auto* exp = app.add_subcommand("export", "Export the plan: trtexec command line, Graphviz picture, ...");
+  exp->require_subcommand(1);
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
+  for (auto& e : tandem::cli::export_registry()) {
+    auto before = exp->get_subcommands({}).size();
+    auto run = e.setup(*exp);
+    auto subs = exp->get_subcommands({});
+    runners.emplace_back(subs.size() > before ? subs.back() : nullptr, std::move(run));
+  }
+  return std::function<int()>([runners] {
+    for (const auto& [sub, run] : runners)
+      if (sub && sub->parsed()) return run();
+    return 0;  // an export attached by another file ran from its own CLI11 callback
+  });
+});
+
+}  // namespace

@@ -1,0 +1,85 @@
+// Options shared by `tandem plan` and `tandem export trtexec|dot`: the model, its shapes and the
+// plan options. Parsing errors throw tandem::Error (one line, exit code 2).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "tandem/onnx.h"
+#include "tandem/plan.h"
+
+namespace tandem::cli {
+
+struct PlanArgs {
+  std::string model;
+  std::vector<std::string> shapes;
+  std::string target = "orin", precision = "int8", strategy = "seed";
+  int max_chunks = 1, min_layers = 20, max_regions = 0, dla_core = 0, optimization_level = 3;
+  bool fp8 = false;
+  std::vector<std::string> layer_device, layer_precision;
+  CLI::Option* max_chunks_opt = nullptr;  // graph: --max-chunks caps the regions only when given
+};
+
+inline void add_plan_args(CLI::App* sub, PlanArgs& a) {
+  sub->add_option("model", a.model, "model.onnx")->required();
+  sub->add_option("--shape,-s", a.shapes, "input shape NAME:1x3x640x640 (repeatable)");
+  sub->add_option("--target", a.target, "DLA target: orin | xavier")->capture_default_str();
+  sub->add_option("--precision", a.precision, "precision of the DLA check: int8 | fp16")->capture_default_str();
+  sub->add_option("--strategy", a.strategy, "seed | graph")->capture_default_str();
+  a.max_chunks_opt = sub->add_option("--max-chunks", a.max_chunks,
+                  "seed: DLA chunks to take, largest first (<= 0: all); graph: cap on DLA regions")
+      ->capture_default_str();
+  sub->add_option("--min-layers", a.min_layers, "smallest DLA chunk/region kept (<= 0: any)")->capture_default_str();
+  sub->add_option("--dla-core", a.dla_core, "DLA core (0 .. cores-1)")->capture_default_str();
+  sub->add_option("--optimization-level", a.optimization_level, "builder optimization level 0..5")->capture_default_str();
+  sub->add_flag("--fp8", a.fp8, "allow FP8 on the GPU (as the seed's fp8)");
+  sub->add_option("--layer-device", a.layer_device, "NAME:gpu|dla (repeatable)");
+  sub->add_option("--layer-precision", a.layer_precision, "NAME:fp16|int8|fp32 (repeatable)");
+}
+
+inline std::pair<std::string, std::string> split_last_colon(const std::string& s, const char* opt) {
+  const auto c = s.rfind(':');
+  if (c == std::string::npos || c == 0 || c + 1 == s.size())
+    throw Error(std::string(opt) + " '" + s + "': expected NAME:VALUE");
+  return {s.substr(0, c), s.substr(c + 1)};
+}
+
+inline PlanOptions plan_options_from(const PlanArgs& a) {
+  PlanOptions po;
+  if (!parse_strategy(a.strategy, &po.strategy))
+    throw Error("--strategy: unknown strategy '" + a.strategy + "' (seed | graph)");
+  if (!parse_dla_target(a.target, &po.dla.target))
+    throw Error("--target: unknown DLA target '" + a.target + "' (orin | xavier)");
+  if (!parse_dla_precision(a.precision, &po.dla.precision))
+    throw Error("--precision: unknown precision '" + a.precision + "' (int8 | fp16)");
+  po.max_chunks = a.max_chunks;
+  po.min_layers = a.min_layers;
+  if (po.strategy == Strategy::kGraph && a.max_chunks_opt && a.max_chunks_opt->count() > 0)
+    po.max_regions = a.max_chunks;
+  po.dla_core = a.dla_core;
+  po.optimization_level = a.optimization_level;
+  po.fp8 = a.fp8;
+  for (const auto& s : a.layer_device) {
+    auto [name, v] = split_last_colon(s, "--layer-device");
+    Device d;
+    if (!parse_device(v, &d)) throw Error("--layer-device '" + s + "': device must be gpu or dla");
+    po.layer_device.emplace_back(name, d);
+  }
+  for (const auto& s : a.layer_precision) {
+    auto [name, v] = split_last_colon(s, "--layer-precision");
+    Precision p;
+    if (!parse_precision(v, &p) || p == Precision::kFP8)
+      throw Error("--layer-precision '" + s + "': precision must be fp16, int8 or fp32");
+    po.layer_precision.emplace_back(name, p);
+  }
+  return po;
+}
+
+inline Network load_plan_network(const PlanArgs& a) {
+  ImportOptions io;
+  for (const auto& s : a.shapes) io.shapes.push_back(parse_shape_arg(s));
+  return import_onnx(a.model, io);
+}
+
+}  // namespace tandem::cli
