@@ -1,0 +1,56 @@
+// ONNX import: model.onnx -> Network of TensorRT-style layers with static shapes.
+// No protobuf here: the protobuf types stay inside src/onnx. See docs/onnx-import.md.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tandem/network.h"
+#include "tandem/runtime.h"
+
+namespace tandem {
+
+struct ImportOptions {
+  // Fixed input shapes (name, dims); dims the model leaves dynamic must be given here.
+  std::vector<std::pair<std::string, Dims>> shapes;
+  // Run right after import, before any analysis; net.verify() runs after the last hook.
+  std::vector<std::function<void(Network&)>> hooks;
+};
+
+// Reads model.onnx (IR 3..10, default-domain opset 7..21, external data inside the model's
+// folder) and maps each node to layers the way TensorRT's ONNX parser does. Shape-only and
+// constant-only subgraphs are folded (ModelInfo::folded_nodes). Every error throws tandem::Error
+// with one line naming the file and the node, input or option at fault.
+Network import_onnx(const std::string& path, const ImportOptions& options = {});
+
+// Reads one serialized ONNX TensorProto (.pb, as in the ONNX conformance test data).
+// DOUBLE becomes kFloat, INT16/UINT16 kInt32, UINT32/UINT64 kInt64, BFLOAT16 kFloat.
+HostTensor read_tensor_proto(const std::string& path);
+
+// "name:1x3x640x640" (or "name:1,3,640,640") -> (name, dims). The name may itself contain ':'
+// (the last one separates). Throws Error naming the --shape argument.
+std::pair<std::string, Dims> parse_shape_arg(std::string_view arg);
+
+// Op types (default domain) the importer maps to layers or folds, sorted.
+const std::vector<std::string>& supported_onnx_ops();
+bool is_supported_onnx_op(std::string_view op_type);
+
+// Light look at a model without importing it: op types in node order ("domain:Op" for ops of
+// another domain) and the declared graph inputs (dynamic dims as -1), initializers excluded.
+struct OnnxModelSummary {
+  ModelInfo info;
+  std::vector<std::string> op_types;
+  std::vector<std::pair<std::string, Dims>> inputs;
+};
+OnnxModelSummary summarize_onnx(const std::string& path);
+
+// Recomputes every tensor's dims and type from the layers' parameters, in order (what the
+// importer does as it goes; hooks that edit layers may call it). Throws Error naming the layer.
+void infer_shapes(Network& net);
+// Dims and types of one layer's outputs, given its inputs' (used by infer_shapes).
+std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, const Layer& layer);
+
+}  // namespace tandem

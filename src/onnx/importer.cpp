@@ -1,0 +1,548 @@
+// ONNX model -> Network: loading, inputs, topological order, naming, outputs.
+// Op mappings live in ops.cpp, import-time folding in fold.cpp.
+#include "importer.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <queue>
+
+namespace tandem {
+namespace onnx_detail {
+
+namespace fs = std::filesystem;
+
+Importer::Importer(std::string path, const ImportOptions& opt) : path_(std::move(path)), opt_(opt) {}
+
+void Importer::fail(const std::string& msg) const {
+  if (node_)
+    throw Error(fmt::format("{}: node '{}' ({}): {}", path_, node_name_, node_->op_type(), msg));
+  throw Error(fmt::format("{}: {}", path_, msg));
+}
+
+// ---- attributes ------------------------------------------------------------------------------
+const onnx::AttributeProto* Importer::attr(const std::string& name) const {
+  for (const auto& a : node_->attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+
+static const char* attr_type_name(int t) {
+  switch (t) {
+    case onnx::AttributeProto::FLOAT: return "float";
+    case onnx::AttributeProto::INT: return "int";
+    case onnx::AttributeProto::STRING: return "string";
+    case onnx::AttributeProto::TENSOR: return "tensor";
+    case onnx::AttributeProto::FLOATS: return "floats";
+    case onnx::AttributeProto::INTS: return "ints";
+    default: return "other";
+  }
+}
+
+int64_t Importer::attr_i(const std::string& name, int64_t def) const {
+  const auto* a = attr(name);
+  if (!a) return def;
+  if (a->type() != onnx::AttributeProto::INT && !(a->type() == 0 && a->has_i()))
+    fail(fmt::format("attribute '{}' is {}, expected int", name, attr_type_name(a->type())));
+  return a->i();
+}
+float Importer::attr_f(const std::string& name, float def) const {
+  const auto* a = attr(name);
+  if (!a) return def;
+  if (a->type() == onnx::AttributeProto::INT) return static_cast<float>(a->i());
+  if (a->type() != onnx::AttributeProto::FLOAT && !(a->type() == 0 && a->has_f()))
+    fail(fmt::format("attribute '{}' is {}, expected float", name, attr_type_name(a->type())));
+  return a->f();
+}
+std::string Importer::attr_s(const std::string& name, const std::string& def) const {
+  const auto* a = attr(name);
+  if (!a) return def;
+  if (a->type() != onnx::AttributeProto::STRING && !(a->type() == 0 && a->has_s()))
+    fail(fmt::format("attribute '{}' is {}, expected string", name, attr_type_name(a->type())));
+  return a->s();
+}
+std::vector<int64_t> Importer::attr_ints(const std::string& name) const {
+  const auto* a = attr(name);
+  if (!a) return {};
+  if (a->type() != onnx::AttributeProto::INTS && a->type() != 0)
+    fail(fmt::format("attribute '{}' is {}, expected ints", name, attr_type_name(a->type())));
+  if (a->ints_size() > 64) fail(fmt::format("attribute '{}' has {} values", name, a->ints_size()));
+  return {a->ints().begin(), a->ints().end()};
+}
+std::vector<float> Importer::attr_floats(const std::string& name) const {
+  const auto* a = attr(name);
+  if (!a) return {};
+  if (a->type() != onnx::AttributeProto::FLOATS && a->type() != 0)
+    fail(fmt::format("attribute '{}' is {}, expected floats", name, attr_type_name(a->type())));
+  return {a->floats().begin(), a->floats().end()};
+}
+
+// ---- inputs ----------------------------------------------------------------------------------
+bool Importer::has_in(size_t i) const { return i < cur_inputs_.size() && cur_inputs_[i].present(); }
+const Value& Importer::in(size_t i) const {
+  static const Value none;
+  return i < cur_inputs_.size() ? cur_inputs_[i] : none;
+}
+TensorId Importer::tin(size_t i) {
+  if (!has_in(i)) fail(fmt::format("input {} is missing", i));
+  const Value& v = cur_inputs_[i];
+  return v.t >= 0 ? v.t : const_tensor(v.c);
+}
+ConstPtr Importer::cin(size_t i, const char* what) const {
+  if (!has_in(i)) fail(fmt::format("input {} ({}) is missing", i, what));
+  const Value& v = cur_inputs_[i];
+  if (!v.c)
+    fail(fmt::format("input '{}' ({}) must be a constant (initializer, Constant node or foldable subgraph)",
+                     node_->input(static_cast<int>(i)), what));
+  return v.c;
+}
+ConstPtr Importer::cin_opt(size_t i, const char* what) const { return has_in(i) ? cin(i, what) : nullptr; }
+
+int Importer::axis(int64_t a, size_t r, const char* what) const {
+  const auto rr = static_cast<int64_t>(r);
+  if (a < -rr || a >= rr) fail(fmt::format("{} {} out of range for rank {}", what, a, r));
+  return static_cast<int>(a < 0 ? a + rr : a);
+}
+
+// ---- layers ----------------------------------------------------------------------------------
+static std::string_view trt_kind_label(LayerKind k) {
+  // TensorRT's default layer names: "(Unnamed Layer* N) [Label]".
+  switch (k) {
+    case LayerKind::kMatrixMultiply: return "Matrix Multiply";
+    case LayerKind::kSoftMax: return "Softmax";
+    case LayerKind::kParametricReLU: return "Parametric ReLU";
+    default: return to_string(k);
+  }
+}
+
+std::string Importer::unique_layer_name(const std::string& base) {
+  std::string c = base;
+  while (layer_names_.count(c)) c = base + "_" + std::to_string(suffix_++);
+  layer_names_.insert(c);
+  return c;
+}
+std::string Importer::unique_tensor_name(const std::string& base) {
+  std::string c = base;
+  while (tensor_names_.count(c)) c = base + "_" + std::to_string(suffix_++);
+  tensor_names_.insert(c);
+  return c;
+}
+
+TensorId Importer::add(LayerKind k, LayerParams p, std::vector<TensorId> inputs) {
+  Layer l;
+  const auto idx = net_.layers.size();
+  l.name = unique_layer_name(fmt::format("(Unnamed Layer* {}) [{}]", idx, trt_kind_label(k)));
+  l.kind = k;
+  l.params = std::move(p);
+  l.inputs = std::move(inputs);
+  if (node_) {
+    l.onnx_node = node_name_;
+    l.onnx_op = node_->op_type();
+  }
+  auto outs = infer_layer_outputs(net_, l);
+  if (outs.size() != 1) fail("internal: layer with several outputs");
+  for (int64_t d : outs[0].first)
+    if (d <= 0) fail(fmt::format("{} layer would have dims {}", to_string(k), dims_to_string(outs[0].first)));
+  checked_volume(outs[0].first, fmt::format("{}: node '{}'", path_, node_name_));
+  Tensor t;
+  t.name = unique_tensor_name(l.name + "_output");
+  t.dims = std::move(outs[0].first);
+  t.type = outs[0].second;
+  l.outputs.push_back(net_.add_tensor(std::move(t)));
+  net_.add_layer(std::move(l));
+  return net_.layers.back().outputs[0];
+}
+
+WeightsId Importer::weights_of(const ConstPtr& c, const Dims* reshape) {
+  if (!reshape) {
+    auto it = const_weights_.find(c.get());
+    if (it != const_weights_.end()) return it->second;
+  }
+  Weights w;
+  w.name = c->name.empty() ? fmt::format("{}_weights_{}", node_name_, net_.weights.size()) : c->name;
+  w.type = c->type;
+  w.dims = reshape ? *reshape : c->dims;
+  w.bytes.assign(c->ptr, c->ptr + c->nbytes);
+  const WeightsId id = net_.add_weights(std::move(w));
+  if (!reshape) const_weights_[c.get()] = id;
+  return id;
+}
+
+WeightsId Importer::new_weights(std::string name, DataType t, Dims d, const std::vector<float>& values) {
+  auto c = make_const(std::move(name), t, std::move(d));
+  for (size_t i = 0; i < values.size(); ++i) c->set_f(static_cast<int64_t>(i), values[i]);
+  Weights w;
+  w.name = c->name;
+  w.type = t;
+  w.dims = c->dims;
+  w.bytes = std::move(c->owned);
+  return net_.add_weights(std::move(w));
+}
+
+TensorId Importer::const_tensor(const ConstPtr& c) {
+  auto it = const_tensors_.find(c.get());
+  if (it != const_tensors_.end()) return it->second;
+  if (c->count() == 0) fail(fmt::format("constant '{}' with dims {} has no elements", c->name, dims_to_string(c->dims)));
+  for (int64_t d : c->dims)
+    if (d <= 0) fail(fmt::format("constant '{}' has dims {}", c->name, dims_to_string(c->dims)));
+  Layer l;
+  const auto idx = net_.layers.size();
+  // As the parser: a Constant layer named after the initializer (unnamed for generated values).
+  l.name = unique_layer_name(c->name.empty() ? fmt::format("(Unnamed Layer* {}) [Constant]", idx) : c->name);
+  l.kind = LayerKind::kConstant;
+  l.params = ConstantParams{weights_of(c)};
+  Tensor t;
+  t.name = c->name.empty() || tensor_names_.count(c->name) ? unique_tensor_name(l.name + "_output")
+                                                         : unique_tensor_name(c->name);
+  t.dims = c->dims;
+  t.type = c->type;
+  l.outputs.push_back(net_.add_tensor(std::move(t)));
+  net_.add_layer(std::move(l));
+  const TensorId id = net_.layers.back().outputs[0];
+  const_tensors_[c.get()] = id;
+  return id;
+}
+
+TensorId Importer::reshape(TensorId t, Dims d) {
+  ShuffleParams p;
+  p.reshape = std::move(d);
+  return add(LayerKind::kShuffle, p, {t});
+}
+
+TensorId Importer::to_rank(TensorId t, size_t r) {
+  if (rank(t) >= r) return t;
+  Dims d(r - rank(t), 1);
+  d.insert(d.end(), dims(t).begin(), dims(t).end());
+  return reshape(t, d);
+}
+
+void Importer::broadcast_ranks(std::vector<TensorId>& ts) {
+  size_t r = 0;
+  for (TensorId t : ts) r = std::max(r, rank(t));
+  for (TensorId& t : ts) t = to_rank(t, r);
+}
+
+TensorId Importer::scalar_const(float v, DataType t, size_t r) {
+  auto c = make_const("", t, Dims(std::max<size_t>(r, 1), 1));
+  if (r == 0) c->dims.clear();
+  c->set_f(0, v);
+  return const_tensor(c);
+}
+
+// ---- model -----------------------------------------------------------------------------------
+void Importer::load() {
+  std::error_code ec;
+  if (!fs::exists(path_, ec)) throw Error(fmt::format("{}: no such file", path_));
+  if (fs::is_directory(path_, ec)) throw Error(fmt::format("{}: is a folder, not an ONNX file", path_));
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open", path_));
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<int64_t>(in.tellg());
+  if (size <= 0) throw Error(fmt::format("{}: empty file, not an ONNX model", path_));
+  if (size >= (int64_t{1} << 31) - 1)
+    throw Error(fmt::format("{}: {} bytes; protobuf files over 2 GiB are not supported (use external data)", path_, size));
+  in.seekg(0);
+  bytes_.resize(static_cast<size_t>(size));
+  in.read(bytes_.data(), size);
+  if (!in) throw Error(fmt::format("{}: read error", path_));
+  if (!model_.ParseFromString(bytes_))
+    throw Error(fmt::format("{}: not a valid ONNX model (protobuf parse failed: truncated or not ONNX)", path_));
+  dir_ = fs::path(path_).parent_path().string();
+  if (dir_.empty()) dir_ = ".";
+  if (!model_.has_graph()) throw Error(fmt::format("{}: no graph in the file (not an ONNX model?)", path_));
+  const int64_t ir = model_.ir_version();
+  if (ir < 3 || ir > 10) throw Error(fmt::format("{}: IR version {} is not supported (3 to 10)", path_, ir));
+  auto& info = net_.model;
+  info.ir_version = ir;
+  info.producer_name = model_.producer_name();
+  info.producer_version = model_.producer_version();
+  info.path = path_;
+  for (const auto& o : model_.opset_import()) {
+    info.opsets.emplace_back(o.domain(), o.version());
+    if (o.domain().empty() || o.domain() == "ai.onnx") opset_ = o.version();
+  }
+  if (opset_ == 0) throw Error(fmt::format("{}: no default-domain opset in opset_import", path_));
+  if (opset_ < 7 || opset_ > 21)
+    throw Error(fmt::format("{}: opset {} is not supported (7 to 21)", path_, opset_));
+}
+
+void Importer::import_inputs() {
+  const auto& g = model_.graph();
+  std::unordered_set<std::string> init_names;
+  for (const auto& t : g.initializer()) {
+    if (t.name().empty()) fail("an initializer has no name");
+    auto c = tensor_to_const(t, dir_, fmt::format("{}: initializer '{}'", path_, t.name()));
+    values_[t.name()] = Value{-1, c};
+    init_names.insert(t.name());
+  }
+  for (const auto& nd : g.node())  // Constant nodes have no inputs; nothing else to pre-bind
+    (void)nd;
+  std::unordered_map<std::string, Dims> user;
+  for (const auto& [name, d] : opt_.shapes) {
+    if (user.count(name)) throw Error(fmt::format("--shape '{}': given twice", name));
+    user[name] = d;
+  }
+  std::vector<std::string> real_inputs;
+  for (const auto& vi : g.input())
+    if (!init_names.count(vi.name())) real_inputs.push_back(vi.name());
+  for (const auto& [name, d] : user) {
+    if (std::find(real_inputs.begin(), real_inputs.end(), name) == real_inputs.end())
+      throw Error(fmt::format("--shape {}:{}: {} has no input '{}' (inputs: {})", name, dims_to_string(d), path_, name,
+                              fmt::join(real_inputs, ", ")));
+    for (int64_t v : d)
+      if (v <= 0) throw Error(fmt::format("--shape {}:{}: dims must be positive", name, dims_to_string(d)));
+  }
+  for (const auto& vi : g.input()) {
+    if (init_names.count(vi.name())) continue;  // initializers listed as inputs are constants
+    if (vi.name().empty()) fail("a graph input has no name");
+    if (values_.count(vi.name())) fail(fmt::format("graph input '{}' is listed twice", vi.name()));
+    if (!vi.type().has_tensor_type())
+      fail(fmt::format("graph input '{}' is not a tensor (sequences and maps are not supported)", vi.name()));
+    const auto& tt = vi.type().tensor_type();
+    Tensor t;
+    t.name = vi.name();
+    t.is_input = true;
+    if (!onnx_to_data_type(tt.elem_type(), &t.type))
+      fail(fmt::format("graph input '{}' has data type {}, which is not supported", vi.name(), onnx_type_name(tt.elem_type())));
+    Dims declared;
+    std::vector<std::string> params;
+    const bool has_shape = tt.has_shape();
+    if (has_shape) {
+      for (const auto& d : tt.shape().dim()) {
+        declared.push_back(d.has_dim_value() && d.dim_value() > 0 ? d.dim_value() : -1);
+        params.push_back(d.has_dim_param() ? d.dim_param() : "");
+      }
+    }
+    auto shown = [&] {
+      if (!has_shape) return std::string("(no shape)");
+      std::string s;
+      for (size_t i = 0; i < declared.size(); ++i) s += (i ? "x" : "") + (declared[i] > 0 ? std::to_string(declared[i]) : "?");
+      return declared.empty() ? std::string("scalar") : s;
+    };
+    auto it = user.find(vi.name());
+    if (it != user.end()) {
+      const Dims& u = it->second;
+      if (has_shape && u.size() != declared.size())
+        throw Error(fmt::format("--shape {}:{}: input '{}' of {} has rank {} (dims {}), not {}", vi.name(),
+                                dims_to_string(u), vi.name(), path_, declared.size(), shown(), u.size()));
+      for (size_t i = 0; has_shape && i < u.size(); ++i)
+        if (declared[i] > 0 && declared[i] != u[i])
+          throw Error(fmt::format("--shape {}:{}: dim {} of input '{}' is fixed to {} by the model ({})", vi.name(),
+                                  dims_to_string(u), i, vi.name(), declared[i], shown()));
+      t.dims = u;
+    } else {
+      bool dynamic = !has_shape;
+      for (int64_t v : declared) dynamic |= v <= 0;
+      if (dynamic) {
+        std::string hint;
+        static const char* nchw = "NCHW";
+        for (size_t i = 0; i < declared.size(); ++i) {
+          hint += i ? "x" : "";
+          if (declared[i] > 0) hint += std::to_string(declared[i]);
+          else if (declared.size() == 4) hint += nchw[i];
+          else hint += fmt::format("D{}", i);
+        }
+        if (!has_shape) hint = "DIMS";
+        throw Error(fmt::format("{}: input '{}' has dynamic dims {}; fix it with --shape {}:{}", path_, vi.name(),
+                                shown(), vi.name(), hint));
+      }
+      t.dims = declared;
+    }
+    checked_volume(t.dims, fmt::format("{}: input '{}'", path_, vi.name()));
+    tensor_names_.insert(t.name);
+    const TensorId id = net_.add_tensor(std::move(t));
+    net_.inputs.push_back(id);
+    values_[vi.name()] = Value{id, nullptr};
+  }
+}
+
+std::vector<int> Importer::topo_order() {
+  const auto& g = model_.graph();
+  const int n = g.node_size();
+  std::unordered_map<std::string, int> producer;
+  for (int i = 0; i < n; ++i)
+    for (const auto& o : g.node(i).output()) {
+      if (o.empty()) continue;
+      if (values_.count(o) || !producer.emplace(o, i).second) {
+        const auto& nd = g.node(i);
+        throw Error(fmt::format("{}: node '{}' ({}): output '{}' is produced twice", path_,
+                                nd.name().empty() ? "node_of_" + o : nd.name(), nd.op_type(), o));
+      }
+    }
+  std::vector<int> pending(n, 0);
+  std::vector<std::vector<int>> users(n);
+  for (int i = 0; i < n; ++i) {
+    const auto& nd = g.node(i);
+    for (const auto& in : nd.input()) {
+      if (in.empty() || values_.count(in)) continue;
+      auto it = producer.find(in);
+      if (it == producer.end()) {
+        const std::string nm = nd.name().empty() ? (nd.output_size() ? "node_of_" + nd.output(0) : std::to_string(i)) : nd.name();
+        throw Error(fmt::format("{}: node '{}' ({}): input '{}' is not a graph input, an initializer or any node's output",
+                                path_, nm, nd.op_type(), in));
+      }
+      users[it->second].push_back(i);
+      ++pending[i];
+    }
+  }
+  // Kahn's algorithm, lowest original index first: keeps the file's order when it is valid.
+  std::priority_queue<int, std::vector<int>, std::greater<>> ready;
+  for (int i = 0; i < n; ++i)
+    if (!pending[i]) ready.push(i);
+  std::vector<int> order;
+  order.reserve(n);
+  while (!ready.empty()) {
+    const int i = ready.top();
+    ready.pop();
+    order.push_back(i);
+    for (int u : users[i])
+      if (--pending[u] == 0) ready.push(u);
+  }
+  if (static_cast<int>(order.size()) != n) {
+    for (int i = 0; i < n; ++i)
+      if (pending[i]) {
+        const auto& nd = g.node(i);
+        const std::string nm = nd.name().empty() ? (nd.output_size() ? "node_of_" + nd.output(0) : std::to_string(i)) : nd.name();
+        throw Error(fmt::format("{}: node '{}' ({}): the graph has a cycle through this node", path_, nm, nd.op_type()));
+      }
+  }
+  return order;
+}
+
+void Importer::finish_outputs(const std::vector<TensorId>& outs) {
+  for (int i = 0; i < node_->output_size(); ++i) {
+    const std::string& name = node_->output(i);
+    if (name.empty()) continue;
+    TensorId t = static_cast<size_t>(i) < outs.size() ? outs[i] : -1;
+    if (t < 0) fail(fmt::format("output {} ('{}') is not supported", i, name));
+    const LayerId p = net_.tensors[t].producer;
+    const bool fresh = p >= static_cast<LayerId>(node_first_layer_) && net_.layers[p].kind != LayerKind::kConstant &&
+                       net_.tensors[t].name.rfind("(Unnamed Layer* ", 0) == 0;
+    if (!fresh) {  // the op passed a tensor through: an Identity keeps the ONNX value name
+      t = add(LayerKind::kIdentity, NoParams{}, {t});
+    }
+    Tensor& tt = net_.tensors[t];
+    tensor_names_.erase(tt.name);
+    if (tensor_names_.count(name)) fail(fmt::format("output '{}' is produced twice", name));
+    tensor_names_.insert(name);
+    tt.name = name;
+    Layer& l = net_.layers[tt.producer];
+    layer_names_.erase(l.name);
+    l.name = unique_layer_name(node_name_);
+    values_[name] = Value{t, nullptr};
+  }
+}
+
+void Importer::import_node(const onnx::NodeProto& n) {
+  node_ = &n;
+  node_name_ = n.name().empty() && n.output_size() ? "node_of_" + n.output(0) : n.name();
+  const std::string& op = n.op_type();
+  if (!n.domain().empty() && n.domain() != "ai.onnx")
+    fail(fmt::format("op {}:{} is not supported (only the default ONNX domain)", n.domain(), op));
+  if (n.output_size() == 0) fail("node has no outputs");
+  cur_inputs_.clear();
+  bool all_const = true;
+  for (const auto& in : n.input()) {
+    if (in.empty()) { cur_inputs_.emplace_back(); continue; }
+    cur_inputs_.push_back(values_.at(in));
+    all_const &= cur_inputs_.back().c != nullptr;
+  }
+  node_first_layer_ = net_.layers.size();
+  const auto& folders = op_folders();
+  auto fit = folders.find(op);
+  if (fit != folders.end() && (all_const || op == "Shape" || op == "Size")) {
+    std::vector<ConstPtr> outs = fit->second(*this);
+    if (!outs.empty()) {
+      for (int i = 0; i < n.output_size(); ++i) {
+        if (n.output(i).empty()) continue;
+        if (static_cast<size_t>(i) >= outs.size() || !outs[i]) fail(fmt::format("output {} cannot be computed", i));
+        outs[i]->name = n.output(i);
+        values_[n.output(i)] = Value{-1, outs[i]};
+      }
+      if (op != "Constant") net_.model.folded_nodes.push_back(node_name_);  // Constant nodes are weights
+      return;
+    }
+  }
+  const auto& imps = op_importers();
+  auto it = imps.find(op);
+  if (it == imps.end()) {
+    if (fit != folders.end())
+      fail("only supported when its inputs are constants or static shapes (it feeds shape computations)");
+    fail(fmt::format("op {} is not supported (see docs/onnx-import.md for the supported ops)", op));
+  }
+  finish_outputs(it->second(*this));
+}
+
+Network Importer::run() {
+  load();
+  import_inputs();
+  const auto order = topo_order();
+  const auto& g = model_.graph();
+  for (int i : order) import_node(g.node(i));
+  node_ = nullptr;
+  for (const auto& vo : g.output()) {
+    auto it = values_.find(vo.name());
+    if (it == values_.end()) fail(fmt::format("graph output '{}' is never produced", vo.name()));
+    TensorId t = it->second.t;
+    if (t < 0) t = const_tensor(it->second.c);  // a constant output becomes a Constant layer
+    if (std::find(net_.outputs.begin(), net_.outputs.end(), t) == net_.outputs.end()) {
+      net_.tensors[t].is_output = true;
+      net_.outputs.push_back(t);
+    }
+  }
+  if (net_.outputs.empty()) fail("the graph has no outputs");
+  for (const auto& hook : opt_.hooks) hook(net_);
+  net_.verify();
+  return std::move(net_);
+}
+
+}  // namespace onnx_detail
+
+Network import_onnx(const std::string& path, const ImportOptions& options) {
+  onnx_detail::Importer imp(path, options);
+  return imp.run();
+}
+
+OnnxModelSummary summarize_onnx(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  onnx::ModelProto m;
+  if (!m.ParseFromString(bytes) || !m.has_graph())
+    throw Error(fmt::format("{}: not a valid ONNX model", path));
+  OnnxModelSummary s;
+  s.info.path = path;
+  s.info.ir_version = m.ir_version();
+  s.info.producer_name = m.producer_name();
+  s.info.producer_version = m.producer_version();
+  for (const auto& o : m.opset_import()) s.info.opsets.emplace_back(o.domain(), o.version());
+  std::unordered_set<std::string> inits;
+  for (const auto& t : m.graph().initializer()) inits.insert(t.name());
+  for (const auto& n : m.graph().node())
+    s.op_types.push_back(n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + ":" + n.op_type());
+  for (const auto& vi : m.graph().input()) {
+    if (inits.count(vi.name())) continue;
+    Dims d;
+    for (const auto& x : vi.type().tensor_type().shape().dim()) d.push_back(x.has_dim_value() ? x.dim_value() : -1);
+    s.inputs.emplace_back(vi.name(), d);
+  }
+  return s;
+}
+
+const std::vector<std::string>& supported_onnx_ops() {
+  static const std::vector<std::string> ops = [] {
+    std::set<std::string> s;
+    for (const auto& [k, v] : onnx_detail::op_importers()) s.insert(k);
+    for (const auto& [k, v] : onnx_detail::op_folders()) s.insert(k);
+    return std::vector<std::string>(s.begin(), s.end());
+  }();
+  return ops;
+}
+
+bool is_supported_onnx_op(std::string_view op) {
+  const auto& v = supported_onnx_ops();
+  return std::binary_search(v.begin(), v.end(), op);
+}
+
+}  // namespace tandem
