@@ -335,6 +335,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::vector<LayerId> fused_into_;  // activation layer -> producer conv/deconv (-1: none)
   std::vector<LayerId> fused_act_;   // conv/deconv -> fused activation layer (-1: none)
   std::vector<bool> elided_;         // tensor never materialised (a fused conv's output)
+  std::vector<TensorId> alias_;      // tensor -> the tensor whose memory it shares (-1: own)
 
   std::vector<Step> steps_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
@@ -423,6 +424,27 @@ void CudaExecutorImpl::plan_memory() {
     if (net_.tensors[t].is_output || keep_all_) last[t] = end;
     if (last[t] < first[t]) last[t] = first[t];  // produced, never read: live for its step
   }
+  // Reshape-only Shuffles and same-type Identities alias their input (no copy, no step); the
+  // root tensor then lives as long as its last alias.
+  alias_.assign(nt, -1);
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    const Layer& L = net_.layers[id];
+    if (L.inputs.empty() || L.outputs.size() != 1) continue;
+    TensorId i = L.inputs[0], o = L.outputs[0];
+    bool view = false;
+    if (L.kind == LayerKind::kShuffle) {
+      const auto& P = L.as<ShuffleParams>();
+      view = P.first_transpose.empty() && P.second_transpose.empty();
+    } else if (L.kind == LayerKind::kIdentity) {
+      view = true;
+    }
+    Precision p = precision_of(id);
+    if (!view || (p != Precision::kUnset && p != Precision::kFP32) || elided_[i]) continue;
+    if (net_.tensors[i].type != net_.tensors[o].type || bytes_of(i) != bytes_of(o)) continue;
+    TensorId r = alias_[i] >= 0 ? alias_[i] : i;
+    alias_[o] = r;
+    last[r] = std::max(last[r], last[o]);
+  }
   // Constants: uploaded once into their own buffers (weights).
   for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
     const Layer& L = net_.layers[id];
@@ -480,8 +502,13 @@ void CudaExecutorImpl::plan_memory() {
     last[t] = std::max(last[t], 0);
   }
   for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    for (TensorId t : net_.layers[id].outputs) {
-      if (is_const[t] || elided_[t] || placed[t]) continue;
+    std::vector<TensorId> outs = net_.layers[id].outputs;
+    // A fused conv writes its activation's output at the conv's step: place it there.
+    if (fused_act_[id] >= 0) {
+      for (TensorId t : net_.layers[fused_act_[id]].outputs) outs.push_back(t);
+    }
+    for (TensorId t : outs) {
+      if (is_const[t] || elided_[t] || placed[t] || alias_[t] >= 0) continue;
       place(t);
       placed[t] = true;
     }
@@ -491,6 +518,8 @@ void CudaExecutorImpl::plan_memory() {
   arena_ = static_cast<char*>(dalloc(top));
   for (TensorId t = 0; t < TensorId(nt); ++t)
     if (placed[t] && bytes_of(t) > 0) ptr_[t] = arena_ + offset[t];
+  for (TensorId t = 0; t < TensorId(nt); ++t)
+    if (alias_[t] >= 0) ptr_[t] = ptr_[alias_[t]];
 }
 
 void CudaExecutorImpl::round_weights(LayerId id, std::vector<float>& w, int64_t channels,
@@ -591,7 +620,9 @@ void CudaExecutorImpl::build_layer(LayerId id) {
     case LayerKind::kConvolution: build_convolution(id, L); break;
     case LayerKind::kDeconvolution: build_deconvolution(id, L); break;
     case LayerKind::kMatrixMultiply: build_matmul(id, L); break;
-    case LayerKind::kShuffle: build_shuffle(id, L); break;
+    case LayerKind::kShuffle:
+      if (alias_[out] < 0) build_shuffle(id, L);
+      break;
     case LayerKind::kConstant: break;  // uploaded by plan_memory
     case LayerKind::kPooling: {
       const auto& P = L.as<PoolingParams>();
@@ -854,6 +885,7 @@ void CudaExecutorImpl::build_layer(LayerId id) {
     }
     case LayerKind::kIdentity:
     case LayerKind::kCast: {
+      if (alias_[out] >= 0) break;
       DataType from = T[L.inputs[0]].type, to = T[out].type;
       DPtr x = in(L.inputs[0]);
       void* y = ptr_[out];

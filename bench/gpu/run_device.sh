@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole GPU check in ONE device call: gtest gpu tests, tandem GPU latency on PP-OCR det/cls,
+# and tandem vs PyTorch (eager, torch.compile) on torchvision models exported to ONNX there.
+# Runs from the repo root on the device machine, with binaries in .carry/ (bench/gpu/pack.sh).
+#   run(command="bash bench/gpu/run_device.sh", carry=[".carry", ".data/models/..."])
+# Env: QUICK=1 skips the torch.compile modes other than default; MODELS (default
+# "resnet18 mobilenet_v3_small"); ITERS (50).
+set -u
+OUT=${OUT:-/tmp/tandem_gpu_out}
+mkdir -p "$OUT"
+ITERS=${ITERS:-50}
+MODELS=${MODELS:-"resnet18 mobilenet_v3_small"}
+COMPILE_MODES=${COMPILE_MODES:-default,reduce-overhead}
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+C=.carry
+if [[ -f $C/lib/libdnnl.so.2.xz && ! -f $C/lib/libdnnl.so.2 ]]; then xz -dk $C/lib/libdnnl.so.2.xz; fi
+CUDNN_LIB=$(python3 -c "import nvidia.cudnn as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))")
+NV=$(python3 -c "import nvidia, os; print(list(nvidia.__path__)[0])")
+CUBLAS_LIB=$(dirname "$(find "$NV" -name 'libcublasLt.so.13*' | head -1)" 2>/dev/null)
+export LD_LIBRARY_PATH=$PWD/$C/lib:$CUDNN_LIB:${CUBLAS_LIB:-/usr/local/cuda/lib64}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+echo "== machine"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
+date -u +%FT%TZ; echo "cudnn lib: $CUDNN_LIB; cublasLt lib: ${CUBLAS_LIB:-none}"
+ls "$CUDNN_LIB" | grep -m1 'libcudnn.so.9\.'
+
+echo "== gtest: per-layer"
+$C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | tail -40
+echo "== gtest: models vs CPU backend"
+OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|OK|FAILED|PASSED|Failure|error|Expected|Which|actual" | head -40
+
+echo "== tandem GPU latency: PP-OCR"
+B=$C/bin/tandem_cuda_bench
+: > "$OUT/bench.jsonl"
+for spec in "ch_PP-OCRv4_det_infer.onnx x:1x3x640x640" "ch_ppocr_mobile_v2.0_cls_infer.onnx x:1x3x48x192"; do
+  set -- $spec
+  for flag in "" "--tf32" "--no-graph"; do
+    $B .data/models/$1 --shape $2 --iters "$ITERS" $flag 2>&1 | tee -a "$OUT/bench.jsonl"
+  done
+done
+
+echo "== torchvision: export, tandem GPU, PyTorch eager / torch.compile"
+W=/tmp/tvb; mkdir -p $W
+for m in $MODELS; do
+  python3 bench/gpu/torch_bench.py export $m $W 2>&1 | tail -2
+  if [[ -f $W/$m.onnx ]]; then
+    $B $W/$m.onnx --shape x:1x3x224x224 --input $W/${m}_in.npy --output $W/${m}_tandem.npy --iters "$ITERS" 2>&1 | tee -a "$OUT/bench.jsonl"
+    $B $W/$m.onnx --shape x:1x3x224x224 --iters "$ITERS" --tf32 2>&1 | tee -a "$OUT/bench.jsonl"
+    [[ -f $W/${m}_tandem.npy ]] && python3 bench/gpu/torch_bench.py compare $W/${m}_tandem.npy $W/${m}_ref.npy | tee -a "$OUT/bench.jsonl"
+  fi
+  python3 bench/gpu/torch_bench.py time $m $W --iters "$ITERS" --compile-modes "$COMPILE_MODES" 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
+  python3 bench/gpu/torch_bench.py time $m $W --iters "$ITERS" --compile-modes "" --tf32 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
+done
+echo "== summary"
+python3 bench/gpu/summarize.py "$OUT/bench.jsonl" | tee "$OUT/summary.md"
