@@ -429,7 +429,8 @@ void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
     if (gi >= 0 && sorted[gi].on_dla) {
       p.device = Device::kDLA;
       p.region = gi;
-      p.precision = l.kind == LayerKind::kConstant ? Precision::kUnset : dla_precision(opt);
+      // Folded constants (and their broadcast Shuffles) become weights: no precision constraint.
+      p.precision = (l.kind == LayerKind::kConstant || host[v] >= 0) ? Precision::kUnset : dla_precision(opt);
       p.reason = host[v] >= 0 ? fmt::format("folded into {} (DLA region {})", net.layers[host[v]].name, gi)
                               : fmt::format("DLA region {}", gi);
     } else {
