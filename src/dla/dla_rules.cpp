@@ -97,10 +97,11 @@ struct Checker {
 
   template <class... A>
   void fail(fmt::format_string<A...> f, A&&... a) {
-    if (!s.reason.empty() && !s.ok) s.reason += "; ";
-    if (s.ok) s.reason.clear();
+    // "<layer>: <first failure>; <second failure>; ..." (notes of an earlier "yes" are dropped).
+    if (s.ok) s.reason = L.name + ": ";
+    else s.reason += "; ";
     s.ok = false;
-    s.reason += L.name + ": " + fmt::format(f, std::forward<A>(a)...);
+    s.reason += fmt::format(f, std::forward<A>(a)...);
   }
   template <class... A>
   void note(fmt::format_string<A...> f, A&&... a) {
