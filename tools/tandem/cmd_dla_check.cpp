@@ -37,7 +37,7 @@ tandem::cli::RegisterCommand reg(20, "dla-check", [](CLI::App& app) {
   auto* sub = app.add_subcommand("dla-check", "Which layers can run on the DLA, and why not (offline NVIDIA rules)");
   auto a = std::make_shared<DlaCheckArgs>();
   sub->add_option("model", a->model, "model.onnx")->required();
-  sub->add_option("--shape,-s", a->shapes, "input shape NAME:1x3x640x640 (repeatable)");
+  sub->add_option("--shape,-s", a->shapes, "input shape NAME:1x3x640x640 (repeatable)")->allow_extra_args(false);
   sub->add_option("--target", a->target, "DLA target: orin (TensorRT 8.6, JetPack 6) | xavier (TensorRT 8.5, JetPack 5.1)")
       ->capture_default_str();
   sub->add_option("--precision", a->precision, "precision of the check: int8 | fp16")->capture_default_str();

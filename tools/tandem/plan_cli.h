@@ -16,14 +16,14 @@ struct PlanArgs {
   std::vector<std::string> shapes;
   std::string target = "orin", precision = "int8", strategy = "seed";
   int max_chunks = 1, min_layers = 20, max_regions = 0, dla_core = 0, optimization_level = 3;
-  bool fp8 = false;
+  bool fp8 = false, verbose = false;
   std::vector<std::string> layer_device, layer_precision;
   CLI::Option* max_chunks_opt = nullptr;  // graph: --max-chunks caps the regions only when given
 };
 
 inline void add_plan_args(CLI::App* sub, PlanArgs& a) {
   sub->add_option("model", a.model, "model.onnx")->required();
-  sub->add_option("--shape,-s", a.shapes, "input shape NAME:1x3x640x640 (repeatable)");
+  sub->add_option("--shape,-s", a.shapes, "input shape NAME:1x3x640x640 (repeatable)")->allow_extra_args(false);
   sub->add_option("--target", a.target, "DLA target: orin | xavier")->capture_default_str();
   sub->add_option("--precision", a.precision, "precision of the DLA check: int8 | fp16")->capture_default_str();
   sub->add_option("--strategy", a.strategy, "seed | graph")->capture_default_str();
@@ -34,8 +34,9 @@ inline void add_plan_args(CLI::App* sub, PlanArgs& a) {
   sub->add_option("--dla-core", a.dla_core, "DLA core (0 .. cores-1)")->capture_default_str();
   sub->add_option("--optimization-level", a.optimization_level, "builder optimization level 0..5")->capture_default_str();
   sub->add_flag("--fp8", a.fp8, "allow FP8 on the GPU (as the seed's fp8)");
-  sub->add_option("--layer-device", a.layer_device, "NAME:gpu|dla (repeatable)");
-  sub->add_option("--layer-precision", a.layer_precision, "NAME:fp16|int8|fp32 (repeatable)");
+  sub->add_flag("--verbose", a.verbose, "log the DLA check's layers and chunks to stderr (the seed's verbose)");
+  sub->add_option("--layer-device", a.layer_device, "NAME:gpu|dla (repeatable)")->allow_extra_args(false);
+  sub->add_option("--layer-precision", a.layer_precision, "NAME:fp16|int8|fp32 (repeatable)")->allow_extra_args(false);
 }
 
 inline std::pair<std::string, std::string> split_last_colon(const std::string& s, const char* opt) {
@@ -60,6 +61,7 @@ inline PlanOptions plan_options_from(const PlanArgs& a) {
   po.dla_core = a.dla_core;
   po.optimization_level = a.optimization_level;
   po.fp8 = a.fp8;
+  po.dla.verbose_layers = po.dla.verbose_chunks = a.verbose;
   for (const auto& s : a.layer_device) {
     auto [name, v] = split_last_colon(s, "--layer-device");
     Device d;
