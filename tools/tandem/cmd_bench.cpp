@@ -1,0 +1,145 @@
+// tandem bench model.engine: latency statistics as trtutils' benchmark_engine reports them.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <random>
+
+#include "command.h"
+#include "tandem/engine.h"
+#include "tandem/npy.h"
+
+namespace tandem::cli {
+namespace {
+
+struct BenchArgs {
+  std::string engine;
+  int iterations = 100, warmup = 10, threads = 0;
+  bool json = false;
+  std::vector<std::string> inputs;
+};
+
+// Random inputs in the engine's input formats.
+TensorMap random_engine_inputs(const Engine& e) {
+  TensorMap m;
+  std::mt19937 rng(0);
+  const Network& net = e.network();
+  for (size_t i = 0; i < net.inputs.size(); ++i) {
+    const TensorFormat& f = e.input_formats()[i];
+    Dims d = net.tensors[net.inputs[i]].dims;
+    if (f.layout == TensorLayout::kNHWC && d.size() == 4) d = {d[0], d[2], d[3], d[1]};
+    HostTensor h = HostTensor::zeros(f.name, f.type, d);
+    std::uniform_real_distribution<float> u(0.f, 1.f);
+    for (int64_t k = 0; k < h.count(); ++k) {
+      switch (f.type) {
+        case DataType::kFloat: h.f32()[k] = u(rng); break;
+        case DataType::kUInt8: h.data[k] = uint8_t(rng() & 0xff); break;
+        case DataType::kInt8: h.data[k] = uint8_t(int8_t(int(rng() % 255) - 127)); break;
+        default: break;  // fp16 zeros
+      }
+    }
+    m[f.name] = std::move(h);
+  }
+  return m;
+}
+
+struct Metric {
+  double min, max, mean, median, p90, p99, std, ci95;
+};
+Metric metric(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  Metric m{};
+  size_t n = v.size();
+  m.min = v.front();
+  m.max = v.back();
+  m.mean = std::accumulate(v.begin(), v.end(), 0.0) / double(n);
+  m.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  auto pct = [&](double p) {  // linear interpolation, as numpy.percentile
+    double idx = p / 100.0 * double(n - 1);
+    size_t lo = size_t(std::floor(idx)), hi = std::min(n - 1, lo + 1);
+    return v[lo] + (v[hi] - v[lo]) * (idx - double(lo));
+  };
+  m.p90 = pct(90);
+  m.p99 = pct(99);
+  double ss = 0;
+  for (double x : v) ss += (x - m.mean) * (x - m.mean);
+  m.std = n > 1 ? std::sqrt(ss / double(n - 1)) : 0.0;
+  m.ci95 = 1.96 * m.std / std::sqrt(double(n));
+  return m;
+}
+
+RegisterCommand reg(61, "bench", [](CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* sub = app.add_subcommand("bench", "benchmark an engine: latency min/median/mean/p90/p99/max and throughput");
+  sub->add_option("engine", a->engine, "model.engine")->required();
+  sub->add_option("--iterations,-i", a->iterations, "timed runs")->capture_default_str();
+  sub->add_option("--warmup,--warmup-iterations", a->warmup, "untimed runs first")->capture_default_str();
+  sub->add_option("--threads", a->threads, "CPU threads (0: the engine's tuned tactic)")->capture_default_str();
+  sub->add_option("--input", a->inputs, "NAME=FILE.npy (default: random data in the engine's input formats)");
+  sub->add_flag("--json", a->json, "one JSON document on stdout");
+  return std::function<int()>([a] {
+    if (a->iterations < 1) throw Error(fmt::format("--iterations {}: must be >= 1", a->iterations));
+    if (a->warmup < 0) throw Error(fmt::format("--warmup {}: must be >= 0", a->warmup));
+    using clock = std::chrono::steady_clock;
+    auto t0 = clock::now();
+    auto engine = Engine::load(a->engine);
+    double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    auto ctx = engine->create_context(a->threads);
+    TensorMap inputs = random_engine_inputs(*engine);
+    for (const auto& s : a->inputs) {
+      auto p = s.find('=');
+      if (p == std::string::npos) throw Error(fmt::format("--input '{}': expected NAME=FILE.npy", s));
+      HostTensor h = read_npy(s.substr(p + 1));
+      h.name = s.substr(0, p);
+      if (!inputs.count(h.name)) throw Error(fmt::format("--input '{}': the engine has no input '{}'", s, h.name));
+      inputs[h.name] = std::move(h);
+    }
+    for (int i = 0; i < a->warmup; ++i) ctx->run(inputs);
+    std::vector<double> ms;
+    ms.reserve(size_t(a->iterations));
+    for (int i = 0; i < a->iterations; ++i) {
+      auto s = clock::now();
+      ctx->run(inputs);
+      ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - s).count());
+    }
+    Metric m = metric(ms);
+    int64_t batch = 1;
+    if (!engine->network().inputs.empty()) {
+      const Dims& d = engine->network().tensors[engine->network().inputs[0]].dims;
+      if (!d.empty()) batch = d[0];
+    }
+    double throughput = m.mean > 0 ? double(batch) * 1000.0 / m.mean : 0;
+    std::string note = engine->emulation_note();
+    if (a->json) {
+      nlohmann::json j;
+      j["engine"] = a->engine;
+      j["backend"] = ctx->backend_name();
+      j["iterations"] = a->iterations;
+      j["warmup"] = a->warmup;
+      j["batch"] = batch;
+      j["load_ms"] = load_ms;
+      j["latency_ms"] = {{"min", m.min}, {"median", m.median}, {"mean", m.mean}, {"p90", m.p90}, {"p99", m.p99},
+                         {"max", m.max}, {"std", m.std}, {"ci95", m.ci95}};
+      j["throughput_per_s"] = throughput;
+      j["dla_layers"] = engine->dla_layer_count();
+      j["dla_emulated"] = engine->dla_layer_count() > 0;
+      if (!note.empty()) j["note"] = note;
+      std::printf("%s\n", j.dump(1).c_str());
+    } else {
+      std::printf("engine: %s (backend %s, load %.1f ms)\n", a->engine.c_str(), ctx->backend_name().c_str(), load_ms);
+      std::printf("iterations: %d (warmup %d), batch %lld\n", a->iterations, a->warmup, (long long)batch);
+      std::printf("latency ms: min %.3f  median %.3f  mean %.3f  p90 %.3f  p99 %.3f  max %.3f  (std %.3f, ci95 %.3f)\n",
+                  m.min, m.median, m.mean, m.p90, m.p99, m.max, m.std, m.ci95);
+      std::printf("throughput: %.2f inferences/s\n", throughput);
+      if (!note.empty()) std::printf("%s\n", note.c_str());
+    }
+    return 0;
+  });
+});
+
+}  // namespace
+}  // namespace tandem::cli

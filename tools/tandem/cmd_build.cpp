@@ -1,0 +1,134 @@
+// tandem build / build-dla: the seed's build_engine and build_dla_engine.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "command.h"
+#include "tandem/builder.h"
+#include "tandem/dla.h"
+#include "tandem/onnx.h"
+
+namespace tandem::cli {
+namespace {
+
+struct BuildArgs {
+  std::string model, output;
+  std::vector<std::string> shapes, input_formats, output_formats, layer_precision, layer_device;
+  std::string default_device = "gpu", strategy = "seed", target = "orin";
+  std::vector<float> input_scale;
+  BuildOptions o;
+};
+
+std::pair<std::string, std::string> split_last(const std::string& s, const char* opt) {
+  auto p = s.rfind(':');
+  if (p == std::string::npos || p == 0 || p + 1 == s.size())
+    throw Error(fmt::format("{} '{}': expected LAYER:VALUE", opt, s));
+  return {s.substr(0, p), s.substr(p + 1)};
+}
+
+void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
+  auto& o = a.o;
+  sub->add_option("model", a.model, "model.onnx")->required();
+  sub->add_option("-o,--output", a.output, "engine file to write")->required();
+  sub->add_option("-s,--shape", a.shapes, "input shape NAME:1x3x640x640 (repeatable)");
+  sub->add_option("-w,--workspace", o.workspace_gib, "workspace in GiB (recorded; the CPU backend plans its own arena)")->capture_default_str();
+  sub->add_option("--calibration-cache,--cc", o.calibration_cache, "TensorRT calibration cache: read if it exists, written after calibrating");
+  sub->add_option("--calibration-dir,--cd", o.calibration.images_dir, "folder of calibration images (.jpg .jpeg .png)");
+  sub->add_option("--calibration-npy", o.calibration.npy, "one .npy of calibration samples [M, ...] for the only input");
+  sub->add_flag("--synthetic-calibration", o.calibration.synthetic, "uniform random calibration data in --input-scale");
+  sub->add_option("--batch-size,--bs", o.calibration.batch_size, "calibration batch size")->capture_default_str();
+  sub->add_option("--num-batches", o.calibration.num_batches, "synthetic calibration batches")->capture_default_str();
+  sub->add_option("--max-images", o.calibration.max_images, "use at most N calibration images (0: all)")->capture_default_str();
+  sub->add_option("--data-order", o.calibration.order, "calibration data layout: NCHW | NHWC")->capture_default_str();
+  sub->add_option("--resize-method", o.calibration.resize_method, "letterbox | linear")->capture_default_str();
+  sub->add_option("--input-scale", a.input_scale, "pixel range LO HI (default 0 1)")->expected(2);
+  sub->add_option("--timing-cache,--tc", o.timing_cache, "timing cache file, or 'global' (the one in the cache folder)");
+  sub->add_option("--input-format", a.input_formats, "NAME:TYPE[:LAYOUT], TYPE fp32|fp16|int8|uint8, LAYOUT nchw|nhwc (repeatable)");
+  sub->add_option("--output-format", a.output_formats, "NAME:TYPE[:LAYOUT] (repeatable)");
+  sub->add_option("--optimization-level", o.optimization_level, "0..5; 0 skips tactic timing")->capture_default_str();
+  sub->add_flag("--direct-io", o.direct_io, "fail instead of converting IO formats inside the engine");
+  sub->add_flag("--prefer-precision-constraints", o.prefer_precision_constraints, "(recorded; tandem always obeys per-layer precisions)");
+  sub->add_flag("--reject-empty-algorithms", o.reject_empty_algorithms, "fail when a layer has no implementation");
+  sub->add_flag("--ignore-timing-mismatch", o.ignore_timing_mismatch, "use a timing cache made on another device");
+  sub->add_flag("--fp8", o.fp8, "allow FP8 (emulated as FP16 on the CPU backend)");
+  sub->add_option("--dla-core", o.dla_core, "DLA core (0 or 1)");
+  sub->add_option("--layer-precision", a.layer_precision, "LAYER:fp32|fp16|int8|fp8 (repeatable)");
+  sub->add_option("--layer-device", a.layer_device, "LAYER:gpu|dla (repeatable)");
+  sub->add_option("--target", a.target, "DLA target: orin | xavier")->capture_default_str();
+  sub->add_option("--device", o.device, "CUDA device index (recorded)")->capture_default_str();
+  sub->add_flag("--cache", o.cache, "use the engine cache (keyed by model content + options + tool version)");
+  sub->add_option("--cache-dir", o.cache_dir, "engine cache folder (default: $TANDEM_CACHE_DIR, $XDG_CACHE_HOME/tandem, ~/.cache/tandem)");
+  sub->add_flag("--no-passes", [&o](int64_t) { o.passes = false; }, "skip build-time passes (BN folding, Identity removal, constant folding)");
+  sub->add_option("--threads", o.threads, "CPU threads for calibration and timing (0: all)")->capture_default_str();
+  sub->add_flag("-v,--verbose", o.verbose, "log each build stage");
+  if (dla) {
+    sub->add_option("--max-chunks", o.max_chunks, "DLA chunks to keep (<= 0: all)")->capture_default_str();
+    sub->add_option("--min-layers", o.min_layers, "smallest DLA chunk kept (<= 0: any)")->capture_default_str();
+    sub->add_option("--strategy", a.strategy, "plan strategy: seed | graph")->capture_default_str();
+  } else {
+    sub->add_option("--default-device,-d", a.default_device, "gpu | dla")->capture_default_str();
+    sub->add_flag("--gpu-fallback", o.gpu_fallback, "run layers the DLA cannot run on the GPU");
+    sub->add_flag("--fp16", o.fp16, "allow FP16");
+    sub->add_flag("--int8", o.int8, "allow INT8 (calibrated)");
+  }
+}
+
+BuildOptions finish(BuildArgs& a, bool dla) {
+  BuildOptions o = a.o;
+  for (auto& s : a.shapes) o.shapes.push_back(parse_shape_arg(s));
+  for (auto& s : a.input_formats) o.input_formats.push_back(parse_tensor_format(s));
+  for (auto& s : a.output_formats) o.output_formats.push_back(parse_tensor_format(s));
+  for (auto& s : a.layer_precision) {
+    auto [n, v] = split_last(s, "--layer-precision");
+    Precision p;
+    if (!parse_precision(v, &p)) throw Error(fmt::format("--layer-precision '{}': '{}' is not fp32 | fp16 | int8 | fp8", s, v));
+    o.layer_precision.emplace_back(n, p);
+  }
+  for (auto& s : a.layer_device) {
+    auto [n, v] = split_last(s, "--layer-device");
+    Device d;
+    if (!parse_device(v, &d)) throw Error(fmt::format("--layer-device '{}': '{}' is not gpu | dla", s, v));
+    o.layer_device.emplace_back(n, d);
+  }
+  if (!parse_dla_target(a.target, &o.target)) throw Error(fmt::format("--target: unknown DLA target '{}' (orin | xavier)", a.target));
+  if (dla) {
+    if (!parse_strategy(a.strategy, &o.strategy)) throw Error(fmt::format("--strategy: '{}' is not seed | graph", a.strategy));
+  } else if (!parse_device(a.default_device, &o.default_device)) {
+    throw Error(fmt::format("--default-device: '{}' is not gpu | dla", a.default_device));
+  }
+  if (!a.input_scale.empty()) { o.calibration.range_lo = a.input_scale[0]; o.calibration.range_hi = a.input_scale[1]; }
+  return o;
+}
+
+int report(const BuildResult& r) {
+  std::printf("%s: %d DLA layers, %d GPU layers, %.2f MiB, %.2f s%s\n", r.engine_path.c_str(), r.dla_layers, r.gpu_layers,
+              double(r.engine_bytes) / (1 << 20), r.seconds,
+              r.cache_key.empty() ? "" : (r.cache_hit ? " (engine cache hit)" : " (engine cache miss, stored)"));
+  return 0;
+}
+
+RegisterCommand reg_build(50, "build", [](CLI::App& app) {
+  auto a = std::make_shared<BuildArgs>();
+  auto* sub = app.add_subcommand("build", "build an engine from an ONNX model (trtutils build_engine)");
+  add_common(sub, *a, false);
+  return std::function<int()>([a] {
+    BuildOptions o = finish(*a, false);
+    return report(build_engine(a->model, a->output, o));
+  });
+});
+
+RegisterCommand reg_build_dla(51, "build-dla", [](CLI::App& app) {
+  auto a = std::make_shared<BuildArgs>();
+  auto* sub = app.add_subcommand("build-dla",
+                                 "build an engine with the largest DLA chunks on the DLA in INT8, the rest on the GPU in FP16 "
+                                 "(trtutils build_dla_engine)");
+  add_common(sub, *a, true);
+  return std::function<int()>([a] {
+    BuildOptions o = finish(*a, true);
+    return report(build_dla_engine(a->model, a->output, o));
+  });
+});
+
+}  // namespace
+}  // namespace tandem::cli
