@@ -44,6 +44,7 @@ struct OnnxModelSummary {
   ModelInfo info;
   std::vector<std::string> op_types;
   std::vector<std::pair<std::string, Dims>> inputs;
+  std::vector<std::pair<std::string, Dims>> outputs;  // declared; empty dims when undeclared
 };
 OnnxModelSummary summarize_onnx(const std::string& path);
 

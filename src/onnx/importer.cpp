@@ -527,6 +527,11 @@ OnnxModelSummary summarize_onnx(const std::string& path) {
     for (const auto& x : vi.type().tensor_type().shape().dim()) d.push_back(x.has_dim_value() ? x.dim_value() : -1);
     s.inputs.emplace_back(vi.name(), d);
   }
+  for (const auto& vo : m.graph().output()) {
+    Dims d;
+    for (const auto& x : vo.type().tensor_type().shape().dim()) d.push_back(x.has_dim_value() ? x.dim_value() : -1);
+    s.outputs.emplace_back(vo.name(), d);
+  }
   return s;
 }
 

@@ -254,19 +254,28 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
   // ---- per-channel weights of INT8 convolutions ---------------------------------------------
   std::map<std::string, int> init_index;
   for (int i = 0; i < g->initializer_size(); ++i) init_index[g->initializer(i).name()] = i;
-  std::map<std::string, std::string> weight_dq;  // float initializer -> dequantized value
+  std::map<std::string, const onnx::AttributeProto*> const_nodes;  // Constant output -> its value
+  for (const auto& n : g->node())
+    if (n.op_type() == "Constant" && n.output_size() == 1 && (n.domain().empty() || n.domain() == "ai.onnx"))
+      if (const auto* v = find_attr(n, "value"); v && v->has_t()) const_nodes[n.output(0)] = v;
+  std::map<std::string, std::string> weight_dq;  // float constant -> dequantized value
   const std::string model_dir = std::filesystem::path(onnx_in).parent_path().string();
   for (auto& n : *g->mutable_node()) {
     if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || !int8_nodes.count(node_key(n))) continue;
     if (n.input_size() < 2) continue;
     const std::string w = n.input(1);
+    const TP* wp = nullptr;
     auto it = init_index.find(w);
-    if (it == init_index.end()) {
-      rep.notes.push_back("node '" + node_key(n) + "': weights '" + w + "' are not an initializer; left in float");
+    if (it != init_index.end()) {
+      wp = &g->initializer(it->second);
+    } else if (auto cn = const_nodes.find(w); cn != const_nodes.end()) {
+      wp = &cn->second->t();  // a Constant node's value (PaddlePaddle exports weights this way)
+    } else if (!weight_dq.count(w)) {
+      rep.notes.push_back("node '" + node_key(n) + "': weights '" + w + "' are not constant; left in float");
       continue;
     }
     if (!weight_dq.count(w)) {
-      const TP& wt = g->initializer(it->second);
+      const TP& wt = *wp;
       if (wt.data_type() != TP::FLOAT || wt.dims_size() < 2) {
         rep.notes.push_back("weights '" + w + "' are not float with >= 2 dims; left in float");
         continue;
@@ -354,6 +363,19 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
     auto a = after.find(i);
     if (a != after.end())
       for (auto& q : a->second) nodes.push_back(q);
+  }
+  {
+    std::set<std::string> still_used;
+    for (const auto& n : nodes)
+      for (const auto& in : n.input()) still_used.insert(in);
+    for (const auto& o : g->output()) still_used.insert(o.name());
+    std::vector<onnx::NodeProto> kept;
+    kept.reserve(nodes.size());
+    for (auto& n : nodes)
+      if (!(n.op_type() == "Constant" && n.output_size() == 1 && weight_dq.count(n.output(0)) &&
+            !still_used.count(n.output(0))))
+        kept.push_back(std::move(n));
+    nodes.swap(kept);
   }
   g->clear_node();
   for (auto& n : nodes) *g->add_node() = std::move(n);

@@ -1,0 +1,89 @@
+// Imports every ONNX node conformance model (libonnx-testdata) whose ops are all supported.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "tandem/onnx.h"
+
+namespace fs = std::filesystem;
+using namespace tandem;
+
+namespace {
+
+const char* kDataDir = "/usr/share/libonnx-testdata/data/node";
+
+// Models with only supported ops that tandem still rejects, each for a documented limit
+// (docs/onnx-import.md, "Limits"). Anything failing outside this list fails the test.
+const std::map<std::string, std::string>& known_limits() {
+  static const std::map<std::string, std::string> m = {
+#include "conformance_limits.inc"
+  };
+  return m;
+}
+
+}  // namespace
+
+TEST(OnnxConformance, ImportsEveryModelWithSupportedOps) {
+  if (!fs::exists(kDataDir)) GTEST_SKIP() << kDataDir << " missing (apt install libonnx-testdata)";
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(kDataDir))
+    if (fs::exists(e.path() / "model.onnx")) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  int imported = 0, limited = 0, compared = 0;
+  std::map<std::string, std::vector<std::string>> skipped_by_op;
+  std::vector<std::string> failures, unexpected_ok, shape_mismatch;
+  for (const auto& d : dirs) {
+    const std::string name = d.filename().string();
+    const std::string model = (d / "model.onnx").string();
+    OnnxModelSummary s;
+    try {
+      s = summarize_onnx(model);
+    } catch (const Error& e) {
+      failures.push_back(name + ": " + e.what());
+      continue;
+    }
+    std::string unsupported;
+    for (const auto& op : s.op_types)
+      if (!is_supported_onnx_op(op)) { unsupported = op; break; }
+    if (!unsupported.empty()) {
+      skipped_by_op[unsupported].push_back(name);
+      continue;
+    }
+    const auto lim = known_limits().find(name);
+    try {
+      Network net = import_onnx(model);
+      ++imported;
+      // Shape inference must agree with the shapes the test model declares for its outputs.
+      for (const auto& [oname, od] : s.outputs) {
+        const TensorId t = net.find_tensor(oname);
+        if (t < 0) { failures.push_back(name + ": output '" + oname + "' missing"); continue; }
+        bool declared = !od.empty() || net.tensors[t].dims.empty();
+        for (int64_t v : od) declared &= v > 0;
+        compared += declared;
+        if (declared && od != net.tensors[t].dims)
+          shape_mismatch.push_back(name + ": output '" + oname + "' is " + dims_to_string(net.tensors[t].dims) +
+                                   ", the model declares " + dims_to_string(od));
+      }
+      if (lim != known_limits().end()) unexpected_ok.push_back(name);
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      if (lim != known_limits().end() && msg.find(lim->second) != std::string::npos) ++limited;
+      else failures.push_back(name + ": " + msg);
+    }
+  }
+  int skipped = 0;
+  for (const auto& [op, v] : skipped_by_op) skipped += static_cast<int>(v.size());
+  std::printf("conformance import: %d imported, %d rejected for documented limits, %d skipped (unsupported op), "
+              "%zu failed, of %zu models\n", imported, limited, skipped, failures.size(), dirs.size());
+  for (const auto& [op, v] : skipped_by_op) std::printf("  skipped for op %s: %zu model(s)\n", op.c_str(), v.size());
+  for (const auto& f : failures) std::printf("  FAILED %s\n", f.c_str());
+  for (const auto& f : unexpected_ok) std::printf("  now imports (remove from the limits list): %s\n", f.c_str());
+  std::printf("  %d declared output shapes compared with the inferred ones\n", compared);
+  for (const auto& f : shape_mismatch) std::printf("  SHAPE %s\n", f.c_str());
+  EXPECT_TRUE(shape_mismatch.empty()) << shape_mismatch.size() << " model(s) with wrong output shapes";
+  EXPECT_TRUE(failures.empty()) << failures.size() << " supported model(s) failed to import";
+  EXPECT_GT(imported, 300);
+}

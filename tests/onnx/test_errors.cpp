@@ -1,0 +1,200 @@
+// Bad input: one clear line naming the file and the node or option; the CLI exits 2.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <sstream>
+
+#include "model_builder.h"
+#include "tandem/onnx.h"
+
+using namespace tandem;
+using tandem::test::ModelBuilder;
+
+namespace {
+
+// Checks the library error and the CLI (`tandem inspect <path> <args>`): exit 2, one line.
+void expect_error(const std::string& path, const std::string& args, const std::vector<std::string>& parts) {
+  ImportOptions opt;
+  std::string lib_msg;
+  try {
+    // Same parsing as the CLI: every "--shape X" pair.
+    std::istringstream is(args);
+    std::string tok;
+    while (is >> tok)
+      if (tok == "--shape" && is >> tok) opt.shapes.push_back(parse_shape_arg(tok));
+    import_onnx(path, opt);
+  } catch (const Error& e) {
+    lib_msg = e.what();
+  }
+  std::string out;
+  const int rc = test::run_cli("inspect '" + path + "' " + args, &out);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_EQ(out.rfind("tandem: error: ", 0), 0u) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "not one line: " << out;
+  for (const auto& p : parts) EXPECT_NE(out.find(p), std::string::npos) << "missing '" << p << "' in: " << out;
+  if (args.find("--shape") == std::string::npos || !lib_msg.empty()) {
+    for (const auto& p : parts) EXPECT_NE(lib_msg.find(p), std::string::npos) << "library: missing '" << p << "' in: " << lib_msg;
+  }
+}
+
+ModelBuilder relu_model(int64_t opset = 13) {
+  ModelBuilder b(opset);
+  b.input("x", {1, 3, 4, 4}).output("y");
+  b.node("Relu", {"x"}, {"y"}, "relu0");
+  return b;
+}
+
+}  // namespace
+
+TEST(OnnxErrors, MissingFile) { expect_error("/nonexistent/m.onnx", "", {"/nonexistent/m.onnx", "no such file"}); }
+
+TEST(OnnxErrors, TruncatedFile) {
+  ModelBuilder b = relu_model();
+  b.init("pad", {64}, std::vector<float>(64, 1.f));
+  const std::string bytes = b.proto().SerializeAsString();
+  const std::string p = test::write_bytes("truncated.onnx", bytes.substr(0, bytes.size() / 2));
+  expect_error(p, "", {"truncated.onnx", "not a valid ONNX model"});
+}
+
+TEST(OnnxErrors, RandomBytes) {
+  std::mt19937 rng(42);
+  for (int i = 0; i < 20; ++i) {
+    std::string bytes(64 + i * 37, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    const std::string p = test::write_bytes("random" + std::to_string(i) + ".onnx", bytes);
+    expect_error(p, "", {"random" + std::to_string(i) + ".onnx"});
+  }
+}
+
+TEST(OnnxErrors, MissingNodeInput) {
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).output("y");
+  b.node("Add", {"x", "nowhere"}, {"y"}, "add0");
+  expect_error(b.write("missing.onnx"), "", {"missing.onnx", "add0", "'nowhere'"});
+}
+
+TEST(OnnxErrors, Cycle) {
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).output("z");
+  b.node("Add", {"x", "z"}, {"y"}, "a");
+  b.node("Relu", {"y"}, {"z"}, "b");
+  expect_error(b.write("cycle.onnx"), "", {"cycle.onnx", "cycle"});
+}
+
+TEST(OnnxErrors, UnknownOp) {
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).output("y");
+  b.node("FancyOp", {"x"}, {"y"}, "fancy0");
+  expect_error(b.write("unknown.onnx"), "", {"unknown.onnx", "fancy0", "FancyOp", "not supported"});
+}
+
+TEST(OnnxErrors, UnsupportedAttributeValue) {
+  ModelBuilder b(13);
+  b.input("x", {1, 3, 4, 4}).output("y");
+  auto& n = b.node("Resize", {"x", "", "sc"}, {"y"}, "resize0");
+  ModelBuilder::attr_s(n, "mode", "bogus");
+  b.init("sc", {4}, {1, 1, 2, 2});
+  expect_error(b.write("badattr.onnx"), "", {"badattr.onnx", "resize0", "mode 'bogus'"});
+  ModelBuilder c(13);
+  c.input("x", {1, 3, 4, 4}).output("y");
+  auto& p = c.node("MaxPool", {"x"}, {"y"}, "pool0");
+  ModelBuilder::attr_ints(p, "kernel_shape", {2, 2});
+  ModelBuilder::attr_s(p, "auto_pad", "SIDEWAYS");
+  expect_error(c.write("badpad.onnx"), "", {"badpad.onnx", "pool0", "auto_pad 'SIDEWAYS'"});
+}
+
+TEST(OnnxErrors, UnsupportedOpsetAndIr) {
+  expect_error(relu_model(5).write("opset5.onnx"), "", {"opset5.onnx", "opset 5"});
+  ModelBuilder b = relu_model();
+  b.proto().set_ir_version(99);
+  expect_error(b.write("ir99.onnx"), "", {"ir99.onnx", "IR version 99"});
+}
+
+TEST(OnnxErrors, DynamicInputNeedsShape) {
+  ModelBuilder b(13);
+  b.input("x", {1, 3, -1, -1}).output("y");
+  b.node("Relu", {"x"}, {"y"}, "relu0");
+  expect_error(b.write("dyn.onnx"), "", {"dyn.onnx: input 'x' has dynamic dims 1x3x?x?; fix it with --shape x:1x3xHxW"});
+}
+
+TEST(OnnxErrors, WrongShapeOptions) {
+  ModelBuilder b(13);
+  b.input("x", {1, 3, -1, -1}).output("y");
+  b.node("Relu", {"x"}, {"y"}, "relu0");
+  const std::string p = b.write("shapes.onnx");
+  expect_error(p, "--shape nope:1x3x8x8", {"--shape nope:1x3x8x8", "no input 'nope'", "inputs: x"});
+  expect_error(p, "--shape x:1x3x8", {"--shape x:1x3x8", "rank 4"});
+  expect_error(p, "--shape x:1x3x0x8", {"--shape 'x:1x3x0x8'", "not positive"});
+  expect_error(p, "--shape x:1x3xabcx8", {"--shape 'x:1x3xabcx8'", "not an integer"});
+  expect_error(p, "--shape x:2x3x8x8", {"--shape x:2x3x8x8", "fixed to 1"});
+}
+
+TEST(OnnxErrors, HostileValues) {
+  {  // huge dims on an input
+    ModelBuilder b(13);
+    b.input("x", {1 << 30, 1 << 30, 1 << 30}).output("y");
+    b.node("Relu", {"x"}, {"y"}, "relu0");
+    expect_error(b.write("huge.onnx"), "", {"huge.onnx", "too large"});
+  }
+  {  // raw_data size mismatch
+    ModelBuilder b(13);
+    b.input("x", {1, 4}).output("y");
+    auto* t = b.proto().mutable_graph()->add_initializer();
+    t->set_name("k");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(4);
+    t->set_raw_data(std::string(7, '\0'));
+    b.node("Add", {"x", "k"}, {"y"}, "add0");
+    expect_error(b.write("rawsize.onnx"), "", {"rawsize.onnx", "initializer 'k'", "raw_data has 7 bytes"});
+  }
+  {  // negative dims on an initializer
+    ModelBuilder b(13);
+    b.input("x", {1, 4}).output("y");
+    auto* t = b.proto().mutable_graph()->add_initializer();
+    t->set_name("k");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(-4);
+    b.node("Add", {"x", "k"}, {"y"}, "add0");
+    expect_error(b.write("negdims.onnx"), "", {"negdims.onnx", "initializer 'k'", "negative dim"});
+  }
+  {  // out-of-range gather index
+    ModelBuilder b(13);
+    b.input("x", {5, 4}).output("y");
+    b.init_i64("i", {1}, {-9});
+    b.node("Gather", {"x", "i"}, {"y"}, "gather0");
+    expect_error(b.write("gather.onnx"), "", {"gather.onnx", "gather0", "index -9 out of range"});
+  }
+  {  // reshape to an overflowing volume
+    ModelBuilder b(13);
+    b.input("x", {2, 4}).output("y");
+    b.init_i64("s", {3}, {int64_t{1} << 62, int64_t{1} << 62, 4});
+    b.node("Reshape", {"x", "s"}, {"y"}, "reshape0");
+    expect_error(b.write("reshape.onnx"), "", {"reshape.onnx", "reshape0"});
+  }
+  {  // negative pads
+    ModelBuilder b(13);
+    b.input("x", {1, 3, 4, 4}).output("y");
+    auto& n = b.node("Conv", {"x", "w"}, {"y"}, "conv0");
+    ModelBuilder::attr_ints(n, "pads", {-1, 0, 0, 0});
+    b.init("w", {2, 3, 1, 1}, std::vector<float>(6, 1.f));
+    expect_error(b.write("pads.onnx"), "", {"pads.onnx", "conv0", "pads"});
+  }
+}
+
+TEST(OnnxErrors, ExternalDataOutsideTheFolder) {
+  for (const std::string loc : {"../secret.bin", "/etc/passwd", "a/../../b.bin"}) {
+    ModelBuilder b(13);
+    b.input("x", {1, 4}).output("y");
+    auto* t = b.proto().mutable_graph()->add_initializer();
+    t->set_name("k");
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    t->add_dims(4);
+    t->set_data_location(onnx::TensorProto::EXTERNAL);
+    auto* kv = t->add_external_data();
+    kv->set_key("location");
+    kv->set_value(loc);
+    b.node("Add", {"x", "k"}, {"y"}, "add0");
+    expect_error(b.write("ext/model.onnx"), "", {"model.onnx", "initializer 'k'", "outside the model's folder"});
+  }
+}
