@@ -98,6 +98,10 @@ std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecO
                     "--calib) is deprecated from 10.1");
   if (plan.plan_case != Plan::Case::kNoDla) args.push_back(fmt::format("--useDLACore={}", plan.dla_core));
   if (plan.plan_case != Plan::Case::kNoDla && plan.gpu_fallback) args.push_back("--allowGPUFallback");
+  if (plan.plan_case == Plan::Case::kFullDla && (opt.input_io_formats.empty() || opt.output_io_formats.empty()))
+    notes.push_back("full DLA without --allowGPUFallback: trtexec sets kDIRECT_IO, so give DLA-native "
+                    "I/O formats (--input-io-formats int8:dla_linear / fp16:chw16 ..., "
+                    "--output-io-formats ...) or the build fails on I/O reformats (NVIDIA/TensorRT#3438)");
   if (plan.int8) args.push_back("--int8");
   if (plan.fp16) args.push_back("--fp16");
   if (plan.fp8) {

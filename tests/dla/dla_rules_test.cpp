@@ -528,3 +528,79 @@ TEST(DlaTargets, Tables) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+using testing::NetBuilder;
+
+TEST(DlaMore, ConvNeeds2dKernel) {
+  NetBuilder b;
+  auto x = b.input("x", {1, 8, 8, 8});
+  ConvolutionParams p;
+  p.kernel = {3, 3, 3};
+  p.stride = {1, 1, 1};
+  p.dilation = {1, 1, 1};
+  p.pre_padding = p.post_padding = {0, 0, 0};
+  p.out_maps = 8;
+  b.layer(LayerKind::kConvolution, "Conv3d_1", {x}, {1, 8, 6, 6}, p);
+  Support s = check_layer(b.net, b.last(), DlaOptions{});
+  EXPECT_FALSE(s.ok);
+  EXPECT_NE(s.reason.find("kernel has 3 dims; DLA convolution supports 2 spatial dims only"), std::string::npos) << s.reason;
+}
+TEST(DlaMore, ResizeNeedsFourScales) {
+  NetBuilder b;
+  ResizeParams p;
+  p.scales = {1, 2, 2};
+  b.layer(LayerKind::kResize, "Resize_1", {b.input("x", {1, 8, 4, 4})}, {1, 16, 8, 8}, p);
+  Support s = check_layer(b.net, b.last(), DlaOptions{});
+  EXPECT_NE(s.reason.find("3 scales; DLA resize needs exactly 4"), std::string::npos) << s.reason;
+}
+TEST(DlaMore, SliceMustBeStatic) {
+  NetBuilder b;
+  auto x = b.input("x", {1, 8, 4, 4});
+  auto st = b.input("starts", {4});
+  SliceParams p;
+  p.start = {0, 0, 0, 0};
+  p.size = {1, 4, 4, 4};
+  p.stride = {1, 1, 1, 1};
+  b.layer(LayerKind::kSlice, "Slice_1", {x, st}, {1, 4, 4, 4}, p);
+  DlaOptions o;
+  o.precision = DlaPrecision::kFp16;
+  Support s = check_layer(b.net, b.last(), o);
+  EXPECT_NE(s.reason.find("DLA slice must be static"), std::string::npos) << s.reason;
+}
+TEST(DlaMore, ReduceNotOverBatch) {
+  NetBuilder b;
+  ReduceParams p;
+  p.op = ReduceOp::kMax;
+  p.axes = 0b0001;
+  b.layer(LayerKind::kReduce, "ReduceMax_1", {b.input("x", {2, 8, 4, 4})}, {1, 8, 4, 4}, p);
+  DlaOptions o;
+  o.precision = DlaPrecision::kFp16;
+  Support s = check_layer(b.net, b.last(), o);
+  EXPECT_NE(s.reason.find("reduction over the batch dimension"), std::string::npos) << s.reason;
+}
+TEST(DlaMore, DeconvInputChannels) {
+  NetBuilder b;
+  b.deconv(b.input("x", {1, 8193, 2, 2}), "ConvTranspose_1", 8, {2, 2}, {2, 2});
+  Support s = check_layer(b.net, b.last(), DlaOptions{});
+  EXPECT_NE(s.reason.find("input channels 8193 outside DLA limit [1,8192]"), std::string::npos) << s.reason;
+}
+TEST(DlaMore, MatMulBatchedConstantIsNotFc) {
+  NetBuilder b;
+  auto x = b.input("x", {2, 4, 16});
+  auto w = b.constant("W", {2, 16, 8});
+  b.layer(LayerKind::kMatrixMultiply, "MatMul_1", {x, w}, {2, 4, 8}, MatrixMultiplyParams{});
+  Support s = check_layer(b.net, b.last(), DlaOptions{});
+  EXPECT_NE(s.reason.find("batched constant operand 2x16x8 is not a fully connected layer"), std::string::npos) << s.reason;
+}
+TEST(DlaMore, MultipleFailuresListed) {
+  NetBuilder b;
+  b.conv(b.input("x", {1, 8, 80, 80}), "Conv_9", 8, {33, 33}, {9, 9});
+  Support s = check_layer(b.net, b.last(), DlaOptions{});
+  EXPECT_EQ(s.reason.rfind("Conv_9: kernel 33x33", 0), 0u) << s.reason;
+  EXPECT_NE(s.reason.find("; stride 9x9 outside"), std::string::npos) << s.reason;
+}
+
+}  // namespace
+}  // namespace tandem
