@@ -3,8 +3,8 @@
 # and tandem vs PyTorch (eager, torch.compile) on torchvision models exported to ONNX there.
 # Runs from the repo root on the device machine, with binaries in .carry/ (bench/gpu/pack.sh).
 #   run(command="bash bench/gpu/run_device.sh", carry=[".carry", ".data/models/..."])
-# Env: QUICK=1 skips the torch.compile modes other than default; MODELS (default
-# "resnet18 mobilenet_v3_small"); ITERS (50).
+# Env: MODELS (default "resnet18 mobilenet_v3_small"); ITERS (50); COMPILE_MODES
+# (default,reduce-overhead); SKIP_TORCH=1 skips PyTorch timing; PROFILE=N adds per-layer profiles.
 set -u
 OUT=${OUT:-/tmp/tandem_gpu_out}
 mkdir -p "$OUT"
@@ -35,6 +35,10 @@ for spec in "ch_PP-OCRv4_det_infer.onnx x:1x3x640x640" "ch_ppocr_mobile_v2.0_cls
   for flag in "" "--tf32" "--no-graph"; do
     $B .data/models/$1 --shape $2 --iters "$ITERS" $flag 2>&1 | tee -a "$OUT/bench.jsonl"
   done
+  if [[ -n "${PROFILE:-}" ]]; then
+    $B .data/models/$1 --shape $2 --iters 5 --profile "$PROFILE" 2> "$OUT/profile_${1%%.onnx}.txt" > /dev/null
+    head -22 "$OUT/profile_${1%%.onnx}.txt"; grep "kind" "$OUT/profile_${1%%.onnx}.txt"
+  fi
 done
 
 echo "== torchvision: export, tandem GPU, PyTorch eager / torch.compile"
@@ -45,7 +49,12 @@ for m in $MODELS; do
     $B $W/$m.onnx --shape x:1x3x224x224 --input $W/${m}_in.npy --output $W/${m}_tandem.npy --iters "$ITERS" 2>&1 | tee -a "$OUT/bench.jsonl"
     $B $W/$m.onnx --shape x:1x3x224x224 --iters "$ITERS" --tf32 2>&1 | tee -a "$OUT/bench.jsonl"
     [[ -f $W/${m}_tandem.npy ]] && python3 bench/gpu/torch_bench.py compare $W/${m}_tandem.npy $W/${m}_ref.npy | tee -a "$OUT/bench.jsonl"
+    if [[ -n "${PROFILE:-}" ]]; then
+      $B $W/$m.onnx --shape x:1x3x224x224 --iters 5 --profile "$PROFILE" 2> "$OUT/profile_$m.txt" > /dev/null
+      head -12 "$OUT/profile_$m.txt"
+    fi
   fi
+  [[ -n "${SKIP_TORCH:-}" ]] && continue
   python3 bench/gpu/torch_bench.py time $m $W --iters "$ITERS" --compile-modes "$COMPILE_MODES" 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
   python3 bench/gpu/torch_bench.py time $m $W --iters "$ITERS" --compile-modes "" --tf32 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
 done

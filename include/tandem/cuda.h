@@ -41,6 +41,13 @@ struct TacticRecord {
   size_t workspace = 0;     // bytes
 };
 
+// Device time of one launched step (a layer, a fused pair, or a numerics rounding step).
+struct StepTime {
+  std::string layer;
+  std::string kind;  // the layer kind's name
+  float ms = 0.f;    // mean over the profiled iterations
+};
+
 // Adds what the CUDA executor knows beyond the Executor interface.
 class CudaExecutor : public Executor {
  public:
@@ -58,6 +65,8 @@ class CudaExecutor : public Executor {
   // Runs the device work only (no host copies) `iters` times and returns each time in ms:
   // for benchmarks. Inputs are whatever the last run() uploaded (zeros before any run).
   virtual std::vector<float> time_device(int iters) = 0;
+  // Runs the steps eagerly (no graph) `iters` times with events around each: per-step times.
+  virtual std::vector<StepTime> profile(int iters) = 0;
 };
 
 // Compiles `net` for the GPU: plans memory, uploads weights, chooses tactics. Throws Error

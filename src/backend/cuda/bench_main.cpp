@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
     }
     std::string model = argv[1], input_npy, output_npy;
     ImportOptions io;
-    int warmup = 10, iters = 50;
+    int warmup = 10, iters = 50, profile = 0;
     CudaOptions co;
     for (int i = 2; i < argc; ++i) {
       std::string a = argv[i];
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
       else if (a == "--iters") iters = std::stoi(next());
       else if (a == "--tf32") co.allow_tf32 = true;
       else if (a == "--no-graph") co.cuda_graph = false;
+      else if (a == "--profile") profile = std::stoi(next());
       else throw Error("unknown argument " + a);
     }
     Network net = import_onnx(model, io);
@@ -75,6 +77,18 @@ int main(int argc, char** argv) {
     std::sort(ts.begin(), ts.end());
     std::sort(e2e.begin(), e2e.end());
     if (!output_npy.empty()) write_npy(output_npy, out.begin()->second);
+    if (profile > 0) {  // per-step device times, eager: the slowest steps and the sum per kind
+      auto st = ex->profile(profile);
+      std::map<std::string, std::pair<float, int>> by_kind;
+      float total = 0;
+      for (auto& s : st) by_kind[s.kind].first += s.ms, by_kind[s.kind].second++, total += s.ms;
+      std::sort(st.begin(), st.end(), [](const StepTime& a, const StepTime& b) { return a.ms > b.ms; });
+      std::fprintf(stderr, "profile (eager, %d iters): %zu steps, %.3f ms\n", profile, st.size(), total);
+      for (size_t i = 0; i < st.size() && i < 15; ++i)
+        std::fprintf(stderr, "  %8.4f ms  %-28s %s\n", st[i].ms, st[i].kind.c_str(), st[i].layer.c_str());
+      for (auto& [k, v] : by_kind)
+        std::fprintf(stderr, "  kind %-28s %4d steps %8.4f ms\n", k.c_str(), v.second, v.first);
+    }
     std::printf("{\"model\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"p90_ms\": %.4f, \"e2e_median_ms\": %.4f, "
                 "\"iters\": %d, \"compile_ms\": %.1f, \"layers\": %zu, \"tactics\": %zu, \"cuda_graph\": %s, "
                 "\"tf32\": %s, \"arena_mib\": %.2f, \"weights_mib\": %.2f, \"device\": \"%s\"}\n",

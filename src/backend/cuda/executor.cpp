@@ -122,6 +122,7 @@ class CudaExecutorImpl;
 // One launched step: a layer (or a fused pair), its launch closure.
 struct Step {
   std::string layer;
+  std::string kind;
   std::function<void(cudaStream_t)> launch;
 };
 
@@ -203,6 +204,30 @@ class CudaExecutorImpl final : public CudaExecutor {
   size_t weight_bytes() const override { return weight_bytes_; }
   bool using_cuda_graph() const override { return graph_exec_ != nullptr; }
   float last_run_ms() const override { return last_ms_; }
+
+  std::vector<StepTime> profile(int iters) override {
+    where_ = "profile";
+    CK(cudaSetDevice(copt_.device));
+    std::vector<cudaEvent_t> ev(steps_.size() + 1);
+    for (auto& e : ev) CK(cudaEventCreate(&e));
+    std::vector<StepTime> out(steps_.size());
+    for (size_t i = 0; i < steps_.size(); ++i) out[i].layer = steps_[i].layer, out[i].kind = steps_[i].kind;
+    for (int it = 0; it < iters; ++it) {
+      CK(cudaEventRecord(ev[0], stream_));
+      for (size_t i = 0; i < steps_.size(); ++i) {
+        steps_[i].launch(stream_);
+        CK(cudaEventRecord(ev[i + 1], stream_));
+      }
+      CK(cudaEventSynchronize(ev.back()));
+      for (size_t i = 0; i < steps_.size(); ++i) {
+        float ms = 0;
+        CK(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+        out[i].ms += ms / float(iters);
+      }
+    }
+    for (auto& e : ev) cudaEventDestroy(e);
+    return out;
+  }
 
   std::vector<float> time_device(int iters) override {
     where_ = "time_device";
@@ -297,7 +322,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   }
   void* scratch_at(size_t off) const { return static_cast<char*>(scratch_) + off; }
   void add_step(const std::string& layer, std::function<void(cudaStream_t)> f) {
-    steps_.push_back({layer, std::move(f)});
+    steps_.push_back({layer, cur_kind_, std::move(f)});
   }
   [[noreturn]] void unsupported(const Layer& L, const std::string& what) const {
     fail("layer '" + L.name + "' (" + std::string(to_string(L.kind)) + ")", what);
@@ -338,6 +363,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::vector<TensorId> alias_;      // tensor -> the tensor whose memory it shares (-1: own)
 
   std::vector<Step> steps_;
+  std::string cur_kind_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
   std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;
   std::vector<TacticRecord> tactics_;
@@ -472,6 +498,9 @@ void CudaExecutorImpl::plan_memory() {
     weight_bytes_ += bytes_of(t);
     ptr_[t] = p;
   }
+  for (TensorId t = 0; t < TensorId(nt); ++t)
+    if (volume(net_.tensors[t].dims) >= (int64_t(1) << 31))
+      fail("tensor '" + net_.tensors[t].name + "'", "2^31 elements or more: the kernels index with 32 bits");
   // Activations: one arena.
   struct Block { size_t off, size; TensorId t; };
   std::vector<Block> live;
@@ -611,6 +640,8 @@ void CudaExecutorImpl::apply_numerics_post(LayerId id, const Layer& L) {
 void CudaExecutorImpl::build_layer(LayerId id) {
   const Layer& L = net_.layers[id];
   if (fused_into_[id] >= 0) return;  // built with its convolution
+  cur_kind_ = std::string(to_string(L.kind));
+  if (fused_act_[id] >= 0) cur_kind_ += "+Activation";
   apply_numerics_pre(id, L);
   const auto& T = net_.tensors;
   auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };

@@ -14,6 +14,18 @@ namespace {
 
 constexpr int kBlock = 256;
 
+// Index arithmetic is 32-bit (64-bit division costs ~10x more on the GPU); the executor
+// rejects tensors of 2^31 elements or more at compile.
+using idx_t = int32_t;
+struct IShape {
+  int rank = 0;
+  idx_t d[kMaxRank] = {};
+  IShape() = default;
+  IShape(const Shape& s) : rank(s.rank) {  // NOLINT: implicit on purpose (launchers pass Shape)
+    for (int k = 0; k < s.rank; ++k) d[k] = idx_t(s.d[k]);
+  }
+};
+
 inline int blocks_for(int64_t n) {
   int64_t b = (n + kBlock - 1) / kBlock;
   if (b > 65535LL * 8) b = 65535LL * 8;  // grid-stride loops cover the rest
@@ -21,17 +33,17 @@ inline int blocks_for(int64_t n) {
 }
 
 #define GRID_LOOP(i, n)                                                                  \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);             \
-       i += int64_t(gridDim.x) * blockDim.x)
+  for (idx_t i = idx_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);                 \
+       i += idx_t(gridDim.x) * blockDim.x)
 
 // Offset of linear index `i` over `dims` with element strides `st`.
-__device__ __forceinline__ int64_t offset_of(int64_t i, const Shape& dims, const Shape& st) {
-  int64_t off = 0;
+__device__ __forceinline__ idx_t offset_of(idx_t i, const IShape& dims, const IShape& st) {
+  idx_t off = 0;
   for (int k = dims.rank - 1; k >= 0; --k) {
-    int64_t d = dims.d[k];
-    int64_t c = i % d;
-    i /= d;
-    off += c * st.d[k];
+    idx_t d = dims.d[k];
+    idx_t q = i / d;
+    off += (i - q * d) * st.d[k];
+    i = q;
   }
   return off;
 }
@@ -83,8 +95,8 @@ __device__ __forceinline__ float arith<float>(int op, float a, float b) {
 }
 
 template <class T>
-__global__ void binary_kernel(int op, const T* a, Shape sa, const T* b, Shape sb, T* out,
-                              Shape dims, int64_t n, bool same) {
+__global__ void binary_kernel(int op, const T* a, IShape sa, const T* b, IShape sb, T* out,
+                              IShape dims, idx_t n, bool same) {
   GRID_LOOP(i, n) {
     if (same) {
       out[i] = arith<T>(op, a[i], b[i]);
@@ -95,8 +107,8 @@ __global__ void binary_kernel(int op, const T* a, Shape sa, const T* b, Shape sb
 }
 
 template <class T>
-__global__ void compare_kernel(int op, const T* a, Shape sa, const T* b, Shape sb, uint8_t* out,
-                               Shape dims, int64_t n) {
+__global__ void compare_kernel(int op, const T* a, IShape sa, const T* b, IShape sb, uint8_t* out,
+                               IShape dims, idx_t n) {
   GRID_LOOP(i, n) {
     T x = a[offset_of(i, dims, sa)], y = b[offset_of(i, dims, sb)];
     bool r = op == 11 ? x == y : op == 12 ? x > y : x < y;
@@ -104,8 +116,8 @@ __global__ void compare_kernel(int op, const T* a, Shape sa, const T* b, Shape s
   }
 }
 
-__global__ void logic_kernel(int op, const uint8_t* a, Shape sa, const uint8_t* b, Shape sb,
-                             uint8_t* out, Shape dims, int64_t n) {
+__global__ void logic_kernel(int op, const uint8_t* a, IShape sa, const uint8_t* b, IShape sb,
+                             uint8_t* out, IShape dims, idx_t n) {
   GRID_LOOP(i, n) {
     bool x = a[offset_of(i, dims, sa)] != 0, y = b[offset_of(i, dims, sb)] != 0;
     bool r = op == 8 ? (x && y) : op == 9 ? (x || y) : (x != y);
@@ -113,8 +125,8 @@ __global__ void logic_kernel(int op, const uint8_t* a, Shape sa, const uint8_t* 
   }
 }
 
-bool is_same_layout(const Shape& st, const Shape& dims) {
-  int64_t expect = 1;
+bool is_same_layout(const IShape& st, const IShape& dims) {
+  idx_t expect = 1;
   for (int k = dims.rank - 1; k >= 0; --k) {
     if (dims.d[k] != 1 && st.d[k] != expect) return false;
     expect *= dims.d[k];
@@ -123,8 +135,8 @@ bool is_same_layout(const Shape& st, const Shape& dims) {
 }
 
 template <class T>
-void binary_t(int op, const void* a, Shape sa, const void* b, Shape sb, void* out, Shape dims,
-              int64_t n, cudaStream_t s) {
+void binary_t(int op, const void* a, IShape sa, const void* b, IShape sb, void* out, IShape dims,
+              idx_t n, cudaStream_t s) {
   if (op >= 11 && op <= 13) {
     compare_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const T*>(a), sa,
                                                        static_cast<const T*>(b), sb,
@@ -139,8 +151,8 @@ void binary_t(int op, const void* a, Shape sa, const void* b, Shape sb, void* ou
 
 // ---- select ----------------------------------------------------------------------------------
 template <class T>
-__global__ void select_kernel(const uint8_t* c, Shape sc, const T* a, Shape sa, const T* b,
-                              Shape sb, T* y, Shape dims, int64_t n) {
+__global__ void select_kernel(const uint8_t* c, IShape sc, const T* a, IShape sa, const T* b,
+                              IShape sb, T* y, IShape dims, idx_t n) {
   GRID_LOOP(i, n) {
     y[i] = c[offset_of(i, dims, sc)] ? a[offset_of(i, dims, sa)] : b[offset_of(i, dims, sb)];
   }
@@ -171,12 +183,12 @@ __device__ __forceinline__ float act(int type, float x, float alpha, float beta)
 }
 
 __global__ void activation_kernel(int type, float alpha, float beta, const float* x, float* y,
-                                  int64_t n) {
+                                  idx_t n) {
   GRID_LOOP(i, n) y[i] = act(type, x[i], alpha, beta);
 }
 
-__global__ void bias_act_kernel(float* y, const float* bias, int64_t C, int64_t inner, int type,
-                                float alpha, float beta, int64_t n) {
+__global__ void bias_act_kernel(float* y, const float* bias, idx_t C, idx_t inner, int type,
+                                float alpha, float beta, idx_t n) {
   GRID_LOOP(i, n) {
     float v = y[i];
     if (bias) v += bias[(i / inner) % C];
@@ -213,19 +225,19 @@ __device__ __forceinline__ float unary_f(int op, float x) {
     default: return x;
   }
 }
-__global__ void unary_kernel(int op, const float* x, float* y, int64_t n) {
+__global__ void unary_kernel(int op, const float* x, float* y, idx_t n) {
   GRID_LOOP(i, n) y[i] = unary_f(op, x[i]);
 }
-__global__ void not_kernel(const uint8_t* x, uint8_t* y, int64_t n) {
+__global__ void not_kernel(const uint8_t* x, uint8_t* y, idx_t n) {
   GRID_LOOP(i, n) y[i] = x[i] ? 0 : 1;
 }
 
 // ---- scale -----------------------------------------------------------------------------------
-__global__ void scale_kernel(const float* x, float* y, int64_t n, int mode, int64_t C,
-                             int64_t inner, const float* shift, const float* scl,
+__global__ void scale_kernel(const float* x, float* y, idx_t n, int mode, idx_t C,
+                             idx_t inner, const float* shift, const float* scl,
                              const float* power) {
   GRID_LOOP(i, n) {
-    int64_t k = mode == 0 ? 0 : mode == 1 ? (i / inner) % C : i % C;
+    idx_t k = mode == 0 ? 0 : mode == 1 ? (i / inner) % C : i % C;
     float v = x[i] * (scl ? scl[k] : 1.f) + (shift ? shift[k] : 0.f);
     if (power) v = powf(v, power[k]);
     y[i] = v;
@@ -233,24 +245,24 @@ __global__ void scale_kernel(const float* x, float* y, int64_t n, int mode, int6
 }
 
 // ---- pooling ---------------------------------------------------------------------------------
-__global__ void pool2d_kernel(Pool2d p, const float* x, float* y, int64_t n) {
+__global__ void pool2d_kernel(Pool2d p, const float* x, float* y, idx_t n) {
   GRID_LOOP(i, n) {
-    int64_t ow = i % p.ow, oh = (i / p.ow) % p.oh, nc = i / (p.ow * p.oh);
-    int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
-    int64_t he = hs + p.kh, we = ws + p.kw;
+    idx_t ow = i % p.ow, oh = (i / p.ow) % p.oh, nc = i / (p.ow * p.oh);
+    idx_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+    idx_t he = hs + p.kh, we = ws + p.kw;
     // The average's divisor with padding counted: the window clipped to the padded bounds.
-    int64_t pad_count = (min(he, p.hp) - hs) * (min(we, p.wp) - ws);
-    int64_t h0 = max(hs, int64_t(0)), w0 = max(ws, int64_t(0));
-    int64_t h1 = min(he, p.h), w1 = min(we, p.w);
+    idx_t pad_count = (min(he, p.hp) - hs) * (min(we, p.wp) - ws);
+    idx_t h0 = max(hs, idx_t(0)), w0 = max(ws, idx_t(0));
+    idx_t h1 = min(he, p.h), w1 = min(we, p.w);
     const float* xp = x + nc * p.h * p.w;
     float acc = p.max ? -FLT_MAX : 0.f;
-    for (int64_t hh = h0; hh < h1; ++hh)
-      for (int64_t ww = w0; ww < w1; ++ww) {
+    for (idx_t hh = h0; hh < h1; ++hh)
+      for (idx_t ww = w0; ww < w1; ++ww) {
         float v = xp[hh * p.w + ww];
         acc = p.max ? fmaxf(acc, v) : acc + v;
       }
     if (!p.max) {
-      int64_t cnt = p.exclude_pad ? (h1 - h0) * (w1 - w0) : pad_count;
+      idx_t cnt = p.exclude_pad ? (h1 - h0) * (w1 - w0) : pad_count;
       acc = cnt > 0 ? acc / float(cnt) : 0.f;
     }
     y[i] = acc;
@@ -264,23 +276,40 @@ __device__ __forceinline__ float red_init(int op) {
 __device__ __forceinline__ float red_op(int op, float a, float b) {
   return op == 1 ? a * b : op == 2 ? fmaxf(a, b) : op == 3 ? fminf(a, b) : a + b;
 }
-__global__ void reduce_kernel(int op, const float* x, float* y, Shape kd, Shape ks, Shape rd,
-                              Shape rs, int64_t nout, int64_t nred) {
+__global__ void reduce_kernel(int op, const float* x, float* y, IShape kd, IShape ks, IShape rd,
+                              IShape rs, idx_t nout, idx_t nred) {
   int lane = threadIdx.x & 31;
-  int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  int64_t nwarps = (int64_t(gridDim.x) * blockDim.x) >> 5;
-  for (int64_t o = warp; o < nout; o += nwarps) {
-    int64_t base = offset_of(o, kd, ks);
+  idx_t warp = (idx_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  idx_t nwarps = (idx_t(gridDim.x) * blockDim.x) >> 5;
+  for (idx_t o = warp; o < nout; o += nwarps) {
+    idx_t base = offset_of(o, kd, ks);
     float acc = red_init(op);
-    for (int64_t r = lane; r < nred; r += 32) acc = red_op(op, acc, x[base + offset_of(r, rd, rs)]);
+    for (idx_t r = lane; r < nred; r += 32) acc = red_op(op, acc, x[base + offset_of(r, rd, rs)]);
     for (int off = 16; off > 0; off >>= 1) acc = red_op(op, acc, __shfl_xor_sync(0xffffffffu, acc, off));
     if (lane == 0) y[o] = op == 4 ? acc / float(nred) : acc;
   }
 }
 
+// Rows of nred contiguous elements, one block per row (the common GlobalAveragePool shape).
+__global__ void reduce_rows_kernel(int op, const float* x, float* y, idx_t nred) {
+  __shared__ float sh[32];
+  const float* xr = x + idx_t(blockIdx.x) * nred;
+  float acc = red_init(op);
+  for (idx_t j = threadIdx.x; j < nred; j += blockDim.x) acc = red_op(op, acc, xr[j]);
+  for (int off = 16; off > 0; off >>= 1) acc = red_op(op, acc, __shfl_xor_sync(0xffffffffu, acc, off));
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) sh[w] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float t = red_init(op);
+    for (int k = 0; k < int(blockDim.x >> 5); ++k) t = red_op(op, t, sh[k]);
+    y[blockIdx.x] = op == 4 ? t / float(nred) : t;
+  }
+}
+
 // ---- resize ----------------------------------------------------------------------------------
-__device__ __forceinline__ float src_coord(int transform, int selector, int64_t o, int64_t in,
-                                           int64_t out, float scale) {
+__device__ __forceinline__ float src_coord(int transform, int selector, idx_t o, idx_t in,
+                                           idx_t out, float scale) {
   if (out == 1 && selector == 1) return 0.f;
   switch (transform) {
     case 0: return out > 1 ? float(o) * float(in - 1) / float(out - 1) : 0.f;
@@ -288,7 +317,7 @@ __device__ __forceinline__ float src_coord(int transform, int selector, int64_t 
     default: return (float(o) + 0.5f) / scale - 0.5f;
   }
 }
-__device__ __forceinline__ int64_t nearest_index(float c, int rounding, int64_t in) {
+__device__ __forceinline__ idx_t nearest_index(float c, int rounding, idx_t in) {
   float r;
   switch (rounding) {
     case 0: r = floorf(c + 0.5f); break;  // half up (round_prefer_ceil)
@@ -296,12 +325,12 @@ __device__ __forceinline__ int64_t nearest_index(float c, int rounding, int64_t 
     case 2: r = floorf(c); break;
     default: r = ceilf(c); break;
   }
-  int64_t k = int64_t(r);
+  idx_t k = idx_t(r);
   return k < 0 ? 0 : k >= in ? in - 1 : k;
 }
-__global__ void resize_kernel(Resize2d r, const float* x, float* y, int64_t n) {
+__global__ void resize_kernel(Resize2d r, const float* x, float* y, idx_t n) {
   GRID_LOOP(i, n) {
-    int64_t ox = i % r.ow, oy = (i / r.ow) % r.oh, p = i / (r.ow * r.oh);
+    idx_t ox = i % r.ow, oy = (i / r.ow) % r.oh, p = i / (r.ow * r.oh);
     const float* xp = x + p * r.ih * r.iw;
     float cy = src_coord(r.transform, r.selector, oy, r.ih, r.oh, r.scale_h);
     float cx = src_coord(r.transform, r.selector, ox, r.iw, r.ow, r.scale_w);
@@ -310,8 +339,8 @@ __global__ void resize_kernel(Resize2d r, const float* x, float* y, int64_t n) {
     } else {
       cy = fminf(fmaxf(cy, 0.f), float(r.ih - 1));
       cx = fminf(fmaxf(cx, 0.f), float(r.iw - 1));
-      int64_t y0 = int64_t(floorf(cy)), x0 = int64_t(floorf(cx));
-      int64_t y1 = min(y0 + 1, r.ih - 1), x1 = min(x0 + 1, r.iw - 1);
+      idx_t y0 = idx_t(floorf(cy)), x0 = idx_t(floorf(cx));
+      idx_t y1 = min(y0 + 1, r.ih - 1), x1 = min(x0 + 1, r.iw - 1);
       float fy = cy - float(y0), fx = cx - float(x0);
       float v00 = xp[y0 * r.iw + x0], v01 = xp[y0 * r.iw + x1];
       float v10 = xp[y1 * r.iw + x0], v11 = xp[y1 * r.iw + x1];
@@ -323,35 +352,35 @@ __global__ void resize_kernel(Resize2d r, const float* x, float* y, int64_t n) {
 
 // ---- copies ----------------------------------------------------------------------------------
 template <class T>
-__global__ void strided_copy_kernel(const T* x, int64_t base, Shape st, T* y, Shape dims,
-                                    int64_t n) {
+__global__ void strided_copy_kernel(const T* x, idx_t base, IShape st, T* y, IShape dims,
+                                    idx_t n) {
   GRID_LOOP(i, n) y[i] = x[base + offset_of(i, dims, st)];
 }
 
-__device__ __forceinline__ int64_t fold_index(int64_t k, int64_t d, int mode, bool* fill) {
+__device__ __forceinline__ idx_t fold_index(idx_t k, idx_t d, int mode, bool* fill) {
   if (k >= 0 && k < d) return k;
   switch (mode) {
     case 1: return ((k % d) + d) % d;                   // wrap
     case 2: return k < 0 ? 0 : d - 1;                   // clamp
     case 4: {                                           // reflect
       if (d == 1) return 0;
-      int64_t period = 2 * (d - 1);
-      int64_t m = ((k % period) + period) % period;
+      idx_t period = 2 * (d - 1);
+      idx_t m = ((k % period) + period) % period;
       return m < d ? m : period - m;
     }
     default: *fill = true; return 0;                    // fill (and default: out of range)
   }
 }
 template <class T>
-__global__ void slice_mode_kernel(const T* x, Shape in, Shape start, Shape step, T* y,
-                                  Shape out, int mode, T fill, int64_t n) {
+__global__ void slice_mode_kernel(const T* x, IShape in, IShape start, IShape step, T* y,
+                                  IShape out, int mode, T fill, idx_t n) {
   GRID_LOOP(i, n) {
-    int64_t rem = i, off = 0, stride = 1;
+    idx_t rem = i, off = 0, stride = 1;
     bool is_fill = false;
     for (int k = out.rank - 1; k >= 0; --k) {
-      int64_t c = rem % out.d[k];
+      idx_t c = rem % out.d[k];
       rem /= out.d[k];
-      int64_t src = fold_index(start.d[k] + c * step.d[k], in.d[k], mode, &is_fill);
+      idx_t src = fold_index(start.d[k] + c * step.d[k], in.d[k], mode, &is_fill);
       off += src * stride;
       stride *= in.d[k];
     }
@@ -360,32 +389,32 @@ __global__ void slice_mode_kernel(const T* x, Shape in, Shape start, Shape step,
 }
 
 // ---- softmax: one warp per row ---------------------------------------------------------------
-__global__ void softmax_kernel(const float* x, float* y, int64_t outer, int64_t axis,
-                               int64_t inner) {
+__global__ void softmax_kernel(const float* x, float* y, idx_t outer, idx_t axis,
+                               idx_t inner) {
   int lane = threadIdx.x & 31;
-  int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  int64_t nwarps = (int64_t(gridDim.x) * blockDim.x) >> 5;
-  int64_t rows = outer * inner;
-  for (int64_t r = warp; r < rows; r += nwarps) {
-    int64_t base = (r / inner) * axis * inner + (r % inner);
+  idx_t warp = (idx_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  idx_t nwarps = (idx_t(gridDim.x) * blockDim.x) >> 5;
+  idx_t rows = outer * inner;
+  for (idx_t r = warp; r < rows; r += nwarps) {
+    idx_t base = (r / inner) * axis * inner + (r % inner);
     float m = -FLT_MAX;
-    for (int64_t j = lane; j < axis; j += 32) m = fmaxf(m, x[base + j * inner]);
+    for (idx_t j = lane; j < axis; j += 32) m = fmaxf(m, x[base + j * inner]);
     for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
     float sum = 0.f;
-    for (int64_t j = lane; j < axis; j += 32) sum += expf(x[base + j * inner] - m);
+    for (idx_t j = lane; j < axis; j += 32) sum += expf(x[base + j * inner] - m);
     for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
     float inv = 1.f / sum;
-    for (int64_t j = lane; j < axis; j += 32) y[base + j * inner] = expf(x[base + j * inner] - m) * inv;
+    for (idx_t j = lane; j < axis; j += 32) y[base + j * inner] = expf(x[base + j * inner] - m) * inv;
   }
 }
 
 // ---- gather ----------------------------------------------------------------------------------
 template <class T>
-__global__ void gather_kernel(const T* d, const void* idx, bool idx64, T* y, int64_t axis_len,
-                              int64_t nidx, int64_t inner, int64_t n) {
+__global__ void gather_kernel(const T* d, const void* idx, bool idx64, T* y, idx_t axis_len,
+                              idx_t nidx, idx_t inner, idx_t n) {
   GRID_LOOP(i, n) {
-    int64_t j = i % inner, k = (i / inner) % nidx, o = i / (inner * nidx);
-    int64_t v = idx64 ? static_cast<const int64_t*>(idx)[k] : static_cast<const int32_t*>(idx)[k];
+    idx_t j = i % inner, k = (i / inner) % nidx, o = i / (inner * nidx);
+    idx_t v = idx64 ? static_cast<const int64_t*>(idx)[k] : static_cast<const int32_t*>(idx)[k];
     if (v < 0) v += axis_len;
     v = v < 0 ? 0 : v >= axis_len ? axis_len - 1 : v;  // out-of-range indices clamp, never fault
     y[i] = d[(o * axis_len + v) * inner + j];
@@ -393,7 +422,7 @@ __global__ void gather_kernel(const T* d, const void* idx, bool idx64, T* y, int
 }
 
 // ---- cast ------------------------------------------------------------------------------------
-__device__ __forceinline__ double load_as_double(int dt, const void* x, int64_t i) {
+__device__ __forceinline__ double load_as_double(int dt, const void* x, idx_t i) {
   switch (dt) {
     case kF32: return static_cast<const float*>(x)[i];
     case kF16: return __half2float(static_cast<const __half*>(x)[i]);
@@ -404,7 +433,7 @@ __device__ __forceinline__ double load_as_double(int dt, const void* x, int64_t 
     default: return static_cast<const uint8_t*>(x)[i] ? 1.0 : 0.0;
   }
 }
-__global__ void cast_kernel(int from, int to, const void* x, void* y, int64_t n) {
+__global__ void cast_kernel(int from, int to, const void* x, void* y, idx_t n) {
   GRID_LOOP(i, n) {
     if (from == kI64 && to == kI32) {  // exact path for large integers
       static_cast<int32_t*>(y)[i] = int32_t(static_cast<const int64_t*>(x)[i]);
@@ -438,14 +467,14 @@ __device__ float block_sum(float v, float* sh) {
   for (int k = 0; k < int(blockDim.x >> 5); ++k) t += sh[k];
   return t;
 }
-__global__ void norm_stats_kernel(const float* x, int64_t L, float eps, float* stats) {
+__global__ void norm_stats_kernel(const float* x, idx_t L, float eps, float* stats) {
   __shared__ float sh[32];
-  const float* xr = x + int64_t(blockIdx.x) * L;
+  const float* xr = x + idx_t(blockIdx.x) * L;
   float s = 0.f;
-  for (int64_t j = threadIdx.x; j < L; j += blockDim.x) s += xr[j];
+  for (idx_t j = threadIdx.x; j < L; j += blockDim.x) s += xr[j];
   float mean = block_sum(s, sh) / float(L);
   float q = 0.f;
-  for (int64_t j = threadIdx.x; j < L; j += blockDim.x) {
+  for (idx_t j = threadIdx.x; j < L; j += blockDim.x) {
     float d = xr[j] - mean;
     q += d * d;
   }
@@ -455,11 +484,11 @@ __global__ void norm_stats_kernel(const float* x, int64_t L, float eps, float* s
     stats[2 * blockIdx.x + 1] = rsqrtf(var + eps);
   }
 }
-__global__ void norm_apply_kernel(const float* x, float* y, int64_t L, const float* scl,
-                                  Shape ss, const float* bias, Shape bs, Shape dims,
-                                  const float* stats, int64_t n) {
+__global__ void norm_apply_kernel(const float* x, float* y, idx_t L, const float* scl,
+                                  IShape ss, const float* bias, IShape bs, IShape dims,
+                                  const float* stats, idx_t n) {
   GRID_LOOP(i, n) {
-    int64_t r = i / L;
+    idx_t r = i / L;
     float v = (x[i] - stats[2 * r]) * stats[2 * r + 1];
     if (scl) v *= scl[offset_of(i, dims, ss)];
     if (bias) v += bias[offset_of(i, dims, bs)];
@@ -468,15 +497,15 @@ __global__ void norm_apply_kernel(const float* x, float* y, int64_t L, const flo
 }
 
 // ---- LRN -------------------------------------------------------------------------------------
-__global__ void lrn_kernel(const float* x, float* y, int64_t c, int64_t hw, int window,
-                           float alpha, float beta, float k, int64_t n) {
+__global__ void lrn_kernel(const float* x, float* y, idx_t c, idx_t hw, int window,
+                           float alpha, float beta, float k, idx_t n) {
   GRID_LOOP(i, n) {
-    int64_t p = i % hw, ch = (i / hw) % c, b = i / (hw * c);
-    int64_t lo = ch - (window - 1) / 2, hi = ch + window / 2;
+    idx_t p = i % hw, ch = (i / hw) % c, b = i / (hw * c);
+    idx_t lo = ch - (window - 1) / 2, hi = ch + window / 2;
     lo = lo < 0 ? 0 : lo;
     hi = hi >= c ? c - 1 : hi;
     float sq = 0.f;
-    for (int64_t q = lo; q <= hi; ++q) {
+    for (idx_t q = lo; q <= hi; ++q) {
       float v = x[(b * c + q) * hw + p];
       sq += v * v;
     }
@@ -485,10 +514,10 @@ __global__ void lrn_kernel(const float* x, float* y, int64_t c, int64_t hw, int 
 }
 
 // ---- numerics emulation ----------------------------------------------------------------------
-__global__ void round_fp16_kernel(const float* x, float* y, int64_t n) {
+__global__ void round_fp16_kernel(const float* x, float* y, idx_t n) {
   GRID_LOOP(i, n) y[i] = __half2float(__float2half_rn(x[i]));
 }
-__global__ void fake_quant_kernel(const float* x, float* y, int64_t n, float scale) {
+__global__ void fake_quant_kernel(const float* x, float* y, idx_t n, float scale) {
   GRID_LOOP(i, n) {
     float q = rintf(x[i] / scale);
     q = fminf(fmaxf(q, -127.f), 127.f);
@@ -559,6 +588,14 @@ void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s) {
 void reduce(int op, const float* x, float* y, Shape kd, Shape ks, Shape rd, Shape rs,
             cudaStream_t s) {
   int64_t nout = count_of(kd), nred = count_of(rd);
+  // Contiguous rows (reduced axes trailing and dense): one block per row.
+  bool rows = rs.d[rd.rank - 1] == 1 && ks.d[kd.rank - 1] == nred;
+  for (int k = rd.rank - 2; k >= 0 && rows; --k) rows = rs.d[k] == rs.d[k + 1] * rd.d[k + 1];
+  for (int k = kd.rank - 2; k >= 0 && rows; --k) rows = ks.d[k] == ks.d[k + 1] * kd.d[k + 1] || kd.d[k] == 1;
+  if (rows && nred >= 128 && nout < 65536 * 32) {
+    reduce_rows_kernel<<<static_cast<unsigned>(nout), kBlock, 0, s>>>(op, x, y, idx_t(nred));
+    return;
+  }
   reduce_kernel<<<blocks_for(nout * 32), kBlock, 0, s>>>(op, x, y, kd, ks, rd, rs, nout, nred);
 }
 

@@ -46,9 +46,9 @@ void scale(const float* x, float* y, int64_t n, int mode, int64_t C, int64_t inn
            const float* shift, const float* scl, const float* power, cudaStream_t s);
 
 struct Pool2d {
-  int64_t nc, h, w, oh, ow;
+  int nc, h, w, oh, ow;
   int kh, kw, sh, sw, ph, pw;  // pre padding
-  int64_t hp, wp;              // h + post padding, w + post padding (bounds counted for average)
+  int hp, wp;                  // h + post padding, w + post padding (bounds counted for average)
   bool max, exclude_pad;
 };
 void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s);
@@ -59,7 +59,7 @@ void reduce(int op, const float* x, float* y, Shape kept_dims, Shape kept_stride
             Shape red_dims, Shape red_strides, cudaStream_t s);
 
 struct Resize2d {
-  int64_t outer, ih, iw, oh, ow;
+  int outer, ih, iw, oh, ow;
   float scale_h, scale_w;  // out / in, for the coordinate transform
   int mode;                // tandem::ResizeMode
   int transform;           // tandem::ResizeCoordinateTransform
