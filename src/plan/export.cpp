@@ -156,7 +156,12 @@ std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecO
       comma_names = true;
       continue;
     }
-    const auto pr = trt_precision(p.precision);
+    // Full DLA: the seed sets no per-layer precision (INT8 + FP16 flags only); only overrides,
+    // i.e. precisions other than the DLA check's, are written.
+    const Precision full_default = plan.check_precision == DlaPrecision::kInt8 ? Precision::kINT8 : Precision::kFP16;
+    const bool implied = plan.plan_case == Plan::Case::kFullDla &&
+                         (p.precision == full_default || p.precision == Precision::kUnset);
+    const auto pr = implied ? std::string_view() : trt_precision(p.precision);
     const std::string quoted = trtexec_layer_name(name);
     if (!pr.empty()) {
       if (!precs.empty()) precs.push_back(',');

@@ -138,7 +138,7 @@ void plan_seed(const Network& net, const PlanOptions& opt, Plan& plan) {
       plan.regions.push_back(std::move(r));
     }
     for (int i = 0; i < n; ++i)
-      plan.layers[i] = {Device::kDLA, Precision::kUnset, 0, "full DLA network (INT8 + FP16 allowed)"};
+      plan.layers[i] = {Device::kDLA, dla_precision(opt), 0, "full DLA network (INT8 + FP16 allowed)"};
     return;
   }
   std::vector<int> dla_chunks;

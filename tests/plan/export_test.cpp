@@ -69,7 +69,8 @@ TEST(ExportTrtexec, FullAndNoDla) {
   t.explicit_shapes = true;
   std::string cmd = trtexec_command(b.net, full, t);
   EXPECT_NE(cmd.find("--useDLACore=0"), std::string::npos);
-  EXPECT_EQ(cmd.find("--allowGPUFallback"), std::string::npos);
+  EXPECT_EQ(cmd.find("\n  --allowGPUFallback"), std::string::npos);
+  EXPECT_NE(cmd.find("# note: full DLA without --allowGPUFallback"), std::string::npos);
   EXPECT_EQ(cmd.find("--layerPrecisions"), std::string::npos);
   EXPECT_NE(cmd.find("--memPoolSize=workspace:4096,dlaSRAM:0.5"), std::string::npos) << cmd;
   EXPECT_NE(cmd.find("--shapes=x:1x8x8x8"), std::string::npos);

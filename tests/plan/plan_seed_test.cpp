@@ -107,7 +107,7 @@ TEST(PlanSeed, Case1FullDla) {
   EXPECT_FALSE(p.gpu_fallback);
   EXPECT_TRUE(p.int8 && p.fp16);
   EXPECT_EQ(p.optimization_level, 5);
-  EXPECT_EQ(shape(p), "ddd");  // DLA, precision unset (INT8 + FP16 flags)
+  EXPECT_EQ(shape(p), "DDD");  // DLA INT8 (the export writes no per-layer precision: INT8 + FP16 flags)
   EXPECT_TRUE(p.crossings.size() == 1 && p.crossings[0].from == Device::kGPU);  // network input
 }
 TEST(PlanSeed, Case2NoDla) {
