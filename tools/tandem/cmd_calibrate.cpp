@@ -1,0 +1,84 @@
+// tandem calibrate: INT8 ranges from data, written as a TensorRT calibration cache.
+#include <cstdio>
+#include <filesystem>
+
+#include "command.h"
+#include "quant_cli.h"
+#include "tandem/dla.h"
+
+namespace {
+using namespace tandem;
+using namespace tandem::cli;
+
+RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "calibrate",
+      "Calibrate INT8 ranges on the CPU (FP32 reference runs) and write a TensorRT calibration cache");
+  struct Args {
+    ModelArgs m;
+    DataArgs d;
+    std::string algorithm = "entropy", out;
+    double percentile = 99.99;
+    int batch_size = 1, num_batches = 0, trt_version = 0, threads = 0;
+    bool recalibrate = false, quiet = false, int8_only = false;
+  };
+  auto a = std::make_shared<Args>();
+  add_model_args(sub, a->m);
+  sub->add_option("--calib-dir", a->d.dir, "folder of calibration images (.jpg .jpeg .png)");
+  sub->add_option("--calib-npy", a->d.npy, "NAME=FILE.npy per input, [M, ...] samples (repeatable)");
+  sub->add_option("--synthetic", a->d.synthetic, "N batches of seeded random data in [--range, --range-hi]");
+  add_image_args(sub, a->d);
+  sub->add_option("--algorithm", a->algorithm, "entropy | minmax | percentile")->capture_default_str();
+  sub->add_option("--percentile", a->percentile, "percentile of |x| for --algorithm percentile")->capture_default_str();
+  sub->add_option("--batch-size", a->batch_size, "calibration batch size")->capture_default_str();
+  sub->add_option("--num-batches", a->num_batches, "use at most N batches (0: all)");
+  sub->add_option("--trt-version", a->trt_version, "cache header version (default: the target's, 8600 for orin)");
+  sub->add_option("--threads", a->threads, "CPU threads (0: all)");
+  sub->add_option("-o,--output", a->out, "calibration cache to write (or to reuse)")->required();
+  sub->add_flag("--recalibrate", a->recalibrate, "calibrate even when the cache exists");
+  sub->add_flag("--int8-tensors-only", a->int8_only, "only the tensors INT8 layers touch (default: every float tensor)");
+  sub->add_flag("--quiet,-q", a->quiet, "no progress bar, no summary");
+  return std::function<int()>([a] {
+    CalibrateOptions co;
+    if (!parse_calib_algorithm(a->algorithm, &co.algorithm))
+      throw Error("--algorithm: unknown algorithm '" + a->algorithm + "' (entropy | minmax | percentile)");
+    if (!(a->percentile > 0 && a->percentile <= 100)) throw Error("--percentile must be in (0, 100]");
+    if (a->batch_size < 1) throw Error("--batch-size must be >= 1");
+    co.percentile = a->percentile;
+    co.threads = a->threads;
+    co.progress = !a->quiet;
+    co.cache_path = a->out;
+    co.recalibrate = a->recalibrate;
+    co.all_tensors = !a->int8_only;
+    Network net = load_network(a->m);
+    Plan plan = make_plan_from(net, a->m);
+    co.trt_version = a->trt_version > 0 ? a->trt_version : dla_target_info(plan.target).calibration_version;
+    std::unique_ptr<Batcher> batcher;
+    bool cached = std::filesystem::exists(a->out) && !a->recalibrate;
+    if (!cached) {
+      batcher = make_batcher_from(a->d, net, a->batch_size, a->d.synthetic);
+      if (a->num_batches > 0 && a->num_batches < batcher->num_batches()) batcher = limit_batches(std::move(batcher), a->num_batches);
+    }
+    struct NoData : Batcher {
+      int batch_size() const override { return 1; }
+      int num_batches() const override { return 0; }
+      bool next(TensorMap*) override { return false; }
+      void reset() override {}
+    } none;
+    CalibrationResult r = calibrate(net, plan, batcher ? *batcher : none, co);
+    if (!a->quiet) {
+      size_t int8 = int8_tensors(net, plan_precisions(plan)).size();
+      if (r.from_cache)
+        std::printf("used existing cache %s (%zu tensors, TRT-%d-%s); --recalibrate to calibrate again\n",
+                    a->out.c_str(), r.cache.scales.size(), r.cache.trt_version, r.cache.algorithm.c_str());
+      else
+        std::printf("calibrated %zu tensors (%zu read or written by INT8 layers) with %s on %d batches (%d samples); "
+                    "%d ranges raised by DLA tying\nwrote %s (TRT-%d-%s)\n",
+                    r.cache.scales.size(), int8, a->algorithm.c_str(), r.batches, r.samples, r.tied_tensors,
+                    a->out.c_str(), r.cache.trt_version, r.cache.algorithm.c_str());
+    }
+    return 0;
+  });
+});
+
+}  // namespace

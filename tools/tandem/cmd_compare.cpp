@@ -1,0 +1,254 @@
+// tandem compare: FP32 reference vs the plan's numerics (INT8 / FP16 emulation of DLA layers).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "quant_cli.h"
+
+namespace {
+using namespace tandem;
+using namespace tandem::cli;
+
+struct Acc {  // error statistics of one tensor over all compared samples
+  double dot = 0, n1 = 0, n2 = 0, sum_abs = 0, max_abs = 0;
+  int64_t count = 0;
+  double min_cos = 1;
+  int64_t top1_agree = 0, top1_total = 0;
+  double cosine() const {
+    if (n1 == 0 && n2 == 0) return 1;
+    if (n1 == 0 || n2 == 0) return 0;
+    return dot / std::sqrt(n1 * n2);
+  }
+  void add(const HostTensor& ref, const HostTensor& emu, bool classifier) {
+    if (ref.type != DataType::kFloat || emu.type != DataType::kFloat || ref.count() != emu.count()) return;
+    const float* a = ref.f32();
+    const float* b = emu.f32();
+    double d = 0, x = 0, y = 0;
+    for (int64_t i = 0; i < ref.count(); ++i) {
+      double e = std::fabs(double(a[i]) - b[i]);
+      sum_abs += e;
+      max_abs = std::max(max_abs, e);
+      d += double(a[i]) * b[i];
+      x += double(a[i]) * a[i];
+      y += double(b[i]) * b[i];
+    }
+    dot += d; n1 += x; n2 += y;
+    count += ref.count();
+    double c = (x == 0 && y == 0) ? 1 : (x == 0 || y == 0) ? 0 : d / std::sqrt(x * y);
+    min_cos = std::min(min_cos, c);
+    if (classifier) {
+      int64_t rows = ref.dims[0], cls = ref.dims[1];
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* ra = a + r * cls;
+        const float* rb = b + r * cls;
+        top1_agree += (std::max_element(ra, ra + cls) - ra) == (std::max_element(rb, rb + cls) - rb);
+        ++top1_total;
+      }
+    }
+  }
+};
+
+bool looks_like_classifier(const Tensor& t) {
+  return t.type == DataType::kFloat && t.dims.size() == 2 && t.dims[1] >= 2;
+}
+
+RegisterCommand reg(41, "compare", [](CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "compare", "Compare the FP32 reference with the plan's numerics (DLA INT8/FP16 emulated on the CPU)");
+  struct Args {
+    ModelArgs m;
+    DataArgs d;
+    bool random = false, per_layer = false, json = false, quiet = false;
+    int count = 0, top = 15, threads = 0;
+    std::string cache, algorithm = "entropy", method = "trace";
+  };
+  auto a = std::make_shared<Args>();
+  add_model_args(sub, a->m);
+  sub->add_option("--data", a->d.dir, "folder of input images (.jpg .jpeg .png)");
+  sub->add_option("--data-npy", a->d.npy, "NAME=FILE.npy per input, [M, ...] samples (repeatable)");
+  sub->add_flag("--random-input", a->random, "seeded random inputs in [--range, --range-hi]");
+  sub->add_option("--count", a->count, "random inputs (default 8) / at most this many data inputs (default all)")->capture_default_str();
+  add_image_args(sub, a->d);
+  sub->add_option("--cache", a->cache, "calibration cache with the INT8 scales (default: calibrate on the compared inputs)");
+  sub->add_option("--algorithm", a->algorithm, "calibration algorithm when there is no --cache")->capture_default_str();
+  sub->add_flag("--per-layer", a->per_layer, "rank the layers whose reduced precision costs the most");
+  sub->add_option("--per-layer-method", a->method, "trace: per-tensor cosine along the network; isolate: one layer reduced at a time")->capture_default_str();
+  sub->add_option("--top", a->top, "layers listed with --per-layer")->capture_default_str();
+  sub->add_option("--threads", a->threads, "CPU threads (0: all)");
+  sub->add_flag("--json", a->json, "one JSON document on stdout");
+  sub->add_flag("--quiet,-q", a->quiet, "no progress bar");
+  return std::function<int()>([a] {
+    if (a->method != "trace" && a->method != "isolate") throw Error("--per-layer-method: '" + a->method + "' is not trace | isolate");
+    Network net = load_network(a->m);
+    Plan plan = make_plan_from(net, a->m);
+    std::vector<Precision> prec = plan_precisions(plan);
+    auto specs = input_specs(net);
+    auto make_data = [&] {
+      auto b = make_batcher_from(a->d, net, 1, a->random ? (a->count > 0 ? a->count : 8) : 0);
+      if (!a->random && a->count > 0 && a->count < b->num_batches()) b = limit_batches(std::move(b), a->count);
+      return b;
+    };
+    auto batcher = make_data();
+
+    // Scales: from the cache, or calibrated on the same inputs.
+    std::map<std::string, float> scales;
+    std::string scale_source;
+    if (!a->cache.empty()) {
+      scales = read_calibration_cache(a->cache).scale_map();
+      scale_source = "cache " + a->cache;
+    } else if (!int8_tensors(net, prec).empty()) {
+      CalibrateOptions co;
+      if (!parse_calib_algorithm(a->algorithm, &co.algorithm)) throw Error("--algorithm: unknown algorithm '" + a->algorithm + "'");
+      co.threads = a->threads;
+      co.progress = !a->quiet && !a->json;
+      CalibrationResult r = calibrate(net, plan, *batcher, co);
+      scales = r.scales;
+      scale_source = std::string(to_string(co.algorithm)) + " calibration on the compared inputs";
+    } else {
+      scale_source = "none needed (no INT8 layer)";
+    }
+    Numerics numerics = make_numerics(net, plan, scales);
+    int n_int8 = 0, n_fp16 = 0;
+    for (Precision p : prec) { n_int8 += p == Precision::kINT8; n_fp16 += p == Precision::kFP16; }
+
+    const bool keep = a->per_layer && a->method == "trace";
+    ExecOptions ro;
+    ro.threads = a->threads;
+    ExecOptions eo = ro;
+    eo.numerics = numerics;
+    auto ref = make_cpu_executor(net, ro, keep);
+    auto emu = make_cpu_executor(net, eo, keep);
+
+    std::vector<Acc> out_acc(net.outputs.size());
+    std::vector<Acc> tensor_acc(keep ? net.tensors.size() : 0);
+    std::vector<TensorMap> inputs;  // kept for --per-layer-method isolate
+    std::vector<TensorMap> ref_outputs;
+    int samples = 0;
+    batcher->reset();
+    {
+      ProgressBar bar("compare", batcher->num_batches(), !a->quiet && !a->json);
+      TensorMap batch;
+      while (batcher->next(&batch)) {
+        for (const TensorMap& piece : split_batch(batch, specs)) {
+          TensorMap r = ref->run(piece);
+          TensorMap e = emu->run(piece);
+          for (size_t k = 0; k < net.outputs.size(); ++k) {
+            const Tensor& t = net.tensors[net.outputs[k]];
+            out_acc[k].add(r.at(t.name), e.at(t.name), looks_like_classifier(t));
+          }
+          if (keep) {
+            const TensorMap& ra = ref->all_tensors();
+            const TensorMap& ea = emu->all_tensors();
+            for (size_t t = 0; t < net.tensors.size(); ++t) {
+              auto x = ra.find(net.tensors[t].name), y = ea.find(net.tensors[t].name);
+              if (x != ra.end() && y != ea.end()) tensor_acc[t].add(x->second, y->second, false);
+            }
+          }
+          if (a->per_layer && a->method == "isolate") { inputs.push_back(piece); ref_outputs.push_back(std::move(r)); }
+          ++samples;
+        }
+        bar.step();
+      }
+    }
+    if (samples == 0) throw Error("compare: no input");
+
+    // Per-layer ranking.
+    struct LayerCost { LayerId layer; double cost, cos_in, cos_out; };
+    std::vector<LayerCost> costs;
+    if (a->per_layer) {
+      if (a->method == "trace") {
+        // The cosine a layer loses: min cosine of its inputs minus the cosine of its output.
+        for (size_t l = 0; l < net.layers.size(); ++l) {
+          if (prec[l] != Precision::kINT8 && prec[l] != Precision::kFP16) continue;
+          const Layer& L = net.layers[l];
+          double cin = 1;
+          for (TensorId t : L.inputs)
+            if (t >= 0 && tensor_acc[t].count) cin = std::min(cin, tensor_acc[t].cosine());
+          double cout = 1;
+          for (TensorId t : L.outputs)
+            if (tensor_acc[t].count) cout = std::min(cout, tensor_acc[t].cosine());
+          costs.push_back({LayerId(l), cin - cout, cin, cout});
+        }
+      } else {
+        // One layer at its reduced precision, every other layer FP32: 1 - output cosine.
+        ProgressBar bar("per-layer", n_int8 + n_fp16, !a->quiet && !a->json);
+        for (size_t l = 0; l < net.layers.size(); ++l) {
+          if (prec[l] != Precision::kINT8 && prec[l] != Precision::kFP16) continue;
+          ExecOptions one = ro;
+          one.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
+          one.numerics.layer_precision[l] = prec[l];
+          for (TensorId t : net.layers[l].inputs)
+            if (t >= 0 && numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
+          for (TensorId t : net.layers[l].outputs)
+            if (numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
+          auto ex = make_cpu_executor(net, one, false);
+          Acc acc;
+          for (size_t s = 0; s < inputs.size(); ++s) {
+            TensorMap o = ex->run(inputs[s]);
+            for (TensorId t : net.outputs) acc.add(ref_outputs[s].at(net.tensors[t].name), o.at(net.tensors[t].name), false);
+          }
+          costs.push_back({LayerId(l), 1 - acc.cosine(), 1, acc.cosine()});
+          bar.step();
+        }
+      }
+      std::stable_sort(costs.begin(), costs.end(), [](const LayerCost& x, const LayerCost& y) { return x.cost > y.cost; });
+      if (int(costs.size()) > a->top) costs.resize(std::max(0, a->top));
+    }
+
+    if (a->json) {
+      nlohmann::json j;
+      j["model"] = a->m.model;
+      j["samples"] = samples;
+      j["int8_layers"] = n_int8;
+      j["fp16_layers"] = n_fp16;
+      j["scales"] = scale_source;
+      j["outputs"] = nlohmann::json::array();
+      for (size_t k = 0; k < net.outputs.size(); ++k) {
+        const Tensor& t = net.tensors[net.outputs[k]];
+        const Acc& s = out_acc[k];
+        nlohmann::json o = {{"name", t.name}, {"shape", dims_to_string(t.dims)}, {"max_abs_error", s.max_abs},
+                            {"mean_abs_error", s.count ? s.sum_abs / s.count : 0.0}, {"cosine", s.cosine()},
+                            {"min_sample_cosine", s.min_cos}};
+        if (s.top1_total) o["top1_agreement"] = double(s.top1_agree) / s.top1_total;
+        j["outputs"].push_back(o);
+      }
+      if (a->per_layer) {
+        j["per_layer_method"] = a->method;
+        j["per_layer"] = nlohmann::json::array();
+        for (auto& c : costs)
+          j["per_layer"].push_back({{"layer", net.layers[c.layer].name}, {"kind", std::string(to_string(net.layers[c.layer].kind))},
+                                    {"precision", std::string(to_string(prec[c.layer]))}, {"cost", c.cost},
+                                    {"input_cosine", c.cos_in}, {"output_cosine", c.cos_out}});
+      }
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("compare %s: FP32 reference vs plan numerics (%d INT8, %d FP16 layers emulated), %d inputs\n",
+                a->m.model.c_str(), n_int8, n_fp16, samples);
+    std::printf("INT8 scales: %s\n\n", scale_source.c_str());
+    std::printf("%-32s %-16s %12s %12s %10s %10s %8s\n", "output", "shape", "max_abs", "mean_abs", "cosine", "min_cos", "top1");
+    for (size_t k = 0; k < net.outputs.size(); ++k) {
+      const Tensor& t = net.tensors[net.outputs[k]];
+      const Acc& s = out_acc[k];
+      char top1[32] = "-";
+      if (s.top1_total) std::snprintf(top1, sizeof top1, "%.1f%%", 100.0 * s.top1_agree / s.top1_total);
+      std::printf("%-32s %-16s %12.6g %12.6g %10.6f %10.6f %8s\n", t.name.c_str(), dims_to_string(t.dims).c_str(),
+                  s.max_abs, s.count ? s.sum_abs / s.count : 0.0, s.cosine(), s.min_cos, top1);
+    }
+    if (a->per_layer) {
+      std::printf("\nlayers whose reduced precision costs the most (%s):\n", a->method == "trace"
+                  ? "trace: min input cosine - output cosine" : "isolate: 1 - output cosine with only this layer reduced");
+      std::printf("%-4s %-44s %-14s %-6s %12s %10s\n", "#", "layer", "kind", "prec", "cost", "out_cos");
+      int i = 0;
+      for (auto& c : costs)
+        std::printf("%-4d %-44s %-14s %-6s %12.6g %10.6f\n", ++i, net.layers[c.layer].name.c_str(),
+                    std::string(to_string(net.layers[c.layer].kind)).c_str(), std::string(to_string(prec[c.layer])).c_str(),
+                    c.cost, c.cos_out);
+    }
+    return 0;
+  });
+});
+
+}  // namespace
