@@ -26,6 +26,9 @@ struct CudaOptions {
   bool cuda_graph = true;
   // Time every cuDNN algorithm at compile (cudnnFind*); false: take cuDNN's heuristic first pick.
   bool time_tactics = true;
+  // Depthwise convolutions (groups == input == output channels): -1 times cuDNN's best algorithm
+  // against tandem's direct kernel at compile and keeps the faster; 0: cuDNN; 1: tandem's kernel.
+  int own_depthwise = -1;
   // Upper bound for one layer's cuDNN workspace (bytes).
   size_t max_workspace = size_t(256) << 20;
 };

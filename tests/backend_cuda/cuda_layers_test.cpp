@@ -167,6 +167,53 @@ TEST(CudaConv, RandomAgainstNaive) {
   expect_near(got, want, 1e-4f);
 }
 
+// Depthwise convolutions through cuDNN and through tandem's direct kernel, with a fused
+// activation (Clip = ReLU6), against a naive loop.
+TEST(CudaConv, DepthwiseBothTacticsAgainstNaive) {
+  SKIP_WITHOUT_CUDA();
+  struct Cfg { int C, H, W, k, s, p; };
+  for (Cfg c : {Cfg{24, 17, 15, 3, 2, 1}, Cfg{16, 20, 20, 5, 1, 2}}) {
+    const int OH = (c.H + 2 * c.p - c.k) / c.s + 1, OW = (c.W + 2 * c.p - c.k) / c.s + 1;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-1, 1);
+    std::vector<float> xv(c.C * c.H * c.W), wv(c.C * c.k * c.k), bv(c.C);
+    for (auto& v : xv) v = u(rng) * 4;
+    for (auto& v : wv) v = u(rng);
+    for (auto& v : bv) v = u(rng);
+    std::vector<float> want(size_t(c.C) * OH * OW);
+    for (int ch = 0; ch < c.C; ++ch)
+      for (int oh = 0; oh < OH; ++oh)
+        for (int ow = 0; ow < OW; ++ow) {
+          double acc = bv[ch];
+          for (int i = 0; i < c.k; ++i)
+            for (int j = 0; j < c.k; ++j) {
+              int hh = oh * c.s - c.p + i, ww = ow * c.s - c.p + j;
+              if (hh < 0 || hh >= c.H || ww < 0 || ww >= c.W) continue;
+              acc += double(xv[(ch * c.H + hh) * c.W + ww]) * wv[(ch * c.k + i) * c.k + j];
+            }
+          want[(ch * OH + oh) * OW + ow] = std::min(std::max(float(acc), 0.f), 6.f);
+        }
+    for (int own = 0; own < 2; ++own) {
+      NetBuilder b;
+      TensorId x = b.input("x", {1, c.C, c.H, c.W});
+      TensorId t = b.tensor("t", {1, c.C, OH, OW});
+      TensorId y = b.tensor("y", {1, c.C, OH, OW});
+      b.layer("dw", LayerKind::kConvolution, {x}, {t},
+              conv_params({c.k, c.k}, {c.s, c.s}, {c.p, c.p}, {c.p, c.p}, c.C,
+                          b.weights("w", {c.C, 1, c.k, c.k}, wv), b.weights("b", {c.C}, bv), c.C));
+      b.layer("relu6", LayerKind::kActivation, {t}, {y}, ActivationParams{ActivationType::kClip, 0.f, 6.f});
+      b.output(y);
+      CudaOptions co;
+      co.own_depthwise = own;
+      auto ex = make_cuda_executor(b.n, {}, co);
+      auto got = values(ex->run({{"x", host("x", {1, c.C, c.H, c.W}, xv)}}).at("y"));
+      SCOPED_TRACE(ex->tactics()[0].tactic);
+      EXPECT_EQ(ex->tactics()[0].tactic.find("tandem_depthwise") != std::string::npos, own == 1);
+      expect_near(got, want, 1e-4f);
+    }
+  }
+}
+
 TEST(CudaDeconv, Stride2) {
   SKIP_WITHOUT_CUDA();
   {

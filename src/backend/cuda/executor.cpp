@@ -1019,6 +1019,8 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   auto out_size = [](int64_t in, int pad, int k, int s, int d) { return (in + 2 * pad - (d * (k - 1) + 1)) / s + 1; };
   bool explicit_pad = out_size(xd[2], pt, kh, sh, dh) != yd[2] || out_size(xd[3], pl, kw, sw, dw) != yd[3];
   DPtr x = in(xt);
+  const DPtr x_orig = x;
+  const int orig_pt = pt, orig_pl = pl;
   Dims xpd = xd;
   size_t pad_off = 0;
   if (explicit_pad) {
@@ -1087,9 +1089,38 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   }
   float* y = static_cast<float*>(ptr_[out]);
   int64_t n = volume(yd), inner = yd[2] * yd[3];
-  auto fused_ok = std::make_shared<bool>(cudnn_fused);
   std::string lname = L.name;
-  add_step(L.name, [=, this](cudaStream_t s) {
+  // Depthwise: tandem's direct kernel when it is faster than cuDNN's best (timed here).
+  bool is_dw = G > 1 && G == C && K == C;
+  bool use_own = false;
+  float own_ms = -1.f;
+  if (is_dw && copt_.own_depthwise != 0) {
+    cuda::DwConv q{int(xd[0]), int(C), int(xd[2]), int(xd[3]), int(yd[2]), int(yd[3]), kh, kw, sh, sw,
+                   orig_pt, orig_pl, dh, dw};
+    if (copt_.own_depthwise == 1 || !copt_.time_tactics) {
+      use_own = true;
+    } else if (x_orig.off == SIZE_MAX) {
+      const float* xs = static_cast<const float*>(x_orig.p);
+      cuda::depthwise_conv(q, xs, wdev, bdev, y, act, aa, ab, stream_);
+      CK(cudaEventRecord(ev0_, stream_));
+      for (int r = 0; r < 5; ++r) cuda::depthwise_conv(q, xs, wdev, bdev, y, act, aa, ab, stream_);
+      CK(cudaEventRecord(ev1_, stream_));
+      CK(cudaEventSynchronize(ev1_));
+      CK(cudaGetLastError());
+      float ms = 0;
+      CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+      own_ms = ms / 5;
+      use_own = !copt_.time_tactics || own_ms < perf[pick].time;
+    }
+    if (use_own) {
+      if (explicit_pad) steps_.pop_back();  // the kernel pads by bounds checks
+      add_step(L.name, [=, this](cudaStream_t s) {
+        cuda::depthwise_conv(q, atf<float>(x_orig), wdev, bdev, y, act, aa, ab, s);
+      });
+    }
+  }
+  auto fused_ok = std::make_shared<bool>(cudnn_fused);
+  if (!use_own) add_step(L.name, [=, this](cudaStream_t s) {
     const float one = 1.f, zero = 0.f;
     void* wsp = ws ? scratch_at(ws_off) : nullptr;
     if (*fused_ok) {
@@ -1109,6 +1140,13 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
       << get(P.post_padding, 1, 0) << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32" << (copt_.allow_tf32 ? "|tf32" : "");
   std::string tactic = std::string("cudnn_fwd:") + fwd_algo_name(int(algo));
   if (aid >= 0) tactic += cudnn_fused ? "+cudnn_bias_relu" : "+bias_act_kernel";
+  if (use_own) {
+    tactic = std::string("tandem_depthwise_direct") + (aid >= 0 ? "+act" : "") +
+             (own_ms >= 0 ? " (cudnn " + std::string(fwd_algo_name(int(algo))) + " " +
+                                std::to_string(perf[pick].time) + " ms)" : "");
+    tactics_.push_back({L.name, "Convolution", key.str(), tactic, 1000, own_ms, 0});
+    return;
+  }
   tactics_.push_back({L.name, "Convolution", key.str(), tactic, int64_t(algo),
                       copt_.time_tactics ? perf[pick].time : -1.f, ws});
 }

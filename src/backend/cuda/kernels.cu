@@ -94,15 +94,21 @@ __device__ __forceinline__ float arith<float>(int op, float a, float b) {
   }
 }
 
+// mode 1: both dense like the output; 2: a dense, b one value; 3: a one value, b dense;
+// 0: general broadcast (index decomposition).
 template <class T>
 __global__ void binary_kernel(int op, const T* a, IShape sa, const T* b, IShape sb, T* out,
-                              IShape dims, idx_t n, bool same) {
-  GRID_LOOP(i, n) {
-    if (same) {
-      out[i] = arith<T>(op, a[i], b[i]);
-    } else {
-      out[i] = arith<T>(op, a[offset_of(i, dims, sa)], b[offset_of(i, dims, sb)]);
-    }
+                              IShape dims, idx_t n, int mode) {
+  if (mode == 1) {
+    GRID_LOOP(i, n) out[i] = arith<T>(op, a[i], b[i]);
+  } else if (mode == 2) {
+    const T bv = b[0];
+    GRID_LOOP(i, n) out[i] = arith<T>(op, a[i], bv);
+  } else if (mode == 3) {
+    const T av = a[0];
+    GRID_LOOP(i, n) out[i] = arith<T>(op, av, b[i]);
+  } else {
+    GRID_LOOP(i, n) out[i] = arith<T>(op, a[offset_of(i, dims, sa)], b[offset_of(i, dims, sb)]);
   }
 }
 
@@ -143,10 +149,16 @@ void binary_t(int op, const void* a, IShape sa, const void* b, IShape sb, void* 
                                                        static_cast<uint8_t*>(out), dims, n);
     return;
   }
-  bool same = is_same_layout(sa, dims) && is_same_layout(sb, dims);
+  auto one_value = [&](const IShape& st) {
+    for (int k = 0; k < dims.rank; ++k)
+      if (st.d[k] != 0 && dims.d[k] != 1) return false;
+    return true;
+  };
+  bool da = is_same_layout(sa, dims), db = is_same_layout(sb, dims);
+  int mode = da && db ? 1 : da && one_value(sb) ? 2 : db && one_value(sa) ? 3 : 0;
   binary_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const T*>(a), sa,
                                                     static_cast<const T*>(b), sb,
-                                                    static_cast<T*>(out), dims, n, same);
+                                                    static_cast<T*>(out), dims, n, mode);
 }
 
 // ---- select ----------------------------------------------------------------------------------
@@ -194,6 +206,32 @@ __global__ void bias_act_kernel(float* y, const float* bias, idx_t C, idx_t inne
     if (bias) v += bias[(i / inner) % C];
     if (type >= 0) v = act(type, v, alpha, beta);
     y[i] = v;
+  }
+}
+
+// ---- depthwise convolution -------------------------------------------------------------------
+__global__ void dwconv_kernel(DwConv p, const float* __restrict__ x, const float* __restrict__ w,
+                              const float* __restrict__ bias, float* __restrict__ y, int type,
+                              float alpha, float beta, idx_t n) {
+  GRID_LOOP(i, n) {
+    idx_t ow = i % p.ow, t = i / p.ow;
+    idx_t oh = t % p.oh;
+    t /= p.oh;
+    idx_t c = t % p.c;  // t = b * C + c
+    const float* xp = x + t * p.h * p.w;
+    const float* wp = w + c * p.kh * p.kw;
+    float acc = bias ? bias[c] : 0.f;
+    idx_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
+    for (int r = 0; r < p.kh; ++r) {
+      idx_t hh = h0 + r * p.dh;
+      if (hh < 0 || hh >= p.h) continue;
+      for (int q = 0; q < p.kw; ++q) {
+        idx_t ww = w0 + q * p.dw;
+        if (ww < 0 || ww >= p.w) continue;
+        acc = fmaf(xp[hh * p.w + ww], wp[r * p.kw + q], acc);
+      }
+    }
+    y[i] = type >= 0 ? act(type, acc, alpha, beta) : acc;
   }
 }
 
@@ -564,6 +602,12 @@ void activation(int type, float alpha, float beta, const float* x, float* y, int
 void bias_activation(float* y, const float* bias, int64_t C, int64_t inner, int type,
                      float alpha, float beta, int64_t n, cudaStream_t s) {
   bias_act_kernel<<<blocks_for(n), kBlock, 0, s>>>(y, bias, C, inner, type, alpha, beta, n);
+}
+
+void depthwise_conv(const DwConv& p, const float* x, const float* w, const float* bias, float* y,
+                    int act, float alpha, float beta, cudaStream_t s) {
+  int64_t n = int64_t(p.n) * p.c * p.oh * p.ow;
+  dwconv_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, bias, y, act, alpha, beta, idx_t(n));
 }
 
 void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s) {

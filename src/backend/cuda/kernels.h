@@ -58,6 +58,14 @@ void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s);
 void reduce(int op, const float* x, float* y, Shape kept_dims, Shape kept_strides,
             Shape red_dims, Shape red_strides, cudaStream_t s);
 
+// Depthwise convolution (groups == C == K), NCHW, one thread per output; bias and activation
+// (act < 0: none) fused.
+struct DwConv {
+  int n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+void depthwise_conv(const DwConv& p, const float* x, const float* w, const float* bias, float* y,
+                    int act, float alpha, float beta, cudaStream_t s);
+
 struct Resize2d {
   int outer, ih, iw, oh, ow;
   float scale_h, scale_w;  // out / in, for the coordinate transform
