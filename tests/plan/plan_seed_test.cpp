@@ -16,7 +16,8 @@ Network chain(const std::string& pattern) {
   TensorId x = b.input("x", {1, 8, 4, 4});
   int i = 0;
   for (char c : pattern) {
-    const std::string n = std::string(1, c) + std::to_string(i++);
+    std::string n(1, c);
+    n += std::to_string(i++);
     if (c == 'd') x = b.relu(x, n);
     else if (c == 't') x = b.layer(LayerKind::kUnary, "/m/Tile_" + n, {x}, {1, 8, 4, 4}, UnaryParams{UnaryOp::kExp});
     else x = b.layer(LayerKind::kUnary, n, {x}, {1, 8, 4, 4}, UnaryParams{UnaryOp::kExp});
