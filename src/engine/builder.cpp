@@ -213,7 +213,8 @@ Tactic choose_tactic(const Network& net, const Numerics& num, const std::string&
   if (hw > 1) cands.push_back(1);
   if (hw > 2) cands.push_back(hw / 2);
   if (o.threads > 0) cands = {o.threads};
-  int runs = level >= 4 ? 5 : level >= 2 ? 3 : 1;
+  // Level 1-3: one timed run per candidate; 4-5: a warm-up and three (median).
+  int runs = level >= 4 ? 3 : 1;
   auto inputs = random_inputs(net, num.tensor_scales);
   Tactic best{sig, "", 1e300};
   for (int th : cands) {
@@ -221,7 +222,7 @@ Tactic choose_tactic(const Network& net, const Numerics& num, const std::string&
     eo.threads = th;
     eo.numerics = num;
     auto ex = make_cpu_executor(net, eo);
-    ex->run(inputs);  // warm-up
+    if (level >= 4) ex->run(inputs);  // warm-up
     std::vector<double> ts;
     for (int r = 0; r < runs; ++r) {
       double t0 = now_s();
@@ -342,8 +343,12 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
       l.precision = Precision::kFP16;
       l.reason += " (fp8 emulated as fp16 on the CPU backend)";
     }
-  for (const auto& l : plan.layers) (l.device == Device::kDLA ? res.dla_layers : res.gpu_layers)++;
-  log(o, fmt::format("plan: {} DLA layers, {} GPU layers, {} DLA regions", res.dla_layers, res.gpu_layers, plan.regions.size()));
+  {
+    int dla_n = 0, regions = 0;
+    for (const auto& l : plan.layers) dla_n += l.device == Device::kDLA;
+    for (const auto& g : plan.regions) regions += g.on_dla && !g.layers.empty();
+    log(o, fmt::format("plan: {} DLA layers, {} GPU layers, {} DLA regions", dla_n, int(plan.layers.size()) - dla_n, regions));
+  }
 
   // Calibration (on the imported network, so names match TensorRT's calibration cache).
   bool any_int8 = false;
@@ -435,6 +440,7 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
     }
   }
   e.tactics.push_back(tactic);
+  for (const auto& l : plan.layers) (l.device == Device::kDLA ? res.dla_layers : res.gpu_layers)++;
 
   e.network = std::move(net);
   e.plan = std::move(plan);

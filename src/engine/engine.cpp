@@ -25,18 +25,24 @@ bool parse_tensor_layout(std::string_view s, TensorLayout* out) {
 }
 
 TensorFormat parse_tensor_format(const std::string& spec) {
+  // NAME:TYPE[:LAYOUT], parsed from the right so that NAME may itself contain ':'.
   TensorFormat f;
-  auto p1 = spec.find(':');
-  if (p1 == std::string::npos || p1 == 0)
+  auto p2 = spec.rfind(':');
+  if (p2 == std::string::npos || p2 == 0)
     throw Error(fmt::format("tensor format '{}': expected NAME:TYPE[:LAYOUT] (e.g. x:fp16:nhwc)", spec));
-  f.name = spec.substr(0, p1);
-  auto p2 = spec.find(':', p1 + 1);
-  std::string type = spec.substr(p1 + 1, p2 == std::string::npos ? std::string::npos : p2 - p1 - 1);
-  if (!parse_data_type(type, &f.type) ||
+  std::string last = spec.substr(p2 + 1);
+  std::string rest = spec.substr(0, p2);
+  TensorLayout layout;
+  auto p1 = rest.rfind(':');
+  if (parse_tensor_layout(last, &layout) && p1 != std::string::npos && p1 > 0) {
+    f.layout = layout;
+    last = rest.substr(p1 + 1);
+    rest = rest.substr(0, p1);
+  }
+  f.name = rest;
+  if (!parse_data_type(last, &f.type) ||
       !(f.type == DataType::kFloat || f.type == DataType::kHalf || f.type == DataType::kInt8 || f.type == DataType::kUInt8))
-    throw Error(fmt::format("tensor format '{}': type '{}' is not one of fp32, fp16, int8, uint8", spec, type));
-  if (p2 != std::string::npos && !parse_tensor_layout(spec.substr(p2 + 1), &f.layout))
-    throw Error(fmt::format("tensor format '{}': layout '{}' is not nchw or nhwc", spec, spec.substr(p2 + 1)));
+    throw Error(fmt::format("tensor format '{}': type '{}' is not one of fp32, fp16, int8, uint8", spec, last));
   return f;
 }
 
