@@ -32,7 +32,7 @@ B=$C/bin/tandem_cuda_bench
 : > "$OUT/bench.jsonl"
 for spec in "ch_PP-OCRv4_det_infer.onnx x:1x3x640x640" "ch_ppocr_mobile_v2.0_cls_infer.onnx x:1x3x48x192"; do
   set -- $spec
-  for flag in "" "--tf32" "--no-graph"; do
+  for flag in "" "--tf32" "--no-graph" "--no-fuse" "--cudnn-depthwise"; do
     $B .data/models/$1 --shape $2 --iters "$ITERS" $flag 2>&1 | tee -a "$OUT/bench.jsonl"
   done
   if [[ -n "${PROFILE:-}" ]]; then

@@ -18,7 +18,9 @@ for line in open(sys.argv[1]):
     if "variant" in r:
         variant = "pytorch " + r["variant"] + (" tf32" if r.get("tf32") else "")
     else:
-        variant = "tandem" + (" tf32" if r.get("tf32") else "") + ("" if r.get("cuda_graph") else " no-graph")
+        variant = ("tandem" + (" tf32" if r.get("tf32") else "") + ("" if r.get("cuda_graph") else " no-graph")
+                   + ("" if r.get("fuse", True) else " no-fuse")
+                   + (" cudnn-depthwise" if r.get("own_depthwise", -1) == 0 else ""))
     rows.append((model, variant, r["median_ms"], r))
 base = {m: t for m, v, t, _ in rows if v == "tandem"}
 print("| model | variant | median ms | vs tandem FP32 |")

@@ -29,6 +29,9 @@ struct CudaOptions {
   // Depthwise convolutions (groups == input == output channels): -1 times cuDNN's best algorithm
   // against tandem's direct kernel at compile and keeps the faster; 0: cuDNN; 1: tandem's kernel.
   int own_depthwise = -1;
+  // Fuse chains of point-wise layers (activations, element-wise ops with a one-value constant or
+  // with the chain's own input, e.g. hard-swish) into one kernel each.
+  bool fuse_pointwise = true;
   // Upper bound for one layer's cuDNN workspace (bytes).
   size_t max_workspace = size_t(256) << 20;
 };

@@ -353,6 +353,40 @@ TEST(CudaActivation, AllTypes) {
   }
 }
 
+// LearnableAffineBlock (x * 2 + 1) then hard-swish as TensorRT's parser spells it
+// (t * clip(t + 3, 0, 6) / 6): two point-wise chains, one kernel each.
+TEST(CudaFusion, PointwiseChains) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {5});
+  auto c = [&](const std::string& n, float v) { return b.constant(n, DataType::kFloat, {1}, b.weights(n + "w", {1}, {v})); };
+  TensorId two = c("two", 2), one = c("one", 1), three = c("three", 3), six = c("six", 6);
+  TensorId t0 = b.tensor("t0", {5}), t = b.tensor("t", {5}), u = b.tensor("u", {5}), v = b.tensor("v", {5}),
+           w = b.tensor("w", {5}), y = b.tensor("y", {5});
+  b.layer("mul", LayerKind::kElementWise, {x, two}, {t0}, ElementWiseParams{ElementWiseOp::kProd});
+  b.layer("add", LayerKind::kElementWise, {t0, one}, {t}, ElementWiseParams{ElementWiseOp::kSum});
+  b.layer("add3", LayerKind::kElementWise, {t, three}, {u}, ElementWiseParams{ElementWiseOp::kSum});
+  b.layer("clip", LayerKind::kActivation, {u}, {v}, ActivationParams{ActivationType::kClip, 0.f, 6.f});
+  b.layer("prod", LayerKind::kElementWise, {t, v}, {w}, ElementWiseParams{ElementWiseOp::kProd});
+  b.layer("div", LayerKind::kElementWise, {w, six}, {y}, ElementWiseParams{ElementWiseOp::kDiv});
+  b.output(y);
+  std::vector<float> want = {0, -1.f / 3, 2.f / 3, 3, 9};
+  for (int fuse = 0; fuse < 2; ++fuse) {
+    CudaOptions co;
+    co.fuse_pointwise = fuse == 1;
+    auto ex = make_cuda_executor(b.n, {}, co);
+    expect_near(values(ex->run({{"x", host("x", {5}, {-4, -1, 0, 1, 4})}}).at("y")), want);
+    auto steps = ex->profile(1);
+    if (fuse) {
+      ASSERT_EQ(steps.size(), 2u);
+      EXPECT_EQ(steps[0].kind, "PointwiseChain2");
+      EXPECT_EQ(steps[1].kind, "PointwiseChain4");
+    } else {
+      EXPECT_EQ(steps.size(), 6u);
+    }
+  }
+}
+
 TEST(CudaScale, ChannelWithPower) {
   SKIP_WITHOUT_CUDA();
   NetBuilder b;

@@ -1,6 +1,7 @@
 // tandem_cuda_bench: GPU latency of an ONNX model through the CUDA backend (bench/gpu uses it).
 //   tandem_cuda_bench MODEL.onnx --shape NAME:1x3x224x224 [--input in.npy] [--output out.npy]
-//                     [--warmup 10] [--iters 50] [--tf32] [--no-graph]
+//                     [--warmup 10] [--iters 50] [--tf32] [--no-graph] [--no-fuse]
+//                     [--cudnn-depthwise] [--profile N]
 // Prints one JSON line: median/min/p90 of device time per inference (events around the launch
 // sequence, no host copies), end-to-end run() median (with H2D/D2H), compile time, tactics.
 #include <algorithm>
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
       else if (a == "--iters") iters = std::stoi(next());
       else if (a == "--tf32") co.allow_tf32 = true;
       else if (a == "--no-graph") co.cuda_graph = false;
+      else if (a == "--no-fuse") co.fuse_pointwise = false;
+      else if (a == "--cudnn-depthwise") co.own_depthwise = 0;
       else if (a == "--profile") profile = std::stoi(next());
       else throw Error("unknown argument " + a);
     }
@@ -91,10 +94,11 @@ int main(int argc, char** argv) {
     }
     std::printf("{\"model\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"p90_ms\": %.4f, \"e2e_median_ms\": %.4f, "
                 "\"iters\": %d, \"compile_ms\": %.1f, \"layers\": %zu, \"tactics\": %zu, \"cuda_graph\": %s, "
-                "\"tf32\": %s, \"arena_mib\": %.2f, \"weights_mib\": %.2f, \"device\": \"%s\"}\n",
+                "\"tf32\": %s, \"fuse\": %s, \"own_depthwise\": %d, \"arena_mib\": %.2f, \"weights_mib\": %.2f, \"device\": \"%s\"}\n",
                 model.c_str(), ts[ts.size() / 2], ts.front(), ts[ts.size() * 9 / 10], e2e[e2e.size() / 2], iters,
                 compile_ms, net.layers.size(), ex->tactics().size(), ex->using_cuda_graph() ? "true" : "false",
-                co.allow_tf32 ? "true" : "false", double(ex->arena_bytes()) / (1 << 20),
+                co.allow_tf32 ? "true" : "false", co.fuse_pointwise ? "true" : "false", co.own_depthwise,
+                double(ex->arena_bytes()) / (1 << 20),
                 double(ex->weight_bytes()) / (1 << 20), ex->device_key().c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -250,6 +250,8 @@ class CudaExecutorImpl final : public CudaExecutor {
   // ---- compile ---------------------------------------------------------------------------------
   void compile();
   void plan_fusion();
+  void plan_pointwise_chains(const std::vector<std::vector<LayerId>>& cons);
+  bool scalar_of(TensorId t, float* v) const;
   void plan_memory();
   void build_layer(LayerId id);
   void build_convolution(LayerId id, const Layer& L);
@@ -361,6 +363,12 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::vector<LayerId> fused_act_;   // conv/deconv -> fused activation layer (-1: none)
   std::vector<bool> elided_;         // tensor never materialised (a fused conv's output)
   std::vector<TensorId> alias_;      // tensor -> the tensor whose memory it shares (-1: own)
+  struct PwChainPlan {
+    TensorId in = -1, out = -1;
+    std::vector<cuda::PwOp> ops;
+    std::vector<LayerId> layers;
+  };
+  std::map<LayerId, PwChainPlan> chains_;  // first layer of a point-wise chain -> the chain
 
   std::vector<Step> steps_;
   std::string cur_kind_;
@@ -426,6 +434,99 @@ void CudaExecutorImpl::plan_fusion() {
     fused_into_[a] = id;
     fused_act_[id] = a;
     elided_[t] = true;
+  }
+  if (copt_.fuse_pointwise) plan_pointwise_chains(cons);
+}
+
+// The value of a one-element float constant (through reshape-only views), if t is one.
+bool CudaExecutorImpl::scalar_of(TensorId t, float* v) const {
+  for (int guard = 0; guard < 16; ++guard) {
+    const Tensor& T = net_.tensors[t];
+    if (T.type != DataType::kFloat || volume(T.dims) != 1 || T.producer < 0) return false;
+    const Layer& P = net_.layers[T.producer];
+    if (P.kind == LayerKind::kConstant) {
+      WeightsId w = P.as<ConstantParams>().weights;
+      if (w < 0 || w >= WeightsId(net_.weights.size()) || net_.weights[w].count() != 1) return false;
+      *v = float(net_.weights[w].at(0));
+      return true;
+    }
+    bool view = P.kind == LayerKind::kIdentity ||
+                (P.kind == LayerKind::kShuffle && P.as<ShuffleParams>().first_transpose.empty() &&
+                 P.as<ShuffleParams>().second_transpose.empty());
+    if (!view || P.inputs.empty()) return false;
+    t = P.inputs[0];
+  }
+  return false;
+}
+
+// Chains of point-wise layers become one kernel: each link's output has exactly one consumer,
+// the next link; a link is an Activation, or an ElementWise (Sum..Pow) of the chain value with a
+// one-value constant or with the chain's input. The chain runs at its first layer's step.
+void CudaExecutorImpl::plan_pointwise_chains(const std::vector<std::vector<LayerId>>& cons) {
+  auto fp32 = [](Precision p) { return p == Precision::kUnset || p == Precision::kFP32; };
+  auto as_op = [&](LayerId id, TensorId cur, TensorId x0, cuda::PwOp* op) -> bool {
+    const Layer& L = net_.layers[id];
+    if (fused_into_[id] >= 0 || fused_act_[id] >= 0 || !fp32(precision_of(id))) return false;
+    if (L.outputs.size() != 1) return false;
+    const Tensor& O = net_.tensors[L.outputs[0]];
+    if (O.type != DataType::kFloat || O.dims != net_.tensors[x0].dims) return false;
+    if (L.kind == LayerKind::kActivation) {
+      if (L.inputs.size() != 1 || L.inputs[0] != cur) return false;
+      const auto& P = L.as<ActivationParams>();
+      *op = {0, int(P.type), P.alpha, P.beta};
+      return true;
+    }
+    if (L.kind != LayerKind::kElementWise || L.inputs.size() != 2) return false;
+    int code = int(L.as<ElementWiseParams>().op);
+    if (code > int(ElementWiseOp::kPow)) return false;
+    TensorId a = L.inputs[0], b = L.inputs[1];
+    float v = 0.f;
+    if (a == cur && b == cur) return false;
+    if (a == cur) {
+      if (scalar_of(b, &v)) return *op = {1, code, v, 0.f}, true;
+      if (b == x0 && cur != x0) return *op = {3, code, 0.f, 0.f}, true;
+      return false;
+    }
+    if (b == cur) {
+      if (scalar_of(a, &v)) return *op = {2, code, v, 0.f}, true;
+      if (a == x0 && cur != x0) return *op = {4, code, 0.f, 0.f}, true;
+    }
+    return false;
+  };
+  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+    if (fused_into_[id] >= 0) continue;
+    const Layer& L = net_.layers[id];
+    if (L.outputs.size() != 1 || L.inputs.empty()) continue;
+    TensorId x0 = -1;
+    float v = 0.f;
+    if (L.kind == LayerKind::kActivation) {
+      x0 = L.inputs[0];
+    } else if (L.kind == LayerKind::kElementWise && L.inputs.size() == 2) {
+      if (scalar_of(L.inputs[1], &v)) x0 = L.inputs[0];
+      else if (scalar_of(L.inputs[0], &v)) x0 = L.inputs[1];
+    }
+    if (x0 < 0 || elided_[x0] || net_.tensors[x0].type != DataType::kFloat) continue;
+    cuda::PwOp op{};
+    if (!as_op(id, x0, x0, &op)) continue;
+    PwChainPlan ch;
+    ch.in = x0;
+    ch.ops.push_back(op);
+    std::vector<LayerId> members = {id};
+    TensorId cur = L.outputs[0];
+    while (int(ch.ops.size()) < cuda::kMaxPwOps) {
+      if (net_.tensors[cur].is_output || cons[cur].size() != 1) break;
+      LayerId nx = cons[cur][0];
+      if (!as_op(nx, cur, x0, &op)) break;
+      ch.ops.push_back(op);
+      members.push_back(nx);
+      cur = net_.layers[nx].outputs[0];
+    }
+    if (members.size() < 2) continue;
+    ch.out = cur;
+    for (size_t k = 1; k < members.size(); ++k) fused_into_[members[k]] = id;
+    for (size_t k = 0; k + 1 < members.size(); ++k) elided_[net_.layers[members[k]].outputs[0]] = true;
+    ch.layers = members;
+    chains_[id] = ch;
   }
 }
 
@@ -536,6 +637,7 @@ void CudaExecutorImpl::plan_memory() {
     if (fused_act_[id] >= 0) {
       for (TensorId t : net_.layers[fused_act_[id]].outputs) outs.push_back(t);
     }
+    if (auto it = chains_.find(id); it != chains_.end()) outs.push_back(it->second.out);
     for (TensorId t : outs) {
       if (is_const[t] || elided_[t] || placed[t] || alias_[t] >= 0) continue;
       place(t);
@@ -642,6 +744,19 @@ void CudaExecutorImpl::build_layer(LayerId id) {
   if (fused_into_[id] >= 0) return;  // built with its convolution
   cur_kind_ = std::string(to_string(L.kind));
   if (fused_act_[id] >= 0) cur_kind_ += "+Activation";
+  if (auto it = chains_.find(id); it != chains_.end()) {
+    const PwChainPlan& ch = it->second;
+    cur_kind_ = "PointwiseChain" + std::to_string(ch.ops.size());
+    cuda::PwChain c{};
+    c.n_ops = int(ch.ops.size());
+    for (size_t k = 0; k < ch.ops.size(); ++k) c.ops[k] = ch.ops[k];
+    const float* x = static_cast<const float*>(ptr_[ch.in]);
+    float* y = static_cast<float*>(ptr_[ch.out]);
+    int64_t n = volume(net_.tensors[ch.out].dims);
+    if (!x || !y) fail(where_, "point-wise chain without buffers");
+    add_step(L.name, [=](cudaStream_t s) { cuda::pointwise_chain(c, x, y, n, s); });
+    return;
+  }
   apply_numerics_pre(id, L);
   const auto& T = net_.tensors;
   auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };

@@ -235,6 +235,26 @@ __global__ void dwconv_kernel(DwConv p, const float* __restrict__ x, const float
   }
 }
 
+// ---- point-wise chains ------------------------------------------------------------------------
+__global__ void pw_chain_kernel(PwChain c, const float* __restrict__ x, float* __restrict__ y,
+                                idx_t n) {
+  GRID_LOOP(i, n) {
+    const float x0 = x[i];
+    float v = x0;
+    for (int k = 0; k < c.n_ops; ++k) {
+      const PwOp o = c.ops[k];
+      switch (o.kind) {
+        case 0: v = act(o.code, v, o.a, o.b); break;
+        case 1: v = arith<float>(o.code, v, o.a); break;
+        case 2: v = arith<float>(o.code, o.a, v); break;
+        case 3: v = arith<float>(o.code, v, x0); break;
+        default: v = arith<float>(o.code, x0, v); break;
+      }
+    }
+    y[i] = v;
+  }
+}
+
 // ---- unary -----------------------------------------------------------------------------------
 __device__ __forceinline__ float unary_f(int op, float x) {
   switch (op) {
@@ -608,6 +628,10 @@ void depthwise_conv(const DwConv& p, const float* x, const float* w, const float
                     int act, float alpha, float beta, cudaStream_t s) {
   int64_t n = int64_t(p.n) * p.c * p.oh * p.ow;
   dwconv_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, bias, y, act, alpha, beta, idx_t(n));
+}
+
+void pointwise_chain(const PwChain& c, const float* x, float* y, int64_t n, cudaStream_t s) {
+  pw_chain_kernel<<<blocks_for(n), kBlock, 0, s>>>(c, x, y, idx_t(n));
 }
 
 void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s) {

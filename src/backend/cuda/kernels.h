@@ -66,6 +66,20 @@ struct DwConv {
 void depthwise_conv(const DwConv& p, const float* x, const float* w, const float* bias, float* y,
                     int act, float alpha, float beta, cudaStream_t s);
 
+// A chain of point-wise ops in one pass: v = x; for each op: v = op(v). kind 0: activation
+// (code = ActivationType, a/b = alpha/beta); 1: v = v (code) a; 2: v = a (code) v;
+// 3: v = v (code) x; 4: v = x (code) v (code = ElementWiseOp Sum..Pow, x = the chain's input).
+constexpr int kMaxPwOps = 8;
+struct PwOp {
+  int kind, code;
+  float a, b;
+};
+struct PwChain {
+  int n_ops;
+  PwOp ops[kMaxPwOps];
+};
+void pointwise_chain(const PwChain& c, const float* x, float* y, int64_t n, cudaStream_t s);
+
 struct Resize2d {
   int outer, ih, iw, oh, ow;
   float scale_h, scale_w;  // out / in, for the coordinate transform
