@@ -387,6 +387,63 @@ TEST(CudaFusion, PointwiseChains) {
   }
 }
 
+// A chain reading a convolution's output runs in the convolution's epilogue (also after a fused
+// activation), and a chain that uses its own input (hard-swish) after that.
+TEST(CudaFusion, ConvEpilogueChains) {
+  SKIP_WITHOUT_CUDA();
+  {
+    NetBuilder b;
+    TensorId x = b.input("x", {1, 1, 1, 5});
+    auto c = [&](const std::string& n, float v) { return b.constant(n, DataType::kFloat, {1, 1, 1, 1}, b.weights(n + "w", {1, 1, 1, 1}, {v})); };
+    TensorId two = c("two", 2), one = c("one", 1), three = c("three", 3), six = c("six", 6);
+    Dims d = {1, 1, 1, 5};
+    TensorId t0 = b.tensor("t0", d), t1 = b.tensor("t1", d), t = b.tensor("t", d), u = b.tensor("u", d),
+             v = b.tensor("v", d), w = b.tensor("w", d), y = b.tensor("y", d);
+    b.layer("conv", LayerKind::kConvolution, {x}, {t0},
+            conv_params({1, 1}, {1, 1}, {0, 0}, {0, 0}, 1, b.weights("cw", {1, 1, 1, 1}, {1}), b.weights("cb", {1}, {0.5f})));
+    b.layer("mul", LayerKind::kElementWise, {t0, two}, {t1}, ElementWiseParams{ElementWiseOp::kProd});
+    b.layer("add", LayerKind::kElementWise, {one, t1}, {t}, ElementWiseParams{ElementWiseOp::kSum});
+    b.layer("add3", LayerKind::kElementWise, {t, three}, {u}, ElementWiseParams{ElementWiseOp::kSum});
+    b.layer("clip", LayerKind::kActivation, {u}, {v}, ActivationParams{ActivationType::kClip, 0.f, 6.f});
+    b.layer("prod", LayerKind::kElementWise, {v, t}, {w}, ElementWiseParams{ElementWiseOp::kProd});
+    b.layer("div", LayerKind::kElementWise, {w, six}, {y}, ElementWiseParams{ElementWiseOp::kDiv});
+    b.output(y);
+    std::vector<float> want = {0, -1.f / 3, 2.f / 3, 3, 9};
+    for (int fuse = 0; fuse < 2; ++fuse) {
+      CudaOptions co;
+      co.fuse_pointwise = fuse == 1;
+      auto ex = make_cuda_executor(b.n, {}, co);
+      expect_near(values(ex->run({{"x", host("x", d, {-4.5f, -1.5f, -0.5f, 0.5f, 3.5f})}}).at("y")), want);
+      auto steps = ex->profile(1);
+      if (fuse) {
+        ASSERT_EQ(steps.size(), 2u);
+        EXPECT_EQ(steps[0].kind, "Convolution+PointwiseChain2");
+        EXPECT_EQ(steps[1].kind, "PointwiseChain4");
+        EXPECT_NE(ex->tactics()[0].tactic.find("epilogue_chain2"), std::string::npos) << ex->tactics()[0].tactic;
+      } else {
+        EXPECT_EQ(steps.size(), 7u);
+      }
+    }
+  }
+  {
+    NetBuilder b;
+    Dims d = {1, 1, 1, 2};
+    TensorId x = b.input("x", d);
+    TensorId two = b.constant("two", DataType::kFloat, {1}, b.weights("tw", {1}, {2}));
+    TensorId one = b.constant("one", DataType::kFloat, {1}, b.weights("ow", {1}, {1}));
+    TensorId t0 = b.tensor("t0", d), r = b.tensor("r", d), t1 = b.tensor("t1", d), y = b.tensor("y", d);
+    b.layer("conv", LayerKind::kConvolution, {x}, {t0},
+            conv_params({1, 1}, {1, 1}, {0, 0}, {0, 0}, 1, b.weights("cw", {1, 1, 1, 1}, {1})));
+    b.layer("relu", LayerKind::kActivation, {t0}, {r}, ActivationParams{ActivationType::kRelu});
+    b.layer("mul", LayerKind::kElementWise, {r, two}, {t1}, ElementWiseParams{ElementWiseOp::kProd});
+    b.layer("add", LayerKind::kElementWise, {t1, r}, {y}, ElementWiseParams{ElementWiseOp::kSum});
+    b.output(y);
+    auto ex = make_cuda_executor(b.n, {}, CudaOptions{});
+    expect_near(values(ex->run({{"x", host("x", d, {-1, 2})}}).at("y")), {0, 6});  // relu(x) * 2 + relu(x)
+    EXPECT_EQ(ex->profile(1).size(), 1u);
+  }
+}
+
 TEST(CudaScale, ChannelWithPower) {
   SKIP_WITHOUT_CUDA();
   NetBuilder b;

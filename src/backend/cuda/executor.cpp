@@ -367,8 +367,24 @@ class CudaExecutorImpl final : public CudaExecutor {
     TensorId in = -1, out = -1;
     std::vector<cuda::PwOp> ops;
     std::vector<LayerId> layers;
+    bool absorbed = false;  // runs in a convolution's epilogue
   };
   std::map<LayerId, PwChainPlan> chains_;  // first layer of a point-wise chain -> the chain
+  std::map<LayerId, LayerId> conv_chain_;  // convolution -> the chain in its epilogue
+  // The epilogue of a conv/deconv: its fused activation and absorbed chain (n_ops 0: none).
+  cuda::PwChain conv_epilogue(LayerId conv, int act, float aa, float ab, TensorId* out) const {
+    cuda::PwChain e{};
+    auto it = conv_chain_.find(conv);
+    if (it == conv_chain_.end()) return e;
+    const PwChainPlan& ch = chains_.at(it->second);
+    int k = 0;
+    if (act >= 0) e.ops[k++] = {0, act, aa, ab};
+    e.x0_at = k;
+    for (const auto& o : ch.ops) e.ops[k++] = o;
+    e.n_ops = k;
+    *out = ch.out;
+    return e;
+  }
 
   std::vector<Step> steps_;
   std::string cur_kind_;
@@ -528,6 +544,32 @@ void CudaExecutorImpl::plan_pointwise_chains(const std::vector<std::vector<Layer
     ch.layers = members;
     chains_[id] = ch;
   }
+  // A chain whose input is a convolution's (or its fused activation's) output, read by the chain
+  // alone, runs in the convolution's epilogue: no pass over that tensor, no launch.
+  for (auto& [first, ch] : chains_) {
+    TensorId x0 = ch.in;
+    const Tensor& X = net_.tensors[x0];
+    if (X.is_output || X.producer < 0) continue;
+    bool only_chain = true;
+    for (LayerId c : cons[x0])
+      if (std::find(ch.layers.begin(), ch.layers.end(), c) == ch.layers.end()) only_chain = false;
+    if (!only_chain) continue;
+    LayerId q = X.producer, conv = -1;
+    int extra = 0;
+    if (net_.layers[q].kind == LayerKind::kActivation && fused_into_[q] >= 0) {
+      conv = fused_into_[q];
+      extra = 1;
+    } else if ((net_.layers[q].kind == LayerKind::kConvolution ||
+                net_.layers[q].kind == LayerKind::kDeconvolution) && fused_act_[q] < 0) {
+      conv = q;
+    }
+    if (conv < 0 || !fp32(precision_of(conv)) || int(ch.ops.size()) + extra > cuda::kMaxPwOps) continue;
+    const Layer& C = net_.layers[conv];
+    if (C.kind != LayerKind::kConvolution && C.kind != LayerKind::kDeconvolution) continue;
+    ch.absorbed = true;
+    conv_chain_[conv] = first;
+    elided_[x0] = true;
+  }
 }
 
 // Liveness: a tensor lives from its producer's step to its last consumer's step (network outputs
@@ -637,6 +679,7 @@ void CudaExecutorImpl::plan_memory() {
     if (fused_act_[id] >= 0) {
       for (TensorId t : net_.layers[fused_act_[id]].outputs) outs.push_back(t);
     }
+    if (auto it = conv_chain_.find(id); it != conv_chain_.end()) outs.push_back(chains_.at(it->second).out);
     if (auto it = chains_.find(id); it != chains_.end()) outs.push_back(it->second.out);
     for (TensorId t : outs) {
       if (is_const[t] || elided_[t] || placed[t] || alias_[t] >= 0) continue;
@@ -746,8 +789,10 @@ void CudaExecutorImpl::build_layer(LayerId id) {
   if (fused_act_[id] >= 0) cur_kind_ += "+Activation";
   if (auto it = chains_.find(id); it != chains_.end()) {
     const PwChainPlan& ch = it->second;
+    if (ch.absorbed) return;  // in its convolution's epilogue
     cur_kind_ = "PointwiseChain" + std::to_string(ch.ops.size());
     cuda::PwChain c{};
+    c.x0_at = 0;
     c.n_ops = int(ch.ops.size());
     for (size_t k = 0; k < ch.ops.size(); ++k) c.ops[k] = ch.ops[k];
     const float* x = static_cast<const float*>(ptr_[ch.in]);
@@ -1191,10 +1236,17 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   float aa = 0, ab = 0;
   TensorId out = yt;
   bool cudnn_fused = false;
+  cuda::PwChain epi{};
   if (aid >= 0) {
     const auto& A = net_.layers[aid].as<ActivationParams>();
     act = int(A.type), aa = A.alpha, ab = A.beta;
     out = net_.layers[aid].outputs[0];
+  }
+  epi = conv_epilogue(id, act, aa, ab, &out);
+  const bool has_chain = epi.n_ops > 0;
+  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (aid >= 0 && !has_chain) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
     if (A.type == ActivationType::kRelu) {
       cudnn_fused = true;
       CK(cudnnCreateActivationDescriptor(&D->act));
@@ -1230,7 +1282,8 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
     if (use_own) {
       if (explicit_pad) steps_.pop_back();  // the kernel pads by bounds checks
       add_step(L.name, [=, this](cudaStream_t s) {
-        cuda::depthwise_conv(q, atf<float>(x_orig), wdev, bdev, y, act, aa, ab, s);
+        cuda::depthwise_conv(q, atf<float>(x_orig), wdev, bdev, y, has_chain ? -1 : act, aa, ab, s);
+        if (has_chain) cuda::bias_chain(y, nullptr, K, inner, epi, n, s);
       });
     }
   }
@@ -1247,14 +1300,16 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
     }
     ck(cudnnConvolutionForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y),
        "cudnnConvolutionForward", "layer '" + lname + "'");
-    if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
+    if (has_chain) cuda::bias_chain(y, bdev, K, inner, epi, n, s);
+    else if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
   });
   std::ostringstream key;
   key << "Convolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << kh << "x" << kw << "|s=" << sh << "x" << sw
       << "|p=" << get(P.pre_padding, 0, 0) << "," << get(P.pre_padding, 1, 0) << "," << get(P.post_padding, 0, 0) << ","
       << get(P.post_padding, 1, 0) << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32" << (copt_.allow_tf32 ? "|tf32" : "");
   std::string tactic = std::string("cudnn_fwd:") + fwd_algo_name(int(algo));
-  if (aid >= 0) tactic += cudnn_fused ? "+cudnn_bias_relu" : "+bias_act_kernel";
+  if (has_chain) tactic += "+epilogue_chain" + std::to_string(epi.n_ops);
+  else if (aid >= 0) tactic += cudnn_fused ? "+cudnn_bias_relu" : "+bias_act_kernel";
   if (use_own) {
     tactic = std::string("tandem_depthwise_direct") + (aid >= 0 ? "+act" : "") +
              (own_ms >= 0 ? " (cudnn " + std::string(fwd_algo_name(int(algo))) + " " +
@@ -1339,6 +1394,9 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
     act = int(A.type), aa = A.alpha, ab = A.beta;
     out = net_.layers[aid].outputs[0];
   }
+  const cuda::PwChain epi = conv_epilogue(id, act, aa, ab, &out);
+  const bool has_chain = epi.n_ops > 0;
+  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
   float* y = static_cast<float*>(ptr_[out]);
   int64_t n = volume(yd), inner = yd[2] * yd[3];
   DPtr x = in(xt);
@@ -1353,13 +1411,15 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
     ck(cudnnConvolutionBackwardData(cudnn_, &one, D->w, wdev, D->x, at(x), D->conv, algo, wsp, ws, &zero, D->y, dst),
        "cudnnConvolutionBackwardData", "layer '" + lname + "'");
     if (!direct) cuda::strided_copy(dst, base, cs, y, cd, 4, s);
-    if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
+    if (has_chain) cuda::bias_chain(y, bdev, K, inner, epi, n, s);
+    else if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
   });
   std::ostringstream key;
   key << "Deconvolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << kh << "x" << kw << "|s=" << sh << "x" << sw
       << "|p=" << pt << "," << pl << "," << pb << "," << pr << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32"
       << (copt_.allow_tf32 ? "|tf32" : "");
-  std::string tactic = std::string("cudnn_bwd_data:") + bwd_algo_name(int(algo)) + (aid >= 0 ? "+bias_act_kernel" : "");
+  std::string tactic = std::string("cudnn_bwd_data:") + bwd_algo_name(int(algo)) +
+                       (has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops) : aid >= 0 ? "+bias_act_kernel" : "");
   tactics_.push_back({L.name, "Deconvolution", key.str(), tactic, int64_t(algo),
                       copt_.time_tactics ? perf[pick].time : -1.f, ws});
 }

@@ -236,22 +236,31 @@ __global__ void dwconv_kernel(DwConv p, const float* __restrict__ x, const float
 }
 
 // ---- point-wise chains ------------------------------------------------------------------------
+__device__ __forceinline__ float apply_chain(const PwChain& c, float v) {
+  float x0 = v;
+  for (int k = 0; k < c.n_ops; ++k) {
+    if (k == c.x0_at) x0 = v;
+    const PwOp o = c.ops[k];
+    switch (o.kind) {
+      case 0: v = act(o.code, v, o.a, o.b); break;
+      case 1: v = arith<float>(o.code, v, o.a); break;
+      case 2: v = arith<float>(o.code, o.a, v); break;
+      case 3: v = arith<float>(o.code, v, x0); break;
+      default: v = arith<float>(o.code, x0, v); break;
+    }
+  }
+  return v;
+}
 __global__ void pw_chain_kernel(PwChain c, const float* __restrict__ x, float* __restrict__ y,
                                 idx_t n) {
+  GRID_LOOP(i, n) y[i] = apply_chain(c, x[i]);
+}
+__global__ void bias_chain_kernel(float* y, const float* bias, idx_t C, idx_t inner, PwChain c,
+                                  idx_t n) {
   GRID_LOOP(i, n) {
-    const float x0 = x[i];
-    float v = x0;
-    for (int k = 0; k < c.n_ops; ++k) {
-      const PwOp o = c.ops[k];
-      switch (o.kind) {
-        case 0: v = act(o.code, v, o.a, o.b); break;
-        case 1: v = arith<float>(o.code, v, o.a); break;
-        case 2: v = arith<float>(o.code, o.a, v); break;
-        case 3: v = arith<float>(o.code, v, x0); break;
-        default: v = arith<float>(o.code, x0, v); break;
-      }
-    }
-    y[i] = v;
+    float v = y[i];
+    if (bias) v += bias[(i / inner) % C];
+    y[i] = apply_chain(c, v);
   }
 }
 
@@ -632,6 +641,10 @@ void depthwise_conv(const DwConv& p, const float* x, const float* w, const float
 
 void pointwise_chain(const PwChain& c, const float* x, float* y, int64_t n, cudaStream_t s) {
   pw_chain_kernel<<<blocks_for(n), kBlock, 0, s>>>(c, x, y, idx_t(n));
+}
+void bias_chain(float* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n,
+                cudaStream_t s) {
+  bias_chain_kernel<<<blocks_for(n), kBlock, 0, s>>>(y, bias, idx_t(C), idx_t(inner), c, idx_t(n));
 }
 
 void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s) {

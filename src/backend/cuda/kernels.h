@@ -76,9 +76,13 @@ struct PwOp {
 };
 struct PwChain {
   int n_ops;
+  int x0_at;  // x = the value before op x0_at (0: the chain's input)
   PwOp ops[kMaxPwOps];
 };
 void pointwise_chain(const PwChain& c, const float* x, float* y, int64_t n, cudaStream_t s);
+// Convolution epilogue in place: y = chain(y + bias[c]); c = (i / inner) % C; bias may be null.
+void bias_chain(float* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n,
+                cudaStream_t s);
 
 struct Resize2d {
   int outer, ih, iw, oh, ow;
