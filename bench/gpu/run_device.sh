@@ -36,7 +36,7 @@ for spec in "ch_PP-OCRv4_det_infer.onnx x:1x3x640x640" "ch_ppocr_mobile_v2.0_cls
     $B .data/models/$1 --shape $2 --iters "$ITERS" $flag 2>&1 | tee -a "$OUT/bench.jsonl"
   done
   if [[ -n "${PROFILE:-}" ]]; then
-    $B .data/models/$1 --shape $2 --iters 5 --profile "$PROFILE" 2> "$OUT/profile_${1%%.onnx}.txt" > /dev/null
+    $B .data/models/$1 --shape $2 --iters 5 --profile "$PROFILE" --tactics "$OUT/tactics_${1%%.onnx}.jsonl" 2> "$OUT/profile_${1%%.onnx}.txt" > /dev/null
     head -22 "$OUT/profile_${1%%.onnx}.txt"; grep "kind" "$OUT/profile_${1%%.onnx}.txt"
   fi
 done
@@ -60,3 +60,6 @@ for m in $MODELS; do
 done
 echo "== summary"
 python3 bench/gpu/summarize.py "$OUT/bench.jsonl" | tee "$OUT/summary.md"
+# At most 8 files come back from the device: profiles and tactic dumps travel as one archive.
+(cd "$OUT" && ls profile_* tactics_* >/dev/null 2>&1 && tar czf details.tgz profile_* tactics_* && rm -f profile_* tactics_*)
+ls "$OUT"

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
                            "[--warmup N] [--iters N] [--tf32] [--no-graph]\n");
       return 2;
     }
-    std::string model = argv[1], input_npy, output_npy;
+    std::string model = argv[1], input_npy, output_npy, tactics_path;
     ImportOptions io;
     int warmup = 10, iters = 50, profile = 0;
     CudaOptions co;
@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
       else if (a == "--no-fuse") co.fuse_pointwise = false;
       else if (a == "--cudnn-depthwise") co.own_depthwise = 0;
       else if (a == "--profile") profile = std::stoi(next());
+      else if (a == "--tactics") tactics_path = next();
       else throw Error("unknown argument " + a);
     }
     Network net = import_onnx(model, io);
@@ -80,6 +81,16 @@ int main(int argc, char** argv) {
     std::sort(ts.begin(), ts.end());
     std::sort(e2e.begin(), e2e.end());
     if (!output_npy.empty()) write_npy(output_npy, out.begin()->second);
+    if (!tactics_path.empty()) {  // the timing-cache view: one JSON line per TacticRecord
+      FILE* f = std::fopen(tactics_path.c_str(), "w");
+      if (!f) throw Error("cannot write " + tactics_path);
+      for (const auto& t : ex->tactics())
+        std::fprintf(f, "{\"layer\": \"%s\", \"kind\": \"%s\", \"key\": \"%s\", \"tactic\": \"%s\", "
+                        "\"tactic_id\": %lld, \"time_ms\": %.5f, \"workspace\": %zu}\n",
+                     t.layer.c_str(), t.kind.c_str(), t.key.c_str(), t.tactic.c_str(), (long long)t.tactic_id,
+                     t.time_ms, t.workspace);
+      std::fclose(f);
+    }
     if (profile > 0) {  // per-step device times, eager: the slowest steps and the sum per kind
       auto st = ex->profile(profile);
       std::map<std::string, std::pair<float, int>> by_kind;
