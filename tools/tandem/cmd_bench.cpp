@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <map>
 #include <random>
 
 #include "command.h"
@@ -14,6 +15,62 @@
 #include "tandem/npy.h"
 
 namespace tandem::cli {
+
+std::vector<std::string> write_run_outputs(const TensorMap& outputs, const std::string& dir);  // cmd_run.cpp
+
+namespace {
+Dims engine_input_dims(const Engine& e, size_t i);
+TensorMap random_engine_inputs(const Engine& e, uint64_t seed);
+}  // namespace
+
+// `tandem run model.engine`: inputs in the engine's input formats (.npy), outputs in its output
+// formats, one .npy per output. Says when DLA layers ran emulated.
+int run_engine_file(const std::string& engine_path, const std::vector<std::string>& shapes,
+                    const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
+                    const std::string& output_dir, int threads) {
+  if (output_dir.empty()) throw Error("--output-dir is required");
+  if (!shapes.empty()) throw Error("--shape: an engine's input shapes are fixed at build time (rebuild with --shape)");
+  auto engine = Engine::load(engine_path);
+  TensorMap in = random_engine_inputs(*engine, seed);
+  std::map<std::string, std::string> files;
+  for (const auto& a : inputs) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) throw Error("--input '" + a + "': expected NAME=FILE.npy");
+    files[a.substr(0, eq)] = a.substr(eq + 1);
+  }
+  for (const auto& [name, file] : files)
+    if (!in.count(name)) throw Error(fmt::format("--input {}={}: the engine has no input '{}'", name, file, name));
+  for (size_t i = 0; i < engine->input_formats().size(); ++i) {
+    const TensorFormat& f = engine->input_formats()[i];
+    auto it = files.find(f.name);
+    if (it == files.end()) {
+      if (!random_input)
+        throw Error(fmt::format("missing input '{}' ({} {} {}): pass --input {}=FILE.npy or --random-input", f.name,
+                                dims_to_string(engine_input_dims(*engine, i)), to_string(f.type), to_string(f.layout), f.name));
+      continue;
+    }
+    HostTensor t = read_npy(it->second);
+    Dims want = engine_input_dims(*engine, i);
+    if (t.type != f.type)
+      throw Error(fmt::format("{}: input '{}' wants {}, the file holds {}", it->second, f.name, to_string(f.type), to_string(t.type)));
+    if (t.dims != want)
+      throw Error(fmt::format("{}: input '{}' wants shape {} ({}), the file holds {}", it->second, f.name,
+                              dims_to_string(want), to_string(f.layout), dims_to_string(t.dims)));
+    t.name = f.name;
+    in[f.name] = std::move(t);
+  }
+  auto ctx = engine->create_context(threads);
+  TensorMap out = ctx->run(in);
+  std::vector<std::string> paths = write_run_outputs(out, output_dir);
+  size_t i = 0;
+  for (const auto& [name, t] : out)
+    std::printf("%s: %s %s -> %s\n", name.c_str(), dims_to_string(t.dims).c_str(), std::string(to_string(t.type)).c_str(),
+                paths[i++].c_str());
+  std::string note = engine->emulation_note();
+  if (!note.empty()) std::printf("%s\n", note.c_str());
+  return 0;
+}
+
 namespace {
 
 struct BenchArgs {
@@ -23,16 +80,21 @@ struct BenchArgs {
   std::vector<std::string> inputs;
 };
 
-// Random inputs in the engine's input formats.
-TensorMap random_engine_inputs(const Engine& e) {
+// The dims an engine input takes, in its IO layout.
+Dims engine_input_dims(const Engine& e, size_t i) {
+  Dims d = e.network().tensors[e.network().inputs[i]].dims;
+  if (e.input_formats()[i].layout == TensorLayout::kNHWC && d.size() == 4) d = {d[0], d[2], d[3], d[1]};
+  return d;
+}
+
+// Seeded random inputs in the engine's input formats (floats uniform in [0, 1)).
+TensorMap random_engine_inputs(const Engine& e, uint64_t seed) {
   TensorMap m;
-  std::mt19937 rng(0);
+  std::mt19937 rng{uint32_t(seed)};
   const Network& net = e.network();
   for (size_t i = 0; i < net.inputs.size(); ++i) {
     const TensorFormat& f = e.input_formats()[i];
-    Dims d = net.tensors[net.inputs[i]].dims;
-    if (f.layout == TensorLayout::kNHWC && d.size() == 4) d = {d[0], d[2], d[3], d[1]};
-    HostTensor h = HostTensor::zeros(f.name, f.type, d);
+    HostTensor h = HostTensor::zeros(f.name, f.type, engine_input_dims(e, i));
     std::uniform_real_distribution<float> u(0.f, 1.f);
     for (int64_t k = 0; k < h.count(); ++k) {
       switch (f.type) {
@@ -89,7 +151,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
     auto engine = Engine::load(a->engine);
     double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
     auto ctx = engine->create_context(a->threads);
-    TensorMap inputs = random_engine_inputs(*engine);
+    TensorMap inputs = random_engine_inputs(*engine, 0);
     for (const auto& s : a->inputs) {
       auto p = s.find('=');
       if (p == std::string::npos) throw Error(fmt::format("--input '{}': expected NAME=FILE.npy", s));

@@ -177,11 +177,16 @@ int run_onnx_model(const RunArgs& a) {
   return 0;
 }
 
+// Engine files (tandem build / build-dla) run through the engine runtime: cmd_bench.cpp.
+int run_engine_file(const std::string& engine, const std::vector<std::string>& shapes,
+                    const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
+                    const std::string& output_dir, int threads);
+
 namespace {
 RegisterCommand reg(60, "run", [](CLI::App& app) {
   auto* sub = app.add_subcommand("run", "Run a model on the CPU backend: .npy inputs in, one .npy per output out");
   auto args = std::make_shared<RunArgs>();
-  sub->add_option("model", args->model, "model.onnx")->required();
+  sub->add_option("model", args->model, "model.onnx or model.engine")->required();
   sub->add_option("--shape", args->shapes, "Fix an input shape, NAME:1x3x640x640 (repeatable)");
   auto* in = sub->add_option("--input", args->inputs, "NAME=FILE.npy (repeatable)");
   auto* rnd = sub->add_flag("--random-input", args->random_input,
@@ -191,7 +196,12 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   sub->add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   (void)in;
   (void)rnd;
-  return std::function<int()>([args] { return run_onnx_model(*args); });
+  return std::function<int()>([args] {
+    if (args->model.size() > 7 && args->model.compare(args->model.size() - 7, 7, ".engine") == 0)
+      return run_engine_file(args->model, args->shapes, args->inputs, args->random_input, args->seed,
+                             args->output_dir, args->threads);
+    return run_onnx_model(*args);
+  });
 });
 }  // namespace
 
