@@ -226,3 +226,55 @@ TEST(EngineFormat, HalfConversion) {
   EXPECT_EQ(engine_detail::float_to_half(1.f), 0x3c00);
   EXPECT_EQ(engine_detail::float_to_half(65520.f), 0x7c00);  // rounds to inf
 }
+
+namespace {
+// Rewrites every checksum so a corrupted payload passes them: only the bounds checks stand
+// between hostile content and the loader.
+void reseal(std::vector<uint8_t>& b) {
+  uint32_t n;
+  std::memcpy(&n, b.data() + 32, 4);
+  if (n > 64 || 64 + size_t(n) * 32 > b.size()) return;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint8_t* ent = b.data() + 64 + 32 * i;
+    uint64_t off, size;
+    std::memcpy(&off, ent + 8, 8);
+    std::memcpy(&size, ent + 16, 8);
+    if (off > b.size() || size > b.size() - off) continue;
+    uint64_t h = fnv1a64(b.data() + off, size);
+    std::memcpy(ent + 24, &h, 8);
+  }
+  uint64_t t = fnv1a64(b.data() + 64, size_t(n) * 32);
+  std::memcpy(b.data() + 48, &t, 8);
+  uint64_t h = fnv1a64(b.data(), 56);
+  std::memcpy(b.data() + 56, &h, 8);
+}
+}  // namespace
+
+TEST(EngineFormat, HostileContentWithValidChecksumsNeverCrashes) {
+  auto bytes = serialize_engine(test::small_contents());
+  std::mt19937 rng(11);
+  int errors = 0, loaded = 0;
+  for (int iter = 0; iter < 2000; ++iter) {
+    auto b = bytes;
+    int flips = 1 + int(rng() % 3);
+    for (int f = 0; f < flips; ++f) {
+      size_t at = 64 + rng() % (b.size() - 64);
+      // Bias towards length and id fields: large values, -1, small values.
+      switch (rng() % 4) {
+        case 0: b[at] = 0xff; break;
+        case 1: b[at] = 0x7f; break;
+        case 2: b[at] = uint8_t(rng()); break;
+        default: b[at] ^= uint8_t(1u << (rng() % 8)); break;
+      }
+    }
+    reseal(b);
+    try {
+      deserialize_engine(b.data(), b.size(), "hostile");
+      ++loaded;
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 0);
+  EXPECT_EQ(errors + loaded, 2000);
+}
