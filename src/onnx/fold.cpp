@@ -168,7 +168,7 @@ enum class Un { kNeg, kAbs, kFloor, kCeil, kSqrt, kRecip, kExp, kLog, kNot, kSig
 
 FoldFn unary(Un op) {
   return [=](Importer& I) -> Outs {
-    const ConstPtr a = I.in(0).c;
+    const ConstPtr a = I.cin(0, "input");
     if (!a) return {};
     auto o = out_const(I, op == Un::kNot ? DataType::kBool : a->type, a->dims);
     if (!o) return {};
@@ -244,7 +244,7 @@ Outs f_constant(Importer& I) {
 
 Outs f_identity(Importer& I) {
   if (I.node_->op_type() == "Dropout" && I.output_used(1)) return {};
-  return {copy_reshaped(I.in(0).c, I.in(0).c->dims)};
+  return {copy_reshaped(I.cin(0, "input"), I.cin(0, "input")->dims)};
 }
 
 Dims value_dims(Importer& I, size_t i) {
@@ -274,7 +274,7 @@ Outs f_size(Importer& I) {
 }
 
 Outs f_cast(Importer& I) {
-  const ConstPtr a = I.in(0).c;
+  const ConstPtr a = I.cin(0, "input");
   const int64_t to = I.attr_i("to", -1);
   DataType t;
   if (to == onnx::TensorProto::DOUBLE) t = DataType::kFloat;
@@ -299,7 +299,7 @@ ConstPtr gather_elems(Importer& I, const ConstPtr& a, Dims od, const std::vector
 }
 
 Outs f_gather(Importer& I) {
-  const ConstPtr a = I.in(0).c, idx = I.in(1).c;
+  const ConstPtr a = I.cin(0, "input"), idx = I.cin(1, "input");
   const Dims& d = a->dims;
   if (d.empty()) I.fail("data is a scalar");
   const int ax = I.axis(I.attr_i("axis", 0), d.size());
@@ -352,12 +352,12 @@ Outs f_concat(Importer& I) {
   return {o};
 }
 
-Outs f_reshape_like(Importer& I, Dims od) { return {copy_reshaped(I.in(0).c, std::move(od))}; }
+Outs f_reshape_like(Importer& I, Dims od) { return {copy_reshaped(I.cin(0, "input"), std::move(od))}; }
 
 Outs f_unsqueeze(Importer& I) {
-  const Dims& d = I.in(0).c->dims;
+  const Dims& d = I.cin(0, "input")->dims;
   std::vector<int64_t> axes;
-  if (I.opset_ >= 13) { if (I.has_in(1)) axes = ints(I.in(1).c); }
+  if (I.opset_ >= 13) { if (I.has_in(1)) axes = ints(I.cin(1, "input")); }
   else axes = I.attr_ints("axes");
   const size_t r = d.size() + axes.size();
   std::vector<char> ins(r, 0);
@@ -370,9 +370,9 @@ Outs f_unsqueeze(Importer& I) {
 }
 
 Outs f_squeeze(Importer& I) {
-  const Dims& d = I.in(0).c->dims;
+  const Dims& d = I.cin(0, "input")->dims;
   std::vector<int64_t> axes;
-  if (I.opset_ >= 13) { if (I.has_in(1)) axes = ints(I.in(1).c); }
+  if (I.opset_ >= 13) { if (I.has_in(1)) axes = ints(I.cin(1, "input")); }
   else axes = I.attr_ints("axes");
   std::vector<char> drop(d.size(), 0);
   if (axes.empty()) for (size_t i = 0; i < d.size(); ++i) drop[i] = d[i] == 1;
@@ -387,8 +387,8 @@ Outs f_squeeze(Importer& I) {
 }
 
 Outs f_reshape(Importer& I) {
-  const ConstPtr a = I.in(0).c;
-  const ConstPtr s = I.in(1).c;
+  const ConstPtr a = I.cin(0, "input");
+  const ConstPtr s = I.cin(1, "input");
   if (!s) return {};
   Dims o;
   int inf = -1;
@@ -413,7 +413,7 @@ Outs f_reshape(Importer& I) {
 }
 
 Outs f_flatten(Importer& I) {
-  const Dims& d = I.in(0).c->dims;
+  const Dims& d = I.cin(0, "input")->dims;
   int64_t a = I.attr_i("axis", 1);
   const auto r = static_cast<int64_t>(d.size());
   if (a < -r || a > r) I.fail("axis out of range");
@@ -424,7 +424,7 @@ Outs f_flatten(Importer& I) {
 }
 
 Outs f_transpose(Importer& I) {
-  const ConstPtr a = I.in(0).c;
+  const ConstPtr a = I.cin(0, "input");
   const size_t r = a->dims.size();
   std::vector<int64_t> perm = I.attr_ints("perm");
   if (perm.empty()) for (size_t i = 0; i < r; ++i) perm.push_back(static_cast<int64_t>(r - 1 - i));
@@ -451,14 +451,14 @@ Outs f_transpose(Importer& I) {
 }
 
 Outs f_slice(Importer& I) {
-  const ConstPtr a = I.in(0).c;
+  const ConstPtr a = I.cin(0, "input");
   const Dims& d = a->dims;
   std::vector<int64_t> starts, ends, axes, steps;
   if (I.opset_ < 10) { starts = I.attr_ints("starts"); ends = I.attr_ints("ends"); axes = I.attr_ints("axes"); }
   else {
-    starts = ints(I.in(1).c); ends = ints(I.in(2).c);
-    if (I.has_in(3)) axes = ints(I.in(3).c);
-    if (I.has_in(4)) steps = ints(I.in(4).c);
+    starts = ints(I.cin(1, "input")); ends = ints(I.cin(2, "input"));
+    if (I.has_in(3)) axes = ints(I.cin(3, "input"));
+    if (I.has_in(4)) steps = ints(I.cin(4, "input"));
   }
   if (starts.size() != ends.size()) I.fail("starts and ends differ in length");
   if (axes.empty()) for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
@@ -493,8 +493,8 @@ Outs f_slice(Importer& I) {
 }
 
 Outs f_expand(Importer& I) {
-  const ConstPtr a = I.in(0).c;
-  const std::vector<int64_t> s = ints(I.in(1).c);
+  const ConstPtr a = I.cin(0, "input");
+  const std::vector<int64_t> s = ints(I.cin(1, "input"));
   const Dims sd(s.begin(), s.end());
   for (int64_t v : sd) if (v < 0) I.fail("shape has negative values");
   const Dims od = bcast_dims(I, {&a->dims, &sd});
@@ -503,8 +503,8 @@ Outs f_expand(Importer& I) {
 }
 
 Outs f_tile(Importer& I) {
-  const ConstPtr a = I.in(0).c;
-  const std::vector<int64_t> rep = ints(I.in(1).c);
+  const ConstPtr a = I.cin(0, "input");
+  const std::vector<int64_t> rep = ints(I.cin(1, "input"));
   const Dims& d = a->dims;
   if (rep.size() != d.size()) I.fail("repeats do not match the rank");
   Dims od(d.size());
@@ -528,7 +528,7 @@ Outs f_tile(Importer& I) {
 }
 
 Outs f_constant_of_shape(Importer& I) {
-  const std::vector<int64_t> s = ints(I.in(0).c);
+  const std::vector<int64_t> s = ints(I.cin(0, "input"));
   Dims d(s.begin(), s.end());
   ConstPtr v;
   if (const auto* a = I.attr("value")) v = tensor_to_const(a->t(), "", I.path_);
@@ -541,7 +541,7 @@ Outs f_constant_of_shape(Importer& I) {
 }
 
 Outs f_range(Importer& I) {
-  const ConstPtr s = I.in(0).c, l = I.in(1).c, dl = I.in(2).c;
+  const ConstPtr s = I.cin(0, "input"), l = I.cin(1, "input"), dl = I.cin(2, "input");
   if (s->count() != 1 || l->count() != 1 || dl->count() != 1) I.fail("start, limit and delta must be scalars");
   const double st = s->f(0), li = l->f(0), de = dl->f(0);
   if (de == 0) I.fail("delta is 0");
@@ -557,7 +557,7 @@ Outs f_range(Importer& I) {
 }
 
 Outs f_where(Importer& I) {
-  const ConstPtr c = I.in(0).c, x = I.in(1).c, y = I.in(2).c;
+  const ConstPtr c = I.cin(0, "input"), x = I.cin(1, "input"), y = I.cin(2, "input");
   const Dims od = bcast_dims(I, {&c->dims, &x->dims, &y->dims});
   auto o = out_const(I, x->type, od);
   if (!o) return {};
@@ -570,12 +570,12 @@ Outs f_where(Importer& I) {
 }
 
 Outs f_split(Importer& I) {
-  const ConstPtr a = I.in(0).c;
+  const ConstPtr a = I.cin(0, "input");
   const Dims& d = a->dims;
   const int ax = I.axis(I.attr_i("axis", 0), d.size());
   const auto n = static_cast<int64_t>(I.node_->output_size());
   std::vector<int64_t> split;
-  if (I.opset_ >= 13) { if (I.has_in(1)) split = ints(I.in(1).c); }
+  if (I.opset_ >= 13) { if (I.has_in(1)) split = ints(I.cin(1, "input")); }
   else split = I.attr_ints("split");
   if (split.empty()) {
     const int64_t chunk = (d[ax] + n - 1) / n;
@@ -603,11 +603,11 @@ Outs f_split(Importer& I) {
 }
 
 Outs f_reduce(Importer& I, ReduceOp op) {
-  const ConstPtr a = I.in(0).c;
+  const ConstPtr a = I.cin(0, "input");
   const Dims& d = a->dims;
   std::vector<int64_t> axes;
   const bool axes_input = I.opset_ >= 18 || (I.node_->op_type() == "ReduceSum" && I.opset_ >= 13);
-  if (axes_input) { if (I.has_in(1)) axes = ints(I.in(1).c); }
+  if (axes_input) { if (I.has_in(1)) axes = ints(I.cin(1, "input")); }
   else axes = I.attr_ints("axes");
   const bool keep = I.attr_i("keepdims", 1) != 0;
   std::vector<char> red(d.size(), axes.empty() ? 1 : 0);
