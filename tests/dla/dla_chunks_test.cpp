@@ -39,6 +39,12 @@ TEST(DlaChunks, ZeroLayers) {
   expect_chunks(r, {{0, -1, 0, false}});
   EXPECT_EQ(r.dla_chunk_count(), 0);
 }
+TEST(DlaChunks, ZeroLayersJson) {
+  Network n;
+  std::string j = dla_report_json(n, can_run_on_dla(n), "empty.onnx");
+  EXPECT_NE(j.find("\"full_dla\": true"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"start\": 0,\n      \"end\": -1,\n      \"size\": 0,\n      \"device\": \"GPU\""), std::string::npos) << j;
+}
 TEST(DlaChunks, LeadingDlaLayerNoEmptyChunk) {
   DlaReport r = can_run_on_dla(chain("dgg"));
   EXPECT_FALSE(r.full_dla);
