@@ -1,10 +1,8 @@
 // tandem export qdq: the model with QuantizeLinear/DequantizeLinear pairs carrying the INT8 scales
 // of a calibration cache (explicit quantization for TensorRT 10+ and ONNX Runtime).
-// Adds the `qdq` subcommand to `export` (made here when no other file made it first).
 #include <cstdio>
-#include <cstdlib>
 
-#include "command.h"
+#include "export_command.h"
 #include "quant_cli.h"
 #include "tandem/qdq.h"
 
@@ -35,48 +33,19 @@ int run_qdq(const QdqArgs& a) {
     for (size_t i = 0; i < r.skipped.size() && i < 5; ++i) std::printf(" %s", r.skipped[i].c_str());
     std::printf("%s\n", r.skipped.size() > 5 ? " ..." : "");
   }
-  for (auto& s : r.notes) std::printf("note: %s\n", s.c_str());
+  for (const auto& s : r.notes)
+    if (s.rfind("opset raised", 0) != 0) std::printf("note: %s\n", s.c_str());
   return 0;
 }
 
-// Order 95: after the planner's `export` (if any), so that it is found and extended.
-RegisterCommand reg(95, "export-qdq", [](CLI::App& app) {
-  CLI::App* exp = nullptr;
-  bool own = false;
-  try {
-    exp = app.get_subcommand("export");
-  } catch (const CLI::OptionNotFound&) {
-    exp = app.add_subcommand("export", "Export the plan: Q/DQ ONNX model, ...");
-    exp->require_subcommand(1);
-    own = true;
-  }
-  auto* sub = exp->add_subcommand("qdq", "ONNX model with Q/DQ pairs from a calibration cache (INT8 layers of the plan)");
+RegisterExport reg("qdq", [](CLI::App& exp) {
+  auto* sub = exp.add_subcommand("qdq", "ONNX model with Q/DQ pairs from a calibration cache (INT8 layers of the plan)");
   auto a = std::make_shared<QdqArgs>();
   add_model_args(sub, a->m);
   sub->add_option("--cache", a->cache, "calibration cache with the INT8 scales")->required();
   sub->add_option("-o,--output", a->out, "Q/DQ model to write")->required();
   sub->add_option("--opset", a->opset, "opset of the output (>= 13)")->capture_default_str();
-  if (own) {
-    // We made `export`: main() runs the returned callback when it is parsed.
-    return std::function<int()>([a, sub] { return sub->parsed() ? run_qdq(*a) : 2; });
-  }
-  // `export` belongs to another file whose runner does not know `qdq`: run from CLI11's callback,
-  // with main()'s error handling (one line, the error's exit code).
-  sub->callback([a] {
-    int code = 0;
-    try {
-      code = run_qdq(*a);
-    } catch (const Error& e) {
-      std::fprintf(stderr, "tandem: error: %s\n", e.what());
-      code = e.exit_code();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "tandem: error: %s\n", e.what());
-      code = 1;
-    }
-    std::fflush(stdout);
-    std::exit(code);
-  });
-  return std::function<int()>([] { return 0; });
+  return std::function<int()>([a] { return run_qdq(*a); });
 });
 
 }  // namespace

@@ -7,42 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "plan_cli.h"
 #include "tandem/onnx.h"
 #include "tandem/plan.h"
 #include "tandem/quant.h"
 
 namespace tandem::cli {
 
-struct ModelArgs {
-  std::string model;
-  std::vector<std::string> shapes;
-  std::string strategy = "seed", target = "orin";
-  int max_chunks = 1, min_layers = 20;
-};
-
-inline void add_model_args(CLI::App* sub, ModelArgs& a) {
-  sub->add_option("model", a.model, "model.onnx")->required();
-  sub->add_option("--shape,-s", a.shapes, "input shape NAME:1x3x640x640 (repeatable)");
-  sub->add_option("--strategy", a.strategy, "plan strategy: seed | graph")->capture_default_str();
-  sub->add_option("--target", a.target, "DLA target: orin | xavier")->capture_default_str();
-  sub->add_option("--max-chunks", a.max_chunks, "seed: DLA chunks to keep (<= 0: all)")->capture_default_str();
-  sub->add_option("--min-layers", a.min_layers, "smallest DLA chunk kept (<= 0: any)")->capture_default_str();
-}
-
-inline Network load_network(const ModelArgs& a) {
-  ImportOptions io;
-  for (auto& s : a.shapes) io.shapes.push_back(parse_shape_arg(s));
-  return import_onnx(a.model, io);
-}
-
-inline Plan make_plan_from(const Network& net, const ModelArgs& a) {
-  PlanOptions po;
-  if (!parse_strategy(a.strategy, &po.strategy)) throw Error("--strategy: unknown strategy '" + a.strategy + "' (seed | graph)");
-  if (!parse_dla_target(a.target, &po.dla.target)) throw Error("--target: unknown DLA target '" + a.target + "' (orin | xavier)");
-  po.max_chunks = a.max_chunks;
-  po.min_layers = a.min_layers;
-  return make_plan(net, po);
-}
+// The model, its shapes and the plan options: plan_cli.h's PlanArgs (as `tandem plan`).
+using ModelArgs = PlanArgs;
+inline void add_model_args(CLI::App* sub, ModelArgs& a) { add_plan_args(sub, a); }
+inline Network load_network(const ModelArgs& a) { return load_plan_network(a); }
+inline Plan make_plan_from(const Network& net, const ModelArgs& a) { return make_plan(net, plan_options_from(a)); }
 
 // Where the data comes from: images, .npy files, or seeded random data.
 struct DataArgs {
