@@ -70,10 +70,12 @@ void check_model(const std::string& file, const std::string& shape) {
       EXPECT_TRUE(acyclic(net, p)) << file << " min_layers " << min_layers;
       EXPECT_LE(p.dla_region_count(), 16);
       for (const auto& r : p.regions) EXPECT_TRUE(connected(net, r)) << file << " region " << r.start;
-      for (size_t i = 0; i < p.layers.size(); ++i)
+      for (size_t i = 0; i < p.layers.size(); ++i) {
         if (p.layers[i].device == Device::kDLA && net.layers[i].kind != LayerKind::kConstant &&
-            net.layers[i].kind != LayerKind::kShuffle)
+            net.layers[i].kind != LayerKind::kShuffle) {
           EXPECT_TRUE(p.report.layers[i].ok) << net.layers[i].name;
+        }
+      }
     }
 }
 
