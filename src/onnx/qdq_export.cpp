@@ -177,32 +177,58 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
 
   // ---- what to quantize ----------------------------------------------------------------------
   const auto& prec = num.layer_precision;
-  std::set<std::string> int8_nodes;
-  std::vector<std::string> tensors;  // in network order
-  std::set<std::string> tensor_set;
-  for (size_t l = 0; l < net.layers.size() && l < prec.size(); ++l) {
-    if (prec[l] != Precision::kINT8) continue;
-    ++rep.int8_layers;
-    const Layer& L = net.layers[l];
-    if (!L.onnx_node.empty()) int8_nodes.insert(L.onnx_node);
-    for (const auto* list : {&L.inputs, &L.outputs})
-      for (TensorId t : *list) {
-        const Tensor& T = net.tensors[t];
-        if (T.type != DataType::kFloat || tensor_set.count(T.name)) continue;
-        tensor_set.insert(T.name);
-        tensors.push_back(T.name);
-      }
-  }
   std::map<std::string, int> producer;  // ONNX value -> node index
   for (int i = 0; i < g->node_size(); ++i)
     for (const auto& o : g->node(i).output()) producer[o] = i;
   std::set<std::string> graph_inputs, inits;
   for (const auto& i : g->input()) graph_inputs.insert(i.name());
   for (const auto& i : g->initializer()) inits.insert(i.name());
+  auto onnx_value = [&](const std::string& n) { return producer.count(n) || graph_inputs.count(n) || inits.count(n); };
+  auto scale_of = [&](const std::string& n) -> float {
+    auto it = num.tensor_scales.find(n);
+    return it == num.tensor_scales.end() ? 0.f : it->second;
+  };
 
-  std::vector<onnx::NodeProto> head;             // Q/DQ of graph inputs, initializers, weights
+  // As the emulation (and the DLA): an INT8 layer's output is stored quantized, so every consumer
+  // sees it quantized (Q/DQ right after the producer); a tensor an INT8 layer only reads is
+  // quantized on the way into that layer (a Q/DQ on that edge), other consumers keep it as is.
+  // A tensor made by the importer (a broadcast reshape of a constant, say) is quantized at its
+  // ONNX source, which is the same per-tensor rounding.
+  std::set<std::string> int8_nodes;
+  std::vector<std::string> written;                            // ONNX names, network order
+  std::set<std::string> written_set;
+  std::map<std::pair<std::string, std::string>, float> reads;  // (node, ONNX value) -> scale
+  std::set<std::string> skipped;
+  for (size_t l = 0; l < net.layers.size() && l < prec.size(); ++l) {
+    if (prec[l] != Precision::kINT8) continue;
+    ++rep.int8_layers;
+    const Layer& L = net.layers[l];
+    if (!L.onnx_node.empty()) int8_nodes.insert(L.onnx_node);
+    for (TensorId t : L.outputs) {
+      const Tensor& T = net.tensors[t];
+      if (T.type != DataType::kFloat) continue;
+      if (!onnx_value(T.name) || !producer.count(T.name)) { skipped.insert(T.name); continue; }
+      if (written_set.insert(T.name).second) written.push_back(T.name);
+    }
+    for (TensorId t : L.inputs) {
+      if (t < 0 || net.tensors[t].type != DataType::kFloat) continue;
+      const float sc = scale_of(net.tensors[t].name);
+      TensorId src = t;
+      while (!onnx_value(net.tensors[src].name)) {  // walk back through the importer's reshapes
+        LayerId pl = net.tensors[src].producer;
+        if (pl < 0) break;
+        const Layer& P = net.layers[pl];
+        if ((P.kind != LayerKind::kShuffle && P.kind != LayerKind::kIdentity) || P.inputs.empty()) break;
+        src = P.inputs[0];
+      }
+      const std::string& sn = net.tensors[src].name;
+      if (!onnx_value(sn)) { skipped.insert(net.tensors[t].name); continue; }
+      reads[{L.onnx_node, sn}] = sc;
+    }
+  }
+
+  std::vector<onnx::NodeProto> head;                  // Q/DQ of graph inputs, initializers, weights
   std::map<int, std::vector<onnx::NodeProto>> after;  // node index -> Q/DQ after it
-  std::map<std::string, std::string> rewire;     // value -> its dequantized value (for non-produced)
   auto make_qdq = [&](const std::string& src, const std::string& dst, float scale) {
     TP s, z;
     set_scalar_f(&s, fresh(src + "_scale"), scale);
@@ -225,31 +251,38 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
     new_inits.push_back(std::move(z));
     return std::vector<onnx::NodeProto>{qn, dn};
   };
+  auto place = [&](const std::string& value, std::vector<onnx::NodeProto> v) {
+    auto p = producer.find(value);
+    auto& dst = p != producer.end() ? after[p->second] : head;
+    dst.insert(dst.end(), v.begin(), v.end());
+  };
   std::map<std::string, std::string> renamed_outputs;  // produced value -> its pre-quant name
-  for (const std::string& t : tensors) {
-    auto sc = num.tensor_scales.find(t);
-    if (sc == num.tensor_scales.end()) {
-      rep.skipped.push_back(t + " (no scale)");
-      continue;
-    }
-    auto p = producer.find(t);
-    if (p != producer.end()) {
-      std::string pre = fresh(t + "_prequant");
-      renamed_outputs[t] = pre;
-      auto v = make_qdq(pre, t, sc->second);
-      auto& dst = after[p->second];
-      dst.insert(dst.end(), v.begin(), v.end());
-    } else if (graph_inputs.count(t) || inits.count(t)) {
-      std::string dq = fresh(t + "_dequantized");
-      rewire[t] = dq;
-      auto v = make_qdq(t, dq, sc->second);
-      head.insert(head.end(), v.begin(), v.end());
-    } else {
-      rep.skipped.push_back(t);
-      continue;
-    }
+  for (const std::string& t : written) {
+    const float sc = scale_of(t);
+    if (!(sc > 0.f)) { skipped.insert(t + " (no scale)"); continue; }
+    std::string pre = fresh(t + "_prequant");
+    renamed_outputs[t] = pre;
+    place(t, make_qdq(pre, t, sc));
     ++rep.activations;
   }
+  // Edge Q/DQ: one per (value, scale), shared by the INT8 readers that use that scale.
+  std::map<std::pair<std::string, float>, std::string> edge_dq;
+  std::map<std::pair<std::string, std::string>, std::string> rewire;  // (node, value) -> dq value
+  for (const auto& [edge, sc] : reads) {
+    const std::string& v = edge.second;
+    if (written_set.count(v) && renamed_outputs.count(v)) continue;  // already quantized for all
+    if (!(sc > 0.f)) { skipped.insert(v + " (no scale)"); continue; }
+    auto key = std::make_pair(v, sc);
+    auto it = edge_dq.find(key);
+    if (it == edge_dq.end()) {
+      std::string dq = fresh(v + "_dequantized");
+      place(v, make_qdq(v, dq, sc));
+      it = edge_dq.emplace(key, dq).first;
+      ++rep.activations;
+    }
+    rewire[edge] = it->second;
+  }
+  rep.skipped.assign(skipped.begin(), skipped.end());
 
   // ---- per-channel weights of INT8 convolutions ---------------------------------------------
   std::map<std::string, int> init_index;
@@ -351,8 +384,9 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
   for (auto& h : head) nodes.push_back(h);
   for (int i = 0; i < g->node_size(); ++i) {
     onnx::NodeProto n = g->node(i);
+    const std::string key = node_key(n);
     for (auto& in : *n.mutable_input()) {
-      auto r = rewire.find(in);
+      auto r = rewire.find({key, in});
       if (r != rewire.end()) in = r->second;
     }
     for (auto& o : *n.mutable_output()) {
