@@ -201,6 +201,7 @@ TensorId Importer::const_tensor(const ConstPtr& c) {
   net_.add_layer(std::move(l));
   const TensorId id = net_.layers.back().outputs[0];
   const_tensors_[c.get()] = id;
+  const_alive_.push_back(c);  // keep c alive: a freed Const's address may be reused by the next one
   return id;
 }
 

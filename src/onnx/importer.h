@@ -80,6 +80,7 @@ class Importer {
   std::unordered_set<std::string> layer_names_, tensor_names_;
   int64_t suffix_ = 0;
   std::unordered_map<const Const*, TensorId> const_tensors_;
+  std::vector<ConstPtr> const_alive_;  // owners of the keys of const_tensors_
   std::unordered_map<const Const*, WeightsId> const_weights_;
   size_t node_first_layer_ = 0;
   std::vector<Value> cur_inputs_;
