@@ -339,3 +339,23 @@ TEST(CpuBackend, DeconvolutionMatchesNaive) {
   auto out = run1(b.n, tensor_of("x", {1, 2, 2, 2}, xv));
   expect_near(values(out["y"]), want);
 }
+
+TEST(CpuBackend, MatMulBothTransposedAndBatchBroadcast) {
+  // A stored [3, 2] used as A^T [2, 3]; B stored [4, 3] used as B^T [3, 4].
+  Builder b;
+  TensorId a = b.input("a", {3, 2});
+  TensorId w = b.constant("w", {4, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  TensorId y = b.tensor("y", {2, 4});
+  b.layer("mm", LayerKind::kMatrixMultiply, {a, w}, {y}, MatrixMultiplyParams{MatrixOp::kTranspose, MatrixOp::kTranspose});
+  b.output(y);
+  std::vector<float> av = {1, -1, 2, 0.5f, -3, 2};
+  std::vector<float> want;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      float s = 0;
+      for (int k = 0; k < 3; ++k) s += av[k * 2 + i] * float(j * 3 + k + 1);
+      want.push_back(s);
+    }
+  auto out = run1(b.n, tensor_of("a", {3, 2}, av));
+  expect_near(values(out["y"]), want);
+}

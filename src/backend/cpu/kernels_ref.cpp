@@ -808,14 +808,17 @@ double cubic_weight(double x, double a) {
   return 0;
 }
 
+// scale: output/input (the model's scale when given, else the size ratio). ONNX's align_corners
+// uses the unrounded resized length in * scale when scales were given.
 Taps resize_taps(const ResizeParams& p, int64_t in, int64_t out, double scale) {
+  double out_len = p.scales.empty() ? double(out) : double(in) * scale;
   Taps t;
   t.n_taps = p.mode == ResizeMode::kNearest ? 1 : p.mode == ResizeMode::kLinear ? 2 : 4;
   for (int64_t o = 0; o < out; ++o) {
     double x = 0.0;
     switch (p.transform) {
       case ResizeCoordinateTransform::kAlignCorners:
-        x = out == 1 ? 0.0 : double(o) * double(in - 1) / double(out - 1);
+        x = (out == 1 || out_len <= 1.0) ? 0.0 : double(o) * double(in - 1) / (out_len - 1.0);
         break;
       case ResizeCoordinateTransform::kAsymmetric: x = double(o) / scale; break;
       case ResizeCoordinateTransform::kHalfPixel: x = (double(o) + 0.5) / scale - 0.5; break;
