@@ -142,6 +142,7 @@ TensorId Importer::add(LayerKind k, LayerParams p, std::vector<TensorId> inputs)
   }
   auto outs = infer_layer_outputs(net_, l);
   if (outs.size() != 1) fail("internal: layer with several outputs");
+  if (outs[0].first.size() > 8) fail(fmt::format("rank {} exceeds 8 (TensorRT's limit)", outs[0].first.size()));
   for (int64_t d : outs[0].first)
     if (d <= 0) fail(fmt::format("{} layer would have dims {}", to_string(k), dims_to_string(outs[0].first)));
   checked_volume(outs[0].first, fmt::format("{}: node '{}'", path_, node_name_));
@@ -184,6 +185,7 @@ TensorId Importer::const_tensor(const ConstPtr& c) {
   auto it = const_tensors_.find(c.get());
   if (it != const_tensors_.end()) return it->second;
   if (c->count() == 0) fail(fmt::format("constant '{}' with dims {} has no elements", c->name, dims_to_string(c->dims)));
+  if (c->dims.size() > 8) fail(fmt::format("constant '{}' has rank {} (more than 8)", c->name, c->dims.size()));
   for (int64_t d : c->dims)
     if (d <= 0) fail(fmt::format("constant '{}' has dims {}", c->name, dims_to_string(c->dims)));
   Layer l;
@@ -277,8 +279,6 @@ void Importer::import_inputs() {
     values_[t.name()] = Value{-1, c};
     init_names.insert(t.name());
   }
-  for (const auto& nd : g.node())  // Constant nodes have no inputs; nothing else to pre-bind
-    (void)nd;
   std::unordered_map<std::string, Dims> user;
   for (const auto& [name, d] : opt_.shapes) {
     if (user.count(name)) throw Error(fmt::format("--shape '{}': given twice", name));
@@ -351,6 +351,7 @@ void Importer::import_inputs() {
       t.dims = declared;
     }
     checked_volume(t.dims, fmt::format("{}: input '{}'", path_, vi.name()));
+    if (t.dims.size() > 8) fail(fmt::format("graph input '{}' has rank {} (more than 8)", vi.name(), t.dims.size()));
     tensor_names_.insert(t.name);
     const TensorId id = net_.add_tensor(std::move(t));
     net_.inputs.push_back(id);

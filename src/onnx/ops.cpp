@@ -511,7 +511,7 @@ Outs op_reshape(Importer& I) {
 
 Outs op_flatten(Importer& I) {
   const TensorId x = I.tin(0);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   int64_t a = I.attr_i("axis", 1);
   const auto r = static_cast<int64_t>(d.size());
   if (a < -r || a > r) I.fail(fmt::format("axis {} out of range", a));
@@ -550,7 +550,7 @@ std::vector<int64_t> axes_arg(Importer& I, size_t input) {
 
 Outs op_squeeze(Importer& I) {
   const TensorId x = I.tin(0);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   std::vector<int64_t> axes = axes_arg(I, 1);
   std::vector<char> drop(d.size(), 0);
   if (axes.empty()) {
@@ -570,7 +570,7 @@ Outs op_squeeze(Importer& I) {
 
 Outs op_unsqueeze(Importer& I) {
   const TensorId x = I.tin(0);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   std::vector<int64_t> axes = axes_arg(I, 1);
   if (axes.empty()) I.fail("axes are missing");
   const size_t r = d.size() + axes.size();
@@ -605,7 +605,7 @@ void slice_axis(Importer& I, int64_t dim, int64_t st, int64_t en, int64_t step, 
 
 Outs op_slice(Importer& I) {
   const TensorId x = I.tin(0);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   std::vector<int64_t> starts, ends, axes, steps;
   auto read = [&](size_t i, const char* what) {
     std::vector<int64_t> v;
@@ -638,7 +638,7 @@ Outs op_slice(Importer& I) {
 
 Outs op_split(Importer& I) {
   const TensorId x = I.tin(0);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   const int a = I.axis(I.attr_i("axis", 0), d.size());
   const auto n = static_cast<int64_t>(I.node_->output_size());
   std::vector<int64_t> split;
@@ -676,7 +676,7 @@ Outs op_split(Importer& I) {
 
 Outs op_pad(Importer& I) {
   const TensorId x = I.tin(0);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   const size_t r = d.size();
   std::vector<int64_t> pads, axes;
   float value = 0.f;
@@ -727,7 +727,7 @@ Outs op_expand(Importer& I) {
   const size_t r = std::max(shape.size(), I.rank(x));
   x = I.to_rank(x, r);
   while (shape.size() < r) shape.insert(shape.begin(), 1);
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   SliceParams p;  // the parser's broadcast: a Slice with stride 0 on the expanded axes
   p.start = Dims(r, 0);
   p.size = Dims(r);
@@ -744,7 +744,7 @@ Outs op_expand(Importer& I) {
 Outs op_tile(Importer& I) {
   const TensorId x = I.tin(0);
   const ConstPtr rc = I.cin(1, "repeats");
-  const Dims& d = I.dims(x);
+  const Dims d = I.dims(x);
   if (rc->count() != static_cast<int64_t>(d.size())) I.fail("repeats do not match the input rank");
   SliceParams p;
   p.mode = SliceMode::kWrap;

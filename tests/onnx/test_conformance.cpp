@@ -78,7 +78,11 @@ TEST(OnnxConformance, ImportsEveryModelWithSupportedOps) {
   for (const auto& [op, v] : skipped_by_op) skipped += static_cast<int>(v.size());
   std::printf("conformance import: %d imported, %d rejected for documented limits, %d skipped (unsupported op), "
               "%zu failed, of %zu models\n", imported, limited, skipped, failures.size(), dirs.size());
-  for (const auto& [op, v] : skipped_by_op) std::printf("  skipped for op %s: %zu model(s)\n", op.c_str(), v.size());
+  for (const auto& [op, v] : skipped_by_op) {
+    std::string names;
+    for (const auto& n : v) names += (names.empty() ? "" : " ") + n;
+    std::printf("  skipped for op %s (%zu): %s\n", op.c_str(), v.size(), names.c_str());
+  }
   for (const auto& f : failures) std::printf("  FAILED %s\n", f.c_str());
   for (const auto& f : unexpected_ok) std::printf("  now imports (remove from the limits list): %s\n", f.c_str());
   std::printf("  %d declared output shapes compared with the inferred ones\n", compared);
