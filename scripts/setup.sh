@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything tandem needs on a fresh Debian 12 machine (run as root), then fetches the
+# Installs everything tandem needs on a fresh Debian 12 machine (apt-get through sudo unless
+# root), then fetches the
 # test data. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,9 +16,9 @@ for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  sudo=(); ((EUID == 0)) || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 "$root/scripts/fetch-data.sh"
 if [[ -f "$root/tools/peer/package.json" ]]; then
