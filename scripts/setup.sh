@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything tandem needs on a fresh Debian 12 machine (apt-get through sudo unless
-# root), then fetches the
-# test data. Idempotent.
+# root), then fetches the test data. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pkgs=(build-essential cmake g++ pkg-config git

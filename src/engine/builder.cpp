@@ -83,8 +83,7 @@ Precision default_gpu_precision(const Layer& l, const BuildOptions& o) {
     if (l.kind == LayerKind::kConstant || l.kind == LayerKind::kShuffle || l.kind == LayerKind::kGather ||
         l.kind == LayerKind::kCast || l.kind == LayerKind::kSlice || l.kind == LayerKind::kConcatenation)
       return Precision::kUnset;
-    bool float_io = true;
-    return float_io ? Precision::kFP16 : Precision::kUnset;
+    return Precision::kFP16;
   }
   return Precision::kUnset;
 }
@@ -101,6 +100,7 @@ Plan plan_build(const Network& net, const BuildOptions& o, std::vector<std::stri
   plan.int8 = o.int8;
   plan.fp8 = o.fp8;
   plan.optimization_level = o.optimization_level;
+  plan.check_precision = o.int8 ? DlaPrecision::kInt8 : DlaPrecision::kFp16;
   plan.layers.resize(net.layers.size());
   std::map<std::string, Device> dev_over(o.layer_device.begin(), o.layer_device.end());
   std::map<std::string, Precision> prec_over(o.layer_precision.begin(), o.layer_precision.end());

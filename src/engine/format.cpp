@@ -311,6 +311,7 @@ void put_plan(Writer& w, const Plan& p) {
   w.u8(uint8_t(p.plan_case)); w.boolean(p.gpu_fallback); w.u8(uint8_t(p.default_device));
   w.i32(p.dla_core); w.u8(uint8_t(p.target)); w.u8(uint8_t(p.strategy));
   w.boolean(p.fp16); w.boolean(p.int8); w.boolean(p.fp8); w.i32(p.optimization_level);
+  w.u8(uint8_t(p.check_precision));
   w.u32(uint32_t(p.layers.size()));
   for (const auto& l : p.layers) { w.u8(uint8_t(l.device)); w.u8(uint8_t(l.precision)); w.i32(l.region); w.str(l.reason); }
   w.u32(uint32_t(p.regions.size()));
@@ -326,6 +327,7 @@ void get_plan(Reader& r, Plan& p, const Network& net) {
   p.default_device = r.enumeration<Device>(2, "default device"); p.dla_core = r.i32();
   p.target = r.enumeration<DlaTarget>(2, "target"); p.strategy = r.enumeration<Strategy>(2, "strategy");
   p.fp16 = r.boolean(); p.int8 = r.boolean(); p.fp8 = r.boolean(); p.optimization_level = r.i32();
+  p.check_precision = r.enumeration<DlaPrecision>(2, "check precision");
   uint32_t nl = r.count(10, "plan layer count");
   if (nl != net.layers.size()) r.fail(fmt::format("{} layer placements for {} layers", nl, net.layers.size()));
   p.layers.resize(nl);

@@ -289,6 +289,19 @@ Outs f_cast(Importer& I) {
   return {o};
 }
 
+Outs f_cast_like(Importer& I) {
+  const ConstPtr a = I.cin(0, "input");
+  const DataType t = I.cin(1, "target_type")->type;
+  auto o = out_const(I, t, a->dims);
+  if (!o) return {};
+  for (int64_t k = 0; k < a->count(); ++k) {
+    if (is_float(t)) o->set_f(k, a->f(k));
+    else if (is_float(a->type)) o->set_f(k, std::trunc(a->f(k)));
+    else o->set_i(k, a->i(k));
+  }
+  return {o};
+}
+
 // Generic gather of elements by a precomputed source index list.
 ConstPtr gather_elems(Importer& I, const ConstPtr& a, Dims od, const std::vector<int64_t>& src) {
   auto o = out_const(I, a->type, std::move(od));
@@ -658,6 +671,7 @@ const std::unordered_map<std::string, FoldFn>& op_folders() {
       {"Shape", f_shape},
       {"Size", f_size},
       {"Cast", f_cast},
+      {"CastLike", f_cast_like},
       {"Gather", f_gather},
       {"Concat", f_concat},
       {"Unsqueeze", f_unsqueeze},

@@ -801,6 +801,13 @@ Outs op_cast(Importer& I) {
   return {I.add(LayerKind::kCast, CastParams{to}, {I.tin(0)})};
 }
 
+Outs op_cast_like(Importer& I) {
+  const Value& like = I.in(1);
+  if (!like.present()) I.fail("target_type input is missing");
+  const DataType to = like.t >= 0 ? I.dtype(like.t) : like.c->type;
+  return {I.add(LayerKind::kCast, CastParams{to}, {I.tin(0)})};
+}
+
 Outs op_identity(Importer& I) {
   if (I.node_->op_type() == "Dropout" && I.output_used(1)) I.fail("the mask output is not supported");
   return {I.add(LayerKind::kIdentity, NoParams{}, {I.tin(0)})};
@@ -1027,6 +1034,7 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
       {"Tile", op_tile},
       {"Gather", op_gather},
       {"Cast", op_cast},
+      {"CastLike", op_cast_like},
       {"Identity", op_identity},
       {"Dropout", op_identity},
       {"Softmax", softmax(false)},

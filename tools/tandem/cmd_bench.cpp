@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <numeric>
 #include <map>
 #include <random>
@@ -188,6 +189,12 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
                          {"max", m.max}, {"std", m.std}, {"ci95", m.ci95}};
       j["throughput_per_s"] = throughput;
       j["dla_layers"] = engine->dla_layer_count();
+      uint64_t wbytes = 0, qbytes = 0;
+      for (const auto& w : engine->network().weights) wbytes += w.bytes.size();
+      for (WeightsId id : engine->contents().int8_weights) qbytes += engine->network().weights[id].bytes.size();
+      j["weights_fp32_bytes"] = wbytes;          // in memory, after passes
+      j["weights_int8_stored"] = qbytes;         // of which stored as int8 (a quarter of that on disk)
+      j["engine_file_bytes"] = std::filesystem::file_size(a->engine);
       j["dla_emulated"] = engine->dla_layer_count() > 0;
       if (!note.empty()) j["note"] = note;
       std::printf("%s\n", j.dump(1).c_str());
