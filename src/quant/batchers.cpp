@@ -73,8 +73,8 @@ void store(uint8_t* base, DataType t, int64_t i, float v) {
     case DataType::kHalf: reinterpret_cast<uint16_t*>(base)[i] = float_to_half(v); break;
     case DataType::kInt8: reinterpret_cast<int8_t*>(base)[i] = int8_t(std::clamp(std::nearbyint(v), -128.f, 127.f)); break;
     case DataType::kUInt8: reinterpret_cast<uint8_t*>(base)[i] = uint8_t(std::clamp(std::nearbyint(v), 0.f, 255.f)); break;
-    case DataType::kInt32: reinterpret_cast<int32_t*>(base)[i] = int32_t(std::nearbyint(v)); break;
-    case DataType::kInt64: reinterpret_cast<int64_t*>(base)[i] = int64_t(std::nearbyint(v)); break;
+    case DataType::kInt32: reinterpret_cast<int32_t*>(base)[i] = int32_t(std::clamp(double(std::nearbyint(v)), -2147483648.0, 2147483647.0)); break;
+    case DataType::kInt64: reinterpret_cast<int64_t*>(base)[i] = int64_t(std::clamp(double(std::nearbyint(v)), -9.2e18, 9.2e18)); break;
     case DataType::kBool: base[i] = v != 0.f; break;
   }
 }

@@ -48,8 +48,8 @@ void Histogram::add(const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     double a = std::fabs(double(x[i]));
     if (!std::isfinite(a)) continue;
-    int b = static_cast<int>(a * inv);
-    counts[b >= nb ? nb - 1 : b] += 1.0;
+    double pos = a * inv;  // compare in double: a cast of a huge value to int is undefined
+    counts[pos >= double(nb - 1) ? nb - 1 : static_cast<int>(pos)] += 1.0;
   }
 }
 
