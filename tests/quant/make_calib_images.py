@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Writes the committed calibration images tests/data/calib/text_NN.png: 192x48 RGB, dark
 glyph-like strokes on a light, slightly tinted background (a stand-in for cropped text lines, the
-input of the PP-OCR direction classifier). Standard library only; deterministic (seeded)."""
+input of the PP-OCR direction classifier). Standard library only; deterministic (seeded).
+
+With --pages N OUTDIR it writes N 640x640 "pages" instead (several such text lines pasted on
+light paper, for the text detector); these are not committed (about 30 KB each)."""
 import os, random, struct, sys, zlib
 
 W, H = 192, 48
 
-def png(path, rows):
+def png(path, rows, W=W, H=H):
     raw = b"".join(b"\x00" + bytes(r) for r in rows)
     def chunk(t, d):
         c = struct.pack(">I", len(d)) + t + d
@@ -50,7 +53,30 @@ def render(rng, flip):
         img[py][px] = [max(0, min(255, c + rng.randint(-40, 40))) for c in img[py][px]]
     return [[c for p in row for c in p] for row in img]
 
+def page(rng, size=640):
+    paper = [rng.randint(215, 250) for _ in range(3)]
+    img = [[list(paper) for _ in range(size)] for _ in range(size)]
+    y = rng.randint(10, 40)
+    while y < size - 60:
+        x = rng.randint(10, 80)
+        while x < size - 200 and rng.random() < 0.8:
+            line = render(rng, flip=False)
+            for yy in range(H):
+                row = line[yy]
+                for xx in range(W):
+                    img[y + yy][x + xx] = row[3 * xx:3 * xx + 3]
+            x += W + rng.randint(0, 40)
+        y += H + rng.randint(8, 40)
+    return [[c for p in row for c in p] for row in img]
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--pages":
+        n, out = int(sys.argv[2]), sys.argv[3]
+        os.makedirs(out, exist_ok=True)
+        rng = random.Random(7)
+        for i in range(n):
+            png(os.path.join(out, "page_%02d.png" % i), page(rng), 640, 640)
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "data", "calib")
     os.makedirs(out, exist_ok=True)
     rng = random.Random(2026)
