@@ -198,3 +198,35 @@ TEST(OnnxImport, ReadTensorProto) {
   }
   EXPECT_THROW(read_tensor_proto(test::write_bytes("bad.pb", std::string("\x0a\xff\xff", 3))), Error);
 }
+
+TEST(OnnxImport, InitializerListedAsInputIsAConstant) {
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).input("k", {4}).output("y");  // old exporters list initializers as inputs
+  b.init("k", {4}, {1, 2, 3, 4});
+  b.node("Add", {"x", "k"}, {"y"}, "add");
+  Network n = import_onnx(b.write("initinput.onnx"));
+  ASSERT_EQ(n.inputs.size(), 1u);
+  EXPECT_EQ(n.tensors[n.inputs[0]].name, "x");
+  EXPECT_EQ(n.layers[0].kind, LayerKind::kConstant);
+  EXPECT_EQ(n.layers[0].name, "k");
+}
+
+TEST(OnnxImport, ExternalDataBeyondTheFileIsAnError) {
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).output("y");
+  auto* t = b.proto().mutable_graph()->add_initializer();
+  t->set_name("k");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(4);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data(); kv->set_key("location"); kv->set_value("k.bin");
+  kv = t->add_external_data(); kv->set_key("offset"); kv->set_value("8");
+  b.node("Add", {"x", "k"}, {"y"}, "add");
+  test::write_bytes("extshort/k.bin", std::string(16, '\0'));
+  try {
+    import_onnx(b.write("extshort/model.onnx"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("initializer 'k': external data offset 8"), std::string::npos) << e.what();
+  }
+}
