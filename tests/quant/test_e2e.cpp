@@ -50,13 +50,7 @@ static CliRun run(const std::string& args) {
 }
 
 // ---- hand-worked emulation ---------------------------------------------------------------
-TEST(Int8Emulation, Conv2x2) {
-  // x = [0.3, -0.62, 1.0, 0.1] (range 1 -> scale 1/127) -> q = [38, -79, 127, 13]
-  // w = [0.5, -0.25, 0.125, 1.0] (per-channel max 1 -> scale 1/127) -> q = [64, -32, 16, 127]
-  //   (0.5 * 127 = 63.5 rounds half to even: 64)
-  // conv = (38*64 + 79*32 + 127*16 + 13*127) / 127^2 = 8643 / 16129 = 0.535867
-  // output range 1 -> q = round(0.535867 * 127) = round(68.055) = 68 -> 68 / 127.
-  // The FP32 reference gives 0.15 + 0.155 + 0.125 + 0.1 = 0.53.
+static Network conv2x2_net() {
   Network net;
   Tensor x;
   x.name = "x";
@@ -94,6 +88,17 @@ TEST(Int8Emulation, Conv2x2) {
   net.add_layer(c);
   net.verify();
 
+  return net;
+}
+
+TEST(Int8Emulation, Conv2x2) {
+  // x = [0.3, -0.62, 1.0, 0.1] (range 1 -> scale 1/127) -> q = [38, -79, 127, 13]
+  // w = [0.5, -0.25, 0.125, 1.0] (per-channel max 1 -> scale 1/127) -> q = [64, -32, 16, 127]
+  //   (0.5 * 127 = 63.5 rounds half to even: 64)
+  // conv = (38*64 + 79*32 + 127*16 + 13*127) / 127^2 = 8643 / 16129 = 0.535867
+  // output range 1 -> q = round(0.535867 * 127) = round(68.055) = 68 -> 68 / 127.
+  // The FP32 reference gives 0.15 + 0.155 + 0.125 + 0.1 = 0.53.
+  Network net = conv2x2_net();
   TensorMap in;
   in["x"] = HostTensor::zeros("x", DataType::kFloat, {1, 1, 2, 2});
   float xv[4] = {0.3f, -0.62f, 1.0f, 0.1f};
@@ -156,6 +161,52 @@ TEST(Int8Emulation, ConcatWithUnequalRangesIsTied) {
   EXPECT_FLOAT_EQ(o[1], 22 * s);
   EXPECT_FLOAT_EQ(o[2], std::nearbyint(-3.f / s) * s);
   EXPECT_FLOAT_EQ(o[3], 127 * s);
+}
+
+TEST(CalibrateDriver, MinMaxRangesAndCacheReuse) {
+  Network net = conv2x2_net();
+  Plan plan;
+  plan.layers.resize(1);
+  plan.layers[0].precision = Precision::kINT8;
+  auto b = make_synthetic_batcher(input_specs(net), 2, 3, -2.f, 1.5f, 11);
+  // The expected ranges: max |x| over all data, and max |conv(x)| from the FP32 reference.
+  float mx = 0, my = 0;
+  auto ref = make_cpu_executor(net);
+  TensorMap batch;
+  while (b->next(&batch))
+    for (const TensorMap& piece : split_batch(batch, input_specs(net))) {
+      for (int i = 0; i < 4; ++i) mx = std::max(mx, std::fabs(piece.at("x").f32()[i]));
+      my = std::max(my, std::fabs(ref->run(piece).at("y").f32()[0]));
+    }
+  std::string cache = ::testing::TempDir() + "tandem_quant_driver.cache";
+  std::remove(cache.c_str());
+  CalibrateOptions co;
+  co.algorithm = CalibAlgorithm::kMinMax;
+  co.cache_path = cache;
+  co.progress = false;
+  CalibrationResult r = calibrate(net, plan, *b, co);
+  EXPECT_FALSE(r.from_cache);
+  EXPECT_EQ(r.batches, 3);
+  EXPECT_EQ(r.samples, 6);
+  EXPECT_FLOAT_EQ(r.ranges.at("x"), mx);
+  EXPECT_FLOAT_EQ(r.ranges.at("y"), my);
+  EXPECT_FLOAT_EQ(r.scales.at("x"), mx / 127);
+  CalibrationCache c = read_calibration_cache(cache);
+  EXPECT_EQ(c.algorithm, "MinMaxCalibration");
+  ASSERT_EQ(c.scales.size(), 2u);
+  EXPECT_EQ(c.scales[0].first, "x");
+  // The cache is used instead of data (an empty batcher would fail otherwise).
+  auto empty = limit_batches(make_synthetic_batcher(input_specs(net), 1, 1), 1);
+  CalibrationResult r2 = calibrate(net, plan, *empty, co);
+  EXPECT_TRUE(r2.from_cache);
+  EXPECT_EQ(r2.scales.at("x"), c.scales[0].second);
+  // Entropy with the same data gives ranges no larger than the max.
+  co.algorithm = CalibAlgorithm::kEntropy;
+  co.recalibrate = true;
+  CalibrationResult r3 = calibrate(net, plan, *b, co);
+  EXPECT_LE(r3.ranges.at("x"), mx * (1 + 1e-6));
+  EXPECT_EQ(read_calibration_cache(cache).algorithm, "EntropyCalibration2");
+  std::remove(cache.c_str());
 }
 
 // ---- CLI: clear errors, exit code 2 ------------------------------------------------------
