@@ -51,6 +51,15 @@ TEST(OnnxModels, DetGolden) {
   EXPECT_EQ(n.tensors[n.outputs[0]].name, "sigmoid_0.tmp_0");
   EXPECT_EQ(n.tensors[n.outputs[0]].dims, (Dims{1, 1, 640, 640}));
   EXPECT_EQ(n.layers[0].name, "p2o.Conv.0");
+  // Re-running shape inference over the IR reproduces every tensor's dims and type.
+  Network copy = n;
+  for (auto& t : copy.tensors)
+    if (t.producer >= 0) t.dims.clear();
+  infer_shapes(copy);
+  for (size_t i = 0; i < n.tensors.size(); ++i) {
+    EXPECT_EQ(copy.tensors[i].dims, n.tensors[i].dims) << n.tensors[i].name;
+    EXPECT_EQ(copy.tensors[i].type, n.tensors[i].type) << n.tensors[i].name;
+  }
 }
 
 // ch_ppocr_mobile_v2.0_cls_infer.onnx (opset 9, input 'x'), ONNX node counts:
