@@ -143,8 +143,9 @@ void print_text(const Network& net) {
     std::vector<std::string> ins, outs;
     for (TensorId t : l.inputs) ins.push_back(tensor_text(net, t));
     for (TensorId t : l.outputs) outs.push_back(tensor_text(net, t));
-    fmt::print("{:>4}  {:<40} {:<15} {:<60} {:<50} {}\n", i, l.name, to_string(l.kind), fmt::join(ins, ", "),
-               fmt::join(outs, ", "), l.onnx_node.empty() ? "-" : fmt::format("{} ({})", l.onnx_node, l.onnx_op));
+    const std::string in_s = fmt::format("{}", fmt::join(ins, ", ")), out_s = fmt::format("{}", fmt::join(outs, ", "));
+    fmt::print("{:>4}  {:<40} {:<15} {:<60} {:<50} {}\n", i, l.name, to_string(l.kind), in_s.empty() ? "-" : in_s,
+               out_s, l.onnx_node.empty() ? "-" : fmt::format("{} ({})", l.onnx_node, l.onnx_op));
   }
 }
 
