@@ -801,6 +801,35 @@ Outs op_cast(Importer& I) {
   return {I.add(LayerKind::kCast, CastParams{to}, {I.tin(0)})};
 }
 
+// DepthToSpace / SpaceToDepth: Shuffle(reshape to 6-D, then transpose) + Shuffle(reshape back).
+OpFn space_depth(bool to_space) {
+  return [=](Importer& I) -> Outs {
+    const TensorId x = I.tin(0);
+    if (I.rank(x) != 4) I.fail("input must be 4-D");
+    const Dims d = I.dims(x);
+    const int64_t b = I.attr_i("blocksize", 0);
+    if (b <= 0 || b > 4096) I.fail(fmt::format("blocksize {} is not supported", b));
+    const int64_t n = d[0], c = d[1], h = d[2], w = d[3];
+    ShuffleParams p;
+    Dims out;
+    if (to_space) {
+      if (c % (b * b)) I.fail(fmt::format("channels {} not divisible by blocksize^2", c));
+      const std::string mode = I.attr_s("mode", "DCR");
+      if (mode == "DCR") { p.reshape = Dims{n, b, b, c / (b * b), h, w}; p.second_transpose = {0, 3, 4, 1, 5, 2}; }
+      else if (mode == "CRD") { p.reshape = Dims{n, c / (b * b), b, b, h, w}; p.second_transpose = {0, 1, 4, 2, 5, 3}; }
+      else I.fail(fmt::format("mode '{}' is not supported", mode));
+      out = {n, c / (b * b), h * b, w * b};
+    } else {
+      if (h % b || w % b) I.fail(fmt::format("spatial dims {}x{} not divisible by blocksize {}", h, w, b));
+      p.reshape = Dims{n, c, h / b, b, w / b, b};
+      p.second_transpose = {0, 3, 5, 1, 2, 4};
+      out = {n, c * b * b, h / b, w / b};
+    }
+    const TensorId t = I.add(LayerKind::kShuffle, p, {x});
+    return {I.reshape(t, out)};
+  };
+}
+
 Outs op_cast_like(Importer& I) {
   const Value& like = I.in(1);
   if (!like.present()) I.fail("target_type input is missing");
@@ -1035,6 +1064,8 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
       {"Gather", op_gather},
       {"Cast", op_cast},
       {"CastLike", op_cast_like},
+      {"DepthToSpace", space_depth(true)},
+      {"SpaceToDepth", space_depth(false)},
       {"Identity", op_identity},
       {"Dropout", op_identity},
       {"Softmax", softmax(false)},
