@@ -145,6 +145,18 @@ std::map<std::string, float> tie_ranges(const Network& net,
   const int nt = static_cast<int>(net.tensors.size());
   UnionFind uf(nt);
   auto has = [&](TensorId t) { return ranges.count(net.tensors[t].name) > 0; };
+  // A tensor made only from constants (a Constant layer, through reshapes).
+  auto is_constant = [&](TensorId t) {
+    for (;;) {
+      if (t < 0) return false;
+      LayerId p = net.tensors[t].producer;
+      if (p < 0) return false;
+      const Layer& P = net.layers[p];
+      if (P.kind == LayerKind::kConstant) return true;
+      if ((P.kind != LayerKind::kShuffle && P.kind != LayerKind::kIdentity) || P.inputs.empty()) return false;
+      t = P.inputs[0];
+    }
+  };
   auto tie_all = [&](const std::vector<TensorId>& ts) {
     int first = -1;
     for (TensorId t : ts) {
@@ -163,9 +175,15 @@ std::map<std::string, float> tie_ranges(const Network& net,
         tie_all(ts);
         break;
       }
-      case LayerKind::kElementWise:
-        tie_all(L.inputs);
+      case LayerKind::kElementWise: {
+        // A constant operand is fused by TensorRT into a Scale layer (docs/dla-rules.md 5.6): its
+        // values become weights, not an INT8 tensor, so it is not tied to the other input.
+        std::vector<TensorId> ts;
+        for (TensorId t : L.inputs)
+          if (!is_constant(t)) ts.push_back(t);
+        tie_all(ts);
         break;
+      }
       case LayerKind::kPooling: {
         std::vector<TensorId> ts = {L.inputs[0]};
         ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());

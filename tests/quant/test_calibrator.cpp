@@ -160,6 +160,35 @@ TEST(Tying, ConcatPoolElementwise) {
   EXPECT_EQ(u["d"], 2.5f);  // pooling still ties c and d
 }
 
+TEST(Tying, ElementWiseWithAConstantIsNotTied) {
+  // y = x * c with c a Constant (through a reshape): TensorRT makes this a Scale layer, so c keeps
+  // its own range; tying it to x (range 50) would round c = 1/6 to 0 with scale 50/127.
+  Network net;
+  auto T = [&](const char* n, Dims d) {
+    Tensor t;
+    t.name = n;
+    t.dims = d;
+    return net.add_tensor(t);
+  };
+  TensorId x = T("x", {1, 2, 1, 1}), c0 = T("c0", {2}), c = T("c", {1, 2, 1, 1}), y = T("y", {1, 2, 1, 1});
+  net.tensors[x].is_input = true;
+  net.inputs = {x};
+  Weights w;
+  w.name = "w";
+  w.dims = {2};
+  w.bytes.assign(8, 0);
+  WeightsId wi = net.add_weights(w);
+  Layer k; k.name = "const"; k.kind = LayerKind::kConstant; k.params = ConstantParams{wi}; k.outputs = {c0}; net.add_layer(k);
+  Layer r; r.name = "reshape"; r.kind = LayerKind::kShuffle; ShuffleParams sp; sp.reshape = Dims{1, 2, 1, 1};
+  r.params = sp; r.inputs = {c0}; r.outputs = {c}; net.add_layer(r);
+  Layer m; m.name = "mul"; m.kind = LayerKind::kElementWise; m.params = ElementWiseParams{ElementWiseOp::kProd};
+  m.inputs = {x, c}; m.outputs = {y}; net.add_layer(m);
+  std::vector<Precision> prec = {Precision::kUnset, Precision::kUnset, Precision::kINT8};
+  auto t = tie_ranges(net, prec, {{"x", 50.f}, {"c", 1.f / 6}, {"y", 8.f}});
+  EXPECT_EQ(t["x"], 50.f);
+  EXPECT_EQ(t["c"], 1.f / 6);
+}
+
 TEST(Tying, NumericsNeedsEveryInt8Tensor) {
   Network net = concat_net(Precision::kINT8);
   Plan plan;
