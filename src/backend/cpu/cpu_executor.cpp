@@ -100,12 +100,14 @@ class CpuExecutor : public Executor {
     std::vector<bool> elided(nt, false);                     // never materialised
     std::vector<cpu::ConvSpec> conv_specs(net.layers.size());
     std::vector<TensorId> final_out(net.layers.size(), -1);
+    auto conv_scratch = std::make_shared<cpu::ConvScratch>();
     for (LayerId id = 0; id < LayerId(net.layers.size()); ++id) {
       const Layer& l = net.layers[id];
       if (l.kind != LayerKind::kConvolution && l.kind != LayerKind::kDeconvolution) continue;
       cpu::ConvSpec& s = conv_specs[id];
       const auto& p = l.as<ConvolutionParams>();
       s.layer = &l;
+      s.scratch = conv_scratch;
       s.in_dims = net.tensors[l.inputs[0]].dims;
       s.out_dims = net.tensors[l.outputs[0]].dims;
       s.kernel = weights_f32(net, p.kernel_weights);

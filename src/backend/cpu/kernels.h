@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,15 @@ struct PostOp {
 };
 bool dnnl_supports_post_op(const PostOp& p);
 
+// Scratch shared by every convolution of one executor (they run one at a time): blocked copies
+// of the source and destination when oneDNN picks a blocked layout (nChw16c, ...).
+struct ConvScratch {
+  std::vector<float> src, dst;
+};
+
 // Convolution/Deconvolution with explicit (possibly folded or quantized) weights.
 struct ConvSpec {
+  std::shared_ptr<ConvScratch> scratch;
   const Layer* layer = nullptr;
   Dims in_dims, out_dims;
   std::vector<float> kernel;  // layout as in ConvolutionParams
@@ -31,6 +39,8 @@ struct ConvSpec {
 
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
+// oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.
+Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n);
 // Plain loops for every other kind. Weights come from `weights` (possibly rounded copies).
 Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Weights>& weights);
 

@@ -1,7 +1,9 @@
 // oneDNN kernels: convolution, deconvolution and matrix multiply, primitives created once.
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 
 #include "kernels.h"
@@ -106,6 +108,18 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   auto& eng = cpu_engine();
   dnnl::memory::desc src_md(to_dnnl(s.in_dims), dt::f32, plain_tag(r + 2));
   dnnl::memory::desc dst_md(to_dnnl(s.out_dims), dt::f32, plain_tag(r + 2));
+  // Layout: the tensors between layers are plain (NCHW). oneDNN's NCHW depthwise convolutions go
+  // through im2col + gemm and are slow; for those, let oneDNN choose (blocked nChw8c/16c) and
+  // reorder in and out around the primitive. TANDEM_CPU_LAYOUT=any does it for every convolution,
+  // =plain for none.
+  const char* layout = std::getenv("TANDEM_CPU_LAYOUT");
+  // Default: blocked only for small tensors, where oneDNN's blocked kernels win and the reorders
+  // cost little (measured on PP-OCR cls vs det; see docs/cpu-backend.md).
+  int64_t elems = volume(s.in_dims) + volume(s.out_dims);
+  bool blocked = layout ? std::string(layout) == "any" : elems < (int64_t(1) << 17);
+  if (layout && std::string(layout) == "plain") blocked = false;
+  dnnl::memory::desc src_req = blocked ? dnnl::memory::desc(to_dnnl(s.in_dims), dt::f32, tag::any) : src_md;
+  dnnl::memory::desc dst_req = blocked ? dnnl::memory::desc(to_dnnl(s.out_dims), dt::f32, tag::any) : dst_md;
   dnnl::memory::desc w_user_md(wd, dt::f32, ws);
   dnnl::memory::desc w_any_md(wd, dt::f32, tag::any);
   dnnl::memory::desc b_md({K}, dt::f32, tag::a);
@@ -119,27 +133,31 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   attr.set_post_ops(po);
 
   dnnl::primitive prim;
-  dnnl::memory::desc w_md;
+  dnnl::memory::desc w_md, src_pd_md = src_md, dst_pd_md = dst_md;
   if (!deconv) {
     auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::convolution_direct, src_md, w_any_md, b_md, dst_md,
+                            dnnl::algorithm::convolution_direct, src_req, w_any_md, b_md, dst_req,
                             strides, dil, pl, pr)
                       : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::convolution_direct, src_md, w_any_md, dst_md,
+                            dnnl::algorithm::convolution_direct, src_req, w_any_md, dst_req,
                             strides, dil, pl, pr);
     dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
     prim = dnnl::convolution_forward(pd);
     w_md = pd.weights_desc();
+    src_pd_md = pd.src_desc();
+    dst_pd_md = pd.dst_desc();
   } else {
     auto d = has_bias ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::deconvolution_direct, src_md, w_any_md, b_md, dst_md,
+                            dnnl::algorithm::deconvolution_direct, src_req, w_any_md, b_md, dst_req,
                             strides, dil, pl, pr)
                       : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::deconvolution_direct, src_md, w_any_md, dst_md,
+                            dnnl::algorithm::deconvolution_direct, src_req, w_any_md, dst_req,
                             strides, dil, pl, pr);
     dnnl::deconvolution_forward::primitive_desc pd(d, attr, eng);
     prim = dnnl::deconvolution_forward(pd);
     w_md = pd.weights_desc();
+    src_pd_md = pd.src_desc();
+    dst_pd_md = pd.dst_desc();
   }
   // Reorder the weights once into the layout the primitive wants.
   dnnl::stream st(eng);
@@ -152,16 +170,77 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   dnnl::memory b_mem;
   if (has_bias) b_mem = dnnl::memory(b_md, eng, bias->data());
   dnnl::memory src_mem(src_md, eng, nullptr), dst_mem(dst_md, eng, nullptr);
+  bool reorder_src = src_pd_md != src_md, reorder_dst = dst_pd_md != dst_md;
+  auto scratch = s.scratch ? s.scratch : std::make_shared<ConvScratch>();
+  dnnl::memory src_blk, dst_blk;
+  dnnl::reorder to_blk, from_blk;
+  if (reorder_src) {
+    size_t n = src_pd_md.get_size() / sizeof(float) + 16;
+    if (scratch->src.size() < n) scratch->src.resize(n);
+    src_blk = dnnl::memory(src_pd_md, eng, nullptr);
+    to_blk = dnnl::reorder(src_mem, src_blk);
+  }
+  if (reorder_dst) {
+    size_t n = dst_pd_md.get_size() / sizeof(float) + 16;
+    if (scratch->dst.size() < n) scratch->dst.resize(n);
+    dst_blk = dnnl::memory(dst_pd_md, eng, nullptr);
+    from_blk = dnnl::reorder(dst_blk, dst_mem);
+  }
+  // Small convolutions run on one thread: a parallel region costs more than it saves, and far
+  // more when the machine is loaded (each barrier waits for the other thread's time slice).
+  int64_t macs = volume(s.out_dims) * (C / g);
+  for (int64_t k : p.kernel) macs *= k;
+  bool serial = macs < (int64_t(1) << 21);
+  auto stream = std::make_shared<dnnl::stream>(eng);
+  std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, reorder_src ? src_blk : src_mem},
+                                                {DNNL_ARG_WEIGHTS, w_mem},
+                                                {DNNL_ARG_DST, reorder_dst ? dst_blk : dst_mem}};
+  if (has_bias) args[DNNL_ARG_BIAS] = b_mem;
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     (void)bias;
     src_mem.set_data_handle(in[0]);
     dst_mem.set_data_handle(out[0]);
-    std::unordered_map<int, dnnl::memory> args = {
-        {DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, dst_mem}};
-    if (has_bias) args[DNNL_ARG_BIAS] = b_mem;
-    dnnl::stream s(cpu_engine());
-    prim.execute(s, args);
-    s.wait();
+    if (reorder_src) {
+      src_blk.set_data_handle(scratch->src.data());
+      to_blk.execute(*stream, src_mem, src_blk);
+    }
+    int threads = omp_get_max_threads();
+    if (serial) omp_set_num_threads(1);
+    if (reorder_dst) dst_blk.set_data_handle(scratch->dst.data());
+    prim.execute(*stream, args);
+    if (reorder_dst) from_blk.execute(*stream, dst_blk, dst_mem);
+    stream->wait();
+    if (serial) omp_set_num_threads(threads);
+  };
+}
+
+Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n) {
+  using A = dnnl::algorithm;
+  A alg;
+  float alpha = 0.f, beta = 0.f;
+  switch (a.type) {
+    case ActivationType::kSigmoid: alg = A::eltwise_logistic; break;
+    case ActivationType::kTanh: alg = A::eltwise_tanh; break;
+    case ActivationType::kElu: alg = A::eltwise_elu; alpha = a.alpha; break;
+    case ActivationType::kGeluErf: alg = A::eltwise_gelu_erf; break;
+    case ActivationType::kGeluTanh: alg = A::eltwise_gelu_tanh; break;
+    case ActivationType::kRelu: case ActivationType::kLeakyRelu: case ActivationType::kClip:
+    case ActivationType::kHardSigmoid: case ActivationType::kSelu: case ActivationType::kSoftplus:
+    case ActivationType::kSoftsign: case ActivationType::kThresholdedRelu: case ActivationType::kScaledTanh:
+      return {};
+  }
+  auto& eng = cpu_engine();
+  dnnl::memory::desc md({n}, dt::f32, tag::a);
+  dnnl::eltwise_forward::primitive_desc pd(
+      dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, alg, md, alpha, beta), eng);
+  dnnl::eltwise_forward prim(pd);
+  dnnl::memory src(md, eng, nullptr), dst(md, eng, nullptr);
+  auto stream = std::make_shared<dnnl::stream>(eng);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
+    src.set_data_handle(in[0]);
+    dst.set_data_handle(out[0]);
+    prim.execute(*stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    stream->wait();
   };
 }
 
@@ -207,13 +286,13 @@ Kernel make_matmul_kernel(const Network& net, const Layer& l) {
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), eng);
   dnnl::matmul prim(pd);
   dnnl::memory a(a_md, eng, nullptr), b(b_md, eng, nullptr), c(c_md, eng, nullptr);
+  auto stream = std::make_shared<dnnl::stream>(eng);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     a.set_data_handle(in[0]);
     b.set_data_handle(in[1]);
     c.set_data_handle(out[0]);
-    dnnl::stream s(cpu_engine());
-    prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-    s.wait();
+    prim.execute(*stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    stream->wait();
   };
 }
 
