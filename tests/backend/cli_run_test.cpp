@@ -1,0 +1,77 @@
+// `tandem run`: outputs as .npy, and one clear line + exit 2 for every kind of bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+#include "tandem/npy.h"
+
+using namespace tandem;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
+const std::string kModel = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+
+struct Result {
+  int rc;
+  std::string out;
+};
+Result sh(const std::string& args) {
+  std::string cmd = kTandem + " run " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 512> buf;
+  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+}  // namespace
+
+TEST(CliRun, WritesOutputsAndRejectsBadInput) {
+  ASSERT_TRUE(fs::exists(kModel)) << kModel << " is missing: run scripts/setup.sh";
+  fs::path d = fs::temp_directory_path() / ("tandem_cli_run_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  std::string base = kModel + " --shape x:1x3x48x192 ";
+
+  Result ok = sh(base + "--random-input --seed 3 --output-dir " + (d / "out").string() + " --threads 2");
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  HostTensor y = read_npy((d / "out" / "softmax_0.tmp_0.npy").string());
+  EXPECT_EQ(y.dims, (Dims{1, 2}));
+  EXPECT_NEAR(y.f32()[0] + y.f32()[1], 1.f, 1e-5f);
+
+  write_npy((d / "x.npy").string(), HostTensor::zeros("x", DataType::kFloat, {1, 3, 48, 192}));
+  write_npy((d / "small.npy").string(), HostTensor::zeros("x", DataType::kFloat, {1, 3, 48, 100}));
+  write_npy((d / "i64.npy").string(), HostTensor::zeros("x", DataType::kInt64, {1, 3, 48, 192}));
+
+  struct Case {
+    std::string args, want;
+  };
+  const Case cases[] = {
+      {base + "--output-dir " + (d / "o1").string(), "missing input 'x' (1x3x48x192 fp32)"},
+      {base + "--input x=" + (d / "small.npy").string() + " --output-dir " + (d / "o2").string(),
+       "small.npy: input 'x' wants shape 1x3x48x192, the file holds 1x3x48x100"},
+      {base + "--input x=" + (d / "i64.npy").string() + " --output-dir " + (d / "o3").string(),
+       "i64.npy: input 'x' wants fp32 (<f4), the file holds int64 (<i8)"},
+      {base + "--input x=" + (d / "nope.npy").string() + " --output-dir " + (d / "o4").string(),
+       "nope.npy: cannot open .npy file"},
+      {base + "--input y=" + (d / "x.npy").string() + " --output-dir " + (d / "o5").string(),
+       "the model has no input 'y'"},
+      {base + "--input x=" + (d / "x.npy").string() + " --output-dir /proc/tandem_nope",
+       "/proc/tandem_nope: cannot create the output folder"},
+  };
+  for (const Case& c : cases) {
+    Result r = sh(c.args);
+    EXPECT_EQ(r.rc, 2) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.want), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one line: " << r.out;
+  }
+  // Nothing half-written by the failing runs.
+  for (const char* o : {"o1", "o2", "o3", "o4", "o5"})
+    if (fs::exists(d / o)) EXPECT_TRUE(fs::is_empty(d / o)) << o;
+  fs::remove_all(d);
+}
