@@ -182,14 +182,36 @@ def make_yolo_tiny(nc=8, reg_max=16):
     return m
 
 
-def make_model(name):
+def calibrate_bn(m, shape, batches=4, batch=8):
+    """Random weights with BatchNorm's default statistics (mean 0, var 1) make activations vanish
+    or explode layer by layer (logits of 1e-14 and less); re-estimating the statistics on random
+    inputs keeps every layer's output at a useful scale so that the comparison means something."""
+    import torch
+    bns = [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return m
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    m.train()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for _ in range(batches):
+            m(torch.randn(batch, *shape[1:], generator=g))
+    return m.eval()
+
+
+def make_model(name, bn_calib=True):
     import torch
     torch.manual_seed(0)
     if name == "yolo_tiny":
-        return make_yolo_tiny().eval(), (1, 3, 320, 320)
-    import torchvision
-    m = getattr(torchvision.models, name)(weights=None)
-    return m.eval(), (1, 3, 224, 224)
+        m, shape = make_yolo_tiny(), (1, 3, 320, 320)
+    else:
+        import torchvision
+        m, shape = getattr(torchvision.models, name)(weights=None), (1, 3, 224, 224)
+    if bn_calib:
+        calibrate_bn(m, shape)
+    return m.eval(), shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +333,7 @@ def verify_one(args, name, opset, log):
     os.makedirs(workdir)
     model_path = os.path.join(workdir, "model.onnx")
     try:
-        m, shape = make_model(name)
+        m, shape = make_model(name, args.bn_calib)
         g = torch.Generator().manual_seed(123)
         x = torch.randn(*shape, generator=g)
         with torch.no_grad():
@@ -373,6 +395,7 @@ def verify_one(args, name, opset, log):
             return row
         d, r = rel_err(a, t.numpy())
         worst_t, worst_abs = max(worst_t, r), max(worst_abs, d)
+        row["ref_max"] = max(row.get("ref_max", 0.0), float(np.max(np.abs(t.numpy()))))
         if ort_out is not None:
             worst_o = max(worst_o, rel_err(a, ort_out[n_])[1])
     row["rel_torch"], row["abs_torch"] = worst_t, worst_abs
@@ -402,6 +425,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=180, help="seconds per tandem command")
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--no-bn-calib", dest="bn_calib", action="store_false",
+                    help="keep BatchNorm's default statistics (activations then vanish in deep nets)")
     ap.add_argument("--no-localize", dest="localize", action="store_false")
     ap.add_argument("--save-failing", type=int, default=0, help="save up to N failing models to OUT as .onnx.xz")
     ap.add_argument("--budget", type=float, default=0, help="stop starting new cases after this many seconds")
@@ -420,7 +445,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    header = f"{'model':<20} {'opset':>5} {'import':<8} {'layers':>6} {'run':<8} {'rel(torch)':>10} {'abs(torch)':>10} {'rel(ort)':>9} {'ort~torch':>9}  note"
+    header = f"{'model':<20} {'opset':>5} {'import':<8} {'layers':>6} {'run':<8} {'rel(torch)':>10} {'abs(torch)':>10} {'max|y|':>8} {'rel(ort)':>9} {'ort~torch':>9}  note"
     lines = [" | ".join(vers), header]
     print(lines[0]); print(header, flush=True)
     rows = []
@@ -438,7 +463,7 @@ def main():
                     ok = r["import"] == "ok" and r["run"] == "ok" and not r.get("bad", True)
                     note = r["note"] + ("" if ok or r["note"].strip() else "MISMATCH")
                     line = (f"{name:<20} {opset:>5} {r['import']:<8} {r['layers']:>6} {r['run']:<8} "
-                            f"{fmt_e(r['rel_torch']):>10} {fmt_e(r.get('abs_torch')):>10} {fmt_e(r['rel_ort']):>9} "
+                            f"{fmt_e(r['rel_torch']):>10} {fmt_e(r.get('abs_torch')):>10} {fmt_e(r.get('ref_max')):>8} {fmt_e(r['rel_ort']):>9} "
                             f"{fmt_e(r['ort_vs_torch']):>9}  {'PASS' if ok else 'FAIL'} {note} ({time.time() - t0:.0f}s)")
                 print(line, flush=True)
                 lines.append(line)
