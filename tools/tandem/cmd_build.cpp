@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "command.h"
 #include "tandem/builder.h"
@@ -17,6 +18,7 @@ struct BuildArgs {
   std::vector<std::string> shapes, input_formats, output_formats, layer_precision, layer_device;
   std::string default_device = "gpu", strategy = "seed", target = "orin";
   std::vector<float> input_scale;
+  std::optional<float> range_lo, range_hi;
   BuildOptions o;
 };
 
@@ -41,8 +43,11 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_option("--num-batches", o.calibration.num_batches, "synthetic calibration batches")->capture_default_str();
   sub->add_option("--max-images", o.calibration.max_images, "use at most N calibration images (0: all)")->capture_default_str();
   sub->add_option("--data-order", o.calibration.order, "calibration data layout: NCHW | NHWC")->capture_default_str();
-  sub->add_option("--resize-method", o.calibration.resize_method, "letterbox | linear")->capture_default_str();
+  sub->add_option("--resize,--resize-method", o.calibration.resize_method, "letterbox | linear (as in calibrate and compare)")->capture_default_str();
   sub->add_option("--input-scale", a.input_scale, "pixel range LO HI (default 0 1)")->expected(2);
+  // The same spelling as calibrate and compare: pixel 0 -> --range, pixel 255 -> --range-hi.
+  sub->add_option("--range", a.range_lo, "pixel 0 maps to this value (as in calibrate and compare)");
+  sub->add_option("--range-hi", a.range_hi, "pixel 255 maps to this value (as in calibrate and compare)");
   sub->add_option("--timing-cache,--tc", o.timing_cache, "timing cache file, or 'global' (the one in the cache folder)");
   sub->add_option("--input-format", a.input_formats, "NAME:TYPE[:LAYOUT], TYPE fp32|fp16|int8|uint8, LAYOUT nchw|nhwc (repeatable)");
   sub->add_option("--output-format", a.output_formats, "NAME:TYPE[:LAYOUT] (repeatable)");
@@ -98,6 +103,8 @@ BuildOptions finish(BuildArgs& a, bool dla) {
     throw Error(fmt::format("--default-device: '{}' is not gpu | dla", a.default_device));
   }
   if (!a.input_scale.empty()) { o.calibration.range_lo = a.input_scale[0]; o.calibration.range_hi = a.input_scale[1]; }
+  if (a.range_lo) o.calibration.range_lo = *a.range_lo;
+  if (a.range_hi) o.calibration.range_hi = *a.range_hi;
   return o;
 }
 
