@@ -78,7 +78,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Non-empty when DLA layers run emulated on the host: one line to show the user.
   std::string emulation_note() const;
   // threads 0: the engine's tuned tactic, else the backend default.
-  std::unique_ptr<ExecutionContext> create_context(int threads = 0) const;
+  // backend: "cpu" (always built) or "cuda" (when this tandem was built with CUDA and a GPU is
+  // present); anything else, or cuda without a GPU, is an Error saying why.
+  std::unique_ptr<ExecutionContext> create_context(int threads = 0, const std::string& backend = "cpu") const;
+  // Non-empty when DLA layers run emulated on the host: one line naming the backend used.
+  std::string emulation_note(const std::string& backend_name) const;
 
  private:
   EngineContents c_;
@@ -88,7 +92,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
 // One per thread: owns an executor and its buffers; converts IO formats around it.
 class ExecutionContext {
  public:
-  ExecutionContext(std::shared_ptr<const Engine> engine, int threads);
+  ExecutionContext(std::shared_ptr<const Engine> engine, int threads, const std::string& backend = "cpu");
   // Inputs in the engine's input formats; outputs in its output formats.
   TensorMap run(const TensorMap& inputs);
   const Engine& engine() const { return *engine_; }

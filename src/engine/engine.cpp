@@ -6,6 +6,9 @@
 
 #include "engine/internal.h"
 #include "tandem/engine.h"
+#ifdef TANDEM_HAVE_CUDA
+#include "tandem/cuda.h"
+#endif
 
 namespace tandem {
 
@@ -172,7 +175,9 @@ Numerics Engine::numerics() const {
   return n;
 }
 
-std::string Engine::emulation_note() const {
+std::string Engine::emulation_note() const { return emulation_note("cpu"); }
+
+std::string Engine::emulation_note(const std::string& backend_name) const {
   int dla = dla_layer_count();
   if (!dla) return "";
   int i8 = 0, f16 = 0;
@@ -183,12 +188,12 @@ std::string Engine::emulation_note() const {
     }
   return fmt::format(
       "note: no DLA is attached: the {} DLA layers of this engine ({} INT8, {} FP16, DLA core {}) ran "
-      "with DLA numerics (INT8/FP16 emulation) on the host CPU backend",
-      dla, i8, f16, c_.plan.dla_core);
+      "with DLA numerics (INT8/FP16 emulation) on the host {} backend",
+      dla, i8, f16, c_.plan.dla_core, backend_name == "cuda" ? "CUDA" : "CPU");
 }
 
-std::unique_ptr<ExecutionContext> Engine::create_context(int threads) const {
-  return std::make_unique<ExecutionContext>(shared_from_this(), threads);
+std::unique_ptr<ExecutionContext> Engine::create_context(int threads, const std::string& backend) const {
+  return std::make_unique<ExecutionContext>(shared_from_this(), threads, backend);
 }
 
 namespace {
@@ -206,12 +211,24 @@ int tuned_threads(const Engine& e) {
 }
 }  // namespace
 
-ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine, int threads)
+ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine, int threads, const std::string& backend)
     : engine_(std::move(engine)) {
   ExecOptions o;
   o.threads = threads > 0 ? threads : tuned_threads(*engine_);
   o.numerics = engine_->numerics();
-  exec_ = make_cpu_executor(engine_->network(), o);
+  if (backend == "cpu") {
+    exec_ = make_cpu_executor(engine_->network(), o);
+  } else if (backend == "cuda") {
+#ifdef TANDEM_HAVE_CUDA
+    std::string why;
+    if (!cuda_available(&why)) throw Error(fmt::format("{}: --backend cuda: {}", engine_->name(), why));
+    exec_ = make_cuda_executor(engine_->network(), o);
+#else
+    throw Error(fmt::format("{}: --backend cuda: this tandem was built without the CUDA backend", engine_->name()));
+#endif
+  } else {
+    throw Error(fmt::format("--backend '{}': expected cpu or cuda", backend));
+  }
 }
 
 std::string ExecutionContext::backend_name() const { return exec_->backend_name(); }

@@ -28,7 +28,7 @@ TensorMap random_engine_inputs(const Engine& e, uint64_t seed);
 // formats, one .npy per output. Says when DLA layers ran emulated.
 int run_engine_file(const std::string& engine_path, const std::vector<std::string>& shapes,
                     const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
-                    const std::string& output_dir, int threads) {
+                    const std::string& output_dir, int threads, const std::string& backend) {
   if (output_dir.empty()) throw Error("--output-dir is required");
   if (!shapes.empty()) throw Error("--shape: an engine's input shapes are fixed at build time (rebuild with --shape)");
   auto engine = Engine::load(engine_path);
@@ -60,14 +60,14 @@ int run_engine_file(const std::string& engine_path, const std::vector<std::strin
     t.name = f.name;
     in[f.name] = std::move(t);
   }
-  auto ctx = engine->create_context(threads);
+  auto ctx = engine->create_context(threads, backend);
   TensorMap out = ctx->run(in);
   std::vector<std::string> paths = write_run_outputs(out, output_dir);
   size_t i = 0;
   for (const auto& [name, t] : out)
     std::printf("%s: %s %s -> %s\n", name.c_str(), dims_to_string(t.dims).c_str(), std::string(to_string(t.type)).c_str(),
                 paths[i++].c_str());
-  std::string note = engine->emulation_note();
+  std::string note = engine->emulation_note(backend);
   if (!note.empty()) std::printf("%s\n", note.c_str());
   return 0;
 }
@@ -77,6 +77,7 @@ namespace {
 struct BenchArgs {
   std::string engine;
   int iterations = 100, warmup = 10, threads = 0;
+  std::string backend = "cpu";
   bool json = false;
   std::vector<std::string> inputs;
 };
@@ -144,6 +145,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
   sub->add_option("--threads", a->threads, "CPU threads (0: the engine's tuned tactic)")->capture_default_str();
   sub->add_option("--input", a->inputs, "NAME=FILE.npy (default: random data in the engine's input formats)");
   sub->add_flag("--json", a->json, "one JSON document on stdout");
+  sub->add_option("--backend", a->backend, "cpu | cuda (cuda needs a CUDA build and a GPU)")->capture_default_str();
   return std::function<int()>([a] {
     if (a->iterations < 1) throw Error(fmt::format("--iterations {}: must be >= 1", a->iterations));
     if (a->warmup < 0) throw Error(fmt::format("--warmup {}: must be >= 0", a->warmup));
@@ -151,7 +153,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
     auto t0 = clock::now();
     auto engine = Engine::load(a->engine);
     double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-    auto ctx = engine->create_context(a->threads);
+    auto ctx = engine->create_context(a->threads, a->backend);
     TensorMap inputs = random_engine_inputs(*engine, 0);
     for (const auto& s : a->inputs) {
       auto p = s.find('=');
@@ -176,7 +178,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       if (!d.empty()) batch = d[0];
     }
     double throughput = m.mean > 0 ? double(batch) * 1000.0 / m.mean : 0;
-    std::string note = engine->emulation_note();
+    std::string note = engine->emulation_note(a->backend);
     if (a->json) {
       nlohmann::json j;
       j["engine"] = a->engine;

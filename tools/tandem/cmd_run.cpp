@@ -9,6 +9,8 @@
 // write_run_outputs() writes a TensorMap atomically.
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -32,6 +34,7 @@ struct RunArgs {
   uint64_t seed = 0;
   std::string output_dir;
   int threads = 0;
+  std::string backend = "cpu";  // engines only: cpu | cuda
 };
 
 // Expected input: name, dims, type (from a Network or an engine).
@@ -180,11 +183,11 @@ int run_onnx_model(const RunArgs& a) {
 // Engine files (tandem build / build-dla) run through the engine runtime: cmd_bench.cpp.
 int run_engine_file(const std::string& engine, const std::vector<std::string>& shapes,
                     const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
-                    const std::string& output_dir, int threads);
+                    const std::string& output_dir, int threads, const std::string& backend);
 
 namespace {
 RegisterCommand reg(60, "run", [](CLI::App& app) {
-  auto* sub = app.add_subcommand("run", "Run a model on the CPU backend: .npy inputs in, one .npy per output out");
+  auto* sub = app.add_subcommand("run", "Run a model (CPU) or an engine (CPU or CUDA): .npy inputs in, one .npy per output out");
   auto args = std::make_shared<RunArgs>();
   sub->add_option("model", args->model, "model.onnx or model.engine")->required();
   sub->add_option("--shape", args->shapes, "Fix an input shape, NAME:1x3x640x640 (repeatable)");
@@ -194,12 +197,17 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   sub->add_option("--seed", args->seed, "Seed for --random-input (default 0)");
   sub->add_option("--output-dir", args->output_dir, "Folder for <output>.npy files (created)")->required();
   sub->add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--backend", args->backend, "engines: cpu | cuda (cuda needs a CUDA build and a GPU)")
+      ->capture_default_str();
   (void)in;
   (void)rnd;
   return std::function<int()>([args] {
     if (args->model.size() > 7 && args->model.compare(args->model.size() - 7, 7, ".engine") == 0)
       return run_engine_file(args->model, args->shapes, args->inputs, args->random_input, args->seed,
-                             args->output_dir, args->threads);
+                             args->output_dir, args->threads, args->backend);
+    if (args->backend != "cpu")
+      throw Error(fmt::format("--backend {}: ONNX models run on the CPU backend; build an engine to run it on {}",
+                              args->backend, args->backend));
     return run_onnx_model(*args);
   });
 });
