@@ -103,7 +103,7 @@ bool have_models() { return fs::exists(kCls) && fs::exists(kDet) && fs::is_direc
 }  // namespace
 
 TEST(EngineBuild, ClsBuildDlaMatchesEmulationAndCaches) {
-  if (!have_models()) GTEST_SKIP() << "models missing: run scripts/fetch-data.sh";
+  if (!have_models()) FAIL() << "models missing: run scripts/fetch-data.sh";
   std::string dir = temp_dir("cls");
   const std::string shape = "x:1x3x48x192";
   BuildOptions o = dla_options(dir, shape);
@@ -183,7 +183,7 @@ TEST(EngineBuild, ClsBuildDlaMatchesEmulationAndCaches) {
 }
 
 TEST(EngineBuild, DetBuildDlaGraphMatchesEmulation) {
-  if (!have_models()) GTEST_SKIP() << "models missing: run scripts/fetch-data.sh";
+  if (!have_models()) FAIL() << "models missing: run scripts/fetch-data.sh";
   std::string dir = temp_dir("det");
   const std::string shape = "x:1x3x640x640";
   BuildOptions o = dla_options(dir, shape);
@@ -208,7 +208,7 @@ TEST(EngineBuild, DetBuildDlaGraphMatchesEmulation) {
 }
 
 TEST(EngineBuild, ConcurrentBuildsOfOneKeyBuildOnce) {
-  if (!fs::exists(kCls)) GTEST_SKIP() << "models missing: run scripts/fetch-data.sh";
+  if (!fs::exists(kCls)) FAIL() << "models missing: run scripts/fetch-data.sh";
   std::string dir = temp_dir("concurrent");
   BuildOptions o;
   o.shapes = {parse_shape_arg("x:1x3x48x192")};

@@ -36,10 +36,10 @@ Result run(const std::string& args) {
 }
 
 void golden(const std::string& name, const std::string& args) {
-  if (!fs::exists(kBin)) GTEST_SKIP() << "no tandem binary at " << kBin;
+  if (!fs::exists(kBin)) FAIL() << "no tandem binary at " << kBin;
   if (!fs::exists(kSrc + "/.data/models/ch_PP-OCRv4_det_infer.onnx") ||
       !fs::exists(kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"))
-    GTEST_SKIP() << "models missing: run scripts/fetch-data.sh";
+    FAIL() << "models missing: run scripts/fetch-data.sh";
   Result r = run(args);
   ASSERT_EQ(r.rc, 0) << args;
   const std::string path = kSrc + "/tests/golden/" + name;
@@ -98,8 +98,8 @@ Result run_err(const std::string& args) {
 }
 
 TEST(CliErrors, BadPlanOptionsExit2) {
-  if (!fs::exists(kBin)) GTEST_SKIP() << "no tandem binary";
-  if (!fs::exists(kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx")) GTEST_SKIP() << "models missing";
+  if (!fs::exists(kBin)) FAIL() << "no tandem binary";
+  if (!fs::exists(kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx")) FAIL() << "models missing";
   struct Case {
     std::string args, msg;
   };
@@ -123,8 +123,8 @@ TEST(CliErrors, BadPlanOptionsExit2) {
 }
 
 TEST(CliExport, DotFiles) {
-  if (!fs::exists(kBin)) GTEST_SKIP() << "no tandem binary";
-  if (!fs::exists(kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx")) GTEST_SKIP() << "models missing";
+  if (!fs::exists(kBin)) FAIL() << "no tandem binary";
+  if (!fs::exists(kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx")) FAIL() << "models missing";
   const fs::path dir = fs::temp_directory_path() / ("tandem_dot_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   Result r = run("export dot " + kCls + " --strategy graph -o '" + (dir / "cls.dot").string() + "'");

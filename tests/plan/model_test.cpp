@@ -56,7 +56,7 @@ bool connected(const Network& net, const Region& r) {
 
 void check_model(const std::string& file, const std::string& shape) {
   const std::string path = std::string(TANDEM_SOURCE_DIR) + "/.data/models/" + file;
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "run scripts/fetch-data.sh";
+  if (!std::filesystem::exists(path)) FAIL() << "run scripts/fetch-data.sh";
   ImportOptions io;
   io.shapes.push_back(parse_shape_arg(shape));
   Network net = import_onnx(path, io);

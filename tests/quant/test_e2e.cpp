@@ -213,8 +213,8 @@ TEST(CalibrateDriver, MinMaxRangesAndCacheReuse) {
 class QuantCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kTandem)) GTEST_SKIP() << "no CLI binary at " << kTandem;
-    if (!fs::exists(kCls)) GTEST_SKIP() << "model missing: " << kCls << " (scripts/fetch-data.sh)";
+    if (!fs::exists(kTandem)) FAIL() << "no CLI binary at " << kTandem;
+    if (!fs::exists(kCls)) FAIL() << "model missing: " << kCls << " (scripts/fetch-data.sh)";
   }
 };
 
@@ -289,7 +289,7 @@ TEST_F(QuantCli, ClsCalibrateCompareAndQdqInOnnxRuntime) {
   ASSERT_EQ(r.code, 0) << r.out;
   const std::string peer = kSrc + "/tools/peer";
   if (!fs::exists(peer + "/node_modules/onnxruntime-node") || std::system("node --version > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "no ONNX Runtime peer (tools/peer: npm ci)";
+    FAIL() << "no ONNX Runtime peer (tools/peer: npm ci)";
   ImageBatcherOptions io;
   io.dir = kCalib;
   io.lo = -1;
