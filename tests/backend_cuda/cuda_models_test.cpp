@@ -19,7 +19,7 @@ std::string model_path(const std::string& file) {
 
 void compare_model(const std::string& file, const std::string& input, Dims dims) {
   std::string path = model_path(file);
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing: run scripts/fetch-data.sh";
+  if (!std::filesystem::exists(path)) FAIL() << path << " missing: run scripts/fetch-data.sh";
   ImportOptions io;
   io.shapes = {{input, dims}};
   Network net = import_onnx(path, io);
