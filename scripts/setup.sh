@@ -7,7 +7,11 @@ pkgs=(build-essential cmake g++ pkg-config git
       libprotobuf-dev protobuf-compiler libonnx-dev libdnnl-dev
       libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      libonnx-testdata graphviz)
+      libonnx-testdata graphviz
+      ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl-config.cmake requires OpenCL
+      ccache)
+# scripts/check-deps.sh asks for the list to prove the build uses nothing else.
+if [[ "${1:-}" == "--list-packages" ]]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 # Node.js is only needed for npm (models, ONNX Runtime peer); keep one that is already there.
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()

@@ -24,6 +24,8 @@ run_suite() {  # build dir, label regex to exclude, test-name regex to exclude, 
 
 echo "== Release build and tests"
 run_suite "$root/build/release" "" "" -DCMAKE_BUILD_TYPE=Release
+echo "== Every Debian package the build used is installed by scripts/setup.sh"
+"$root/scripts/check-deps.sh" "$root/build/release"
 # The sanitizer pass runs the whole suite again; -O1 keeps the instrumented build quick.
 echo "== Sanitizer build (ASan + UBSan) and tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

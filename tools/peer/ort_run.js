@@ -2,7 +2,11 @@
 // ONNX Runtime (CPU) peer for tandem: runs a model on .npy inputs, writes .npy outputs, and can
 // time runs. Usage:
 //   node ort_run.js MODEL.onnx --input NAME=FILE.npy ... [--output-dir DIR] [--threads 2]
-//                   [--iters N] [--warmup W]
+//                   [--iters N] [--warmup W] [--opt-level disabled|basic|extended|all]
+// Numerics use graph optimization level `basic` by default: at `extended`/`all` ONNX Runtime fuses
+// Q/DQ groups into QLinearConv with u8 activations, and on CPUs without VNNI its u8 x s8 pair
+// sums saturate int16 (wrong INT8 results on AVX2-only machines). Timing (--iters) defaults to
+// `all`, the level users deploy with.
 // With --iters N, prints one JSON line: {"median_ms", "min_ms", "iters", "threads", "peak_rss_kb"}.
 // Exit 2 with one line on bad arguments or files.
 'use strict';
@@ -79,7 +83,7 @@ function sanitize(name) { return name.replace(/[^A-Za-z0-9_.-]/g, '_'); }
 
 async function main() {
   const argv = process.argv.slice(2);
-  let model = null, outDir = null, threads = 2, iters = 0, warmup = 2;
+  let model = null, outDir = null, threads = 2, iters = 0, warmup = 2, optLevel = null;
   const inputs = {};
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
@@ -92,15 +96,20 @@ async function main() {
     else if (a === '--threads') threads = Number(next());
     else if (a === '--iters') iters = Number(next());
     else if (a === '--warmup') warmup = Number(next());
+    else if (a === '--opt-level') {
+      optLevel = next();
+      if (!['disabled', 'basic', 'extended', 'all'].includes(optLevel)) die(`--opt-level: '${optLevel}' is not one of disabled, basic, extended, all`);
+    }
     else if (a.startsWith('--')) die(`unknown option ${a}`);
     else if (!model) model = a;
     else die(`unexpected argument ${a}`);
   }
   if (!model) die('usage: ort_run.js MODEL.onnx --input NAME=FILE.npy ... [--output-dir DIR] [--threads N] [--iters N]');
   if (!fs.existsSync(model)) die(`${model}: no such model file`);
+  if (optLevel === null) optLevel = iters > 0 ? 'all' : 'basic';
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1,
-    graphOptimizationLevel: 'all', executionMode: 'sequential',
+    graphOptimizationLevel: optLevel, executionMode: 'sequential',
   });
   for (const n of session.inputNames) if (!(n in inputs)) die(`missing input '${n}' (model inputs: ${session.inputNames.join(', ')})`);
   let out = await session.run(inputs);
