@@ -1,5 +1,5 @@
 // DLA capability: can a layer run on the DLA, and why not. Offline, from NVIDIA's documented
-// rules (docs/dla-rules.md, implementation notes in docs/dla-rules-impl.md); no TensorRT needed.
+// rules (sources and implementation notes in docs/dla-rules-impl.md); no TensorRT needed.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@ struct Support {
 };
 
 // Numeric limits and op sets of one DLA generation + TensorRT version. Every field names its
-// source key (docs/dla-rules.md section 0) in dla_rules.cpp, where the two tables live.
+// source key (docs/dla-rules-impl.md, "Sources") in dla_rules.cpp, where the two tables live.
 struct DlaLimits {
   // general (S1, S6)
   int64_t max_batch;  // product of the dims before CHW
@@ -62,8 +62,11 @@ struct DlaLimits {
   // SoftMax (S5, S9)
   bool softmax;
   int64_t softmax_accurate_max, softmax_optimized_max;
-  // Shuffle, Reduce (guide 8.6 [U])
+  // Shuffle, Reduce (S10 operator matrix; Shuffle precision unverified)
   bool shuffle;
+  // false: a reshape Shuffle directly connected to a Slice or Concat is split off the DLA
+  // subgraph (TensorRT's DLA validation on Orin, S16 ultralytics#18012)
+  bool reshape_beside_slice_concat;
   uint32_t reduce_ops;  // bitmask over ReduceOp
 };
 

@@ -1,5 +1,5 @@
-// NVIDIA's DLA layer rules, one data table per target (source keys: docs/dla-rules.md section 0)
-// and one check per layer kind. Implementation notes: docs/dla-rules-impl.md.
+// NVIDIA's DLA layer rules, one data table per target and one check per layer kind. Source keys
+// (S1..S22) and implementation notes: docs/dla-rules-impl.md.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -43,24 +43,25 @@ const DlaTargetInfo kOrin{
         bits({ActivationType::kRelu, ActivationType::kSigmoid, ActivationType::kTanh,
               ActivationType::kClip, ActivationType::kLeakyRelu}),  // S1, S8, S9
         1, 127,                                // clip upper bound [1,127] (S8, S9)
-        // SUM, SUB, PROD, MAX (S5); MIN: header/guide yes, DLA-SW "See RFE" (conflict, kept [U]);
-        // DIV/POW rejected by TRT 8.6.2 on JetPack 6 ([E] S16 ultralytics#16449).
-        bits({ElementWiseOp::kSum, ElementWiseOp::kSub, ElementWiseOp::kProd, ElementWiseOp::kMax,
-              ElementWiseOp::kMin}),
-        // Equal native in TRT 8.5+; Greater/Less only from 8.6.12 (DRIVE) (S10).
+        // SUM, SUB, PROD, MAX (S5). MIN: NvInfer.h lists it, the Orin operator matrix says "See
+        // RFE" at JetPack 5.1.1 and JetPack 6 (S10): conflict, so the conservative "no".
+        // DIV/POW: native only from TRT 8.6.12 (S10); TRT 8.6.2 rejects them (S16 #16449).
+        bits({ElementWiseOp::kSum, ElementWiseOp::kSub, ElementWiseOp::kProd, ElementWiseOp::kMax}),
+        // Equal native from TRT 8.5.2 on Orin; Greater/Less only from 8.6.12 (DRIVE) (S10).
         bits({ElementWiseOp::kEqual}),
         bits({UnaryOp::kAbs}),                 // ABS only; SIN/COS/ATANH from 8.6.12 DRIVE (S5, S10)
         {3, 5, 7, 9},                          // LRN windows (S5)
         32, 4,                                 // resize nearest / linear scale max (S5)
         true, 8192, 1024,                      // SoftMax on Orin; accurate / optimized classes (S5)
-        true,                                  // Shuffle: 8.6 guide [U]
-        bits({ReduceOp::kMax}),                // Reduce MAX only, FP16: 8.6 guide [U]
+        true,                                  // Shuffle: Reshape/Transpose native (S10)
+        false,                                 // reshape beside Slice/Concat split off (S16)
+        0,                                     // Reduce MAX: native only from TRT 8.6.12 (S10)
     }};
 
 // Xavier: Jetson AGX Xavier / Xavier NX, JetPack 5.1, TensorRT 8.5.2 (last JetPack for Xavier).
 const DlaTargetInfo kXavier{
     DlaTarget::kXavier, "xavier", "8.5 (JetPack 5.1, DLA 1.0)", 8502,
-    8500,   // calibration header TRT-8500-... ([U], format S6)
+    8500,   // calibration header TRT-8500-... (format S6; the number itself unverified)
     16,     // loadables per core (S1, S9: 8.5 guide)
     2,      // DLA cores on AGX Xavier (S10 README)
     4096, 8192,
@@ -75,16 +76,18 @@ const DlaTargetInfo kXavier{
         bits({ActivationType::kRelu, ActivationType::kSigmoid, ActivationType::kTanh,
               ActivationType::kClip, ActivationType::kLeakyRelu}),
         1, 127,
-        // SUB is emulated (Scale + Sum) on Xavier (S8), still accepted; DIV/POW: no (S10 8.5).
+        // SUB is emulated (Scale + Sum) on Xavier (S8), still accepted; MIN: NvInfer.h 8.5 and the
+        // 8.5 guide (S5, S9), and the Orin-only matrix does not speak for Xavier; DIV/POW: no (S10).
         bits({ElementWiseOp::kSum, ElementWiseOp::kSub, ElementWiseOp::kProd, ElementWiseOp::kMax,
               ElementWiseOp::kMin}),
-        0,      // Comparison: not in the 8.5 guide for Xavier [U]
+        0,      // Comparison: no source covers Xavier (S10 is Orin only): unverified, so "no"
         bits({UnaryOp::kAbs}),
         {3, 5, 7, 9},
         32, 4,
         false, 8192, 1024,  // SoftMax not supported on Xavier (S5 8.4-8.6, S9)
-        false,              // Shuffle: no DLA section before the 8.6 guide [U]
-        0,                  // Reduce: no DLA section before the 8.6 guide [U]
+        false,              // Shuffle: no source covers Xavier (S10 is Orin only): unverified
+        false,              // (Shuffle is rejected anyway)
+        0,                  // Reduce: "See RFE" even on Orin with TRT 8.5.2 (S10)
     }};
 
 struct Checker {
@@ -126,19 +129,29 @@ struct Checker {
       }
   }
 
-  // General restrictions (S1, S5, S6): FP16/INT8 tensor types, static 4-D tensors (2 spatial
-  // dims), DLA batch <= max_batch, every non-batch dim <= max_dim.
-  void general(bool check_rank) {
+  // Which rank a layer's rule asks for. kAtLeast4: the general reading (S1 "2D only" layers;
+  // TensorRT inserts a non-DLA shuffle before a tensor of fewer than 4 dims, S16 #23488), with
+  // the dims before the last three folded into the DLA batch (S1: NPQRS -> batch N*P).
+  // kExactly4: a layer whose own rule says 4-D (Slice: S5). kFullyConnected: 2-D [M, K]
+  // operands, checked by matrix_multiply itself.
+  enum class Rank : uint8_t { kAtLeast4, kExactly4, kFullyConnected };
+
+  // General restrictions (S1, S5, S6): FP16/INT8 tensor types, static shapes, the layer's rank
+  // rule, DLA batch <= max_batch, every non-batch dim <= max_dim. bool_ok: the one tensor that
+  // may be BOOL (a comparison's output, and the Cast that reads it: S1).
+  void general(Rank rank, TensorId bool_ok = -1) {
     auto check_tensor = [&](TensorId id, std::string_view role) {
       const Tensor& t = net.tensors[id];
       switch (t.type) {
         case DataType::kFloat:
         case DataType::kHalf:
         case DataType::kInt8: break;
+        case DataType::kBool:
+          if (id == bool_ok) break;
+          [[fallthrough]];
         case DataType::kUInt8:
         case DataType::kInt32:
         case DataType::kInt64:
-        case DataType::kBool:
           fail("{} '{}' is {}; DLA runs FP16 and INT8 only", role, t.name, to_string(t.type));
           return;
       }
@@ -148,17 +161,30 @@ struct Checker {
                dims_to_string(t.dims));
           return;
         }
-      if (check_rank && t.dims.size() != 4) {
-        fail("{} '{}' has rank {} ({}); DLA needs 4-D tensors with 2 spatial dims", role, t.name,
-             t.dims.size(), dims_to_string(t.dims));
-        return;
+      const size_t r = t.dims.size();
+      switch (rank) {
+        case Rank::kAtLeast4:
+          if (r < 4) {
+            fail("{} '{}' has rank {} ({}); DLA needs at least 4 dims (batch dims, C, H, W)", role,
+                 t.name, r, dims_to_string(t.dims));
+            return;
+          }
+          break;
+        case Rank::kExactly4:
+          if (r != 4) {
+            fail("{} '{}' has rank {} ({}); DLA {} needs 4-D tensors", role, t.name, r,
+                 dims_to_string(t.dims), kind());
+            return;
+          }
+          break;
+        case Rank::kFullyConnected: break;
       }
-      if (t.dims.size() >= 3) {
+      if (r >= 3) {
         int64_t batch = 1;
-        for (size_t i = 0; i + 3 < t.dims.size(); ++i) batch *= t.dims[i];
+        for (size_t i = 0; i + 3 < r; ++i) batch *= t.dims[i];
         if (batch > T.max_batch)
           fail("{} '{}' DLA batch {} exceeds limit {}", role, t.name, batch, T.max_batch);
-        for (size_t i = t.dims.size() - 3; i < t.dims.size(); ++i)
+        for (size_t i = r - 3; i < r; ++i)
           if (t.dims[i] > T.max_dim) {
             fail("{} '{}' dim {} = {} exceeds DLA limit {}", role, t.name, i, t.dims[i], T.max_dim);
             break;
@@ -173,6 +199,18 @@ struct Checker {
     };
     for (TensorId id : L.inputs) check_tensor(id, "input");
     for (TensorId id : L.outputs) check_tensor(id, "output");
+  }
+
+  // Layers reading tensor t (the network is small enough for a scan per question).
+  std::vector<LayerId> consumers(TensorId t) const {
+    std::vector<LayerId> r;
+    for (LayerId i = 0; i < static_cast<LayerId>(net.layers.size()); ++i)
+      for (TensorId in : net.layers[i].inputs)
+        if (in == t) {
+          r.push_back(i);
+          break;
+        }
+    return r;
   }
 
   void fp16_only(std::string_view what) {
@@ -194,7 +232,7 @@ struct Checker {
   }
 
   void convolution() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto& p = L.as<ConvolutionParams>();
     range2("kernel", p.kernel, 1, lim.conv_kernel_max, "convolution");
     range2("stride", p.stride, 1, lim.conv_stride_max, "convolution");
@@ -223,7 +261,7 @@ struct Checker {
   }
 
   void deconvolution() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto& p = L.as<ConvolutionParams>();
     auto allowed = [&](const Dims& d, int64_t max, std::string_view what) {
       if (d.size() != 2) {
@@ -267,7 +305,7 @@ struct Checker {
   }
 
   void pooling() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto& p = L.as<PoolingParams>();
     range2("window", p.window, 1, lim.pool_window_max, "pooling");
     range2("stride", p.stride, 1, lim.pool_stride_max, "pooling");
@@ -292,7 +330,7 @@ struct Checker {
   }
 
   void activation() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto& p = L.as<ActivationParams>();
     if (!has(lim.activations, p.type)) {
       fail("activation {} not supported on DLA (ReLU, Sigmoid, TanH, Clip, LeakyReLU only)",
@@ -310,7 +348,7 @@ struct Checker {
   }
 
   void prelu() {
-    general(true);
+    general(Rank::kAtLeast4);
     if (L.inputs.size() < 2 || !is_constant_tensor(net, L.inputs[1])) {
       fail("slopes must be a build-time constant on DLA");
       return;
@@ -319,46 +357,129 @@ struct Checker {
       fail("slopes rank {} must equal input rank {} on DLA", in(1).dims.size(), in(0).dims.size());
   }
 
-  // Broadcast rule ([U], 8.6 guide): other operand NCHW, NC11 or N111.
+  // Broadcast rule (8.6 guide, unverified): the other operand equal, [batch, C, 1, 1] or
+  // [batch, 1, 1, 1]; the batch dims (all but the last three) must match.
   void broadcast() {
     if (L.inputs.size() != 2) return;
     const Dims& a = in(0).dims;
     const Dims& b = in(1).dims;
-    if (a.size() != 4 || b.size() != 4 || a == b) return;
+    if (a.size() < 4 || a.size() != b.size() || a == b) return;
     auto ok_pair = [](const Dims& full, const Dims& o) {
-      return o[0] == full[0] && ((o[1] == full[1] && o[2] == 1 && o[3] == 1) ||
-                                 (o[1] == 1 && o[2] == 1 && o[3] == 1));
+      const size_t c = full.size() - 3;
+      for (size_t i = 0; i < c; ++i)
+        if (o[i] != full[i]) return false;
+      return (o[c] == full[c] || o[c] == 1) && o[c + 1] == 1 && o[c + 2] == 1;
     };
     if (!ok_pair(a, b) && !ok_pair(b, a))
       fail("broadcast {} with {} not supported on DLA (NCHW, NC11 or N111 only)",
            dims_to_string(a), dims_to_string(b));
   }
 
-  void elementwise() {
-    general(true);
-    const auto op = L.as<ElementWiseParams>().op;
-    const bool comparison =
-        op == ElementWiseOp::kEqual || op == ElementWiseOp::kGreater || op == ElementWiseOp::kLess;
-    if (comparison) {
-      if (!has(lim.comparison_ops, op)) {
-        fail("comparison {} not supported on DLA for {} (TensorRT {})", to_string(op), T.name,
-             T.tensorrt);
-        return;
-      }
-      if (!int8) fail("comparison {} runs on DLA in INT8 only, not FP16", to_string(op));
-      broadcast();
-      if (s.ok) note("output must be cast to FP16/INT8 immediately");
+  // Why an op left out of the target's table is "no": the version that brings it, or the
+  // conflict between sources (docs/dla-rules-impl.md, items 2 and 7).
+  std::string_view op_gate(ElementWiseOp op) const {
+    switch (op) {
+      case ElementWiseOp::kDiv:
+      case ElementWiseOp::kPow:
+      case ElementWiseOp::kGreater:
+      case ElementWiseOp::kLess:
+        return T.target == DlaTarget::kOrin ? "native only from TensorRT 8.6.12 (DRIVE OS 6.0.9)"
+                                            : "NvInfer.h 8.5 lists only kSUM, kPROD, kMAX, kMIN "
+                                              "and kSUB for DLA";
+      case ElementWiseOp::kMin:
+        return "NvInfer.h lists kMIN for DLA but NVIDIA's Orin operator matrix marks Min 'See RFE' "
+               "(not exposed through TensorRT); sources conflict, unverified";
+      case ElementWiseOp::kEqual:
+        return "the operator matrix lists Equal as native on Orin only; Xavier unverified";
+      case ElementWiseOp::kSum:
+      case ElementWiseOp::kSub:
+      case ElementWiseOp::kProd:
+      case ElementWiseOp::kMax:
+      case ElementWiseOp::kFloorDiv:
+      case ElementWiseOp::kAnd:
+      case ElementWiseOp::kOr:
+      case ElementWiseOp::kXor: break;
+    }
+    return "not in the DLA op list";
+  }
+
+  static bool is_comparison(ElementWiseOp op) {
+    return op == ElementWiseOp::kEqual || op == ElementWiseOp::kGreater || op == ElementWiseOp::kLess;
+  }
+  // A Cast that DLA can run as the comparison's output conversion: to FP16 or INT8 (S1).
+  static bool is_dla_cast(const Layer& l) {
+    return l.kind == LayerKind::kCast &&
+           (l.as<CastParams>().to == DataType::kHalf || l.as<CastParams>().to == DataType::kInt8);
+  }
+
+  // Comparison (S1: INT8 only, "output must be cast to FP16/INT8 immediately"; S10: which ops).
+  // The BOOL output is allowed because the Cast right after it converts it on the DLA.
+  void comparison(ElementWiseOp op) {
+    if (!has(lim.comparison_ops, op)) {
+      fail("comparison {} not supported on DLA for {} (TensorRT {}): {}", to_string(op), T.name,
+           T.tensorrt, op_gate(op));
       return;
     }
+    general(Rank::kAtLeast4, L.outputs.at(0));
+    if (!int8) fail("comparison {} runs on DLA in INT8 only, not FP16", to_string(op));
+    broadcast();
+    if (out().is_output)
+      fail("output '{}' is a network output; DLA needs it cast to FP16/INT8 immediately", out().name);
+    const std::vector<LayerId> users = consumers(L.outputs.at(0));
+    if (users.empty() && !out().is_output)
+      fail("output '{}' has no consumer; DLA needs it cast to FP16/INT8 immediately", out().name);
+    for (LayerId u : users) {
+      const Layer& c = net.layers[u];
+      if (!is_dla_cast(c)) {
+        fail("output consumer '{}' is {}, not a Cast to FP16/INT8; DLA needs the cast immediately",
+             c.name, c.kind == LayerKind::kCast
+                         ? fmt::format("a Cast to {}", to_string(c.as<CastParams>().to))
+                         : std::string(to_string(c.kind)));
+        break;
+      }
+    }
+    if (s.ok) note("output cast to FP16/INT8 by the next layer, as DLA requires");
+  }
+
+  // Cast: DLA runs it only as the FP16/INT8 conversion right after a DLA comparison (S1).
+  void cast() {
+    const Tensor& x = in();
+    const LayerId p = x.producer;
+    const bool after_cmp = p >= 0 && net.layers[p].kind == LayerKind::kElementWise &&
+                           is_comparison(net.layers[p].as<ElementWiseParams>().op);
+    if (!after_cmp) {
+      fail("Cast has no DLA support (only as the FP16/INT8 cast right after a DLA comparison)");
+      return;
+    }
+    if (!is_dla_cast(L)) {
+      fail("cast to {} after comparison '{}'; DLA casts a comparison output to FP16/INT8 only",
+           to_string(L.as<CastParams>().to), net.layers[p].name);
+      return;
+    }
+    const Support cmp = check_layer(
+        net, p, DlaOptions{T.target, int8 ? DlaPrecision::kInt8 : DlaPrecision::kFp16});
+    if (!cmp.ok) {
+      fail("comparison '{}' before this cast does not run on DLA", net.layers[p].name);
+      return;
+    }
+    general(Rank::kAtLeast4, L.inputs.at(0));
+    if (s.ok) note("runs with comparison '{}' on DLA", net.layers[p].name);
+  }
+
+  void elementwise() {
+    const auto op = L.as<ElementWiseParams>().op;
+    if (is_comparison(op)) {
+      comparison(op);
+      return;
+    }
+    general(Rank::kAtLeast4);
     if (!has(lim.elementwise_ops, op)) {
-      fail("DLA cores do not support {} ElementWise operation on {} (TensorRT {})", to_string(op),
-           T.name, T.tensorrt);
+      fail("DLA cores do not support {} ElementWise operation on {} (TensorRT {}): {}",
+           to_string(op), T.name, T.tensorrt, op_gate(op));
       return;
     }
     broadcast();
     if (!s.ok) return;
-    if (op == ElementWiseOp::kMin && T.target == DlaTarget::kOrin)
-      note("MIN on Orin: header/guide yes, DLA-SW 'See RFE' [U]");
     if (op == ElementWiseOp::kSub && T.target == DlaTarget::kXavier)
       note("SUB is emulated as Scale + Sum on Xavier");
     const bool has_const = std::any_of(L.inputs.begin(), L.inputs.end(),
@@ -370,7 +491,7 @@ struct Checker {
   }
 
   void scale() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto& p = L.as<ScaleParams>();
     if (p.power >= 0) {
       const Weights& w = net.weights.at(p.power);
@@ -383,7 +504,7 @@ struct Checker {
   }
 
   void lrn() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto w = L.as<LRNParams>().window;
     if (std::find(lim.lrn_windows.begin(), lim.lrn_windows.end(), w) == lim.lrn_windows.end())
       fail("window {} not supported on DLA LRN (3, 5, 7 or 9)", w);
@@ -391,7 +512,7 @@ struct Checker {
   }
 
   void concatenation() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto axis = L.as<ConcatenationParams>().axis;
     const int rank = static_cast<int>(out().dims.size());
     if (L.inputs.size() < 2) fail("concatenation on DLA requires at least two inputs");
@@ -401,7 +522,8 @@ struct Checker {
       for (size_t i = 1; i < L.inputs.size(); ++i) {
         const Dims& a = in(0).dims;
         const Dims& b = in(i).dims;
-        if (a.size() == 4 && b.size() == 4 && (a[2] != b[2] || a[3] != b[3])) {
+        const size_t r = a.size();
+        if (r >= 4 && b.size() == r && (a[r - 2] != b[r - 2] || a[r - 1] != b[r - 1])) {
           fail("inputs have different spatial dims {} and {} on DLA concatenation", dims_to_string(a),
                dims_to_string(b));
           break;
@@ -415,7 +537,7 @@ struct Checker {
   }
 
   void resize() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto& p = L.as<ResizeParams>();
     if (p.scales.empty()) {
       fail("output size given instead of scales (setOutputDimensions is not supported on DLA)");
@@ -464,7 +586,7 @@ struct Checker {
   }
 
   void slice() {
-    general(true);
+    general(Rank::kExactly4);  // NvInfer.h: "The input tensor has four dimensions" (S5)
     fp16_only("slice");
     const auto& p = L.as<SliceParams>();
     if (L.inputs.size() > 1) fail("start/size/stride given as tensors; DLA slice must be static");
@@ -485,20 +607,22 @@ struct Checker {
       fail("SoftMax is not supported on DLA on {}", T.name);
       return;
     }
-    general(true);
+    general(Rank::kAtLeast4);
     fp16_only("softmax");
     const uint32_t axes = L.as<SoftMaxParams>().axes;
     const Dims& d = in().dims;
-    if (d.size() != 4) return;
+    const int r = static_cast<int>(d.size());
+    if (r < 4) return;
     int axis = -1;
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < r; ++i)
       if (axes & (1u << i)) axis = i;
-    if (axis <= 0) {
-      fail("softmax axis {} must be C, H or W on DLA", axis);
+    // S5: the axis is the channel or a spatial dim, i.e. one of the last three (not batch).
+    if (axis < r - 3) {
+      fail("softmax axis {} must be C, H or W (axis {}..{}) on DLA", axis, r - 3, r - 1);
       return;
     }
     bool others_one = true;
-    for (int i = 1; i < 4; ++i)
+    for (int i = r - 3; i < r; ++i)
       if (i != axis && d[i] != 1) others_one = false;
     if (others_one && d[axis] > lim.softmax_accurate_max)
       fail("softmax axis size {} exceeds DLA limit {}", d[axis], lim.softmax_accurate_max);
@@ -507,13 +631,17 @@ struct Checker {
            lim.softmax_optimized_max);
   }
 
+  // Shuffle: the operator matrix lists Reshape and Transpose as native on Orin (S10) without a
+  // precision or rank; FP16-only and 4-D are kept from the 8.6 guide as recalled (unverified).
   void shuffle() {
     if (!lim.shuffle) {
-      fail("Shuffle is not supported on DLA on {} (TensorRT {}) [U]", T.name, T.tensorrt);
+      fail("Shuffle on {} (TensorRT {}): the operator matrix lists Reshape/Transpose as native on "
+           "Orin only, no source covers this target; rejected, unverified",
+           T.name, T.tensorrt);
       return;
     }
-    general(true);
-    fp16_only("shuffle");
+    general(Rank::kExactly4);
+    if (int8) fail("shuffle runs on DLA in FP16 only, not INT8 (unverified: no source gives its precision)");
     const auto& p = L.as<ShuffleParams>();
     if ((!p.first_transpose.empty() && p.first_transpose[0] != 0) ||
         (!p.second_transpose.empty() && p.second_transpose[0] != 0))
@@ -521,45 +649,86 @@ struct Checker {
     if (p.reshape && !p.reshape->empty() && !in().dims.empty() && (*p.reshape)[0] != in().dims[0])
       fail("reshape changes the batch dimension {} -> {}; not supported on DLA", in().dims[0],
            (*p.reshape)[0]);
+    if (p.reshape && !lim.reshape_beside_slice_concat) reshape_neighbours();
   }
 
+  // TensorRT on Orin: "This version of DLA does not support reshape layers directly connected
+  // to Slice or Concat", then splits the reshape off the DLA subgraph (S16 ultralytics#18012).
+  void reshape_neighbours() {
+    auto slice_or_concat = [](const Layer& l) {
+      return l.kind == LayerKind::kSlice || l.kind == LayerKind::kConcatenation;
+    };
+    const LayerId p = in().producer;
+    if (p >= 0 && slice_or_concat(net.layers[p])) {
+      fail("reshape directly after {} '{}'; DLA on {} (TensorRT {}) splits it off the DLA subgraph",
+           to_string(net.layers[p].kind), net.layers[p].name, T.name, T.tensorrt);
+      return;
+    }
+    for (LayerId c : consumers(L.outputs.at(0)))
+      if (slice_or_concat(net.layers[c])) {
+        fail("reshape directly before {} '{}'; DLA on {} (TensorRT {}) splits it off the DLA "
+             "subgraph", to_string(net.layers[c].kind), net.layers[c].name, T.name, T.tensorrt);
+        return;
+      }
+  }
+
+  // Reduce: GlobalMaxPool (Reduce MAX) is native on Orin only from TensorRT 8.6.12, "See RFE"
+  // with TensorRT 8.5.2 (S10); neither table has it. The rest is the 8.6 guide (unverified).
   void reduce() {
     const auto& p = L.as<ReduceParams>();
     if (!has(lim.reduce_ops, p.op)) {
-      fail("Reduce {} not supported on DLA on {} ({})", to_string(p.op), T.name,
-           lim.reduce_ops ? "MAX only [U]" : "no Reduce [U]");
+      fail("Reduce {} not supported on DLA on {} (TensorRT {}): {}", to_string(p.op), T.name,
+           T.tensorrt,
+           p.op == ReduceOp::kMax
+               ? (T.target == DlaTarget::kOrin
+                      ? "Reduce MAX is native only from TensorRT 8.6.12 (DRIVE OS 6.0.9); a "
+                        "MaxPool with window <= 8 is the DLA alternative"
+                      : "ReduceMax/GlobalMaxPool are 'See RFE' with TensorRT 8.5")
+               : "only Reduce MAX is listed, and only from TensorRT 8.6.12");
       return;
     }
-    general(true);
+    general(Rank::kExactly4);
     fp16_only("reduce");
     if (p.axes & 1u) fail("reduction over the batch dimension is not supported on DLA");
   }
 
   void unary() {
-    general(true);
+    general(Rank::kAtLeast4);
     const auto op = L.as<UnaryParams>().op;
     if (!has(lim.unary_ops, op)) fail("unary {} not supported on DLA (ABS only)", to_string(op));
   }
 
   // MatrixMultiply with a constant second input: TensorRT turns it into a FullyConnected / 1x1
-  // convolution (S10); checked with the convolution limits at kernel 1x1 (docs/dla-rules-impl.md).
+  // convolution (S10). The sources show it only as a fully connected layer: a 2-D activation
+  // [batch, K] (Gemm's inputs are 2-D, S15; Gemm on DLA, S13) times constant 2-D weights [K, N].
+  // A 3-D or 4-D activation would be a batched product that no source puts on DLA.
   void matrix_multiply() {
     const auto& p = L.as<MatrixMultiplyParams>();
     if (L.inputs.size() != 2 || !is_constant_tensor(net, L.inputs[1])) {
       fail("matrix multiply with a non-constant second input has no DLA support");
       return;
     }
-    general(false);
+    general(Rank::kFullyConnected);
     const Dims& a = in(0).dims;
     const Dims& b = in(1).dims;
-    if (a.size() < 2 || b.size() < 2) return;
-    const int64_t k = p.op0 == MatrixOp::kTranspose ? a[a.size() - 2] : a.back();
-    const int64_t n = p.op1 == MatrixOp::kTranspose ? b[b.size() - 2] : b.back();
-    for (size_t i = 0; i + 2 < b.size(); ++i)
-      if (b[i] != 1) {
-        fail("batched constant operand {} is not a fully connected layer on DLA", dims_to_string(b));
-        return;
-      }
+    if (a.size() != 2) {
+      fail("input '{}' has rank {} ({}); DLA runs a matrix multiply only as fully connected on a "
+           "2-D input [batch, K]", in(0).name, a.size(), dims_to_string(a));
+      return;
+    }
+    if (b.size() != 2) {
+      fail("constant operand {} is not 2-D weights [K, N]; not a fully connected layer on DLA",
+           dims_to_string(b));
+      return;
+    }
+    if (p.op0 == MatrixOp::kTranspose) {
+      fail("first input transposed; DLA fully connected takes [batch, K] as is");
+      return;
+    }
+    const int64_t k = a[1];
+    const int64_t n = p.op1 == MatrixOp::kTranspose ? b[0] : b[1];
+    if (a[0] > T.max_batch)
+      fail("fully connected batch {} exceeds DLA limit {}", a[0], T.max_batch);
     if (n < 1 || n > lim.conv_out_maps_max)
       fail("fully connected output channels {} outside DLA limit [1,{}]", n, lim.conv_out_maps_max);
     if (k > T.max_dim) fail("fully connected input channels {} exceed DLA limit {}", k, T.max_dim);
@@ -590,7 +759,7 @@ struct Checker {
         break;
       case LayerKind::kGather: fail("Gather has no DLA support"); break;
       case LayerKind::kIdentity: fail("Identity has no DLA support"); break;
-      case LayerKind::kCast: fail("Cast has no DLA support"); break;
+      case LayerKind::kCast: cast(); break;
       case LayerKind::kNormalization: fail("Normalization has no DLA support"); break;
       case LayerKind::kSelect: fail("Select has no DLA support"); break;
     }
