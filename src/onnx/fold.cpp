@@ -544,7 +544,10 @@ Outs f_constant_of_shape(Importer& I) {
   const std::vector<int64_t> s = ints(I.cin(0, "input"));
   Dims d(s.begin(), s.end());
   ConstPtr v;
-  if (const auto* a = I.attr("value")) v = tensor_to_const(a->t(), "", I.path_);
+  if (const auto* a = I.attr("value")) {
+    if (!a->has_t()) I.fail("attribute 'value' is not a tensor");
+    v = tensor_to_const(a->t(), "", fmt::format("{}: node '{}' (ConstantOfShape)", I.path_, I.node_name_));
+  }
   auto o = out_const(I, v ? v->type : DataType::kFloat, d);
   if (!o) return {};
   if (v && v->count() != 1) I.fail("value must have one element");

@@ -205,6 +205,23 @@ std::string read_external(const onnx::TensorProto& t, const std::string& model_d
   if (!in) throw Error(fmt::format("{}: cannot read external data file '{}'", where, file.string()));
   return buf;
 }
+
+// The typed field (float_data, int32_data, ...) that holds a tensor of ONNX type `t` when it
+// has no raw_data, and how many values it has.
+struct TypedValues {
+  int64_t count;
+  const char* field;
+};
+TypedValues typed_values(const onnx::TensorProto& p, int t) {
+  using TP = onnx::TensorProto;
+  switch (t) {
+    case TP::FLOAT: return {p.float_data_size(), "float_data"};
+    case TP::DOUBLE: return {p.double_data_size(), "double_data"};
+    case TP::INT64: return {p.int64_data_size(), "int64_data"};
+    case TP::UINT32: case TP::UINT64: return {p.uint64_data_size(), "uint64_data"};
+    default: return {p.int32_data_size(), "int32_data"};  // FLOAT16, BFLOAT16 and the small integers
+  }
+}
 }  // namespace
 
 ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_dir, const std::string& where) {
@@ -230,15 +247,23 @@ ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_di
     if (raw->size() != static_cast<size_t>(n) * raw_es)
       throw Error(fmt::format("{}: raw_data has {} bytes, dims {} of {} need {}", where, raw->size(),
                               dims_to_string(c->dims), onnx_type_name(ot), static_cast<size_t>(n) * raw_es));
+  } else {
+    // The dims alone may ask for terabytes: compare them with the values the file really
+    // carries before allocating anything, so a hostile file costs no more than its own size.
+    const TypedValues tv = typed_values(t, ot);
+    if (tv.count != n) {
+      if (tv.count == 0)
+        throw Error(fmt::format("{}: dims {} of {} need {} bytes, the tensor carries no data (no raw_data, {} or "
+                                "external data)", where, dims_to_string(c->dims), onnx_type_name(ot),
+                                static_cast<size_t>(n) * raw_es, tv.field));
+      throw Error(fmt::format("{}: {} has {} values, dims {} need {}", where, tv.field, tv.count,
+                              dims_to_string(c->dims), n));
+    }
   }
   auto alloc = [&] {
     c->owned.assign(static_cast<size_t>(n) * element_size(st), 0);
     c->ptr = c->owned.data();
     c->nbytes = c->owned.size();
-  };
-  auto check_count = [&](int64_t have, const char* field) {
-    if (have != n)
-      throw Error(fmt::format("{}: {} has {} values, dims {} need {}", where, field, have, dims_to_string(c->dims), n));
   };
   if (raw) {
     const auto* rp = reinterpret_cast<const uint8_t*>(raw->data());
@@ -270,30 +295,24 @@ ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_di
   alloc();
   switch (ot) {
     case TP::FLOAT:
-      check_count(t.float_data_size(), "float_data");
       if (n) std::memcpy(c->owned.data(), t.float_data().data(), static_cast<size_t>(n) * 4);
       break;
     case TP::DOUBLE:
-      check_count(t.double_data_size(), "double_data");
       for (int64_t k = 0; k < n; ++k) c->set_f(k, t.double_data(static_cast<int>(k)));
       break;
     case TP::INT64:
-      check_count(t.int64_data_size(), "int64_data");
       if (n) std::memcpy(c->owned.data(), t.int64_data().data(), static_cast<size_t>(n) * 8);
       break;
     case TP::UINT32: case TP::UINT64:
-      check_count(t.uint64_data_size(), "uint64_data");
       for (int64_t k = 0; k < n; ++k) c->set_i(k, static_cast<int64_t>(t.uint64_data(static_cast<int>(k))));
       break;
     case TP::FLOAT16:
-      check_count(t.int32_data_size(), "int32_data");
       for (int64_t k = 0; k < n; ++k) {
         uint16_t h = static_cast<uint16_t>(t.int32_data(static_cast<int>(k)));
         std::memcpy(c->owned.data() + 2 * k, &h, 2);
       }
       break;
     case TP::BFLOAT16:
-      check_count(t.int32_data_size(), "int32_data");
       for (int64_t k = 0; k < n; ++k) {
         uint32_t b = static_cast<uint32_t>(t.int32_data(static_cast<int>(k))) << 16;
         float fv; std::memcpy(&fv, &b, 4);
@@ -301,7 +320,6 @@ ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_di
       }
       break;
     default:  // INT32, INT16, INT8, UINT16, UINT8, BOOL
-      check_count(t.int32_data_size(), "int32_data");
       for (int64_t k = 0; k < n; ++k) c->set_i(k, t.int32_data(static_cast<int>(k)));
       break;
   }

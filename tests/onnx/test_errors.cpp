@@ -1,7 +1,13 @@
 // Bad input: one clear line naming the file and the node or option; the CLI exits 2.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 
@@ -196,5 +202,152 @@ TEST(OnnxErrors, ExternalDataOutsideTheFolder) {
     kv->set_value(loc);
     b.node("Add", {"x", "k"}, {"y"}, "add0");
     expect_error(b.write("ext/model.onnx"), "", {"model.onnx", "initializer 'k'", "outside the model's folder"});
+  }
+}
+
+namespace {
+
+// A model whose initializer 'big' declares `dims` of `type` and carries `fill` (what the caller
+// sets on the TensorProto); the graph adds it to the input.
+std::string model_with_tensor(const std::string& file, const std::vector<int64_t>& dims, int type,
+                              const std::function<void(onnx::TensorProto&)>& fill = {}) {
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).output("y");
+  auto* t = b.proto().mutable_graph()->add_initializer();
+  t->set_name("big");
+  t->set_data_type(type);
+  for (int64_t d : dims) t->add_dims(d);
+  if (fill) fill(*t);
+  b.node("Add", {"x", "big"}, {"y"}, "add0");
+  return b.write(file);
+}
+
+// Imports `path` in a child whose address space is capped at what it has now plus 256 MiB, so an
+// allocation sized by the declared dims instead of the file's bytes fails the test instead of
+// passing quietly. Returns the error line, or what went wrong. ASan reserves terabytes of
+// address space, so under it the cap is left off (the exact message is still checked).
+std::string import_with_memory_cap(const std::string& path) {
+  int fds[2];
+  if (::pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string msg;
+#if !defined(__SANITIZE_ADDRESS__)
+    long vm_kib = 0;
+    std::ifstream st("/proc/self/status");
+    for (std::string line; std::getline(st, line);)
+      if (line.rfind("VmSize:", 0) == 0) vm_kib = std::stol(line.substr(7));
+    const rlim_t cap = static_cast<rlim_t>(vm_kib) * 1024 + (rlim_t{256} << 20);
+    rlimit rl{cap, cap};
+    ::setrlimit(RLIMIT_AS, &rl);
+#endif
+    try {
+      import_onnx(path, {});
+      msg = "imported without an error";
+    } catch (const Error& e) {
+      msg = e.what();
+    } catch (const std::exception& e) {
+      msg = std::string("not a tandem::Error: ") + e.what();
+    }
+    (void)!::write(fds[1], msg.data(), msg.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return out;
+}
+
+}  // namespace
+
+// Issue 10 §4: dims of 2^40 floats and no data used to end in std::bad_alloc (exit 1).
+TEST(OnnxErrors, InitializerWithoutDataIsOneLineNotAnAllocation) {
+  const std::string p = model_with_tensor("nodata.onnx", {1048576, 1048576}, onnx::TensorProto::FLOAT);
+  const std::string want = p + ": initializer 'big': dims 1048576x1048576 of float need 4398046511104 bytes, "
+                               "the tensor carries no data (no raw_data, float_data or external data)";
+  EXPECT_EQ(import_with_memory_cap(p), want);
+  std::string out;
+  EXPECT_EQ(test::run_cli("inspect '" + p + "'", &out), 2) << out;
+  EXPECT_EQ(out, "tandem: error: " + want + "\n");
+}
+
+TEST(OnnxErrors, TensorDataShorterThanItsDimsFailsBeforeAllocating) {
+  // 2^31 int64 = 16 GiB declared, three values present.
+  const std::string typed = model_with_tensor("short_i64.onnx", {32768, 65536}, onnx::TensorProto::INT64,
+                                              [](onnx::TensorProto& t) { for (int i = 0; i < 3; ++i) t.add_int64_data(i); });
+  EXPECT_EQ(import_with_memory_cap(typed),
+            typed + ": initializer 'big': int64_data has 3 values, dims 32768x65536 need 2147483648");
+  expect_error(typed, "", {"short_i64.onnx", "initializer 'big'", "int64_data has 3 values"});
+  // fp16 values live in int32_data.
+  const std::string half = model_with_tensor("nodata_f16.onnx", {65536, 65536}, onnx::TensorProto::FLOAT16);
+  EXPECT_EQ(import_with_memory_cap(half),
+            half + ": initializer 'big': dims 65536x65536 of float16 need 8589934592 bytes, the tensor carries no "
+                   "data (no raw_data, int32_data or external data)");
+  // raw_data shorter than the dims.
+  const std::string raw = model_with_tensor("short_raw.onnx", {65536, 65536}, onnx::TensorProto::FLOAT,
+                                            [](onnx::TensorProto& t) { t.set_raw_data(std::string(16, '\0')); });
+  EXPECT_EQ(import_with_memory_cap(raw),
+            raw + ": initializer 'big': raw_data has 16 bytes, dims 65536x65536 of float need 17179869184");
+  // External data: the declared length is checked against the data file's size first.
+  test::write_bytes("extbig/w.bin", std::string(64, '\0'));
+  ModelBuilder b(13);
+  b.input("x", {1, 4}).output("y");
+  auto* t = b.proto().mutable_graph()->add_initializer();
+  t->set_name("big");
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  t->add_dims(65536);
+  t->add_dims(65536);
+  t->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = t->add_external_data();
+  kv->set_key("location");
+  kv->set_value("w.bin");
+  b.node("Add", {"x", "big"}, {"y"}, "add0");
+  const std::string ext = b.write("extbig/model.onnx");
+  EXPECT_EQ(import_with_memory_cap(ext), ext + ": initializer 'big': external data offset 0 length 17179869184 exceed '" +
+                                             test::temp_dir() + "/extbig/w.bin' (64 bytes)");
+}
+
+TEST(OnnxErrors, ConstantAttributeTensorWithoutDataIsOneLine) {
+  {  // Constant node
+    ModelBuilder b(13);
+    b.input("x", {1, 4}).output("y");
+    auto& n = b.node("Constant", {}, {"k"}, "const0");
+    auto* a = n.add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::TENSOR);
+    a->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+    a->mutable_t()->add_dims(1048576);
+    a->mutable_t()->add_dims(1048576);
+    b.node("Add", {"x", "k"}, {"y"}, "add0");
+    const std::string p = b.write("const_nodata.onnx");
+    const std::string want = p + ": node 'const0' (Constant): dims 1048576x1048576 of float need 4398046511104 "
+                                 "bytes, the tensor carries no data (no raw_data, float_data or external data)";
+    EXPECT_EQ(import_with_memory_cap(p), want);
+    std::string out;
+    EXPECT_EQ(test::run_cli("inspect '" + p + "'", &out), 2) << out;
+    EXPECT_EQ(out, "tandem: error: " + want + "\n");
+  }
+  {  // ConstantOfShape's value attribute
+    ModelBuilder b(13);
+    b.input("x", {1, 4}).output("y");
+    b.init_i64("shape", {2}, {1, 4});
+    auto& n = b.node("ConstantOfShape", {"shape"}, {"k"}, "cos0");
+    auto* a = n.add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::TENSOR);
+    a->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+    a->mutable_t()->add_dims(1048576);
+    a->mutable_t()->add_dims(1048576);
+    b.node("Add", {"x", "k"}, {"y"}, "add0");
+    const std::string p = b.write("cos_nodata.onnx");
+    EXPECT_EQ(import_with_memory_cap(p), p + ": node 'cos0' (ConstantOfShape): dims 1048576x1048576 of float need "
+                                             "4398046511104 bytes, the tensor carries no data (no raw_data, "
+                                             "float_data or external data)");
+    expect_error(p, "", {"cos_nodata.onnx", "cos0", "carries no data"});
   }
 }
