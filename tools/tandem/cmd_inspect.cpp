@@ -1,11 +1,15 @@
 // tandem inspect model.onnx [--shape name:DIMS]... [--json]: model facts and one row per layer.
+// tandem inspect model.engine [--json]: the engine's header and one row per engine layer
+// (inspect_engine.cpp), chosen by the file's magic, not its name.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "inspect.h"
 #include "tandem/onnx.h"
 
 namespace {
@@ -37,8 +41,10 @@ std::string axes_text(uint32_t m) {
   return s;
 }
 
-// A short human description of the parameters (also in the JSON as "params").
-std::string params_text(const Network& net, const Layer& l) {
+}  // namespace
+
+namespace tandem::cli {
+std::string layer_params_text(const Network& net, const Layer& l) {
   return std::visit(
       [&](const auto& p) -> std::string {
         using P = std::decay_t<decltype(p)>;
@@ -87,6 +93,9 @@ std::string params_text(const Network& net, const Layer& l) {
       },
       l.params);
 }
+}  // namespace tandem::cli
+
+namespace {
 
 json to_json(const Network& net) {
   const auto& m = net.model;
@@ -105,7 +114,7 @@ json to_json(const Network& net) {
   for (size_t i = 0; i < net.layers.size(); ++i) {
     const Layer& l = net.layers[i];
     json lj{{"index", i}, {"name", l.name}, {"kind", std::string(to_string(l.kind))}, {"onnx_node", l.onnx_node},
-            {"onnx_op", l.onnx_op}, {"params", params_text(net, l)}};
+            {"onnx_op", l.onnx_op}, {"params", tandem::cli::layer_params_text(net, l)}};
     lj["inputs"] = json::array();
     for (TensorId t : l.inputs) lj["inputs"].push_back(tensor_json(net, t));
     lj["outputs"] = json::array();
@@ -150,14 +159,24 @@ void print_text(const Network& net) {
 }
 
 tandem::cli::RegisterCommand reg(10, "inspect", [](CLI::App& app) {
-  auto* sub = app.add_subcommand("inspect", "Import an ONNX model and show its layers (TensorRT-style), shapes and types");
+  auto* sub = app.add_subcommand(
+      "inspect", "Show an ONNX model's layers (TensorRT-style), or an engine's header and per-layer info");
   auto path = std::make_shared<std::string>();
   auto shapes = std::make_shared<std::vector<std::string>>();
   auto as_json = std::make_shared<bool>(false);
-  sub->add_option("model", *path, "model.onnx")->required();
-  sub->add_option("--shape", *shapes, "fix an input shape: name:1x3x640x640 (repeatable)");
-  sub->add_flag("--json", *as_json, "print JSON (schema in docs/onnx-import.md)");
+  sub->add_option("model", *path, "model.onnx or model.engine")->required();
+  sub->add_option("--shape", *shapes, "fix an input shape: name:1x3x640x640 (repeatable; ONNX models only)");
+  sub->add_flag("--json", *as_json, "print JSON (schemas in docs/onnx-import.md and docs/engine-format.md)");
   return std::function<int()>([=] {
+    // The magic decides, not the name; a damaged magic on an .engine file still goes to the
+    // engine loader so that the user hears "not a tandem engine" rather than an ONNX complaint.
+    const bool engine_name = std::filesystem::path(*path).extension() == ".engine";
+    if (tandem::cli::has_engine_magic(*path) || engine_name) {
+      if (!shapes->empty())
+        throw Error(fmt::format("--shape {}: {} is an engine; its shapes were fixed when it was built", shapes->front(), *path));
+      tandem::cli::inspect_engine(*path, *as_json);
+      return 0;
+    }
     ImportOptions opt;
     for (const auto& s : *shapes) opt.shapes.push_back(parse_shape_arg(s));
     Network net = import_onnx(*path, opt);
