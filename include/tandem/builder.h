@@ -11,6 +11,7 @@
 
 #include "tandem/network.h"
 #include "tandem/plan.h"
+#include "tandem/quant.h"
 #include "tandem/types.h"
 
 namespace tandem {
@@ -38,6 +39,12 @@ struct BuildHook {
   std::function<void(Network&)> fn;
 };
 
+// A caller's data batcher (trtutils' `data_batcher`): given the model's inputs (every input, by
+// name, with its dims), returns the Batcher that feeds calibration. Any class implementing
+// tandem::Batcher (quant.h) works; batcher_for() wraps one that already exists.
+using BatcherFactory = std::function<std::unique_ptr<Batcher>(const std::vector<InputSpec>& inputs)>;
+BatcherFactory batcher_for(std::shared_ptr<Batcher> batcher);
+
 // Where calibration data comes from (trtutils' data batcher options). At most one source.
 struct CalibrationData {
   std::string images_dir;   // folder of .jpg/.jpeg/.png (ImageBatcher)
@@ -49,8 +56,13 @@ struct CalibrationData {
   std::string order = "NCHW";             // NCHW | NHWC
   std::string resize_method = "letterbox";  // letterbox | linear
   float range_lo = 0.f, range_hi = 1.f;   // input_scale / data_range
+  // trtutils' ImageBatcher reads with OpenCV (BGR) and drops a partial last batch.
+  bool bgr = true;
+  LastBatch last = LastBatch::kDrop;
   bool any() const { return !images_dir.empty() || !npy.empty() || synthetic; }
 };
+// The batcher the files of `c` describe (the CLI's batchers go through this too).
+BatcherFactory files_batcher(const CalibrationData& c, int threads = 0);
 
 struct BuildOptions {
   // Devices and DLA (the seed's build_engine and build_dla_engine).
@@ -81,6 +93,17 @@ struct BuildOptions {
   // and/or a data source.
   std::string calibration_cache;
   CalibrationData calibration;
+  // A caller's batcher takes precedence over `calibration`. With the engine cache on, batcher_id
+  // must name the data (it goes into the cache key in place of the files' digest).
+  BatcherFactory batcher;
+  std::string batcher_id;
+  // Recorded in the engine and exported to trtexec (TensorRT's builder config; no effect on the
+  // CPU backend). profiling_verbosity: "" | layer_names_only | detailed | none;
+  // tiling_optimization_level: -1 unset, 0..3 (none, fast, moderate, full);
+  // tiling_l2_cache_limit: bytes, -1 unset.
+  std::string profiling_verbosity;
+  int tiling_optimization_level = -1;
+  int64_t tiling_l2_cache_limit = -1;
   // Timing cache: "" none, "global" the one in the cache folder, else a path.
   std::string timing_cache;
   // Engine cache.

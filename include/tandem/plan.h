@@ -106,6 +106,9 @@ struct TrtexecOptions {
   std::string output_io_formats;
   bool direct_io = false;
   bool explicit_shapes = false;   // emit --shapes from the network inputs (the user gave --shape)
+  std::string profiling_verbosity;  // --profilingVerbosity: layer_names_only | detailed | none
+  int tiling_optimization_level = -1;  // --tilingOptimizationLevel (TensorRT 10.8+), -1: not given
+  int64_t tiling_l2_cache_limit = -1;  // --l2LimitForTiling in bytes (TensorRT 10.8+), -1: not given
 };
 // Lines: "# note: ..." comments, then the command (one flag per line, joined by " \").
 std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecOptions& opt);

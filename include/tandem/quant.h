@@ -48,6 +48,7 @@ enum class ResizeMethod : uint8_t { kLetterbox, kLinear };
 enum class LastBatch : uint8_t { kKeep, kPad, kDrop };  // what happens to a partial last batch
 bool parse_resize_method(std::string_view s, ResizeMethod* out);  // "letterbox" | "linear"
 bool parse_last_batch(std::string_view s, LastBatch* out);        // "keep" | "pad" | "drop"
+std::string_view to_string(LastBatch b);
 
 struct ImageBatcherOptions {
   std::string dir;           // .jpg/.jpeg/.png in any letter case, not recursive, sorted by name

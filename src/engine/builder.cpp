@@ -48,21 +48,26 @@ bool is_image(const fs::path& p) {
   return e == ".jpg" || e == ".jpeg" || e == ".png";
 }
 
-// Digest of what calibration reads (file names and contents), for the cache key.
+// Digest of what calibration reads (file names and contents, or the caller's batcher id), for the
+// cache key.
 std::string calibration_digest(const BuildOptions& o) {
   std::string d;
   const auto& c = o.calibration;
-  if (!c.images_dir.empty()) {
-    std::vector<fs::path> files;
-    for (const auto& de : fs::directory_iterator(c.images_dir))
-      if (de.is_regular_file() && is_image(de.path())) files.push_back(de.path());
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) d += f.filename().string() + ":" + sha256_file_hex(f.string()) + "\n";
+  if (o.batcher) {
+    d += "batcher:" + o.batcher_id + "\n";
+  } else {
+    if (!c.images_dir.empty()) {
+      std::vector<fs::path> files;
+      for (const auto& de : fs::directory_iterator(c.images_dir))
+        if (de.is_regular_file() && is_image(de.path())) files.push_back(de.path());
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) d += f.filename().string() + ":" + sha256_file_hex(f.string()) + "\n";
+    }
+    if (!c.npy.empty()) d += "npy:" + sha256_file_hex(c.npy) + "\n";
   }
-  if (!c.npy.empty()) d += "npy:" + sha256_file_hex(c.npy) + "\n";
   // A calibration cache defines the scales only when no data is given (else the data does, and
   // the cache is what the first build wrote from it).
-  if (!c.any() && !o.calibration_cache.empty() && fs::exists(o.calibration_cache))
+  if (!c.any() && !o.batcher && !o.calibration_cache.empty() && fs::exists(o.calibration_cache))
     d += "calibration-cache:" + sha256_file_hex(o.calibration_cache) + "\n";
   return sha256_hex(d.data(), d.size());
 }
@@ -164,25 +169,33 @@ Plan plan_build(const Network& net, const BuildOptions& o, std::vector<std::stri
 // ---- Calibration --------------------------------------------------------------------------------------
 std::unique_ptr<Batcher> make_batcher(const Network& net, const BuildOptions& o, std::vector<std::string>* warnings) {
   auto specs = input_specs(net);
+  if (o.batcher) {
+    auto b = o.batcher(specs);
+    if (!b) throw Error("calibration: the caller's batcher factory returned no batcher");
+    return b;
+  }
   const auto& c = o.calibration;
-  if (!c.images_dir.empty()) {
-    ImageBatcherOptions io;
-    io.dir = c.images_dir;
-    io.nchw = c.order == "NCHW" || c.order == "nchw";
-    if (!parse_resize_method(c.resize_method, &io.resize)) throw Error("--resize-method: " + c.resize_method);
-    io.lo = c.range_lo;
-    io.hi = c.range_hi;
-    io.max_images = c.max_images;
-    io.threads = o.threads;
-    return make_image_batcher(io, specs, c.batch_size);
+  if (!c.synthetic && !c.any() && warnings)
+    warnings->push_back(fmt::format("INT8 without calibration data or cache: synthetic data in [{}, {}] is used; "
+                                    "scales will not be accurate", c.range_lo, c.range_hi));
+  return files_batcher(c, o.threads)(specs);
+}
+
+// Calibration runs when an INT8 layer or INT8 IO needs scales, and also when the INT8 flag is on
+// and a cache was asked for: TensorRT (and trtutils) calibrate whenever INT8 is enabled.
+bool needs_calibration(const BuildOptions& o, const Plan& plan) {
+  for (const auto& l : plan.layers)
+    if (l.precision == Precision::kINT8) return true;
+  for (const auto* v : {&o.input_formats, &o.output_formats})
+    for (const auto& f : *v)
+      if (f.type == DataType::kInt8) return true;
+  if (!o.calibration_cache.empty()) {
+    if (!o.int8)
+      throw Error(fmt::format("--calibration-cache {}: nothing to calibrate: no layer runs in INT8 (pass --int8)",
+                              o.calibration_cache));
+    return true;
   }
-  if (!c.npy.empty()) {
-    if (specs.size() != 1) throw Error("--calibration-npy: the model has several inputs; use the API's npy batcher per input");
-    return make_npy_batcher({{specs[0].name, c.npy}}, specs, c.batch_size);
-  }
-  if (!c.synthetic && warnings)
-    warnings->push_back("INT8 without calibration data or cache: synthetic data in [lo, hi] is used; scales will not be accurate");
-  return make_synthetic_batcher(specs, c.batch_size, c.num_batches, c.range_lo, c.range_hi, 0);
+  return false;
 }
 
 // ---- Tactics -----------------------------------------------------------------------------------------
@@ -307,6 +320,110 @@ void copy_atomic(const std::string& from, const std::string& to) {
   engine_detail::write_file_atomic(to, bytes.data(), bytes.size());
 }
 
+// build_dla_engine's plan (the seed's or the graph strategy), with trtutils' verbose output.
+Plan plan_dla_build(const Network& net, const BuildOptions& o) {
+  PlanOptions po;
+  po.strategy = o.strategy;
+  po.dla.target = o.target;
+  po.dla.precision = DlaPrecision::kInt8;
+  po.dla.verbose_layers = po.dla.verbose_chunks = o.verbose;
+  po.max_chunks = o.max_chunks;
+  po.min_layers = o.min_layers;
+  po.dla_core = std::max(0, o.dla_core);
+  po.optimization_level = o.optimization_level;
+  po.fp8 = o.fp8;
+  po.layer_device = o.layer_device;
+  po.layer_precision = o.layer_precision;
+  Plan plan = make_plan(net, po);
+  // No DLA layer kept: trtutils still builds with FP16 and INT8 allowed (and calibrates), so the
+  // builder chooses per layer as `build --fp16 --int8` does; an explicit per-layer precision stays.
+  if (plan.plan_case == Plan::Case::kNoDla) {
+    for (size_t i = 0; i < net.layers.size(); ++i) {
+      auto& p = plan.layers[i];
+      if (p.precision != Precision::kUnset) continue;
+      p.precision = default_gpu_precision(net.layers[i], o);
+      if (p.precision != Precision::kUnset)
+        p.reason += fmt::format(" ({} chosen by the builder: FP16 and INT8 allowed)", to_string(p.precision));
+    }
+  }
+  if (o.verbose) {
+    std::fprintf(stderr, "Model can run fully on DLA: %s\n", plan.plan_case == Plan::Case::kFullDla ? "True" : "False");
+    for (size_t i = 0; i < net.layers.size(); ++i) {
+      const auto& p = plan.layers[i];
+      std::fprintf(stderr, "Layer %zu: %s, %s, %s\n", i, net.layers[i].name.c_str(),
+                   p.device == Device::kDLA ? "DLA" : "GPU",
+                   p.precision == Precision::kUnset ? "unset (FP32 data movement)" : std::string(to_string(p.precision)).c_str());
+    }
+  }
+  return plan;
+}
+
+// INT8 calibration of the built network's tensors; empty when nothing needs scales.
+std::map<std::string, float> calibrate_for_build(const Network& net, const Plan& plan, const BuildOptions& o,
+                                                 std::vector<std::string>* warnings) {
+  if (!needs_calibration(o, plan)) return {};
+  double tc = now_s();
+  bool have_cache = !o.calibration_cache.empty() && fs::exists(o.calibration_cache);
+  auto batcher = make_batcher(net, o, have_cache ? nullptr : warnings);
+  CalibrateOptions co;
+  co.threads = o.threads;
+  co.cache_path = o.calibration_cache;
+  co.progress = o.verbose;
+  co.trt_version = dla_target_info(o.target).calibration_version;
+  CalibrationResult cr = calibrate(net, plan, *batcher, co);
+  log(o, fmt::format("calibration: {} tensors, {} ({:.2f} s)", cr.scales.size(),
+                     cr.from_cache ? "from " + o.calibration_cache : fmt::format("{} batches", cr.batches), now_s() - tc));
+  return cr.scales;
+}
+
+// Weights read only by INT8 convolutions are stored quantized (per output channel).
+std::vector<WeightsId> int8_weight_ids(const Network& net, const Plan& plan) {
+  std::map<WeightsId, bool> all_int8;
+  auto mark = [&](WeightsId w, bool q) {
+    if (w < 0) return;
+    auto it = all_int8.find(w);
+    all_int8[w] = (it == all_int8.end() ? true : it->second) && q;
+  };
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    const Layer& l = net.layers[i];
+    if (auto* c = std::get_if<ConvolutionParams>(&l.params)) {
+      mark(c->kernel_weights, l.kind == LayerKind::kConvolution && plan.layers[i].precision == Precision::kINT8);
+      mark(c->bias_weights, false);
+    } else if (auto* s = std::get_if<ScaleParams>(&l.params)) {
+      mark(s->scale, false); mark(s->shift, false); mark(s->power, false);
+    } else if (auto* k = std::get_if<ConstantParams>(&l.params)) {
+      mark(k->weights, false);
+    }
+  }
+  std::vector<WeightsId> out;
+  for (const auto& [w, q] : all_int8)
+    if (q && net.weights[w].type == DataType::kFloat) out.push_back(w);
+  return out;
+}
+
+// The tactic for this network and plan, through the timing cache.
+Tactic tactic_for_build(const Network& net, const Plan& plan, const Numerics& num, const BuildOptions& o) {
+  std::string sig = network_signature(net, plan);
+  if (o.optimization_level <= 0) return Tactic{sig, "cpu.threads=default", 0};
+  std::string tpath = timing_cache_path(o);
+  std::string dev = host_device_key();
+  TimingCache tcache;
+  tcache.device_key = dev;
+  if (!tpath.empty()) tcache = TimingCache::read(tpath, dev, o.ignore_timing_mismatch);
+  if (auto it = tcache.entries.find(sig); it != tcache.entries.end()) {
+    log(o, fmt::format("timing cache hit: {} -> {} ({:.3f} ms)", sig, it->second.name, it->second.time_ms));
+    return it->second;
+  }
+  double tt = now_s();
+  Tactic tactic = choose_tactic(net, num, sig, o.optimization_level, o);
+  log(o, fmt::format("timing: {} -> {} ({:.3f} ms; timed in {:.2f} s)", sig, tactic.name, tactic.time_ms, now_s() - tt));
+  if (!tpath.empty()) {
+    tcache.entries[sig] = tactic;
+    tcache.merge_write(tpath);
+  }
+  return tactic;
+}
+
 BuildResult do_build(const std::string& onnx, const std::string& output, const BuildOptions& o,
                      const std::string& model_sha, bool dla_build) {
   BuildResult res;
@@ -319,25 +436,7 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
   std::string why = cpu_unsupported_reason(net);
   if (!why.empty()) throw Error(fmt::format("{}: no implementation for a layer: {}", onnx, why));
 
-  Plan plan;
-  if (dla_build) {
-    PlanOptions po;
-    po.strategy = o.strategy;
-    po.dla.target = o.target;
-    po.dla.precision = DlaPrecision::kInt8;
-    po.dla.verbose_layers = po.dla.verbose_chunks = false;
-    po.max_chunks = o.max_chunks;
-    po.min_layers = o.min_layers;
-    po.dla_core = std::max(0, o.dla_core);
-    po.optimization_level = o.optimization_level;
-    po.fp8 = o.fp8;
-    po.layer_device = o.layer_device;
-    po.layer_precision = o.layer_precision;
-    plan = make_plan(net, po);
-    plan.gpu_fallback = true;
-  } else {
-    plan = plan_build(net, o, &res.warnings);
-  }
+  Plan plan = dla_build ? plan_dla_build(net, o) : plan_build(net, o, &res.warnings);
   for (auto& l : plan.layers)
     if (l.precision == Precision::kFP8) {
       l.precision = Precision::kFP16;
@@ -350,27 +449,10 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
     log(o, fmt::format("plan: {} DLA layers, {} GPU layers, {} DLA regions", dla_n, int(plan.layers.size()) - dla_n, regions));
   }
 
-  // Calibration (on the imported network, so names match TensorRT's calibration cache).
+  // Calibration runs on the imported network, so names match TensorRT's calibration cache.
+  std::map<std::string, float> calib_scales = calibrate_for_build(net, plan, o, &res.warnings);
   bool any_int8 = false;
   for (const auto& l : plan.layers) any_int8 = any_int8 || l.precision == Precision::kINT8;
-  bool int8_io = false;
-  for (const auto& f : o.input_formats) int8_io = int8_io || f.type == DataType::kInt8;
-  for (const auto& f : o.output_formats) int8_io = int8_io || f.type == DataType::kInt8;
-  std::map<std::string, float> calib_scales;
-  if (any_int8 || int8_io) {
-    double tc = now_s();
-    bool have_cache = !o.calibration_cache.empty() && fs::exists(o.calibration_cache);
-    auto batcher = make_batcher(net, o, have_cache ? nullptr : &res.warnings);
-    CalibrateOptions co;
-    co.threads = o.threads;
-    co.cache_path = o.calibration_cache;
-    co.progress = o.verbose;
-    co.trt_version = dla_target_info(o.target).calibration_version;
-    CalibrationResult cr = calibrate(net, plan, *batcher, co);
-    calib_scales = cr.scales;
-    log(o, fmt::format("calibration: {} tensors, {} ({:.2f} s)", cr.scales.size(),
-                       cr.from_cache ? "from " + o.calibration_cache : fmt::format("{} batches", cr.batches), now_s() - tc));
-  }
 
   EngineContents e;
   if (o.passes) {
@@ -392,54 +474,8 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
   add_io_scale(o.output_formats);
   e.input_formats = io_formats(net, plan, net.inputs, o.input_formats, true, o, scales);
   e.output_formats = io_formats(net, plan, net.outputs, o.output_formats, false, o, scales);
-
-  // INT8 convolution kernels are stored quantized.
-  {
-    std::map<WeightsId, bool> all_int8;
-    for (size_t i = 0; i < net.layers.size(); ++i) {
-      const Layer& l = net.layers[i];
-      auto mark = [&](WeightsId w, bool q) {
-        if (w < 0) return;
-        auto it = all_int8.find(w);
-        all_int8[w] = (it == all_int8.end() ? true : it->second) && q;
-      };
-      if (auto* c = std::get_if<ConvolutionParams>(&l.params)) {
-        mark(c->kernel_weights, l.kind == LayerKind::kConvolution && plan.layers[i].precision == Precision::kINT8);
-        mark(c->bias_weights, false);
-      } else if (auto* s = std::get_if<ScaleParams>(&l.params)) {
-        mark(s->scale, false); mark(s->shift, false); mark(s->power, false);
-      } else if (auto* k = std::get_if<ConstantParams>(&l.params)) {
-        mark(k->weights, false);
-      }
-    }
-    for (const auto& [w, q] : all_int8)
-      if (q && net.weights[w].type == DataType::kFloat) e.int8_weights.push_back(w);
-  }
-
-  // Tactics, through the timing cache.
-  std::string sig = network_signature(net, plan);
-  Tactic tactic{sig, "cpu.threads=default", 0};
-  if (o.optimization_level > 0) {
-    std::string tpath = timing_cache_path(o);
-    std::string dev = host_device_key();
-    TimingCache tcache;
-    tcache.device_key = dev;
-    if (!tpath.empty()) tcache = TimingCache::read(tpath, dev, o.ignore_timing_mismatch);
-    auto it = tcache.entries.find(sig);
-    if (it != tcache.entries.end()) {
-      tactic = it->second;
-      log(o, fmt::format("timing cache hit: {} -> {} ({:.3f} ms)", sig, tactic.name, tactic.time_ms));
-    } else {
-      double tt = now_s();
-      tactic = choose_tactic(net, num, sig, o.optimization_level, o);
-      log(o, fmt::format("timing: {} -> {} ({:.3f} ms; timed in {:.2f} s)", sig, tactic.name, tactic.time_ms, now_s() - tt));
-      if (!tpath.empty()) {
-        tcache.entries[sig] = tactic;
-        tcache.merge_write(tpath);
-      }
-    }
-  }
-  e.tactics.push_back(tactic);
+  e.int8_weights = int8_weight_ids(net, plan);
+  e.tactics.push_back(tactic_for_build(net, plan, num, o));
   for (const auto& l : plan.layers) (l.device == Device::kDLA ? res.dla_layers : res.gpu_layers)++;
 
   e.network = std::move(net);
@@ -555,6 +591,15 @@ void validate(const BuildOptions& o) {
   for (const auto& [n, p] : o.layer_precision)
     if (n.empty()) throw Error("--layer-precision: empty layer name");
   if (o.threads < 0) throw Error(fmt::format("--threads {}: must be >= 0", o.threads));
+  if (o.cache && o.batcher && o.batcher_id.empty())
+    throw Error("engine cache with a caller's batcher: set batcher_id to name the calibration data (it keys the cache)");
+  if (!o.profiling_verbosity.empty() && o.profiling_verbosity != "layer_names_only" &&
+      o.profiling_verbosity != "detailed" && o.profiling_verbosity != "none")
+    throw Error(fmt::format("--profiling-verbosity {}: must be layer_names_only, detailed or none", o.profiling_verbosity));
+  if (o.tiling_optimization_level < -1 || o.tiling_optimization_level > 3)
+    throw Error(fmt::format("--tiling-optimization-level {}: must be 0..3 (none, fast, moderate, full)", o.tiling_optimization_level));
+  if (o.tiling_l2_cache_limit < -1)
+    throw Error(fmt::format("--tiling-l2-cache-limit {}: must be >= 0 bytes", o.tiling_l2_cache_limit));
 }
 
 std::string canonical_options(const BuildOptions& o) {
@@ -596,10 +641,56 @@ std::string canonical_options(const BuildOptions& o) {
   const auto& c = o.calibration;
   j["calibration"] = {{"source", !c.images_dir.empty() ? "images" : !c.npy.empty() ? "npy" : c.synthetic ? "synthetic" : "none"},
                       {"batch_size", c.batch_size}, {"num_batches", c.num_batches}, {"max_images", c.max_images},
-                      {"order", c.order}, {"resize_method", c.resize_method}, {"range", {c.range_lo, c.range_hi}}};
+                      {"order", c.order}, {"resize_method", c.resize_method}, {"range", {c.range_lo, c.range_hi}},
+                      {"channels", c.bgr ? "bgr" : "rgb"}, {"last_batch", std::string(to_string(c.last))}};
+  if (o.batcher) j["calibration"]["source"] = "batcher:" + o.batcher_id;
+  j["profiling_verbosity"] = o.profiling_verbosity;
+  j["tiling_optimization_level"] = o.tiling_optimization_level;
+  j["tiling_l2_cache_limit"] = o.tiling_l2_cache_limit;
   j["calibration_cache"] = !o.calibration_cache.empty();
   j["passes"] = o.passes;
   return j.dump();
+}
+
+BatcherFactory batcher_for(std::shared_ptr<Batcher> batcher) {
+  return [batcher](const std::vector<InputSpec>&) -> std::unique_ptr<Batcher> {
+    // The caller keeps ownership; calibration borrows it for the build.
+    struct Borrowed final : Batcher {
+      std::shared_ptr<Batcher> b;
+      explicit Borrowed(std::shared_ptr<Batcher> x) : b(std::move(x)) {}
+      int batch_size() const override { return b->batch_size(); }
+      int num_batches() const override { return b->num_batches(); }
+      bool next(TensorMap* out) override { return b->next(out); }
+      void reset() override { b->reset(); }
+    };
+    if (!batcher) throw Error("calibration: batcher_for() was given no batcher");
+    return std::make_unique<Borrowed>(batcher);
+  };
+}
+
+BatcherFactory files_batcher(const CalibrationData& c, int threads) {
+  return [c, threads](const std::vector<InputSpec>& specs) -> std::unique_ptr<Batcher> {
+    if (!c.images_dir.empty()) {
+      ImageBatcherOptions io;
+      io.dir = c.images_dir;
+      io.nchw = c.order == "NCHW" || c.order == "nchw";
+      if (!parse_resize_method(c.resize_method, &io.resize)) throw Error("--resize-method: " + c.resize_method);
+      io.lo = c.range_lo;
+      io.hi = c.range_hi;
+      io.bgr = c.bgr;
+      io.last = c.last;
+      io.max_images = c.max_images;
+      io.threads = threads;
+      for (const auto& s : specs)
+        if (s.dims.size() == 4) io.channels = int(io.nchw ? s.dims[1] : s.dims[3]);
+      return make_image_batcher(io, specs, c.batch_size);
+    }
+    if (!c.npy.empty()) {
+      if (specs.size() != 1) throw Error("--calibration-npy: the model has several inputs; use the API's npy batcher per input");
+      return make_npy_batcher({{specs[0].name, c.npy}}, specs, c.batch_size, c.last);
+    }
+    return make_synthetic_batcher(specs, c.batch_size, c.num_batches, c.range_lo, c.range_hi, 0);
+  };
 }
 
 BuildResult build_engine(const std::string& onnx_path, const std::string& output, const BuildOptions& opt) {

@@ -142,6 +142,13 @@ std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecO
     notes.push_back(fmt::format("trtexec 8.5 has no --builderOptimizationLevel (8.6+): level {} "
                                 "not applied",
                                 plan.optimization_level));
+  if (!opt.profiling_verbosity.empty()) args.push_back("--profilingVerbosity=" + opt.profiling_verbosity);
+  if (opt.tiling_optimization_level >= 0 || opt.tiling_l2_cache_limit >= 0) {
+    // Tiling arrived in TensorRT 10.8 (release notes, "Tiling Optimization"); every trtexec this
+    // export targets (8.5, 8.6, 10.x with DLA) predates it.
+    notes.push_back(fmt::format("tiling options omitted: trtexec {} has no --tilingOptimizationLevel / "
+                                "--l2LimitForTiling (TensorRT 10.8+)", vname));
+  }
   if (opt.direct_io) {
     args.push_back("--directIO");
     if (v10) notes.push_back("--directIO is deprecated in TensorRT 10.7");

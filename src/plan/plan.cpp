@@ -193,6 +193,15 @@ void plan_seed(const Network& net, const PlanOptions& opt, Plan& plan) {
     }
     plan.regions.push_back(std::move(r));
   }
+  if (matched == 0) {
+    size_t largest = 0;
+    for (int ci : dla_chunks) largest = std::max(largest, rep.chunks[ci].layers.size());
+    // trtutils builds this as a mixed engine whose every layer is pinned to the GPU; say so.
+    plan.warnings.push_back(fmt::format(
+        "no DLA chunk kept: min_layers={} excluded all {} DLA-capable chunks (largest has {} layers); "
+        "every layer runs on the GPU (try --strategy graph or a smaller --min-layers)",
+        opt.min_layers, dla_chunks.size(), largest));
+  }
 }
 
 // ---- Graph strategy -------------------------------------------------------------------------------
@@ -456,8 +465,9 @@ void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
     plan.default_device = Device::kGPU;
     plan.gpu_fallback = false;
     plan.warnings.push_back("No DLA region kept. Building GPU-only engine.");
-    for (int v = 0; v < n; ++v)
-      if (owner[v] < 0) plan.layers[v].precision = Precision::kUnset;
+    // As the seed's no-DLA case (trtutils' build_engine with fp16 and int8 and no per-layer
+    // precision): the builder chooses every layer's precision.
+    for (int v = 0; v < n; ++v) plan.layers[v].precision = Precision::kUnset;
   } else {
     plan.plan_case = Plan::Case::kMixed;
     plan.default_device = Device::kDLA;

@@ -32,6 +32,15 @@ bool parse_resize_method(std::string_view s, ResizeMethod* out) {
   return true;
 }
 
+std::string_view to_string(LastBatch b) {
+  switch (b) {
+    case LastBatch::kKeep: return "keep";
+    case LastBatch::kPad: return "pad";
+    case LastBatch::kDrop: return "drop";
+  }
+  return "?";
+}
+
 bool parse_last_batch(std::string_view s, LastBatch* out) {
   if (s == "keep") *out = LastBatch::kKeep;
   else if (s == "pad") *out = LastBatch::kPad;

@@ -83,6 +83,27 @@ TEST(ExportTrtexec, FullAndNoDla) {
   EXPECT_NE(gpu.find("--int8 \\\n  --fp16"), std::string::npos);
 }
 
+// trtutils' profiling_verbosity has a trtexec flag in every version; its tiling options arrived
+// in TensorRT 10.8, after the last DLA release, so they become a note instead of a bad flag.
+TEST(ExportTrtexec, ProfilingVerbosityAndTiling) {
+  Network n = small();
+  Plan p = make_plan(n, mixed());
+  TrtexecOptions t;
+  t.onnx = "m.onnx";
+  t.profiling_verbosity = "detailed";
+  std::string cmd = trtexec_command(n, p, t);
+  EXPECT_NE(cmd.find("--profilingVerbosity=detailed"), std::string::npos) << cmd;
+  EXPECT_EQ(cmd.find("tiling"), std::string::npos) << cmd;
+  t.tiling_optimization_level = 2;
+  t.tiling_l2_cache_limit = 1 << 20;
+  cmd = trtexec_command(n, p, t);
+  EXPECT_NE(cmd.find("# note: tiling options omitted: trtexec 8.6 has no --tilingOptimizationLevel / "
+                     "--l2LimitForTiling (TensorRT 10.8+)"),
+            std::string::npos)
+      << cmd;
+  EXPECT_EQ(cmd.find("--tilingOptimizationLevel="), std::string::npos) << cmd;
+}
+
 TEST(ExportDot, ClustersAndColours) {
   Network n = small();
   Plan p = make_plan(n, mixed());

@@ -16,7 +16,7 @@ namespace {
 struct BuildArgs {
   std::string model, output;
   std::vector<std::string> shapes, input_formats, output_formats, layer_precision, layer_device;
-  std::string default_device = "gpu", strategy = "seed", target = "orin";
+  std::string default_device = "gpu", strategy = "seed", target = "orin", channels = "bgr", last_batch = "drop";
   std::vector<float> input_scale;
   std::optional<float> range_lo, range_hi;
   BuildOptions o;
@@ -44,6 +44,8 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_option("--max-images", o.calibration.max_images, "use at most N calibration images (0: all)")->capture_default_str();
   sub->add_option("--data-order", o.calibration.order, "calibration data layout: NCHW | NHWC")->capture_default_str();
   sub->add_option("--resize,--resize-method", o.calibration.resize_method, "letterbox | linear (as in calibrate and compare)")->capture_default_str();
+  sub->add_option("--channels", a.channels, "channel order of calibration images: bgr (OpenCV's, as trtutils) | rgb")->capture_default_str();
+  sub->add_option("--last-batch", a.last_batch, "partial last calibration batch: drop (as trtutils) | keep | pad")->capture_default_str();
   sub->add_option("--input-scale", a.input_scale, "pixel range LO HI (default 0 1)")->expected(2);
   // The same spelling as calibrate and compare: pixel 0 -> --range, pixel 255 -> --range-hi.
   sub->add_option("--range", a.range_lo, "pixel 0 maps to this value (as in calibrate and compare)");
@@ -52,6 +54,12 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_option("--input-format", a.input_formats, "NAME:TYPE[:LAYOUT], TYPE fp32|fp16|int8|uint8, LAYOUT nchw|nhwc (repeatable)");
   sub->add_option("--output-format", a.output_formats, "NAME:TYPE[:LAYOUT] (repeatable)");
   sub->add_option("--optimization-level", o.optimization_level, "0..5; 0 skips tactic timing")->capture_default_str();
+  sub->add_option("--profiling-verbosity", o.profiling_verbosity,
+                  "layer_names_only | detailed | none (recorded; exported as trtexec --profilingVerbosity)");
+  sub->add_option("--tiling-optimization-level", o.tiling_optimization_level,
+                  "0..3 (recorded; exported as trtexec --tilingOptimizationLevel, TensorRT 10.8+)");
+  sub->add_option("--tiling-l2-cache-limit", o.tiling_l2_cache_limit,
+                  "bytes (recorded; exported as trtexec --l2LimitForTiling, TensorRT 10.8+)");
   sub->add_flag("--direct-io", o.direct_io, "fail instead of converting IO formats inside the engine");
   sub->add_flag("--prefer-precision-constraints", o.prefer_precision_constraints, "(recorded; tandem always obeys per-layer precisions)");
   sub->add_flag("--reject-empty-algorithms", o.reject_empty_algorithms, "fail when a layer has no implementation");
@@ -105,6 +113,10 @@ BuildOptions finish(BuildArgs& a, bool dla) {
   if (!a.input_scale.empty()) { o.calibration.range_lo = a.input_scale[0]; o.calibration.range_hi = a.input_scale[1]; }
   if (a.range_lo) o.calibration.range_lo = *a.range_lo;
   if (a.range_hi) o.calibration.range_hi = *a.range_hi;
+  if (a.channels != "rgb" && a.channels != "bgr") throw Error(fmt::format("--channels: '{}' is not bgr | rgb", a.channels));
+  o.calibration.bgr = a.channels == "bgr";
+  if (!parse_last_batch(a.last_batch, &o.calibration.last))
+    throw Error(fmt::format("--last-batch: '{}' is not drop | keep | pad", a.last_batch));
   return o;
 }
 

@@ -131,6 +131,13 @@ tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {
   sub->add_option("--input-io-formats", a->t.input_io_formats, "trtexec --inputIOFormats spec, e.g. int8:dla_hwc4");
   sub->add_option("--output-io-formats", a->t.output_io_formats, "trtexec --outputIOFormats spec, e.g. fp16:chw16");
   sub->add_flag("--direct-io", a->t.direct_io, "--directIO");
+  sub->add_option("--profiling-verbosity", a->t.profiling_verbosity, "--profilingVerbosity: layer_names_only | detailed | none")
+      ->check(CLI::IsMember({"layer_names_only", "detailed", "none"}));
+  sub->add_option("--tiling-optimization-level", a->t.tiling_optimization_level,
+                  "--tilingOptimizationLevel 0..3 (TensorRT 10.8+; noted, not emitted, for DLA-era trtexec)")
+      ->check(CLI::Range(0, 3));
+  sub->add_option("--tiling-l2-cache-limit", a->t.tiling_l2_cache_limit, "--l2LimitForTiling in bytes (TensorRT 10.8+)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("-o,--output", a->output, "write a shell script here instead of stdout");
   return std::function<int()>([a] { return run_trtexec(*a); });
 });
