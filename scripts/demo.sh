@@ -30,7 +30,8 @@ step "tandem plan --strategy graph (summary; full plan in $out/plan.txt)"
 "$t" plan "$model" --shape "$shape" --strategy graph > "$out/plan.txt"
 grep -iE "^(strategy|case|layers|regions|dla|boundary)" "$out/plan.txt" || tail -n 8 "$out/plan.txt"
 
-# PaddleOCR's preprocessing for this model: RGB, pixel/255 mapped to [-1, 1], linear resize.
+# PaddleOCR's preprocessing for this model: images as OpenCV reads them (BGR, build-dla's default,
+# as trtutils), pixel/255 mapped to [-1, 1], linear resize.
 prep=(--range -1 --range-hi 1 --resize linear)
 
 step "tandem build-dla: calibrate on $(ls "$calib" | wc -l) text-line images, build the engine"
@@ -45,7 +46,7 @@ step "tandem bench the engine"
 "$t" bench "$out/cls.engine" --iterations 50 --warmup 5
 
 step "tandem compare: FP32 reference vs the plan's DLA numerics, on the 32 images"
-"$t" compare "$model" --shape "$shape" --strategy graph "${prep[@]}" --cache "$out/cls.cache" \
+"$t" compare "$model" --shape "$shape" --strategy graph "${prep[@]}" --channels bgr --cache "$out/cls.cache" \
   --data "$calib"
 
 step "tandem export trtexec: build the same plan with TensorRT on a Jetson"

@@ -43,6 +43,7 @@ inline constexpr int kLayerKindCount = 22;
 struct LayerKindInfo {
   std::string_view name;      // "Convolution"
   std::string_view trt_type;  // "CONVOLUTION", as TensorRT's LayerType prints
+  std::string_view trt_label; // "Convolution": TensorRT's default names, "(Unnamed Layer* N) [Label]"
   int min_inputs;
   int max_inputs;  // -1: any number
 };

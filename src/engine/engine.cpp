@@ -101,7 +101,10 @@ HostTensor to_network_format(const HostTensor& in, const TensorFormat& f, float 
       for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
       break;
     }
-    default:
+    case DataType::kFloat:
+    case DataType::kInt32:
+    case DataType::kInt64:
+    case DataType::kBool:
       throw Error(fmt::format("input '{}': unsupported IO type {}", f.name, to_string(f.type)));
   }
   return o;
@@ -125,7 +128,7 @@ HostTensor from_network_format(const HostTensor& out, const TensorFormat& f, flo
         auto* d = reinterpret_cast<int8_t*>(t.data.data());
         for (int64_t i = 0; i < n; ++i) {
           float v = scale > 0 ? std::nearbyint(s[i] / scale) : 0.f;
-          d[i] = int8_t(std::min(127.f, std::max(-127.f, v)));
+          d[i] = int8_t(std::min(127.f, std::max(-128.f, v)));  // activations: TensorRT's [-128, 127]
         }
         break;
       }
@@ -137,7 +140,10 @@ HostTensor from_network_format(const HostTensor& out, const TensorFormat& f, flo
         }
         break;
       }
-      default:
+      case DataType::kFloat:
+      case DataType::kInt32:
+      case DataType::kInt64:
+      case DataType::kBool:
         throw Error(fmt::format("output '{}': unsupported IO type {}", f.name, to_string(f.type)));
     }
   }

@@ -106,15 +106,7 @@ int Importer::axis(int64_t a, size_t r, const char* what) const {
 }
 
 // ---- layers ----------------------------------------------------------------------------------
-static std::string_view trt_kind_label(LayerKind k) {
-  // TensorRT's default layer names: "(Unnamed Layer* N) [Label]".
-  switch (k) {
-    case LayerKind::kMatrixMultiply: return "Matrix Multiply";
-    case LayerKind::kSoftMax: return "Softmax";
-    case LayerKind::kParametricReLU: return "Parametric ReLU";
-    default: return to_string(k);
-  }
-}
+static std::string_view trt_kind_label(LayerKind k) { return layer_kind_info(k).trt_label; }
 
 std::string Importer::unique_layer_name(const std::string& base) {
   std::string c = base;

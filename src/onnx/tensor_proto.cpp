@@ -64,8 +64,13 @@ int64_t Const::i(int64_t k) const {
   switch (type) {
     case DataType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return v; }
     case DataType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
-    default: return sat_i64(f(k));
+    case DataType::kFloat:
+    case DataType::kHalf:
+    case DataType::kInt8:
+    case DataType::kUInt8:
+    case DataType::kBool: return sat_i64(f(k));
   }
+  return 0;
 }
 
 void Const::set_f(int64_t k, double v) {
@@ -89,7 +94,8 @@ void Const::set_i(int64_t k, int64_t v) {
     case DataType::kBool: *p = v != 0 ? 1 : 0; break;
     case DataType::kInt8: *p = static_cast<uint8_t>(static_cast<int8_t>(v)); break;
     case DataType::kUInt8: *p = static_cast<uint8_t>(v); break;
-    default: set_f(k, static_cast<double>(v)); break;
+    case DataType::kFloat:
+    case DataType::kHalf: set_f(k, static_cast<double>(v)); break;
   }
 }
 
