@@ -9,6 +9,7 @@ pkgs=(build-essential cmake g++ pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev
       libonnx-testdata graphviz
       ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl-config.cmake requires OpenCL
+      pybind11-dev python3-dev python3-numpy python3-pytest  # the Python module (python/) and its tests
       ccache)
 # scripts/check-deps.sh asks for the list to prove the build uses nothing else.
 if [[ "${1:-}" == "--list-packages" ]]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
