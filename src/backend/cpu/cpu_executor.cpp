@@ -187,7 +187,7 @@ class CpuExecutor : public Executor {
           }
           if (c.kind == LayerKind::kActivation) {
             cpu::PostOp po{cpu::PostOp::kActivation, c.as<ActivationParams>()};
-            if (!cpu::dnnl_supports_post_op(po)) break;
+            if (!cpu::dnnl_can_append_post_op(s.post_ops, po)) break;
             s.post_ops.push_back(po);
             fused_away[cs[0]] = true;
             elided[t] = true;

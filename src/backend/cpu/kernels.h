@@ -19,7 +19,9 @@ struct PostOp {
   enum Kind { kActivation, kHardSwish } kind = kActivation;
   ActivationParams act;
 };
-bool dnnl_supports_post_op(const PostOp& p);
+// Whether p can follow `chain` as oneDNN post-ops of one primitive, computing exactly what the
+// layers compute one after the other.
+bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p);
 
 // Scratch shared by every convolution of one executor (they run one at a time): blocked copies
 // of the source and destination when oneDNN picks a blocked layout (nChw16c, ...).

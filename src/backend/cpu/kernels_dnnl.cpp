@@ -64,9 +64,24 @@ bool append_activation(dnnl::post_ops& po, const PostOp& p) {
 
 }  // namespace
 
-bool dnnl_supports_post_op(const PostOp& p) {
+bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p) {
   dnnl::post_ops po;
-  return append_activation(po, p);
+  for (const PostOp& c : chain) append_activation(po, c);
+  const int before = po.len();
+  if (!append_activation(po, p)) return false;
+  // oneDNN 2.6 computes two eltwise post-ops of one algorithm with different parameters wrongly
+  // (conv + LeakyReLU + ReLU leaks negatives; Elu(a) + Elu(b) uses one alpha): found by the
+  // differential test against ONNX Runtime (docs/reliability.md). Such a chain stops fusing.
+  for (int j = before; j < po.len(); ++j) {
+    dnnl::algorithm aj, ai;
+    float sj, alj, bej, si, ali, bei;
+    po.get_params_eltwise(j, sj, aj, alj, bej);
+    for (int i = 0; i < j; ++i) {
+      po.get_params_eltwise(i, si, ai, ali, bei);
+      if (ai == aj && (ali != alj || bei != bej)) return false;
+    }
+  }
+  return true;
 }
 
 Kernel make_conv_kernel(const ConvSpec& s) {
