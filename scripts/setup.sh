@@ -10,7 +10,8 @@ pkgs=(build-essential cmake g++ pkg-config git
       libonnx-testdata graphviz
       ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl-config.cmake requires OpenCL
       pybind11-dev python3-dev python3-numpy python3-pytest  # the Python module (python/) and its tests
-      ccache)
+      ccache
+      clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # clang + libFuzzer: scripts/fuzz.sh
 # scripts/check-deps.sh asks for the list to prove the build uses nothing else.
 if [[ "${1:-}" == "--list-packages" ]]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 # Node.js is only needed for npm (models, ONNX Runtime peer); keep one that is already there.

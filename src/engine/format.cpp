@@ -16,6 +16,7 @@
 
 #include "engine/binio.h"
 #include "engine/internal.h"
+#include "tandem/limits.h"
 #include "tandem/engine.h"
 
 namespace tandem {
@@ -582,6 +583,7 @@ EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::s
     Reader r(d, n, where(kTACT));
     get_tactics(r, e.tactics);
   }
+  check_memory_cap(e.network, name, memory_cap(size));
   return e;
 }
 

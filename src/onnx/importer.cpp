@@ -8,6 +8,8 @@
 #include <fstream>
 #include <queue>
 
+#include "tandem/limits.h"
+
 namespace tandem {
 namespace onnx_detail {
 
@@ -495,7 +497,12 @@ Network Importer::run() {
 
 Network import_onnx(const std::string& path, const ImportOptions& options) {
   onnx_detail::Importer imp(path, options);
-  return imp.run();
+  Network net = imp.run();
+  // A small file may still declare huge activations: refuse before any executor allocates them.
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  check_memory_cap(net, path, memory_cap(ec ? 0 : uint64_t(bytes)));
+  return net;
 }
 
 OnnxModelSummary summarize_onnx(const std::string& path) {

@@ -1,5 +1,6 @@
 // Exports of a plan: the trtexec command line that builds it with real TensorRT (flag syntax:
-// docs/dla-rules.md section 8) and a Graphviz picture.
+// trtexec's samples/common/sampleOptions.cpp, source S7 in docs/dla-rules-impl.md) and a Graphviz
+// picture.
 #include <fmt/format.h>
 
 #include <algorithm>

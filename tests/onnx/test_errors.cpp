@@ -351,3 +351,20 @@ TEST(OnnxErrors, ConstantAttributeTensorWithoutDataIsOneLine) {
     expect_error(p, "", {"cos_nodata.onnx", "cos0", "carries no data"});
   }
 }
+
+// A tiny model that declares activations far larger than its file: refused at import with one
+// line naming the file and the largest tensor, before an executor could allocate them.
+TEST(OnnxErrors, ActivationsOverTheMemoryCapAreOneLine) {
+  test::ModelBuilder b;
+  b.input("x", {1, 1, 1, 1}).output("y");
+  b.init_i64("shape", {4}, {1, 256, 1024, 1024});  // 1 GiB of float32
+  b.node("Expand", {"x", "shape"}, {"y"}, "expand");
+  std::string p = b.write("expand_bomb.onnx");
+  std::string out;
+  EXPECT_EQ(test::run_cli("inspect '" + p + "'", &out), 0) << out;  // 1 GiB: under the default cap
+  ::setenv("TANDEM_MEMORY_CAP", "512MiB", 1);
+  EXPECT_EQ(test::run_cli("inspect '" + p + "'", &out), 2) << out;
+  ::unsetenv("TANDEM_MEMORY_CAP");
+  EXPECT_EQ(out, "tandem: error: " + p + ": its tensors need 1024 MiB at the peak (largest: 'y', 1024 MiB), over the "
+                 "memory cap of 512 MiB (set TANDEM_MEMORY_CAP, e.g. 64GiB, to allow more)\n");
+}
