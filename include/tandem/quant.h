@@ -86,7 +86,12 @@ std::string_view to_string(CalibAlgorithm a);                   // "entropy" ...
 bool parse_calib_algorithm(std::string_view s, CalibAlgorithm* out);
 // The header word TensorRT uses: EntropyCalibration2, MinMaxCalibration; percentile has no
 // TensorRT calibrator and is written as LegacyCalibration (TensorRT's quantile calibrator).
+// calibrate() writes EntropyCalibration2 whatever the algorithm unless asked for this true name:
+// trtexec's calibrator is an IInt8EntropyCalibrator2 and skips a cache of another algorithm.
 std::string_view cache_algorithm_name(CalibAlgorithm a);
+// The smallest scale calibrate() writes (an all-zero tensor); a cache line with scale 0 is read
+// as this scale, since a zero scale cannot quantize anything.
+inline constexpr float kMinCalibrationScale = 1e-8f;
 
 // A histogram of |x| over [0, max_abs] in `bins` equal bins (values above max_abs go to the last).
 struct Histogram {
@@ -102,25 +107,36 @@ struct Histogram {
 // P[i-1], Q = bins[0..i) merged into `levels` groups (mass spread evenly over each group's
 // non-empty bins); KL(P||Q); the LAST i with the smallest KL wins; returns i (a bin count).
 int entropy_threshold_bin(const std::vector<double>& counts, int levels = 128, int start_bin = 128);
-// Range (amax) from a histogram: entropy -> edge of the chosen bin; percentile -> upper edge of
-// the bin where the cumulative count reaches p%.
+// Range (amax) from a histogram: entropy -> (i + 0.5) x bin width for the chosen bin count i
+// (EntropyCalibration2's threshold); percentile -> lower edge of the bin where the cumulative
+// count reaches p% (pytorch-quantization, ONNX Runtime).
 double entropy_amax(const Histogram& h, int levels = 128, int start_bin = 128);
 double percentile_amax(const Histogram& h, double percentile);
 
 // ============================== Range tying ===========================================
 // DLA/TensorRT INT8 range rules, for layers whose precision is INT8: Concatenation inputs and
-// output share one range; ElementWise inputs are equal; Pooling input and output are equal.
-// Groups connect transitively (union-find); each group gets the largest range of its members.
-// Tensors without a range are left out of a group. Returns the tied map (name -> range).
+// output share one range; ElementWise inputs (less constant operands) are equal; Pooling input
+// and output are equal. Groups connect transitively (union-find). As TensorRT, a pooling output
+// takes its input's range and Concat inputs take the output's: each group gets the largest range
+// of its other members (all members if none). Tensors without a range are left out of a group.
+// Returns the tied map (name -> range); tying a tied map changes nothing.
 std::map<std::string, float> tie_ranges(const Network& net,
                                         const std::vector<Precision>& layer_precision,
                                         std::map<std::string, float> ranges);
+// Ranges that grew more than `factor` times from `before` to `after` (by tying), largest first.
+struct RangeChange {
+  std::string tensor;
+  float before = 0, after = 0;
+};
+std::vector<RangeChange> coarsened_ranges(const std::map<std::string, float>& before,
+                                          const std::map<std::string, float>& after, float factor = 4.f);
 
 // ============================== Calibration cache ======================================
 struct CalibrationCache {
   int trt_version = 8600;                  // TRT-<version>-...; JetPack 6 (TensorRT 8.6)
   std::string algorithm = "EntropyCalibration2";
   std::vector<std::pair<std::string, float>> scales;  // in file order; scale = range / 127
+  int zero_scales = 0;  // lines with scale 0, read as kMinCalibrationScale
   std::map<std::string, float> scale_map() const;
 };
 std::string scale_to_hex(float scale);  // 8 lowercase hex digits of the float32 bits
@@ -143,15 +159,17 @@ struct CalibrateOptions {
   int trt_version = 8600;
   std::string cache_path;     // "" : no cache; else read it (unless recalibrate) or write it
   bool recalibrate = false;
+  bool true_header = false;   // header names the algorithm used (default: EntropyCalibration2)
 };
 
 struct CalibrationResult {
   std::map<std::string, float> ranges;  // after tying (amax; symmetric [-amax, amax])
+  std::map<std::string, float> untied;  // the calibrated ranges before tying
   std::map<std::string, float> scales;  // range / 127
   CalibrationCache cache;               // what was (or would be) written
   bool from_cache = false;              // true: read from cache_path, no data was run
   int batches = 0, samples = 0;
-  int tied_tensors = 0;                 // tensors whose range grew through tying
+  int tied_tensors = 0;                 // tensors whose range changed through tying
 };
 
 // Two passes over the batcher (reset between): pass 1 runs the FP32 reference (CPU backend,
@@ -164,9 +182,15 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
 
 // Per-layer precisions of a plan, as the executor wants them.
 std::vector<Precision> plan_precisions(const Plan& plan);
-// The tensors that INT8 layers read or write (float tensors only), by name.
+// The tensors that INT8 layers read or write (float tensors only), by name, less the fused ones.
 std::vector<std::string> int8_tensors(const Network& net, const std::vector<Precision>& prec);
-// Numerics for the executor: the plan's precisions and tied scales from a scale map.
+// Tensors inside an INT8 block TensorRT fuses into one layer (Conv/Deconv -> BN as a Scale ->
+// ReLU/Clip/LeakyReLU/Sigmoid/Tanh, each link the only reader): never quantized.
+std::vector<std::string> fused_int8_tensors(const Network& net, const std::vector<Precision>& prec);
+// Constant B operands of INT8 MatrixMultiply layers, quantized per output channel: name -> axis.
+std::map<std::string, int> per_channel_weights(const Network& net, const std::vector<Precision>& prec);
+// Numerics for the executor: the plan's precisions and tied scales from a scale map, the fused
+// tensors (unquantized) and the per-channel weights.
 // Throws Error naming the first tensor an INT8 layer touches that has no scale.
 Numerics make_numerics(const Network& net, const Plan& plan,
                        const std::map<std::string, float>& scales);

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,12 +28,19 @@ struct HostTensor {
 using TensorMap = std::map<std::string, HostTensor>;
 
 // Numerics per layer. Empty precisions: everything FP32 (the reference).
-// INT8 layers: weights quantized per output channel (symmetric), activations per tensor with
-// the scale from tensor_scales (round half to even, clamp [-127, 127]); FP16 layers: inputs,
-// weights and outputs rounded to FP16. A tensor an INT8 layer touches without a scale is an error.
+// INT8 layers: weights quantized per output channel (symmetric, [-127, 127]), activations per
+// tensor with the scale from tensor_scales (round half to even, clamp [-128, 127]); FP16 layers:
+// inputs, weights and outputs rounded to FP16. A tensor an INT8 layer touches without a scale is
+// an error, except the tensors listed in unquantized.
 struct Numerics {
   std::vector<Precision> layer_precision;        // indexed by LayerId; kUnset = FP32
   std::map<std::string, float> tensor_scales;    // tensor name -> scale (range / 127)
+  // Tensors left in FP32 between INT8 layers that TensorRT fuses into one (the inside of a
+  // Conv + BN (+ activation) block): neither the producer's output nor the consumer's input.
+  std::set<std::string> unquantized;
+  // Constant weights read by INT8 layers that quantize them per output channel (FC / MatMul B):
+  // tensor name -> channel axis; scale max|w| / 127 per channel, as convolution weights.
+  std::map<std::string, int> per_channel_axis;
 };
 
 struct ExecOptions {
@@ -69,7 +77,8 @@ std::string cpu_unsupported_reason(const Network& net);
 
 // The numerics emulation, exposed for tests and for the calibrator.
 float round_to_fp16(float x);                 // round to nearest even; overflow -> inf
-float fake_quant_int8(float x, float scale);  // clamp(round_half_even(x/scale), -127, 127)*scale
+float fake_quant_int8(float x, float scale);  // activations: clamp(rne(x/scale), -128, 127)*scale
+float fake_quant_int8_weight(float x, float scale);  // weights: clamp(rne(x/scale), -127, 127)*scale
 
 // Peak resident set size of this process in KiB (getrusage), for benchmarks.
 int64_t peak_rss_kib();

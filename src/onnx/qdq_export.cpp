@@ -58,6 +58,34 @@ void remove_attr(onnx::NodeProto* n, const std::string& name) {
     }
 }
 
+// Symmetric per-channel int8 weights along `axis`: scale = max|w| / 127 of the channel (1 for an
+// all-zero channel), q = round half to even, clamped to [-127, 127] (weights never use -128),
+// exactly what the CPU emulation computes. Returns the scales; *q gets the int8 bytes.
+std::vector<float> quantize_per_channel(const Const& c, const std::vector<int64_t>& dims, int axis,
+                                        std::string* q) {
+  const int64_t K = dims[axis];
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < dims.size(); ++d) inner *= dims[d];
+  const int64_t outer = c.count() / (K * inner);
+  std::vector<float> mx(K, 0.f);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < inner; ++i)
+        mx[k] = std::max(mx[k], std::fabs(static_cast<float>(c.f((o * K + k) * inner + i))));
+  std::vector<float> scale(K);
+  for (int64_t k = 0; k < K; ++k) scale[k] = mx[k] > 0.f ? mx[k] / 127.f : 1.f;
+  q->assign(static_cast<size_t>(c.count()), '\0');
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < inner; ++i) {
+        int64_t idx = (o * K + k) * inner + i;
+        float v = std::nearbyint(static_cast<float>(c.f(idx)) / scale[k]);
+        v = std::min(127.f, std::max(-127.f, v));
+        (*q)[static_cast<size_t>(idx)] = static_cast<char>(static_cast<int8_t>(v));
+      }
+  return scale;
+}
+
 }  // namespace
 
 QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_out, const Network& net,
@@ -198,6 +226,7 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
   std::vector<std::string> written;                            // ONNX names, network order
   std::set<std::string> written_set;
   std::map<std::pair<std::string, std::string>, float> reads;  // (node, ONNX value) -> scale
+  std::map<std::pair<std::string, std::string>, int> per_channel;  // (node, ONNX weights) -> axis
   std::set<std::string> skipped;
   for (size_t l = 0; l < net.layers.size() && l < prec.size(); ++l) {
     if (prec[l] != Precision::kINT8) continue;
@@ -206,12 +235,13 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
     if (!L.onnx_node.empty()) int8_nodes.insert(L.onnx_node);
     for (TensorId t : L.outputs) {
       const Tensor& T = net.tensors[t];
-      if (T.type != DataType::kFloat) continue;
+      // Inside a fused Conv + BN (+ activation) block TensorRT keeps FP32: no Q/DQ there.
+      if (T.type != DataType::kFloat || num.unquantized.count(T.name)) continue;
       if (!onnx_value(T.name) || !producer.count(T.name)) { skipped.insert(T.name); continue; }
       if (written_set.insert(T.name).second) written.push_back(T.name);
     }
     for (TensorId t : L.inputs) {
-      if (t < 0 || net.tensors[t].type != DataType::kFloat) continue;
+      if (t < 0 || net.tensors[t].type != DataType::kFloat || num.unquantized.count(net.tensors[t].name)) continue;
       const float sc = scale_of(net.tensors[t].name);
       TensorId src = t;
       while (!onnx_value(net.tensors[src].name)) {  // walk back through the importer's reshapes
@@ -223,6 +253,13 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
       }
       const std::string& sn = net.tensors[src].name;
       if (!onnx_value(sn)) { skipped.insert(net.tensors[t].name); continue; }
+      if (auto pc = num.per_channel_axis.find(net.tensors[t].name); pc != num.per_channel_axis.end()) {
+        // FC / MatMul weights: per output channel, counted from the last axis (the importer's
+        // reshapes only add leading 1s).
+        const int from_end = int(net.tensors[t].dims.size()) - pc->second;
+        per_channel[{L.onnx_node, sn}] = int(net.tensors[src].dims.size()) - from_end;
+        continue;
+      }
       reads[{L.onnx_node, sn}] = sc;
     }
   }
@@ -294,8 +331,10 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
   std::map<std::string, std::string> weight_dq;  // float constant -> dequantized value
   const std::string model_dir = std::filesystem::path(onnx_in).parent_path().string();
   for (auto& n : *g->mutable_node()) {
-    if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || !int8_nodes.count(node_key(n))) continue;
-    if (n.input_size() < 2) continue;
+    if (n.input_size() < 2 || !int8_nodes.count(node_key(n))) continue;
+    const bool conv = n.op_type() == "Conv" || n.op_type() == "ConvTranspose";
+    auto pc = per_channel.find({node_key(n), n.input(1)});
+    if (!conv && pc == per_channel.end()) continue;
     const std::string w = n.input(1);
     const TP* wp = nullptr;
     auto it = init_index.find(w);
@@ -321,28 +360,17 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
         continue;
       }
       ConstPtr c = tensor_to_const(wt, model_dir, onnx_in + ": initializer '" + w + "'");
-      const int axis = deconv ? 1 : 0;
+      // Conv [K, C/g, ...]: axis 0; ConvTranspose [C, K/g, ...]: axis 1; MatMul B [K, N]: axis 1
+      // (Gemm with transB: 0), as the emulation.
+      const int axis = conv ? (deconv ? 1 : 0) : pc->second;
+      if (axis < 0 || axis >= wt.dims_size()) {
+        rep.notes.push_back("weights '" + w + "': no output-channel axis; left in float");
+        continue;
+      }
       std::vector<int64_t> dims(wt.dims().begin(), wt.dims().end());
       const int64_t K = dims[axis];
-      int64_t inner = 1;
-      for (size_t d = axis + 1; d < dims.size(); ++d) inner *= dims[d];
-      const int64_t outer = c->count() / (K * inner);
-      std::vector<float> mx(K, 0.f);
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t i = 0; i < inner; ++i)
-            mx[k] = std::max(mx[k], std::fabs(static_cast<float>(c->f((o * K + k) * inner + i))));
-      std::vector<float> scale(K);
-      for (int64_t k = 0; k < K; ++k) scale[k] = mx[k] > 0.f ? mx[k] / 127.f : 1.f;
-      std::string q(static_cast<size_t>(c->count()), '\0');
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t i = 0; i < inner; ++i) {
-            int64_t idx = (o * K + k) * inner + i;
-            float v = std::nearbyint(static_cast<float>(c->f(idx)) / scale[k]);
-            v = std::min(127.f, std::max(-127.f, v));
-            q[static_cast<size_t>(idx)] = static_cast<char>(static_cast<int8_t>(v));
-          }
+      std::string q;
+      const std::vector<float> scale = quantize_per_channel(*c, dims, axis, &q);
       TP qt, st, zt;
       qt.set_name(fresh(w + "_quantized"));
       qt.set_data_type(TP::INT8);
@@ -376,7 +404,11 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
       ++rep.weights;
     }
     *n.mutable_input(1) = weight_dq[w];
+    if (!conv) per_channel.erase(pc);
   }
+  for (const auto& [edge, axis] : per_channel)  // not a direct constant input of its node
+    rep.notes.push_back("weights '" + edge.second + "' of node '" + edge.first +
+                        "' are not a constant input of that node; left in float");
 
   // ---- rebuild the node list ----------------------------------------------------------------
   std::vector<onnx::NodeProto> nodes;

@@ -80,6 +80,10 @@ CalibrationCache parse_calibration_cache(std::string_view text, const std::strin
     std::memcpy(&scale, &bits, 4);
     if (!std::isfinite(scale) || scale < 0.f)  // NaN, negative or infinite
       fail(line_no, "scale of tensor '" + name + "' is not a finite non-negative float (" + hex + ")");
+    if (scale == 0.f) {  // (qdq-translator writes "0"): unusable as is, so the smallest valid scale
+      scale = kMinCalibrationScale;
+      ++c.zero_scales;
+    }
     c.scales.emplace_back(name, scale);
   }
   if (!header) throw Error(source + ": empty calibration cache (no 'TRT-<version>-<Algorithm>' header)");

@@ -16,8 +16,9 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
   auto finish = [&](std::map<std::string, float> ranges) {
     std::map<std::string, float> tied = tie_ranges(net, prec, ranges);
     for (auto& [n, r] : tied)
-      if (r > ranges[n]) ++res.tied_tensors;
+      if (r != ranges[n]) ++res.tied_tensors;
     res.ranges = tied;
+    res.untied = std::move(ranges);
     for (auto& [n, r] : tied) res.scales[n] = r / 127.f;
   };
 
@@ -132,12 +133,14 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
   std::map<std::string, float> ranges;
   for (size_t k = 0; k < tracked.size(); ++k) {
     float r = float(range[k]);
-    if (!(r > 0.f)) r = 1e-8f * 127.f;  // an all-zero tensor: a tiny, valid scale
+    if (!(r > 0.f)) r = kMinCalibrationScale * 127.f;  // an all-zero tensor: a tiny, valid scale
     ranges[net.tensors[tracked[k]].name] = r;
   }
   finish(ranges);
   res.cache.trt_version = opt.trt_version;
-  res.cache.algorithm = std::string(cache_algorithm_name(opt.algorithm));
+  // trtexec (IInt8EntropyCalibrator2) skips a cache headed by another algorithm and calibrates on
+  // random data instead (NVIDIA/TensorRT#1378); the header word does not change the scales' meaning.
+  res.cache.algorithm = std::string(cache_algorithm_name(opt.true_header ? opt.algorithm : CalibAlgorithm::kEntropy));
   for (TensorId t : tracked) res.cache.scales.emplace_back(net.tensors[t].name, res.scales[net.tensors[t].name]);
   if (!opt.cache_path.empty()) write_calibration_cache(opt.cache_path, res.cache);
   return res;

@@ -110,7 +110,11 @@ int entropy_threshold_bin(const std::vector<double>& counts_in, int levels, int 
 double entropy_amax(const Histogram& h, int levels, int start_bin) {
   if (h.max_abs <= 0) return 0;
   int i = entropy_threshold_bin(h.counts, levels, start_bin);
-  return i * h.bin_width();
+  // The middle of the first bin left out, as EntropyCalibration2 does: NVIDIA's GTC 2017 talk
+  // ("8-bit Inference with TensorRT", slide "Calibration: pseudo-code") sets
+  // threshold = (m + 0.5) * bin width, and TensorRT-written caches decode to exactly (k + 0.5) / 2048
+  // of the maximum (tests/quant/test_calibrator.cpp holds such lines as facts).
+  return (i + 0.5) * h.bin_width();
 }
 
 double percentile_amax(const Histogram& h, double percentile) {
@@ -119,15 +123,31 @@ double percentile_amax(const Histogram& h, double percentile) {
   if (total <= 0) return 0;
   double target = total * std::clamp(percentile, 0.0, 100.0) / 100.0;
   double cum = 0;
+  // The lower edge of the bin where the CDF reaches p, as pytorch-quantization
+  // (calib/histogram.py, _compute_amax_percentile: bin_edges[searchsorted(cdf, p)]) and ONNX
+  // Runtime (quantization/calibrate.py, HistogramCollector.compute_percentile) both do.
   for (size_t i = 0; i < h.counts.size(); ++i) {
     cum += h.counts[i];
-    if (cum >= target) return double(i + 1) * h.bin_width();
+    if (cum >= target) return double(i) * h.bin_width();
   }
   return h.max_abs;
 }
 
 // ---- tying -------------------------------------------------------------------------------
 namespace {
+// A tensor made only from constants: a Constant layer, possibly through reshapes.
+bool made_of_constants(const Network& net, TensorId t) {
+  for (;;) {
+    if (t < 0) return false;
+    LayerId p = net.tensors[t].producer;
+    if (p < 0) return false;
+    const Layer& P = net.layers[p];
+    if (P.kind == LayerKind::kConstant) return true;
+    if ((P.kind != LayerKind::kShuffle && P.kind != LayerKind::kIdentity) || P.inputs.empty()) return false;
+    t = P.inputs[0];
+  }
+}
+
 struct UnionFind {
   std::vector<int> parent;
   explicit UnionFind(int n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
@@ -144,19 +164,13 @@ std::map<std::string, float> tie_ranges(const Network& net,
                                         std::map<std::string, float> ranges) {
   const int nt = static_cast<int>(net.tensors.size());
   UnionFind uf(nt);
+  // Tensors whose range TensorRT sets from another one: a pooling output from its input, a
+  // Concat input from the Concat's output (TensorRT samples/common: "Pooling must have the same
+  // input and output scales"; the DLA concatenation requires equal input/output scales). A group
+  // takes the largest range of its other members, the sources.
+  std::vector<char> derived(nt, 0);
   auto has = [&](TensorId t) { return ranges.count(net.tensors[t].name) > 0; };
-  // A tensor made only from constants (a Constant layer, through reshapes).
-  auto is_constant = [&](TensorId t) {
-    for (;;) {
-      if (t < 0) return false;
-      LayerId p = net.tensors[t].producer;
-      if (p < 0) return false;
-      const Layer& P = net.layers[p];
-      if (P.kind == LayerKind::kConstant) return true;
-      if ((P.kind != LayerKind::kShuffle && P.kind != LayerKind::kIdentity) || P.inputs.empty()) return false;
-      t = P.inputs[0];
-    }
-  };
+  auto is_constant = [&](TensorId t) { return made_of_constants(net, t); };
   auto tie_all = [&](const std::vector<TensorId>& ts) {
     int first = -1;
     for (TensorId t : ts) {
@@ -173,11 +187,15 @@ std::map<std::string, float> tie_ranges(const Network& net,
         std::vector<TensorId> ts = L.inputs;
         ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());
         tie_all(ts);
+        for (TensorId t : L.inputs)
+          if (t >= 0) derived[t] = 1;
         break;
       }
       case LayerKind::kElementWise: {
         // A constant operand is fused by TensorRT into a Scale layer (docs/dla-rules.md 5.6): its
-        // values become weights, not an INT8 tensor, so it is not tied to the other input.
+        // values become weights, not an INT8 tensor, so it is not tied to the other input. The
+        // other inputs are equal, the largest range winning (DLA: "if the dynamic ranges are
+        // generated using calibrator, the largest value shall be used").
         std::vector<TensorId> ts;
         for (TensorId t : L.inputs)
           if (!is_constant(t)) ts.push_back(t);
@@ -188,21 +206,42 @@ std::map<std::string, float> tie_ranges(const Network& net,
         std::vector<TensorId> ts = {L.inputs[0]};
         ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());
         tie_all(ts);
+        for (TensorId t : L.outputs) derived[t] = 1;
         break;
       }
       default:
         break;
     }
   }
-  std::vector<float> group_max(nt, 0.f);
+  // Per group: the largest range of its sources; a group of derived tensors only (a cycle of
+  // rules) falls back to the largest range of all.
+  std::vector<float> source_max(nt, -1.f), any_max(nt, 0.f);
   for (int t = 0; t < nt; ++t)
     if (has(t)) {
-      int r = uf.find(t);
-      group_max[r] = std::max(group_max[r], ranges[net.tensors[t].name]);
+      const int r = uf.find(t);
+      const float v = ranges[net.tensors[t].name];
+      any_max[r] = std::max(any_max[r], v);
+      if (!derived[t]) source_max[r] = std::max(source_max[r], v);
     }
   for (int t = 0; t < nt; ++t)
-    if (has(t)) ranges[net.tensors[t].name] = group_max[uf.find(t)];
+    if (has(t)) {
+      const int r = uf.find(t);
+      ranges[net.tensors[t].name] = source_max[r] >= 0.f ? source_max[r] : any_max[r];
+    }
   return ranges;
+}
+
+std::vector<RangeChange> coarsened_ranges(const std::map<std::string, float>& before,
+                                          const std::map<std::string, float>& after, float factor) {
+  std::vector<RangeChange> out;
+  for (const auto& [name, b] : before) {
+    auto it = after.find(name);
+    if (it != after.end() && b > 0.f && it->second > factor * b) out.push_back({name, b, it->second});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const RangeChange& x, const RangeChange& y) {
+    return x.after / x.before > y.after / y.before;
+  });
+  return out;
 }
 
 std::vector<Precision> plan_precisions(const Plan& plan) {
@@ -212,8 +251,68 @@ std::vector<Precision> plan_precisions(const Plan& plan) {
   return p;
 }
 
+namespace {
+// Activations TensorRT runs inside the convolution before it requantizes (Layer Fusion Catalog:
+// convolution + ReLU / Clip / other pointwise activations; the DLA's SDP applies them in-line).
+bool fuses_into_conv(const Layer& l) {
+  if (l.kind != LayerKind::kActivation) return false;
+  switch (l.as<ActivationParams>().type) {
+    case ActivationType::kRelu: case ActivationType::kClip: case ActivationType::kLeakyRelu:
+    case ActivationType::kSigmoid: case ActivationType::kTanh:
+      return true;
+    case ActivationType::kHardSigmoid: case ActivationType::kElu: case ActivationType::kSelu:
+    case ActivationType::kSoftplus: case ActivationType::kSoftsign: case ActivationType::kGeluErf:
+    case ActivationType::kGeluTanh: case ActivationType::kThresholdedRelu: case ActivationType::kScaledTanh:
+      return false;
+  }
+  return false;
+}
+}  // namespace
+
+std::vector<std::string> fused_int8_tensors(const Network& net, const std::vector<Precision>& prec) {
+  auto int8 = [&](LayerId l) { return l >= 0 && size_t(l) < prec.size() && prec[l] == Precision::kINT8; };
+  const auto consumers = net.consumers();
+  std::vector<std::string> out;
+  for (LayerId id = 0; id < LayerId(net.layers.size()); ++id) {
+    const Layer& L = net.layers[id];
+    if ((L.kind != LayerKind::kConvolution && L.kind != LayerKind::kDeconvolution) || !int8(id)) continue;
+    // Conv -> [BatchNormalization as a Scale] -> [activation]: each link is the only reader of the
+    // tensor before it, so TensorRT builds one layer and requantizes its last output only.
+    TensorId t = L.outputs[0];
+    bool scale_seen = false;
+    for (;;) {
+      const Tensor& T = net.tensors[t];
+      if (T.is_output || consumers[t].size() != 1 || !int8(consumers[t][0])) break;
+      const Layer& C = net.layers[consumers[t][0]];
+      const bool bn = !scale_seen && C.kind == LayerKind::kScale && C.inputs[0] == t &&
+                      C.as<ScaleParams>().mode != ScaleMode::kElementwise;
+      if (!bn && !fuses_into_conv(C)) break;
+      out.push_back(T.name);
+      t = C.outputs[0];
+      if (!bn) break;  // the activation ends the block
+      scale_seen = true;
+    }
+  }
+  return out;
+}
+
+std::map<std::string, int> per_channel_weights(const Network& net, const std::vector<Precision>& prec) {
+  std::map<std::string, int> out;
+  for (size_t l = 0; l < net.layers.size() && l < prec.size(); ++l) {
+    const Layer& L = net.layers[l];
+    if (prec[l] != Precision::kINT8 || L.kind != LayerKind::kMatrixMultiply || L.inputs.size() < 2) continue;
+    const TensorId b = L.inputs[1];
+    const int rank = int(net.tensors[b].dims.size());
+    if (rank < 2 || net.tensors[b].type != DataType::kFloat || !made_of_constants(net, b)) continue;
+    // B is [..., K, N] (or [..., N, K] transposed): the output channel is N.
+    out[net.tensors[b].name] = L.as<MatrixMultiplyParams>().op1 == MatrixOp::kNone ? rank - 1 : rank - 2;
+  }
+  return out;
+}
+
 std::vector<std::string> int8_tensors(const Network& net, const std::vector<Precision>& prec) {
   std::vector<char> seen(net.tensors.size(), 0);
+  for (const std::string& n : fused_int8_tensors(net, prec)) seen[net.find_tensor(n)] = 1;
   std::vector<std::string> out;
   for (size_t l = 0; l < net.layers.size() && l < prec.size(); ++l) {
     if (prec[l] != Precision::kINT8) continue;
@@ -232,6 +331,8 @@ Numerics make_numerics(const Network& net, const Plan& plan,
                        const std::map<std::string, float>& scales) {
   Numerics n;
   n.layer_precision = plan_precisions(plan);
+  for (std::string& t : fused_int8_tensors(net, n.layer_precision)) n.unquantized.insert(std::move(t));
+  n.per_channel_axis = per_channel_weights(net, n.layer_precision);
   std::map<std::string, float> ranges;
   for (auto& [k, s] : scales) ranges[k] = s * 127.f;
   ranges = tie_ranges(net, n.layer_precision, std::move(ranges));

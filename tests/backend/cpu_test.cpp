@@ -162,7 +162,10 @@ TEST(CpuBackend, Fp16Numerics) {
   EXPECT_EQ(round_to_fp16(1e-7f), 1.1920928955078125e-07f);  // subnormal half 2^-23
   EXPECT_EQ(fake_quant_int8(0.375f, 0.25f), 0.5f);
   EXPECT_EQ(fake_quant_int8(0.625f, 0.25f), 0.5f);
-  EXPECT_EQ(fake_quant_int8(-100.f, 0.25f), -31.75f);
+  EXPECT_EQ(fake_quant_int8(-100.f, 0.25f), -32.f);       // activations saturate at -128
+  EXPECT_EQ(fake_quant_int8(100.f, 0.25f), 31.75f);        // and at +127
+  EXPECT_EQ(fake_quant_int8_weight(-100.f, 0.25f), -31.75f);  // weights stay symmetric
+  EXPECT_EQ(fake_quant_int8_weight(100.f, 0.25f), 31.75f);
   // An FP16 Sum layer: 1 + 1e-4 -> inputs 1 and 1.0001659e-4 -> 1.0001 -> rounds to 1.
   Builder b;
   TensorId x = b.input("x", {2});

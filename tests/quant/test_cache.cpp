@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -41,15 +42,19 @@ TEST(CalibCache, NamesWithColonsSplitAtLastColon) {
 
 TEST(CalibCache, ShortHexAsQdqTranslatorWrites) {
   // NVIDIA's qdq-translator does not zero-pad; 3c00f9f4 has 8 digits anyway, 1 digit is valid.
-  auto c = parse_calibration_cache("TRT-8600-EntropyCalibration2\nt: 0\n", "x");
-  EXPECT_EQ(c.scales[0].second, 0.f);
+  auto c = parse_calibration_cache("TRT-8600-EntropyCalibration2\nt: 3f8\nz: 0\n", "x");
+  EXPECT_EQ(c.scales[0].second, std::bit_cast<float>(uint32_t(0x3f8)));
+  // Scale 0 cannot quantize anything (and made `compare` fail later): read as the smallest scale
+  // calibrate writes, and counted so the CLI can say so.
+  EXPECT_EQ(c.scales[1].second, kMinCalibrationScale);
+  EXPECT_EQ(c.zero_scales, 1);
 }
 
 TEST(CalibCache, WriteReadRoundTrip) {
   CalibrationCache c;
   c.trt_version = 8602;
   c.algorithm = "EntropyCalibration2";
-  c.scales = {{"x", 1.f / 127}, {"a:b:c", 0.123456f}, {"/m/Conv_output_0", 3.5e-5f}, {"z", 0.f}};
+  c.scales = {{"x", 1.f / 127}, {"a:b:c", 0.123456f}, {"/m/Conv_output_0", 3.5e-5f}, {"z", kMinCalibrationScale}};
   std::string p = tmp_path("rt.cache");
   write_calibration_cache(p, c);
   auto r = read_calibration_cache(p);

@@ -7,6 +7,9 @@
 
 using namespace tandem;
 
+static int entropy_reference(const std::vector<double>& counts, int levels = 128, int start = 128);
+static int entropy_reference_bin(const std::vector<double>& counts) { return entropy_reference(counts); }
+
 TEST(Entropy, FarOutlierIsCut) {
   // Body: bins 0..127 with alternating counts 100 / 1100; one outlier in bin 2047.
   // - Threshold i = 128: each of the 128 levels holds exactly one bin, so Q equals the body
@@ -16,7 +19,8 @@ TEST(Entropy, FarOutlierIsCut) {
   //   KL = infinity.
   // - i = 2048 (keep everything): 16 bins per level, so each level averages 8 pairs of
   //   100 / 1100 into 600 and Q loses the alternation: KL ~ 0.4.
-  // So the best threshold is 128 bins: amax = 128 * bin_width, and the outlier is cut.
+  // So the best threshold is 128 bins: amax = (128 + 0.5) * bin_width (EntropyCalibration2's
+  // threshold is the middle of the first bin left out), and the outlier is cut.
   std::vector<double> c(2048, 0.0);
   for (int j = 0; j < 128; ++j) c[j] = (j % 2) ? 1100 : 100;
   c[2047] = 1;
@@ -24,11 +28,70 @@ TEST(Entropy, FarOutlierIsCut) {
   Histogram h;
   h.init(2048, 20.48);  // bin width 0.01
   h.counts = c;
-  EXPECT_NEAR(entropy_amax(h), 1.28, 1e-9);
+  EXPECT_NEAR(entropy_amax(h), 1.285, 1e-9);
+}
+
+// ---- Facts from caches TensorRT wrote (values typed in here, not copied files) ------------------
+// A scale line decodes to amax = scale * 127. For a tensor whose maximum |x| is 1 (an image in
+// [0, 1], a sigmoid output), EntropyCalibration2's amax is (k + 0.5) / 2048 for the chosen bin count
+// k: the scales below are bit for bit float(float((k + 0.5) / 2048) / 127).
+namespace {
+float hex_scale(const char* hex) {
+  return parse_calibration_cache(std::string("TRT-8601-EntropyCalibration2\nt: ") + hex + "\n", "fact")
+      .scales[0].second;
+}
+std::string amax_hex(double amax) { return scale_to_hex(float(amax) / 127.f); }
+}  // namespace
+
+TEST(TensorRTCaches, LinesAreHalfBinThresholds) {
+  // TRT-8601-EntropyCalibration2, YOLOv8 with inputs in [0, 1], published in
+  // https://github.com/ultralytics/ultralytics/issues/14121 (comment of 2024-07-30):
+  //   images: 3b66eddc   169: 3c010a14   180: 3c00f9f4   (172 and 190 are also 3c010a14)
+  EXPECT_NEAR(double(hex_scale("3b66eddc")) * 127 * 2048, 916.5, 1e-4);
+  EXPECT_NEAR(double(hex_scale("3c010a14")) * 127 * 2048, 2048.5, 1e-4);  // full range + half a bin
+  EXPECT_NEAR(double(hex_scale("3c00f9f4")) * 127 * 2048, 2047.5, 1e-4);
+  EXPECT_EQ(amax_hex(916.5 / 2048), "3b66eddc");
+  EXPECT_EQ(amax_hex(2048.5 / 2048), "3c010a14");
+  EXPECT_EQ(amax_hex(2047.5 / 2048), "3c00f9f4");
+  // TRT-8600-EntropyCalibration2, NVIDIA-AI-IOT/cuDLA-samples data/model/qat2ptq.cache (YOLOv5,
+  // input in [0, 1]): images: 3c00f9f4, the same 2047.5 / 2048.
+  EXPECT_NEAR(double(hex_scale("3c00f9f4")) * 127, 0.99976, 1e-5);
+}
+
+namespace {
+// A histogram whose entropy argmin is exactly k bins: the body (bins 0..k-1) is constant within
+// each of the 128 levels k bins merge into, alternating 100 / 1100 from level to level, so at i = k
+// the merged Q equals P except for one outlier count in the last bin; any other i either breaks
+// the levels (a smaller i also piles the body's tail into P[i-1]) or has an empty P[i-1] with a
+// tail (infinite), and i = 2048 averages the alternation away.
+std::vector<double> argmin_at(int k) {
+  std::vector<double> c(2048, 0.0);
+  for (int j = 0; j < k; ++j) c[j] = ((int64_t(j) * 128 / k) % 2) ? 1100 : 100;
+  c[2047] += 1;
+  return c;
+}
+}  // namespace
+
+TEST(TensorRTCaches, EntropyChoosesTheSameHalfBin) {
+  // Given such histograms over [0, 1] (max |x| = 1), tandem writes exactly the lines of the
+  // TensorRT caches above.
+  for (auto [k, hex] : {std::pair{916, "3b66eddc"}, std::pair{2047, "3c00f9f4"}}) {
+    Histogram h;
+    h.init(2048, 1.0);
+    h.counts = argmin_at(k);
+    EXPECT_EQ(entropy_threshold_bin(h.counts), k);
+    EXPECT_EQ(entropy_threshold_bin(h.counts), entropy_reference_bin(h.counts));
+    EXPECT_EQ(amax_hex(entropy_amax(h)), hex) << "k = " << k;
+  }
+  // A flat histogram keeps the whole range: 2048.5 / 2048, TensorRT's 3c010a14.
+  Histogram flat;
+  flat.init(2048, 1.0);
+  flat.counts.assign(2048, 50.0);
+  EXPECT_EQ(amax_hex(entropy_amax(flat)), "3c010a14");
 }
 
 // The definition, computed directly (O(i) per candidate), to check the prefix-sum version.
-static int entropy_reference(const std::vector<double>& counts, int levels = 128, int start = 128) {
+static int entropy_reference(const std::vector<double>& counts, int levels, int start) {
   const int n = int(counts.size());
   std::vector<double> bins = counts;
   bins[0] = bins[1];
@@ -95,11 +158,14 @@ TEST(MinMaxPercentile, KnownData) {
   Histogram h;
   h.init(2048, 10000.0);
   h.add(x.data(), x.size());
+  // The lower edge of the bin holding the percentile (pytorch-quantization, ONNX Runtime):
+  // 9999 lies in bin floor(9999 / (10000 / 2048)) = 2047, whose lower edge is 2047 * 4.8828125.
   double p = percentile_amax(h, 99.99);
-  EXPECT_GE(p, 9999.0 - 1e-6);                    // covers the percentile value
-  EXPECT_LE(p, 9999.0 + h.bin_width() + 1e-6);    // within one bin
+  EXPECT_NEAR(p, 2047 * h.bin_width(), 1e-9);
+  EXPECT_LE(p, 9999.0);
+  EXPECT_GE(p, 9999.0 - h.bin_width());           // within one bin below
   EXPECT_NEAR(percentile_amax(h, 50.0), 5000.0, h.bin_width() + 1e-6);
-  EXPECT_NEAR(percentile_amax(h, 100.0), 10000.0, 1e-6);
+  EXPECT_NEAR(percentile_amax(h, 100.0), 2047 * h.bin_width(), 1e-6);  // as the references
   double total = 0;
   for (double v : h.counts) total += v;
   EXPECT_EQ(total, 20000.0);
@@ -144,20 +210,39 @@ TEST(Tying, ConcatPoolElementwise) {
   std::vector<Precision> prec(net.layers.size(), Precision::kINT8);
   std::map<std::string, float> r = {{"x", 2.f}, {"a", 1.f}, {"b", 3.f}, {"c", 2.5f}, {"d", 0.5f}, {"e", 7.f}};
   auto t = tie_ranges(net, prec, r);
-  // concat: a, b, c share max(1, 3, 2.5) = 3; pooling ties d to c; x and e are not tied.
-  EXPECT_EQ(t["a"], 3.f);
-  EXPECT_EQ(t["b"], 3.f);
-  EXPECT_EQ(t["c"], 3.f);
-  EXPECT_EQ(t["d"], 3.f);
+  // As TensorRT: Concat inputs take the output's range and the pooling output its input's, so
+  // a, b (inputs), c (output) and d (pooling output) all get c's 2.5: a is coarsened (1 -> 2.5),
+  // b clipped (3 -> 2.5); the group's value comes from its source c, not the largest member b.
+  EXPECT_EQ(t["a"], 2.5f);
+  EXPECT_EQ(t["b"], 2.5f);
+  EXPECT_EQ(t["c"], 2.5f);
+  EXPECT_EQ(t["d"], 2.5f);
   EXPECT_EQ(t["x"], 2.f);
   EXPECT_EQ(t["e"], 7.f);
+  EXPECT_EQ(tie_ranges(net, prec, t), t);  // tying a tied map changes nothing
+  auto coarse = coarsened_ranges(r, t, 2.f);
+  ASSERT_EQ(coarse.size(), 2u);  // d 0.5 -> 2.5 (5x), a 1 -> 2.5 (2.5x)
+  EXPECT_EQ(coarse[0].tensor, "d");
+  EXPECT_EQ(coarse[1].tensor, "a");
+  EXPECT_EQ(coarsened_ranges(r, t).size(), 1u);  // more than 4x: d only
   // Only INT8 layers tie: with the concat in FP16 nothing of a / b / c changes.
   prec[2] = Precision::kFP16;
   auto u = tie_ranges(net, prec, r);
   EXPECT_EQ(u["a"], 1.f);
   EXPECT_EQ(u["b"], 3.f);
   EXPECT_EQ(u["c"], 2.5f);
-  EXPECT_EQ(u["d"], 2.5f);  // pooling still ties c and d
+  EXPECT_EQ(u["d"], 2.5f);  // pooling still gives d its input's range
+}
+
+TEST(Tying, PoolingOutputFromItsInputEvenWhenLarger) {
+  // A pooling output calibrated larger than its input (it cannot be, but a cache may say so)
+  // still takes the input's range: the input is the source.
+  Network net = concat_net(Precision::kINT8);
+  std::vector<Precision> prec(net.layers.size(), Precision::kUnset);
+  prec[3] = Precision::kINT8;  // the pooling only
+  auto t = tie_ranges(net, prec, {{"c", 2.f}, {"d", 5.f}});
+  EXPECT_EQ(t["c"], 2.f);
+  EXPECT_EQ(t["d"], 2.f);
 }
 
 TEST(Tying, ElementWiseWithAConstantIsNotTied) {
@@ -198,8 +283,8 @@ TEST(Tying, NumericsNeedsEveryInt8Tensor) {
                                     {"d", 0.5f / 127}, {"e", 7.f / 127}};
   Numerics n = make_numerics(net, plan, s);
   EXPECT_EQ(n.tensor_scales.at("x"), 2.f / 127);  // untied scales stay bit exact
-  EXPECT_FLOAT_EQ(n.tensor_scales.at("a"), 3.f / 127);
-  EXPECT_FLOAT_EQ(n.tensor_scales.at("d"), 3.f / 127);
+  EXPECT_FLOAT_EQ(n.tensor_scales.at("a"), 2.5f / 127);
+  EXPECT_FLOAT_EQ(n.tensor_scales.at("d"), 2.5f / 127);
   s.erase("b");
   try {
     make_numerics(net, plan, s);

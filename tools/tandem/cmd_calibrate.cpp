@@ -20,7 +20,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     std::string algorithm = "entropy", out;
     double percentile = 99.99;
     int batch_size = 1, num_batches = 0, trt_version = 0, threads = 0;
-    bool recalibrate = false, quiet = false, int8_only = false;
+    bool recalibrate = false, quiet = false, int8_only = false, true_header = false;
   };
   auto a = std::make_shared<Args>();
   add_model_args(sub, a->m);
@@ -37,6 +37,9 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
   sub->add_option("-o,--output", a->out, "calibration cache to write (or to reuse)")->required();
   sub->add_flag("--recalibrate", a->recalibrate, "calibrate even when the cache exists");
   sub->add_flag("--int8-tensors-only", a->int8_only, "only the tensors INT8 layers touch (default: every float tensor)");
+  sub->add_flag("--true-header", a->true_header,
+                "name the algorithm used in the cache header (MinMaxCalibration, LegacyCalibration); "
+                "default EntropyCalibration2, the only header trtexec's calibrator accepts");
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar, no summary");
   return std::function<int()>([a] {
     CalibrateOptions co;
@@ -50,6 +53,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     co.cache_path = a->out;
     co.recalibrate = a->recalibrate;
     co.all_tensors = !a->int8_only;
+    co.true_header = a->true_header;
     Network net = load_network(a->m);
     Plan plan = make_plan_from(net, a->m);
     co.trt_version = a->trt_version > 0 ? a->trt_version : dla_target_info(plan.target).calibration_version;
@@ -74,8 +78,16 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
       else
         std::printf("calibrated %zu tensors (%zu read or written by INT8 layers) with %s on %d batches (%d samples); "
                     "%d ranges raised by DLA tying\nwrote %s (TRT-%d-%s)\n",
-                    r.cache.scales.size(), int8, a->algorithm.c_str(), r.batches, r.samples, r.tied_tensors,
-                    a->out.c_str(), r.cache.trt_version, r.cache.algorithm.c_str());
+                    r.cache.scales.size(), int8, std::string(to_string(co.algorithm)).c_str(), r.batches, r.samples,
+                    r.tied_tensors, a->out.c_str(), r.cache.trt_version, r.cache.algorithm.c_str());
+      if (!r.from_cache && co.algorithm != CalibAlgorithm::kEntropy && !co.true_header)
+        std::printf("note: the header says EntropyCalibration2 although %s chose the scales: trtexec "
+                    "(IInt8EntropyCalibrator2) skips a cache of another algorithm; --true-header writes %s\n",
+                    std::string(to_string(co.algorithm)).c_str(),
+                    std::string(cache_algorithm_name(co.algorithm)).c_str());
+      if (!r.from_cache) print_coarsened(coarsened_ranges(r.untied, r.ranges), stdout);
+      if (r.cache.zero_scales > 0)
+        std::printf("note: %d cache lines have scale 0; read as %g\n", r.cache.zero_scales, double(kMinCalibrationScale));
     }
     return 0;
   });

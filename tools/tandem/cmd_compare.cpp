@@ -94,10 +94,14 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
 
     // Scales: from the cache, or calibrated on the same inputs.
     std::map<std::string, float> scales;
+    std::map<std::string, float> untied;  // ranges before this plan's tying
     std::string scale_source;
     if (!a->cache.empty()) {
-      scales = read_calibration_cache(a->cache).scale_map();
+      CalibrationCache c = read_calibration_cache(a->cache);
+      scales = c.scale_map();
       scale_source = "cache " + a->cache;
+      if (c.zero_scales > 0)
+        scale_source += " (" + std::to_string(c.zero_scales) + " lines with scale 0 read as 1e-08)";
     } else if (!int8_tensors(net, prec).empty()) {
       CalibrateOptions co;
       if (!parse_calib_algorithm(a->algorithm, &co.algorithm)) throw Error("--algorithm: unknown algorithm '" + a->algorithm + "'");
@@ -105,11 +109,18 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       co.progress = !a->quiet && !a->json;
       CalibrationResult r = calibrate(net, plan, *batcher, co);
       scales = r.scales;
+      untied = r.untied;
       scale_source = std::string(to_string(co.algorithm)) + " calibration on the compared inputs";
     } else {
       scale_source = "none needed (no INT8 layer)";
     }
     Numerics numerics = make_numerics(net, plan, scales);
+    if (!a->cache.empty())
+      for (auto& [n, sc] : scales) untied[n] = sc * 127.f;
+    std::map<std::string, float> tied;
+    for (auto& [n, sc] : numerics.tensor_scales) tied[n] = sc * 127.f;
+    const std::vector<RangeChange> coarse = coarsened_ranges(untied, tied);
+    if (!a->json) print_coarsened(coarse, stderr);
     int n_int8 = 0, n_fp16 = 0;
     for (Precision p : prec) { n_int8 += p == Precision::kINT8; n_fp16 += p == Precision::kFP16; }
 
@@ -204,6 +215,9 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       j["int8_layers"] = n_int8;
       j["fp16_layers"] = n_fp16;
       j["scales"] = scale_source;
+      j["ranges_coarsened_4x_by_tying"] = nlohmann::json::array();
+      for (const RangeChange& c : coarse)
+        j["ranges_coarsened_4x_by_tying"].push_back({{"tensor", c.tensor}, {"before", c.before}, {"after", c.after}});
       j["outputs"] = nlohmann::json::array();
       for (size_t k = 0; k < net.outputs.size(); ++k) {
         const Tensor& t = net.tensors[net.outputs[k]];

@@ -20,7 +20,16 @@ int run_qdq(const QdqArgs& a) {
   Network net = load_network(a.m);
   Plan plan = make_plan_from(net, a.m);
   CalibrationCache c = read_calibration_cache(a.cache);
-  Numerics n = make_numerics(net, plan, c.scale_map());
+  const std::map<std::string, float> cached = c.scale_map();
+  Numerics n = make_numerics(net, plan, cached);
+  // A cache calibrated for another plan is tied for that plan's INT8 layers: tying it again for
+  // this plan changes scales, and the Q/DQ model is then not what `compare` measured.
+  int retied = 0;
+  for (auto& [name, sc] : n.tensor_scales)
+    if (auto it = cached.find(name); it != cached.end() && it->second != sc) ++retied;
+  if (retied > 0)
+    std::fprintf(stderr, "warning: %d of %zu INT8 scales changed by tying for this plan: %s was calibrated for "
+                 "another plan (calibrate with the same plan options)\n", retied, n.tensor_scales.size(), a.cache.c_str());
   QdqExportOptions o;
   o.opset = a.opset;
   QdqExportReport r = export_qdq(a.m.model, a.out, net, n, o);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,16 @@ inline void add_image_args(CLI::App* sub, DataArgs& d) {
   sub->add_option("--last-batch", d.last, "partial last batch: keep | pad | drop")->capture_default_str();
   sub->add_option("--max-images", d.max_images, "use at most N images (0: all)");
   sub->add_option("--seed", d.seed, "seed of --synthetic / --random-input data")->capture_default_str();
+}
+
+// One warning line (and up to 5 tensors) when INT8 range tying coarsened ranges more than 4x:
+// a tied range that large rounds the small tensor's values to a few levels (an SE gate, say).
+inline void print_coarsened(const std::vector<RangeChange>& c, FILE* to) {
+  if (c.empty()) return;
+  std::fprintf(to, "warning: INT8 range tying (Concat, ElementWise, Pooling rules) coarsens %zu ranges more than 4x:", c.size());
+  for (size_t i = 0; i < c.size() && i < 5; ++i)
+    std::fprintf(to, "%s '%s' %.4g -> %.4g", i ? "," : "", c[i].tensor.c_str(), double(c[i].before), double(c[i].after));
+  std::fprintf(to, "%s\n", c.size() > 5 ? ", ..." : "");
 }
 
 inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Network& net, int batch_size,

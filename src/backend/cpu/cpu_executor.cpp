@@ -44,18 +44,33 @@ bool emulated(Precision p) { return p == Precision::kINT8 || p == Precision::kFP
 
 // Per output channel, symmetric: scale = max|w| / 127 (channel k of `channels`, `inner` values
 // each, `stride` apart between channel blocks: handles [K, ...] and [C, K/g, ...] layouts).
-void quantize_per_channel(std::vector<float>& w, int64_t blocks, int64_t channels, int64_t inner) {
+// Returns the scales (1 for an all-zero channel, as the Q/DQ export writes).
+std::vector<float> quantize_per_channel(std::vector<float>& w, int64_t blocks, int64_t channels, int64_t inner) {
+  std::vector<float> scales(size_t(channels), 1.f);
   for (int64_t k = 0; k < channels; ++k) {
     float m = 0.f;
     for (int64_t b = 0; b < blocks; ++b)
       for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[(b * channels + k) * inner + i]));
     if (m == 0.f) continue;
     float scale = m / 127.f;
+    scales[size_t(k)] = scale;
     for (int64_t b = 0; b < blocks; ++b)
       for (int64_t i = 0; i < inner; ++i) {
         float& v = w[(b * channels + k) * inner + i];
-        v = fake_quant_int8(v, scale);
+        v = fake_quant_int8_weight(v, scale);
       }
+  }
+  return scales;
+}
+
+// The bias of an INT8 convolution joins the INT32 accumulator: quantized to int32 with scale
+// s_in * s_w[k] (round half to even), as the DLA adds it in its integer accumulator and as ONNX
+// Runtime's WeightBiasQuantization (core/optimizer/qdq_transformer/weight_bias_quantization.h)
+// does to a Q/DQ Conv, so the Q/DQ export runs the same arithmetic.
+void quantize_bias(std::vector<float>& bias, float in_scale, const std::vector<float>& w_scales) {
+  for (size_t k = 0; k < bias.size() && k < w_scales.size(); ++k) {
+    const float s = in_scale * w_scales[k];
+    if (s > 0.f && std::isfinite(s)) bias[k] = std::nearbyint(bias[k] / s) * s;
   }
 }
 
@@ -74,7 +89,8 @@ struct Step {
   std::vector<void*> raw_in;      // the real input buffers
   Precision precision = Precision::kUnset;
   std::vector<float> in_scale, out_scale;   // INT8: per input / output (0: not float, skip)
-  std::vector<int64_t> in_count, out_count;
+  std::vector<int64_t> in_count, out_count;  // 0: not emulated (not float, or unquantized)
+  std::vector<int64_t> in_channels, in_inner;  // INT8 per-channel weights: channels, inner size
   std::vector<std::vector<float>> scratch;  // per input, emulation only
 };
 
@@ -117,8 +133,9 @@ class CpuExecutor : public Executor {
       if (prec == Precision::kINT8) {
         int64_t inner = 1;
         for (int64_t k : p.kernel) inner *= k;
+        std::vector<float> w_scales(size_t(K), 1.f);
         if (l.kind == LayerKind::kConvolution) {
-          quantize_per_channel(s.kernel, 1, K, int64_t(s.kernel.size()) / K);
+          w_scales = quantize_per_channel(s.kernel, 1, K, int64_t(s.kernel.size()) / K);
         } else {  // [C, K/g, k...]: output channel = group * K/g + j
           int64_t g = p.groups, C = s.in_dims[1], kg = K / g;
           std::vector<float> w = s.kernel;
@@ -129,13 +146,16 @@ class CpuExecutor : public Executor {
               for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
                 for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[(c * kg + j) * inner + i]));
               if (m == 0.f) continue;
+              w_scales[size_t(gi * kg + j)] = m / 127.f;
               for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
                 for (int64_t i = 0; i < inner; ++i) {
                   float& v = s.kernel[(c * kg + j) * inner + i];
-                  v = fake_quant_int8(v, m / 127.f);
+                  v = fake_quant_int8_weight(v, m / 127.f);
                 }
             }
         }
+        const std::string& in_name = net.tensors[l.inputs[0]].name;
+        if (!num.unquantized.count(in_name)) quantize_bias(s.bias, num.tensor_scales.at(in_name), w_scales);
       } else if (prec == Precision::kFP16) {
         for (float& v : s.kernel) v = round_to_fp16(v);
         for (float& v : s.bias) v = round_to_fp16(v);
@@ -324,22 +344,7 @@ class CpuExecutor : public Executor {
       s.in = s.raw_in;
       TensorId fo = final_out[id];
       for (TensorId t : l.outputs) s.out.push_back(tensors_[fo >= 0 ? fo : t].ptr);
-      if (emulated(s.precision)) {
-        for (size_t i = 0; i < l.inputs.size(); ++i) {
-          const Tensor& t = net.tensors[l.inputs[i]];
-          bool f = t.type == DataType::kFloat;
-          s.in_count.push_back(f ? volume(t.dims) : 0);
-          s.in_scale.push_back(f && s.precision == Precision::kINT8 ? num.tensor_scales.at(t.name) : 0.f);
-          s.scratch.emplace_back(f ? size_t(volume(t.dims)) : 0);
-          if (f) s.in[i] = s.scratch.back().data();
-        }
-        for (TensorId o : l.outputs) {
-          const Tensor& t = net.tensors[o];
-          bool f = t.type == DataType::kFloat;
-          s.out_count.push_back(f ? volume(t.dims) : 0);
-          s.out_scale.push_back(f && s.precision == Precision::kINT8 ? num.tensor_scales.at(t.name) : 0.f);
-        }
-      }
+      if (emulated(s.precision)) setup_emulation(net, num, l, s);
       steps_.push_back(std::move(s));
     }
   }
@@ -388,6 +393,37 @@ class CpuExecutor : public Executor {
     void operator()(uint8_t* p) const { std::free(p); }
   };
 
+  // Which inputs / outputs of an emulated layer are rounded, and how (per tensor, per channel).
+  static void setup_emulation(const Network& net, const Numerics& num, const Layer& l, Step& s) {
+    const bool int8 = s.precision == Precision::kINT8;
+    // Inside a fused INT8 block TensorRT keeps FP32: those tensors are not rounded at all.
+    auto rounded = [&](const Tensor& t) {
+      return t.type == DataType::kFloat && !(int8 && num.unquantized.count(t.name));
+    };
+    for (size_t i = 0; i < l.inputs.size(); ++i) {
+      const Tensor& t = net.tensors[l.inputs[i]];
+      const bool f = rounded(t);
+      s.in_count.push_back(f ? volume(t.dims) : 0);
+      s.in_scale.push_back(f && int8 ? num.tensor_scales.at(t.name) : 0.f);
+      int64_t channels = 0, inner = 1;
+      if (auto pc = num.per_channel_axis.find(t.name); f && int8 && pc != num.per_channel_axis.end()) {
+        const int axis = pc->second;
+        channels = t.dims[axis];
+        for (size_t d = size_t(axis) + 1; d < t.dims.size(); ++d) inner *= t.dims[d];
+      }
+      s.in_channels.push_back(channels);
+      s.in_inner.push_back(inner);
+      s.scratch.emplace_back(f ? size_t(volume(t.dims)) : 0);
+      if (f) s.in[i] = s.scratch.back().data();
+    }
+    for (TensorId o : l.outputs) {
+      const Tensor& t = net.tensors[o];
+      const bool f = rounded(t);
+      s.out_count.push_back(f ? volume(t.dims) : 0);
+      s.out_scale.push_back(f && int8 ? num.tensor_scales.at(t.name) : 0.f);
+    }
+  }
+
   void check_numerics(const Network& net, const Numerics& num) {
     if (num.layer_precision.size() > net.layers.size())
       throw Error("numerics: " + std::to_string(num.layer_precision.size()) + " layer precisions for a network of " +
@@ -401,7 +437,7 @@ class CpuExecutor : public Executor {
       for (const auto* list : {&l.inputs, &l.outputs})
         for (TensorId t : *list) {
           const Tensor& tt = net.tensors[t];
-          if (tt.type != DataType::kFloat) continue;
+          if (tt.type != DataType::kFloat || num.unquantized.count(tt.name)) continue;
           auto it = num.tensor_scales.find(tt.name);
           if (it == num.tensor_scales.end())
             throw Error("tensor '" + tt.name + "' (" + (list == &l.inputs ? "input" : "output") + " of INT8 layer '" +
@@ -420,11 +456,29 @@ class CpuExecutor : public Executor {
       for (int64_t i = 0; i < n; ++i) x[i] = round_to_fp16(x[i]);
     }
   }
+  // Weights used as a tensor (FC / MatMul B): symmetric per output channel, as TensorRT
+  // quantizes the weights of fully connected layers; channel c holds the elements whose index
+  // satisfies (i / inner) % channels == c.
+  static void quantize_channels(float* x, int64_t n, int64_t channels, int64_t inner) {
+    std::vector<float> amax(size_t(channels), 0.f);
+    for (int64_t i = 0; i < n; ++i) {
+      float& m = amax[size_t((i / inner) % channels)];
+      m = std::max(m, std::fabs(x[i]));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      float m = amax[size_t((i / inner) % channels)];
+      if (m > 0.f) x[i] = fake_quant_int8_weight(x[i], m / 127.f);
+    }
+  }
   void pre(Step& s) {
     for (size_t i = 0; i < s.raw_in.size(); ++i) {
       if (s.in_count[i] == 0) continue;
       std::memcpy(s.in[i], s.raw_in[i], size_t(s.in_count[i]) * sizeof(float));
-      emulate(static_cast<float*>(s.in[i]), s.in_count[i], s.precision, s.in_scale[i]);
+      float* x = static_cast<float*>(s.in[i]);
+      if (s.precision == Precision::kINT8 && s.in_channels[i] > 0)
+        quantize_channels(x, s.in_count[i], s.in_channels[i], s.in_inner[i]);
+      else
+        emulate(x, s.in_count[i], s.precision, s.in_scale[i]);
     }
   }
   void post(Step& s) {

@@ -58,8 +58,20 @@ float half_to_float(uint16_t h) {
 
 float round_to_fp16(float x) { return cpu::half_to_float(cpu::float_to_half(x)); }
 
+// Activations: TensorRT's quantization is round_half_even(clip(x / s, -128, 127)) (TensorRT
+// developer guide, "Quantization Scheme"; ONNX QuantizeLinear saturates int8 the same way), so
+// the negative side keeps -128. Clipping before or after the rounding gives the same result.
 float fake_quant_int8(float x, float scale) {
   float q = std::nearbyint(x / scale);  // round half to even (default rounding mode)
+  if (q > 127.f) q = 127.f;
+  if (q < -128.f) q = -128.f;
+  return q * scale;
+}
+
+// Weights: symmetric [-127, 127] (TensorRT quantizes weights with scale max|w| / 127 and never
+// uses -128, so that a weight and its negation stay exact opposites).
+float fake_quant_int8_weight(float x, float scale) {
+  float q = std::nearbyint(x / scale);
   if (q > 127.f) q = 127.f;
   if (q < -127.f) q = -127.f;
   return q * scale;

@@ -301,6 +301,10 @@ class CudaExecutorImpl final : public CudaExecutor {
   // Weights rounded as the layer's numerics ask (FP16: to half; INT8: per output channel).
   void round_weights(LayerId id, std::vector<float>& w, int64_t channels, bool channel_major,
                      int64_t inner_channels);
+  // INT8: the bias joins the integer accumulator, quantized to int32 with scale s_in * s_w[k]
+  // (as the CPU backend; w is the kernel before rounding, laid out as for round_weights).
+  void quantize_bias(LayerId id, const Layer& L, const std::vector<float>& w, int64_t channels,
+                     bool channel_major, int64_t inner, std::vector<float>& bias) const;
   // The device pointer a layer reads for input tensor t (numerics may substitute a rounded copy
   // in scratch, which exists only after compile: closures resolve a DPtr at launch with at()).
   struct DPtr {
@@ -729,6 +733,25 @@ void CudaExecutorImpl::round_weights(LayerId id, std::vector<float>& w, int64_t 
   }
 }
 
+void CudaExecutorImpl::quantize_bias(LayerId id, const Layer& L, const std::vector<float>& w,
+                                     int64_t channels, bool channel_major, int64_t inner,
+                                     std::vector<float>& bias) const {
+  if (precision_of(id) != Precision::kINT8 || int64_t(bias.size()) != channels) return;
+  const std::string& in = net_.tensors[L.inputs[0]].name;
+  auto it = opt_.numerics.tensor_scales.find(in);
+  if (it == opt_.numerics.tensor_scales.end() || opt_.numerics.unquantized.count(in)) return;
+  const int64_t n = int64_t(w.size());
+  std::vector<float> amax(size_t(channels), 0.f);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = channel_major ? i / (n / channels) : (i / inner) % channels;
+    amax[size_t(c)] = std::max(amax[size_t(c)], std::fabs(w[size_t(i)]));
+  }
+  for (int64_t k = 0; k < channels; ++k) {
+    const float sb = it->second * (amax[size_t(k)] > 0.f ? amax[size_t(k)] / 127.f : 1.f);
+    if (sb > 0.f && std::isfinite(sb)) bias[size_t(k)] = std::nearbyint(bias[size_t(k)] / sb) * sb;
+  }
+}
+
 // FP16 / INT8 layers: float inputs rounded (copies in scratch), outputs rounded in place.
 void CudaExecutorImpl::apply_numerics_pre(LayerId id, const Layer& L) {
   in_override_.clear();
@@ -739,20 +762,29 @@ void CudaExecutorImpl::apply_numerics_pre(LayerId id, const Layer& L) {
   for (TensorId t : L.inputs) {
     const Tensor& T = net_.tensors[t];
     if (T.type != DataType::kFloat || in_override_.count(t)) continue;
+    // Inside a fused INT8 block (Conv + BN + activation) TensorRT does not requantize.
+    if (p == Precision::kINT8 && opt_.numerics.unquantized.count(T.name)) continue;
     int64_t n = volume(T.dims);
     size_t off = reserve_scratch(bytes_of(t));
     const void* src = ptr_[t];
     float scale = 0.f;
+    int64_t channels = 0, inner = 1;  // > 0: weights per output channel (FC / MatMul B)
     if (p == Precision::kINT8) {
       auto it = opt_.numerics.tensor_scales.find(T.name);
       if (it == opt_.numerics.tensor_scales.end())
         unsupported(L, "INT8 layer input '" + T.name + "' has no scale");
       scale = it->second;
+      if (auto pc = opt_.numerics.per_channel_axis.find(T.name); pc != opt_.numerics.per_channel_axis.end()) {
+        channels = T.dims[pc->second];
+        for (size_t d = size_t(pc->second) + 1; d < T.dims.size(); ++d) inner *= T.dims[d];
+      }
     }
-    add_step(L.name + ":round_in", [this, off, src, n, p, scale](cudaStream_t s) {
+    add_step(L.name + ":round_in", [this, off, src, n, p, scale, channels, inner](cudaStream_t s) {
       float* dst = static_cast<float*>(scratch_at(off));
-      if (p == Precision::kFP16) cuda::round_fp16(static_cast<const float*>(src), dst, n, s);
-      else cuda::fake_quant(static_cast<const float*>(src), dst, n, scale, s);
+      const float* x = static_cast<const float*>(src);
+      if (p == Precision::kFP16) cuda::round_fp16(x, dst, n, s);
+      else if (channels > 0) cuda::fake_quant_channels(x, dst, n, channels, inner, s);
+      else cuda::fake_quant(x, dst, n, scale, s);
     });
     in_override_[t] = off;
   }
@@ -764,6 +796,7 @@ void CudaExecutorImpl::apply_numerics_post(LayerId id, const Layer& L) {
   for (TensorId t : L.outputs) {
     const Tensor& T = net_.tensors[t];
     if (T.type != DataType::kFloat || !ptr_[t]) continue;
+    if (p == Precision::kINT8 && opt_.numerics.unquantized.count(T.name)) continue;  // fused block
     float* dst = static_cast<float*>(ptr_[t]);
     int64_t n = volume(T.dims);
     float scale = 0.f;
@@ -1163,6 +1196,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
   if (int64_t(wv.size()) != K * (C / G) * kh * kw)
     unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * (C / G) * kh * kw));
+  const std::vector<float> w_orig = wv;
   round_weights(id, wv, K, true, 1);
   const float* wdev = upload_f32(wv);
   const float* bdev = nullptr;
@@ -1170,6 +1204,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
     std::vector<float> bv = weights_f32(P.bias_weights, "bias");
     if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
     if (precision_of(id) == Precision::kFP16) round_weights(id, bv, 1, true, 1);
+    quantize_bias(id, L, w_orig, K, true, 1, bv);
     bdev = upload_f32(bv);
   }
   auto D = std::make_shared<ConvDescs>();
@@ -1338,6 +1373,7 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
   int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups);
   std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
   if (int64_t(wv.size()) != C * (K / G) * kh * kw) unsupported(L, "kernel size differs from [C, K/g, kh, kw]");
+  const std::vector<float> w_orig = wv;
   round_weights(id, wv, K / G, false, int64_t(kh) * kw);
   const float* wdev = upload_f32(wv);
   const float* bdev = nullptr;
@@ -1345,6 +1381,7 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
     std::vector<float> bv = weights_f32(P.bias_weights, "bias");
     if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
     if (precision_of(id) == Precision::kFP16) round_weights(id, bv, 1, true, 1);
+    if (G == 1) quantize_bias(id, L, w_orig, K, false, int64_t(kh) * kw, bv);
     bdev = upload_f32(bv);
   }
   const std::string w = where_;

@@ -587,9 +587,26 @@ __global__ void round_fp16_kernel(const float* x, float* y, idx_t n) {
 __global__ void fake_quant_kernel(const float* x, float* y, idx_t n, float scale) {
   GRID_LOOP(i, n) {
     float q = rintf(x[i] / scale);
-    q = fminf(fmaxf(q, -127.f), 127.f);
+    q = fminf(fmaxf(q, -128.f), 127.f);  // activations: TensorRT's int8 range [-128, 127]
     y[i] = q * scale;
   }
+}
+// Weights used as a tensor (FC / MatMul B), symmetric per output channel: one thread per channel,
+// since each channel needs its own max first and these tensors are small.
+__global__ void fake_quant_channels_kernel(const float* x, float* y, idx_t n, idx_t channels,
+                                           idx_t inner) {
+  idx_t c = idx_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  const idx_t outer = n / (channels * inner);
+  float m = 0.f;
+  for (idx_t o = 0; o < outer; ++o)
+    for (idx_t k = 0; k < inner; ++k) m = fmaxf(m, fabsf(x[(o * channels + c) * inner + k]));
+  const float scale = m / 127.f;
+  for (idx_t o = 0; o < outer; ++o)
+    for (idx_t k = 0; k < inner; ++k) {
+      const idx_t i = (o * channels + c) * inner + k;
+      y[i] = m > 0.f ? fminf(fmaxf(rintf(x[i] / scale), -127.f), 127.f) * scale : x[i];
+    }
 }
 
 }  // namespace
@@ -753,6 +770,12 @@ void round_fp16(const float* x, float* y, int64_t n, cudaStream_t s) {
 
 void fake_quant(const float* x, float* y, int64_t n, float scale, cudaStream_t s) {
   fake_quant_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, y, n, scale);
+}
+
+void fake_quant_channels(const float* x, float* y, int64_t n, int64_t channels, int64_t inner,
+                         cudaStream_t s) {
+  fake_quant_channels_kernel<<<blocks_for(channels), kBlock, 0, s>>>(x, y, idx_t(n), idx_t(channels),
+                                                                    idx_t(inner));
 }
 
 }  // namespace tandem::cuda

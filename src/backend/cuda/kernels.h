@@ -122,8 +122,12 @@ void normalization(const float* x, float* y, int64_t rows, int64_t L, float eps,
 void lrn(const float* x, float* y, int64_t n, int64_t c, int64_t hw, int window, float alpha,
          float beta, float k, cudaStream_t s);
 
-// Numerics emulation: y = fp16(x) and y = clamp(rint(x / scale), -127, 127) * scale.
+// Numerics emulation: y = fp16(x) and, for activations, y = clamp(rint(x / scale), -128, 127) *
+// scale (weights are quantized on the host to [-127, 127]).
 void round_fp16(const float* x, float* y, int64_t n, cudaStream_t s);
 void fake_quant(const float* x, float* y, int64_t n, float scale, cudaStream_t s);
+// Weights per output channel: channel c = (i / inner) % channels, scale max|w| / 127, [-127, 127].
+void fake_quant_channels(const float* x, float* y, int64_t n, int64_t channels, int64_t inner,
+                         cudaStream_t s);
 
 }  // namespace tandem::cuda
