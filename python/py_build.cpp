@@ -212,9 +212,31 @@ std::vector<TensorFormat> formats_arg(const py::object& v, const char* what) {
 }
 
 struct BuildArgs {
-  py::object onnx, output, default_device, dla_core, calibration_cache, data_batcher, layer_precision, layer_device,
-      shapes, input_tensor_formats, output_tensor_formats, hooks, profiling_verbosity, tiling_optimization_level,
-      tiling_l2_cache_limit, device, timing_cache, fp16, fp8, int8, cache, verbose, cache_dir, batcher_id;
+  // Every argument starts as None (a default py::object is a null handle, not None).
+  py::object onnx = py::none();
+  py::object output = py::none();
+  py::object default_device = py::none();
+  py::object dla_core = py::none();
+  py::object calibration_cache = py::none();
+  py::object data_batcher = py::none();
+  py::object layer_precision = py::none();
+  py::object layer_device = py::none();
+  py::object shapes = py::none();
+  py::object input_tensor_formats = py::none();
+  py::object output_tensor_formats = py::none();
+  py::object hooks = py::none();
+  py::object profiling_verbosity = py::none();
+  py::object tiling_optimization_level = py::none();
+  py::object tiling_l2_cache_limit = py::none();
+  py::object device = py::none();
+  py::object timing_cache = py::none();
+  py::object fp16 = py::none();
+  py::object fp8 = py::none();
+  py::object int8 = py::none();
+  py::object cache = py::none();
+  py::object verbose = py::none();
+  py::object cache_dir = py::none();
+  py::object batcher_id = py::none();
   double workspace = 4.0;
   int optimization_level = 3, max_chunks = 1, min_layers = 20, threads = 0;
   bool gpu_fallback = false, direct_io = false, prefer_precision_constraints = false, reject_empty_algorithms = false,
