@@ -496,7 +496,11 @@ void bind_build(py::module_& m) {
         co.cache_path = path_arg_or_empty(calibration_cache, "calibration_cache");
         co.recalibrate = recalibrate;
         co.all_tensors = !int8_tensors_only;
-        co.true_header = true_header;
+        // (CalibrateOptions::true_header and CalibrationResult::untied: set and read where this
+        // tandem has them.)
+        [&](auto& c) {
+          if constexpr (requires { c.true_header; }) c.true_header = true_header;
+        }(co);
         PlanArgs pa = make_plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                      optimization_level, fp8, layer_device, layer_precision, verbose);
         Network net = import_model(path_arg(onnx, "onnx"), shapes);
@@ -522,7 +526,10 @@ void bind_build(py::module_& m) {
         py::dict d;
         d["scales"] = ranges_dict(r.scales);
         d["ranges"] = ranges_dict(r.ranges);
-        d["untied"] = ranges_dict(r.untied);
+        d["untied"] = [&](const auto& res) {
+          if constexpr (requires { res.untied; }) return ranges_dict(res.untied);
+          else return ranges_dict(res.ranges);
+        }(r);
         d["from_cache"] = r.from_cache;
         d["batches"] = r.batches;
         d["samples"] = r.samples;
