@@ -8,7 +8,7 @@
 #        FUZZ_ONLY=npy scripts/fuzz.sh 0.1 (one harness)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="$root/build/fuzz"
+build="$root/build/asan"  # the instrumented build scripts/test.sh also tests
 harnesses=(onnx_import onnx_plan onnx_gen engine caches npy image cli_args)
 [[ -n "${FUZZ_ONLY:-}" ]] && harnesses=($FUZZ_ONLY)
 if [[ $# -ge 1 ]]; then
@@ -16,11 +16,11 @@ if [[ $# -ge 1 ]]; then
 else
   secs=15
 fi
-"$root/scripts/setup.sh" >/dev/null
+command -v clang++-14 >/dev/null && [[ -f /usr/lib/llvm-14/lib/libFuzzer.a || -d /usr/lib/llvm-14/lib/clang ]] \
+  || "$root/scripts/setup.sh" >/dev/null
 
-cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-  -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DTANDEM_FUZZ=ON -DTANDEM_SANITIZE=ON -DTANDEM_CUDA=OFF \
-  -DTANDEM_TESTS=OFF -DTANDEM_BENCH=OFF -DTANDEM_PYTHON=OFF >/dev/null
+source "$root/scripts/asan-flags.sh"
+cmake -S "$root" -B "$build" "${asan_cmake_flags[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)" --target tandem $(printf 'fuzz_%s ' "${harnesses[@]}") tandem_diff_ort >/dev/null
 
 # ---- Seed corpora (made, never committed; the committed regressions are in fuzz/regressions) ----

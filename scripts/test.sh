@@ -26,8 +26,11 @@ echo "== Release build and tests"
 run_suite "$root/build/release" "" "" -DCMAKE_BUILD_TYPE=Release
 echo "== Every Debian package the build used is installed by scripts/setup.sh"
 "$root/scripts/check-deps.sh" "$root/build/release"
-# The sanitizer pass runs the whole suite again; -O1 keeps the instrumented build quick.
-echo "== Sanitizer build (ASan + UBSan) and tests"
+# The sanitizer pass runs the whole suite again, in the clang build the fuzzers use (ASan, UBSan,
+# libFuzzer coverage; -O1 keeps it quick). Its Fuzz.Replay tests run the committed crash inputs.
+echo "== Sanitizer build (clang: ASan + UBSan + fuzzer coverage) and tests"
+source "$root/scripts/asan-flags.sh"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite "$root/build/asan" "" "" \
-  -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DTANDEM_SANITIZE=ON -DTANDEM_CUDA=OFF
+  run_suite "$root/build/asan" "" "" "${asan_cmake_flags[@]}"
+echo "== Fuzzing: every harness for a short budget (scripts/fuzz.sh HOURS runs them at length)"
+"$root/scripts/fuzz.sh"

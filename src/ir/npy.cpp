@@ -51,7 +51,13 @@ Dims parse_shape(const std::string& s, const std::string& path) {
     size_t j = i;
     while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
     if (j == i) fail(path, "malformed .npy shape " + s);
-    d.push_back(std::stoll(s.substr(i, j - i)));
+    // At most 2^40 elements in all (as everywhere in tandem), checked before multiplying.
+    if (j - i > 13) fail(path, ".npy shape " + s + " is too large");
+    const int64_t dim = std::stoll(s.substr(i, j - i));
+    int64_t vol = 1;
+    for (int64_t x : d) vol *= x;
+    if (dim > 0 && vol > (int64_t{1} << 40) / dim) fail(path, ".npy shape " + s + " is too large");
+    d.push_back(dim);
     i = j;
     while (i < s.size() && s[i] == 'L') ++i;  // Python 2 longs
   }

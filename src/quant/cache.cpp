@@ -60,6 +60,7 @@ CalibrationCache parse_calibration_cache(std::string_view text, const std::strin
       std::string ver = line.substr(4, dash - 4);
       for (char ch : ver)
         if (ch < '0' || ch > '9') fail(line_no, "malformed version in cache header '" + line + "'");
+      if (ver.size() > 9) fail(line_no, "version in cache header '" + line + "' is too large");
       c.trt_version = std::stoi(ver);
       c.algorithm = line.substr(dash + 1);
       if (c.algorithm.empty()) fail(line_no, "missing algorithm in cache header '" + line + "'");
