@@ -6,6 +6,7 @@
 
 #include "engine/internal.h"
 #include "tandem/engine.h"
+#include "tandem/quant.h"
 #ifdef TANDEM_HAVE_CUDA
 #include "tandem/cuda.h"
 #endif
@@ -178,6 +179,11 @@ Numerics Engine::numerics() const {
   n.layer_precision.reserve(c_.plan.layers.size());
   for (const auto& l : c_.plan.layers) n.layer_precision.push_back(l.precision);
   n.tensor_scales = c_.scales;
+  // What make_numerics derived at build time follows from the network and the precisions: the
+  // inside of fused INT8 Conv + BN (+ activation) blocks stays FP32, constant MatMul weights are
+  // quantized per output channel (docs/quantization.md, "TensorRT fidelity").
+  for (std::string& t : fused_int8_tensors(c_.network, n.layer_precision)) n.unquantized.insert(std::move(t));
+  n.per_channel_axis = per_channel_weights(c_.network, n.layer_precision);
   return n;
 }
 

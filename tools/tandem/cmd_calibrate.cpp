@@ -77,7 +77,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
                     a->out.c_str(), r.cache.scales.size(), r.cache.trt_version, r.cache.algorithm.c_str());
       else
         std::printf("calibrated %zu tensors (%zu read or written by INT8 layers) with %s on %d batches (%d samples); "
-                    "%d ranges raised by DLA tying\nwrote %s (TRT-%d-%s)\n",
+                    "%d ranges changed by DLA tying\nwrote %s (TRT-%d-%s)\n",
                     r.cache.scales.size(), int8, std::string(to_string(co.algorithm)).c_str(), r.batches, r.samples,
                     r.tied_tensors, a->out.c_str(), r.cache.trt_version, r.cache.algorithm.c_str());
       if (!r.from_cache && co.algorithm != CalibAlgorithm::kEntropy && !co.true_header)
