@@ -407,6 +407,11 @@ TEST_F(QuantCli, ClsCalibrateCompareAndQdqInOnnxRuntime) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"top1_agreement\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"cosine\""), std::string::npos) << r.out;
+  // One layer reduced at a time keeps the plan's fused blocks (no scale is needed inside them).
+  r = run("compare " + kCls + pre + " --data " + kCalib + " --count 1 --cache " + d +
+          "/cls.cache --per-layer --per-layer-method isolate --top 2 -q");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("isolate: 1 - output cosine"), std::string::npos) << r.out;
 
   // Q/DQ export, then ONNX Runtime vs tandem's INT8 emulation on one calibration image.
   r = run("export qdq " + kCls + " --shape x:1x3x48x192 --cache " + d + "/cls.cache -o " + d + "/cls_qdq.onnx");

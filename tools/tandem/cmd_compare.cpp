@@ -190,6 +190,9 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
           ExecOptions one = ro;
           one.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
           one.numerics.layer_precision[l] = prec[l];
+          // As in the plan: inside a fused block the tensor stays FP32, FC weights per channel.
+          one.numerics.unquantized = numerics.unquantized;
+          one.numerics.per_channel_axis = numerics.per_channel_axis;
           for (TensorId t : net.layers[l].inputs)
             if (t >= 0 && numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
           for (TensorId t : net.layers[l].outputs)
