@@ -82,7 +82,7 @@ for h in "${harnesses[@]}"; do
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$commit" "$h" "$secs" "${execs:-0}" "${cov:-0}" \
     "${ft:-0}" "$result" >> "$stats"
   printf '%-12s %6ss  %10s executions  cov %6s  %s\n' "$h" "$secs" "${execs:-0}" "${cov:-0}" "$result"
-  if [[ "$result" != ok ]]; then grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -n 5; fi
+  if [[ "$result" != ok ]]; then grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -n 5 || true; fi
 done
 awk -F'\t' 'NR > 1 { s += $5 } END { printf "total executions (all runs in %s): %d\n", FILENAME, s }' "$stats"
 exit "$failed"

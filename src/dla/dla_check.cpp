@@ -155,7 +155,7 @@ std::string dla_report_json(const Network& net, const DlaReport& r, const std::s
   j["loadables"] = {{"needed", r.dla_chunk_count()},
                     {"limit_per_core", T.max_loadables_per_core},
                     {"within_limit", r.dla_chunk_count() <= T.max_loadables_per_core}};
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace tandem

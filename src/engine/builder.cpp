@@ -649,7 +649,7 @@ std::string canonical_options(const BuildOptions& o) {
   j["tiling_l2_cache_limit"] = o.tiling_l2_cache_limit;
   j["calibration_cache"] = !o.calibration_cache.empty();
   j["passes"] = o.passes;
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 BatcherFactory batcher_for(std::shared_ptr<Batcher> batcher) {

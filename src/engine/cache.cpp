@@ -157,7 +157,7 @@ void TimingCache::merge_write(const std::string& path) const {
   nlohmann::json es = nlohmann::json::object();
   for (const auto& [k, v] : merged) es[k] = {{"tactic", v.name}, {"time_ms", v.time_ms}};
   j["entries"] = es;
-  std::string text = j.dump(1) + "\n";
+  std::string text = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   engine_detail::write_file_atomic(path, text.data(), text.size());
 }
 

@@ -409,7 +409,7 @@ std::string meta_json(const EngineMetadata& m) {
   j["options"] = m.options_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(m.options_json);
   j["created_utc"] = m.created_utc;
   j["fusions"] = m.fusions;
-  return j.dump(1);
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 EngineMetadata parse_meta(const uint8_t* p, size_t n, const std::string& where) {
   EngineMetadata m;
@@ -421,7 +421,7 @@ EngineMetadata parse_meta(const uint8_t* p, size_t n, const std::string& where) 
     m.model_sha256 = j.at("model_sha256").get<std::string>();
     m.target = j.at("target").get<std::string>();
     m.backend = j.at("backend").get<std::string>();
-    m.options_json = j.at("options").dump();
+    m.options_json = j.at("options").dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     m.created_utc = j.at("created_utc").get<std::string>();
     m.fusions = j.at("fusions").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {

@@ -112,7 +112,7 @@ std::string plan_report_json(const Network& net, const Plan& plan, const std::st
                   {"to", to_string(c.to)},
                   {"bytes", c.bytes}});
   j["crossing_bytes"] = plan.crossing_bytes();
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace tandem

@@ -202,7 +202,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       j["engine_file_bytes"] = std::filesystem::file_size(a->engine);
       j["dla_emulated"] = engine->dla_layer_count() > 0;
       if (!note.empty()) j["note"] = note;
-      std::printf("%s\n", j.dump(1).c_str());
+      std::printf("%s\n", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
       std::printf("engine: %s (backend %s, load %.1f ms)\n", a->engine.c_str(), ctx->backend_name().c_str(), load_ms);
       std::printf("iterations: %d (warmup %d), batch %lld\n", a->iterations, a->warmup, (long long)batch);

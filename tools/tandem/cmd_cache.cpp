@@ -39,7 +39,7 @@ RegisterCommand reg(70, "cache", [](CLI::App& app) {
         j.push_back({{"key", e.key}, {"path", e.path}, {"bytes", e.bytes}, {"mtime", e.mtime},
                      {"model", e.meta.model_path}, {"model_sha256", e.meta.model_sha256},
                      {"tool_version", e.meta.tool_version}, {"target", e.meta.target}});
-      std::printf("%s\n", j.dump(1).c_str());
+      std::printf("%s\n", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return 0;
     }
     std::printf("engine cache: %s (%zu engine%s)\n", dir.c_str(), entries.size(), entries.size() == 1 ? "" : "s");

@@ -239,7 +239,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
                                     {"precision", std::string(to_string(prec[c.layer]))}, {"cost", c.cost},
                                     {"input_cosine", c.cos_in}, {"output_cosine", c.cos_out}});
       }
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return 0;
     }
     std::printf("compare %s: FP32 reference vs plan numerics (%d INT8, %d FP16 layers emulated), %d inputs\n",

@@ -180,7 +180,7 @@ tandem::cli::RegisterCommand reg(10, "inspect", [](CLI::App& app) {
     ImportOptions opt;
     for (const auto& s : *shapes) opt.shapes.push_back(parse_shape_arg(s));
     Network net = import_onnx(*path, opt);
-    if (*as_json) std::cout << to_json(net).dump(2) << "\n";
+    if (*as_json) std::cout << to_json(net).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     else print_text(net);
     return 0;
   });

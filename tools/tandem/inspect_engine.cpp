@@ -215,7 +215,7 @@ void print_header(const json& h) {
   fmt::print("placement   {} DLA layers in {} regions, {} GPU layers, {} bytes cross devices\n",
              p["dla_layers"].get<int>(), p["dla_regions"].get<int>(), p["gpu_layers"].get<int>(),
              p["crossing_bytes"].get<int64_t>());
-  fmt::print("options     {}\n", h["options"].dump());
+  fmt::print("options     {}\n", h["options"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   for (const char* io : {"inputs", "outputs"})
     for (const auto& t : h[io]) {
       const json& s = t["int8_scale"];
@@ -267,7 +267,7 @@ bool has_engine_magic(const std::string& path) {
 void inspect_engine(const std::string& path, bool as_json) {
   const auto engine = Engine::load(path);  // every check of the loader; one Error line when corrupt
   const json j = engine_json(engine->contents(), path);
-  if (as_json) std::cout << j.dump(2) << "\n";
+  if (as_json) std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else print_text(j);
 }
 

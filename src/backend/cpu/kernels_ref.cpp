@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -333,8 +334,10 @@ Kernel make_pooling(const Network& net, const Layer& l) {
   int r = int(p.window.size());
   // Everything as 3-d: pad the spatial dims in front with 1.
   int64_t N = ti.dims[0], C = ti.dims[1];
-  int64_t id[3] = {1, 1, 1}, od[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
-          pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
+  // std::array, not C arrays: clang aligns captured C arrays to 16 bytes in OpenMP regions while
+  // the std::function's copy of the closure is only 8-byte aligned (UBSan, found by fuzzing).
+  std::array<int64_t, 3> id = {1, 1, 1}, od = {1, 1, 1}, k = {1, 1, 1}, s = {1, 1, 1}, pb = {0, 0, 0},
+                         pe = {0, 0, 0};
   for (int i = 0; i < r; ++i) {
     int j = 3 - r + i;
     id[j] = ti.dims[2 + i];
