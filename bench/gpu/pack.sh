@@ -12,7 +12,7 @@ rm -rf "$C"; mkdir -p "$C/bin" "$C/lib"
 cp "$B/tests/backend_cuda/tandem_tests_cuda" "$B/src/backend/cuda/tandem_cuda_bench" "$C/bin/"
 [[ -f "$B/tests/backend_cuda/tandem_tests_cuda_models" ]] && cp "$B/tests/backend_cuda/tandem_tests_cuda_models" "$C/bin/"
 strip "$C"/bin/* || true
-for lib in libdnnl.so.2 libOpenCL.so.1 libfmt.so.9 libgomp.so.1; do
+for lib in libdnnl.so.2 libOpenCL.so.1 libfmt.so.9 libgomp.so.1 libstb.so.0; do
   p=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
   [[ -n "$p" ]] && cp -L "$p" "$C/lib/"
 done
