@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -230,6 +231,9 @@ struct ModelInfo {
   std::string producer_name, producer_version;
   std::string path;
   std::vector<std::string> folded_nodes;  // ONNX nodes folded to constants at import
+  // Explicit quantization (QuantizeLinear -> DequantizeLinear pairs, removed at import): tensor
+  // name -> scale (range / 127), the role of a calibration cache. Empty for other models.
+  std::map<std::string, float> qdq_scales;
 };
 
 class Network {

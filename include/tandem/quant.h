@@ -168,6 +168,7 @@ struct CalibrationResult {
   std::map<std::string, float> scales;  // range / 127
   CalibrationCache cache;               // what was (or would be) written
   bool from_cache = false;              // true: read from cache_path, no data was run
+  bool from_model = false;              // true: the model's Q/DQ scales (explicit quantization)
   int batches = 0, samples = 0;
   int tied_tensors = 0;                 // tensors whose range changed through tying
 };
@@ -179,6 +180,13 @@ struct CalibrationResult {
 // and !recalibrate, the cache is used and the batcher is not touched.
 CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,
                             const CalibrateOptions& opt);
+
+// Explicit quantization: the scales a Q/DQ model carries (Network::model.qdq_scales), extended
+// through Shuffle and Identity layers (a reshape keeps a per-tensor scale) to the tensors the
+// importer made around them. Empty for a model without Q/DQ pairs. calibrate() returns these
+// (from_model) instead of running data or reading a cache, as TensorRT ignores the calibrator of
+// an explicitly quantized network.
+std::map<std::string, float> model_scales(const Network& net);
 
 // Per-layer precisions of a plan, as the executor wants them.
 std::vector<Precision> plan_precisions(const Plan& plan);

@@ -325,7 +325,7 @@ Plan plan_dla_build(const Network& net, const BuildOptions& o) {
   PlanOptions po;
   po.strategy = o.strategy;
   po.dla.target = o.target;
-  po.dla.precision = DlaPrecision::kInt8;
+  po.dla.precision = o.dla_precision;
   po.dla.verbose_layers = po.dla.verbose_chunks = o.verbose;
   po.max_chunks = o.max_chunks;
   po.min_layers = o.min_layers;
@@ -363,10 +363,16 @@ std::map<std::string, float> calibrate_for_build(const Network& net, const Plan&
                                                  std::vector<std::string>* warnings) {
   if (!needs_calibration(o, plan)) return {};
   double tc = now_s();
+  if (!net.model.qdq_scales.empty()) {  // explicit quantization: no calibration (TensorRT's rule)
+    std::map<std::string, float> s = model_scales(net);
+    log(o, fmt::format("calibration: none, {} scales from the model's Q/DQ nodes", s.size()));
+    return s;
+  }
   bool have_cache = !o.calibration_cache.empty() && fs::exists(o.calibration_cache);
   auto batcher = make_batcher(net, o, have_cache ? nullptr : warnings);
   CalibrateOptions co;
   co.threads = o.threads;
+  co.algorithm = o.calibration_algorithm;
   co.cache_path = o.calibration_cache;
   co.progress = o.verbose;
   co.trt_version = dla_target_info(o.target).calibration_version;
@@ -401,16 +407,19 @@ std::vector<WeightsId> int8_weight_ids(const Network& net, const Plan& plan) {
   return out;
 }
 
-// The tactic for this network and plan, through the timing cache.
-Tactic tactic_for_build(const Network& net, const Plan& plan, const Numerics& num, const BuildOptions& o) {
+// The tactic for this network and plan, through the timing cache; *device: where it was timed.
+Tactic tactic_for_build(const Network& net, const Plan& plan, const Numerics& num, const BuildOptions& o,
+                        std::string* device) {
   std::string sig = network_signature(net, plan);
   if (o.optimization_level <= 0) return Tactic{sig, "cpu.threads=default", 0};
   std::string tpath = timing_cache_path(o);
   std::string dev = host_device_key();
+  *device = dev;
   TimingCache tcache;
   tcache.device_key = dev;
   if (!tpath.empty()) tcache = TimingCache::read(tpath, dev, o.ignore_timing_mismatch);
   if (auto it = tcache.entries.find(sig); it != tcache.entries.end()) {
+    *device = tcache.device_key;
     log(o, fmt::format("timing cache hit: {} -> {} ({:.3f} ms)", sig, it->second.name, it->second.time_ms));
     return it->second;
   }
@@ -475,7 +484,7 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
   e.input_formats = io_formats(net, plan, net.inputs, o.input_formats, true, o, scales);
   e.output_formats = io_formats(net, plan, net.outputs, o.output_formats, false, o, scales);
   e.int8_weights = int8_weight_ids(net, plan);
-  e.tactics.push_back(tactic_for_build(net, plan, num, o));
+  e.tactics.push_back(tactic_for_build(net, plan, num, o, &e.meta.tactics_device_key));
   for (const auto& l : plan.layers) (l.device == Device::kDLA ? res.dla_layers : res.gpu_layers)++;
 
   e.network = std::move(net);
@@ -649,6 +658,10 @@ std::string canonical_options(const BuildOptions& o) {
   j["tiling_l2_cache_limit"] = o.tiling_l2_cache_limit;
   j["calibration_cache"] = !o.calibration_cache.empty();
   j["passes"] = o.passes;
+  // Keys only when not the default, so engine cache keys of earlier builds stay valid.
+  if (o.dla_precision != DlaPrecision::kInt8) j["dla_precision"] = std::string(to_string(o.dla_precision));
+  if (o.calibration_algorithm != CalibAlgorithm::kEntropy)
+    j["calibration_algorithm"] = std::string(to_string(o.calibration_algorithm));
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

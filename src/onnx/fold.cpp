@@ -667,7 +667,8 @@ Outs f_reduce(Importer& I, ReduceOp op) {
 }  // namespace
 
 const std::unordered_map<std::string, FoldFn>& op_folders() {
-  static const std::unordered_map<std::string, FoldFn> m = {
+  static const std::unordered_map<std::string, FoldFn> m = [] {
+    std::unordered_map<std::string, FoldFn> m = {
       {"Constant", f_constant},
       {"Identity", f_identity},
       {"Dropout", f_identity},
@@ -729,6 +730,9 @@ const std::unordered_map<std::string, FoldFn>& op_folders() {
       {"ReduceMin", [](Importer& I) { return f_reduce(I, ReduceOp::kMin); }},
       {"ReduceMean", [](Importer& I) { return f_reduce(I, ReduceOp::kAvg); }},
   };
+    register_qdq_folders(m);
+    return m;
+  }();
   return m;
 }
 

@@ -472,6 +472,7 @@ void Importer::import_node(const onnx::NodeProto& n) {
 
 Network Importer::run() {
   load();
+  strip_qdq_pairs(model_.mutable_graph(), path_, dir_, &net_.model.qdq_scales);
   import_inputs();
   const auto order = topo_order();
   const auto& g = model_.graph();

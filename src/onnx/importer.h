@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -91,5 +92,12 @@ const std::unordered_map<std::string, OpFn>& op_importers();
 // Folding: computes all outputs from constant inputs; empty result = cannot fold.
 using FoldFn = std::function<std::vector<ConstPtr>(Importer&)>;
 const std::unordered_map<std::string, FoldFn>& op_folders();
+
+// Q/DQ (qdq_import.cpp): the op importers and folders, and the pre-pass that removes
+// QuantizeLinear -> DequantizeLinear pairs on activations, recording their scales by tensor name.
+void register_qdq_ops(std::unordered_map<std::string, OpFn>& m);
+void register_qdq_folders(std::unordered_map<std::string, FoldFn>& m);
+void strip_qdq_pairs(onnx::GraphProto* g, const std::string& path, const std::string& dir,
+                     std::map<std::string, float>* scales);
 
 }  // namespace tandem::onnx_detail

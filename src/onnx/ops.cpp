@@ -978,7 +978,8 @@ Outs op_resize(Importer& I) {
 }  // namespace
 
 const std::unordered_map<std::string, OpFn>& op_importers() {
-  static const std::unordered_map<std::string, OpFn> m = {
+  static const std::unordered_map<std::string, OpFn> m = [] {
+    std::unordered_map<std::string, OpFn> m = {
       {"Conv", op_conv},
       {"ConvTranspose", op_conv_transpose},
       {"BatchNormalization", op_batchnorm},
@@ -1075,6 +1076,9 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
       {"Resize", op_resize},
       {"Upsample", op_resize},
   };
+    register_qdq_ops(m);
+    return m;
+  }();
   return m;
 }
 

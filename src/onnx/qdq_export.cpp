@@ -430,6 +430,7 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
     if (a != after.end())
       for (auto& q : a->second) nodes.push_back(q);
   }
+  std::set<std::string> renamed_weights;  // float weights replaced by a DQ output of their name
   {
     std::set<std::string> still_used;
     for (const auto& n : nodes)
@@ -442,6 +443,18 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
             !still_used.count(n.output(0))))
         kept.push_back(std::move(n));
     nodes.swap(kept);
+    // Dequantized weights no float reader is left for take the original name, so that the Q/DQ
+    // model imports to the same network (layer and weight names) as the original.
+    std::map<std::string, std::string> back;
+    for (const auto& [w, out] : weight_dq)
+      if (!still_used.count(w)) back[out] = w;
+    for (auto& n : nodes) {
+      for (auto& in : *n.mutable_input())
+        if (auto it = back.find(in); it != back.end()) in = it->second;
+      for (auto& o : *n.mutable_output())
+        if (auto it = back.find(o); it != back.end()) o = it->second;
+    }
+    for (const auto& [out, w] : back) renamed_weights.insert(w);
   }
   g->clear_node();
   for (auto& n : nodes) *g->add_node() = std::move(n);
@@ -452,7 +465,8 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
   for (const auto& o : g->output()) used.insert(o.name());
   auto* is = g->mutable_initializer();
   for (int i = is->size() - 1; i >= 0; --i)
-    if (!used.count(is->Get(i).name()) && weight_dq.count(is->Get(i).name())) is->DeleteSubrange(i, 1);
+    if ((!used.count(is->Get(i).name()) && weight_dq.count(is->Get(i).name())) || renamed_weights.count(is->Get(i).name()))
+      is->DeleteSubrange(i, 1);
   for (auto& t : new_inits) *g->add_initializer() = std::move(t);
   // A graph input that also had an initializer (old-style default) keeps working: nothing to do.
 

@@ -9,6 +9,34 @@
 
 namespace tandem {
 
+std::map<std::string, float> model_scales(const Network& net) {
+  std::map<std::string, float> s = net.model.qdq_scales;
+  if (s.empty()) return s;
+  // Weights used as tensors (Constant layers) without a Q/DQ of their own, e.g. per-channel
+  // MatMul weights: max |x| / 127, what calibration gives them (exact on dequantized weights).
+  for (const Layer& L : net.layers) {
+    if (L.kind != LayerKind::kConstant || L.outputs.empty()) continue;
+    const Tensor& T = net.tensors[L.outputs[0]];
+    const WeightsId w = L.as<ConstantParams>().weights;
+    if (T.type != DataType::kFloat || w < 0 || s.count(T.name)) continue;
+    float m = 0.f;
+    for (int64_t i = 0; i < net.weights[w].count(); ++i) m = std::max(m, std::fabs(float(net.weights[w].at(i))));
+    s[T.name] = m > 0.f ? m / 127.f : kMinCalibrationScale;
+  }
+  for (bool changed = true; changed;) {  // both directions through reshapes, to a fixed point
+    changed = false;
+    for (const Layer& L : net.layers) {
+      if ((L.kind != LayerKind::kShuffle && L.kind != LayerKind::kIdentity) || L.inputs.empty() || L.outputs.empty()) continue;
+      const std::string& a = net.tensors[L.inputs[0]].name;
+      const std::string& b = net.tensors[L.outputs[0]].name;
+      if (net.tensors[L.inputs[0]].type != DataType::kFloat) continue;
+      if (s.count(a) && !s.count(b)) changed |= s.emplace(b, s[a]).second;
+      else if (s.count(b) && !s.count(a)) changed |= s.emplace(a, s[b]).second;
+    }
+  }
+  return s;
+}
+
 CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,
                             const CalibrateOptions& opt) {
   CalibrationResult res;
@@ -22,6 +50,18 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
     for (auto& [n, r] : tied) res.scales[n] = r / 127.f;
   };
 
+  if (!net.model.qdq_scales.empty()) {  // explicit quantization: the model's scales
+    res.from_model = true;
+    std::map<std::string, float> given = model_scales(net), ranges;
+    for (auto& [n, s] : given) ranges[n] = s * 127.f;
+    finish(std::move(ranges));
+    for (auto& [n, s] : given)
+      if (res.ranges[n] == s * 127.f) res.scales[n] = s;
+    res.cache.trt_version = opt.trt_version;
+    for (const auto& t : net.tensors)
+      if (auto it = res.scales.find(t.name); it != res.scales.end()) res.cache.scales.emplace_back(t.name, it->second);
+    return res;
+  }
   if (!opt.cache_path.empty() && !opt.recalibrate && std::filesystem::exists(opt.cache_path)) {
     res.cache = read_calibration_cache(opt.cache_path);
     res.from_cache = true;
