@@ -34,6 +34,9 @@ struct EngineMetadata {
   std::string options_json;  // canonical_options()
   std::string created_utc;
   std::vector<std::string> fusions;  // "conv_1 + bn_1" and the like
+  // The device the tactics were timed on (host_device_key(), or the timing cache's); empty when
+  // nothing was timed (optimization level 0) and in engines built before it was recorded.
+  std::string tactics_device_key;
 };
 
 // All the parts of an engine, in memory. What the builder writes and the loader reads.

@@ -409,6 +409,7 @@ std::string meta_json(const EngineMetadata& m) {
   j["options"] = m.options_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(m.options_json);
   j["created_utc"] = m.created_utc;
   j["fusions"] = m.fusions;
+  if (!m.tactics_device_key.empty()) j["tactics_device_key"] = m.tactics_device_key;
   return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 EngineMetadata parse_meta(const uint8_t* p, size_t n, const std::string& where) {
@@ -424,6 +425,7 @@ EngineMetadata parse_meta(const uint8_t* p, size_t n, const std::string& where) 
     m.options_json = j.at("options").dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     m.created_utc = j.at("created_utc").get<std::string>();
     m.fusions = j.at("fusions").get<std::vector<std::string>>();
+    if (j.contains("tactics_device_key")) m.tactics_device_key = j.at("tactics_device_key").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: bad metadata JSON: {}", where, e.what()));
   }

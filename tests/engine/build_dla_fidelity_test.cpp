@@ -296,3 +296,18 @@ TEST(BuildDlaFidelity, TrtutilsBuilderOptionsAreRecorded) {
   EXPECT_THROW(build_dla_engine(model, dir + "/n.engine", bad), Error);
   fs::remove_all(dir);
 }
+
+// The engine says which device its tactic was timed on (what `tandem inspect` prints as the
+// device key), and nothing when no tactic was timed.
+TEST(BuildDlaFidelity, TacticsDeviceKeyIsRecorded) {
+  std::string dir = fresh_dir("device-key");
+  std::string model = conv_relu_model(dir);
+  BuildOptions o = quick("");
+  o.calibration.synthetic = true;
+  build_dla_engine(model, dir + "/a.engine", o);
+  EXPECT_EQ(Engine::load(dir + "/a.engine")->metadata().tactics_device_key, "");
+  o.optimization_level = 1;
+  build_dla_engine(model, dir + "/b.engine", o);
+  EXPECT_EQ(Engine::load(dir + "/b.engine")->metadata().tactics_device_key, host_device_key());
+  fs::remove_all(dir);
+}

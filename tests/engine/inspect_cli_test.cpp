@@ -101,7 +101,7 @@ TEST(InspectEngine, JsonReportsWhatTheEngineRecords) {
   EXPECT_EQ(h["target"], "orin");
   EXPECT_EQ(h["dla_core"], 0);
   EXPECT_EQ(h["backend"], "cpu");
-  EXPECT_TRUE(h["device_key"].is_null()) << "format 1 records no device key: never invent one";
+  EXPECT_TRUE(h["device_key"].is_null()) << "the engine records no device key: never invent one";
   EXPECT_EQ(h["options"], json::parse("{\"fp16\":true}"));
   ASSERT_EQ(h["tactics"].size(), 1u);
   EXPECT_EQ(h["tactics"][0], json::parse(R"j({"signature":"network:abc","name":"cpu.threads=2","time_ms":1.5})j"));
@@ -169,7 +169,7 @@ TEST(InspectEngine, TextHasTheHeaderAndOneRowPerLayer) {
   ASSERT_EQ(r.rc, 0) << r.out;
   for (const std::string& want : std::vector<std::string>{"engine      " + path + " (", "format      1 (tandem " + std::string(TANDEM_VERSION) + ", created 2026-11-26T00:00:00Z)",
         "model       small.onnx sha256 " + std::string(64, 'a'), std::string("target      orin, DLA core 0"), std::string("backend     cpu"),
-        std::string("device key  not recorded (engine format 1 keeps none)"),
+        std::string("device key  not recorded (tactics not timed, or an engine from before tandem recorded it)"),
         std::string("tactic      cpu.threads=2 (1.500 ms) for network:abc"),
         std::string("placement   1 DLA layers in 1 regions, 5 GPU layers, 512 bytes cross devices"),
         std::string("options     {\"fp16\":true}"), std::string("input       x [1x3x8x8 fp32] as fp32 nchw, int8 scale 0.01"),

@@ -123,7 +123,7 @@ json header_json(const EngineContents& e, const std::string& path) {
   json h{{"path", path}, {"file_bytes", std::filesystem::file_size(path, ec)}, {"format_version", m.format_version},
          {"tool_version", m.tool_version}, {"created_utc", m.created_utc}, {"model_path", m.model_path},
          {"model_sha256", m.model_sha256}, {"target", m.target}, {"dla_core", p.dla_core}, {"backend", m.backend},
-         {"device_key", nullptr}, {"fusions", m.fusions}};
+         {"device_key", m.tactics_device_key.empty() ? json(nullptr) : json(m.tactics_device_key)}, {"fusions", m.fusions}};
   h["options"] = m.options_json.empty() ? json::object() : json::parse(m.options_json);
   h["tactics"] = json::array();
   for (const Tactic& t : e.tactics)
@@ -199,7 +199,10 @@ void print_header(const json& h) {
   fmt::print("model       {} sha256 {}\n", h["model_path"].get<std::string>(), h["model_sha256"].get<std::string>());
   fmt::print("target      {}, DLA core {}\nbackend     {}\n", h["target"].get<std::string>(), h["dla_core"].get<int>(),
              h["backend"].get<std::string>());
-  fmt::print("device key  not recorded (engine format {} keeps none)\n", h["format_version"].get<uint32_t>());
+  if (h["device_key"].is_null())
+    fmt::print("device key  not recorded (tactics not timed, or an engine from before tandem recorded it)\n");
+  else
+    fmt::print("device key  {}\n", h["device_key"].get<std::string>());
   if (h["tactics"].empty()) fmt::print("tactic      none recorded\n");
   for (const auto& t : h["tactics"])
     fmt::print("tactic      {} ({:.3f} ms) for {}\n", t["name"].get<std::string>(), t["time_ms"].get<double>(),
