@@ -192,8 +192,8 @@ std::map<std::string, float> tie_ranges(const Network& net,
         break;
       }
       case LayerKind::kElementWise: {
-        // A constant operand is fused by TensorRT into a Scale layer (docs/dla-rules.md 5.6): its
-        // values become weights, not an INT8 tensor, so it is not tied to the other input. The
+        // A constant operand becomes weights of the layer (a Scale layer; docs/quantization.md,
+        // "Range tying"), not an INT8 tensor, so it is not tied to the other input. The
         // other inputs are equal, the largest range winning (DLA: "if the dynamic ranges are
         // generated using calibrator, the largest value shall be used").
         std::vector<TensorId> ts;
@@ -209,8 +209,12 @@ std::map<std::string, float> tie_ranges(const Network& net,
         for (TensorId t : L.outputs) derived[t] = 1;
         break;
       }
-      default:
-        break;
+      case LayerKind::kConvolution: case LayerKind::kDeconvolution: case LayerKind::kActivation:
+      case LayerKind::kScale: case LayerKind::kResize: case LayerKind::kShuffle: case LayerKind::kSlice:
+      case LayerKind::kSoftMax: case LayerKind::kReduce: case LayerKind::kMatrixMultiply: case LayerKind::kUnary:
+      case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
+      case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization: case LayerKind::kSelect:
+        break;  // no range rule
     }
   }
   // Per group: the largest range of its sources; a group of derived tensors only (a cycle of

@@ -14,7 +14,7 @@ static std::string tmp_path(const std::string& name) {
 }
 
 TEST(CalibCache, TensorRTSampleLines) {
-  // cuDLA-samples YOLOv5 cache (docs/dla-rules.md section 9), written by TensorRT 8.6.
+  // cuDLA-samples YOLOv5 cache (source S14 in docs/dla-rules-impl.md), written by TensorRT 8.6.
   auto c = parse_calibration_cache(
       "TRT-8600-EntropyCalibration2\nimages: 3c00f9f4\n/model.0/act/Mul_output_0: 3e6c9314\n", "sample.cache");
   EXPECT_EQ(c.trt_version, 8600);
