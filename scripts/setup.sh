@@ -11,7 +11,7 @@ pkgs=(build-essential cmake g++ pkg-config git
       ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl-config.cmake requires OpenCL
       pybind11-dev python3-dev python3-numpy python3-pytest  # the Python module (python/) and its tests
       ccache
-      clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # clang + libFuzzer: scripts/fuzz.sh
+      clang-14 libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev llvm-14 lld-14)  # the clang sanitizer + fuzz build
 # scripts/check-deps.sh asks for the list to prove the build uses nothing else.
 if [[ "${1:-}" == "--list-packages" ]]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 # Node.js is only needed for npm (models, ONNX Runtime peer); keep one that is already there.

@@ -32,5 +32,6 @@ echo "== Sanitizer build (clang: ASan + UBSan + fuzzer coverage) and tests"
 source "$root/scripts/asan-flags.sh"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite "$root/build/asan" "" "" "${asan_cmake_flags[@]}"
+"$root/scripts/check-deps.sh" "$root/build/asan"
 echo "== Fuzzing: every harness for a short budget (scripts/fuzz.sh HOURS runs them at length)"
 "$root/scripts/fuzz.sh"
