@@ -30,13 +30,15 @@ step "tandem plan --strategy graph (summary; full plan in $out/plan.txt)"
 "$t" plan "$model" --shape "$shape" --strategy graph > "$out/plan.txt"
 grep -iE "^(strategy|case|layers|regions|dla|boundary)" "$out/plan.txt" || tail -n 8 "$out/plan.txt"
 
+# The option names are the same in every command (docs/cli.md): -s/--shape, --calib-dir,
+# --calib, --range/--range-hi, --channels, --recalibrate.
 # PaddleOCR's preprocessing for this model: images as OpenCV reads them (BGR, build-dla's default,
 # as trtutils), pixel/255 mapped to [-1, 1], linear resize.
 prep=(--range -1 --range-hi 1 --resize linear)
 
 step "tandem build-dla: calibrate on $(ls "$calib" | wc -l) text-line images, build the engine"
 "$t" build-dla "$model" --shape "$shape" --dla-core 0 --strategy graph "${prep[@]}" \
-  --calibration-dir "$calib" --calibration-cache "$out/cls.cache" -o "$out/cls.engine"
+  --calib-dir "$calib" --calib "$out/cls.cache" --recalibrate -o "$out/cls.engine"
 
 step "tandem run the engine (seeded random input)"
 "$t" run "$out/cls.engine" --random-input --seed 1 --output-dir "$out/outputs"
@@ -46,12 +48,12 @@ step "tandem bench the engine"
 "$t" bench "$out/cls.engine" --iterations 50 --warmup 5
 
 step "tandem compare: FP32 reference vs the plan's DLA numerics, on the 32 images"
-"$t" compare "$model" --shape "$shape" --strategy graph "${prep[@]}" --channels bgr --cache "$out/cls.cache" \
-  --data "$calib"
+"$t" compare "$model" --shape "$shape" --strategy graph "${prep[@]}" --channels bgr --calib "$out/cls.cache" \
+  --calib-dir "$calib"
 
 step "tandem export trtexec: build the same plan with TensorRT on a Jetson"
 "$t" export trtexec "$model" --shape "$shape" --strategy graph --calib "$out/cls.cache" \
-  --save-engine cls.engine > "$out/trtexec.sh"
+  --saveEngine cls.engine > "$out/trtexec.sh"
 cut -c1-200 "$out/trtexec.sh"
 echo
 echo "All outputs are in $out"

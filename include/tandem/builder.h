@@ -73,6 +73,10 @@ struct BuildOptions {
   int min_layers = 20;         // build-dla: <= 0 accepts every chunk
   Strategy strategy = Strategy::kSeed;
   DlaTarget target = DlaTarget::kOrin;
+  // build-dla: precision of the DLA layers (as `plan --precision`); fp16 needs no calibration.
+  DlaPrecision dla_precision = DlaPrecision::kInt8;
+  // INT8 calibration algorithm (entropy: trtutils' and trtexec's EntropyCalibration2).
+  CalibAlgorithm calibration_algorithm = CalibAlgorithm::kEntropy;
   std::vector<std::pair<std::string, Precision>> layer_precision;  // by TensorRT layer name
   std::vector<std::pair<std::string, Device>> layer_device;
   // Precision flags. Any of them enables fp16 (as trtutils does).

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "command.h"
+#include "summary.h"
 #include "tandem/engine.h"
 #include "tandem/npy.h"
 
@@ -67,6 +68,7 @@ int run_engine_file(const std::string& engine_path, const std::vector<std::strin
   for (const auto& [name, t] : out)
     std::printf("%s: %s %s -> %s\n", name.c_str(), dims_to_string(t.dims).c_str(), std::string(to_string(t.type)).c_str(),
                 paths[i++].c_str());
+  std::printf("%s\n", engine_layers_summary(*engine).c_str());
   std::string note = engine->emulation_note(backend);
   if (!note.empty()) std::printf("%s\n", note.c_str());
   return 0;
@@ -77,6 +79,7 @@ namespace {
 struct BenchArgs {
   std::string engine;
   int iterations = 100, warmup = 10, threads = 0;
+  double warmup_ms = -1;
   std::string backend = "cpu";
   bool json = false;
   std::vector<std::string> inputs;
@@ -144,7 +147,8 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
   auto* sub = app.add_subcommand("bench", "benchmark an engine: latency min/median/mean/p90/p99/max and throughput");
   sub->add_option("engine", a->engine, "model.engine")->required();
   sub->add_option("--iterations,-i", a->iterations, "timed runs")->capture_default_str();
-  sub->add_option("--warmup,--warmup-iterations", a->warmup, "untimed runs first")->capture_default_str();
+  auto* wu = sub->add_option("--warmup,--warmup-iterations", a->warmup, "untimed runs first")->capture_default_str();
+  sub->add_option("--warmUp", a->warmup_ms, "trtexec spelling: untimed runs for this many ms first (at least one run)")->excludes(wu);
   sub->add_option("--threads", a->threads, "CPU threads (0: the engine's tuned tactic)")->capture_default_str();
   sub->add_option("--input", a->inputs, "NAME=FILE.npy (default: random data in the engine's input formats)");
   sub->add_flag("--json", a->json, "one JSON document on stdout");
@@ -166,7 +170,16 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       if (!inputs.count(h.name)) throw Error(fmt::format("--input '{}': the engine has no input '{}'", s, h.name));
       inputs[h.name] = std::move(h);
     }
-    for (int i = 0; i < a->warmup; ++i) ctx->run(inputs);
+    if (a->warmup_ms >= 0) {
+      a->warmup = 0;
+      const auto w0 = clock::now();
+      do {
+        ctx->run(inputs);
+        ++a->warmup;
+      } while (std::chrono::duration<double, std::milli>(clock::now() - w0).count() < a->warmup_ms);
+    } else {
+      for (int i = 0; i < a->warmup; ++i) ctx->run(inputs);
+    }
     std::vector<double> ms;
     ms.reserve(size_t(a->iterations));
     for (int i = 0; i < a->iterations; ++i) {
@@ -209,6 +222,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       std::printf("latency ms: min %.3f  median %.3f  mean %.3f  p90 %.3f  p99 %.3f  max %.3f  (std %.3f, ci95 %.3f)\n",
                   m.min, m.median, m.mean, m.p90, m.p99, m.max, m.std, m.ci95);
       std::printf("throughput: %.2f inferences/s\n", throughput);
+      std::printf("%s\n", engine_layers_summary(*engine).c_str());
       if (!note.empty()) std::printf("%s\n", note.c_str());
     }
     return 0;

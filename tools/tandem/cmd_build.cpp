@@ -2,10 +2,14 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
 #include "command.h"
+#include "options.h"
+#include "summary.h"
+#include "tandem/engine.h"
 #include "tandem/builder.h"
 #include "tandem/dla.h"
 #include "tandem/onnx.h"
@@ -19,6 +23,8 @@ struct BuildArgs {
   std::string default_device = "gpu", strategy = "seed", target = "orin", channels = "bgr", last_batch = "drop";
   std::vector<float> input_scale;
   std::optional<float> range_lo, range_hi;
+  std::string precision = "int8", algorithm = "entropy", mem_pool;
+  bool recalibrate = false, fp16_flag = false, int8_flag = false, gpu_fallback_noop = false;
   BuildOptions o;
 };
 
@@ -32,24 +38,29 @@ std::pair<std::string, std::string> split_last(const std::string& s, const char*
 void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   auto& o = a.o;
   sub->add_option("model", a.model, "model.onnx")->required();
-  sub->add_option("-o,--output", a.output, "engine file to write")->required();
-  sub->add_option("-s,--shape", a.shapes, "input shape NAME:1x3x640x640 (repeatable)");
+  sub->add_option("-o,--output,--saveEngine", a.output, "engine file to write")->required();
+  add_shape_option(sub, a.shapes);
   sub->add_option("-w,--workspace", o.workspace_gib, "workspace in GiB (recorded; the CPU backend plans its own arena)")->capture_default_str();
-  sub->add_option("--calibration-cache,--cc", o.calibration_cache, "TensorRT calibration cache: read if it exists, written after calibrating");
-  sub->add_option("--calibration-dir,--cd", o.calibration.images_dir, "folder of calibration images (.jpg .jpeg .png)");
-  sub->add_option("--calibration-npy", o.calibration.npy, "one .npy of calibration samples [M, ...] for the only input");
-  sub->add_flag("--synthetic-calibration", o.calibration.synthetic, "uniform random calibration data in --input-scale");
+  sub->add_option("--memPoolSize,--mem-pool-size", a.mem_pool, "trtexec spelling: workspace:N (MiB, or suffix K/M/G)");
+  add_calib_cache_option(sub, o.calibration_cache, "TensorRT calibration cache: reused if it exists (--recalibrate: not), written after calibrating",
+                         "", false);
+  add_recalibrate_flag(sub, a.recalibrate);
+  add_calib_dir_option(sub, o.calibration.images_dir);
+  sub->add_option("--calib-npy,--calibration-npy", o.calibration.npy, "one .npy of calibration samples [M, ...] for the only input");
+  sub->add_flag("--random-input,--synthetic-calibration", o.calibration.synthetic, "seeded random calibration data in [--range, --range-hi]");
   sub->add_option("--batch-size,--bs", o.calibration.batch_size, "calibration batch size")->capture_default_str();
-  sub->add_option("--num-batches", o.calibration.num_batches, "synthetic calibration batches")->capture_default_str();
+  sub->add_option("--count,--num-batches", o.calibration.num_batches, "random calibration batches (--random-input)")->capture_default_str();
   sub->add_option("--max-images", o.calibration.max_images, "use at most N calibration images (0: all)")->capture_default_str();
-  sub->add_option("--data-order", o.calibration.order, "calibration data layout: NCHW | NHWC")->capture_default_str();
+  add_order_option(sub, o.calibration.order);
   sub->add_option("--resize,--resize-method", o.calibration.resize_method, "letterbox | linear (as in calibrate and compare)")->capture_default_str();
   sub->add_option("--channels", a.channels, "channel order of calibration images: bgr (OpenCV's, as trtutils) | rgb")->capture_default_str();
   sub->add_option("--last-batch", a.last_batch, "partial last calibration batch: drop (as trtutils) | keep | pad")->capture_default_str();
-  sub->add_option("--input-scale", a.input_scale, "pixel range LO HI (default 0 1)")->expected(2);
   // The same spelling as calibrate and compare: pixel 0 -> --range, pixel 255 -> --range-hi.
-  sub->add_option("--range", a.range_lo, "pixel 0 maps to this value (as in calibrate and compare)");
-  sub->add_option("--range-hi", a.range_hi, "pixel 255 maps to this value (as in calibrate and compare)");
+  auto* lo = sub->add_option("--range", a.range_lo, "pixel 0 maps to this value (as in calibrate and compare; default 0)");
+  auto* hi = sub->add_option("--range-hi", a.range_hi, "pixel 255 maps to this value (as in calibrate and compare; default 1)");
+  sub->add_option("--input-scale", a.input_scale, "LO HI: the same as --range LO --range-hi HI (trtutils' input_scale)")
+      ->expected(2)->excludes(lo)->excludes(hi);
+  sub->add_option("--algorithm", a.algorithm, "calibration algorithm: entropy | minmax | percentile")->capture_default_str();
   sub->add_option("--timing-cache,--tc", o.timing_cache, "timing cache file, or 'global' (the one in the cache folder)");
   sub->add_option("--input-format", a.input_formats, "NAME:TYPE[:LAYOUT], TYPE fp32|fp16|int8|uint8, LAYOUT nchw|nhwc (repeatable)");
   sub->add_option("--output-format", a.output_formats, "NAME:TYPE[:LAYOUT] (repeatable)");
@@ -65,7 +76,7 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_flag("--reject-empty-algorithms", o.reject_empty_algorithms, "fail when a layer has no implementation");
   sub->add_flag("--ignore-timing-mismatch", o.ignore_timing_mismatch, "use a timing cache made on another device");
   sub->add_flag("--fp8", o.fp8, "allow FP8 (emulated as FP16 on the CPU backend)");
-  sub->add_option("--dla-core", o.dla_core, "DLA core (0 or 1)");
+  sub->add_option("--dla-core,--useDLACore", o.dla_core, "DLA core (0 or 1)");
   sub->add_option("--layer-precision", a.layer_precision, "LAYER:fp32|fp16|int8|fp8 (repeatable)");
   sub->add_option("--layer-device", a.layer_device, "LAYER:gpu|dla (repeatable)");
   sub->add_option("--target", a.target, "DLA target: orin | xavier")->capture_default_str();
@@ -79,9 +90,14 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
     sub->add_option("--max-chunks", o.max_chunks, "DLA chunks to keep (<= 0: all)")->capture_default_str();
     sub->add_option("--min-layers", o.min_layers, "smallest DLA chunk kept (<= 0: any)")->capture_default_str();
     sub->add_option("--strategy", a.strategy, "plan strategy: seed | graph")->capture_default_str();
+    auto* prec = sub->add_option("--precision", a.precision, "precision of the DLA layers: int8 | fp16 (as plan --precision)")
+                     ->capture_default_str();
+    sub->add_flag("--fp16", a.fp16_flag, "trtexec spelling of --precision fp16")->excludes(prec);
+    sub->add_flag("--int8", a.int8_flag, "trtexec spelling of --precision int8")->excludes(prec)->excludes("--fp16");
+    sub->add_flag("--allowGPUFallback,--gpu-fallback", a.gpu_fallback_noop, "always on in build-dla (accepted for trtexec's spelling)");
   } else {
     sub->add_option("--default-device,-d", a.default_device, "gpu | dla")->capture_default_str();
-    sub->add_flag("--gpu-fallback", o.gpu_fallback, "run layers the DLA cannot run on the GPU");
+    sub->add_flag("--gpu-fallback,--allowGPUFallback", o.gpu_fallback, "run layers the DLA cannot run on the GPU");
     sub->add_flag("--fp16", o.fp16, "allow FP16");
     sub->add_flag("--int8", o.int8, "allow INT8 (calibrated)");
   }
@@ -113,6 +129,27 @@ BuildOptions finish(BuildArgs& a, bool dla) {
   if (!a.input_scale.empty()) { o.calibration.range_lo = a.input_scale[0]; o.calibration.range_hi = a.input_scale[1]; }
   if (a.range_lo) o.calibration.range_lo = *a.range_lo;
   if (a.range_hi) o.calibration.range_hi = *a.range_hi;
+  if (!parse_calib_algorithm(a.algorithm, &o.calibration_algorithm))
+    throw Error(fmt::format("--algorithm: '{}' is not entropy | minmax | percentile", a.algorithm));
+  if (dla) {
+    const std::string p = a.fp16_flag ? "fp16" : a.int8_flag ? "int8" : a.precision;
+    if (!parse_dla_precision(p, &o.dla_precision)) throw Error(fmt::format("--precision: '{}' is not int8 | fp16", p));
+  }
+  {
+    const std::string ord = lower(o.calibration.order);
+    if (ord != "nchw" && ord != "nhwc") throw Error(fmt::format("--order: '{}' is not nchw | nhwc", o.calibration.order));
+    o.calibration.order = ord == "nchw" ? "NCHW" : "NHWC";
+  }
+  if (!a.mem_pool.empty()) {
+    const double mib = mem_pool_mib(a.mem_pool, "workspace", {"workspace"});
+    if (mib > 0) o.workspace_gib = mib / 1024.0;
+  }
+  if (a.recalibrate && !o.calibration_cache.empty() && std::filesystem::exists(o.calibration_cache)) {
+    // Calibrate again: the build writes the new cache in place of the old one.
+    std::error_code ec;
+    std::filesystem::remove(o.calibration_cache, ec);
+    if (ec) throw Error(fmt::format("cannot replace {}: {}", o.calibration_cache, ec.message()));
+  }
   if (a.channels != "rgb" && a.channels != "bgr") throw Error(fmt::format("--channels: '{}' is not bgr | rgb", a.channels));
   o.calibration.bgr = a.channels == "bgr";
   if (!parse_last_batch(a.last_batch, &o.calibration.last))
@@ -124,6 +161,7 @@ int report(const BuildResult& r) {
   std::printf("%s: %d DLA layers, %d GPU layers, %.2f MiB, %.2f s%s\n", r.engine_path.c_str(), r.dla_layers, r.gpu_layers,
               double(r.engine_bytes) / (1 << 20), r.seconds,
               r.cache_key.empty() ? "" : (r.cache_hit ? " (engine cache hit)" : " (engine cache miss, stored)"));
+  std::printf("%s\n", engine_layers_summary(*Engine::load(r.engine_path)).c_str());
   return 0;
 }
 

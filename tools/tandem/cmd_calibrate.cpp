@@ -17,6 +17,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
   struct Args {
     ModelArgs m;
     DataArgs d;
+    SourceArgs src;
     std::string algorithm = "entropy", out;
     double percentile = 99.99;
     int batch_size = 1, num_batches = 0, trt_version = 0, threads = 0;
@@ -24,18 +25,18 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   add_model_args(sub, a->m);
-  sub->add_option("--calib-dir", a->d.dir, "folder of calibration images (.jpg .jpeg .png)");
-  sub->add_option("--calib-npy", a->d.npy, "NAME=FILE.npy per input, [M, ...] samples (repeatable)");
-  sub->add_option("--synthetic", a->d.synthetic, "N batches of seeded random data in [--range, --range-hi]");
+  add_data_source_args(sub, a->d, a->src, "calibration", "random batches with --random-input (default 10)");
+  sub->add_option("--synthetic", a->d.synthetic, "N batches of seeded random data: the same as --random-input --count N");
   add_image_args(sub, a->d);
   sub->add_option("--algorithm", a->algorithm, "entropy | minmax | percentile")->capture_default_str();
   sub->add_option("--percentile", a->percentile, "percentile of |x| for --algorithm percentile")->capture_default_str();
-  sub->add_option("--batch-size", a->batch_size, "calibration batch size")->capture_default_str();
-  sub->add_option("--num-batches", a->num_batches, "use at most N batches (0: all)");
+  sub->add_option("--batch-size,--bs", a->batch_size, "calibration batch size")->capture_default_str();
+  sub->add_option("--num-batches", a->num_batches, "use at most N batches of the data (0: all)");
   sub->add_option("--trt-version", a->trt_version, "cache header version (default: the target's, 8600 for orin)");
   sub->add_option("--threads", a->threads, "CPU threads (0: all)");
-  sub->add_option("-o,--output", a->out, "calibration cache to write (or to reuse)")->required();
-  sub->add_flag("--recalibrate", a->recalibrate, "calibrate even when the cache exists");
+  add_calib_cache_option(sub, a->out, "calibration cache to write (or to reuse after checking it fits the model)", "-o,--output,")
+      ->required();
+  add_recalibrate_flag(sub, a->recalibrate);
   sub->add_flag("--int8-tensors-only", a->int8_only, "only the tensors INT8 layers touch (default: every float tensor)");
   sub->add_flag("--true-header", a->true_header,
                 "name the algorithm used in the cache header (MinMaxCalibration, LegacyCalibration); "
@@ -59,8 +60,14 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     co.trt_version = a->trt_version > 0 ? a->trt_version : dla_target_info(plan.target).calibration_version;
     std::unique_ptr<Batcher> batcher;
     bool cached = std::filesystem::exists(a->out) && !a->recalibrate;
+    if (cached) {
+      // Reuse only a cache made for this model (and this algorithm, where the header tells).
+      const std::string why = cache_mismatch(net, plan, read_calibration_cache(a->out), &co.algorithm);
+      if (!why.empty()) throw Error(a->out + ": not reused: " + why + "; --recalibrate overwrites it");
+    }
     if (!cached) {
-      batcher = make_batcher_from(a->d, net, a->batch_size, a->d.synthetic);
+      const int random = a->d.synthetic > 0 ? a->d.synthetic : a->src.random ? (a->src.count > 0 ? a->src.count : 10) : 0;
+      batcher = make_batcher_from(a->d, net, a->batch_size, random);
       if (a->num_batches > 0 && a->num_batches < batcher->num_batches()) batcher = limit_batches(std::move(batcher), a->num_batches);
     }
     struct NoData : Batcher {

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "command.h"
@@ -12,7 +13,7 @@ using namespace tandem;
 using namespace tandem::cli;
 
 struct Acc {  // error statistics of one tensor over all compared samples
-  double dot = 0, n1 = 0, n2 = 0, sum_abs = 0, max_abs = 0;
+  double dot = 0, n1 = 0, n2 = 0, sum_abs = 0, max_abs = 0, max_ref = 0;
   int64_t count = 0;
   double min_cos = 1;
   int64_t top1_agree = 0, top1_total = 0;
@@ -30,6 +31,7 @@ struct Acc {  // error statistics of one tensor over all compared samples
       double e = std::fabs(double(a[i]) - b[i]);
       sum_abs += e;
       max_abs = std::max(max_abs, e);
+      max_ref = std::max(max_ref, std::fabs(double(a[i])));
       d += double(a[i]) * b[i];
       x += double(a[i]) * a[i];
       y += double(b[i]) * b[i];
@@ -60,18 +62,21 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
   struct Args {
     ModelArgs m;
     DataArgs d;
-    bool random = false, per_layer = false, json = false, quiet = false;
-    int count = 0, top = 15, threads = 0;
+    SourceArgs src;
+    bool per_layer = false, json = false, quiet = false, recalibrate = false;
+    int top = 15, threads = 0;
+    double atol = -1, rtol = -1, min_cosine = -2;
     std::string cache, algorithm = "entropy", method = "trace";
   };
   auto a = std::make_shared<Args>();
   add_model_args(sub, a->m);
-  sub->add_option("--data", a->d.dir, "folder of input images (.jpg .jpeg .png)");
-  sub->add_option("--data-npy", a->d.npy, "NAME=FILE.npy per input, [M, ...] samples (repeatable)");
-  sub->add_flag("--random-input", a->random, "seeded random inputs in [--range, --range-hi]");
-  sub->add_option("--count", a->count, "random inputs (default 8) / at most this many data inputs (default all)")->capture_default_str();
+  add_data_source_args(sub, a->d, a->src, "input", "random inputs (default 8) / at most this many data inputs (default all)");
   add_image_args(sub, a->d);
-  sub->add_option("--cache", a->cache, "calibration cache with the INT8 scales (default: calibrate on the compared inputs)");
+  add_calib_cache_option(sub, a->cache, "calibration cache with the INT8 scales (default: calibrate on the compared inputs)");
+  add_recalibrate_flag(sub, a->recalibrate)->description("ignore --calib: calibrate on the compared inputs");
+  sub->add_option("--atol", a->atol, "fail (exit 1) when an output's max |ref - plan| exceeds atol + rtol x max |ref|");
+  sub->add_option("--rtol", a->rtol, "relative part of the --atol test (default 0 when --atol is given)");
+  sub->add_option("--min-cosine", a->min_cosine, "fail (exit 1) when an output's cosine similarity is below this");
   sub->add_option("--algorithm", a->algorithm, "calibration algorithm when there is no --cache")->capture_default_str();
   sub->add_flag("--per-layer", a->per_layer, "rank the layers whose reduced precision costs the most");
   sub->add_option("--per-layer-method", a->method, "trace: per-tensor cosine along the network; isolate: one layer reduced at a time")->capture_default_str();
@@ -86,8 +91,8 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     std::vector<Precision> prec = plan_precisions(plan);
     auto specs = input_specs(net);
     auto make_data = [&] {
-      auto b = make_batcher_from(a->d, net, 1, a->random ? (a->count > 0 ? a->count : 8) : 0);
-      if (!a->random && a->count > 0 && a->count < b->num_batches()) b = limit_batches(std::move(b), a->count);
+      auto b = make_batcher_from(a->d, net, 1, a->src.random ? (a->src.count > 0 ? a->src.count : 8) : 0);
+      if (!a->src.random && a->src.count > 0 && a->src.count < b->num_batches()) b = limit_batches(std::move(b), a->src.count);
       return b;
     };
     auto batcher = make_data();
@@ -96,8 +101,11 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     std::map<std::string, float> scales;
     std::map<std::string, float> untied;  // ranges before this plan's tying
     std::string scale_source;
+    if (a->recalibrate) a->cache.clear();
     if (!a->cache.empty()) {
       CalibrationCache c = read_calibration_cache(a->cache);
+      const std::string why = cache_mismatch(net, plan, c, nullptr);
+      if (!why.empty()) throw Error(a->cache + ": not used: " + why + " (--recalibrate calibrates on the compared inputs)");
       scales = c.scale_map();
       scale_source = "cache " + a->cache;
       if (c.zero_scales > 0)
@@ -211,8 +219,31 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       if (int(costs.size()) > a->top) costs.resize(std::max(0, a->top));
     }
 
+    // Thresholds (as polygraphy run's --atol/--rtol): one line per failing output, exit 1.
+    std::vector<std::string> failures;
+    const bool tol = a->atol >= 0 || a->rtol >= 0;
+    for (size_t k = 0; k < net.outputs.size(); ++k) {
+      const std::string& name = net.tensors[net.outputs[k]].name;
+      const Acc& s = out_acc[k];
+      const double atol = std::max(0.0, a->atol), rtol = std::max(0.0, a->rtol);
+      if (tol && s.max_abs > atol + rtol * s.max_ref)
+        failures.push_back(fmt::format("output '{}': max |error| {:.6g} > atol {:.6g} + rtol {:.6g} x max |ref| {:.6g}", name,
+                                       s.max_abs, atol, rtol, s.max_ref));
+      if (a->min_cosine > -2 && s.cosine() < a->min_cosine)
+        failures.push_back(fmt::format("output '{}': cosine {:.6f} < --min-cosine {:.6g}", name, s.cosine(), a->min_cosine));
+    }
+    const bool checked = tol || a->min_cosine > -2;
+    auto verdict = [&] {
+      for (const auto& f : failures) std::fprintf(stderr, "tandem: compare failed: %s\n", f.c_str());
+      return failures.empty() ? 0 : 1;
+    };
+
     if (a->json) {
       nlohmann::json j;
+      if (checked) {
+        j["passed"] = failures.empty();
+        j["failures"] = failures;
+      }
       j["model"] = a->m.model;
       j["samples"] = samples;
       j["int8_layers"] = n_int8;
@@ -240,7 +271,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
                                     {"input_cosine", c.cos_in}, {"output_cosine", c.cos_out}});
       }
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-      return 0;
+      return verdict();
     }
     std::printf("compare %s: FP32 reference vs plan numerics (%d INT8, %d FP16 layers emulated), %d inputs\n",
                 a->m.model.c_str(), n_int8, n_fp16, samples);
@@ -264,7 +295,8 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
                     std::string(to_string(net.layers[c.layer].kind)).c_str(), std::string(to_string(prec[c.layer])).c_str(),
                     c.cost, c.cos_out);
     }
-    return 0;
+    if (checked && failures.empty()) std::printf("\nthresholds passed\n");
+    return verdict();
   });
 });
 

@@ -1,6 +1,7 @@
 // tandem export trtexec | dot (| others registered through export_command.h).
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -22,19 +23,30 @@ namespace {
 using namespace tandem;
 namespace fs = std::filesystem;
 
-void write_atomic(const std::string& path, const std::string& data) {
+// Errors name the user's file (not the temporary one) with the OS reason.
+void write_atomic(const std::string& path, const std::string& data, bool executable = false) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
+    errno = 0;
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + tmp + "'");
+    if (!f) throw Error("cannot write " + path + ": " + cli::os_reason(errno ? errno : EIO));
     f.write(data.data(), static_cast<std::streamsize>(data.size()));
-    if (!f) throw Error("cannot write '" + tmp + "'");
+    f.flush();
+    if (!f) {
+      const int err = errno ? errno : EIO;
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw Error("cannot write " + path + ": " + cli::os_reason(err));
+    }
   }
   std::error_code ec;
+  if (executable)
+    fs::permissions(tmp, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add, ec);
   fs::rename(tmp, path, ec);
   if (ec) {
+    const std::string why = ec.message();
     fs::remove(tmp, ec);
-    throw Error("cannot rename onto '" + path + "'");
+    throw Error("cannot write " + path + ": " + why);
   }
 }
 
@@ -42,7 +54,7 @@ void write_atomic(const std::string& path, const std::string& data) {
 struct TrtexecArgs {
   cli::PlanArgs p;
   TrtexecOptions t;
-  std::string trt_version;
+  std::string trt_version, mem_pool;
   std::string output;
 };
 
@@ -53,14 +65,22 @@ int run_trtexec(TrtexecArgs a) {
   else if (a.trt_version == "8.6") a.t.trt_version = 8600;
   else if (a.trt_version == "10") a.t.trt_version = 10000;
   else throw Error("--trt-version: '" + a.trt_version + "' is not 8.5, 8.6 or 10");
+  if (!a.mem_pool.empty()) {
+    const std::vector<std::string> pools = {"workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM"};
+    auto mib = [&](const char* pool) { return cli::mem_pool_mib(a.mem_pool, pool, pools); };
+    if (double v = mib("workspace"); v > 0) a.t.workspace_mib = decltype(a.t.workspace_mib)(v);
+    if (double v = mib("dlaSRAM"); v > 0) a.t.dla_sram_mib = decltype(a.t.dla_sram_mib)(v);
+    if (double v = mib("dlaLocalDRAM"); v > 0) a.t.dla_local_dram_mib = decltype(a.t.dla_local_dram_mib)(v);
+    if (double v = mib("dlaGlobalDRAM"); v > 0) a.t.dla_global_dram_mib = decltype(a.t.dla_global_dram_mib)(v);
+  }
   const Network net = cli::load_plan_network(a.p);
   const Plan plan = make_plan(net, po);
-  for (const auto& w : plan.warnings) std::fprintf(stderr, "tandem: warning: %s\n", w.c_str());
+  cli::print_plan_warnings(net, plan);
   a.t.onnx = a.p.model;
   a.t.explicit_shapes = !a.p.shapes.empty();
   const std::string cmd = trtexec_command(net, plan, a.t);
   if (a.output.empty()) std::fwrite(cmd.data(), 1, cmd.size(), stdout);
-  else write_atomic(a.output, "#!/bin/sh\n" + cmd);
+  else write_atomic(a.output, "#!/bin/sh\n" + cmd, true);
   return 0;
 }
 
@@ -112,7 +132,7 @@ int run_dot(const DotArgs& a) {
     throw Error("Graphviz 'dot' failed (" + std::to_string(rc) + ") rendering '" + a.output + "'", 1);
   }
   fs::rename(dst, a.output, ec);
-  if (ec) throw Error("cannot rename onto '" + a.output + "'");
+  if (ec) throw Error("cannot write " + a.output + ": " + ec.message());
   return 0;
 }
 
@@ -120,10 +140,12 @@ tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {
   auto* sub = exp.add_subcommand("trtexec", "The trtexec command line that builds this plan with TensorRT on a Jetson");
   auto a = std::make_shared<TrtexecArgs>();
   cli::add_plan_args(sub, a->p);
-  sub->add_option("--calib", a->t.calib, "INT8 calibration cache (--calib)");
-  sub->add_option("--save-engine", a->t.save_engine, "engine file (--saveEngine; default <model>.engine)");
+  cli::add_calib_cache_option(sub, a->t.calib, "INT8 calibration cache (trtexec --calib)");
+  sub->add_option("--save-engine,--saveEngine", a->t.save_engine, "engine file (--saveEngine; default <model>.engine)");
   sub->add_option("--trt-version", a->trt_version, "trtexec version: 8.5 | 8.6 | 10 (default: the target's)");
-  sub->add_option("--workspace", a->t.workspace_mib, "GPU workspace in MiB")->capture_default_str();
+  sub->add_option("--workspace", a->t.workspace_mib, "GPU workspace in MiB (trtexec's unit; build's -w is GiB)")->capture_default_str();
+  sub->add_option("--memPoolSize,--mem-pool-size", a->mem_pool,
+                  "trtexec spelling: workspace:N,dlaSRAM:N,dlaLocalDRAM:N,dlaGlobalDRAM:N (MiB, or suffix K/M/G)");
   sub->add_option("--dla-sram", a->t.dla_sram_mib, "DLA managed SRAM pool in MiB");
   sub->add_option("--dla-local-dram", a->t.dla_local_dram_mib, "DLA local DRAM pool in MiB");
   sub->add_option("--dla-global-dram", a->t.dla_global_dram_mib, "DLA global DRAM pool in MiB");

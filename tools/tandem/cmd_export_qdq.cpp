@@ -20,6 +20,8 @@ int run_qdq(const QdqArgs& a) {
   Network net = load_network(a.m);
   Plan plan = make_plan_from(net, a.m);
   CalibrationCache c = read_calibration_cache(a.cache);
+  if (const std::string why = cache_mismatch(net, plan, c, nullptr); !why.empty())
+    throw Error(a.cache + ": not used: " + why + " (calibrate with the same model and plan options)");
   const std::map<std::string, float> cached = c.scale_map();
   Numerics n = make_numerics(net, plan, cached);
   // A cache calibrated for another plan is tied for that plan's INT8 layers: tying it again for
@@ -51,7 +53,7 @@ RegisterExport reg("qdq", [](CLI::App& exp) {
   auto* sub = exp.add_subcommand("qdq", "ONNX model with Q/DQ pairs from a calibration cache (INT8 layers of the plan)");
   auto a = std::make_shared<QdqArgs>();
   add_model_args(sub, a->m);
-  sub->add_option("--cache", a->cache, "calibration cache with the INT8 scales")->required();
+  add_calib_cache_option(sub, a->cache, "calibration cache with the INT8 scales")->required();
   sub->add_option("-o,--output", a->out, "Q/DQ model to write")->required();
   sub->add_option("--opset", a->opset, "opset of the output (>= 13)")->capture_default_str();
   return std::function<int()>([a] { return run_qdq(*a); });

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "options.h"
 #include "inspect.h"
 #include "tandem/onnx.h"
 
@@ -165,7 +166,7 @@ tandem::cli::RegisterCommand reg(10, "inspect", [](CLI::App& app) {
   auto shapes = std::make_shared<std::vector<std::string>>();
   auto as_json = std::make_shared<bool>(false);
   sub->add_option("model", *path, "model.onnx or model.engine")->required();
-  sub->add_option("--shape", *shapes, "fix an input shape: name:1x3x640x640 (repeatable; ONNX models only)");
+  tandem::cli::add_shape_option(sub, *shapes)->description("fix an input shape: NAME:1x3x640x640 (repeatable, or comma-separated; ONNX models only)");
   sub->add_flag("--json", *as_json, "print JSON (schemas in docs/onnx-import.md and docs/engine-format.md)");
   return std::function<int()>([=] {
     // The magic decides, not the name; a damaged magic on an .engine file still goes to the

@@ -17,7 +17,7 @@ int run(const PlanCmdArgs& a) {
   const PlanOptions po = cli::plan_options_from(a.p);  // bad options fail before the import
   const Network net = cli::load_plan_network(a.p);
   const Plan plan = make_plan(net, po);
-  for (const auto& w : plan.warnings) std::fprintf(stderr, "tandem: warning: %s\n", w.c_str());
+  cli::print_plan_warnings(net, plan);
   const std::string out = a.json ? plan_report_json(net, plan, a.p.model) : plan_report_text(net, plan, a.p.model);
   std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;

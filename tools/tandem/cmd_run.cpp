@@ -20,6 +20,7 @@
 #include <random>
 
 #include "command.h"
+#include "options.h"
 #include "tandem/npy.h"
 #include "tandem/onnx.h"
 #include "tandem/runtime.h"
@@ -190,7 +191,7 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   auto* sub = app.add_subcommand("run", "Run a model (CPU) or an engine (CPU or CUDA): .npy inputs in, one .npy per output out");
   auto args = std::make_shared<RunArgs>();
   sub->add_option("model", args->model, "model.onnx or model.engine")->required();
-  sub->add_option("--shape", args->shapes, "Fix an input shape, NAME:1x3x640x640 (repeatable)");
+  add_shape_option(sub, args->shapes);
   auto* in = sub->add_option("--input", args->inputs, "NAME=FILE.npy (repeatable)");
   auto* rnd = sub->add_flag("--random-input", args->random_input,
                             "Seeded random data for inputs not given: floats in [-1,1), integers in [0,10)");

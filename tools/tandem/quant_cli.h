@@ -32,21 +32,55 @@ struct DataArgs {
   int max_images = 0;
   std::string input;
   uint64_t seed = 0;
+  std::vector<float> input_scale;   // --input-scale LO HI (same as --range LO --range-hi HI)
 };
 
 inline void add_image_args(CLI::App* sub, DataArgs& d) {
   sub->add_option("--input", d.input, "the model input the images feed (default: the only one)");
   sub->add_option("--resize", d.resize, "letterbox | linear")->capture_default_str();
-  sub->add_option("--order", d.order, "nchw | nhwc")->capture_default_str();
+  add_order_option(sub, d.order);
   sub->add_option("--channels", d.channels_order, "rgb | bgr")->capture_default_str();
-  sub->add_option("--range", d.lo, "pixel 0 maps to this value")->capture_default_str();
-  sub->add_option("--range-hi", d.hi, "pixel 255 maps to this value")->capture_default_str();
+  auto* lo = sub->add_option("--range", d.lo, "pixel 0 maps to this value (and the random data's low end)")->capture_default_str();
+  auto* hi = sub->add_option("--range-hi", d.hi, "pixel 255 maps to this value (and the random data's high end)")->capture_default_str();
+  sub->add_option("--input-scale", d.input_scale, "LO HI: the same as --range LO --range-hi HI (build's spelling)")
+      ->expected(2)->excludes(lo)->excludes(hi);
   sub->add_option("--mean", d.mean, "per-channel mean subtracted after --range scaling")->delimiter(',');
   sub->add_option("--std", d.std, "per-channel std dividing after the mean")->delimiter(',');
   sub->add_option("--dtype", d.dtype, "input data type: fp32 | fp16 | int8 | uint8")->capture_default_str();
   sub->add_option("--last-batch", d.last, "partial last batch: keep | pad | drop")->capture_default_str();
   sub->add_option("--max-images", d.max_images, "use at most N images (0: all)");
-  sub->add_option("--seed", d.seed, "seed of --synthetic / --random-input data")->capture_default_str();
+  sub->add_option("--seed", d.seed, "seed of the random data (--random-input)")->capture_default_str();
+}
+
+// The data source group: images, .npy files, or seeded random data (the same names everywhere).
+struct SourceArgs {
+  bool random = false;
+  int count = 0;  // random batches (calibrate) / random inputs (compare); 0: the command's default
+};
+inline void add_data_source_args(CLI::App* sub, DataArgs& d, SourceArgs& s, const char* what, const char* count_help) {
+  add_calib_dir_option(sub, d.dir, what);
+  sub->add_option("--calib-npy,--calibration-npy,--data-npy", d.npy, "NAME=FILE.npy per input, [M, ...] samples (repeatable)");
+  sub->add_flag("--random-input,--synthetic-calibration", s.random, "seeded random data in [--range, --range-hi] (--seed)");
+  sub->add_option("--count", s.count, count_help);
+}
+
+// Checks a calibration cache against the model before it is reused: it must give a scale to every
+// tensor this plan's INT8 layers touch, and a header naming a true algorithm (MinMaxCalibration,
+// LegacyCalibration) must match `algorithm` when one is given. Returns "" or the reason.
+inline std::string cache_mismatch(const Network& net, const Plan& plan, const CalibrationCache& c,
+                                  const CalibAlgorithm* algorithm) {
+  const auto have = c.scale_map();
+  std::vector<std::string> missing;
+  const auto want = int8_tensors(net, plan_precisions(plan));
+  for (const auto& t : want)
+    if (!have.count(t)) missing.push_back(t);
+  if (!missing.empty())
+    return "it has no scale for " + std::to_string(missing.size()) + " of the " + std::to_string(want.size()) +
+           " tensors this model's INT8 layers touch (first: '" + missing[0] + "'): it was made for another model or plan";
+  if (algorithm && c.algorithm != "EntropyCalibration2" && c.algorithm != cache_algorithm_name(*algorithm))
+    return "its header says " + c.algorithm + ", not " + std::string(cache_algorithm_name(*algorithm)) + " (--algorithm " +
+           std::string(to_string(*algorithm)) + ")";
+  return "";
 }
 
 // One warning line (and up to 5 tensors) when INT8 range tying coarsened ranges more than 4x:
@@ -62,11 +96,13 @@ inline void print_coarsened(const std::vector<RangeChange>& c, FILE* to) {
 inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Network& net, int batch_size,
                                                   int random_batches) {
   auto specs = input_specs(net);
+  const float lo = d.input_scale.size() == 2 ? d.input_scale[0] : d.lo;
+  const float hi = d.input_scale.size() == 2 ? d.input_scale[1] : d.hi;
   LastBatch last;
   if (!parse_last_batch(d.last, &last)) throw Error("--last-batch: '" + d.last + "' is not keep | pad | drop");
   int sources = (!d.dir.empty()) + (!d.npy.empty()) + (random_batches > 0);
-  if (sources != 1) throw Error("give exactly one data source: an image folder, --calib-npy/--data-npy files, or random data");
-  if (random_batches > 0) return make_synthetic_batcher(specs, batch_size, random_batches, d.lo, d.hi, d.seed);
+  if (sources != 1) throw Error("give exactly one data source: --calib-dir, --calib-npy, or --random-input");
+  if (random_batches > 0) return make_synthetic_batcher(specs, batch_size, random_batches, lo, hi, d.seed);
   if (!d.npy.empty()) {
     std::vector<std::pair<std::string, std::string>> files;
     for (auto& s : d.npy) {
@@ -82,14 +118,15 @@ inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Netwo
   }
   ImageBatcherOptions o;
   o.dir = d.dir;
+  const std::string order = lower(d.order);
   o.input = d.input;
   if (!parse_resize_method(d.resize, &o.resize)) throw Error("--resize: '" + d.resize + "' is not letterbox | linear");
-  if (d.order != "nchw" && d.order != "nhwc" && d.order != "NCHW" && d.order != "NHWC") throw Error("--order: '" + d.order + "' is not nchw | nhwc");
-  o.nchw = d.order == "nchw" || d.order == "NCHW";
+  if (order != "nchw" && order != "nhwc") throw Error("--order: '" + d.order + "' is not nchw | nhwc");
+  o.nchw = order == "nchw";
   if (d.channels_order != "rgb" && d.channels_order != "bgr") throw Error("--channels: '" + d.channels_order + "' is not rgb | bgr");
   o.bgr = d.channels_order == "bgr";
-  o.lo = d.lo;
-  o.hi = d.hi;
+  o.lo = lo;
+  o.hi = hi;
   o.mean = d.mean;
   o.std = d.std;
   if (!parse_data_type(d.dtype, &o.type)) throw Error("--dtype: unknown data type '" + d.dtype + "'");

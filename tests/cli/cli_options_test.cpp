@@ -1,0 +1,223 @@
+// issue 17: one CLI vocabulary (docs/cli.md), caches checked before reuse, loud empty plans,
+// compare thresholds, dla-check --fail-if-not-full, errors naming the user's file.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
+const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+const std::string kCalib = std::string(TANDEM_SOURCE_DIR) + "/tests/data/calib";
+const std::string kShape = " -s x:1x3x48x192 ";
+
+struct Result {
+  int rc;
+  std::string out;
+};
+Result sh(const std::string& args) {
+  const std::string cmd = kTandem + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 512> buf;
+  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+bool has(const Result& r, const std::string& s) { return r.out.find(s) != std::string::npos; }
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+class CliOptions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(kCls)) << kCls << " is missing: run scripts/setup.sh";
+    dir = fs::temp_directory_path() / ("tandem_cli_options_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string p(const std::string& f) const { return (dir / f).string(); }
+  fs::path dir;
+};
+}  // namespace
+
+// §1: -s/--shape/--shapes on every command that takes a model, trtexec's comma list.
+TEST_F(CliOptions, ShapeOnEveryModelCommand) {
+  for (const char* cmd : {"inspect", "dla-check", "plan"}) {
+    Result r = sh(std::string(cmd) + " " + kCls + kShape);
+    EXPECT_EQ(r.rc, 0) << cmd << ": " << r.out;
+    r = sh(std::string(cmd) + " " + kCls + " --shapes=x:1x3x48x192");
+    EXPECT_EQ(r.rc, 0) << cmd << ": " << r.out;
+  }
+  // Several shapes in one --shapes: the second names an input the model lacks.
+  Result r = sh("plan " + kCls + " --shapes=x:1x3x48x192,y:1x2");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "'y'")) << r.out;
+  EXPECT_FALSE(has(r, "x:1x3x48x192,y")) << r.out;
+}
+
+// §1: a typo gets the nearest option; conflicting settings one line.
+TEST_F(CliOptions, TypoSuggestionAndConflicts) {
+  Result r = sh("plan " + kCls + kShape + "--stratgy graph");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "did you mean --strategy?")) << r.out;
+  EXPECT_EQ(lines(r.out), 1) << r.out;
+  r = sh("calibrte " + kCls);
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "did you mean calibrate?")) << r.out;
+  for (const char* cmd : {"calibrate", "compare", "build"}) {
+    r = sh(std::string(cmd) + " " + kCls + kShape + "--random-input --input-scale 0 1 --range -1 -o " + p("x"));
+    EXPECT_EQ(r.rc, 2) << cmd << ": " << r.out;
+    EXPECT_TRUE(has(r, "--input-scale")) << cmd << ": " << r.out;
+    EXPECT_EQ(lines(r.out), 1) << cmd << ": " << r.out;
+  }
+  r = sh("plan " + kCls + kShape + "--fp16 --precision int8");
+  EXPECT_EQ(r.rc, 2) << r.out;
+}
+
+// §1: the unified names (and the old ones) for calibration images, cache, random data, layout;
+// trtexec's spellings on build-dla; build-dla --precision fp16 and --algorithm.
+TEST_F(CliOptions, UnifiedNamesAndAliases) {
+  Result r = sh("calibrate " + kCls + kShape + "--calib-dir " + kCalib + " --calib " + p("a.cache") +
+                " --max-images 2 --data-order NCHW -q");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  ASSERT_TRUE(fs::exists(p("a.cache")));
+  r = sh("calibrate " + kCls + kShape + "--calibration-dir " + kCalib + " -o " + p("b.cache") + " --max-images 2 -q");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("calibrate " + kCls + kShape + "--random-input --count 1 --calibration-cache " + p("c.cache") + " -q");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("compare " + kCls + kShape + "--calib-dir " + kCalib + " --calib " + p("a.cache") + " --count 1 -q");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("compare " + kCls + kShape + "--data " + kCalib + " --cache " + p("a.cache") + " --count 1 -q");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("export qdq " + kCls + kShape + "--calib " + p("a.cache") + " -o " + p("q.onnx"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("build-dla " + kCls + kShape + "--calib-dir " + kCalib + " --calib " + p("a.cache") + " --saveEngine " +
+         p("a.engine") + " --useDLACore 0 --allowGPUFallback --optimization-level 0 --memPoolSize=workspace:2048");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "engine layers:")) << r.out;
+  r = sh("build-dla " + kCls + kShape + "--precision fp16 -o " + p("f.engine") + " --optimization-level 0");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "0 INT8,")) << r.out;
+  EXPECT_FALSE(has(r, "(0 INT8, 0 FP16)")) << r.out;
+  r = sh("build-dla " + kCls + kShape + "--fp16 --precision int8 -o " + p("g.engine"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  r = sh("build-dla " + kCls + kShape + "--random-input --count 1 --algorithm minmax -o " + p("h.engine") +
+         " --optimization-level 0");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("build-dla " + kCls + kShape + "--algorithm nope -o " + p("i.engine"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  r = sh("build " + kCls + kShape + "--memPoolSize=dlaSRAM:1 -o " + p("j.engine"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  r = sh("export trtexec " + kCls + kShape + "--calib " + p("a.cache") + " --saveEngine x.engine --memPoolSize=workspace:2048");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "--calib=")) << r.out;
+  EXPECT_TRUE(has(r, "x.engine")) << r.out;
+  EXPECT_TRUE(has(r, "2048")) << r.out;
+  r = sh("bench " + p("a.engine") + " --iterations 2 --warmUp 1");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "engine layers:")) << r.out;
+}
+
+// §2: a cache is checked before reuse: another model's scales or another algorithm are refused
+// with one line; --recalibrate calibrates again (calibrate, compare, build-dla).
+TEST_F(CliOptions, CachesCheckedBeforeReuse) {
+  {
+    std::ofstream f(p("other.cache"));
+    f << "TRT-8600-EntropyCalibration2\nsome_other_model_tensor: 3c010a14\n";
+  }
+  const std::string cal = "calibrate " + kCls + kShape + "--random-input --count 1 -q ";
+  Result r = sh(cal + "-o " + p("other.cache"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_TRUE(has(r, "other.cache: not reused")) << r.out;
+  EXPECT_TRUE(has(r, "--recalibrate")) << r.out;
+  r = sh("compare " + kCls + kShape + "--random-input --count 1 -q --calib " + p("other.cache"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "not used")) << r.out;
+  r = sh("compare " + kCls + kShape + "--random-input --count 1 -q --calib " + p("other.cache") + " --recalibrate");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh(cal + "-o " + p("other.cache") + " --recalibrate");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  r = sh("calibrate " + kCls + kShape + "--random-input --count 1 -o " + p("other.cache"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "used existing cache")) << r.out;
+
+  // A cache whose header names minmax is not reused for entropy.
+  r = sh(cal + "--algorithm minmax --true-header -o " + p("mm.cache"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = sh(cal + "-o " + p("mm.cache"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "MinMaxCalibration")) << r.out;
+  r = sh(cal + "--algorithm minmax -o " + p("mm.cache"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+
+  // build-dla --recalibrate replaces a foreign cache.
+  {
+    std::ofstream f(p("b.cache"));
+    f << "TRT-8600-EntropyCalibration2\nsome_other_model_tensor: 3c010a14\n";
+  }
+  r = sh("build-dla " + kCls + kShape + "--random-input --count 1 --calib " + p("b.cache") + " --recalibrate -o " +
+         p("b.engine") + " --optimization-level 0");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  std::ifstream f(p("b.cache"));
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("some_other_model_tensor"), std::string::npos);
+}
+
+// §3: a plan with no DLA layer warns on plan, export trtexec and build-dla.
+TEST_F(CliOptions, EmptyPlanWarnsLoudly) {
+  for (const std::string cmd : {"plan ", "export trtexec ", "build-dla "}) {
+    std::string extra = cmd == "build-dla " ? "--random-input --count 1 --optimization-level 0 -o " + p("e.engine") : "";
+    Result r = sh(cmd + kCls + kShape + "--min-layers 100000 " + extra);
+    EXPECT_EQ(r.rc, 0) << cmd << r.out;
+    EXPECT_TRUE(has(r, "warning: no DLA chunk kept")) << cmd << r.out;
+  }
+}
+
+// §4: compare thresholds; dla-check --fail-if-not-full; the user's file and the OS reason.
+TEST_F(CliOptions, ThresholdsExitCodesAndErrors) {
+  const std::string cmp = "compare " + kCls + kShape + "--random-input --count 2 -q ";
+  Result r = sh(cmp + "--min-cosine 0.5 --atol 10");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "thresholds passed")) << r.out;
+  r = sh(cmp + "--min-cosine 1.5");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_TRUE(has(r, "compare failed: output")) << r.out;
+  r = sh(cmp + "--atol 0");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  r = sh(cmp + "--atol 0 --json");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_TRUE(has(r, "\"passed\": false")) << r.out;
+
+  r = sh("dla-check " + kCls + kShape + "--fail-if-not-full --precision fp16");
+  Result plain = sh("dla-check " + kCls + kShape + "--precision fp16");
+  EXPECT_EQ(plain.rc, 0) << plain.out;
+  ASSERT_TRUE(has(plain, "Fully DLA Compatible: False")) << plain.out;  // the cls model has GPU-only layers
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_TRUE(has(r, "cannot run on the DLA (--fail-if-not-full)")) << r.out;
+  r = sh("dla-check " + kCls + kShape + "-v");
+  EXPECT_EQ(r.rc, 0) << r.out;
+
+  r = sh("export trtexec " + kCls + kShape + "-o /nonexistent/dir/x.sh");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "cannot write /nonexistent/dir/x.sh: No such file or directory")) << r.out;
+  r = sh("export trtexec " + kCls + kShape + "-o " + p("t.sh"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(fs::status(p("t.sh")).permissions() != fs::perms::none &&
+              (fs::status(p("t.sh")).permissions() & fs::perms::owner_exec) != fs::perms::none);
+}
