@@ -38,8 +38,9 @@ void check_trt_qdq(const Const& scale, const Const* zp, const std::string& where
 // Scale (and zero point) as [1.., C at axis, ..1] for a per-axis Q/DQ of a rank-r tensor.
 ConstPtr along_axis(const ConstPtr& c, int axis, size_t r) {
   if (c->count() == 1 || r == 0) return c;
-  auto o = make_const("", c->type, Dims(r, 1));
-  o->dims[size_t(axis)] = c->count();
+  Dims d(r, 1);
+  d[size_t(axis)] = c->count();
+  auto o = make_const("", c->type, d);
   for (int64_t i = 0; i < c->count(); ++i) o->set_f(i, c->f(i));
   return o;
 }

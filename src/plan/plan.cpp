@@ -541,6 +541,46 @@ void apply_overrides(const Network& net, const PlanOptions& opt, Plan& plan) {
   }
 }
 
+// Explicit quantization (a Q/DQ model: net.model.qdq_scales): the model, not a calibrator,
+// says what is INT8. INT8 layers are grouped through the tensors without a Q/DQ scale (the
+// inside of a fused Conv + BN + activation block, say); a group that touches no tensor with a
+// scale is not quantized in the model and runs FP16 on the DLA, as TensorRT builds it.
+void apply_model_quantization(const Network& net, Plan& plan) {
+  const auto& sc = net.model.qdq_scales;
+  if (sc.empty()) return;
+  const int n = static_cast<int>(net.layers.size());
+  std::vector<int> parent(n);
+  std::iota(parent.begin(), parent.end(), 0);
+  auto find = [&](int a) {
+    while (parent[a] != a) a = parent[a] = parent[parent[a]];
+    return a;
+  };
+  auto int8 = [&](LayerId l) { return l >= 0 && plan.layers[l].precision == Precision::kINT8; };
+  std::vector<char> scaled(n, 0);
+  const auto consumers = net.consumers();
+  for (TensorId t = 0; t < static_cast<TensorId>(net.tensors.size()); ++t) {
+    const Tensor& T = net.tensors[t];
+    if (T.type != DataType::kFloat) continue;
+    const bool has = sc.count(T.name) > 0;
+    if (int8(T.producer)) {
+      if (has) scaled[T.producer] = 1;
+    }
+    for (LayerId c : consumers[t]) {
+      if (!int8(c)) continue;
+      if (has) scaled[c] = 1;
+      else if (int8(T.producer)) parent[find(c)] = find(T.producer);
+    }
+  }
+  std::vector<char> group_scaled(n, 0);
+  for (int l = 0; l < n; ++l)
+    if (int8(l) && scaled[l]) group_scaled[find(l)] = 1;
+  for (int l = 0; l < n; ++l)
+    if (int8(l) && !group_scaled[find(l)]) {
+      plan.layers[l].precision = Precision::kFP16;
+      plan.layers[l].reason += " (FP16: not quantized in the Q/DQ model)";
+    }
+}
+
 }  // namespace
 
 Plan make_plan(const Network& net, const PlanOptions& opt) {
@@ -559,6 +599,7 @@ Plan make_plan(const Network& net, const PlanOptions& opt) {
     case Strategy::kSeed: plan_seed(net, opt, plan); break;
     case Strategy::kGraph: plan_graph(net, opt, plan); break;
   }
+  apply_model_quantization(net, plan);
   apply_overrides(net, opt, plan);
   compute_crossings(net, plan);
   return plan;
