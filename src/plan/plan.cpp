@@ -542,40 +542,65 @@ void apply_overrides(const Network& net, const PlanOptions& opt, Plan& plan) {
 }
 
 // Explicit quantization (a Q/DQ model: net.model.qdq_scales): the model, not a calibrator,
-// says what is INT8. INT8 layers are grouped through the tensors without a Q/DQ scale (the
-// inside of a fused Conv + BN + activation block, say); a group that touches no tensor with a
-// scale is not quantized in the model and runs FP16 on the DLA, as TensorRT builds it.
+// says what is INT8. A tensor is quantized when it has a Q/DQ scale, is a constant (weights get
+// max |w| / 127) or a reshape of either. INT8 layers are grouped through the inside of a block
+// TensorRT fuses (Conv/Deconv/Scale -> Scale/Activation, the only reader); a group runs INT8 when
+// every other float tensor it reads or writes is quantized, else FP16 (on the DLA), as TensorRT
+// builds a layer the model does not quantize.
+std::vector<char> quantized_tensors(const Network& net) {
+  std::vector<char> q(net.tensors.size(), 0);
+  for (size_t t = 0; t < net.tensors.size(); ++t) {
+    const LayerId p = net.tensors[t].producer;
+    q[t] = net.model.qdq_scales.count(net.tensors[t].name) || (p >= 0 && net.layers[p].kind == LayerKind::kConstant);
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Layer& L : net.layers)
+      if ((L.kind == LayerKind::kShuffle || L.kind == LayerKind::kIdentity) && !L.inputs.empty() && !L.outputs.empty() &&
+          q[L.inputs[0]] != q[L.outputs[0]]) {
+        q[L.inputs[0]] = q[L.outputs[0]] = 1;
+        changed = true;
+      }
+  }
+  return q;
+}
+
 void apply_model_quantization(const Network& net, Plan& plan) {
-  const auto& sc = net.model.qdq_scales;
-  if (sc.empty()) return;
+  if (net.model.qdq_scales.empty()) return;
   const int n = static_cast<int>(net.layers.size());
+  const std::vector<char> q = quantized_tensors(net);
+  const auto consumers = net.consumers();
+  auto int8 = [&](LayerId l) { return l >= 0 && plan.layers[l].precision == Precision::kINT8; };
+  auto interior = [&](TensorId t) {
+    const Tensor& T = net.tensors[t];
+    if (q[t] || T.is_output || consumers[t].size() != 1 || !int8(T.producer) || !int8(consumers[t][0])) return false;
+    const LayerKind a = net.layers[T.producer].kind, b = net.layers[consumers[t][0]].kind;
+    return (a == LayerKind::kConvolution || a == LayerKind::kDeconvolution || a == LayerKind::kScale ||
+            a == LayerKind::kActivation) && (b == LayerKind::kScale || b == LayerKind::kActivation);
+  };
   std::vector<int> parent(n);
   std::iota(parent.begin(), parent.end(), 0);
   auto find = [&](int a) {
     while (parent[a] != a) a = parent[a] = parent[parent[a]];
     return a;
   };
-  auto int8 = [&](LayerId l) { return l >= 0 && plan.layers[l].precision == Precision::kINT8; };
-  std::vector<char> scaled(n, 0);
-  const auto consumers = net.consumers();
+  std::vector<char> bad(n, 0);  // a layer touching an unquantized float tensor outside a fused block
   for (TensorId t = 0; t < static_cast<TensorId>(net.tensors.size()); ++t) {
-    const Tensor& T = net.tensors[t];
-    if (T.type != DataType::kFloat) continue;
-    const bool has = sc.count(T.name) > 0;
-    if (int8(T.producer)) {
-      if (has) scaled[T.producer] = 1;
+    if (net.tensors[t].type != DataType::kFloat) continue;
+    if (interior(t)) {
+      parent[find(consumers[t][0])] = find(net.tensors[t].producer);
+      continue;
     }
-    for (LayerId c : consumers[t]) {
-      if (!int8(c)) continue;
-      if (has) scaled[c] = 1;
-      else if (int8(T.producer)) parent[find(c)] = find(T.producer);
-    }
+    if (q[t]) continue;
+    if (int8(net.tensors[t].producer)) bad[net.tensors[t].producer] = 1;
+    for (LayerId c : consumers[t])
+      if (int8(c)) bad[c] = 1;
   }
-  std::vector<char> group_scaled(n, 0);
+  std::vector<char> group_bad(n, 0);
   for (int l = 0; l < n; ++l)
-    if (int8(l) && scaled[l]) group_scaled[find(l)] = 1;
+    if (bad[l]) group_bad[find(l)] = 1;
   for (int l = 0; l < n; ++l)
-    if (int8(l) && !group_scaled[find(l)]) {
+    if (int8(l) && group_bad[find(l)]) {
       plan.layers[l].precision = Precision::kFP16;
       plan.layers[l].reason += " (FP16: not quantized in the Q/DQ model)";
     }

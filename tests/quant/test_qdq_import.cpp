@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "../onnx/model_builder.h"
 #include "tandem/builder.h"
 #include "tandem/engine.h"
 #include "tandem/onnx.h"
@@ -166,4 +167,50 @@ TEST(QdqImport, ClsEngineFromQdqEqualsEngineFromCache) {
     ASSERT_EQ(u.data.size(), t.data.size()) << n;
     EXPECT_EQ(std::memcmp(u.data.data(), t.data.data(), t.data.size()), 0) << "output " << n;
   }
+}
+
+// A layer the Q/DQ model does not quantize runs FP16 on the DLA (TensorRT builds it in float);
+// the quantized one runs INT8 with the model's scales, and no calibration is needed.
+TEST(QdqImport, PlanFollowsTheModelsQuantization) {
+  using tandem::test::ModelBuilder;
+  ModelBuilder b(13);
+  b.input("x", {1, 4, 8, 8}).output("y");
+  b.init("sx", {}, {0.02f}).init("s1", {}, {0.05f}).init("sw", {4}, {0.01f, 0.01f, 0.02f, 0.02f});
+  b.init("w2", {4, 4, 1, 1}, std::vector<float>(16, 0.25f));
+  auto i8 = [&](const std::string& name, const std::vector<int64_t>& dims, const std::vector<int8_t>& v) {
+    auto* t = b.proto().mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) t->add_dims(d);
+    t->set_raw_data(std::string(reinterpret_cast<const char*>(v.data()), v.size()));
+  };
+  i8("z", {}, {0});
+  i8("zw", {4}, {0, 0, 0, 0});
+  std::vector<int8_t> q(16);
+  for (int i = 0; i < 16; ++i) q[size_t(i)] = int8_t(i % 4 == 0 ? 127 : i * 3 - 20);
+  i8("w1_quantized", {4, 4, 1, 1}, q);
+  b.node("QuantizeLinear", {"x", "sx", "z"}, {"xq"}, "xQ");
+  b.node("DequantizeLinear", {"xq", "sx", "z"}, {"x_dequantized"}, "xDQ");
+  auto& dw = b.node("DequantizeLinear", {"w1_quantized", "sw", "zw"}, {"w1"}, "wDQ");
+  ModelBuilder::attr_i(dw, "axis", 0);
+  b.node("Conv", {"x_dequantized", "w1"}, {"c1_prequant"}, "conv1");
+  b.node("QuantizeLinear", {"c1_prequant", "s1", "z"}, {"c1q"}, "c1Q");
+  b.node("DequantizeLinear", {"c1q", "s1", "z"}, {"c1"}, "c1DQ");
+  b.node("Conv", {"c1", "w2"}, {"c2"}, "conv2");
+  b.node("Relu", {"c2"}, {"y"}, "relu2");
+  Network net = import_onnx(b.write("qdq_plan.onnx"));
+  ASSERT_EQ(net.layers.size(), 3u);
+  Plan plan = make_plan(net, PlanOptions{});
+  ASSERT_EQ(plan.plan_case, Plan::Case::kFullDla);
+  EXPECT_EQ(plan.layers[0].precision, Precision::kINT8);  // conv1: input, weights and output quantized
+  EXPECT_EQ(plan.layers[1].precision, Precision::kFP16);  // conv2 + relu: not quantized in the model
+  EXPECT_EQ(plan.layers[2].precision, Precision::kFP16);
+  EXPECT_NE(plan.layers[1].reason.find("not quantized in the Q/DQ model"), std::string::npos);
+  auto none = make_synthetic_batcher(input_specs(net), 1, 1);
+  CalibrateOptions co;
+  co.progress = false;
+  CalibrationResult cal = calibrate(net, plan, *none, co);
+  EXPECT_TRUE(cal.from_model);
+  Numerics num = make_numerics(net, plan, cal.scales);
+  EXPECT_EQ(num.tensor_scales, (std::map<std::string, float>{{"x", 0.02f}, {"c1", 0.05f}}));
 }
