@@ -86,6 +86,27 @@ std::vector<float> quantize_per_channel(const Const& c, const std::vector<int64_
   return scale;
 }
 
+// Dequantized weights no float reader is left for take the original name, so that the Q/DQ
+// model imports to the same network (layer and weight names) as the original. Returns the names.
+std::set<std::string> name_dequantized_weights(std::vector<onnx::NodeProto>* nodes,
+                                               const std::map<std::string, std::string>& weight_dq,
+                                               const std::set<std::string>& still_used) {
+  std::map<std::string, std::string> back;
+  std::set<std::string> renamed;
+  for (const auto& [w, out] : weight_dq)
+    if (!still_used.count(w)) {
+      back[out] = w;
+      renamed.insert(w);
+    }
+  for (auto& n : *nodes) {
+    for (auto& in : *n.mutable_input())
+      if (auto it = back.find(in); it != back.end()) in = it->second;
+    for (auto& o : *n.mutable_output())
+      if (auto it = back.find(o); it != back.end()) o = it->second;
+  }
+  return renamed;
+}
+
 }  // namespace
 
 QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_out, const Network& net,
@@ -443,18 +464,7 @@ QdqExportReport export_qdq(const std::string& onnx_in, const std::string& onnx_o
             !still_used.count(n.output(0))))
         kept.push_back(std::move(n));
     nodes.swap(kept);
-    // Dequantized weights no float reader is left for take the original name, so that the Q/DQ
-    // model imports to the same network (layer and weight names) as the original.
-    std::map<std::string, std::string> back;
-    for (const auto& [w, out] : weight_dq)
-      if (!still_used.count(w)) back[out] = w;
-    for (auto& n : nodes) {
-      for (auto& in : *n.mutable_input())
-        if (auto it = back.find(in); it != back.end()) in = it->second;
-      for (auto& o : *n.mutable_output())
-        if (auto it = back.find(o); it != back.end()) o = it->second;
-    }
-    for (const auto& [out, w] : back) renamed_weights.insert(w);
+    renamed_weights = name_dequantized_weights(&nodes, weight_dq, still_used);
   }
   g->clear_node();
   for (auto& n : nodes) *g->add_node() = std::move(n);
