@@ -15,6 +15,8 @@
 #include "tandem/npy.h"
 #include "tandem/quant.h"
 
+#include <fmt/format.h>
+
 namespace fs = std::filesystem;
 
 namespace tandem {
@@ -50,6 +52,9 @@ bool parse_last_batch(std::string_view s, LastBatch* out) {
 }
 
 namespace {
+
+// 64 megapixels: far above any calibration image, far below what a hostile header can claim.
+constexpr int64_t kMaxImagePixels = 64'000'000;
 
 uint16_t float_to_half(float f) {
   uint32_t x;
@@ -271,6 +276,10 @@ class ImageBatcher : public Batcher {
   void decode_into(const std::string& path, uint8_t* base, int64_t offset) const {
     int w = 0, h = 0, c0 = 0;
     const int C = o_.channels;
+    // A few header bytes can declare a huge image: check the size before stb allocates it.
+    if (stbi_info(path.c_str(), &w, &h, &c0) && int64_t(w) * h > kMaxImagePixels)
+      throw Error(fmt::format("{}: {}x{} pixels is over the limit of {} megapixels for a calibration image", path, w,
+                              h, kMaxImagePixels / 1000000));
     uint8_t* px = stbi_load(path.c_str(), &w, &h, &c0, C);
     if (!px) {
       const char* why = stbi_failure_reason();

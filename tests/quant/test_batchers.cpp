@@ -214,3 +214,25 @@ TEST(SplitBatch, ToModelBatch) {
   ASSERT_EQ(p2.size(), 2u);
   EXPECT_EQ(p2[1].at("a").f32()[2], 4.f);  // padded by repeating the last sample
 }
+
+// A PNG header of a few bytes can declare 9000 x 9000 pixels; decoding it would allocate 243 MB.
+// The batcher reads the size first and refuses with one line (found by fuzz_image: slow inputs).
+TEST(ImageBatcher, HugeDeclaredImageIsRefusedBeforeDecoding) {
+  std::string d = tmp_dir("huge");
+  const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+                               0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0x23, 0x28, 0, 0, 0x23, 0x28, 8, 2, 0, 0, 0,
+                               0, 0, 0, 0,  // CRC (not checked by the size probe)
+                               0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+  std::ofstream(d + "/a.png", std::ios::binary).write(reinterpret_cast<const char*>(png), sizeof png);
+  ImageBatcherOptions o;
+  o.dir = d;
+  auto b = make_image_batcher(o, cls_input(), 1);
+  TensorMap m;
+  try {
+    b->next(&m);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              d + "/a.png: 9000x9000 pixels is over the limit of 64 megapixels for a calibration image");
+  }
+}
