@@ -185,7 +185,8 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
 // through Shuffle and Identity layers (a reshape keeps a per-tensor scale) to the tensors the
 // importer made around them. Empty for a model without Q/DQ pairs. calibrate() returns these
 // (from_model) instead of running data or reading a cache, as TensorRT ignores the calibrator of
-// an explicitly quantized network.
+// an explicitly quantized network; with a cache_path that does not exist yet (or recalibrate)
+// they are written there as a TensorRT calibration cache.
 std::map<std::string, float> model_scales(const Network& net);
 
 // Per-layer precisions of a plan, as the executor wants them.

@@ -60,6 +60,9 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
     res.cache.trt_version = opt.trt_version;
     for (const auto& t : net.tensors)
       if (auto it = res.scales.find(t.name); it != res.scales.end()) res.cache.scales.emplace_back(t.name, it->second);
+    // As a cache for an implicitly quantized build (trtexec --calib), when one is asked for.
+    if (!opt.cache_path.empty() && (opt.recalibrate || !std::filesystem::exists(opt.cache_path)))
+      write_calibration_cache(opt.cache_path, res.cache);
     return res;
   }
   if (!opt.cache_path.empty() && !opt.recalibrate && std::filesystem::exists(opt.cache_path)) {

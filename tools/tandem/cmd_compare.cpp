@@ -118,7 +118,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       CalibrationResult r = calibrate(net, plan, *batcher, co);
       scales = r.scales;
       untied = r.untied;
-      scale_source = std::string(to_string(co.algorithm)) + " calibration on the compared inputs";
+      scale_source = r.from_model ? "the model's Q/DQ nodes" : std::string(to_string(co.algorithm)) + " calibration on the compared inputs";
     } else {
       scale_source = "none needed (no INT8 layer)";
     }
