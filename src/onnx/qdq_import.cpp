@@ -200,7 +200,6 @@ void strip_qdq_pairs(onnx::GraphProto* g, const std::string& path, const std::st
     const std::string where = fmt::format("{}: node '{}' (QuantizeLinear)", path, key_of(q));
     ConstPtr s = const_of(q, 1, where), zp = const_of(q, 2, where);
     check_trt_qdq(*s, zp.get(), where);
-    if (s->count() != 1) throw Error(where + ": per-axis scale on an activation (TensorRT quantizes activations per tensor)");
     const float scale = float(s->f(0));
     std::vector<std::string> ys;
     for (int r : rd) {
@@ -209,8 +208,9 @@ void strip_qdq_pairs(onnx::GraphProto* g, const std::string& path, const std::st
       ConstPtr ds = const_of(dq, 1, dw), dz = const_of(dq, 2, dw);
       if (!ds) throw Error(dw + ": scale must be a constant");
       check_trt_qdq(*ds, dz.get(), dw);
-      if (ds->count() != 1 || float(ds->f(0)) != scale)
-        throw Error(fmt::format("{}: scale differs from its QuantizeLinear's ({})", dw, scale));
+      bool same = ds->count() == s->count();
+      for (int64_t k = 0; same && k < s->count(); ++k) same = float(ds->f(k)) == float(s->f(k));
+      if (!same) throw Error(fmt::format("{}: scale differs from its QuantizeLinear's ({})", dw, scale));
       removed.insert(r);
       ys.push_back(dq.output(0));
     }
@@ -224,10 +224,11 @@ void strip_qdq_pairs(onnx::GraphProto* g, const std::string& path, const std::st
         out_rename[ys[0]] = x;
         subst[ys[0]] = x;
       }
-      scales->emplace(own ? x : ys[0], scale);
+      if (s->count() == 1) scales->emplace(own ? x : ys[0], scale);  // per-axis weights: folded only
       for (int r : rd) removed.erase(r);
       continue;
     }
+    if (s->count() != 1) throw Error(where + ": per-axis scale on an activation (TensorRT quantizes activations per tensor)");
     removed.insert(i);
     // The tensor keeps the name it has before the Q (the producer's output), except for tandem's
     // own export of a quantized layer output, t_prequant -> Q -> DQ -> t: there it is t.

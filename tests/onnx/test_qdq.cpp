@@ -152,3 +152,28 @@ TEST(OnnxQdq, QdqOnAConstantFoldsAndKeepsItsName) {
   EXPECT_EQ(w.f32()[1], fake_quant_int8(-1.f, 1.f / 127.f));
   EXPECT_EQ(w.f32()[2], fake_quant_int8(0.26f, 1.f / 127.f));
 }
+
+TEST(OnnxQdq, FloatWeightsThroughPerAxisQdqFold) {
+  // ModelOpt / pytorch-quantization style: float weights -> Q(axis 0) -> DQ(axis 0) -> Conv.
+  ModelBuilder b(13);
+  b.input("x", {1, 2, 4, 4}).output("y");
+  b.init("w", {2, 2, 1, 1}, {0.5f, -0.26f, 1.0f, 0.1f}).init("sw", {2}, {0.5f / 127.f, 1.0f / 127.f});
+  b.init("sx", {}, {0.1f});
+  init_i8(b, "zw", {2}, {0, 0});
+  init_i8(b, "zx", {}, {0});
+  auto& q = b.node("QuantizeLinear", {"w", "sw", "zw"}, {"wq"}, "wQ");
+  ModelBuilder::attr_i(q, "axis", 0);
+  auto& d = b.node("DequantizeLinear", {"wq", "sw", "zw"}, {"wd"}, "wDQ");
+  ModelBuilder::attr_i(d, "axis", 0);
+  b.node("QuantizeLinear", {"x", "sx", "zx"}, {"xq"}, "xQ");
+  b.node("DequantizeLinear", {"xq", "sx", "zx"}, {"xd"}, "xDQ");
+  b.node("Conv", {"xd", "wd"}, {"y"}, "conv");
+  Network n = import_onnx(b.write("qdq_float_weights.onnx"));
+  ASSERT_EQ(n.layers.size(), 1u);
+  EXPECT_EQ(n.model.qdq_scales, (std::map<std::string, float>{{"x", 0.1f}}));
+  const Weights& w = n.weights[n.layers[0].as<ConvolutionParams>().kernel_weights];
+  EXPECT_EQ(w.name, "w");  // the Q was the float weights' only reader: the folded value keeps the name
+  EXPECT_EQ(w.f32()[0], 127.f * (0.5f / 127.f));
+  EXPECT_EQ(w.f32()[1], std::nearbyint(-0.26f / (0.5f / 127.f)) * (0.5f / 127.f));
+  EXPECT_EQ(w.f32()[3], std::nearbyint(0.1f / (1.0f / 127.f)) * (1.0f / 127.f));
+}
