@@ -166,11 +166,16 @@ TEST_F(CliOptions, CachesCheckedBeforeReuse) {
   r = sh(cal + "--algorithm minmax -o " + p("mm.cache"));
   EXPECT_EQ(r.rc, 0) << r.out;
 
-  // build-dla --recalibrate replaces a foreign cache.
+  // build-dla: a foreign cache is named with the way out; --recalibrate replaces it.
   {
     std::ofstream f(p("b.cache"));
     f << "TRT-8600-EntropyCalibration2\nsome_other_model_tensor: 3c010a14\n";
   }
+  r = sh("build-dla " + kCls + kShape + "--random-input --count 1 --calib " + p("b.cache") + " -o " + p("b.engine") +
+         " --optimization-level 0");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "b.cache: not reused: it has no scale for tensor '")) << r.out;
+  EXPECT_TRUE(has(r, "--recalibrate")) << r.out;
   r = sh("build-dla " + kCls + kShape + "--random-input --count 1 --calib " + p("b.cache") + " --recalibrate -o " +
          p("b.engine") + " --optimization-level 0");
   EXPECT_EQ(r.rc, 0) << r.out;

@@ -165,25 +165,44 @@ int report(const BuildResult& r) {
   return 0;
 }
 
+// A calibration cache made for another model or plan surfaces as a missing scale: name the cache
+// and the way out in the same line.
+BuildResult checked_build(const BuildArgs& a, const BuildOptions& o, bool dla) {
+  try {
+    return dla ? build_dla_engine(a.model, a.output, o) : build_engine(a.model, a.output, o);
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (!o.calibration_cache.empty() && what.rfind("no INT8 scale for tensor", 0) == 0)
+    {
+      const size_t b = what.find("tensor '"), end = what.find(" (read or written");
+      throw Error(fmt::format("{}: not reused: it has no scale for {} (an INT8 layer's); it was made for another model "
+                              "or plan; --recalibrate calibrates again and overwrites it", o.calibration_cache,
+                              what.substr(b, end == std::string::npos ? std::string::npos : end - b)), e.exit_code());
+    }
+    throw;
+  }
+}
+
 RegisterCommand reg_build(50, "build", [](CLI::App& app) {
   auto a = std::make_shared<BuildArgs>();
   auto* sub = app.add_subcommand("build", "build an engine from an ONNX model (trtutils build_engine)");
   add_common(sub, *a, false);
   return std::function<int()>([a] {
     BuildOptions o = finish(*a, false);
-    return report(build_engine(a->model, a->output, o));
+    return report(checked_build(*a, o, false));
   });
 });
 
 RegisterCommand reg_build_dla(51, "build-dla", [](CLI::App& app) {
   auto a = std::make_shared<BuildArgs>();
   auto* sub = app.add_subcommand("build-dla",
-                                 "build an engine with the largest DLA chunks on the DLA in INT8, the rest on the GPU in FP16 "
+                                 "build an engine with the largest DLA chunks on the DLA in INT8 (--precision fp16: FP16), the rest on the GPU "
+                                 "in FP16 "
                                  "(trtutils build_dla_engine)");
   add_common(sub, *a, true);
   return std::function<int()>([a] {
     BuildOptions o = finish(*a, true);
-    return report(build_dla_engine(a->model, a->output, o));
+    return report(checked_build(*a, o, true));
   });
 });
 
