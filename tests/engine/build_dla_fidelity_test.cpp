@@ -284,7 +284,8 @@ TEST(BuildDlaFidelity, TrtutilsBuilderOptionsAreRecorded) {
   o.tiling_optimization_level = 2;
   o.tiling_l2_cache_limit = 1 << 20;
   build_dla_engine(model, dir + "/m.engine", o);
-  const std::string& opts = Engine::load(dir + "/m.engine")->metadata().options_json;
+  auto engine = Engine::load(dir + "/m.engine");
+  const std::string& opts = engine->metadata().options_json;
   EXPECT_NE(opts.find("\"profiling_verbosity\":\"detailed\""), std::string::npos) << opts;
   EXPECT_NE(opts.find("\"tiling_optimization_level\":2"), std::string::npos) << opts;
   EXPECT_NE(opts.find("\"tiling_l2_cache_limit\":1048576"), std::string::npos) << opts;
