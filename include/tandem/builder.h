@@ -127,7 +127,8 @@ struct BuildResult {
   bool cache_hit = false;
   std::string cache_key;       // hex; empty when the cache was off
   double seconds = 0;
-  int dla_layers = 0, gpu_layers = 0;
+  int dla_layers = 0, gpu_layers = 0;  // in the engine, after the build passes
+  int planned_dla_layers = -1;         // in the plan, before the passes (-1: engine cache hit)
   size_t engine_bytes = 0;
   std::vector<std::string> warnings;
 };

@@ -456,6 +456,7 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
     for (const auto& l : plan.layers) dla_n += l.device == Device::kDLA;
     for (const auto& g : plan.regions) regions += g.on_dla && !g.layers.empty();
     log(o, fmt::format("plan: {} DLA layers, {} GPU layers, {} DLA regions", dla_n, int(plan.layers.size()) - dla_n, regions));
+    res.planned_dla_layers = dla_n;
   }
 
   // Calibration runs on the imported network, so names match TensorRT's calibration cache.

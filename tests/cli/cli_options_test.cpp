@@ -109,11 +109,13 @@ TEST_F(CliOptions, UnifiedNamesAndAliases) {
   r = sh("build-dla " + kCls + kShape + "--calib-dir " + kCalib + " --calib " + p("a.cache") + " --saveEngine " +
          p("a.engine") + " --useDLACore 0 --allowGPUFallback --optimization-level 0 --memPoolSize=workspace:2048");
   EXPECT_EQ(r.rc, 0) << r.out;
-  EXPECT_TRUE(has(r, "engine layers:")) << r.out;
+  EXPECT_TRUE(has(r, "planned 292 layers (")) << r.out;  // planned -> engine layers with the reason
+  EXPECT_TRUE(has(r, "engine layers (")) << r.out;
+  EXPECT_TRUE(has(r, "folded to constants")) << r.out;
   r = sh("build-dla " + kCls + kShape + "--precision fp16 -o " + p("f.engine") + " --optimization-level 0");
   EXPECT_EQ(r.rc, 0) << r.out;
-  EXPECT_TRUE(has(r, "0 INT8,")) << r.out;
-  EXPECT_FALSE(has(r, "(0 INT8, 0 FP16)")) << r.out;
+  EXPECT_TRUE(has(r, "DLA: 0 INT8, ")) << r.out;
+  EXPECT_FALSE(has(r, "DLA: 0 INT8, 0 FP16")) << r.out;
   r = sh("build-dla " + kCls + kShape + "--fp16 --precision int8 -o " + p("g.engine"));
   EXPECT_EQ(r.rc, 2) << r.out;
   r = sh("build-dla " + kCls + kShape + "--random-input --count 1 --algorithm minmax -o " + p("h.engine") +
@@ -128,9 +130,10 @@ TEST_F(CliOptions, UnifiedNamesAndAliases) {
   EXPECT_TRUE(has(r, "--calib=")) << r.out;
   EXPECT_TRUE(has(r, "x.engine")) << r.out;
   EXPECT_TRUE(has(r, "2048")) << r.out;
-  r = sh("bench " + p("a.engine") + " --iterations 2 --warmUp 1");
+  r = sh("bench " + p("a.engine") + " --iterations 2 --warmUp 1 --duration 0.01");
   EXPECT_EQ(r.rc, 0) << r.out;
-  EXPECT_TRUE(has(r, "engine layers:")) << r.out;
+  EXPECT_TRUE(has(r, "engine layers (")) << r.out;
+  EXPECT_TRUE(has(r, "p95")) << r.out;
 }
 
 // §2: a cache is checked before reuse: another model's scales or another algorithm are refused

@@ -161,7 +161,7 @@ int report(const BuildResult& r) {
   std::printf("%s: %d DLA layers, %d GPU layers, %.2f MiB, %.2f s%s\n", r.engine_path.c_str(), r.dla_layers, r.gpu_layers,
               double(r.engine_bytes) / (1 << 20), r.seconds,
               r.cache_key.empty() ? "" : (r.cache_hit ? " (engine cache hit)" : " (engine cache miss, stored)"));
-  std::printf("%s\n", engine_layers_summary(*Engine::load(r.engine_path)).c_str());
+  std::printf("%s\n", engine_layers_summary(*Engine::load(r.engine_path), r.planned_dla_layers).c_str());
   return 0;
 }
 
