@@ -194,6 +194,7 @@ TEST_F(CliOptions, EmptyPlanWarnsLoudly) {
     Result r = sh(cmd + kCls + kShape + "--min-layers 100000 " + extra);
     EXPECT_EQ(r.rc, 0) << cmd << r.out;
     EXPECT_TRUE(has(r, "warning: no DLA chunk kept")) << cmd << r.out;
+    if (cmd == "export trtexec ") EXPECT_TRUE(has(r, "# warning: the plan has no DLA layer")) << r.out;
   }
 }
 

@@ -78,7 +78,12 @@ int run_trtexec(TrtexecArgs a) {
   cli::print_plan_warnings(net, plan);
   a.t.onnx = a.p.model;
   a.t.explicit_shapes = !a.p.shapes.empty();
-  const std::string cmd = trtexec_command(net, plan, a.t);
+  std::string cmd = trtexec_command(net, plan, a.t);
+  int dla = 0;
+  for (const auto& l : plan.layers) dla += l.device == Device::kDLA;
+  if (dla == 0)  // the script itself says so too: it still passes --useDLACore
+    cmd = "# warning: the plan has no DLA layer: every layer is pinned to the GPU although the command passes "
+          "--useDLACore (see the plan's warning)\n" + cmd;
   if (a.output.empty()) std::fwrite(cmd.data(), 1, cmd.size(), stdout);
   else write_atomic(a.output, "#!/bin/sh\n" + cmd, true);
   return 0;
