@@ -57,7 +57,7 @@ void round_trip(const std::string& model, const Dims& dims, const PlanOptions& p
     EXPECT_EQ(plan_report_json(net2, plan2, "m"), plan_report_json(net, plan, "m"));
     EXPECT_EQ(plan_precisions(plan2), plan_precisions(plan));
   } else {
-    // cls is opset 11: the export raises it to 13 (per-axis DequantizeLinear), and its final
+    // cls is opset 9: the export raises it to 13 (per-axis DequantizeLinear), and its final
     // Softmax then imports as TensorRT imports an opset-13 Softmax (SoftMax + Shuffle instead of
     // Shuffle + SoftMax + Shuffle): one Shuffle less, on the GPU. Every other layer matches.
     EXPECT_EQ(net2.layers.size() + 1, net.layers.size());
