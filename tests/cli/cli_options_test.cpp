@@ -104,6 +104,7 @@ TEST_F(CliOptions, UnifiedNamesAndAliases) {
   EXPECT_EQ(r.rc, 0) << r.out;
   r = sh("compare " + kCls + kShape + "--data " + kCalib + " --cache " + p("a.cache") + " --count 1 -q");
   EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "\nplan: ") && has(r, " DLA layers (")) << r.out;  // the same count as `tandem plan`
   r = sh("export qdq " + kCls + kShape + "--calib " + p("a.cache") + " -o " + p("q.onnx"));
   EXPECT_EQ(r.rc, 0) << r.out;
   r = sh("build-dla " + kCls + kShape + "--calib-dir " + kCalib + " --calib " + p("a.cache") + " --saveEngine " +

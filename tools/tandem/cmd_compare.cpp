@@ -275,6 +275,18 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     }
     std::printf("compare %s: FP32 reference vs plan numerics (%d INT8, %d FP16 layers emulated), %d inputs\n",
                 a->m.model.c_str(), n_int8, n_fp16, samples);
+    {
+      // The same counts as `tandem plan`: DLA layers whose precision is unset move data in FP32.
+      int dla = 0, dla_int8 = 0, dla_fp16 = 0;
+      for (size_t l = 0; l < plan.layers.size(); ++l)
+        if (plan.layers[l].device == Device::kDLA) {
+          ++dla;
+          dla_int8 += prec[l] == Precision::kINT8;
+          dla_fp16 += prec[l] == Precision::kFP16;
+        }
+      std::printf("plan: %d DLA layers (%d INT8, %d FP16, %d unset: FP32 data movement), %d GPU layers\n", dla, dla_int8,
+                  dla_fp16, dla - dla_int8 - dla_fp16, int(plan.layers.size()) - dla);
+    }
     std::printf("INT8 scales: %s\n\n", scale_source.c_str());
     std::printf("%-32s %-16s %12s %12s %10s %10s %8s\n", "output", "shape", "max_abs", "mean_abs", "cosine", "min_cos", "top1");
     for (size_t k = 0; k < net.outputs.size(); ++k) {
