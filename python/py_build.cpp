@@ -335,42 +335,8 @@ py::dict run_build(const BuildArgs& a, bool dla) {
   return d;
 }
 
-// compare's per-output statistics (as `tandem compare --json`).
-struct Acc {
-  double dot = 0, n1 = 0, n2 = 0, sum_abs = 0, max_abs = 0, min_cos = 1;
-  int64_t count = 0, top1_agree = 0, top1_total = 0;
-  double cosine() const {
-    if (n1 == 0 && n2 == 0) return 1;
-    if (n1 == 0 || n2 == 0) return 0;
-    return dot / std::sqrt(n1 * n2);
-  }
-  void add(const HostTensor& ref, const HostTensor& emu, bool classifier) {
-    if (ref.type != DataType::kFloat || emu.type != DataType::kFloat || ref.count() != emu.count()) return;
-    const float* a = ref.f32();
-    const float* b = emu.f32();
-    double d = 0, x = 0, y = 0;
-    for (int64_t i = 0; i < ref.count(); ++i) {
-      double e = std::fabs(double(a[i]) - b[i]);
-      sum_abs += e;
-      max_abs = std::max(max_abs, e);
-      d += double(a[i]) * b[i];
-      x += double(a[i]) * a[i];
-      y += double(b[i]) * b[i];
-    }
-    dot += d, n1 += x, n2 += y;
-    count += ref.count();
-    min_cos = std::min(min_cos, (x == 0 && y == 0) ? 1 : (x == 0 || y == 0) ? 0 : d / std::sqrt(x * y));
-    if (classifier) {
-      int64_t rows = ref.dims[0], cls = ref.dims[1];
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* ra = a + r * cls;
-        const float* rb = b + r * cls;
-        top1_agree += (std::max_element(ra, ra + cls) - ra) == (std::max_element(rb, rb + cls) - rb);
-        ++top1_total;
-      }
-    }
-  }
-};
+// compare's per-output statistics: the same as `tandem compare --json`.
+using Acc = ErrorStats;
 
 #define TANDEM_PLAN_KWARGS                                                                              \
   py::arg("strategy") = "seed", py::arg("target") = "orin", py::arg("precision") = "int8",              \
@@ -600,8 +566,7 @@ void bind_build(py::module_& m) {
               TensorMap e = emu->run(piece);
               for (size_t k = 0; k < net.outputs.size(); ++k) {
                 const Tensor& t = net.tensors[net.outputs[k]];
-                acc[k].add(r.at(t.name), e.at(t.name),
-                           t.type == DataType::kFloat && t.dims.size() == 2 && t.dims[1] >= 2);
+                acc[k].add(r.at(t.name), e.at(t.name), looks_like_classifier(t));
               }
               ++samples;
             }
@@ -624,7 +589,7 @@ void bind_build(py::module_& m) {
           o["name"] = t.name;
           o["shape"] = dims_to_string(t.dims);
           o["max_abs_error"] = s.max_abs;
-          o["mean_abs_error"] = s.count ? s.sum_abs / double(s.count) : 0.0;
+          o["mean_abs_error"] = s.mean_abs();
           o["cosine"] = s.cosine();
           o["min_sample_cosine"] = s.min_cos;
           if (s.top1_total) o["top1_agreement"] = double(s.top1_agree) / double(s.top1_total);

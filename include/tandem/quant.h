@@ -204,6 +204,21 @@ std::map<std::string, int> per_channel_weights(const Network& net, const std::ve
 Numerics make_numerics(const Network& net, const Plan& plan,
                        const std::map<std::string, float>& scales);
 
+// ============================== Comparison ==========================================
+// Error statistics of one tensor over all compared samples (`tandem compare`, the Python
+// module's compare): errors, cosine over everything and the worst per-sample cosine, and for
+// classifiers ([rows, classes] outputs) the top-1 agreement.
+struct ErrorStats {
+  double dot = 0, n1 = 0, n2 = 0, sum_abs = 0, max_abs = 0, max_ref = 0, min_cos = 1;
+  int64_t count = 0, top1_agree = 0, top1_total = 0;
+  double cosine() const;
+  double mean_abs() const { return count ? sum_abs / double(count) : 0.0; }
+  // Adds one sample; tensors that are not fp32 of the same size are ignored.
+  void add(const HostTensor& ref, const HostTensor& got, bool classifier);
+};
+// A [rows, classes >= 2] fp32 tensor: top-1 agreement is meaningful for it.
+bool looks_like_classifier(const Tensor& t);
+
 // Splits a batch along dim 0 into pieces of the model's batch (the last piece padded by
 // repeating its last sample). Used when the batcher's batch differs from the model's.
 std::vector<TensorMap> split_batch(const TensorMap& batch, const std::vector<InputSpec>& inputs);

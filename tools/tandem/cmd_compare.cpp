@@ -12,49 +12,7 @@ namespace {
 using namespace tandem;
 using namespace tandem::cli;
 
-struct Acc {  // error statistics of one tensor over all compared samples
-  double dot = 0, n1 = 0, n2 = 0, sum_abs = 0, max_abs = 0, max_ref = 0;
-  int64_t count = 0;
-  double min_cos = 1;
-  int64_t top1_agree = 0, top1_total = 0;
-  double cosine() const {
-    if (n1 == 0 && n2 == 0) return 1;
-    if (n1 == 0 || n2 == 0) return 0;
-    return dot / std::sqrt(n1 * n2);
-  }
-  void add(const HostTensor& ref, const HostTensor& emu, bool classifier) {
-    if (ref.type != DataType::kFloat || emu.type != DataType::kFloat || ref.count() != emu.count()) return;
-    const float* a = ref.f32();
-    const float* b = emu.f32();
-    double d = 0, x = 0, y = 0;
-    for (int64_t i = 0; i < ref.count(); ++i) {
-      double e = std::fabs(double(a[i]) - b[i]);
-      sum_abs += e;
-      max_abs = std::max(max_abs, e);
-      max_ref = std::max(max_ref, std::fabs(double(a[i])));
-      d += double(a[i]) * b[i];
-      x += double(a[i]) * a[i];
-      y += double(b[i]) * b[i];
-    }
-    dot += d; n1 += x; n2 += y;
-    count += ref.count();
-    double c = (x == 0 && y == 0) ? 1 : (x == 0 || y == 0) ? 0 : d / std::sqrt(x * y);
-    min_cos = std::min(min_cos, c);
-    if (classifier) {
-      int64_t rows = ref.dims[0], cls = ref.dims[1];
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* ra = a + r * cls;
-        const float* rb = b + r * cls;
-        top1_agree += (std::max_element(ra, ra + cls) - ra) == (std::max_element(rb, rb + cls) - rb);
-        ++top1_total;
-      }
-    }
-  }
-};
-
-bool looks_like_classifier(const Tensor& t) {
-  return t.type == DataType::kFloat && t.dims.size() == 2 && t.dims[1] >= 2;
-}
+using Acc = ErrorStats;
 
 RegisterCommand reg(41, "compare", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
@@ -257,7 +215,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
         const Tensor& t = net.tensors[net.outputs[k]];
         const Acc& s = out_acc[k];
         nlohmann::json o = {{"name", t.name}, {"shape", dims_to_string(t.dims)}, {"max_abs_error", s.max_abs},
-                            {"mean_abs_error", s.count ? s.sum_abs / s.count : 0.0}, {"cosine", s.cosine()},
+                            {"mean_abs_error", s.mean_abs()}, {"cosine", s.cosine()},
                             {"min_sample_cosine", s.min_cos}};
         if (s.top1_total) o["top1_agreement"] = double(s.top1_agree) / s.top1_total;
         j["outputs"].push_back(o);
@@ -295,7 +253,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       char top1[32] = "-";
       if (s.top1_total) std::snprintf(top1, sizeof top1, "%.1f%%", 100.0 * s.top1_agree / s.top1_total);
       std::printf("%-32s %-16s %12.6g %12.6g %10.6f %10.6f %8s\n", t.name.c_str(), dims_to_string(t.dims).c_str(),
-                  s.max_abs, s.count ? s.sum_abs / s.count : 0.0, s.cosine(), s.min_cos, top1);
+                  s.max_abs, s.mean_abs(), s.cosine(), s.min_cos, top1);
     }
     if (a->per_layer) {
       std::printf("\nlayers whose reduced precision costs the most (%s):\n", a->method == "trace"
