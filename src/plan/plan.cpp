@@ -229,20 +229,12 @@ bool is_mac(LayerKind k) {
          k == LayerKind::kMatrixMultiply;
 }
 
-void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
-  const DlaReport& rep = plan.report;
-  const DlaTargetInfo& T = dla_target_info(opt.dla.target);
+// Constants folded into DLA consumers: a Constant (+ Shuffle/Identity chain) whose every consumer
+// is the chain or a DLA-candidate ElementWise/Scale/PReLU/MatrixMultiply joins that consumer's
+// region. Returns, per layer, the consumer whose region it joins (-1: none).
+std::vector<int> constant_hosts(const Network& net, const std::vector<char>& cand) {
   const int n = static_cast<int>(net.layers.size());
   const auto consumers = net.consumers();
-  std::vector<char> cand(n);
-  for (int i = 0; i < n; ++i) cand[i] = rep.layers[i].ok;
-  for (const auto& [name, d] : opt.layer_device) {
-    const LayerId l = net.find_layer(name);
-    if (d == Device::kGPU) cand[l] = 0;
-  }
-
-  // Constants folded into DLA consumers: Constant (+ Shuffle/Identity chain) whose every consumer
-  // is either the chain or a DLA-candidate ElementWise/Scale/PReLU/MatrixMultiply.
   std::vector<char> const_like(n, 0);
   for (int i = 0; i < n; ++i) {
     const Layer& l = net.layers[i];
@@ -251,7 +243,7 @@ void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
              net.tensors[l.inputs[0]].producer >= 0 && const_like[net.tensors[l.inputs[0]].producer])
       const_like[i] = 1;
   }
-  std::vector<int> host(n, -1);  // folded layer -> consumer layer whose region it joins
+  std::vector<int> host(n, -1);
   for (int i = n - 1; i >= 0; --i) {
     if (!const_like[i]) continue;
     const Layer& l = net.layers[i];
@@ -271,131 +263,154 @@ void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
     }
     if (ok && h >= 0) host[i] = h;
   }
+  return host;
+}
 
-  // Region formation in topological order: a DLA candidate joins the regions of its DLA
-  // producers when that creates no cycle through a non-member (checked at region level).
-  std::vector<int> parent;  // union-find over raw region ids
-  std::vector<Bitset> deps;  // per root: regions it depends on through non-members
-  std::vector<int> size;
-  auto find = [&](int x) {
-    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+// Region formation in topological order: a DLA candidate joins the regions of its DLA producers
+// when that creates no cycle through a non-member (checked at region level, union-find over
+// raw region ids, each root with the regions it depends on through non-members).
+class RegionFormer {
+ public:
+  RegionFormer(const Network& net, const std::vector<char>& cand, const std::vector<int>& host)
+      : net_(net), cand_(cand), host_(host), n_(static_cast<int>(net.layers.size())) {
+    int max_regions = 0;
+    for (int i = 0; i < n_; ++i) max_regions += (cand[i] && host[i] < 0) ? 1 : 0;
+    R_ = static_cast<size_t>(std::max(max_regions, 1));
+    region_of_.assign(n_, -1);
+    reach_.assign(n_, Bitset(R_));
+    for (int v = 0; v < n_; ++v) add(v);
+  }
+  int find(int x) {
+    while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
     return x;
-  };
-  int max_regions = 0;
-  for (int i = 0; i < n; ++i) max_regions += (cand[i] && host[i] < 0) ? 1 : 0;
-  const size_t R = static_cast<size_t>(std::max(max_regions, 1));
-  std::vector<int> region_of(n, -1);
-  std::vector<Bitset> reach(n, Bitset(R));
+  }
+  // The region (root id) of layer v, -1 when it is in none.
+  int region(int v) { return region_of_[v] < 0 ? -1 : find(region_of_[v]); }
+  size_t ids() const { return parent_.size(); }
 
-  auto closure = [&](Bitset d) {
-    // Expand through each root's deps until nothing changes; returns the set of roots.
-    std::vector<char> seen(R, 0);
+ private:
+  // Expands through each root's deps until nothing changes; returns the set of roots.
+  Bitset closure(const Bitset& d) {
+    std::vector<char> seen(R_, 0);
     std::vector<int> stack;
     d.each([&](size_t x) { stack.push_back(find(static_cast<int>(x))); });
-    Bitset roots(R);
+    Bitset roots(R_);
     while (!stack.empty()) {
       int r = stack.back();
       stack.pop_back();
       if (seen[r]) continue;
       seen[r] = 1;
       roots.set(r);
-      deps[r].each([&](size_t x) {
+      deps_[r].each([&](size_t x) {
         int y = find(static_cast<int>(x));
         if (!seen[y]) stack.push_back(y);
       });
     }
     return roots;
-  };
-
-  for (int v = 0; v < n; ++v) {
-    const Layer& l = net.layers[v];
+  }
+  // Outside dependencies of {v} + M, as roots (transitively closed).
+  Bitset outside(const std::vector<int>& producers, const std::vector<int>& M) {
+    Bitset d(R_);
+    for (int u : producers) {
+      if (region_of_[u] >= 0 && std::find(M.begin(), M.end(), find(region_of_[u])) != M.end()) continue;
+      d |= reach_[u];
+    }
+    for (int r : M) d |= deps_[r];
+    return closure(d);
+  }
+  static bool valid(const std::vector<int>& M, const Bitset& roots) {
+    for (int r : M)
+      if (roots.test(r)) return false;
+    return true;
+  }
+  void add(int v) {
+    const Layer& l = net_.layers[v];
     std::vector<int> producers;
     for (TensorId t : l.inputs)
-      if (net.tensors[t].producer >= 0) producers.push_back(net.tensors[t].producer);
-    if (!cand[v] || host[v] >= 0) {
-      for (int u : producers) reach[v] |= reach[u];
-      continue;
+      if (net_.tensors[t].producer >= 0) producers.push_back(net_.tensors[t].producer);
+    if (!cand_[v] || host_[v] >= 0) {
+      for (int u : producers) reach_[v] |= reach_[u];
+      return;
     }
     std::vector<int> preds;
     for (int u : producers)
-      if (region_of[u] >= 0) {
-        int r = find(region_of[u]);
+      if (region_of_[u] >= 0) {
+        int r = find(region_of_[u]);
         if (std::find(preds.begin(), preds.end(), r) == preds.end()) preds.push_back(r);
       }
-    // Outside dependencies of {v} + M, as roots (transitively closed).
-    auto outside = [&](const std::vector<int>& M) {
-      Bitset d(R);
-      for (int u : producers) {
-        if (region_of[u] >= 0 && std::find(M.begin(), M.end(), find(region_of[u])) != M.end())
-          continue;
-        d |= reach[u];
-      }
-      for (int r : M) d |= deps[r];
-      return closure(d);
-    };
-    auto valid = [&](const std::vector<int>& M, const Bitset& roots) {
-      for (int r : M)
-        if (roots.test(r)) return false;
-      return true;
-    };
     std::vector<int> M = preds;
-    Bitset roots = outside(M);
-    if (!valid(M, roots)) {
-      std::stable_sort(preds.begin(), preds.end(), [&](int a, int b) { return size[a] > size[b]; });
+    Bitset roots = outside(producers, M);
+    if (!valid(M, roots)) {  // join the largest producer regions that keep it acyclic
+      std::stable_sort(preds.begin(), preds.end(), [&](int a, int b) { return size_[a] > size_[b]; });
       M.clear();
       for (int p : preds) {
         std::vector<int> trial = M;
         trial.push_back(p);
-        Bitset r2 = outside(trial);
-        if (valid(trial, r2)) M = std::move(trial);
+        if (valid(trial, outside(producers, trial))) M = std::move(trial);
       }
-      roots = outside(M);
+      roots = outside(producers, M);
     }
     int root;
     if (M.empty()) {
-      root = static_cast<int>(parent.size());
-      parent.push_back(root);
-      deps.emplace_back(R);
-      size.push_back(0);
+      root = static_cast<int>(parent_.size());
+      parent_.push_back(root);
+      deps_.emplace_back(R_);
+      size_.push_back(0);
     } else {
       root = M[0];
       for (size_t k = 1; k < M.size(); ++k) {
-        parent[M[k]] = root;
-        size[root] += size[M[k]];
+        parent_[M[k]] = root;
+        size_[root] += size_[M[k]];
       }
     }
-    Bitset d(R);
+    Bitset d(R_);
     roots.each([&](size_t x) { d.set(x); });
-    deps[root] = d;
-    size[root] += 1;
-    region_of[v] = root;
-    reach[v] = d;
-    reach[v].set(root);
+    deps_[root] = d;
+    size_[root] += 1;
+    region_of_[v] = root;
+    reach_[v] = d;
+    reach_[v].set(root);
   }
 
-  // Collect regions (members in network order), with folded constants attached to their host.
-  std::vector<int> root_index(parent.size(), -1);
+  const Network& net_;
+  const std::vector<char>& cand_;
+  const std::vector<int>& host_;
+  const int n_;
+  size_t R_ = 1;
+  std::vector<int> parent_, size_, region_of_;
+  std::vector<Bitset> deps_, reach_;
+};
+
+// Regions with their members in network order (folded constants attached to their host);
+// *owner: each layer's region index, -1 when none.
+std::vector<Region> collect_regions(const Network& net, const std::vector<int>& host, RegionFormer& former,
+                                    std::vector<int>* owner) {
+  const int n = static_cast<int>(net.layers.size());
+  std::vector<int> root_index(former.ids(), -1);
   std::vector<Region> regions;
-  std::vector<int> owner(n, -1);
+  owner->assign(n, -1);
   for (int v = 0; v < n; ++v) {
-    int h = v;
-    if (host[v] >= 0) h = host[v];
-    if (region_of[h] < 0) continue;
-    const int r = find(region_of[h]);
+    const int r = former.region(host[v] >= 0 ? host[v] : v);
+    if (r < 0) continue;
     if (root_index[r] < 0) {
       root_index[r] = static_cast<int>(regions.size());
       regions.emplace_back();
-      regions.back().start = v;
     }
-    Region& g = regions[root_index[r]];
-    g.layers.push_back(v);
-    owner[v] = root_index[r];
+    regions[root_index[r]].layers.push_back(v);
+    (*owner)[v] = root_index[r];
   }
   for (auto& g : regions) {
     g.start = *std::min_element(g.layers.begin(), g.layers.end());
     g.end = *std::max_element(g.layers.begin(), g.layers.end());
   }
-  // Demotions: no MAC layer, under min_layers, past the loadable cap (keep the largest).
+  return regions;
+}
+
+// Demotions: no MAC layer, under min_layers, past the loadable cap (the largest kept). Returns the
+// regions in report order (kept first, largest first) and, in *new_index, where each went.
+std::vector<Region> keep_regions(const Network& net, const PlanOptions& opt, std::vector<Region> regions,
+                                 std::vector<int>* new_index) {
+  const DlaTargetInfo& T = dla_target_info(opt.dla.target);
   std::vector<int> order(regions.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
@@ -421,15 +436,54 @@ void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
       ++kept;
     }
   }
-  // Report order: kept first, largest first.
   std::vector<Region> sorted;
-  std::vector<int> new_index(regions.size());
+  new_index->assign(regions.size(), -1);
   for (int pass = 0; pass < 2; ++pass)
     for (int gi : order)
       if (regions[gi].on_dla == (pass == 0)) {
-        new_index[gi] = static_cast<int>(sorted.size());
+        (*new_index)[gi] = static_cast<int>(sorted.size());
         sorted.push_back(regions[gi]);
       }
+  return sorted;
+}
+
+// The plan's case from its placements (full DLA, no DLA, mixed) and what each case implies.
+void set_graph_plan_case(Plan& plan) {
+  const int n = static_cast<int>(plan.layers.size());
+  int dla = 0;
+  for (const auto& p : plan.layers) dla += p.device == Device::kDLA ? 1 : 0;
+  if (dla == n) {
+    plan.plan_case = Plan::Case::kFullDla;
+    plan.default_device = Device::kDLA;
+    plan.gpu_fallback = false;
+  } else if (dla == 0) {
+    plan.plan_case = Plan::Case::kNoDla;
+    plan.default_device = Device::kGPU;
+    plan.gpu_fallback = false;
+    plan.warnings.push_back("No DLA region kept. Building GPU-only engine.");
+    // As the seed's no-DLA case (trtutils' build_engine with fp16 and int8 and no per-layer
+    // precision): the builder chooses every layer's precision.
+    for (auto& p : plan.layers) p.precision = Precision::kUnset;
+  } else {
+    plan.plan_case = Plan::Case::kMixed;
+    plan.default_device = Device::kDLA;
+    plan.gpu_fallback = true;
+  }
+}
+
+void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
+  const DlaReport& rep = plan.report;
+  const int n = static_cast<int>(net.layers.size());
+  std::vector<char> cand(n);
+  for (int i = 0; i < n; ++i) cand[i] = rep.layers[i].ok;
+  for (const auto& [name, d] : opt.layer_device)
+    if (d == Device::kGPU) cand[net.find_layer(name)] = 0;
+
+  const std::vector<int> host = constant_hosts(net, cand);
+  RegionFormer former(net, cand, host);
+  std::vector<int> owner, new_index;
+  std::vector<Region> sorted = keep_regions(net, opt, collect_regions(net, host, former, &owner), &new_index);
+
   plan.layers.assign(n, {});
   for (int v = 0; v < n; ++v) {
     const Layer& l = net.layers[v];
@@ -454,25 +508,7 @@ void plan_graph(const Network& net, const PlanOptions& opt, Plan& plan) {
     }
   }
   plan.regions = std::move(sorted);
-  int dla = 0;
-  for (const auto& p : plan.layers) dla += p.device == Device::kDLA ? 1 : 0;
-  if (dla == n) {
-    plan.plan_case = Plan::Case::kFullDla;
-    plan.default_device = Device::kDLA;
-    plan.gpu_fallback = false;
-  } else if (dla == 0) {
-    plan.plan_case = Plan::Case::kNoDla;
-    plan.default_device = Device::kGPU;
-    plan.gpu_fallback = false;
-    plan.warnings.push_back("No DLA region kept. Building GPU-only engine.");
-    // As the seed's no-DLA case (trtutils' build_engine with fp16 and int8 and no per-layer
-    // precision): the builder chooses every layer's precision.
-    for (int v = 0; v < n; ++v) plan.layers[v].precision = Precision::kUnset;
-  } else {
-    plan.plan_case = Plan::Case::kMixed;
-    plan.default_device = Device::kDLA;
-    plan.gpu_fallback = true;
-  }
+  set_graph_plan_case(plan);
 }
 
 int64_t bytes_per(Precision p, DataType t) {
