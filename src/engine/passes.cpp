@@ -126,188 +126,212 @@ void recompute_crossings(const Network& net, Plan& plan) {
   }
 }
 
+namespace {
+
+// What the passes share: which layers stay, tensors that became aliases of others (dropped
+// Identity), graph outputs, and consumers (kept layers only, once Identity is dropped).
+struct PassState {
+  std::vector<char> keep;
+  std::vector<TensorId> alias;
+  std::vector<char> is_output;
+  std::vector<std::vector<LayerId>> consumers;
+  TensorId resolve(TensorId t) const {
+    while (alias[t] != t) t = alias[t];
+    return t;
+  }
+};
+
+// The constants a layer reads, then the layer, as a network of their own (for folding). Returns
+// false when the layer cannot be folded that way.
+bool constant_subnetwork(const Network& net, const Layer& l, Network* sub) {
+  std::map<TensorId, TensorId> tm;
+  auto sub_tensor = [&](TensorId t) {
+    auto it = tm.find(t);
+    if (it != tm.end()) return it->second;
+    Tensor c = net.tensors[t];
+    c.producer = -1; c.is_input = false; c.is_output = false;
+    TensorId id = sub->add_tensor(c);
+    tm[t] = id;
+    return id;
+  };
+  for (TensorId t : l.inputs) {
+    const Layer& p = net.layers[net.tensors[t].producer];
+    if (tm.count(t)) continue;
+    if (p.outputs.size() != 1) return false;
+    TensorId st = sub_tensor(t);
+    Layer c = p;
+    c.inputs.clear();
+    c.outputs = {st};
+    WeightsId w = sub->add_weights(net.weights[p.as<ConstantParams>().weights]);
+    c.params = ConstantParams{w};
+    sub->add_layer(std::move(c));
+  }
+  Layer copy = l;
+  for (TensorId& t : copy.inputs) t = tm[t];
+  TensorId out = sub_tensor(l.outputs[0]);
+  copy.outputs = {out};
+  if (std::holds_alternative<ConvolutionParams>(copy.params) || std::holds_alternative<ScaleParams>(copy.params))
+    return false;  // weights-carrying layers are not folded (rare; keeps the pass simple)
+  sub->add_layer(std::move(copy));
+  sub->tensors[out].is_output = true;
+  sub->outputs.push_back(out);
+  return true;
+}
+
+// 1. Constant folding (FP32, with the CPU backend), in order so chains fold.
+void fold_constants(Network& net, PassReport& rep) {
+  std::vector<char> constant(net.tensors.size(), 0);
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    Layer& l = net.layers[i];
+    if (l.kind == LayerKind::kConstant) { for (TensorId t : l.outputs) constant[t] = 1; continue; }
+    if (l.inputs.empty() || l.outputs.size() != 1) continue;
+    bool all = true;
+    for (TensorId t : l.inputs) all = all && constant[t];
+    Network sub;
+    if (!all || !constant_subnetwork(net, l, &sub)) continue;
+    try {
+      TensorMap res = make_cpu_executor(sub)->run({});
+      const HostTensor& h = res.at(net.tensors[l.outputs[0]].name);
+      if (h.dims != net.tensors[l.outputs[0]].dims || h.type != net.tensors[l.outputs[0]].type) continue;
+      Weights w;
+      w.name = net.tensors[l.outputs[0]].name;
+      w.type = h.type;
+      w.dims = h.dims;
+      w.bytes = h.data;
+      WeightsId wid = net.add_weights(std::move(w));
+      rep.fusions.push_back(fmt::format("fold {} ({}) to a constant", l.name, to_string(l.kind)));
+      l.kind = LayerKind::kConstant;
+      l.inputs.clear();
+      l.params = ConstantParams{wid};
+      constant[l.outputs[0]] = 1;
+      ++rep.folded_constants;
+    } catch (const std::exception&) {
+      // The backend cannot evaluate it: leave the layer as it is.
+    }
+  }
+}
+
+// 2. Drop Identity layers whose output is not a graph output; their readers read the input.
+void drop_identities(Network& net, PassState& st, PassReport& rep) {
+  const size_t nl = net.layers.size();
+  for (size_t i = 0; i < nl; ++i) {
+    const Layer& l = net.layers[i];
+    if (l.kind != LayerKind::kIdentity || l.inputs.size() != 1 || l.outputs.size() != 1) continue;
+    TensorId in = l.inputs[0], out = l.outputs[0];
+    if (st.is_output[out] || net.tensors[in].type != net.tensors[out].type || net.tensors[in].dims != net.tensors[out].dims)
+      continue;
+    st.keep[i] = 0;
+    st.alias[out] = in;
+    rep.fusions.push_back(fmt::format("drop {} ({})", l.name, l.onnx_op.empty() ? "Identity" : l.onnx_op));
+    ++rep.dropped;
+  }
+  for (size_t i = 0; i < nl; ++i)
+    if (st.keep[i]) for (TensorId& t : net.layers[i].inputs) t = st.resolve(t);
+  // Dropped layers still appear as consumers in a fresh map: rebuild ignoring them.
+  st.consumers = net.consumers();
+  for (auto& cs : st.consumers) {
+    std::vector<LayerId> k;
+    for (LayerId c : cs) if (st.keep[c]) k.push_back(c);
+    cs = std::move(k);
+  }
+}
+
+// 3. Fold a Scale into the convolution before it (same device and region only).
+void fold_scales(Network& net, const Plan& plan, PassState& st, PassReport& rep) {
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    if (!st.keep[i]) continue;
+    Layer& s = net.layers[i];
+    if (s.kind != LayerKind::kScale || s.inputs.size() != 1) continue;
+    TensorId x = s.inputs[0];
+    LayerId ci = net.tensors[x].producer;
+    if (ci < 0 || !st.keep[ci]) continue;
+    Layer& c = net.layers[ci];
+    if (c.kind != LayerKind::kConvolution || st.consumers[x].size() != 1 || st.is_output[x]) continue;
+    if (!same_place(plan, ci, LayerId(i))) continue;  // never across a GPU/DLA boundary
+    auto& cp = c.as<ConvolutionParams>();
+    const Weights& kw = net.weights[cp.kernel_weights];
+    int64_t k = net.tensors[x].dims.size() > 1 ? net.tensors[x].dims[1] : 0;
+    if (kw.type != DataType::kFloat || kw.dims.empty() || kw.dims[0] != k) continue;
+    std::vector<float> sc, sh;
+    if (!scale_as_affine(net, s.as<ScaleParams>(), k, &sc, &sh)) continue;
+    Weights nk = kw;
+    nk.name = kw.name + "+" + s.name;
+    int64_t per = nk.count() / k;
+    for (int64_t o = 0; o < k; ++o)
+      for (int64_t j = 0; j < per; ++j) nk.f32()[o * per + j] *= sc[o];
+    Weights nb;
+    nb.name = (cp.bias_weights >= 0 ? net.weights[cp.bias_weights].name : c.name + ".bias") + "+" + s.name;
+    nb.type = DataType::kFloat;
+    nb.dims = {k};
+    nb.bytes.assign(size_t(k) * 4, 0);
+    for (int64_t o = 0; o < k; ++o) {
+      float b = 0.f;
+      if (cp.bias_weights >= 0) b = float(net.weights[cp.bias_weights].at(o));
+      nb.f32()[o] = b * sc[o] + sh[o];
+    }
+    cp.kernel_weights = net.add_weights(std::move(nk));
+    cp.bias_weights = net.add_weights(std::move(nb));
+    // The convolution now produces the Scale's output; its own output tensor goes away.
+    TensorId y = s.outputs[0];
+    c.outputs[0] = y;
+    net.tensors[y].producer = ci;
+    st.keep[i] = 0;
+    rep.fusions.push_back(fmt::format("{} + {}", c.name, s.name));
+    ++rep.folded_scales;
+    st.consumers[x].clear();
+  }
+}
+
+// Constants whose consumers were all folded or dropped.
+void drop_dead_constants(const Network& net, PassState& st) {
+  std::vector<int> uses(net.tensors.size(), 0);
+  for (size_t i = 0; i < net.layers.size(); ++i)
+    if (st.keep[i]) for (TensorId t : net.layers[i].inputs) ++uses[st.resolve(t)];
+  for (TensorId t : net.outputs) ++uses[st.resolve(t)];
+  for (size_t i = net.layers.size(); i-- > 0;) {
+    const Layer& l = net.layers[i];
+    if (!st.keep[i] || l.kind != LayerKind::kConstant) continue;
+    bool dead = true;
+    for (TensorId t : l.outputs) dead = dead && uses[t] == 0;
+    if (dead) st.keep[i] = 0;
+  }
+}
+
+// 4. Marks: an activation right after a convolution, same place and precision.
+void mark_activations(const Network& net, const Plan& plan, const PassState& st, PassReport& rep) {
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    if (!st.keep[i] || net.layers[i].kind != LayerKind::kActivation) continue;
+    TensorId x = st.resolve(net.layers[i].inputs[0]);
+    LayerId p = net.tensors[x].producer;
+    if (p < 0 || !st.keep[p]) continue;
+    const Layer& c = net.layers[p];
+    if (c.kind != LayerKind::kConvolution && c.kind != LayerKind::kDeconvolution) continue;
+    if (!same_place(plan, p, LayerId(i)) || plan.layers[p].precision != plan.layers[i].precision) continue;
+    rep.fusions.push_back(fmt::format("{} + {} (activation fused by the backend)", c.name, net.layers[i].name));
+    ++rep.marked;
+  }
+}
+
+}  // namespace
+
 PassReport run_passes(Network& net, Plan& plan, const PassOptions& opt) {
   PassReport rep;
   if (plan.layers.size() != net.layers.size())
     throw Error(fmt::format("passes: the plan has {} placements for {} layers", plan.layers.size(), net.layers.size()));
-  const size_t nl = net.layers.size();
-  std::vector<char> keep(nl, 1);
-  std::vector<TensorId> alias(net.tensors.size());
-  for (size_t i = 0; i < alias.size(); ++i) alias[i] = TensorId(i);
-  auto resolve = [&](TensorId t) {
-    while (alias[t] != t) t = alias[t];
-    return t;
-  };
-  std::vector<char> is_output(net.tensors.size(), 0);
-  for (TensorId t : net.outputs) is_output[t] = 1;
+  PassState st;
+  st.keep.assign(net.layers.size(), 1);
+  st.alias.resize(net.tensors.size());
+  for (size_t i = 0; i < st.alias.size(); ++i) st.alias[i] = TensorId(i);
+  st.is_output.assign(net.tensors.size(), 0);
+  for (TensorId t : net.outputs) st.is_output[t] = 1;
 
-  // 1. Constant folding (FP32, with the CPU backend), in order so chains fold.
-  if (opt.fold_constants) {
-    std::vector<char> constant(net.tensors.size(), 0);
-    for (size_t i = 0; i < nl; ++i) {
-      Layer& l = net.layers[i];
-      if (l.kind == LayerKind::kConstant) { for (TensorId t : l.outputs) constant[t] = 1; continue; }
-      if (l.inputs.empty() || l.outputs.size() != 1) continue;
-      bool all = true;
-      for (TensorId t : l.inputs) all = all && constant[t];
-      if (!all) continue;
-      // A tiny network: the constants this layer reads, then the layer.
-      Network sub;
-      std::map<TensorId, TensorId> tm;
-      auto sub_tensor = [&](TensorId t) {
-        auto it = tm.find(t);
-        if (it != tm.end()) return it->second;
-        Tensor c = net.tensors[t];
-        c.producer = -1; c.is_input = false; c.is_output = false;
-        TensorId id = sub.add_tensor(c);
-        tm[t] = id;
-        return id;
-      };
-      bool ok = true;
-      for (TensorId t : l.inputs) {
-        const Layer& p = net.layers[net.tensors[t].producer];
-        if (tm.count(t)) continue;
-        TensorId st = sub_tensor(t);
-        Layer c = p;
-        c.inputs.clear();
-        c.outputs = {st};
-        WeightsId w = sub.add_weights(net.weights[p.as<ConstantParams>().weights]);
-        c.params = ConstantParams{w};
-        sub.add_layer(std::move(c));
-        ok = ok && p.outputs.size() == 1;
-      }
-      if (!ok) continue;
-      Layer copy = l;
-      for (TensorId& t : copy.inputs) t = tm[t];
-      TensorId out = sub_tensor(l.outputs[0]);
-      copy.outputs = {out};
-      if (std::holds_alternative<ConvolutionParams>(copy.params) || std::holds_alternative<ScaleParams>(copy.params))
-        continue;  // weights-carrying layers are not folded (rare; keeps the pass simple)
-      sub.add_layer(std::move(copy));
-      sub.tensors[out].is_output = true;
-      sub.outputs.push_back(out);
-      try {
-        auto ex = make_cpu_executor(sub);
-        TensorMap res = ex->run({});
-        const HostTensor& h = res.at(net.tensors[l.outputs[0]].name);
-        if (h.dims != net.tensors[l.outputs[0]].dims || h.type != net.tensors[l.outputs[0]].type) continue;
-        Weights w;
-        w.name = net.tensors[l.outputs[0]].name;
-        w.type = h.type;
-        w.dims = h.dims;
-        w.bytes = h.data;
-        WeightsId wid = net.add_weights(std::move(w));
-        rep.fusions.push_back(fmt::format("fold {} ({}) to a constant", l.name, to_string(l.kind)));
-        l.kind = LayerKind::kConstant;
-        l.inputs.clear();
-        l.params = ConstantParams{wid};
-        constant[l.outputs[0]] = 1;
-        ++rep.folded_constants;
-      } catch (const std::exception&) {
-        // The backend cannot evaluate it: leave the layer as it is.
-      }
-    }
-  }
-
-  auto consumers = net.consumers();
-  // 2. Drop Identity.
-  if (opt.drop_identity) {
-    for (size_t i = 0; i < nl; ++i) {
-      const Layer& l = net.layers[i];
-      if (l.kind != LayerKind::kIdentity || l.inputs.size() != 1 || l.outputs.size() != 1) continue;
-      TensorId in = l.inputs[0], out = l.outputs[0];
-      if (is_output[out] || net.tensors[in].type != net.tensors[out].type || net.tensors[in].dims != net.tensors[out].dims) continue;
-      keep[i] = 0;
-      alias[out] = in;
-      rep.fusions.push_back(fmt::format("drop {} ({})", l.name, l.onnx_op.empty() ? "Identity" : l.onnx_op));
-      ++rep.dropped;
-    }
-    // Consumers of aliased tensors now read the resolved tensor.
-    for (size_t i = 0; i < nl; ++i)
-      if (keep[i]) for (TensorId& t : net.layers[i].inputs) t = resolve(t);
-    consumers = net.consumers();
-    // Dropped layers still appear as consumers in the old map: rebuild ignoring them.
-    for (auto& cs : consumers) {
-      std::vector<LayerId> k;
-      for (LayerId c : cs) if (keep[c]) k.push_back(c);
-      cs = std::move(k);
-    }
-  }
-
-  // 3. Fold Scale into the convolution before it.
-  if (opt.fold_scale) {
-    for (size_t i = 0; i < nl; ++i) {
-      if (!keep[i]) continue;
-      Layer& s = net.layers[i];
-      if (s.kind != LayerKind::kScale || s.inputs.size() != 1) continue;
-      TensorId x = s.inputs[0];
-      LayerId ci = net.tensors[x].producer;
-      if (ci < 0 || !keep[ci]) continue;
-      Layer& c = net.layers[ci];
-      if (c.kind != LayerKind::kConvolution || consumers[x].size() != 1 || is_output[x]) continue;
-      if (!same_place(plan, ci, LayerId(i))) continue;  // never across a GPU/DLA boundary
-      auto& cp = c.as<ConvolutionParams>();
-      const Weights& kw = net.weights[cp.kernel_weights];
-      int64_t k = net.tensors[x].dims.size() > 1 ? net.tensors[x].dims[1] : 0;
-      if (kw.type != DataType::kFloat || kw.dims.empty() || kw.dims[0] != k) continue;
-      std::vector<float> sc, sh;
-      if (!scale_as_affine(net, s.as<ScaleParams>(), k, &sc, &sh)) continue;
-      Weights nk = kw;
-      nk.name = kw.name + "+" + s.name;
-      int64_t per = nk.count() / k;
-      for (int64_t o = 0; o < k; ++o)
-        for (int64_t j = 0; j < per; ++j) nk.f32()[o * per + j] *= sc[o];
-      Weights nb;
-      nb.name = (cp.bias_weights >= 0 ? net.weights[cp.bias_weights].name : c.name + ".bias") + "+" + s.name;
-      nb.type = DataType::kFloat;
-      nb.dims = {k};
-      nb.bytes.assign(size_t(k) * 4, 0);
-      for (int64_t o = 0; o < k; ++o) {
-        float b = 0.f;
-        if (cp.bias_weights >= 0) b = float(net.weights[cp.bias_weights].at(o));
-        nb.f32()[o] = b * sc[o] + sh[o];
-      }
-      cp.kernel_weights = net.add_weights(std::move(nk));
-      cp.bias_weights = net.add_weights(std::move(nb));
-      // The convolution now produces the Scale's output; its own output tensor goes away.
-      TensorId y = s.outputs[0];
-      c.outputs[0] = y;
-      net.tensors[y].producer = ci;
-      keep[i] = 0;
-      rep.fusions.push_back(fmt::format("{} + {}", c.name, s.name));
-      ++rep.folded_scales;
-      consumers[x].clear();
-    }
-  }
-  // Dead constants (their consumers were folded or dropped).
-  {
-    std::vector<int> uses(net.tensors.size(), 0);
-    for (size_t i = 0; i < nl; ++i)
-      if (keep[i]) for (TensorId t : net.layers[i].inputs) ++uses[resolve(t)];
-    for (TensorId t : net.outputs) ++uses[resolve(t)];
-    for (size_t i = nl; i-- > 0;) {
-      const Layer& l = net.layers[i];
-      if (!keep[i] || l.kind != LayerKind::kConstant) continue;
-      bool dead = true;
-      for (TensorId t : l.outputs) dead = dead && uses[t] == 0;
-      if (dead) keep[i] = 0;
-    }
-  }
-  // 4. Marks: activation right after a convolution, same place and precision.
-  if (opt.mark_activations) {
-    for (size_t i = 0; i < nl; ++i) {
-      if (!keep[i] || net.layers[i].kind != LayerKind::kActivation) continue;
-      TensorId x = resolve(net.layers[i].inputs[0]);
-      LayerId p = net.tensors[x].producer;
-      if (p < 0 || !keep[p]) continue;
-      const Layer& c = net.layers[p];
-      if (c.kind != LayerKind::kConvolution && c.kind != LayerKind::kDeconvolution) continue;
-      if (!same_place(plan, p, LayerId(i)) || plan.layers[p].precision != plan.layers[i].precision) continue;
-      rep.fusions.push_back(fmt::format("{} + {} (activation fused by the backend)", c.name, net.layers[i].name));
-      ++rep.marked;
-    }
-  }
-  compact(net, plan, keep, alias);
+  if (opt.fold_constants) fold_constants(net, rep);
+  st.consumers = net.consumers();
+  if (opt.drop_identity) drop_identities(net, st, rep);
+  if (opt.fold_scale) fold_scales(net, plan, st, rep);
+  drop_dead_constants(net, st);
+  if (opt.mark_activations) mark_activations(net, plan, st, rep);
+  compact(net, plan, st.keep, st.alias);
   recompute_crossings(net, plan);
   net.verify();
   return rep;
