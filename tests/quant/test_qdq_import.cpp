@@ -122,20 +122,20 @@ PlanOptions all_chunks() {
 }  // namespace
 
 TEST(QdqImport, ClsSeedAndAllChunksRoundTrip) {
-  if (!fs::exists(kCls)) GTEST_SKIP() << "model missing: " << kCls;
+  if (!fs::exists(kCls)) FAIL() << "model missing: " << kCls << " (run scripts/fetch-data.sh)";
   round_trip(kCls, {1, 3, 48, 192}, PlanOptions{}, "cls_seed");
   round_trip(kCls, {1, 3, 48, 192}, all_chunks(), "cls_all");
 }
 
 TEST(QdqImport, DetAllChunksRoundTrip) {
-  if (!fs::exists(kDet)) GTEST_SKIP() << "model missing: " << kDet;
+  if (!fs::exists(kDet)) FAIL() << "model missing: " << kDet << " (run scripts/fetch-data.sh)";
   round_trip(kDet, {1, 3, 640, 640}, all_chunks(), "det_all");
 }
 
 // The acceptance as the issue words it: the engine built from the Q/DQ export (no calibration)
 // runs bit for bit as the engine built from the original model plus the calibration cache.
 TEST(QdqImport, ClsEngineFromQdqEqualsEngineFromCache) {
-  if (!fs::exists(kCls)) GTEST_SKIP() << "model missing: " << kCls;
+  if (!fs::exists(kCls)) FAIL() << "model missing: " << kCls << " (run scripts/fetch-data.sh)";
   const std::string dir = tmp("engine");
   ImportOptions io;
   io.shapes = {{"x", {1, 3, 48, 192}}};
