@@ -413,7 +413,8 @@ Outs f_reshape(Importer& I) {
       v = a->dims[k];
     }
     if (v == -1) { if (inf >= 0) I.fail("shape has more than one -1"); inf = static_cast<int>(k); }
-    else if (v < 0) I.fail(fmt::format("shape value {} is invalid", v));
+    else if (v < 0 || v > (int64_t{1} << 40)) I.fail(fmt::format("shape value {} is invalid", v));
+    else if (v != 0 && known > (int64_t{1} << 40) / v) I.fail("shape volume too large");
     else known *= v;
     o.push_back(v);
   }

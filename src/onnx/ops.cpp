@@ -481,8 +481,9 @@ Dims reshape_dims(Importer& I, const Dims& in, const ConstPtr& shape, bool allow
     } else if (v < 0 || v > (int64_t{1} << 40)) {
       I.fail(fmt::format("shape value {} is invalid", v));
     } else {
+      // Checked before multiplying: both factors may be up to 2^40 (found by fuzz_onnx_import).
+      if (v != 0 && known > (int64_t{1} << 40) / v) I.fail("shape volume too large");
       known *= v;
-      if (known > (int64_t{1} << 40)) I.fail("shape volume too large");
     }
     o.push_back(v);
   }
