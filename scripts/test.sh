@@ -33,5 +33,5 @@ source "$root/scripts/asan-flags.sh"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite "$root/build/asan" "" "" "${asan_cmake_flags[@]}"
 "$root/scripts/check-deps.sh" "$root/build/asan"
-echo "== Fuzzing: every harness for a short budget (scripts/fuzz.sh HOURS runs them at length)"
+echo "== Fuzzing: every harness, CI budget (seed 1, fixed inputs; scripts/fuzz.sh HOURS runs them at length)"
 "$root/scripts/fuzz.sh"
