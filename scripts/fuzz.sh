@@ -16,7 +16,7 @@ harnesses=(onnx_import onnx_plan onnx_gen engine caches npy image cli_args)
 # here), so a CI run is reproducible: it fails only on a change that breaks something, and the
 # failing input comes back the same. With HOURS: time budgets and fresh random seeds, to explore.
 declare -A ci_runs=([onnx_import]=150000 [onnx_plan]=100000 [onnx_gen]=5000 [engine]=400000
-                    [caches]=300000 [npy]=500000 [image]=100000 [cli_args]=1000000)
+                    [caches]=300000 [npy]=500000 [image]=20000 [cli_args]=1000000)
 if [[ $# -ge 1 ]]; then
   secs=$(awk -v h="$1" -v n="${#harnesses[@]}" 'BEGIN { s = int(h * 3600 / n); print (s < 1 ? 1 : s) }')
   ci=0
