@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "tandem/runtime.h"
+#include "tandem/host_tensor.h"
 
 namespace tandem {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "tandem/network.h"
-#include "tandem/runtime.h"
+#include "tandem/host_tensor.h"
 
 namespace tandem {
 

@@ -12,14 +12,6 @@
 
 namespace tandem {
 
-enum class Device : uint8_t { kGPU, kDLA };
-// kUnset: no precision constraint (the seed leaves Constant, Shuffle and "tile" layers unset).
-enum class Precision : uint8_t { kUnset, kFP32, kFP16, kINT8, kFP8 };
-std::string_view to_string(Device d);     // "GPU" | "DLA"
-std::string_view to_string(Precision p);  // "unset" | "fp32" | "fp16" | "int8" | "fp8"
-bool parse_device(std::string_view s, Device* out);        // gpu | dla (any case)
-bool parse_precision(std::string_view s, Precision* out);  // fp32 | fp16 | int8 | fp8
-
 enum class Strategy : uint8_t { kSeed, kGraph };
 std::string_view to_string(Strategy s);
 bool parse_strategy(std::string_view s, Strategy* out);

@@ -8,24 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "tandem/host_tensor.h"
 #include "tandem/network.h"
-#include "tandem/plan.h"
 
 namespace tandem {
 
-// A dense, row-major tensor in host memory.
-struct HostTensor {
-  std::string name;
-  DataType type = DataType::kFloat;
-  Dims dims;
-  std::vector<uint8_t> data;
-
-  static HostTensor zeros(std::string name, DataType type, Dims dims);
-  int64_t count() const { return volume(dims); }
-  const float* f32() const { return reinterpret_cast<const float*>(data.data()); }
-  float* f32() { return reinterpret_cast<float*>(data.data()); }
-};
-using TensorMap = std::map<std::string, HostTensor>;
 
 // Numerics per layer. Empty precisions: everything FP32 (the reference).
 // INT8 layers: weights quantized per output channel (symmetric, [-127, 127]), activations per

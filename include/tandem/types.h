@@ -25,6 +25,15 @@ inline size_t element_size(DataType t) { return data_type_info(t).size; }
 // Parses "fp32" / "float32" / "fp16" / "int8" / "uint8" / "int32" / "int64" / "bool".
 bool parse_data_type(std::string_view s, DataType* out);
 
+// Where a layer runs, and at which precision: shared by the planner, the engine and the backends.
+enum class Device : uint8_t { kGPU, kDLA };
+// kUnset: no precision constraint (the seed leaves Constant, Shuffle and "tile" layers unset).
+enum class Precision : uint8_t { kUnset, kFP32, kFP16, kINT8, kFP8 };
+std::string_view to_string(Device d);     // "GPU" | "DLA"
+std::string_view to_string(Precision p);  // "unset" | "fp32" | "fp16" | "int8" | "fp8"
+bool parse_device(std::string_view s, Device* out);        // gpu | dla (any case)
+bool parse_precision(std::string_view s, Precision* out);  // fp32 | fp16 | int8 | fp8
+
 using Dims = std::vector<int64_t>;
 int64_t volume(const Dims& d);
 std::string dims_to_string(const Dims& d, char sep = 'x');  // "1x3x640x640", "scalar" when empty

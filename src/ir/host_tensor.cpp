@@ -1,4 +1,4 @@
-#include "tandem/runtime.h"
+#include "tandem/host_tensor.h"
 
 namespace tandem {
 

@@ -1,6 +1,7 @@
 #include "tandem/types.h"
 
 #include <array>
+#include <cctype>
 
 namespace tandem {
 
@@ -50,6 +51,49 @@ std::string dims_to_string(const Dims& d, char sep) {
     s += std::to_string(d[i]);
   }
   return s;
+}
+
+namespace {
+std::string ascii_lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+}  // namespace
+
+std::string_view to_string(Device d) {
+  switch (d) {
+    case Device::kGPU: return "GPU";
+    case Device::kDLA: return "DLA";
+  }
+  return "?";
+}
+std::string_view to_string(Precision p) {
+  switch (p) {
+    case Precision::kUnset: return "unset";
+    case Precision::kFP32: return "fp32";
+    case Precision::kFP16: return "fp16";
+    case Precision::kINT8: return "int8";
+    case Precision::kFP8: return "fp8";
+  }
+  return "?";
+}
+
+bool parse_device(std::string_view s, Device* out) {
+  const std::string l = ascii_lower(s);
+  if (l == "gpu") *out = Device::kGPU;
+  else if (l == "dla") *out = Device::kDLA;
+  else return false;
+  return true;
+}
+bool parse_precision(std::string_view s, Precision* out) {
+  const std::string l = ascii_lower(s);
+  if (l == "fp32") *out = Precision::kFP32;
+  else if (l == "fp16") *out = Precision::kFP16;
+  else if (l == "int8") *out = Precision::kINT8;
+  else if (l == "fp8") *out = Precision::kFP8;
+  else return false;
+  return true;
 }
 
 }  // namespace tandem

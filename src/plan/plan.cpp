@@ -12,23 +12,6 @@
 namespace tandem {
 
 // ---- Small enums ------------------------------------------------------------------------------
-std::string_view to_string(Device d) {
-  switch (d) {
-    case Device::kGPU: return "GPU";
-    case Device::kDLA: return "DLA";
-  }
-  return "?";
-}
-std::string_view to_string(Precision p) {
-  switch (p) {
-    case Precision::kUnset: return "unset";
-    case Precision::kFP32: return "fp32";
-    case Precision::kFP16: return "fp16";
-    case Precision::kINT8: return "int8";
-    case Precision::kFP8: return "fp8";
-  }
-  return "?";
-}
 std::string_view to_string(Strategy s) {
   switch (s) {
     case Strategy::kSeed: return "seed";
@@ -53,22 +36,6 @@ std::string lower(std::string_view s) {
 }
 }  // namespace
 
-bool parse_device(std::string_view s, Device* out) {
-  const std::string l = lower(s);
-  if (l == "gpu") *out = Device::kGPU;
-  else if (l == "dla") *out = Device::kDLA;
-  else return false;
-  return true;
-}
-bool parse_precision(std::string_view s, Precision* out) {
-  const std::string l = lower(s);
-  if (l == "fp32") *out = Precision::kFP32;
-  else if (l == "fp16") *out = Precision::kFP16;
-  else if (l == "int8") *out = Precision::kINT8;
-  else if (l == "fp8") *out = Precision::kFP8;
-  else return false;
-  return true;
-}
 bool parse_strategy(std::string_view s, Strategy* out) {
   if (s == "seed") *out = Strategy::kSeed;
   else if (s == "graph") *out = Strategy::kGraph;

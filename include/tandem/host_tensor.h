@@ -1,0 +1,28 @@
+// HostTensor: a dense, row-major tensor in host memory, the currency of every runtime API
+// (executors, calibration, .npy and TensorProto files). Part of the IR library.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tandem/types.h"
+
+namespace tandem {
+
+// A dense, row-major tensor in host memory.
+struct HostTensor {
+  std::string name;
+  DataType type = DataType::kFloat;
+  Dims dims;
+  std::vector<uint8_t> data;
+
+  static HostTensor zeros(std::string name, DataType type, Dims dims);
+  int64_t count() const { return volume(dims); }
+  const float* f32() const { return reinterpret_cast<const float*>(data.data()); }
+  float* f32() { return reinterpret_cast<float*>(data.data()); }
+};
+using TensorMap = std::map<std::string, HostTensor>;
+
+}  // namespace tandem
