@@ -36,6 +36,9 @@ struct ExecOptions {
   // Fold Scale into convolutions and fuse activations into them (oneDNN post-ops). Off when
   // keep_all is asked (every tensor must exist) and for layers with emulated numerics.
   bool fuse = true;
+  // Plain-loop kernels for every layer (no oneDNN, no fusion): the CPU reference that the
+  // cross-backend op test compares every backend with. CPU backend only; slow.
+  bool reference_kernels = false;
 };
 
 // Compiled once per network; run() may be called many times. One ExecutionContext per thread.
