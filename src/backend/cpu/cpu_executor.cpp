@@ -162,7 +162,7 @@ class CpuExecutor : public Executor {
       }
       TensorId t = l.outputs[0];
       final_out[id] = t;
-      if (!opt.fuse || keep_all || emulated(prec)) continue;
+      if (!opt.fuse || opt.reference_kernels || keep_all || emulated(prec)) continue;
       for (;;) {
         const Tensor& tt = net.tensors[t];
         if (tt.is_output) break;
@@ -318,8 +318,26 @@ class CpuExecutor : public Executor {
             for (int64_t i = 0; i < rounded[w].count(); ++i) rounded[w].f32()[i] = round_to_fp16(rounded[w].f32()[i]);
         weights = &rounded;
       }
+      // The reference: plain loops for every layer; a convolution's prepared (rounded) weights
+      // replace the layer's own in a copy of the weights.
+      if (opt.reference_kernels && (l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution)) {
+        rounded = net.weights;
+        const auto& cp = l.as<ConvolutionParams>();
+        auto put = [&](WeightsId w, const std::vector<float>& v) {
+          if (w < 0) return;
+          Weights& dst = rounded[w];
+          dst.type = DataType::kFloat;
+          dst.bytes.resize(v.size() * sizeof(float));
+          std::memcpy(dst.bytes.data(), v.data(), dst.bytes.size());
+        };
+        put(cp.kernel_weights, conv_specs[id].kernel);
+        put(cp.bias_weights, conv_specs[id].bias);
+        weights = &rounded;
+      }
       try {
-        switch (l.kind) {
+        if (opt.reference_kernels) {
+          s.kernel = cpu::make_ref_kernel(net, l, *weights);
+        } else switch (l.kind) {
           case LayerKind::kConvolution:
           case LayerKind::kDeconvolution:
             s.kernel = cpu::make_conv_kernel(conv_specs[id]);
