@@ -1,0 +1,409 @@
+// ONNX's own node tests (/usr/share/libonnx-testdata/data/node/*/) run on one backend, and the
+// committed table of every test's expected status (tests/conformance/expected.tsv).
+//
+// Every test whose ops the importer supports is imported, run on test_data_set_0 and compared with
+// the expected outputs: |got - want| <= atol + rtol * |want| (per-op tolerances below), exact for
+// integers and booleans, NaN matches NaN. A test is SKIPPED only for a reason outside the supported
+// set, each reason of one class:
+//   unsupported op X      an op the importer does not map (list: supported_onnx_ops())
+//   training mode         *_training_mode tests (outputs only defined in training)
+//   importer limit        a reviewed importer limit (tests/onnx/conformance_limits.inc): the
+//                         test's name must be on that list; an import error of a test that is not
+//                         on it FAILS, whatever its wording ("is not supported" included)
+//   data type             a layer the CPU backend does not compute in that type (fp32 compute)
+//   zero-size shapes      a tensor with a 0 dim
+// Everything else that does not match FAILS.
+//
+// TensorRT (and so tandem) needs convolution weights, Clip bounds, pads etc. as constants; ONNX's
+// tests feed them as graph inputs. When the import fails for that reason, the runner retries with
+// every graph input but the first turned into an initializer holding the test's data (the values
+// are the same; only their provenance changes). Such tests pass as "inputs as constants".
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "tandem/onnx.h"
+#include "tandem/runtime.h"
+#include "tandem_onnx_pb/onnx.pb.h"
+
+namespace tandem::conformance {
+
+namespace fs = std::filesystem;
+
+inline const char* kDataDir = "/usr/share/libonnx-testdata/data/node";
+inline const char* kDataMissing = " is missing: run scripts/setup.sh (libonnx-testdata)";
+
+// The reviewed list of importer limits: test name -> the message its import fails with.
+inline const std::map<std::string, std::string>& importer_limits() {
+  static const std::map<std::string, std::string> m = {
+#include "conformance_limits.inc"
+  };
+  return m;
+}
+
+struct Tolerance {
+  double atol = 1e-5, rtol = 1e-4;
+};
+// Looser where the reference itself is computed in double with a different formula.
+inline Tolerance tolerance_for(const std::vector<std::string>& ops) {
+  static const std::set<std::string> loose = {
+      "Pow", "Exp", "Softplus", "Selu", "Elu", "Celu", "Mish", "Gelu", "Erf", "Tan", "Cosh", "Sinh", "Acosh",
+      "Asinh", "Atanh", "LRN", "Resize", "Upsample", "ReduceLogSumExp", "ReduceLogSum", "LogSoftmax", "Softmax",
+      "HardSwish", "ReduceSumSquare", "ReduceL2", "ReduceL1", "GroupNormalization", "LayerNormalization",
+      "InstanceNormalization", "BatchNormalization", "MeanVarianceNormalization", "ConvTranspose", "Conv",
+      "MatMul", "Gemm", "Einsum"};
+  for (const std::string& op : ops)
+    if (loose.count(op)) return {1e-4, 1e-3};
+  return {};
+}
+
+struct Outcome {
+  std::string status;  // pass, fail, skip
+  std::string reason;
+};
+
+// The part of a reason that expected.tsv pins: "unsupported op X" whole, otherwise up to the
+// first ':' ("importer limit", "data type", "run", "output 'y'", ...).
+inline std::string reason_class(const Outcome& o) {
+  if (o.reason.rfind("unsupported op", 0) == 0) return o.reason;
+  if (o.status == "fail" && o.reason.rfind("output '", 0) == 0) return "output";
+  return o.reason.substr(0, o.reason.find(':'));
+}
+
+inline double element_value(const HostTensor& t, int64_t i) {
+  switch (t.type) {
+    case DataType::kFloat: return t.f32()[i];
+    case DataType::kHalf: {
+      uint16_t h;
+      std::memcpy(&h, t.data.data() + 2 * i, 2);
+      const uint32_t sign = h & 0x8000u, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+      const double s = sign ? -1 : 1;
+      if (exp == 0) return s * std::ldexp(double(mant), -24);
+      if (exp == 31) return mant ? NAN : s * INFINITY;
+      return s * std::ldexp(double(mant | 0x400), int(exp) - 25);
+    }
+    case DataType::kInt8: return reinterpret_cast<const int8_t*>(t.data.data())[i];
+    case DataType::kUInt8: return t.data[i];
+    case DataType::kInt32: return reinterpret_cast<const int32_t*>(t.data.data())[i];
+    case DataType::kInt64: return double(reinterpret_cast<const int64_t*>(t.data.data())[i]);
+    case DataType::kBool: return t.data[i] != 0;
+  }
+  return 0;
+}
+
+// Shapes must agree exactly (a scalar is not [1]); values within tol, exact for non-float types.
+inline bool compare_values(const HostTensor& got, const HostTensor& want, const Tolerance& tol, std::string* why) {
+  if (got.dims != want.dims) {
+    *why = "shape " + dims_to_string(got.dims) + ", expected " + dims_to_string(want.dims);
+    return false;
+  }
+  const bool want_float = want.type == DataType::kFloat || want.type == DataType::kHalf;
+  const bool got_float = got.type == DataType::kFloat || got.type == DataType::kHalf;
+  if (want_float != got_float) {
+    *why = "type " + std::string(to_string(got.type)) + ", expected " + std::string(to_string(want.type));
+    return false;
+  }
+  for (int64_t i = 0; i < want.count(); ++i) {
+    const double a = element_value(got, i), b = element_value(want, i);
+    if (std::isnan(a) && std::isnan(b)) continue;
+    if (std::isinf(b) && a == b) continue;
+    const double lim = want_float ? tol.atol + tol.rtol * std::fabs(b) : 0.0;
+    if (!(std::fabs(a - b) <= lim)) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "element %lld: got %.7g, expected %.7g", static_cast<long long>(i), a, b);
+      *why = buf;
+      return false;
+    }
+  }
+  return true;
+}
+
+inline std::string read_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Rewrites model.onnx with graph inputs 1.. turned into initializers from the test's input_N.pb.
+inline std::string inputs_as_constants(const fs::path& dir, const fs::path& tmp_dir) {
+  onnx::ModelProto m;
+  if (!m.ParseFromString(read_bytes(dir / "model.onnx"))) return "";
+  auto* g = m.mutable_graph();
+  std::set<std::string> inits;
+  for (const auto& t : g->initializer()) inits.insert(t.name());
+  std::vector<int> real;  // graph inputs that are not initializers, in order
+  for (int i = 0; i < g->input_size(); ++i)
+    if (!inits.count(g->input(i).name())) real.push_back(i);
+  if (real.size() < 2) return "";
+  std::set<std::string> folded;
+  for (size_t k = 1; k < real.size(); ++k) {
+    fs::path pb = dir / "test_data_set_0" / ("input_" + std::to_string(k) + ".pb");
+    if (!fs::exists(pb)) return "";
+    onnx::TensorProto t;
+    if (!t.ParseFromString(read_bytes(pb))) return "";
+    t.set_name(g->input(real[k]).name());
+    *g->add_initializer() = t;
+    folded.insert(t.name());
+  }
+  google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> keep;
+  for (const auto& in : g->input())
+    if (!folded.count(in.name())) *keep.Add() = in;
+  *g->mutable_input() = keep;
+  fs::path out = tmp_dir / (dir.filename().string() + ".onnx");
+  std::ofstream o(out, std::ios::binary);
+  std::string s;
+  m.SerializeToString(&s);
+  o << s;
+  return out.string();
+}
+
+inline std::string after_colon(const std::string& msg) {
+  const size_t p = msg.find(": ");
+  return p == std::string::npos ? msg : msg.substr(p + 2);
+}
+
+// Imports the test's model (retrying with inputs as constants); on failure returns the outcome.
+inline std::optional<Outcome> import_model(const fs::path& dir, const fs::path& tmp_dir, Network* net,
+                                           bool* folded) {
+  const std::string name = dir.filename().string();
+  try {
+    *net = import_onnx((dir / "model.onnx").string());
+    return std::nullopt;
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    std::string retry;
+    if (msg.find("must be a constant") != std::string::npos) retry = inputs_as_constants(dir, tmp_dir);
+    if (!retry.empty()) {
+      try {
+        *net = import_onnx(retry);
+        *folded = true;
+        return std::nullopt;
+      } catch (const Error& e2) {
+        msg = e2.what();
+      }
+    }
+    if (msg.find("is empty") != std::string::npos || msg.find("has no elements") != std::string::npos)
+      return Outcome{"skip", "zero-size shapes: " + after_colon(msg)};
+    // Only the reviewed list makes an import error a skip: a new "is not supported" fails.
+    auto lim = importer_limits().find(name);
+    if (lim != importer_limits().end() && !retry.empty())  // the retry got past the listed limit, hit another
+      return Outcome{"skip", "importer limit: " + after_colon(msg)};
+    if (lim != importer_limits().end() && msg.find(lim->second) != std::string::npos)
+      return Outcome{"skip", "importer limit: " + lim->second};
+    return Outcome{"fail", "import: " + msg + (lim == importer_limits().end()
+                                                   ? " (not on the reviewed list tests/onnx/conformance_limits.inc)"
+                                                   : " (the reviewed list expects: " + lim->second + ")")};
+  }
+}
+
+using ExecutorFactory = std::function<std::unique_ptr<Executor>(const Network&)>;
+
+inline Outcome run_one(const fs::path& dir, const std::vector<std::string>& ops, const fs::path& tmp_dir,
+                       const ExecutorFactory& make_executor) {
+  const std::string name = dir.filename().string();
+  if (name.find("training") != std::string::npos) return {"skip", "training mode"};
+  Network net;
+  bool folded = false;
+  if (auto failed = import_model(dir, tmp_dir, &net, &folded)) return *failed;
+  for (const Tensor& t : net.tensors)
+    if (volume(t.dims) == 0) return {"skip", "zero-size shapes"};
+  std::string why = cpu_unsupported_reason(net);
+  if (!why.empty()) return {"skip", "data type: " + why};
+  // Inputs: input_N.pb in graph input order (after folding, only the first remains when folded).
+  TensorMap in;
+  for (size_t i = 0; i < net.inputs.size(); ++i) {
+    HostTensor t = read_tensor_proto((dir / "test_data_set_0" / ("input_" + std::to_string(i) + ".pb")).string());
+    const Tensor& nt = net.tensors[net.inputs[i]];
+    if (t.type != nt.type)
+      return {"skip", "data type: input '" + nt.name + "' is " + std::string(to_string(t.type)) +
+                          " in the test data, " + std::string(to_string(nt.type)) + " in the network"};
+    t.name = nt.name;
+    in[nt.name] = std::move(t);
+  }
+  TensorMap out;
+  try {
+    out = make_executor(net)->run(in);
+  } catch (const Error& e) {
+    return {"fail", std::string("run: ") + e.what()};
+  }
+  const Tolerance tol = tolerance_for(ops);
+  int compared = 0;
+  for (size_t i = 0; i < net.outputs.size(); ++i) {
+    fs::path pb = dir / "test_data_set_0" / ("output_" + std::to_string(i) + ".pb");
+    if (!fs::exists(pb)) continue;
+    HostTensor want = read_tensor_proto(pb.string());
+    const std::string& oname = net.tensors[net.outputs[i]].name;
+    auto got = out.find(oname);
+    if (got == out.end()) return {"fail", "output '" + oname + "': not returned by the executor"};
+    std::string diff;
+    if (!compare_values(got->second, want, tol, &diff)) return {"fail", "output '" + oname + "': " + diff};
+    ++compared;
+  }
+  if (compared == 0) return {"fail", "output: no output_N.pb compared"};
+  return {"pass", folded ? "inputs as constants" : ""};
+}
+
+struct Row {
+  std::string name, status, ops, reason;
+};
+
+// Every node test (or those whose name contains `filter`), in name order.
+inline std::vector<Row> run_all(const ExecutorFactory& make_executor, const char* filter) {
+  fs::path tmp_dir = fs::temp_directory_path() / ("tandem_conf_" + std::to_string(::getpid()));
+  fs::create_directories(tmp_dir);
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(kDataDir))
+    if (fs::exists(e.path() / "model.onnx")) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  std::vector<Row> rows;
+  for (const fs::path& d : dirs) {
+    const std::string name = d.filename().string();
+    if (filter && name.find(filter) == std::string::npos) continue;
+    Outcome o;
+    std::vector<std::string> ops;
+    try {
+      OnnxModelSummary s = summarize_onnx((d / "model.onnx").string());
+      std::set<std::string> uniq(s.op_types.begin(), s.op_types.end());
+      ops.assign(uniq.begin(), uniq.end());
+      for (const std::string& op : s.op_types)
+        if (!is_supported_onnx_op(op)) {
+          o = {"skip", "unsupported op " + op};
+          break;
+        }
+      if (o.status.empty()) o = run_one(d, ops, tmp_dir, make_executor);
+    } catch (const std::exception& e) {
+      o = {"fail", std::string("error: ") + e.what()};
+    }
+    std::string op_list;
+    for (const std::string& op : ops) op_list += (op_list.empty() ? "" : ",") + op;
+    rows.push_back({name, o.status, op_list, o.reason});
+  }
+  fs::remove_all(tmp_dir);
+  return rows;
+}
+
+// ---- The committed expectations ---------------------------------------------------------------
+// expected.tsv: name<TAB>status<TAB>reason class, one line per node test (all of them).
+// expected_<backend>.tsv: name<TAB>status<TAB>reason class<TAB>why — the backend's exceptions.
+struct Expected {
+  std::string status, reason_class, why;
+};
+using ExpectedTable = std::map<std::string, Expected>;
+
+inline std::string expected_path(const std::string& file) {
+  return std::string(TANDEM_SOURCE_DIR) + "/tests/conformance/" + file;
+}
+
+inline ExpectedTable read_expected(const std::string& path, bool with_why) {
+  ExpectedTable t;
+  std::ifstream f(path);
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> cols;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, '\t');) cols.push_back(c);
+    cols.resize(std::max<size_t>(cols.size(), 4));
+    if (cols[0].empty() || cols[1].empty() || (with_why && cols[3].empty()))
+      throw Error(path + ":" + std::to_string(n) + ": expected name<TAB>status<TAB>class" +
+                  (with_why ? "<TAB>why (the why is required)" : ""));
+    t[cols[0]] = {cols[1], cols[2], cols[3]};
+  }
+  return t;
+}
+
+inline void write_expected(const std::string& path, const std::vector<Row>& rows) {
+  std::ofstream f(path + ".tmp");
+  f << "# Every ONNX node test's status on the CPU backend: name, status, reason class.\n"
+       "# Written by TANDEM_UPDATE_GOLDEN=1 tests/conformance/tandem_conformance after a reviewed change;\n"
+       "# tests/conformance/conformance_runner.h says what the classes mean.\n";
+  for (const Row& r : rows) f << r.name << '\t' << r.status << '\t' << reason_class({r.status, r.reason}) << '\n';
+  f.close();
+  fs::rename(path + ".tmp", path);
+}
+
+// Names whose status or reason class differ from the table, each with both.
+inline std::vector<std::string> changed_statuses(const std::vector<Row>& rows, const ExpectedTable& want,
+                                                 bool whole_table) {
+  std::vector<std::string> changed;
+  std::set<std::string> seen;
+  for (const Row& r : rows) {
+    seen.insert(r.name);
+    const std::string got = r.status + " (" + reason_class({r.status, r.reason}) + ")";
+    auto w = want.find(r.name);
+    if (w == want.end()) {
+      changed.push_back(r.name + ": new test, " + got + ": " + r.reason);
+      continue;
+    }
+    const std::string exp = w->second.status + " (" + w->second.reason_class + ")";
+    if (got != exp) changed.push_back(r.name + ": expected " + exp + ", got " + got + ": " + r.reason);
+  }
+  if (whole_table)
+    for (const auto& [name, w] : want)
+      if (!seen.count(name)) changed.push_back(name + ": in the table, not in " + std::string(kDataDir));
+  return changed;
+}
+
+// Runs every node test on one backend and checks each status against expected.tsv, overridden
+// by the backend's exceptions file (empty name: none). TANDEM_UPDATE_GOLDEN=1 rewrites expected.tsv
+// (CPU only); TANDEM_CONFORMANCE_REPORT=file writes name<TAB>status<TAB>ops<TAB>reason per test
+// (scripts/conformance-report.sh); TANDEM_CONFORMANCE_FILTER=substring runs a subset.
+inline void run_and_check(const std::string& backend, const ExecutorFactory& make_executor,
+                          const std::string& exceptions_file) {
+  ASSERT_TRUE(fs::exists(kDataDir)) << kDataDir << kDataMissing;
+  const char* filter = std::getenv("TANDEM_CONFORMANCE_FILTER");
+  const std::vector<Row> rows = run_all(make_executor, filter);
+  std::map<std::string, int> counts, skip_reasons;
+  std::ofstream report;
+  if (const char* r = std::getenv("TANDEM_CONFORMANCE_REPORT")) report.open(r);
+  for (const Row& r : rows) {
+    ++counts[r.status];
+    if (report) report << r.name << '\t' << r.status << '\t' << r.ops << '\t' << r.reason << '\n';
+    if (r.status == "skip") ++skip_reasons[reason_class({r.status, r.reason})];
+    if (r.status == "fail") std::printf("  FAIL %s: %s\n", r.name.c_str(), r.reason.c_str());
+  }
+  std::printf("conformance (%s backend): %d passed, %d failed, %d skipped\n", backend.c_str(), counts["pass"],
+              counts["fail"], counts["skip"]);
+  for (const auto& [r, n] : skip_reasons) std::printf("  skipped %4d: %s\n", n, r.c_str());
+  const std::string table = expected_path("expected.tsv");
+  if (std::getenv("TANDEM_UPDATE_GOLDEN") && exceptions_file.empty() && !filter) {
+    write_expected(table, rows);
+    std::printf("wrote %s\n", table.c_str());
+    return;
+  }
+  ASSERT_TRUE(fs::exists(table)) << table << " is missing: TANDEM_UPDATE_GOLDEN=1 " << "tandem_conformance writes it";
+  ExpectedTable want = read_expected(table, false);
+  if (!exceptions_file.empty()) {
+    const ExpectedTable exceptions = read_expected(expected_path(exceptions_file), true);
+    for (const auto& [name, e] : exceptions) {
+      auto base = want.find(name);
+      ASSERT_TRUE(base != want.end()) << exceptions_file << ": '" << name << "' is not in expected.tsv";
+      ASSERT_FALSE(base->second.status == e.status && base->second.reason_class == e.reason_class)
+          << exceptions_file << ": '" << name << "' repeats expected.tsv (remove the exception)";
+      base->second = e;
+    }
+  }
+  const std::vector<std::string> changed = changed_statuses(rows, want, filter == nullptr);
+  std::string list;
+  for (const std::string& c : changed) list += "\n  " + c;
+  EXPECT_TRUE(changed.empty()) << changed.size() << " node test(s) changed status on the " << backend
+                               << " backend (fix the change, or after review rewrite the table: "
+                                  "TANDEM_UPDATE_GOLDEN=1 tests/conformance/tandem_conformance"
+                               << (exceptions_file.empty() ? "" : "; or list a backend exception in tests/conformance/" + exceptions_file)
+                               << "):" << list;
+}
+
+}  // namespace tandem::conformance
