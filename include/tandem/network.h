@@ -56,15 +56,20 @@ enum class ActivationType : uint8_t {
   kRelu, kSigmoid, kTanh, kLeakyRelu, kClip, kHardSigmoid, kElu, kSelu, kSoftplus, kSoftsign,
   kGeluErf, kGeluTanh, kThresholdedRelu, kScaledTanh
 };
+inline constexpr int kActivationTypeCount = 14;
 enum class ElementWiseOp : uint8_t {
   kSum, kProd, kMax, kMin, kSub, kDiv, kPow, kFloorDiv, kAnd, kOr, kXor, kEqual, kGreater, kLess
 };
+inline constexpr int kElementWiseOpCount = 14;
 enum class UnaryOp : uint8_t {
   kExp, kLog, kSqrt, kRecip, kAbs, kNeg, kSin, kCos, kTan, kSinh, kCosh, kAsin, kAcos, kAtan,
   kAsinh, kAcosh, kAtanh, kCeil, kFloor, kErf, kNot, kSign, kRound
 };
+inline constexpr int kUnaryOpCount = 23;
 enum class PoolingType : uint8_t { kMax, kAverage };
+inline constexpr int kPoolingTypeCount = 2;
 enum class ReduceOp : uint8_t { kSum, kProd, kMax, kMin, kAvg };
+inline constexpr int kReduceOpCount = 5;
 enum class ScaleMode : uint8_t { kUniform, kChannel, kElementwise };
 enum class ResizeMode : uint8_t { kNearest, kLinear, kCubic };
 enum class ResizeCoordinateTransform : uint8_t { kAlignCorners, kAsymmetric, kHalfPixel };

@@ -10,6 +10,7 @@
 
 #include "tandem/host_tensor.h"
 #include "tandem/network.h"
+#include "tandem/numerics.h"  // the numerics the emulation runs (round_to_fp16, fake_quant_int8, ...)
 
 namespace tandem {
 
@@ -64,11 +65,6 @@ std::unique_ptr<Executor> make_cpu_executor(const Network& net, const ExecOption
 // cannot run (e.g. "layer 'conv1' (Convolution): input 'x' is fp16, the CPU backend computes
 // Convolution in fp32 only").
 std::string cpu_unsupported_reason(const Network& net);
-
-// The numerics emulation, exposed for tests and for the calibrator.
-float round_to_fp16(float x);                 // round to nearest even; overflow -> inf
-float fake_quant_int8(float x, float scale);  // activations: clamp(rne(x/scale), -128, 127)*scale
-float fake_quant_int8_weight(float x, float scale);  // weights: clamp(rne(x/scale), -127, 127)*scale
 
 // Peak resident set size of this process in KiB (getrusage), for benchmarks.
 int64_t peak_rss_kib();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tandem/network.h"
+#include "tandem/numerics.h"
 
 namespace tandem::engine_detail {
 
@@ -14,7 +15,7 @@ struct QuantizedWeights {
   std::vector<float> scales;  // one per output channel (axis 0)
 };
 // Symmetric per-output-channel INT8: scale = max|w| / 127, q = round-half-even(w / scale) in
-// [-127, 127]; an all-zero channel gets scale 0 and q = 0.
+// [-127, 127]; an all-zero channel gets scale 1 and q = 0 (tandem/numerics.h).
 QuantizedWeights quantize_per_channel(const Weights& w);
 // w.bytes = q * scale (fp32), keeping w.type / w.dims.
 void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, Weights& w);
@@ -39,7 +40,7 @@ class FileLock {
 std::vector<uint8_t> serialize_network(const Network& net);
 Network deserialize_network(const std::vector<uint8_t>& bytes);
 
-uint16_t float_to_half(float f);
-float half_to_float(uint16_t h);
+using tandem::float_to_half;  // tandem/numerics.h
+using tandem::half_to_float;
 
 }  // namespace tandem::engine_detail

@@ -1,4 +1,5 @@
 #include "tandem/network.h"
+#include "tandem/numerics.h"
 
 #include <array>
 #include <cmath>
@@ -228,16 +229,7 @@ double Weights::at(int64_t i) const {
   const uint8_t* p = bytes.data() + i * element_size(type);
   switch (type) {
     case DataType::kFloat: { float v; std::memcpy(&v, p, 4); return v; }
-    case DataType::kHalf: {
-      uint16_t h; std::memcpy(&h, p, 2);
-      // IEEE half -> float, enough for weights and tests.
-      uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-      float f;
-      if (exp == 0) f = std::ldexp(static_cast<float>(man), -24);
-      else if (exp == 31) f = man ? NAN : INFINITY;
-      else f = std::ldexp(static_cast<float>(man | 0x400), static_cast<int>(exp) - 25);
-      return sign ? -f : f;
-    }
+    case DataType::kHalf: { uint16_t h; std::memcpy(&h, p, 2); return half_to_float(h); }
     case DataType::kInt8: return static_cast<int8_t>(*p);
     case DataType::kUInt8: return *p;
     case DataType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }

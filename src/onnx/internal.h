@@ -37,9 +37,6 @@ ConstPtr make_const(std::string name, DataType type, Dims dims);
 // Volume with overflow and sanity checks (at most 2^40 elements); `what` names it in errors.
 int64_t checked_volume(const Dims& d, const std::string& what);
 
-float half_to_float(uint16_t h);
-uint16_t float_to_half(float f);
-
 // ONNX TensorProto.DataType -> DataType; false if tandem has no such type.
 bool onnx_to_data_type(int onnx_type, DataType* out);
 std::string onnx_type_name(int onnx_type);

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "internal.h"
+#include "tandem/numerics.h"
 #include "tandem/qdq.h"
 
 namespace tandem {
@@ -58,31 +59,17 @@ void remove_attr(onnx::NodeProto* n, const std::string& name) {
     }
 }
 
-// Symmetric per-channel int8 weights along `axis`: scale = max|w| / 127 of the channel (1 for an
-// all-zero channel), q = round half to even, clamped to [-127, 127] (weights never use -128),
-// exactly what the CPU emulation computes. Returns the scales; *q gets the int8 bytes.
+// Symmetric per-channel int8 weights along `axis` (tandem/numerics.h: scale = max|w| / 127 of
+// the channel, 1 for an all-zero channel; q = round half to even in [-127, 127]), exactly what the
+// engines compute. Returns the scales; *q gets the int8 bytes.
 std::vector<float> quantize_per_channel(const Const& c, const std::vector<int64_t>& dims, int axis,
                                         std::string* q) {
-  const int64_t K = dims[axis];
-  int64_t inner = 1;
-  for (size_t d = axis + 1; d < dims.size(); ++d) inner *= dims[d];
-  const int64_t outer = c.count() / (K * inner);
-  std::vector<float> mx(K, 0.f);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t i = 0; i < inner; ++i)
-        mx[k] = std::max(mx[k], std::fabs(static_cast<float>(c.f((o * K + k) * inner + i))));
-  std::vector<float> scale(K);
-  for (int64_t k = 0; k < K; ++k) scale[k] = mx[k] > 0.f ? mx[k] / 127.f : 1.f;
-  q->assign(static_cast<size_t>(c.count()), '\0');
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t i = 0; i < inner; ++i) {
-        int64_t idx = (o * K + k) * inner + i;
-        float v = std::nearbyint(static_cast<float>(c.f(idx)) / scale[k]);
-        v = std::min(127.f, std::max(-127.f, v));
-        (*q)[static_cast<size_t>(idx)] = static_cast<char>(static_cast<int8_t>(v));
-      }
+  std::vector<float> w(static_cast<size_t>(c.count()));
+  for (int64_t i = 0; i < c.count(); ++i) w[static_cast<size_t>(i)] = static_cast<float>(c.f(i));
+  const ChannelLayout layout = channel_layout(dims, axis);
+  const std::vector<float> scale = int8_weight_scales(w.data(), layout);
+  q->assign(w.size(), '\0');
+  quantize_int8_weights(w.data(), layout, scale, reinterpret_cast<int8_t*>(q->data()));
   return scale;
 }
 

@@ -5,38 +5,12 @@
 #include <limits>
 
 #include "internal.h"
+#include "tandem/numerics.h"
 #include "tandem/onnx.h"
 
 namespace tandem::onnx_detail {
 
 namespace fs = std::filesystem;
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  float f;
-  if (exp == 0) f = std::ldexp(static_cast<float>(man), -24);
-  else if (exp == 31) f = man ? NAN : INFINITY;
-  else f = std::ldexp(static_cast<float>(man | 0x400), static_cast<int>(exp) - 25);
-  return sign ? -f : f;
-}
-
-uint16_t float_to_half(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000;
-  const uint32_t absx = x & 0x7fffffff;
-  if (absx >= 0x7f800000) return static_cast<uint16_t>(sign | 0x7c00 | (absx > 0x7f800000 ? 0x200 : 0));
-  if (absx >= 0x477ff000) return static_cast<uint16_t>(sign | 0x7c00);  // overflow -> inf
-  if (absx < 0x38800000) {  // subnormal half (or zero): round to nearest even
-    const float a = std::fabs(f) * 16777216.f;  // / 2^-24
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a)));
-  }
-  uint32_t e = ((absx >> 23) - 112) << 10, m = (absx >> 13) & 0x3ff;
-  uint32_t h = e | m;
-  const uint32_t rest = absx & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
-  return static_cast<uint16_t>(sign | h);
-}
 
 double Const::f(int64_t k) const {
   const uint8_t* p = ptr + k * element_size(type);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tandem/npy.h"
+#include "tandem/numerics.h"
 #include "tandem/quant.h"
 
 #include <fmt/format.h>
@@ -55,30 +56,6 @@ namespace {
 
 // 64 megapixels: far above any calibration image, far below what a hostile header can claim.
 constexpr int64_t kMaxImagePixels = 64'000'000;
-
-uint16_t float_to_half(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000u;
-  uint32_t mant = x & 0x7fffffu;
-  int exp = int((x >> 23) & 0xff);
-  if (exp == 0xff) return uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0));
-  int e = exp - 127 + 15;
-  if (e >= 31) return uint16_t(sign | 0x7c00u);
-  if (e <= 0) {
-    if (e < -10) return uint16_t(sign);
-    mant |= 0x800000u;
-    int shift = 14 - e;
-    uint32_t h = mant >> shift;
-    uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) ++h;
-    return uint16_t(sign | h);
-  }
-  uint32_t h = (uint32_t(e) << 10) | (mant >> 13);
-  uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) ++h;  // may carry into the exponent: fine
-  return uint16_t(sign | h);
-}
 
 // Stores float v as element i of a buffer of type t.
 void store(uint8_t* base, DataType t, int64_t i, float v) {

@@ -51,10 +51,6 @@ double load_as_double(const void* p, DataType t, int64_t i);
 void store_from_double(void* p, DataType t, int64_t i, double v);
 float apply_activation(const ActivationParams& a, float x);
 
-// Half precision, round to nearest even.
-uint16_t float_to_half(float f);
-float half_to_float(uint16_t h);
-
 void set_threads(int n);
 
 }  // namespace tandem::cpu

@@ -7,7 +7,9 @@
 #include <cstring>
 #include <limits>
 
+#include "ir/op_semantics.h"
 #include "kernels.h"
+#include "tandem/numerics.h"
 
 namespace tandem::cpu {
 
@@ -116,23 +118,8 @@ void binary_float(const Walk& w, const float* a, const float* b, float* o, F f) 
 }
 
 double elementwise_double(ElementWiseOp op, double a, double b, bool integral) {
-  switch (op) {
-    case ElementWiseOp::kSum: return a + b;
-    case ElementWiseOp::kProd: return a * b;
-    case ElementWiseOp::kMax: return std::max(a, b);
-    case ElementWiseOp::kMin: return std::min(a, b);
-    case ElementWiseOp::kSub: return a - b;
-    case ElementWiseOp::kDiv: return integral ? std::trunc(a / b) : a / b;
-    case ElementWiseOp::kPow: return std::pow(a, b);
-    case ElementWiseOp::kFloorDiv: return std::floor(a / b);
-    case ElementWiseOp::kAnd: return (a != 0) && (b != 0);
-    case ElementWiseOp::kOr: return (a != 0) || (b != 0);
-    case ElementWiseOp::kXor: return (a != 0) != (b != 0);
-    case ElementWiseOp::kEqual: return a == b;
-    case ElementWiseOp::kGreater: return a > b;
-    case ElementWiseOp::kLess: return a < b;
-  }
-  return 0;
+  if (integral && op == ElementWiseOp::kDiv) return ops::elementwise_integral_div(a, b);
+  return ops::elementwise(op, a, b);
 }
 
 bool is_integral(DataType t) { return t != DataType::kFloat && t != DataType::kHalf; }
@@ -151,18 +138,19 @@ Kernel make_elementwise(const Network& net, const Layer& l) {
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
       float* o = static_cast<float*>(out[0]);
+      // The common ops get their own instantiation (op fixed at compile time: vectorized loops);
+      // every op computes ops::elementwise.
       switch (op) {
-        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return x + y; }); return;
-        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return x * y; }); return;
-        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return x - y; }); return;
-        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return x / y; }); return;
-        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return std::max(x, y); }); return;
-        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return std::min(x, y); }); return;
-        case ElementWiseOp::kPow: binary_float(w, a, b, o, [](float x, float y) { return std::pow(x, y); }); return;
-        case ElementWiseOp::kFloorDiv: binary_float(w, a, b, o, [](float x, float y) { return std::floor(x / y); }); return;
+        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSum, x, y); }); return;
+        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kProd, x, y); }); return;
+        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSub, x, y); }); return;
+        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kDiv, x, y); }); return;
+        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMax, x, y); }); return;
+        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMin, x, y); }); return;
+        case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv:
         case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
         case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
-          binary_float(w, a, b, o, [op](float x, float y) { return float(elementwise_double(op, x, y, false)); });
+          binary_float(w, a, b, o, [op](float x, float y) { return ops::elementwise(op, x, y); });
           return;
       }
     };
@@ -194,35 +182,6 @@ Kernel make_elementwise(const Network& net, const Layer& l) {
   };
 }
 
-float unary(UnaryOp op, float x) {
-  switch (op) {
-    case UnaryOp::kExp: return std::exp(x);
-    case UnaryOp::kLog: return std::log(x);
-    case UnaryOp::kSqrt: return std::sqrt(x);
-    case UnaryOp::kRecip: return 1.f / x;
-    case UnaryOp::kAbs: return std::fabs(x);
-    case UnaryOp::kNeg: return -x;
-    case UnaryOp::kSin: return std::sin(x);
-    case UnaryOp::kCos: return std::cos(x);
-    case UnaryOp::kTan: return std::tan(x);
-    case UnaryOp::kSinh: return std::sinh(x);
-    case UnaryOp::kCosh: return std::cosh(x);
-    case UnaryOp::kAsin: return std::asin(x);
-    case UnaryOp::kAcos: return std::acos(x);
-    case UnaryOp::kAtan: return std::atan(x);
-    case UnaryOp::kAsinh: return std::asinh(x);
-    case UnaryOp::kAcosh: return std::acosh(x);
-    case UnaryOp::kAtanh: return std::atanh(x);
-    case UnaryOp::kCeil: return std::ceil(x);
-    case UnaryOp::kFloor: return std::floor(x);
-    case UnaryOp::kErf: return std::erf(x);
-    case UnaryOp::kNot: return x == 0.f ? 1.f : 0.f;
-    case UnaryOp::kSign: return x > 0 ? 1.f : (x < 0 ? -1.f : 0.f);
-    case UnaryOp::kRound: return std::nearbyint(x);  // half to even (default rounding mode)
-  }
-  return x;
-}
-
 Kernel make_unary(const Network& net, const Layer& l) {
   const Tensor& ti = net.tensors[l.inputs[0]];
   const Tensor& to = net.tensors[l.outputs[0]];
@@ -234,7 +193,7 @@ Kernel make_unary(const Network& net, const Layer& l) {
       const float* a = static_cast<const float*>(in[0]);
       float* o = static_cast<float*>(out[0]);
 #pragma omp parallel for if (n > 32768)
-      for (int64_t i = 0; i < n; ++i) o[i] = unary(op, a[i]);
+      for (int64_t i = 0; i < n; ++i) o[i] = ops::unary(op, a[i]);
       return;
     }
     for (int64_t i = 0; i < n; ++i) {
@@ -243,7 +202,7 @@ Kernel make_unary(const Network& net, const Layer& l) {
       if (op == UnaryOp::kAbs) v = std::fabs(x);
       else if (op == UnaryOp::kNeg) v = -x;
       else if (op == UnaryOp::kSign) v = x > 0 ? 1 : (x < 0 ? -1 : 0);
-      else v = unary(op, float(x));
+      else v = ops::unary(op, float(x));
       store_from_double(out[0], ot, i, v);
     }
   };
@@ -264,13 +223,21 @@ Kernel make_activation(const Network& net, const Layer& l) {
   return [n, a](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
-    float al = a.alpha, be = a.beta;
+    const float al = a.alpha, be = a.beta;
+    // The simple ones get their own instantiation (type fixed: vectorized); all compute
+    // ops::activation.
     switch (a.type) {
-      case ActivationType::kRelu: map_float(x, y, n, [](float v) { return v > 0.f ? v : 0.f; }); return;
-      case ActivationType::kLeakyRelu: map_float(x, y, n, [al](float v) { return v >= 0.f ? v : al * v; }); return;
-      case ActivationType::kClip: map_float(x, y, n, [al, be](float v) { return std::min(std::max(v, al), be); }); return;
+      case ActivationType::kRelu:
+        map_float(x, y, n, [](float v) { return ops::activation(ActivationType::kRelu, v, 0.f, 0.f); });
+        return;
+      case ActivationType::kLeakyRelu:
+        map_float(x, y, n, [al](float v) { return ops::activation(ActivationType::kLeakyRelu, v, al, 0.f); });
+        return;
+      case ActivationType::kClip:
+        map_float(x, y, n, [al, be](float v) { return ops::activation(ActivationType::kClip, v, al, be); });
+        return;
       case ActivationType::kHardSigmoid:
-        map_float(x, y, n, [al, be](float v) { return std::max(0.f, std::min(1.f, al * v + be)); });
+        map_float(x, y, n, [al, be](float v) { return ops::activation(ActivationType::kHardSigmoid, v, al, be); });
         return;
       case ActivationType::kSigmoid: case ActivationType::kTanh: case ActivationType::kElu:
       case ActivationType::kSelu: case ActivationType::kSoftplus: case ActivationType::kSoftsign:
@@ -347,7 +314,7 @@ Kernel make_pooling(const Network& net, const Layer& l) {
     pb[j] = p.pre_padding.empty() ? 0 : p.pre_padding[i];
     pe[j] = p.post_padding.empty() ? 0 : p.post_padding[i];
   }
-  bool is_max = p.type == PoolingType::kMax;
+  const PoolingType type = p.type;
   bool exclude = p.average_count_excludes_padding;
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
@@ -366,16 +333,16 @@ Kernel make_pooling(const Network& net, const Layer& l) {
             int64_t padded = (e0 - s0) * (e1 - s1) * (e2 - s2);
             int64_t b0 = std::max<int64_t>(s0, 0), b1 = std::max<int64_t>(s1, 0), b2 = std::max<int64_t>(s2, 0);
             e0 = std::min(e0, id[0]); e1 = std::min(e1, id[1]); e2 = std::min(e2, id[2]);
-            float acc = is_max ? -std::numeric_limits<float>::infinity() : 0.f;
+            float acc = ops::pool_identity<float>(type);
             for (int64_t i0 = b0; i0 < e0; ++i0)
               for (int64_t i1 = b1; i1 < e1; ++i1)
                 for (int64_t i2 = b2; i2 < e2; ++i2) {
                   float v = px[(i0 * id[1] + i1) * id[2] + i2];
-                  acc = is_max ? std::max(acc, v) : acc + v;
+                  acc = ops::pool_combine(type, acc, v);
                 }
-            if (!is_max) {
+            if (type == PoolingType::kAverage) {
               int64_t cnt = exclude ? (e0 - b0) * (e1 - b1) * (e2 - b2) : padded;
-              acc = cnt > 0 ? acc / float(cnt) : 0.f;
+              acc = cnt > 0 ? ops::pool_finish(type, acc, cnt) : 0.f;
             }
             py[(a * od[1] + b) * od[2] + c] = acc;
           }
@@ -567,9 +534,7 @@ Kernel make_reduce(const Network& net, const Layer& l) {
   int64_t on = volume(kd);
   ReduceOp op = p.op;
   DataType it = ti.type, ot = to.type;
-  double init = op == ReduceOp::kProd ? 1.0
-              : op == ReduceOp::kMax ? -std::numeric_limits<double>::infinity()
-              : op == ReduceOp::kMin ? std::numeric_limits<double>::infinity() : 0.0;
+  const double init = ops::reduce_identity<double>(op);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     // Fast path: float sum/avg/max over trailing, contiguous axes (GlobalAveragePool).
     if (it == DataType::kFloat && ot == DataType::kFloat && w.dims.size() == 2 &&
@@ -591,11 +556,17 @@ Kernel make_reduce(const Network& net, const Layer& l) {
             for (int k = 0; k < 8; ++k) acc += part[k];
             break;
           }
-          case ReduceOp::kProd: for (int64_t i = 0; i < n; ++i) acc *= px[i]; break;
-          case ReduceOp::kMax: for (int64_t i = 0; i < n; ++i) acc = std::max(acc, double(px[i])); break;
-          case ReduceOp::kMin: for (int64_t i = 0; i < n; ++i) acc = std::min(acc, double(px[i])); break;
+          case ReduceOp::kProd:
+            for (int64_t i = 0; i < n; ++i) acc = ops::reduce_combine(ReduceOp::kProd, acc, double(px[i]));
+            break;
+          case ReduceOp::kMax:
+            for (int64_t i = 0; i < n; ++i) acc = ops::reduce_combine(ReduceOp::kMax, acc, double(px[i]));
+            break;
+          case ReduceOp::kMin:
+            for (int64_t i = 0; i < n; ++i) acc = ops::reduce_combine(ReduceOp::kMin, acc, double(px[i]));
+            break;
         }
-        y[r] = float(op == ReduceOp::kAvg ? acc / double(n) : acc);
+        y[r] = float(ops::reduce_finish(op, acc, n));
       }
       return;
     }
@@ -606,16 +577,11 @@ Kernel make_reduce(const Network& net, const Layer& l) {
       for (int64_t i = 0; i < n; ++i) {
         double v = load_as_double(in[0], it, ii + i);
         double& a = acc[oo + i * so];
-        switch (op) {
-          case ReduceOp::kSum: case ReduceOp::kAvg: a += v; break;
-          case ReduceOp::kProd: a *= v; break;
-          case ReduceOp::kMax: a = std::max(a, v); break;
-          case ReduceOp::kMin: a = std::min(a, v); break;
-        }
+        a = ops::reduce_combine(op, a, v);
       }
     }
     for (int64_t i = 0; i < on; ++i)
-      store_from_double(out[0], ot, i, op == ReduceOp::kAvg ? acc[i] / double(group) : acc[i]);
+      store_from_double(out[0], ot, i, ops::reduce_finish(op, acc[i], group));
   };
 }
 
@@ -969,26 +935,7 @@ void store_from_double(void* p, DataType t, int64_t i, double v) {
   }
 }
 
-float apply_activation(const ActivationParams& a, float x) {
-  switch (a.type) {
-    case ActivationType::kRelu: return x > 0.f ? x : 0.f;
-    case ActivationType::kSigmoid: return 1.f / (1.f + std::exp(-x));
-    case ActivationType::kTanh: return std::tanh(x);
-    case ActivationType::kLeakyRelu: return x >= 0.f ? x : a.alpha * x;
-    case ActivationType::kClip: return std::min(std::max(x, a.alpha), a.beta);
-    case ActivationType::kHardSigmoid: return std::max(0.f, std::min(1.f, a.alpha * x + a.beta));
-    case ActivationType::kElu: return x >= 0.f ? x : a.alpha * (std::exp(x) - 1.f);
-    case ActivationType::kSelu: return x > 0.f ? a.beta * x : a.beta * a.alpha * (std::exp(x) - 1.f);
-    case ActivationType::kSoftplus: return a.alpha * std::log1p(std::exp(a.beta * x));
-    case ActivationType::kSoftsign: return x / (1.f + std::fabs(x));
-    case ActivationType::kGeluErf: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    case ActivationType::kGeluTanh:
-      return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    case ActivationType::kThresholdedRelu: return x > a.alpha ? x : 0.f;
-    case ActivationType::kScaledTanh: return a.alpha * std::tanh(a.beta * x);
-  }
-  return x;
-}
+float apply_activation(const ActivationParams& a, float x) { return ops::activation(a.type, x, a.alpha, a.beta); }
 
 void set_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
