@@ -4,6 +4,8 @@
 #include <numeric>
 
 #include "importer.h"
+#include "tandem/broadcast.h"
+#include "tandem/op_semantics.h"
 
 namespace tandem::onnx_detail {
 
@@ -39,48 +41,45 @@ std::vector<int64_t> ints(const ConstPtr& c) {
   return v;
 }
 
-// Numpy broadcasting of dims (ranks aligned right).
+// Numpy broadcasting of dims (tandem/broadcast.h), failing with the node's name.
 Dims bcast_dims(Importer& I, const std::vector<const Dims*>& ds) {
-  size_t r = 0;
-  for (auto* d : ds) r = std::max(r, d->size());
-  Dims o(r, 1);
-  for (auto* d : ds)
-    for (size_t i = 0; i < d->size(); ++i) {
-      const size_t j = r - d->size() + i;
-      const int64_t v = (*d)[i];
-      if (o[j] == 1) o[j] = v;
-      else if (v != 1 && v != o[j]) I.fail(fmt::format("cannot broadcast {} to {}", dims_to_string(*d), dims_to_string(o)));
-    }
+  Dims o;
+  for (const Dims* d : ds) {
+    std::optional<Dims> b = broadcast_dims(o, *d);
+    if (!b) I.fail(fmt::format("cannot broadcast {} to {}", dims_to_string(*d), dims_to_string(o)));
+    o = std::move(*b);
+  }
   return o;
 }
 
 // Source index for each output index when broadcasting `in` to `out`.
-std::vector<int64_t> bcast_index(const Dims& out, const Dims& in) {
-  const int64_t n = volume(out);
-  std::vector<int64_t> idx(static_cast<size_t>(n));
-  const size_t r = out.size(), off = r - in.size();
-  std::vector<int64_t> stride(r, 0);
-  int64_t s = 1;
-  for (size_t i = r; i-- > off;) {
-    stride[i] = in[i - off] == 1 ? 0 : s;
-    s *= in[i - off];
-  }
-  std::vector<int64_t> pos(r, 0);
-  int64_t src = 0;
-  for (int64_t k = 0; k < n; ++k) {
-    idx[k] = src;
-    for (size_t i = r; i-- > 0;) {
-      ++pos[i];
-      src += stride[i];
-      if (pos[i] < out[i]) break;
-      src -= stride[i] * pos[i];
-      pos[i] = 0;
-    }
-  }
-  return idx;
-}
+std::vector<int64_t> bcast_index(const Dims& out, const Dims& in) { return broadcast_source_index(in, out); }
 
 enum class Bin { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kMod, kEq, kGt, kLt, kGe, kLe, kAnd, kOr, kXor };
+
+// Floating-point semantics: the ONNX ops that are IR element-wise ops compute what every backend
+// computes (tandem/op_semantics.h); Mod, GreaterOrEqual and LessOrEqual have no IR op.
+double fold_float(Bin op, double x, double y) {
+  switch (op) {
+    case Bin::kAdd: return ops::elementwise(ElementWiseOp::kSum, x, y);
+    case Bin::kSub: return ops::elementwise(ElementWiseOp::kSub, x, y);
+    case Bin::kMul: return ops::elementwise(ElementWiseOp::kProd, x, y);
+    case Bin::kDiv: return ops::elementwise(ElementWiseOp::kDiv, x, y);
+    case Bin::kPow: return ops::elementwise(ElementWiseOp::kPow, x, y);
+    case Bin::kMax: return ops::elementwise(ElementWiseOp::kMax, x, y);
+    case Bin::kMin: return ops::elementwise(ElementWiseOp::kMin, x, y);
+    case Bin::kEq: return ops::elementwise(ElementWiseOp::kEqual, x, y);
+    case Bin::kGt: return ops::elementwise(ElementWiseOp::kGreater, x, y);
+    case Bin::kLt: return ops::elementwise(ElementWiseOp::kLess, x, y);
+    case Bin::kAnd: return ops::elementwise(ElementWiseOp::kAnd, x, y);
+    case Bin::kOr: return ops::elementwise(ElementWiseOp::kOr, x, y);
+    case Bin::kXor: return ops::elementwise(ElementWiseOp::kXor, x, y);
+    case Bin::kMod: return std::fmod(x, y);
+    case Bin::kGe: return x >= y;
+    case Bin::kLe: return x <= y;
+  }
+  return 0;
+}
 
 FoldFn binary(Bin op) {
   return [=](Importer& I) -> Outs {
@@ -103,27 +102,7 @@ FoldFn binary(Bin op) {
       const bool fl = is_float(a->type) || is_float(b->type);
       for (int64_t k = 0; k < o->count(); ++k) {
         if (fl) {
-          const double x = a->f(ia[k]), y = b->f(ib[k]);
-          double r = 0;
-          switch (op) {
-            case Bin::kAdd: r = x + y; break;
-            case Bin::kSub: r = x - y; break;
-            case Bin::kMul: r = x * y; break;
-            case Bin::kDiv: r = x / y; break;
-            case Bin::kPow: r = std::pow(x, y); break;
-            case Bin::kMax: r = std::max(x, y); break;
-            case Bin::kMin: r = std::min(x, y); break;
-            case Bin::kMod: r = std::fmod(x, y); break;
-            case Bin::kEq: r = x == y; break;
-            case Bin::kGt: r = x > y; break;
-            case Bin::kLt: r = x < y; break;
-            case Bin::kGe: r = x >= y; break;
-            case Bin::kLe: r = x <= y; break;
-            case Bin::kAnd: r = (x != 0) && (y != 0); break;
-            case Bin::kOr: r = (x != 0) || (y != 0); break;
-            case Bin::kXor: r = (x != 0) != (y != 0); break;
-          }
-          o->set_f(k, r);
+          o->set_f(k, fold_float(op, a->f(ia[k]), b->f(ib[k])));
         } else {
           const int64_t x = a->i(ia[k]), y = b->i(ib[k]);
           int64_t r = 0;
@@ -166,6 +145,30 @@ FoldFn binary(Bin op) {
 
 enum class Un { kNeg, kAbs, kFloor, kCeil, kSqrt, kRecip, kExp, kLog, kNot, kSign, kRound, kRelu, kSigmoid, kTanh, kErf, kSin, kCos };
 
+// Floating-point semantics, as every backend computes them (tandem/op_semantics.h).
+double fold_float(Un op, double x) {
+  switch (op) {
+    case Un::kNeg: return ops::unary(UnaryOp::kNeg, x);
+    case Un::kAbs: return ops::unary(UnaryOp::kAbs, x);
+    case Un::kFloor: return ops::unary(UnaryOp::kFloor, x);
+    case Un::kCeil: return ops::unary(UnaryOp::kCeil, x);
+    case Un::kSqrt: return ops::unary(UnaryOp::kSqrt, x);
+    case Un::kRecip: return ops::unary(UnaryOp::kRecip, x);
+    case Un::kExp: return ops::unary(UnaryOp::kExp, x);
+    case Un::kLog: return ops::unary(UnaryOp::kLog, x);
+    case Un::kNot: return ops::unary(UnaryOp::kNot, x);
+    case Un::kSign: return ops::unary(UnaryOp::kSign, x);
+    case Un::kRound: return ops::unary(UnaryOp::kRound, x);
+    case Un::kErf: return ops::unary(UnaryOp::kErf, x);
+    case Un::kSin: return ops::unary(UnaryOp::kSin, x);
+    case Un::kCos: return ops::unary(UnaryOp::kCos, x);
+    case Un::kRelu: return ops::activation(ActivationType::kRelu, x, 0.0, 0.0);
+    case Un::kSigmoid: return ops::activation(ActivationType::kSigmoid, x, 0.0, 0.0);
+    case Un::kTanh: return ops::activation(ActivationType::kTanh, x, 0.0, 0.0);
+  }
+  return x;
+}
+
 FoldFn unary(Un op) {
   return [=](Importer& I) -> Outs {
     const ConstPtr a = I.cin(0, "input");
@@ -186,28 +189,7 @@ FoldFn unary(Un op) {
         o->set_i(k, r);
         continue;
       }
-      const double x = a->f(k);
-      double r = 0;
-      switch (op) {
-        case Un::kNeg: r = -x; break;
-        case Un::kAbs: r = std::fabs(x); break;
-        case Un::kFloor: r = std::floor(x); break;
-        case Un::kCeil: r = std::ceil(x); break;
-        case Un::kSqrt: r = std::sqrt(x); break;
-        case Un::kRecip: r = 1.0 / x; break;
-        case Un::kExp: r = std::exp(x); break;
-        case Un::kLog: r = std::log(x); break;
-        case Un::kNot: r = x == 0; break;
-        case Un::kSign: r = (x > 0) - (x < 0); break;
-        case Un::kRound: r = std::nearbyint(x); break;
-        case Un::kRelu: r = x > 0 ? x : 0; break;
-        case Un::kSigmoid: r = 1.0 / (1.0 + std::exp(-x)); break;
-        case Un::kTanh: r = std::tanh(x); break;
-        case Un::kErf: r = std::erf(x); break;
-        case Un::kSin: r = std::sin(x); break;
-        case Un::kCos: r = std::cos(x); break;
-      }
-      o->set_f(k, r);
+      o->set_f(k, fold_float(op, a->f(k)));
     }
     return {o};
   };

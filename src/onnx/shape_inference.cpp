@@ -1,6 +1,7 @@
 // Static shape and type inference over IR layers (TensorRT semantics of each layer kind).
 #include <fmt/format.h>
 
+#include "tandem/broadcast.h"
 #include "tandem/onnx.h"
 
 namespace tandem {
@@ -14,13 +15,9 @@ namespace {
 Dims broadcast(const Layer& l, const Dims& a, const Dims& b) {
   if (a.size() != b.size())
     fail(l, fmt::format("operand ranks differ ({} vs {})", dims_to_string(a), dims_to_string(b)));
-  Dims o(a.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i] == b[i] || b[i] == 1) o[i] = a[i];
-    else if (a[i] == 1) o[i] = b[i];
-    else fail(l, fmt::format("cannot broadcast {} with {}", dims_to_string(a), dims_to_string(b)));
-  }
-  return o;
+  std::optional<Dims> o = broadcast_dims(a, b);
+  if (!o) fail(l, fmt::format("cannot broadcast {} with {}", dims_to_string(a), dims_to_string(b)));
+  return *o;
 }
 
 bool valid_perm(const std::vector<int>& p, size_t rank) {

@@ -7,31 +7,14 @@
 #include <cstring>
 #include <limits>
 
-#include "ir/op_semantics.h"
+#include "tandem/broadcast.h"
+#include "tandem/op_semantics.h"
 #include "kernels.h"
 #include "tandem/numerics.h"
 
 namespace tandem::cpu {
 
 namespace {
-
-using Strides = std::vector<int64_t>;
-
-Strides dense_strides(const Dims& d) {
-  Strides s(d.size(), 1);
-  for (int i = int(d.size()) - 2; i >= 0; --i) s[i] = s[i + 1] * d[i + 1];
-  return s;
-}
-
-// Strides of `in` read as if broadcast to `out` (right-aligned; size-1 dims get stride 0).
-Strides broadcast_strides(const Dims& in, const Dims& out) {
-  Strides s(out.size(), 0);
-  Strides dense = dense_strides(in);
-  size_t off = out.size() - in.size();
-  for (size_t i = 0; i < in.size(); ++i)
-    s[off + i] = (in[i] == 1 && out[off + i] != 1) ? 0 : dense[i];
-  return s;
-}
 
 // An N-d walk over `dims` with one stride vector per operand, adjacent dims merged when every
 // operand allows it. Calls f(offsets..., inner_count, inner_strides...) per innermost row.
