@@ -10,6 +10,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "kernels.h"
+#include "tandem/lower.h"
 #include "tandem/runtime.h"
 
 namespace tandem {
@@ -82,16 +83,160 @@ std::vector<float> weights_f32(const Network& net, WeightsId id) {
   return v;
 }
 
-struct Step {
-  LayerId layer;
+// Convolution weights as the layer's numerics ask: INT8 per output channel (and the bias on the
+// accumulator's grid), FP16 rounded.
+void round_conv_weights(const Network& net, const Numerics& num, LayerId id, cpu::ConvSpec& s) {
+  const Layer& l = net.layers[size_t(id)];
+  const auto& p = l.as<ConvolutionParams>();
+  const Precision prec = size_t(id) < num.layer_precision.size() ? num.layer_precision[size_t(id)] : Precision::kUnset;
+  const int64_t K = s.out_dims[1];
+  if (prec == Precision::kINT8) {
+    int64_t inner = 1;
+    for (int64_t k : p.kernel) inner *= k;
+    std::vector<float> w_scales(size_t(K), 1.f);
+    if (l.kind == LayerKind::kConvolution) {
+      w_scales = quantize_per_channel(s.kernel, 1, K, int64_t(s.kernel.size()) / K);
+    } else {  // [C, K/g, k...]: output channel = group * K/g + j
+      int64_t g = p.groups, C = s.in_dims[1], kg = K / g;
+      std::vector<float> w = s.kernel;
+      // Quantize per output channel across all input channels of its group.
+      for (int64_t gi = 0; gi < g; ++gi)
+        for (int64_t j = 0; j < kg; ++j) {
+          float m = 0.f;
+          for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
+            for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[(c * kg + j) * inner + i]));
+          if (m == 0.f) continue;
+          w_scales[size_t(gi * kg + j)] = m / 127.f;
+          for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
+            for (int64_t i = 0; i < inner; ++i) {
+              float& v = s.kernel[(c * kg + j) * inner + i];
+              v = fake_quant_int8_weight(v, m / 127.f);
+            }
+        }
+    }
+    const std::string& in_name = net.tensors[size_t(l.inputs[0])].name;
+    if (!num.unquantized.count(in_name)) quantize_bias(s.bias, num.tensor_scales.at(in_name), w_scales);
+  } else if (prec == Precision::kFP16) {
+    for (float& v : s.kernel) v = round_to_fp16(v);
+    for (float& v : s.bias) v = round_to_fp16(v);
+  }
+}
+
+// A Scale epilogue folded into the weights: W'[k] = W[k] * a[k], b'[k] = b[k] * a[k] + shift[k].
+void fold_scale(const Network& net, const Layer& conv, const Layer& scale, cpu::ConvSpec& s) {
+  const auto& p = conv.as<ConvolutionParams>();
+  const auto& sp = scale.as<ScaleParams>();
+  const int64_t K = s.out_dims[1];
+  std::vector<float> sc = weights_f32(net, sp.scale), sh = weights_f32(net, sp.shift);
+  auto factor = [&](int64_t k) { return sc.empty() ? 1.f : sc[sc.size() == 1 ? 0 : size_t(k)]; };
+  auto shift = [&](int64_t k) { return sh.empty() ? 0.f : sh[sh.size() == 1 ? 0 : size_t(k)]; };
+  if (s.bias.empty()) s.bias.assign(size_t(K), 0.f);
+  if (conv.kind == LayerKind::kConvolution) {
+    const int64_t per = int64_t(s.kernel.size()) / K;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < per; ++i) s.kernel[size_t(k * per + i)] *= factor(k);
+  } else {
+    int64_t g = p.groups, kg = K / g, inner = 1;
+    for (int64_t k : p.kernel) inner *= k;
+    const int64_t C = s.in_dims[1];
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < kg; ++j) {
+        const float a = factor((c / (C / g)) * kg + j);
+        for (int64_t i = 0; i < inner; ++i) s.kernel[size_t((c * kg + j) * inner + i)] *= a;
+      }
+  }
+  for (int64_t k = 0; k < K; ++k) s.bias[size_t(k)] = s.bias[size_t(k)] * factor(k) + shift(k);
+}
+
+// The convolution of a lowered step: weights rounded, Scales folded, activations as post-ops.
+cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
+                        std::shared_ptr<cpu::ConvScratch> scratch) {
+  const Layer& l = net.layers[size_t(st.layer)];
+  const auto& p = l.as<ConvolutionParams>();
+  cpu::ConvSpec s;
+  s.layer = &l;
+  s.scratch = std::move(scratch);
+  s.in_dims = net.tensors[size_t(l.inputs[0])].dims;
+  s.out_dims = net.tensors[size_t(l.outputs[0])].dims;
+  s.kernel = weights_f32(net, p.kernel_weights);
+  s.bias = weights_f32(net, p.bias_weights);
+  round_conv_weights(net, num, st.layer, s);
+  for (const Epilogue& e : st.epilogue) {
+    switch (e.kind) {
+      case EpilogueKind::kScale:
+        fold_scale(net, l, net.layers[size_t(e.layers[0])], s);
+        break;
+      case EpilogueKind::kActivation:
+        s.post_ops.push_back({cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()});
+        break;
+      case EpilogueKind::kHardSwish:
+        s.post_ops.push_back({cpu::PostOp::kHardSwish, {}});
+        break;
+      case EpilogueKind::kElementWise:
+        throw Error(layer_desc(l) + ": the CPU backend has no element-wise convolution epilogue");
+    }
+  }
+  (void)g;
+  return s;
+}
+
+// What the CPU backend fuses: oneDNN convolutions absorb a folded Scale, activations and
+// hard-swish as post-ops (as long as the chain computes exactly what the layers compute).
+LowerPolicy cpu_policy(const ExecOptions& opt, bool keep_all) {
+  LowerPolicy p;
+  p.fuse = opt.fuse && !opt.reference_kernels;
+  p.keep_all = keep_all;
+  p.conv_fold_scale = true;
+  p.conv_hard_swish = true;
+  p.conv_max_activations = -1;
+  p.conv_can_append = [](const Network& net, const std::vector<Epilogue>& chain, const Epilogue& next) {
+    auto post_op = [&](const Epilogue& e) {
+      return e.kind == EpilogueKind::kHardSwish
+                 ? cpu::PostOp{cpu::PostOp::kHardSwish, {}}
+                 : cpu::PostOp{cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()};
+    };
+    std::vector<cpu::PostOp> ops;
+    for (const Epilogue& e : chain)
+      if (e.kind != EpilogueKind::kScale) ops.push_back(post_op(e));
+    return cpu::dnnl_can_append_post_op(ops, post_op(next));
+  };
+  p.pointwise_chains = false;
+  // The reference runs every layer's own kernel, views included.
+  p.alias_views = !opt.reference_kernels;
+  p.alignment = 64;
+  return p;
+}
+
+// Emulated numerics on the host: FP16 rounding, INT8 fake quantization per tensor or (weights
+// used as a tensor: FC / MatMul B) symmetric per channel, as TensorRT quantizes the weights of
+// fully connected layers; channel c holds the elements whose index satisfies (i / inner) % channels == c.
+void round_values(const ExecStep& st, const float* x, float* y, int64_t n) {
+  if (x != y) std::memcpy(y, x, size_t(n) * sizeof(float));
+  switch (st.rounding) {
+    case Rounding::kFp16:
+      for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
+      return;
+    case Rounding::kInt8:
+      for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], st.scale);
+      return;
+    case Rounding::kInt8PerChannel: {
+      std::vector<float> amax(size_t(st.channels), 0.f);
+      for (int64_t i = 0; i < n; ++i) {
+        float& m = amax[size_t((i / st.inner) % st.channels)];
+        m = std::max(m, std::fabs(y[i]));
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        float m = amax[size_t((i / st.inner) % st.channels)];
+        if (m > 0.f) y[i] = fake_quant_int8_weight(y[i], m / 127.f);
+      }
+      return;
+    }
+  }
+}
+
+struct RunStep {
   Kernel kernel;
-  std::vector<void*> in, out;     // what the kernel sees (scratch copies when emulating)
-  std::vector<void*> raw_in;      // the real input buffers
-  Precision precision = Precision::kUnset;
-  std::vector<float> in_scale, out_scale;   // INT8: per input / output (0: not float, skip)
-  std::vector<int64_t> in_count, out_count;  // 0: not emulated (not float, or unquantized)
-  std::vector<int64_t> in_channels, in_inner;  // INT8 per-channel weights: channels, inner size
-  std::vector<std::vector<float>> scratch;  // per input, emulation only
+  std::vector<void*> in, out;
 };
 
 class CpuExecutor : public Executor {
@@ -102,297 +247,35 @@ class CpuExecutor : public Executor {
     std::string why = cpu_unsupported_reason(net);
     if (!why.empty()) throw Error(why);
     cpu::set_threads(threads_);
-    const Numerics& num = opt.numerics;
-    check_numerics(net, num);
-    size_t nt = net.tensors.size();
-    tensors_.resize(nt);
-    for (size_t i = 0; i < nt; ++i) tensors_[i] = {net.tensors[i].name, net.tensors[i].type, net.tensors[i].dims, {}};
-    inputs_ = net.inputs;
-    outputs_ = net.outputs;
-
-    // ---- Fusion: conv [+ Scale] [+ activations] -> one oneDNN primitive ----------------------
-    auto consumers = net.consumers();
-    std::vector<bool> fused_away(net.layers.size(), false);  // absorbed into an earlier layer
-    std::vector<bool> elided(nt, false);                     // never materialised
-    std::vector<cpu::ConvSpec> conv_specs(net.layers.size());
-    std::vector<TensorId> final_out(net.layers.size(), -1);
+    graph_ = lower(net, opt.numerics, cpu_policy(opt, keep_all));
+    evaluate_constants(net);
+    bind_arena();
     auto conv_scratch = std::make_shared<cpu::ConvScratch>();
-    for (LayerId id = 0; id < LayerId(net.layers.size()); ++id) {
-      const Layer& l = net.layers[id];
-      if (l.kind != LayerKind::kConvolution && l.kind != LayerKind::kDeconvolution) continue;
-      cpu::ConvSpec& s = conv_specs[id];
-      const auto& p = l.as<ConvolutionParams>();
-      s.layer = &l;
-      s.scratch = conv_scratch;
-      s.in_dims = net.tensors[l.inputs[0]].dims;
-      s.out_dims = net.tensors[l.outputs[0]].dims;
-      s.kernel = weights_f32(net, p.kernel_weights);
-      s.bias = weights_f32(net, p.bias_weights);
-      Precision prec = precision_of(num, id);
-      int64_t K = s.out_dims[1];
-      if (prec == Precision::kINT8) {
-        int64_t inner = 1;
-        for (int64_t k : p.kernel) inner *= k;
-        std::vector<float> w_scales(size_t(K), 1.f);
-        if (l.kind == LayerKind::kConvolution) {
-          w_scales = quantize_per_channel(s.kernel, 1, K, int64_t(s.kernel.size()) / K);
-        } else {  // [C, K/g, k...]: output channel = group * K/g + j
-          int64_t g = p.groups, C = s.in_dims[1], kg = K / g;
-          std::vector<float> w = s.kernel;
-          // Quantize per output channel across all input channels of its group.
-          for (int64_t gi = 0; gi < g; ++gi)
-            for (int64_t j = 0; j < kg; ++j) {
-              float m = 0.f;
-              for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
-                for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[(c * kg + j) * inner + i]));
-              if (m == 0.f) continue;
-              w_scales[size_t(gi * kg + j)] = m / 127.f;
-              for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
-                for (int64_t i = 0; i < inner; ++i) {
-                  float& v = s.kernel[(c * kg + j) * inner + i];
-                  v = fake_quant_int8_weight(v, m / 127.f);
-                }
-            }
-        }
-        const std::string& in_name = net.tensors[l.inputs[0]].name;
-        if (!num.unquantized.count(in_name)) quantize_bias(s.bias, num.tensor_scales.at(in_name), w_scales);
-      } else if (prec == Precision::kFP16) {
-        for (float& v : s.kernel) v = round_to_fp16(v);
-        for (float& v : s.bias) v = round_to_fp16(v);
-      }
-      TensorId t = l.outputs[0];
-      final_out[id] = t;
-      if (!opt.fuse || opt.reference_kernels || keep_all || emulated(prec)) continue;
-      for (;;) {
-        const Tensor& tt = net.tensors[t];
-        if (tt.is_output) break;
-        const auto& cs = consumers[t];
-        if (cs.size() == 1) {
-          const Layer& c = net.layers[cs[0]];
-          if (emulated(precision_of(num, cs[0]))) break;
-          if (c.kind == LayerKind::kScale && s.post_ops.empty() && c.inputs[0] == t) {
-            const auto& sp = c.as<ScaleParams>();
-            if (sp.power >= 0 || sp.mode == ScaleMode::kElementwise) break;
-            if (sp.mode == ScaleMode::kChannel && sp.channel_axis != 1) break;
-            std::vector<float> sc = weights_f32(net, sp.scale), sh = weights_f32(net, sp.shift);
-            int64_t per = int64_t(s.kernel.size()) / K;
-            if (s.bias.empty()) s.bias.assign(K, 0.f);
-            if (l.kind == LayerKind::kConvolution) {
-              for (int64_t k = 0; k < K; ++k) {
-                float a = sc.empty() ? 1.f : sc[sc.size() == 1 ? 0 : k];
-                float b = sh.empty() ? 0.f : sh[sh.size() == 1 ? 0 : k];
-                for (int64_t i = 0; i < per; ++i) s.kernel[k * per + i] *= a;
-                s.bias[k] = s.bias[k] * a + b;
-              }
-            } else {
-              int64_t g = p.groups, kg = K / g, inner = 1;
-              for (int64_t k : p.kernel) inner *= k;
-              int64_t C = s.in_dims[1];
-              for (int64_t c = 0; c < C; ++c)
-                for (int64_t j = 0; j < kg; ++j) {
-                  int64_t k = (c / (C / g)) * kg + j;
-                  float a = sc.empty() ? 1.f : sc[sc.size() == 1 ? 0 : k];
-                  for (int64_t i = 0; i < inner; ++i) s.kernel[(c * kg + j) * inner + i] *= a;
-                }
-              for (int64_t k = 0; k < K; ++k) {
-                float a = sc.empty() ? 1.f : sc[sc.size() == 1 ? 0 : k];
-                float b = sh.empty() ? 0.f : sh[sh.size() == 1 ? 0 : k];
-                s.bias[k] = s.bias[k] * a + b;
-              }
-            }
-            fused_away[cs[0]] = true;
-            elided[t] = true;
-            t = c.outputs[0];
-            continue;
-          }
-          if (c.kind == LayerKind::kActivation) {
-            cpu::PostOp po{cpu::PostOp::kActivation, c.as<ActivationParams>()};
-            if (!cpu::dnnl_can_append_post_op(s.post_ops, po)) break;
-            s.post_ops.push_back(po);
-            fused_away[cs[0]] = true;
-            elided[t] = true;
-            t = c.outputs[0];
-            continue;
-          }
-          break;
-        }
-        // HardSwish: y = t * HardSigmoid(t) with alpha 1/6, beta 1/2.
-        if (cs.size() == 2) {
-          LayerId h = -1, m = -1;
-          for (LayerId c : cs) {
-            const Layer& cl = net.layers[c];
-            if (cl.kind == LayerKind::kActivation && cl.as<ActivationParams>().type == ActivationType::kHardSigmoid) h = c;
-            if (cl.kind == LayerKind::kElementWise && cl.as<ElementWiseParams>().op == ElementWiseOp::kProd) m = c;
-          }
-          if (h < 0 || m < 0 || emulated(precision_of(num, h)) || emulated(precision_of(num, m))) break;
-          const auto& ap = net.layers[h].as<ActivationParams>();
-          TensorId ht = net.layers[h].outputs[0];
-          const Layer& ml = net.layers[m];
-          bool shape_ok = net.tensors[ht].dims == tt.dims && net.tensors[ml.outputs[0]].dims == tt.dims;
-          bool wiring = (ml.inputs[0] == t && ml.inputs[1] == ht) || (ml.inputs[1] == t && ml.inputs[0] == ht);
-          if (!shape_ok || !wiring || consumers[ht].size() != 1 || net.tensors[ht].is_output ||
-              std::fabs(ap.alpha - 1.f / 6.f) > 1e-6f || std::fabs(ap.beta - 0.5f) > 1e-6f)
-            break;
-          s.post_ops.push_back({cpu::PostOp::kHardSwish, {}});
-          fused_away[h] = fused_away[m] = true;
-          elided[t] = elided[ht] = true;
-          t = ml.outputs[0];
-          continue;
-        }
-        break;
-      }
-      final_out[id] = t;
-    }
-
-    // ---- Constants: evaluated once, stored outside the arena -----------------------------------
-    std::vector<bool> is_const(nt, false);
-    for (LayerId id = 0; id < LayerId(net.layers.size()); ++id) {
-      const Layer& l = net.layers[id];
-      if (l.kind != LayerKind::kConstant) continue;
-      TensorId t = l.outputs[0];
-      is_const[t] = true;
-      const_store_.emplace_back(size_t(volume(net.tensors[t].dims)) * element_size(net.tensors[t].type) + 1);
-      tensors_[t].ptr = const_store_.back().data();
-      Kernel k = cpu::make_ref_kernel(net, l, net.weights);
-      k({}, {tensors_[t].ptr});
-    }
-
-    // ---- Arena: liveness over steps, greedy first fit by size --------------------------------
-    std::vector<LayerId> order;
-    for (LayerId id = 0; id < LayerId(net.layers.size()); ++id)
-      if (!fused_away[id] && net.layers[id].kind != LayerKind::kConstant) order.push_back(id);
-    std::vector<int> first(nt, INT_MAX), last(nt, -1);
-    for (TensorId t : net.inputs) first[t] = -1;
-    for (size_t s = 0; s < order.size(); ++s) {
-      const Layer& l = net.layers[order[s]];
-      for (TensorId t : l.inputs) last[t] = std::max(last[t], int(s));
-      TensorId o0 = (l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution)
-                        ? final_out[order[s]] : -1;
-      if (o0 >= 0) first[o0] = std::min(first[o0], int(s)), last[o0] = std::max(last[o0], int(s));
-      for (TensorId t : l.outputs)
-        if (o0 < 0) first[t] = std::min(first[t], int(s)), last[t] = std::max(last[t], int(s));
-    }
-    for (TensorId t : net.outputs) last[t] = INT_MAX;
-    struct Block { TensorId t; int64_t size; int64_t off; };
-    std::vector<Block> blocks;
-    for (TensorId t = 0; t < TensorId(nt); ++t) {
-      if (is_const[t] || elided[t] || first[t] == INT_MAX) continue;
-      if (keep_all) last[t] = INT_MAX, first[t] = -1;
-      int64_t bytes = (int64_t(volume(net.tensors[t].dims)) * int64_t(element_size(net.tensors[t].type)) + 63) / 64 * 64;
-      blocks.push_back({t, std::max<int64_t>(bytes, 64), 0});
-    }
-    std::stable_sort(blocks.begin(), blocks.end(), [](const Block& a, const Block& b) { return a.size > b.size; });
-    std::vector<Block> placed;
-    int64_t arena_bytes = 0;
-    for (Block& b : blocks) {
-      std::vector<std::pair<int64_t, int64_t>> busy;
-      for (const Block& p : placed)
-        if (!(last[p.t] < first[b.t] || last[b.t] < first[p.t])) busy.push_back({p.off, p.off + p.size});
-      std::sort(busy.begin(), busy.end());
-      int64_t off = 0;
-      for (auto& [s, e] : busy) {
-        if (off + b.size <= s) break;
-        off = std::max(off, e);
-      }
-      b.off = off;
-      arena_bytes = std::max(arena_bytes, off + b.size);
-      placed.push_back(b);
-    }
-    arena_bytes_ = arena_bytes;
-    arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, size_t(std::max<int64_t>(arena_bytes, 64)))));
-    if (!arena_) throw Error("cannot allocate the CPU arena (" + std::to_string(arena_bytes) + " bytes)");
-    for (const Block& b : placed) tensors_[b.t].ptr = arena_.get() + b.off;
-
-    // ---- Kernels ---------------------------------------------------------------------------
-    for (LayerId id : order) {
-      const Layer& l = net.layers[id];
-      Step s;
-      s.layer = id;
-      s.precision = precision_of(num, id);
-      std::vector<Weights> rounded;  // FP16 layers: weights rounded (Scale)
-      const std::vector<Weights>* weights = &net.weights;
-      if (s.precision == Precision::kFP16 && l.kind == LayerKind::kScale) {
-        rounded = net.weights;
-        for (WeightsId w : {l.as<ScaleParams>().scale, l.as<ScaleParams>().shift, l.as<ScaleParams>().power})
-          if (w >= 0 && rounded[w].type == DataType::kFloat)
-            for (int64_t i = 0; i < rounded[w].count(); ++i) rounded[w].f32()[i] = round_to_fp16(rounded[w].f32()[i]);
-        weights = &rounded;
-      }
-      // The reference: plain loops for every layer; a convolution's prepared (rounded) weights
-      // replace the layer's own in a copy of the weights.
-      if (opt.reference_kernels && (l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution)) {
-        rounded = net.weights;
-        const auto& cp = l.as<ConvolutionParams>();
-        auto put = [&](WeightsId w, const std::vector<float>& v) {
-          if (w < 0) return;
-          Weights& dst = rounded[w];
-          dst.type = DataType::kFloat;
-          dst.bytes.resize(v.size() * sizeof(float));
-          std::memcpy(dst.bytes.data(), v.data(), dst.bytes.size());
-        };
-        put(cp.kernel_weights, conv_specs[id].kernel);
-        put(cp.bias_weights, conv_specs[id].bias);
-        weights = &rounded;
-      }
-      try {
-        if (opt.reference_kernels) {
-          s.kernel = cpu::make_ref_kernel(net, l, *weights);
-        } else switch (l.kind) {
-          case LayerKind::kConvolution:
-          case LayerKind::kDeconvolution:
-            s.kernel = cpu::make_conv_kernel(conv_specs[id]);
-            break;
-          case LayerKind::kMatrixMultiply:
-            s.kernel = cpu::make_matmul_kernel(net, l);
-            break;
-          case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kElementWise:
-          case LayerKind::kScale: case LayerKind::kConcatenation: case LayerKind::kResize:
-          case LayerKind::kShuffle: case LayerKind::kSlice: case LayerKind::kSoftMax:
-          case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kConstant:
-          case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
-          case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
-          case LayerKind::kSelect:
-            s.kernel = cpu::make_ref_kernel(net, l, *weights);
-            break;
-        }
-      } catch (const dnnl::error& e) {
-        throw Error(layer_desc(l) + ": oneDNN cannot create the primitive (" + e.what() + ")");
-      }
-      for (TensorId t : l.inputs) s.raw_in.push_back(tensors_[t].ptr);
-      s.in = s.raw_in;
-      TensorId fo = final_out[id];
-      for (TensorId t : l.outputs) s.out.push_back(tensors_[fo >= 0 ? fo : t].ptr);
-      if (emulated(s.precision)) setup_emulation(net, num, l, s);
-      steps_.push_back(std::move(s));
-    }
+    for (const ExecStep& st : graph_.steps) steps_.push_back(build_step(net, opt, st, conv_scratch));
   }
 
   TensorMap run(const TensorMap& inputs) override {
     cpu::set_threads(threads_);
-    for (TensorId t : inputs_) {
-      const Slot& s = tensors_[t];
-      auto it = inputs.find(s.name);
-      if (it == inputs.end()) throw Error("missing input '" + s.name + "' (" + dims_to_string(s.dims) + " " + std::string(to_string(s.type)) + ")");
+    for (TensorId t : graph_.inputs) {
+      const ExecValue& v = graph_.values[size_t(t)];
+      auto it = inputs.find(v.name);
+      if (it == inputs.end()) throw Error("missing input '" + v.name + "' (" + dims_to_string(v.dims) + " " + std::string(to_string(v.type)) + ")");
       const HostTensor& h = it->second;
-      if (h.type != s.type)
-        throw Error("input '" + s.name + "': expected " + std::string(to_string(s.type)) + ", got " + std::string(to_string(h.type)));
-      if (h.dims != s.dims)
-        throw Error("input '" + s.name + "': expected shape " + dims_to_string(s.dims) + ", got " + dims_to_string(h.dims));
-      if (h.data.size() != size_t(volume(s.dims)) * element_size(s.type))
-        throw Error("input '" + s.name + "': " + std::to_string(h.data.size()) + " bytes for shape " + dims_to_string(s.dims));
-      std::memcpy(s.ptr, h.data.data(), h.data.size());
+      if (h.type != v.type)
+        throw Error("input '" + v.name + "': expected " + std::string(to_string(v.type)) + ", got " + std::string(to_string(h.type)));
+      if (h.dims != v.dims)
+        throw Error("input '" + v.name + "': expected shape " + dims_to_string(v.dims) + ", got " + dims_to_string(h.dims));
+      if (h.data.size() != size_t(volume(v.dims)) * element_size(v.type))
+        throw Error("input '" + v.name + "': " + std::to_string(h.data.size()) + " bytes for shape " + dims_to_string(v.dims));
+      std::memcpy(ptr_[size_t(t)], h.data.data(), h.data.size());
     }
-    for (Step& s : steps_) {
-      if (s.precision == Precision::kINT8 || s.precision == Precision::kFP16) pre(s);
-      s.kernel(s.in, s.out);
-      if (s.precision == Precision::kINT8 || s.precision == Precision::kFP16) post(s);
-    }
+    for (RunStep& s : steps_) s.kernel(s.in, s.out);
     TensorMap out;
-    for (TensorId t : outputs_) out[tensors_[t].name] = to_host(t);
+    for (TensorId t : graph_.outputs) out[graph_.values[size_t(t)].name] = to_host(t);
     if (keep_all_) {
       all_.clear();
-      for (TensorId t = 0; t < TensorId(tensors_.size()); ++t)
-        if (tensors_[t].ptr) all_[tensors_[t].name] = to_host(t);
+      for (TensorId t = 0; t < TensorId(n_tensors_); ++t)
+        if (ptr_[size_t(t)]) all_[graph_.values[size_t(t)].name] = to_host(t);
     }
     return out;
   }
@@ -401,127 +284,131 @@ class CpuExecutor : public Executor {
   std::string backend_name() const override { return "cpu"; }
 
  private:
-  struct Slot {
-    std::string name;
-    DataType type;
-    Dims dims;
-    uint8_t* ptr = nullptr;
-  };
   struct FreeDeleter {
     void operator()(uint8_t* p) const { std::free(p); }
   };
 
-  // Which inputs / outputs of an emulated layer are rounded, and how (per tensor, per channel).
-  static void setup_emulation(const Network& net, const Numerics& num, const Layer& l, Step& s) {
-    const bool int8 = s.precision == Precision::kINT8;
-    // Inside a fused INT8 block TensorRT keeps FP32: those tensors are not rounded at all.
-    auto rounded = [&](const Tensor& t) {
-      return t.type == DataType::kFloat && !(int8 && num.unquantized.count(t.name));
-    };
-    for (size_t i = 0; i < l.inputs.size(); ++i) {
-      const Tensor& t = net.tensors[l.inputs[i]];
-      const bool f = rounded(t);
-      s.in_count.push_back(f ? volume(t.dims) : 0);
-      s.in_scale.push_back(f && int8 ? num.tensor_scales.at(t.name) : 0.f);
-      int64_t channels = 0, inner = 1;
-      if (auto pc = num.per_channel_axis.find(t.name); f && int8 && pc != num.per_channel_axis.end()) {
-        const int axis = pc->second;
-        channels = t.dims[axis];
-        for (size_t d = size_t(axis) + 1; d < t.dims.size(); ++d) inner *= t.dims[d];
+  // Constants: evaluated once, stored outside the arena.
+  void evaluate_constants(const Network& net) {
+    n_tensors_ = net.tensors.size();
+    ptr_.assign(graph_.values.size(), nullptr);
+    for (LayerId id : graph_.constants) {
+      const Layer& l = net.layers[size_t(id)];
+      TensorId t = l.outputs[0];
+      const_store_.emplace_back(size_t(graph_.values[size_t(t)].bytes) + 1);
+      ptr_[size_t(t)] = const_store_.back().data();
+      Kernel k = cpu::make_ref_kernel(net, l, net.weights);
+      k({}, {ptr_[size_t(t)]});
+    }
+  }
+
+  // The arena lowering planned; views point into their root's memory.
+  void bind_arena() {
+    const int64_t bytes = std::max<int64_t>(graph_.arena_bytes, 64);
+    arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, size_t((bytes + 63) / 64 * 64))));
+    if (!arena_) throw Error("cannot allocate the CPU arena (" + std::to_string(graph_.arena_bytes) + " bytes)");
+    for (size_t v = 0; v < graph_.values.size(); ++v)
+      if (graph_.values[v].offset >= 0) ptr_[v] = arena_.get() + graph_.values[v].offset;
+    for (size_t v = 0; v < graph_.values.size(); ++v)
+      if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
+  }
+
+  RunStep build_step(const Network& net, const ExecOptions& opt, const ExecStep& st,
+                     const std::shared_ptr<cpu::ConvScratch>& conv_scratch) {
+    RunStep r;
+    for (ValueId v : st.inputs) r.in.push_back(ptr_[size_t(v)]);
+    for (ValueId v : st.outputs) r.out.push_back(ptr_[size_t(v)]);
+    switch (st.kind) {
+      case StepKind::kRound: {
+        const int64_t n = volume(graph_.values[size_t(st.inputs[0])].dims);
+        r.kernel = [st, n](const std::vector<void*>& in, const std::vector<void*>& out) {
+          round_values(st, static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n);
+        };
+        return r;
       }
-      s.in_channels.push_back(channels);
-      s.in_inner.push_back(inner);
-      s.scratch.emplace_back(f ? size_t(volume(t.dims)) : 0);
-      if (f) s.in[i] = s.scratch.back().data();
+      case StepKind::kPointwiseChain:
+        throw Error(layer_desc(net.layers[size_t(st.layer)]) + ": the CPU backend runs no point-wise chains");
+      case StepKind::kLayer:
+        break;
     }
-    for (TensorId o : l.outputs) {
-      const Tensor& t = net.tensors[o];
-      const bool f = rounded(t);
-      s.out_count.push_back(f ? volume(t.dims) : 0);
-      s.out_scale.push_back(f && int8 ? num.tensor_scales.at(t.name) : 0.f);
+    const Layer& l = net.layers[size_t(st.layer)];
+    try {
+      r.kernel = layer_kernel(net, opt, st, conv_scratch);
+    } catch (const dnnl::error& e) {
+      throw Error(layer_desc(l) + ": oneDNN cannot create the primitive (" + e.what() + ")");
     }
+    return r;
   }
 
-  void check_numerics(const Network& net, const Numerics& num) {
-    if (num.layer_precision.size() > net.layers.size())
-      throw Error("numerics: " + std::to_string(num.layer_precision.size()) + " layer precisions for a network of " +
-                  std::to_string(net.layers.size()) + " layers");
-    for (LayerId id = 0; id < LayerId(net.layers.size()); ++id) {
-      Precision p = precision_of(num, id);
-      if (p == Precision::kFP8)
-        throw Error(layer_desc(net.layers[id]) + ": FP8 numerics are not emulated by the CPU backend");
-      if (p != Precision::kINT8) continue;
-      const Layer& l = net.layers[id];
-      for (const auto* list : {&l.inputs, &l.outputs})
-        for (TensorId t : *list) {
-          const Tensor& tt = net.tensors[t];
-          if (tt.type != DataType::kFloat || num.unquantized.count(tt.name)) continue;
-          auto it = num.tensor_scales.find(tt.name);
-          if (it == num.tensor_scales.end())
-            throw Error("tensor '" + tt.name + "' (" + (list == &l.inputs ? "input" : "output") + " of INT8 layer '" +
-                        l.name + "') has no INT8 scale");
-          if (!(it->second > 0.f) || !std::isfinite(it->second))
-            throw Error("tensor '" + tt.name + "': INT8 scale " + std::to_string(it->second) + " is not a positive number");
+  Kernel layer_kernel(const Network& net, const ExecOptions& opt, const ExecStep& st,
+                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch) const {
+    const Layer& l = net.layers[size_t(st.layer)];
+    const bool conv = l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution;
+    if (opt.reference_kernels) {
+      if (!conv) return cpu::make_ref_kernel(net, l, net.weights);
+      // The reference: plain loops; the convolution's prepared (rounded) weights replace the
+      // layer's own in a copy of the weights.
+      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch);
+      std::vector<Weights> prepared = net.weights;
+      const auto& cp = l.as<ConvolutionParams>();
+      auto put = [&](WeightsId w, const std::vector<float>& v) {
+        if (w < 0) return;
+        Weights& dst = prepared[size_t(w)];
+        dst.type = DataType::kFloat;
+        dst.bytes.resize(v.size() * sizeof(float));
+        std::memcpy(dst.bytes.data(), v.data(), dst.bytes.size());
+      };
+      put(cp.kernel_weights, s.kernel);
+      put(cp.bias_weights, s.bias);
+      return cpu::make_ref_kernel(net, l, prepared);
+    }
+    switch (l.kind) {
+      case LayerKind::kConvolution:
+      case LayerKind::kDeconvolution:
+        return cpu::make_conv_kernel(conv_spec(net, opt.numerics, graph_, st, conv_scratch));
+      case LayerKind::kMatrixMultiply:
+        return cpu::make_matmul_kernel(net, l);
+      case LayerKind::kScale:
+        if (st.precision == Precision::kFP16) {  // FP16 layers: weights rounded
+          std::vector<Weights> rounded = net.weights;
+          for (WeightsId w : {l.as<ScaleParams>().scale, l.as<ScaleParams>().shift, l.as<ScaleParams>().power})
+            if (w >= 0 && rounded[size_t(w)].type == DataType::kFloat)
+              for (int64_t i = 0; i < rounded[size_t(w)].count(); ++i)
+                rounded[size_t(w)].f32()[i] = round_to_fp16(rounded[size_t(w)].f32()[i]);
+          return cpu::make_ref_kernel(net, l, rounded);
         }
+        return cpu::make_ref_kernel(net, l, net.weights);
+      case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kElementWise:
+      case LayerKind::kConcatenation: case LayerKind::kResize:
+      case LayerKind::kShuffle: case LayerKind::kSlice: case LayerKind::kSoftMax:
+      case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kConstant:
+      case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
+      case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
+      case LayerKind::kSelect:
+        return cpu::make_ref_kernel(net, l, net.weights);
     }
-  }
-
-  static void emulate(float* x, int64_t n, Precision p, float scale) {
-    if (p == Precision::kINT8) {
-      float inv = scale;
-      for (int64_t i = 0; i < n; ++i) x[i] = fake_quant_int8(x[i], inv);
-    } else {
-      for (int64_t i = 0; i < n; ++i) x[i] = round_to_fp16(x[i]);
-    }
-  }
-  // Weights used as a tensor (FC / MatMul B): symmetric per output channel, as TensorRT
-  // quantizes the weights of fully connected layers; channel c holds the elements whose index
-  // satisfies (i / inner) % channels == c.
-  static void quantize_channels(float* x, int64_t n, int64_t channels, int64_t inner) {
-    std::vector<float> amax(size_t(channels), 0.f);
-    for (int64_t i = 0; i < n; ++i) {
-      float& m = amax[size_t((i / inner) % channels)];
-      m = std::max(m, std::fabs(x[i]));
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      float m = amax[size_t((i / inner) % channels)];
-      if (m > 0.f) x[i] = fake_quant_int8_weight(x[i], m / 127.f);
-    }
-  }
-  void pre(Step& s) {
-    for (size_t i = 0; i < s.raw_in.size(); ++i) {
-      if (s.in_count[i] == 0) continue;
-      std::memcpy(s.in[i], s.raw_in[i], size_t(s.in_count[i]) * sizeof(float));
-      float* x = static_cast<float*>(s.in[i]);
-      if (s.precision == Precision::kINT8 && s.in_channels[i] > 0)
-        quantize_channels(x, s.in_count[i], s.in_channels[i], s.in_inner[i]);
-      else
-        emulate(x, s.in_count[i], s.precision, s.in_scale[i]);
-    }
-  }
-  void post(Step& s) {
-    for (size_t i = 0; i < s.out.size(); ++i)
-      if (s.out_count[i]) emulate(static_cast<float*>(s.out[i]), s.out_count[i], s.precision, s.out_scale[i]);
+    throw Error(layer_desc(l) + ": unknown layer kind");
   }
 
   HostTensor to_host(TensorId t) const {
-    const Slot& s = tensors_[t];
+    const ExecValue& v = graph_.values[size_t(t)];
     HostTensor h;
-    h.name = s.name;
-    h.type = s.type;
-    h.dims = s.dims;
-    h.data.assign(s.ptr, s.ptr + size_t(volume(s.dims)) * element_size(s.type));
+    h.name = v.name;
+    h.type = v.type;
+    h.dims = v.dims;
+    const uint8_t* p = ptr_[size_t(t)];
+    h.data.assign(p, p + size_t(v.bytes));
     return h;
   }
 
   int threads_;
   bool keep_all_;
-  std::vector<Slot> tensors_;
-  std::vector<TensorId> inputs_, outputs_;
+  ExecGraph graph_;
+  size_t n_tensors_ = 0;
+  std::vector<uint8_t*> ptr_;  // per value (null: never materialized)
   std::vector<std::vector<uint8_t>> const_store_;
   std::unique_ptr<uint8_t, FreeDeleter> arena_;
-  int64_t arena_bytes_ = 0;
-  std::vector<Step> steps_;
+  std::vector<RunStep> steps_;
   TensorMap all_;
 };
 

@@ -43,7 +43,8 @@ Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
 // oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.
 Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n);
-// Plain loops for every other kind. Weights come from `weights` (possibly rounded copies).
+// Plain loops for every kind (the reference; oneDNN runs Convolution, Deconvolution and
+// MatrixMultiply by default). Weights come from `weights` (possibly rounded copies).
 Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Weights>& weights);
 
 // Element access whatever the type (the slow, general path for non-float tensors).

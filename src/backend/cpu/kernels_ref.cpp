@@ -1,4 +1,5 @@
-// Plain, clear loops for every layer kind oneDNN does not run here.
+// Plain, clear loops for every layer kind: the kernels oneDNN does not run here, and the
+// reference (ExecOptions::reference_kernels) that every backend is compared with.
 #include <omp.h>
 
 #include <algorithm>
@@ -568,6 +569,190 @@ Kernel make_reduce(const Network& net, const Layer& l) {
   };
 }
 
+// ---- Convolution, Deconvolution, MatrixMultiply: the plain-loop reference ------------------
+// Accumulation in double: the reference the other backends are compared with.
+
+std::vector<float> weights_as_float(const std::vector<Weights>& weights, WeightsId id) {
+  if (id < 0) return {};
+  const Weights& w = weights[size_t(id)];
+  std::vector<float> v(size_t(w.count()));
+  for (int64_t i = 0; i < w.count(); ++i) v[size_t(i)] = float(w.at(i));
+  return v;
+}
+
+// A convolution's geometry with its spatial dims padded in front to 3 (1-D and 2-D as 3-D).
+struct ConvGeometry {
+  int64_t N = 1, C = 1, K = 1, groups = 1;  // C input channels, K output channels
+  std::array<int64_t, 3> in = {1, 1, 1}, out = {1, 1, 1}, kernel = {1, 1, 1}, stride = {1, 1, 1},
+                         dilation = {1, 1, 1}, pad = {0, 0, 0};
+  int64_t in_plane() const { return in[0] * in[1] * in[2]; }
+  int64_t out_plane() const { return out[0] * out[1] * out[2]; }
+  int64_t kernel_volume() const { return kernel[0] * kernel[1] * kernel[2]; }
+};
+
+ConvGeometry conv_geometry(const Network& net, const Layer& l) {
+  const ConvolutionParams& p = l.as<ConvolutionParams>();
+  const Dims& x = net.tensors[l.inputs[0]].dims;
+  const Dims& y = net.tensors[l.outputs[0]].dims;
+  const size_t ns = p.kernel.size();
+  if (ns < 1 || ns > 3 || x.size() != ns + 2 || y.size() != ns + 2)
+    throw Error("layer '" + l.name + "': the reference " + std::string(to_string(l.kind)) +
+                " takes 1 to 3 spatial dims, input " + dims_to_string(x));
+  ConvGeometry g;
+  g.N = x[0];
+  g.C = x[1];
+  g.K = y[1];
+  g.groups = p.groups > 0 ? p.groups : 1;
+  for (size_t i = 0; i < ns; ++i) {
+    const size_t j = 3 - ns + i;
+    g.in[j] = x[2 + i];
+    g.out[j] = y[2 + i];
+    g.kernel[j] = p.kernel[i];
+    g.stride[j] = p.stride.empty() ? 1 : p.stride[i];
+    g.dilation[j] = p.dilation.empty() ? 1 : p.dilation[i];
+    g.pad[j] = p.pre_padding.empty() ? 0 : p.pre_padding[i];
+  }
+  return g;
+}
+
+// y[n, k, o] = bias[k] + sum over the group's c and the window of x[n, c, o * s - pad + t * d] *
+// w[k, c, t]; weights [K, C/g, k...].
+Kernel make_convolution(const Network& net, const Layer& l, const std::vector<Weights>& weights) {
+  const ConvGeometry g = conv_geometry(net, l);
+  const ConvolutionParams& p = l.as<ConvolutionParams>();
+  auto w = std::make_shared<const std::vector<float>>(weights_as_float(weights, p.kernel_weights));
+  auto b = std::make_shared<const std::vector<float>>(weights_as_float(weights, p.bias_weights));
+  return [g, w, b](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+#pragma omp parallel for schedule(static)
+    for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
+      const int64_t n = nk / g.K, k = nk % g.K, c0 = (k / Kg) * Cg;
+      float* py = y + nk * g.out_plane();
+      for (int64_t o0 = 0; o0 < g.out[0]; ++o0)
+        for (int64_t o1 = 0; o1 < g.out[1]; ++o1)
+          for (int64_t o2 = 0; o2 < g.out[2]; ++o2) {
+            double acc = b->empty() ? 0.0 : (*b)[size_t(k)];
+            for (int64_t c = 0; c < Cg; ++c) {
+              const float* px = x + (n * g.C + c0 + c) * g.in_plane();
+              const float* pw = w->data() + (k * Cg + c) * g.kernel_volume();
+              for (int64_t t0 = 0; t0 < g.kernel[0]; ++t0) {
+                const int64_t i0 = o0 * g.stride[0] - g.pad[0] + t0 * g.dilation[0];
+                if (i0 < 0 || i0 >= g.in[0]) continue;
+                for (int64_t t1 = 0; t1 < g.kernel[1]; ++t1) {
+                  const int64_t i1 = o1 * g.stride[1] - g.pad[1] + t1 * g.dilation[1];
+                  if (i1 < 0 || i1 >= g.in[1]) continue;
+                  for (int64_t t2 = 0; t2 < g.kernel[2]; ++t2) {
+                    const int64_t i2 = o2 * g.stride[2] - g.pad[2] + t2 * g.dilation[2];
+                    if (i2 < 0 || i2 >= g.in[2]) continue;
+                    acc += double(px[(i0 * g.in[1] + i1) * g.in[2] + i2]) *
+                           double(pw[(t0 * g.kernel[1] + t1) * g.kernel[2] + t2]);
+                  }
+                }
+              }
+            }
+            py[(o0 * g.out[1] + o1) * g.out[2] + o2] = float(acc);
+          }
+    }
+  };
+}
+
+// The transpose of a convolution: every input element x[n, c, i] scatters x * w[c, k, t] to
+// y[n, k, i * s - pad + t * d] (outside the output: dropped); weights [C, K/g, k...]. One
+// output channel per thread, so the scatter needs no synchronisation.
+Kernel make_deconvolution(const Network& net, const Layer& l, const std::vector<Weights>& weights) {
+  const ConvGeometry g = conv_geometry(net, l);
+  const ConvolutionParams& p = l.as<ConvolutionParams>();
+  auto w = std::make_shared<const std::vector<float>>(weights_as_float(weights, p.kernel_weights));
+  auto b = std::make_shared<const std::vector<float>>(weights_as_float(weights, p.bias_weights));
+  return [g, w, b](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+#pragma omp parallel for schedule(static)
+    for (int64_t nk = 0; nk < g.N * g.K; ++nk) {
+      const int64_t n = nk / g.K, k = nk % g.K, kg = k % Kg, c0 = (k / Kg) * Cg;
+      std::vector<double> acc(size_t(g.out_plane()), b->empty() ? 0.0 : double((*b)[size_t(k)]));
+      for (int64_t c = 0; c < Cg; ++c) {
+        const float* px = x + (n * g.C + c0 + c) * g.in_plane();
+        const float* pw = w->data() + ((c0 + c) * Kg + kg) * g.kernel_volume();
+        for (int64_t i0 = 0; i0 < g.in[0]; ++i0)
+          for (int64_t i1 = 0; i1 < g.in[1]; ++i1)
+            for (int64_t i2 = 0; i2 < g.in[2]; ++i2) {
+              const double v = px[(i0 * g.in[1] + i1) * g.in[2] + i2];
+              for (int64_t t0 = 0; t0 < g.kernel[0]; ++t0) {
+                const int64_t o0 = i0 * g.stride[0] - g.pad[0] + t0 * g.dilation[0];
+                if (o0 < 0 || o0 >= g.out[0]) continue;
+                for (int64_t t1 = 0; t1 < g.kernel[1]; ++t1) {
+                  const int64_t o1 = i1 * g.stride[1] - g.pad[1] + t1 * g.dilation[1];
+                  if (o1 < 0 || o1 >= g.out[1]) continue;
+                  for (int64_t t2 = 0; t2 < g.kernel[2]; ++t2) {
+                    const int64_t o2 = i2 * g.stride[2] - g.pad[2] + t2 * g.dilation[2];
+                    if (o2 < 0 || o2 >= g.out[2]) continue;
+                    acc[size_t((o0 * g.out[1] + o1) * g.out[2] + o2)] +=
+                        v * double(pw[(t0 * g.kernel[1] + t1) * g.kernel[2] + t2]);
+                  }
+                }
+              }
+            }
+      }
+      float* py = y + nk * g.out_plane();
+      for (int64_t i = 0; i < g.out_plane(); ++i) py[i] = float(acc[size_t(i)]);
+    }
+  };
+}
+
+// C[.., m, n] = sum_k op0(A)[.., m, k] * op1(B)[.., k, n]; the batch dims broadcast (numpy,
+// ranks aligned right); a transposed operand is read through swapped strides.
+Kernel make_matrix_multiply(const Network& net, const Layer& l) {
+  const MatrixMultiplyParams& p = l.as<MatrixMultiplyParams>();
+  const Dims& ad = net.tensors[l.inputs[0]].dims;
+  const Dims& bd = net.tensors[l.inputs[1]].dims;
+  const Dims& od = net.tensors[l.outputs[0]].dims;
+  const size_t r = od.size();
+  if (r < 2 || ad.size() < 2 || bd.size() < 2 || ad.size() > r || bd.size() > r)
+    throw Error("layer '" + l.name + "': the reference MatrixMultiply takes operands of rank >= 2, got " +
+                dims_to_string(ad) + " x " + dims_to_string(bd));
+  const int64_t M = od[r - 2], N = od[r - 1];
+  const bool ta = p.op0 == MatrixOp::kTranspose, tb = p.op1 == MatrixOp::kTranspose;
+  const int64_t K = ta ? ad[ad.size() - 2] : ad[ad.size() - 1];
+  // Strides of A and B broadcast to the output's batch dims, and of their matrix dims.
+  Dims batch(od.begin(), od.end() - 2);
+  Dims abatch(ad.begin(), ad.end() - 2), bbatch(bd.begin(), bd.end() - 2);
+  const Strides as = broadcast_strides(abatch, batch), bs = broadcast_strides(bbatch, batch);
+  const int64_t a_mat = ad[ad.size() - 2] * ad[ad.size() - 1], b_mat = bd[bd.size() - 2] * bd[bd.size() - 1];
+  const int64_t a_rows = ad[ad.size() - 1], b_rows = bd[bd.size() - 1];  // row lengths as stored
+  // op0(A)[m, k] = A[m * sa_m + k * sa_k]; op1(B)[k, n] = B[k * sb_k + n * sb_n].
+  const int64_t sa_m = ta ? 1 : a_rows, sa_k = ta ? a_rows : 1;
+  const int64_t sb_k = tb ? 1 : b_rows, sb_n = tb ? b_rows : 1;
+  const int64_t batches = volume(batch);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* A = static_cast<const float*>(in[0]);
+    const float* B = static_cast<const float*>(in[1]);
+    float* C = static_cast<float*>(out[0]);
+#pragma omp parallel for schedule(static)
+    for (int64_t bi = 0; bi < batches; ++bi) {
+      int64_t a_off = 0, b_off = 0, rest = bi;  // batch index -> operand offsets (row-major)
+      for (size_t d = batch.size(); d-- > 0;) {
+        const int64_t pos = rest % batch[d];
+        rest /= batch[d];
+        a_off += pos * as[d];
+        b_off += pos * bs[d];
+      }
+      const float* pa = A + a_off * a_mat;
+      const float* pb = B + b_off * b_mat;
+      float* pc = C + bi * M * N;
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k) acc += double(pa[m * sa_m + k * sa_k]) * double(pb[k * sb_k + n * sb_n]);
+          pc[m * N + n] = float(acc);
+        }
+    }
+  };
+}
+
 int64_t load_index(const void* p, DataType t, int64_t i) {
   if (t == DataType::kInt64) return static_cast<const int64_t*>(p)[i];
   if (t == DataType::kInt32) return static_cast<const int32_t*>(p)[i];
@@ -965,10 +1150,9 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
         std::memcpy(out[0], data->data(), data->size());
       };
     }
-    case LayerKind::kConvolution:
-    case LayerKind::kDeconvolution:
-    case LayerKind::kMatrixMultiply:
-      break;  // oneDNN (kernels_dnnl.cpp)
+    case LayerKind::kConvolution: return make_convolution(net, l, weights);
+    case LayerKind::kDeconvolution: return make_deconvolution(net, l, weights);
+    case LayerKind::kMatrixMultiply: return make_matrix_multiply(net, l);
   }
   throw Error("layer '" + l.name + "': no reference kernel for " + std::string(to_string(l.kind)));
 }

@@ -1,0 +1,138 @@
+// Lowering: a Network plus its numerics -> an ExecGraph, the one description both executors turn
+// into kernels. Decided here, once, for every backend: which layers fuse into which (as the
+// backend's LowerPolicy allows), where an emulated precision rounds values (explicit steps),
+// which layers are views (aliases, no step), and where every value lives in one arena
+// (liveness-based, reused once dead). Pure C++: no CUDA, no oneDNN.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tandem/network.h"
+#include "tandem/runtime.h"
+
+namespace tandem {
+
+// How a value's elements are laid out in memory. Today every value is kLinear (row-major, NCHW
+// for 4-d tensors); the property lives on the graph so that a backend choosing another layout
+// says so here, not inside a kernel.
+enum class ValueLayout : uint8_t { kLinear, kNHWC, kBlocked };
+const char* to_string(ValueLayout l);
+
+// ValueId: index into ExecGraph::values. The first values are the network's tensors
+// (ValueId == TensorId); rounded copies made by kRound steps follow.
+using ValueId = int;
+
+struct ExecValue {
+  std::string name;        // the tensor's name; rounded copies: "<tensor>@<layer>"
+  DataType type = DataType::kFloat;
+  Dims dims;
+  // The grid the values lie on: kFP32 (or kUnset) for full precision, kINT8 / kFP16 for values
+  // an emulated layer rounded. Storage stays `type`.
+  Precision precision = Precision::kUnset;
+  ValueLayout layout = ValueLayout::kLinear;
+  TensorId tensor = -1;    // the network tensor it is (rounded copies: the tensor they copy)
+  bool constant = false;   // produced by a Constant layer: evaluated once, outside the arena
+  ValueId alias_of = -1;   // a view: shares the memory of this value (resolved to the root)
+  bool materialized = false;  // has memory (arena, constant store or an alias)
+  int64_t bytes = 0;       // volume * element size
+  int64_t offset = -1;     // in the arena; -1: not in the arena (constant, alias, never used)
+};
+
+// Something a step computes after its primary layer, in the same kernel.
+enum class EpilogueKind : uint8_t {
+  kScale,        // a Scale folded into the convolution's weights and bias
+  kActivation,   // an Activation layer
+  kHardSwish,    // x * HardSigmoid(x) (alpha 1/6, beta 1/2): layers = {HardSigmoid, Prod}
+  kElementWise,  // an ElementWise of the running value with a scalar or the chain's input
+};
+// Where the other operand of a kElementWise epilogue comes from.
+enum class EpilogueOperand : uint8_t {
+  kNone,              // not an ElementWise
+  kScalarRight,       // value op scalar
+  kScalarLeft,        // scalar op value
+  kChainInputRight,   // value op chain input
+  kChainInputLeft,    // chain input op value
+};
+struct Epilogue {
+  EpilogueKind kind = EpilogueKind::kActivation;
+  std::vector<LayerId> layers;  // the layers it absorbs (one, or two for kHardSwish)
+  EpilogueOperand operand = EpilogueOperand::kNone;
+  float scalar = 0.f;           // kScalar*: the one-value constant
+};
+
+enum class StepKind : uint8_t {
+  kLayer,           // the primary layer, then its epilogue
+  kPointwiseChain,  // point-wise layers in one pass: epilogue[0] is the first layer
+  kRound,           // the numerics of an emulated layer: round a value (see Rounding)
+};
+enum class Rounding : uint8_t {
+  kFp16,           // to the nearest half (round to nearest even)
+  kInt8,           // fake quantization: clamp(rne(x / scale), -128, 127) * scale
+  kInt8PerChannel, // weights used as a tensor: symmetric per channel, max|w| / 127
+};
+const char* to_string(StepKind k);
+const char* to_string(Rounding r);
+
+struct ExecStep {
+  StepKind kind = StepKind::kLayer;
+  // kLayer: the primary layer; kPointwiseChain: the first layer; kRound: the emulated layer
+  // whose input or output it rounds.
+  LayerId layer = -1;
+  Precision precision = Precision::kUnset;  // the layer's numerics (its weights are rounded so)
+  // What the kernels read and write: a layer's inputs (rounded copies substituted) and its
+  // final outputs (after the epilogue: the last absorbed layer's outputs).
+  std::vector<ValueId> inputs, outputs;
+  std::vector<Epilogue> epilogue;
+  // kLayer with kChainInput* operands, and kPointwiseChain: the chain input is the running value
+  // before epilogue[chain_input_at] (0: the primary layer's output, or the chain's input).
+  int chain_input_at = 0;
+  // kRound: inputs[0] -> outputs[0] (the same value: in place).
+  Rounding rounding = Rounding::kFp16;
+  float scale = 0.f;                   // kInt8
+  int64_t channels = 0, inner = 1;     // kInt8PerChannel: channel c = (i / inner) % channels
+};
+
+struct ExecGraph {
+  std::vector<ExecValue> values;
+  std::vector<ExecStep> steps;                 // execution order
+  std::vector<LayerId> constants;          // Constant layers, evaluated once at compile
+  std::vector<TensorId> inputs, outputs;   // the network's
+  int64_t arena_bytes = 0;
+  // The step that computes each layer (-1: a Constant, a view, or absorbed: see absorbed_into).
+  std::vector<int> step_of_layer;
+  std::vector<int> absorbed_into;          // layer -> the step whose epilogue holds it (-1: none)
+  // The root value whose memory v uses (itself unless v is a view).
+  ValueId root(ValueId v) const { return values[size_t(v)].alias_of >= 0 ? values[size_t(v)].alias_of : v; }
+};
+
+// What a backend can fuse, and how it lays out memory.
+struct LowerPolicy {
+  bool fuse = true;      // false: no epilogues, no chains (ExecOptions::fuse, off with keep_all)
+  bool keep_all = false; // every network tensor materialized and kept to the end of the run
+  // Convolution / Deconvolution epilogues.
+  bool conv_fold_scale = false;   // a following Scale (uniform/channel on axis 1, no power)
+  bool conv_hard_swish = false;   // t * HardSigmoid(t) after the convolution
+  int conv_max_activations = 0;   // how many Activation layers in a row (-1: no limit)
+  // Whether `next` can follow `chain` in one convolution's epilogue (e.g. oneDNN's post-op
+  // rules); unset: always.
+  std::function<bool(const Network&, const std::vector<Epilogue>& chain, const Epilogue& next)> conv_can_append;
+  // Chains of point-wise layers (Activation; ElementWise of the running value with a one-value
+  // constant or with the chain's input) in one kernel, at most max_pointwise_ops long; a chain
+  // reading a convolution's output alone runs in that convolution's epilogue.
+  bool pointwise_chains = false;
+  int max_pointwise_ops = 8;
+  bool alias_views = true;   // Identity and transpose-free Shuffle share their input's memory
+  int64_t alignment = 64;    // of every arena block (bytes; blocks are at least this big)
+};
+
+// Throws Error naming the layer or tensor when the numerics cannot be honoured (FP8; an INT8
+// layer's float tensor without a positive scale; more precisions than layers).
+ExecGraph lower(const Network& net, const Numerics& numerics, const LowerPolicy& policy);
+
+// One line per step ("conv [Convolution] +relu -> y"), for tests and debugging.
+std::string describe(const Network& net, const ExecGraph& g);
+
+}  // namespace tandem

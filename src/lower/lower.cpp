@@ -1,0 +1,539 @@
+// lower(): fusion, numerics steps, views and the arena plan, decided once for every backend.
+#include "tandem/lower.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+namespace tandem {
+
+const char* to_string(ValueLayout l) {
+  switch (l) {
+    case ValueLayout::kLinear: return "linear";
+    case ValueLayout::kNHWC: return "nhwc";
+    case ValueLayout::kBlocked: return "blocked";
+  }
+  return "?";
+}
+const char* to_string(StepKind k) {
+  switch (k) {
+    case StepKind::kLayer: return "layer";
+    case StepKind::kPointwiseChain: return "pointwise-chain";
+    case StepKind::kRound: return "round";
+  }
+  return "?";
+}
+const char* to_string(Rounding r) {
+  switch (r) {
+    case Rounding::kFp16: return "fp16";
+    case Rounding::kInt8: return "int8";
+    case Rounding::kInt8PerChannel: return "int8-per-channel";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string layer_desc(const Layer& l) {
+  return "layer '" + l.name + "' (" + std::string(to_string(l.kind)) + ")";
+}
+
+bool is_conv(LayerKind k) { return k == LayerKind::kConvolution || k == LayerKind::kDeconvolution; }
+
+// INT8 and FP16 layers run in FP32 with their inputs and outputs rounded (emulation).
+bool emulated(Precision p) { return p == Precision::kINT8 || p == Precision::kFP16; }
+
+class Lowering {
+ public:
+  Lowering(const Network& net, const Numerics& num, const LowerPolicy& pol)
+      : net_(net), num_(num), pol_(pol), cons_(net.consumers()) {}
+
+  ExecGraph run() {
+    check_numerics();
+    init_values();
+    const bool fuse = pol_.fuse && !pol_.keep_all;
+    if (fuse) plan_conv_epilogues();
+    if (fuse && pol_.pointwise_chains) {
+      plan_pointwise_chains();
+      absorb_chains_into_convs();
+    }
+    if (pol_.alias_views) plan_views();
+    emit_steps();
+    plan_memory();
+    return std::move(g_);
+  }
+
+ private:
+  Precision precision_of(LayerId id) const {
+    return size_t(id) < num_.layer_precision.size() ? num_.layer_precision[size_t(id)] : Precision::kUnset;
+  }
+  float scale_of(const Tensor& t) const { return num_.tensor_scales.at(t.name); }
+
+  // ---- 1. numerics the backends can emulate ---------------------------------------------------
+  void check_numerics() const {
+    if (num_.layer_precision.size() > net_.layers.size())
+      throw Error("numerics: " + std::to_string(num_.layer_precision.size()) + " layer precisions for a network of " +
+                  std::to_string(net_.layers.size()) + " layers");
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      Precision p = precision_of(id);
+      if (p == Precision::kFP8) throw Error(layer_desc(net_.layers[size_t(id)]) + ": FP8 numerics are not emulated");
+      if (p != Precision::kINT8) continue;
+      const Layer& l = net_.layers[size_t(id)];
+      for (const auto* list : {&l.inputs, &l.outputs})
+        for (TensorId t : *list) {
+          const Tensor& tt = net_.tensors[size_t(t)];
+          if (tt.type != DataType::kFloat || num_.unquantized.count(tt.name)) continue;
+          auto it = num_.tensor_scales.find(tt.name);
+          if (it == num_.tensor_scales.end())
+            throw Error("tensor '" + tt.name + "' (" + (list == &l.inputs ? "input" : "output") + " of INT8 layer '" +
+                        l.name + "') has no INT8 scale");
+          if (!(it->second > 0.f) || !std::isfinite(it->second))
+            throw Error("tensor '" + tt.name + "': INT8 scale " + std::to_string(it->second) + " is not a positive number");
+        }
+    }
+  }
+
+  void init_values() {
+    const size_t nt = net_.tensors.size(), nl = net_.layers.size();
+    g_.values.resize(nt);
+    for (size_t t = 0; t < nt; ++t) {
+      const Tensor& tt = net_.tensors[t];
+      ExecValue& v = g_.values[t];
+      v.name = tt.name;
+      v.type = tt.type;
+      v.dims = tt.dims;
+      v.tensor = TensorId(t);
+      v.bytes = int64_t(volume(tt.dims)) * int64_t(element_size(tt.type));
+      v.constant = tt.producer >= 0 && net_.layers[size_t(tt.producer)].kind == LayerKind::kConstant;
+    }
+    g_.inputs = net_.inputs;
+    g_.outputs = net_.outputs;
+    g_.step_of_layer.assign(nl, -1);
+    g_.absorbed_into.assign(nl, -1);
+    absorber_.assign(nl, -1);
+    epilogue_.resize(nl);
+    chain_input_at_.assign(nl, 0);
+    chain_in_.assign(nl, -1);
+    has_chain_.assign(nl, 0);
+    final_out_.assign(nl, -1);
+    elided_.assign(nt, 0);
+  }
+
+  void absorb(LayerId into, LayerId l) { absorber_[size_t(l)] = into; }
+
+  // ---- 2. convolution epilogues: Scale, activations, hard-swish --------------------------------
+  bool can_append(LayerId conv, const Epilogue& e) const {
+    const auto& chain = epilogue_[size_t(conv)];
+    if (e.kind == EpilogueKind::kActivation && pol_.conv_max_activations >= 0) {
+      int n = 0;
+      for (const Epilogue& x : chain) n += x.kind == EpilogueKind::kActivation;
+      if (n >= pol_.conv_max_activations) return false;
+    }
+    return !pol_.conv_can_append || pol_.conv_can_append(net_, chain, e);
+  }
+
+  // A Scale the convolution's weights can absorb: uniform or per output channel, no power.
+  bool foldable_scale(LayerId conv, const Layer& c, TensorId t) const {
+    if (!pol_.conv_fold_scale || c.kind != LayerKind::kScale || c.inputs[0] != t) return false;
+    for (const Epilogue& e : epilogue_[size_t(conv)])
+      if (e.kind != EpilogueKind::kScale) return false;
+    const auto& sp = c.as<ScaleParams>();
+    if (sp.power >= 0 || sp.mode == ScaleMode::kElementwise) return false;
+    return !(sp.mode == ScaleMode::kChannel && sp.channel_axis != 1);
+  }
+
+  // HardSwish after t: its two consumers are HardSigmoid(1/6, 1/2) and the product of t with it.
+  bool match_hard_swish(TensorId t, LayerId* h_out, LayerId* m_out) const {
+    LayerId h = -1, m = -1;
+    for (LayerId c : cons_[size_t(t)]) {
+      const Layer& cl = net_.layers[size_t(c)];
+      if (cl.kind == LayerKind::kActivation && cl.as<ActivationParams>().type == ActivationType::kHardSigmoid) h = c;
+      if (cl.kind == LayerKind::kElementWise && cl.as<ElementWiseParams>().op == ElementWiseOp::kProd) m = c;
+    }
+    if (h < 0 || m < 0 || emulated(precision_of(h)) || emulated(precision_of(m))) return false;
+    const auto& ap = net_.layers[size_t(h)].as<ActivationParams>();
+    TensorId ht = net_.layers[size_t(h)].outputs[0];
+    const Layer& ml = net_.layers[size_t(m)];
+    const Dims& d = net_.tensors[size_t(t)].dims;
+    bool shape_ok = net_.tensors[size_t(ht)].dims == d && net_.tensors[size_t(ml.outputs[0])].dims == d;
+    bool wiring = (ml.inputs[0] == t && ml.inputs[1] == ht) || (ml.inputs[1] == t && ml.inputs[0] == ht);
+    if (!shape_ok || !wiring || cons_[size_t(ht)].size() != 1 || net_.tensors[size_t(ht)].is_output ||
+        std::fabs(ap.alpha - 1.f / 6.f) > 1e-6f || std::fabs(ap.beta - 0.5f) > 1e-6f)
+      return false;
+    *h_out = h;
+    *m_out = m;
+    return true;
+  }
+
+  void plan_conv_epilogues() {
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      const Layer& l = net_.layers[size_t(id)];
+      if (!is_conv(l.kind) || emulated(precision_of(id))) continue;
+      TensorId t = l.outputs[0];
+      auto& epi = epilogue_[size_t(id)];
+      for (;;) {
+        if (net_.tensors[size_t(t)].is_output) break;
+        const auto& cs = cons_[size_t(t)];
+        if (cs.size() == 1) {
+          const Layer& c = net_.layers[size_t(cs[0])];
+          if (emulated(precision_of(cs[0]))) break;
+          Epilogue e;
+          e.layers = {cs[0]};
+          if (foldable_scale(id, c, t)) {
+            e.kind = EpilogueKind::kScale;
+          } else if (c.kind == LayerKind::kActivation && c.inputs.size() == 1) {
+            e.kind = EpilogueKind::kActivation;
+            if (!can_append(id, e)) break;
+          } else {
+            break;
+          }
+          epi.push_back(e);
+          absorb(id, cs[0]);
+          elided_[size_t(t)] = 1;
+          t = c.outputs[0];
+          continue;
+        }
+        LayerId h = -1, m = -1;
+        if (cs.size() == 2 && pol_.conv_hard_swish && match_hard_swish(t, &h, &m)) {
+          Epilogue e{EpilogueKind::kHardSwish, {h, m}};
+          if (!can_append(id, e)) break;
+          epi.push_back(e);
+          absorb(id, h);
+          absorb(id, m);
+          elided_[size_t(t)] = elided_[size_t(net_.layers[size_t(h)].outputs[0])] = 1;
+          t = net_.layers[size_t(m)].outputs[0];
+          continue;
+        }
+        break;
+      }
+      if (!epi.empty()) final_out_[size_t(id)] = t;
+    }
+  }
+
+  // ---- 3. point-wise chains ---------------------------------------------------------------------
+  // The value of a one-element float constant (through views), if t is one.
+  bool scalar_of(TensorId t, float* v) const {
+    for (int guard = 0; guard < 16; ++guard) {
+      const Tensor& T = net_.tensors[size_t(t)];
+      if (T.type != DataType::kFloat || volume(T.dims) != 1 || T.producer < 0) return false;
+      const Layer& P = net_.layers[size_t(T.producer)];
+      if (P.kind == LayerKind::kConstant) {
+        WeightsId w = P.as<ConstantParams>().weights;
+        if (w < 0 || w >= WeightsId(net_.weights.size()) || net_.weights[size_t(w)].count() != 1) return false;
+        *v = float(net_.weights[size_t(w)].at(0));
+        return true;
+      }
+      if (!is_view_kind(P) || P.inputs.empty()) return false;
+      t = P.inputs[0];
+    }
+    return false;
+  }
+  static bool is_view_kind(const Layer& P) {
+    return P.kind == LayerKind::kIdentity ||
+           (P.kind == LayerKind::kShuffle && P.as<ShuffleParams>().first_transpose.empty() &&
+            P.as<ShuffleParams>().second_transpose.empty());
+  }
+
+  // Layer id as one link of a chain whose running value is cur and whose input is x0.
+  bool as_link(LayerId id, TensorId cur, TensorId x0, Epilogue* e) const {
+    const Layer& L = net_.layers[size_t(id)];
+    if (absorber_[size_t(id)] >= 0 || !epilogue_[size_t(id)].empty() || emulated(precision_of(id))) return false;
+    if (L.outputs.size() != 1) return false;
+    const Tensor& O = net_.tensors[size_t(L.outputs[0])];
+    if (O.type != DataType::kFloat || O.dims != net_.tensors[size_t(x0)].dims) return false;
+    *e = Epilogue{};
+    e->layers = {id};
+    if (L.kind == LayerKind::kActivation) {
+      if (L.inputs.size() != 1 || L.inputs[0] != cur) return false;
+      e->kind = EpilogueKind::kActivation;
+      return true;
+    }
+    if (L.kind != LayerKind::kElementWise || L.inputs.size() != 2) return false;
+    if (int(L.as<ElementWiseParams>().op) > int(ElementWiseOp::kPow)) return false;  // Sum..Pow
+    e->kind = EpilogueKind::kElementWise;
+    TensorId a = L.inputs[0], b = L.inputs[1];
+    if (a == cur && b == cur) return false;
+    if (a == cur) {
+      if (scalar_of(b, &e->scalar)) return e->operand = EpilogueOperand::kScalarRight, true;
+      if (b == x0 && cur != x0) return e->operand = EpilogueOperand::kChainInputRight, true;
+      return false;
+    }
+    if (b == cur) {
+      if (scalar_of(a, &e->scalar)) return e->operand = EpilogueOperand::kScalarLeft, true;
+      if (a == x0 && cur != x0) return e->operand = EpilogueOperand::kChainInputLeft, true;
+    }
+    return false;
+  }
+
+  // Each link's output has exactly one consumer, the next link; a chain has two links or more.
+  void plan_pointwise_chains() {
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      if (absorber_[size_t(id)] >= 0) continue;
+      const Layer& L = net_.layers[size_t(id)];
+      if (L.outputs.size() != 1 || L.inputs.empty()) continue;
+      TensorId x0 = -1;
+      float v = 0.f;
+      if (L.kind == LayerKind::kActivation) {
+        x0 = L.inputs[0];
+      } else if (L.kind == LayerKind::kElementWise && L.inputs.size() == 2) {
+        if (scalar_of(L.inputs[1], &v)) x0 = L.inputs[0];
+        else if (scalar_of(L.inputs[0], &v)) x0 = L.inputs[1];
+      }
+      if (x0 < 0 || elided_[size_t(x0)] || net_.tensors[size_t(x0)].type != DataType::kFloat) continue;
+      std::vector<Epilogue> links(1);
+      if (!as_link(id, x0, x0, &links[0])) continue;
+      TensorId cur = L.outputs[0];
+      while (int(links.size()) < pol_.max_pointwise_ops) {
+        if (net_.tensors[size_t(cur)].is_output || cons_[size_t(cur)].size() != 1) break;
+        LayerId nx = cons_[size_t(cur)][0];
+        Epilogue e;
+        if (!as_link(nx, cur, x0, &e)) break;
+        links.push_back(e);
+        cur = net_.layers[size_t(nx)].outputs[0];
+      }
+      if (links.size() < 2) continue;
+      for (size_t k = 1; k < links.size(); ++k) absorb(id, links[k].layers[0]);
+      for (size_t k = 0; k + 1 < links.size(); ++k) elided_[size_t(net_.layers[size_t(links[k].layers[0])].outputs[0])] = 1;
+      chain_in_[size_t(id)] = x0;
+      final_out_[size_t(id)] = cur;
+      epilogue_[size_t(id)] = std::move(links);
+    }
+  }
+
+  // A chain reading a convolution's final output, and read by nothing else, runs in the
+  // convolution's epilogue (no pass over that tensor, no launch).
+  void absorb_chains_into_convs() {
+    for (LayerId first = 0; first < LayerId(net_.layers.size()); ++first) {
+      TensorId x0 = chain_in_[size_t(first)];
+      if (x0 < 0) continue;
+      const Tensor& X = net_.tensors[size_t(x0)];
+      if (X.is_output || X.producer < 0) continue;
+      const auto& links = epilogue_[size_t(first)];
+      bool only_chain = true;
+      for (LayerId c : cons_[size_t(x0)]) {
+        bool member = false;
+        for (const Epilogue& e : links) member = member || e.layers[0] == c;
+        only_chain = only_chain && member;
+      }
+      if (!only_chain) continue;
+      // The producer: the convolution, or the activation in its epilogue (not a chain's link: a
+      // convolution takes one chain).
+      LayerId q = X.producer;
+      LayerId conv = net_.layers[size_t(q)].kind == LayerKind::kActivation && absorber_[size_t(q)] >= 0
+                         ? absorber_[size_t(q)] : q;
+      if (!is_conv(net_.layers[size_t(conv)].kind) || emulated(precision_of(conv)) || has_chain_[size_t(conv)])
+        continue;
+      auto& epi = epilogue_[size_t(conv)];
+      TensorId conv_out = epi.empty() ? net_.layers[size_t(conv)].outputs[0] : final_out_[size_t(conv)];
+      if (conv_out != x0 || int(links.size() + epi.size()) > pol_.max_pointwise_ops) continue;
+      chain_input_at_[size_t(conv)] = int(epi.size());
+      has_chain_[size_t(conv)] = 1;
+      for (const Epilogue& e : links) {
+        epi.push_back(e);
+        absorb(conv, e.layers[0]);
+      }
+      final_out_[size_t(conv)] = final_out_[size_t(first)];
+      elided_[size_t(x0)] = 1;
+      chain_in_[size_t(first)] = -1;
+      epilogue_[size_t(first)].clear();
+      final_out_[size_t(first)] = -1;
+    }
+  }
+
+  // ---- 4. views ---------------------------------------------------------------------------------
+  void plan_views() {
+    view_.assign(net_.layers.size(), 0);
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      const Layer& L = net_.layers[size_t(id)];
+      if (L.inputs.empty() || L.outputs.size() != 1 || !is_view_kind(L) || absorber_[size_t(id)] >= 0) continue;
+      TensorId i = L.inputs[0], o = L.outputs[0];
+      if (emulated(precision_of(id)) || elided_[size_t(i)]) continue;
+      if (g_.values[size_t(i)].type != g_.values[size_t(o)].type || g_.values[size_t(i)].bytes != g_.values[size_t(o)].bytes)
+        continue;
+      g_.values[size_t(o)].alias_of = g_.root(i);
+      view_[size_t(id)] = 1;
+    }
+  }
+
+  // ---- 5. steps -----------------------------------------------------------------------------------
+  // Whether an emulated layer rounds tensor t (inside a fused INT8 block TensorRT keeps FP32).
+  bool rounds(Precision p, const Tensor& t) const {
+    return t.type == DataType::kFloat && !(p == Precision::kINT8 && num_.unquantized.count(t.name));
+  }
+
+  ExecStep round_step(LayerId id, Precision p, TensorId t, ValueId to) const {
+    ExecStep s;
+    s.kind = StepKind::kRound;
+    s.layer = id;
+    s.precision = p;
+    s.inputs = {t};
+    s.outputs = {to};
+    if (p == Precision::kFP16) return s;
+    const Tensor& tt = net_.tensors[size_t(t)];
+    s.rounding = Rounding::kInt8;
+    s.scale = scale_of(tt);
+    if (auto pc = num_.per_channel_axis.find(tt.name); to != t && pc != num_.per_channel_axis.end()) {
+      s.rounding = Rounding::kInt8PerChannel;
+      s.channels = tt.dims[size_t(pc->second)];
+      for (size_t d = size_t(pc->second) + 1; d < tt.dims.size(); ++d) s.inner *= tt.dims[d];
+    }
+    return s;
+  }
+
+  void push(ExecStep s) {
+    if (s.kind != StepKind::kRound) {
+      g_.step_of_layer[size_t(s.layer)] = int(g_.steps.size());
+      for (const Epilogue& e : s.epilogue)
+        for (LayerId l : e.layers)
+          if (l != s.layer) g_.absorbed_into[size_t(l)] = int(g_.steps.size());
+    }
+    g_.steps.push_back(std::move(s));
+  }
+
+  void emit_steps() {
+    if (view_.empty()) view_.assign(net_.layers.size(), 0);
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      const Layer& l = net_.layers[size_t(id)];
+      if (l.kind == LayerKind::kConstant) {
+        g_.constants.push_back(id);
+        continue;
+      }
+      if (absorber_[size_t(id)] >= 0 || view_[size_t(id)]) continue;
+      const Precision p = precision_of(id);
+      ExecStep s;
+      s.layer = id;
+      s.precision = p;
+      s.inputs.assign(l.inputs.begin(), l.inputs.end());
+      s.outputs.assign(l.outputs.begin(), l.outputs.end());
+      s.epilogue = epilogue_[size_t(id)];
+      s.chain_input_at = chain_input_at_[size_t(id)];
+      if (final_out_[size_t(id)] >= 0) s.outputs = {final_out_[size_t(id)]};
+      if (chain_in_[size_t(id)] >= 0) {
+        s.kind = StepKind::kPointwiseChain;
+        s.inputs = {chain_in_[size_t(id)]};
+      }
+      if (!emulated(p)) {
+        push(std::move(s));
+        continue;
+      }
+      // Emulated numerics: the float inputs are read through rounded copies (one per tensor),
+      // the float outputs are rounded in place.
+      std::vector<std::pair<TensorId, ValueId>> copies;
+      for (ValueId& in : s.inputs) {
+        const Tensor& t = net_.tensors[size_t(in)];
+        if (!rounds(p, t)) continue;
+        auto it = std::find_if(copies.begin(), copies.end(), [&](const auto& c) { return c.first == in; });
+        if (it == copies.end()) {
+          copies.push_back({in, add_copy(in, l, p)});
+          push(round_step(id, p, in, copies.back().second));
+          it = copies.end() - 1;
+        }
+        in = it->second;
+      }
+      std::vector<ValueId> outs = s.outputs;
+      push(std::move(s));
+      for (ValueId o : outs)
+        if (rounds(p, net_.tensors[size_t(o)])) push(round_step(id, p, o, o));
+    }
+  }
+
+  ValueId add_copy(TensorId t, const Layer& l, Precision p) {
+    ExecValue v = g_.values[size_t(t)];
+    v.name = v.name + "@" + l.name;
+    v.precision = p;
+    v.constant = false;
+    v.alias_of = -1;
+    g_.values.push_back(v);
+    return ValueId(g_.values.size() - 1);
+  }
+
+  // ---- 6. one arena: liveness over steps, greedy first fit, biggest first ----------------------
+  void plan_memory() {
+    const size_t nv = g_.values.size();
+    std::vector<int> first(nv, INT_MAX), last(nv, -1);
+    for (TensorId t : net_.inputs) first[size_t(t)] = -1;
+    for (size_t s = 0; s < g_.steps.size(); ++s) {
+      for (ValueId v : g_.steps[s].inputs) last[size_t(g_.root(v))] = std::max(last[size_t(g_.root(v))], int(s));
+      for (ValueId v : g_.steps[s].outputs) {
+        ValueId r = g_.root(v);
+        first[size_t(r)] = std::min(first[size_t(r)], int(s));
+        last[size_t(r)] = std::max(last[size_t(r)], int(s));
+      }
+    }
+    for (TensorId t : net_.outputs) last[size_t(g_.root(t))] = INT_MAX;
+    struct Block { ValueId v; int64_t size; int64_t off; };
+    std::vector<Block> blocks;
+    const int64_t a = std::max<int64_t>(pol_.alignment, 1);
+    for (size_t v = 0; v < nv; ++v) {
+      ExecValue& val = g_.values[v];
+      if (val.constant) val.materialized = true;
+      if (val.constant || val.alias_of >= 0 || first[v] == INT_MAX) continue;
+      val.materialized = true;
+      if (pol_.keep_all) first[v] = -1, last[v] = INT_MAX;
+      blocks.push_back({ValueId(v), std::max((val.bytes + a - 1) / a * a, a), 0});
+    }
+    for (ExecValue& val : g_.values)
+      if (val.alias_of >= 0) val.materialized = g_.values[size_t(val.alias_of)].materialized;
+    std::stable_sort(blocks.begin(), blocks.end(), [](const Block& x, const Block& y) { return x.size > y.size; });
+    std::vector<Block> placed;
+    int64_t top = 0;
+    for (Block& b : blocks) {
+      std::vector<std::pair<int64_t, int64_t>> busy;
+      for (const Block& p : placed)
+        if (!(last[size_t(p.v)] < first[size_t(b.v)] || last[size_t(b.v)] < first[size_t(p.v)]))
+          busy.push_back({p.off, p.off + p.size});
+      std::sort(busy.begin(), busy.end());
+      int64_t off = 0;
+      for (auto& [s, e] : busy) {
+        if (off + b.size <= s) break;
+        off = std::max(off, e);
+      }
+      b.off = off;
+      top = std::max(top, off + b.size);
+      placed.push_back(b);
+      g_.values[size_t(b.v)].offset = off;
+    }
+    g_.arena_bytes = top;
+  }
+
+  const Network& net_;
+  const Numerics& num_;
+  const LowerPolicy& pol_;
+  std::vector<std::vector<LayerId>> cons_;
+  ExecGraph g_;
+  std::vector<LayerId> absorber_;               // layer -> the layer whose step absorbs it
+  std::vector<std::vector<Epilogue>> epilogue_;  // per primary layer (chains: every link)
+  std::vector<int> chain_input_at_;
+  std::vector<TensorId> chain_in_;    // first layer of a standalone chain -> the chain's input
+  std::vector<char> has_chain_;       // convolution -> a chain runs in its epilogue
+  std::vector<TensorId> final_out_;   // primary layer -> its output after the epilogue (-1: own)
+  std::vector<char> elided_;          // tensor inside a fused step: never materialized
+  std::vector<char> view_;            // layer is a view (no step)
+};
+
+}  // namespace
+
+ExecGraph lower(const Network& net, const Numerics& numerics, const LowerPolicy& policy) {
+  return Lowering(net, numerics, policy).run();
+}
+
+std::string describe(const Network& net, const ExecGraph& g) {
+  std::string out;
+  for (const ExecStep& s : g.steps) {
+    const Layer& l = net.layers[size_t(s.layer)];
+    out += l.name + " [" + std::string(s.kind == StepKind::kLayer ? to_string(l.kind) : to_string(s.kind));
+    if (s.kind == StepKind::kRound) out += " " + std::string(to_string(s.rounding));
+    out += "]";
+    for (const Epilogue& e : s.epilogue)
+      for (LayerId x : e.layers)
+        if (x != s.layer) out += " +" + net.layers[size_t(x)].name;
+    out += " (";
+    for (size_t i = 0; i < s.inputs.size(); ++i) out += (i ? ", " : "") + g.values[size_t(s.inputs[i])].name;
+    out += ") -> ";
+    for (size_t i = 0; i < s.outputs.size(); ++i) out += (i ? ", " : "") + g.values[size_t(s.outputs[i])].name;
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace tandem
