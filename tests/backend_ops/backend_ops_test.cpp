@@ -16,7 +16,24 @@ namespace {
 
 BackendUnderTest backend_under_test() {
 #ifdef TANDEM_OPS_CUDA
-  return {"cuda", [](const Network& n, const ExecOptions& o) { return make_cuda_executor(n, o); }, {}};
+  // Read from a run on an NVIDIA H200 (2026-11-30): layers the CUDA backend refuses to build.
+  // Not listed, so failing until fixed: Resize with ALIGN_CORNERS and a scale below 1 (wrong
+  // values), and MAX pooling of a window wholly in the padding (-FLT_MAX, the reference -inf).
+  const std::string unsupported = "the CUDA backend refuses to build it: ";
+  return {"cuda",
+          [](const Network& n, const ExecOptions& o) { return make_cuda_executor(n, o); },
+          {{"Convolution 1-d ", unsupported + "2-D convolution over NCHW only"},
+           {"Convolution 3-d ", unsupported + "2-D convolution over NCHW only"},
+           {"MatrixMultiply N N 1x2x3x17 ", unsupported + "batch broadcast all-or-one only"},
+           {"MatrixMultiply N T 1x2x3x17 ", unsupported + "batch broadcast all-or-one only"},
+           {"MatrixMultiply T N 1x2x17x3 ", unsupported + "batch broadcast all-or-one only"},
+           {"MatrixMultiply T T 1x2x17x3 ", unsupported + "batch broadcast all-or-one only"},
+           {"Resize CUBIC ", unsupported + "no cubic Resize kernel"},
+           {"Pooling MAX 1-d ", unsupported + "2-D pooling over NCHW only"},
+           {"Pooling AVERAGE 1-d ", unsupported + "2-D pooling over NCHW only"},
+           {"Unary ABS int32 ", unsupported + "Unary on fp32 only"},
+           {"Unary NEG int32 ", unsupported + "Unary on fp32 only"},
+           {"Unary SIGN int32 ", unsupported + "Unary on fp32 only"}}};
 #else
   return {"cpu", [](const Network& n, const ExecOptions& o) { return make_cpu_executor(n, o); }, {}};
 #endif
