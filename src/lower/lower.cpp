@@ -528,9 +528,15 @@ std::string describe(const Network& net, const ExecGraph& g) {
       for (LayerId x : e.layers)
         if (x != s.layer) out += " +" + net.layers[size_t(x)].name;
     out += " (";
-    for (size_t i = 0; i < s.inputs.size(); ++i) out += (i ? ", " : "") + g.values[size_t(s.inputs[i])].name;
+    for (size_t i = 0; i < s.inputs.size(); ++i) {
+      if (i) out += ", ";
+      out += g.values[size_t(s.inputs[i])].name;
+    }
     out += ") -> ";
-    for (size_t i = 0; i < s.outputs.size(); ++i) out += (i ? ", " : "") + g.values[size_t(s.outputs[i])].name;
+    for (size_t i = 0; i < s.outputs.size(); ++i) {
+      if (i) out += ", ";
+      out += g.values[size_t(s.outputs[i])].name;
+    }
     out += "\n";
   }
   return out;

@@ -345,6 +345,7 @@ class CpuExecutor : public Executor {
     const Layer& l = net.layers[size_t(st.layer)];
     const bool conv = l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution;
     if (opt.reference_kernels) {
+      if (l.kind == LayerKind::kScale) return cpu::make_ref_kernel(net, l, layer_weights(net, st));
       if (!conv) return cpu::make_ref_kernel(net, l, net.weights);
       // The reference: plain loops; the convolution's prepared (rounded) weights replace the
       // layer's own in a copy of the weights.
@@ -369,15 +370,7 @@ class CpuExecutor : public Executor {
       case LayerKind::kMatrixMultiply:
         return cpu::make_matmul_kernel(net, l);
       case LayerKind::kScale:
-        if (st.precision == Precision::kFP16) {  // FP16 layers: weights rounded
-          std::vector<Weights> rounded = net.weights;
-          for (WeightsId w : {l.as<ScaleParams>().scale, l.as<ScaleParams>().shift, l.as<ScaleParams>().power})
-            if (w >= 0 && rounded[size_t(w)].type == DataType::kFloat)
-              for (int64_t i = 0; i < rounded[size_t(w)].count(); ++i)
-                rounded[size_t(w)].f32()[i] = round_to_fp16(rounded[size_t(w)].f32()[i]);
-          return cpu::make_ref_kernel(net, l, rounded);
-        }
-        return cpu::make_ref_kernel(net, l, net.weights);
+        return cpu::make_ref_kernel(net, l, layer_weights(net, st));
       case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kElementWise:
       case LayerKind::kConcatenation: case LayerKind::kResize:
       case LayerKind::kShuffle: case LayerKind::kSlice: case LayerKind::kSoftMax:
@@ -388,6 +381,17 @@ class CpuExecutor : public Executor {
         return cpu::make_ref_kernel(net, l, net.weights);
     }
     throw Error(layer_desc(l) + ": unknown layer kind");
+  }
+
+  // The weights a plain-loop kernel reads: an FP16 Scale's rounded to half.
+  static std::vector<Weights> layer_weights(const Network& net, const ExecStep& st) {
+    const Layer& l = net.layers[size_t(st.layer)];
+    std::vector<Weights> w = net.weights;
+    if (st.precision != Precision::kFP16 || l.kind != LayerKind::kScale) return w;
+    for (WeightsId id : {l.as<ScaleParams>().scale, l.as<ScaleParams>().shift, l.as<ScaleParams>().power})
+      if (id >= 0 && w[size_t(id)].type == DataType::kFloat)
+        for (int64_t i = 0; i < w[size_t(id)].count(); ++i) w[size_t(id)].f32()[i] = round_to_fp16(w[size_t(id)].f32()[i]);
+    return w;
   }
 
   HostTensor to_host(TensorId t) const {
