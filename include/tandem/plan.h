@@ -98,7 +98,10 @@ struct TrtexecOptions {
   std::string output_io_formats;
   bool direct_io = false;
   bool explicit_shapes = false;   // emit --shapes from the network inputs (the user gave --shape)
-  std::string profiling_verbosity;  // --profilingVerbosity: layer_names_only | detailed | none
+  std::string profiling_verbosity;  // --profilingVerbosity: layer_names_only | detailed | none ("": detailed)
+  // --exportLayerInfo: trtexec writes the engine's layers (IEngineInspector JSON) here, the input
+  // of `tandem verify-layers`. "": <engine stem>.layers.json; "-": not emitted.
+  std::string export_layer_info;
   int tiling_optimization_level = -1;  // --tilingOptimizationLevel (TensorRT 10.8+), -1: not given
   int64_t tiling_l2_cache_limit = -1;  // --l2LimitForTiling in bytes (TensorRT 10.8+), -1: not given
 };
@@ -109,5 +112,20 @@ std::string trtexec_layer_name(const std::string& name);
 
 // Graphviz picture: layers coloured by device, DLA regions as clusters.
 std::string plan_dot(const Network& net, const Plan& plan, const std::string& title);
+
+// The collapsed view (`export dot --view regions`): one box per DLA region and per GPU span (a
+// maximal run of consecutive GPU layers, in layer order), edges labelled with the tensors that
+// cross between boxes and their shapes. Readable for a 600-layer model.
+struct PlanGroups {
+  struct Group {
+    Device device = Device::kGPU;
+    int region = -1;             // DLA: the plan's region index (-1: a DLA layer outside any region)
+    std::vector<LayerId> layers;  // in layer order
+  };
+  std::vector<Group> groups;
+  std::vector<int> group_of;  // indexed by LayerId
+};
+PlanGroups plan_groups(const Plan& plan);
+std::string plan_dot_regions(const Network& net, const Plan& plan, const std::string& title);
 
 }  // namespace tandem

@@ -24,7 +24,7 @@ def test_can_run_on_dla_equals_cli_json(cli, model, shape):
         for layer in layers:
             row = j["layers"][layer.index]
             assert (layer.name, layer.type, layer.onnx_node, layer.dla, layer.reason) == (
-                row["name"], row["type"], row["onnx_node"], row["dla"], row["reason"])
+                row["name"], row["trt_type"], row["onnx_node"], row["dla"], row["reason"])
             assert layer.dla == on_dla
     assert sum(len(c[0]) for c in chunks) == j["total_layers"]
 

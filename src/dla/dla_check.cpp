@@ -122,12 +122,14 @@ std::string dla_report_text(const Network& net, const DlaReport& r, const std::s
 std::string dla_report_json(const Network& net, const DlaReport& r, const std::string& model) {
   const DlaTargetInfo& T = dla_target_info(r.target);
   nlohmann::ordered_json j;
+  j["schema"] = "tandem/dla-check/v1";  // key names shared by every tandem JSON document (docs/json.md)
   j["model"] = model;
   j["target"] = T.name;
   j["tensorrt"] = T.tensorrt;
-  j["precision"] = to_string(r.precision);
+  j["dla_precision"] = to_string(r.precision);
   j["full_dla"] = r.full_dla;
   j["dla_layers"] = r.dla_layer_count();
+  j["gpu_layers"] = int(r.layers.size()) - r.dla_layer_count();
   j["total_layers"] = r.layers.size();
   j["percent_compatible"] = std::round(percent(r) * 100.0) / 100.0;
   auto& layers = j["layers"] = nlohmann::ordered_json::array();
@@ -136,7 +138,8 @@ std::string dla_report_json(const Network& net, const DlaReport& r, const std::s
     nlohmann::ordered_json e;
     e["index"] = i;
     e["name"] = l.name;
-    e["type"] = layer_kind_info(l.kind).trt_type;
+    e["kind"] = to_string(l.kind);
+    e["trt_type"] = layer_kind_info(l.kind).trt_type;
     e["onnx_node"] = l.onnx_node;
     e["dla"] = r.layers[i].ok;
     e["reason"] = r.layers[i].reason;

@@ -143,7 +143,23 @@ std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecO
     notes.push_back(fmt::format("trtexec 8.5 has no --builderOptimizationLevel (8.6+): level {} "
                                 "not applied",
                                 plan.optimization_level));
-  if (!opt.profiling_verbosity.empty()) args.push_back("--profilingVerbosity=" + opt.profiling_verbosity);
+  // Detailed layer information by default: `tandem verify-layers` reads each layer's name, type
+  // and output format from the --exportLayerInfo file (trtexec 8.4+).
+  const std::string verbosity = opt.profiling_verbosity.empty() ? "detailed" : opt.profiling_verbosity;
+  args.push_back("--profilingVerbosity=" + verbosity);
+  if (opt.export_layer_info != "-") {
+    std::string info = opt.export_layer_info;
+    if (info.empty()) {
+      const auto dot = engine.rfind(".engine");
+      info = (dot != std::string::npos && dot + 7 == engine.size() ? engine.substr(0, dot) : engine) + ".layers.json";
+    }
+    args.push_back("--exportLayerInfo=" + shell_quote(info));
+    notes.push_back("then on this machine: tandem verify-layers PLAN.json " + info +
+                    " (PLAN.json: tandem plan --json with the same options)");
+    if (verbosity != "detailed")
+      notes.push_back("--profilingVerbosity=" + verbosity + ": the layer information has no output formats, "
+                      "so verify-layers checks devices only");
+  }
   if (opt.tiling_optimization_level >= 0 || opt.tiling_l2_cache_limit >= 0) {
     // Tiling arrived in TensorRT 10.8 (release notes, "Tiling Optimization"); every trtexec this
     // export targets (8.5, 8.6, 10.x with DLA) predates it.
@@ -257,6 +273,110 @@ std::string plan_dot(const Network& net, const Plan& plan, const std::string& ti
     o += fmt::format("  O{} [shape=ellipse, style=filled, fillcolor=\"#eeeeee\", label=\"{}\\n{}\"];\n", t,
                      dot_escape(ten.name), dims_to_string(ten.dims));
     if (ten.producer >= 0) o += fmt::format("  L{} -> O{};\n", ten.producer, t);
+  }
+  o += "}\n";
+  return o;
+}
+
+PlanGroups plan_groups(const Plan& plan) {
+  PlanGroups g;
+  g.group_of.assign(plan.layers.size(), -1);
+  std::map<int, int> region_group;  // plan region -> group
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
+    const LayerPlacement& p = plan.layers[i];
+    int id = -1;
+    if (p.device == Device::kDLA && p.region >= 0) {
+      if (auto it = region_group.find(p.region); it != region_group.end()) id = it->second;
+    } else if (i > 0) {
+      // A span continues while the previous layer has the same device and no region.
+      const LayerPlacement& q = plan.layers[i - 1];
+      if (q.device == p.device && (q.device == Device::kGPU || q.region < 0)) id = g.group_of[i - 1];
+    }
+    if (id < 0) {
+      id = static_cast<int>(g.groups.size());
+      g.groups.push_back({p.device, p.device == Device::kDLA ? p.region : -1, {}});
+      if (p.device == Device::kDLA && p.region >= 0) region_group[p.region] = id;
+    }
+    g.groups[id].layers.push_back(static_cast<LayerId>(i));
+    g.group_of[i] = id;
+  }
+  return g;
+}
+
+namespace {
+
+// "name [1x16x320x320]", one line per tensor on the edge (every boundary tensor is shown).
+std::string edge_label(const Network& net, const std::vector<TensorId>& tensors) {
+  std::string label;
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    const Tensor& t = net.tensors[tensors[k]];
+    label += fmt::format("{}{} [{}]", k ? "\\n" : "", dot_escape(t.name), dims_to_string(t.dims));
+  }
+  return label;
+}
+
+std::string group_box(const Network& net, const Plan& plan, const PlanGroups::Group& grp, size_t id) {
+  int int8 = 0, fp16 = 0;
+  for (LayerId l : grp.layers) {
+    int8 += plan.layers[l].precision == Precision::kINT8;
+    fp16 += plan.layers[l].precision == Precision::kFP16;
+  }
+  const std::string& first = net.layers[grp.layers.front()].name;
+  const std::string& last = net.layers[grp.layers.back()].name;
+  const std::string head = grp.device == Device::kDLA
+                               ? (grp.region >= 0 ? fmt::format("DLA region {}", grp.region) : std::string("DLA layers"))
+                               : fmt::format("GPU layers {}-{}", grp.layers.front(), grp.layers.back());
+  return fmt::format("  G{} [label=\"{}\\n{} layers ({} INT8, {} FP16)\\n{}{}\", fillcolor=\"{}\"];\n", id, head,
+                     grp.layers.size(), int8, fp16, dot_escape(first),
+                     grp.layers.size() > 1 ? " ... " + dot_escape(last) : std::string(),
+                     grp.device == Device::kDLA ? "#9be564" : "#9ecae1");
+}
+
+}  // namespace
+
+std::string plan_dot_regions(const Network& net, const Plan& plan, const std::string& title) {
+  const PlanGroups g = plan_groups(plan);
+  std::string o;
+  o += fmt::format("digraph \"{}\" {{\n", dot_escape(title));
+  o += "  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n";
+  o += "  edge [fontname=\"Helvetica\", fontsize=8];\n";
+  o += fmt::format("  label=\"{} | strategy {} | case {} | {} boxes: one per DLA region (green) and GPU span (blue)\";\n"
+                   "  labelloc=t;\n",
+                   dot_escape(title), to_string(plan.strategy), to_string(plan.plan_case), g.groups.size());
+  for (size_t i = 0; i < g.groups.size(); ++i) o += group_box(net, plan, g.groups[i], i);
+  // Edges between boxes, one per (from, to) pair, in first-seen order: "I<t>" for a network input.
+  std::vector<std::pair<std::string, std::string>> order;
+  std::map<std::pair<std::string, std::string>, std::vector<TensorId>> edges;
+  const auto consumers = net.consumers();
+  for (TensorId t = 0; t < static_cast<TensorId>(net.tensors.size()); ++t) {
+    const Tensor& ten = net.tensors[t];
+    if (ten.producer < 0 && !ten.is_input) continue;
+    const std::string from = ten.producer >= 0 ? fmt::format("G{}", g.group_of[ten.producer]) : fmt::format("I{}", t);
+    std::vector<std::string> tos;
+    for (LayerId c : consumers[t]) tos.push_back(fmt::format("G{}", g.group_of[c]));
+    for (TensorId out : net.outputs)
+      if (out == t) tos.push_back(fmt::format("O{}", t));
+    for (const auto& to : tos) {
+      if (to == from) continue;
+      auto key = std::make_pair(from, to);
+      auto& list = edges[key];
+      if (list.empty()) order.push_back(key);
+      if (std::find(list.begin(), list.end(), t) == list.end()) list.push_back(t);
+    }
+  }
+  for (TensorId t : net.inputs)
+    o += fmt::format("  I{} [shape=ellipse, style=filled, fillcolor=\"#eeeeee\", label=\"{}\\n{}\"];\n", t,
+                     dot_escape(net.tensors[t].name), dims_to_string(net.tensors[t].dims));
+  for (TensorId t : net.outputs)
+    o += fmt::format("  O{} [shape=ellipse, style=filled, fillcolor=\"#eeeeee\", label=\"{}\\n{}\"];\n", t,
+                     dot_escape(net.tensors[t].name), dims_to_string(net.tensors[t].dims));
+  auto device_of = [&](const std::string& node) {  // network inputs and outputs count as GPU
+    return node[0] == 'G' ? g.groups[std::stoul(node.substr(1))].device : Device::kGPU;
+  };
+  for (const auto& key : order) {
+    const bool crossing = device_of(key.first) != device_of(key.second);
+    o += fmt::format("  {} -> {} [label=\"{}\"{}];\n", key.first, key.second, edge_label(net, edges[key]),
+                     crossing ? ", color=red, penwidth=2" : "");
   }
   o += "}\n";
   return o;

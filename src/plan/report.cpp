@@ -67,11 +67,12 @@ std::string plan_report_text(const Network& net, const Plan& plan, const std::st
 std::string plan_report_json(const Network& net, const Plan& plan, const std::string& model) {
   const DlaTargetInfo& T = dla_target_info(plan.target);
   nlohmann::ordered_json j;
+  j["schema"] = "tandem/plan/v1";  // key names shared by every tandem JSON document (docs/json.md)
   j["model"] = model;
   j["strategy"] = to_string(plan.strategy);
   j["target"] = T.name;
   j["tensorrt"] = T.tensorrt;
-  j["check_precision"] = to_string(plan.check_precision);
+  j["dla_precision"] = to_string(plan.check_precision);
   j["case"] = to_string(plan.plan_case);
   j["default_device"] = to_string(plan.default_device);
   j["gpu_fallback"] = plan.gpu_fallback;
@@ -80,6 +81,11 @@ std::string plan_report_json(const Network& net, const Plan& plan, const std::st
   j["int8"] = plan.int8;
   j["fp8"] = plan.fp8;
   j["optimization_level"] = plan.optimization_level;
+  int dla = 0;
+  for (const auto& p : plan.layers) dla += p.device == Device::kDLA;
+  j["dla_layers"] = dla;
+  j["gpu_layers"] = int(plan.layers.size()) - dla;
+  j["total_layers"] = plan.layers.size();
   j["warnings"] = plan.warnings;
   auto& layers = j["layers"] = nlohmann::ordered_json::array();
   for (size_t i = 0; i < plan.layers.size(); ++i) {
@@ -87,10 +93,11 @@ std::string plan_report_json(const Network& net, const Plan& plan, const std::st
     const Layer& l = net.layers[i];
     layers.push_back({{"index", i},
                       {"name", l.name},
-                      {"type", layer_kind_info(l.kind).trt_type},
+                      {"kind", to_string(l.kind)},
+                      {"trt_type", layer_kind_info(l.kind).trt_type},
                       {"device", to_string(p.device)},
                       {"precision", to_string(p.precision)},
-                      {"region", p.region},
+                      {"region", p.region >= 0 ? nlohmann::ordered_json(p.region) : nlohmann::ordered_json(nullptr)},
                       {"reason", p.reason}});
   }
   auto& regions = j["regions"] = nlohmann::ordered_json::array();
@@ -108,6 +115,7 @@ std::string plan_report_json(const Network& net, const Plan& plan, const std::st
   auto& cr = j["crossings"] = nlohmann::ordered_json::array();
   for (const auto& c : plan.crossings)
     cr.push_back({{"tensor", net.tensors[c.tensor].name},
+                  {"shape", net.tensors[c.tensor].dims},
                   {"from", to_string(c.from)},
                   {"to", to_string(c.to)},
                   {"bytes", c.bytes}});

@@ -124,7 +124,7 @@ TEST(InspectEngine, JsonReportsWhatTheEngineRecords) {
   EXPECT_EQ(conv["kind"], "Convolution");
   EXPECT_EQ(conv["device"], "DLA");
   EXPECT_EQ(conv["precision"], "int8");
-  EXPECT_EQ(conv["dla_region"], 0);
+  EXPECT_EQ(conv["region"], 0);
   EXPECT_EQ(conv["reason"], "dla chunk");
   EXPECT_EQ(conv["onnx_node"], "conv");
   EXPECT_EQ(conv["onnx_op"], "Conv");
@@ -142,7 +142,7 @@ TEST(InspectEngine, JsonReportsWhatTheEngineRecords) {
   const json& bn = layer_named(j, "bn");
   EXPECT_EQ(bn["device"], "GPU");
   EXPECT_EQ(bn["precision"], "unset");
-  EXPECT_TRUE(bn["dla_region"].is_null());
+  EXPECT_TRUE(bn["region"].is_null());
   EXPECT_EQ(bn["int8_scales"], "partial");  // conv_out only
   EXPECT_EQ(bn["weight_bytes"], 64);        // scale and shift, 8 f32 each
   EXPECT_EQ(layer_named(j, "relu")["fused_with"], json::parse(R"j(["conv"])j"));

@@ -19,6 +19,9 @@
 namespace tandem::cli {
 
 std::vector<std::string> write_run_outputs(const TensorMap& outputs, const std::string& dir);  // cmd_run.cpp
+void print_run_report(const std::string& model, const std::string& backend, const TensorMap& out,
+                      const std::vector<std::string>& paths, const std::string& summary, const std::string& note,
+                      bool json);  // cmd_run.cpp
 
 namespace {
 Dims engine_input_dims(const Engine& e, size_t i);
@@ -29,7 +32,7 @@ TensorMap random_engine_inputs(const Engine& e, uint64_t seed);
 // formats, one .npy per output. Says when DLA layers ran emulated.
 int run_engine_file(const std::string& engine_path, const std::vector<std::string>& shapes,
                     const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
-                    const std::string& output_dir, int threads, const std::string& backend) {
+                    const std::string& output_dir, int threads, const std::string& backend, bool json) {
   if (output_dir.empty()) throw Error("--output-dir is required");
   if (!shapes.empty()) throw Error("--shape: an engine's input shapes are fixed at build time (rebuild with --shape)");
   auto engine = Engine::load(engine_path);
@@ -64,13 +67,8 @@ int run_engine_file(const std::string& engine_path, const std::vector<std::strin
   auto ctx = engine->create_context(threads, backend);
   TensorMap out = ctx->run(in);
   std::vector<std::string> paths = write_run_outputs(out, output_dir);
-  size_t i = 0;
-  for (const auto& [name, t] : out)
-    std::printf("%s: %s %s -> %s\n", name.c_str(), dims_to_string(t.dims).c_str(), std::string(to_string(t.type)).c_str(),
-                paths[i++].c_str());
-  std::printf("%s\n", engine_layers_summary(*engine).c_str());
-  std::string note = engine->emulation_note(backend);
-  if (!note.empty()) std::printf("%s\n", note.c_str());
+  print_run_report(engine_path, ctx->backend_name(), out, paths, engine_layers_summary(*engine),
+                   engine->emulation_note(backend), json);
   return 0;
 }
 
@@ -202,7 +200,8 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
     double throughput = m.mean > 0 ? double(batch) * 1000.0 / m.mean : 0;
     std::string note = engine->emulation_note(a->backend);
     if (a->json) {
-      nlohmann::json j;
+      nlohmann::ordered_json j;
+      j["schema"] = "tandem/bench/v1";  // key names shared by every tandem JSON document (docs/json.md)
       j["engine"] = a->engine;
       j["backend"] = ctx->backend_name();
       j["iterations"] = a->iterations;
@@ -221,7 +220,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       j["engine_file_bytes"] = std::filesystem::file_size(a->engine);
       j["dla_emulated"] = engine->dla_layer_count() > 0;
       if (!note.empty()) j["note"] = note;
-      std::printf("%s\n", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
       std::printf("engine: %s (backend %s, load %.1f ms)\n", a->engine.c_str(), ctx->backend_name().c_str(), load_ms);
       std::printf("iterations: %d (warmup %d), batch %lld\n", a->iterations, a->warmup, (long long)batch);

@@ -1,5 +1,6 @@
 // tandem build / build-dla: the seed's build_engine and build_dla_engine.
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -25,6 +26,7 @@ struct BuildArgs {
   std::optional<float> range_lo, range_hi;
   std::string precision = "int8", algorithm = "entropy", mem_pool;
   bool recalibrate = false, fp16_flag = false, int8_flag = false, gpu_fallback_noop = false;
+  bool json = false;  // --json: the tandem/build/v1 document instead of the two summary lines
   BuildOptions o;
 };
 
@@ -86,6 +88,7 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_flag("--no-passes", [&o](int64_t) { o.passes = false; }, "skip build-time passes (BN folding, Identity removal, constant folding)");
   sub->add_option("--threads", o.threads, "CPU threads for calibration and timing (0: all)")->capture_default_str();
   sub->add_flag("-v,--verbose", o.verbose, "log each build stage");
+  sub->add_flag("--json", a.json, "one JSON document on stdout (docs/json.md)");
   if (dla) {
     sub->add_option("--max-chunks", o.max_chunks, "DLA chunks to keep (<= 0: all)")->capture_default_str();
     sub->add_option("--min-layers", o.min_layers, "smallest DLA chunk kept (<= 0: any)")->capture_default_str();
@@ -157,6 +160,37 @@ BuildOptions finish(BuildArgs& a, bool dla) {
   return o;
 }
 
+// --json: the tandem/build/v1 document (docs/json.md); counts as the two text lines give them.
+int report_json(const BuildResult& r, const std::string& command, const std::string& model) {
+  const auto engine = Engine::load(r.engine_path);
+  int dla_int8 = 0, dla_fp16 = 0;
+  for (const auto& l : engine->plan().layers)
+    if (l.device == Device::kDLA) {
+      dla_int8 += l.precision == Precision::kINT8;
+      dla_fp16 += l.precision == Precision::kFP16;
+    }
+  nlohmann::ordered_json j;
+  j["schema"] = "tandem/build/v1";  // key names shared by every tandem JSON document (docs/json.md)
+  j["command"] = command;
+  j["model"] = model;
+  j["engine"] = r.engine_path;
+  j["engine_bytes"] = r.engine_bytes;
+  j["seconds"] = r.seconds;
+  j["cache"] = r.cache_key.empty() ? nlohmann::ordered_json(nullptr)
+                                   : nlohmann::ordered_json{{"key", r.cache_key}, {"hit", r.cache_hit}};
+  j["dla_layers"] = r.dla_layers;
+  j["gpu_layers"] = r.gpu_layers;
+  j["total_layers"] = r.dla_layers + r.gpu_layers;
+  j["dla_int8_layers"] = dla_int8;
+  j["dla_fp16_layers"] = dla_fp16;
+  j["planned_dla_layers"] = r.planned_dla_layers >= 0 ? nlohmann::ordered_json(r.planned_dla_layers)
+                                                      : nlohmann::ordered_json(nullptr);
+  j["summary"] = engine_layers_summary(*engine, r.planned_dla_layers);
+  j["warnings"] = r.warnings;
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  return 0;
+}
+
 int report(const BuildResult& r) {
   std::printf("%s: %d DLA layers, %d GPU layers, %.2f MiB, %.2f s%s\n", r.engine_path.c_str(), r.dla_layers, r.gpu_layers,
               double(r.engine_bytes) / (1 << 20), r.seconds,
@@ -189,7 +223,8 @@ RegisterCommand reg_build(50, "build", [](CLI::App& app) {
   add_common(sub, *a, false);
   return std::function<int()>([a] {
     BuildOptions o = finish(*a, false);
-    return report(checked_build(*a, o, false));
+    const BuildResult r = checked_build(*a, o, false);
+    return a->json ? report_json(r, "build", a->model) : report(r);
   });
 });
 
@@ -202,7 +237,8 @@ RegisterCommand reg_build_dla(51, "build-dla", [](CLI::App& app) {
   add_common(sub, *a, true);
   return std::function<int()>([a] {
     BuildOptions o = finish(*a, true);
-    return report(checked_build(*a, o, true));
+    const BuildResult r = checked_build(*a, o, true);
+    return a->json ? report_json(r, "build-dla", a->model) : report(r);
   });
 });
 

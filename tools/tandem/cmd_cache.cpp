@@ -34,12 +34,15 @@ RegisterCommand reg(70, "cache", [](CLI::App& app) {
     }
     auto entries = list_engine_cache(a->dir);
     if (a->json) {
-      nlohmann::json j = nlohmann::json::array();
+      nlohmann::ordered_json j;
+      j["schema"] = "tandem/cache-list/v1";  // key names shared by every tandem JSON document (docs/json.md)
+      j["cache_dir"] = dir;
+      j["engines"] = nlohmann::ordered_json::array();
       for (const auto& e : entries)
-        j.push_back({{"key", e.key}, {"path", e.path}, {"bytes", e.bytes}, {"mtime", e.mtime},
+        j["engines"].push_back({{"key", e.key}, {"path", e.path}, {"bytes", e.bytes}, {"mtime", e.mtime},
                      {"model", e.meta.model_path}, {"model_sha256", e.meta.model_sha256},
                      {"tool_version", e.meta.tool_version}, {"target", e.meta.target}});
-      std::printf("%s\n", j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return 0;
     }
     std::printf("engine cache: %s (%zu engine%s)\n", dir.c_str(), entries.size(), entries.size() == 1 ? "" : "s");

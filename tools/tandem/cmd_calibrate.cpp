@@ -1,5 +1,8 @@
 // tandem calibrate: INT8 ranges from data, written as a TensorRT calibration cache.
+#include <fmt/format.h>
+
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <filesystem>
 
 #include "command.h"
@@ -9,6 +12,34 @@
 namespace {
 using namespace tandem;
 using namespace tandem::cli;
+
+// The tandem/calibrate/v1 document (docs/json.md): the cache written or reused and the data it came from.
+template <class Args>
+void print_calibrate_json(const Args& a, const Network& net, const Plan& plan, const CalibrationResult& r,
+                          const CalibrateOptions& co) {
+  const float lo = a.d.input_scale.size() == 2 ? a.d.input_scale[0] : a.d.lo;
+  const float hi = a.d.input_scale.size() == 2 ? a.d.input_scale[1] : a.d.hi;
+  nlohmann::ordered_json data;
+  if (r.from_cache) data = nullptr;
+  else if (!a.d.dir.empty()) data = {{"source", "images"}, {"dir", a.d.dir}, {"range", {lo, hi}}};
+  else if (!a.d.npy.empty()) data = {{"source", "npy"}, {"files", a.d.npy}};
+  else data = {{"source", "random"}, {"range", {lo, hi}}, {"seed", a.d.seed}};
+  nlohmann::ordered_json j;
+  j["schema"] = "tandem/calibrate/v1";  // key names shared by every tandem JSON document (docs/json.md)
+  j["model"] = a.m.model;
+  j["cache"] = a.out;
+  j["reused"] = r.from_cache;
+  j["algorithm"] = std::string(to_string(co.algorithm));
+  j["cache_header"] = fmt::format("TRT-{}-{}", r.cache.trt_version, r.cache.algorithm);
+  j["tensors"] = r.cache.scales.size();
+  j["int8_tensors"] = int8_tensors(net, plan_precisions(plan)).size();
+  j["batches"] = r.batches;
+  j["samples"] = r.samples;
+  j["tied_tensors"] = r.tied_tensors;
+  j["zero_scales"] = r.cache.zero_scales;
+  j["data"] = data;
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
 
 RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
@@ -21,7 +52,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     std::string algorithm = "entropy", out;
     double percentile = 99.99;
     int batch_size = 1, num_batches = 0, trt_version = 0, threads = 0;
-    bool recalibrate = false, quiet = false, int8_only = false, true_header = false;
+    bool recalibrate = false, quiet = false, int8_only = false, true_header = false, json = false;
   };
   auto a = std::make_shared<Args>();
   add_model_args(sub, a->m);
@@ -42,6 +73,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
                 "name the algorithm used in the cache header (MinMaxCalibration, LegacyCalibration); "
                 "default EntropyCalibration2, the only header trtexec's calibrator accepts");
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar, no summary");
+  sub->add_flag("--json", a->json, "one JSON document on stdout instead of the summary (docs/json.md)");
   return std::function<int()>([a] {
     CalibrateOptions co;
     if (!parse_calib_algorithm(a->algorithm, &co.algorithm))
@@ -50,7 +82,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     if (a->batch_size < 1) throw Error("--batch-size must be >= 1");
     co.percentile = a->percentile;
     co.threads = a->threads;
-    co.progress = !a->quiet;
+    co.progress = !a->quiet && !a->json;
     co.cache_path = a->out;
     co.recalibrate = a->recalibrate;
     co.all_tensors = !a->int8_only;
@@ -77,6 +109,10 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
       void reset() override {}
     } none;
     CalibrationResult r = calibrate(net, plan, batcher ? *batcher : none, co);
+    if (a->json) {
+      print_calibrate_json(*a, net, plan, r, co);
+      return 0;
+    }
     if (!a->quiet) {
       size_t int8 = int8_tensors(net, plan_precisions(plan)).size();
       if (r.from_cache)

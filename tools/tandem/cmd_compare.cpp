@@ -197,7 +197,8 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     };
 
     if (a->json) {
-      nlohmann::json j;
+      nlohmann::ordered_json j;
+      j["schema"] = "tandem/compare/v1";  // key names shared by every tandem JSON document (docs/json.md)
       if (checked) {
         j["passed"] = failures.empty();
         j["failures"] = failures;
@@ -207,14 +208,14 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       j["int8_layers"] = n_int8;
       j["fp16_layers"] = n_fp16;
       j["scales"] = scale_source;
-      j["ranges_coarsened_4x_by_tying"] = nlohmann::json::array();
+      j["ranges_coarsened_4x_by_tying"] = nlohmann::ordered_json::array();
       for (const RangeChange& c : coarse)
         j["ranges_coarsened_4x_by_tying"].push_back({{"tensor", c.tensor}, {"before", c.before}, {"after", c.after}});
-      j["outputs"] = nlohmann::json::array();
+      j["outputs"] = nlohmann::ordered_json::array();
       for (size_t k = 0; k < net.outputs.size(); ++k) {
         const Tensor& t = net.tensors[net.outputs[k]];
         const Acc& s = out_acc[k];
-        nlohmann::json o = {{"name", t.name}, {"shape", dims_to_string(t.dims)}, {"max_abs_error", s.max_abs},
+        nlohmann::ordered_json o = {{"name", t.name}, {"shape", t.dims}, {"type", std::string(to_string(t.type))}, {"max_abs_error", s.max_abs},
                             {"mean_abs_error", s.mean_abs()}, {"cosine", s.cosine()},
                             {"min_sample_cosine", s.min_cos}};
         if (s.top1_total) o["top1_agreement"] = double(s.top1_agree) / s.top1_total;
@@ -222,9 +223,9 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       }
       if (a->per_layer) {
         j["per_layer_method"] = a->method;
-        j["per_layer"] = nlohmann::json::array();
+        j["per_layer"] = nlohmann::ordered_json::array();
         for (auto& c : costs)
-          j["per_layer"].push_back({{"layer", net.layers[c.layer].name}, {"kind", std::string(to_string(net.layers[c.layer].kind))},
+          j["per_layer"].push_back({{"name", net.layers[c.layer].name}, {"kind", std::string(to_string(net.layers[c.layer].kind))},
                                     {"precision", std::string(to_string(prec[c.layer]))}, {"cost", c.cost},
                                     {"input_cosine", c.cos_in}, {"output_cosine", c.cos_out}});
       }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "export_command.h"
@@ -50,12 +51,33 @@ void write_atomic(const std::string& path, const std::string& data, bool executa
   }
 }
 
+// --json: the tandem/export/v1 summary (docs/json.md) shared by the exports.
+nlohmann::ordered_json export_summary(const char* format, const std::string& model, const std::string& output,
+                                      const Plan& plan) {
+  int dla = 0;
+  for (const auto& l : plan.layers) dla += l.device == Device::kDLA;
+  nlohmann::ordered_json j;
+  j["schema"] = "tandem/export/v1";  // key names shared by every tandem JSON document (docs/json.md)
+  j["format"] = format;
+  j["model"] = model;
+  j["output"] = output.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(output);
+  j["dla_layers"] = dla;
+  j["gpu_layers"] = int(plan.layers.size()) - dla;
+  j["total_layers"] = plan.layers.size();
+  return j;
+}
+
+void print_json(const nlohmann::ordered_json& j) {
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
 // ---- trtexec ---------------------------------------------------------------------------------
 struct TrtexecArgs {
   cli::PlanArgs p;
   TrtexecOptions t;
   std::string trt_version, mem_pool;
   std::string output;
+  bool json = false;
 };
 
 int run_trtexec(TrtexecArgs a) {
@@ -84,8 +106,14 @@ int run_trtexec(TrtexecArgs a) {
   if (dla == 0)  // the script itself says so too: it still passes --useDLACore
     cmd = "# warning: the plan has no DLA layer: every layer is pinned to the GPU although the command passes "
           "--useDLACore (see the plan's warning)\n" + cmd;
-  if (a.output.empty()) std::fwrite(cmd.data(), 1, cmd.size(), stdout);
-  else write_atomic(a.output, "#!/bin/sh\n" + cmd, true);
+  if (!a.output.empty()) write_atomic(a.output, "#!/bin/sh\n" + cmd, true);
+  if (a.json) {
+    nlohmann::ordered_json j = export_summary("trtexec", a.p.model, a.output, plan);
+    j["command"] = cmd;
+    print_json(j);
+  } else if (a.output.empty()) {
+    std::fwrite(cmd.data(), 1, cmd.size(), stdout);
+  }
   return 0;
 }
 
@@ -93,6 +121,8 @@ int run_trtexec(TrtexecArgs a) {
 struct DotArgs {
   cli::PlanArgs p;
   std::string output;
+  std::string view = "layers";  // layers | regions (--collapse)
+  bool collapse = false, json = false;
 };
 
 bool on_path(const std::string& exe) {
@@ -119,7 +149,16 @@ int run_dot(const DotArgs& a) {
   const PlanOptions po = cli::plan_options_from(a.p);
   const Network net = cli::load_plan_network(a.p);
   const Plan plan = make_plan(net, po);
-  const std::string text = plan_dot(net, plan, fs::path(a.p.model).filename().string());
+  if (a.view != "layers" && a.view != "regions") throw Error("--view: '" + a.view + "' is not layers | regions");
+  const bool regions = a.collapse || a.view == "regions";
+  const std::string title = fs::path(a.p.model).filename().string();
+  const std::string text = regions ? plan_dot_regions(net, plan, title) : plan_dot(net, plan, title);
+  if (a.json) {
+    nlohmann::ordered_json j = export_summary("dot", a.p.model, a.output, plan);
+    j["view"] = regions ? "regions" : "layers";
+    j["boxes"] = regions ? plan_groups(plan).groups.size() : plan.layers.size();
+    print_json(j);
+  }
   if (ext == ".dot" || ext == ".gv") {
     write_atomic(a.output, text);
     return 0;
@@ -158,7 +197,9 @@ tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {
   sub->add_option("--input-io-formats", a->t.input_io_formats, "trtexec --inputIOFormats spec, e.g. int8:dla_hwc4");
   sub->add_option("--output-io-formats", a->t.output_io_formats, "trtexec --outputIOFormats spec, e.g. fp16:chw16");
   sub->add_flag("--direct-io", a->t.direct_io, "--directIO");
-  sub->add_option("--profiling-verbosity", a->t.profiling_verbosity, "--profilingVerbosity: layer_names_only | detailed | none")
+  sub->add_option("--export-layer-info,--exportLayerInfo", a->t.export_layer_info,
+                  "--exportLayerInfo file for `tandem verify-layers` (default <engine stem>.layers.json; '-': none)");
+  sub->add_option("--profiling-verbosity", a->t.profiling_verbosity, "--profilingVerbosity: layer_names_only | detailed | none (default detailed)")
       ->check(CLI::IsMember({"layer_names_only", "detailed", "none"}));
   sub->add_option("--tiling-optimization-level", a->t.tiling_optimization_level,
                   "--tilingOptimizationLevel 0..3 (TensorRT 10.8+; noted, not emitted, for DLA-era trtexec)")
@@ -166,6 +207,7 @@ tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {
   sub->add_option("--tiling-l2-cache-limit", a->t.tiling_l2_cache_limit, "--l2LimitForTiling in bytes (TensorRT 10.8+)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-o,--output", a->output, "write a shell script here instead of stdout");
+  sub->add_flag("--json", a->json, "a JSON summary on stdout, the command in it (docs/json.md)");
   return std::function<int()>([a] { return run_trtexec(*a); });
 });
 
@@ -174,6 +216,10 @@ tandem::cli::RegisterExport reg_dot("dot", [](CLI::App& exp) {
   auto a = std::make_shared<DotArgs>();
   cli::add_plan_args(sub, a->p);
   sub->add_option("-o,--output", a->output, "out.dot | out.svg | out.png")->required();
+  sub->add_option("--view", a->view, "layers: one box per layer | regions: one box per DLA region and GPU span")
+      ->capture_default_str();
+  sub->add_flag("--collapse", a->collapse, "the same as --view regions");
+  sub->add_flag("--json", a->json, "a JSON summary on stdout (docs/json.md)");
   return std::function<int()>([a] { return run_dot(*a); });
 });
 

@@ -1,6 +1,7 @@
 // tandem export qdq: the model with QuantizeLinear/DequantizeLinear pairs carrying the INT8 scales
 // of a calibration cache (explicit quantization for TensorRT 10+ and ONNX Runtime).
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "export_command.h"
 #include "quant_cli.h"
@@ -14,7 +15,28 @@ struct QdqArgs {
   ModelArgs m;
   std::string cache, out;
   int opset = 13;
+  bool json = false;
 };
+
+// --json: the tandem/export/v1 document (docs/json.md) with what the Q/DQ export did.
+void print_qdq_json(const QdqArgs& a, const QdqExportReport& r, int retied) {
+  nlohmann::ordered_json j;
+  j["schema"] = "tandem/export/v1";  // key names shared by every tandem JSON document (docs/json.md)
+  j["format"] = "qdq";
+  j["model"] = a.m.model;
+  j["output"] = a.out;
+  j["cache"] = a.cache;
+  j["int8_layers"] = r.int8_layers;
+  j["activation_qdq_pairs"] = r.activations;
+  j["weight_dq"] = r.weights;
+  j["opset"] = r.to_opset;
+  j["from_opset"] = r.from_opset;
+  j["rewritten_nodes"] = r.converted_nodes;
+  j["retied_scales"] = retied;
+  j["unquantized_tensors"] = r.skipped;
+  j["notes"] = r.notes;
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
 
 int run_qdq(const QdqArgs& a) {
   Network net = load_network(a.m);
@@ -35,6 +57,10 @@ int run_qdq(const QdqArgs& a) {
   QdqExportOptions o;
   o.opset = a.opset;
   QdqExportReport r = export_qdq(a.m.model, a.out, net, n, o);
+  if (a.json) {
+    print_qdq_json(a, r, retied);
+    return 0;
+  }
   std::printf("wrote %s: %d INT8 layers, %d activation Q/DQ pairs, %d per-channel weight DQ, opset %d",
               a.out.c_str(), r.int8_layers, r.activations, r.weights, r.to_opset);
   if (r.from_opset != r.to_opset) std::printf(" (from %d, %d nodes rewritten)", r.from_opset, r.converted_nodes);
@@ -56,6 +82,7 @@ RegisterExport reg("qdq", [](CLI::App& exp) {
   add_calib_cache_option(sub, a->cache, "calibration cache with the INT8 scales")->required();
   sub->add_option("-o,--output", a->out, "Q/DQ model to write")->required();
   sub->add_option("--opset", a->opset, "opset of the output (>= 13)")->capture_default_str();
+  sub->add_flag("--json", a->json, "a JSON summary on stdout (docs/json.md)");
   return std::function<int()>([a] { return run_qdq(*a); });
 });
 

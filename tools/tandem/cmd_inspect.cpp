@@ -101,6 +101,7 @@ namespace {
 json to_json(const Network& net) {
   const auto& m = net.model;
   json j;
+  j["schema"] = "tandem/inspect-model/v1";  // key names shared by every tandem JSON document (docs/json.md)
   j["model"] = {{"path", m.path}, {"ir_version", m.ir_version}, {"producer_name", m.producer_name},
                 {"producer_version", m.producer_version}};
   j["model"]["opsets"] = json::array();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cctype>
 #include <cmath>
@@ -36,6 +37,7 @@ struct RunArgs {
   std::string output_dir;
   int threads = 0;
   std::string backend = "cpu";  // engines only: cpu | cuda
+  bool json = false;
 };
 
 // Expected input: name, dims, type (from a Network or an engine).
@@ -156,6 +158,33 @@ std::vector<std::string> write_run_outputs(const TensorMap& outputs, const std::
   return paths;
 }
 
+// What `tandem run` wrote: one line per output, or with --json the tandem/run/v1 document
+// (docs/json.md). `summary` and `note` (engines only) may be empty.
+void print_run_report(const std::string& model, const std::string& backend, const TensorMap& out,
+                      const std::vector<std::string>& paths, const std::string& summary, const std::string& note,
+                      bool json) {
+  if (!json) {
+    size_t i = 0;
+    for (const auto& [name, t] : out)
+      std::printf("%s: %s %s -> %s\n", name.c_str(), dims_to_string(t.dims).c_str(), std::string(to_string(t.type)).c_str(),
+                  paths[i++].c_str());
+    if (!summary.empty()) std::printf("%s\n", summary.c_str());
+    if (!note.empty()) std::printf("%s\n", note.c_str());
+    return;
+  }
+  nlohmann::ordered_json j;
+  j["schema"] = "tandem/run/v1";  // key names shared by every tandem JSON document (docs/json.md)
+  j["model"] = model;
+  j["backend"] = backend;
+  j["outputs"] = nlohmann::ordered_json::array();
+  size_t i = 0;
+  for (const auto& [name, t] : out)
+    j["outputs"].push_back({{"name", name}, {"shape", t.dims}, {"type", std::string(to_string(t.type))}, {"file", paths[i++]}});
+  if (!summary.empty()) j["summary"] = summary;
+  if (!note.empty()) j["note"] = note;
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
 // The whole `tandem run` for an ONNX model. Returns the exit code.
 int run_onnx_model(const RunArgs& a) {
   if (a.output_dir.empty()) throw Error("--output-dir is required");
@@ -174,17 +203,14 @@ int run_onnx_model(const RunArgs& a) {
   TensorMap in = load_run_inputs(specs, a.inputs, a.random_input, a.seed);
   TensorMap out = ex->run(in);
   std::vector<std::string> paths = write_run_outputs(out, a.output_dir);
-  size_t i = 0;
-  for (const auto& [name, t] : out)
-    std::printf("%s: %s %s -> %s\n", name.c_str(), dims_to_string(t.dims).c_str(), std::string(to_string(t.type)).c_str(),
-                paths[i++].c_str());
+  print_run_report(a.model, "cpu", out, paths, "", "", a.json);
   return 0;
 }
 
 // Engine files (tandem build / build-dla) run through the engine runtime: cmd_bench.cpp.
 int run_engine_file(const std::string& engine, const std::vector<std::string>& shapes,
                     const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
-                    const std::string& output_dir, int threads, const std::string& backend);
+                    const std::string& output_dir, int threads, const std::string& backend, bool json);
 
 namespace {
 RegisterCommand reg(60, "run", [](CLI::App& app) {
@@ -200,12 +226,13 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   sub->add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--backend", args->backend, "engines: cpu | cuda (cuda needs a CUDA build and a GPU)")
       ->capture_default_str();
+  sub->add_flag("--json", args->json, "one JSON document on stdout (docs/json.md)");
   (void)in;
   (void)rnd;
   return std::function<int()>([args] {
     if (args->model.size() > 7 && args->model.compare(args->model.size() - 7, 7, ".engine") == 0)
       return run_engine_file(args->model, args->shapes, args->inputs, args->random_input, args->seed,
-                             args->output_dir, args->threads, args->backend);
+                             args->output_dir, args->threads, args->backend, args->json);
     if (args->backend != "cpu")
       throw Error(fmt::format("--backend {}: ONNX models run on the CPU backend; build an engine to run it on {}",
                               args->backend, args->backend));

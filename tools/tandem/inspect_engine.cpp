@@ -133,7 +133,7 @@ json header_json(const EngineContents& e, const std::string& path) {
   h["plan"] = {{"case", std::string(to_string(p.plan_case))}, {"strategy", std::string(to_string(p.strategy))},
                {"default_device", std::string(to_string(p.default_device))}, {"gpu_fallback", p.gpu_fallback},
                {"fp16", p.fp16}, {"int8", p.int8}, {"fp8", p.fp8}, {"optimization_level", p.optimization_level},
-               {"check_precision", std::string(to_string(p.check_precision))}, {"dla_layers", dla},
+               {"dla_precision", std::string(to_string(p.check_precision))}, {"dla_layers", dla},
                {"gpu_layers", int(p.layers.size()) - dla}, {"dla_regions", p.dla_region_count()},
                {"crossing_bytes", p.crossing_bytes()}, {"warnings", p.warnings}};
   h["inputs"] = io_json(e, e.network.inputs, e.input_formats);
@@ -147,7 +147,7 @@ json layer_json(const EngineContents& e, size_t i, const std::set<WeightsId>& in
   const LayerPlacement& pl = e.plan.layers[i];
   json j{{"index", i}, {"name", l.name}, {"kind", std::string(to_string(l.kind))},
          {"device", std::string(to_string(pl.device))}, {"precision", std::string(to_string(pl.precision))},
-         {"dla_region", pl.region >= 0 ? json(pl.region) : json(nullptr)}, {"reason", pl.reason},
+         {"region", pl.region >= 0 ? json(pl.region) : json(nullptr)}, {"reason", pl.reason},
          {"onnx_node", l.onnx_node}, {"onnx_op", l.onnx_op}, {"params", layer_params_text(e.network, l)},
          {"tactic", nullptr}, {"int8_scales", scales_state(e, l)}};
   j["inputs"] = json::array();
@@ -173,6 +173,7 @@ json engine_json(const EngineContents& e, const std::string& path) {
   const std::set<WeightsId> int8(e.int8_weights.begin(), e.int8_weights.end());
   const auto fused = fused_with(e);
   json j;
+  j["schema"] = "tandem/inspect-engine/v1";  // key names shared by every tandem JSON document (docs/json.md)
   j["engine"] = header_json(e, path);
   j["layers"] = json::array();
   for (size_t i = 0; i < e.network.layers.size(); ++i) j["layers"].push_back(layer_json(e, i, int8, fused));
