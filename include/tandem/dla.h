@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tandem/constant_origin.h"
 #include "tandem/network.h"
 
 namespace tandem {
@@ -28,6 +29,17 @@ struct Support {
   // (Concatenation) or on input and output (Pooling): the planner/calibrator must unify them.
   bool int8_equal_ranges = false;
 };
+
+// The rule behind int8_equal_ranges, for any INT8 layer (on the DLA or not: TensorRT ties these
+// ranges on the GPU too): the tensors of one layer that must share one dynamic range, and which
+// of them take it from the others (TensorRT sets a pooling output from its input and a Concat's
+// inputs from its output). Fewer than two tensors: no rule. The DLA check sets
+// int8_equal_ranges from it; calibration (tie_ranges) unifies the ranges it names.
+struct Int8RangeTie {
+  std::vector<TensorId> tensors;
+  std::vector<TensorId> derived;  // members whose range is set from the others (not sources)
+};
+Int8RangeTie int8_equal_range_tensors(const Network& net, const Layer& layer);
 
 // Numeric limits and op sets of one DLA generation + TensorRT version. Every field names its
 // source key (docs/dla-rules-impl.md, "Sources") in dla_rules.cpp, where the two tables live.
@@ -96,9 +108,8 @@ struct DlaOptions {
 // One layer's verdict against the rules for a target and precision.
 Support check_layer(const Network& net, LayerId layer, const DlaOptions& opt);
 
-// True when tensor t is a build-time constant: produced by a Constant layer, possibly through
-// Shuffle/Identity layers (the parser's broadcast reshapes).
-bool is_constant_tensor(const Network& net, TensorId t);
+// is_constant_tensor (a Constant layer, possibly through Shuffle/Identity views): in
+// tandem/constant_origin.h, included above.
 
 // trtutils' chunk tuple: (layers, start, end, on_dla). Zero layers: one chunk ([], 0, -1, false).
 struct Chunk {

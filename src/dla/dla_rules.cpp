@@ -323,7 +323,7 @@ struct Checker {
         !lim.pool_avg_exclusive_padding)
       fail("average pooling excludes padding (count_include_pad=0); DLA on {} supports inclusive "
            "padding only", T.name);
-    if (s.ok && int8) {
+    if (s.ok && int8 && int8_equal_range_tensors(net, L).tensors.size() >= 2) {
       s.int8_equal_ranges = true;
       note("INT8: input and output ranges must be equal");
     }
@@ -482,9 +482,7 @@ struct Checker {
     if (!s.ok) return;
     if (op == ElementWiseOp::kSub && T.target == DlaTarget::kXavier)
       note("SUB is emulated as Scale + Sum on Xavier");
-    const bool has_const = std::any_of(L.inputs.begin(), L.inputs.end(),
-                                       [&](TensorId t) { return is_constant_tensor(net, t); });
-    if (int8 && !has_const) {
+    if (int8 && int8_equal_range_tensors(net, L).tensors.size() >= 2) {
       s.int8_equal_ranges = true;
       note("INT8: input ranges must be equal");
     }
@@ -530,7 +528,7 @@ struct Checker {
         }
       }
     }
-    if (s.ok && int8) {
+    if (s.ok && int8 && int8_equal_range_tensors(net, L).tensors.size() >= 2) {
       s.int8_equal_ranges = true;
       note("INT8: all input ranges must equal the output range");
     }
@@ -797,18 +795,34 @@ bool parse_dla_precision(std::string_view s, DlaPrecision* out) {
   return true;
 }
 
-bool is_constant_tensor(const Network& net, TensorId t) {
-  for (int depth = 0; depth < 64; ++depth) {
-    if (t < 0 || t >= static_cast<TensorId>(net.tensors.size())) return false;
-    const LayerId p = net.tensors[t].producer;
-    if (p < 0) return false;
-    const Layer& l = net.layers[p];
-    if (l.kind == LayerKind::kConstant) return true;
-    if ((l.kind != LayerKind::kShuffle && l.kind != LayerKind::kIdentity) || l.inputs.size() != 1)
-      return false;
-    t = l.inputs[0];
+Int8RangeTie int8_equal_range_tensors(const Network& net, const Layer& L) {
+  Int8RangeTie r;
+  switch (L.kind) {
+    case LayerKind::kConcatenation:  // every input equals the output (DLA concatenation; TensorRT)
+      r.tensors = L.inputs;
+      r.tensors.insert(r.tensors.end(), L.outputs.begin(), L.outputs.end());
+      r.derived = L.inputs;
+      break;
+    case LayerKind::kElementWise:
+      // A constant operand becomes weights of the layer (a Scale layer; docs/quantization.md,
+      // "Range tying"), not an INT8 tensor: only the other inputs are equal (DLA: "if the dynamic
+      // ranges are generated using calibrator, the largest value shall be used").
+      for (TensorId t : L.inputs)
+        if (!is_constant_tensor(net, t)) r.tensors.push_back(t);
+      break;
+    case LayerKind::kPooling:  // "Pooling must have the same input and output scales"
+      r.tensors = {L.inputs.at(0)};
+      r.tensors.insert(r.tensors.end(), L.outputs.begin(), L.outputs.end());
+      r.derived = L.outputs;
+      break;
+    case LayerKind::kConvolution: case LayerKind::kDeconvolution: case LayerKind::kActivation:
+    case LayerKind::kScale: case LayerKind::kResize: case LayerKind::kShuffle: case LayerKind::kSlice:
+    case LayerKind::kSoftMax: case LayerKind::kReduce: case LayerKind::kMatrixMultiply: case LayerKind::kUnary:
+    case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
+    case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization: case LayerKind::kSelect:
+      break;  // no range rule
   }
-  return false;
+  return r;
 }
 
 Support check_layer(const Network& net, LayerId layer, const DlaOptions& opt) {

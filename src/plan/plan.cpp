@@ -7,6 +7,7 @@
 #include <numeric>
 #include <set>
 
+#include "tandem/constant_origin.h"
 #include "tandem/plan.h"
 
 namespace tandem {
@@ -204,11 +205,7 @@ std::vector<int> constant_hosts(const Network& net, const std::vector<char>& can
   const auto consumers = net.consumers();
   std::vector<char> const_like(n, 0);
   for (int i = 0; i < n; ++i) {
-    const Layer& l = net.layers[i];
-    if (l.kind == LayerKind::kConstant) const_like[i] = 1;
-    else if ((l.kind == LayerKind::kShuffle || l.kind == LayerKind::kIdentity) && l.inputs.size() == 1 &&
-             net.tensors[l.inputs[0]].producer >= 0 && const_like[net.tensors[l.inputs[0]].producer])
-      const_like[i] = 1;
+    const_like[i] = is_constant_view_layer(net, i);
   }
   std::vector<int> host(n, -1);
   for (int i = n - 1; i >= 0; --i) {

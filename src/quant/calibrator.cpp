@@ -3,6 +3,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "tandem/constant_origin.h"
+#include "tandem/dla.h"
 #include "tandem/quant.h"
 
 namespace tandem {
@@ -135,19 +137,6 @@ double percentile_amax(const Histogram& h, double percentile) {
 
 // ---- tying -------------------------------------------------------------------------------
 namespace {
-// A tensor made only from constants: a Constant layer, possibly through reshapes.
-bool made_of_constants(const Network& net, TensorId t) {
-  for (;;) {
-    if (t < 0) return false;
-    LayerId p = net.tensors[t].producer;
-    if (p < 0) return false;
-    const Layer& P = net.layers[p];
-    if (P.kind == LayerKind::kConstant) return true;
-    if ((P.kind != LayerKind::kShuffle && P.kind != LayerKind::kIdentity) || P.inputs.empty()) return false;
-    t = P.inputs[0];
-  }
-}
-
 struct UnionFind {
   std::vector<int> parent;
   explicit UnionFind(int n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
@@ -170,7 +159,6 @@ std::map<std::string, float> tie_ranges(const Network& net,
   // takes the largest range of its other members, the sources.
   std::vector<char> derived(nt, 0);
   auto has = [&](TensorId t) { return ranges.count(net.tensors[t].name) > 0; };
-  auto is_constant = [&](TensorId t) { return made_of_constants(net, t); };
   auto tie_all = [&](const std::vector<TensorId>& ts) {
     int first = -1;
     for (TensorId t : ts) {
@@ -181,41 +169,10 @@ std::map<std::string, float> tie_ranges(const Network& net,
   };
   for (size_t l = 0; l < net.layers.size(); ++l) {
     if (l >= prec.size() || prec[l] != Precision::kINT8) continue;
-    const Layer& L = net.layers[l];
-    switch (L.kind) {
-      case LayerKind::kConcatenation: {
-        std::vector<TensorId> ts = L.inputs;
-        ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());
-        tie_all(ts);
-        for (TensorId t : L.inputs)
-          if (t >= 0) derived[t] = 1;
-        break;
-      }
-      case LayerKind::kElementWise: {
-        // A constant operand becomes weights of the layer (a Scale layer; docs/quantization.md,
-        // "Range tying"), not an INT8 tensor, so it is not tied to the other input. The
-        // other inputs are equal, the largest range winning (DLA: "if the dynamic ranges are
-        // generated using calibrator, the largest value shall be used").
-        std::vector<TensorId> ts;
-        for (TensorId t : L.inputs)
-          if (!is_constant(t)) ts.push_back(t);
-        tie_all(ts);
-        break;
-      }
-      case LayerKind::kPooling: {
-        std::vector<TensorId> ts = {L.inputs[0]};
-        ts.insert(ts.end(), L.outputs.begin(), L.outputs.end());
-        tie_all(ts);
-        for (TensorId t : L.outputs) derived[t] = 1;
-        break;
-      }
-      case LayerKind::kConvolution: case LayerKind::kDeconvolution: case LayerKind::kActivation:
-      case LayerKind::kScale: case LayerKind::kResize: case LayerKind::kShuffle: case LayerKind::kSlice:
-      case LayerKind::kSoftMax: case LayerKind::kReduce: case LayerKind::kMatrixMultiply: case LayerKind::kUnary:
-      case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
-      case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization: case LayerKind::kSelect:
-        break;  // no range rule
-    }
+    const Int8RangeTie tie = int8_equal_range_tensors(net, net.layers[l]);  // the DLA rules' rule
+    tie_all(tie.tensors);
+    for (TensorId t : tie.derived)
+      if (t >= 0) derived[size_t(t)] = 1;
   }
   // Per group: the largest range of its sources; a group of derived tensors only (a cycle of
   // rules) falls back to the largest range of all.
@@ -307,7 +264,7 @@ std::map<std::string, int> per_channel_weights(const Network& net, const std::ve
     if (prec[l] != Precision::kINT8 || L.kind != LayerKind::kMatrixMultiply || L.inputs.size() < 2) continue;
     const TensorId b = L.inputs[1];
     const int rank = int(net.tensors[b].dims.size());
-    if (rank < 2 || net.tensors[b].type != DataType::kFloat || !made_of_constants(net, b)) continue;
+    if (rank < 2 || net.tensors[b].type != DataType::kFloat || !is_constant_tensor(net, b)) continue;
     // B is [..., K, N] (or [..., N, K] transposed): the output channel is N.
     out[net.tensors[b].name] = L.as<MatrixMultiplyParams>().op1 == MatrixOp::kNone ? rank - 1 : rank - 2;
   }
