@@ -1,4 +1,7 @@
-// Imports every ONNX node conformance model (libonnx-testdata) whose ops are all supported.
+// Imports every ONNX node conformance model (libonnx-testdata) whose ops are all supported, checks
+// the inferred output shapes against the declared ones, and runs each imported model on the CPU
+// backend to compare its output values with the test's expected outputs (the rules and
+// tolerances of tests/conformance/conformance_runner.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -6,7 +9,9 @@
 #include <map>
 #include <set>
 
+#include "../conformance/conformance_runner.h"
 #include "tandem/onnx.h"
+#include "tandem/runtime.h"
 
 namespace fs = std::filesystem;
 using namespace tandem;
@@ -32,7 +37,11 @@ TEST(OnnxConformance, ImportsEveryModelWithSupportedOps) {
   for (const auto& e : fs::directory_iterator(kDataDir))
     if (fs::exists(e.path() / "model.onnx")) dirs.push_back(e.path());
   std::sort(dirs.begin(), dirs.end());
-  int imported = 0, limited = 0, compared = 0;
+  int imported = 0, limited = 0, compared = 0, values_compared = 0;
+  const fs::path tmp_dir = fs::temp_directory_path() / ("tandem_onnxconf_" + std::to_string(::getpid()));
+  fs::create_directories(tmp_dir);
+  const conformance::ExecutorFactory cpu = [](const Network& n) { return make_cpu_executor(n); };
+  std::vector<std::string> value_mismatch;
   std::map<std::string, std::vector<std::string>> skipped_by_op;
   std::vector<std::string> failures, unexpected_ok, shape_mismatch;
   for (const auto& d : dirs) {
@@ -68,6 +77,11 @@ TEST(OnnxConformance, ImportsEveryModelWithSupportedOps) {
                                    ", the model declares " + dims_to_string(od));
       }
       if (lim != known_limits().end()) unexpected_ok.push_back(name);
+      // Values: the imported model run on the CPU backend against the test's output_N.pb.
+      std::set<std::string> uniq(s.op_types.begin(), s.op_types.end());
+      const conformance::Outcome o = conformance::run_one(d, {uniq.begin(), uniq.end()}, tmp_dir, cpu);
+      if (o.status == "fail") value_mismatch.push_back(name + ": " + o.reason);
+      values_compared += o.status == "pass";
     } catch (const Error& e) {
       const std::string msg = e.what();
       if (lim != known_limits().end() && msg.find(lim->second) != std::string::npos) ++limited;
@@ -87,6 +101,11 @@ TEST(OnnxConformance, ImportsEveryModelWithSupportedOps) {
   for (const auto& f : unexpected_ok) std::printf("  now imports (remove from the limits list): %s\n", f.c_str());
   std::printf("  %d declared output shapes compared with the inferred ones\n", compared);
   for (const auto& f : shape_mismatch) std::printf("  SHAPE %s\n", f.c_str());
+  std::printf("  %d imported models' output values compared with the expected outputs\n", values_compared);
+  for (const auto& f : value_mismatch) std::printf("  VALUES %s\n", f.c_str());
+  fs::remove_all(tmp_dir);
+  EXPECT_TRUE(value_mismatch.empty()) << value_mismatch.size() << " model(s) with wrong output values";
+  EXPECT_GT(values_compared, 300);
   EXPECT_TRUE(shape_mismatch.empty()) << shape_mismatch.size() << " model(s) with wrong output shapes";
   EXPECT_TRUE(failures.empty()) << failures.size() << " supported model(s) failed to import";
   EXPECT_GT(imported, 300);

@@ -149,7 +149,8 @@ TEST(OnnxPatterns, ClassifierPieces) {
   EXPECT_EQ(n.layers[n.find_layer("fc")].as<ElementWiseParams>().op, ElementWiseOp::kSum);
 }
 
-// Any single-byte damage of a valid model: an Error or a valid network, never a crash.
+// Any damage of a valid model: an Error naming the file, or a network that passes verify()
+// (ids in range, topological order, static positive dims), never a crash.
 TEST(OnnxPatterns, MutationFuzz) {
   ModelBuilder b(13);
   b.input("x", {1, 3, 8, 8}).output("y");
@@ -161,6 +162,7 @@ TEST(OnnxPatterns, MutationFuzz) {
   b.init_i64("st", {1}, {0}).init_i64("en", {1}, {10});
   b.node("Slice", {"r", "st", "en"}, {"y"}, "slice");
   const std::string good = b.proto().SerializeAsString();
+  ASSERT_NO_THROW(import_onnx(test::write_bytes("fuzz.onnx", good)).verify()) << "the undamaged model must import";
   std::mt19937 rng(7);
   int errors = 0, ok = 0;
   for (int i = 0; i < 2000; ++i) {
@@ -168,13 +170,18 @@ TEST(OnnxPatterns, MutationFuzz) {
     const int flips = 1 + static_cast<int>(rng() % 3);
     for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] = static_cast<char>(rng());
     const std::string p = test::write_bytes("fuzz.onnx", bad);
+    Network n;
     try {
-      Network n = import_onnx(p);
-      ++ok;
-    } catch (const Error&) {
+      n = import_onnx(p);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("fuzz.onnx"), std::string::npos) << "iteration " << i << ": " << e.what();
       ++errors;
+      continue;
     }
+    EXPECT_NO_THROW(n.verify()) << "iteration " << i << ": the importer returned a network that fails verify()";
+    ++ok;
   }
-  EXPECT_EQ(errors + ok, 2000);
-  EXPECT_GT(errors, 0);
+  // Both outcomes occur (a single changed byte often lands in a float of a weight).
+  EXPECT_GT(errors, 100);
+  EXPECT_GT(ok, 100);
 }
