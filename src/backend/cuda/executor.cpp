@@ -14,6 +14,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "tandem/cuda.h"
+#include "tandem/lower.h"
 
 namespace tandem {
 namespace {
@@ -120,7 +121,7 @@ const char* bwd_algo_name(int a) {
 class CudaExecutorImpl;
 
 // One launched step: a layer (or a fused pair), its launch closure.
-struct Step {
+struct LaunchStep {
   std::string layer;
   std::string kind;
   std::function<void(cudaStream_t)> launch;
@@ -249,17 +250,23 @@ class CudaExecutorImpl final : public CudaExecutor {
  private:
   // ---- compile ---------------------------------------------------------------------------------
   void compile();
-  void plan_fusion();
-  void plan_pointwise_chains(const std::vector<std::vector<LayerId>>& cons);
-  bool scalar_of(TensorId t, float* v) const;
-  void plan_memory();
+  LowerPolicy cuda_policy() const;
+  void upload_constants();
+  void bind_arena();
+  void build_step(const ExecStep& st);
+  void build_round(const ExecStep& st);
+  void build_chain(const ExecStep& st);
+  cuda::PwOp pw_op(const Epilogue& e) const;
+  LayerId fused_activation() const;
+  cuda::PwChain conv_epilogue(int act, float aa, float ab, TensorId* out) const;
   void build_layer(LayerId id);
+  void build_dense_layer(LayerId id, const Layer& L);
+  void build_reshaping_layer(LayerId id, const Layer& L);
+  void build_other_layer(LayerId id, const Layer& L);
   void build_convolution(LayerId id, const Layer& L);
   void build_deconvolution(LayerId id, const Layer& L);
   void build_matmul(LayerId id, const Layer& L);
   void build_shuffle(LayerId id, const Layer& L);
-  void apply_numerics_pre(LayerId id, const Layer& L);
-  void apply_numerics_post(LayerId id, const Layer& L);
   void validate_run();
   void try_capture();
   void launch_all() {
@@ -305,15 +312,15 @@ class CudaExecutorImpl final : public CudaExecutor {
   // (as the CPU backend; w is the kernel before rounding, laid out as for round_weights).
   void quantize_bias(LayerId id, const Layer& L, const std::vector<float>& w, int64_t channels,
                      bool channel_major, int64_t inner, std::vector<float>& bias) const;
-  // The device pointer a layer reads for input tensor t (numerics may substitute a rounded copy
-  // in scratch, which exists only after compile: closures resolve a DPtr at launch with at()).
+  // The device pointer a layer reads for input tensor t (numerics may substitute a rounded copy;
+  // scratch exists only after compile: closures resolve a DPtr at launch with at()).
   struct DPtr {
     void* p = nullptr;
     size_t off = SIZE_MAX;
   };
   DPtr in(TensorId t) const {
     auto it = in_override_.find(t);
-    if (it != in_override_.end()) return DPtr{nullptr, it->second};
+    if (it != in_override_.end()) return DPtr{ptr_[it->second], SIZE_MAX};
     return DPtr{ptr_[t], SIZE_MAX};
   }
   DPtr scr(size_t off) const { return DPtr{nullptr, off}; }
@@ -354,8 +361,10 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::string graph_note_;
 
   std::vector<void*> allocations_;
-  std::vector<void*> ptr_;                 // device pointer per tensor (null: elided / empty)
-  std::map<TensorId, size_t> in_override_;  // per layer being built: tensor -> scratch offset
+  ExecGraph graph_;                         // what lower() decided
+  const ExecStep* cur_step_ = nullptr;      // the step being built
+  std::vector<void*> ptr_;                  // device pointer per value (null: elided / empty)
+  std::map<TensorId, ValueId> in_override_;  // step being built: tensor -> its rounded copy
   char* arena_ = nullptr;
   size_t arena_bytes_ = 0, weight_bytes_ = 0;
   void* scratch_ = nullptr;
@@ -363,34 +372,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   void* lt_workspace_ = nullptr;
   size_t lt_workspace_bytes_ = size_t(32) << 20;
 
-  std::vector<LayerId> fused_into_;  // activation layer -> producer conv/deconv (-1: none)
-  std::vector<LayerId> fused_act_;   // conv/deconv -> fused activation layer (-1: none)
-  std::vector<bool> elided_;         // tensor never materialised (a fused conv's output)
-  std::vector<TensorId> alias_;      // tensor -> the tensor whose memory it shares (-1: own)
-  struct PwChainPlan {
-    TensorId in = -1, out = -1;
-    std::vector<cuda::PwOp> ops;
-    std::vector<LayerId> layers;
-    bool absorbed = false;  // runs in a convolution's epilogue
-  };
-  std::map<LayerId, PwChainPlan> chains_;  // first layer of a point-wise chain -> the chain
-  std::map<LayerId, LayerId> conv_chain_;  // convolution -> the chain in its epilogue
-  // The epilogue of a conv/deconv: its fused activation and absorbed chain (n_ops 0: none).
-  cuda::PwChain conv_epilogue(LayerId conv, int act, float aa, float ab, TensorId* out) const {
-    cuda::PwChain e{};
-    auto it = conv_chain_.find(conv);
-    if (it == conv_chain_.end()) return e;
-    const PwChainPlan& ch = chains_.at(it->second);
-    int k = 0;
-    if (act >= 0) e.ops[k++] = {0, act, aa, ab};
-    e.x0_at = k;
-    for (const auto& o : ch.ops) e.ops[k++] = o;
-    e.n_ops = k;
-    *out = ch.out;
-    return e;
-  }
-
-  std::vector<Step> steps_;
+  std::vector<LaunchStep> steps_;
   std::string cur_kind_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
   std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;
@@ -411,217 +393,52 @@ void CudaExecutorImpl::compile() {
                 std::to_string(prop.minor) + "|cuda " + std::to_string(rt) + "|cudnn " +
                 std::to_string(cudnnGetVersion()) + "|cublasLt " +
                 std::to_string(cublasLtGetVersion()) + (copt_.allow_tf32 ? "|tf32" : "|fp32");
-  // Layers of an unsupported precision fail early, naming the layer.
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    Precision p = precision_of(id);
-    if (p == Precision::kFP8)
-      unsupported(net_.layers[id], "FP8 numerics are not supported by the CUDA backend");
+  // Fusion, numerics steps, views and the arena: decided by lower() (FP8 layers fail there,
+  // naming the layer).
+  try {
+    graph_ = lower(net_, opt_.numerics, cuda_policy());
+  } catch (const Error& e) {
+    fail("compile", e.what());
   }
-  plan_fusion();
-  plan_memory();
+  for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t)
+    if (volume(net_.tensors[t].dims) >= (int64_t(1) << 31))
+      fail("tensor '" + net_.tensors[t].name + "'", "2^31 elements or more: the kernels index with 32 bits");
+  ptr_.assign(graph_.values.size(), nullptr);
+  upload_constants();
+  bind_arena();
   lt_workspace_ = dalloc(lt_workspace_bytes_);
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    where_ = "layer '" + net_.layers[id].name + "'";
-    build_layer(id);
+  for (const ExecStep& st : graph_.steps) {
+    where_ = "layer '" + net_.layers[st.layer].name + "'";
+    build_step(st);
   }
+  cur_step_ = nullptr;
   where_ = "compile";
   scratch_ = dalloc(scratch_need_);
   validate_run();
 }
 
-// Conv/Deconv followed by its only consumer, an Activation, run as one step (cuDNN's fused
-// conv+bias+ReLU, or conv then one bias+activation kernel). Not with keep_all (every tensor is
-// then materialised) nor across numerics boundaries.
-void CudaExecutorImpl::plan_fusion() {
-  size_t nl = net_.layers.size();
-  fused_into_.assign(nl, -1);
-  fused_act_.assign(nl, -1);
-  elided_.assign(net_.tensors.size(), false);
-  if (keep_all_) return;
-  auto cons = net_.consumers();
-  for (LayerId id = 0; id < LayerId(nl); ++id) {
-    const Layer& L = net_.layers[id];
-    if (L.kind != LayerKind::kConvolution && L.kind != LayerKind::kDeconvolution) continue;
-    if (L.outputs.size() != 1) continue;
-    TensorId t = L.outputs[0];
-    if (net_.tensors[t].is_output || cons[t].size() != 1) continue;
-    LayerId a = cons[t][0];
-    const Layer& A = net_.layers[a];
-    if (A.kind != LayerKind::kActivation || A.inputs.size() != 1) continue;
-    Precision p0 = precision_of(id), p1 = precision_of(a);
-    auto fp32 = [](Precision p) { return p == Precision::kUnset || p == Precision::kFP32; };
-    if (!fp32(p0) || !fp32(p1)) continue;
-    fused_into_[a] = id;
-    fused_act_[id] = a;
-    elided_[t] = true;
-  }
-  if (copt_.fuse_pointwise) plan_pointwise_chains(cons);
+// What the CUDA backend fuses: a convolution with one activation (cuDNN's fused conv+bias+ReLU,
+// or conv then one bias+activation kernel), and point-wise chains (CudaOptions::fuse_pointwise),
+// in a convolution's epilogue when they read its output alone. ExecOptions::fuse off (and
+// keep_all) fuses nothing.
+LowerPolicy CudaExecutorImpl::cuda_policy() const {
+  LowerPolicy p;
+  p.fuse = opt_.fuse;
+  p.keep_all = keep_all_;
+  p.conv_fold_scale = false;
+  p.conv_hard_swish = false;
+  p.conv_max_activations = 1;
+  p.pointwise_chains = copt_.fuse_pointwise;
+  p.max_pointwise_ops = cuda::kMaxPwOps;
+  p.alias_views = true;
+  p.alignment = 256;
+  return p;
 }
 
-// The value of a one-element float constant (through reshape-only views), if t is one.
-bool CudaExecutorImpl::scalar_of(TensorId t, float* v) const {
-  for (int guard = 0; guard < 16; ++guard) {
-    const Tensor& T = net_.tensors[t];
-    if (T.type != DataType::kFloat || volume(T.dims) != 1 || T.producer < 0) return false;
-    const Layer& P = net_.layers[T.producer];
-    if (P.kind == LayerKind::kConstant) {
-      WeightsId w = P.as<ConstantParams>().weights;
-      if (w < 0 || w >= WeightsId(net_.weights.size()) || net_.weights[w].count() != 1) return false;
-      *v = float(net_.weights[w].at(0));
-      return true;
-    }
-    bool view = P.kind == LayerKind::kIdentity ||
-                (P.kind == LayerKind::kShuffle && P.as<ShuffleParams>().first_transpose.empty() &&
-                 P.as<ShuffleParams>().second_transpose.empty());
-    if (!view || P.inputs.empty()) return false;
-    t = P.inputs[0];
-  }
-  return false;
-}
-
-// Chains of point-wise layers become one kernel: each link's output has exactly one consumer,
-// the next link; a link is an Activation, or an ElementWise (Sum..Pow) of the chain value with a
-// one-value constant or with the chain's input. The chain runs at its first layer's step.
-void CudaExecutorImpl::plan_pointwise_chains(const std::vector<std::vector<LayerId>>& cons) {
-  auto fp32 = [](Precision p) { return p == Precision::kUnset || p == Precision::kFP32; };
-  auto as_op = [&](LayerId id, TensorId cur, TensorId x0, cuda::PwOp* op) -> bool {
+// Constants: uploaded once into their own buffers (weights).
+void CudaExecutorImpl::upload_constants() {
+  for (LayerId id : graph_.constants) {
     const Layer& L = net_.layers[id];
-    if (fused_into_[id] >= 0 || fused_act_[id] >= 0 || !fp32(precision_of(id))) return false;
-    if (L.outputs.size() != 1) return false;
-    const Tensor& O = net_.tensors[L.outputs[0]];
-    if (O.type != DataType::kFloat || O.dims != net_.tensors[x0].dims) return false;
-    if (L.kind == LayerKind::kActivation) {
-      if (L.inputs.size() != 1 || L.inputs[0] != cur) return false;
-      const auto& P = L.as<ActivationParams>();
-      *op = {0, int(P.type), P.alpha, P.beta};
-      return true;
-    }
-    if (L.kind != LayerKind::kElementWise || L.inputs.size() != 2) return false;
-    int code = int(L.as<ElementWiseParams>().op);
-    if (code > int(ElementWiseOp::kPow)) return false;
-    TensorId a = L.inputs[0], b = L.inputs[1];
-    float v = 0.f;
-    if (a == cur && b == cur) return false;
-    if (a == cur) {
-      if (scalar_of(b, &v)) return *op = {1, code, v, 0.f}, true;
-      if (b == x0 && cur != x0) return *op = {3, code, 0.f, 0.f}, true;
-      return false;
-    }
-    if (b == cur) {
-      if (scalar_of(a, &v)) return *op = {2, code, v, 0.f}, true;
-      if (a == x0 && cur != x0) return *op = {4, code, 0.f, 0.f}, true;
-    }
-    return false;
-  };
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    if (fused_into_[id] >= 0) continue;
-    const Layer& L = net_.layers[id];
-    if (L.outputs.size() != 1 || L.inputs.empty()) continue;
-    TensorId x0 = -1;
-    float v = 0.f;
-    if (L.kind == LayerKind::kActivation) {
-      x0 = L.inputs[0];
-    } else if (L.kind == LayerKind::kElementWise && L.inputs.size() == 2) {
-      if (scalar_of(L.inputs[1], &v)) x0 = L.inputs[0];
-      else if (scalar_of(L.inputs[0], &v)) x0 = L.inputs[1];
-    }
-    if (x0 < 0 || elided_[x0] || net_.tensors[x0].type != DataType::kFloat) continue;
-    cuda::PwOp op{};
-    if (!as_op(id, x0, x0, &op)) continue;
-    PwChainPlan ch;
-    ch.in = x0;
-    ch.ops.push_back(op);
-    std::vector<LayerId> members = {id};
-    TensorId cur = L.outputs[0];
-    while (int(ch.ops.size()) < cuda::kMaxPwOps) {
-      if (net_.tensors[cur].is_output || cons[cur].size() != 1) break;
-      LayerId nx = cons[cur][0];
-      if (!as_op(nx, cur, x0, &op)) break;
-      ch.ops.push_back(op);
-      members.push_back(nx);
-      cur = net_.layers[nx].outputs[0];
-    }
-    if (members.size() < 2) continue;
-    ch.out = cur;
-    for (size_t k = 1; k < members.size(); ++k) fused_into_[members[k]] = id;
-    for (size_t k = 0; k + 1 < members.size(); ++k) elided_[net_.layers[members[k]].outputs[0]] = true;
-    ch.layers = members;
-    chains_[id] = ch;
-  }
-  // A chain whose input is a convolution's (or its fused activation's) output, read by the chain
-  // alone, runs in the convolution's epilogue: no pass over that tensor, no launch.
-  for (auto& [first, ch] : chains_) {
-    TensorId x0 = ch.in;
-    const Tensor& X = net_.tensors[x0];
-    if (X.is_output || X.producer < 0) continue;
-    bool only_chain = true;
-    for (LayerId c : cons[x0])
-      if (std::find(ch.layers.begin(), ch.layers.end(), c) == ch.layers.end()) only_chain = false;
-    if (!only_chain) continue;
-    LayerId q = X.producer, conv = -1;
-    int extra = 0;
-    if (net_.layers[q].kind == LayerKind::kActivation && fused_into_[q] >= 0) {
-      conv = fused_into_[q];
-      extra = 1;
-    } else if ((net_.layers[q].kind == LayerKind::kConvolution ||
-                net_.layers[q].kind == LayerKind::kDeconvolution) && fused_act_[q] < 0) {
-      conv = q;
-    }
-    if (conv < 0 || !fp32(precision_of(conv)) || int(ch.ops.size()) + extra > cuda::kMaxPwOps) continue;
-    const Layer& C = net_.layers[conv];
-    if (C.kind != LayerKind::kConvolution && C.kind != LayerKind::kDeconvolution) continue;
-    ch.absorbed = true;
-    conv_chain_[conv] = first;
-    elided_[x0] = true;
-  }
-}
-
-// Liveness: a tensor lives from its producer's step to its last consumer's step (network outputs
-// and, with keep_all, every tensor: to the end). Offsets: first fit over the live blocks.
-void CudaExecutorImpl::plan_memory() {
-  size_t nt = net_.tensors.size();
-  ptr_.assign(nt, nullptr);
-  std::vector<int> first(nt, -1), last(nt, -1);
-  int end = int(net_.layers.size());
-  for (TensorId t : net_.inputs) first[t] = -1, last[t] = -1;
-  std::vector<bool> is_const(nt, false);
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    const Layer& L = net_.layers[id];
-    if (L.kind == LayerKind::kConstant) {
-      for (TensorId t : L.outputs) is_const[t] = true;
-    }
-    for (TensorId t : L.outputs) first[t] = id;
-    for (TensorId t : L.inputs) last[t] = std::max(last[t], id);
-  }
-  for (TensorId t = 0; t < TensorId(nt); ++t) {
-    if (net_.tensors[t].is_output || keep_all_) last[t] = end;
-    if (last[t] < first[t]) last[t] = first[t];  // produced, never read: live for its step
-  }
-  // Reshape-only Shuffles and same-type Identities alias their input (no copy, no step); the
-  // root tensor then lives as long as its last alias.
-  alias_.assign(nt, -1);
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    const Layer& L = net_.layers[id];
-    if (L.inputs.empty() || L.outputs.size() != 1) continue;
-    TensorId i = L.inputs[0], o = L.outputs[0];
-    bool view = false;
-    if (L.kind == LayerKind::kShuffle) {
-      const auto& P = L.as<ShuffleParams>();
-      view = P.first_transpose.empty() && P.second_transpose.empty();
-    } else if (L.kind == LayerKind::kIdentity) {
-      view = true;
-    }
-    Precision p = precision_of(id);
-    if (!view || (p != Precision::kUnset && p != Precision::kFP32) || elided_[i]) continue;
-    if (net_.tensors[i].type != net_.tensors[o].type || bytes_of(i) != bytes_of(o)) continue;
-    TensorId r = alias_[i] >= 0 ? alias_[i] : i;
-    alias_[o] = r;
-    last[r] = std::max(last[r], last[o]);
-  }
-  // Constants: uploaded once into their own buffers (weights).
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    const Layer& L = net_.layers[id];
-    if (L.kind != LayerKind::kConstant) continue;
     where_ = "layer '" + L.name + "'";
     const auto& P = L.as<ConstantParams>();
     if (P.weights < 0 || P.weights >= WeightsId(net_.weights.size()))
@@ -645,59 +462,109 @@ void CudaExecutorImpl::plan_memory() {
     weight_bytes_ += bytes_of(t);
     ptr_[t] = p;
   }
-  for (TensorId t = 0; t < TensorId(nt); ++t)
-    if (volume(net_.tensors[t].dims) >= (int64_t(1) << 31))
-      fail("tensor '" + net_.tensors[t].name + "'", "2^31 elements or more: the kernels index with 32 bits");
-  // Activations: one arena.
-  struct Block { size_t off, size; TensorId t; };
-  std::vector<Block> live;
-  std::vector<size_t> offset(nt, 0);
-  size_t top = 0;
-  auto place = [&](TensorId t) {
-    size_t size = (bytes_of(t) + 255) / 256 * 256;
-    if (size == 0) return;
-    std::sort(live.begin(), live.end(), [](const Block& a, const Block& b) { return a.off < b.off; });
-    size_t cur = 0;
-    for (const Block& b : live) {
-      if (b.off >= cur + size) break;
-      cur = std::max(cur, b.off + b.size);
-    }
-    live.push_back({cur, size, t});
-    offset[t] = cur;
-    top = std::max(top, cur + size);
-  };
-  auto release = [&](int step) {
-    live.erase(std::remove_if(live.begin(), live.end(),
-                              [&](const Block& b) { return last[b.t] <= step; }),
-               live.end());
-  };
-  std::vector<bool> placed(nt, false);
-  for (TensorId t : net_.inputs) {
-    place(t);
-    placed[t] = true;
-    last[t] = std::max(last[t], 0);
+}
+
+// Activations and rounded copies: the one arena lowering planned; views share their root's
+// memory; empty values have no pointer.
+void CudaExecutorImpl::bind_arena() {
+  arena_bytes_ = size_t(graph_.arena_bytes);
+  arena_ = static_cast<char*>(dalloc(arena_bytes_));
+  for (size_t v = 0; v < graph_.values.size(); ++v)
+    if (graph_.values[v].offset >= 0 && graph_.values[v].bytes > 0) ptr_[v] = arena_ + graph_.values[v].offset;
+  for (size_t v = 0; v < graph_.values.size(); ++v)
+    if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
+}
+
+// One link of a point-wise chain as the kernels take it.
+cuda::PwOp CudaExecutorImpl::pw_op(const Epilogue& e) const {
+  const Layer& L = net_.layers[e.layers[0]];
+  if (e.kind == EpilogueKind::kActivation) {
+    const auto& P = L.as<ActivationParams>();
+    return {0, int(P.type), P.alpha, P.beta};
   }
-  for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
-    std::vector<TensorId> outs = net_.layers[id].outputs;
-    // A fused conv writes its activation's output at the conv's step: place it there.
-    if (fused_act_[id] >= 0) {
-      for (TensorId t : net_.layers[fused_act_[id]].outputs) outs.push_back(t);
-    }
-    if (auto it = conv_chain_.find(id); it != conv_chain_.end()) outs.push_back(chains_.at(it->second).out);
-    if (auto it = chains_.find(id); it != chains_.end()) outs.push_back(it->second.out);
-    for (TensorId t : outs) {
-      if (is_const[t] || elided_[t] || placed[t] || alias_[t] >= 0) continue;
-      place(t);
-      placed[t] = true;
-    }
-    release(id);
+  const int code = int(L.as<ElementWiseParams>().op);
+  switch (e.operand) {
+    case EpilogueOperand::kScalarRight: return {1, code, e.scalar, 0.f};
+    case EpilogueOperand::kScalarLeft: return {2, code, e.scalar, 0.f};
+    case EpilogueOperand::kChainInputRight: return {3, code, 0.f, 0.f};
+    case EpilogueOperand::kChainInputLeft: return {4, code, 0.f, 0.f};
+    case EpilogueOperand::kNone: break;
   }
-  arena_bytes_ = top;
-  arena_ = static_cast<char*>(dalloc(top));
-  for (TensorId t = 0; t < TensorId(nt); ++t)
-    if (placed[t] && bytes_of(t) > 0) ptr_[t] = arena_ + offset[t];
-  for (TensorId t = 0; t < TensorId(nt); ++t)
-    if (alias_[t] >= 0) ptr_[t] = ptr_[alias_[t]];
+  fail(where_, "layer '" + L.name + "' is no point-wise chain link");
+}
+
+// The activation fused into the convolution being built (-1: none): the epilogue's only entry,
+// or its first when a chain follows it.
+LayerId CudaExecutorImpl::fused_activation() const {
+  const auto& e = cur_step_->epilogue;
+  if (e.empty() || e[0].kind != EpilogueKind::kActivation) return -1;
+  return (e.size() == 1 || cur_step_->chain_input_at == 1) ? e[0].layers[0] : -1;
+}
+
+// The epilogue of a conv/deconv: its fused activation and absorbed chain (n_ops 0: no chain).
+cuda::PwChain CudaExecutorImpl::conv_epilogue(int act, float aa, float ab, TensorId* out) const {
+  cuda::PwChain e{};
+  const auto& epi = cur_step_->epilogue;
+  if (epi.size() < 2) return e;
+  int k = 0;
+  if (act >= 0) e.ops[k++] = {0, act, aa, ab};
+  e.x0_at = k;
+  for (size_t i = size_t(cur_step_->chain_input_at); i < epi.size(); ++i) e.ops[k++] = pw_op(epi[i]);
+  e.n_ops = k;
+  *out = cur_step_->outputs[0];
+  return e;
+}
+
+void CudaExecutorImpl::build_step(const ExecStep& st) {
+  cur_step_ = &st;
+  in_override_.clear();
+  scratch_cursor_ = 0;
+  const Layer& L = net_.layers[st.layer];
+  cur_kind_ = std::string(to_string(L.kind));
+  switch (st.kind) {
+    case StepKind::kRound: build_round(st); return;
+    case StepKind::kPointwiseChain: build_chain(st); return;
+    case StepKind::kLayer: break;
+  }
+  if (fused_activation() >= 0) cur_kind_ += "+Activation";
+  for (size_t i = 0; i < L.inputs.size() && i < st.inputs.size(); ++i)
+    if (st.inputs[i] != L.inputs[i]) in_override_[L.inputs[i]] = st.inputs[i];
+  build_layer(st.layer);
+}
+
+// Point-wise layers in one kernel, at the first layer's place.
+void CudaExecutorImpl::build_chain(const ExecStep& st) {
+  const Layer& L = net_.layers[st.layer];
+  cur_kind_ = "PointwiseChain" + std::to_string(st.epilogue.size());
+  cuda::PwChain c{};
+  c.x0_at = 0;
+  c.n_ops = int(st.epilogue.size());
+  for (size_t k = 0; k < st.epilogue.size(); ++k) c.ops[k] = pw_op(st.epilogue[k]);
+  const float* x = static_cast<const float*>(ptr_[st.inputs[0]]);
+  float* y = static_cast<float*>(ptr_[st.outputs[0]]);
+  int64_t n = volume(graph_.values[st.outputs[0]].dims);
+  if (!x || !y) fail(where_, "point-wise chain without buffers");
+  add_step(L.name, [=](cudaStream_t s) { cuda::pointwise_chain(c, x, y, n, s); });
+}
+
+// FP16 / INT8 layers: float inputs rounded into copies, outputs rounded in place.
+void CudaExecutorImpl::build_round(const ExecStep& st) {
+  const float* x = static_cast<const float*>(ptr_[st.inputs[0]]);
+  float* dst = static_cast<float*>(ptr_[st.outputs[0]]);
+  if (!x || !dst) return;  // empty
+  const bool in_place = st.inputs[0] == st.outputs[0];
+  const int64_t n = volume(graph_.values[st.inputs[0]].dims);
+  const Rounding r = st.rounding;
+  const float scale = st.scale;
+  const int64_t channels = st.channels, inner = st.inner;
+  add_step(net_.layers[st.layer].name + (in_place ? ":round_out" : ":round_in"),
+           [x, dst, n, r, scale, channels, inner](cudaStream_t s) {
+             switch (r) {
+               case Rounding::kFp16: cuda::round_fp16(x, dst, n, s); return;
+               case Rounding::kInt8: cuda::fake_quant(x, dst, n, scale, s); return;
+               case Rounding::kInt8PerChannel: cuda::fake_quant_channels(x, dst, n, channels, inner, s); return;
+             }
+           });
 }
 
 void CudaExecutorImpl::round_weights(LayerId id, std::vector<float>& w, int64_t channels,
@@ -752,102 +619,38 @@ void CudaExecutorImpl::quantize_bias(LayerId id, const Layer& L, const std::vect
   }
 }
 
-// FP16 / INT8 layers: float inputs rounded (copies in scratch), outputs rounded in place.
-void CudaExecutorImpl::apply_numerics_pre(LayerId id, const Layer& L) {
-  in_override_.clear();
-  scratch_cursor_ = 0;
-  Precision p = precision_of(id);
-  if (p != Precision::kFP16 && p != Precision::kINT8) return;
-  if (L.kind == LayerKind::kConstant) return;
-  for (TensorId t : L.inputs) {
-    const Tensor& T = net_.tensors[t];
-    if (T.type != DataType::kFloat || in_override_.count(t)) continue;
-    // Inside a fused INT8 block (Conv + BN + activation) TensorRT does not requantize.
-    if (p == Precision::kINT8 && opt_.numerics.unquantized.count(T.name)) continue;
-    int64_t n = volume(T.dims);
-    size_t off = reserve_scratch(bytes_of(t));
-    const void* src = ptr_[t];
-    float scale = 0.f;
-    int64_t channels = 0, inner = 1;  // > 0: weights per output channel (FC / MatMul B)
-    if (p == Precision::kINT8) {
-      auto it = opt_.numerics.tensor_scales.find(T.name);
-      if (it == opt_.numerics.tensor_scales.end())
-        unsupported(L, "INT8 layer input '" + T.name + "' has no scale");
-      scale = it->second;
-      if (auto pc = opt_.numerics.per_channel_axis.find(T.name); pc != opt_.numerics.per_channel_axis.end()) {
-        channels = T.dims[pc->second];
-        for (size_t d = size_t(pc->second) + 1; d < T.dims.size(); ++d) inner *= T.dims[d];
-      }
-    }
-    add_step(L.name + ":round_in", [this, off, src, n, p, scale, channels, inner](cudaStream_t s) {
-      float* dst = static_cast<float*>(scratch_at(off));
-      const float* x = static_cast<const float*>(src);
-      if (p == Precision::kFP16) cuda::round_fp16(x, dst, n, s);
-      else if (channels > 0) cuda::fake_quant_channels(x, dst, n, channels, inner, s);
-      else cuda::fake_quant(x, dst, n, scale, s);
-    });
-    in_override_[t] = off;
-  }
-}
-
-void CudaExecutorImpl::apply_numerics_post(LayerId id, const Layer& L) {
-  Precision p = precision_of(id);
-  if (p != Precision::kFP16 && p != Precision::kINT8) return;
-  for (TensorId t : L.outputs) {
-    const Tensor& T = net_.tensors[t];
-    if (T.type != DataType::kFloat || !ptr_[t]) continue;
-    if (p == Precision::kINT8 && opt_.numerics.unquantized.count(T.name)) continue;  // fused block
-    float* dst = static_cast<float*>(ptr_[t]);
-    int64_t n = volume(T.dims);
-    float scale = 0.f;
-    if (p == Precision::kINT8) {
-      auto it = opt_.numerics.tensor_scales.find(T.name);
-      if (it == opt_.numerics.tensor_scales.end())
-        unsupported(L, "INT8 layer output '" + T.name + "' has no scale");
-      scale = it->second;
-    }
-    add_step(L.name + ":round_out", [dst, n, p, scale](cudaStream_t s) {
-      if (p == Precision::kFP16) cuda::round_fp16(dst, dst, n, s);
-      else cuda::fake_quant(dst, dst, n, scale, s);
-    });
-  }
-}
-
-
 // ---- per-layer builders -----------------------------------------------------------------------
 void CudaExecutorImpl::build_layer(LayerId id) {
   const Layer& L = net_.layers[id];
-  if (fused_into_[id] >= 0) return;  // built with its convolution
-  cur_kind_ = std::string(to_string(L.kind));
-  if (fused_act_[id] >= 0) cur_kind_ += "+Activation";
-  if (auto it = chains_.find(id); it != chains_.end()) {
-    const PwChainPlan& ch = it->second;
-    if (ch.absorbed) return;  // in its convolution's epilogue
-    cur_kind_ = "PointwiseChain" + std::to_string(ch.ops.size());
-    cuda::PwChain c{};
-    c.x0_at = 0;
-    c.n_ops = int(ch.ops.size());
-    for (size_t k = 0; k < ch.ops.size(); ++k) c.ops[k] = ch.ops[k];
-    const float* x = static_cast<const float*>(ptr_[ch.in]);
-    float* y = static_cast<float*>(ptr_[ch.out]);
-    int64_t n = volume(net_.tensors[ch.out].dims);
-    if (!x || !y) fail(where_, "point-wise chain without buffers");
-    add_step(L.name, [=](cudaStream_t s) { cuda::pointwise_chain(c, x, y, n, s); });
-    return;
-  }
-  apply_numerics_pre(id, L);
-  const auto& T = net_.tensors;
-  auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };
-  TensorId out = L.outputs.empty() ? -1 : L.outputs[0];
-  const std::string w = where_;
   switch (L.kind) {
     case LayerKind::kConvolution: build_convolution(id, L); break;
     case LayerKind::kDeconvolution: build_deconvolution(id, L); break;
     case LayerKind::kMatrixMultiply: build_matmul(id, L); break;
-    case LayerKind::kShuffle:
-      if (alias_[out] < 0) build_shuffle(id, L);
+    case LayerKind::kShuffle: build_shuffle(id, L); break;
+    case LayerKind::kConstant: break;  // uploaded by upload_constants
+    case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kParametricReLU:
+    case LayerKind::kElementWise: case LayerKind::kScale: case LayerKind::kConcatenation:
+      build_dense_layer(id, L);
       break;
-    case LayerKind::kConstant: break;  // uploaded by plan_memory
+    case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax: case LayerKind::kReduce:
+    case LayerKind::kUnary:
+      build_reshaping_layer(id, L);
+      break;
+    case LayerKind::kLRN: case LayerKind::kGather: case LayerKind::kIdentity: case LayerKind::kCast:
+    case LayerKind::kSelect: case LayerKind::kNormalization:
+      build_other_layer(id, L);
+      break;
+  }
+}
+
+// Pooling, activations, element-wise, Scale, concatenation.
+void CudaExecutorImpl::build_dense_layer(LayerId id, const Layer& L) {
+  const auto& T = net_.tensors;
+  auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };
+  TensorId out = L.outputs.empty() ? -1 : L.outputs[0];
+  const std::string w = where_;
+  (void)id;
+  switch (L.kind) {
     case LayerKind::kPooling: {
       const auto& P = L.as<PoolingParams>();
       require_float(L, L.inputs[0]);
@@ -963,6 +766,25 @@ void CudaExecutorImpl::build_layer(LayerId id) {
       if (acc != od[axis]) unsupported(L, "input extents do not add up to the output's");
       break;
     }
+    case LayerKind::kConvolution: case LayerKind::kDeconvolution:
+    case LayerKind::kMatrixMultiply: case LayerKind::kShuffle: case LayerKind::kConstant:
+    case LayerKind::kSlice: case LayerKind::kSoftMax: case LayerKind::kReduce:
+    case LayerKind::kUnary: case LayerKind::kLRN: case LayerKind::kGather:
+    case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
+    case LayerKind::kNormalization:
+    case LayerKind::kResize:
+      break;  // built by build_layer or another group
+  }
+}
+
+// Resize, slice, softmax, reduce, unary.
+void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
+  const auto& T = net_.tensors;
+  auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };
+  TensorId out = L.outputs.empty() ? -1 : L.outputs[0];
+  const std::string w = where_;
+  (void)id;
+  switch (L.kind) {
     case LayerKind::kResize: {
       const auto& P = L.as<ResizeParams>();
       require_float(L, L.inputs[0]);
@@ -1072,6 +894,25 @@ void CudaExecutorImpl::build_layer(LayerId id) {
       add_step(L.name, [=, this](cudaStream_t s) { cuda::unary(op, d, at(x), y, n, s); });
       break;
     }
+    case LayerKind::kConvolution: case LayerKind::kDeconvolution:
+    case LayerKind::kMatrixMultiply: case LayerKind::kShuffle: case LayerKind::kConstant:
+    case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kParametricReLU:
+    case LayerKind::kElementWise: case LayerKind::kScale: case LayerKind::kConcatenation:
+    case LayerKind::kLRN: case LayerKind::kGather:
+    case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
+    case LayerKind::kNormalization:
+      break;  // built by build_layer or another group
+  }
+}
+
+// LRN, gather, identity/cast, select, normalization.
+void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
+  const auto& T = net_.tensors;
+  auto dims = [&](TensorId t) -> const Dims& { return T[t].dims; };
+  TensorId out = L.outputs.empty() ? -1 : L.outputs[0];
+  const std::string w = where_;
+  (void)id;
+  switch (L.kind) {
     case LayerKind::kLRN: {
       const auto& P = L.as<LRNParams>();
       require_float(L, L.inputs[0]);
@@ -1109,7 +950,6 @@ void CudaExecutorImpl::build_layer(LayerId id) {
     }
     case LayerKind::kIdentity:
     case LayerKind::kCast: {
-      if (alias_[out] >= 0) break;
       DataType from = T[L.inputs[0]].type, to = T[out].type;
       DPtr x = in(L.inputs[0]);
       void* y = ptr_[out];
@@ -1172,8 +1012,14 @@ void CudaExecutorImpl::build_layer(LayerId id) {
       });
       break;
     }
+    case LayerKind::kConvolution: case LayerKind::kDeconvolution:
+    case LayerKind::kMatrixMultiply: case LayerKind::kShuffle: case LayerKind::kConstant:
+    case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kParametricReLU:
+    case LayerKind::kElementWise: case LayerKind::kScale: case LayerKind::kConcatenation:
+    case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax:
+    case LayerKind::kReduce: case LayerKind::kUnary:
+      break;  // built by build_layer or another group
   }
-  apply_numerics_post(id, L);
 }
 
 // Convolution through cuDNN. Asymmetric padding: symmetric pre-padding when the output size
@@ -1266,7 +1112,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   size_t ws = perf[pick].memory;
   size_t ws_off = reserve_scratch(ws);
   // Fused activation.
-  LayerId aid = fused_act_[id];
+  LayerId aid = fused_activation();
   int act = -1;
   float aa = 0, ab = 0;
   TensorId out = yt;
@@ -1277,7 +1123,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
     act = int(A.type), aa = A.alpha, ab = A.beta;
     out = net_.layers[aid].outputs[0];
   }
-  epi = conv_epilogue(id, act, aa, ab, &out);
+  epi = conv_epilogue(act, aa, ab, &out);
   const bool has_chain = epi.n_ops > 0;
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
   if (aid >= 0 && !has_chain) {
@@ -1422,7 +1268,7 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
   size_t ws = perf[pick].memory;
   size_t ws_off = reserve_scratch(ws);
   size_t full_off = direct ? 0 : reserve_scratch(size_t(volume(fd)) * 4);
-  LayerId aid = fused_act_[id];
+  LayerId aid = fused_activation();
   int act = -1;
   float aa = 0, ab = 0;
   TensorId out = yt;
@@ -1431,7 +1277,7 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
     act = int(A.type), aa = A.alpha, ab = A.beta;
     out = net_.layers[aid].outputs[0];
   }
-  const cuda::PwChain epi = conv_epilogue(id, act, aa, ab, &out);
+  const cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
   const bool has_chain = epi.n_ops > 0;
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
   float* y = static_cast<float*>(ptr_[out]);
