@@ -53,7 +53,7 @@ tandem::cli::RegisterCommand reg(20, "dla-check", [](CLI::App& app) {
   sub->add_flag("--verbose-chunks", a->verbose_chunks, "log the chunk list to stderr");
   sub->add_flag("-v,--verbose", a->verbose, "both: --verbose-layers --verbose-chunks");
   sub->add_flag("--fail-if-not-full", a->fail_if_not_full, "exit 1 when any layer cannot run on the DLA");
-  sub->add_flag("--json", a->json, "JSON report (schema: docs/dla-rules-impl.md)");
+  sub->add_flag("--json", a->json, "one JSON document on stdout (docs/json.md)");
   return std::function<int()>([a] { return run(*a); });
 });
 

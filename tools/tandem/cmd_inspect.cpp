@@ -168,7 +168,7 @@ tandem::cli::RegisterCommand reg(10, "inspect", [](CLI::App& app) {
   auto as_json = std::make_shared<bool>(false);
   sub->add_option("model", *path, "model.onnx or model.engine")->required();
   tandem::cli::add_shape_option(sub, *shapes)->description("fix an input shape: NAME:1x3x640x640 (repeatable, or comma-separated; ONNX models only)");
-  sub->add_flag("--json", *as_json, "print JSON (schemas in docs/onnx-import.md and docs/engine-format.md)");
+  sub->add_flag("--json", *as_json, "one JSON document on stdout (docs/json.md)");
   return std::function<int()>([=] {
     // The magic decides, not the name; a damaged magic on an .engine file still goes to the
     // engine loader so that the user hears "not a tandem engine" rather than an ONNX complaint.

@@ -27,7 +27,7 @@ tandem::cli::RegisterCommand reg(30, "plan", [](CLI::App& app) {
   auto* sub = app.add_subcommand("plan", "Assign each layer a device (GPU/DLA) and precision");
   auto a = std::make_shared<PlanCmdArgs>();
   cli::add_plan_args(sub, a->p);
-  sub->add_flag("--json", a->json, "JSON report (schema: docs/planning.md)");
+  sub->add_flag("--json", a->json, "one JSON document on stdout (docs/json.md)");
   return std::function<int()>([a] { return run(*a); });
 });
 
