@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tandem/network.h"
+#include "tandem/shape_inference.h"
 #include "tandem/host_tensor.h"
 
 namespace tandem {
@@ -48,10 +49,7 @@ struct OnnxModelSummary {
 };
 OnnxModelSummary summarize_onnx(const std::string& path);
 
-// Recomputes every tensor's dims and type from the layers' parameters, in order (what the
-// importer does as it goes; hooks that edit layers may call it). Throws Error naming the layer.
-void infer_shapes(Network& net);
-// Dims and types of one layer's outputs, given its inputs' (used by infer_shapes).
-std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, const Layer& layer);
+// infer_shapes / infer_layer_outputs: IR shape inference, in tandem/shape_inference.h (tandem_ir),
+// included above.
 
 }  // namespace tandem

@@ -1,0 +1,248 @@
+// Static shape and type inference over IR layers (TensorRT semantics of each layer kind): a
+// function of the IR alone (the importer calls it as it adds layers; hooks and tests too).
+#include "tandem/shape_inference.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "tandem/broadcast.h"
+
+namespace tandem {
+
+namespace {
+
+using Outputs = std::vector<std::pair<Dims, DataType>>;
+
+[[noreturn]] void fail(const Layer& l, const std::string& why) {
+  throw Error(fmt::format("layer '{}' ({}): {}", l.name, to_string(l.kind), why));
+}
+
+// Input i of l, checked.
+const Tensor& input(const Network& net, const Layer& l, size_t i) {
+  if (i >= l.inputs.size() || l.inputs[i] < 0 || l.inputs[i] >= static_cast<TensorId>(net.tensors.size()))
+    fail(l, fmt::format("input {} missing", i));
+  return net.tensors[l.inputs[i]];
+}
+
+Outputs one(Dims d, DataType t) { return Outputs{{std::move(d), t}}; }
+
+Dims broadcast(const Layer& l, const Dims& a, const Dims& b) {
+  if (a.size() != b.size())
+    fail(l, fmt::format("operand ranks differ ({} vs {})", dims_to_string(a), dims_to_string(b)));
+  std::optional<Dims> o = broadcast_dims(a, b);
+  if (!o) fail(l, fmt::format("cannot broadcast {} with {}", dims_to_string(a), dims_to_string(b)));
+  return *o;
+}
+
+bool valid_perm(const std::vector<int>& p, size_t rank) {
+  if (p.size() != rank) return false;
+  std::vector<char> seen(rank, 0);
+  for (int v : p) {
+    if (v < 0 || static_cast<size_t>(v) >= rank || seen[v]) return false;
+    seen[v] = 1;
+  }
+  return true;
+}
+
+int64_t conv_out(const Layer& l, int64_t in, int64_t k, int64_t s, int64_t pre, int64_t post, int64_t d) {
+  if (s <= 0 || d <= 0 || k <= 0) fail(l, "kernel, stride and dilation must be positive");
+  const int64_t eff = (k - 1) * d + 1;
+  const int64_t span = in + pre + post - eff;
+  if (span < 0) fail(l, fmt::format("kernel {} (dilated {}) larger than the padded input {}", k, eff, in + pre + post));
+  return span / s + 1;
+}
+
+Outputs convolution_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<ConvolutionParams>();
+  const Tensor& x = input(net, l, 0);
+  const size_t ns = p.kernel.size();
+  if (x.dims.size() != ns + 2) fail(l, fmt::format("input {} is not {}-D", dims_to_string(x.dims), ns + 2));
+  if (p.stride.size() != ns || p.pre_padding.size() != ns || p.post_padding.size() != ns || p.dilation.size() != ns)
+    fail(l, "kernel, stride, padding and dilation ranks differ");
+  Dims o{x.dims[0], p.out_maps};
+  for (size_t i = 0; i < ns; ++i) {
+    const int64_t h = x.dims[2 + i];
+    if (l.kind == LayerKind::kConvolution) {
+      o.push_back(conv_out(l, h, p.kernel[i], p.stride[i], p.pre_padding[i], p.post_padding[i], p.dilation[i]));
+    } else {
+      const int64_t v = (h - 1) * p.stride[i] + (p.kernel[i] - 1) * p.dilation[i] + 1 - p.pre_padding[i] - p.post_padding[i];
+      if (v <= 0) fail(l, "output size is not positive");
+      o.push_back(v);
+    }
+  }
+  return one(o, x.type);
+}
+
+Outputs pooling_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<PoolingParams>();
+  const Tensor& x = input(net, l, 0);
+  const size_t ns = p.window.size();
+  if (x.dims.size() != ns + 2) fail(l, fmt::format("input {} is not {}-D", dims_to_string(x.dims), ns + 2));
+  Dims o{x.dims[0], x.dims[1]};
+  for (size_t i = 0; i < ns; ++i) {
+    const int64_t k = p.window[i], s = p.stride.at(i);
+    if (k <= 0 || s <= 0) fail(l, "window and stride must be positive");
+    const int64_t span = x.dims[2 + i] + p.pre_padding.at(i) + p.post_padding.at(i) - k;
+    if (span < 0) fail(l, "window larger than the padded input");
+    o.push_back((p.padding_mode == PaddingMode::kExplicitRoundUp ? (span + s - 1) / s : span / s) + 1);
+  }
+  return one(o, x.type);
+}
+
+Outputs concatenation_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<ConcatenationParams>();
+  Dims o = input(net, l, 0).dims;
+  if (p.axis < 0 || p.axis >= static_cast<int>(o.size())) fail(l, fmt::format("axis {} out of range", p.axis));
+  for (size_t i = 1; i < l.inputs.size(); ++i) {
+    const Dims& d = input(net, l, i).dims;
+    if (d.size() != o.size()) fail(l, "inputs of different ranks");
+    for (size_t j = 0; j < d.size(); ++j)
+      if (static_cast<int>(j) != p.axis && d[j] != o[j])
+        fail(l, fmt::format("input {} has dims {}, expected {} off the axis", i, dims_to_string(d), dims_to_string(o)));
+    o[p.axis] += d[p.axis];
+  }
+  return one(o, input(net, l, 0).type);
+}
+
+Outputs resize_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<ResizeParams>();
+  const Dims& x = input(net, l, 0).dims;
+  if (!p.output_dims.empty()) {
+    if (p.output_dims.size() != x.size()) fail(l, "output dims rank differs from the input's");
+    return one(p.output_dims, input(net, l, 0).type);
+  }
+  if (p.scales.size() != x.size()) fail(l, fmt::format("{} scales for a rank-{} input", p.scales.size(), x.size()));
+  Dims o(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = std::floor(static_cast<double>(x[i]) * p.scales[i]);
+    if (!(v >= 1 && v < 1e12)) fail(l, fmt::format("scale {} gives output dim {}", p.scales[i], v));
+    o[i] = static_cast<int64_t>(v);
+  }
+  return one(o, input(net, l, 0).type);
+}
+
+Outputs shuffle_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<ShuffleParams>();
+  Dims d = input(net, l, 0).dims;
+  if (!p.first_transpose.empty()) {
+    if (!valid_perm(p.first_transpose, d.size())) fail(l, "first transpose is not a permutation of the input dims");
+    Dims t(d.size());
+    for (size_t i = 0; i < d.size(); ++i) t[i] = d[p.first_transpose[i]];
+    d = t;
+  }
+  if (p.reshape) {
+    if (volume(*p.reshape) != volume(d))
+      fail(l, fmt::format("reshape {} -> {} changes the volume", dims_to_string(d), dims_to_string(*p.reshape)));
+    d = *p.reshape;
+  }
+  if (!p.second_transpose.empty()) {
+    if (!valid_perm(p.second_transpose, d.size())) fail(l, "second transpose is not a permutation");
+    Dims t(d.size());
+    for (size_t i = 0; i < d.size(); ++i) t[i] = d[p.second_transpose[i]];
+    d = t;
+  }
+  return one(d, input(net, l, 0).type);
+}
+
+Outputs matrix_multiply_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<MatrixMultiplyParams>();
+  Dims a = input(net, l, 0).dims, b = input(net, l, 1).dims;
+  if (a.size() < 2 || a.size() != b.size()) fail(l, "operands must have the same rank >= 2");
+  const size_t r = a.size();
+  if (p.op0 == MatrixOp::kTranspose) std::swap(a[r - 1], a[r - 2]);
+  if (p.op1 == MatrixOp::kTranspose) std::swap(b[r - 1], b[r - 2]);
+  if (a[r - 1] != b[r - 2])
+    fail(l, fmt::format("inner dims differ ({} vs {})", dims_to_string(a), dims_to_string(b)));
+  Dims ab(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  Dims o = broadcast(l, ab, bb);
+  o.push_back(a[r - 2]);
+  o.push_back(b[r - 1]);
+  return one(o, input(net, l, 0).type);
+}
+
+Outputs gather_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<GatherParams>();
+  const Dims& d = input(net, l, 0).dims;
+  if (p.axis < 0 || p.axis >= static_cast<int>(d.size())) fail(l, fmt::format("axis {} out of range", p.axis));
+  Dims o(d.begin(), d.begin() + p.axis);
+  o.insert(o.end(), input(net, l, 1).dims.begin(), input(net, l, 1).dims.end());
+  o.insert(o.end(), d.begin() + p.axis + 1, d.end());
+  return one(o, input(net, l, 0).type);
+}
+
+}  // namespace
+
+std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, const Layer& l) {
+  auto in = [&](size_t i) -> const Tensor& { return input(net, l, i); };
+  switch (l.kind) {
+    case LayerKind::kConvolution:
+    case LayerKind::kDeconvolution: return convolution_outputs(net, l);
+    case LayerKind::kPooling: return pooling_outputs(net, l);
+    case LayerKind::kActivation:
+    case LayerKind::kScale:
+    case LayerKind::kSoftMax:
+    case LayerKind::kLRN:
+    case LayerKind::kIdentity:
+    case LayerKind::kNormalization:
+    case LayerKind::kParametricReLU: return one(in(0).dims, in(0).type);
+    case LayerKind::kUnary: {
+      const auto& p = l.as<UnaryParams>();
+      return one(in(0).dims, p.op == UnaryOp::kNot ? DataType::kBool : in(0).type);
+    }
+    case LayerKind::kCast: return one(in(0).dims, l.as<CastParams>().to);
+    case LayerKind::kElementWise: {
+      const auto op = l.as<ElementWiseParams>().op;
+      const bool cmp = op == ElementWiseOp::kEqual || op == ElementWiseOp::kGreater || op == ElementWiseOp::kLess;
+      return one(broadcast(l, in(0).dims, in(1).dims), cmp ? DataType::kBool : in(0).type);
+    }
+    case LayerKind::kSelect: {
+      Dims o = broadcast(l, broadcast(l, in(0).dims, in(1).dims), in(2).dims);
+      return one(o, in(1).type);
+    }
+    case LayerKind::kConcatenation: return concatenation_outputs(net, l);
+    case LayerKind::kResize: return resize_outputs(net, l);
+    case LayerKind::kShuffle: return shuffle_outputs(net, l);
+    case LayerKind::kSlice: {
+      const auto& p = l.as<SliceParams>();
+      if (p.size.size() != in(0).dims.size() || p.start.size() != p.size.size() || p.stride.size() != p.size.size())
+        fail(l, "start/size/stride ranks differ from the input's");
+      return one(p.size, in(0).type);
+    }
+    case LayerKind::kReduce: {
+      const auto& p = l.as<ReduceParams>();
+      const Dims& x = in(0).dims;
+      Dims o;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (p.axes & (1u << i)) {
+          if (p.keep_dims) o.push_back(1);
+        } else {
+          o.push_back(x[i]);
+        }
+      }
+      return one(o, in(0).type);
+    }
+    case LayerKind::kMatrixMultiply: return matrix_multiply_outputs(net, l);
+    case LayerKind::kConstant: {
+      const auto& p = l.as<ConstantParams>();
+      if (p.weights < 0 || p.weights >= static_cast<WeightsId>(net.weights.size())) fail(l, "weights id out of range");
+      return one(net.weights[p.weights].dims, net.weights[p.weights].type);
+    }
+    case LayerKind::kGather: return gather_outputs(net, l);
+  }
+  fail(l, "unknown layer kind");
+}
+
+void infer_shapes(Network& net) {
+  for (const Layer& l : net.layers) {
+    auto outs = infer_layer_outputs(net, l);
+    if (outs.size() != l.outputs.size()) fail(l, "output count differs");
+    for (size_t i = 0; i < outs.size(); ++i) {
+      Tensor& t = net.tensors.at(l.outputs[i]);
+      t.dims = std::move(outs[i].first);
+      t.type = outs[i].second;
+    }
+  }
+}
+
+}  // namespace tandem
