@@ -189,13 +189,12 @@ TEST(OnnxImport, ReadTensorProto) {
   EXPECT_EQ(h.name, "input_0");
   EXPECT_EQ(h.dims, (Dims{2, 2}));
   EXPECT_EQ(h.f32()[3], 4.f);
-  // A real conformance input, when the test data is installed.
+  // A real conformance input.
   const std::string p = "/usr/share/libonnx-testdata/data/node/test_relu/test_data_set_0/input_0.pb";
-  if (std::ifstream(p)) {
-    HostTensor r = read_tensor_proto(p);
-    EXPECT_EQ(r.dims, (Dims{3, 4, 5}));
-    EXPECT_EQ(r.data.size(), 60u * 4);
-  }
+  ASSERT_TRUE(std::ifstream(p)) << p << " is missing: run scripts/setup.sh (libonnx-testdata)";
+  HostTensor r = read_tensor_proto(p);
+  EXPECT_EQ(r.dims, (Dims{3, 4, 5}));
+  EXPECT_EQ(r.data.size(), 60u * 4);
   EXPECT_THROW(read_tensor_proto(test::write_bytes("bad.pb", std::string("\x0a\xff\xff", 3))), Error);
 }
 

@@ -79,6 +79,29 @@ void check_model(const std::string& file, const std::string& shape) {
     }
 }
 
+// The graph strategy's result on det (orin, build-dla defaults: min_layers 20, 16 loadables):
+// the DLA regions' sizes in plan order and the DLA layer count, as tests/golden/plan_det_graph.txt
+// shows them; counted here so that a planner change names the region that changed.
+TEST(PlanModels, DetGraphRegions) {
+  const std::string path = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_PP-OCRv4_det_infer.onnx";
+  if (!std::filesystem::exists(path)) FAIL() << path << " missing: run scripts/fetch-data.sh";
+  ImportOptions io;
+  io.shapes.push_back(parse_shape_arg("x:1x3x640x640"));
+  Network net = import_onnx(path, io);
+  PlanOptions o;
+  o.strategy = Strategy::kGraph;
+  Plan p = make_plan(net, o);
+  std::vector<size_t> sizes;
+  for (const Region& r : p.regions)
+    if (r.on_dla) sizes.push_back(r.layers.size());
+  EXPECT_EQ(sizes, (std::vector<size_t>{27, 27, 25, 24}));
+  int dla = 0;
+  for (const LayerPlacement& l : p.layers) dla += l.device == Device::kDLA;
+  EXPECT_EQ(dla, 103);
+  EXPECT_EQ(p.dla_region_count(), 4);
+  EXPECT_EQ(p.layers.size(), 636u);
+}
+
 TEST(PlanModels, DetGraphAcyclic) { check_model("ch_PP-OCRv4_det_infer.onnx", "x:1x3x640x640"); }
 TEST(PlanModels, ClsGraphAcyclic) { check_model("ch_ppocr_mobile_v2.0_cls_infer.onnx", "x:1x3x48x192"); }
 
