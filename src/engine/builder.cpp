@@ -15,6 +15,7 @@
 
 #include "engine/internal.h"
 #include "engine/passes.h"
+#include "tandem/backend.h"
 #include "tandem/dla.h"
 #include "tandem/engine.h"
 #include "tandem/onnx.h"
@@ -219,7 +220,11 @@ TensorMap random_inputs(const Network& net, const std::map<std::string, float>& 
   return m;
 }
 
-// The CPU backend's one real choice is its thread count; time each candidate (median of runs).
+// The backend that tactics are timed on and recorded for (meta.backend, meta.tactics_device_key):
+// the CPU backend, whose one real choice is its thread count.
+const Backend& timing_backend() { return find_backend("cpu"); }
+
+// Times each thread count on the timing backend (median of runs).
 Tactic choose_tactic(const Network& net, const Numerics& num, const std::string& sig, int level, const BuildOptions& o) {
   int hw = int(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<int> cands = {hw};
@@ -234,7 +239,7 @@ Tactic choose_tactic(const Network& net, const Numerics& num, const std::string&
     ExecOptions eo;
     eo.threads = th;
     eo.numerics = num;
-    auto ex = make_cpu_executor(net, eo);
+    auto ex = timing_backend().compile(net, eo, false);
     if (level >= 4) ex->run(inputs);  // warm-up
     std::vector<double> ts;
     for (int r = 0; r < runs; ++r) {
@@ -413,7 +418,7 @@ Tactic tactic_for_build(const Network& net, const Plan& plan, const Numerics& nu
   std::string sig = network_signature(net, plan);
   if (o.optimization_level <= 0) return Tactic{sig, "cpu.threads=default", 0};
   std::string tpath = timing_cache_path(o);
-  std::string dev = host_device_key();
+  std::string dev = timing_backend().device_key();
   *device = dev;
   TimingCache tcache;
   tcache.device_key = dev;
@@ -495,7 +500,7 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
   e.meta.model_path = onnx;
   e.meta.model_sha256 = model_sha;
   e.meta.target = std::string(to_string(o.target));
-  e.meta.backend = "cpu";
+  e.meta.backend = timing_backend().name();
   e.meta.options_json = canonical_options(o);
   e.meta.created_utc = utc_now();
   for (auto& w : e.plan.warnings) res.warnings.push_back(w);

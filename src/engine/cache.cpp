@@ -1,7 +1,6 @@
 // Engine cache folder and the timing cache.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <oneapi/dnnl/dnnl_version.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -9,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "engine/internal.h"
+#include "tandem/backend.h"
 #include "tandem/engine.h"
 
 namespace tandem {
@@ -68,23 +67,8 @@ size_t clear_engine_cache(const std::string& dir) {
 }
 
 // ---- Timing cache -------------------------------------------------------------------------------
-std::string host_device_key() {
-  std::string model = "unknown-cpu";
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto p = line.find(':');
-      if (p != std::string::npos) {
-        model = line.substr(p + 1);
-        model.erase(0, model.find_first_not_of(" \t"));
-      }
-      break;
-    }
-  }
-  return fmt::format("cpu:{}:{}cores:onednn-{}.{}.{}", model, std::thread::hardware_concurrency(),
-                     DNNL_VERSION_MAJOR, DNNL_VERSION_MINOR, DNNL_VERSION_PATCH);
-}
+// The CPU backend names its device (src/backend/cpu/cpu_backend.cpp): the engine needs no oneDNN header.
+std::string host_device_key() { return find_backend("cpu").device_key(); }
 
 namespace {
 constexpr const char* kTimingFormat = "tandem-timing-cache";

@@ -6,10 +6,8 @@
 
 #include "engine/internal.h"
 #include "tandem/engine.h"
+#include "tandem/backend.h"
 #include "tandem/quant.h"
-#ifdef TANDEM_HAVE_CUDA
-#include "tandem/cuda.h"
-#endif
 
 namespace tandem {
 
@@ -228,19 +226,11 @@ ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine, int thr
   ExecOptions o;
   o.threads = threads > 0 ? threads : tuned_threads(*engine_);
   o.numerics = engine_->numerics();
-  if (backend == "cpu") {
-    exec_ = make_cpu_executor(engine_->network(), o);
-  } else if (backend == "cuda") {
-#ifdef TANDEM_HAVE_CUDA
-    std::string why;
-    if (!cuda_available(&why)) throw Error(fmt::format("{}: --backend cuda: {}", engine_->name(), why));
-    exec_ = make_cuda_executor(engine_->network(), o);
-#else
-    throw Error(fmt::format("{}: --backend cuda: this tandem was built without the CUDA backend", engine_->name()));
-#endif
-  } else {
-    throw Error(fmt::format("--backend '{}': expected cpu or cuda", backend));
-  }
+  const Backend& b = find_backend(backend);  // throws for a name it does not know
+  // The CUDA plugin is loaded here, and only here: one line when it, a library or the GPU is missing.
+  Availability a = b.availability();
+  if (!a.ok) throw Error(fmt::format("{}: --backend {}: {}", engine_->name(), backend, a.reason));
+  exec_ = b.compile(engine_->network(), o);
 }
 
 std::string ExecutionContext::backend_name() const { return exec_->backend_name(); }

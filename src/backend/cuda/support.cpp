@@ -1,0 +1,189 @@
+// What the CUDA backend can run, answered from the layer alone: no device, no CUDA header, no
+// CUDA library. Compiled into the registry (tandem_backend) and into the plugin.
+// It mirrors the checks of CudaExecutorImpl::build_layer and build_convolution /
+// build_deconvolution / build_matmul / build_shuffle (executor.cpp) that depend on the network
+// only; what depends on the device (cuDNN finding an algorithm, memory) is known at compile.
+#include <string>
+
+#include "backend/registry_internal.h"
+
+namespace tandem::backend_detail {
+
+namespace {
+
+std::string layer_where(const Layer& l) {
+  return "layer '" + l.name + "' (" + std::string(to_string(l.kind)) + ")";
+}
+
+// Collects the first reason a layer is refused; "" while everything is accepted.
+struct Checker {
+  const Network& net;
+  const Layer& l;
+  std::string why;
+
+  void refuse(const std::string& what) {
+    if (why.empty()) why = layer_where(l) + ": " + what + " (CUDA backend)";
+  }
+  const Dims& dims(TensorId t) const { return net.tensors[t].dims; }
+  DataType type(TensorId t) const { return net.tensors[t].type; }
+  void require_float(TensorId t) {
+    if (type(t) != DataType::kFloat)
+      refuse("tensor '" + net.tensors[t].name + "' is " + std::string(to_string(type(t))) +
+             ", only fp32 is supported here");
+  }
+};
+
+void check_convolution(Checker& c, bool deconv) {
+  const auto& p = c.l.as<ConvolutionParams>();
+  c.require_float(c.l.inputs[0]);
+  if (c.l.inputs.size() > 1) c.refuse("kernel weights given as a tensor input are not supported");
+  if (p.kernel.size() != 2 || c.dims(c.l.inputs[0]).size() != 4)
+    c.refuse(std::string("only 2D ") + (deconv ? "deconvolution" : "convolution") +
+             " over NCHW is supported (kernel rank " + std::to_string(p.kernel.size()) + ")");
+}
+
+void check_matmul(Checker& c) {
+  c.require_float(c.l.inputs[0]);
+  c.require_float(c.l.inputs[1]);
+  const Dims& a = c.dims(c.l.inputs[0]);
+  const Dims& b = c.dims(c.l.inputs[1]);
+  const Dims& y = c.dims(c.l.outputs[0]);
+  if (a.size() < 2 || b.size() < 2 || y.size() < 2) c.refuse("matrix multiply needs rank >= 2 operands");
+}
+
+void check_elementwise(Checker& c) {
+  DataType dt = c.type(c.l.inputs[0]);
+  if (c.type(c.l.inputs[1]) != dt) {
+    c.refuse("inputs of different types (" + std::string(to_string(dt)) + ", " +
+             std::string(to_string(c.type(c.l.inputs[1]))) + ")");
+    return;
+  }
+  if (c.l.kind == LayerKind::kParametricReLU) {
+    if (dt != DataType::kFloat && dt != DataType::kInt32 && dt != DataType::kInt64)
+      c.refuse("PReLU on " + std::string(to_string(dt)) + " is not supported");
+    return;
+  }
+  ElementWiseOp op = c.l.as<ElementWiseParams>().op;
+  bool logic = op == ElementWiseOp::kAnd || op == ElementWiseOp::kOr || op == ElementWiseOp::kXor;
+  bool ok = logic ? dt == DataType::kBool
+                  : (dt == DataType::kFloat || dt == DataType::kInt32 || dt == DataType::kInt64);
+  if (!ok) c.refuse("element-wise " + std::string(to_string(op)) + " on " + std::string(to_string(dt)) + " is not supported");
+  if (op == ElementWiseOp::kPow && dt != DataType::kFloat) c.refuse("integer Pow");
+}
+
+void check_resize(Checker& c) {
+  c.require_float(c.l.inputs[0]);
+  if (c.l.as<ResizeParams>().mode == ResizeMode::kCubic) c.refuse("cubic resize is not supported");
+  const Dims& x = c.dims(c.l.inputs[0]);
+  const Dims& y = c.dims(c.l.outputs[0]);
+  if (x.size() < 2 || y.size() != x.size()) {
+    c.refuse("resize needs rank >= 2 and equal ranks");
+    return;
+  }
+  for (size_t k = 0; k + 2 < x.size(); ++k)
+    if (x[k] != y[k]) c.refuse("resize of an outer axis (" + std::to_string(k) + ") is not supported");
+}
+
+void check_softmax(Checker& c) {
+  c.require_float(c.l.inputs[0]);
+  uint32_t axes = c.l.as<SoftMaxParams>().axes;
+  int axis = 0;
+  while (axis < 32 && !(axes & (1u << axis))) ++axis;
+  if (axes == 0 || (axes & (axes - 1)) || axis >= int(c.dims(c.l.inputs[0]).size()))
+    c.refuse("softmax needs exactly one axis");
+}
+
+void check_normalization(Checker& c) {
+  const auto& p = c.l.as<NormalizationParams>();
+  for (TensorId t : c.l.inputs) c.require_float(t);
+  const Dims& x = c.dims(c.l.inputs[0]);
+  int r = int(x.size());
+  int a0 = 0;
+  while (a0 < 32 && !(p.axes & (1u << a0))) ++a0;
+  uint32_t trailing = ((r >= 32) ? 0xffffffffu : ((1u << r) - 1u)) & ~((a0 >= 32) ? 0xffffffffu : ((1u << a0) - 1u));
+  if (p.axes == 0 || a0 >= r || p.axes != trailing) c.refuse("normalized axes must be the trailing axes");
+  if (p.groups > 1 && (a0 != 2 || r < 3 || x[1] % p.groups))
+    c.refuse("group normalization needs NC... input with C divisible by groups");
+}
+
+void check_kind(Checker& c) {
+  const Layer& l = c.l;
+  switch (l.kind) {
+    case LayerKind::kConvolution: check_convolution(c, false); break;
+    case LayerKind::kDeconvolution: check_convolution(c, true); break;
+    case LayerKind::kMatrixMultiply: check_matmul(c); break;
+    case LayerKind::kPooling: {
+      c.require_float(l.inputs[0]);
+      const auto& p = l.as<PoolingParams>();
+      if (p.window.size() != 2 || c.dims(l.inputs[0]).size() != 4)
+        c.refuse("only 2D pooling over NCHW is supported (window rank " + std::to_string(p.window.size()) + ")");
+      break;
+    }
+    case LayerKind::kActivation: c.require_float(l.inputs[0]); break;
+    case LayerKind::kParametricReLU:
+    case LayerKind::kElementWise: check_elementwise(c); break;
+    case LayerKind::kScale: c.require_float(l.inputs[0]); break;
+    case LayerKind::kConcatenation:
+      for (TensorId t : l.inputs)
+        if (c.type(t) != c.type(l.outputs[0])) c.refuse("inputs of different types");
+      break;
+    case LayerKind::kResize: check_resize(c); break;
+    case LayerKind::kSoftMax: check_softmax(c); break;
+    case LayerKind::kNormalization: check_normalization(c); break;
+    case LayerKind::kReduce:
+    case LayerKind::kLRN: c.require_float(l.inputs[0]); break;
+    case LayerKind::kUnary: {
+      UnaryOp op = l.as<UnaryParams>().op;
+      DataType dt = c.type(l.inputs[0]);
+      if (op == UnaryOp::kNot ? dt != DataType::kBool : dt != DataType::kFloat)
+        c.refuse("unary " + std::string(to_string(op)) + " on " + std::string(to_string(dt)));
+      break;
+    }
+    case LayerKind::kGather: {
+      DataType it = c.type(l.inputs[1]);
+      if (it != DataType::kInt32 && it != DataType::kInt64) c.refuse("indices must be int32 or int64");
+      break;
+    }
+    case LayerKind::kSelect:
+      if (c.type(l.inputs[0]) != DataType::kBool) c.refuse("condition must be bool");
+      if (c.type(l.inputs[1]) != c.type(l.inputs[2])) c.refuse("branches of different types");
+      break;
+    // Data movement of any element type (strided copies, casts between every pair of types).
+    case LayerKind::kShuffle:
+    case LayerKind::kSlice:
+    case LayerKind::kConstant:
+    case LayerKind::kIdentity:
+    case LayerKind::kCast:
+      break;
+  }
+}
+
+}  // namespace
+
+Support cuda_layer_support(const Network& net, LayerId id, Precision precision, BackendLayout layout) {
+  if (id < 0 || size_t(id) >= net.layers.size())
+    return {false, "layer id " + std::to_string(id) + " is outside the network (" +
+                       std::to_string(net.layers.size()) + " layers)"};
+  const Layer& l = net.layers[size_t(id)];
+  switch (precision) {
+    case Precision::kFP8:
+      return {false, layer_where(l) + ": FP8 numerics are not supported by the CUDA backend"};
+    case Precision::kUnset:
+    case Precision::kFP32:
+    case Precision::kFP16:  // FP16 and INT8: computed in FP32 with rounding/quantization steps
+    case Precision::kINT8:
+      break;
+  }
+  switch (layout) {
+    case BackendLayout::kNHWC:
+      return {false, layer_where(l) + ": the CUDA backend computes in the network's linear (NCHW) layout only"};
+    case BackendLayout::kLinear:
+      break;
+  }
+  Checker c{net, l, ""};
+  check_kind(c);
+  if (!c.why.empty()) return {false, c.why};
+  return {true, ""};
+}
+
+}  // namespace tandem::backend_detail
