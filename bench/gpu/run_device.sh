@@ -27,6 +27,27 @@ $C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | ta
 echo "== gtest: models vs CPU backend"
 OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|OK|FAILED|PASSED|Failure|error|Expected|Which|actual" | head -40
 
+echo "== CLI: --backend cuda through the plugin ($C/bin/libtandem_cuda.so, next to the CLI)"
+T=$C/bin/tandem
+if [[ -x $T && -f $C/bin/libtandem_cuda.so ]]; then
+  $T --version
+  $T build .data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx -o "$OUT/cls.engine" -s x:1x3x48x192 2>&1 | tail -1
+  python3 -c "import numpy as np; np.save('$OUT/cls_x.npy', np.random.default_rng(0).standard_normal((1,3,48,192)).astype(np.float32))"
+  for be in cpu cuda; do
+    mkdir -p "$OUT/cls_$be"
+    $T run "$OUT/cls.engine" --input x="$OUT/cls_x.npy" --output-dir "$OUT/cls_$be" --backend $be 2>&1 | tail -2
+  done
+  python3 -c "
+import glob, numpy as np
+for c in sorted(glob.glob('$OUT/cls_cpu/*.npy')):
+    a, b = np.load(c), np.load(c.replace('cls_cpu', 'cls_cuda'))
+    print('cli cpu vs cuda', c.split('/')[-1], 'max abs diff', float(np.abs(a - b).max()))
+"
+  rm -rf "$OUT/cls_cpu" "$OUT/cls_cuda" "$OUT/cls.engine" "$OUT/cls_x.npy"
+else
+  echo "no CLI + plugin in $C/bin (bench/gpu/pack.sh): skipped"
+fi
+
 echo "== tandem GPU latency: PP-OCR"
 B=$C/bin/tandem_cuda_bench
 : > "$OUT/bench.jsonl"
