@@ -178,6 +178,12 @@ TEST_F(JsonSchema, BuildRunBenchInspectCache) {
   EXPECT_TRUE(fs::exists(r["outputs"][0]["file"].get<std::string>()));
   EXPECT_EQ(r["backend"], "cpu");
 
+  const json ro = document("run " + kCls + kShape + "--random-input --output-dir " + p("out_onnx") + " --json", "tandem/run/v1");
+  ASSERT_EQ(ro["outputs"].size(), 1u);
+  EXPECT_EQ(ro["outputs"][0]["name"], r["outputs"][0]["name"]);
+  EXPECT_EQ(ro["outputs"][0]["shape"], json::parse("[1,2]"));
+  EXPECT_FALSE(ro.contains("summary"));  // ONNX models: no engine summary
+
   const json be = document("bench " + eng + " --iterations 3 --warmup 1 --json", "tandem/bench/v1");
   EXPECT_EQ(be["iterations"], 3);
   EXPECT_LE(be["latency_ms"]["min"].get<double>(), be["latency_ms"]["median"].get<double>());
@@ -219,6 +225,14 @@ TEST_F(JsonSchema, CalibrateCompareExports) {
                               "tandem/calibrate/v1");
   EXPECT_EQ(again["reused"], true);
   EXPECT_TRUE(again["data"].is_null());
+
+  const std::string calib_dir = std::string(TANDEM_SOURCE_DIR) + "/tests/data/calib";
+  const json ci = document("calibrate " + kCls + kShape + "--calib-dir " + calib_dir + " --max-images 1 --range -1 --range-hi 1 -o " +
+                               p("img.cache") + " --json", "tandem/calibrate/v1");
+  EXPECT_EQ(ci["data"]["source"], "images");
+  EXPECT_EQ(ci["data"]["dir"], calib_dir);
+  EXPECT_EQ(ci["data"]["range"], json::parse("[-1.0, 1.0]"));
+  EXPECT_EQ(ci["samples"], 1);
 
   const json cmp = document("compare " + kCls + kShape + "--random-input --count 1 --calib " + cache + " --json -q",
                             "tandem/compare/v1");

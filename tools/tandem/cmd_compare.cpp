@@ -14,19 +14,182 @@ using namespace tandem::cli;
 
 using Acc = ErrorStats;
 
+struct CompareArgs {
+  ModelArgs m;
+  DataArgs d;
+  SourceArgs src;
+  bool per_layer = false, json = false, quiet = false, recalibrate = false;
+  int top = 15, threads = 0;
+  double atol = -1, rtol = -1, min_cosine = -2;
+  std::string cache, algorithm = "entropy", method = "trace";
+};
+
+// The layers whose reduced precision costs the most, worst first, at most --top.
+struct LayerCost {
+  LayerId layer;
+  double cost, cos_in, cos_out;
+};
+
+std::vector<LayerCost> rank_layers(const CompareArgs& a, const Network& net, const std::vector<Precision>& prec,
+                                   const std::vector<Acc>& tensor_acc, const ExecOptions& ro, const Numerics& numerics,
+                                   const std::vector<TensorMap>& inputs, const std::vector<TensorMap>& ref_outputs,
+                                   int reduced_layers) {
+  std::vector<LayerCost> costs;
+  if (a.method == "trace") {
+    // The cosine a layer loses: min cosine of its inputs minus the cosine of its output.
+    for (size_t l = 0; l < net.layers.size(); ++l) {
+      if (prec[l] != Precision::kINT8 && prec[l] != Precision::kFP16) continue;
+      const Layer& L = net.layers[l];
+      double cin = 1;
+      for (TensorId t : L.inputs)
+        if (t >= 0 && tensor_acc[t].count) cin = std::min(cin, tensor_acc[t].cosine());
+      double cout = 1;
+      for (TensorId t : L.outputs)
+        if (tensor_acc[t].count) cout = std::min(cout, tensor_acc[t].cosine());
+      costs.push_back({LayerId(l), cin - cout, cin, cout});
+    }
+  } else {
+    // One layer at its reduced precision, every other layer FP32: 1 - output cosine.
+    ProgressBar bar("per-layer", reduced_layers, !a.quiet && !a.json);
+    for (size_t l = 0; l < net.layers.size(); ++l) {
+      if (prec[l] != Precision::kINT8 && prec[l] != Precision::kFP16) continue;
+      ExecOptions one = ro;
+      one.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
+      one.numerics.layer_precision[l] = prec[l];
+      // As in the plan: inside a fused block the tensor stays FP32, FC weights per channel.
+      one.numerics.unquantized = numerics.unquantized;
+      one.numerics.per_channel_axis = numerics.per_channel_axis;
+      for (TensorId t : net.layers[l].inputs)
+        if (t >= 0 && numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
+      for (TensorId t : net.layers[l].outputs)
+        if (numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
+      auto ex = make_cpu_executor(net, one, false);
+      Acc acc;
+      for (size_t s = 0; s < inputs.size(); ++s) {
+        TensorMap o = ex->run(inputs[s]);
+        for (TensorId t : net.outputs) acc.add(ref_outputs[s].at(net.tensors[t].name), o.at(net.tensors[t].name), false);
+      }
+      costs.push_back({LayerId(l), 1 - acc.cosine(), 1, acc.cosine()});
+      bar.step();
+    }
+  }
+  std::stable_sort(costs.begin(), costs.end(), [](const LayerCost& x, const LayerCost& y) { return x.cost > y.cost; });
+  if (int(costs.size()) > a.top) costs.resize(std::max(0, a.top));
+  return costs;
+}
+
+// What the comparison measured, for the verdict and the reports.
+struct CompareReport {
+  const Network& net;
+  const Plan& plan;
+  const std::vector<Precision>& prec;
+  const std::vector<Acc>& out_acc;
+  const std::vector<LayerCost>& costs;
+  const std::vector<RangeChange>& coarse;
+  const std::string& scale_source;
+  int samples, n_int8, n_fp16;
+};
+
+bool thresholds_given(const CompareArgs& a) { return a.atol >= 0 || a.rtol >= 0 || a.min_cosine > -2; }
+
+std::vector<std::string> threshold_failures(const CompareArgs& a, const CompareReport& r) {
+  std::vector<std::string> failures;
+  const bool tol = a.atol >= 0 || a.rtol >= 0;
+  for (size_t k = 0; k < r.net.outputs.size(); ++k) {
+    const std::string& name = r.net.tensors[r.net.outputs[k]].name;
+    const Acc& s = r.out_acc[k];
+    const double atol = std::max(0.0, a.atol), rtol = std::max(0.0, a.rtol);
+    if (tol && s.max_abs > atol + rtol * s.max_ref)
+      failures.push_back(fmt::format("output '{}': max |error| {:.6g} > atol {:.6g} + rtol {:.6g} x max |ref| {:.6g}", name,
+                                     s.max_abs, atol, rtol, s.max_ref));
+    if (a.min_cosine > -2 && s.cosine() < a.min_cosine)
+      failures.push_back(fmt::format("output '{}': cosine {:.6f} < --min-cosine {:.6g}", name, s.cosine(), a.min_cosine));
+  }
+  return failures;
+}
+
+// The tandem/compare/v1 document (docs/json.md).
+void print_compare_json(const CompareArgs& a, const CompareReport& r, const std::vector<std::string>& failures) {
+  const Network& net = r.net;
+  nlohmann::ordered_json j;
+  j["schema"] = "tandem/compare/v1";  // key names shared by every tandem JSON document (docs/json.md)
+  if (thresholds_given(a)) {
+    j["passed"] = failures.empty();
+    j["failures"] = failures;
+  }
+  j["model"] = a.m.model;
+  j["samples"] = r.samples;
+  j["int8_layers"] = r.n_int8;
+  j["fp16_layers"] = r.n_fp16;
+  j["scales"] = r.scale_source;
+  j["ranges_coarsened_4x_by_tying"] = nlohmann::ordered_json::array();
+  for (const RangeChange& c : r.coarse)
+    j["ranges_coarsened_4x_by_tying"].push_back({{"tensor", c.tensor}, {"before", c.before}, {"after", c.after}});
+  j["outputs"] = nlohmann::ordered_json::array();
+  for (size_t k = 0; k < net.outputs.size(); ++k) {
+    const Tensor& t = net.tensors[net.outputs[k]];
+    const Acc& s = r.out_acc[k];
+    nlohmann::ordered_json o = {{"name", t.name}, {"shape", t.dims}, {"type", std::string(to_string(t.type))},
+                                {"max_abs_error", s.max_abs}, {"mean_abs_error", s.mean_abs()}, {"cosine", s.cosine()},
+                                {"min_sample_cosine", s.min_cos}};
+    if (s.top1_total) o["top1_agreement"] = double(s.top1_agree) / s.top1_total;
+    j["outputs"].push_back(o);
+  }
+  if (a.per_layer) {
+    j["per_layer_method"] = a.method;
+    j["per_layer"] = nlohmann::ordered_json::array();
+    for (const auto& c : r.costs)
+      j["per_layer"].push_back({{"name", net.layers[c.layer].name}, {"kind", std::string(to_string(net.layers[c.layer].kind))},
+                                {"precision", std::string(to_string(r.prec[c.layer]))}, {"cost", c.cost},
+                                {"input_cosine", c.cos_in}, {"output_cosine", c.cos_out}});
+  }
+  std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
+void print_compare_text(const CompareArgs& a, const CompareReport& r, const std::vector<std::string>& failures) {
+  const Network& net = r.net;
+  const Plan& plan = r.plan;
+  std::printf("compare %s: FP32 reference vs plan numerics (%d INT8, %d FP16 layers emulated), %d inputs\n",
+              a.m.model.c_str(), r.n_int8, r.n_fp16, r.samples);
+  {
+    // The same counts as `tandem plan`: DLA layers whose precision is unset move data in FP32.
+    int dla = 0, dla_int8 = 0, dla_fp16 = 0;
+    for (size_t l = 0; l < plan.layers.size(); ++l)
+      if (plan.layers[l].device == Device::kDLA) {
+        ++dla;
+        dla_int8 += r.prec[l] == Precision::kINT8;
+        dla_fp16 += r.prec[l] == Precision::kFP16;
+      }
+    std::printf("plan: %d DLA layers (%d INT8, %d FP16, %d unset: FP32 data movement), %d GPU layers\n", dla, dla_int8,
+                dla_fp16, dla - dla_int8 - dla_fp16, int(plan.layers.size()) - dla);
+  }
+  std::printf("INT8 scales: %s\n\n", r.scale_source.c_str());
+  std::printf("%-32s %-16s %12s %12s %10s %10s %8s\n", "output", "shape", "max_abs", "mean_abs", "cosine", "min_cos", "top1");
+  for (size_t k = 0; k < net.outputs.size(); ++k) {
+    const Tensor& t = net.tensors[net.outputs[k]];
+    const Acc& s = r.out_acc[k];
+    char top1[32] = "-";
+    if (s.top1_total) std::snprintf(top1, sizeof top1, "%.1f%%", 100.0 * s.top1_agree / s.top1_total);
+    std::printf("%-32s %-16s %12.6g %12.6g %10.6f %10.6f %8s\n", t.name.c_str(), dims_to_string(t.dims).c_str(),
+                s.max_abs, s.mean_abs(), s.cosine(), s.min_cos, top1);
+  }
+  if (a.per_layer) {
+    std::printf("\nlayers whose reduced precision costs the most (%s):\n", a.method == "trace"
+                ? "trace: min input cosine - output cosine" : "isolate: 1 - output cosine with only this layer reduced");
+    std::printf("%-4s %-44s %-14s %-6s %12s %10s\n", "#", "layer", "kind", "prec", "cost", "out_cos");
+    int i = 0;
+    for (const auto& c : r.costs)
+      std::printf("%-4d %-44s %-14s %-6s %12.6g %10.6f\n", ++i, net.layers[c.layer].name.c_str(),
+                  std::string(to_string(net.layers[c.layer].kind)).c_str(), std::string(to_string(r.prec[c.layer])).c_str(),
+                  c.cost, c.cos_out);
+  }
+  if (thresholds_given(a) && failures.empty()) std::printf("\nthresholds passed\n");
+}
+
 RegisterCommand reg(41, "compare", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
       "compare", "Compare the FP32 reference with the plan's numerics (DLA INT8/FP16 emulated on the CPU)");
-  struct Args {
-    ModelArgs m;
-    DataArgs d;
-    SourceArgs src;
-    bool per_layer = false, json = false, quiet = false, recalibrate = false;
-    int top = 15, threads = 0;
-    double atol = -1, rtol = -1, min_cosine = -2;
-    std::string cache, algorithm = "entropy", method = "trace";
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<CompareArgs>();
   add_model_args(sub, a->m);
   add_data_source_args(sub, a->d, a->src, "input", "random inputs (default 8) / at most this many data inputs (default all)");
   add_image_args(sub, a->d);
@@ -132,142 +295,16 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     if (samples == 0) throw Error("compare: no input");
 
     // Per-layer ranking.
-    struct LayerCost { LayerId layer; double cost, cos_in, cos_out; };
     std::vector<LayerCost> costs;
-    if (a->per_layer) {
-      if (a->method == "trace") {
-        // The cosine a layer loses: min cosine of its inputs minus the cosine of its output.
-        for (size_t l = 0; l < net.layers.size(); ++l) {
-          if (prec[l] != Precision::kINT8 && prec[l] != Precision::kFP16) continue;
-          const Layer& L = net.layers[l];
-          double cin = 1;
-          for (TensorId t : L.inputs)
-            if (t >= 0 && tensor_acc[t].count) cin = std::min(cin, tensor_acc[t].cosine());
-          double cout = 1;
-          for (TensorId t : L.outputs)
-            if (tensor_acc[t].count) cout = std::min(cout, tensor_acc[t].cosine());
-          costs.push_back({LayerId(l), cin - cout, cin, cout});
-        }
-      } else {
-        // One layer at its reduced precision, every other layer FP32: 1 - output cosine.
-        ProgressBar bar("per-layer", n_int8 + n_fp16, !a->quiet && !a->json);
-        for (size_t l = 0; l < net.layers.size(); ++l) {
-          if (prec[l] != Precision::kINT8 && prec[l] != Precision::kFP16) continue;
-          ExecOptions one = ro;
-          one.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
-          one.numerics.layer_precision[l] = prec[l];
-          // As in the plan: inside a fused block the tensor stays FP32, FC weights per channel.
-          one.numerics.unquantized = numerics.unquantized;
-          one.numerics.per_channel_axis = numerics.per_channel_axis;
-          for (TensorId t : net.layers[l].inputs)
-            if (t >= 0 && numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
-          for (TensorId t : net.layers[l].outputs)
-            if (numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
-          auto ex = make_cpu_executor(net, one, false);
-          Acc acc;
-          for (size_t s = 0; s < inputs.size(); ++s) {
-            TensorMap o = ex->run(inputs[s]);
-            for (TensorId t : net.outputs) acc.add(ref_outputs[s].at(net.tensors[t].name), o.at(net.tensors[t].name), false);
-          }
-          costs.push_back({LayerId(l), 1 - acc.cosine(), 1, acc.cosine()});
-          bar.step();
-        }
-      }
-      std::stable_sort(costs.begin(), costs.end(), [](const LayerCost& x, const LayerCost& y) { return x.cost > y.cost; });
-      if (int(costs.size()) > a->top) costs.resize(std::max(0, a->top));
-    }
+    if (a->per_layer) costs = rank_layers(*a, net, prec, tensor_acc, ro, numerics, inputs, ref_outputs, n_int8 + n_fp16);
 
+    const CompareReport rep{net, plan, prec, out_acc, costs, coarse, scale_source, samples, n_int8, n_fp16};
     // Thresholds (as polygraphy run's --atol/--rtol): one line per failing output, exit 1.
-    std::vector<std::string> failures;
-    const bool tol = a->atol >= 0 || a->rtol >= 0;
-    for (size_t k = 0; k < net.outputs.size(); ++k) {
-      const std::string& name = net.tensors[net.outputs[k]].name;
-      const Acc& s = out_acc[k];
-      const double atol = std::max(0.0, a->atol), rtol = std::max(0.0, a->rtol);
-      if (tol && s.max_abs > atol + rtol * s.max_ref)
-        failures.push_back(fmt::format("output '{}': max |error| {:.6g} > atol {:.6g} + rtol {:.6g} x max |ref| {:.6g}", name,
-                                       s.max_abs, atol, rtol, s.max_ref));
-      if (a->min_cosine > -2 && s.cosine() < a->min_cosine)
-        failures.push_back(fmt::format("output '{}': cosine {:.6f} < --min-cosine {:.6g}", name, s.cosine(), a->min_cosine));
-    }
-    const bool checked = tol || a->min_cosine > -2;
-    auto verdict = [&] {
-      for (const auto& f : failures) std::fprintf(stderr, "tandem: compare failed: %s\n", f.c_str());
-      return failures.empty() ? 0 : 1;
-    };
-
-    if (a->json) {
-      nlohmann::ordered_json j;
-      j["schema"] = "tandem/compare/v1";  // key names shared by every tandem JSON document (docs/json.md)
-      if (checked) {
-        j["passed"] = failures.empty();
-        j["failures"] = failures;
-      }
-      j["model"] = a->m.model;
-      j["samples"] = samples;
-      j["int8_layers"] = n_int8;
-      j["fp16_layers"] = n_fp16;
-      j["scales"] = scale_source;
-      j["ranges_coarsened_4x_by_tying"] = nlohmann::ordered_json::array();
-      for (const RangeChange& c : coarse)
-        j["ranges_coarsened_4x_by_tying"].push_back({{"tensor", c.tensor}, {"before", c.before}, {"after", c.after}});
-      j["outputs"] = nlohmann::ordered_json::array();
-      for (size_t k = 0; k < net.outputs.size(); ++k) {
-        const Tensor& t = net.tensors[net.outputs[k]];
-        const Acc& s = out_acc[k];
-        nlohmann::ordered_json o = {{"name", t.name}, {"shape", t.dims}, {"type", std::string(to_string(t.type))}, {"max_abs_error", s.max_abs},
-                            {"mean_abs_error", s.mean_abs()}, {"cosine", s.cosine()},
-                            {"min_sample_cosine", s.min_cos}};
-        if (s.top1_total) o["top1_agreement"] = double(s.top1_agree) / s.top1_total;
-        j["outputs"].push_back(o);
-      }
-      if (a->per_layer) {
-        j["per_layer_method"] = a->method;
-        j["per_layer"] = nlohmann::ordered_json::array();
-        for (auto& c : costs)
-          j["per_layer"].push_back({{"name", net.layers[c.layer].name}, {"kind", std::string(to_string(net.layers[c.layer].kind))},
-                                    {"precision", std::string(to_string(prec[c.layer]))}, {"cost", c.cost},
-                                    {"input_cosine", c.cos_in}, {"output_cosine", c.cos_out}});
-      }
-      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-      return verdict();
-    }
-    std::printf("compare %s: FP32 reference vs plan numerics (%d INT8, %d FP16 layers emulated), %d inputs\n",
-                a->m.model.c_str(), n_int8, n_fp16, samples);
-    {
-      // The same counts as `tandem plan`: DLA layers whose precision is unset move data in FP32.
-      int dla = 0, dla_int8 = 0, dla_fp16 = 0;
-      for (size_t l = 0; l < plan.layers.size(); ++l)
-        if (plan.layers[l].device == Device::kDLA) {
-          ++dla;
-          dla_int8 += prec[l] == Precision::kINT8;
-          dla_fp16 += prec[l] == Precision::kFP16;
-        }
-      std::printf("plan: %d DLA layers (%d INT8, %d FP16, %d unset: FP32 data movement), %d GPU layers\n", dla, dla_int8,
-                  dla_fp16, dla - dla_int8 - dla_fp16, int(plan.layers.size()) - dla);
-    }
-    std::printf("INT8 scales: %s\n\n", scale_source.c_str());
-    std::printf("%-32s %-16s %12s %12s %10s %10s %8s\n", "output", "shape", "max_abs", "mean_abs", "cosine", "min_cos", "top1");
-    for (size_t k = 0; k < net.outputs.size(); ++k) {
-      const Tensor& t = net.tensors[net.outputs[k]];
-      const Acc& s = out_acc[k];
-      char top1[32] = "-";
-      if (s.top1_total) std::snprintf(top1, sizeof top1, "%.1f%%", 100.0 * s.top1_agree / s.top1_total);
-      std::printf("%-32s %-16s %12.6g %12.6g %10.6f %10.6f %8s\n", t.name.c_str(), dims_to_string(t.dims).c_str(),
-                  s.max_abs, s.mean_abs(), s.cosine(), s.min_cos, top1);
-    }
-    if (a->per_layer) {
-      std::printf("\nlayers whose reduced precision costs the most (%s):\n", a->method == "trace"
-                  ? "trace: min input cosine - output cosine" : "isolate: 1 - output cosine with only this layer reduced");
-      std::printf("%-4s %-44s %-14s %-6s %12s %10s\n", "#", "layer", "kind", "prec", "cost", "out_cos");
-      int i = 0;
-      for (auto& c : costs)
-        std::printf("%-4d %-44s %-14s %-6s %12.6g %10.6f\n", ++i, net.layers[c.layer].name.c_str(),
-                    std::string(to_string(net.layers[c.layer].kind)).c_str(), std::string(to_string(prec[c.layer])).c_str(),
-                    c.cost, c.cos_out);
-    }
-    if (checked && failures.empty()) std::printf("\nthresholds passed\n");
-    return verdict();
+    const std::vector<std::string> failures = threshold_failures(*a, rep);
+    if (a->json) print_compare_json(*a, rep, failures);
+    else print_compare_text(*a, rep, failures);
+    for (const auto& f : failures) std::fprintf(stderr, "tandem: compare failed: %s\n", f.c_str());
+    return failures.empty() ? 0 : 1;
   });
 });
 

@@ -153,15 +153,18 @@ int run_dot(const DotArgs& a) {
   const bool regions = a.collapse || a.view == "regions";
   const std::string title = fs::path(a.p.model).filename().string();
   const std::string text = regions ? plan_dot_regions(net, plan, title) : plan_dot(net, plan, title);
-  if (a.json) {
+  // --json: the summary once the file is written (a failed write prints only the error).
+  auto summary = [&] {
+    if (!a.json) return 0;
     nlohmann::ordered_json j = export_summary("dot", a.p.model, a.output, plan);
     j["view"] = regions ? "regions" : "layers";
     j["boxes"] = regions ? plan_groups(plan).groups.size() : plan.layers.size();
     print_json(j);
-  }
+    return 0;
+  };
   if (ext == ".dot" || ext == ".gv") {
     write_atomic(a.output, text);
-    return 0;
+    return summary();
   }
   const std::string pid = std::to_string(::getpid());
   const std::string src = a.output + ".tmp." + pid + ".dot";
@@ -177,7 +180,7 @@ int run_dot(const DotArgs& a) {
   }
   fs::rename(dst, a.output, ec);
   if (ec) throw Error("cannot write " + a.output + ": " + ec.message());
-  return 0;
+  return summary();
 }
 
 tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {

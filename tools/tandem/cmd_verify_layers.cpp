@@ -111,9 +111,16 @@ std::vector<PlannedLayer> read_plan_layers(const std::string& path) {
   const json j = read_json_file(path, "plan");
   if (!j.is_object() || j.value("schema", "") != "tandem/plan/v1")
     throw Error(path + ": not a tandem plan (expected \"schema\": \"tandem/plan/v1\", from `tandem plan --json`)");
+  if (!j.contains("layers") || !j["layers"].is_array()) throw Error(path + ": no \"layers\" array");
   std::vector<PlannedLayer> out;
-  for (const json& l : j.at("layers"))
-    out.push_back({l.at("name").get<std::string>(), l.at("device").get<std::string>(), l.at("precision").get<std::string>()});
+  for (size_t i = 0; i < j["layers"].size(); ++i) {
+    const json& l = j["layers"][i];
+    try {
+      out.push_back({l.at("name").get<std::string>(), l.at("device").get<std::string>(), l.at("precision").get<std::string>()});
+    } catch (const json::exception&) {
+      throw Error(fmt::format("{}: layers[{}] needs string \"name\", \"device\" and \"precision\"", path, i));
+    }
+  }
   return out;
 }
 
