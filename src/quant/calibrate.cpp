@@ -37,81 +37,95 @@ std::map<std::string, float> model_scales(const Network& net) {
   return s;
 }
 
-CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,
-                            const CalibrateOptions& opt) {
+namespace {
+
+// Ranges after tying, with the untied originals and the scales (range / 127).
+void finish_ranges(const Network& net, const std::vector<Precision>& prec,
+                   std::map<std::string, float> ranges, CalibrationResult& res) {
+  std::map<std::string, float> tied = tie_ranges(net, prec, ranges);
+  for (auto& [n, r] : tied)
+    if (r != ranges[n]) ++res.tied_tensors;
+  res.ranges = tied;
+  res.untied = std::move(ranges);
+  for (auto& [n, r] : tied) res.scales[n] = r / 127.f;
+}
+
+// Explicit quantization: the model's own Q/DQ scales, written as a cache when one is asked for
+// (for an implicitly quantized build, trtexec --calib).
+CalibrationResult scales_from_model(const Network& net, const std::vector<Precision>& prec,
+                                    const CalibrateOptions& opt) {
   CalibrationResult res;
-  const std::vector<Precision> prec = plan_precisions(plan);
-  auto finish = [&](std::map<std::string, float> ranges) {
-    std::map<std::string, float> tied = tie_ranges(net, prec, ranges);
-    for (auto& [n, r] : tied)
-      if (r != ranges[n]) ++res.tied_tensors;
-    res.ranges = tied;
-    res.untied = std::move(ranges);
-    for (auto& [n, r] : tied) res.scales[n] = r / 127.f;
-  };
+  res.from_model = true;
+  std::map<std::string, float> given = model_scales(net), ranges;
+  for (auto& [n, s] : given) ranges[n] = s * 127.f;
+  finish_ranges(net, prec, std::move(ranges), res);
+  for (auto& [n, s] : given)
+    if (res.ranges[n] == s * 127.f) res.scales[n] = s;
+  res.cache.trt_version = opt.trt_version;
+  for (const auto& t : net.tensors)
+    if (auto it = res.scales.find(t.name); it != res.scales.end()) res.cache.scales.emplace_back(t.name, it->second);
+  if (!opt.cache_path.empty() && (opt.recalibrate || !std::filesystem::exists(opt.cache_path)))
+    write_calibration_cache(opt.cache_path, res.cache);
+  return res;
+}
 
-  if (!net.model.qdq_scales.empty()) {  // explicit quantization: the model's scales
-    res.from_model = true;
-    std::map<std::string, float> given = model_scales(net), ranges;
-    for (auto& [n, s] : given) ranges[n] = s * 127.f;
-    finish(std::move(ranges));
-    for (auto& [n, s] : given)
-      if (res.ranges[n] == s * 127.f) res.scales[n] = s;
-    res.cache.trt_version = opt.trt_version;
-    for (const auto& t : net.tensors)
-      if (auto it = res.scales.find(t.name); it != res.scales.end()) res.cache.scales.emplace_back(t.name, it->second);
-    // As a cache for an implicitly quantized build (trtexec --calib), when one is asked for.
-    if (!opt.cache_path.empty() && (opt.recalibrate || !std::filesystem::exists(opt.cache_path)))
-      write_calibration_cache(opt.cache_path, res.cache);
-    return res;
-  }
-  if (!opt.cache_path.empty() && !opt.recalibrate && std::filesystem::exists(opt.cache_path)) {
-    res.cache = read_calibration_cache(opt.cache_path);
-    res.from_cache = true;
-    std::map<std::string, float> ranges;
-    for (auto& [n, s] : res.cache.scales) ranges[n] = s * 127.f;
-    finish(std::move(ranges));
-    for (auto& [n, s] : res.cache.scales)  // keep the cache's exact scales where untied
-      if (res.ranges[n] == s * 127.f) res.scales[n] = s;
-    return res;
-  }
+CalibrationResult scales_from_cache(const Network& net, const std::vector<Precision>& prec,
+                                    const CalibrateOptions& opt) {
+  CalibrationResult res;
+  res.cache = read_calibration_cache(opt.cache_path);
+  res.from_cache = true;
+  std::map<std::string, float> ranges;
+  for (auto& [n, s] : res.cache.scales) ranges[n] = s * 127.f;
+  finish_ranges(net, prec, std::move(ranges), res);
+  for (auto& [n, s] : res.cache.scales)  // keep the cache's exact scales where untied
+    if (res.ranges[n] == s * 127.f) res.scales[n] = s;
+  return res;
+}
 
-  // Tensors to calibrate, in network order (inputs first).
+// Tensors to calibrate, in network order (inputs first).
+std::vector<TensorId> tensors_to_track(const Network& net, const std::vector<Precision>& prec,
+                                       bool all_tensors) {
   std::vector<TensorId> tracked;
-  {
-    std::vector<char> want(net.tensors.size(), 0);
-    if (opt.all_tensors) {
-      for (size_t t = 0; t < net.tensors.size(); ++t) want[t] = net.tensors[t].type == DataType::kFloat;
-    } else {
-      for (const std::string& n : int8_tensors(net, prec)) want[net.find_tensor(n)] = 1;
-    }
-    for (TensorId t : net.inputs)
-      if (want[t]) { tracked.push_back(t); want[t] = 0; }
-    for (auto& L : net.layers)
-      for (TensorId t : L.outputs)
-        if (t >= 0 && want[t]) { tracked.push_back(t); want[t] = 0; }
+  std::vector<char> want(net.tensors.size(), 0);
+  if (all_tensors) {
+    for (size_t t = 0; t < net.tensors.size(); ++t) want[t] = net.tensors[t].type == DataType::kFloat;
+  } else {
+    for (const std::string& n : int8_tensors(net, prec)) want[net.find_tensor(n)] = 1;
   }
-  std::vector<char> is_const(net.tensors.size(), 0);
+  for (TensorId t : net.inputs)
+    if (want[t]) { tracked.push_back(t); want[t] = 0; }
   for (auto& L : net.layers)
-    if (L.kind == LayerKind::kConstant)
-      for (TensorId t : L.outputs) is_const[t] = 1;
+    for (TensorId t : L.outputs)
+      if (t >= 0 && want[t]) { tracked.push_back(t); want[t] = 0; }
+  return tracked;
+}
 
+// What the FP32 reference runs collect per tracked tensor: max |x| (pass 0) and, for the
+// histogram algorithms, a histogram over [0, max] (pass 1; constants keep their max).
+struct Statistics {
+  std::vector<double> amax;
+  std::vector<Histogram> hist;
+};
+
+Statistics collect_statistics(const Network& net, Batcher& batcher, const CalibrateOptions& opt,
+                              const std::vector<TensorId>& tracked, const std::vector<char>& is_const,
+                              CalibrationResult& res) {
   ExecOptions eo;
   eo.threads = opt.threads;
   auto exec = make_cpu_executor(net, eo, /*keep_all=*/true);
   const std::vector<InputSpec> specs = input_specs(net);
   const bool need_hist = opt.algorithm != CalibAlgorithm::kMinMax;
   const int passes = need_hist ? 2 : 1;
-
-  std::vector<double> amax(tracked.size(), 0.0);
-  std::vector<Histogram> hist(need_hist ? tracked.size() : 0);
+  Statistics st;
+  st.amax.assign(tracked.size(), 0.0);
+  st.hist.resize(need_hist ? tracked.size() : 0);
   for (int pass = 0; pass < passes; ++pass) {
     batcher.reset();
     ProgressBar bar(passes == 2 ? (pass == 0 ? "calibrate: ranges    " : "calibrate: histograms")
                                 : "calibrate",
                     batcher.num_batches(), opt.progress);
     if (pass == 1)
-      for (size_t k = 0; k < tracked.size(); ++k) hist[k].init(opt.bins, amax[k]);
+      for (size_t k = 0; k < tracked.size(); ++k) st.hist[k].init(opt.bins, st.amax[k]);
     TensorMap batch;
     int batches = 0, samples = 0;
     while (batcher.next(&batch)) {
@@ -133,14 +147,14 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
           const float* x = t.f32();
           const size_t n = size_t(t.count());
           if (pass == 0) {
-            double m = amax[k];
+            double m = st.amax[k];
             for (size_t i = 0; i < n; ++i) {
               double a = std::fabs(double(x[i]));
               if (std::isfinite(a) && a > m) m = a;
             }
-            amax[k] = m;
+            st.amax[k] = m;
           } else if (!is_const[tracked[k]]) {
-            hist[k].add(x, n);
+            st.hist[k].add(x, n);
           }
         }
       }
@@ -151,27 +165,50 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
     res.batches = batches;
     res.samples = samples;
   }
+  return st;
+}
 
+// The algorithm's range per tracked tensor (histograms in parallel, one tensor per task).
+std::vector<double> ranges_from_statistics(const Statistics& st, const CalibrateOptions& opt,
+                                           const std::vector<TensorId>& tracked,
+                                           const std::vector<char>& is_const) {
+  if (opt.algorithm == CalibAlgorithm::kMinMax) return st.amax;
   std::vector<double> range(tracked.size(), 0.0);
-  if (!need_hist) {
-    range = amax;
-  } else {
-    int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      for (;;) {
-        size_t k = next.fetch_add(1);
-        if (k >= tracked.size()) return;
-        if (is_const[tracked[k]]) { range[k] = amax[k]; continue; }
-        range[k] = opt.algorithm == CalibAlgorithm::kEntropy ? entropy_amax(hist[k])
-                                                             : percentile_amax(hist[k], opt.percentile);
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int i = 1; i < threads; ++i) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-  }
+  int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (;;) {
+      size_t k = next.fetch_add(1);
+      if (k >= tracked.size()) return;
+      if (is_const[tracked[k]]) { range[k] = st.amax[k]; continue; }
+      range[k] = opt.algorithm == CalibAlgorithm::kEntropy ? entropy_amax(st.hist[k])
+                                                           : percentile_amax(st.hist[k], opt.percentile);
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return range;
+}
+
+}  // namespace
+
+CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,
+                            const CalibrateOptions& opt) {
+  const std::vector<Precision> prec = plan_precisions(plan);
+  if (!net.model.qdq_scales.empty()) return scales_from_model(net, prec, opt);
+  if (!opt.cache_path.empty() && !opt.recalibrate && std::filesystem::exists(opt.cache_path))
+    return scales_from_cache(net, prec, opt);
+
+  CalibrationResult res;
+  const std::vector<TensorId> tracked = tensors_to_track(net, prec, opt.all_tensors);
+  std::vector<char> is_const(net.tensors.size(), 0);
+  for (auto& L : net.layers)
+    if (L.kind == LayerKind::kConstant)
+      for (TensorId t : L.outputs) is_const[t] = 1;
+  const Statistics st = collect_statistics(net, batcher, opt, tracked, is_const, res);
+  const std::vector<double> range = ranges_from_statistics(st, opt, tracked, is_const);
 
   std::map<std::string, float> ranges;
   for (size_t k = 0; k < tracked.size(); ++k) {
@@ -179,7 +216,7 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
     if (!(r > 0.f)) r = kMinCalibrationScale * 127.f;  // an all-zero tensor: a tiny, valid scale
     ranges[net.tensors[tracked[k]].name] = r;
   }
-  finish(ranges);
+  finish_ranges(net, prec, ranges, res);
   res.cache.trt_version = opt.trt_version;
   // trtexec (IInt8EntropyCalibrator2) skips a cache headed by another algorithm and calibrates on
   // random data instead (NVIDIA/TensorRT#1378); the header word does not change the scales' meaning.
