@@ -11,6 +11,7 @@
 
 #include "kernels.h"
 #include "tandem/lower.h"
+#include "tandem/numerics.h"
 #include "tandem/runtime.h"
 
 namespace tandem {
@@ -38,43 +39,6 @@ std::string layer_desc(const Layer& l) {
   return "layer '" + l.name + "' (" + std::string(to_string(l.kind)) + ")";
 }
 
-Precision precision_of(const Numerics& n, LayerId id) {
-  return size_t(id) < n.layer_precision.size() ? n.layer_precision[id] : Precision::kUnset;
-}
-bool emulated(Precision p) { return p == Precision::kINT8 || p == Precision::kFP16; }
-
-// Per output channel, symmetric: scale = max|w| / 127 (channel k of `channels`, `inner` values
-// each, `stride` apart between channel blocks: handles [K, ...] and [C, K/g, ...] layouts).
-// Returns the scales (1 for an all-zero channel, as the Q/DQ export writes).
-std::vector<float> quantize_per_channel(std::vector<float>& w, int64_t blocks, int64_t channels, int64_t inner) {
-  std::vector<float> scales(size_t(channels), 1.f);
-  for (int64_t k = 0; k < channels; ++k) {
-    float m = 0.f;
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[(b * channels + k) * inner + i]));
-    if (m == 0.f) continue;
-    float scale = m / 127.f;
-    scales[size_t(k)] = scale;
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t i = 0; i < inner; ++i) {
-        float& v = w[(b * channels + k) * inner + i];
-        v = fake_quant_int8_weight(v, scale);
-      }
-  }
-  return scales;
-}
-
-// The bias of an INT8 convolution joins the INT32 accumulator: quantized to int32 with scale
-// s_in * s_w[k] (round half to even), as the DLA adds it in its integer accumulator and as ONNX
-// Runtime's WeightBiasQuantization (core/optimizer/qdq_transformer/weight_bias_quantization.h)
-// does to a Q/DQ Conv, so the Q/DQ export runs the same arithmetic.
-void quantize_bias(std::vector<float>& bias, float in_scale, const std::vector<float>& w_scales) {
-  for (size_t k = 0; k < bias.size() && k < w_scales.size(); ++k) {
-    const float s = in_scale * w_scales[k];
-    if (s > 0.f && std::isfinite(s)) bias[k] = std::nearbyint(bias[k] / s) * s;
-  }
-}
-
 std::vector<float> weights_f32(const Network& net, WeightsId id) {
   if (id < 0) return {};
   const Weights& w = net.weights[id];
@@ -91,31 +55,26 @@ void round_conv_weights(const Network& net, const Numerics& num, LayerId id, cpu
   const Precision prec = size_t(id) < num.layer_precision.size() ? num.layer_precision[size_t(id)] : Precision::kUnset;
   const int64_t K = s.out_dims[1];
   if (prec == Precision::kINT8) {
+    // Symmetric per output channel (tandem/numerics.h); the bias joins the INT32 accumulator.
     int64_t inner = 1;
     for (int64_t k : p.kernel) inner *= k;
-    std::vector<float> w_scales(size_t(K), 1.f);
+    std::vector<float> w_scales;
     if (l.kind == LayerKind::kConvolution) {
-      w_scales = quantize_per_channel(s.kernel, 1, K, int64_t(s.kernel.size()) / K);
-    } else {  // [C, K/g, k...]: output channel = group * K/g + j
-      int64_t g = p.groups, C = s.in_dims[1], kg = K / g;
-      std::vector<float> w = s.kernel;
-      // Quantize per output channel across all input channels of its group.
-      for (int64_t gi = 0; gi < g; ++gi)
-        for (int64_t j = 0; j < kg; ++j) {
-          float m = 0.f;
-          for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
-            for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(w[(c * kg + j) * inner + i]));
-          if (m == 0.f) continue;
-          w_scales[size_t(gi * kg + j)] = m / 127.f;
-          for (int64_t c = gi * (C / g); c < (gi + 1) * (C / g); ++c)
-            for (int64_t i = 0; i < inner; ++i) {
-              float& v = s.kernel[(c * kg + j) * inner + i];
-              v = fake_quant_int8_weight(v, m / 127.f);
-            }
-        }
+      w_scales = fake_quant_int8_weights(s.kernel.data(), ChannelLayout{1, K, int64_t(s.kernel.size()) / K});
+    } else {  // [C, K/g, k...]: group gi holds [C/g, K/g, k...]; output channel gi * K/g + j
+      const int64_t g = p.groups, C = s.in_dims[1], kg = K / g;
+      for (int64_t gi = 0; gi < g; ++gi) {
+        std::vector<float> sg = fake_quant_int8_weights(s.kernel.data() + gi * (C / g) * kg * inner,
+                                                        ChannelLayout{C / g, kg, inner});
+        w_scales.insert(w_scales.end(), sg.begin(), sg.end());
+      }
     }
     const std::string& in_name = net.tensors[size_t(l.inputs[0])].name;
-    if (!num.unquantized.count(in_name)) quantize_bias(s.bias, num.tensor_scales.at(in_name), w_scales);
+    if (!num.unquantized.count(in_name)) {
+      const float in_scale = num.tensor_scales.at(in_name);
+      for (size_t k = 0; k < s.bias.size() && k < w_scales.size(); ++k)
+        s.bias[k] = fake_quant_int32_bias(s.bias[k], in_scale, w_scales[k]);
+    }
   } else if (prec == Precision::kFP16) {
     for (float& v : s.kernel) v = round_to_fp16(v);
     for (float& v : s.bias) v = round_to_fp16(v);
@@ -219,18 +178,9 @@ void round_values(const ExecStep& st, const float* x, float* y, int64_t n) {
     case Rounding::kInt8:
       for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], st.scale);
       return;
-    case Rounding::kInt8PerChannel: {
-      std::vector<float> amax(size_t(st.channels), 0.f);
-      for (int64_t i = 0; i < n; ++i) {
-        float& m = amax[size_t((i / st.inner) % st.channels)];
-        m = std::max(m, std::fabs(y[i]));
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        float m = amax[size_t((i / st.inner) % st.channels)];
-        if (m > 0.f) y[i] = fake_quant_int8_weight(y[i], m / 127.f);
-      }
+    case Rounding::kInt8PerChannel:
+      fake_quant_int8_weights(y, ChannelLayout{n / (st.channels * st.inner), st.channels, st.inner});
       return;
-    }
   }
 }
 
