@@ -62,11 +62,20 @@ inline constexpr uint32_t kBackendPluginAbi = 1;
 inline constexpr const char* kCudaPluginFile = "libtandem_cuda.so";
 inline constexpr const char* kBackendPluginEntry = "tandem_backend_plugin";
 
+// The sizes of the types that cross the plugin boundary, folded into one number: a header
+// change that moves them is caught even where kBackendPluginAbi was not bumped.
+inline constexpr uint64_t backend_plugin_layout() {
+  return uint64_t(sizeof(Network)) * 1000003u ^ uint64_t(sizeof(Layer)) * 10007u ^
+         uint64_t(sizeof(Tensor)) * 101u ^ uint64_t(sizeof(ExecOptions)) * 7u ^ uint64_t(sizeof(Numerics)) ^
+         (uint64_t(sizeof(HostTensor)) << 40) ^ (uint64_t(sizeof(Support)) << 48);
+}
+
 // What the plugin's exported entry returns. The plugin is built from the same sources with the
-// same compiler as the loader; abi and tandem_version are checked before `backend` is used.
+// same compiler as the loader; abi, tandem_version and layout are checked before `backend` is used.
 struct BackendPlugin {
   uint32_t abi = 0;
   const char* tandem_version = "";
+  uint64_t layout = 0;  // backend_plugin_layout() of the plugin's build
   // Non-null when the backend could be created; else `error` says why in one line.
   const Backend* backend = nullptr;
   const char* error = "";

@@ -54,10 +54,13 @@ std::string open_plugin(const std::string& path, const Backend** out) {
   auto entry = reinterpret_cast<BackendPluginEntry>(dlsym(h, kBackendPluginEntry));
   if (!entry) return path + ": no entry point '" + kBackendPluginEntry + "' (not a tandem backend plugin)";
   const BackendPlugin* p = entry();
-  if (!p || p->abi != kBackendPluginAbi || std::strcmp(p->tandem_version, TANDEM_VERSION) != 0)
-    return path + ": built for tandem " + (p ? p->tandem_version : "?") + " (plugin interface " +
-           std::to_string(p ? p->abi : 0) + "), this tandem is " + TANDEM_VERSION + " (interface " +
-           std::to_string(kBackendPluginAbi) + "): rebuild them together";
+  if (!p || p->abi != kBackendPluginAbi || std::strcmp(p->tandem_version, TANDEM_VERSION) != 0 ||
+      p->layout != backend_plugin_layout())
+    return path + ": built from other tandem sources (tandem " + (p ? p->tandem_version : "?") +
+           ", plugin interface " + std::to_string(p ? p->abi : 0) + ", type layout " +
+           std::to_string(p && p->abi == kBackendPluginAbi ? p->layout : 0) + "; this tandem: " + TANDEM_VERSION +
+           ", " + std::to_string(kBackendPluginAbi) + ", " + std::to_string(backend_plugin_layout()) +
+           "): rebuild them together";
   if (!p->backend) return path + ": " + p->error;
   // Never dlclose'd: executors and exceptions from the plugin may live until exit.
   *out = p->backend;

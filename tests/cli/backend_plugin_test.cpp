@@ -179,6 +179,19 @@ TEST_F(CudaPluginCli, MissingLibraryIsOneLine) {
                          "libtandem_missing_dep.so: cannot open shared object file")) << r.out;
 }
 
+// A plugin built from other sources (another interface version): refused in one line.
+TEST_F(CudaPluginCli, OtherPluginVersionIsOneLine) {
+  if (!cuda_plugin_built()) GTEST_SKIP() << "this build has no CUDA plugin (TANDEM_CUDA=OFF): skipped";
+  const std::string other = std::string(TANDEM_BINARY_DIR) + "/tests/cli/wrong_abi_plugin";
+  make_cls_engine();
+  Result r = sh("TANDEM_PLUGIN_PATH=" + other + " " + lone_cli() + run_args() + " --backend cuda");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_TRUE(has(r.out, "cuda backend: " + other + "/libtandem_cuda.so: built from other tandem sources (tandem "
+                         "0.0.0-other, plugin interface " + std::to_string(kBackendPluginAbi + 1))) << r.out;
+  EXPECT_TRUE(has(r.out, "): rebuild them together")) << r.out;
+}
+
 // An Error thrown inside the plugin (make_cuda_executor without a device) reaches the caller as
 // tandem::Error, through the registry's compile.
 TEST(BackendRegistry, ErrorFromThePluginIsATandemError) {

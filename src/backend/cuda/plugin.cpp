@@ -51,6 +51,7 @@ class CudaBackend final : public Backend {
 
 extern "C" __attribute__((visibility("default"))) const tandem::BackendPlugin* tandem_backend_plugin() {
   static const tandem::CudaBackend backend;
-  static const tandem::BackendPlugin plugin{tandem::kBackendPluginAbi, TANDEM_VERSION, &backend, ""};
+  static const tandem::BackendPlugin plugin{tandem::kBackendPluginAbi, TANDEM_VERSION,
+                                            tandem::backend_plugin_layout(), &backend, ""};
   return &plugin;
 }
