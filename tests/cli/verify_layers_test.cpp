@@ -77,19 +77,24 @@ TEST(VerifyLayers, ListsEveryDifferenceAndFails) {
     {"name": "add0", "field": "precision", "planned": "fp16", "engine": "fp32", "engine_layer": "add0"}])"));
 }
 
-// --profilingVerbosity=layer_names_only: "Layers" is a list of names; devices only.
+// --profilingVerbosity=layer_names_only: "Layers" is a list of names; devices only. The DLA
+// subgraph {ForeignNode[conv0...relu0]} names its ends: conv0 and relu0 ran on the DLA; bn0, planned
+// on the GPU between them and named by no engine layer, is absent (not guessed).
 TEST(VerifyLayers, NamesOnlyChecksDevices) {
   const Result r = sh("verify-layers " + kPlan + " " + kData + "verify_layers_names_only.json --json");
   EXPECT_EQ(r.rc, 1) << r.err;
   const json d = json::parse(r.out);
-  ASSERT_EQ(d["differences"].size(), 6u) << r.out;
-  const char* want[] = {"conv0", "bn0", "relu0", "conv1", "bn1", "relu1"};
-  for (size_t i = 0; i < 6; ++i) {
+  ASSERT_EQ(d["differences"].size(), 5u) << r.out;
+  const char* want[] = {"conv0", "relu0", "conv1", "bn1", "relu1"};
+  for (size_t i = 0; i < 5; ++i) {
     EXPECT_EQ(d["differences"][i]["name"], want[i]);
     EXPECT_EQ(d["differences"][i]["field"], "device");
-    EXPECT_EQ(d["differences"][i]["planned"], i < 3 ? "GPU" : "DLA");
+    EXPECT_EQ(d["differences"][i]["planned"], i < 2 ? "GPU" : "DLA");
+    EXPECT_EQ(d["differences"][i]["engine"], i < 2 ? "DLA" : "GPU");
   }
-  EXPECT_EQ(d["dla_layers"], 4);
+  EXPECT_EQ(d["absent"], json::parse(R"(["bn0", "const0"])"));
+  EXPECT_EQ(d["dla_layers"], 3);
+  EXPECT_EQ(d["gpu_layers"], 5);
 }
 
 TEST(VerifyLayers, BadInputNamesTheFile) {

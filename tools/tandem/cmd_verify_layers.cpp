@@ -135,8 +135,10 @@ struct Verdict {
 };
 
 // Each engine layer claims the planned layers it names: a GPU layer "A + B + C" claims A, B and C;
-// a DLA "{ForeignNode[A...B]}" claims every planned layer from A to B in plan order that no GPU
-// layer names (TensorRT lists a subgraph's first and last layer only).
+// a DLA "{ForeignNode[A...B]}" claims A and B, and the planned DLA layers between them in plan
+// order that no GPU layer names (TensorRT lists a subgraph's first and last layer only; a planned
+// GPU layer between them that no engine layer names, e.g. a constant TensorRT folded, stays
+// absent rather than being guessed onto the DLA).
 Verdict verify(const std::vector<PlannedLayer>& plan, const std::vector<EngineLayer>& engine) {
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < plan.size(); ++i) index.emplace(plan[i].name, i);
@@ -158,7 +160,7 @@ Verdict verify(const std::vector<PlannedLayer>& plan, const std::vector<EngineLa
     auto a = index.find(first), z = index.find(last);
     if (a == index.end() || z == index.end()) continue;
     for (size_t i = a->second; i <= z->second; ++i)
-      if (owner[i] < 0) owner[i] = int(e);
+      if (owner[i] < 0 && (i == a->second || i == z->second || plan[i].device == "DLA")) owner[i] = int(e);
   }
   Verdict v;
   for (size_t i = 0; i < plan.size(); ++i) {
