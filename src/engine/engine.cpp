@@ -1,6 +1,7 @@
 // Engine (immutable) and ExecutionContext (one per thread).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -226,7 +227,10 @@ ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine, int thr
   ExecOptions o;
   o.threads = threads > 0 ? threads : tuned_threads(*engine_);
   o.numerics = engine_->numerics();
-  const Backend& b = find_backend(backend);  // throws for a name it does not know
+  const std::vector<std::string> names = backend_names();
+  if (std::find(names.begin(), names.end(), backend) == names.end())
+    throw Error(fmt::format("--backend '{}': expected cpu or cuda", backend));
+  const Backend& b = find_backend(backend);
   // The CUDA plugin is loaded here, and only here: one line when it, a library or the GPU is missing.
   Availability a = b.availability();
   if (!a.ok) throw Error(fmt::format("{}: --backend {}: {}", engine_->name(), backend, a.reason));

@@ -143,9 +143,12 @@ TEST_F(CudaPluginCli, RunOnCudaIsOneLineWithoutGpu) {
     EXPECT_TRUE(has(r.out, "no CUDA device")) << r.out;
   else
     EXPECT_TRUE(has(r.out, "built without the CUDA backend")) << r.out;
-  // The CPU backend runs the same engine.
+  // The CPU backend runs the same engine; an unknown backend is named.
   Result cpu = sh(kTandem + run_args() + " --backend cpu");
   EXPECT_EQ(cpu.rc, 0) << cpu.out;
+  Result tpu = sh(kTandem + run_args() + " --backend tpu");
+  EXPECT_EQ(tpu.rc, 2) << tpu.out;
+  EXPECT_EQ(tpu.out, "tandem: error: --backend 'tpu': expected cpu or cuda\n");
 }
 
 // No plugin next to the executable nor on TANDEM_PLUGIN_PATH: one line saying where it looked.
