@@ -83,7 +83,8 @@ struct BackendPlugin {
 using BackendPluginEntry = const BackendPlugin* (*)();
 
 // Where the registry looks for the CUDA plugin, in order: the directory of the running
-// executable, $TANDEM_PLUGIN_PATH (':'-separated directories), then dlopen's own search
+// executable, the directory of the shared object the registry is linked into (the Python
+// module), $TANDEM_PLUGIN_PATH (':'-separated directories), then dlopen's own search
 // (LD_LIBRARY_PATH, the system's directories).
 std::vector<std::string> cuda_plugin_candidates();
 

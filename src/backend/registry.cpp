@@ -36,6 +36,15 @@ std::string executable_dir() {
   return fs::path(buf).parent_path().string();
 }
 
+// The directory of the executable or shared object this code is linked into.
+std::string registry_object_dir() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&executable_dir), &info) || !info.dli_fname) return "";
+  std::error_code ec;
+  fs::path p = fs::canonical(info.dli_fname, ec);
+  return ec ? "" : p.parent_path().string();
+}
+
 // The outcome of loading the plugin, computed once per process.
 struct PluginLoad {
   const Backend* backend = nullptr;
@@ -81,6 +90,7 @@ PluginLoad load_cuda_plugin() {
     if (r.error.find(std::string(kCudaPluginFile) + ": cannot open shared object file") == std::string::npos) return r;
   }
   std::string dirs = executable_dir();
+  if (std::string d = registry_object_dir(); !d.empty() && d != dirs) dirs += ", " + d;
   if (const char* env = std::getenv("TANDEM_PLUGIN_PATH"); env && *env) dirs += ", " + std::string(env);
   r.error = std::string(kCudaPluginFile) + " not found (looked in " + dirs +
             (std::getenv("TANDEM_PLUGIN_PATH") ? "" : ", $TANDEM_PLUGIN_PATH unset") +
@@ -126,6 +136,9 @@ class CudaBackendProxy final : public Backend {
 std::vector<std::string> cuda_plugin_candidates() {
   std::vector<std::string> out;
   if (std::string d = executable_dir(); !d.empty()) out.push_back((fs::path(d) / kCudaPluginFile).string());
+  // The registry inside a shared object (the Python module): next to that object too.
+  if (std::string d = registry_object_dir(); !d.empty() && d != executable_dir())
+    out.push_back((fs::path(d) / kCudaPluginFile).string());
   if (const char* env = std::getenv("TANDEM_PLUGIN_PATH"); env && *env) {
     std::string s = env;
     size_t start = 0;
