@@ -1,6 +1,9 @@
 // The GPU backend: runs a Network on one NVIDIA GPU with cuDNN (convolution, deconvolution),
 // cuBLASLt (matrix multiply) and tandem's own CUDA kernels (everything else).
 // No CUDA header is included here: the library hides CUDA entirely (docs/cuda-backend.md).
+// These functions live in tandem_backend_cuda, which ships inside the plugin libtandem_cuda.so:
+// the CLI, the engine and the Python module reach them through the registry
+// (tandem/backend.h: find_backend("cuda")); only the GPU tests and tandem_cuda_bench link them.
 #pragma once
 
 #include <memory>
@@ -11,8 +14,8 @@
 
 namespace tandem {
 
-// True when the CUDA backend was built in and a CUDA device can be opened. When false and
-// `why` is given, it says why ("no CUDA device: cudaGetDeviceCount: ...").
+// True when a CUDA device can be opened. When false and `why` is given, it says why
+// ("no CUDA device: cudaGetDeviceCount: ...").
 bool cuda_available(std::string* why = nullptr);
 
 // GPU-specific options (ExecOptions carries the portable ones).
