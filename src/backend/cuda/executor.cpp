@@ -15,6 +15,7 @@
 #include "backend/cuda/kernels.h"
 #include "tandem/cuda.h"
 #include "tandem/lower.h"
+#include "tandem/numerics.h"
 
 namespace tandem {
 namespace {
@@ -264,6 +265,10 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_reshaping_layer(LayerId id, const Layer& L);
   void build_other_layer(LayerId id, const Layer& L);
   void build_convolution(LayerId id, const Layer& L);
+  cudnnConvolutionFwdAlgoPerf_t pick_fwd_algo(const Layer& L, const ConvDescs& D);
+  struct DPtr;
+  bool own_depthwise_wins(const cuda::DwConv& q, const DPtr& x, const float* w, const float* b, float* y, int act,
+                          float aa, float ab, float cudnn_ms, float* own_ms);
   void build_deconvolution(LayerId id, const Layer& L);
   void build_matmul(LayerId id, const Layer& L);
   void build_shuffle(LayerId id, const Layer& L);
@@ -567,36 +572,19 @@ void CudaExecutorImpl::build_round(const ExecStep& st) {
            });
 }
 
+// Where output channel k's weights lie: channel_major [K, rest]; else [C, K/g, inner] (deconv).
+ChannelLayout weight_layout(int64_t n, int64_t channels, bool channel_major, int64_t inner) {
+  return channel_major ? ChannelLayout{1, channels, n / channels} : ChannelLayout{n / (channels * inner), channels, inner};
+}
+
 void CudaExecutorImpl::round_weights(LayerId id, std::vector<float>& w, int64_t channels,
                                      bool channel_major, int64_t inner) {
   Precision p = precision_of(id);
   if (p == Precision::kFP16) {
-    for (float& v : w) {
-      // Round to the nearest half on the host (same as __float2half_rn for normal values).
-      uint32_t u;
-      std::memcpy(&u, &v, 4);
-      if (std::isfinite(v) && std::fabs(v) >= 6.103515625e-05f) {
-        uint32_t lsb = (u >> 13) & 1u;
-        u += 0x0fffu + lsb;
-        u &= ~0x1fffu;
-        std::memcpy(&v, &u, 4);
-        if (std::fabs(v) > 65504.f) v = std::copysign(INFINITY, v);
-      } else if (std::isfinite(v)) {
-        v = std::nearbyint(v / 5.9604644775390625e-08f) * 5.9604644775390625e-08f;  // subnormal step
-      }
-    }
+    for (float& v : w) v = round_to_fp16(v);
   } else if (p == Precision::kINT8) {
-    // Symmetric per output channel. channel_major: [K, rest]; else [C, K/g, ...] (deconv).
-    int64_t n = int64_t(w.size());
-    std::vector<float> amax(size_t(channels), 0.f);
-    auto chan = [&](int64_t i) {
-      return channel_major ? i / (n / channels) : (i / inner) % channels;
-    };
-    for (int64_t i = 0; i < n; ++i) amax[chan(i)] = std::max(amax[chan(i)], std::fabs(w[i]));
-    for (int64_t i = 0; i < n; ++i) {
-      float s = amax[chan(i)] / 127.f;
-      if (s > 0) w[i] = std::clamp(std::nearbyint(w[i] / s), -127.f, 127.f) * s;
-    }
+    // Symmetric per output channel (tandem/numerics.h).
+    fake_quant_int8_weights(w.data(), weight_layout(int64_t(w.size()), channels, channel_major, inner));
   }
 }
 
@@ -607,16 +595,22 @@ void CudaExecutorImpl::quantize_bias(LayerId id, const Layer& L, const std::vect
   const std::string& in = net_.tensors[L.inputs[0]].name;
   auto it = opt_.numerics.tensor_scales.find(in);
   if (it == opt_.numerics.tensor_scales.end() || opt_.numerics.unquantized.count(in)) return;
-  const int64_t n = int64_t(w.size());
-  std::vector<float> amax(size_t(channels), 0.f);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t c = channel_major ? i / (n / channels) : (i / inner) % channels;
-    amax[size_t(c)] = std::max(amax[size_t(c)], std::fabs(w[size_t(i)]));
-  }
-  for (int64_t k = 0; k < channels; ++k) {
-    const float sb = it->second * (amax[size_t(k)] > 0.f ? amax[size_t(k)] / 127.f : 1.f);
-    if (sb > 0.f && std::isfinite(sb)) bias[size_t(k)] = std::nearbyint(bias[size_t(k)] / sb) * sb;
-  }
+  const std::vector<float> w_scales =
+      int8_weight_scales(w.data(), weight_layout(int64_t(w.size()), channels, channel_major, inner));
+  for (int64_t k = 0; k < channels; ++k)
+    bias[size_t(k)] = fake_quant_int32_bias(bias[size_t(k)], it->second, w_scales[size_t(k)]);
+}
+
+// The timing cache's key of a convolution: shapes, geometry, groups and math mode.
+std::string conv_tactic_key(const ConvolutionParams& P, const Dims& xd, const Dims& yd, int64_t G, bool tf32) {
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  std::ostringstream key;
+  key << "Convolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << int(P.kernel[0]) << "x"
+      << int(P.kernel[1]) << "|s=" << int(get(P.stride, 0, 1)) << "x" << int(get(P.stride, 1, 1))
+      << "|p=" << get(P.pre_padding, 0, 0) << "," << get(P.pre_padding, 1, 0) << "," << get(P.post_padding, 0, 0) << ","
+      << get(P.post_padding, 1, 0) << "|d=" << int(get(P.dilation, 0, 1)) << "x" << int(get(P.dilation, 1, 1))
+      << "|g=" << G << "|fp32" << (tf32 ? "|tf32" : "");
+  return key.str();
 }
 
 // ---- per-layer builders -----------------------------------------------------------------------
@@ -1022,6 +1016,44 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
   }
 }
 
+// Depthwise: times tandem's direct kernel (5 runs) against cuDNN's best; true: take the direct one.
+bool CudaExecutorImpl::own_depthwise_wins(const cuda::DwConv& q, const DPtr& x, const float* w, const float* b,
+                                          float* y, int act, float aa, float ab, float cudnn_ms, float* own_ms) {
+  if (copt_.own_depthwise == 1 || !copt_.time_tactics) return true;
+  if (x.off != SIZE_MAX) return false;
+  const float* xs = static_cast<const float*>(x.p);
+  cuda::depthwise_conv(q, xs, w, b, y, act, aa, ab, stream_);
+  CK(cudaEventRecord(ev0_, stream_));
+  for (int r = 0; r < 5; ++r) cuda::depthwise_conv(q, xs, w, b, y, act, aa, ab, stream_);
+  CK(cudaEventRecord(ev1_, stream_));
+  CK(cudaEventSynchronize(ev1_));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+  *own_ms = ms / 5;
+  return *own_ms < cudnn_ms;
+}
+
+// cuDNN's forward algorithm: every one timed (cudnnFind) or the heuristic's order; the first that
+// succeeds within the workspace cap, and without tensor-op math unless TF32 is allowed.
+cudnnConvolutionFwdAlgoPerf_t CudaExecutorImpl::pick_fwd_algo(const Layer& L, const ConvDescs& D) {
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int got = 0;
+  if (copt_.time_tactics)
+    CK(cudnnFindConvolutionForwardAlgorithm(cudnn_, D.x, D.w, D.conv, D.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+  else
+    CK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn_, D.x, D.w, D.conv, D.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+  int pick = -1;
+  for (int i = 0; i < got && pick < 0; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > copt_.max_workspace) continue;
+    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    pick = i;
+  }
+  if (pick < 0) unsupported(L, "cuDNN found no usable forward algorithm");
+  return perf[pick];
+}
+
 // Convolution through cuDNN. Asymmetric padding: symmetric pre-padding when the output size
 // agrees (zero padding beyond the input contributes nothing), else an explicitly padded copy.
 void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
@@ -1093,23 +1125,10 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
     unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
   // Tactic: time every algorithm (cudnnFind) or take the heuristic's first pick.
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  int got = 0;
-  if (copt_.time_tactics)
-    CK(cudnnFindConvolutionForwardAlgorithm(cudnn_, D->x, D->w, D->conv, D->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
-  else
-    CK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn_, D->x, D->w, D->conv, D->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
-  int pick = -1;
-  for (int i = 0; i < got && pick < 0; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > copt_.max_workspace) continue;
-    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
-    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-    pick = i;
-  }
-  if (pick < 0) unsupported(L, "cuDNN found no usable forward algorithm");
-  cudnnConvolutionFwdAlgo_t algo = perf[pick].algo;
-  CK(cudnnSetConvolutionMathType(D->conv, perf[pick].mathType));
-  size_t ws = perf[pick].memory;
+  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D);
+  cudnnConvolutionFwdAlgo_t algo = best.algo;
+  CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
+  size_t ws = best.memory;
   size_t ws_off = reserve_scratch(ws);
   // Fused activation.
   LayerId aid = fused_activation();
@@ -1145,21 +1164,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   if (is_dw && copt_.own_depthwise != 0) {
     cuda::DwConv q{int(xd[0]), int(C), int(xd[2]), int(xd[3]), int(yd[2]), int(yd[3]), kh, kw, sh, sw,
                    orig_pt, orig_pl, dh, dw};
-    if (copt_.own_depthwise == 1 || !copt_.time_tactics) {
-      use_own = true;
-    } else if (x_orig.off == SIZE_MAX) {
-      const float* xs = static_cast<const float*>(x_orig.p);
-      cuda::depthwise_conv(q, xs, wdev, bdev, y, act, aa, ab, stream_);
-      CK(cudaEventRecord(ev0_, stream_));
-      for (int r = 0; r < 5; ++r) cuda::depthwise_conv(q, xs, wdev, bdev, y, act, aa, ab, stream_);
-      CK(cudaEventRecord(ev1_, stream_));
-      CK(cudaEventSynchronize(ev1_));
-      CK(cudaGetLastError());
-      float ms = 0;
-      CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
-      own_ms = ms / 5;
-      use_own = !copt_.time_tactics || own_ms < perf[pick].time;
-    }
+    use_own = own_depthwise_wins(q, x_orig, wdev, bdev, y, act, aa, ab, best.time, &own_ms);
     if (use_own) {
       if (explicit_pad) steps_.pop_back();  // the kernel pads by bounds checks
       add_step(L.name, [=, this](cudaStream_t s) {
@@ -1184,22 +1189,19 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
     if (has_chain) cuda::bias_chain(y, bdev, K, inner, epi, n, s);
     else if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
   });
-  std::ostringstream key;
-  key << "Convolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << kh << "x" << kw << "|s=" << sh << "x" << sw
-      << "|p=" << get(P.pre_padding, 0, 0) << "," << get(P.pre_padding, 1, 0) << "," << get(P.post_padding, 0, 0) << ","
-      << get(P.post_padding, 1, 0) << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32" << (copt_.allow_tf32 ? "|tf32" : "");
+  const std::string key = conv_tactic_key(P, xd, yd, G, copt_.allow_tf32);
   std::string tactic = std::string("cudnn_fwd:") + fwd_algo_name(int(algo));
   if (has_chain) tactic += "+epilogue_chain" + std::to_string(epi.n_ops);
   else if (aid >= 0) tactic += cudnn_fused ? "+cudnn_bias_relu" : "+bias_act_kernel";
   if (use_own) {
     tactic = std::string("tandem_depthwise_direct") + (aid >= 0 ? "+act" : "") +
              (own_ms >= 0 ? " (cudnn " + std::string(fwd_algo_name(int(algo))) + " " +
-                                std::to_string(perf[pick].time) + " ms)" : "");
-    tactics_.push_back({L.name, "Convolution", key.str(), tactic, 1000, own_ms, 0});
+                                std::to_string(best.time) + " ms)" : "");
+    tactics_.push_back({L.name, "Convolution", key, tactic, 1000, own_ms, 0});
     return;
   }
-  tactics_.push_back({L.name, "Convolution", key.str(), tactic, int64_t(algo),
-                      copt_.time_tactics ? perf[pick].time : -1.f, ws});
+  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo),
+                      copt_.time_tactics ? best.time : -1.f, ws});
 }
 
 // Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.
