@@ -82,6 +82,19 @@ int ctz(uint32_t m) {
 }
 std::string join_dims(const Dims& d) { return dims_to_string(d); }
 
+// And, Or, Xor: bool operands, the logic kernel.
+bool is_logic_op(ElementWiseOp op) {
+  switch (op) {
+    case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
+      return true;
+    case ElementWiseOp::kSum: case ElementWiseOp::kProd: case ElementWiseOp::kMax: case ElementWiseOp::kMin:
+    case ElementWiseOp::kSub: case ElementWiseOp::kDiv: case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv:
+    case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+      return false;
+  }
+  return false;
+}
+
 // ---- small RAII for cuDNN descriptors ----------------------------------------------------------
 struct ConvDescs {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
@@ -485,14 +498,15 @@ cuda::PwOp CudaExecutorImpl::pw_op(const Epilogue& e) const {
   const Layer& L = net_.layers[e.layers[0]];
   if (e.kind == EpilogueKind::kActivation) {
     const auto& P = L.as<ActivationParams>();
-    return {0, int(P.type), P.alpha, P.beta};
+    return {cuda::PwKind::kActivation, P.type, ElementWiseOp::kSum, P.alpha, P.beta};
   }
-  const int code = int(L.as<ElementWiseParams>().op);
+  const ElementWiseOp op = L.as<ElementWiseParams>().op;
+  const ActivationType none = ActivationType::kRelu;  // unused by element-wise links
   switch (e.operand) {
-    case EpilogueOperand::kScalarRight: return {1, code, e.scalar, 0.f};
-    case EpilogueOperand::kScalarLeft: return {2, code, e.scalar, 0.f};
-    case EpilogueOperand::kChainInputRight: return {3, code, 0.f, 0.f};
-    case EpilogueOperand::kChainInputLeft: return {4, code, 0.f, 0.f};
+    case EpilogueOperand::kScalarRight: return {cuda::PwKind::kScalarRight, none, op, e.scalar, 0.f};
+    case EpilogueOperand::kScalarLeft: return {cuda::PwKind::kScalarLeft, none, op, e.scalar, 0.f};
+    case EpilogueOperand::kChainInputRight: return {cuda::PwKind::kChainInputRight, none, op, 0.f, 0.f};
+    case EpilogueOperand::kChainInputLeft: return {cuda::PwKind::kChainInputLeft, none, op, 0.f, 0.f};
     case EpilogueOperand::kNone: break;
   }
   fail(where_, "layer '" + L.name + "' is no point-wise chain link");
@@ -512,7 +526,7 @@ cuda::PwChain CudaExecutorImpl::conv_epilogue(int act, float aa, float ab, Tenso
   const auto& epi = cur_step_->epilogue;
   if (epi.size() < 2) return e;
   int k = 0;
-  if (act >= 0) e.ops[k++] = {0, act, aa, ab};
+  if (act >= 0) e.ops[k++] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
   e.x0_at = k;
   for (size_t i = size_t(cur_step_->chain_input_at); i < epi.size(); ++i) e.ops[k++] = pw_op(epi[i]);
   e.n_ops = k;
@@ -676,31 +690,32 @@ void CudaExecutorImpl::build_dense_layer(LayerId id, const Layer& L) {
       DPtr x = in(L.inputs[0]);
       float* y = static_cast<float*>(ptr_[out]);
       int64_t n = volume(dims(out));
-      int type = int(P.type);
+      const ActivationType type = P.type;
       float a = P.alpha, b = P.beta;
       add_step(L.name, [=, this](cudaStream_t s) { cuda::activation(type, a, b, atf<float>(x), y, n, s); });
       break;
     }
     case LayerKind::kParametricReLU:
     case LayerKind::kElementWise: {
-      int op = L.kind == LayerKind::kParametricReLU ? cuda::kOpPRelu : int(L.as<ElementWiseParams>().op);
+      const bool prelu = L.kind == LayerKind::kParametricReLU;
+      const ElementWiseOp op = prelu ? ElementWiseOp::kSum : L.as<ElementWiseParams>().op;
       DataType dt = T[L.inputs[0]].type;
       if (T[L.inputs[1]].type != dt)
         unsupported(L, "inputs of different types (" + std::string(to_string(dt)) + ", " +
                            std::string(to_string(T[L.inputs[1]].type)) + ")");
-      bool logic = op >= 8 && op <= 10;
+      const bool logic = !prelu && is_logic_op(op);
       if (logic ? dt != DataType::kBool
                 : (dt != DataType::kFloat && dt != DataType::kInt32 && dt != DataType::kInt64))
-        unsupported(L, "element-wise " + std::string(to_string(ElementWiseOp(op == cuda::kOpPRelu ? 0 : op))) +
+        unsupported(L, "element-wise " + std::string(to_string(op)) +
                            " on " + std::string(to_string(dt)) + " is not supported");
-      if (op == int(ElementWiseOp::kPow) && dt != DataType::kFloat) unsupported(L, "integer Pow");
+      if (!prelu && op == ElementWiseOp::kPow && dt != DataType::kFloat) unsupported(L, "integer Pow");
       const Dims& od = dims(out);
       Shape sa = bcast_strides(dims(L.inputs[0]), od, w), sb = bcast_strides(dims(L.inputs[1]), od, w);
       Shape sd = shape_of(od, w);
       DPtr a = in(L.inputs[0]), b = in(L.inputs[1]);
       void* y = ptr_[out];
       int d = dt_of(dt);
-      add_step(L.name, [=, this](cudaStream_t s) { cuda::binary(op, d, at(a), sa, at(b), sb, y, sd, s); });
+      add_step(L.name, [=, this](cudaStream_t s) { cuda::binary(op, prelu, d, at(a), sa, at(b), sb, y, sd, s); });
       break;
     }
     case LayerKind::kScale: {
@@ -869,18 +884,18 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
       if (kd.empty()) kd = {1}, ks = {0};
       if (rd.empty()) rd = {1}, rs = {0};
       Shape skd = shape_of(kd, w), sks = shape_of(ks, w), srd = shape_of(rd, w), srs = shape_of(rs, w);
-      int op = int(P.op);
+      const ReduceOp op = P.op;
       DPtr x = in(L.inputs[0]);
       float* y = static_cast<float*>(ptr_[out]);
       add_step(L.name, [=, this](cudaStream_t s) { cuda::reduce(op, atf<float>(x), y, skd, sks, srd, srs, s); });
       break;
     }
     case LayerKind::kUnary: {
-      int op = int(L.as<UnaryParams>().op);
+      const UnaryOp op = L.as<UnaryParams>().op;
       DataType dt = T[L.inputs[0]].type;
       bool is_not = L.as<UnaryParams>().op == UnaryOp::kNot;
       if (is_not ? dt != DataType::kBool : dt != DataType::kFloat)
-        unsupported(L, "unary " + std::string(to_string(UnaryOp(op))) + " on " + std::string(to_string(dt)));
+        unsupported(L, "unary " + std::string(to_string(op)) + " on " + std::string(to_string(dt)));
       DPtr x = in(L.inputs[0]);
       void* y = ptr_[out];
       int64_t n = volume(dims(out));

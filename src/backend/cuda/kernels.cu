@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels.h"
+#include "tandem/op_semantics.h"
 
 namespace tandem::cuda {
 namespace {
@@ -55,80 +56,90 @@ int64_t count_of(const Shape& s) {
 }
 
 // ---- binary ----------------------------------------------------------------------------------
+// Integer operands: tandem's element-wise semantics with a floor division that rounds toward
+// negative infinity. Comparisons and logic have their own kernels.
 template <class T>
-__device__ __forceinline__ T arith(int op, T a, T b) {
+__device__ __forceinline__ T arith(ElementWiseOp op, T a, T b) {
   switch (op) {
-    case 0: return a + b;
-    case 1: return a * b;
-    case 2: return a > b ? a : b;
-    case 3: return a < b ? a : b;
-    case 4: return a - b;
-    case 5: return a / b;
-    case 6: return T(pow(double(a), double(b)));
-    case 7: {
-      if constexpr (std::is_floating_point_v<T>) {
-        return floor(a / b);
-      } else {
-        T q = a / b;
-        if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-        return q;
-      }
+    case ElementWiseOp::kSum: return a + b;
+    case ElementWiseOp::kProd: return a * b;
+    case ElementWiseOp::kMax: return a > b ? a : b;
+    case ElementWiseOp::kMin: return a < b ? a : b;
+    case ElementWiseOp::kSub: return a - b;
+    case ElementWiseOp::kDiv: return a / b;
+    case ElementWiseOp::kPow: return T(pow(double(a), double(b)));
+    case ElementWiseOp::kFloorDiv: {
+      T q = a / b;
+      if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+      return q;
     }
-    case kOpPRelu: return a >= T(0) ? a : a * b;
-    default: return T(0);
+    case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
+    case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+      return T(0);
   }
+  return T(0);
 }
+// Float operands: the op-semantics header (the CPU reference's arithmetic).
 template <>
-__device__ __forceinline__ float arith<float>(int op, float a, float b) {
-  switch (op) {
-    case 0: return a + b;
-    case 1: return a * b;
-    case 2: return fmaxf(a, b);
-    case 3: return fminf(a, b);
-    case 4: return a - b;
-    case 5: return a / b;
-    case 6: return powf(a, b);
-    case 7: return floorf(a / b);
-    case kOpPRelu: return a >= 0.f ? a : a * b;
-    default: return 0.f;
-  }
+__device__ __forceinline__ float arith<float>(ElementWiseOp op, float a, float b) {
+  return ops::elementwise<float>(op, a, b);
+}
+// PReLU: x >= 0 ? x : x * slope.
+template <class T>
+__device__ __forceinline__ T binary_op(ElementWiseOp op, bool prelu, T a, T b) {
+  return prelu ? (a >= T(0) ? a : a * b) : arith<T>(op, a, b);
 }
 
 // mode 1: both dense like the output; 2: a dense, b one value; 3: a one value, b dense;
 // 0: general broadcast (index decomposition).
 template <class T>
-__global__ void binary_kernel(int op, const T* a, IShape sa, const T* b, IShape sb, T* out,
-                              IShape dims, idx_t n, int mode) {
+__global__ void binary_kernel(ElementWiseOp op, bool prelu, const T* a, IShape sa, const T* b, IShape sb,
+                              T* out, IShape dims, idx_t n, int mode) {
   if (mode == 1) {
-    GRID_LOOP(i, n) out[i] = arith<T>(op, a[i], b[i]);
+    GRID_LOOP(i, n) out[i] = binary_op<T>(op, prelu, a[i], b[i]);
   } else if (mode == 2) {
     const T bv = b[0];
-    GRID_LOOP(i, n) out[i] = arith<T>(op, a[i], bv);
+    GRID_LOOP(i, n) out[i] = binary_op<T>(op, prelu, a[i], bv);
   } else if (mode == 3) {
     const T av = a[0];
-    GRID_LOOP(i, n) out[i] = arith<T>(op, av, b[i]);
+    GRID_LOOP(i, n) out[i] = binary_op<T>(op, prelu, av, b[i]);
   } else {
-    GRID_LOOP(i, n) out[i] = arith<T>(op, a[offset_of(i, dims, sa)], b[offset_of(i, dims, sb)]);
+    GRID_LOOP(i, n) out[i] = binary_op<T>(op, prelu, a[offset_of(i, dims, sa)], b[offset_of(i, dims, sb)]);
   }
 }
 
 template <class T>
-__global__ void compare_kernel(int op, const T* a, IShape sa, const T* b, IShape sb, uint8_t* out,
+__global__ void compare_kernel(ElementWiseOp op, const T* a, IShape sa, const T* b, IShape sb, uint8_t* out,
                                IShape dims, idx_t n) {
   GRID_LOOP(i, n) {
     T x = a[offset_of(i, dims, sa)], y = b[offset_of(i, dims, sb)];
-    bool r = op == 11 ? x == y : op == 12 ? x > y : x < y;
+    bool r = op == ElementWiseOp::kEqual ? x == y : op == ElementWiseOp::kGreater ? x > y : x < y;
     out[i] = r ? 1 : 0;
   }
 }
 
-__global__ void logic_kernel(int op, const uint8_t* a, IShape sa, const uint8_t* b, IShape sb,
+__global__ void logic_kernel(ElementWiseOp op, const uint8_t* a, IShape sa, const uint8_t* b, IShape sb,
                              uint8_t* out, IShape dims, idx_t n) {
   GRID_LOOP(i, n) {
     bool x = a[offset_of(i, dims, sa)] != 0, y = b[offset_of(i, dims, sb)] != 0;
-    bool r = op == 8 ? (x && y) : op == 9 ? (x || y) : (x != y);
+    bool r = op == ElementWiseOp::kAnd ? (x && y) : op == ElementWiseOp::kOr ? (x || y) : (x != y);
     out[i] = r ? 1 : 0;
   }
+}
+
+// Which kernel family computes an element-wise op.
+enum class OpClass { kArith, kCompare, kLogic };
+OpClass kind_of(ElementWiseOp op) {
+  switch (op) {
+    case ElementWiseOp::kSum: case ElementWiseOp::kProd: case ElementWiseOp::kMax: case ElementWiseOp::kMin:
+    case ElementWiseOp::kSub: case ElementWiseOp::kDiv: case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv:
+      return OpClass::kArith;
+    case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+      return OpClass::kCompare;
+    case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
+      return OpClass::kLogic;
+  }
+  return OpClass::kArith;
 }
 
 bool is_same_layout(const IShape& st, const IShape& dims) {
@@ -141,9 +152,9 @@ bool is_same_layout(const IShape& st, const IShape& dims) {
 }
 
 template <class T>
-void binary_t(int op, const void* a, IShape sa, const void* b, IShape sb, void* out, IShape dims,
-              idx_t n, cudaStream_t s) {
-  if (op >= 11 && op <= 13) {
+void binary_t(ElementWiseOp op, bool prelu, const void* a, IShape sa, const void* b, IShape sb, void* out,
+              IShape dims, idx_t n, cudaStream_t s) {
+  if (!prelu && kind_of(op) == OpClass::kCompare) {
     compare_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const T*>(a), sa,
                                                        static_cast<const T*>(b), sb,
                                                        static_cast<uint8_t*>(out), dims, n);
@@ -156,7 +167,7 @@ void binary_t(int op, const void* a, IShape sa, const void* b, IShape sb, void* 
   };
   bool da = is_same_layout(sa, dims), db = is_same_layout(sb, dims);
   int mode = da && db ? 1 : da && one_value(sb) ? 2 : db && one_value(sa) ? 3 : 0;
-  binary_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const T*>(a), sa,
+  binary_kernel<T><<<blocks_for(n), kBlock, 0, s>>>(op, prelu, static_cast<const T*>(a), sa,
                                                     static_cast<const T*>(b), sb,
                                                     static_cast<T*>(out), dims, n, mode);
 }
@@ -171,30 +182,12 @@ __global__ void select_kernel(const uint8_t* c, IShape sc, const T* a, IShape sa
 }
 
 // ---- activations -----------------------------------------------------------------------------
-__device__ __forceinline__ float act(int type, float x, float alpha, float beta) {
-  switch (type) {
-    case 0: return fmaxf(x, 0.f);
-    case 1: return 1.f / (1.f + expf(-x));
-    case 2: return tanhf(x);
-    case 3: return x >= 0.f ? x : alpha * x;
-    case 4: return fminf(fmaxf(x, alpha), beta);
-    case 5: return fminf(fmaxf(alpha * x + beta, 0.f), 1.f);
-    case 6: return x >= 0.f ? x : alpha * (expf(x) - 1.f);
-    case 7: return beta * (x > 0.f ? x : alpha * (expf(x) - 1.f));
-    case 8: return alpha * log1pf(expf(beta * x));
-    case 9: return x / (1.f + fabsf(x));
-    case 10: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case 11: {
-      float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-      return 0.5f * x * (1.f + tanhf(u));
-    }
-    case 12: return x > alpha ? x : 0.f;
-    case 13: return alpha * tanhf(beta * x);
-    default: return x;
-  }
+// Activations: the op-semantics header (the CPU reference's arithmetic).
+__device__ __forceinline__ float act(ActivationType type, float x, float alpha, float beta) {
+  return ops::activation<float>(type, x, alpha, beta);
 }
 
-__global__ void activation_kernel(int type, float alpha, float beta, const float* x, float* y,
+__global__ void activation_kernel(ActivationType type, float alpha, float beta, const float* x, float* y,
                                   idx_t n) {
   GRID_LOOP(i, n) y[i] = act(type, x[i], alpha, beta);
 }
@@ -204,7 +197,7 @@ __global__ void bias_act_kernel(float* y, const float* bias, idx_t C, idx_t inne
   GRID_LOOP(i, n) {
     float v = y[i];
     if (bias) v += bias[(i / inner) % C];
-    if (type >= 0) v = act(type, v, alpha, beta);
+    if (type >= 0) v = act(ActivationType(type), v, alpha, beta);
     y[i] = v;
   }
 }
@@ -231,7 +224,7 @@ __global__ void dwconv_kernel(DwConv p, const float* __restrict__ x, const float
         acc = fmaf(xp[hh * p.w + ww], wp[r * p.kw + q], acc);
       }
     }
-    y[i] = type >= 0 ? act(type, acc, alpha, beta) : acc;
+    y[i] = type >= 0 ? act(ActivationType(type), acc, alpha, beta) : acc;
   }
 }
 
@@ -242,11 +235,11 @@ __device__ __forceinline__ float apply_chain(const PwChain& c, float v) {
     if (k == c.x0_at) x0 = v;
     const PwOp o = c.ops[k];
     switch (o.kind) {
-      case 0: v = act(o.code, v, o.a, o.b); break;
-      case 1: v = arith<float>(o.code, v, o.a); break;
-      case 2: v = arith<float>(o.code, o.a, v); break;
-      case 3: v = arith<float>(o.code, v, x0); break;
-      default: v = arith<float>(o.code, x0, v); break;
+      case PwKind::kActivation: v = act(o.act, v, o.a, o.b); break;
+      case PwKind::kScalarRight: v = arith<float>(o.op, v, o.a); break;
+      case PwKind::kScalarLeft: v = arith<float>(o.op, o.a, v); break;
+      case PwKind::kChainInputRight: v = arith<float>(o.op, v, x0); break;
+      case PwKind::kChainInputLeft: v = arith<float>(o.op, x0, v); break;
     }
   }
   return v;
@@ -265,35 +258,8 @@ __global__ void bias_chain_kernel(float* y, const float* bias, idx_t C, idx_t in
 }
 
 // ---- unary -----------------------------------------------------------------------------------
-__device__ __forceinline__ float unary_f(int op, float x) {
-  switch (op) {
-    case 0: return expf(x);
-    case 1: return logf(x);
-    case 2: return sqrtf(x);
-    case 3: return 1.f / x;
-    case 4: return fabsf(x);
-    case 5: return -x;
-    case 6: return sinf(x);
-    case 7: return cosf(x);
-    case 8: return tanf(x);
-    case 9: return sinhf(x);
-    case 10: return coshf(x);
-    case 11: return asinf(x);
-    case 12: return acosf(x);
-    case 13: return atanf(x);
-    case 14: return asinhf(x);
-    case 15: return acoshf(x);
-    case 16: return atanhf(x);
-    case 17: return ceilf(x);
-    case 18: return floorf(x);
-    case 19: return erff(x);
-    case 21: return x > 0.f ? 1.f : x < 0.f ? -1.f : 0.f;
-    case 22: return rintf(x);  // half to even
-    default: return x;
-  }
-}
-__global__ void unary_kernel(int op, const float* x, float* y, idx_t n) {
-  GRID_LOOP(i, n) y[i] = unary_f(op, x[i]);
+__global__ void unary_kernel(UnaryOp op, const float* x, float* y, idx_t n) {
+  GRID_LOOP(i, n) y[i] = ops::unary<float>(op, x[i]);
 }
 __global__ void not_kernel(const uint8_t* x, uint8_t* y, idx_t n) {
   GRID_LOOP(i, n) y[i] = x[i] ? 0 : 1;
@@ -337,13 +303,25 @@ __global__ void pool2d_kernel(Pool2d p, const float* x, float* y, idx_t n) {
 }
 
 // ---- reduce: one warp per output -------------------------------------------------------------
-__device__ __forceinline__ float red_init(int op) {
-  return op == 1 ? 1.f : op == 2 ? -FLT_MAX : op == 3 ? FLT_MAX : 0.f;
+__device__ __forceinline__ float red_init(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: case ReduceOp::kAvg: return 0.f;
+    case ReduceOp::kProd: return 1.f;
+    case ReduceOp::kMax: return -FLT_MAX;
+    case ReduceOp::kMin: return FLT_MAX;
+  }
+  return 0.f;
 }
-__device__ __forceinline__ float red_op(int op, float a, float b) {
-  return op == 1 ? a * b : op == 2 ? fmaxf(a, b) : op == 3 ? fminf(a, b) : a + b;
+__device__ __forceinline__ float red_op(ReduceOp op, float a, float b) {
+  switch (op) {
+    case ReduceOp::kSum: case ReduceOp::kAvg: return a + b;
+    case ReduceOp::kProd: return a * b;
+    case ReduceOp::kMax: return fmaxf(a, b);
+    case ReduceOp::kMin: return fminf(a, b);
+  }
+  return a + b;
 }
-__global__ void reduce_kernel(int op, const float* x, float* y, IShape kd, IShape ks, IShape rd,
+__global__ void reduce_kernel(ReduceOp op, const float* x, float* y, IShape kd, IShape ks, IShape rd,
                               IShape rs, idx_t nout, idx_t nred) {
   int lane = threadIdx.x & 31;
   idx_t warp = (idx_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
@@ -353,12 +331,12 @@ __global__ void reduce_kernel(int op, const float* x, float* y, IShape kd, IShap
     float acc = red_init(op);
     for (idx_t r = lane; r < nred; r += 32) acc = red_op(op, acc, x[base + offset_of(r, rd, rs)]);
     for (int off = 16; off > 0; off >>= 1) acc = red_op(op, acc, __shfl_xor_sync(0xffffffffu, acc, off));
-    if (lane == 0) y[o] = op == 4 ? acc / float(nred) : acc;
+    if (lane == 0) y[o] = op == ReduceOp::kAvg ? acc / float(nred) : acc;
   }
 }
 
 // Rows of nred contiguous elements, one block per row (the common GlobalAveragePool shape).
-__global__ void reduce_rows_kernel(int op, const float* x, float* y, idx_t nred) {
+__global__ void reduce_rows_kernel(ReduceOp op, const float* x, float* y, idx_t nred) {
   __shared__ float sh[32];
   const float* xr = x + idx_t(blockIdx.x) * nred;
   float acc = red_init(op);
@@ -370,7 +348,7 @@ __global__ void reduce_rows_kernel(int op, const float* x, float* y, idx_t nred)
   if (threadIdx.x == 0) {
     float t = red_init(op);
     for (int k = 0; k < int(blockDim.x >> 5); ++k) t = red_op(op, t, sh[k]);
-    y[blockIdx.x] = op == 4 ? t / float(nred) : t;
+    y[blockIdx.x] = op == ReduceOp::kAvg ? t / float(nred) : t;
   }
 }
 
@@ -612,19 +590,19 @@ __global__ void fake_quant_channels_kernel(const float* x, float* y, idx_t n, id
 }  // namespace
 
 // ---- launchers -------------------------------------------------------------------------------
-void binary(int op, int dt, const void* a, Shape sa, const void* b, Shape sb, void* out,
-            Shape dims, cudaStream_t s) {
+void binary(ElementWiseOp op, bool prelu, int dt, const void* a, Shape sa, const void* b, Shape sb,
+            void* out, Shape dims, cudaStream_t s) {
   int64_t n = count_of(dims);
-  if (op >= 8 && op <= 10) {
+  if (!prelu && kind_of(op) == OpClass::kLogic) {
     logic_kernel<<<blocks_for(n), kBlock, 0, s>>>(op, static_cast<const uint8_t*>(a), sa,
                                                   static_cast<const uint8_t*>(b), sb,
                                                   static_cast<uint8_t*>(out), dims, n);
     return;
   }
   switch (dt) {
-    case kI32: binary_t<int32_t>(op, a, sa, b, sb, out, dims, n, s); break;
-    case kI64: binary_t<int64_t>(op, a, sa, b, sb, out, dims, n, s); break;
-    default: binary_t<float>(op, a, sa, b, sb, out, dims, n, s); break;
+    case kI32: binary_t<int32_t>(op, prelu, a, sa, b, sb, out, dims, n, s); break;
+    case kI64: binary_t<int64_t>(op, prelu, a, sa, b, sb, out, dims, n, s); break;
+    default: binary_t<float>(op, prelu, a, sa, b, sb, out, dims, n, s); break;
   }
 }
 
@@ -640,7 +618,7 @@ void select(const uint8_t* cond, Shape sc, const void* a, Shape sa, const void* 
   }
 }
 
-void activation(int type, float alpha, float beta, const float* x, float* y, int64_t n,
+void activation(ActivationType type, float alpha, float beta, const float* x, float* y, int64_t n,
                 cudaStream_t s) {
   activation_kernel<<<blocks_for(n), kBlock, 0, s>>>(type, alpha, beta, x, y, n);
 }
@@ -664,7 +642,7 @@ void bias_chain(float* y, const float* bias, int64_t C, int64_t inner, const PwC
   bias_chain_kernel<<<blocks_for(n), kBlock, 0, s>>>(y, bias, idx_t(C), idx_t(inner), c, idx_t(n));
 }
 
-void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s) {
+void unary(UnaryOp op, int dt, const void* x, void* y, int64_t n, cudaStream_t s) {
   if (dt == kBool)
     not_kernel<<<blocks_for(n), kBlock, 0, s>>>(static_cast<const uint8_t*>(x),
                                                 static_cast<uint8_t*>(y), n);
@@ -683,7 +661,7 @@ void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s) {
   pool2d_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, y, n);
 }
 
-void reduce(int op, const float* x, float* y, Shape kd, Shape ks, Shape rd, Shape rs,
+void reduce(ReduceOp op, const float* x, float* y, Shape kd, Shape ks, Shape rd, Shape rs,
             cudaStream_t s) {
   int64_t nout = count_of(kd), nred = count_of(rd);
   // Contiguous rows (reduced axes trailing and dense): one block per row.

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "tandem/network.h"
+
 namespace tandem::cuda {
 
 constexpr int kMaxRank = 8;
@@ -20,25 +22,24 @@ struct Shape {
 // Element types by tandem::DataType's order: float, half, int8, uint8, int32, int64, bool.
 enum Dt : int { kF32 = 0, kF16, kI8, kU8, kI32, kI64, kBool };
 
-// Extra binary ops beyond tandem::ElementWiseOp's values.
-constexpr int kOpPRelu = 100;  // a >= 0 ? a : a * b
-
-// out[i] = op(a[broadcast], b[broadcast]); sa/sb are element strides in out's coordinates
-// (0 on broadcast axes). dt: kF32, kI32 or kI64 (kBool for And/Or/Xor). Comparison ops write bool.
-void binary(int op, int dt, const void* a, Shape sa, const void* b, Shape sb, void* out,
+// out[i] = op(a[broadcast], b[broadcast]) (prelu: a >= 0 ? a : a * b, op unused); sa/sb are
+// element strides in out's coordinates (0 on broadcast axes). dt: kF32, kI32 or kI64 (kBool for
+// And/Or/Xor). Comparison ops write bool.
+void binary(ElementWiseOp op, bool prelu, int dt, const void* a, Shape sa, const void* b, Shape sb, void* out,
             Shape out_dims, cudaStream_t s);
 // y = cond ? a : b, all three broadcast to out_dims; es = element size of a/b/y.
 void select(const uint8_t* cond, Shape sc, const void* a, Shape sa, const void* b, Shape sb,
             void* y, Shape out_dims, int es, cudaStream_t s);
 
-// Activation (tandem::ActivationType order), float.
-void activation(int type, float alpha, float beta, const float* x, float* y, int64_t n,
+// Activation, float.
+void activation(ActivationType type, float alpha, float beta, const float* x, float* y, int64_t n,
                 cudaStream_t s);
-// In place: y = act(y + bias[c]); c = (i / inner) % C. act < 0: none; bias may be null.
+// In place: y = act(y + bias[c]); c = (i / inner) % C. act: an ActivationType's value, < 0: none;
+// bias may be null.
 void bias_activation(float* y, const float* bias, int64_t C, int64_t inner, int act, float alpha,
                      float beta, int64_t n, cudaStream_t s);
-// Unary (tandem::UnaryOp order); dt kF32 (all but Not) or kBool (Not).
-void unary(int op, int dt, const void* x, void* y, int64_t n, cudaStream_t s);
+// Unary; dt kF32 (all but Not) or kBool (Not).
+void unary(UnaryOp op, int dt, const void* x, void* y, int64_t n, cudaStream_t s);
 
 // Scale: y = (x * scale[k] + shift[k]) ^ power[k]; k = 0 (uniform), (i / inner) % C (channel),
 // i % C (elementwise, C = weight count). Null pointers: 1, 0, 1.
@@ -53,9 +54,9 @@ struct Pool2d {
 };
 void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s);
 
-// Reduce (tandem::ReduceOp order): one output per `kept` index; `red` spans the reduced axes.
+// Reduce: one output per `kept` index; `red` spans the reduced axes.
 // kept/red strides are the input's element strides of those axes.
-void reduce(int op, const float* x, float* y, Shape kept_dims, Shape kept_strides,
+void reduce(ReduceOp op, const float* x, float* y, Shape kept_dims, Shape kept_strides,
             Shape red_dims, Shape red_strides, cudaStream_t s);
 
 // Depthwise convolution (groups == C == K), NCHW, one thread per output; bias and activation
@@ -66,12 +67,15 @@ struct DwConv {
 void depthwise_conv(const DwConv& p, const float* x, const float* w, const float* bias, float* y,
                     int act, float alpha, float beta, cudaStream_t s);
 
-// A chain of point-wise ops in one pass: v = x; for each op: v = op(v). kind 0: activation
-// (code = ActivationType, a/b = alpha/beta); 1: v = v (code) a; 2: v = a (code) v;
-// 3: v = v (code) x; 4: v = x (code) v (code = ElementWiseOp Sum..Pow, x = the chain's input).
+// A chain of point-wise ops in one pass: v = x; for each op: v = op(v). kActivation: act with
+// a/b = alpha/beta; kScalarRight: v = v (op) a; kScalarLeft: v = a (op) v; kChainInputRight:
+// v = v (op) x; kChainInputLeft: v = x (op) v (op: ElementWiseOp Sum..Pow, x = the chain's input).
 constexpr int kMaxPwOps = 8;
+enum class PwKind : int { kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft };
 struct PwOp {
-  int kind, code;
+  PwKind kind;
+  ActivationType act;
+  ElementWiseOp op;
   float a, b;
 };
 struct PwChain {
