@@ -236,6 +236,34 @@ TEST(Lower, PointwiseChainsAndConvEpilogue) {
   EXPECT_EQ(lower(n.n, {}, no_chains).steps.size(), 7u);
 }
 
+// conv -> relu (fused) -> r; 2 * r + r: the chain reads the activation's output twice, so it runs in
+// the convolution's epilogue after the relu, its chain input taken after epilogue[0].
+TEST(Lower, ChainAfterAFusedActivation) {
+  Net n;
+  Dims d = {1, 1, 1, 2};
+  TensorId x = n.input("x", d);
+  TensorId two = n.scalar("two", 2);
+  TensorId t0 = n.tensor("t0", d), r = n.tensor("r", d), t1 = n.tensor("t1", d), y = n.tensor("y", d);
+  LayerId conv = n.conv("conv", x, t0);
+  LayerId relu = n.act("relu", t0, r, ActivationType::kRelu);
+  LayerId mul = n.elt("mul", r, two, t1, ElementWiseOp::kProd);
+  LayerId add = n.elt("add", t1, r, y, ElementWiseOp::kSum);
+  n.output(y);
+  ExecGraph g = lower(n.n, {}, cuda_like());
+  ASSERT_EQ(g.steps.size(), 1u) << describe(n.n, g);
+  const ExecStep& s = g.steps[0];
+  EXPECT_EQ(s.layer, conv);
+  EXPECT_EQ(epilogue_layers(s), (std::vector<LayerId>{relu, mul, add}));
+  EXPECT_EQ(s.chain_input_at, 1);
+  EXPECT_EQ(s.epilogue[2].operand, EpilogueOperand::kChainInputRight);
+  EXPECT_EQ(s.outputs, (std::vector<ValueId>{y}));
+  for (TensorId e : {t0, r, t1}) EXPECT_FALSE(g.values[size_t(e)].materialized) << g.values[size_t(e)].name;
+  // ExecOptions::fuse off: four steps, no epilogue.
+  LowerPolicy off = cuda_like();
+  off.fuse = false;
+  EXPECT_EQ(lower(n.n, {}, off).steps.size(), 4u);
+}
+
 TEST(Lower, CpuPolicyMatchesHardSwish) {
   Net n;
   TensorId x = n.input("x"), c = n.tensor("c"), h = n.tensor("h"), y = n.tensor("y");
