@@ -14,6 +14,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "tandem/cuda.h"
+#include "tandem/broadcast.h"
 #include "tandem/lower.h"
 #include "tandem/numerics.h"
 
@@ -50,27 +51,17 @@ Shape shape_of(const Dims& d, const std::string& where) {
   }
   return s;
 }
-Dims contiguous_strides(const Dims& d) {
-  Dims st(d.size(), 1);
-  for (int k = int(d.size()) - 2; k >= 0; --k) st[k] = st[k + 1] * d[k + 1];
-  return st;
-}
-// Strides of `in` broadcast (numpy rules, right-aligned) to `out`, as a Shape over out's rank.
+// Strides of `in` broadcast (numpy rules, right-aligned) to `out` (tandem/broadcast.h), as a
+// Shape over out's rank; an error names `where` when in does not broadcast to out.
 Shape bcast_strides(const Dims& in, const Dims& out, const std::string& where) {
   if (in.size() > out.size()) fail(where, "input rank exceeds output rank in broadcast");
-  Dims st = contiguous_strides(in);
+  const size_t off = out.size() - in.size();
+  for (size_t k = 0; k < in.size(); ++k)
+    if (in[k] != out[k + off] && in[k] != 1)
+      fail(where, "cannot broadcast " + dims_to_string(in) + " to " + dims_to_string(out));
+  const Strides st = broadcast_strides(in, out);
   Shape s = shape_of(out, where);
-  size_t off = out.size() - in.size();
-  for (size_t k = 0; k < out.size(); ++k) {
-    if (k < off) {
-      s.d[k] = 0;
-    } else {
-      int64_t di = in[k - off];
-      if (di != out[k] && di != 1)
-        fail(where, "cannot broadcast " + dims_to_string(in) + " to " + dims_to_string(out));
-      s.d[k] = (di == 1 && out[k] != 1) ? 0 : st[k - off];
-    }
-  }
+  for (size_t k = 0; k < out.size(); ++k) s.d[k] = st[k];
   if (out.empty()) s.d[0] = 0;
   return s;
 }
@@ -835,7 +826,7 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
       }
       if (P.mode == SliceMode::kDefault || in_range) {
         if (!in_range) unsupported(L, "slice reads outside the input (mode default)");
-        Dims st = contiguous_strides(xd);
+        Dims st = dense_strides(xd);
         int64_t base = 0;
         Shape ss = shape_of(yd, w);
         for (size_t k = 0; k < r; ++k) {
@@ -875,7 +866,7 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
       const auto& P = L.as<ReduceParams>();
       require_float(L, L.inputs[0]);
       const Dims& xd = dims(L.inputs[0]);
-      Dims st = contiguous_strides(xd);
+      Dims st = dense_strides(xd);
       Dims kd, ks, rd, rs;
       for (size_t k = 0; k < xd.size(); ++k) {
         if (P.axes & (1u << k)) rd.push_back(xd[k]), rs.push_back(st[k]);
@@ -1300,7 +1291,7 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
   float* y = static_cast<float*>(ptr_[out]);
   int64_t n = volume(yd), inner = yd[2] * yd[3];
   DPtr x = in(xt);
-  Dims fst = contiguous_strides(fd);
+  Dims fst = dense_strides(fd);
   int64_t base = pt * fst[2] + pl * fst[3];
   Shape cs = shape_of(fst, w), cd = shape_of(yd, w);
   std::string lname = L.name;
@@ -1450,7 +1441,7 @@ void CudaExecutorImpl::build_shuffle(LayerId id, const Layer& L) {
   DPtr x = in(xt);
   void* y = ptr_[yt];
   auto transpose_step = [&](const Dims& src, const std::vector<int>& perm, std::function<const void*()> from, void* to) {
-    Dims st = contiguous_strides(src);
+    Dims st = dense_strides(src);
     Dims out = permute(src, perm);
     Shape ss = shape_of(out, w), sd = shape_of(out, w);
     for (size_t k = 0; k < perm.size(); ++k) ss.d[k] = st[perm[k]];
