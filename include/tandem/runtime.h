@@ -34,8 +34,10 @@ struct Numerics {
 struct ExecOptions {
   int threads = 0;  // 0: the backend's default (OpenMP's: all cores)
   Numerics numerics;
-  // Fold Scale into convolutions and fuse activations into them (oneDNN post-ops). Off when
-  // keep_all is asked (every tensor must exist) and for layers with emulated numerics.
+  // Fuse what the backend's LowerPolicy allows (include/tandem/lower.h; CPU: Scale folded into
+  // convolutions, activations and hard-swish as oneDNN post-ops; CUDA: one activation per
+  // convolution and point-wise chains). Off when keep_all is asked (every tensor must exist);
+  // layers with emulated numerics are never fused.
   bool fuse = true;
   // Plain-loop kernels for every layer (no oneDNN, no fusion): the CPU reference that the
   // cross-backend op test compares every backend with. CPU backend only; slow.
