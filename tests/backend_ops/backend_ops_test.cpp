@@ -17,8 +17,9 @@ namespace {
 BackendUnderTest backend_under_test() {
 #ifdef TANDEM_OPS_CUDA
   // Read from a run on an NVIDIA H200 (2026-11-30): layers the CUDA backend refuses to build.
-  // Not listed, so failing until fixed: Resize with ALIGN_CORNERS and a scale below 1 (wrong
-  // values), and MAX pooling of a window wholly in the padding (-FLT_MAX, the reference -inf).
+  // (Two bugs this test found are fixed, not listed: Resize with ALIGN_CORNERS and model scales
+  // below 1 divided by the rounded output size; MAX pooling of a window wholly in the padding gave
+  // -FLT_MAX where the reference gives -inf.)
   const std::string unsupported = "the CUDA backend refuses to build it: ";
   return {"cuda",
           [](const Network& n, const ExecOptions& o) { return make_cuda_executor(n, o); },

@@ -802,8 +802,9 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
       bool has_scales = P.scales.size() == r;
       p.scale_h = has_scales ? P.scales[r - 2] : float(p.oh) / float(p.ih);
       p.scale_w = has_scales ? P.scales[r - 1] : float(p.ow) / float(p.iw);
-      p.mode = int(P.mode), p.transform = int(P.transform), p.selector = int(P.selector),
-      p.rounding = int(P.rounding);
+      p.len_h = has_scales ? float(double(p.ih) * P.scales[r - 2]) : float(p.oh);
+      p.len_w = has_scales ? float(double(p.iw) * P.scales[r - 1]) : float(p.ow);
+      p.mode = P.mode, p.transform = P.transform, p.selector = P.selector, p.rounding = P.rounding;
       DPtr x = in(L.inputs[0]);
       float* y = static_cast<float*>(ptr_[out]);
       add_step(L.name, [=, this](cudaStream_t s) { cuda::resize2d(p, atf<float>(x), y, s); });
@@ -839,7 +840,8 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
       } else {
         Shape sin = shape_of(xd, w), sstart = shape_of(P.start, w), sstep = shape_of(P.stride, w),
               sout = shape_of(yd, w);
-        int mode = int(P.mode), d = dt_of(T[out].type), e = int(es);
+        SliceMode mode = P.mode;
+        int d = dt_of(T[out].type), e = int(es);
         float fill = P.fill_value;
         add_step(L.name, [=, this](cudaStream_t s) {
           cuda::slice_mode(at(x), sin, sstart, sstep, y, sout, mode, fill, d, e, s);
@@ -1108,7 +1110,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
     Shape sin = shape_of(xd, w), sstart = shape_of(Dims{0, 0, -pt, -pl}, w),
           sstep = shape_of(Dims{1, 1, 1, 1}, w), sout = shape_of(xpd, w);
     add_step(L.name + ":pad", [=, this](cudaStream_t s) {
-      cuda::slice_mode(at(x), sin, sstart, sstep, scratch_at(pad_off), sout, 3, 0.f, cuda::kF32, 4, s);
+      cuda::slice_mode(at(x), sin, sstart, sstep, scratch_at(pad_off), sout, SliceMode::kFill, 0.f, cuda::kF32, 4, s);
     });
     x = scr(pad_off);
     pt = pb = pl = pr = 0;

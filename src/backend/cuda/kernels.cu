@@ -288,7 +288,8 @@ __global__ void pool2d_kernel(Pool2d p, const float* x, float* y, idx_t n) {
     idx_t h0 = max(hs, idx_t(0)), w0 = max(ws, idx_t(0));
     idx_t h1 = min(he, p.h), w1 = min(we, p.w);
     const float* xp = x + nc * p.h * p.w;
-    float acc = p.max ? -FLT_MAX : 0.f;
+    // A window wholly in the padding has no element: max over nothing is -inf (as the CPU).
+    float acc = p.max ? -INFINITY : 0.f;
     for (idx_t hh = h0; hh < h1; ++hh)
       for (idx_t ww = w0; ww < w1; ++ww) {
         float v = xp[hh * p.w + ww];
@@ -353,22 +354,25 @@ __global__ void reduce_rows_kernel(ReduceOp op, const float* x, float* y, idx_t 
 }
 
 // ---- resize ----------------------------------------------------------------------------------
-__device__ __forceinline__ float src_coord(int transform, int selector, idx_t o, idx_t in,
-                                           idx_t out, float scale) {
-  if (out == 1 && selector == 1) return 0.f;
-  switch (transform) {
-    case 0: return out > 1 ? float(o) * float(in - 1) / float(out - 1) : 0.f;
-    case 1: return float(o) / scale;
-    default: return (float(o) + 0.5f) / scale - 0.5f;
+__device__ __forceinline__ float src_coord(const Resize2d& r, bool vertical, idx_t o) {
+  const idx_t in = vertical ? r.ih : r.iw, out = vertical ? r.oh : r.ow;
+  const float scale = vertical ? r.scale_h : r.scale_w, len = vertical ? r.len_h : r.len_w;
+  if (out == 1 && r.selector == ResizeSelector::kUpper) return 0.f;
+  switch (r.transform) {
+    case ResizeCoordinateTransform::kAlignCorners:
+      return (out == 1 || len <= 1.f) ? 0.f : float(o) * float(in - 1) / (len - 1.f);
+    case ResizeCoordinateTransform::kAsymmetric: return float(o) / scale;
+    case ResizeCoordinateTransform::kHalfPixel: return (float(o) + 0.5f) / scale - 0.5f;
   }
+  return 0.f;
 }
-__device__ __forceinline__ idx_t nearest_index(float c, int rounding, idx_t in) {
-  float r;
+__device__ __forceinline__ idx_t nearest_index(float c, ResizeRounding rounding, idx_t in) {
+  float r = c;
   switch (rounding) {
-    case 0: r = floorf(c + 0.5f); break;  // half up (round_prefer_ceil)
-    case 1: r = ceilf(c - 0.5f); break;   // half down (round_prefer_floor)
-    case 2: r = floorf(c); break;
-    default: r = ceilf(c); break;
+    case ResizeRounding::kHalfUp: r = floorf(c + 0.5f); break;    // round_prefer_ceil
+    case ResizeRounding::kHalfDown: r = ceilf(c - 0.5f); break;   // round_prefer_floor
+    case ResizeRounding::kFloor: r = floorf(c); break;
+    case ResizeRounding::kCeil: r = ceilf(c); break;
   }
   idx_t k = idx_t(r);
   return k < 0 ? 0 : k >= in ? in - 1 : k;
@@ -377,9 +381,9 @@ __global__ void resize_kernel(Resize2d r, const float* x, float* y, idx_t n) {
   GRID_LOOP(i, n) {
     idx_t ox = i % r.ow, oy = (i / r.ow) % r.oh, p = i / (r.ow * r.oh);
     const float* xp = x + p * r.ih * r.iw;
-    float cy = src_coord(r.transform, r.selector, oy, r.ih, r.oh, r.scale_h);
-    float cx = src_coord(r.transform, r.selector, ox, r.iw, r.ow, r.scale_w);
-    if (r.mode == 0) {
+    float cy = src_coord(r, true, oy);
+    float cx = src_coord(r, false, ox);
+    if (r.mode == ResizeMode::kNearest) {
       y[i] = xp[nearest_index(cy, r.rounding, r.ih) * r.iw + nearest_index(cx, r.rounding, r.iw)];
     } else {
       cy = fminf(fmaxf(cy, 0.f), float(r.ih - 1));
@@ -402,23 +406,28 @@ __global__ void strided_copy_kernel(const T* x, idx_t base, IShape st, T* y, ISh
   GRID_LOOP(i, n) y[i] = x[base + offset_of(i, dims, st)];
 }
 
-__device__ __forceinline__ idx_t fold_index(idx_t k, idx_t d, int mode, bool* fill) {
+// An index outside [0, d) folded by the slice mode; kFill (and kDefault, which never reaches
+// here out of range) marks the element as the fill value.
+__device__ __forceinline__ idx_t fold_index(idx_t k, idx_t d, SliceMode mode, bool* fill) {
   if (k >= 0 && k < d) return k;
   switch (mode) {
-    case 1: return ((k % d) + d) % d;                   // wrap
-    case 2: return k < 0 ? 0 : d - 1;                   // clamp
-    case 4: {                                           // reflect
+    case SliceMode::kWrap: return ((k % d) + d) % d;
+    case SliceMode::kClamp: return k < 0 ? 0 : d - 1;
+    case SliceMode::kReflect: {
       if (d == 1) return 0;
       idx_t period = 2 * (d - 1);
       idx_t m = ((k % period) + period) % period;
       return m < d ? m : period - m;
     }
-    default: *fill = true; return 0;                    // fill (and default: out of range)
+    case SliceMode::kFill:
+    case SliceMode::kDefault: break;
   }
+  *fill = true;
+  return 0;
 }
 template <class T>
 __global__ void slice_mode_kernel(const T* x, IShape in, IShape start, IShape step, T* y,
-                                  IShape out, int mode, T fill, idx_t n) {
+                                  IShape out, SliceMode mode, T fill, idx_t n) {
   GRID_LOOP(i, n) {
     idx_t rem = i, off = 0, stride = 1;
     bool is_fill = false;
@@ -692,7 +701,7 @@ void strided_copy(const void* x, int64_t base, Shape st, void* y, Shape dims, in
   }
 }
 
-void slice_mode(const void* x, Shape in, Shape start, Shape step, void* y, Shape out, int mode,
+void slice_mode(const void* x, Shape in, Shape start, Shape step, void* y, Shape out, SliceMode mode,
                 float fill, int dt, int es, cudaStream_t s) {
   int64_t n = count_of(out);
   int g = blocks_for(n);

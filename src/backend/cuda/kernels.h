@@ -91,10 +91,13 @@ void bias_chain(float* y, const float* bias, int64_t C, int64_t inner, const PwC
 struct Resize2d {
   int outer, ih, iw, oh, ow;
   float scale_h, scale_w;  // out / in, for the coordinate transform
-  int mode;                // tandem::ResizeMode
-  int transform;           // tandem::ResizeCoordinateTransform
-  int selector;            // tandem::ResizeSelector
-  int rounding;            // tandem::ResizeRounding
+  // The resized length align_corners divides by: in * scale when the model gave scales (ONNX
+  // uses the unrounded length), else the output size.
+  float len_h, len_w;
+  ResizeMode mode;
+  ResizeCoordinateTransform transform;
+  ResizeSelector selector;
+  ResizeRounding rounding;
 };
 void resize2d(const Resize2d& r, const float* x, float* y, cudaStream_t s);
 
@@ -104,7 +107,7 @@ void strided_copy(const void* x, int64_t base, Shape src_strides, void* y, Shape
                   int es, cudaStream_t s);
 // Slice with tandem::SliceMode (wrap, clamp, fill, reflect) over in_dims.
 void slice_mode(const void* x, Shape in_dims, Shape start, Shape step, void* y, Shape out_dims,
-                int mode, float fill, int dt, int es, cudaStream_t s);
+                SliceMode mode, float fill, int dt, int es, cudaStream_t s);
 
 // Softmax over the middle axis of [outer, axis, inner].
 void softmax(const float* x, float* y, int64_t outer, int64_t axis, int64_t inner,
