@@ -19,6 +19,9 @@ float round_to_fp16(float x);     // half_to_float(float_to_half(x))
 // ---- INT8, TensorRT's symmetric scheme (scale = range / 127) -------------------------------
 // Activations: clamp(round_half_even(x / scale), -128, 127) * scale.
 float fake_quant_int8(float x, float scale);
+// The integer of an activation: clamp(round_half_even(x / scale), -128, 127); 0 when scale is
+// not positive (the engine's INT8 input/output conversion).
+int8_t quantize_int8(float x, float scale);
 // Weights: clamp(round_half_even(x / scale), -127, 127) * scale (never -128, so a weight and its
 // negation stay exact opposites).
 float fake_quant_int8_weight(float x, float scale);

@@ -126,10 +126,7 @@ HostTensor from_network_format(const HostTensor& out, const TensorFormat& f, flo
       }
       case DataType::kInt8: {
         auto* d = reinterpret_cast<int8_t*>(t.data.data());
-        for (int64_t i = 0; i < n; ++i) {
-          float v = scale > 0 ? std::nearbyint(s[i] / scale) : 0.f;
-          d[i] = int8_t(std::min(127.f, std::max(-128.f, v)));  // activations: TensorRT's [-128, 127]
-        }
+        for (int64_t i = 0; i < n; ++i) d[i] = quantize_int8(s[i], scale);  // TensorRT's [-128, 127]
         break;
       }
       case DataType::kUInt8: {

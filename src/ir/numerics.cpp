@@ -63,6 +63,11 @@ float fake_quant_int8(float x, float scale) {
   return q * scale;
 }
 
+int8_t quantize_int8(float x, float scale) {
+  const float q = scale > 0.f ? std::nearbyint(x / scale) : 0.f;
+  return int8_t(std::min(127.f, std::max(-128.f, q)));
+}
+
 float fake_quant_int8_weight(float x, float scale) { return float(quantize_int8_weight(x, scale)) * scale; }
 
 int8_t quantize_int8_weight(float x, float scale) {

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "importer.h"
+#include "tandem/numerics.h"
 
 namespace tandem::onnx_detail {
 
@@ -125,8 +126,7 @@ COuts fold_quantize(Importer& I) {
   auto o = make_const("", DataType::kInt8, x->dims);
   for (int64_t i = 0; i < x->count(); ++i) {
     const float s = float(a.scale->f(a.scale->count() > 1 ? channel_of(i, x->dims, a.axis) : 0));
-    const float q = std::nearbyint(float(x->f(i)) / s);
-    o->set_i(i, int64_t(std::min(127.f, std::max(-128.f, q))));
+    o->set_i(i, int64_t(quantize_int8(float(x->f(i)), s)));  // s > 0: checked above
   }
   return {o};
 }

@@ -71,6 +71,17 @@ TEST(Numerics, ActivationsSaturateAtMinus128AndBiasJoinsTheAccumulator) {
   EXPECT_EQ(fake_quant_int32_bias(0.3f, 0.f, 0.25f), 0.3f);  // no scale: unchanged
 }
 
+TEST(Numerics, ActivationIntegersRoundHalfEvenAndSaturate) {
+  EXPECT_EQ(quantize_int8(1.5f, 1.f), 2);    // ties to even
+  EXPECT_EQ(quantize_int8(2.5f, 1.f), 2);
+  EXPECT_EQ(quantize_int8(-2.5f, 1.f), -2);
+  EXPECT_EQ(quantize_int8(-200.f, 1.f), -128);  // activations reach -128, weights stop at -127
+  EXPECT_EQ(quantize_int8_weight(-200.f, 1.f), -127);
+  EXPECT_EQ(quantize_int8(200.f, 1.f), 127);
+  EXPECT_EQ(quantize_int8(3.f, 0.f), 0);     // no scale: 0
+  EXPECT_EQ(quantize_int8(0.74f, 0.5f), 1);  // 1.48 -> 1
+}
+
 TEST(OpSemantics, HandWorkedValues) {
   EXPECT_EQ(ops::activation(ActivationType::kClip, 7.f, -1.f, 6.f), 6.f);
   EXPECT_EQ(ops::activation(ActivationType::kLeakyRelu, -2.f, 0.1f, 0.f), -0.2f);
