@@ -50,13 +50,6 @@ struct TacticRecord {
   size_t workspace = 0;     // bytes
 };
 
-// Device time of one launched step (a layer, a fused pair, or a numerics rounding step).
-struct StepTime {
-  std::string layer;
-  std::string kind;  // the layer kind's name
-  float ms = 0.f;    // mean over the profiled iterations
-};
-
 // Adds what the CUDA executor knows beyond the Executor interface.
 class CudaExecutor : public Executor {
  public:
@@ -69,13 +62,12 @@ class CudaExecutor : public Executor {
   virtual size_t weight_bytes() const = 0;
   // Whether run() replays a CUDA graph (false before the first run or when capture failed).
   virtual bool using_cuda_graph() const = 0;
-  // Time of the last run's device work (inputs uploaded to outputs downloaded), milliseconds.
+  // Time of the last run's launch sequence (after the uploads, before the downloads), ms: the
+  // compute part of last_run_split().
   virtual float last_run_ms() const = 0;
   // Runs the device work only (no host copies) `iters` times and returns each time in ms:
   // for benchmarks. Inputs are whatever the last run() uploaded (zeros before any run).
   virtual std::vector<float> time_device(int iters) = 0;
-  // Runs the steps eagerly (no graph) `iters` times with events around each: per-step times.
-  virtual std::vector<StepTime> profile(int iters) = 0;
 };
 
 // Compiles `net` for the GPU: plans memory, uploads weights, chooses tactics. Throws Error

@@ -100,6 +100,10 @@ class ExecutionContext {
   TensorMap run(const TensorMap& inputs);
   const Engine& engine() const { return *engine_; }
   std::string backend_name() const;
+  // The executor's time split of the last run() (the IO format conversions around it are not in
+  // it), and its per-step profile (Executor::last_run_split, Executor::profile).
+  RunSplit last_run_split() const;
+  std::vector<StepTime> profile(int iters);
 
  private:
   std::shared_ptr<const Engine> engine_;

@@ -44,12 +44,38 @@ struct ExecOptions {
   bool reference_kernels = false;
 };
 
+// Where the time of the last run() went, in milliseconds. A device backend (CUDA) measures each
+// part with events on its stream: host-to-device copies of the inputs, the launch sequence, and
+// device-to-host copies of the outputs. A host backend (CPU) copies nothing to a device: it
+// reports the step loop as compute, 0 for both copies, and device_copies false, so that a report
+// can say "no device copies" instead of printing zeros as if they were measured.
+struct RunSplit {
+  double h2d_ms = 0;
+  double compute_ms = 0;
+  double d2h_ms = 0;
+  bool device_copies = false;
+};
+
+// The time of one step of the executor's step list (a layer, a fused group, a numerics rounding
+// step, or a point-wise chain): what a per-layer profile lists.
+struct StepTime {
+  std::string layer;  // the step's layer (the CPU names a fused step's layers joined by " + ")
+  std::string kind;   // the layer kind's name, with what the backend fused ("Convolution+Activation")
+  float ms = 0.f;     // mean over the profiled iterations
+};
+
 // Compiled once per network; run() may be called many times. One ExecutionContext per thread.
 class Executor {
  public:
   virtual ~Executor() = default;
   // Missing or mis-shaped inputs throw Error naming the input.
   virtual TensorMap run(const TensorMap& inputs) = 0;
+  // The split of the last run() (all zeros before the first).
+  virtual RunSplit last_run_split() const = 0;
+  // Runs the steps `iters` times (>= 1) on what the last run() left in the buffers (zeros
+  // before the first), timing each step: one entry per step, in execution order.
+  // The CUDA backend launches eagerly (no graph) with events between the steps.
+  virtual std::vector<StepTime> profile(int iters) = 0;
   // Every tensor of the network after a run (for calibration and per-layer comparison).
   // Empty unless keep_all was asked at creation.
   virtual const TensorMap& all_tensors() const = 0;

@@ -235,6 +235,8 @@ ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine, int thr
 }
 
 std::string ExecutionContext::backend_name() const { return exec_->backend_name(); }
+RunSplit ExecutionContext::last_run_split() const { return exec_->last_run_split(); }
+std::vector<StepTime> ExecutionContext::profile(int iters) { return exec_->profile(iters); }
 
 TensorMap ExecutionContext::run(const TensorMap& inputs) {
   const auto& c = engine_->contents();

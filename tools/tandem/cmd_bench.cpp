@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <map>
 #include <random>
@@ -74,6 +75,8 @@ int run_engine_file(const std::string& engine_path, const std::vector<std::strin
 
 namespace {
 
+constexpr int kNoProfile = std::numeric_limits<int>::min();  // --profile not given
+
 struct BenchArgs {
   std::string engine;
   int iterations = 100, warmup = 10, threads = 0;
@@ -81,7 +84,88 @@ struct BenchArgs {
   std::string backend = "cpu";
   bool json = false;
   std::vector<std::string> inputs;
+  int profile_top = kNoProfile;  // 0: every step in the table; N: the N slowest
+  bool separate_profile_run = false;  // trtexec's spelling; the profile is always a run of its own
 };
+
+// A figure rounded to 3 significant digits, printed without an exponent ("1230", "1.23",
+// "0.00123"): what the text report shows. JSON carries the unrounded values.
+std::string sig3(double v) {
+  if (v == 0 || !std::isfinite(v)) return fmt::format("{}", v);
+  int mag = int(std::floor(std::log10(std::fabs(v))));
+  const double unit = std::pow(10.0, mag - 2);
+  const double r = std::round(v / unit) * unit;
+  mag = int(std::floor(std::log10(std::fabs(r))));  // 9.996 -> 10.0
+  return fmt::format("{:.{}f}", r, std::max(0, 2 - mag));
+}
+
+// The medians of the host-to-device / compute / device-to-host parts over the timed runs.
+struct SplitMedians {
+  double h2d = 0, compute = 0, d2h = 0;
+  bool device_copies = false;
+};
+
+// The per-step profile, slowest first, with the steps' total.
+struct Profile {
+  int iterations = 0;
+  std::vector<StepTime> steps;
+  double total_ms = 0;
+};
+
+Profile run_profile(ExecutionContext& ctx, int iterations) {
+  Profile p;
+  p.iterations = iterations;
+  p.steps = ctx.profile(iterations);
+  std::stable_sort(p.steps.begin(), p.steps.end(), [](const StepTime& a, const StepTime& b) { return a.ms > b.ms; });
+  for (const StepTime& st : p.steps) p.total_ms += st.ms;
+  return p;
+}
+
+double percent_of(double part, double total) { return total > 0 ? 100.0 * part / total : 0.0; }
+
+nlohmann::ordered_json split_json(const SplitMedians& s) {
+  return {{"h2d", s.h2d}, {"compute", s.compute}, {"d2h", s.d2h}};
+}
+
+nlohmann::ordered_json profile_json(const Profile& p) {
+  nlohmann::ordered_json steps = nlohmann::ordered_json::array();
+  for (const StepTime& st : p.steps)
+    steps.push_back({{"layer", st.layer}, {"kind", st.kind}, {"ms", st.ms}, {"percent", percent_of(st.ms, p.total_ms)}});
+  return {{"iterations", p.iterations}, {"total_ms", p.total_ms}, {"steps", std::move(steps)}};
+}
+
+void print_split(const SplitMedians& s, const std::string& backend, int iterations) {
+  if (s.device_copies) {
+    std::printf("split ms (median of %d runs): host-to-device %s  compute %s  device-to-host %s\n", iterations,
+                sig3(s.h2d).c_str(), sig3(s.compute).c_str(), sig3(s.d2h).c_str());
+  } else {
+    std::printf("split ms (median of %d runs): compute %s (the %s backend copies nothing to or from a device)\n",
+                iterations, sig3(s.compute).c_str(), backend.c_str());
+  }
+}
+
+// The table: the `top` slowest steps (0: all), then one line for the rest and the total.
+void print_profile(const Profile& p, int top, const SplitMedians& s) {
+  const size_t shown = top > 0 ? std::min(p.steps.size(), size_t(top)) : p.steps.size();
+  std::printf("profile: %zu steps, mean of %d runs, slowest first%s\n", p.steps.size(), p.iterations,
+              shown < p.steps.size() ? fmt::format(" (top {}; --profile 0 lists all)", shown).c_str() : "");
+  size_t kind_w = 4;
+  for (size_t i = 0; i < shown; ++i) kind_w = std::max(kind_w, p.steps[i].kind.size());
+  std::printf("%10s %6s  %-*s  %s\n", "ms", "%", int(kind_w), "kind", "layer");
+  for (size_t i = 0; i < shown; ++i) {
+    const StepTime& st = p.steps[i];
+    std::printf("%10s %6s  %-*s  %s\n", sig3(st.ms).c_str(), sig3(percent_of(st.ms, p.total_ms)).c_str(), int(kind_w),
+                st.kind.c_str(), st.layer.c_str());
+  }
+  if (shown < p.steps.size()) {
+    double rest = 0;
+    for (size_t i = shown; i < p.steps.size(); ++i) rest += p.steps[i].ms;
+    std::printf("%10s %6s  (%zu more steps)\n", sig3(rest).c_str(), sig3(percent_of(rest, p.total_ms)).c_str(),
+                p.steps.size() - shown);
+  }
+  std::printf("%10s %6s  total of the steps (compute median of the timed runs: %s ms)\n", sig3(p.total_ms).c_str(), "100",
+              sig3(s.compute).c_str());
+}
 
 // The dims an engine input takes, in its IO layout.
 Dims engine_input_dims(const Engine& e, size_t i) {
@@ -153,10 +237,17 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
   sub->add_option("--input", a->inputs, "NAME=FILE.npy (default: random data in the engine's input formats)");
   sub->add_flag("--json", a->json, "one JSON document on stdout");
   sub->add_option("--backend", a->backend, "cpu | cuda (cuda needs a CUDA build and a GPU)")->capture_default_str();
+  sub->add_option("--profile,--dumpProfile", a->profile_top,
+                  "per-layer profile after the timed runs: the N slowest steps (--profile alone: 20; 0: all)")
+      ->expected(0, 1)
+      ->default_str("20");
+  sub->add_flag("--separateProfileRun", a->separate_profile_run,
+                "trtexec's spelling, accepted: the profile always runs after the timed runs, never inside them");
   return std::function<int()>([a] {
     if (a->iterations < 1) throw Error(fmt::format("--iterations {}: must be >= 1", a->iterations));
     if (a->duration_s < 0) throw Error(fmt::format("--duration {}: must be >= 0 seconds", a->duration_s));
     if (a->warmup < 0) throw Error(fmt::format("--warmup {}: must be >= 0", a->warmup));
+    if (a->profile_top != kNoProfile && a->profile_top < 0) throw Error(fmt::format("--profile {}: must be >= 0 (0: every step)", a->profile_top));
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
     auto engine = Engine::load(a->engine);
@@ -181,7 +272,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
     } else {
       for (int i = 0; i < a->warmup; ++i) ctx->run(inputs);
     }
-    std::vector<double> ms;
+    std::vector<double> ms, h2d, compute, d2h;
     ms.reserve(size_t(a->iterations));
     const auto t_start = clock::now();
     for (int i = 0; i < a->iterations ||
@@ -189,9 +280,18 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       auto s = clock::now();
       ctx->run(inputs);
       ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - s).count());
+      const RunSplit sp = ctx->last_run_split();
+      h2d.push_back(sp.h2d_ms);
+      compute.push_back(sp.compute_ms);
+      d2h.push_back(sp.d2h_ms);
     }
     a->iterations = int(ms.size());
     Metric m = metric(ms);
+    const SplitMedians split{metric(h2d).median, metric(compute).median, metric(d2h).median,
+                             ctx->last_run_split().device_copies};
+    // After the timed runs, in runs of its own (trtexec's --separateProfileRun is how it works).
+    Profile prof;
+    if (a->profile_top != kNoProfile) prof = run_profile(*ctx, a->iterations);
     int64_t batch = 1;
     if (!engine->network().inputs.empty()) {
       const Dims& d = engine->network().tensors[engine->network().inputs[0]].dims;
@@ -211,6 +311,11 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       j["latency_ms"] = {{"min", m.min}, {"median", m.median}, {"mean", m.mean}, {"p90", m.p90}, {"p95", m.p95}, {"p99", m.p99},
                          {"max", m.max}, {"std", m.std}, {"ci95", m.ci95}};
       j["throughput_per_s"] = throughput;
+      j["split_ms"] = split_json(split);
+      j["device_copies"] = split.device_copies;
+      if (!split.device_copies)
+        j["split_note"] = fmt::format("the {} backend copies nothing to or from a device: h2d and d2h are 0", ctx->backend_name());
+      if (a->profile_top != kNoProfile) j["profile"] = profile_json(prof);
       j["dla_layers"] = engine->dla_layer_count();
       uint64_t wbytes = 0, qbytes = 0;
       for (const auto& w : engine->network().weights) wbytes += w.bytes.size();
@@ -222,11 +327,14 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
       if (!note.empty()) j["note"] = note;
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
-      std::printf("engine: %s (backend %s, load %.1f ms)\n", a->engine.c_str(), ctx->backend_name().c_str(), load_ms);
+      std::printf("engine: %s (backend %s, load %s ms)\n", a->engine.c_str(), ctx->backend_name().c_str(), sig3(load_ms).c_str());
       std::printf("iterations: %d (warmup %d), batch %lld\n", a->iterations, a->warmup, (long long)batch);
-      std::printf("latency ms: min %.3f  median %.3f  mean %.3f  p90 %.3f  p95 %.3f  p99 %.3f  max %.3f  (std %.3f, ci95 %.3f)\n",
-                  m.min, m.median, m.mean, m.p90, m.p95, m.p99, m.max, m.std, m.ci95);
-      std::printf("throughput: %.2f inferences/s\n", throughput);
+      std::printf("latency ms: min %s  median %s  mean %s  p90 %s  p95 %s  p99 %s  max %s  (std %s, ci95 %s)\n",
+                  sig3(m.min).c_str(), sig3(m.median).c_str(), sig3(m.mean).c_str(), sig3(m.p90).c_str(),
+                  sig3(m.p95).c_str(), sig3(m.p99).c_str(), sig3(m.max).c_str(), sig3(m.std).c_str(), sig3(m.ci95).c_str());
+      std::printf("throughput: %s inferences/s\n", sig3(throughput).c_str());
+      print_split(split, ctx->backend_name(), a->iterations);
+      if (a->profile_top != kNoProfile) print_profile(prof, a->profile_top, split);
       std::printf("%s\n", engine_layers_summary(*engine).c_str());
       if (!note.empty()) std::printf("%s\n", note.c_str());
     }

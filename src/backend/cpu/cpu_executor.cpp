@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
@@ -187,7 +188,34 @@ void round_values(const ExecStep& st, const float* x, float* y, int64_t n) {
 struct RunStep {
   Kernel kernel;
   std::vector<void*> in, out;
+  std::string layer, kind;  // what a profile names it (StepTime)
 };
+
+// A step's name and kind as a profile lists them: a fused step names every layer it computes.
+void label_step(const Network& net, const ExecStep& st, RunStep& r) {
+  const Layer& l = net.layers[size_t(st.layer)];
+  switch (st.kind) {
+    case StepKind::kRound:
+      r.layer = l.name + ":round";
+      r.kind = "Round";
+      return;
+    case StepKind::kPointwiseChain:
+    case StepKind::kLayer:
+      break;
+  }
+  r.layer = l.name;
+  r.kind = std::string(to_string(l.kind));
+  for (const Epilogue& e : st.epilogue)
+    for (LayerId id : e.layers) {
+      r.layer += " + " + net.layers[size_t(id)].name;
+      r.kind += "+" + std::string(to_string(net.layers[size_t(id)].kind));
+    }
+}
+
+using StepClock = std::chrono::steady_clock;
+double ms_since(StepClock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(StepClock::now() - t0).count();
+}
 
 class CpuExecutor : public Executor {
  public:
@@ -219,7 +247,9 @@ class CpuExecutor : public Executor {
         throw Error("input '" + v.name + "': " + std::to_string(h.data.size()) + " bytes for shape " + dims_to_string(v.dims));
       std::memcpy(ptr_[size_t(t)], h.data.data(), h.data.size());
     }
+    const auto t0 = StepClock::now();
     for (RunStep& s : steps_) s.kernel(s.in, s.out);
+    split_.compute_ms = ms_since(t0);  // the host computes in place: no device copies
     TensorMap out;
     for (TensorId t : graph_.outputs) out[graph_.values[size_t(t)].name] = to_host(t);
     if (keep_all_) {
@@ -232,6 +262,23 @@ class CpuExecutor : public Executor {
 
   const TensorMap& all_tensors() const override { return all_; }
   std::string backend_name() const override { return "cpu"; }
+  RunSplit last_run_split() const override { return split_; }
+
+  std::vector<StepTime> profile(int iters) override {
+    if (iters < 1) throw Error("cpu backend: profile(" + std::to_string(iters) + "): iterations must be >= 1");
+    cpu::set_threads(threads_);
+    std::vector<double> total(steps_.size(), 0.0);
+    for (int it = 0; it < iters; ++it)
+      for (size_t i = 0; i < steps_.size(); ++i) {
+        const auto t0 = StepClock::now();
+        steps_[i].kernel(steps_[i].in, steps_[i].out);
+        total[i] += ms_since(t0);
+      }
+    std::vector<StepTime> out(steps_.size());
+    for (size_t i = 0; i < steps_.size(); ++i)
+      out[i] = StepTime{steps_[i].layer, steps_[i].kind, float(total[i] / double(iters))};
+    return out;
+  }
 
  private:
   struct FreeDeleter {
@@ -257,6 +304,7 @@ class CpuExecutor : public Executor {
     const int64_t bytes = std::max<int64_t>(graph_.arena_bytes, 64);
     arena_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, size_t((bytes + 63) / 64 * 64))));
     if (!arena_) throw Error("cannot allocate the CPU arena (" + std::to_string(graph_.arena_bytes) + " bytes)");
+    std::memset(arena_.get(), 0, size_t((bytes + 63) / 64 * 64));  // profile() before any run reads zeros
     for (size_t v = 0; v < graph_.values.size(); ++v)
       if (graph_.values[v].offset >= 0) ptr_[v] = arena_.get() + graph_.values[v].offset;
     for (size_t v = 0; v < graph_.values.size(); ++v)
@@ -266,6 +314,7 @@ class CpuExecutor : public Executor {
   RunStep build_step(const Network& net, const ExecOptions& opt, const ExecStep& st,
                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch) {
     RunStep r;
+    label_step(net, st, r);
     for (ValueId v : st.inputs) r.in.push_back(ptr_[size_t(v)]);
     for (ValueId v : st.outputs) r.out.push_back(ptr_[size_t(v)]);
     switch (st.kind) {
@@ -364,6 +413,7 @@ class CpuExecutor : public Executor {
   std::unique_ptr<uint8_t, FreeDeleter> arena_;
   std::vector<RunStep> steps_;
   TensorMap all_;
+  RunSplit split_;
 };
 
 }  // namespace

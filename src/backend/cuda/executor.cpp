@@ -145,6 +145,8 @@ class CudaExecutorImpl final : public CudaExecutor {
     CK(cublasLtCreate(&lt_));
     CK(cudaEventCreate(&ev0_));
     CK(cudaEventCreate(&ev1_));
+    CK(cudaEventCreate(&ev_h2d_));
+    CK(cudaEventCreate(&ev_d2h_));
     compile();
   }
   ~CudaExecutorImpl() override {
@@ -152,6 +154,8 @@ class CudaExecutorImpl final : public CudaExecutor {
     for (void* p : allocations_) cudaFree(p);
     if (ev0_) cudaEventDestroy(ev0_);
     if (ev1_) cudaEventDestroy(ev1_);
+    if (ev_h2d_) cudaEventDestroy(ev_h2d_);
+    if (ev_d2h_) cudaEventDestroy(ev_d2h_);
     if (lt_) cublasLtDestroy(lt_);
     if (cudnn_) cudnnDestroy(cudnn_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -160,6 +164,8 @@ class CudaExecutorImpl final : public CudaExecutor {
   TensorMap run(const TensorMap& inputs) override {
     where_ = "run";
     CK(cudaSetDevice(copt_.device));
+    // The split: ev_h2d_ | uploads | ev0_ | launches | ev1_ | downloads | ev_d2h_.
+    CK(cudaEventRecord(ev_h2d_, stream_));
     for (TensorId t : net_.inputs) {
       const Tensor& tt = net_.tensors[t];
       auto it = inputs.find(tt.name);
@@ -195,9 +201,14 @@ class CudaExecutorImpl final : public CudaExecutor {
       for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t)
         if (ptr_[t]) all_[net_.tensors[t].name] = fetch(t);
     }
+    CK(cudaEventRecord(ev_d2h_, stream_));
     CK(cudaStreamSynchronize(stream_));
     CK(cudaGetLastError());
     CK(cudaEventElapsedTime(&last_ms_, ev0_, ev1_));
+    float h2d = 0, d2h = 0;
+    CK(cudaEventElapsedTime(&h2d, ev_h2d_, ev0_));
+    CK(cudaEventElapsedTime(&d2h, ev1_, ev_d2h_));
+    split_ = RunSplit{h2d, last_ms_, d2h, true};
     if (copt_.cuda_graph && !graph_tried_) try_capture();
     return out;
   }
@@ -210,9 +221,11 @@ class CudaExecutorImpl final : public CudaExecutor {
   size_t weight_bytes() const override { return weight_bytes_; }
   bool using_cuda_graph() const override { return graph_exec_ != nullptr; }
   float last_run_ms() const override { return last_ms_; }
+  RunSplit last_run_split() const override { return split_; }
 
   std::vector<StepTime> profile(int iters) override {
     where_ = "profile";
+    if (iters < 1) fail(where_, "iterations " + std::to_string(iters) + " must be >= 1");
     CK(cudaSetDevice(copt_.device));
     std::vector<cudaEvent_t> ev(steps_.size() + 1);
     for (auto& e : ev) CK(cudaEventCreate(&e));
@@ -365,6 +378,8 @@ class CudaExecutorImpl final : public CudaExecutor {
   cudnnHandle_t cudnn_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   cudaEvent_t ev0_ = nullptr, ev1_ = nullptr;
+  cudaEvent_t ev_h2d_ = nullptr, ev_d2h_ = nullptr;  // before the uploads, after the downloads
+  RunSplit split_;
   cudaGraphExec_t graph_exec_ = nullptr;
   bool graph_tried_ = false;
   std::string graph_note_;
@@ -478,6 +493,7 @@ void CudaExecutorImpl::upload_constants() {
 void CudaExecutorImpl::bind_arena() {
   arena_bytes_ = size_t(graph_.arena_bytes);
   arena_ = static_cast<char*>(dalloc(arena_bytes_));
+  CK(cudaMemset(arena_, 0, arena_bytes_));  // profile() and time_device() before any run read zeros
   for (size_t v = 0; v < graph_.values.size(); ++v)
     if (graph_.values[v].offset >= 0 && graph_.values[v].bytes > 0) ptr_[v] = arena_ + graph_.values[v].offset;
   for (size_t v = 0; v < graph_.values.size(); ++v)
