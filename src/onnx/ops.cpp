@@ -978,6 +978,9 @@ Outs op_resize(Importer& I) {
 
 }  // namespace
 
+// ops_decomposed.cpp: ops without a layer kind, decomposed into existing layers.
+void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m);
+
 const std::unordered_map<std::string, OpFn>& op_importers() {
   static const std::unordered_map<std::string, OpFn> m = [] {
     std::unordered_map<std::string, OpFn> m = {
@@ -1078,6 +1081,7 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
       {"Upsample", op_resize},
   };
     register_qdq_ops(m);
+    register_decomposed_ops(m);
     return m;
   }();
   return m;
