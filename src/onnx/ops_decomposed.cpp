@@ -91,6 +91,54 @@ Outs op_isnan(Importer& I) {
   return {I.add(LayerKind::kUnary, UnaryParams{UnaryOp::kNot}, {same})};
 }
 
+// ---- reductions ----------------------------------------------------------------------------------
+// Axes from the attribute (opset < 18) or the constant input 1 (opset >= 18), as ReduceMean etc.
+// Returns false when the axes are empty and noop_with_empty_axes is set (no reduction).
+bool reduce_axes(Importer& I, TensorId x, ReduceParams* p) {
+  std::vector<int64_t> axes;
+  if (I.opset_ >= 18) {
+    if (auto c = I.cin_opt(1, "axes"))
+      for (int64_t k = 0; k < c->count(); ++k) axes.push_back(c->i(k));
+  } else {
+    axes = I.attr_ints("axes");
+  }
+  p->keep_dims = I.attr_i("keepdims", 1) != 0;
+  if (axes.empty()) {
+    if (I.attr_i("noop_with_empty_axes", 0)) return false;
+    for (size_t i = 0; i < I.rank(x); ++i) p->axes |= 1u << i;
+  }
+  for (int64_t a : axes) p->axes |= 1u << I.axis(a, I.rank(x));
+  return true;
+}
+
+enum class ReducePre { kNone, kAbs, kSquare, kExp };
+enum class ReducePost { kNone, kSqrt, kLog };
+
+// ReduceL1 = SUM(|x|), ReduceL2 = sqrt(SUM(x*x)), ReduceSumSquare = SUM(x*x),
+// ReduceLogSum = log(SUM(x)), ReduceLogSumExp = log(SUM(exp(x))) (ONNX's definition, unshifted,
+// as onnx-tensorrt). With noop_with_empty_axes and no axes: the point-wise parts only.
+OpFn reduce_composite(ReducePre pre, ReducePost post) {
+  return [=](Importer& I) -> Outs {
+    TensorId x = I.tin(0);
+    if ((pre == ReducePre::kExp || post != ReducePost::kNone)) require_float(I, x);
+    switch (pre) {
+      case ReducePre::kNone: break;
+      case ReducePre::kAbs: x = I.add(LayerKind::kUnary, UnaryParams{UnaryOp::kAbs}, {x}); break;
+      case ReducePre::kSquare: x = I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kProd}, {x, x}); break;
+      case ReducePre::kExp: x = I.add(LayerKind::kUnary, UnaryParams{UnaryOp::kExp}, {x}); break;
+    }
+    ReduceParams p;
+    p.op = ReduceOp::kSum;
+    if (reduce_axes(I, x, &p)) x = I.add(LayerKind::kReduce, p, {x});
+    switch (post) {
+      case ReducePost::kNone: break;
+      case ReducePost::kSqrt: x = I.add(LayerKind::kUnary, UnaryParams{UnaryOp::kSqrt}, {x}); break;
+      case ReducePost::kLog: x = I.add(LayerKind::kUnary, UnaryParams{UnaryOp::kLog}, {x}); break;
+    }
+    return {x};
+  };
+}
+
 }  // namespace
 
 void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
@@ -98,6 +146,11 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("Celu", op_celu);
   m.emplace("IsInf", op_isinf);
   m.emplace("IsNaN", op_isnan);
+  m.emplace("ReduceL1", reduce_composite(ReducePre::kAbs, ReducePost::kNone));
+  m.emplace("ReduceL2", reduce_composite(ReducePre::kSquare, ReducePost::kSqrt));
+  m.emplace("ReduceSumSquare", reduce_composite(ReducePre::kSquare, ReducePost::kNone));
+  m.emplace("ReduceLogSum", reduce_composite(ReducePre::kNone, ReducePost::kLog));
+  m.emplace("ReduceLogSumExp", reduce_composite(ReducePre::kExp, ReducePost::kLog));
 }
 
 }  // namespace tandem::onnx_detail
