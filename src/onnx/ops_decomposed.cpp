@@ -41,6 +41,16 @@ void require_float(Importer& I, TensorId x) {
   if (!is_float(I.dtype(x))) I.fail(fmt::format("input is {}, fp32/fp16 expected", to_string(I.dtype(x))));
 }
 
+// int64 constant of rank r holding 0..n-1 along `axis` (1 elsewhere): the index of each element
+// on that axis, compared with indices by ArgMax/ArgMin/Hardmax/OneHot.
+TensorId iota_along(Importer& I, size_t r, int axis, int64_t n) {
+  Dims d(r, 1);
+  d[axis] = n;
+  auto c = make_const("", DataType::kInt64, d);
+  for (int64_t k = 0; k < n; ++k) c->set_i(k, k);
+  return I.const_tensor(c);
+}
+
 // ---- point-wise ----------------------------------------------------------------------------------
 // Shrink: x < -lambd ? x + bias : x > lambd ? x - bias : 0.
 Outs op_shrink(Importer& I) {
@@ -139,6 +149,63 @@ OpFn reduce_composite(ReducePre pre, ReducePost post) {
   };
 }
 
+// ---- index selection -----------------------------------------------------------------------------
+// The index of the max (min) along `axis`, keep_dims: Reduce MAX -> Equal(x, max) marks the
+// extremes -> Select(mark, iota, n or -1) -> Reduce MIN (first index) or MAX (last index).
+// Exact for every input without NaN (a NaN row finds no equal element and gives n / -1).
+TensorId arg_extreme(Importer& I, TensorId x, int axis, bool max, bool last, bool keep) {
+  const size_t r = I.rank(x);
+  const int64_t n = I.dims(x)[axis];
+  ReduceParams red;
+  red.op = max ? ReduceOp::kMax : ReduceOp::kMin;
+  red.axes = 1u << axis;
+  red.keep_dims = true;
+  const TensorId m = I.add(LayerKind::kReduce, red, {x});
+  const TensorId mark = I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kEqual}, {x, m});
+  const TensorId iota = iota_along(I, r, axis, n);
+  auto none = make_const("", DataType::kInt64, Dims(r, 1));
+  none->set_i(0, last ? -1 : n);
+  const TensorId idx = I.add(LayerKind::kSelect, NoParams{}, {mark, iota, I.const_tensor(none)});
+  red.op = last ? ReduceOp::kMax : ReduceOp::kMin;
+  red.keep_dims = keep;
+  return I.add(LayerKind::kReduce, red, {idx});
+}
+
+OpFn arg_op(bool max) {
+  return [=](Importer& I) -> Outs {
+    const TensorId x = I.tin(0);
+    if (I.rank(x) == 0) I.fail("input is a scalar");
+    if (I.dtype(x) == DataType::kBool) I.fail("bool input is not supported");
+    const int axis = I.axis(I.attr_i("axis", 0), I.rank(x));
+    const bool keep = I.attr_i("keepdims", 1) != 0, last = I.attr_i("select_last_index", 0) != 0;
+    return {arg_extreme(I, x, axis, max, last, keep)};
+  };
+}
+
+// Hardmax: 1 at the first max along the axis, 0 elsewhere: Equal(iota, first argmax) -> Cast.
+// Opset < 13 flattens to 2-D around the axis first, as Softmax (reshaped back at the end).
+Outs op_hardmax(Importer& I) {
+  TensorId x = I.tin(0);
+  require_float(I, x);
+  const Dims d = I.dims(x);
+  int axis;
+  if (I.opset_ >= 13) {
+    axis = I.axis(I.attr_i("axis", -1), d.size());
+  } else {
+    const int a = I.axis(I.attr_i("axis", 1), d.size());
+    int64_t outer = 1, inner = 1;
+    for (size_t i = 0; i < d.size(); ++i) (static_cast<int>(i) < a ? outer : inner) *= d[i];
+    x = I.reshape(x, {outer, inner});
+    axis = 1;
+  }
+  const TensorId arg = arg_extreme(I, x, axis, true, false, true);
+  const TensorId iota = iota_along(I, I.rank(x), axis, I.dims(x)[axis]);
+  const TensorId hit = I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kEqual}, {iota, arg});
+  TensorId y = I.add(LayerKind::kCast, CastParams{I.dtype(x)}, {hit});
+  if (I.opset_ < 13) y = I.reshape(y, d);
+  return {y};
+}
+
 }  // namespace
 
 void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
@@ -151,6 +218,9 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("ReduceSumSquare", reduce_composite(ReducePre::kSquare, ReducePost::kNone));
   m.emplace("ReduceLogSum", reduce_composite(ReducePre::kNone, ReducePost::kLog));
   m.emplace("ReduceLogSumExp", reduce_composite(ReducePre::kExp, ReducePost::kLog));
+  m.emplace("ArgMax", arg_op(true));
+  m.emplace("ArgMin", arg_op(false));
+  m.emplace("Hardmax", op_hardmax);
 }
 
 }  // namespace tandem::onnx_detail
