@@ -649,6 +649,8 @@ Outs f_reduce(Importer& I, ReduceOp op) {
 
 }  // namespace
 
+void register_decomposed_folders(std::unordered_map<std::string, FoldFn>& m);  // ops_decomposed.cpp
+
 const std::unordered_map<std::string, FoldFn>& op_folders() {
   static const std::unordered_map<std::string, FoldFn> m = [] {
     std::unordered_map<std::string, FoldFn> m = {
@@ -714,6 +716,7 @@ const std::unordered_map<std::string, FoldFn>& op_folders() {
       {"ReduceMean", [](Importer& I) { return f_reduce(I, ReduceOp::kAvg); }},
   };
     register_qdq_folders(m);
+    register_decomposed_folders(m);
     return m;
   }();
   return m;

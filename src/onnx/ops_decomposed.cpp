@@ -206,7 +206,141 @@ Outs op_hardmax(Importer& I) {
   return {y};
 }
 
+// ---- generated patterns --------------------------------------------------------------------------
+// EyeLike: ones on diagonal k of the input's dims (2-D), in `dtype` or the input's type.
+ConstPtr eyelike_value(Importer& I, const Dims& d, DataType in_type) {
+  if (d.size() != 2) I.fail(fmt::format("input rank {} is not supported (2-D only)", d.size()));
+  DataType t = in_type;
+  if (I.has_attr("dtype")) {
+    const int64_t dt = I.attr_i("dtype", 0);
+    if (dt == onnx::TensorProto::DOUBLE) t = DataType::kFloat;  // as Cast (and the parser)
+    else if (!onnx_to_data_type(static_cast<int>(dt), &t))
+      I.fail(fmt::format("dtype {} is not supported", onnx_type_name(static_cast<int>(dt))));
+  }
+  const int64_t k = I.attr_i("k", 0);
+  const int64_t rows = d[0], cols = d[1];
+  auto c = make_const("", t, {rows, cols});
+  for (int64_t i = 0; i < rows; ++i)
+    if (i + k >= 0 && i + k < cols) c->set_f(i * cols + i + k, 1.0);
+  return c;
+}
+
+// The output depends on the input's dims only: a Constant layer, whatever the input is.
+Outs op_eyelike(Importer& I) {
+  const TensorId x = I.tin(0);
+  return {I.const_tensor(eyelike_value(I, I.dims(x), I.dtype(x)))};
+}
+
+std::vector<ConstPtr> f_eyelike(Importer& I) {
+  const ConstPtr x = I.cin(0, "input");
+  return {eyelike_value(I, x->dims, x->type)};
+}
+
+// Trilu keeps x[..., i, j] where j - i >= k (upper) or j - i <= k (lower); k: constant input 1.
+int64_t trilu_k(Importer& I) {
+  int64_t k = 0;
+  if (auto kc = I.cin_opt(1, "k")) {
+    if (kc->count() != 1) I.fail("k must be a scalar");
+    k = kc->i(0);
+  }
+  return k;
+}
+
+// Select(mask, x, 0) with a constant bool mask over the last two dims.
+Outs op_trilu(Importer& I) {
+  const TensorId x = I.tin(0);
+  const size_t r = I.rank(x);
+  if (r < 2) I.fail(fmt::format("input rank {} is below 2", r));
+  const int64_t k = trilu_k(I);
+  const bool upper = I.attr_i("upper", 1) != 0;
+  const int64_t rows = I.dims(x)[r - 2], cols = I.dims(x)[r - 1];
+  Dims md(r, 1);
+  md[r - 2] = rows;
+  md[r - 1] = cols;
+  auto mask = make_const("", DataType::kBool, md);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) mask->set_i(i * cols + j, upper ? j - i >= k : j - i <= k);
+  return {select3(I, I.const_tensor(mask), x, scalar_like(I, 0, x))};
+}
+
+std::vector<ConstPtr> f_trilu(Importer& I) {
+  const ConstPtr x = I.cin(0, "input");
+  const size_t r = x->dims.size();
+  if (r < 2) I.fail(fmt::format("input rank {} is below 2", r));
+  const int64_t k = trilu_k(I);
+  const bool upper = I.attr_i("upper", 1) != 0;
+  const int64_t rows = x->dims[r - 2], cols = x->dims[r - 1];
+  auto y = make_const("", x->type, x->dims);
+  std::copy(x->ptr, x->ptr + x->nbytes, y->owned.begin());
+  for (int64_t e = 0; e < y->count(); ++e) {
+    const int64_t i = (e / cols) % rows, j = e % cols;
+    if (!(upper ? j - i >= k : j - i <= k)) y->set_f(e, 0.0);
+  }
+  return {y};
+}
+
+// OneHot: Equal(indices (negatives + depth) unsqueezed at axis, iota of depth) -> Select(on, off).
+// depth and values must be constants; indices outside [-depth, depth) give an all-off row.
+Outs op_onehot(Importer& I) {
+  TensorId idx = I.tin(0);
+  const ConstPtr depth_c = I.cin(1, "depth"), values = I.cin(2, "values");
+  if (depth_c->count() != 1) I.fail("depth must be a scalar");
+  if (values->count() != 2) I.fail("values must hold [off, on]");
+  const double depth_f = depth_c->f(0);
+  const int64_t depth = static_cast<int64_t>(depth_f);
+  if (depth <= 0 || depth > (int64_t{1} << 24)) I.fail(fmt::format("depth {} is not supported", depth_f));
+  if (I.dtype(idx) != DataType::kInt64) idx = I.add(LayerKind::kCast, CastParams{DataType::kInt64}, {idx});
+  const size_t r = I.rank(idx) + 1;
+  const int axis = I.axis(I.attr_i("axis", -1), r);
+  const TensorId negative = eltwise2(I, ElementWiseOp::kLess, idx, scalar_like(I, 0, idx));
+  const TensorId wrapped = eltwise2(I, ElementWiseOp::kSum, idx, scalar_like(I, static_cast<double>(depth), idx));
+  idx = select3(I, negative, wrapped, idx);
+  Dims ud = I.dims(idx);
+  ud.insert(ud.begin() + axis, 1);
+  idx = I.reshape(idx, ud);
+  const TensorId hit = eltwise2(I, ElementWiseOp::kEqual, idx, iota_along(I, r, axis, depth));
+  auto on = make_const("", values->type, Dims(r, 1)), off = make_const("", values->type, Dims(r, 1));
+  off->set_f(0, values->f(0));
+  on->set_f(0, values->f(1));
+  if (values->type == DataType::kInt64 || values->type == DataType::kInt32) {
+    off->set_i(0, values->i(0));
+    on->set_i(0, values->i(1));
+  }
+  return {I.add(LayerKind::kSelect, NoParams{}, {hit, I.const_tensor(on), I.const_tensor(off)})};
+}
+
+// OneHot of constant indices: out[..., d at axis, ...] = values[1] where the (wrapped) index is d.
+std::vector<ConstPtr> f_onehot(Importer& I) {
+  const ConstPtr idx = I.cin(0, "indices"), depth_c = I.cin(1, "depth"), values = I.cin(2, "values");
+  if (depth_c->count() != 1) I.fail("depth must be a scalar");
+  if (values->count() != 2) I.fail("values must hold [off, on]");
+  const int64_t depth = static_cast<int64_t>(depth_c->f(0));
+  if (depth <= 0 || depth > (int64_t{1} << 24)) I.fail(fmt::format("depth {} is not supported", depth_c->f(0)));
+  const size_t r = idx->dims.size() + 1;
+  const int axis = I.axis(I.attr_i("axis", -1), r);
+  Dims od = idx->dims;
+  od.insert(od.begin() + axis, depth);
+  auto y = make_const("", values->type, od);
+  int64_t inner = 1;
+  for (size_t a = axis; a < idx->dims.size(); ++a) inner *= idx->dims[a];
+  for (int64_t e = 0; e < y->count(); ++e) {
+    const int64_t outer = e / (depth * inner), d = (e / inner) % depth, in = e % inner;
+    int64_t v = static_cast<int64_t>(idx->f(outer * inner + in));
+    if (v < 0) v += depth;
+    if (values->type == DataType::kFloat || values->type == DataType::kHalf) y->set_f(e, values->f(v == d ? 1 : 0));
+    else y->set_i(e, values->i(v == d ? 1 : 0));
+  }
+  return {y};
+}
+
 }  // namespace
+
+// Import-time evaluation when every input is a constant (the node is folded, see fold.cpp).
+void register_decomposed_folders(std::unordered_map<std::string, FoldFn>& m) {
+  m.emplace("EyeLike", f_eyelike);
+  m.emplace("Trilu", f_trilu);
+  m.emplace("OneHot", f_onehot);
+}
 
 void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("Shrink", op_shrink);
@@ -221,6 +355,9 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("ArgMax", arg_op(true));
   m.emplace("ArgMin", arg_op(false));
   m.emplace("Hardmax", op_hardmax);
+  m.emplace("EyeLike", op_eyelike);
+  m.emplace("Trilu", op_trilu);
+  m.emplace("OneHot", op_onehot);
 }
 
 }  // namespace tandem::onnx_detail
