@@ -206,6 +206,57 @@ Outs op_hardmax(Importer& I) {
   return {y};
 }
 
+// CumSum over a static axis as the unrolled recurrence TensorRT's loop computes: y[0] = x[0]
+// (0 when exclusive), y[k] = y[k-1] + x[k] (x[k-1] when exclusive), walked backwards when reverse:
+// one Slice per element, a chain of ElementWise SUM, one Concatenation. The same sequential order
+// as the ONNX definition, so exact in fp32 (a MatMul with a triangular constant is not).
+constexpr int64_t kCumSumMaxLength = 256;  // 2n+1 layers: longer axes are refused, not slowed
+
+Outs op_cumsum(Importer& I) {
+  const TensorId x = I.tin(0);
+  const ConstPtr axis_c = I.cin(1, "axis");
+  if (axis_c->count() != 1) I.fail("axis must be a scalar");
+  const Dims d = I.dims(x);
+  if (d.empty()) I.fail("input is a scalar");
+  const int axis = I.axis(axis_c->i(0), d.size());
+  const int64_t n = d[axis];
+  if (n > kCumSumMaxLength)
+    I.fail(fmt::format("axis length {} is over {} (CumSum is unrolled into 2n+1 layers)", n, kCumSumMaxLength));
+  const bool exclusive = I.attr_i("exclusive", 0) != 0, reverse = I.attr_i("reverse", 0) != 0;
+  auto element = [&](int64_t k) {
+    SliceParams p;
+    p.start = Dims(d.size(), 0);
+    p.start[axis] = k;
+    p.size = d;
+    p.size[axis] = 1;
+    p.stride = Dims(d.size(), 1);
+    return I.add(LayerKind::kSlice, p, {x});
+  };
+  std::vector<TensorId> ys(static_cast<size_t>(n), -1);
+  TensorId acc = -1;
+  for (int64_t step = 0; step < n; ++step) {
+    const int64_t k = reverse ? n - 1 - step : step;
+    if (exclusive) {
+      if (acc < 0) {
+        Dims zd = d;
+        zd[axis] = 1;
+        auto z = make_const("", I.dtype(x), zd);
+        ys[k] = I.const_tensor(z);
+      } else {
+        ys[k] = acc;
+      }
+      const TensorId xk = element(k);
+      acc = acc < 0 ? xk : I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kSum}, {acc, xk});
+    } else {
+      const TensorId xk = element(k);
+      acc = acc < 0 ? xk : I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kSum}, {acc, xk});
+      ys[k] = acc;
+    }
+  }
+  if (n == 1) return {I.add(LayerKind::kIdentity, NoParams{}, {ys[0]})};
+  return {I.add(LayerKind::kConcatenation, ConcatenationParams{axis}, ys)};
+}
+
 // ---- generated patterns --------------------------------------------------------------------------
 // EyeLike: ones on diagonal k of the input's dims (2-D), in `dtype` or the input's type.
 ConstPtr eyelike_value(Importer& I, const Dims& d, DataType in_type) {
@@ -358,6 +409,7 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("EyeLike", op_eyelike);
   m.emplace("Trilu", op_trilu);
   m.emplace("OneHot", op_onehot);
+  m.emplace("CumSum", op_cumsum);
 }
 
 }  // namespace tandem::onnx_detail

@@ -198,6 +198,39 @@ TEST(OnnxDecomposed, ErrorsNameTheNode) {
     const std::string msg = import_error(b.write("celu_alpha0.onnx"));
     EXPECT_NE(msg.find("node 'celu' (Celu): alpha 0 is not supported"), std::string::npos) << msg;
   }
-  // CumSum stays unsupported: no exact decomposition (see docs/onnx-import.md).
-  EXPECT_FALSE(is_supported_onnx_op("CumSum"));
+  {
+    ModelBuilder b(14);
+    b.input("x", {300}).output("y");
+    b.init_i64("axis", {}, {0});
+    b.node("CumSum", {"x", "axis"}, {"y"}, "cs");
+    const std::string msg = import_error(b.write("cumsum_long.onnx"));
+    EXPECT_NE(msg.find("node 'cs' (CumSum): axis length 300 is over 256"), std::string::npos) << msg;
+  }
+}
+
+// ONNX's CumSum node tests all feed double inputs (an importer limit), so the values are checked here.
+TEST(OnnxDecomposed, CumSumSequentialSumsExclusiveReverse) {
+  ModelBuilder b(14);
+  b.input("x", {2, 3}).output("inc").output("exc").output("rev").output("rev_exc");
+  b.init_i64("axis1", {}, {1});
+  b.init_i64("axis0", {1}, {-2});
+  b.node("CumSum", {"x", "axis1"}, {"inc"}, "cs");
+  auto& e = b.node("CumSum", {"x", "axis1"}, {"exc"});
+  ModelBuilder::attr_i(e, "exclusive", 1);
+  auto& r = b.node("CumSum", {"x", "axis0"}, {"rev"});
+  ModelBuilder::attr_i(r, "reverse", 1);
+  auto& re = b.node("CumSum", {"x", "axis1"}, {"rev_exc"});
+  ModelBuilder::attr_i(re, "reverse", 1);
+  ModelBuilder::attr_i(re, "exclusive", 1);
+  Network n = import_onnx(b.write("cumsum.onnx"));
+  const LayerId cs = n.find_layer("cs");
+  ASSERT_GE(cs, 0);
+  EXPECT_EQ(n.layers[cs].kind, LayerKind::kConcatenation);
+  // 1e8 + 1 - 1e8 in fp32 is 0 summed in order (1e8 + 1 rounds to 1e8): the sequential order.
+  TensorMap out = run_cpu(n, floats("x", {2, 3}, {1e8f, 1, -1e8f, 1, 2, 3}));
+  EXPECT_EQ(values(out["inc"]), (std::vector<double>{1e8, 1e8, 0, 1, 3, 6}));
+  EXPECT_EQ(values(out["exc"]), (std::vector<double>{0, 1e8, 1e8, 0, 1, 3}));
+  // Reversed, 1 + 1e8 and 3 - 1e8 round back to +-1e8 in fp32 (spacing 8 there).
+  EXPECT_EQ(values(out["rev"]), (std::vector<double>{1e8, 3, -1e8, 1, 2, 3}));
+  EXPECT_EQ(values(out["rev_exc"]), (std::vector<double>{-1e8, -1e8, 0, 5, 3, 0}));
 }
