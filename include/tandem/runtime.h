@@ -89,6 +89,11 @@ class Executor {
 std::unique_ptr<Executor> make_cpu_executor(const Network& net, const ExecOptions& opt = {},
                                             bool keep_all = false);
 
+// The lowering policy the CPU backend compiles with (include tandem/lower.h to use it): lower()
+// with it gives the ExecGraph whose steps the CPU executor runs and profile() lists.
+struct LowerPolicy;
+LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all);
+
 // "" when the CPU backend runs every layer of net; else why not, naming the first layer it
 // cannot run (e.g. "layer 'conv1' (Convolution): input 'x' is fp16, the CPU backend computes
 // Convolution in fp32 only").

@@ -140,9 +140,11 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   return s;
 }
 
+}  // namespace
+
 // What the CPU backend fuses: oneDNN convolutions absorb a folded Scale, activations and
 // hard-swish as post-ops (as long as the chain computes exactly what the layers compute).
-LowerPolicy cpu_policy(const ExecOptions& opt, bool keep_all) {
+LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
   LowerPolicy p;
   p.fuse = opt.fuse && !opt.reference_kernels;
   p.keep_all = keep_all;
@@ -166,6 +168,8 @@ LowerPolicy cpu_policy(const ExecOptions& opt, bool keep_all) {
   p.alignment = 64;
   return p;
 }
+
+namespace {
 
 // Emulated numerics on the host: FP16 rounding, INT8 fake quantization per tensor or (weights
 // used as a tensor: FC / MatMul B) symmetric per channel, as TensorRT quantizes the weights of
@@ -192,11 +196,11 @@ struct RunStep {
 };
 
 // A step's name and kind as a profile lists them: a fused step names every layer it computes.
-void label_step(const Network& net, const ExecStep& st, RunStep& r) {
+void label_step(const Network& net, const ExecGraph& graph, const ExecStep& st, RunStep& r) {
   const Layer& l = net.layers[size_t(st.layer)];
   switch (st.kind) {
-    case StepKind::kRound:
-      r.layer = l.name + ":round";
+    case StepKind::kRound:  // "conv1:round(x)": one layer may round several values
+      r.layer = l.name + ":round(" + graph.values[size_t(st.inputs[0])].name + ")";
       r.kind = "Round";
       return;
     case StepKind::kPointwiseChain:
@@ -225,7 +229,7 @@ class CpuExecutor : public Executor {
     std::string why = cpu_unsupported_reason(net);
     if (!why.empty()) throw Error(why);
     cpu::set_threads(threads_);
-    graph_ = lower(net, opt.numerics, cpu_policy(opt, keep_all));
+    graph_ = lower(net, opt.numerics, cpu_lower_policy(opt, keep_all));
     evaluate_constants(net);
     bind_arena();
     auto conv_scratch = std::make_shared<cpu::ConvScratch>();
@@ -314,7 +318,7 @@ class CpuExecutor : public Executor {
   RunStep build_step(const Network& net, const ExecOptions& opt, const ExecStep& st,
                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch) {
     RunStep r;
-    label_step(net, st, r);
+    label_step(net, graph_, st, r);
     for (ValueId v : st.inputs) r.in.push_back(ptr_[size_t(v)]);
     for (ValueId v : st.outputs) r.out.push_back(ptr_[size_t(v)]);
     switch (st.kind) {

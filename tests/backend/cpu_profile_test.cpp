@@ -1,0 +1,135 @@
+// issue 17 §4: the CPU executor's per-step profile and time split (Executor::profile,
+// Executor::last_run_split). The profile lists each step of the ExecGraph that lower() makes with
+// the CPU's policy once, in execution order, named after the step's layers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "tandem/lower.h"
+#include "tandem/onnx.h"
+#include "tandem/runtime.h"
+
+namespace tandem {
+namespace {
+
+const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+
+Network cls_network() {
+  ImportOptions io;
+  io.shapes.push_back({"x", {1, 3, 48, 192}});
+  return import_onnx(kCls, io);
+}
+
+TensorMap random_input(const Network& net) {
+  const Tensor& x = net.tensors[size_t(net.inputs[0])];
+  HostTensor h = HostTensor::zeros(x.name, DataType::kFloat, x.dims);
+  std::mt19937 rng{7};
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  for (int64_t i = 0; i < h.count(); ++i) h.f32()[i] = u(rng);
+  TensorMap m;
+  m[x.name] = std::move(h);
+  return m;
+}
+
+// One entry per step of lower()'s graph, in its order, each named after the step's layer(s).
+void expect_profile_matches_graph(const Network& net, const ExecOptions& opt) {
+  const ExecGraph g = lower(net, opt.numerics, cpu_lower_policy(opt, false));
+  auto ex = make_cpu_executor(net, opt);
+  ex->run(random_input(net));
+  const std::vector<StepTime> prof = ex->profile(2);
+  ASSERT_EQ(prof.size(), g.steps.size());
+  std::set<std::string> names;
+  for (size_t i = 0; i < prof.size(); ++i) {
+    const ExecStep& st = g.steps[i];
+    const Layer& l = net.layers[size_t(st.layer)];
+    EXPECT_EQ(prof[i].layer.rfind(l.name, 0), 0u) << i << ": " << prof[i].layer << " is not step " << l.name;
+    switch (st.kind) {
+      case StepKind::kRound:
+        EXPECT_EQ(prof[i].kind, "Round") << prof[i].layer;
+        break;
+      case StepKind::kLayer:
+      case StepKind::kPointwiseChain: {
+        size_t fused = 0;
+        for (const Epilogue& e : st.epilogue) fused += e.layers.size();
+        std::string kind = std::string(to_string(l.kind));
+        EXPECT_EQ(prof[i].kind.rfind(kind, 0), 0u) << prof[i].layer;
+        EXPECT_EQ(size_t(std::count(prof[i].kind.begin(), prof[i].kind.end(), '+')), fused) << prof[i].kind;
+        break;
+      }
+    }
+    EXPECT_TRUE(names.insert(prof[i].layer).second) << prof[i].layer << " listed twice";
+    EXPECT_TRUE(std::isfinite(prof[i].ms) && prof[i].ms >= 0.f) << prof[i].layer << " " << prof[i].ms;
+  }
+}
+
+TEST(CpuProfile, OneEntryPerLoweredStepFused) {
+  const Network net = cls_network();
+  ExecOptions opt;
+  opt.threads = 1;
+  const ExecGraph g = lower(net, opt.numerics, cpu_lower_policy(opt, false));
+  // The cls model's Conv + ReLU pairs fuse: fewer steps than layers, and some step is fused.
+  EXPECT_LT(g.steps.size(), net.layers.size());
+  bool any_fused = false;
+  for (const ExecStep& st : g.steps) any_fused |= !st.epilogue.empty();
+  EXPECT_TRUE(any_fused);
+  expect_profile_matches_graph(net, opt);
+}
+
+TEST(CpuProfile, OneEntryPerLoweredStepWithRounding) {
+  const Network net = cls_network();
+  ExecOptions opt;
+  opt.threads = 1;
+  opt.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
+  for (size_t i = 0; i < net.layers.size(); ++i)
+    if (net.layers[i].kind == LayerKind::kConvolution) opt.numerics.layer_precision[i] = Precision::kFP16;
+  const ExecGraph g = lower(net, opt.numerics, cpu_lower_policy(opt, false));
+  size_t rounds = 0;
+  for (const ExecStep& st : g.steps) rounds += st.kind == StepKind::kRound;
+  EXPECT_GT(rounds, 0u);  // FP16 convolutions: their inputs and outputs are rounded in steps
+  expect_profile_matches_graph(net, opt);
+}
+
+TEST(CpuProfile, SplitIsComputeOnly) {
+  const Network net = cls_network();
+  ExecOptions opt;
+  opt.threads = 1;
+  auto ex = make_cpu_executor(net, opt);
+  EXPECT_EQ(ex->last_run_split().compute_ms, 0.0);  // nothing ran yet
+  ex->run(random_input(net));
+  const RunSplit s = ex->last_run_split();
+  EXPECT_FALSE(s.device_copies);
+  EXPECT_EQ(s.h2d_ms, 0.0);
+  EXPECT_EQ(s.d2h_ms, 0.0);
+  EXPECT_GT(s.compute_ms, 0.0);
+  // The steps' sum measures the same loop (timer overhead aside): within a factor of 3 of it,
+  // on a machine other jobs share (medians of 5 runs each).
+  std::vector<double> compute, sum;
+  for (int i = 0; i < 5; ++i) {
+    ex->run(random_input(net));
+    compute.push_back(ex->last_run_split().compute_ms);
+    double t = 0;
+    for (const StepTime& st : ex->profile(1)) t += st.ms;
+    sum.push_back(t);
+  }
+  std::sort(compute.begin(), compute.end());
+  std::sort(sum.begin(), sum.end());
+  EXPECT_LT(sum[2], 3 * compute[2]);
+  EXPECT_GT(sum[2], compute[2] / 3);
+}
+
+TEST(CpuProfile, ZeroIterationsIsAnError) {
+  const Network net = cls_network();
+  auto ex = make_cpu_executor(net);
+  try {
+    ex->profile(0);
+    FAIL() << "profile(0) ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("profile(0)"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tandem
