@@ -62,10 +62,12 @@ tmp="$out.tmp.$$"
   echo
   echo "## CUDA backend exceptions (tests/conformance/expected_cuda.tsv)"
   echo
-  echo "Last CUDA run: NVIDIA H200, 2026-11-30: 394 passed, 26 failed, 512 skipped. The failures are the 25"
-  echo "exceptions below (layers the CUDA backend refuses to build) and one bug, not listed, so the test"
-  echo "fails until it is fixed: test_resize_downsample_scales_linear_align_corners (CUDA Resize with"
-  echo "align_corners and a scale below 1 computes wrong values)."
+  echo "Last CUDA run: NVIDIA H200, 2026-11-30, commit 78366ef: 453 passed, 64 failed, 415 skipped. The"
+  echo "failures are exactly the 64 exceptions below: layers the CUDA backend refuses to build (types and"
+  echo "modes it has no kernel for; ArgMax/ArgMin/Hardmax decompose into a Reduce over int64 indices and"
+  echo "the CUDA Reduce is fp32-only). The one CUDA bug these tests found"
+  echo "(test_resize_downsample_scales_linear_align_corners: Resize with align_corners and model scales"
+  echo "below 1) is fixed (commit 0113945)."
   echo
   echo "| test | status on CUDA | why |"
   echo "|---|---|---|"
