@@ -13,23 +13,14 @@
 using namespace tandem;
 namespace fs = std::filesystem;
 
+#include "../common/shell.h"
+
 namespace {
 const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
 const std::string kModel = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-struct Result {
-  int rc;
-  std::string out;
-};
-Result sh(const std::string& args) {
-  std::string cmd = kTandem + " run " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf;
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using Result = tandem::test::ShellResult;
+Result sh(const std::string& args) { return tandem::test::run_shell(kTandem + " run " + args + " 2>&1"); }
 }  // namespace
 
 TEST(CliRun, WritesOutputsAndRejectsBadInput) {

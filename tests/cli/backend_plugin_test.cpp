@@ -19,6 +19,8 @@
 #include "tandem/engine.h"
 #include "tandem/npy.h"
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 using namespace tandem;
 
@@ -33,19 +35,9 @@ const std::string kBrokenPluginDir = std::string(TANDEM_BINARY_DIR) + "/tests/cl
 // In this process, the registry finds the plugin next to the CLI (it loads it once per process).
 const bool kPluginPathSet = ::setenv("TANDEM_PLUGIN_PATH", kCliDir.c_str(), 1) == 0;
 
-struct Result {
-  int rc;
-  std::string out;
-};
+using Result = tandem::test::ShellResult;
 // Runs a shell command line, stdout and stderr together.
-Result sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+Result sh(const std::string& cmd) { return tandem::test::run_shell(cmd + " 2>&1"); }
 int lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';

@@ -12,6 +12,8 @@
 #include <set>
 #include <string>
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -19,19 +21,9 @@ namespace {
 const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
 const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-struct Result {
-  int rc;
-  std::string out;
-};
+using Result = tandem::test::ShellResult;
 Result sh(const std::string& args, bool with_stderr = false) {
-  const std::string cmd = kTandem + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return tandem::test::run_shell(kTandem + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 TEST(BenchProfileGpu, SplitAndProfileOnCuda) {
@@ -41,6 +33,13 @@ TEST(BenchProfileGpu, SplitAndProfileOnCuda) {
   const Result b = sh("build " + kCls + " -s x:1x3x48x192 -o " + eng + " --optimization-level 0", true);
   ASSERT_EQ(b.rc, 0) << b.out;
 
+  // Label gpu: on a machine without a GPU the CLI says so in one line, and the test skips visibly.
+  const Result probe = sh("bench " + eng + " --backend cuda --iterations 1", true);
+  if (probe.rc != 0 && probe.out.find("no CUDA device") != std::string::npos) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    GTEST_SKIP() << probe.out.substr(0, probe.out.find('\n')) << ": skipped";
+  }
   const Result r = sh("bench " + eng + " --backend cuda --iterations 50 --warmup 5 --profile --json");
   ASSERT_EQ(r.rc, 0) << r.out << sh("bench " + eng + " --backend cuda --iterations 1", true).out;
   const json j = json::parse(r.out);

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -23,19 +25,9 @@ namespace {
 const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
 const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 
-struct Result {
-  int rc;
-  std::string out;
-};
+using Result = tandem::test::ShellResult;
 Result sh(const std::string& args, bool with_stderr = false) {
-  const std::string cmd = kTandem + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return tandem::test::run_shell(kTandem + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 std::vector<std::string> lines_of(const std::string& s) {

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -18,19 +20,8 @@ const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppoc
 const std::string kCalib = std::string(TANDEM_SOURCE_DIR) + "/tests/data/calib";
 const std::string kShape = " -s x:1x3x48x192 ";
 
-struct Result {
-  int rc;
-  std::string out;
-};
-Result sh(const std::string& args) {
-  const std::string cmd = kTandem + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf;
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using Result = tandem::test::ShellResult;
+Result sh(const std::string& args) { return tandem::test::run_shell(kTandem + " " + args + " 2>&1"); }
 bool has(const Result& r, const std::string& s) { return r.out.find(s) != std::string::npos; }
 int lines(const std::string& s) {
   int n = 0;

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -26,12 +28,9 @@ const std::string kCls = kModels + "ch_ppocr_mobile_v2.0_cls_infer.onnx -s x:1x3
 const std::string kDet = kModels + "ch_PP-OCRv4_det_infer.onnx -s x:1x3x640x640";
 
 int sh(const std::string& args, std::string* out) {
-  FILE* p = popen((kTandem + " " + args + " 2>/dev/null").c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out->append(buf.data(), n);
-  const int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  tandem::test::ShellResult r = tandem::test::run_shell(kTandem + " " + args + " 2>/dev/null");
+  out->append(r.out);
+  return r.rc;
 }
 
 std::string read_text(const std::string& path) {

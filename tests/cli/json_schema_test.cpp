@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -24,21 +26,9 @@ const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tand
 const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 const std::string kShape = " -s x:1x3x48x192 ";
 
-struct Result {
-  int rc;
-  std::string out;
-};
+using Result = tandem::test::ShellResult;
 // stdout only (stderr to the terminal): the JSON document must be all of stdout.
-Result sh(const std::string& args) {
-  const std::string cmd = kTandem + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+Result sh(const std::string& args) { return tandem::test::run_shell(kTandem + " " + args + " 2>/dev/null"); }
 
 std::string read_text(const std::string& path) {
   std::ifstream f(path);

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "../common/shell.h"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -24,19 +26,13 @@ struct Result {
   int rc;
   std::string out, err;
 };
-Result sh(const std::string& args) {
+Result sh(const std::string& args) {  // stdout and stderr apart
   const std::string errfile = (fs::temp_directory_path() / ("tandem_verify_err_" + std::to_string(::getpid()))).string();
-  const std::string cmd = kTandem + " " + args + " 2>" + errfile;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
+  const tandem::test::ShellResult r = tandem::test::run_shell(kTandem + " " + args + " 2>" + errfile);
   std::ifstream f(errfile);
   std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   fs::remove(errfile);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out, err};
+  return {r.rc, r.out, err};
 }
 const std::string kPlan = kData + "verify_plan.json";
 }  // namespace

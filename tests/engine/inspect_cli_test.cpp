@@ -20,26 +20,16 @@ using namespace tandem;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+#include "../common/shell.h"
+
 namespace {
 
 const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
 const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 const std::string kCalib = std::string(TANDEM_SOURCE_DIR) + "/tests/data/calib";
 
-struct Result {
-  int rc;
-  std::string out;  // stdout, then stderr
-};
-Result tandem_cli(const std::string& args) {
-  std::string cmd = kTandem + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using Result = tandem::test::ShellResult;
+Result tandem_cli(const std::string& args) { return tandem::test::run_shell(kTandem + " " + args + " 2>&1"); }
 
 fs::path temp_dir() {
   fs::path d = fs::temp_directory_path() / ("tandem_inspect_test_" + std::to_string(::getpid()));

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "../common/shell.h"
+
 namespace {
 namespace fs = std::filesystem;
 
@@ -18,21 +20,10 @@ const std::string kBin = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem"
 const std::string kDet = ".data/models/ch_PP-OCRv4_det_infer.onnx --shape x:1x3x640x640";
 const std::string kCls = ".data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx --shape x:1x3x48x192";
 
-struct Result {
-  int rc;
-  std::string out;
-};
+using Result = tandem::test::ShellResult;
 
 Result run(const std::string& args) {
-  const std::string cmd = "cd '" + kSrc + "' && '" + kBin + "' " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, ""};
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return tandem::test::run_shell("cd '" + kSrc + "' && '" + kBin + "' " + args + " 2>/dev/null");
 }
 
 void golden(const std::string& name, const std::string& args) {
@@ -86,15 +77,8 @@ TEST(Golden, TrtexecClsGraphXavier) {
 }
 
 // Bad options: one line on stderr, exit code 2.
-Result run_err(const std::string& args) {
-  const std::string cmd = "cd '" + kSrc + "' && '" + kBin + "' " + args + " 2>&1 >/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+Result run_err(const std::string& args) {  // stderr only
+  return tandem::test::run_shell("cd '" + kSrc + "' && '" + kBin + "' " + args + " 2>&1 >/dev/null");
 }
 
 TEST(CliErrors, BadPlanOptionsExit2) {
