@@ -4,7 +4,8 @@
 # for --backend cuda), and the Debian shared libraries the device image lacks (libdnnl
 # xz-compressed to stay under the 64 MiB transfer limit). Build first:
 #   cmake -S . -B build-cuda -DTANDEM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
-#   make -C build-cuda -j1 tandem tandem_cuda tandem_tests_cuda tandem_tests_cuda_models tandem_cuda_bench
+#   make -C build-cuda -j1 tandem tandem_cuda tandem_tests_cuda tandem_tests_cuda_models tandem_cuda_bench \
+#       tandem_backend_ops_cuda tandem_conformance_cuda
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 B=${BUILD:-$root/build-cuda}
@@ -12,6 +13,12 @@ C=$root/.carry
 rm -rf "$C"; mkdir -p "$C/bin" "$C/lib"
 cp "$B/tests/backend_cuda/tandem_tests_cuda" "$B/src/backend/cuda/tandem_cuda_bench" "$C/bin/"
 [[ -f "$B/tests/backend_cuda/tandem_tests_cuda_models" ]] && cp "$B/tests/backend_cuda/tandem_tests_cuda_models" "$C/bin/"
+# The cross-backend op test and the ONNX node tests on the CUDA backend, with ONNX's test data
+# (the device image has no libonnx-testdata; run_device.sh unpacks it where the tests look).
+for t in tests/backend_ops/tandem_backend_ops_cuda tests/conformance/tandem_conformance_cuda; do
+  [[ -f "$B/$t" ]] && cp "$B/$t" "$C/bin/"
+done
+[[ -d /usr/share/libonnx-testdata ]] && tar -cJf "$C/testdata.tar.xz" -C /usr/share libonnx-testdata/data/node
 # The CLI and its plugin travel together: the registry looks next to the executable first.
 if [[ -f "$B/tools/tandem/tandem" && -f "$B/tools/tandem/libtandem_cuda.so" ]]; then
   cp "$B/tools/tandem/tandem" "$B/tools/tandem/libtandem_cuda.so" "$C/bin/"

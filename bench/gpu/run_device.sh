@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole GPU check in ONE device call: gtest gpu tests, tandem GPU latency on PP-OCR det/cls,
+# The whole GPU check in ONE device call: gtest gpu tests (layers, models, the cross-backend op
+# test, the ONNX node tests), tandem GPU latency on PP-OCR det/cls,
 # and tandem vs PyTorch (eager, torch.compile) on torchvision models exported to ONNX there.
 # Runs from the repo root on the device machine, with binaries in .carry/ (bench/gpu/pack.sh).
 #   run(command="bash bench/gpu/run_device.sh", carry=[".carry", ".data/models/..."])
@@ -26,6 +27,17 @@ echo "== gtest: per-layer"
 $C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | tail -40
 echo "== gtest: models vs CPU backend"
 OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|OK|FAILED|PASSED|Failure|error|Expected|Which|actual" | head -40
+
+if [[ -x $C/bin/tandem_backend_ops_cuda && -f $C/testdata.tar.xz ]]; then
+  # The tests find their tables under the source path they were built from: point it here.
+  src=$(strings $C/bin/tandem_conformance_cuda | grep -m1 -o '^/[^ ]*/tests/conformance/' | sed 's|/tests/conformance/||')
+  [[ -n "$src" && ! -e "$src" ]] && mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
+  tar -xJf $C/testdata.tar.xz -C /usr/share
+  echo "== gtest: cross-backend op test (cuda vs the CPU reference)"
+  OMP_NUM_THREADS=16 $C/bin/tandem_backend_ops_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_ops.log" | tail -28
+  echo "== gtest: ONNX node tests on the CUDA backend"
+  OMP_NUM_THREADS=16 $C/bin/tandem_conformance_cuda 2>&1 | tee "$OUT/gtest_conformance.log" | grep -E "conformance \(|changed status|PASSED|FAILED" | head -8
+fi
 
 echo "== CLI: --backend cuda through the plugin ($C/bin/libtandem_cuda.so, next to the CLI)"
 T=$C/bin/tandem
