@@ -62,17 +62,9 @@ std::string maps_of_this_process() {
   return s.str();
 }
 
-class CudaPluginCli : public ::testing::Test {
+class CudaPluginCli : public tandem::test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("tandem_backend_plugin_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
+  CudaPluginCli() : TempDirTest("tandem_backend_plugin_") {}
   // A copy of the CLI in an empty folder: the registry finds no plugin next to it.
   std::string lone_cli() const {
     fs::copy_file(kTandem, dir / "tandem", fs::copy_options::overwrite_existing);
@@ -92,7 +84,6 @@ class CudaPluginCli : public ::testing::Test {
     write_npy(input, x);
   }
   std::string run_args() const { return " run " + engine + " --input x=" + input + " --output-dir " + dir.string(); }
-  fs::path dir;
   std::string engine, input;
 };
 

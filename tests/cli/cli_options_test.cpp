@@ -29,20 +29,13 @@ int lines(const std::string& s) {
   return n;
 }
 
-class CliOptions : public ::testing::Test {
+class CliOptions : public tandem::test::TempDirTest {
  protected:
+  CliOptions() : TempDirTest("tandem_cli_options_") {}
   void SetUp() override {
     ASSERT_TRUE(fs::exists(kCls)) << kCls << " is missing: run scripts/setup.sh";
-    dir = fs::temp_directory_path() / ("tandem_cli_options_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir);
+    TempDirTest::SetUp();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string p(const std::string& f) const { return (dir / f).string(); }
-  fs::path dir;
 };
 }  // namespace
 

@@ -85,20 +85,13 @@ int count_if(const json& a, const std::string& key, const json& value) {
   return n;
 }
 
-class JsonSchema : public ::testing::Test {
+class JsonSchema : public tandem::test::TempDirTest {
  protected:
+  JsonSchema() : TempDirTest("tandem_json_schema_") {}
   void SetUp() override {
     ASSERT_TRUE(fs::exists(kCls)) << kCls << " is missing: run scripts/setup.sh";
-    dir = fs::temp_directory_path() / ("tandem_json_schema_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir);
+    TempDirTest::SetUp();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string p(const std::string& f) const { return (dir / f).string(); }
-  fs::path dir;
 };
 }  // namespace
 

@@ -1,11 +1,15 @@
-// Runs a shell command line for the tests that drive the CLI: its exit status and everything it
+// For the tests that drive the CLI: a shell runner, and a fixture with a fresh folder per test.
+// run_shell runs a shell command line: its exit status and everything it
 // wrote to stdout (redirect stderr in the command line: "2>&1" to keep it, "2>/dev/null" to drop it).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace tandem::test {
@@ -26,5 +30,26 @@ inline ShellResult run_shell(const std::string& command) {
   r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
 }
+
+// A fresh temporary folder per test (named after the test, removed afterwards): dir, p("file").
+class TempDirTest : public ::testing::Test {
+ protected:
+  explicit TempDirTest(std::string prefix) : prefix_(std::move(prefix)) {}
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          (prefix_ + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string p(const std::string& f) const { return (dir / f).string(); }
+  std::filesystem::path dir;
+
+ private:
+  std::string prefix_;
+};
 
 }  // namespace tandem::test
