@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "../common/shell.h"
@@ -23,6 +25,18 @@ const std::string kShape = " -s x:1x3x48x192 ";
 using Result = tandem::test::ShellResult;
 Result sh(const std::string& args) { return tandem::test::run_shell(kTandem + " " + args + " 2>&1"); }
 bool has(const Result& r, const std::string& s) { return r.out.find(s) != std::string::npos; }
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+// stdout only (progress and warnings go to stderr), parsed.
+nlohmann::json json_of(const std::string& args) {
+  const Result r = tandem::test::run_shell(kTandem + " " + args + " 2>/dev/null");
+  EXPECT_EQ(r.rc, 0) << args << "\n" << r.out;
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
 int lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';
@@ -54,6 +68,29 @@ TEST_F(CliOptions, ShapeOnEveryModelCommand) {
   EXPECT_FALSE(has(r, "x:1x3x48x192,y")) << r.out;
 }
 
+// Acceptance: every command's --help points at its option groups in docs/cli.md.
+TEST_F(CliOptions, EveryHelpLinksTheOptionGroups) {
+  for (const char* cmd : {"inspect", "dla-check", "plan", "calibrate", "compare", "build", "build-dla", "run", "bench",
+                          "export", "export trtexec", "export dot", "export qdq", "verify-layers", "cache", "cache list"}) {
+    const Result r = sh(std::string(cmd) + " --help");
+    EXPECT_EQ(r.rc, 0) << cmd << ": " << r.out;
+    EXPECT_TRUE(has(r, "docs/cli.md#commands")) << cmd << ": " << r.out;
+  }
+  // The page lists each group once, and every command.
+  const std::string doc = slurp(std::string(TANDEM_SOURCE_DIR) + "/docs/cli.md");
+  for (const char* group : {"## Model and shapes", "## DLA target, precision and plan", "## Calibration and comparison data",
+                            "## Preprocessing", "## Calibration cache", "## Engine, build and memory",
+                            "## Running and benchmarking", "## Checks and reports", "## Exports"}) {
+    const size_t at = doc.find(std::string(group) + "\n");
+    EXPECT_NE(at, std::string::npos) << group;
+    EXPECT_EQ(doc.find(std::string(group) + "\n", at + 1), std::string::npos) << group << " twice";
+  }
+  for (const char* row : {"| `inspect` |", "| `dla-check` |", "| `plan` |", "| `calibrate` |", "| `compare` |",
+                          "| `build`, `build-dla` |", "| `run`, `bench` |", "| `export trtexec`, `export dot`, `export qdq` |",
+                          "| `verify-layers` |", "| `cache list`, `cache clear` |"})
+    EXPECT_NE(doc.find(row), std::string::npos) << row;
+}
+
 // §1: a typo gets the nearest option; conflicting settings one line.
 TEST_F(CliOptions, TypoSuggestionAndConflicts) {
   Result r = sh("plan " + kCls + kShape + "--stratgy graph");
@@ -77,10 +114,10 @@ TEST_F(CliOptions, TypoSuggestionAndConflicts) {
 // trtexec's spellings on build-dla; build-dla --precision fp16 and --algorithm.
 TEST_F(CliOptions, UnifiedNamesAndAliases) {
   Result r = sh("calibrate " + kCls + kShape + "--calib-dir " + kCalib + " --calib " + p("a.cache") +
-                " --max-images 2 --data-order NCHW -q");
+                " --max-images 8 --data-order NCHW -q");
   ASSERT_EQ(r.rc, 0) << r.out;
   ASSERT_TRUE(fs::exists(p("a.cache")));
-  r = sh("calibrate " + kCls + kShape + "--calibration-dir " + kCalib + " -o " + p("b.cache") + " --max-images 2 -q");
+  r = sh("calibrate " + kCls + kShape + "--calibration-dir " + kCalib + " -o " + p("b.cache") + " --max-images 8 -q");
   EXPECT_EQ(r.rc, 0) << r.out;
   r = sh("calibrate " + kCls + kShape + "--random-input --count 1 --calibration-cache " + p("c.cache") + " -q");
   EXPECT_EQ(r.rc, 0) << r.out;
@@ -185,7 +222,7 @@ TEST_F(CliOptions, EmptyPlanWarnsLoudly) {
 
 // §4: compare thresholds; dla-check --fail-if-not-full; the user's file and the OS reason.
 TEST_F(CliOptions, ThresholdsExitCodesAndErrors) {
-  const std::string cmp = "compare " + kCls + kShape + "--random-input --count 2 -q ";
+  const std::string cmp = "compare " + kCls + kShape + "--random-input --count 2 --batch-size 1 -q ";
   Result r = sh(cmp + "--min-cosine 0.5 --atol 10");
   EXPECT_EQ(r.rc, 0) << r.out;
   EXPECT_TRUE(has(r, "thresholds passed")) << r.out;
@@ -214,4 +251,100 @@ TEST_F(CliOptions, ThresholdsExitCodesAndErrors) {
   EXPECT_EQ(r.rc, 0) << r.out;
   EXPECT_TRUE(fs::status(p("t.sh")).permissions() != fs::perms::none &&
               (fs::status(p("t.sh")).permissions() & fs::perms::owner_exec) != fs::perms::none);
+}
+
+// §1 same defaults: calibrate, compare, build and build-dla batch calibration data alike, with
+// trtutils' ImageBatcher/SyntheticBatcher defaults: 8 samples a batch, images in BGR (cv2.imread's
+// order), a partial last batch dropped, 10 random batches. The same data gives byte-identical
+// caches from calibrate and build-dla.
+TEST_F(CliOptions, SameCalibrationDefaultsEverywhere) {
+  const std::string data = "--calib-dir " + kCalib + " --max-images 12 ";  // 12 images: one full batch of 8
+  nlohmann::json c = json_of("calibrate " + kCls + kShape + data + "-o " + p("cal.cache") + " --json");
+  EXPECT_EQ(c["batches"], 1) << c.dump();
+  EXPECT_EQ(c["samples"], 8) << c.dump();  // the 4 left over are dropped, as trtutils does
+  Result r = sh("build-dla " + kCls + kShape + data + "--calib " + p("bld.cache") + " -o " + p("bld.engine") +
+                " --optimization-level 0");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string cal = slurp(p("cal.cache"));
+  ASSERT_FALSE(cal.empty());
+  EXPECT_EQ(cal, slurp(p("bld.cache")));  // same images, same defaults: the same scales
+  // The defaults spelled out give the same cache; another channel order or last batch does not.
+  json_of("calibrate " + kCls + kShape + data + "--channels bgr --last-batch drop --batch-size 8 -o " + p("same.cache") +
+          " --json");
+  EXPECT_EQ(cal, slurp(p("same.cache")));
+  json_of("calibrate " + kCls + kShape + data + "--channels rgb -o " + p("rgb.cache") + " --json");
+  EXPECT_NE(cal, slurp(p("rgb.cache")));
+  c = json_of("calibrate " + kCls + kShape + data + "--last-batch keep -o " + p("keep.cache") + " --json");
+  EXPECT_EQ(c["samples"], 12) << c.dump();
+  // compare reads its inputs the same way: 8 of the 12 images, each compared on its own.
+  c = json_of("compare " + kCls + kShape + data + "--calib " + p("cal.cache") + " -q --json");
+  EXPECT_EQ(c["samples"], 8) << c.dump();
+  // Random data: 10 batches of 8 (trtutils' SyntheticBatcher); compare, whose emulated runs cost
+  // ~10x a reference run, compares 1 batch of 8 unless --num-batches says more.
+  c = json_of("calibrate " + kCls + kShape + "--random-input --algorithm minmax -o " + p("rnd.cache") + " --json");
+  EXPECT_EQ(c["batches"], 10) << c.dump();
+  EXPECT_EQ(c["samples"], 80) << c.dump();
+  c = json_of("compare " + kCls + kShape + "--random-input --calib " + p("rnd.cache") + " -q --json");
+  EXPECT_EQ(c["samples"], 8) << c.dump();
+  // Fewer images than one batch: the way out is named.
+  r = sh("calibrate " + kCls + kShape + "--calib-dir " + kCalib + " --max-images 3 -o " + p("few.cache") + " -q");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_TRUE(has(r, "3 images make no full batch of 8 (use --last-batch keep or pad)")) << r.out;
+}
+
+// §1 --num-batches has one meaning: random data, this many batches; files, at most this many
+// (alias --count) -- in calibrate, compare, build and build-dla.
+TEST_F(CliOptions, NumBatchesOneMeaning) {
+  nlohmann::json c = json_of("calibrate " + kCls + kShape + "--random-input --num-batches 2 --bs 2 -o " + p("r.cache") +
+                             " --json");
+  EXPECT_EQ(c["batches"], 2) << c.dump();
+  EXPECT_EQ(c["samples"], 4) << c.dump();
+  c = json_of("calibrate " + kCls + kShape + "--calib-dir " + kCalib + " --num-batches 2 -o " + p("i.cache") + " --json");
+  EXPECT_EQ(c["batches"], 2) << c.dump();
+  EXPECT_EQ(c["samples"], 16) << c.dump();
+  c = json_of("calibrate " + kCls + kShape + "--calib-dir " + kCalib + " --count 2 -o " + p("i2.cache") + " --json");
+  EXPECT_EQ(c["samples"], 16) << c.dump();
+  EXPECT_EQ(slurp(p("i.cache")), slurp(p("i2.cache")));
+  c = json_of("calibrate " + kCls + kShape + "--calib-dir " + kCalib + " --num-batches 100 -o " + p("all.cache") + " --json");
+  EXPECT_EQ(c["batches"], 4) << c.dump();  // at most: the 32 images make 4
+  c = json_of("compare " + kCls + kShape + "--calib-dir " + kCalib + " --num-batches 1 --calib " + p("i.cache") + " -q --json");
+  EXPECT_EQ(c["samples"], 8) << c.dump();
+  // build-dla caps the images the same way: the same cache as calibrate's.
+  Result r = sh("build-dla " + kCls + kShape + "--calib-dir " + kCalib + " --num-batches 2 --calib " + p("b.cache") +
+                " -o " + p("b.engine") + " --optimization-level 0");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(slurp(p("i.cache")), slurp(p("b.cache")));
+  r = sh("calibrate " + kCls + kShape + "--synthetic 2 --num-batches 3 -o " + p("s.cache"));
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_TRUE(has(r, "give one of --synthetic and --num-batches")) << r.out;
+}
+
+// §1 workspace: GiB in every command (trtutils' unit), K/M/G suffixes; trtexec's MiB spelling is
+// --memPoolSize=workspace:N; a MiB-sized bare number and both spellings at once are refused.
+TEST_F(CliOptions, WorkspaceOneUnit) {
+  const std::string exp = "export trtexec " + kCls + kShape;
+  Result r = sh(exp + "-w 2");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "--memPoolSize=workspace:2048")) << r.out;
+  r = sh(exp + "--workspace 512M");
+  EXPECT_TRUE(has(r, "--memPoolSize=workspace:512")) << r.out;
+  r = sh(exp + "--memPoolSize=workspace:1024");
+  EXPECT_TRUE(has(r, "--memPoolSize=workspace:1024")) << r.out;
+  r = sh(exp);
+  EXPECT_TRUE(has(r, "--memPoolSize=workspace:4096")) << r.out;  // the default, 4 GiB
+  for (const std::string& cmd : {exp, "build " + kCls + kShape + "-o " + p("w.engine") + " "}) {
+    r = sh(cmd + "--workspace 4096");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_EQ(lines(r.out), 1) << r.out;
+    EXPECT_TRUE(has(r, "the unit is GiB")) << r.out;
+    EXPECT_TRUE(has(r, "4096M")) << r.out;
+    r = sh(cmd + "-w 2 --memPoolSize=workspace:1024");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_TRUE(has(r, "give one")) << r.out;
+  }
+  r = sh("build " + kCls + kShape + "-w 512M --fp16 --optimization-level 0 -o " + p("m.engine"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const nlohmann::json e = json_of("inspect " + p("m.engine") + " --json");
+  EXPECT_EQ(e.dump().find("\"workspace_gib\":0.5") != std::string::npos, true) << e.dump().substr(0, 2000);
 }

@@ -210,7 +210,7 @@ TEST_F(JsonSchema, CalibrateCompareExports) {
   EXPECT_TRUE(again["data"].is_null());
 
   const std::string calib_dir = std::string(TANDEM_SOURCE_DIR) + "/tests/data/calib";
-  const json ci = document("calibrate " + kCls + kShape + "--calib-dir " + calib_dir + " --max-images 1 --range -1 --range-hi 1 -o " +
+  const json ci = document("calibrate " + kCls + kShape + "--calib-dir " + calib_dir + " --max-images 1 --batch-size 1 --range -1 --range-hi 1 -o " +
                                p("img.cache") + " --json", "tandem/calibrate/v1");
   EXPECT_EQ(ci["data"]["source"], "images");
   EXPECT_EQ(ci["data"]["dir"], calib_dir);
@@ -222,7 +222,7 @@ TEST_F(JsonSchema, CalibrateCompareExports) {
   ASSERT_EQ(cmp["outputs"].size(), 1u);
   EXPECT_EQ(cmp["outputs"][0]["shape"], json::parse("[1,2]"));
   EXPECT_EQ(cmp["outputs"][0]["type"], "fp32");
-  EXPECT_EQ(cmp["samples"], 1);
+  EXPECT_EQ(cmp["samples"], 8);  // --count 1: one batch of the default 8 (docs/cli.md)
   const json per = document("compare " + kCls + kShape + "--random-input --count 1 --calib " + cache +
                                 " --per-layer --top 2 --json -q", "tandem/compare/v1");
   ASSERT_FALSE(per["per_layer"].empty());

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -21,7 +22,9 @@ namespace {
 struct BuildArgs {
   std::string model, output;
   std::vector<std::string> shapes, input_formats, output_formats, layer_precision, layer_device;
-  std::string default_device = "gpu", strategy = "seed", target = "orin", channels = "bgr", last_batch = "drop";
+  std::string default_device = "gpu", strategy = "seed", target = "orin", workspace;
+  BatchArgs batch;     // --batch-size, --num-batches, --channels, --last-batch (options.h: shared)
+  uint64_t seed = 0;   // of --random-input
   std::vector<float> input_scale;
   std::optional<float> range_lo, range_hi;
   std::string precision = "int8", algorithm = "entropy", mem_pool;
@@ -42,7 +45,7 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_option("model", a.model, "model.onnx")->required();
   sub->add_option("-o,--output,--saveEngine", a.output, "engine file to write")->required();
   add_shape_option(sub, a.shapes);
-  sub->add_option("-w,--workspace", o.workspace_gib, "workspace in GiB (recorded; the CPU backend plans its own arena)")->capture_default_str();
+  add_workspace_option(sub, a.workspace);  // recorded; the CPU backend plans its own arena
   sub->add_option("--memPoolSize,--mem-pool-size", a.mem_pool, "trtexec spelling: workspace:N (MiB, or suffix K/M/G)");
   add_calib_cache_option(sub, o.calibration_cache, "TensorRT calibration cache: reused if it exists (--recalibrate: not), written after calibrating",
                          "", false);
@@ -50,13 +53,11 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   add_calib_dir_option(sub, o.calibration.images_dir);
   sub->add_option("--calib-npy,--calibration-npy", o.calibration.npy, "one .npy of calibration samples [M, ...] for the only input");
   sub->add_flag("--random-input,--synthetic-calibration", o.calibration.synthetic, "seeded random calibration data in [--range, --range-hi]");
-  sub->add_option("--batch-size,--bs", o.calibration.batch_size, "calibration batch size")->capture_default_str();
-  sub->add_option("--count,--num-batches", o.calibration.num_batches, "random calibration batches (--random-input)")->capture_default_str();
+  sub->add_option("--seed", a.seed, "seed of the random data (--random-input)")->capture_default_str();
+  add_batch_args(sub, a.batch);
   sub->add_option("--max-images", o.calibration.max_images, "use at most N calibration images (0: all)")->capture_default_str();
   add_order_option(sub, o.calibration.order);
   sub->add_option("--resize,--resize-method", o.calibration.resize_method, "letterbox | linear (as in calibrate and compare)")->capture_default_str();
-  sub->add_option("--channels", a.channels, "channel order of calibration images: bgr (OpenCV's, as trtutils) | rgb")->capture_default_str();
-  sub->add_option("--last-batch", a.last_batch, "partial last calibration batch: drop (as trtutils) | keep | pad")->capture_default_str();
   // The same spelling as calibrate and compare: pixel 0 -> --range, pixel 255 -> --range-hi.
   auto* lo = sub->add_option("--range", a.range_lo, "pixel 0 maps to this value (as in calibrate and compare; default 0)");
   auto* hi = sub->add_option("--range-hi", a.range_hi, "pixel 255 maps to this value (as in calibrate and compare; default 1)");
@@ -106,6 +107,36 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   }
 }
 
+// The shared batching group onto CalibrationData. --num-batches caps files (images: the first
+// N x batch-size images; .npy: a caller's batcher keyed by the file's digest) and counts random
+// batches; a --seed other than the library's 0 makes a caller's seeded batcher.
+void set_batching(const BuildArgs& a, BuildOptions& o) {
+  check_batch_args(a.batch);
+  auto& c = o.calibration;
+  c.batch_size = a.batch.batch_size;
+  c.bgr = a.batch.channels == "bgr";
+  parse_last_batch(a.batch.last_batch, &c.last);
+  c.num_batches = a.batch.random_batches();
+  const int cap = a.batch.num_batches;
+  if (cap > 0 && !c.images_dir.empty())
+    c.max_images = c.max_images > 0 ? std::min(c.max_images, cap * c.batch_size) : cap * c.batch_size;
+  if (cap > 0 && !c.npy.empty()) {
+    const CalibrationData files = c;
+    o.batcher = [files, cap, threads = o.threads](const std::vector<InputSpec>& specs) {
+      auto b = files_batcher(files, threads)(specs);
+      return cap < b->num_batches() ? limit_batches(std::move(b), cap) : std::move(b);
+    };
+    const bool there = std::filesystem::is_regular_file(c.npy);  // else validate() names the file
+    o.batcher_id = fmt::format("npy:{}:first {} batches", there ? sha256_file_hex(c.npy) : c.npy, cap);
+  }
+  if (c.synthetic && a.seed != 0) {
+    o.batcher = [c, seed = a.seed](const std::vector<InputSpec>& specs) {
+      return make_synthetic_batcher(specs, c.batch_size, c.num_batches, c.range_lo, c.range_hi, seed);
+    };
+    o.batcher_id = fmt::format("synthetic:seed {}", a.seed);
+  }
+}
+
 BuildOptions finish(BuildArgs& a, bool dla) {
   BuildOptions o = a.o;
   for (auto& s : a.shapes) o.shapes.push_back(parse_shape_arg(s));
@@ -143,20 +174,14 @@ BuildOptions finish(BuildArgs& a, bool dla) {
     if (ord != "nchw" && ord != "nhwc") throw Error(fmt::format("--order: '{}' is not nchw | nhwc", o.calibration.order));
     o.calibration.order = ord == "nchw" ? "NCHW" : "NHWC";
   }
-  if (!a.mem_pool.empty()) {
-    const double mib = mem_pool_mib(a.mem_pool, "workspace", {"workspace"});
-    if (mib > 0) o.workspace_gib = mib / 1024.0;
-  }
+  o.workspace_gib = workspace_gib(a.workspace, a.mem_pool.empty() ? -1 : mem_pool_mib(a.mem_pool, "workspace", {"workspace"}));
   if (a.recalibrate && !o.calibration_cache.empty() && std::filesystem::exists(o.calibration_cache)) {
     // Calibrate again: the build writes the new cache in place of the old one.
     std::error_code ec;
     std::filesystem::remove(o.calibration_cache, ec);
     if (ec) throw Error(fmt::format("cannot replace {}: {}", o.calibration_cache, ec.message()));
   }
-  if (a.channels != "rgb" && a.channels != "bgr") throw Error(fmt::format("--channels: '{}' is not bgr | rgb", a.channels));
-  o.calibration.bgr = a.channels == "bgr";
-  if (!parse_last_batch(a.last_batch, &o.calibration.last))
-    throw Error(fmt::format("--last-batch: '{}' is not drop | keep | pad", a.last_batch));
+  set_batching(a, o);
   return o;
 }
 

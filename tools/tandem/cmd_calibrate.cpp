@@ -51,18 +51,16 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     SourceArgs src;
     std::string algorithm = "entropy", out;
     double percentile = 99.99;
-    int batch_size = 1, num_batches = 0, trt_version = 0, threads = 0;
+    int trt_version = 0, threads = 0;
     bool recalibrate = false, quiet = false, int8_only = false, true_header = false, json = false;
   };
   auto a = std::make_shared<Args>();
   add_model_args(sub, a->m);
-  add_data_source_args(sub, a->d, a->src, "calibration", "random batches with --random-input (default 10)");
-  sub->add_option("--synthetic", a->d.synthetic, "N batches of seeded random data: the same as --random-input --count N");
+  add_data_source_args(sub, a->d, a->src, "calibration");
+  sub->add_option("--synthetic", a->d.synthetic, "N batches of seeded random data: the same as --random-input --num-batches N");
   add_image_args(sub, a->d);
   sub->add_option("--algorithm", a->algorithm, "entropy | minmax | percentile")->capture_default_str();
   sub->add_option("--percentile", a->percentile, "percentile of |x| for --algorithm percentile")->capture_default_str();
-  sub->add_option("--batch-size,--bs", a->batch_size, "calibration batch size")->capture_default_str();
-  sub->add_option("--num-batches", a->num_batches, "use at most N batches of the data (0: all)");
   sub->add_option("--trt-version", a->trt_version, "cache header version (default: the target's, 8600 for orin)");
   sub->add_option("--threads", a->threads, "CPU threads (0: all)");
   add_calib_cache_option(sub, a->out, "calibration cache to write (or to reuse after checking it fits the model)", "-o,--output,")
@@ -79,7 +77,8 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     if (!parse_calib_algorithm(a->algorithm, &co.algorithm))
       throw Error("--algorithm: unknown algorithm '" + a->algorithm + "' (entropy | minmax | percentile)");
     if (!(a->percentile > 0 && a->percentile <= 100)) throw Error("--percentile must be in (0, 100]");
-    if (a->batch_size < 1) throw Error("--batch-size must be >= 1");
+    if (a->d.synthetic > 0 && a->d.b.num_batches > 0)
+      throw Error("--synthetic N is --random-input --num-batches N: give one of --synthetic and --num-batches");
     co.percentile = a->percentile;
     co.threads = a->threads;
     co.progress = !a->quiet && !a->json;
@@ -98,9 +97,9 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
       if (!why.empty()) throw Error(a->out + ": not reused: " + why + "; --recalibrate overwrites it");
     }
     if (!cached) {
-      const int random = a->d.synthetic > 0 ? a->d.synthetic : a->src.random ? (a->src.count > 0 ? a->src.count : 10) : 0;
-      batcher = make_batcher_from(a->d, net, a->batch_size, random);
-      if (a->num_batches > 0 && a->num_batches < batcher->num_batches()) batcher = limit_batches(std::move(batcher), a->num_batches);
+      DataArgs d = a->d;
+      if (d.synthetic > 0) d.b.num_batches = d.synthetic;
+      batcher = make_batcher_from(d, net, a->src.random || d.synthetic > 0);
     }
     struct NoData : Batcher {
       int batch_size() const override { return 1; }

@@ -191,7 +191,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       "compare", "Compare the FP32 reference with the plan's numerics (DLA INT8/FP16 emulated on the CPU)");
   auto a = std::make_shared<CompareArgs>();
   add_model_args(sub, a->m);
-  add_data_source_args(sub, a->d, a->src, "input", "random inputs (default 8) / at most this many data inputs (default all)");
+  add_data_source_args(sub, a->d, a->src, "input", 1);  // random: 1 batch, 8 inputs
   add_image_args(sub, a->d);
   add_calib_cache_option(sub, a->cache, "calibration cache with the INT8 scales (default: calibrate on the compared inputs)");
   add_recalibrate_flag(sub, a->recalibrate)->description("ignore --calib: calibrate on the compared inputs");
@@ -211,12 +211,8 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     Plan plan = make_plan_from(net, a->m);
     std::vector<Precision> prec = plan_precisions(plan);
     auto specs = input_specs(net);
-    auto make_data = [&] {
-      auto b = make_batcher_from(a->d, net, 1, a->src.random ? (a->src.count > 0 ? a->src.count : 8) : 0);
-      if (!a->src.random && a->src.count > 0 && a->src.count < b->num_batches()) b = limit_batches(std::move(b), a->src.count);
-      return b;
-    };
-    auto batcher = make_data();
+    // The inputs in batches as calibrate reads them (the same defaults), each compared on its own.
+    auto batcher = make_batcher_from(a->d, net, a->src.random);
 
     // Scales: from the cache, or calibrated on the same inputs.
     std::map<std::string, float> scales;

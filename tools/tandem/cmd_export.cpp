@@ -75,7 +75,7 @@ void print_json(const nlohmann::ordered_json& j) {
 struct TrtexecArgs {
   cli::PlanArgs p;
   TrtexecOptions t;
-  std::string trt_version, mem_pool;
+  std::string trt_version, mem_pool, workspace;
   std::string output;
   bool json = false;
 };
@@ -90,11 +90,13 @@ int run_trtexec(TrtexecArgs a) {
   if (!a.mem_pool.empty()) {
     const std::vector<std::string> pools = {"workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM"};
     auto mib = [&](const char* pool) { return cli::mem_pool_mib(a.mem_pool, pool, pools); };
-    if (double v = mib("workspace"); v > 0) a.t.workspace_mib = decltype(a.t.workspace_mib)(v);
     if (double v = mib("dlaSRAM"); v > 0) a.t.dla_sram_mib = decltype(a.t.dla_sram_mib)(v);
     if (double v = mib("dlaLocalDRAM"); v > 0) a.t.dla_local_dram_mib = decltype(a.t.dla_local_dram_mib)(v);
     if (double v = mib("dlaGlobalDRAM"); v > 0) a.t.dla_global_dram_mib = decltype(a.t.dla_global_dram_mib)(v);
   }
+  const double pool_mib = a.mem_pool.empty() ? -1
+      : cli::mem_pool_mib(a.mem_pool, "workspace", {"workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM"});
+  a.t.workspace_mib = decltype(a.t.workspace_mib)(cli::workspace_gib(a.workspace, pool_mib) * 1024.0);
   const Network net = cli::load_plan_network(a.p);
   const Plan plan = make_plan(net, po);
   cli::print_plan_warnings(net, plan);
@@ -190,7 +192,7 @@ tandem::cli::RegisterExport reg_trtexec("trtexec", [](CLI::App& exp) {
   cli::add_calib_cache_option(sub, a->t.calib, "INT8 calibration cache (trtexec --calib)");
   sub->add_option("--save-engine,--saveEngine", a->t.save_engine, "engine file (--saveEngine; default <model>.engine)");
   sub->add_option("--trt-version", a->trt_version, "trtexec version: 8.5 | 8.6 | 10 (default: the target's)");
-  sub->add_option("--workspace", a->t.workspace_mib, "GPU workspace in MiB (trtexec's unit; build's -w is GiB)")->capture_default_str();
+  cli::add_workspace_option(sub, a->workspace);  // emitted as --memPoolSize=workspace:N in MiB
   sub->add_option("--memPoolSize,--mem-pool-size", a->mem_pool,
                   "trtexec spelling: workspace:N,dlaSRAM:N,dlaLocalDRAM:N,dlaGlobalDRAM:N (MiB, or suffix K/M/G)");
   sub->add_option("--dla-sram", a->t.dla_sram_mib, "DLA managed SRAM pool in MiB");

@@ -104,6 +104,12 @@ int main(int argc, char** argv) {
     auto subs = app.get_subcommands({});
     if (subs.size() > before) runners.back().first = subs.back();
   }
+  // Every command's --help points at its option groups (names, units, defaults) in docs/cli.md.
+  const std::string groups = "Option groups, their units and defaults: docs/cli.md#commands";
+  for (CLI::App* sub : app.get_subcommands({})) {
+    sub->footer(groups);
+    for (CLI::App* leaf : sub->get_subcommands({})) leaf->footer(groups);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -87,6 +87,72 @@ inline double mem_pool_mib(const std::string& spec, const std::string& pool,
   return found;
 }
 
+// -w/--workspace: GPU workspace in GiB, trtutils' unit (build_engine's workspace=4.0), the same in
+// build, build-dla and export trtexec. A K/M/G suffix gives another unit (`-w 512M`). trtexec's
+// MiB spelling is --memPoolSize=workspace:N; a bare number this large is a MiB value typed here.
+constexpr double kDefaultWorkspaceGiB = 4.0;
+constexpr double kLargestBareWorkspaceGiB = 256.0;
+inline CLI::Option* add_workspace_option(CLI::App* sub, std::string& workspace) {
+  return sub->add_option("-w,--workspace", workspace,
+                         "GPU workspace in GiB (trtutils' unit; suffix K/M/G for another: 512M); default 4");
+}
+// GiB from a --workspace value ("4", "0.5", "512M", "2G"); throws naming the option.
+inline double workspace_gib(const std::string& value) {
+  std::string num = value;
+  double per_gib = 1;  // units of the suffix in one GiB
+  const char u = num.empty() ? '\0' : num.back();
+  const bool suffixed = u == 'K' || u == 'k' || u == 'M' || u == 'm' || u == 'G' || u == 'g';
+  if (u == 'K' || u == 'k') per_gib = 1024.0 * 1024;
+  else if (u == 'M' || u == 'm') per_gib = 1024;
+  if (suffixed) num.pop_back();
+  char* end = nullptr;
+  const double v = std::strtod(num.c_str(), &end);
+  if (num.empty() || !end || *end || !(v > 0))
+    throw Error("--workspace '" + value + "': expected a positive size in GiB (or with a K/M/G suffix)");
+  if (!suffixed && v >= kLargestBareWorkspaceGiB)
+    throw Error("--workspace " + value + ": the unit is GiB (as trtutils' and build's -w); for MiB write " + value +
+                "M or trtexec's --memPoolSize=workspace:" + value);
+  return v / per_gib;
+}
+// -w/--workspace and --memPoolSize=workspace:N (MiB) name the same pool: one of them.
+inline double workspace_gib(const std::string& workspace, double mem_pool_workspace_mib) {
+  if (!workspace.empty() && mem_pool_workspace_mib > 0)
+    throw Error("--workspace and --memPoolSize=workspace:N both set the workspace: give one");
+  if (mem_pool_workspace_mib > 0) return mem_pool_workspace_mib / 1024.0;
+  return workspace.empty() ? kDefaultWorkspaceGiB : workspace_gib(workspace);
+}
+
+// How calibration data is batched and read, shared by calibrate, compare, build and build-dla with
+// trtutils' defaults (ImageBatcher and SyntheticBatcher: batch_size=8, num_batches=10; images
+// read by cv2.imread, hence BGR; a partial last batch dropped).
+constexpr int kDefaultRandomBatches = 10;
+struct BatchArgs {
+  int batch_size = 8;
+  int num_batches = 0;  // random data: this many (0: default_random); files: at most this many (0: all)
+  std::string channels = "bgr", last_batch = "drop";
+  // compare: 1 (8 inputs), as each input runs the emulated numerics, ~10x a reference run.
+  int default_random = kDefaultRandomBatches;
+  int random_batches() const { return num_batches > 0 ? num_batches : default_random; }
+};
+inline void add_batch_args(CLI::App* sub, BatchArgs& b, int default_random = kDefaultRandomBatches) {
+  b.default_random = default_random;
+  sub->add_option("--batch-size,--bs", b.batch_size, "samples per batch (trtutils' default)")->capture_default_str();
+  sub->add_option("--num-batches,--count", b.num_batches,
+                  "random data: this many batches (default " + std::to_string(default_random) +
+                      "); images/.npy: at most this many (default all)");
+  sub->add_option("--channels", b.channels, "channel order of images: bgr (OpenCV's, as trtutils) | rgb")
+      ->capture_default_str();
+  sub->add_option("--last-batch", b.last_batch, "partial last batch: drop (as trtutils) | keep | pad")
+      ->capture_default_str();
+}
+inline void check_batch_args(const BatchArgs& b) {
+  if (b.batch_size < 1) throw Error("--batch-size " + std::to_string(b.batch_size) + ": must be >= 1");
+  if (b.num_batches < 0) throw Error("--num-batches " + std::to_string(b.num_batches) + ": must be >= 0");
+  if (b.channels != "rgb" && b.channels != "bgr") throw Error("--channels: '" + b.channels + "' is not bgr | rgb");
+  if (b.last_batch != "drop" && b.last_batch != "keep" && b.last_batch != "pad")
+    throw Error("--last-batch: '" + b.last_batch + "' is not drop | keep | pad");
+}
+
 // "cannot write PATH: No such file or directory" (errno's reason).
 inline std::string os_reason(int err) { return std::strerror(err); }
 

@@ -21,25 +21,26 @@ inline void add_model_args(CLI::App* sub, ModelArgs& a) { add_plan_args(sub, a);
 inline Network load_network(const ModelArgs& a) { return load_plan_network(a); }
 inline Plan make_plan_from(const Network& net, const ModelArgs& a) { return make_plan(net, plan_options_from(a)); }
 
-// Where the data comes from: images, .npy files, or seeded random data.
+// Where the data comes from: images, .npy files, or seeded random data; batched as options.h's
+// BatchArgs says (the same names and defaults in calibrate, compare, build and build-dla).
 struct DataArgs {
   std::string dir;                  // images
   std::vector<std::string> npy;     // name=file
-  int synthetic = 0;                // batches (calibrate) / samples (compare) of random data
+  int synthetic = 0;                // calibrate --synthetic N: --random-input --num-batches N
   float lo = 0.f, hi = 1.f;         // pixel range, and the random data range
-  std::string resize = "letterbox", order = "nchw", channels_order = "rgb", dtype = "fp32", last = "keep";
+  std::string resize = "letterbox", order = "nchw", dtype = "fp32";
   std::vector<float> mean, std;
   int max_images = 0;
   std::string input;
   uint64_t seed = 0;
   std::vector<float> input_scale;   // --input-scale LO HI (same as --range LO --range-hi HI)
+  BatchArgs b;
 };
 
 inline void add_image_args(CLI::App* sub, DataArgs& d) {
   sub->add_option("--input", d.input, "the model input the images feed (default: the only one)");
   sub->add_option("--resize", d.resize, "letterbox | linear")->capture_default_str();
   add_order_option(sub, d.order);
-  sub->add_option("--channels", d.channels_order, "rgb | bgr")->capture_default_str();
   auto* lo = sub->add_option("--range", d.lo, "pixel 0 maps to this value (and the random data's low end)")->capture_default_str();
   auto* hi = sub->add_option("--range-hi", d.hi, "pixel 255 maps to this value (and the random data's high end)")->capture_default_str();
   sub->add_option("--input-scale", d.input_scale, "LO HI: the same as --range LO --range-hi HI (build's spelling)")
@@ -47,21 +48,21 @@ inline void add_image_args(CLI::App* sub, DataArgs& d) {
   sub->add_option("--mean", d.mean, "per-channel mean subtracted after --range scaling")->delimiter(',');
   sub->add_option("--std", d.std, "per-channel std dividing after the mean")->delimiter(',');
   sub->add_option("--dtype", d.dtype, "input data type: fp32 | fp16 | int8 | uint8")->capture_default_str();
-  sub->add_option("--last-batch", d.last, "partial last batch: keep | pad | drop")->capture_default_str();
   sub->add_option("--max-images", d.max_images, "use at most N images (0: all)");
   sub->add_option("--seed", d.seed, "seed of the random data (--random-input)")->capture_default_str();
 }
 
-// The data source group: images, .npy files, or seeded random data (the same names everywhere).
+// The data source group: images, .npy files, or seeded random data (the same names everywhere),
+// and how they are batched (options.h's BatchArgs).
 struct SourceArgs {
   bool random = false;
-  int count = 0;  // random batches (calibrate) / random inputs (compare); 0: the command's default
 };
-inline void add_data_source_args(CLI::App* sub, DataArgs& d, SourceArgs& s, const char* what, const char* count_help) {
+inline void add_data_source_args(CLI::App* sub, DataArgs& d, SourceArgs& s, const char* what,
+                                 int default_random_batches = kDefaultRandomBatches) {
   add_calib_dir_option(sub, d.dir, what);
   sub->add_option("--calib-npy,--calibration-npy,--data-npy", d.npy, "NAME=FILE.npy per input, [M, ...] samples (repeatable)");
   sub->add_flag("--random-input,--synthetic-calibration", s.random, "seeded random data in [--range, --range-hi] (--seed)");
-  sub->add_option("--count", s.count, count_help);
+  add_batch_args(sub, d.b, default_random_batches);
 }
 
 // Checks a calibration cache against the model before it is reused: it must give a scale to every
@@ -93,16 +94,22 @@ inline void print_coarsened(const std::vector<RangeChange>& c, FILE* to) {
   std::fprintf(to, "%s\n", c.size() > 5 ? ", ..." : "");
 }
 
-inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Network& net, int batch_size,
-                                                  int random_batches) {
+// The batcher of the data group: one source, --batch-size samples a batch, --num-batches batches
+// (random data: exactly; files: at most).
+inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Network& net, bool random) {
+  check_batch_args(d.b);
   auto specs = input_specs(net);
   const float lo = d.input_scale.size() == 2 ? d.input_scale[0] : d.lo;
   const float hi = d.input_scale.size() == 2 ? d.input_scale[1] : d.hi;
   LastBatch last;
-  if (!parse_last_batch(d.last, &last)) throw Error("--last-batch: '" + d.last + "' is not keep | pad | drop");
-  int sources = (!d.dir.empty()) + (!d.npy.empty()) + (random_batches > 0);
+  if (!parse_last_batch(d.b.last_batch, &last)) throw Error("--last-batch: '" + d.b.last_batch + "' is not drop | keep | pad");
+  int sources = (!d.dir.empty()) + (!d.npy.empty()) + random;
   if (sources != 1) throw Error("give exactly one data source: --calib-dir, --calib-npy, or --random-input");
-  if (random_batches > 0) return make_synthetic_batcher(specs, batch_size, random_batches, lo, hi, d.seed);
+  if (random) return make_synthetic_batcher(specs, d.b.batch_size, d.b.random_batches(), lo, hi, d.seed);
+  auto at_most = [&](std::unique_ptr<Batcher> b) {
+    if (d.b.num_batches > 0 && d.b.num_batches < b->num_batches()) b = limit_batches(std::move(b), d.b.num_batches);
+    return b;
+  };
   if (!d.npy.empty()) {
     std::vector<std::pair<std::string, std::string>> files;
     for (auto& s : d.npy) {
@@ -114,7 +121,7 @@ inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Netwo
         files.emplace_back(s.substr(0, eq), s.substr(eq + 1));
       }
     }
-    return make_npy_batcher(files, specs, batch_size, last);
+    return at_most(make_npy_batcher(files, specs, d.b.batch_size, last));
   }
   ImageBatcherOptions o;
   o.dir = d.dir;
@@ -123,8 +130,7 @@ inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Netwo
   if (!parse_resize_method(d.resize, &o.resize)) throw Error("--resize: '" + d.resize + "' is not letterbox | linear");
   if (order != "nchw" && order != "nhwc") throw Error("--order: '" + d.order + "' is not nchw | nhwc");
   o.nchw = order == "nchw";
-  if (d.channels_order != "rgb" && d.channels_order != "bgr") throw Error("--channels: '" + d.channels_order + "' is not rgb | bgr");
-  o.bgr = d.channels_order == "bgr";
+  o.bgr = d.b.channels == "bgr";
   o.lo = lo;
   o.hi = hi;
   o.mean = d.mean;
@@ -135,7 +141,7 @@ inline std::unique_ptr<Batcher> make_batcher_from(const DataArgs& d, const Netwo
   // Channels from the input's dims (1 or 3).
   for (auto& s : specs)
     if ((o.input.empty() || s.name == o.input) && s.dims.size() == 4) o.channels = int(o.nchw ? s.dims[1] : s.dims[3]);
-  return make_image_batcher(o, specs, batch_size);
+  return at_most(make_image_batcher(o, specs, d.b.batch_size));
 }
 
 }  // namespace tandem::cli
