@@ -30,10 +30,10 @@ step "tandem plan --strategy graph (summary; full plan in $out/plan.txt)"
 "$t" plan "$model" --shape "$shape" --strategy graph > "$out/plan.txt"
 grep -iE "^(strategy|case|layers|regions|dla|boundary)" "$out/plan.txt" || tail -n 8 "$out/plan.txt"
 
-# The option names are the same in every command (docs/cli.md): -s/--shape, --calib-dir,
-# --calib, --range/--range-hi, --channels, --recalibrate.
-# PaddleOCR's preprocessing for this model: images as OpenCV reads them (BGR, build-dla's default,
-# as trtutils), pixel/255 mapped to [-1, 1], linear resize.
+# The option names and defaults are the same in every command (docs/cli.md): -s/--shape,
+# --calib-dir, --calib, --range/--range-hi, --batch-size, --recalibrate.
+# PaddleOCR's preprocessing for this model: images as OpenCV reads them (BGR, every command's
+# default, as trtutils), pixel/255 mapped to [-1, 1], linear resize.
 prep=(--range -1 --range-hi 1 --resize linear)
 
 step "tandem build-dla: calibrate on $(ls "$calib" | wc -l) text-line images, build the engine"
@@ -48,12 +48,12 @@ step "tandem bench the engine"
 "$t" bench "$out/cls.engine" --iterations 50 --warmup 5
 
 step "tandem compare: FP32 reference vs the plan's DLA numerics, on the 32 images"
-"$t" compare "$model" --shape "$shape" --strategy graph "${prep[@]}" --channels bgr --calib "$out/cls.cache" \
+"$t" compare "$model" --shape "$shape" --strategy graph "${prep[@]}" --calib "$out/cls.cache" \
   --calib-dir "$calib"
 
 step "tandem export trtexec: build the same plan with TensorRT on a Jetson"
 "$t" export trtexec "$model" --shape "$shape" --strategy graph --calib "$out/cls.cache" \
-  --saveEngine cls.engine > "$out/trtexec.sh"
+  --save-engine cls.engine > "$out/trtexec.sh"
 cut -c1-200 "$out/trtexec.sh"
 echo
 echo "All outputs are in $out"

@@ -91,6 +91,20 @@ TEST_F(CliOptions, EveryHelpLinksTheOptionGroups) {
     EXPECT_NE(doc.find(row), std::string::npos) << row;
 }
 
+// Acceptance: the README and its demo (scripts/demo.sh) use the unified names, none of the
+// aliases kept for old scripts or trtexec users.
+TEST_F(CliOptions, DemoAndReadmeUseTheUnifiedNames) {
+  for (const char* file : {"README.md", "scripts/demo.sh"}) {
+    const std::string text = slurp(std::string(TANDEM_SOURCE_DIR) + "/" + file);
+    ASSERT_FALSE(text.empty()) << file;
+    for (const char* alias : {"--calibration-dir", "--cd ", "--data ", "--data-npy", "--calibration-npy", "--calibration-cache",
+                              "--cc ", "--cache model.cache", "--synthetic-calibration", "--data-order", "--count ", "--bs ",
+                              "--resize-method", "--useDLACore", "--saveEngine", "--mem-pool-size", "--warmup-iterations",
+                              "--dumpProfile", "--input-scale", "--shapes", "--channels bgr", "--last-batch drop"})
+      EXPECT_EQ(text.find(alias), std::string::npos) << file << " uses " << alias;
+  }
+}
+
 // §1: a typo gets the nearest option; conflicting settings one line.
 TEST_F(CliOptions, TypoSuggestionAndConflicts) {
   Result r = sh("plan " + kCls + kShape + "--stratgy graph");
