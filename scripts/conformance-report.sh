@@ -50,6 +50,8 @@ tmp="$out.tmp.$$"
   echo "|---|---:|"
   awk -F'\t' '$2 == "skip" { r = $4; if (r !~ /^unsupported op/) sub(/:.*/, "", r); n[r]++ } END { for (r in n) printf "| %s | %d |\n", r, n[r] }' "$tsv" | sort -t'|' -k3 -rn
   echo
+  cat "$root/tests/conformance/skips_vs_tensorrt.md"  # hand-written: which skips TensorRT's parser lifts
+  echo
   echo "## Failures"
   echo
   awk -F'\t' '$2 == "fail" { printf "- %s: %s\n", $1, $4; f = 1 } END { if (!f) print "None." }' "$tsv"
@@ -65,7 +67,9 @@ tmp="$out.tmp.$$"
   echo "Last CUDA run: NVIDIA H200, 2026-11-30, commit 78366ef: 453 passed, 64 failed, 415 skipped. The"
   echo "failures are exactly the 64 exceptions below: layers the CUDA backend refuses to build (types and"
   echo "modes it has no kernel for; ArgMax/ArgMin/Hardmax decompose into a Reduce over int64 indices and"
-  echo "the CUDA Reduce is fp32-only). The one CUDA bug these tests found"
+  echo "the CUDA Reduce is fp32-only). The exceptions added by issue 16 (index and sampling layers, 3-D"
+  echo "convolution and pooling) are listed from the CUDA backend's supports(), see the file's header."
+  echo "The one CUDA bug these tests found"
   echo "(test_resize_downsample_scales_linear_align_corners: Resize with align_corners and model scales"
   echo "below 1) is fixed (commit 0113945)."
   echo

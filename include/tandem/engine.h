@@ -15,7 +15,7 @@
 
 namespace tandem {
 
-inline constexpr uint32_t kEngineFormatVersion = 1;
+inline constexpr uint32_t kEngineFormatVersion = 2;  // 2: Gather modes; Scatter, TopK, Einsum, GridSample
 
 // A tactic chosen at build time (also what the timing cache stores).
 struct Tactic {

@@ -38,8 +38,12 @@ enum class LayerKind : uint8_t {
   kCast,
   kNormalization,
   kSelect,
+  kScatter,
+  kTopK,
+  kEinsum,
+  kGridSample,
 };
-inline constexpr int kLayerKindCount = 22;
+inline constexpr int kLayerKindCount = 26;
 
 struct LayerKindInfo {
   std::string_view name;      // "Convolution"
@@ -77,6 +81,17 @@ enum class ResizeSelector : uint8_t { kFormula, kUpper };
 enum class ResizeRounding : uint8_t { kHalfUp, kHalfDown, kFloor, kCeil };
 enum class SliceMode : uint8_t { kDefault, kWrap, kClamp, kFill, kReflect };
 enum class MatrixOp : uint8_t { kNone, kTranspose };
+// TensorRT's GatherMode: kDefault = ONNX Gather, kElement = GatherElements, kND = GatherND.
+enum class GatherMode : uint8_t { kDefault, kElement, kND };
+inline constexpr int kGatherModeCount = 3;
+// TensorRT's ScatterMode: kElement = ScatterElements, kND = ScatterND.
+enum class ScatterMode : uint8_t { kElement, kND };
+inline constexpr int kScatterModeCount = 2;
+// How ScatterElements combines an update with the existing value (ONNX `reduction`). TensorRT's
+// IScatterLayer overwrites (kNone); the parser runs the others as NVIDIA's ScatterElements plugin.
+enum class ScatterReduction : uint8_t { kNone, kAdd, kMul, kMax, kMin };
+inline constexpr int kScatterReductionCount = 5;
+enum class TopKOp : uint8_t { kMax, kMin };
 // How pooling/convolution output size rounds (ONNX ceil_mode=1 -> kExplicitRoundUp).
 enum class PaddingMode : uint8_t { kExplicitRoundDown, kExplicitRoundUp };
 
@@ -91,6 +106,10 @@ std::string_view to_string(ResizeCoordinateTransform v);
 std::string_view to_string(ResizeSelector v);
 std::string_view to_string(ResizeRounding v);
 std::string_view to_string(SliceMode v);
+std::string_view to_string(GatherMode v);
+std::string_view to_string(ScatterMode v);
+std::string_view to_string(ScatterReduction v);
+std::string_view to_string(TopKOp v);
 
 // ---- Weights: constant data owned by the network, referred to by id -----------------------
 struct Weights {
@@ -184,8 +203,36 @@ struct LRNParams {
   int64_t window = 5;
   float alpha = 1e-4f, beta = 0.75f, k = 1.f;
 };
+// IGatherLayer. kElement: output dims = indices dims, out[i..] = data[i.. with axis -> index].
+// kND: the last indices dim indexes the data dims after the first nb_elementwise_dims (batch) dims.
 struct GatherParams {
   int axis = 0;
+  GatherMode mode = GatherMode::kDefault;
+  int nb_elementwise_dims = 0;  // kND: ONNX batch_dims
+};
+// IScatterLayer: inputs data, indices, updates; output = data with updates written at indices.
+struct ScatterParams {
+  ScatterMode mode = ScatterMode::kElement;
+  int axis = 0;  // kElement
+  ScatterReduction reduction = ScatterReduction::kNone;
+};
+// ITopKLayer: the k largest (kMax) or smallest (kMin) along one axis, sorted; outputs values and
+// int32 indices (ties: the lower index first, as ONNX).
+struct TopKParams {
+  TopKOp op = TopKOp::kMax;
+  int64_t k = 1;
+  uint32_t axes = 0;  // bitmask, one bit set
+};
+// IEinsumLayer: explicit-mode equation of lowercase letters ("ij,jk->ik"), no ellipsis.
+struct EinsumParams {
+  std::string equation;
+};
+// IGridSampleLayer: input [N,C,H,W], grid [N,Ho,Wo,2] of (x, y) in [-1, 1] -> [N,C,Ho,Wo].
+// sample_mode: what out-of-bounds samples read (kFill: zeros, kClamp: border, kReflect).
+struct GridSampleParams {
+  ResizeMode interpolation = ResizeMode::kLinear;
+  bool align_corners = false;
+  SliceMode sample_mode = SliceMode::kFill;
 };
 struct CastParams {
   DataType to = DataType::kFloat;
@@ -202,7 +249,8 @@ using LayerParams =
     std::variant<NoParams, ConvolutionParams, PoolingParams, ActivationParams, ElementWiseParams,
                  ScaleParams, ConcatenationParams, ResizeParams, ShuffleParams, SliceParams,
                  SoftMaxParams, ReduceParams, MatrixMultiplyParams, UnaryParams, ConstantParams,
-                 LRNParams, GatherParams, CastParams, NormalizationParams>;
+                 LRNParams, GatherParams, CastParams, NormalizationParams, ScatterParams,
+                 TopKParams, EinsumParams, GridSampleParams>;
 
 // ---- Tensors and layers ----------------------------------------------------------------------
 using TensorId = int;

@@ -760,6 +760,12 @@ struct Checker {
       case LayerKind::kCast: cast(); break;
       case LayerKind::kNormalization: fail("Normalization has no DLA support"); break;
       case LayerKind::kSelect: fail("Select has no DLA support"); break;
+      // Not in NVIDIA's DLA supported-layers list (S1: "Working with DLA", DLA Supported
+      // Layers and Restrictions): TensorRT runs these on the GPU only.
+      case LayerKind::kScatter: fail("Scatter is not a DLA-supported layer (DLA supported-layers list)"); break;
+      case LayerKind::kTopK: fail("TopK is not a DLA-supported layer (DLA supported-layers list)"); break;
+      case LayerKind::kEinsum: fail("Einsum is not a DLA-supported layer (DLA supported-layers list)"); break;
+      case LayerKind::kGridSample: fail("GridSample is not a DLA-supported layer (DLA supported-layers list)"); break;
     }
   }
 };
@@ -820,6 +826,7 @@ Int8RangeTie int8_equal_range_tensors(const Network& net, const Layer& L) {
     case LayerKind::kSoftMax: case LayerKind::kReduce: case LayerKind::kMatrixMultiply: case LayerKind::kUnary:
     case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization: case LayerKind::kSelect:
+    case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
       break;  // no range rule
   }
   return r;

@@ -130,12 +130,34 @@ void put(Writer& w, const ConstantParams& p) { w.i32(p.weights); }
 void get(Reader& r, ConstantParams& p) { p.weights = r.i32(); }
 void put(Writer& w, const LRNParams& p) { w.i64(p.window); w.f32(p.alpha); w.f32(p.beta); w.f32(p.k); }
 void get(Reader& r, LRNParams& p) { p.window = r.i64(); p.alpha = r.f32(); p.beta = r.f32(); p.k = r.f32(); }
-void put(Writer& w, const GatherParams& p) { w.i32(p.axis); }
-void get(Reader& r, GatherParams& p) { p.axis = r.i32(); }
+void put(Writer& w, const GatherParams& p) { w.i32(p.axis); w.u8(uint8_t(p.mode)); w.i32(p.nb_elementwise_dims); }
+void get(Reader& r, GatherParams& p) {
+  p.axis = r.i32(); p.mode = r.enumeration<GatherMode>(kGatherModeCount, "gather mode");
+  p.nb_elementwise_dims = r.i32();
+}
 void put(Writer& w, const CastParams& p) { w.u8(uint8_t(p.to)); }
 void get(Reader& r, CastParams& p) { p.to = r.enumeration<DataType>(kDataTypeCount, "cast type"); }
 void put(Writer& w, const NormalizationParams& p) { w.u32(p.axes); w.f32(p.epsilon); w.i64(p.groups); }
 void get(Reader& r, NormalizationParams& p) { p.axes = r.u32(); p.epsilon = r.f32(); p.groups = r.i64(); }
+
+void put(Writer& w, const ScatterParams& p) { w.u8(uint8_t(p.mode)); w.i32(p.axis); w.u8(uint8_t(p.reduction)); }
+void get(Reader& r, ScatterParams& p) {
+  p.mode = r.enumeration<ScatterMode>(kScatterModeCount, "scatter mode"); p.axis = r.i32();
+  p.reduction = r.enumeration<ScatterReduction>(kScatterReductionCount, "scatter reduction");
+}
+void put(Writer& w, const TopKParams& p) { w.u8(uint8_t(p.op)); w.i64(p.k); w.u32(p.axes); }
+void get(Reader& r, TopKParams& p) {
+  p.op = r.enumeration<TopKOp>(2, "topk op"); p.k = r.i64(); p.axes = r.u32();
+}
+void put(Writer& w, const EinsumParams& p) { w.str(p.equation); }
+void get(Reader& r, EinsumParams& p) { p.equation = r.str("einsum equation"); }
+void put(Writer& w, const GridSampleParams& p) {
+  w.u8(uint8_t(p.interpolation)); w.boolean(p.align_corners); w.u8(uint8_t(p.sample_mode));
+}
+void get(Reader& r, GridSampleParams& p) {
+  p.interpolation = r.enumeration<ResizeMode>(3, "grid sample interpolation"); p.align_corners = r.boolean();
+  p.sample_mode = r.enumeration<SliceMode>(5, "grid sample mode");
+}
 
 template <size_t I>
 LayerParams read_alt(Reader& r) {

@@ -33,6 +33,10 @@ constexpr std::array<LayerKindInfo, kLayerKindCount> kLayerKinds = {{
     {"Cast", "CAST", "Cast", 1, 1},
     {"Normalization", "NORMALIZATION", "Normalization", 3, 3},
     {"Select", "SELECT", "Select", 3, 3},
+    {"Scatter", "SCATTER", "Scatter", 3, 3},
+    {"TopK", "TOPK", "TopK", 1, 1},
+    {"Einsum", "EINSUM", "Einsum", 1, 2},
+    {"GridSample", "GRID_SAMPLE", "GridSample", 2, 2},
 }};
 
 template <class T>
@@ -64,6 +68,10 @@ size_t params_index_for(LayerKind k) {
     case LayerKind::kGather: return variant_index<GatherParams>();
     case LayerKind::kCast: return variant_index<CastParams>();
     case LayerKind::kNormalization: return variant_index<NormalizationParams>();
+    case LayerKind::kScatter: return variant_index<ScatterParams>();
+    case LayerKind::kTopK: return variant_index<TopKParams>();
+    case LayerKind::kEinsum: return variant_index<EinsumParams>();
+    case LayerKind::kGridSample: return variant_index<GridSampleParams>();
     case LayerKind::kParametricReLU:
     case LayerKind::kIdentity:
     case LayerKind::kSelect: return variant_index<NoParams>();
@@ -211,6 +219,42 @@ std::string_view to_string(SliceMode v) {
     case SliceMode::kClamp: return "CLAMP";
     case SliceMode::kFill: return "FILL";
     case SliceMode::kReflect: return "REFLECT";
+  }
+  return "?";
+}
+
+std::string_view to_string(GatherMode v) {
+  switch (v) {
+    case GatherMode::kDefault: return "DEFAULT";
+    case GatherMode::kElement: return "ELEMENT";
+    case GatherMode::kND: return "ND";
+  }
+  return "?";
+}
+
+std::string_view to_string(ScatterMode v) {
+  switch (v) {
+    case ScatterMode::kElement: return "ELEMENT";
+    case ScatterMode::kND: return "ND";
+  }
+  return "?";
+}
+
+std::string_view to_string(ScatterReduction v) {
+  switch (v) {
+    case ScatterReduction::kNone: return "NONE";
+    case ScatterReduction::kAdd: return "ADD";
+    case ScatterReduction::kMul: return "MUL";
+    case ScatterReduction::kMax: return "MAX";
+    case ScatterReduction::kMin: return "MIN";
+  }
+  return "?";
+}
+
+std::string_view to_string(TopKOp v) {
+  switch (v) {
+    case TopKOp::kMax: return "MAX";
+    case TopKOp::kMin: return "MIN";
   }
   return "?";
 }

@@ -5,8 +5,10 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <map>
 
 #include "tandem/broadcast.h"
+#include "tandem/einsum.h"
 
 namespace tandem {
 
@@ -164,11 +166,103 @@ Outputs matrix_multiply_outputs(const Network& net, const Layer& l) {
 Outputs gather_outputs(const Network& net, const Layer& l) {
   const auto& p = l.as<GatherParams>();
   const Dims& d = input(net, l, 0).dims;
+  const Dims& ix = input(net, l, 1).dims;
+  const DataType t = input(net, l, 0).type;
+  switch (p.mode) {
+    case GatherMode::kDefault: break;
+    case GatherMode::kElement:
+      if (p.axis < 0 || p.axis >= static_cast<int>(d.size())) fail(l, fmt::format("axis {} out of range", p.axis));
+      if (ix.size() != d.size())
+        fail(l, fmt::format("indices {} and data {} ranks differ", dims_to_string(ix), dims_to_string(d)));
+      return one(ix, t);
+    case GatherMode::kND: {
+      const int64_t b = p.nb_elementwise_dims;
+      if (ix.empty()) fail(l, "indices are a scalar");
+      const int64_t k = ix.back();
+      if (b < 0 || b >= static_cast<int64_t>(ix.size()) || b >= static_cast<int64_t>(d.size()))
+        fail(l, fmt::format("{} element-wise dims for indices {} and data {}", b, dims_to_string(ix), dims_to_string(d)));
+      if (k < 1 || b + k > static_cast<int64_t>(d.size()))
+        fail(l, fmt::format("index tuples of {} for data {} after {} batch dims", k, dims_to_string(d), b));
+      for (int64_t i = 0; i < b; ++i)
+        if (ix[i] != d[i]) fail(l, fmt::format("batch dim {} differs: indices {} data {}", i, dims_to_string(ix), dims_to_string(d)));
+      Dims o(ix.begin(), ix.end() - 1);
+      o.insert(o.end(), d.begin() + b + k, d.end());
+      return one(o, t);
+    }
+  }
   if (p.axis < 0 || p.axis >= static_cast<int>(d.size())) fail(l, fmt::format("axis {} out of range", p.axis));
   Dims o(d.begin(), d.begin() + p.axis);
-  o.insert(o.end(), input(net, l, 1).dims.begin(), input(net, l, 1).dims.end());
+  o.insert(o.end(), ix.begin(), ix.end());
   o.insert(o.end(), d.begin() + p.axis + 1, d.end());
+  return one(o, t);
+}
+
+Outputs scatter_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<ScatterParams>();
+  const Dims& d = input(net, l, 0).dims;
+  const Dims& ix = input(net, l, 1).dims;
+  const Dims& up = input(net, l, 2).dims;
+  if (input(net, l, 2).type != input(net, l, 0).type) fail(l, "updates and data types differ");
+  switch (p.mode) {
+    case ScatterMode::kElement:
+      if (p.axis < 0 || p.axis >= static_cast<int>(d.size())) fail(l, fmt::format("axis {} out of range", p.axis));
+      if (ix != up || ix.size() != d.size())
+        fail(l, fmt::format("indices {}, updates {} and data {} do not match", dims_to_string(ix), dims_to_string(up), dims_to_string(d)));
+      break;
+    case ScatterMode::kND: {
+      if (ix.empty()) fail(l, "indices are a scalar");
+      const int64_t k = ix.back();
+      if (k < 1 || k > static_cast<int64_t>(d.size())) fail(l, fmt::format("index tuples of {} for data {}", k, dims_to_string(d)));
+      Dims want(ix.begin(), ix.end() - 1);
+      want.insert(want.end(), d.begin() + k, d.end());
+      if (up != want) fail(l, fmt::format("updates {} are not {}", dims_to_string(up), dims_to_string(want)));
+      break;
+    }
+  }
+  return one(d, input(net, l, 0).type);
+}
+
+Outputs topk_outputs(const Network& net, const Layer& l) {
+  const auto& p = l.as<TopKParams>();
+  Dims d = input(net, l, 0).dims;
+  int axis = -1;
+  for (size_t i = 0; i < d.size(); ++i)
+    if (p.axes == (1u << i)) axis = static_cast<int>(i);
+  if (axis < 0) fail(l, fmt::format("axes mask {} is not one axis of a rank-{} input", p.axes, d.size()));
+  if (p.k < 1 || p.k > d[axis]) fail(l, fmt::format("k {} outside [1, {}]", p.k, d[axis]));
+  d[axis] = p.k;
+  return Outputs{{d, input(net, l, 0).type}, {d, DataType::kInt32}};
+}
+
+Outputs einsum_outputs(const Network& net, const Layer& l) {
+  EinsumTerms t;
+  std::string why;
+  if (!parse_einsum(l.as<EinsumParams>().equation, &t, &why)) fail(l, why);
+  if (t.inputs.size() != l.inputs.size()) fail(l, fmt::format("{} terms for {} inputs", t.inputs.size(), l.inputs.size()));
+  std::map<char, int64_t> size;
+  for (size_t i = 0; i < t.inputs.size(); ++i) {
+    const Dims& d = input(net, l, i).dims;
+    if (t.inputs[i].size() != d.size())
+      fail(l, fmt::format("term '{}' for input {} of dims {}", t.inputs[i], i, dims_to_string(d)));
+    if (input(net, l, i).type != input(net, l, 0).type) fail(l, "input types differ");
+    for (size_t j = 0; j < d.size(); ++j) {
+      auto [it, fresh] = size.emplace(t.inputs[i][j], d[j]);
+      if (!fresh && it->second != d[j])
+        fail(l, fmt::format("label '{}' has sizes {} and {}", t.inputs[i][j], it->second, d[j]));
+    }
+  }
+  Dims o;
+  for (char c : t.output) o.push_back(size.at(c));
   return one(o, input(net, l, 0).type);
+}
+
+Outputs grid_sample_outputs(const Network& net, const Layer& l) {
+  const Dims& x = input(net, l, 0).dims;
+  const Dims& g = input(net, l, 1).dims;
+  if (x.size() != 4 || g.size() != 4 || g[0] != x[0] || g[3] != 2)
+    fail(l, fmt::format("input {} and grid {} are not [N,C,H,W] and [N,Ho,Wo,2]", dims_to_string(x), dims_to_string(g)));
+  if (input(net, l, 1).type != input(net, l, 0).type) fail(l, "grid and input types differ");
+  return one({x[0], x[1], g[1], g[2]}, input(net, l, 0).type);
 }
 
 }  // namespace
@@ -229,6 +323,10 @@ std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, c
       return one(net.weights[p.weights].dims, net.weights[p.weights].type);
     }
     case LayerKind::kGather: return gather_outputs(net, l);
+    case LayerKind::kScatter: return scatter_outputs(net, l);
+    case LayerKind::kTopK: return topk_outputs(net, l);
+    case LayerKind::kEinsum: return einsum_outputs(net, l);
+    case LayerKind::kGridSample: return grid_sample_outputs(net, l);
   }
   fail(l, "unknown layer kind");
 }

@@ -124,6 +124,12 @@ std::string Importer::unique_tensor_name(const std::string& base) {
 }
 
 TensorId Importer::add(LayerKind k, LayerParams p, std::vector<TensorId> inputs) {
+  auto outs = add_n(k, std::move(p), std::move(inputs));
+  if (outs.size() != 1) fail("internal: layer with several outputs");
+  return outs[0];
+}
+
+std::vector<TensorId> Importer::add_n(LayerKind k, LayerParams p, std::vector<TensorId> inputs) {
   Layer l;
   const auto idx = net_.layers.size();
   l.name = unique_layer_name(fmt::format("(Unnamed Layer* {}) [{}]", idx, trt_kind_label(k)));
@@ -135,18 +141,20 @@ TensorId Importer::add(LayerKind k, LayerParams p, std::vector<TensorId> inputs)
     l.onnx_op = node_->op_type();
   }
   auto outs = infer_layer_outputs(net_, l);
-  if (outs.size() != 1) fail("internal: layer with several outputs");
-  if (outs[0].first.size() > 8) fail(fmt::format("rank {} exceeds 8 (TensorRT's limit)", outs[0].first.size()));
-  for (int64_t d : outs[0].first)
-    if (d <= 0) fail(fmt::format("{} layer would have dims {}", to_string(k), dims_to_string(outs[0].first)));
-  checked_volume(outs[0].first, fmt::format("{}: node '{}'", path_, node_name_));
-  Tensor t;
-  t.name = unique_tensor_name(l.name + "_output");
-  t.dims = std::move(outs[0].first);
-  t.type = outs[0].second;
-  l.outputs.push_back(net_.add_tensor(std::move(t)));
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (outs[i].first.size() > 8) fail(fmt::format("rank {} exceeds 8 (TensorRT's limit)", outs[i].first.size()));
+    for (int64_t d : outs[i].first)
+      if (d <= 0) fail(fmt::format("{} layer would have dims {}", to_string(k), dims_to_string(outs[i].first)));
+    checked_volume(outs[i].first, fmt::format("{}: node '{}'", path_, node_name_));
+    Tensor t;
+    // TensorRT's names: "<layer>_output" for one output, "<layer>_output_<i>" past the first.
+    t.name = unique_tensor_name(l.name + (i == 0 ? "_output" : fmt::format("_output_{}", i)));
+    t.dims = std::move(outs[i].first);
+    t.type = outs[i].second;
+    l.outputs.push_back(net_.add_tensor(std::move(t)));
+  }
   net_.add_layer(std::move(l));
-  return net_.layers.back().outputs[0];
+  return net_.layers.back().outputs;
 }
 
 WeightsId Importer::weights_of(const ConstPtr& c, const Dims* reshape) {
@@ -298,7 +306,9 @@ void Importer::import_inputs() {
     Tensor t;
     t.name = vi.name();
     t.is_input = true;
-    if (!onnx_to_data_type(tt.elem_type(), &t.type))
+    // A double input becomes an fp32 one, as TensorRT's parser does (convertDtype: DOUBLE -> kFLOAT).
+    if (tt.elem_type() == onnx::TensorProto::DOUBLE) t.type = DataType::kFloat;
+    else if (!onnx_to_data_type(tt.elem_type(), &t.type))
       fail(fmt::format("graph input '{}' has data type {}, which is not supported", vi.name(), onnx_type_name(tt.elem_type())));
     Dims declared;
     std::vector<std::string> params;

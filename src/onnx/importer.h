@@ -54,6 +54,7 @@ class Importer {
 
   // Layers. add() appends an unnamed layer of this node with one output and infers its shape.
   TensorId add(LayerKind k, LayerParams p, std::vector<TensorId> inputs);
+  std::vector<TensorId> add_n(LayerKind k, LayerParams p, std::vector<TensorId> inputs);  // every output
   TensorId const_tensor(const ConstPtr& c);
   WeightsId weights_of(const ConstPtr& c, const Dims* reshape = nullptr);
   WeightsId new_weights(std::string name, DataType t, Dims d, const std::vector<float>& values);

@@ -179,7 +179,7 @@ Outs op_conv(Importer& I) {
   const ConstPtr w = I.cin(1, "weights");
   const ConstPtr b = I.cin_opt(2, "bias");
   const size_t r = I.rank(x);
-  if (r != 3 && r != 4) I.fail(fmt::format("input rank {} is not supported (1-D and 2-D convolutions only)", r));
+  if (r < 3 || r > 5) I.fail(fmt::format("input rank {} is not supported (1-D, 2-D and 3-D convolutions)", r));
   if (w->dims.size() != r) I.fail(fmt::format("weights {} do not match the input rank {}", dims_to_string(w->dims), r));
   const int64_t g = I.attr_i("group", 1);
   const int64_t c = I.dims(x)[1];
@@ -210,70 +210,91 @@ Outs op_conv(Importer& I) {
   return {y};
 }
 
+// ConvTranspose's explicit padding: from `output_shape` (also what auto_pad SAME implies: input *
+// stride) as total = s*(in-1) + output_padding + eff_k - out, split per auto_pad (ONNX spec).
+Spatial deconv_spatial(Importer& I, const Dims& in, const Dims& kernel, const Dims& out_pad) {
+  const size_t ns = kernel.size();
+  const std::string ap = I.attr_s("auto_pad", "NOTSET");
+  Dims out_shape = I.attr_ints("output_shape");
+  const bool same = ap == "SAME_UPPER" || ap == "SAME_LOWER";
+  if (out_shape.empty() && !same) return spatial_attrs(I, in, kernel, true);
+  Spatial s = spatial_attrs(I, in, kernel, false);
+  if (out_shape.empty())
+    for (size_t i = 0; i < ns; ++i) out_shape.push_back(in[2 + i] * s.stride[i]);
+  if (out_shape.size() == ns + 2) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+  if (out_shape.size() != ns) I.fail(fmt::format("output_shape must give the {} spatial dims", ns));
+  for (size_t i = 0; i < ns; ++i) {
+    const int64_t eff = (kernel[i] - 1) * s.dilation[i] + 1;
+    const int64_t total = s.stride[i] * (in[2 + i] - 1) + out_pad[i] + eff - out_shape[i];
+    if (total < 0) I.fail("output_shape is larger than the op can produce");
+    if (ap == "SAME_UPPER") { s.pre[i] = total / 2; s.post[i] = total - total / 2; }
+    else { s.pre[i] = total - total / 2; s.post[i] = total / 2; }
+  }
+  return s;
+}
+
 Outs op_conv_transpose(Importer& I) {
   TensorId x = I.tin(0);
   const ConstPtr w = I.cin(1, "weights");
   const ConstPtr b = I.cin_opt(2, "bias");
   const size_t r = I.rank(x);
-  if (r != 4) I.fail(fmt::format("input rank {} is not supported (2-D transposed convolutions only)", r));
-  if (w->dims.size() != 4) I.fail(fmt::format("weights {} are not 4-D", dims_to_string(w->dims)));
+  if (r < 3 || r > 5) I.fail(fmt::format("input rank {} is not supported (1-D, 2-D and 3-D transposed convolutions)", r));
+  if (w->dims.size() != r) I.fail(fmt::format("weights {} do not match the input rank {}", dims_to_string(w->dims), r));
+  const size_t ns = r - 2;
   const int64_t g = I.attr_i("group", 1);
   const int64_t c = I.dims(x)[1];
   if (g <= 0 || w->dims[0] != c || c % g != 0) I.fail(fmt::format("group {} does not fit weights {}", g, dims_to_string(w->dims)));
   Dims kernel(w->dims.begin() + 2, w->dims.end());
   Dims out_pad = I.attr_ints("output_padding");
-  if (out_pad.empty()) out_pad.assign(2, 0);
-  if (out_pad.size() != 2) I.fail("output_padding does not match the spatial dims");
-  const Dims out_shape = I.attr_ints("output_shape");
-  Spatial s;
-  if (!out_shape.empty()) {
-    // Padding from output_shape: total = s*(in-1) + op + eff_k - out (ONNX spec), split per auto_pad.
-    const std::string ap = I.attr_s("auto_pad", "NOTSET");
-    s = spatial_attrs(I, I.dims(x), kernel, false);
-    if (out_shape.size() != 2) I.fail("output_shape must give the 2 spatial dims");
-    for (size_t i = 0; i < 2; ++i) {
-      const int64_t eff = (kernel[i] - 1) * s.dilation[i] + 1;
-      const int64_t total = s.stride[i] * (I.dims(x)[2 + i] - 1) + out_pad[i] + eff - out_shape[i];
-      if (total < 0) I.fail("output_shape is larger than the op can produce");
-      if (ap == "SAME_UPPER") { s.pre[i] = total / 2; s.post[i] = total - total / 2; }
-      else { s.pre[i] = total - total / 2; s.post[i] = total / 2; }
-    }
-  } else {
-    s = spatial_attrs(I, I.dims(x), kernel, true);
-  }
-  for (size_t i = 0; i < 2; ++i)
+  if (out_pad.empty()) out_pad.assign(ns, 0);
+  if (out_pad.size() != ns) I.fail("output_padding does not match the spatial dims");
+  Spatial s = deconv_spatial(I, I.dims(x), kernel, out_pad);
+  for (size_t i = 0; i < ns; ++i)
     if (out_pad[i] < 0 || out_pad[i] >= std::max(s.stride[i], s.dilation[i]))
       I.fail(fmt::format("output_padding {} must be in [0, max(stride, dilation))", out_pad[i]));
   // output_padding: taken from the post padding where there is some (exact), the rest is a
   // Slice kFILL of zeros followed by the bias add (the parser's emulation).
-  Dims extra(2, 0);
-  for (size_t i = 0; i < 2; ++i) {
+  Dims extra(ns, 0);
+  bool slice = false;
+  for (size_t i = 0; i < ns; ++i) {
     const int64_t take = std::min(s.post[i], out_pad[i]);
     s.post[i] -= take;
     extra[i] = out_pad[i] - take;
+    slice |= extra[i] != 0;
   }
-  const bool slice = extra[0] || extra[1];
+  const Dims in_dims = I.dims(x);
+  Dims wdims = w->dims;
+  if (r == 3) {  // 1-D runs as 2-D, as for Conv
+    to_2d(s);
+    extra.push_back(0);
+    x = I.reshape(x, {in_dims[0], in_dims[1], in_dims[2], 1});
+    wdims.push_back(1);
+  }
   ConvolutionParams p;
   p.kernel = s.kernel; p.stride = s.stride; p.pre_padding = s.pre; p.post_padding = s.post; p.dilation = s.dilation;
   p.groups = g;
   p.out_maps = w->dims[1] * g;
-  p.kernel_weights = I.weights_of(w);
+  p.kernel_weights = r == 3 ? I.weights_of(w, &wdims) : I.weights_of(w);
   if (b && b->count() != p.out_maps) I.fail(fmt::format("bias has {} values for {} output maps", b->count(), p.out_maps));
   if (b && !slice) p.bias_weights = I.weights_of(b);
   TensorId y = I.add(LayerKind::kDeconvolution, p, {x});
   if (slice) {
     const Dims d = I.dims(y);
     SliceParams sp;
-    sp.start = Dims(4, 0);
-    sp.size = {d[0], d[1], d[2] + extra[0], d[3] + extra[1]};
-    sp.stride = Dims(4, 1);
+    sp.start = Dims(d.size(), 0);
+    sp.size = d;
+    for (size_t i = 0; i < extra.size(); ++i) sp.size[2 + i] += extra[i];
+    sp.stride = Dims(d.size(), 1);
     sp.mode = SliceMode::kFill;
     y = I.add(LayerKind::kSlice, sp, {y});
     if (b) {
-      const TensorId bt = I.reshape(I.const_tensor(b), {1, p.out_maps, 1, 1});
+      Dims bd(d.size(), 1);
+      bd[1] = p.out_maps;
+      const TensorId bt = I.reshape(I.const_tensor(b), bd);
       y = I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kSum}, {y, bt});
     }
   }
+  if (r == 3) y = I.reshape(y, {I.dims(y)[0], I.dims(y)[1], I.dims(y)[2]});
   return {y};
 }
 
@@ -282,7 +303,7 @@ OpFn pooling(PoolingType type) {
     if (I.output_used(1)) I.fail("the Indices output is not supported");
     TensorId x = I.tin(0);
     const size_t r = I.rank(x);
-    if (r != 3 && r != 4) I.fail(fmt::format("input rank {} is not supported (1-D and 2-D pooling only)", r));
+    if (r < 3 || r > 5) I.fail(fmt::format("input rank {} is not supported (1-D, 2-D and 3-D pooling)", r));
     const Dims kernel = I.attr_ints("kernel_shape");
     if (kernel.size() != r - 2) I.fail("kernel_shape must give one size per spatial dim");
     Spatial s = spatial_attrs(I, I.dims(x), kernel, false);
@@ -980,6 +1001,8 @@ Outs op_resize(Importer& I) {
 
 // ops_decomposed.cpp: ops without a layer kind, decomposed into existing layers.
 void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m);
+// ops_index.cpp: Gather/Scatter modes, TopK, Einsum, GridSample.
+void register_index_ops(std::unordered_map<std::string, OpFn>& m);
 
 const std::unordered_map<std::string, OpFn>& op_importers() {
   static const std::unordered_map<std::string, OpFn> m = [] {
@@ -1082,6 +1105,7 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
   };
     register_qdq_ops(m);
     register_decomposed_ops(m);
+    register_index_ops(m);
     return m;
   }();
   return m;

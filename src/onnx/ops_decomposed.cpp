@@ -182,6 +182,25 @@ OpFn arg_op(bool max) {
   };
 }
 
+// MeanVarianceNormalization: (x - mean) / (sqrt(mean((x - mean)^2)) + 1e-9) over `axes`
+// (default 0, 2, 3): the parser's layers (Reduce AVG, SUB, PROD, Reduce AVG, SQRT, SUM, DIV).
+Outs op_mvn(Importer& I) {
+  const TensorId x = I.tin(0);
+  require_float(I, x);
+  std::vector<int64_t> axes = I.has_attr("axes") ? I.attr_ints("axes") : std::vector<int64_t>{0, 2, 3};
+  ReduceParams mean;
+  mean.op = ReduceOp::kAvg;
+  mean.keep_dims = true;
+  for (int64_t a : axes) mean.axes |= 1u << I.axis(a, I.rank(x));
+  const TensorId mu = I.add(LayerKind::kReduce, mean, {x});
+  const TensorId centred = eltwise2(I, ElementWiseOp::kSub, x, mu);
+  const TensorId sq = eltwise2(I, ElementWiseOp::kProd, centred, centred);
+  const TensorId var = I.add(LayerKind::kReduce, mean, {sq});
+  const TensorId sd = I.add(LayerKind::kUnary, UnaryParams{UnaryOp::kSqrt}, {var});
+  const TensorId den = eltwise2(I, ElementWiseOp::kSum, sd, scalar_like(I, 1e-9, sd));
+  return {eltwise2(I, ElementWiseOp::kDiv, centred, den)};
+}
+
 // Hardmax: 1 at the first max along the axis, 0 elsewhere: Equal(iota, first argmax) -> Cast.
 // Opset < 13 flattens to 2-D around the axis first, as Softmax (reshaped back at the end).
 Outs op_hardmax(Importer& I) {
@@ -410,6 +429,7 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("Trilu", op_trilu);
   m.emplace("OneHot", op_onehot);
   m.emplace("CumSum", op_cumsum);
+  m.emplace("MeanVarianceNormalization", op_mvn);
 }
 
 }  // namespace tandem::onnx_detail

@@ -570,6 +570,24 @@ inline void gather_cases(std::vector<OpCase>& out) {
         b.op(GatherParams{axis}, {x, i});
         out.push_back(b.finish());
       }
+  // TensorRT's ELEMENT (GatherElements) and ND (GatherND) modes.
+  for (int axis = 0; axis < 3; ++axis) {
+    const Dims d = {3, 4, 5};
+    Dims idx = d;
+    idx[size_t(axis)] = 2;
+    CaseBuilder b(LayerKind::kGather, "ELEMENT axis " + std::to_string(axis));
+    TensorId x = b.input("x", d);
+    TensorId i = b.input("i", idx, DataType::kInt64, {double(-d[size_t(axis)]), double(d[size_t(axis)] - 1)});
+    b.op(GatherParams{axis, GatherMode::kElement, 0}, {x, i});
+    out.push_back(b.finish());
+  }
+  for (int batch = 0; batch < 2; ++batch) {
+    CaseBuilder b(LayerKind::kGather, "ND batch_dims " + std::to_string(batch));
+    TensorId x = b.input("x", {3, 3, 4});
+    TensorId i = b.input("i", batch ? Dims{3, 2, 1} : Dims{2, 2}, DataType::kInt32, {-3, 2});
+    b.op(GatherParams{0, GatherMode::kND, batch}, {x, i});
+    out.push_back(b.finish());
+  }
   CaseBuilder b(LayerKind::kGather, "int32 data, constant indices");
   TensorId x = b.input("x", {4, 6}, DataType::kInt32, {-9, 9});
   TensorId i = b.constant("i", b.weights_of<int32_t>("iw", DataType::kInt32, {2}, {3, 0}));
@@ -637,6 +655,60 @@ inline void select_cases(std::vector<OpCase>& out) {
     }
 }
 
+inline void scatter_cases(std::vector<OpCase>& out) {
+  for (ScatterReduction r : all_values<ScatterReduction>())
+    for (int axis = 0; axis < 2; ++axis) {
+      CaseBuilder b(LayerKind::kScatter, "ELEMENT axis " + std::to_string(axis) + " " + std::string(to_string(r)));
+      TensorId x = b.input("x", {4, 5});
+      TensorId i = b.input("i", {3, 2}, DataType::kInt64, {-4, 3});
+      TensorId u = b.input("u", {3, 2});
+      b.op(ScatterParams{ScatterMode::kElement, axis, r}, {x, i, u});
+      out.push_back(b.finish());
+    }
+  CaseBuilder b(LayerKind::kScatter, "ND rows");
+  TensorId x = b.input("x", {4, 3, 2});
+  TensorId i = b.input("i", {2, 2}, DataType::kInt32, {-3, 2});
+  TensorId u = b.input("u", {2, 2});
+  b.op(ScatterParams{ScatterMode::kND, 0, ScatterReduction::kNone}, {x, i, u});
+  out.push_back(b.finish());
+}
+
+inline void topk_cases(std::vector<OpCase>& out) {
+  for (TopKOp op : all_values<TopKOp>())
+    for (int axis = 0; axis < 3; ++axis)
+      for (int64_t k : {1, 3}) {
+        CaseBuilder b(LayerKind::kTopK, std::string(to_string(op)) + " axis " + std::to_string(axis) + " k " + std::to_string(k));
+        TensorId x = b.input("x", {3, 4, 5}, DataType::kFloat, {-9, 9});
+        b.op(TopKParams{op, k, 1u << axis}, {x}, 2);
+        out.push_back(b.finish());
+      }
+}
+
+inline void einsum_cases(std::vector<OpCase>& out) {
+  for (const auto& [eq, a, bd] : std::vector<std::tuple<std::string, Dims, Dims>>{
+           {"ij,jk->ik", {3, 4}, {4, 5}}, {"bij,bjk->bik", {2, 3, 4}, {2, 4, 5}}, {"i,i->", {7}, {7}},
+           {"ij->ji", {3, 4}, {}}, {"ii->i", {4, 4}, {}}, {"bij->b", {2, 3, 4}, {}}}) {
+    CaseBuilder b(LayerKind::kEinsum, eq);
+    std::vector<TensorId> ins = {b.input("a", a)};
+    if (!bd.empty()) ins.push_back(b.input("b", bd));
+    b.op(EinsumParams{eq}, ins);
+    out.push_back(b.finish());
+  }
+}
+
+inline void grid_sample_cases(std::vector<OpCase>& out) {
+  for (ResizeMode m : all_values<ResizeMode>())
+    for (SliceMode sm : {SliceMode::kFill, SliceMode::kClamp, SliceMode::kReflect})
+      for (bool align : {false, true}) {
+        CaseBuilder b(LayerKind::kGridSample, std::string(to_string(m)) + " " + std::string(to_string(sm)) +
+                                                  (align ? " align_corners" : ""));
+        TensorId x = b.input("x", {2, 3, 4, 5});
+        TensorId g = b.input("grid", {2, 3, 6, 2}, DataType::kFloat, {-1.3, 1.3});  // some outside [-1, 1]
+        b.op(GridSampleParams{m, align, sm}, {x, g});
+        out.push_back(b.finish());
+      }
+}
+
 // Every case of one kind. A kind without a case here fails to compile (-Werror=switch), and a
 // kind whose generator yields nothing fails EveryLayerKindHasCases.
 inline std::vector<OpCase> cases_for(LayerKind kind) {
@@ -664,6 +736,10 @@ inline std::vector<OpCase> cases_for(LayerKind kind) {
     case LayerKind::kCast: cast_cases(out); break;
     case LayerKind::kNormalization: normalization_cases(out); break;
     case LayerKind::kSelect: select_cases(out); break;
+    case LayerKind::kScatter: scatter_cases(out); break;
+    case LayerKind::kTopK: topk_cases(out); break;
+    case LayerKind::kEinsum: einsum_cases(out); break;
+    case LayerKind::kGridSample: grid_sample_cases(out); break;
   }
   return out;
 }

@@ -64,7 +64,15 @@ std::string describe(const LayerParams& params) {
         } else if constexpr (std::is_same_v<P, LRNParams>) {
           o << p.window << ' ' << p.alpha << ' ' << p.beta << ' ' << p.k;
         } else if constexpr (std::is_same_v<P, GatherParams>) {
-          o << p.axis;
+          o << p.axis << ' ' << int(p.mode) << ' ' << p.nb_elementwise_dims;
+        } else if constexpr (std::is_same_v<P, ScatterParams>) {
+          o << int(p.mode) << ' ' << p.axis << ' ' << int(p.reduction);
+        } else if constexpr (std::is_same_v<P, TopKParams>) {
+          o << int(p.op) << ' ' << p.k << ' ' << p.axes;
+        } else if constexpr (std::is_same_v<P, EinsumParams>) {
+          o << p.equation;
+        } else if constexpr (std::is_same_v<P, GridSampleParams>) {
+          o << int(p.interpolation) << ' ' << p.align_corners << ' ' << int(p.sample_mode);
         } else if constexpr (std::is_same_v<P, CastParams>) {
           o << int(p.to);
         } else if constexpr (std::is_same_v<P, NormalizationParams>) {
@@ -271,9 +279,13 @@ TEST(EngineFormat, EveryParamsAlternativeRoundTrips) {
   ps.emplace_back(UnaryParams{UnaryOp::kRound});
   ps.emplace_back(ConstantParams{2});
   ps.emplace_back(LRNParams{3, 1e-3f, 0.5f, 2.f});
-  ps.emplace_back(GatherParams{2});
+  ps.emplace_back(GatherParams{2, GatherMode::kND, 1});
   ps.emplace_back(CastParams{DataType::kHalf});
   ps.emplace_back(NormalizationParams{4u, 1e-3f, 2});
+  ps.emplace_back(ScatterParams{ScatterMode::kElement, 2, ScatterReduction::kMul});
+  ps.emplace_back(TopKParams{TopKOp::kMin, 3, 1u << 2});
+  ps.emplace_back(EinsumParams{"bij,bjk->bik"});
+  ps.emplace_back(GridSampleParams{ResizeMode::kCubic, true, SliceMode::kReflect});
   ASSERT_EQ(ps.size(), std::variant_size_v<LayerParams>);
   for (size_t i = 0; i < ps.size(); ++i) ASSERT_EQ(ps[i].index(), i);
   Network net = test::small_network();

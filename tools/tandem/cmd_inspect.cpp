@@ -86,7 +86,19 @@ std::string layer_params_text(const Network& net, const Layer& l) {
         else if constexpr (std::is_same_v<P, ConstantParams>) return weights_text(net, p.weights);
         else if constexpr (std::is_same_v<P, LRNParams>)
           return fmt::format("window={} alpha={} beta={} k={}", p.window, p.alpha, p.beta, p.k);
-        else if constexpr (std::is_same_v<P, GatherParams>) return fmt::format("axis={}", p.axis);
+        else if constexpr (std::is_same_v<P, GatherParams>) {
+          if (p.mode == GatherMode::kND) return fmt::format("mode=ND batch_dims={}", p.nb_elementwise_dims);
+          if (p.mode == GatherMode::kElement) return fmt::format("mode=ELEMENT axis={}", p.axis);
+          return fmt::format("axis={}", p.axis);
+        }
+        else if constexpr (std::is_same_v<P, ScatterParams>)
+          return fmt::format("mode={} axis={} reduction={}", to_string(p.mode), p.axis, to_string(p.reduction));
+        else if constexpr (std::is_same_v<P, TopKParams>)
+          return fmt::format("{} k={} axes={}", to_string(p.op), p.k, axes_text(p.axes));
+        else if constexpr (std::is_same_v<P, EinsumParams>) return p.equation;
+        else if constexpr (std::is_same_v<P, GridSampleParams>)
+          return fmt::format("{} align_corners={} sample={}", to_string(p.interpolation), p.align_corners ? 1 : 0,
+                             to_string(p.sample_mode));
         else if constexpr (std::is_same_v<P, CastParams>) return fmt::format("to={}", to_string(p.to));
         else if constexpr (std::is_same_v<P, NormalizationParams>)
           return fmt::format("axes={} eps={} groups={}", axes_text(p.axes), p.epsilon, p.groups);

@@ -655,6 +655,8 @@ void CudaExecutorImpl::build_layer(LayerId id) {
     case LayerKind::kSelect: case LayerKind::kNormalization:
       build_other_layer(id, L);
       break;
+    case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
+      unsupported(L, "no CUDA kernel yet (the CPU backend runs it)");
   }
 }
 
@@ -788,7 +790,8 @@ void CudaExecutorImpl::build_dense_layer(LayerId id, const Layer& L) {
     case LayerKind::kUnary: case LayerKind::kLRN: case LayerKind::kGather:
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
     case LayerKind::kNormalization:
-    case LayerKind::kResize:
+    case LayerKind::kResize: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
+    case LayerKind::kGridSample:
       break;  // built by build_layer or another group
   }
 }
@@ -918,7 +921,8 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
     case LayerKind::kElementWise: case LayerKind::kScale: case LayerKind::kConcatenation:
     case LayerKind::kLRN: case LayerKind::kGather:
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
-    case LayerKind::kNormalization:
+    case LayerKind::kNormalization: case LayerKind::kScatter: case LayerKind::kTopK:
+    case LayerKind::kEinsum: case LayerKind::kGridSample:
       break;  // built by build_layer or another group
   }
 }
@@ -949,6 +953,7 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
     case LayerKind::kGather: {
       const Dims& xd = dims(L.inputs[0]);
       int axis = L.as<GatherParams>().axis;
+      if (L.as<GatherParams>().mode != GatherMode::kDefault) unsupported(L, "Gather ELEMENT/ND modes have no CUDA kernel yet");
       if (axis < 0) axis += int(xd.size());
       if (axis < 0 || axis >= int(xd.size())) unsupported(L, "axis out of range");
       DataType it = T[L.inputs[1]].type;
@@ -1035,7 +1040,8 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
     case LayerKind::kPooling: case LayerKind::kActivation: case LayerKind::kParametricReLU:
     case LayerKind::kElementWise: case LayerKind::kScale: case LayerKind::kConcatenation:
     case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax:
-    case LayerKind::kReduce: case LayerKind::kUnary:
+    case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kScatter: case LayerKind::kTopK:
+    case LayerKind::kEinsum: case LayerKind::kGridSample:
       break;  // built by build_layer or another group
   }
 }

@@ -142,8 +142,18 @@ void check_kind(Checker& c) {
     case LayerKind::kGather: {
       DataType it = c.type(l.inputs[1]);
       if (it != DataType::kInt32 && it != DataType::kInt64) c.refuse("indices must be int32 or int64");
+      if (l.as<GatherParams>().mode != GatherMode::kDefault)
+        c.refuse("Gather mode " + std::string(to_string(l.as<GatherParams>().mode)) +
+                 " has no CUDA kernel yet (the CPU backend runs it)");
       break;
     }
+    // Issue 16's index and sampling layers: CPU kernels only so far.
+    case LayerKind::kScatter:
+    case LayerKind::kTopK:
+    case LayerKind::kEinsum:
+    case LayerKind::kGridSample:
+      c.refuse(std::string(to_string(l.kind)) + " has no CUDA kernel yet (the CPU backend runs it)");
+      break;
     case LayerKind::kSelect:
       if (c.type(l.inputs[0]) != DataType::kBool) c.refuse("condition must be bool");
       if (c.type(l.inputs[1]) != c.type(l.inputs[2])) c.refuse("branches of different types");
