@@ -27,7 +27,8 @@ const p=Buffer.alloc(10);p.write("\x93NUMPY",0,"latin1");p[6]=1;p.writeUInt16LE(
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 rss() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1"; }
 printf "%-6s %-14s %12s %12s %8s %14s %14s\n" model input "tandem ms" "ORT ms" "speed" "tandem MiB" "ORT MiB"
-for spec in "det ch_PP-OCRv4_det_infer.onnx 1x3x640x640" "cls ch_ppocr_mobile_v2.0_cls_infer.onnx 1x3x48x192"; do
+for spec in "det ch_PP-OCRv4_det_infer.onnx 1x3x640x640" "cls ch_ppocr_mobile_v2.0_cls_infer.onnx 1x3x48x192" \
+            "rec ch_PP-OCRv4_rec_infer.onnx 1x3x48x320"; do
   read -r name file shape <<<"$spec"
   mk_input "$tmp/x.npy" ${shape//x/ }
   /usr/bin/time -v "$build/bench/bench_cpu" "$models/$file" --shape "x:$shape" --input "x=$tmp/x.npy" \

@@ -110,6 +110,59 @@ void fold_scale(const Network& net, const Layer& conv, const Layer& scale, cpu::
   for (int64_t k = 0; k < K; ++k) s.bias[size_t(k)] = s.bias[size_t(k)] * factor(k) + shift(k);
 }
 
+// One link of a point-wise chain as the CPU kernels take it.
+cpu::ChainLink chain_link(const Network& net, const Epilogue& e) {
+  const Layer& l = net.layers[size_t(e.layers[0])];
+  cpu::ChainLink k;
+  switch (e.kind) {
+    case EpilogueKind::kActivation:
+      k.kind = cpu::ChainLink::kActivation;
+      k.act = l.as<ActivationParams>();
+      return k;
+    case EpilogueKind::kElementWise:
+      break;
+    case EpilogueKind::kScale: case EpilogueKind::kHardSwish:
+      throw Error(layer_desc(l) + ": not a point-wise chain link (internal)");
+  }
+  k.op = l.as<ElementWiseParams>().op;
+  k.scalar = e.scalar;
+  switch (e.operand) {
+    case EpilogueOperand::kScalarRight: k.kind = cpu::ChainLink::kScalarRight; return k;
+    case EpilogueOperand::kScalarLeft: k.kind = cpu::ChainLink::kScalarLeft; return k;
+    case EpilogueOperand::kChainInputRight: k.kind = cpu::ChainLink::kChainInputRight; return k;
+    case EpilogueOperand::kChainInputLeft: k.kind = cpu::ChainLink::kChainInputLeft; return k;
+    case EpilogueOperand::kNone: break;
+  }
+  throw Error(layer_desc(l) + ": element-wise chain link without an operand (internal)");
+}
+
+// Where a convolution step's epilogue turns from oneDNN post-ops into a point-wise chain
+// (epilogue size: no chain). lower() sets chain_input_at when it absorbed a chain after the
+// convolution's own epilogue; 0 is also "no chain". A chain with element-wise links starts there;
+// a chain of activations alone may split anywhere (no link reads the chain input): as many
+// post-ops as oneDNN computes exactly, the rest in the chain.
+size_t chain_start(const Network& net, const ExecStep& st) {
+  if (st.chain_input_at > 0) return size_t(st.chain_input_at);
+  for (const Epilogue& e : st.epilogue)
+    if (e.kind == EpilogueKind::kElementWise) return 0;
+  std::vector<cpu::PostOp> ops;
+  for (size_t i = 0; i < st.epilogue.size(); ++i) {
+    const Epilogue& e = st.epilogue[i];
+    cpu::PostOp op{cpu::PostOp::kHardSwish, {}};
+    switch (e.kind) {
+      case EpilogueKind::kScale: continue;
+      case EpilogueKind::kHardSwish: break;
+      case EpilogueKind::kActivation:
+        op = {cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()};
+        break;
+      case EpilogueKind::kElementWise: return i;
+    }
+    if (!cpu::dnnl_can_append_post_op(ops, op)) return i;
+    ops.push_back(op);
+  }
+  return st.epilogue.size();
+}
+
 // The convolution of a lowered step: weights rounded, Scales folded, activations as post-ops.
 cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
                         std::shared_ptr<cpu::ConvScratch> scratch) {
@@ -123,7 +176,11 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   s.kernel = weights_f32(net, p.kernel_weights);
   s.bias = weights_f32(net, p.bias_weights);
   round_conv_weights(net, num, st.layer, s);
-  for (const Epilogue& e : st.epilogue) {
+  // Before chain_input_at: oneDNN post-ops (and the folded Scale); from it on: the chain.
+  const size_t chain_at = chain_start(net, st);
+  for (size_t i = chain_at; i < st.epilogue.size(); ++i) s.chain.push_back(chain_link(net, st.epilogue[i]));
+  for (size_t i = 0; i < chain_at; ++i) {
+    const Epilogue& e = st.epilogue[i];
     switch (e.kind) {
       case EpilogueKind::kScale:
         fold_scale(net, l, net.layers[size_t(e.layers[0])], s);
@@ -164,7 +221,9 @@ LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
       if (e.kind != EpilogueKind::kScale) ops.push_back(post_op(e));
     return cpu::dnnl_can_append_post_op(ops, post_op(next));
   };
-  p.pointwise_chains = false;
+  // Point-wise chains (activations, element-wise ops with scalars or the chain input) run in one
+  // pass (kernels_chain.cpp), after a convolution's post-ops when they read its output alone.
+  p.pointwise_chains = true;
   // The reference runs every layer's own kernel, views included.
   p.alias_views = !opt.reference_kernels;
   p.alignment = 64;
@@ -331,8 +390,12 @@ class CpuExecutor : public Executor {
         };
         return r;
       }
-      case StepKind::kPointwiseChain:
-        throw Error(layer_desc(net.layers[size_t(st.layer)]) + ": the CPU backend runs no point-wise chains");
+      case StepKind::kPointwiseChain: {
+        std::vector<cpu::ChainLink> links;
+        for (const Epilogue& e : st.epilogue) links.push_back(chain_link(net, e));
+        r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(st.inputs[0])].dims));
+        return r;
+      }
       case StepKind::kLayer:
         break;
     }

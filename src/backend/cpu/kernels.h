@@ -23,6 +23,18 @@ struct PostOp {
 // layers compute one after the other.
 bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p);
 
+// One link of a point-wise chain (lowering's kPointwiseChain, or a convolution's epilogue from
+// chain_input_at on): the running value v, the chain's input x0.
+struct ChainLink {
+  enum Kind { kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft } kind = kActivation;
+  ActivationParams act;                        // kActivation
+  ElementWiseOp op = ElementWiseOp::kSum;      // the others: v = op(v, s), op(s, v), op(v, x0), op(x0, v)
+  float scalar = 0.f;
+};
+// y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
+void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);
+Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n);
+
 // Scratch shared by every convolution of one executor (they run one at a time): blocked copies
 // of the source and destination when oneDNN picks a blocked layout (nChw16c, ...).
 struct ConvScratch {
@@ -37,6 +49,7 @@ struct ConvSpec {
   std::vector<float> kernel;  // layout as in ConvolutionParams
   std::vector<float> bias;    // empty: none
   std::vector<PostOp> post_ops;
+  std::vector<ChainLink> chain;  // after the post-ops, in place on the output
 };
 
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN

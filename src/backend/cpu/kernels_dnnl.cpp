@@ -211,6 +211,8 @@ Kernel make_conv_kernel(const ConvSpec& s) {
                                                 {DNNL_ARG_WEIGHTS, w_mem},
                                                 {DNNL_ARG_DST, reorder_dst ? dst_blk : dst_mem}};
   if (has_bias) args[DNNL_ARG_BIAS] = b_mem;
+  const std::vector<ChainLink> chain = s.chain;
+  const int64_t out_count = volume(s.out_dims);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     (void)bias;
     src_mem.set_data_handle(in[0]);
@@ -226,6 +228,7 @@ Kernel make_conv_kernel(const ConvSpec& s) {
     if (reorder_dst) from_blk.execute(*stream, dst_blk, dst_mem);
     stream->wait();
     if (serial) omp_set_num_threads(threads);
+    if (!chain.empty()) apply_chain(chain, static_cast<float*>(out[0]), static_cast<float*>(out[0]), out_count);
   };
 }
 

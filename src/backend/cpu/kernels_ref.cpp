@@ -1015,10 +1015,45 @@ Taps resize_taps(const ResizeParams& p, int64_t in, int64_t out, double scale) {
   return t;
 }
 
+// Nearest: every output element is one input element, so all axes compose into one gather
+// (out[i0, .., ik] = in[idx0[i0], .., idxk[ik]]): rows of the last axis at once, no passes.
+Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dims& out_dims) {
+  const size_t rank = in_dims.size();
+  std::vector<std::vector<int64_t>> idx(rank);
+  for (size_t a = 0; a < rank; ++a) {
+    double scale = p.scales.empty() ? double(out_dims[a]) / double(in_dims[a]) : double(p.scales[a]);
+    if (in_dims[a] == out_dims[a] && scale == 1.0) {
+      for (int64_t i = 0; i < out_dims[a]; ++i) idx[a].push_back(i);
+    } else {
+      idx[a] = resize_taps(p, in_dims[a], out_dims[a], scale).idx;
+    }
+  }
+  const Strides in_strides = dense_strides(in_dims);
+  const int64_t inner = out_dims.back(), rows = volume(out_dims) / std::max<int64_t>(inner, 1);
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const uint32_t* x = static_cast<const uint32_t*>(in[0]);
+    uint32_t* y = static_cast<uint32_t*>(out[0]);
+    const std::vector<int64_t>& last = idx[rank - 1];
+#pragma omp parallel for schedule(static) if (rows * inner > 65536)
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t rem = r, src = 0;
+      for (int a = int(rank) - 2; a >= 0; --a) {
+        src += idx[size_t(a)][size_t(rem % out_dims[size_t(a)])] * in_strides[size_t(a)];
+        rem /= out_dims[size_t(a)];
+      }
+      const uint32_t* px = x + src;
+      uint32_t* py = y + r * inner;
+      for (int64_t i = 0; i < inner; ++i) py[i] = px[last[size_t(i)]];
+    }
+  };
+}
+
 Kernel make_resize(const Network& net, const Layer& l) {
   const ResizeParams& p = l.as<ResizeParams>();
   const Tensor& ti = net.tensors[l.inputs[0]];
   const Tensor& to = net.tensors[l.outputs[0]];
+  if (p.mode == ResizeMode::kNearest && element_size(ti.type) == 4 && !ti.dims.empty() && volume(to.dims) > 0)
+    return make_resize_nearest(p, ti.dims, to.dims);
   struct Pass { int axis; Taps taps; Dims in_dims; Dims out_dims; };
   std::vector<Pass> passes;
   Dims cur = ti.dims;

@@ -1,0 +1,101 @@
+// Point-wise chains: several point-wise layers (activations; element-wise ops of the running value
+// with a scalar or with the chain's input) in one pass over memory. Each link computes exactly
+// what its layer's own kernel computes (ops::activation / ops::elementwise in float, one rounding
+// per link), so a chain changes no value, only the number of passes over large tensors.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels.h"
+#include "tandem/op_semantics.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+// Elements per block: the running value and the chain input stay in L1 while every link runs.
+constexpr int64_t kBlock = 1024;
+
+// `f` instantiated per op, so that the loop over the block vectorizes.
+template <class F>
+void elementwise_block(ElementWiseOp op, F&& f) {
+  switch (op) {
+    case ElementWiseOp::kSum: f([](float a, float b) { return ops::elementwise(ElementWiseOp::kSum, a, b); }); return;
+    case ElementWiseOp::kProd: f([](float a, float b) { return ops::elementwise(ElementWiseOp::kProd, a, b); }); return;
+    case ElementWiseOp::kSub: f([](float a, float b) { return ops::elementwise(ElementWiseOp::kSub, a, b); }); return;
+    case ElementWiseOp::kDiv: f([](float a, float b) { return ops::elementwise(ElementWiseOp::kDiv, a, b); }); return;
+    case ElementWiseOp::kMax: f([](float a, float b) { return ops::elementwise(ElementWiseOp::kMax, a, b); }); return;
+    case ElementWiseOp::kMin: f([](float a, float b) { return ops::elementwise(ElementWiseOp::kMin, a, b); }); return;
+    case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv: case ElementWiseOp::kAnd: case ElementWiseOp::kOr:
+    case ElementWiseOp::kXor: case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+      f([op](float a, float b) { return ops::elementwise(op, a, b); });
+      return;
+  }
+}
+
+void activation_block(const ActivationParams& a, float* v, int64_t n) {
+  const float al = a.alpha, be = a.beta;
+  auto map = [&](auto f) {
+    for (int64_t i = 0; i < n; ++i) v[i] = f(v[i]);
+  };
+  switch (a.type) {
+    case ActivationType::kRelu: map([](float x) { return ops::activation(ActivationType::kRelu, x, 0.f, 0.f); }); return;
+    case ActivationType::kLeakyRelu: map([al](float x) { return ops::activation(ActivationType::kLeakyRelu, x, al, 0.f); }); return;
+    case ActivationType::kClip: map([al, be](float x) { return ops::activation(ActivationType::kClip, x, al, be); }); return;
+    case ActivationType::kHardSigmoid:
+      map([al, be](float x) { return ops::activation(ActivationType::kHardSigmoid, x, al, be); });
+      return;
+    case ActivationType::kSigmoid: case ActivationType::kTanh: case ActivationType::kElu: case ActivationType::kSelu:
+    case ActivationType::kSoftplus: case ActivationType::kSoftsign: case ActivationType::kGeluErf:
+    case ActivationType::kGeluTanh: case ActivationType::kThresholdedRelu: case ActivationType::kScaledTanh:
+      map([&a](float x) { return apply_activation(a, x); });
+      return;
+  }
+}
+
+void link_block(const ChainLink& k, float* v, const float* x0, int64_t n) {
+  switch (k.kind) {
+    case ChainLink::kActivation:
+      activation_block(k.act, v, n);
+      return;
+    case ChainLink::kScalarRight:
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(v[i], k.scalar); });
+      return;
+    case ChainLink::kScalarLeft:
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(k.scalar, v[i]); });
+      return;
+    case ChainLink::kChainInputRight:
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(v[i], x0[i]); });
+      return;
+    case ChainLink::kChainInputLeft:
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(x0[i], v[i]); });
+      return;
+  }
+}
+
+}  // namespace
+
+void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  bool needs_x0 = false;
+  for (const ChainLink& k : links) needs_x0 = needs_x0 || k.kind == ChainLink::kChainInputLeft || k.kind == ChainLink::kChainInputRight;
+  // Large tensors only: a parallel region costs more than a small chain (docs/cpu-backend.md).
+#pragma omp parallel for schedule(static) if (n >= 65536)
+  for (int64_t b = 0; b < blocks; ++b) {
+    alignas(64) float x0[kBlock];
+    const int64_t at = b * kBlock, m = std::min(kBlock, n - at);
+    float* v = y + at;
+    if (needs_x0) std::memcpy(x0, x + at, size_t(m) * sizeof(float));
+    if (v != x + at) std::memcpy(v, x + at, size_t(m) * sizeof(float));
+    for (const ChainLink& k : links) link_block(k, v, x0, m);
+  }
+}
+
+Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n) {
+  return [links = std::move(links), n](const std::vector<void*>& in, const std::vector<void*>& out) {
+    apply_chain(links, static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n);
+  };
+}
+
+}  // namespace tandem::cpu
