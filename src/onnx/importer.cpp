@@ -110,6 +110,13 @@ int Importer::axis(int64_t a, size_t r, const char* what) const {
 // ---- layers ----------------------------------------------------------------------------------
 static std::string_view trt_kind_label(LayerKind k) { return layer_kind_info(k).trt_label; }
 
+// TensorRT's default name of the next layer, `(Unnamed Layer* N) [Kind]`: N is the layer's index
+// in the INetworkDefinition, so it counts the layers the parser adds for nodes tandem folds.
+std::string Importer::trt_default_name(LayerKind k) const {
+  return fmt::format("(Unnamed Layer* {}) [{}]", static_cast<int64_t>(net_.layers.size()) + parser_only_layers_,
+                     trt_kind_label(k));
+}
+
 std::string Importer::unique_layer_name(const std::string& base) {
   std::string c = base;
   while (layer_names_.count(c)) c = base + "_" + std::to_string(suffix_++);
@@ -131,8 +138,8 @@ TensorId Importer::add(LayerKind k, LayerParams p, std::vector<TensorId> inputs)
 
 std::vector<TensorId> Importer::add_n(LayerKind k, LayerParams p, std::vector<TensorId> inputs) {
   Layer l;
-  const auto idx = net_.layers.size();
-  l.name = unique_layer_name(fmt::format("(Unnamed Layer* {}) [{}]", idx, trt_kind_label(k)));
+  const std::string default_name = trt_default_name(k);
+  l.name = unique_layer_name(default_name);
   l.kind = k;
   l.params = std::move(p);
   l.inputs = std::move(inputs);
@@ -148,7 +155,7 @@ std::vector<TensorId> Importer::add_n(LayerKind k, LayerParams p, std::vector<Te
     checked_volume(outs[i].first, fmt::format("{}: node '{}'", path_, node_name_));
     Tensor t;
     // TensorRT's names: "<layer>_output" for one output, "<layer>_output_<i>" past the first.
-    t.name = unique_tensor_name(l.name + (i == 0 ? "_output" : fmt::format("_output_{}", i)));
+    t.name = unique_tensor_name(default_name + (i == 0 ? "_output" : fmt::format("_output_{}", i)));
     t.dims = std::move(outs[i].first);
     t.type = outs[i].second;
     l.outputs.push_back(net_.add_tensor(std::move(t)));
@@ -191,14 +198,20 @@ TensorId Importer::const_tensor(const ConstPtr& c) {
   for (int64_t d : c->dims)
     if (d <= 0) fail(fmt::format("constant '{}' has dims {}", c->name, dims_to_string(c->dims)));
   Layer l;
-  const auto idx = net_.layers.size();
-  // As the parser: a Constant layer named after the initializer (unnamed for generated values).
-  l.name = unique_layer_name(c->name.empty() ? fmt::format("(Unnamed Layer* {}) [Constant]", idx) : c->name);
+  // As the parser (onnx-tensorrt convertToTensor): a Constant layer named after the weights
+  // (unnamed for generated values) whose output keeps TensorRT's default tensor name,
+  // `(Unnamed Layer* N) [Constant]_output`: ILayer::setName does not rename the output.
+  l.name = unique_layer_name(c->name.empty() ? trt_default_name(LayerKind::kConstant) : c->name);
   l.kind = LayerKind::kConstant;
   l.params = ConstantParams{weights_of(c)};
   Tensor t;
-  t.name = c->name.empty() || tensor_names_.count(c->name) ? unique_tensor_name(l.name + "_output")
-                                                         : unique_tensor_name(c->name);
+  const bool parser_has_tensor = !c->name.empty() && parser_tensor_values_.count(c->name);
+  if (parser_has_tensor || (!c->name.empty() && parser_constant_layers_.count(c->name)))
+    --parser_only_layers_;  // the parser made this tensor while importing a node tandem folded
+  t.name = parser_has_tensor && !tensor_names_.count(c->name)
+               ? unique_tensor_name(c->name)  // the parser's tensor of that value keeps the ONNX name
+               : unique_tensor_name(trt_default_name(LayerKind::kConstant) + "_output");
+  if (!c->name.empty()) parser_constant_layers_.erase(c->name);
   t.dims = c->dims;
   t.type = c->type;
   l.outputs.push_back(net_.add_tensor(std::move(t)));
@@ -413,6 +426,29 @@ std::vector<int> Importer::topo_order() {
         throw Error(fmt::format("{}: node '{}' ({}): the graph has a cycle through this node", path_, nm, nd.op_type()));
       }
   }
+  // The import order is the parser's (onnx-tensorrt toposort.hpp): depth-first post-order over
+  // the inputs, roots in file order. It is the file's order when that is valid, and it decides
+  // the `(Unnamed Layer* N)` numbers when it is not.
+  order.clear();
+  std::vector<char> seen(static_cast<size_t>(n), 0);
+  for (int root = 0; root < n; ++root) {
+    if (seen[static_cast<size_t>(root)]) continue;
+    seen[static_cast<size_t>(root)] = 1;
+    std::vector<std::pair<int, int>> stack{{root, 0}};  // (node, next input to visit)
+    while (!stack.empty()) {
+      const int i = stack.back().first;
+      const int k = stack.back().second++;
+      if (k >= g.node(i).input_size()) {
+        order.push_back(i);
+        stack.pop_back();
+        continue;
+      }
+      auto p = producer.find(g.node(i).input(k));
+      if (p == producer.end() || seen[static_cast<size_t>(p->second)]) continue;
+      seen[static_cast<size_t>(p->second)] = 1;
+      stack.emplace_back(p->second, 0);
+    }
+  }
   return order;
 }
 
@@ -438,6 +474,32 @@ void Importer::finish_outputs(const std::vector<TensorId>& outs) {
     l.name = unique_layer_name(node_name_);
     values_[name] = Value{t, nullptr};
   }
+}
+
+// The layers TensorRT's ONNX parser adds for a node tandem folds (onnx-tensorrt release/8.6-GA,
+// builtin_op_importers.cpp): Shape, Cast, Slice, Concat and (assumed) every other op add one
+// layer; each input that is weights and that the op takes as a tensor first becomes a Constant
+// layer (convertToTensor, once per weights name). Slice's starts/ends/axes/steps, Reshape's
+// shape and Squeeze/Unsqueeze's axes are read as values (ShapeTensor), without a layer. The
+// node's outputs are tensors in the parser: a later Constant layer of them is not the parser's.
+void Importer::count_parser_layers_of_folded_node() {
+  // A Q/DQ model's weights DequantizeLinear: numbered as the model without its Q/DQ nodes, whose
+  // names a calibration cache written from this model's scales must use (see strip_qdq_pairs).
+  if (node_->op_type() == "DequantizeLinear" || node_->op_type() == "QuantizeLinear") return;
+  static const std::unordered_map<std::string, int> first_value_input = {
+      {"Slice", 1}, {"Reshape", 1}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Expand", 1}, {"Tile", 1}};
+  const std::string& op = node_->op_type();
+  auto it = first_value_input.find(op);
+  const int tensor_inputs = it == first_value_input.end() ? node_->input_size() : it->second;
+  for (int i = 0; i < tensor_inputs && i < static_cast<int>(cur_inputs_.size()); ++i) {
+    const Value& v = cur_inputs_[static_cast<size_t>(i)];
+    if (!v.c || v.c->name.empty() || parser_tensor_values_.count(v.c->name)) continue;  // a tensor already
+    if (const_tensors_.count(v.c.get()) || !parser_constant_layers_.insert(v.c->name).second) continue;
+    ++parser_only_layers_;  // convertToTensor: a Constant layer
+  }
+  ++parser_only_layers_;  // the op's own layer
+  for (const auto& o : node_->output())
+    if (!o.empty()) parser_tensor_values_.insert(o);
 }
 
 void Importer::import_node(const onnx::NodeProto& n) {
@@ -466,7 +528,10 @@ void Importer::import_node(const onnx::NodeProto& n) {
         outs[i]->name = n.output(i);
         values_[n.output(i)] = Value{-1, outs[i]};
       }
-      if (op != "Constant") net_.model.folded_nodes.push_back(node_name_);  // Constant nodes are weights
+      if (op != "Constant") {  // Constant nodes are weights, in the parser too
+        net_.model.folded_nodes.push_back(node_name_);
+        count_parser_layers_of_folded_node();
+      }
       return;
     }
   }
@@ -492,13 +557,29 @@ Network Importer::run() {
     auto it = values_.find(vo.name());
     if (it == values_.end()) fail(fmt::format("graph output '{}' is never produced", vo.name()));
     TensorId t = it->second.t;
-    if (t < 0) t = const_tensor(it->second.c);  // a constant output becomes a Constant layer
+    if (t < 0) {  // a constant output becomes a Constant layer, its tensor named as the output
+      t = const_tensor(it->second.c);
+      if (net_.tensors[t].name != vo.name() && !tensor_names_.count(vo.name())) {
+        tensor_names_.erase(net_.tensors[t].name);
+        tensor_names_.insert(vo.name());
+        net_.tensors[t].name = vo.name();
+      }
+    }
     if (std::find(net_.outputs.begin(), net_.outputs.end(), t) == net_.outputs.end()) {
       net_.tensors[t].is_output = true;
       net_.outputs.push_back(t);
     }
   }
   if (net_.outputs.empty()) fail("the graph has no outputs");
+  // Q/DQ scales of constants are keyed by the ONNX name; their Constant layers' outputs carry
+  // TensorRT's default name: the scale goes with that tensor too.
+  auto& qdq = net_.model.qdq_scales;
+  for (const Layer& L : net_.layers) {
+    if (L.kind != LayerKind::kConstant || L.outputs.empty() || qdq.empty()) continue;
+    const WeightsId w = L.as<ConstantParams>().weights;
+    auto it = w >= 0 ? qdq.find(net_.weights[w].name) : qdq.end();
+    if (it != qdq.end()) qdq.emplace(net_.tensors[L.outputs[0]].name, it->second);
+  }
   for (const auto& hook : opt_.hooks) hook(net_);
   net_.verify();
   return std::move(net_);

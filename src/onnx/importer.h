@@ -86,6 +86,13 @@ class Importer {
   std::unordered_map<const Const*, WeightsId> const_weights_;
   size_t node_first_layer_ = 0;
   std::vector<Value> cur_inputs_;
+  // Layers TensorRT's ONNX parser would have added for the nodes folded so far (tandem folds
+  // them, the parser keeps them): added to a layer's index in `(Unnamed Layer* N)` names.
+  int64_t parser_only_layers_ = 0;
+  std::unordered_set<std::string> parser_constant_layers_;  // weights the parser made a Constant layer of
+  std::unordered_set<std::string> parser_tensor_values_;    // values tandem folded, tensors in the parser
+  void count_parser_layers_of_folded_node();
+  std::string trt_default_name(LayerKind k) const;
 };
 
 using OpFn = std::function<std::vector<TensorId>(Importer&)>;

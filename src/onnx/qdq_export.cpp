@@ -182,6 +182,15 @@ class QdqExporter {
     return c;
   }
   bool onnx_value(const std::string& n) const { return producer_.count(n) || graph_inputs_.count(n) || inits_.count(n); }
+  // The ONNX value a tensor is: its own name, or for a Constant layer's output (named
+  // `(Unnamed Layer* N) [Constant]_output`, as TensorRT names it) the weights' ONNX name. "" if none.
+  std::string onnx_name(TensorId t) const {
+    const Tensor& T = net_.tensors[t];
+    if (onnx_value(T.name)) return T.name;
+    if (T.producer < 0 || net_.layers[T.producer].kind != LayerKind::kConstant) return "";
+    const WeightsId w = net_.layers[T.producer].as<ConstantParams>().weights;
+    return w >= 0 && onnx_value(net_.weights[w].name) ? net_.weights[w].name : "";
+  }
   float scale_of(const std::string& n) const {
     auto it = num_.tensor_scales.find(n);
     return it == num_.tensor_scales.end() ? 0.f : it->second;
@@ -326,15 +335,16 @@ void QdqExporter::choose_inputs(const Layer& L) {
     if (t < 0 || net_.tensors[t].type != DataType::kFloat || num_.unquantized.count(net_.tensors[t].name)) continue;
     const float sc = scale_of(net_.tensors[t].name);
     TensorId src = t;
-    while (!onnx_value(net_.tensors[src].name)) {  // walk back through the importer's reshapes
+    std::string sn = onnx_name(src);
+    while (sn.empty()) {  // walk back through the importer's reshapes
       LayerId pl = net_.tensors[src].producer;
       if (pl < 0) break;
       const Layer& P = net_.layers[pl];
       if ((P.kind != LayerKind::kShuffle && P.kind != LayerKind::kIdentity) || P.inputs.empty()) break;
       src = P.inputs[0];
+      sn = onnx_name(src);
     }
-    const std::string& sn = net_.tensors[src].name;
-    if (!onnx_value(sn)) { skipped_.insert(net_.tensors[t].name); continue; }
+    if (sn.empty()) { skipped_.insert(net_.tensors[t].name); continue; }
     if (auto pc = num_.per_channel_axis.find(net_.tensors[t].name); pc != num_.per_channel_axis.end()) {
       // FC / MatMul weights: per output channel, counted from the last axis (the importer's
       // reshapes only add leading 1s).

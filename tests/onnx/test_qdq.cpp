@@ -143,11 +143,16 @@ TEST(OnnxQdq, QdqOnAConstantFoldsAndKeepsItsName) {
   b.node("DequantizeLinear", {"c_q", "s", "z"}, {"c_dequantized"}, "c_DQ");
   b.node("Mul", {"x", "c_dequantized"}, {"y"}, "mul");
   Network n = import_onnx(b.write("qdq_const.onnx"));
-  const TensorId c = n.find_tensor("c");
-  ASSERT_GE(c, 0);
-  EXPECT_EQ(n.model.qdq_scales.at("c"), 1.f / 127.f);
-  const Layer& k = n.layers[n.tensors[c].producer];
+  // The Constant layer is named after the value, its output as TensorRT names it; the scale is
+  // known under both names.
+  const LayerId kl = n.find_layer("c");
+  ASSERT_GE(kl, 0);
+  const Layer& k = n.layers[kl];
   ASSERT_EQ(k.kind, LayerKind::kConstant);
+  const std::string& t = n.tensors[k.outputs[0]].name;
+  EXPECT_EQ(t, "(Unnamed Layer* 0) [Constant]_output");
+  EXPECT_EQ(n.model.qdq_scales.at("c"), 1.f / 127.f);
+  EXPECT_EQ(n.model.qdq_scales.at(t), 1.f / 127.f);
   const Weights& w = n.weights[k.as<ConstantParams>().weights];
   EXPECT_EQ(w.f32()[1], fake_quant_int8(-1.f, 1.f / 127.f));
   EXPECT_EQ(w.f32()[2], fake_quant_int8(0.26f, 1.f / 127.f));
