@@ -2,6 +2,7 @@
 // on the PP-OCR direction classifier, and the Q/DQ model in ONNX Runtime.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -27,9 +28,22 @@ static const std::string kCls = kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_i
 static const std::string kCalib = kSrc + "/tests/data/calib";
 
 static std::string tmp_dir(const std::string& name) {
-  std::string d = ::testing::TempDir() + "tandem_quant_e2e_" + name;
+  // The process id keeps runs from several build folders at once apart (one machine, one /tmp).
+  std::string d = ::testing::TempDir() + "tandem_quant_e2e_" + std::to_string(getpid()) + "_" + name;
   fs::remove_all(d);
   fs::create_directories(d);
+  static std::vector<std::string> made;
+  // Removed when the test program ends (the folders of a failed test too: rerun to inspect).
+  struct Cleanup : ::testing::Environment {
+    std::vector<std::string>* dirs;
+    explicit Cleanup(std::vector<std::string>* d) : dirs(d) {}
+    void TearDown() override {
+      for (const auto& x : *dirs) fs::remove_all(x);
+    }
+  };
+  static const bool registered = (::testing::AddGlobalTestEnvironment(new Cleanup(&made)), true);
+  (void)registered;
+  made.push_back(d);
   return d;
 }
 
@@ -462,7 +476,30 @@ struct QdqRun {
   double frac_over = 0;  // elements differing by more than 1e-3
   int samples = 0, samples_within = 0;  // samples (dim 0) whose max |diff| is <= 1e-3
   int int8_layers = 0;
+  // The same emulation with tandem's plain-loop reference kernels instead of oneDNN: the same
+  // arithmetic summed in another order (a control for what FP32 summation order alone does).
+  double ref_max_diff = 0, ref_frac_over = 0;
+  int ref_samples_within = 0;
 };
+
+// Per sample (dim 0): max |a - b|; with the largest over all and the mean into *res_max/_mean.
+std::vector<double> sample_max_diffs(const HostTensor& a, const HostTensor& b, double* res_max, double* res_mean,
+                                     int64_t* over) {
+  const int64_t samples = std::max<int64_t>(1, a.dims.empty() ? 1 : a.dims[0]);
+  const int64_t per = a.count() / samples;
+  std::vector<double> m(size_t(samples), 0.0);
+  double sum = 0;
+  *over = 0;
+  for (int64_t i = 0; i < a.count() && i < b.count(); ++i) {
+    const double d = std::fabs(double(a.f32()[i]) - b.f32()[i]);
+    m[size_t(i / per)] = std::max(m[size_t(i / per)], d);
+    *over += d > 1e-3;
+    sum += d;
+    *res_max = std::max(*res_max, d);
+  }
+  if (res_mean) *res_mean = sum / double(std::max<int64_t>(1, a.count()));
+  return m;
+}
 
 QdqRun qdq_vs_emulation(const std::string& model, const Network& net, const Plan& plan,
                         const std::map<std::string, float>& scales, const TensorMap& in,
@@ -493,25 +530,73 @@ QdqRun qdq_vs_emulation(const std::string& model, const Network& net, const Plan
   eo.numerics = n;
   const HostTensor e = make_cpu_executor(net, eo)->run(in).at(output);
   const HostTensor r = make_cpu_executor(net)->run(in).at(output);
+  eo.reference_kernels = true;
+  const HostTensor loops = make_cpu_executor(net, eo)->run(in).at(output);
   EXPECT_EQ(e.count(), ort.count());
-  int64_t over = 0;
-  double sum = 0;
   res.samples = int(e.dims[0]);
-  const int64_t per = e.count() / std::max<int64_t>(1, e.dims[0]);
-  std::vector<double> sample_max(size_t(res.samples), 0.0);
-  for (int64_t i = 0; i < e.count() && i < ort.count(); ++i) {
-    const double d = std::fabs(double(e.f32()[i]) - ort.f32()[i]);
-    sample_max[size_t(i / per)] = std::max(sample_max[size_t(i / per)], d);
-    over += d > 1e-3;
-    sum += d;
-    res.max_diff = std::max(res.max_diff, d);
+  for (int64_t i = 0; i < e.count(); ++i) {
     res.emu_max = std::max(res.emu_max, double(e.f32()[i]));
     res.ref_max = std::max(res.ref_max, double(r.f32()[i]));
   }
-  res.mean_diff = sum / double(std::max<int64_t>(1, e.count()));
+  int64_t over = 0, loops_over = 0;
+  for (double m : sample_max_diffs(e, ort, &res.max_diff, &res.mean_diff, &over)) res.samples_within += m <= 1e-3;
   res.frac_over = double(over) / double(std::max<int64_t>(1, e.count()));
-  for (double m : sample_max) res.samples_within += m <= 1e-3;
+  for (double m : sample_max_diffs(e, loops, &res.ref_max_diff, nullptr, &loops_over))
+    res.ref_samples_within += m <= 1e-3;
+  res.ref_frac_over = double(loops_over) / double(std::max<int64_t>(1, e.count()));
   return res;
+}
+
+// Where two evaluations of the same INT8 emulation (oneDNN, and the plain-loop reference kernels:
+// the same arithmetic, FP32 sums in another order) first part: the first quantized tensor, in
+// network order, whose values differ. Its differing elements are counted, with how many differ
+// by exactly one quantization step and how many lie, unquantized, within 1e-3 of a rounding
+// midpoint (x / s = k + 0.5) in both evaluations.
+struct FirstFlip {
+  std::string tensor;  // empty when every quantized tensor is equal
+  int64_t elements = 0, differing = 0, one_step = 0, at_midpoint = 0;
+  double x_over_s = 0;  // of the first differing element (oneDNN)
+};
+
+FirstFlip first_rounding_difference(const Network& net, const Numerics& n, const TensorMap& in) {
+  FirstFlip f;
+  ExecOptions a, b;
+  a.numerics = b.numerics = n;
+  b.reference_kernels = true;
+  auto ea = make_cpu_executor(net, a, true), eb = make_cpu_executor(net, b, true);
+  ea->run(in);
+  eb->run(in);
+  for (size_t l = 0; l < net.layers.size(); ++l)
+    for (TensorId t : net.layers[l].outputs) {  // outputs of INT8 layers, stored quantized
+      const std::string& name = net.tensors[t].name;
+      if (!f.tensor.empty() || n.layer_precision[l] != Precision::kINT8 || !n.tensor_scales.count(name) ||
+          n.unquantized.count(name))
+        continue;
+      const HostTensor& x = ea->all_tensors().at(name);
+      const HostTensor& y = eb->all_tensors().at(name);
+      if (std::memcmp(x.data.data(), y.data.data(), x.data.size()) == 0) continue;
+      f.tensor = name;
+      f.elements = x.count();
+    }
+  if (f.tensor.empty()) return f;
+  // The same tensor left unquantized: its FP32 values, to see where they sit between two levels.
+  Numerics raw = n;
+  raw.unquantized.insert(f.tensor);
+  a.numerics = b.numerics = raw;
+  auto ra = make_cpu_executor(net, a, true), rb = make_cpu_executor(net, b, true);
+  ra->run(in);
+  rb->run(in);
+  const float s = n.tensor_scales.at(f.tensor);
+  const HostTensor &qa = ea->all_tensors().at(f.tensor), &qb = eb->all_tensors().at(f.tensor);
+  const HostTensor &xa = ra->all_tensors().at(f.tensor), &xb = rb->all_tensors().at(f.tensor);
+  for (int64_t i = 0; i < qa.count(); ++i) {
+    if (qa.f32()[i] == qb.f32()[i]) continue;
+    if (f.differing++ == 0) f.x_over_s = double(xa.f32()[i]) / s;
+    f.one_step += std::fabs(std::fabs(double(qa.f32()[i]) - qb.f32()[i]) - s) <= 1e-3 * s;
+    const double ma = double(xa.f32()[i]) / s, mb = double(xb.f32()[i]) / s;
+    f.at_midpoint += std::fabs(ma - std::floor(ma) - 0.5) <= 1e-3 && std::fabs(mb - std::floor(mb) - 0.5) <= 1e-3;
+  }
+  return f;
 }
 
 PlanOptions all_chunks() {
@@ -554,16 +639,38 @@ TEST_F(QdqAcceptance, ClsSeedAndAllChunks) {
     EXPECT_EQ(scale_to_hex(cal.scales.at("x")), "3c010a14");
     QdqRun r = qdq_vs_emulation(kCls, net, plan, cal.scales, one, "softmax_0.tmp_0", tmp_dir(std::string("cls_") + which));
     std::printf("cls %s plan (%d INT8 layers): Q/DQ in ONNX Runtime vs INT8-only emulation: %d of %d images within "
-                "1e-3, max |diff| = %.3g, mean %.3g\n", which, r.int8_layers, r.samples_within, r.samples, r.max_diff,
-                r.mean_diff);
+                "1e-3, max |diff| = %.3g, mean %.3g; oneDNN vs reference kernels: %d of %d within 1e-3, max %.3g\n",
+                which, r.int8_layers, r.samples_within, r.samples, r.max_diff, r.mean_diff, r.ref_samples_within,
+                r.samples, r.ref_max_diff);
     EXPECT_GT(r.int8_layers, 0);
-    // Most images agree to float precision (1e-7). Some do not: oneDNN and ONNX Runtime's MLAS
-    // sum in different orders, and a value within a float ulp of a rounding midpoint
-    // (x / s = k + 0.5; an average pool of INT8 values hits k + 0.5 exactly) rounds to different
-    // integers, a step the INT8 layers after it carry to the softmax (seen here: all 32 images
-    // on the seed plan, 27 of 32 on the all-chunks plan; which ones depends on the CPU's
-    // kernels). A systematic difference (the -127 clamp, an unquantized bias) moves every image.
-    EXPECT_GE(r.samples_within, r.samples * 3 / 4) << which;
+    if (std::string(which) == "seed") {
+      EXPECT_LE(r.max_diff, 1e-3);  // the acceptance bound, on every image
+    } else {
+      // All 157 layers INT8: some images differ by more than 1e-3, and as many do between
+      // tandem's own two kernel sets (same arithmetic, other FP32 summation order): a value
+      // within a few ulps of a rounding midpoint (x / s = k + 0.5) rounds apart, and the INT8
+      // layers after it carry the step to the softmax. The fair check: ONNX Runtime disagrees
+      // with tandem on no more images than tandem's kernel sets do with each other (+3, which
+      // images flip depends on the CPU's kernels), and a systematic difference (the -127
+      // clamp, an unquantized bias) would move every image.
+      EXPECT_GE(r.samples_within, r.samples * 3 / 4) << which;
+      EXPECT_GE(r.samples_within + 3, r.ref_samples_within) << which;
+    }
+    // The cause, tensor by tensor (oneDNN vs tandem's reference kernels, which disagree on the
+    // softmax as much as ONNX Runtime does): the first quantized tensor that differs differs in
+    // a few elements, each by one quantization step, each unquantized at x / s = k + 0.5 within
+    // 1e-3 in both evaluations: a midpoint that two FP32 summation orders round apart.
+    Numerics n = make_numerics(net, plan, cal.scales);
+    for (Precision& p : n.layer_precision)
+      if (p == Precision::kFP16) p = Precision::kUnset;
+    const FirstFlip f = first_rounding_difference(net, n, one);
+    std::printf("cls %s plan: oneDNN vs reference kernels first differ at '%s': %lld of %lld elements, %lld by one "
+                "step, %lld at a midpoint (first: x / s = %.6f)\n", which, f.tensor.c_str(), (long long)f.differing,
+                (long long)f.elements, (long long)f.one_step, (long long)f.at_midpoint, f.x_over_s);
+    if (f.tensor.empty()) continue;
+    EXPECT_EQ(f.one_step, f.differing) << which << ": " << f.tensor;
+    EXPECT_EQ(f.at_midpoint, f.differing) << which << ": " << f.tensor;
+    EXPECT_LE(f.differing * 1000, f.elements) << which << ": " << f.tensor;
   }
 }
 
@@ -599,8 +706,9 @@ TEST_F(QdqAcceptance, DetSeedAndAllChunks) {
     }
     QdqRun r = qdq_vs_emulation(kDet, net, plan, scales, one, "sigmoid_0.tmp_0", tmp_dir(std::string("det_") + which));
     std::printf("det %s plan (%d INT8 layers): Q/DQ in ONNX Runtime vs INT8-only emulation: max |diff| = %.3g, "
-                "mean %.3g, %.3g%% of the map over 1e-3 (map max: FP32 %.3g, emulated %.3g)\n", which, r.int8_layers,
-                r.max_diff, r.mean_diff, 100 * r.frac_over, r.ref_max, r.emu_max);
+                "mean %.3g, %.3g%% of the map over 1e-3 (map max: FP32 %.3g, emulated %.3g); oneDNN vs reference "
+                "kernels: max %.3g, %.3g%% over 1e-3\n", which, r.int8_layers, r.max_diff, r.mean_diff,
+                100 * r.frac_over, r.ref_max, r.emu_max, r.ref_max_diff, 100 * r.ref_frac_over);
     EXPECT_GT(r.emu_max, 0.05) << "the emulated map is flat: the comparison would prove nothing";
     if (seed) {
       EXPECT_LE(r.max_diff, 1e-3);
@@ -608,12 +716,15 @@ TEST_F(QdqAcceptance, DetSeedAndAllChunks) {
     }
     EXPECT_GT(r.int8_layers, 0);
     // Not max |diff| <= 1e-3 here: oneDNN and ONNX Runtime's MLAS sum a convolution in different
-    // orders, so a value within one float ulp of a rounding midpoint (x / s = k + 0.5) rounds
-    // differently now and then (the first one in this run: p2o.Conv.3, x / s = 108.5, 1 element of
-    // 1.6 million), and 286 INT8 layers carry that step to a few hundred pixels of the map. Every
-    // other pixel agrees, and systematic differences (a clamp, a bias, a scale) would move all.
+    // orders, so a value within a few float ulps of a rounding midpoint (x / s = k + 0.5) rounds
+    // differently now and then (the first one seen: p2o.Conv.3, x / s = 108.5, 1 element of 1.6
+    // million), and 286 INT8 layers carry that step to a few hundred pixels of the map; tandem's
+    // oneDNN and reference kernels part the same way (max 0.9). Every other pixel agrees, and
+    // systematic differences (a clamp, a bias, a scale) would move all.
     EXPECT_LE(r.mean_diff, 1e-3);
     EXPECT_LE(r.frac_over, 0.01);
+    // As on cls: no more of the map apart than tandem's two kernel sets are from each other.
+    EXPECT_LE(r.frac_over, 2 * r.ref_frac_over + 1e-3);
   }
 }
 
