@@ -239,7 +239,7 @@ void round_values(const ExecStep& st, const float* x, float* y, int64_t n) {
   if (x != y) std::memcpy(y, x, size_t(n) * sizeof(float));
   switch (st.rounding) {
     case Rounding::kFp16:
-      for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
+      cpu::round_fp16(y, n);
       return;
     case Rounding::kInt8:
       for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], st.scale);

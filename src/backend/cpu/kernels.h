@@ -51,6 +51,9 @@ struct ConvSpec {
   std::vector<PostOp> post_ops;
   std::vector<ChainLink> chain;  // after the post-ops, in place on the output
 };
+// y[i] = round_to_fp16(y[i]) for n floats, bit for bit: F16C when the CPU has it and allow_simd
+// (false: the scalar loop, for tests), else scalar.
+void round_fp16(float* y, int64_t n, bool allow_simd = true);
 
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN

@@ -1,0 +1,53 @@
+// FP16 rounding of float arrays (the numerics of emulated FP16 layers): F16C's vcvtps2ph /
+// vcvtph2ps, 8 values per instruction, where the CPU has them (runtime check), else the scalar
+// round_to_fp16. Both give the same bits: round to nearest even with an explicit rounding
+// immediate (MXCSR's mode is not used), overflow to infinity, half subnormals kept, float
+// subnormals to signed zero; NaN lanes are rewritten to round_to_fp16's quiet NaN (the hardware
+// keeps payload bits, the scalar code does not). Intel SDM, VCVTPS2PH; tests/backend/cpu_fp16_test.cpp.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels.h"
+#include "tandem/numerics.h"
+
+namespace tandem::cpu {
+
+namespace {
+
+__attribute__((target("avx,f16c"))) void round_fp16_f16c(float* y, int64_t n) {
+  const __m256 quiet_nan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
+  const __m256 sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u)));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(y + i);
+    const __m256 r = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+    // NaN lanes: x compared with itself is unordered exactly for NaN.
+    const __m256 is_nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    const __m256 nan_out = _mm256_or_ps(quiet_nan, _mm256_and_ps(x, sign_mask));
+    _mm256_storeu_ps(y + i, _mm256_blendv_ps(r, nan_out, is_nan));
+  }
+  for (; i < n; ++i) y[i] = round_to_fp16(y[i]);
+}
+
+bool has_f16c() {
+  static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  return yes;
+}
+
+}  // namespace
+
+void round_fp16(float* y, int64_t n, bool allow_simd) {
+  if (allow_simd && has_f16c()) {
+    // Large arrays on the thread team, in 8-aligned chunks.
+    const int64_t chunk = 16384;
+    const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n >= 4 * chunk)
+    for (int64_t c = 0; c < chunks; ++c) round_fp16_f16c(y + c * chunk, std::min(chunk, n - c * chunk));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
+}
+
+}  // namespace tandem::cpu
