@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "kernels.h"
@@ -165,7 +166,7 @@ size_t chain_start(const Network& net, const ExecStep& st) {
 
 // The convolution of a lowered step: weights rounded, Scales folded, activations as post-ops.
 cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
-                        std::shared_ptr<cpu::ConvScratch> scratch) {
+                        std::shared_ptr<cpu::ConvScratch> scratch, int block) {
   const Layer& l = net.layers[size_t(st.layer)];
   const auto& p = l.as<ConvolutionParams>();
   cpu::ConvSpec s;
@@ -176,6 +177,8 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   s.kernel = weights_f32(net, p.kernel_weights);
   s.bias = weights_f32(net, p.bias_weights);
   round_conv_weights(net, num, st.layer, s);
+  if (g.values[size_t(st.inputs[0])].layout != ValueLayout::kLinear) s.src_block = block;
+  if (g.values[size_t(st.outputs[0])].layout != ValueLayout::kLinear) s.dst_block = block;
   // Before chain_input_at: oneDNN post-ops (and the folded Scale); from it on: the chain.
   const size_t chain_at = chain_start(net, st);
   for (size_t i = chain_at; i < st.epilogue.size(); ++i) s.chain.push_back(chain_link(net, st.epilogue[i]));
@@ -195,7 +198,6 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
         throw Error(layer_desc(l) + ": the CPU backend has no element-wise convolution epilogue");
     }
   }
-  (void)g;
   return s;
 }
 
@@ -254,7 +256,44 @@ struct RunStep {
   Kernel kernel;
   std::vector<void*> in, out;
   std::string layer, kind;  // what a profile names it (StepTime)
+  bool serial = false;      // runs on one thread (too little work for a parallel region)
+  void operator()(int threads) {
+    if (serial && threads > 1) omp_set_num_threads(1);
+    kernel(in, out);
+    if (serial && threads > 1) omp_set_num_threads(threads);
+  }
 };
+
+// A parallel region costs a wake-up of the other threads: tens of microseconds with
+// OMP_WAIT_POLICY=passive, a time slice when the machine is loaded. Steps whose work is below
+// these run on one thread (measured on PP-OCR cls/rec/det, 2 threads; docs/cpu-backend.md).
+constexpr int64_t kParallelMacs = int64_t(16) << 20;     // convolution multiply-adds
+constexpr int64_t kParallelElements = int64_t(1) << 20;  // other steps: elements read + written
+
+bool serial_step(const Network& net, const ExecGraph& g, const ExecStep& st) {
+  if (st.kind == StepKind::kLayer) {
+    const Layer& l = net.layers[size_t(st.layer)];
+    if (l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution) {
+      const auto& p = l.as<ConvolutionParams>();
+      const Dims& in = net.tensors[size_t(l.inputs[0])].dims;
+      const Dims& out = net.tensors[size_t(l.outputs[0])].dims;
+      const bool deconv = l.kind == LayerKind::kDeconvolution;
+      int64_t macs = volume(deconv ? in : out) * ((deconv ? out[1] : in[1]) / std::max<int64_t>(p.groups, 1));
+      for (int64_t k : p.kernel) macs *= k;
+      return macs < kParallelMacs;
+    }
+    if (l.kind == LayerKind::kMatrixMultiply) {
+      const auto& p = l.as<MatrixMultiplyParams>();
+      const Dims& a = net.tensors[size_t(l.inputs[0])].dims;
+      const int64_t k = a.empty() ? 1 : (p.op0 == MatrixOp::kTranspose && a.size() >= 2 ? a[a.size() - 2] : a.back());
+      return volume(net.tensors[size_t(l.outputs[0])].dims) * k < kParallelMacs;
+    }
+  }
+  int64_t elements = 0;
+  for (ValueId v : st.inputs) elements += volume(g.values[size_t(v)].dims);
+  for (ValueId v : st.outputs) elements += volume(g.values[size_t(v)].dims);
+  return elements < kParallelElements;
+}
 
 // A step's name and kind as a profile lists them: a fused step names every layer it computes.
 void label_step(const Network& net, const ExecGraph& graph, const ExecStep& st, RunStep& r) {
@@ -282,6 +321,80 @@ double ms_since(StepClock::time_point t0) {
   return std::chrono::duration<double, std::milli>(StepClock::now() - t0).count();
 }
 
+// ---- Layouts: convolution chains stay in oneDNN's layout ------------------------------------
+// A value may be stored as oneDNN's convolutions prefer on this CPU (ValueLayout::kNHWC with
+// AVX-512 brgemm kernels, kBlocked nChw8c/16c elsewhere) when every step touching it
+// computes in that layout: convolutions (oneDNN reads and writes it directly), point-wise chains
+// and element-wise layers whose operands all have the output's shape (element i of each operand
+// is element i of the others in any common layout). Only 4-d float values that are not network
+// inputs or outputs, constants or views. Anything else reading a value keeps it plain. Blocked: 4-d float
+// values whose channels are a multiple of the block (no padding: the same bytes as plain).
+enum class StepLayoutClass { kConvolution, kPerElement, kPlainOnly };
+
+bool is_emulated(Precision p) { return p == Precision::kINT8 || p == Precision::kFP16; }
+
+StepLayoutClass layout_class(const Network& net, const ExecGraph& g, const ExecStep& st) {
+  if (is_emulated(st.precision)) return StepLayoutClass::kPlainOnly;
+  switch (st.kind) {
+    case StepKind::kRound: return StepLayoutClass::kPlainOnly;
+    case StepKind::kPointwiseChain: return StepLayoutClass::kPerElement;
+    case StepKind::kLayer: break;
+  }
+  const Layer& l = net.layers[size_t(st.layer)];
+  if (l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution)
+    return net.tensors[size_t(l.inputs[0])].dims.size() == 4 ? StepLayoutClass::kConvolution : StepLayoutClass::kPlainOnly;
+  if (l.kind != LayerKind::kElementWise || st.outputs.size() != 1) return StepLayoutClass::kPlainOnly;
+  for (ValueId v : st.inputs)
+    if (g.values[size_t(v)].dims != g.values[size_t(st.outputs[0])].dims || g.values[size_t(v)].type != DataType::kFloat)
+      return StepLayoutClass::kPlainOnly;
+  return StepLayoutClass::kPerElement;
+}
+
+}  // namespace
+
+std::vector<char> cpu::plan_layouts(const Network& net, const ExecGraph& g, int block) {
+  const size_t n = g.values.size();
+  std::vector<char> blk(n, 0), has_view(n, 0);
+  if (block <= 0) return blk;
+  for (const ExecValue& v : g.values)
+    if (v.alias_of >= 0) has_view[size_t(v.alias_of)] = 1;
+  auto eligible = [&](ValueId id) {
+    const ExecValue& v = g.values[size_t(id)];
+    const Tensor* t = v.tensor >= 0 ? &net.tensors[size_t(v.tensor)] : nullptr;
+    const bool channels_fit = block == cpu::kNhwcBlock || v.dims.size() != 4 || v.dims[1] % block == 0;
+    return v.type == DataType::kFloat && v.dims.size() == 4 && channels_fit && v.alias_of < 0 &&
+           !v.constant && v.offset >= 0 && !has_view[size_t(id)] && t && !t->is_input && !t->is_output;
+  };
+  std::vector<StepLayoutClass> cls;
+  for (const ExecStep& st : g.steps) {
+    cls.push_back(layout_class(net, g, st));
+    if (cls.back() != StepLayoutClass::kPlainOnly)
+      for (ValueId o : st.outputs) blk[size_t(o)] = eligible(o);
+  }
+  // Drop what some step cannot compute blocked, until nothing changes: a per-element step's
+  // operands and output are blocked together or not at all.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < g.steps.size(); ++i) {
+      const ExecStep& st = g.steps[i];
+      std::vector<ValueId> group;
+      if (cls[i] == StepLayoutClass::kPlainOnly) group = st.inputs;
+      if (cls[i] == StepLayoutClass::kPerElement) {
+        group = st.inputs;
+        group.insert(group.end(), st.outputs.begin(), st.outputs.end());
+        bool all = true;
+        for (ValueId v : group) all = all && blk[size_t(g.root(v))];
+        if (all) continue;
+      }
+      for (ValueId v : group)
+        if (blk[size_t(g.root(v))]) blk[size_t(g.root(v))] = 0, changed = true;
+    }
+  }
+  return blk;
+}
+
+namespace {
+
 class CpuExecutor : public Executor {
  public:
   CpuExecutor(const Network& net, const ExecOptions& opt, bool keep_all)
@@ -290,7 +403,15 @@ class CpuExecutor : public Executor {
     std::string why = cpu_unsupported_reason(net);
     if (!why.empty()) throw Error(why);
     cpu::set_threads(threads_);
+    team_ = threads_ > 0 ? threads_ : omp_get_max_threads();
     graph_ = lower(net, opt.numerics, cpu_lower_policy(opt, keep_all));
+    // The reference runs plain loops: plain layouts. TANDEM_CPU_LAYOUT=plain/any: the per-layer
+    // choice of make_conv_kernel alone.
+    const bool keep_blocked = !opt.reference_kernels && !keep_all && !std::getenv("TANDEM_CPU_LAYOUT");
+    block_ = keep_blocked ? cpu::dnnl_conv_block() : 0;
+    const std::vector<char> blk = cpu::plan_layouts(net, graph_, block_);
+    for (size_t v = 0; v < blk.size(); ++v)
+      if (blk[v]) graph_.values[v].layout = block_ == cpu::kNhwcBlock ? ValueLayout::kNHWC : ValueLayout::kBlocked;
     evaluate_constants(net);
     bind_arena();
     auto conv_scratch = std::make_shared<cpu::ConvScratch>();
@@ -313,7 +434,7 @@ class CpuExecutor : public Executor {
       std::memcpy(ptr_[size_t(t)], h.data.data(), h.data.size());
     }
     const auto t0 = StepClock::now();
-    for (RunStep& s : steps_) s.kernel(s.in, s.out);
+    for (RunStep& s : steps_) s(team_);
     split_.compute_ms = ms_since(t0);  // the host computes in place: no device copies
     TensorMap out;
     for (TensorId t : graph_.outputs) out[graph_.values[size_t(t)].name] = to_host(t);
@@ -336,7 +457,7 @@ class CpuExecutor : public Executor {
     for (int it = 0; it < iters; ++it)
       for (size_t i = 0; i < steps_.size(); ++i) {
         const auto t0 = StepClock::now();
-        steps_[i].kernel(steps_[i].in, steps_[i].out);
+        steps_[i](team_);
         total[i] += ms_since(t0);
       }
     std::vector<StepTime> out(steps_.size());
@@ -380,6 +501,7 @@ class CpuExecutor : public Executor {
                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch) {
     RunStep r;
     label_step(net, graph_, st, r);
+    r.serial = serial_step(net, graph_, st);
     for (ValueId v : st.inputs) r.in.push_back(ptr_[size_t(v)]);
     for (ValueId v : st.outputs) r.out.push_back(ptr_[size_t(v)]);
     switch (st.kind) {
@@ -401,6 +523,13 @@ class CpuExecutor : public Executor {
     }
     const Layer& l = net.layers[size_t(st.layer)];
     try {
+      // oneDNN fixes a primitive's thread count when it creates it (brgemm convolutions run
+      // num_threads(n) whatever the run-time setting): a serial step's primitives are made so.
+      struct Threads {
+        int restore;
+        ~Threads() { omp_set_num_threads(restore); }
+      } guard{team_};
+      if (r.serial) omp_set_num_threads(1);
       r.kernel = layer_kernel(net, opt, st, conv_scratch);
     } catch (const dnnl::error& e) {
       throw Error(layer_desc(l) + ": oneDNN cannot create the primitive (" + e.what() + ")");
@@ -417,7 +546,7 @@ class CpuExecutor : public Executor {
       if (!conv) return cpu::make_ref_kernel(net, l, net.weights);
       // The reference: plain loops; the convolution's prepared (rounded) weights replace the
       // layer's own in a copy of the weights.
-      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch);
+      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_);
       std::vector<Weights> prepared = net.weights;
       const auto& cp = l.as<ConvolutionParams>();
       auto put = [&](WeightsId w, const std::vector<float>& v) {
@@ -434,7 +563,7 @@ class CpuExecutor : public Executor {
     switch (l.kind) {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution:
-        return cpu::make_conv_kernel(conv_spec(net, opt.numerics, graph_, st, conv_scratch));
+        return cpu::make_conv_kernel(conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_));
       case LayerKind::kMatrixMultiply:
         return cpu::make_matmul_kernel(net, l);
       case LayerKind::kScale:
@@ -476,6 +605,8 @@ class CpuExecutor : public Executor {
 
   int threads_;
   bool keep_all_;
+  int team_ = 1;   // threads a parallel step uses
+  int block_ = 0;  // channel block of the values kept blocked (0: none)
   ExecGraph graph_;
   size_t n_tensors_ = 0;
   std::vector<uint8_t*> ptr_;  // per value (null: never materialized)

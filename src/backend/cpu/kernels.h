@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tandem/lower.h"
 #include "tandem/network.h"
 
 namespace tandem::cpu {
@@ -50,10 +51,23 @@ struct ConvSpec {
   std::vector<float> bias;    // empty: none
   std::vector<PostOp> post_ops;
   std::vector<ChainLink> chain;  // after the post-ops, in place on the output
+  // The buffers' layouts: 0 plain (NCHW), kNhwcBlock channels-last, 8 / 16 nChw8c / nChw16c
+  // (4-d, channels a multiple of it).
+  int src_block = 0, dst_block = 0;
 };
+constexpr int kNhwcBlock = 1;  // the "block" code of channels-last (NHWC)
 // y[i] = round_to_fp16(y[i]) for n floats, bit for bit: F16C when the CPU has it and allow_simd
 // (false: the scalar loop, for tests), else scalar.
 void round_fp16(float* y, int64_t n, bool allow_simd = true);
+
+// oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
+// it prefers plain: the layout the executor keeps convolution chains in.
+int dnnl_conv_block();
+// Which values of a lowered graph the executor keeps in that layout (1 per value): those every
+// step touching them computes in it (convolutions, point-wise chains, same-shape element-wise
+// layers); 4-d float, not network inputs or outputs, constants or views; blocked ones need
+// channels % block == 0. All zero for block 0.
+std::vector<char> plan_layouts(const Network& net, const ExecGraph& g, int block);
 
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN

@@ -62,7 +62,39 @@ bool append_activation(dnnl::post_ops& po, const PostOp& p) {
   return false;
 }
 
+// A 4-d tensor stored nChw<block>c (block 8 or 16), channels-last (kNhwcBlock), or plain
+// row-major (0).
+dnnl::memory::desc buffer_desc(const Dims& d, int block) {
+  if (block == kNhwcBlock) return dnnl::memory::desc(to_dnnl(d), dt::f32, tag::nhwc);
+  if (block == 16) return dnnl::memory::desc(to_dnnl(d), dt::f32, tag::nChw16c);
+  if (block == 8) return dnnl::memory::desc(to_dnnl(d), dt::f32, tag::nChw8c);
+  return dnnl::memory::desc(to_dnnl(d), dt::f32, plain_tag(d.size()));
+}
+
 }  // namespace
+
+int dnnl_conv_block() {
+  // What oneDNN picks for a 3x3 convolution with 64 channels on this CPU: oneDNN 2.6 takes
+  // channels-last (brgemm kernels) on AVX-512 cores, nChw8c/16c (jit kernels) elsewhere; 0
+  // (nothing kept out of plain layout) for anything else.
+  static const int block = [] {
+    try {
+      const Dims d = {1, 64, 28, 28};
+      dnnl::memory::desc any(to_dnnl(d), dt::f32, tag::any);
+      dnnl::memory::desc w({64, 64, 3, 3}, dt::f32, tag::any);
+      dnnl::convolution_forward::primitive_desc pd(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any,
+                                          w, any, {1, 1}, {0, 0}, {1, 1}, {1, 1}),
+          cpu_engine());
+      if (pd.dst_desc() == buffer_desc(d, kNhwcBlock)) return kNhwcBlock;
+      if (pd.dst_desc() == buffer_desc(d, 16)) return 16;
+      if (pd.dst_desc() == buffer_desc(d, 8)) return 8;
+    } catch (const dnnl::error&) {
+    }
+    return 0;
+  }();
+  return block;
+}
 
 bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p) {
   dnnl::post_ops po;
@@ -121,18 +153,20 @@ Kernel make_conv_kernel(const ConvSpec& s) {
     ws.push_back(wst);
   }
   auto& eng = cpu_engine();
-  dnnl::memory::desc src_md(to_dnnl(s.in_dims), dt::f32, plain_tag(r + 2));
-  dnnl::memory::desc dst_md(to_dnnl(s.out_dims), dt::f32, plain_tag(r + 2));
-  // Layout: the tensors between layers are plain (NCHW). oneDNN's NCHW depthwise convolutions go
-  // through im2col + gemm and are slow; for those, let oneDNN choose (blocked nChw8c/16c) and
-  // reorder in and out around the primitive. TANDEM_CPU_LAYOUT=any does it for every convolution,
-  // =plain for none.
+  // The buffers' layouts: plain (NCHW), or blocked where the executor keeps a convolution
+  // chain's values blocked (ConvSpec::src_block / dst_block: no reorder at all).
+  dnnl::memory::desc src_md = buffer_desc(s.in_dims, s.src_block), dst_md = buffer_desc(s.out_dims, s.dst_block);
+  // Layout the primitive computes in. oneDNN's NCHW depthwise convolutions go through im2col +
+  // gemm and are slow; let oneDNN choose (blocked nChw8c/16c) where a side is blocked already,
+  // and for small tensors, reordering a plain side in and out around the primitive.
+  // TANDEM_CPU_LAYOUT=any does it for every convolution, =plain for none with plain buffers.
   const char* layout = std::getenv("TANDEM_CPU_LAYOUT");
   // Default: blocked only for small tensors, where oneDNN's blocked kernels win and the reorders
   // cost little (measured on PP-OCR cls vs det; see docs/cpu-backend.md).
   int64_t elems = volume(s.in_dims) + volume(s.out_dims);
   bool blocked = layout ? std::string(layout) == "any" : elems < (int64_t(1) << 17);
   if (layout && std::string(layout) == "plain") blocked = false;
+  blocked = blocked || s.src_block > 0 || s.dst_block > 0;
   dnnl::memory::desc src_req = blocked ? dnnl::memory::desc(to_dnnl(s.in_dims), dt::f32, tag::any) : src_md;
   dnnl::memory::desc dst_req = blocked ? dnnl::memory::desc(to_dnnl(s.out_dims), dt::f32, tag::any) : dst_md;
   dnnl::memory::desc w_user_md(wd, dt::f32, ws);

@@ -1,0 +1,130 @@
+// The CPU executor keeps convolution chains in oneDNN's layout (channels-last on AVX-512 cores,
+// nChw8c/16c elsewhere): which values plan_layouts keeps, and that the results agree with the
+// plain reference loops whatever this CPU picks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "../../src/backend/cpu/kernels.h"
+#include "tandem/lower.h"
+#include "tandem/runtime.h"
+
+using namespace tandem;
+
+namespace {
+
+struct Net {
+  Network n;
+  TensorId tensor(const std::string& name, Dims d) { return n.add_tensor({name, DataType::kFloat, std::move(d)}); }
+  WeightsId weights(const std::string& name, Dims d, int seed) {
+    Weights w;
+    w.name = name;
+    w.dims = std::move(d);
+    std::vector<float> v(size_t(volume(w.dims)));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = float(int((i * 37 + size_t(seed) * 11) % 17) - 8) / 16.f;
+    w.bytes.resize(v.size() * 4);
+    std::memcpy(w.bytes.data(), v.data(), w.bytes.size());
+    return n.add_weights(std::move(w));
+  }
+  TensorId conv(const std::string& name, TensorId x, int64_t k_out, int64_t k, int64_t groups) {
+    const Dims d = n.tensors[x].dims;
+    ConvolutionParams p;
+    p.kernel = {k, k};
+    p.stride = {1, 1};
+    p.pre_padding = {k / 2, k / 2};
+    p.post_padding = {k / 2, k / 2};
+    p.dilation = {1, 1};
+    p.groups = groups;
+    p.out_maps = k_out;
+    p.kernel_weights = weights(name + "_w", {k_out, d[1] / groups, k, k}, int(k_out + k));
+    p.bias_weights = weights(name + "_b", {k_out}, 3);
+    TensorId y = tensor(name, {d[0], k_out, d[2], d[3]});
+    n.add_layer({name, LayerKind::kConvolution, {x}, {y}, p});
+    return y;
+  }
+  TensorId scalar(const std::string& name, float v) {
+    TensorId t = tensor(name, {1, 1, 1, 1});
+    Weights w;
+    w.name = name + "_w";
+    w.dims = {1, 1, 1, 1};
+    w.bytes.resize(4);
+    std::memcpy(w.bytes.data(), &v, 4);
+    n.add_layer({name + "_c", LayerKind::kConstant, {}, {t}, ConstantParams{n.add_weights(std::move(w))}});
+    return t;
+  }
+  TensorId eltwise(const std::string& name, ElementWiseOp op, TensorId a, TensorId b) {
+    TensorId y = tensor(name, volume(n.tensors[a].dims) > 1 ? n.tensors[a].dims : n.tensors[b].dims);
+    n.add_layer({name, LayerKind::kElementWise, {a, b}, {y}, ElementWiseParams{op}});
+    return y;
+  }
+};
+
+struct Model {
+  Network net;
+  TensorId c1, affine, c2, sum, c3, pooled, y;
+};
+
+// x [1,16,24,24] -> c1 3x3 (32) -> * 0.5 + 0.25 -> c2 3x3 depthwise -> + c1's affine output
+// (residual) -> c3 1x1 (16) -> max pool 2x2 -> y. Only the pooling reads c3 (plain loops).
+Model model() {
+  Net b;
+  Model m;
+  TensorId x = b.tensor("x", {1, 16, 24, 24});
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  m.c1 = b.conv("c1", x, 32, 3, 1);
+  TensorId s = b.eltwise("mul", ElementWiseOp::kProd, m.c1, b.scalar("half", 0.5f));
+  m.affine = b.eltwise("add", ElementWiseOp::kSum, s, b.scalar("quarter", 0.25f));
+  m.c2 = b.conv("c2", m.affine, 32, 3, 32);
+  m.sum = b.eltwise("residual", ElementWiseOp::kSum, m.c2, m.affine);
+  m.c3 = b.conv("c3", m.sum, 16, 1, 1);
+  m.pooled = b.tensor("y", {1, 16, 12, 12});
+  PoolingParams pp;
+  pp.type = PoolingType::kMax;
+  pp.window = {2, 2};
+  pp.stride = {2, 2};
+  pp.pre_padding = {0, 0};
+  pp.post_padding = {0, 0};
+  b.n.add_layer({"pool", LayerKind::kPooling, {m.c3}, {m.pooled}, pp});
+  m.y = m.pooled;
+  b.n.tensors[m.y].is_output = true;
+  b.n.outputs.push_back(m.y);
+  m.net = std::move(b.n);
+  return m;
+}
+
+}  // namespace
+
+TEST(CpuLayouts, ConvolutionChainsKeepTheirLayoutUntilAPlainReader) {
+  const Model m = model();
+  const ExecGraph g = lower(m.net, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
+  for (int block : {cpu::kNhwcBlock, 16, 8}) {
+    const std::vector<char> keep = cpu::plan_layouts(m.net, g, block);
+    // The affine block runs in c1's epilogue: its output is c1's step output.
+    EXPECT_TRUE(keep[size_t(m.affine)]) << "block " << block;
+    EXPECT_TRUE(keep[size_t(m.c2)]) << "block " << block;
+    EXPECT_TRUE(keep[size_t(m.sum)]) << "block " << block;
+    EXPECT_FALSE(keep[size_t(m.c3)]) << "block " << block << ": read by the plain pooling loop";
+    EXPECT_FALSE(keep[size_t(m.y)]) << "block " << block << ": a network output";
+  }
+  // 16 channels after c3 would fit a block of 16 but not the pooling; 32-channel values fit
+  // every block; nothing is kept with block 0.
+  for (char k : cpu::plan_layouts(m.net, g, 0)) EXPECT_FALSE(k);
+}
+
+TEST(CpuLayouts, ResultsAgreeWithThePlainReference) {
+  const Model m = model();
+  HostTensor x = HostTensor::zeros("x", DataType::kFloat, {1, 16, 24, 24});
+  for (int64_t i = 0; i < x.count(); ++i) x.f32()[i] = std::sin(float(i) * 0.37f);
+  ExecOptions ref;
+  ref.reference_kernels = true;
+  const HostTensor want = make_cpu_executor(m.net, ref)->run({{"x", x}}).at("y");
+  const HostTensor got = make_cpu_executor(m.net, ExecOptions{})->run({{"x", x}}).at("y");
+  ASSERT_EQ(got.count(), want.count());
+  double worst = 0;
+  for (int64_t i = 0; i < got.count(); ++i) worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
+  EXPECT_LT(worst, 1e-4) << "on this CPU oneDNN's layout code is " << cpu::dnnl_conv_block();
+  // Not all zeros or a copy of the input: the max pool of real values.
+  EXPECT_GT(std::fabs(want.f32()[0]) + std::fabs(want.f32()[100]), 0.f);
+}
