@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "../../src/backend/cpu/kernels.h"
 #include "tandem/lower.h"
@@ -113,18 +115,34 @@ TEST(CpuLayouts, ConvolutionChainsKeepTheirLayoutUntilAPlainReader) {
   for (char k : cpu::plan_layouts(m.net, g, 0)) EXPECT_FALSE(k);
 }
 
-TEST(CpuLayouts, ResultsAgreeWithThePlainReference) {
+TEST(CpuLayouts, ResultsAgreeWithThePlainReferenceInEveryLayout) {
   const Model m = model();
   HostTensor x = HostTensor::zeros("x", DataType::kFloat, {1, 16, 24, 24});
   for (int64_t i = 0; i < x.count(); ++i) x.f32()[i] = std::sin(float(i) * 0.37f);
   ExecOptions ref;
   ref.reference_kernels = true;
   const HostTensor want = make_cpu_executor(m.net, ref)->run({{"x", x}}).at("y");
-  const HostTensor got = make_cpu_executor(m.net, ExecOptions{})->run({{"x", x}}).at("y");
-  ASSERT_EQ(got.count(), want.count());
-  double worst = 0;
-  for (int64_t i = 0; i < got.count(); ++i) worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
-  EXPECT_LT(worst, 1e-4) << "on this CPU oneDNN's layout code is " << cpu::dnnl_conv_block();
   // Not all zeros or a copy of the input: the max pool of real values.
   EXPECT_GT(std::fabs(want.f32()[0]) + std::fabs(want.f32()[100]), 0.f);
+  // This CPU's choice (unset), and the ones other x86-64 CPUs make (AVX2: nChw8c).
+  for (const char* layout : {"", "nhwc", "8", "16", "plain"}) {
+    if (*layout) setenv("TANDEM_CPU_CHAIN_LAYOUT", layout, 1);
+    const HostTensor got = make_cpu_executor(m.net, ExecOptions{})->run({{"x", x}}).at("y");
+    unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
+    ASSERT_EQ(got.count(), want.count());
+    double worst = 0;
+    for (int64_t i = 0; i < got.count(); ++i) worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
+    EXPECT_LT(worst, 1e-4) << "layout '" << layout << "' (this CPU's: code " << cpu::dnnl_conv_block() << ")";
+  }
+}
+
+TEST(CpuLayouts, UnknownChainLayoutIsAnErrorNamingTheVariable) {
+  setenv("TANDEM_CPU_CHAIN_LAYOUT", "nchw", 1);
+  try {
+    make_cpu_executor(model().net, ExecOptions{});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TANDEM_CPU_CHAIN_LAYOUT='nchw'"), std::string::npos) << e.what();
+  }
+  unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
 }

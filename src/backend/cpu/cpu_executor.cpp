@@ -395,6 +395,18 @@ std::vector<char> cpu::plan_layouts(const Network& net, const ExecGraph& g, int 
 
 namespace {
 
+// The layout convolution chains are kept in: oneDNN's preference on this CPU, or
+// TANDEM_CPU_CHAIN_LAYOUT=nhwc|8|16|plain (tests run the other CPUs' layouts here).
+int chain_layout_code() {
+  const char* env = std::getenv("TANDEM_CPU_CHAIN_LAYOUT");
+  if (!env) return cpu::dnnl_conv_block();
+  const std::string v = env;
+  if (v == "nhwc") return cpu::kNhwcBlock;
+  if (v == "8" || v == "16") return std::stoi(v);
+  if (v == "plain") return 0;
+  throw Error("TANDEM_CPU_CHAIN_LAYOUT='" + v + "': expected nhwc, 8, 16 or plain");
+}
+
 class CpuExecutor : public Executor {
  public:
   CpuExecutor(const Network& net, const ExecOptions& opt, bool keep_all)
@@ -408,7 +420,7 @@ class CpuExecutor : public Executor {
     // The reference runs plain loops: plain layouts. TANDEM_CPU_LAYOUT=plain/any: the per-layer
     // choice of make_conv_kernel alone.
     const bool keep_blocked = !opt.reference_kernels && !keep_all && !std::getenv("TANDEM_CPU_LAYOUT");
-    block_ = keep_blocked ? cpu::dnnl_conv_block() : 0;
+    block_ = keep_blocked ? chain_layout_code() : 0;
     const std::vector<char> blk = cpu::plan_layouts(net, graph_, block_);
     for (size_t v = 0; v < blk.size(); ++v)
       if (blk[v]) graph_.values[v].layout = block_ == cpu::kNhwcBlock ? ValueLayout::kNHWC : ValueLayout::kBlocked;
