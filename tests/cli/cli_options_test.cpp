@@ -31,6 +31,21 @@ std::string slurp(const std::string& path) {
   ss << f.rdbuf();
   return ss.str();
 }
+// N samples of x:3x48x192 float32 in [0, 1) as a NumPy v1.0 file (header padded to 64 bytes).
+void write_npy_f32(const std::string& path, int n) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(n) + ", 3, 48, 192), }";
+  while ((10 + header.size() + 1) % 64) header += ' ';
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  f.write("\x93NUMPY\x01\x00", 8);
+  const uint16_t len = uint16_t(header.size());
+  f.put(char(len & 0xff)).put(char(len >> 8));
+  f << header;
+  for (int64_t i = 0; i < int64_t(n) * 3 * 48 * 192; ++i) {
+    const float v = float((i * 7919) % 1000) / 1000.f;  // int64: i * 7919 passes INT_MAX
+    f.write(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+}
 // stdout only (progress and warnings go to stderr), parsed.
 nlohmann::json json_of(const std::string& args) {
   const Result r = tandem::test::run_shell(kTandem + " " + args + " 2>/dev/null");
@@ -230,7 +245,9 @@ TEST_F(CliOptions, EmptyPlanWarnsLoudly) {
     Result r = sh(cmd + kCls + kShape + "--min-layers 100000 " + extra);
     EXPECT_EQ(r.rc, 0) << cmd << r.out;
     EXPECT_TRUE(has(r, "warning: no DLA chunk kept")) << cmd << r.out;
-    if (cmd == "export trtexec ") EXPECT_TRUE(has(r, "# warning: the plan has no DLA layer")) << r.out;
+    if (cmd == "export trtexec ") {
+      EXPECT_TRUE(has(r, "# warning: the plan has no DLA layer")) << r.out;
+    }
   }
 }
 
@@ -328,6 +345,22 @@ TEST_F(CliOptions, NumBatchesOneMeaning) {
                 " -o " + p("b.engine") + " --optimization-level 0");
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_EQ(slurp(p("i.cache")), slurp(p("b.cache")));
+  // .npy samples and a seeded random source reach build-dla as they reach calibrate.
+  write_npy_f32(p("x.npy"), 16);
+  c = json_of("calibrate " + kCls + kShape + "--calib-npy x=" + p("x.npy") + " --num-batches 1 -o " + p("n.cache") + " --json");
+  EXPECT_EQ(c["samples"], 8) << c.dump();
+  r = sh("build-dla " + kCls + kShape + "--calib-npy " + p("x.npy") + " --num-batches 1 --calib " + p("bn.cache") + " -o " +
+         p("bn.engine") + " --optimization-level 0");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(slurp(p("n.cache")), slurp(p("bn.cache")));
+  json_of("calibrate " + kCls + kShape + "--random-input --num-batches 1 --seed 3 -o " + p("s3.cache") + " --json");
+  r = sh("build-dla " + kCls + kShape + "--random-input --num-batches 1 --seed 3 --calib " + p("bs3.cache") + " -o " +
+         p("bs3.engine") + " --optimization-level 0");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(slurp(p("s3.cache")), slurp(p("bs3.cache")));
+  json_of("calibrate " + kCls + kShape + "--random-input --num-batches 1 -o " + p("s0.cache") + " --json");
+  EXPECT_NE(slurp(p("s3.cache")), slurp(p("s0.cache")));  // the seed matters
+
   r = sh("calibrate " + kCls + kShape + "--synthetic 2 --num-batches 3 -o " + p("s.cache"));
   EXPECT_EQ(r.rc, 2) << r.out;
   EXPECT_EQ(lines(r.out), 1) << r.out;
@@ -361,4 +394,20 @@ TEST_F(CliOptions, WorkspaceOneUnit) {
   ASSERT_EQ(r.rc, 0) << r.out;
   const nlohmann::json e = json_of("inspect " + p("m.engine") + " --json");
   EXPECT_EQ(e.dump().find("\"workspace_gib\":0.5") != std::string::npos, true) << e.dump().substr(0, 2000);
+}
+
+// §4 user output: no internal tags ("[U]": the text says "unverified"), placeholders filled with
+// the user's values.
+TEST_F(CliOptions, NoInternalTagsAndFilledPlaceholders) {
+  for (const std::string& cmd : {"dla-check " + kCls + kShape, "dla-check " + kCls + kShape + "--json",
+                                 "plan " + kCls + kShape + "--max-chunks 0 --min-layers 0"}) {
+    const Result r = sh(cmd);
+    EXPECT_EQ(r.rc, 0) << cmd << r.out;
+    EXPECT_TRUE(has(r, "unverified")) << cmd;  // the cls Shuffle layers' DLA precision has no source
+    EXPECT_FALSE(has(r, "[U]")) << cmd;
+  }
+  const Result r = sh("build " + kCls + kShape + "--int8 --range -1 --range-hi 1 --optimization-level 0 -o " + p("i8.engine"));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_TRUE(has(r, "synthetic data in [-1, 1] is used")) << r.out;
+  EXPECT_FALSE(has(r, "{}") || has(r, "[U]") || has(r, "[lo, hi]")) << r.out;
 }
