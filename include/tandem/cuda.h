@@ -37,6 +37,10 @@ struct CudaOptions {
   bool fuse_pointwise = true;
   // Upper bound for one layer's cuDNN workspace (bytes).
   size_t max_workspace = size_t(256) << 20;
+  // FP16 layers (ExecOptions::numerics) compute for real in half precision where the backend
+  // can (tensor-core convolutions and matrix multiplies, channels-last, FP32 accumulation);
+  // false: every FP16 layer is emulated (FP32 arithmetic on rounded values, as the CPU backend).
+  bool real_fp16 = true;
 };
 
 // One tactic choice made at compile: what the engine's timing cache stores per layer.

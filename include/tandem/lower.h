@@ -15,9 +15,10 @@
 
 namespace tandem {
 
-// How a value's elements are laid out in memory. Today every value is kLinear (row-major, NCHW
-// for 4-d tensors); the property lives on the graph so that a backend choosing another layout
-// says so here, not inside a kernel.
+// How a value's elements are laid out in memory: kLinear (row-major, NCHW for 4-d tensors), or
+// kNHWC (channels-last) for the 4-d half values of a backend with LowerPolicy::fp16_nhwc. The
+// property lives on the graph so that a backend choosing another layout says so here, not
+// inside a kernel.
 enum class ValueLayout : uint8_t { kLinear, kNHWC, kBlocked };
 const char* to_string(ValueLayout l);
 
@@ -30,8 +31,11 @@ struct ExecValue {
   DataType type = DataType::kFloat;
   Dims dims;
   // The grid the values lie on: kFP32 (or kUnset) for full precision, kINT8 / kFP16 for values
-  // an emulated layer rounded. Storage stays `type`.
+  // an emulated layer rounded or a native FP16 layer computed.
   Precision precision = Precision::kUnset;
+  // How the elements are stored: `type`, or kHalf for a float value computed by a native FP16
+  // layer (LowerPolicy::fp16_native) or converted for one.
+  DataType storage = DataType::kFloat;
   ValueLayout layout = ValueLayout::kLinear;
   TensorId tensor = -1;    // the network tensor it is (rounded copies: the tensor they copy)
   bool constant = false;   // produced by a Constant layer: evaluated once, outside the arena
@@ -66,7 +70,9 @@ struct Epilogue {
 enum class StepKind : uint8_t {
   kLayer,           // the primary layer, then its epilogue
   kPointwiseChain,  // point-wise layers in one pass: epilogue[0] is the first layer
-  kRound,           // the numerics of an emulated layer: round a value (see Rounding)
+  kRound,           // the numerics of an emulated layer: round a value (see Rounding). With
+                    // LowerPolicy::fp16_native, a kFp16 round whose output is stored otherwise
+                    // than its input (half <-> float, NHWC <-> linear) is a convert step.
 };
 enum class Rounding : uint8_t {
   kFp16,           // to the nearest half (round to nearest even)
@@ -125,6 +131,13 @@ struct LowerPolicy {
   bool pointwise_chains = false;
   int max_pointwise_ops = 8;
   bool alias_views = true;   // Identity and transpose-free Shuffle share their input's memory
+  // Real FP16 (GPU). FP16 layers this accepts compute in half precision: their float outputs are
+  // stored as half (ExecValue::storage), they fuse with each other as FP32 layers do, and a value
+  // crossing between half and float storage gets one convert step before its first consumer
+  // that needs it (shared by later ones). A layer writing a network output, or with keep_all,
+  // is never native. Unset: every FP16 layer is emulated (the CPU backend's lowering).
+  std::function<bool(const Network&, LayerId)> fp16_native;
+  bool fp16_nhwc = false;    // 4-d half values channels-last (when C > 1 and H * W > 1)
   int64_t alignment = 64;    // of every arena block (bytes; blocks are at least this big)
 };
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <map>
 
 namespace tandem {
 
@@ -51,6 +52,7 @@ class Lowering {
   ExecGraph run() {
     check_numerics();
     init_values();
+    if (pol_.fp16_native && !pol_.keep_all) plan_native_fp16();
     const bool fuse = pol_.fuse && !pol_.keep_all;
     if (fuse) plan_conv_epilogues();
     if (fuse && pol_.pointwise_chains) {
@@ -103,6 +105,7 @@ class Lowering {
       v.type = tt.type;
       v.dims = tt.dims;
       v.tensor = TensorId(t);
+      v.storage = tt.type;
       v.bytes = int64_t(volume(tt.dims)) * int64_t(element_size(tt.type));
       v.constant = tt.producer >= 0 && net_.layers[size_t(tt.producer)].kind == LayerKind::kConstant;
     }
@@ -117,6 +120,52 @@ class Lowering {
     has_chain_.assign(nl, 0);
     final_out_.assign(nl, -1);
     elided_.assign(nt, 0);
+    native_.assign(nl, 0);
+  }
+
+  // ---- 1b. real FP16: which layers compute in half, which values are stored so -----------------
+  // The layout a half value of these dims takes: channels-last where it differs from linear.
+  ValueLayout half_layout(const Dims& d) const {
+    return pol_.fp16_nhwc && d.size() == 4 && d[1] > 1 && d[2] * d[3] > 1 ? ValueLayout::kNHWC : ValueLayout::kLinear;
+  }
+  void store_half(ValueId v) {
+    ExecValue& val = g_.values[size_t(v)];
+    val.storage = DataType::kHalf;
+    val.precision = Precision::kFP16;
+    val.layout = half_layout(val.dims);
+    val.bytes = int64_t(volume(val.dims)) * int64_t(element_size(DataType::kHalf));
+  }
+  void plan_native_fp16() {
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      const Layer& l = net_.layers[size_t(id)];
+      if (l.kind == LayerKind::kConstant || l.outputs.empty()) continue;
+      // A concatenation of half values copies values already on the FP16 grid: it stays in half
+      // whatever its precision (an FP16 build leaves concatenations at FP32).
+      bool half_inputs = l.kind == LayerKind::kConcatenation && precision_of(id) == Precision::kUnset;
+      for (TensorId t : l.inputs) half_inputs = half_inputs && g_.values[size_t(t)].storage == DataType::kHalf;
+      if (precision_of(id) != Precision::kFP16 && !half_inputs) continue;
+      bool ok = true;
+      for (TensorId t : l.outputs)
+        ok = ok && net_.tensors[size_t(t)].type == DataType::kFloat && !net_.tensors[size_t(t)].is_output;
+      if (!ok || !pol_.fp16_native(net_, id)) continue;
+      native_[size_t(id)] = 1;
+      for (TensorId t : l.outputs) store_half(t);
+    }
+    // A float constant read only by native layers is stored (converted at upload) as half.
+    for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+      const Layer& l = net_.layers[size_t(id)];
+      if (l.kind != LayerKind::kConstant || l.outputs.size() != 1) continue;
+      TensorId t = l.outputs[0];
+      const auto& cs = cons_[size_t(t)];
+      bool all_native = !cs.empty() && net_.tensors[size_t(t)].type == DataType::kFloat && !net_.tensors[size_t(t)].is_output;
+      for (LayerId c : cs) all_native = all_native && native_[size_t(c)];
+      if (all_native) store_half(t);
+    }
+  }
+  // Fusion happens between layers of one class: FP32 (0), native FP16 (1); emulated: never (-1).
+  int fuse_class(LayerId id) const {
+    if (native_[size_t(id)]) return 1;
+    return emulated(precision_of(id)) ? -1 : 0;
   }
 
   void absorb(LayerId into, LayerId l) { absorber_[size_t(l)] = into; }
@@ -168,7 +217,7 @@ class Lowering {
   void plan_conv_epilogues() {
     for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
       const Layer& l = net_.layers[size_t(id)];
-      if (!is_conv(l.kind) || emulated(precision_of(id))) continue;
+      if (!is_conv(l.kind) || fuse_class(id) < 0) continue;
       TensorId t = l.outputs[0];
       auto& epi = epilogue_[size_t(id)];
       for (;;) {
@@ -176,7 +225,7 @@ class Lowering {
         const auto& cs = cons_[size_t(t)];
         if (cs.size() == 1) {
           const Layer& c = net_.layers[size_t(cs[0])];
-          if (emulated(precision_of(cs[0]))) break;
+          if (fuse_class(cs[0]) != fuse_class(id)) break;
           Epilogue e;
           e.layers = {cs[0]};
           if (foldable_scale(id, c, t)) {
@@ -194,7 +243,8 @@ class Lowering {
           continue;
         }
         LayerId h = -1, m = -1;
-        if (cs.size() == 2 && pol_.conv_hard_swish && match_hard_swish(t, &h, &m)) {
+        if (cs.size() == 2 && pol_.conv_hard_swish && match_hard_swish(t, &h, &m) &&
+            fuse_class(h) == fuse_class(id) && fuse_class(m) == fuse_class(id)) {
           Epilogue e{EpilogueKind::kHardSwish, {h, m}};
           if (!can_append(id, e)) break;
           epi.push_back(e);
@@ -235,9 +285,10 @@ class Lowering {
   }
 
   // Layer id as one link of a chain whose running value is cur and whose input is x0.
-  bool as_link(LayerId id, TensorId cur, TensorId x0, Epilogue* e) const {
+  bool as_link(LayerId id, TensorId cur, TensorId x0, int cls, Epilogue* e) const {
     const Layer& L = net_.layers[size_t(id)];
-    if (absorber_[size_t(id)] >= 0 || !epilogue_[size_t(id)].empty() || emulated(precision_of(id))) return false;
+    if (absorber_[size_t(id)] >= 0 || !epilogue_[size_t(id)].empty() || fuse_class(id) < 0 || fuse_class(id) != cls)
+      return false;
     if (L.outputs.size() != 1) return false;
     const Tensor& O = net_.tensors[size_t(L.outputs[0])];
     if (O.type != DataType::kFloat || O.dims != net_.tensors[size_t(x0)].dims) return false;
@@ -281,13 +332,14 @@ class Lowering {
       }
       if (x0 < 0 || elided_[size_t(x0)] || net_.tensors[size_t(x0)].type != DataType::kFloat) continue;
       std::vector<Epilogue> links(1);
-      if (!as_link(id, x0, x0, &links[0])) continue;
+      const int cls = fuse_class(id);
+      if (!as_link(id, x0, x0, cls, &links[0])) continue;
       TensorId cur = L.outputs[0];
       while (int(links.size()) < pol_.max_pointwise_ops) {
         if (net_.tensors[size_t(cur)].is_output || cons_[size_t(cur)].size() != 1) break;
         LayerId nx = cons_[size_t(cur)][0];
         Epilogue e;
-        if (!as_link(nx, cur, x0, &e)) break;
+        if (!as_link(nx, cur, x0, cls, &e)) break;
         links.push_back(e);
         cur = net_.layers[size_t(nx)].outputs[0];
       }
@@ -321,7 +373,8 @@ class Lowering {
       LayerId q = X.producer;
       LayerId conv = net_.layers[size_t(q)].kind == LayerKind::kActivation && absorber_[size_t(q)] >= 0
                          ? absorber_[size_t(q)] : q;
-      if (!is_conv(net_.layers[size_t(conv)].kind) || emulated(precision_of(conv)) || has_chain_[size_t(conv)])
+      if (!is_conv(net_.layers[size_t(conv)].kind) || fuse_class(conv) < 0 || has_chain_[size_t(conv)] ||
+          fuse_class(conv) != fuse_class(first))
         continue;
       auto& epi = epilogue_[size_t(conv)];
       TensorId conv_out = epi.empty() ? net_.layers[size_t(conv)].outputs[0] : final_out_[size_t(conv)];
@@ -347,7 +400,19 @@ class Lowering {
       const Layer& L = net_.layers[size_t(id)];
       if (L.inputs.empty() || L.outputs.size() != 1 || !is_view_kind(L) || absorber_[size_t(id)] >= 0) continue;
       TensorId i = L.inputs[0], o = L.outputs[0];
-      if (emulated(precision_of(id)) || elided_[size_t(i)]) continue;
+      if (elided_[size_t(i)]) continue;
+      // A view of a half value is half (not of a channels-last one reshaped, nor a network
+      // output); an FP16 view of it rounds nothing, so it stays a view.
+      const ExecValue& iv = g_.values[size_t(i)];
+      const bool half_in = iv.storage == DataType::kHalf && iv.type == DataType::kFloat;
+      if (emulated(precision_of(id)) && !(half_in && precision_of(id) == Precision::kFP16)) continue;
+      if (half_in) {
+        const ExecValue& ov = g_.values[size_t(o)];
+        bool same = ov.dims == iv.dims ||
+                    (iv.layout == ValueLayout::kLinear && half_layout(ov.dims) == ValueLayout::kLinear);
+        if (!same || net_.tensors[size_t(o)].is_output || ov.type != DataType::kFloat) continue;
+        store_half(o);
+      }
       if (g_.values[size_t(i)].type != g_.values[size_t(o)].type || g_.values[size_t(i)].bytes != g_.values[size_t(o)].bytes)
         continue;
       g_.values[size_t(o)].alias_of = g_.root(i);
@@ -412,20 +477,28 @@ class Lowering {
         s.kind = StepKind::kPointwiseChain;
         s.inputs = {chain_in_[size_t(id)]};
       }
-      if (!emulated(p)) {
+      if (!emulated(p) || native_[size_t(id)]) {
+        for (ValueId& in : s.inputs) in = stored_as(in, native_[size_t(id)] ? DataType::kHalf : DataType::kFloat, id);
         push(std::move(s));
         continue;
       }
       // Emulated numerics: the float inputs are read through rounded copies (one per tensor),
-      // the float outputs are rounded in place.
+      // the float outputs are rounded in place. A half input is read through its float copy
+      // (already on the FP16 grid; INT8 rounds that copy).
       std::vector<std::pair<TensorId, ValueId>> copies;
       for (ValueId& in : s.inputs) {
         const Tensor& t = net_.tensors[size_t(in)];
-        if (!rounds(p, t)) continue;
+        const bool half = g_.values[size_t(in)].storage == DataType::kHalf;
+        if (!rounds(p, t) || (half && p == Precision::kFP16)) {
+          in = stored_as(in, DataType::kFloat, id);
+          continue;
+        }
         auto it = std::find_if(copies.begin(), copies.end(), [&](const auto& c) { return c.first == in; });
         if (it == copies.end()) {
-          copies.push_back({in, add_copy(in, l, p)});
-          push(round_step(id, p, in, copies.back().second));
+          ExecStep r = round_step(id, p, in, add_copy(in, l, p));
+          r.inputs[0] = stored_as(in, DataType::kFloat, id);
+          copies.push_back({in, r.outputs[0]});
+          push(std::move(r));
           it = copies.end() - 1;
         }
         in = it->second;
@@ -437,10 +510,42 @@ class Lowering {
     }
   }
 
+  // v as a value stored `want` (float: linear; half: half_layout): v itself, or its copy made by
+  // one convert step before the first layer that needs it.
+  ValueId stored_as(ValueId v, DataType want, LayerId consumer) {
+    const ExecValue& val = g_.values[size_t(v)];
+    if (val.type != DataType::kFloat || val.storage == want) return v;
+    auto it = converts_.find({v, want});
+    if (it != converts_.end()) return it->second;
+    ExecValue c = val;
+    c.name += want == DataType::kHalf ? "@fp16" : "@fp32";
+    c.constant = false;
+    c.alias_of = -1;
+    c.storage = DataType::kFloat;
+    c.layout = ValueLayout::kLinear;
+    c.bytes = int64_t(volume(c.dims)) * int64_t(element_size(DataType::kFloat));
+    g_.values.push_back(c);
+    const ValueId copy = ValueId(g_.values.size() - 1);
+    if (want == DataType::kHalf) store_half(copy);
+    ExecStep s;
+    s.kind = StepKind::kRound;
+    s.layer = consumer;
+    s.precision = Precision::kFP16;
+    s.rounding = Rounding::kFp16;
+    s.inputs = {v};
+    s.outputs = {copy};
+    push(std::move(s));
+    converts_[{v, want}] = copy;
+    return copy;
+  }
+
   ValueId add_copy(TensorId t, const Layer& l, Precision p) {
     ExecValue v = g_.values[size_t(t)];
     v.name = v.name + "@" + l.name;
     v.precision = p;
+    v.storage = v.type;  // a rounded copy is float, linear (its source may be stored as half)
+    v.layout = ValueLayout::kLinear;
+    v.bytes = int64_t(volume(v.dims)) * int64_t(element_size(v.type));
     v.constant = false;
     v.alias_of = -1;
     g_.values.push_back(v);
@@ -509,6 +614,8 @@ class Lowering {
   std::vector<TensorId> final_out_;   // primary layer -> its output after the epilogue (-1: own)
   std::vector<char> elided_;          // tensor inside a fused step: never materialized
   std::vector<char> view_;            // layer is a view (no step)
+  std::vector<char> native_;          // layer computes in half (LowerPolicy::fp16_native)
+  std::map<std::pair<ValueId, DataType>, ValueId> converts_;  // value -> its copy stored otherwise
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The CUDA executor: compile once (memory plan, weight upload, tactic choice), run many times.
 // See docs/cuda-backend.md for the supported layers, the memory plan and the numerics.
 #include <cublasLt.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
@@ -124,6 +125,77 @@ const char* bwd_algo_name(int a) {
 }
 
 class CudaExecutorImpl;
+
+// Whether the CUDA backend computes an FP16 layer for real in half precision
+// (LowerPolicy::fp16_native): the layers with half kernels here, in the shapes those take.
+// Anything else in an FP16 engine is emulated (FP32 arithmetic on rounded values).
+bool native_fp16_layer(const Network& net, LayerId id) {
+  const Layer& L = net.layers[size_t(id)];
+  if (L.inputs.empty() || L.outputs.size() != 1) return false;
+  for (TensorId t : L.inputs)
+    if (net.tensors[size_t(t)].type != DataType::kFloat || net.tensors[size_t(t)].dims.size() > size_t(cuda::kMaxRank))
+      return false;
+  const Dims& xd = net.tensors[size_t(L.inputs[0])].dims;
+  const Dims& yd = net.tensors[size_t(L.outputs[0])].dims;
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  if (L.kind == LayerKind::kConvolution) {
+    const auto& P = L.as<ConvolutionParams>();
+    if (L.inputs.size() != 1 || P.kernel.size() != 2 || xd.size() != 4 || yd.size() != 4) return false;
+    const int64_t G = std::max<int64_t>(1, P.groups);
+    if (xd[1] % G) return false;
+    // Symmetric pre-padding must give the output size (no explicitly padded copy in half).
+    auto out_size = [&](size_t k) {
+      int64_t d = get(P.dilation, k, 1), kk = P.kernel[k];
+      return (xd[2 + k] + 2 * get(P.pre_padding, k, 0) - (d * (kk - 1) + 1)) / get(P.stride, k, 1) + 1;
+    };
+    return out_size(0) == yd[2] && out_size(1) == yd[3];
+  }
+  if (L.kind == LayerKind::kPooling)
+    return L.as<PoolingParams>().window.size() == 2 && xd.size() == 4;
+  if (L.kind == LayerKind::kActivation) return L.inputs.size() == 1;
+  if (L.kind == LayerKind::kElementWise) {
+    const ElementWiseOp op = L.as<ElementWiseParams>().op;
+    const bool arith = op == ElementWiseOp::kSum || op == ElementWiseOp::kProd || op == ElementWiseOp::kMax ||
+                       op == ElementWiseOp::kMin || op == ElementWiseOp::kSub || op == ElementWiseOp::kDiv;
+    // A 4-d operand is channels-last: only into a 4-d output (strides permuted alike).
+    const bool layouts = yd.size() == 4 || (net.tensors[size_t(L.inputs[0])].dims.size() != 4 &&
+                                            net.tensors[size_t(L.inputs[1])].dims.size() != 4);
+    return arith && L.inputs.size() == 2 && layouts;
+  }
+  if (L.kind == LayerKind::kReduce) {
+    const ReduceOp op = L.as<ReduceParams>().op;
+    return xd.size() == 4 && L.as<ReduceParams>().axes == 0b1100u && op != ReduceOp::kProd;
+  }
+  if (L.kind == LayerKind::kMatrixMultiply) {
+    // Rank <= 3: a 4-d half value is channels-last, not a batch of matrices.
+    const Dims& bd = net.tensors[size_t(L.inputs[1])].dims;
+    return L.inputs.size() == 2 && xd.size() >= 2 && xd.size() <= 3 && bd.size() >= 2 && bd.size() <= 3;
+  }
+  if (L.kind == LayerKind::kConcatenation) return true;
+  return false;
+}
+// A 4-d half value is channels-last in memory (the CUDA policy's fp16_nhwc).
+bool is_nhwc(const ExecValue& v) { return v.storage == DataType::kHalf && v.dims.size() == 4; }
+// Logical NCHW coordinates in NHWC's physical order.
+Shape to_nhwc_order(Shape s) {
+  if (s.rank != 4) return s;
+  Shape p = s;
+  p.d[1] = s.d[2], p.d[2] = s.d[3], p.d[3] = s.d[1];
+  return p;
+}
+// Floats as half (round to nearest even); 4-d NCHW data permuted to NHWC when nhwc.
+std::vector<__half> to_half(const std::vector<float>& v, const Dims& d, bool nhwc) {
+  std::vector<__half> h(v.size());
+  if (!nhwc || d.size() != 4) {
+    for (size_t i = 0; i < v.size(); ++i) h[i] = __float2half_rn(v[i]);
+    return h;
+  }
+  const int64_t C = d[1], HW = d[2] * d[3];
+  for (int64_t n = 0; n < d[0]; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) h[size_t((n * HW + p) * C + c)] = __float2half_rn(v[size_t((n * C + c) * HW + p)]);
+  return h;
+}
 
 // One launched step: a layer (or a fused pair), its launch closure.
 struct LaunchStep {
@@ -273,7 +345,15 @@ class CudaExecutorImpl final : public CudaExecutor {
   void bind_arena();
   void build_step(const ExecStep& st);
   void build_round(const ExecStep& st);
+  void build_convert(const ExecStep& st);
   void build_chain(const ExecStep& st);
+  void build_native_fp16(LayerId id, const Layer& L);
+  void build_convolution_h(LayerId id, const Layer& L);
+  std::shared_ptr<MatmulDescs> conv_gemm_descs(int64_t rows, int64_t C, int64_t K);
+  void build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev, const float* bdev,
+                         std::shared_ptr<MatmulDescs> D, float time_ms);
+  void build_concat_h(const Layer& L);
+  Shape half_strides(TensorId t, const Dims& od) const;
   cuda::PwOp pw_op(const Epilogue& e) const;
   LayerId fused_activation() const;
   cuda::PwChain conv_epilogue(int act, float aa, float ab, TensorId* out) const;
@@ -282,7 +362,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_reshaping_layer(LayerId id, const Layer& L);
   void build_other_layer(LayerId id, const Layer& L);
   void build_convolution(LayerId id, const Layer& L);
-  cudnnConvolutionFwdAlgoPerf_t pick_fwd_algo(const Layer& L, const ConvDescs& D);
+  cudnnConvolutionFwdAlgoPerf_t pick_fwd_algo(const Layer& L, const ConvDescs& D, bool tensor_ops);
   struct DPtr;
   bool own_depthwise_wins(const cuda::DwConv& q, const DPtr& x, const float* w, const float* b, float* y, int act,
                           float aa, float ab, float cudnn_ms, float* own_ms);
@@ -309,6 +389,17 @@ class CudaExecutorImpl final : public CudaExecutor {
     CK(cudaMalloc(&p, bytes));
     allocations_.push_back(p);
     return p;
+  }
+  void* upload_half(const std::vector<__half>& v) {
+    void* p = dalloc(v.size() * sizeof(__half));
+    CK(cudaMemcpy(p, v.data(), v.size() * sizeof(__half), cudaMemcpyHostToDevice));
+    weight_bytes_ += v.size() * sizeof(__half);
+    return p;
+  }
+  // The value a layer reads for input tensor t (a rounded or converted copy, or t).
+  const ExecValue& read_value(TensorId t) const {
+    auto it = in_override_.find(t);
+    return graph_.values[size_t(it != in_override_.end() ? it->second : t)];
   }
   float* upload_f32(const std::vector<float>& v) {
     float* p = static_cast<float*>(dalloc(v.size() * sizeof(float)));
@@ -456,6 +547,10 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
   p.max_pointwise_ops = cuda::kMaxPwOps;
   p.alias_views = true;
   p.alignment = 256;
+  if (copt_.real_fp16) {
+    p.fp16_native = native_fp16_layer;
+    p.fp16_nhwc = true;
+  }
   return p;
 }
 
@@ -473,6 +568,10 @@ void CudaExecutorImpl::upload_constants() {
     if (W.count() != volume(T.dims))
       unsupported(L, "weights hold " + std::to_string(W.count()) + " values for a " +
                          join_dims(T.dims) + " tensor");
+    if (graph_.values[size_t(t)].storage == DataType::kHalf) {  // read only by native FP16 layers
+      ptr_[t] = upload_half(to_half(weights_f32(P.weights, "constant"), T.dims, true));
+      continue;
+    }
     void* p = dalloc(bytes_of(t));
     if (W.type == T.type) {
       CK(cudaMemcpy(p, W.bytes.data(), bytes_of(t), cudaMemcpyHostToDevice));
@@ -555,6 +654,11 @@ void CudaExecutorImpl::build_step(const ExecStep& st) {
   if (fused_activation() >= 0) cur_kind_ += "+Activation";
   for (size_t i = 0; i < L.inputs.size() && i < st.inputs.size(); ++i)
     if (st.inputs[i] != L.inputs[i]) in_override_[L.inputs[i]] = st.inputs[i];
+  if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].storage == DataType::kHalf) {
+    cur_kind_ += "(fp16)";
+    build_native_fp16(st.layer, L);
+    return;
+  }
   build_layer(st.layer);
 }
 
@@ -570,11 +674,20 @@ void CudaExecutorImpl::build_chain(const ExecStep& st) {
   float* y = static_cast<float*>(ptr_[st.outputs[0]]);
   int64_t n = volume(graph_.values[st.outputs[0]].dims);
   if (!x || !y) fail(where_, "point-wise chain without buffers");
+  if (graph_.values[size_t(st.outputs[0])].storage == DataType::kHalf) {
+    cur_kind_ += "(fp16)";
+    add_step(L.name, [=](cudaStream_t s) { cuda::pointwise_chain_h(c, x, y, n, s); });
+    return;
+  }
   add_step(L.name, [=](cudaStream_t s) { cuda::pointwise_chain(c, x, y, n, s); });
 }
 
 // FP16 / INT8 layers: float inputs rounded into copies, outputs rounded in place.
 void CudaExecutorImpl::build_round(const ExecStep& st) {
+  if (graph_.values[size_t(st.inputs[0])].storage != graph_.values[size_t(st.outputs[0])].storage) {
+    build_convert(st);
+    return;
+  }
   const float* x = static_cast<const float*>(ptr_[st.inputs[0]]);
   float* dst = static_cast<float*>(ptr_[st.outputs[0]]);
   if (!x || !dst) return;  // empty
@@ -591,6 +704,23 @@ void CudaExecutorImpl::build_round(const ExecStep& st) {
                case Rounding::kInt8PerChannel: cuda::fake_quant_channels(x, dst, n, channels, inner, s); return;
              }
            });
+}
+
+// Real FP16: a value converted between float (linear) and half (NHWC when 4-d) storage.
+void CudaExecutorImpl::build_convert(const ExecStep& st) {
+  const ExecValue& from = graph_.values[size_t(st.inputs[0])];
+  const ExecValue& to = graph_.values[size_t(st.outputs[0])];
+  const void* x = ptr_[size_t(st.inputs[0])];
+  void* y = ptr_[size_t(st.outputs[0])];
+  if (!x || !y) return;  // empty
+  const int64_t n = volume(to.dims);
+  const bool four = to.dims.size() == 4;
+  const int64_t c = four ? to.dims[1] : 1, hw = four ? to.dims[2] * to.dims[3] : 1;
+  const bool xh = from.storage == DataType::kHalf, yh = to.storage == DataType::kHalf;
+  const bool xn = is_nhwc(from), yn = is_nhwc(to);
+  cur_kind_ = yh ? "ConvertToFP16" : "ConvertToFP32";
+  add_step(net_.layers[st.layer].name + (yh ? ":to_fp16(" : ":to_fp32(") + from.name + ")",
+           [=](cudaStream_t s) { cuda::convert(x, xh, xn, y, yh, yn, n, c, hw, s); });
 }
 
 // Where output channel k's weights lie: channel_major [K, rest]; else [C, K/g, inner] (deconv).
@@ -632,6 +762,23 @@ std::string conv_tactic_key(const ConvolutionParams& P, const Dims& xd, const Di
       << get(P.post_padding, 1, 0) << "|d=" << int(get(P.dilation, 0, 1)) << "x" << int(get(P.dilation, 1, 1))
       << "|g=" << G << "|fp32" << (tf32 ? "|tf32" : "");
   return key.str();
+}
+
+// 2D pooling geometry of an NCHW input (nc = N * C).
+cuda::Pool2d pool2d_of(const PoolingParams& P, const Dims& xd, const Dims& yd) {
+  cuda::Pool2d p{};
+  p.nc = int(xd[0] * xd[1]);
+  p.h = int(xd[2]), p.w = int(xd[3]), p.oh = int(yd[2]), p.ow = int(yd[3]);
+  p.kh = int(P.window[0]), p.kw = int(P.window[1]);
+  p.sh = P.stride.size() == 2 ? int(P.stride[0]) : 1;
+  p.sw = P.stride.size() == 2 ? int(P.stride[1]) : 1;
+  p.ph = P.pre_padding.size() == 2 ? int(P.pre_padding[0]) : 0;
+  p.pw = P.pre_padding.size() == 2 ? int(P.pre_padding[1]) : 0;
+  p.hp = int(xd[2] + (P.post_padding.size() == 2 ? P.post_padding[0] : 0));
+  p.wp = int(xd[3] + (P.post_padding.size() == 2 ? P.post_padding[1] : 0));
+  p.max = P.type == PoolingType::kMax;
+  p.exclude_pad = P.average_count_excludes_padding;
+  return p;
 }
 
 // ---- per-layer builders -----------------------------------------------------------------------
@@ -676,18 +823,7 @@ void CudaExecutorImpl::build_dense_layer(LayerId id, const Layer& L) {
       if (P.window.size() != 2 || (xd.size() != 4))
         unsupported(L, "only 2D pooling over NCHW is supported (window rank " +
                            std::to_string(P.window.size()) + ", input " + join_dims(xd) + ")");
-      cuda::Pool2d p{};
-      p.nc = xd[0] * xd[1];
-      p.h = xd[2], p.w = xd[3], p.oh = yd[2], p.ow = yd[3];
-      p.kh = int(P.window[0]), p.kw = int(P.window[1]);
-      p.sh = P.stride.size() == 2 ? int(P.stride[0]) : 1;
-      p.sw = P.stride.size() == 2 ? int(P.stride[1]) : 1;
-      p.ph = P.pre_padding.size() == 2 ? int(P.pre_padding[0]) : 0;
-      p.pw = P.pre_padding.size() == 2 ? int(P.pre_padding[1]) : 0;
-      p.hp = xd[2] + (P.post_padding.size() == 2 ? P.post_padding[0] : 0);
-      p.wp = xd[3] + (P.post_padding.size() == 2 ? P.post_padding[1] : 0);
-      p.max = P.type == PoolingType::kMax;
-      p.exclude_pad = P.average_count_excludes_padding;
+      const cuda::Pool2d p = pool2d_of(P, xd, yd);
       DPtr x = in(L.inputs[0]);
       float* y = static_cast<float*>(ptr_[out]);
       add_step(L.name, [this, p, x, y](cudaStream_t s) { cuda::pooling2d(p, atf<float>(x), y, s); });
@@ -1046,6 +1182,255 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
   }
 }
 
+// ---- real FP16 layers (native_fp16_layer): half values, NHWC when 4-d ----------------------------
+// Element strides of input t broadcast to od, in od's physical order (NHWC when od is a 4-d half
+// value: every native layer's output is).
+Shape CudaExecutorImpl::half_strides(TensorId t, const Dims& od) const {
+  const ExecValue& v = read_value(t);
+  Shape s = bcast_strides(v.dims, od, where_);
+  if (is_nhwc(v) && od.size() == 4) {
+    const Dims& d = v.dims;
+    const int64_t st[4] = {d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]};
+    for (int k = 0; k < 4; ++k) s.d[k] = d[size_t(k)] == 1 ? 0 : st[k];
+  }
+  return od.size() == 4 ? to_nhwc_order(s) : s;
+}
+
+void CudaExecutorImpl::build_native_fp16(LayerId id, const Layer& L) {
+  const TensorId out = L.outputs[0];
+  const Dims& od = net_.tensors[out].dims;
+  void* y = ptr_[out];
+  const int64_t n = volume(od);
+  DPtr x = in(L.inputs[0]);
+  const Dims& xd = net_.tensors[L.inputs[0]].dims;
+  if (L.kind == LayerKind::kConvolution) return build_convolution_h(id, L);
+  if (L.kind == LayerKind::kMatrixMultiply) return build_matmul(id, L);
+  if (L.kind == LayerKind::kConcatenation) return build_concat_h(L);
+  if (L.kind == LayerKind::kPooling) {
+    cuda::Pool2d p = pool2d_of(L.as<PoolingParams>(), xd, od);
+    p.nc = int(xd[0]);
+    const int64_t c = xd[1];
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::pooling2d_nhwc_h(p, c, at(x), y, s); });
+  } else if (L.kind == LayerKind::kActivation) {
+    const auto& P = L.as<ActivationParams>();
+    cuda::PwChain c{};
+    c.n_ops = 1;
+    c.ops[0] = {cuda::PwKind::kActivation, P.type, ElementWiseOp::kSum, P.alpha, P.beta};
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::pointwise_chain_h(c, at(x), y, n, s); });
+  } else if (L.kind == LayerKind::kElementWise) {
+    const ElementWiseOp op = L.as<ElementWiseParams>().op;
+    Shape sa = half_strides(L.inputs[0], od), sb = half_strides(L.inputs[1], od);
+    Shape sd = od.size() == 4 ? to_nhwc_order(shape_of(od, where_)) : shape_of(od, where_);
+    DPtr b = in(L.inputs[1]);
+    if (cuda::binary_h_path(op, sa, sb, sd) == cuda::BinaryHalfPath::kGeneral) cur_kind_ += ":strided";
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::binary_h(op, false, at(x), sa, at(b), sb, y, sd, s); });
+  } else if (L.kind == LayerKind::kReduce) {
+    const ReduceOp op = L.as<ReduceParams>().op;
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::spatial_reduce_h(op, at(x), y, xd[0], xd[2] * xd[3], xd[1], s); });
+  } else {
+    unsupported(L, "no FP16 kernel for this layer kind (native_fp16_layer disagrees with build_native_fp16)");
+  }
+}
+
+// Concatenation of half values: one 2-D copy per input along the axis in physical order.
+void CudaExecutorImpl::build_concat_h(const Layer& L) {
+  const TensorId out = L.outputs[0];
+  const Dims& od = net_.tensors[out].dims;
+  int axis = L.as<ConcatenationParams>().axis;
+  if (axis < 0) axis += int(od.size());
+  if (axis < 0 || axis >= int(od.size())) unsupported(L, "axis out of range");
+  Dims pd = od;
+  int pa = axis;
+  if (od.size() == 4) {
+    pd = {od[0], od[2], od[3], od[1]};
+    static const int kPhysical[4] = {0, 3, 1, 2};
+    pa = kPhysical[axis];
+  }
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < pa; ++k) outer *= pd[size_t(k)];
+  for (size_t k = size_t(pa) + 1; k < pd.size(); ++k) inner *= pd[k];
+  const size_t es = sizeof(__half);
+  char* y = static_cast<char*>(ptr_[out]);
+  int64_t acc = 0;
+  for (TensorId t : L.inputs) {
+    const int64_t len = net_.tensors[t].dims[size_t(axis)];
+    const size_t width = size_t(len * inner) * es, dpitch = size_t(pd[size_t(pa)] * inner) * es;
+    char* dst = y + size_t(acc * inner) * es;
+    DPtr x = in(t);
+    if (width > 0)
+      add_step(L.name, [=, this](cudaStream_t s) {
+        cudaMemcpy2DAsync(dst, dpitch, at(x), width, width, size_t(outer), cudaMemcpyDeviceToDevice, s);
+      });
+    acc += len;
+  }
+  if (acc != od[size_t(axis)]) unsupported(L, "input extents do not add up to the output's");
+}
+
+// A 1x1, stride-1, unpadded convolution of an NHWC half value is the GEMM
+// Y[rows, K] = X[rows, C] W[K, C]^T with rows = N * H * W (cuBLASLt, column-major:
+// Y^T = op_T(W as C x K) X^T); the descriptors and cuBLASLt's first heuristic choice (null: none).
+std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int64_t C, int64_t K) {
+  auto D = std::make_shared<MatmulDescs>();
+  CK(cublasLtMatmulDescCreate(&D->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_16F, uint64_t(C), uint64_t(K), C));
+  CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_16F, uint64_t(C), uint64_t(rows), C));
+  CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_16F, uint64_t(K), uint64_t(rows), K));
+  cublasLtMatmulPreference_t pref;
+  CK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t wsb = lt_workspace_bytes_;
+  CK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
+  cublasLtMatmulHeuristicResult_t res{};
+  int got = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt_, D->op, D->a, D->b, D->c, D->c, pref, 1, &res, &got);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (hs != CUBLAS_STATUS_SUCCESS || got == 0 || res.workspaceSize > lt_workspace_bytes_) return nullptr;
+  D->algo = res.algo;
+  return D;
+}
+
+// The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel.
+void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev,
+                                         const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms) {
+  mm_descs_.push_back(D);
+  // The epilogue: the fused activation (op 0) and chain, as build_convolution_h.
+  const LayerId aid = fused_activation();
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = L.outputs[0];
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+  }
+  cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
+  if (epi.n_ops > 0) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (epi.n_ops == 0 && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
+  void* y = ptr_[out];
+  const DPtr x = in(L.inputs[0]);
+  const int64_t n = rows * K;
+  const std::string lname = L.name;
+  void* wsp = lt_workspace_;
+  const size_t wsz = lt_workspace_bytes_;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &zero, y, D->c, y, D->c, &D->algo, wsp, wsz, s),
+       "cublasLtMatmul", "layer '" + lname + "'");
+    if (bdev || epi.n_ops > 0) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
+  });
+  std::ostringstream key;
+  key << "Convolution|rows=" << rows << "|C=" << C << "|k=1x1|K=" << K << "|fp16|nhwc";
+  tactics_.push_back({L.name, "Convolution", key.str(), "cublaslt_gemm_fp16_nhwc:heuristic0", 0, time_ms, 0});
+}
+
+// Real FP16 convolution: cuDNN on half NHWC tensors, FP32 accumulation, tensor-op math; the
+// weights rounded to half once and stored KRSC; bias, activation and point-wise chain in the
+// epilogue (cuDNN's fused bias+ReLU/identity where it runs, else tandem's half epilogue kernel).
+void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
+  const auto& P = L.as<ConvolutionParams>();
+  const TensorId xt = L.inputs[0], yt = L.outputs[0];
+  const Dims xd = net_.tensors[xt].dims, yd = net_.tensors[yt].dims;
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  const int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
+  const int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups), cg = C / G;
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != K * cg * kh * kw)
+    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * cg * kh * kw));
+  std::vector<__half> wh(wv.size());  // KCRS -> KRSC (cuDNN's NHWC filter)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t r = 0; r < int64_t(kh) * kw; ++r)
+        wh[size_t((k * kh * kw + r) * cg + c)] = __float2half_rn(wv[size_t((k * cg + c) * kh * kw + r)]);
+  const void* wdev = upload_half(wh);
+  std::vector<float> bv(size_t(K), 0.f);
+  if (P.bias_weights >= 0) {
+    bv = weights_f32(P.bias_weights, "bias");
+    if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
+    round_weights(id, bv, 1, true, 1);  // FP16: the bias on the half grid, as the emulation
+  }
+  const float* bdev = P.bias_weights >= 0 ? upload_f32(bv) : nullptr;
+  const void* bdev_h = upload_half(to_half(bv, Dims{K}, false));
+  // A 1x1 convolution of a 1x1 map (squeeze-excitation) is a small GEMM: cuBLASLt, not cuDNN.
+  const bool pointwise = kh == 1 && kw == 1 && G == 1 && xd[2] == yd[2] && xd[3] == yd[3] &&
+                         get(P.pre_padding, 0, 0) == 0 && get(P.pre_padding, 1, 0) == 0;
+  const int64_t rows = xd[0] * xd[2] * xd[3];
+  if (pointwise && xd[2] * xd[3] == 1) {
+    std::shared_ptr<MatmulDescs> G1 = conv_gemm_descs(rows, C, K);
+    if (!G1) unsupported(L, "cuBLASLt found no FP16 algorithm for the 1x1 convolution");
+    return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G1, -1.f);
+  }
+  auto D = std::make_shared<ConvDescs>();
+  conv_descs_.push_back(D);
+  CK(cudnnCreateTensorDescriptor(&D->x));
+  CK(cudnnCreateTensorDescriptor(&D->y));
+  CK(cudnnCreateTensorDescriptor(&D->b));
+  CK(cudnnCreateFilterDescriptor(&D->w));
+  CK(cudnnCreateConvolutionDescriptor(&D->conv));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(xd[0]), int(C), int(xd[2]), int(xd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1, int(K), 1, 1));
+  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_HALF, CUDNN_TENSOR_NHWC, int(K), int(cg), kh, kw));
+  CK(cudnnSetConvolution2dDescriptor(D->conv, int(get(P.pre_padding, 0, 0)), int(get(P.pre_padding, 1, 0)),
+                                     int(get(P.stride, 0, 1)), int(get(P.stride, 1, 1)), int(get(P.dilation, 0, 1)),
+                                     int(get(P.dilation, 1, 1)), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
+  CK(cudnnSetConvolutionMathType(D->conv, CUDNN_TENSOR_OP_MATH));
+  int n_, c_, h_, w_;
+  CK(cudnnGetConvolution2dForwardOutputDim(D->conv, D->x, D->w, &n_, &c_, &h_, &w_));
+  if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
+    unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
+  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, true);
+  const cudnnConvolutionFwdAlgo_t algo = best.algo;
+  CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
+  const size_t ws = best.memory, ws_off = reserve_scratch(ws);
+  // Epilogue: the fused activation (op 0 when present) and the absorbed chain.
+  const LayerId aid = fused_activation();
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = yt;
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+  }
+  cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
+  const bool has_chain = epi.n_ops > 0;
+  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (!has_chain && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
+  const bool relu = act == int(ActivationType::kRelu) && !has_chain;
+  // cuDNN's fused call computes bias + ReLU/identity only: never with a chain (which may start
+  // with an activation that is not the fused one, act < 0).
+  const bool identity_ok = act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  auto fused_ok = std::make_shared<bool>(relu || identity_ok);
+  CK(cudnnCreateActivationDescriptor(&D->act));
+  CK(cudnnSetActivationDescriptor(D->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  void* y = ptr_[out];
+  const int64_t n = volume(yd);
+  const DPtr x = in(xt);
+  const std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    void* wsp = ws ? scratch_at(ws_off) : nullptr;
+    if (*fused_ok) {
+      cudnnStatus_t st = cudnnConvolutionBiasActivationForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp,
+                                                               ws, &zero, D->y, y, D->b, bdev_h, D->act, D->y, y);
+      if (st == CUDNN_STATUS_SUCCESS) return;
+      *fused_ok = false;  // not for this algorithm: the unfused path from now on
+    }
+    ck(cudnnConvolutionForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y),
+       "cudnnConvolutionForward", "layer '" + lname + "'");
+    if (bdev || epi.n_ops > 0) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
+  });
+  std::string key = conv_tactic_key(P, xd, yd, G, false);
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc";
+  std::string tactic = std::string("cudnn_fwd_fp16_nhwc:") + fwd_algo_name(int(algo)) +
+                       (has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops)
+                                  : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel");
+  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo), copt_.time_tactics ? best.time : -1.f, ws});
+}
+
 // Depthwise: times tandem's direct kernel (5 runs) against cuDNN's best; true: take the direct one.
 bool CudaExecutorImpl::own_depthwise_wins(const cuda::DwConv& q, const DPtr& x, const float* w, const float* b,
                                           float* y, int act, float aa, float ab, float cudnn_ms, float* own_ms) {
@@ -1066,7 +1451,7 @@ bool CudaExecutorImpl::own_depthwise_wins(const cuda::DwConv& q, const DPtr& x, 
 
 // cuDNN's forward algorithm: every one timed (cudnnFind) or the heuristic's order; the first that
 // succeeds within the workspace cap, and without tensor-op math unless TF32 is allowed.
-cudnnConvolutionFwdAlgoPerf_t CudaExecutorImpl::pick_fwd_algo(const Layer& L, const ConvDescs& D) {
+cudnnConvolutionFwdAlgoPerf_t CudaExecutorImpl::pick_fwd_algo(const Layer& L, const ConvDescs& D, bool tensor_ops) {
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int got = 0;
   if (copt_.time_tactics)
@@ -1076,8 +1461,8 @@ cudnnConvolutionFwdAlgoPerf_t CudaExecutorImpl::pick_fwd_algo(const Layer& L, co
   int pick = -1;
   for (int i = 0; i < got && pick < 0; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > copt_.max_workspace) continue;
-    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
-    if (!copt_.allow_tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    if (!tensor_ops && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+    if (!tensor_ops && perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
     pick = i;
   }
   if (pick < 0) unsupported(L, "cuDNN found no usable forward algorithm");
@@ -1155,7 +1540,7 @@ void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
   if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
     unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
   // Tactic: time every algorithm (cudnnFind) or take the heuristic's first pick.
-  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D);
+  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, copt_.allow_tf32);
   cudnnConvolutionFwdAlgo_t algo = best.algo;
   CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
   size_t ws = best.memory;
@@ -1369,7 +1754,10 @@ void CudaExecutorImpl::build_matmul(LayerId id, const Layer& L) {
   check_batch(bd, bb);
   auto D = std::make_shared<MatmulDescs>();
   mm_descs_.push_back(D);
-  cublasComputeType_t ctype = copt_.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  // Real FP16: half operands and result, FP32 accumulation and scaling (tensor cores).
+  const bool half = graph_.values[size_t(ct)].storage == DataType::kHalf;
+  const cudaDataType_t dt = half ? CUDA_R_16F : CUDA_R_32F;
+  cublasComputeType_t ctype = copt_.allow_tf32 && !half ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   CK(cublasLtMatmulDescCreate(&D->op, ctype, CUDA_R_32F));
   cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt's A is our B
   cublasOperation_t opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt's B is our A
@@ -1378,9 +1766,9 @@ void CudaExecutorImpl::build_matmul(LayerId id, const Layer& L) {
   // Storage (column-major views of row-major buffers): rows = last dim, cols = second-last.
   uint64_t b_rows = uint64_t(bd.back()), b_cols = uint64_t(bd[bd.size() - 2]);
   uint64_t a_rows = uint64_t(ad.back()), a_cols = uint64_t(ad[ad.size() - 2]);
-  CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_32F, b_rows, b_cols, int64_t(b_rows)));
-  CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_32F, a_rows, a_cols, int64_t(a_rows)));
-  CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_32F, uint64_t(N), uint64_t(M), N));
+  CK(cublasLtMatrixLayoutCreate(&D->a, dt, b_rows, b_cols, int64_t(b_rows)));
+  CK(cublasLtMatrixLayoutCreate(&D->b, dt, a_rows, a_cols, int64_t(a_rows)));
+  CK(cublasLtMatrixLayoutCreate(&D->c, dt, uint64_t(N), uint64_t(M), N));
   if (batch > 1) {
     int32_t bc = int32_t(batch);
     int64_t sa = bb == 1 ? 0 : int64_t(b_rows * b_cols), sb = ba == 1 ? 0 : int64_t(a_rows * a_cols), sc = M * N;
@@ -1428,7 +1816,7 @@ void CudaExecutorImpl::build_matmul(LayerId id, const Layer& L) {
   D->algo = res[pick].algo;
   DPtr a = in(at_), b = in(bt_);
   std::string lname = L.name;
-  float* c = static_cast<float*>(Cp);
+  void* c = Cp;
   void* wsp = lt_workspace_;
   size_t wsz = lt_workspace_bytes_;
   add_step(L.name, [=, this](cudaStream_t s) {
@@ -1438,7 +1826,7 @@ void CudaExecutorImpl::build_matmul(LayerId id, const Layer& L) {
   });
   std::ostringstream key;
   key << "MatrixMultiply|a=" << join_dims(ad) << (ta ? "T" : "") << "|b=" << join_dims(bd) << (tb ? "T" : "")
-      << "|fp32" << (copt_.allow_tf32 ? "|tf32" : "");
+      << (half ? "|fp16" : "|fp32") << (copt_.allow_tf32 && !half ? "|tf32" : "");
   tactics_.push_back({L.name, "MatrixMultiply", key.str(), "cublaslt:heuristic" + std::to_string(pick), int64_t(pick),
                       best, res[pick].workspaceSize});
 }

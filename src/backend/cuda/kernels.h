@@ -137,4 +137,25 @@ void fake_quant(const float* x, float* y, int64_t n, float scale, cudaStream_t s
 void fake_quant_channels(const float* x, float* y, int64_t n, int64_t channels, int64_t inner,
                          cudaStream_t s);
 
+// ---- real FP16 (kernels_fp16.cu): half storage (void* = __half*), FP32 arithmetic, one rounding
+// to nearest-even per stored value; 4-d half values are channels-last (NHWC).
+// y = x converted between float/half and NCHW/NHWC; n elements of [n / (c * hw), c, hw]
+// (non-4-d values: c = hw = 1 and both layouts linear).
+void convert(const void* x, bool x_half, bool x_nhwc, void* y, bool y_half, bool y_nhwc, int64_t n, int64_t c,
+             int64_t hw, cudaStream_t s);
+void pointwise_chain_h(const PwChain& c, const void* x, void* y, int64_t n, cudaStream_t s);
+// In place: y = chain(y + bias[c]); c = (i / inner) % C (NHWC: inner 1); bias (float) may be null.
+void bias_chain_h(void* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n, cudaStream_t s);
+// As binary() on half operands (sa/sb: element strides in out's physical coordinates). The
+// path: dense (4 halves per thread when n % 4 == 0), one-value operand, per-(image, channel)
+// operand of an NHWC output (SE scaling), or general strided indexing.
+enum class BinaryHalfPath { kDenseVec, kDense, kScalarVec, kScalarVecSwapped, kScalar, kChannelRight, kChannelLeft, kGeneral };
+BinaryHalfPath binary_h_path(ElementWiseOp op, Shape sa, Shape sb, Shape dims);
+void binary_h(ElementWiseOp op, bool prelu, const void* a, Shape sa, const void* b, Shape sb, void* out, Shape dims,
+              cudaStream_t s);
+// Pooling over NHWC: p.nc holds the batch, c the channels.
+void pooling2d_nhwc_h(const Pool2d& p, int64_t c, const void* x, void* y, cudaStream_t s);
+// Reduce over H and W of an NHWC tensor into [batch, c].
+void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_t hw, int64_t c, cudaStream_t s);
+
 }  // namespace tandem::cuda
