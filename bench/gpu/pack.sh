@@ -15,10 +15,11 @@ cp "$B/tests/backend_cuda/tandem_tests_cuda" "$B/src/backend/cuda/tandem_cuda_be
 [[ -f "$B/tests/backend_cuda/tandem_tests_cuda_models" ]] && cp "$B/tests/backend_cuda/tandem_tests_cuda_models" "$C/bin/"
 # The cross-backend op test and the ONNX node tests on the CUDA backend, with ONNX's test data
 # (the device image has no libonnx-testdata; run_device.sh unpacks it where the tests look).
+# SKIP_OPS=1: neither (they are large; run_device.sh skips them the same way).
 for t in tests/backend_ops/tandem_backend_ops_cuda tests/conformance/tandem_conformance_cuda; do
-  [[ -f "$B/$t" ]] && cp "$B/$t" "$C/bin/"
+  [[ -z "${SKIP_OPS:-}" && -f "$B/$t" ]] && cp "$B/$t" "$C/bin/"
 done
-[[ -d /usr/share/libonnx-testdata ]] && tar -cJf "$C/testdata.tar.xz" -C /usr/share libonnx-testdata/data/node
+[[ -z "${SKIP_OPS:-}" && -d /usr/share/libonnx-testdata ]] && tar -cJf "$C/testdata.tar.xz" -C /usr/share libonnx-testdata/data/node
 # The CLI and its plugin travel together: the registry looks next to the executable first.
 if [[ -f "$B/tools/tandem/tandem" && -f "$B/tools/tandem/libtandem_cuda.so" ]]; then
   cp "$B/tools/tandem/tandem" "$B/tools/tandem/libtandem_cuda.so" "$C/bin/"
@@ -27,7 +28,8 @@ else
 fi
 strip "$C"/bin/* || true  # the plugin keeps its one dynamic symbol (strip removes only the static table)
 for lib in libdnnl.so.2 libOpenCL.so.1 libfmt.so.9 libgomp.so.1 libstb.so.0; do
-  p=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+  # (awk reads all of ldconfig's output: an early exit would fail the pipe under pipefail)
+  p=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p {p = $NF} END {print p}')
   [[ -n "$p" ]] && cp -L "$p" "$C/lib/"
 done
 [[ -f $C/lib/libdnnl.so.2 ]] && xz -T2 -1 -f "$C/lib/libdnnl.so.2"

@@ -5,7 +5,11 @@
 # Runs from the repo root on the device machine, with binaries in .carry/ (bench/gpu/pack.sh).
 #   run(command="bash bench/gpu/run_device.sh", carry=[".carry", ".data/models/..."])
 # Env: MODELS (default "resnet18 mobilenet_v3_small"); ITERS (50); COMPILE_MODES
-# (default,reduce-overhead); SKIP_TORCH=1 skips PyTorch timing; PROFILE=N adds per-layer profiles.
+# (default,reduce-overhead); SKIP_TORCH=1 skips PyTorch timing; PROFILE=N adds per-layer profiles;
+# SKIP_TESTS=1 skips the gtest binaries, SKIP_OPS=1 the op and ONNX node tests, SKIP_PPOCR=1 the
+# PP-OCR latency; TABLE=1 runs issue 13's table (tandem FP32, tandem FP16 with its agreement with
+# FP32, PyTorch FP16 channels_last eager and torch.compile reduce-overhead) on ROWS
+# (model:batch ..., default the issue's seven rows) and prints it with ratios (summarize.py --table).
 set -u
 OUT=${OUT:-/tmp/tandem_gpu_out}
 mkdir -p "$OUT"
@@ -23,12 +27,14 @@ echo "== machine"; nvidia-smi --query-gpu=name,driver_version,memory.total,clock
 date -u +%FT%TZ; echo "cudnn lib: $CUDNN_LIB; cublasLt lib: ${CUBLAS_LIB:-none}"
 ls "$CUDNN_LIB" | grep -m1 'libcudnn.so.9\.'
 
+if [[ -z "${SKIP_TESTS:-}" ]]; then
 echo "== gtest: per-layer"
 $C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | tail -40
 echo "== gtest: models vs CPU backend"
-OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|OK|FAILED|PASSED|Failure|error|Expected|Which|actual" | head -40
+OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
+fi
 
-if [[ -x $C/bin/tandem_backend_ops_cuda && -f $C/testdata.tar.xz ]]; then
+if [[ -z "${SKIP_OPS:-}" && -x $C/bin/tandem_backend_ops_cuda && -f $C/testdata.tar.xz ]]; then
   # The tests find their tables under the source path they were built from: point it here.
   src=$(strings $C/bin/tandem_conformance_cuda | grep -m1 -o '^/[^ ]*/tests/conformance/' | sed 's|/tests/conformance/||')
   [[ -n "$src" && ! -e "$src" ]] && mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
@@ -60,12 +66,44 @@ else
   echo "no CLI + plugin in $C/bin (bench/gpu/pack.sh): skipped"
 fi
 
-echo "== tandem GPU latency: PP-OCR"
 B=$C/bin/tandem_cuda_bench
 : > "$OUT/bench.jsonl"
+if [[ -n "${BISECT:-}" ]]; then
+  # BISECT="model ..." (torchvision names or .data/models files): where FP16 departs from FP32.
+  W=/tmp/tvb; mkdir -p $W
+  for m in $BISECT; do
+    # PP-OCR files (x:1x3x640x640 unless BISECT_SHAPE): the emulation check only.
+    if [[ -f .data/models/$m ]]; then f=.data/models/$m; shape=${BISECT_SHAPE:-x:1x3x640x640}
+    else [[ -f $W/$m.onnx ]] || python3 bench/gpu/torch_bench.py export $m $W 2>&1 | tail -1; f=$W/$m.onnx; shape=x:1x3x224x224
+      echo "== bisect $m"
+      $B $f --shape $shape --bisect-fp16 ${BISECT_POINTS:-24} 2>&1 | tee "$OUT/bisect_${m%%.onnx}.txt"
+    fi
+    $B $f --shape $shape --iters 5 --fp16 --emulate-fp16 --check-fp32 2>&1 | grep -o '"precision.*'
+  done
+fi
+if [[ -n "${TABLE:-}" ]]; then
+  echo "== issue 13 table: tandem FP32 / FP16, PyTorch FP16 channels_last eager / torch.compile"
+  ROWS=${ROWS:-"resnet50:1 resnet50:32 resnet50:256 mobilenet_v3_large:1 mobilenet_v3_large:32 efficientnet_b0:1 efficientnet_b0:32"}
+  W=/tmp/tvb; mkdir -p $W; : > "$OUT/table.jsonl"
+  for row in $ROWS; do
+    m=${row%%:*}; n=${row##*:}; it=$ITERS; [[ $n -ge 256 ]] && it=20
+    [[ -f $W/$m.onnx ]] || python3 bench/gpu/torch_bench.py export $m $W 2>&1 | tail -1
+    $B $W/$m.onnx --shape x:${n}x3x224x224 --iters $it 2>&1 | tee -a "$OUT/table.jsonl"
+    $B $W/$m.onnx --shape x:${n}x3x224x224 --iters $it --fp16 --check-fp32 2>&1 | tee -a "$OUT/table.jsonl"
+    if [[ -n "${PROFILE:-}" ]]; then
+      $B $W/$m.onnx --shape x:${n}x3x224x224 --iters 5 --fp16 --profile "$PROFILE" 2> "$OUT/profile_${m}_b$n.txt" > /dev/null
+      grep -E "profile|kind" "$OUT/profile_${m}_b$n.txt" | head -30
+    fi
+    [[ -n "${SKIP_TORCH:-}" ]] && continue
+    python3 bench/gpu/torch_bench.py time $m $W --iters $it --half --batch $n --compile-modes reduce-overhead 2>&1 | grep '^{' | tee -a "$OUT/table.jsonl"
+  done
+  python3 bench/gpu/summarize.py --table "$OUT/table.jsonl" | tee "$OUT/table.md"
+fi
+if [[ -z "${SKIP_PPOCR:-}" ]]; then
+echo "== tandem GPU latency: PP-OCR"
 for spec in "ch_PP-OCRv4_det_infer.onnx x:1x3x640x640" "ch_ppocr_mobile_v2.0_cls_infer.onnx x:1x3x48x192"; do
   set -- $spec
-  for flag in "" "--tf32" "--no-graph" "--no-fuse" "--cudnn-depthwise"; do
+  for flag in "" "--tf32" "--no-graph" "--no-fuse" "--cudnn-depthwise" "--fp16 --check-fp32"; do
     $B .data/models/$1 --shape $2 --iters "$ITERS" $flag 2>&1 | tee -a "$OUT/bench.jsonl"
   done
   if [[ -n "${PROFILE:-}" ]]; then
@@ -73,6 +111,7 @@ for spec in "ch_PP-OCRv4_det_infer.onnx x:1x3x640x640" "ch_ppocr_mobile_v2.0_cls
     head -22 "$OUT/profile_${1%%.onnx}.txt"; grep "kind" "$OUT/profile_${1%%.onnx}.txt"
   fi
 done
+fi
 
 echo "== torchvision: export, tandem GPU, PyTorch eager / torch.compile"
 W=/tmp/tvb; mkdir -p $W
@@ -94,5 +133,5 @@ done
 echo "== summary"
 python3 bench/gpu/summarize.py "$OUT/bench.jsonl" | tee "$OUT/summary.md"
 # At most 8 files come back from the device: profiles and tactic dumps travel as one archive.
-(cd "$OUT" && ls profile_* tactics_* >/dev/null 2>&1 && tar czf details.tgz profile_* tactics_* && rm -f profile_* tactics_*)
+(cd "$OUT" && shopt -s nullglob && f=(profile_* tactics_* bisect_*) && ((${#f[@]})) && tar czf details.tgz "${f[@]}" && rm -f "${f[@]}")
 ls "$OUT"

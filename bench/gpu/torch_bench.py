@@ -3,8 +3,10 @@
 
 export MODEL DIR   : torchvision model (random weights, seed 0) -> DIR/MODEL.onnx, DIR/MODEL_in.npy
                      (input 1x3x224x224) and DIR/MODEL_ref.npy (PyTorch eager FP32 output on the GPU).
+                     The ONNX batch axis is dynamic: tandem picks the batch with --shape x:Nx3x224x224.
 time MODEL DIR     : PyTorch eager and torch.compile latency (median of --iters after warm-up),
-                     one JSON line per variant.
+                     one JSON line per variant. --half: FP16 weights and input, channels_last
+                     (the issue's PyTorch baseline); --batch N: random input of batch N.
 compare A.npy B.npy: max |a-b| / max |b|.
 FP32 everywhere: TF32 off for cuDNN and matmul unless --tf32.
 """
@@ -37,7 +39,8 @@ def cmd_export(a):
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     path = os.path.join(a.dir, a.model + ".onnx")
     try:
-        torch.onnx.export(m, (x,), path, opset_version=17, input_names=["x"], output_names=["y"], dynamo=False)
+        torch.onnx.export(m, (x,), path, opset_version=17, input_names=["x"], output_names=["y"], dynamo=False,
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
         how = "torchscript exporter, opset 17"
     except Exception as e:  # the legacy exporter may be gone: the dynamo exporter then
         print("legacy export failed (%s); trying dynamo=True" % e, file=sys.stderr)
@@ -69,8 +72,15 @@ def time_fn(fn, x, warmup, iters):
 
 def cmd_time(a):
     set_tf32(a.tf32)
+    torch.backends.cudnn.benchmark = True
     m = build(a.model).cuda()
-    x = torch.from_numpy(np.load(os.path.join(a.dir, a.model + "_in.npy"))).cuda()
+    if a.batch:
+        x = torch.randn(a.batch, 3, 224, 224, generator=torch.Generator().manual_seed(1)).cuda()
+    else:
+        x = torch.from_numpy(np.load(os.path.join(a.dir, a.model + "_in.npy"))).cuda()
+    if a.half:
+        m = m.half().to(memory_format=torch.channels_last)
+        x = x.half().contiguous(memory_format=torch.channels_last)
     variants = [("eager", m)]
     for mode in a.compile_modes.split(","):
         if not mode:
@@ -85,7 +95,8 @@ def cmd_time(a):
         name, fn = v[0], v[1]
         med, mn = time_fn(fn, x, a.warmup, a.iters)
         rec = {"model": a.model, "variant": name, "median_ms": round(med, 4), "min_ms": round(mn, 4),
-               "iters": a.iters, "tf32": a.tf32, "torch": torch.__version__,
+               "iters": a.iters, "tf32": a.tf32, "torch": torch.__version__, "batch": int(x.shape[0]),
+               "precision": "fp16" if a.half else ("tf32" if a.tf32 else "fp32"),
                "device": torch.cuda.get_device_name()}
         if len(v) > 2:
             rec["compile_s"] = round(v[2], 1)
@@ -105,6 +116,7 @@ def main():
     t = sub.add_parser("time"); t.add_argument("model"); t.add_argument("dir")
     t.add_argument("--iters", type=int, default=50); t.add_argument("--warmup", type=int, default=10)
     t.add_argument("--tf32", action="store_true")
+    t.add_argument("--half", action="store_true"); t.add_argument("--batch", type=int, default=0)
     t.add_argument("--compile-modes", default="default,reduce-overhead")
     c = sub.add_parser("compare"); c.add_argument("a"); c.add_argument("b")
     a = p.parse_args()

@@ -1,11 +1,15 @@
 // tandem_cuda_bench: GPU latency of an ONNX model through the CUDA backend (bench/gpu uses it).
 //   tandem_cuda_bench MODEL.onnx --shape NAME:1x3x224x224 [--input in.npy] [--output out.npy]
 //                     [--warmup 10] [--iters 50] [--tf32] [--no-graph] [--no-fuse]
-//                     [--cudnn-depthwise] [--profile N]
+//                     [--cudnn-depthwise] [--profile N] [--fp16 [--emulate-fp16] [--check-fp32]]
 // Prints one JSON line: median/min/p90 of device time per inference (events around the launch
 // sequence, no host copies), end-to-end run() median (with H2D/D2H), compile time, tactics.
+// --fp16: the layers `tandem build --fp16` makes FP16 (src/engine/builder.cpp) run in FP16 (real
+// half kernels; --emulate-fp16: the rounding emulation); --check-fp32 also runs an FP32 executor
+// on the same input and reports the first output's cosine and max |fp16 - fp32| / max |fp32|.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -18,6 +22,64 @@
 
 using namespace tandem;
 
+namespace {
+// What `tandem build --fp16` leaves at FP32 (default_gpu_precision in src/engine/builder.cpp).
+bool stays_fp32(LayerKind k) {
+  return k == LayerKind::kConstant || k == LayerKind::kShuffle || k == LayerKind::kGather || k == LayerKind::kCast ||
+         k == LayerKind::kSlice || k == LayerKind::kConcatenation;
+}
+// Cosine similarity and max |a - b| / max |b| of two float tensors.
+std::pair<double, double> agreement(const HostTensor& a, const HostTensor& b) {
+  double dot = 0, na = 0, nb = 0, maxdiff = 0, maxb = 0;
+  for (int64_t i = 0; i < a.count() && i < b.count(); ++i) {
+    double x = a.f32()[i], y = b.f32()[i];
+    dot += x * y, na += x * x, nb += y * y;
+    maxdiff = std::max(maxdiff, std::fabs(x - y));
+    maxb = std::max(maxb, std::fabs(y));
+  }
+  return {dot / std::sqrt(std::max(na * nb, 1e-300)), maxdiff / std::max(maxb, 1e-30)};
+}
+// Where real FP16 departs from FP32 (--bisect-fp16 N): FP16 for the first k layers only, k at N
+// points, then for all layers but one kind at a time; one line each, with the cosine against FP32.
+int bisect_fp16(const Network& net, const CudaOptions& co, int points) {
+  TensorMap in;
+  for (TensorId t : net.inputs) {
+    const Tensor& T = net.tensors[t];
+    HostTensor h = HostTensor::zeros(T.name, T.type, T.dims);
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-1, 1);
+    if (T.type == DataType::kFloat)
+      for (int64_t k = 0; k < h.count(); ++k) h.f32()[k] = u(rng);
+    in[T.name] = h;
+  }
+  const HostTensor ref = make_cuda_executor(net, {}, co)->run(in).begin()->second;
+  auto try_numerics = [&](const std::vector<Precision>& p, const std::string& what) {
+    ExecOptions eo;
+    eo.numerics.layer_precision = p;
+    const HostTensor got = make_cuda_executor(net, eo, co)->run(in).begin()->second;
+    auto [cosine, max_rel] = agreement(got, ref);
+    std::printf("bisect %s: cosine %.6f max_rel %.3e\n", what.c_str(), cosine, max_rel);
+  };
+  const size_t n = net.layers.size();
+  for (int i = 1; i <= points; ++i) {
+    const size_t k = n * size_t(i) / size_t(points);
+    std::vector<Precision> p(n, Precision::kUnset);
+    for (size_t l = 0; l < k; ++l) p[l] = stays_fp32(net.layers[l].kind) ? Precision::kUnset : Precision::kFP16;
+    try_numerics(p, "first " + std::to_string(k) + " layers (last: " + net.layers[k - 1].name + " " +
+                        std::string(to_string(net.layers[k - 1].kind)) + ")");
+  }
+  std::map<LayerKind, int> kinds;
+  for (const Layer& l : net.layers) kinds[l.kind]++;
+  for (const auto& [kind, count] : kinds) {
+    std::vector<Precision> p(n, Precision::kUnset);
+    for (size_t l = 0; l < n; ++l)
+      if (!stays_fp32(net.layers[l].kind) && net.layers[l].kind != kind) p[l] = Precision::kFP16;
+    try_numerics(p, "all but " + std::string(to_string(kind)) + " (" + std::to_string(count) + ")");
+  }
+  return 0;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   try {
     if (argc < 2) {
@@ -28,6 +90,8 @@ int main(int argc, char** argv) {
     std::string model = argv[1], input_npy, output_npy, tactics_path;
     ImportOptions io;
     int warmup = 10, iters = 50, profile = 0;
+    bool fp16 = false, check_fp32 = false;
+    int bisect = 0;
     CudaOptions co;
     for (int i = 2; i < argc; ++i) {
       std::string a = argv[i];
@@ -46,11 +110,22 @@ int main(int argc, char** argv) {
       else if (a == "--cudnn-depthwise") co.own_depthwise = 0;
       else if (a == "--profile") profile = std::stoi(next());
       else if (a == "--tactics") tactics_path = next();
+      else if (a == "--fp16") fp16 = true;
+      else if (a == "--emulate-fp16") co.real_fp16 = false;
+      else if (a == "--check-fp32") check_fp32 = true;
+      else if (a == "--bisect-fp16") bisect = std::stoi(next());
       else throw Error("unknown argument " + a);
     }
     Network net = import_onnx(model, io);
     auto t0 = std::chrono::steady_clock::now();
-    auto ex = make_cuda_executor(net, {}, co);
+    ExecOptions eo;
+    if (fp16) {
+      eo.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
+      for (size_t l = 0; l < net.layers.size(); ++l)
+        if (!stays_fp32(net.layers[l].kind)) eo.numerics.layer_precision[l] = Precision::kFP16;
+    }
+    if (bisect > 0) return bisect_fp16(net, co, bisect);
+    auto ex = make_cuda_executor(net, eo, co);
     double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     TensorMap in;
     for (TensorId t : net.inputs) {
@@ -81,6 +156,18 @@ int main(int argc, char** argv) {
     std::sort(ts.begin(), ts.end());
     std::sort(e2e.begin(), e2e.end());
     if (!output_npy.empty()) write_npy(output_npy, out.begin()->second);
+    std::string check;
+    if (check_fp32) {  // the same input through an FP32 executor
+      CudaOptions c32 = co;
+      c32.allow_tf32 = false;
+      TensorMap ref = make_cuda_executor(net, {}, c32)->run(in);
+      auto [cosine, max_rel] = agreement(out.begin()->second, ref.begin()->second);
+      char buf[128];
+      std::snprintf(buf, sizeof buf, ", \"cosine_vs_fp32\": %.7f, \"max_rel_vs_fp32\": %.3e", cosine, max_rel);
+      check = buf;
+    }
+    const Tensor& in0 = net.tensors[net.inputs[0]];
+    const char* precision = fp16 ? (co.real_fp16 ? "fp16" : "fp16-emulated") : co.allow_tf32 ? "tf32" : "fp32";
     if (!tactics_path.empty()) {  // the timing-cache view: one JSON line per TacticRecord
       FILE* f = std::fopen(tactics_path.c_str(), "w");
       if (!f) throw Error("cannot write " + tactics_path);
@@ -105,12 +192,14 @@ int main(int argc, char** argv) {
     }
     std::printf("{\"model\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"p90_ms\": %.4f, \"e2e_median_ms\": %.4f, "
                 "\"iters\": %d, \"compile_ms\": %.1f, \"layers\": %zu, \"tactics\": %zu, \"cuda_graph\": %s, "
-                "\"tf32\": %s, \"fuse\": %s, \"own_depthwise\": %d, \"arena_mib\": %.2f, \"weights_mib\": %.2f, \"device\": \"%s\"}\n",
+                "\"tf32\": %s, \"fuse\": %s, \"own_depthwise\": %d, \"arena_mib\": %.2f, \"weights_mib\": %.2f, \"device\": \"%s\", "
+                "\"precision\": \"%s\", \"batch\": %lld%s}\n",
                 model.c_str(), ts[ts.size() / 2], ts.front(), ts[ts.size() * 9 / 10], e2e[e2e.size() / 2], iters,
                 compile_ms, net.layers.size(), ex->tactics().size(), ex->using_cuda_graph() ? "true" : "false",
                 co.allow_tf32 ? "true" : "false", co.fuse_pointwise ? "true" : "false", co.own_depthwise,
                 double(ex->arena_bytes()) / (1 << 20),
-                double(ex->weight_bytes()) / (1 << 20), ex->device_key().c_str());
+                double(ex->weight_bytes()) / (1 << 20), ex->device_key().c_str(), precision,
+                (long long)(in0.dims.empty() ? 1 : in0.dims[0]), check.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tandem_cuda_bench: %s\n", e.what());
