@@ -1,6 +1,7 @@
-// The CPU backend's vectorised FP16 rounding (fp16_round.cpp, F16C) against the scalar
-// round_to_fp16 it replaces: the same bits for every float class (normals, rounding ties,
-// overflow, half and float subnormals, signed zeros, infinities, NaNs with payloads).
+// The CPU backend's vectorised FP16 rounding (fp16_round.cpp, F16C) and INT8 fake quantization
+// (AVX) against the scalar round_to_fp16 / fake_quant_int8 they replace: the same bits for every
+// float class (normals, rounding ties, overflow, half and float subnormals, signed zeros,
+// infinities, NaNs with payloads).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -50,4 +51,30 @@ TEST(CpuFp16Rounding, VectorisedEqualsScalarBitForBit) {
   // Hand-worked: 1 + 1/2048 is the tie between 1 and 1 + 1/1024: even -> 1; 65520 -> inf.
   EXPECT_EQ(round_to_fp16(1.f + 1.f / 2048.f), 1.f);
   EXPECT_EQ(bits(round_to_fp16(65520.f)), 0x7f800000u);
+}
+
+TEST(CpuInt8FakeQuant, VectorisedEqualsScalarBitForBit) {
+  std::vector<float> xs;
+  for (uint64_t u = 0; u <= 0xffffffffull; u += 9973) xs.push_back(from_bits(uint32_t(u)));
+  // Ties of x / scale (2.5 -> 2, 3.5 -> 4, -2.5 -> -2), the clamps (127 and -128, not -127),
+  // signed zeros, infinities, NaNs.
+  for (float f : {0.125f, 0.375f, -0.125f, 15.875f, 16.f, 100.f, -16.f, -16.0625f, -100.f, 0.f, -0.f})
+    xs.push_back(f);
+  for (uint32_t u : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u}) xs.push_back(from_bits(u));
+  for (float scale : {0.05f, 0.125f, 1.f / 127.f, 3.7e-3f}) {
+    std::vector<float> fast = xs, slow = xs;
+    cpu::fake_quant_int8_array(fast.data(), int64_t(fast.size()), scale);
+    cpu::fake_quant_int8_array(slow.data(), int64_t(slow.size()), scale, false);
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < xs.size(); ++i)
+      if (bits(fast[i]) != bits(slow[i]) && differ++ == 0) first = i;
+    EXPECT_EQ(differ, 0u) << "scale " << scale << ", first at x bits 0x" << std::hex << bits(xs[first]);
+  }
+  // Hand-worked, scale 0.125: 0.3125 / 0.125 = 2.5 -> 2 (even) -> 0.25; 16.0 -> 128 -> 127 -> 15.875;
+  // -16.0625 -> -128.5 -> -128 -> -16.
+  std::vector<float> v = {0.3125f, 16.f, -16.0625f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  cpu::fake_quant_int8_array(v.data(), int64_t(v.size()), 0.125f);
+  EXPECT_EQ(v[0], 0.25f);
+  EXPECT_EQ(v[1], 15.875f);
+  EXPECT_EQ(v[2], -16.f);
 }

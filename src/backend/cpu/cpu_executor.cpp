@@ -244,7 +244,7 @@ void round_values(const ExecStep& st, const float* x, float* y, int64_t n) {
       cpu::round_fp16(y, n);
       return;
     case Rounding::kInt8:
-      for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], st.scale);
+      cpu::fake_quant_int8_array(y, n, st.scale);
       return;
     case Rounding::kInt8PerChannel:
       fake_quant_int8_weights(y, ChannelLayout{n / (st.channels * st.inner), st.channels, st.inner});

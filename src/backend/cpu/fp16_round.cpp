@@ -1,9 +1,16 @@
-// FP16 rounding of float arrays (the numerics of emulated FP16 layers): F16C's vcvtps2ph /
+// FP16 rounding and INT8 fake quantization of float arrays (the kRound steps of emulated layers).
+//
+// FP16: F16C's vcvtps2ph /
 // vcvtph2ps, 8 values per instruction, where the CPU has them (runtime check), else the scalar
 // round_to_fp16. Both give the same bits: round to nearest even with an explicit rounding
 // immediate (MXCSR's mode is not used), overflow to infinity, half subnormals kept, float
 // subnormals to signed zero; NaN lanes are rewritten to round_to_fp16's quiet NaN (the hardware
 // keeps payload bits, the scalar code does not). Intel SDM, VCVTPS2PH; tests/backend/cpu_fp16_test.cpp.
+//
+// INT8: fake_quant_int8 (numerics.h) 8 values at a time with AVX: the same IEEE division,
+// vroundps with round-to-nearest-even (nearbyint in the default rounding mode), the clamps as
+// compare + blend (a NaN compares false and passes through, as in the scalar code), the same
+// multiply: the same bits.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -31,6 +38,23 @@ __attribute__((target("avx,f16c"))) void round_fp16_f16c(float* y, int64_t n) {
   for (; i < n; ++i) y[i] = round_to_fp16(y[i]);
 }
 
+__attribute__((target("avx"))) void fake_quant_int8_avx(float* y, int64_t n, float scale) {
+  const __m256 s = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(y + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_blendv_ps(q, hi, _mm256_cmp_ps(q, hi, _CMP_GT_OQ));
+    q = _mm256_blendv_ps(q, lo, _mm256_cmp_ps(q, lo, _CMP_LT_OQ));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(q, s));
+  }
+  for (; i < n; ++i) y[i] = fake_quant_int8(y[i], scale);
+}
+
+bool has_avx() {
+  static const bool yes = __builtin_cpu_supports("avx");
+  return yes;
+}
+
 bool has_f16c() {
   static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
   return yes;
@@ -48,6 +72,17 @@ void round_fp16(float* y, int64_t n, bool allow_simd) {
     return;
   }
   for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
+}
+
+void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd) {
+  if (allow_simd && has_avx()) {
+    const int64_t chunk = 16384;
+    const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n >= 4 * chunk)
+    for (int64_t c = 0; c < chunks; ++c) fake_quant_int8_avx(y + c * chunk, std::min(chunk, n - c * chunk), scale);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], scale);
 }
 
 }  // namespace tandem::cpu

@@ -59,6 +59,9 @@ constexpr int kNhwcBlock = 1;  // the "block" code of channels-last (NHWC)
 // y[i] = round_to_fp16(y[i]) for n floats, bit for bit: F16C when the CPU has it and allow_simd
 // (false: the scalar loop, for tests), else scalar.
 void round_fp16(float* y, int64_t n, bool allow_simd = true);
+// y[i] = fake_quant_int8(y[i], scale) for n floats, bit for bit: AVX when the CPU has it and
+// allow_simd, else scalar.
+void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = true);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.
