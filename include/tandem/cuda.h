@@ -41,6 +41,10 @@ struct CudaOptions {
   // can (tensor-core convolutions and matrix multiplies, channels-last, FP32 accumulation);
   // false: every FP16 layer is emulated (FP32 arithmetic on rounded values, as the CPU backend).
   bool real_fp16 = true;
+  // Real FP16 1x1, stride-1, unpadded convolutions: -1 times cuBLASLt's GEMM (the NHWC value is
+  // a [N*H*W, C] matrix) against cuDNN's best and keeps the faster (cuDNN when time_tactics is
+  // off); 0: cuDNN; 1: the GEMM. Those of a 1x1 map always run as the GEMM.
+  int fp16_pointwise_gemm = -1;
 };
 
 // One tactic choice made at compile: what the engine's timing cache stores per layer.

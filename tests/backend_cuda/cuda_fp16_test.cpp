@@ -66,14 +66,14 @@ Agreement agree(const std::vector<float>& a, const std::vector<float>& b) {
 // Runs net (every layer FP16 except those named fp32) on the GPU with real FP16 and on the CPU
 // with the emulation; checks agreement and that each of want_kinds is among the GPU's step kinds.
 void check_against_emulation(const Network& net, const TensorMap& in, const std::vector<std::string>& want_kinds,
-                             const std::vector<std::string>& fp32 = {}) {
+                             const std::vector<std::string>& fp32 = {}, const CudaOptions& co = CudaOptions{}) {
   ExecOptions o;
   o.numerics = fp16_numerics(net);
   for (size_t l = 0; l < net.layers.size(); ++l)
     for (const auto& name : fp32)
       if (net.layers[l].name == name) o.numerics.layer_precision[l] = Precision::kUnset;
   auto cpu = make_cpu_executor(net, o);
-  auto gpu = make_cuda_executor(net, o, CudaOptions{});
+  auto gpu = make_cuda_executor(net, o, co);
   TensorMap want = cpu->run(in);
   TensorMap got = gpu->run(in);
   TensorMap got2 = gpu->run(in);  // CUDA graph replay
@@ -215,6 +215,28 @@ TEST(CudaFp16, SqueezeExcitationAndConcat) {
   fp32_output(b, y, {2, 21, 6, 9});
   TensorMap in = {{"x", host("x", d, random_values(size_t(volume(d)), 41))}};
   check_against_emulation(b.n, in, {"Reduce(fp16)", "ElementWise(fp16)", "Concatenation(fp16)", "Activation(fp16)"});
+}
+
+// 1x1 stride-1 convolutions as cuBLASLt GEMMs over the NHWC value ([N*H*W, C] x [C, K]), forced
+// (CudaOptions::fp16_pointwise_gemm = 1): with fused ReLU, with bias only, and with an odd K.
+TEST(CudaFp16, PointwiseConvolutionsAsGemm) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d = {2, 32, 7, 9};
+  TensorId x = b.input("x", d);
+  TensorId c1 = conv(b, "c1", x, 32, 64, 1, 1, 0, 1, {2, 64, 7, 9}, 59);
+  TensorId r1 = act(b, "r1", c1, {2, 64, 7, 9}, ActivationType::kRelu);
+  TensorId c2 = conv(b, "c2", r1, 64, 32, 1, 1, 0, 1, d, 61);
+  TensorId add = ew(b, "add", c2, x, d, ElementWiseOp::kSum);
+  TensorId c3 = conv(b, "c3", add, 32, 5, 1, 1, 0, 1, {2, 5, 7, 9}, 67);
+  fp32_output(b, c3, {2, 5, 7, 9});
+  TensorMap in = {{"x", host("x", d, random_values(size_t(volume(d)), 71))}};
+  CudaOptions co;
+  co.fp16_pointwise_gemm = 1;
+  check_against_emulation(b.n, in, {"Convolution+Activation(fp16)", "Convolution(fp16)", "ElementWise(fp16)"}, {}, co);
+  ExecOptions o = fp16_options(b.n);
+  auto ex = make_cuda_executor(b.n, o, co);
+  for (const auto& tr : ex->tactics()) EXPECT_NE(tr.tactic.find("cublaslt_gemm_fp16_nhwc"), std::string::npos) << tr.layer;
 }
 
 // Emulated and real FP16 layers in one network: a layer without a half kernel (Softmax) between

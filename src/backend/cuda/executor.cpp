@@ -350,6 +350,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_native_fp16(LayerId id, const Layer& L);
   void build_convolution_h(LayerId id, const Layer& L);
   std::shared_ptr<MatmulDescs> conv_gemm_descs(int64_t rows, int64_t C, int64_t K);
+  float time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y);
   void build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev, const float* bdev,
                          std::shared_ptr<MatmulDescs> D, float time_ms);
   void build_concat_h(const Layer& L);
@@ -1291,6 +1292,24 @@ std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int
   return D;
 }
 
+// Mean of 5 runs of the GEMM on the layer's real buffers (contents irrelevant), ms.
+float CudaExecutorImpl::time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y) {
+  const float one = 1.f, zero = 0.f;
+  auto once = [&] {
+    return cublasLtMatmul(lt_, D.op, &one, wdev, D.a, x, D.b, &zero, y, D.c, y, D.c, &D.algo, lt_workspace_,
+                          lt_workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+  };
+  if (!once()) return -1.f;
+  CK(cudaEventRecord(ev0_, stream_));
+  for (int r = 0; r < 5; ++r) once();
+  CK(cudaEventRecord(ev1_, stream_));
+  CK(cudaEventSynchronize(ev1_));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+  return ms / 5;
+}
+
 // The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel.
 void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev,
                                          const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms) {
@@ -1353,6 +1372,7 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const float* bdev = P.bias_weights >= 0 ? upload_f32(bv) : nullptr;
   const void* bdev_h = upload_half(to_half(bv, Dims{K}, false));
   // A 1x1 convolution of a 1x1 map (squeeze-excitation) is a small GEMM: cuBLASLt, not cuDNN.
+  // Any other 1x1, stride-1, unpadded one: the GEMM when it times faster than cuDNN's best.
   const bool pointwise = kh == 1 && kw == 1 && G == 1 && xd[2] == yd[2] && xd[3] == yd[3] &&
                          get(P.pre_padding, 0, 0) == 0 && get(P.pre_padding, 1, 0) == 0;
   const int64_t rows = xd[0] * xd[2] * xd[3];
@@ -1382,6 +1402,14 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
     unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
   const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, true);
+  const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
+  if (pointwise && try_gemm && in(xt).off == SIZE_MAX) {
+    std::shared_ptr<MatmulDescs> G2 = conv_gemm_descs(rows, C, K);
+    // On the real buffers: the step's input and its final output (the epilogue is point-wise).
+    const float gemm_ms = G2 ? time_conv_gemm(*G2, wdev, at(in(xt)), ptr_[size_t(cur_step_->outputs[0])]) : -1.f;
+    if (gemm_ms >= 0 && (gemm_ms < best.time || copt_.fp16_pointwise_gemm == 1))
+      return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms);
+  }
   const cudnnConvolutionFwdAlgo_t algo = best.algo;
   CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
   const size_t ws = best.memory, ws_off = reserve_scratch(ws);
