@@ -294,16 +294,25 @@ Numerics make_numerics(const Network& net, const Plan& plan,
   n.layer_precision = plan_precisions(plan);
   for (std::string& t : fused_int8_tensors(net, n.layer_precision)) n.unquantized.insert(std::move(t));
   n.per_channel_axis = per_channel_weights(net, n.layer_precision);
+  // A cache written before Constant outputs took TensorRT's names (`(Unnamed Layer* N)
+  // [Constant]_output`) lists them under the weights' ONNX name: the same tensor.
+  std::map<std::string, float> given = scales;
+  for (const Layer& L : net.layers) {
+    if (L.kind != LayerKind::kConstant || L.outputs.empty()) continue;
+    const WeightsId w = L.as<ConstantParams>().weights;
+    auto old = w >= 0 ? scales.find(net.weights[w].name) : scales.end();
+    if (old != scales.end()) given.emplace(net.tensors[L.outputs[0]].name, old->second);
+  }
   std::map<std::string, float> ranges;
-  for (auto& [k, s] : scales) ranges[k] = s * 127.f;
+  for (auto& [k, s] : given) ranges[k] = s * 127.f;
   ranges = tie_ranges(net, n.layer_precision, std::move(ranges));
   for (const std::string& t : int8_tensors(net, n.layer_precision)) {
     auto it = ranges.find(t);
     if (it == ranges.end())
       throw Error("no INT8 scale for tensor '" + t + "' (read or written by an INT8 layer); " +
                   "recalibrate or add it to the cache");
-    auto orig = scales.find(t);
-    n.tensor_scales[t] = (orig != scales.end() && orig->second * 127.f == it->second)
+    auto orig = given.find(t);
+    n.tensor_scales[t] = (orig != given.end() && orig->second * 127.f == it->second)
                              ? orig->second
                              : it->second / 127.f;
   }

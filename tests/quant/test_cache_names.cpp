@@ -91,3 +91,31 @@ TEST(CacheNames, DetGolden) {
   EXPECT_EQ(constants, 154);  // det folds no node: tandem's layer indices are the parser's
   expect_golden("cache_names_det.txt", names);
 }
+
+// A cache written before Constant outputs took TensorRT's names lists cls's FC weights as
+// `fc_0.w_0`: make_numerics reads that line as the scale of `(Unnamed Layer* 291) [Constant]_output`.
+TEST(CacheNames, OldConstantNamesStillRead) {
+  const std::string model = kSrc + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+  if (!fs::exists(model)) FAIL() << "model missing: " << model << " (scripts/fetch-data.sh)";
+  ImportOptions opt;
+  opt.shapes = {{"x", {1, 3, 48, 192}}};
+  Network net = import_onnx(model, opt);
+  PlanOptions po;
+  po.max_chunks = 0;  // all chunks: the FC runs INT8 and reads its weights per channel
+  po.min_layers = 0;
+  Plan plan = make_plan(net, po);
+  auto batcher = make_synthetic_batcher(input_specs(net), 1, 1, -1.f, 1.f, 3);
+  CalibrateOptions co;
+  co.progress = false;
+  co.algorithm = CalibAlgorithm::kMinMax;
+  std::map<std::string, float> scales = calibrate(net, plan, *batcher, co).scales;
+  const std::string fc = "(Unnamed Layer* 291) [Constant]_output";
+  ASSERT_TRUE(scales.count(fc));
+  const float s = scales.at(fc);
+  const Numerics want = make_numerics(net, plan, scales);
+  scales.erase(fc);
+  EXPECT_THROW(make_numerics(net, plan, scales), Error);
+  scales["fc_0.w_0"] = s;
+  const Numerics got = make_numerics(net, plan, scales);
+  EXPECT_EQ(got.tensor_scales, want.tensor_scales);
+}
