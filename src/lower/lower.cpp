@@ -142,7 +142,7 @@ class Lowering {
       // A concatenation of half values copies values already on the FP16 grid: it stays in half
       // whatever its precision (an FP16 build leaves concatenations at FP32).
       bool half_inputs = l.kind == LayerKind::kConcatenation && precision_of(id) == Precision::kUnset;
-      for (TensorId t : l.inputs) half_inputs = half_inputs && g_.values[size_t(t)].storage == DataType::kHalf;
+      for (TensorId t : l.inputs) half_inputs = half_inputs && will_be_half(t);
       if (precision_of(id) != Precision::kFP16 && !half_inputs) continue;
       bool ok = true;
       for (TensorId t : l.outputs)
@@ -161,6 +161,23 @@ class Lowering {
       for (LayerId c : cs) all_native = all_native && native_[size_t(c)];
       if (all_native) store_half(t);
     }
+  }
+  // Whether t is (or, once plan_views has run, will be a view of) a half value; a wrong guess
+  // costs a convert step, never a wrong result (emit_steps converts what a layer reads).
+  bool will_be_half(TensorId t) const {
+    for (int guard = 0; guard < 16; ++guard) {
+      const ExecValue& v = g_.values[size_t(t)];
+      if (v.storage == DataType::kHalf) return true;
+      const Tensor& T = net_.tensors[size_t(t)];
+      if (T.producer < 0 || T.is_output || T.type != DataType::kFloat) return false;
+      const Layer& P = net_.layers[size_t(T.producer)];
+      if (!is_view_kind(P) || P.inputs.empty()) return false;
+      const ExecValue& iv = g_.values[size_t(P.inputs[0])];
+      if (v.dims != iv.dims && (half_layout(iv.dims) != ValueLayout::kLinear || half_layout(v.dims) != ValueLayout::kLinear))
+        return false;
+      t = P.inputs[0];
+    }
+    return false;
   }
   // Fusion happens between layers of one class: FP32 (0), native FP16 (1); emulated: never (-1).
   int fuse_class(LayerId id) const {

@@ -126,3 +126,64 @@ TEST(LowerFp16, OutputsAndKeepAllStayEmulated) {
   g = lower(f.n, num, p);
   for (const ExecValue& v : g.values) EXPECT_EQ(v.storage, DataType::kFloat) << v.name;
 }
+
+// Views and constants around half values: a reshape of a value whose NHWC and NCHW bytes agree
+// (H = W = 1) stays a view and half; a reshape of a channels-last value is a step of its own
+// reading a float copy; a constant read only by half layers is half; an FP32 concatenation of
+// half values stays half (no convert around it); the FP16 layer writing the output is emulated.
+TEST(LowerFp16, ViewsConstantsAndConcatenation) {
+  Network n;
+  auto tensor = [&](const std::string& name, Dims d) { return n.add_tensor({name, DataType::kFloat, d}); };
+  TensorId x = tensor("x", {1, 8, 1, 1}), y = tensor("y", {1, 8, 4, 4});
+  for (TensorId t : {x, y}) n.tensors[size_t(t)].is_input = true, n.inputs.push_back(t);
+  TensorId xr = tensor("xr", {1, 8, 1, 1}), yr = tensor("yr", {1, 8, 4, 4});
+  n.add_layer({"xrelu", LayerKind::kActivation, {x}, {xr}, ActivationParams{ActivationType::kRelu}});
+  n.add_layer({"yrelu", LayerKind::kActivation, {y}, {yr}, ActivationParams{ActivationType::kRelu}});
+  ShuffleParams flat;
+  flat.reshape = Dims{1, 8};
+  TensorId xf = tensor("xf", {1, 8});
+  n.add_layer({"xflat", LayerKind::kShuffle, {xr}, {xf}, flat});
+  ShuffleParams flat2;
+  flat2.reshape = Dims{1, 128};
+  TensorId yf = tensor("yf", {1, 128});
+  n.add_layer({"yflat", LayerKind::kShuffle, {yr}, {yf}, flat2});
+  Weights w;
+  w.name = "k_w";
+  w.dims = {1, 8};
+  w.bytes.assign(8 * 4, 0);
+  TensorId k = tensor("k", {1, 8});
+  n.add_layer({"k", LayerKind::kConstant, {}, {k}, ConstantParams{n.add_weights(std::move(w))}});
+  TensorId s = tensor("s", {1, 8});
+  n.add_layer({"sum", LayerKind::kElementWise, {xf, k}, {s}, ElementWiseParams{ElementWiseOp::kSum}});
+  TensorId cat = tensor("cat", {1, 16});
+  n.add_layer({"cat", LayerKind::kConcatenation, {s, xf}, {cat}, ConcatenationParams{1}});
+  TensorId out = tensor("out", {1, 16});
+  n.add_layer({"tail", LayerKind::kActivation, {cat}, {out}, ActivationParams{ActivationType::kRelu}});
+  for (TensorId t : {out, yf}) n.tensors[size_t(t)].is_output = true, n.outputs.push_back(t);
+  Numerics num;
+  num.layer_precision = {Precision::kFP16, Precision::kFP16, Precision::kUnset, Precision::kUnset,
+                         Precision::kUnset, Precision::kFP16, Precision::kUnset, Precision::kFP16};
+  LowerPolicy p = gpu_like(true);
+  p.fp16_native = [](const Network&, LayerId) { return true; };
+  ExecGraph g = lower(n, num, p);
+  EXPECT_EQ(describe(n, g),
+            "xrelu [round fp16] (x) -> x@fp16\n"
+            "xrelu [Activation] (x@fp16) -> xr\n"
+            "yrelu [round fp16] (y) -> y@fp16\n"
+            "yrelu [Activation] (y@fp16) -> yr\n"
+            "yflat [round fp16] (yr) -> yr@fp32\n"
+            "yflat [Shuffle] (yr@fp32) -> yf\n"
+            "sum [ElementWise] (xf, k) -> s\n"
+            "cat [Concatenation] (s, xf) -> cat\n"
+            "tail [round fp16] (cat) -> cat@fp32\n"
+            "tail [Activation] (cat@fp32) -> out\n"
+            "tail [round fp16] (out) -> out\n");
+  EXPECT_EQ(g.values[size_t(xf)].alias_of, ValueId(xr));           // a view, half like xr
+  EXPECT_EQ(g.values[size_t(xf)].storage, DataType::kHalf);
+  EXPECT_EQ(g.values[size_t(yr)].layout, ValueLayout::kNHWC);
+  EXPECT_EQ(g.values[size_t(yf)].storage, DataType::kFloat);       // the reshape copies, in float
+  EXPECT_EQ(g.values[size_t(yf)].alias_of, -1);
+  EXPECT_EQ(g.values[size_t(k)].storage, DataType::kHalf);         // read by `sum` alone
+  EXPECT_EQ(g.values[size_t(cat)].storage, DataType::kHalf);       // FP32 concat of half inputs
+  EXPECT_EQ(g.values[size_t(out)].storage, DataType::kFloat);      // a network output
+}
