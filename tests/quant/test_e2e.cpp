@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -13,11 +14,13 @@
 #include <set>
 
 #include "tandem/npy.h"
+#include "tandem/numerics.h"
 #include "tandem/onnx.h"
 #include "tandem/plan.h"
 #include "tandem/qdq.h"
 #include "tandem/quant.h"
 #include "tandem/runtime.h"
+#include "tandem_onnx_pb/onnx.pb.h"
 
 using namespace tandem;
 namespace fs = std::filesystem;
@@ -574,7 +577,9 @@ FirstFlip first_rounding_difference(const Network& net, const Numerics& n, const
         continue;
       const HostTensor& x = ea->all_tensors().at(name);
       const HostTensor& y = eb->all_tensors().at(name);
-      if (std::memcmp(x.data.data(), y.data.data(), x.data.size()) == 0) continue;
+      bool same = x.count() == y.count();
+      for (int64_t i = 0; same && i < x.count(); ++i) same = x.f32()[i] == y.f32()[i];  // -0 == +0
+      if (same) continue;
       f.tensor = name;
       f.elements = x.count();
     }
@@ -595,6 +600,114 @@ FirstFlip first_rounding_difference(const Network& net, const Numerics& n, const
     f.one_step += std::fabs(std::fabs(double(qa.f32()[i]) - qb.f32()[i]) - s) <= 1e-3 * s;
     const double ma = double(xa.f32()[i]) / s, mb = double(xb.f32()[i]) / s;
     f.at_midpoint += std::fabs(ma - std::floor(ma) - 0.5) <= 1e-3 && std::fabs(mb - std::floor(mb) - 0.5) <= 1e-3;
+  }
+  return f;
+}
+
+// The same question against ONNX Runtime: every quantized tensor of the Q/DQ model (each
+// DequantizeLinear output, and the value each QuantizeLinear rounds) becomes a graph output, and
+// the first INT8-layer output whose ONNX Runtime values differ from the emulation's is examined
+// as above: one-step differences, and where ONNX Runtime's and tandem's unquantized values sit.
+std::string npy_name(const std::string& n) {
+  std::string s = n;
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') c = '_';
+  return s + ".npy";
+}
+
+FirstFlip ort_first_difference(const std::string& model, const Network& net, const Numerics& n, const TensorMap& in,
+                               const std::string& dir) {
+  FirstFlip f;
+  export_qdq(model, dir + "/qdq.onnx", net, n);
+  onnx::ModelProto m;
+  {
+    std::ifstream is(dir + "/qdq.onnx", std::ios::binary);
+    EXPECT_TRUE(m.ParseFromIstream(&is));
+  }
+  std::set<std::string> outs;
+  for (const auto& o : m.graph().output()) outs.insert(o.name());
+  std::vector<std::string> add;
+  for (const auto& node : m.graph().node()) {
+    if (node.op_type() == "DequantizeLinear" && node.output_size()) add.push_back(node.output(0));
+    if (node.op_type() == "QuantizeLinear" && node.input_size()) add.push_back(node.input(0));
+  }
+  for (const std::string& a : add)
+    if (outs.insert(a).second) {
+      auto* o = m.mutable_graph()->add_output();
+      o->set_name(a);
+      o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    }
+  {
+    std::ofstream os(dir + "/qdq_all.onnx", std::ios::binary);
+    EXPECT_TRUE(m.SerializeToOstream(&os));
+  }
+  write_npy(dir + "/in.npy", in.begin()->second);
+  const std::string cmd = "node " + kSrc + "/tools/peer/ort_run.js " + dir + "/qdq_all.onnx --input " +
+                          in.begin()->first + "=" + dir + "/in.npy --output-dir " + dir + "/ort --opt-level basic > " +
+                          dir + "/ort_all.log 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << cmd;
+    return f;
+  }
+  ExecOptions eo;
+  eo.numerics = n;
+  auto emu = make_cpu_executor(net, eo, true);
+  emu->run(in);
+  // In network order: the inputs an INT8 layer quantizes on the way in (edge Q/DQ, `t_dequantized`
+  // in the Q/DQ model), then its outputs (stored quantized). For each: both sides' quantized and
+  // unquantized values.
+  struct Candidate {
+    std::string name;
+    bool edge;
+  };
+  std::vector<Candidate> order;
+  std::set<std::string> seen;
+  for (size_t l = 0; l < net.layers.size(); ++l) {
+    if (n.layer_precision[l] != Precision::kINT8) continue;
+    for (TensorId t : net.layers[l].inputs) {
+      const std::string& name = net.tensors[t].name;
+      const LayerId p = net.tensors[t].producer;
+      const bool int8_written = p >= 0 && n.layer_precision[size_t(p)] == Precision::kINT8;
+      if (!int8_written && n.tensor_scales.count(name) && !n.unquantized.count(name) &&
+          fs::exists(dir + "/ort/" + npy_name(name + "_dequantized")) && seen.insert(name + " edge").second)
+        order.push_back({name, true});
+    }
+    for (TensorId t : net.layers[l].outputs) {
+      const std::string& name = net.tensors[t].name;
+      if (n.tensor_scales.count(name) && !n.unquantized.count(name) && fs::exists(dir + "/ort/" + npy_name(name)) &&
+          seen.insert(name).second)
+        order.push_back({name, false});
+    }
+  }
+  for (const Candidate& c : order) {
+    const float s = n.tensor_scales.at(c.name);
+    const HostTensor oq = read_npy(dir + "/ort/" + npy_name(c.edge ? c.name + "_dequantized" : c.name));
+    const HostTensor& e = emu->all_tensors().at(c.name);
+    std::vector<float> tq(size_t(e.count()));
+    for (int64_t i = 0; i < e.count(); ++i) tq[size_t(i)] = c.edge ? fake_quant_int8(e.f32()[i], s) : e.f32()[i];
+    int64_t diff = 0;
+    for (int64_t i = 0; i < e.count() && i < oq.count(); ++i) diff += tq[size_t(i)] != oq.f32()[i];
+    if (diff == 0 && oq.count() == e.count()) continue;
+    f.tensor = c.name + (c.edge ? " (quantized on the way into an INT8 layer)" : "");
+    f.elements = e.count();
+    HostTensor tpre = e;  // an edge input is FP32 in the emulation; an INT8 output: run it unquantized
+    if (!c.edge) {
+      Numerics raw = n;
+      raw.unquantized.insert(c.name);
+      eo.numerics = raw;
+      auto unq = make_cpu_executor(net, eo, true);
+      unq->run(in);
+      tpre = unq->all_tensors().at(c.name);
+    }
+    const HostTensor opre = read_npy(dir + "/ort/" + npy_name(c.edge ? c.name : c.name + "_prequant"));
+    for (int64_t i = 0; i < e.count() && i < oq.count(); ++i) {
+      if (tq[size_t(i)] == oq.f32()[i]) continue;
+      if (f.differing++ == 0) f.x_over_s = double(opre.f32()[i]) / s;
+      f.one_step += std::fabs(std::fabs(double(tq[size_t(i)]) - oq.f32()[i]) - s) <= 1e-3 * s;
+      const double ma = double(tpre.f32()[i]) / s, mb = double(opre.f32()[i]) / s;
+      f.at_midpoint += std::fabs(ma - std::floor(ma) - 0.5) <= 1e-3 && std::fabs(mb - std::floor(mb) - 0.5) <= 1e-3;
+    }
+    break;
   }
   return f;
 }
@@ -664,10 +777,22 @@ TEST_F(QdqAcceptance, ClsSeedAndAllChunks) {
     std::printf("cls %s plan: oneDNN vs reference kernels first differ at '%s': %lld of %lld elements, %lld by one "
                 "step, %lld at a midpoint (first: x / s = %.6f)\n", which, f.tensor.c_str(), (long long)f.differing,
                 (long long)f.elements, (long long)f.one_step, (long long)f.at_midpoint, f.x_over_s);
-    if (f.tensor.empty()) continue;
-    EXPECT_EQ(f.one_step, f.differing) << which << ": " << f.tensor;
-    EXPECT_EQ(f.at_midpoint, f.differing) << which << ": " << f.tensor;
-    EXPECT_LE(f.differing * 1000, f.elements) << which << ": " << f.tensor;
+    if (!f.tensor.empty()) {
+      EXPECT_EQ(f.one_step, f.differing) << which << ": " << f.tensor;
+      EXPECT_EQ(f.at_midpoint, f.differing) << which << ": " << f.tensor;
+      EXPECT_LE(f.differing * 1000, f.elements) << which << ": " << f.tensor;
+    }
+    // And between ONNX Runtime and tandem, with ONNX Runtime's own unquantized values.
+    const FirstFlip o = ort_first_difference(kCls, net, n, one, tmp_dir(std::string("cls_tensors_") + which));
+    std::printf("cls %s plan: ONNX Runtime vs tandem first differ at '%s': %lld of %lld elements, %lld by one step, "
+                "%lld at a midpoint (first: ONNX Runtime's x / s = %.6f)\n", which, o.tensor.c_str(),
+                (long long)o.differing, (long long)o.elements, (long long)o.one_step, (long long)o.at_midpoint,
+                o.x_over_s);
+    if (!o.tensor.empty()) {
+      EXPECT_EQ(o.one_step, o.differing) << which << ": " << o.tensor;
+      EXPECT_EQ(o.at_midpoint, o.differing) << which << ": " << o.tensor;
+      EXPECT_LE(o.differing * 1000, o.elements) << which << ": " << o.tensor;
+    }
   }
 }
 
