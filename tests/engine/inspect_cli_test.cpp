@@ -157,7 +157,7 @@ TEST(InspectEngine, TextHasTheHeaderAndOneRowPerLayer) {
   write_engine_file(path, test::small_contents());
   Result r = tandem_cli("inspect " + path);
   ASSERT_EQ(r.rc, 0) << r.out;
-  for (const std::string& want : std::vector<std::string>{"engine      " + path + " (", "format      1 (tandem " + std::string(TANDEM_VERSION) + ", created 2026-11-26T00:00:00Z)",
+  for (const std::string& want : std::vector<std::string>{"engine      " + path + " (", "format      " + std::to_string(kEngineFormatVersion) + " (tandem " + std::string(TANDEM_VERSION) + ", created 2026-11-26T00:00:00Z)",
         "model       small.onnx sha256 " + std::string(64, 'a'), std::string("target      orin, DLA core 0"), std::string("backend     cpu"),
         std::string("device key  not recorded (tactics not timed, or an engine from before tandem recorded it)"),
         std::string("tactic      cpu.threads=2 (1.500 ms) for network:abc"),
