@@ -33,7 +33,7 @@ bool is_float_kind(LayerKind k) {
     case LayerKind::kElementWise: case LayerKind::kConcatenation: case LayerKind::kShuffle:
     case LayerKind::kSlice: case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kConstant:
     case LayerKind::kGather: case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
-    case LayerKind::kScatter: case LayerKind::kTopK:
+    case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kRoiAlign:  // int batch indices
       return false;
   }
   return false;
@@ -450,11 +450,10 @@ class CpuExecutor : public Executor {
     split_.compute_ms = ms_since(t0);  // the host computes in place: no device copies
     TensorMap out;
     for (TensorId t : graph_.outputs) out[graph_.values[size_t(t)].name] = to_host(t);
-    if (keep_all_) {
-      all_.clear();
+    if (keep_all_)  // the same tensors every run: refill last run's buffers (no allocation, no
+                    // page faults: calibration runs this once per image)
       for (TensorId t = 0; t < TensorId(n_tensors_); ++t)
-        if (ptr_[size_t(t)]) all_[graph_.values[size_t(t)].name] = to_host(t);
-    }
+        if (ptr_[size_t(t)]) to_host(t, all_[graph_.values[size_t(t)].name]);
     return out;
   }
 
@@ -587,7 +586,7 @@ class CpuExecutor : public Executor {
       case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
       case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-      case LayerKind::kGridSample:
+      case LayerKind::kGridSample: case LayerKind::kRoiAlign:
         return cpu::make_ref_kernel(net, l, net.weights);
     }
     throw Error(layer_desc(l) + ": unknown layer kind");
@@ -605,14 +604,17 @@ class CpuExecutor : public Executor {
   }
 
   HostTensor to_host(TensorId t) const {
-    const ExecValue& v = graph_.values[size_t(t)];
     HostTensor h;
+    to_host(t, h);
+    return h;
+  }
+  void to_host(TensorId t, HostTensor& h) const {
+    const ExecValue& v = graph_.values[size_t(t)];
     h.name = v.name;
     h.type = v.type;
     h.dims = v.dims;
     const uint8_t* p = ptr_[size_t(t)];
-    h.data.assign(p, p + size_t(v.bytes));
-    return h;
+    h.data.assign(p, p + size_t(v.bytes));  // same size as last run: reuses the capacity
   }
 
   int threads_;
@@ -681,7 +683,7 @@ std::string cpu_unsupported_reason(const Network& net) {
       case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN:
       case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-      case LayerKind::kGridSample:
+      case LayerKind::kGridSample: case LayerKind::kRoiAlign:
         break;
     }
   }
