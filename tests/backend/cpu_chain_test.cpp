@@ -155,3 +155,26 @@ TEST(CpuResize, NearestIsOneGatherOverEveryAxis) {
   const std::vector<float> want = {1, 1, 2, 2, 3, 1, 1, 2, 2, 3, 4, 4, 5, 5, 6, 4, 4, 5, 5, 6};
   EXPECT_EQ(got, want);
 }
+
+TEST(CpuChains, HardSigmoidTimesInputChainEqualsUnfusedBitForBit) {
+  // x -> HardSigmoid(0.2, 0.5) -> * x -> - 0.75: alpha * x + beta must not become an FMA in the
+  // chain kernel (cloned per instruction set) when the layer's own kernel rounds twice.
+  Net b;
+  TensorId x = b.input("x", {1, 8, 64, 64});
+  TensorId h = b.act("hsig", {ActivationType::kHardSigmoid, 0.2f, 0.5f}, x);
+  TensorId m = b.eltwise("mul", ElementWiseOp::kProd, h, x);
+  TensorId y = b.eltwise("sub", ElementWiseOp::kSub, m, b.scalar("c", 0.75f));
+  b.output(y);
+  const ExecGraph g = lower(b.n, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
+  ASSERT_EQ(g.steps.size(), 1u) << describe(b.n, g);
+  EXPECT_EQ(g.steps[0].kind, StepKind::kPointwiseChain);
+  std::vector<float> xs(8 * 64 * 64);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = -4.f + 8.f * float((i * 7919) % 10007) / 10007.f + 1e-3f * float(i % 7);
+  const std::vector<float> fused = run(b.n, xs, true), plain = run(b.n, xs, false);
+  size_t differ = 0;
+  for (size_t i = 0; i < fused.size(); ++i) differ += std::memcmp(&fused[i], &plain[i], 4) != 0;
+  EXPECT_EQ(differ, 0u);
+  // Hand-worked: x = 1: hsig = 0.7, * 1 = 0.7, - 0.75 = -0.05 (in float).
+  const std::vector<float> one = run(b.n, std::vector<float>(xs.size(), 1.f), true);
+  EXPECT_FLOAT_EQ(one[0], (0.2f * 1.f + 0.5f) * 1.f - 0.75f);
+}
