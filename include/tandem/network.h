@@ -42,8 +42,9 @@ enum class LayerKind : uint8_t {
   kTopK,
   kEinsum,
   kGridSample,
+  kRoiAlign,
 };
-inline constexpr int kLayerKindCount = 26;
+inline constexpr int kLayerKindCount = 27;
 
 struct LayerKindInfo {
   std::string_view name;      // "Convolution"
@@ -234,6 +235,15 @@ struct GridSampleParams {
   bool align_corners = false;
   SliceMode sample_mode = SliceMode::kFill;
 };
+// RoiAlign (ONNX RoiAlign; TensorRT runs it as NVIDIA's ROIAlign_TRT plugin, a PLUGIN_V3 layer):
+// inputs X [N,C,H,W], rois [R,4] (x1, y1, x2, y2), batch indices [R] -> [R, C, out_h, out_w].
+struct RoiAlignParams {
+  bool max_mode = false;     // ONNX mode "max" (else "avg")
+  bool half_pixel = true;    // coordinate_transformation_mode half_pixel (else output_half_pixel)
+  int64_t out_h = 1, out_w = 1;
+  int64_t sampling_ratio = 0;  // 0: adaptive, ceil(roi size / output size)
+  float spatial_scale = 1.f;
+};
 struct CastParams {
   DataType to = DataType::kFloat;
 };
@@ -250,7 +260,7 @@ using LayerParams =
                  ScaleParams, ConcatenationParams, ResizeParams, ShuffleParams, SliceParams,
                  SoftMaxParams, ReduceParams, MatrixMultiplyParams, UnaryParams, ConstantParams,
                  LRNParams, GatherParams, CastParams, NormalizationParams, ScatterParams,
-                 TopKParams, EinsumParams, GridSampleParams>;
+                 TopKParams, EinsumParams, GridSampleParams, RoiAlignParams>;
 
 // ---- Tensors and layers ----------------------------------------------------------------------
 using TensorId = int;

@@ -766,6 +766,9 @@ struct Checker {
       case LayerKind::kTopK: fail("TopK is not a DLA-supported layer (DLA supported-layers list)"); break;
       case LayerKind::kEinsum: fail("Einsum is not a DLA-supported layer (DLA supported-layers list)"); break;
       case LayerKind::kGridSample: fail("GridSample is not a DLA-supported layer (DLA supported-layers list)"); break;
+      case LayerKind::kRoiAlign:
+        fail("RoiAlign is TensorRT's ROIAlign_TRT plugin, not a DLA-supported layer (DLA supported-layers list)");
+        break;
     }
   }
 };
@@ -827,6 +830,7 @@ Int8RangeTie int8_equal_range_tensors(const Network& net, const Layer& L) {
     case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization: case LayerKind::kSelect:
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
+    case LayerKind::kRoiAlign:
       break;  // no range rule
   }
   return r;

@@ -159,6 +159,15 @@ void get(Reader& r, GridSampleParams& p) {
   p.sample_mode = r.enumeration<SliceMode>(5, "grid sample mode");
 }
 
+void put(Writer& w, const RoiAlignParams& p) {
+  w.boolean(p.max_mode); w.boolean(p.half_pixel); w.i64(p.out_h); w.i64(p.out_w); w.i64(p.sampling_ratio);
+  w.f32(p.spatial_scale);
+}
+void get(Reader& r, RoiAlignParams& p) {
+  p.max_mode = r.boolean(); p.half_pixel = r.boolean(); p.out_h = r.i64(); p.out_w = r.i64();
+  p.sampling_ratio = r.i64(); p.spatial_scale = r.f32();
+}
+
 template <size_t I>
 LayerParams read_alt(Reader& r) {
   std::variant_alternative_t<I, LayerParams> p{};

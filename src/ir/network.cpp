@@ -37,6 +37,7 @@ constexpr std::array<LayerKindInfo, kLayerKindCount> kLayerKinds = {{
     {"TopK", "TOPK", "TopK", 1, 1},
     {"Einsum", "EINSUM", "Einsum", 1, 2},
     {"GridSample", "GRID_SAMPLE", "GridSample", 2, 2},
+    {"RoiAlign", "PLUGIN_V3", "PluginV3", 3, 3},  // the parser's ROIAlign_TRT plugin layer
 }};
 
 template <class T>
@@ -72,6 +73,7 @@ size_t params_index_for(LayerKind k) {
     case LayerKind::kTopK: return variant_index<TopKParams>();
     case LayerKind::kEinsum: return variant_index<EinsumParams>();
     case LayerKind::kGridSample: return variant_index<GridSampleParams>();
+    case LayerKind::kRoiAlign: return variant_index<RoiAlignParams>();
     case LayerKind::kParametricReLU:
     case LayerKind::kIdentity:
     case LayerKind::kSelect: return variant_index<NoParams>();

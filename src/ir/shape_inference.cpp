@@ -327,6 +327,18 @@ std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, c
     case LayerKind::kTopK: return topk_outputs(net, l);
     case LayerKind::kEinsum: return einsum_outputs(net, l);
     case LayerKind::kGridSample: return grid_sample_outputs(net, l);
+    case LayerKind::kRoiAlign: {
+      const auto& p = l.as<RoiAlignParams>();
+      const Dims& x = in(0).dims;
+      const Dims& r = in(1).dims;
+      const Dims& b = in(2).dims;
+      if (x.size() != 4 || r.size() != 2 || r[1] != 4 || b.size() != 1 || b[0] != r[0])
+        fail(l, fmt::format("input {}, rois {} and batch indices {} are not [N,C,H,W], [R,4] and [R]",
+                            dims_to_string(x), dims_to_string(r), dims_to_string(b)));
+      if (p.out_h < 1 || p.out_w < 1 || p.sampling_ratio < 0) fail(l, "output size and sampling ratio must be positive");
+      if (in(2).type != DataType::kInt32 && in(2).type != DataType::kInt64) fail(l, "batch indices are not int32/int64");
+      return one({r[0], x[1], p.out_h, p.out_w}, in(0).type);
+    }
   }
   fail(l, "unknown layer kind");
 }

@@ -218,6 +218,28 @@ Outs op_reverse_sequence(Importer& I) {
   return {I.add(LayerKind::kGather, GatherParams{time, GatherMode::kElement, 0}, {x, I.const_tensor(idx)})};
 }
 
+// RoiAlign: the parser hands it to NVIDIA's ROIAlign_TRT plugin (onnxOpImporters.cpp); tandem
+// models that plugin layer as the RoiAlign kind. Opset 16's coordinate_transformation_mode
+// (default half_pixel); opset 10 has none and behaves as output_half_pixel.
+Outs op_roi_align(Importer& I) {
+  const TensorId x = I.tin(0);
+  const TensorId rois = I.tin(1);
+  const TensorId batch = index_tensor(I, 2);
+  if (I.rank(x) != 4) I.fail(fmt::format("input rank {} is not supported (4-D: [N, C, H, W])", I.rank(x)));
+  RoiAlignParams p;
+  const std::string mode = I.attr_s("mode", "avg");
+  if (mode != "avg" && mode != "max") I.fail(fmt::format("mode '{}' is not supported", mode));
+  p.max_mode = mode == "max";
+  const std::string ct = I.attr_s("coordinate_transformation_mode", I.opset_ >= 16 ? "half_pixel" : "output_half_pixel");
+  if (ct != "half_pixel" && ct != "output_half_pixel") I.fail(fmt::format("coordinate_transformation_mode '{}' is not supported", ct));
+  p.half_pixel = ct == "half_pixel";
+  p.out_h = I.attr_i("output_height", 1);
+  p.out_w = I.attr_i("output_width", 1);
+  p.sampling_ratio = I.attr_i("sampling_ratio", 0);
+  p.spatial_scale = I.attr_f("spatial_scale", 1.f);
+  return {I.add(LayerKind::kRoiAlign, p, {x, rois, batch})};
+}
+
 }  // namespace
 
 void register_index_ops(std::unordered_map<std::string, OpFn>& m) {
@@ -230,6 +252,7 @@ void register_index_ops(std::unordered_map<std::string, OpFn>& m) {
   m.emplace("Einsum", op_einsum);
   m.emplace("GridSample", op_grid_sample);
   m.emplace("ReverseSequence", op_reverse_sequence);
+  m.emplace("RoiAlign", op_roi_align);
 }
 
 }  // namespace tandem::onnx_detail

@@ -41,7 +41,8 @@ BackendUnderTest backend_under_test() {
            {"Scatter ", unsupported + "no CUDA kernel yet"},
            {"TopK ", unsupported + "no CUDA kernel yet"},
            {"Einsum ", unsupported + "no CUDA kernel yet"},
-           {"GridSample ", unsupported + "no CUDA kernel yet"}}};
+           {"GridSample ", unsupported + "no CUDA kernel yet"},
+           {"RoiAlign ", unsupported + "no CUDA kernel yet"}}};
 #else
   return {"cpu", [](const Network& n, const ExecOptions& o) { return make_cpu_executor(n, o); }, {}};
 #endif

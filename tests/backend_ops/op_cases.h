@@ -709,6 +709,19 @@ inline void grid_sample_cases(std::vector<OpCase>& out) {
       }
 }
 
+inline void roi_align_cases(std::vector<OpCase>& out) {
+  for (bool max_mode : {false, true})
+    for (bool half_pixel : {false, true}) {
+      CaseBuilder b(LayerKind::kRoiAlign, std::string(max_mode ? "max" : "avg") + (half_pixel ? " half_pixel" : ""));
+      TensorId x = b.input("x", {2, 3, 8, 8});
+      TensorId r = b.constant("rois", b.weights_of<float>("rw", DataType::kFloat, {3, 4},
+                                                          {0, 0, 7, 7, 1.5f, 2, 5, 6.5f, -2, 3, 10, 4}));
+      TensorId i = b.constant("bi", b.weights_of<int64_t>("iw", DataType::kInt64, {3}, {0, 1, 1}));
+      b.op(RoiAlignParams{max_mode, half_pixel, 2, 3, 0, 1.f}, {x, r, i});
+      out.push_back(b.finish());
+    }
+}
+
 // Every case of one kind. A kind without a case here fails to compile (-Werror=switch), and a
 // kind whose generator yields nothing fails EveryLayerKindHasCases.
 inline std::vector<OpCase> cases_for(LayerKind kind) {
@@ -740,6 +753,7 @@ inline std::vector<OpCase> cases_for(LayerKind kind) {
     case LayerKind::kTopK: topk_cases(out); break;
     case LayerKind::kEinsum: einsum_cases(out); break;
     case LayerKind::kGridSample: grid_sample_cases(out); break;
+    case LayerKind::kRoiAlign: roi_align_cases(out); break;
   }
   return out;
 }

@@ -64,8 +64,8 @@ inline Tolerance tolerance_for(const std::vector<std::string>& ops) {
       "HardSwish", "ReduceSumSquare", "ReduceL2", "ReduceL1", "GroupNormalization", "LayerNormalization",
       "InstanceNormalization", "BatchNormalization", "MeanVarianceNormalization", "ConvTranspose", "Conv",
       "MatMul", "Gemm", "Einsum",
-      // test_gridsample_bicubic's expected values are printed to 4 decimals.
-      "GridSample"};
+      // test_gridsample_bicubic's and the RoiAlign tests' expected values are printed to 4 decimals.
+      "GridSample", "RoiAlign"};
   for (const std::string& op : ops)
     if (loose.count(op)) return {1e-4, 1e-3};
   return {};

@@ -1,7 +1,7 @@
 // Hand-worked values for the CPU kernels of issue 16's layers, on cases ONNX's node tests do not
 // cover: TopK ties (lower index first) and both ops, ScatterElements duplicate indices under each
 // reduction, GatherND with a batch dim and negative indices, Einsum's diagonal and contraction
-// forms, GridSample's padding modes on points outside the image.
+// forms, GridSample's padding modes on points outside the image, RoiAlign's max mode.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -171,6 +171,26 @@ TEST(IndexKernels, GridSamplePaddingModes) {
     auto g = b.input("g", {1, 1, 2, 2});
     b.layer(LayerKind::kGridSample, GridSampleParams{ResizeMode::kLinear, true, m}, {x, g});
     EXPECT_EQ(floats(b.run({{"x", img}, {"g", grid}}).at("y0")), v) << to_string(m);
+  }
+}
+
+TEST(IndexKernels, RoiAlignAvgAndMax) {
+  // Image [[1,2],[3,4]]; one sample per bin (sampling_ratio 1), 1x1 output. Box (0,0)-(1,1):
+  // output_half_pixel samples the centre (0.5, 0.5): avg 2.5, max = the largest weighted corner
+  // 0.25 * 4 = 1; half_pixel shifts by -0.5 and samples pixel (0, 0): 1 in both modes. Box
+  // (5,5)-(6,6) samples outside the image (more than one pixel): 0.
+  const std::vector<std::tuple<bool, bool, std::vector<float>>> cases = {
+      {false, false, {2.5f, 0.f}}, {true, false, {1.f, 0.f}}, {false, true, {1.f, 0.f}}, {true, true, {1.f, 0.f}}};
+  for (const auto& [max_mode, half_pixel, want] : cases) {
+    Net b;
+    auto x = b.input("x", {1, 1, 2, 2});
+    auto r = b.input("r", {2, 4});
+    auto i = b.input("i", {2}, DataType::kInt32);
+    b.layer(LayerKind::kRoiAlign, RoiAlignParams{max_mode, half_pixel, 1, 1, 1, 1.f}, {x, r, i});
+    auto out = b.run({{"x", f32("x", {1, 1, 2, 2}, {1, 2, 3, 4})},
+                      {"r", f32("r", {2, 4}, {0, 0, 1, 1, 5, 5, 6, 6})},
+                      {"i", host<int32_t>("i", DataType::kInt32, {2}, {0, 0})}});
+    EXPECT_EQ(floats(out.at("y0")), want) << (max_mode ? "max" : "avg") << (half_pixel ? " half_pixel" : "");
   }
 }
 

@@ -59,6 +59,14 @@ TEST(DlaIndexLayers, NoneOnDla) {
     b.layer(LayerKind::kGridSample, "gs", {x, g}, {1, 3, 4, 4}, GridSampleParams{});
     expect_no(b, "gs: GridSample is not a DLA-supported layer");
   }
+  {
+    NetBuilder b;
+    auto x = b.input("x", {1, 3, 8, 8});
+    auto r = b.input("r", {2, 4});
+    auto i = b.input("i", {2}, DataType::kInt32);
+    b.layer(LayerKind::kRoiAlign, "ra", {x, r, i}, {2, 3, 2, 2}, RoiAlignParams{});
+    expect_no(b, "ra: RoiAlign is TensorRT's ROIAlign_TRT plugin");
+  }
 }
 
 TEST(DlaIndexLayers, ThreeDConvolutionAndPoolingNotOnDla) {

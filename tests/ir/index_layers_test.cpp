@@ -90,4 +90,13 @@ TEST(IndexLayers, GridSampleDims) {
   EXPECT_THROW(b.infer(LayerKind::kGridSample, GridSampleParams{}, {b.in({1, 3, 4, 4}), b.in({1, 6, 6, 3})}), Error);
 }
 
+TEST(IndexLayers, RoiAlignDims) {
+  OneLayer b;
+  EXPECT_EQ(b.infer(LayerKind::kRoiAlign, RoiAlignParams{false, true, 5, 6, 2, 0.5f},
+                    {b.in({2, 3, 10, 10}), b.in({7, 4}), b.in({7}, DataType::kInt64)})[0].first,
+            (Dims{7, 3, 5, 6}));
+  EXPECT_THROW(b.infer(LayerKind::kRoiAlign, RoiAlignParams{}, {b.in({2, 3, 10, 10}), b.in({7, 4}), b.in({6}, DataType::kInt64)}),
+               Error);
+}
+
 }  // namespace

@@ -99,6 +99,9 @@ std::string layer_params_text(const Network& net, const Layer& l) {
         else if constexpr (std::is_same_v<P, GridSampleParams>)
           return fmt::format("{} align_corners={} sample={}", to_string(p.interpolation), p.align_corners ? 1 : 0,
                              to_string(p.sample_mode));
+        else if constexpr (std::is_same_v<P, RoiAlignParams>)
+          return fmt::format("{} {}x{} sampling={} scale={}{}", p.max_mode ? "max" : "avg", p.out_h, p.out_w,
+                             p.sampling_ratio, p.spatial_scale, p.half_pixel ? " half_pixel" : "");
         else if constexpr (std::is_same_v<P, CastParams>) return fmt::format("to={}", to_string(p.to));
         else if constexpr (std::is_same_v<P, NormalizationParams>)
           return fmt::format("axes={} eps={} groups={}", axes_text(p.axes), p.epsilon, p.groups);

@@ -33,7 +33,7 @@ bool is_float_kind(LayerKind k) {
     case LayerKind::kElementWise: case LayerKind::kConcatenation: case LayerKind::kShuffle:
     case LayerKind::kSlice: case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kConstant:
     case LayerKind::kGather: case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
-    case LayerKind::kScatter: case LayerKind::kTopK:
+    case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kRoiAlign:  // int batch indices
       return false;
   }
   return false;
@@ -586,7 +586,7 @@ class CpuExecutor : public Executor {
       case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
       case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-      case LayerKind::kGridSample:
+      case LayerKind::kGridSample: case LayerKind::kRoiAlign:
         return cpu::make_ref_kernel(net, l, net.weights);
     }
     throw Error(layer_desc(l) + ": unknown layer kind");
@@ -683,7 +683,7 @@ std::string cpu_unsupported_reason(const Network& net) {
       case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN:
       case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-      case LayerKind::kGridSample:
+      case LayerKind::kGridSample: case LayerKind::kRoiAlign:
         break;
     }
   }

@@ -276,6 +276,7 @@ Kernel make_index_kernel(const Network& net, const Layer& l) {
   if (l.kind == LayerKind::kTopK) return make_topk(net, l);
   if (l.kind == LayerKind::kEinsum) return make_einsum(net, l);
   if (l.kind == LayerKind::kGridSample) return make_grid_sample_kernel(net, l);
+  if (l.kind == LayerKind::kRoiAlign) return make_roi_align_kernel(net, l);
   throw Error("layer '" + l.name + "': " + std::string(to_string(l.kind)) + " is not an index layer");
 }
 

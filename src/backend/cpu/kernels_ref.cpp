@@ -1163,7 +1163,7 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
       if (l.as<GatherParams>().mode != GatherMode::kDefault) return make_gather_mode_kernel(net, l);
       return make_gather(net, l);
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-    case LayerKind::kGridSample: return make_index_kernel(net, l);
+    case LayerKind::kGridSample: case LayerKind::kRoiAlign: return make_index_kernel(net, l);
     case LayerKind::kCast: return make_cast(net, l);
     case LayerKind::kNormalization: return make_normalization(net, l);
     case LayerKind::kSelect: return make_select(net, l);

@@ -804,6 +804,7 @@ void CudaExecutorImpl::build_layer(LayerId id) {
       build_other_layer(id, L);
       break;
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
+    case LayerKind::kRoiAlign:
       unsupported(L, "no CUDA kernel yet (the CPU backend runs it)");
   }
 }
@@ -928,7 +929,7 @@ void CudaExecutorImpl::build_dense_layer(LayerId id, const Layer& L) {
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
     case LayerKind::kNormalization:
     case LayerKind::kResize: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-    case LayerKind::kGridSample:
+    case LayerKind::kGridSample: case LayerKind::kRoiAlign:
       break;  // built by build_layer or another group
   }
 }
@@ -1059,7 +1060,7 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
     case LayerKind::kLRN: case LayerKind::kGather:
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
     case LayerKind::kNormalization: case LayerKind::kScatter: case LayerKind::kTopK:
-    case LayerKind::kEinsum: case LayerKind::kGridSample:
+    case LayerKind::kEinsum: case LayerKind::kGridSample: case LayerKind::kRoiAlign:
       break;  // built by build_layer or another group
   }
 }
@@ -1178,7 +1179,7 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
     case LayerKind::kElementWise: case LayerKind::kScale: case LayerKind::kConcatenation:
     case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax:
     case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kScatter: case LayerKind::kTopK:
-    case LayerKind::kEinsum: case LayerKind::kGridSample:
+    case LayerKind::kEinsum: case LayerKind::kGridSample: case LayerKind::kRoiAlign:
       break;  // built by build_layer or another group
   }
 }

@@ -152,6 +152,7 @@ void check_kind(Checker& c) {
     case LayerKind::kTopK:
     case LayerKind::kEinsum:
     case LayerKind::kGridSample:
+    case LayerKind::kRoiAlign:
       c.refuse(std::string(to_string(l.kind)) + " has no CUDA kernel yet (the CPU backend runs it)");
       break;
     case LayerKind::kSelect:
