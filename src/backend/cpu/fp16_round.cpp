@@ -11,6 +11,7 @@
 // vroundps with round-to-nearest-even (nearbyint in the default rounding mode), the clamps as
 // compare + blend (a NaN compares false and passes through, as in the scalar code), the same
 // multiply: the same bits.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -56,7 +57,12 @@ bool has_avx() {
 }
 
 bool has_f16c() {
-  static const bool yes = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  // CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports has no "f16c"); "avx" includes the
+  // OS's saving of the YMM registers.
+  static const bool yes = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+  }();
   return yes;
 }
 

@@ -77,7 +77,14 @@ void link_block(const ChainLink& k, float* v, const float* x0, int64_t n) {
 // One block through every link. Cloned per instruction set (AVX-512, AVX2, baseline; GCC picks at
 // load time) with every call inlined, so the link loops run 16 or 8 floats wide. No FMA
 // contraction (CMakeLists: -ffp-contract=off), so each link rounds as its layer's kernel does.
-[[gnu::flatten]] __attribute__((target_clones("avx512f", "avx2", "default")))
+// Clang refuses target_clones together with flatten: there the block is compiled once, for the
+// build's baseline (same results, narrower loops; clang builds here are the sanitizer builds).
+#if defined(__clang__)
+#define TANDEM_CHAIN_BLOCK_ATTRIBUTES
+#else
+#define TANDEM_CHAIN_BLOCK_ATTRIBUTES [[gnu::flatten]] __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+TANDEM_CHAIN_BLOCK_ATTRIBUTES
 void chain_block(const ChainLink* links, size_t n_links, float* v, const float* x0, int64_t m) {
   for (size_t k = 0; k < n_links; ++k) link_block(links[k], v, x0, m);
 }
