@@ -36,6 +36,8 @@ struct ExecValue {
   // How the elements are stored: `type`, or kHalf for a float value computed by a native FP16
   // layer (LowerPolicy::fp16_native) or converted for one.
   DataType storage = DataType::kFloat;
+  // A float value stored as half (a native FP16 layer's), as opposed to a tensor of type kHalf.
+  bool float_as_half() const { return type == DataType::kFloat && storage == DataType::kHalf; }
   ValueLayout layout = ValueLayout::kLinear;
   TensorId tensor = -1;    // the network tensor it is (rounded copies: the tensor they copy)
   bool constant = false;   // produced by a Constant layer: evaluated once, outside the arena

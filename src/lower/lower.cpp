@@ -167,7 +167,7 @@ class Lowering {
   bool will_be_half(TensorId t) const {
     for (int guard = 0; guard < 16; ++guard) {
       const ExecValue& v = g_.values[size_t(t)];
-      if (v.storage == DataType::kHalf) return true;
+      if (v.float_as_half()) return true;
       const Tensor& T = net_.tensors[size_t(t)];
       if (T.producer < 0 || T.is_output || T.type != DataType::kFloat) return false;
       const Layer& P = net_.layers[size_t(T.producer)];
@@ -505,7 +505,7 @@ class Lowering {
       std::vector<std::pair<TensorId, ValueId>> copies;
       for (ValueId& in : s.inputs) {
         const Tensor& t = net_.tensors[size_t(in)];
-        const bool half = g_.values[size_t(in)].storage == DataType::kHalf;
+        const bool half = g_.values[size_t(in)].float_as_half();
         if (!rounds(p, t) || (half && p == Precision::kFP16)) {
           in = stored_as(in, DataType::kFloat, id);
           continue;

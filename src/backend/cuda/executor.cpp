@@ -175,7 +175,7 @@ bool native_fp16_layer(const Network& net, LayerId id) {
   return false;
 }
 // A 4-d half value is channels-last in memory (the CUDA policy's fp16_nhwc).
-bool is_nhwc(const ExecValue& v) { return v.storage == DataType::kHalf && v.dims.size() == 4; }
+bool is_nhwc(const ExecValue& v) { return v.float_as_half() && v.dims.size() == 4; }
 // Logical NCHW coordinates in NHWC's physical order.
 Shape to_nhwc_order(Shape s) {
   if (s.rank != 4) return s;
@@ -569,7 +569,7 @@ void CudaExecutorImpl::upload_constants() {
     if (W.count() != volume(T.dims))
       unsupported(L, "weights hold " + std::to_string(W.count()) + " values for a " +
                          join_dims(T.dims) + " tensor");
-    if (graph_.values[size_t(t)].storage == DataType::kHalf) {  // read only by native FP16 layers
+    if (graph_.values[size_t(t)].float_as_half()) {  // read only by native FP16 layers
       ptr_[t] = upload_half(to_half(weights_f32(P.weights, "constant"), T.dims, true));
       continue;
     }
@@ -655,7 +655,7 @@ void CudaExecutorImpl::build_step(const ExecStep& st) {
   if (fused_activation() >= 0) cur_kind_ += "+Activation";
   for (size_t i = 0; i < L.inputs.size() && i < st.inputs.size(); ++i)
     if (st.inputs[i] != L.inputs[i]) in_override_[L.inputs[i]] = st.inputs[i];
-  if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].storage == DataType::kHalf) {
+  if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].float_as_half()) {
     cur_kind_ += "(fp16)";
     build_native_fp16(st.layer, L);
     return;
@@ -675,7 +675,7 @@ void CudaExecutorImpl::build_chain(const ExecStep& st) {
   float* y = static_cast<float*>(ptr_[st.outputs[0]]);
   int64_t n = volume(graph_.values[st.outputs[0]].dims);
   if (!x || !y) fail(where_, "point-wise chain without buffers");
-  if (graph_.values[size_t(st.outputs[0])].storage == DataType::kHalf) {
+  if (graph_.values[size_t(st.outputs[0])].float_as_half()) {
     cur_kind_ += "(fp16)";
     add_step(L.name, [=](cudaStream_t s) { cuda::pointwise_chain_h(c, x, y, n, s); });
     return;
@@ -1784,7 +1784,7 @@ void CudaExecutorImpl::build_matmul(LayerId id, const Layer& L) {
   auto D = std::make_shared<MatmulDescs>();
   mm_descs_.push_back(D);
   // Real FP16: half operands and result, FP32 accumulation and scaling (tensor cores).
-  const bool half = graph_.values[size_t(ct)].storage == DataType::kHalf;
+  const bool half = graph_.values[size_t(ct)].float_as_half();
   const cudaDataType_t dt = half ? CUDA_R_16F : CUDA_R_32F;
   cublasComputeType_t ctype = copt_.allow_tf32 && !half ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   CK(cublasLtMatmulDescCreate(&D->op, ctype, CUDA_R_32F));
