@@ -349,10 +349,13 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_chain(const ExecStep& st);
   void build_native_fp16(LayerId id, const Layer& L);
   void build_convolution_h(LayerId id, const Layer& L);
-  std::shared_ptr<MatmulDescs> conv_gemm_descs(int64_t rows, int64_t C, int64_t K);
+  std::shared_ptr<MatmulDescs> conv_gemm_descs(int64_t rows, int64_t C, int64_t K,
+                                               cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT,
+                                               const void* bias_h = nullptr);
+  cublasLtEpilogue_t gemm_epilogue(bool has_bias) const;
   float time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y);
   void build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev, const float* bdev,
-                         std::shared_ptr<MatmulDescs> D, float time_ms);
+                         std::shared_ptr<MatmulDescs> D, float time_ms, bool epilogue_in_gemm = false);
   void build_concat_h(const Layer& L);
   Shape half_strides(TensorId t, const Dims& od) const;
   cuda::PwOp pw_op(const Epilogue& e) const;
@@ -1271,12 +1274,23 @@ void CudaExecutorImpl::build_concat_h(const Layer& L) {
 // A 1x1, stride-1, unpadded convolution of an NHWC half value is the GEMM
 // Y[rows, K] = X[rows, C] W[K, C]^T with rows = N * H * W (cuBLASLt, column-major:
 // Y^T = op_T(W as C x K) X^T); the descriptors and cuBLASLt's first heuristic choice (null: none).
-std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int64_t C, int64_t K) {
+std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int64_t C, int64_t K,
+                                                              cublasLtEpilogue_t epilogue, const void* bias_h) {
   auto D = std::make_shared<MatmulDescs>();
   CK(cublasLtMatmulDescCreate(&D->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  // cuBLASLt's epilogue: the bias (one per output channel = per row of the K x rows result, half
+  // like the result) and ReLU applied to the FP32 accumulator before the one rounding to half.
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    if (bias_h) {
+      const cudaDataType_t bt = CUDA_R_16F;
+      CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+      CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_h, sizeof(bias_h)));
+    }
+  }
   CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_16F, uint64_t(C), uint64_t(K), C));
   CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_16F, uint64_t(C), uint64_t(rows), C));
   CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_16F, uint64_t(K), uint64_t(rows), K));
@@ -1291,6 +1305,18 @@ std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int
   if (hs != CUBLAS_STATUS_SUCCESS || got == 0 || res.workspaceSize > lt_workspace_bytes_) return nullptr;
   D->algo = res.algo;
   return D;
+}
+
+// The cuBLASLt epilogue that does the whole of the step's own (the bias, then at most a ReLU;
+// folded Scales are in the weights), or DEFAULT when tandem's epilogue kernel must run after.
+cublasLtEpilogue_t CudaExecutorImpl::gemm_epilogue(bool has_bias) const {
+  int ops = 0;
+  for (const Epilogue& e : cur_step_->epilogue) ops += e.kind != EpilogueKind::kScale;
+  const LayerId aid = fused_activation();
+  const bool relu = aid >= 0 && net_.layers[size_t(aid)].as<ActivationParams>().type == ActivationType::kRelu;
+  if (ops == 0) return has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (ops == 1 && relu) return has_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+  return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
 // Mean of 5 runs of the GEMM on the layer's real buffers (contents irrelevant), ms.
@@ -1313,7 +1339,8 @@ float CudaExecutorImpl::time_conv_gemm(const MatmulDescs& D, const void* wdev, c
 
 // The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel.
 void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev,
-                                         const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms) {
+                                         const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms,
+                                         bool epilogue_in_gemm) {
   mm_descs_.push_back(D);
   // The epilogue: the fused activation (op 0) and chain, as build_convolution_h.
   const LayerId aid = fused_activation();
@@ -1338,11 +1365,12 @@ void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C
     const float one = 1.f, zero = 0.f;
     ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &zero, y, D->c, y, D->c, &D->algo, wsp, wsz, s),
        "cublasLtMatmul", "layer '" + lname + "'");
-    if (bdev || epi.n_ops > 0) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
+    if (!epilogue_in_gemm && (bdev || epi.n_ops > 0)) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
   });
   std::ostringstream key;
   key << "Convolution|rows=" << rows << "|C=" << C << "|k=1x1|K=" << K << "|fp16|nhwc";
-  tactics_.push_back({L.name, "Convolution", key.str(), "cublaslt_gemm_fp16_nhwc:heuristic0", 0, time_ms, 0});
+  const char* tactic = epilogue_in_gemm ? "cublaslt_gemm_fp16_nhwc+epilogue:heuristic0" : "cublaslt_gemm_fp16_nhwc:heuristic0";
+  tactics_.push_back({L.name, "Convolution", key.str(), tactic, 0, time_ms, 0});
 }
 
 // Real FP16 convolution: cuDNN on half NHWC tensors, FP32 accumulation, tensor-op math; the
@@ -1405,11 +1433,16 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, true);
   const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
   if (pointwise && try_gemm && in(xt).off == SIZE_MAX) {
-    std::shared_ptr<MatmulDescs> G2 = conv_gemm_descs(rows, C, K);
+    // Bias (+ReLU) in cuBLASLt's epilogue when that is the whole of the step's: the GEMM's time
+    // then includes it, as cuDNN's fused bias+ReLU does (a separate pass would go untimed).
+    const cublasLtEpilogue_t lt_epi = gemm_epilogue(bdev != nullptr);
+    std::shared_ptr<MatmulDescs> G2 = lt_epi != CUBLASLT_EPILOGUE_DEFAULT ? conv_gemm_descs(rows, C, K, lt_epi, bdev_h) : nullptr;
+    const bool in_gemm = G2 != nullptr;
+    if (!G2) G2 = conv_gemm_descs(rows, C, K);
     // On the real buffers: the step's input and its final output (the epilogue is point-wise).
     const float gemm_ms = G2 ? time_conv_gemm(*G2, wdev, at(in(xt)), ptr_[size_t(cur_step_->outputs[0])]) : -1.f;
     if (gemm_ms >= 0 && (gemm_ms < best.time || copt_.fp16_pointwise_gemm == 1))
-      return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms);
+      return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms, in_gemm);
   }
   const cudnnConvolutionFwdAlgo_t algo = best.algo;
   CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
