@@ -1,0 +1,46 @@
+// What every .cu file of tandem's own kernels shares: the block size, 32-bit index arithmetic,
+// grid-stride loops and the strided offset of a linear index. Included inside an anonymous
+// namespace of tandem::cuda, so each translation unit keeps its own copies (no ODR coupling).
+#pragma once
+
+constexpr int kBlock = 256;
+
+// Index arithmetic is 32-bit (64-bit division costs ~10x more on the GPU); the executor
+// rejects tensors of 2^31 elements or more at compile.
+using idx_t = int32_t;
+struct IShape {
+  int rank = 0;
+  idx_t d[kMaxRank] = {};
+  IShape() = default;
+  IShape(const Shape& s) : rank(s.rank) {  // NOLINT: implicit on purpose (launchers pass Shape)
+    for (int k = 0; k < s.rank; ++k) d[k] = idx_t(s.d[k]);
+  }
+};
+
+inline int blocks_for(int64_t n) {
+  int64_t b = (n + kBlock - 1) / kBlock;
+  if (b > 65535LL * 8) b = 65535LL * 8;  // grid-stride loops cover the rest
+  return b < 1 ? 1 : static_cast<int>(b);
+}
+
+#define GRID_LOOP(i, n)                                                                  \
+  for (idx_t i = idx_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);                 \
+       i += idx_t(gridDim.x) * blockDim.x)
+
+// Offset of linear index `i` over `dims` with element strides `st`.
+__device__ __forceinline__ idx_t offset_of(idx_t i, const IShape& dims, const IShape& st) {
+  idx_t off = 0;
+  for (int k = dims.rank - 1; k >= 0; --k) {
+    idx_t d = dims.d[k];
+    idx_t q = i / d;
+    off += (i - q * d) * st.d[k];
+    i = q;
+  }
+  return off;
+}
+
+inline int64_t count_of(const Shape& s) {
+  int64_t n = 1;
+  for (int k = 0; k < s.rank; ++k) n *= s.d[k];
+  return n;
+}
