@@ -44,3 +44,23 @@ inline int64_t count_of(const Shape& s) {
   for (int k = 0; k < s.rank; ++k) n *= s.d[k];
   return n;
 }
+
+// A reduction's identity and step (float accumulation, whatever the storage).
+__device__ __forceinline__ float red_init(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: case ReduceOp::kAvg: return 0.f;
+    case ReduceOp::kProd: return 1.f;
+    case ReduceOp::kMax: return -FLT_MAX;
+    case ReduceOp::kMin: return FLT_MAX;
+  }
+  return 0.f;
+}
+__device__ __forceinline__ float red_op(ReduceOp op, float a, float b) {
+  switch (op) {
+    case ReduceOp::kSum: case ReduceOp::kAvg: return a + b;
+    case ReduceOp::kProd: return a * b;
+    case ReduceOp::kMax: return fmaxf(a, b);
+    case ReduceOp::kMin: return fminf(a, b);
+  }
+  return a + b;
+}

@@ -264,24 +264,6 @@ __global__ void pool2d_kernel(Pool2d p, const float* x, float* y, idx_t n) {
 }
 
 // ---- reduce: one warp per output -------------------------------------------------------------
-__device__ __forceinline__ float red_init(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::kSum: case ReduceOp::kAvg: return 0.f;
-    case ReduceOp::kProd: return 1.f;
-    case ReduceOp::kMax: return -FLT_MAX;
-    case ReduceOp::kMin: return FLT_MAX;
-  }
-  return 0.f;
-}
-__device__ __forceinline__ float red_op(ReduceOp op, float a, float b) {
-  switch (op) {
-    case ReduceOp::kSum: case ReduceOp::kAvg: return a + b;
-    case ReduceOp::kProd: return a * b;
-    case ReduceOp::kMax: return fmaxf(a, b);
-    case ReduceOp::kMin: return fminf(a, b);
-  }
-  return a + b;
-}
 __global__ void reduce_kernel(ReduceOp op, const float* x, float* y, IShape kd, IShape ks, IShape rd,
                               IShape rs, idx_t nout, idx_t nred) {
   int lane = threadIdx.x & 31;

@@ -144,24 +144,6 @@ __global__ void pool2d_nhwc_h_kernel(Pool2d p, idx_t c, const __half* x, __half*
 }
 
 // ---- spatial reduce, NHWC -> [N, C]: a block per (b, 32-channel tile), 32 x 32 threads -----------
-__device__ __forceinline__ float red_init(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::kSum: case ReduceOp::kAvg: return 0.f;
-    case ReduceOp::kProd: return 1.f;
-    case ReduceOp::kMax: return -FLT_MAX;
-    case ReduceOp::kMin: return FLT_MAX;
-  }
-  return 0.f;
-}
-__device__ __forceinline__ float red_op(ReduceOp op, float a, float b) {
-  switch (op) {
-    case ReduceOp::kSum: case ReduceOp::kAvg: return a + b;
-    case ReduceOp::kProd: return a * b;
-    case ReduceOp::kMax: return fmaxf(a, b);
-    case ReduceOp::kMin: return fminf(a, b);
-  }
-  return a + b;
-}
 __global__ void spatial_reduce_h_kernel(ReduceOp op, const __half* x, __half* y, idx_t hw, idx_t c, idx_t tiles) {
   __shared__ float sh[32][33];
   const idx_t b = idx_t(blockIdx.x) / tiles, ch = (idx_t(blockIdx.x) % tiles) * 32 + threadIdx.x;
