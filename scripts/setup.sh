@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pkgs=(build-essential cmake g++ pkg-config git
       libprotobuf-dev protobuf-compiler libonnx-dev libdnnl-dev
-      libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev
+      libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev libxxhash-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libonnx-testdata graphviz
       ocl-icd-opencl-dev opencl-c-headers  # Debian's dnnl-config.cmake requires OpenCL

@@ -160,8 +160,8 @@ std::shared_ptr<const Engine> Engine::from_contents(EngineContents c, std::strin
 }
 
 std::shared_ptr<const Engine> Engine::load(const std::string& path) {
-  auto bytes = engine_detail::read_file_bytes(path);
-  return from_contents(deserialize_engine(bytes.data(), bytes.size(), path), path);
+  const engine_detail::MappedFile file(path);
+  return from_contents(deserialize_engine(file.data(), file.size(), path), path);
 }
 
 int Engine::dla_layer_count() const {

@@ -10,6 +10,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <utility>
 #include <variant>
@@ -500,7 +503,7 @@ Parsed parse_header(const uint8_t* data, size_t size, const std::string& name) {
   if (nsec > 64) throw Error(fmt::format("{}: {} sections (corrupt section count)", name, nsec));
   if (kHeaderBytes + uint64_t(nsec) * kEntryBytes > size)
     throw Error(fmt::format("{}: section table truncated", name));
-  if (fnv1a64(data + kHeaderBytes, nsec * kEntryBytes) != table_sum)
+  if (section_checksum(data + kHeaderBytes, nsec * kEntryBytes) != table_sum)
     throw Error(fmt::format("{}: section table checksum mismatch (corrupt file)", name));
   Parsed out;
   out.tool_version = tool;
@@ -518,7 +521,7 @@ Parsed parse_header(const uint8_t* data, size_t size, const std::string& name) {
 const SectionRef& find_section(const Parsed& p, uint32_t id, const std::string& name, const uint8_t* data) {
   for (const auto& s : p.sections)
     if (s.id == id) {
-      if (fnv1a64(data + s.offset, s.size) != s.checksum)
+      if (section_checksum(data + s.offset, s.size) != s.checksum)
         throw Error(fmt::format("{}: section {}: checksum mismatch (corrupt file)", name, fourcc_name(id)));
       return s;
     }
@@ -545,7 +548,7 @@ std::vector<uint8_t> serialize_engine(const EngineContents& e) {
   std::vector<SectionRef> refs;
   for (auto& [id, bytes] : secs) {
     out.align(kAlign);
-    refs.push_back({id, out.size(), bytes.size(), fnv1a64(bytes.data(), bytes.size())});
+    refs.push_back({id, out.size(), bytes.size(), section_checksum(bytes.data(), bytes.size())});
     out.raw(bytes.data(), bytes.size());
   }
   Writer table;
@@ -561,7 +564,7 @@ std::vector<uint8_t> serialize_engine(const EngineContents& e) {
   h.u32(uint32_t(refs.size()));
   h.u32(0);
   h.u64(out.size());
-  h.u64(fnv1a64(table.buf.data(), table.size()));
+  h.u64(section_checksum(table.buf.data(), table.size()));
   h.u64(fnv1a64(h.buf.data(), 56));
   std::memcpy(out.buf.data(), h.buf.data(), kHeaderBytes);
   return std::move(out.buf);
@@ -629,6 +632,36 @@ std::vector<uint8_t> engine_detail::read_file_bytes(const std::string& path) {
   std::vector<uint8_t> buf(sz);
   if (sz && std::fread(buf.data(), 1, sz, f.get()) != sz) throw Error(fmt::format("{}: short read", path));
   return buf;
+}
+
+engine_detail::MappedFile::MappedFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(fmt::format("{}: cannot stat: {}", path, std::strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(fmt::format("{}: not a regular file", path));
+  }
+  size_ = size_t(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(fmt::format("{}: cannot map: {}", path, std::strerror(err)));
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+engine_detail::MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 void engine_detail::write_file_atomic(const std::string& path, const void* data, size_t n) {

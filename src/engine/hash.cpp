@@ -5,6 +5,11 @@
 #include <cstring>
 #include <memory>
 
+// Header-only (inlined): no libxxhash.so at run time, so nothing more to carry to a device.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+
 #include "tandem/engine.h"
 
 namespace tandem {
@@ -95,9 +100,11 @@ std::string sha256_file_hex(const std::string& path) {
   return s.hex();
 }
 
+uint64_t section_checksum(const void* data, size_t n) { return XXH3_64bits(data, n); }
+
 uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
   const auto* p = static_cast<const uint8_t*>(data);
-  // 8 independent-ish lanes would be faster; one lane is plenty for a few MiB.
+  // One byte per step: used only for the 56-byte engine header and small keys.
   for (size_t i = 0; i < n; ++i) {
     h ^= p[i];
     h *= 0x100000001b3ull;

@@ -21,6 +21,21 @@ QuantizedWeights quantize_per_channel(const Weights& w);
 void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, Weights& w);
 
 std::vector<uint8_t> read_file_bytes(const std::string& path);
+// A file mapped read-only (mmap): loading an engine parses the page cache's bytes in place
+// instead of zero-filling a buffer and copying the file into it.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 // temp "<path>.tmp.<pid>.<n>" + fsync + rename; creates parent folders.
 void write_file_atomic(const std::string& path, const void* data, size_t n);
 

@@ -484,10 +484,10 @@ void reseal(std::vector<uint8_t>& b) {
     std::memcpy(&off, ent + 8, 8);
     std::memcpy(&size, ent + 16, 8);
     if (off > b.size() || size > b.size() - off) continue;
-    uint64_t h = fnv1a64(b.data() + off, size);
+    uint64_t h = section_checksum(b.data() + off, size);
     std::memcpy(ent + 24, &h, 8);
   }
-  uint64_t t = fnv1a64(b.data() + 64, size_t(n) * 32);
+  uint64_t t = section_checksum(b.data() + 64, size_t(n) * 32);
   std::memcpy(b.data() + 48, &t, 8);
   uint64_t h = fnv1a64(b.data(), 56);
   std::memcpy(b.data() + 56, &h, 8);
