@@ -133,6 +133,11 @@ struct LowerPolicy {
   bool pointwise_chains = false;
   int max_pointwise_ops = 8;
   bool alias_views = true;   // Identity and transpose-free Shuffle share their input's memory
+  // Emulated (INT8/FP16) layers fuse with layers of the same precision as TensorRT fuses them:
+  // the block computes in FP32 inside and rounds once, at its output. FP16 blocks fuse across any
+  // tensor; INT8 blocks only across Numerics::unquantized tensors (every quantized tensor keeps
+  // its rounding). Unset: emulated layers never fuse (each rounds its own inputs and outputs).
+  bool fuse_emulated = false;
   // Real FP16 (GPU). FP16 layers this accepts compute in half precision: their float outputs are
   // stored as half (ExecValue::storage), they fuse with each other as FP32 layers do, and a value
   // crossing between half and float storage gets one convert step before its first consumer

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <map>
 
+#include "tandem/numerics.h"
+
 namespace tandem {
 
 const char* to_string(ValueLayout l) {
@@ -179,10 +181,33 @@ class Lowering {
     }
     return false;
   }
-  // Fusion happens between layers of one class: FP32 (0), native FP16 (1); emulated: never (-1).
+  // Fusion happens between layers of one class: FP32 (0), native FP16 (1), and with
+  // LowerPolicy::fuse_emulated emulated FP16 (2) and emulated INT8 (kInt8Class); otherwise
+  // emulated layers never fuse (-1).
+  static constexpr int kInt8Class = 3;
   int fuse_class(LayerId id) const {
     if (native_[size_t(id)]) return 1;
-    return emulated(precision_of(id)) ? -1 : 0;
+    const Precision p = precision_of(id);
+    if (!emulated(p)) return 0;
+    if (!pol_.fuse_emulated) return -1;
+    return p == Precision::kFP16 ? 2 : kInt8Class;
+  }
+  // Whether a fused step of class cls may keep tensor t inside (no memory, no rounding): an INT8
+  // block only where TensorRT keeps the tensor in FP32 (Numerics::unquantized).
+  bool can_elide(int cls, TensorId t) const {
+    return cls != kInt8Class || num_.unquantized.count(net_.tensors[size_t(t)].name) > 0;
+  }
+  // A scalar operand of layer id as the layer reads it unfused (through its rounded copy): the
+  // link of a fused emulated chain takes it rounded so.
+  float scalar_as_read(LayerId id, TensorId t, float v) const {
+    const Precision p = precision_of(id);
+    if (fuse_class(id) < 2 || !rounds(p, net_.tensors[size_t(t)])) return v;
+    if (p == Precision::kFP16) return round_to_fp16(v);
+    if (num_.per_channel_axis.count(net_.tensors[size_t(t)].name)) {
+      fake_quant_int8_weights(&v, ChannelLayout{1, 1, 1});
+      return v;
+    }
+    return fake_quant_int8(v, scale_of(net_.tensors[size_t(t)]));
   }
 
   void absorb(LayerId into, LayerId l) { absorber_[size_t(l)] = into; }
@@ -216,7 +241,7 @@ class Lowering {
       if (cl.kind == LayerKind::kActivation && cl.as<ActivationParams>().type == ActivationType::kHardSigmoid) h = c;
       if (cl.kind == LayerKind::kElementWise && cl.as<ElementWiseParams>().op == ElementWiseOp::kProd) m = c;
     }
-    if (h < 0 || m < 0 || emulated(precision_of(h)) || emulated(precision_of(m))) return false;
+    if (h < 0 || m < 0) return false;
     const auto& ap = net_.layers[size_t(h)].as<ActivationParams>();
     TensorId ht = net_.layers[size_t(h)].outputs[0];
     const Layer& ml = net_.layers[size_t(m)];
@@ -240,6 +265,7 @@ class Lowering {
       for (;;) {
         if (net_.tensors[size_t(t)].is_output) break;
         const auto& cs = cons_[size_t(t)];
+        if (!can_elide(fuse_class(id), t)) break;
         if (cs.size() == 1) {
           const Layer& c = net_.layers[size_t(cs[0])];
           if (fuse_class(cs[0]) != fuse_class(id)) break;
@@ -261,7 +287,8 @@ class Lowering {
         }
         LayerId h = -1, m = -1;
         if (cs.size() == 2 && pol_.conv_hard_swish && match_hard_swish(t, &h, &m) &&
-            fuse_class(h) == fuse_class(id) && fuse_class(m) == fuse_class(id)) {
+            fuse_class(h) == fuse_class(id) && fuse_class(m) == fuse_class(id) &&
+            can_elide(fuse_class(id), net_.layers[size_t(h)].outputs[0])) {
           Epilogue e{EpilogueKind::kHardSwish, {h, m}};
           if (!can_append(id, e)) break;
           epi.push_back(e);
@@ -322,12 +349,18 @@ class Lowering {
     TensorId a = L.inputs[0], b = L.inputs[1];
     if (a == cur && b == cur) return false;
     if (a == cur) {
-      if (scalar_of(b, &e->scalar)) return e->operand = EpilogueOperand::kScalarRight, true;
+      if (scalar_of(b, &e->scalar)) {
+        e->scalar = scalar_as_read(id, b, e->scalar);
+        return e->operand = EpilogueOperand::kScalarRight, true;
+      }
       if (b == x0 && cur != x0) return e->operand = EpilogueOperand::kChainInputRight, true;
       return false;
     }
     if (b == cur) {
-      if (scalar_of(a, &e->scalar)) return e->operand = EpilogueOperand::kScalarLeft, true;
+      if (scalar_of(a, &e->scalar)) {
+        e->scalar = scalar_as_read(id, a, e->scalar);
+        return e->operand = EpilogueOperand::kScalarLeft, true;
+      }
       if (a == x0 && cur != x0) return e->operand = EpilogueOperand::kChainInputLeft, true;
     }
     return false;
@@ -353,7 +386,7 @@ class Lowering {
       if (!as_link(id, x0, x0, cls, &links[0])) continue;
       TensorId cur = L.outputs[0];
       while (int(links.size()) < pol_.max_pointwise_ops) {
-        if (net_.tensors[size_t(cur)].is_output || cons_[size_t(cur)].size() != 1) break;
+        if (net_.tensors[size_t(cur)].is_output || cons_[size_t(cur)].size() != 1 || !can_elide(cls, cur)) break;
         LayerId nx = cons_[size_t(cur)][0];
         Epilogue e;
         if (!as_link(nx, cur, x0, cls, &e)) break;
@@ -391,7 +424,7 @@ class Lowering {
       LayerId conv = net_.layers[size_t(q)].kind == LayerKind::kActivation && absorber_[size_t(q)] >= 0
                          ? absorber_[size_t(q)] : q;
       if (!is_conv(net_.layers[size_t(conv)].kind) || fuse_class(conv) < 0 || has_chain_[size_t(conv)] ||
-          fuse_class(conv) != fuse_class(first))
+          fuse_class(conv) != fuse_class(first) || !can_elide(fuse_class(conv), x0))
         continue;
       auto& epi = epilogue_[size_t(conv)];
       TensorId conv_out = epi.empty() ? net_.layers[size_t(conv)].outputs[0] : final_out_[size_t(conv)];
@@ -474,6 +507,7 @@ class Lowering {
 
   void emit_steps() {
     if (view_.empty()) view_.assign(net_.layers.size(), 0);
+    grid_.assign(net_.tensors.size(), {Precision::kUnset, 0.f});
     for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
       const Layer& l = net_.layers[size_t(id)];
       if (l.kind == LayerKind::kConstant) {
@@ -510,6 +544,7 @@ class Lowering {
           in = stored_as(in, DataType::kFloat, id);
           continue;
         }
+        if (on_grid(in, p, t)) continue;  // its producer rounded it so: a copy would equal it
         auto it = std::find_if(copies.begin(), copies.end(), [&](const auto& c) { return c.first == in; });
         if (it == copies.end()) {
           ExecStep r = round_step(id, p, in, add_copy(in, l, p));
@@ -523,8 +558,24 @@ class Lowering {
       std::vector<ValueId> outs = s.outputs;
       push(std::move(s));
       for (ValueId o : outs)
-        if (rounds(p, net_.tensors[size_t(o)])) push(round_step(id, p, o, o));
+        if (rounds(p, net_.tensors[size_t(o)])) {
+          ExecStep r = round_step(id, p, o, o);
+          grid_[size_t(o)] = {p, r.scale};
+          push(std::move(r));
+        }
     }
+  }
+
+  // Whether value v (a tensor, or a view of one) already lies on the grid that layer precision p
+  // would round tensor t to: its producer rounded it in place to p, INT8 with the same scale
+  // (per tensor; per-channel copies are never skipped). Rounding to FP16 is idempotent, and so
+  // is INT8 fake quantization with one scale (q * s / s is q again for |q| <= 128:
+  // tests/lower), so the copy would hold the same bits.
+  bool on_grid(ValueId v, Precision p, const Tensor& t) const {
+    const ValueId r = g_.root(v);
+    if (size_t(r) >= grid_.size() || grid_[size_t(r)].first != p) return false;
+    if (p == Precision::kFP16) return true;
+    return !num_.per_channel_axis.count(t.name) && scale_of(t) == grid_[size_t(r)].second;
   }
 
   // v as a value stored `want` (float: linear; half: half_layout): v itself, or its copy made by
@@ -632,6 +683,8 @@ class Lowering {
   std::vector<char> elided_;          // tensor inside a fused step: never materialized
   std::vector<char> view_;            // layer is a view (no step)
   std::vector<char> native_;          // layer computes in half (LowerPolicy::fp16_native)
+  // tensor -> the grid its producer rounded it to in place (precision, INT8 scale); kUnset: none
+  std::vector<std::pair<Precision, float>> grid_;
   std::map<std::pair<ValueId, DataType>, ValueId> converts_;  // value -> its copy stored otherwise
 };
 

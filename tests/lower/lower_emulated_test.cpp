@@ -1,0 +1,290 @@
+// lower() for emulated (INT8/FP16) layers: which rounded input copies it leaves out (the value is
+// already on that grid) and how emulated layers fuse with LowerPolicy::fuse_emulated (FP16 blocks
+// round once at their output; INT8 blocks only across Numerics::unquantized tensors). The round
+// steps are asserted exactly, through describe().
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "tandem/lower.h"
+#include "tandem/numerics.h"
+
+using namespace tandem;
+
+namespace {
+
+struct Net {
+  Network n;
+  TensorId input(const std::string& name, Dims d = {1, 1, 1, 4}) {
+    TensorId t = n.add_tensor({name, DataType::kFloat, d});
+    n.tensors[size_t(t)].is_input = true;
+    n.inputs.push_back(t);
+    return t;
+  }
+  TensorId tensor(const std::string& name, Dims d = {1, 1, 1, 4}) { return n.add_tensor({name, DataType::kFloat, d}); }
+  void output(TensorId t) {
+    n.tensors[size_t(t)].is_output = true;
+    n.outputs.push_back(t);
+  }
+  WeightsId weights(const std::string& name, Dims d, std::vector<float> v) {
+    Weights w;
+    w.name = name;
+    w.dims = d;
+    w.bytes.resize(v.size() * 4);
+    std::memcpy(w.bytes.data(), v.data(), w.bytes.size());
+    return n.add_weights(std::move(w));
+  }
+  TensorId scalar(const std::string& name, float v) {
+    TensorId t = tensor(name, {1});
+    n.add_layer({name, LayerKind::kConstant, {}, {t}, ConstantParams{weights(name + "_w", {1}, {v})}});
+    return t;
+  }
+  LayerId conv(const std::string& name, TensorId x, TensorId y) {
+    ConvolutionParams p;
+    p.kernel = {1, 1};
+    p.stride = {1, 1};
+    p.pre_padding = {0, 0};
+    p.post_padding = {0, 0};
+    p.dilation = {1, 1};
+    p.out_maps = 1;
+    p.kernel_weights = weights(name + "_w", {1, 1, 1, 1}, {1.f});
+    return n.add_layer({name, LayerKind::kConvolution, {x}, {y}, p});
+  }
+  LayerId scale(const std::string& name, TensorId x, TensorId y) {
+    ScaleParams sp;
+    sp.mode = ScaleMode::kUniform;
+    sp.scale = weights(name + "_s", {1}, {2.f});
+    sp.shift = weights(name + "_t", {1}, {1.f});
+    return n.add_layer({name, LayerKind::kScale, {x}, {y}, sp});
+  }
+  LayerId act(const std::string& name, TensorId x, TensorId y, ActivationType t) {
+    return n.add_layer({name, LayerKind::kActivation, {x}, {y}, ActivationParams{t, 0.f, 0.f}});
+  }
+  LayerId elt(const std::string& name, TensorId a, TensorId b, TensorId y, ElementWiseOp op) {
+    return n.add_layer({name, LayerKind::kElementWise, {a, b}, {y}, ElementWiseParams{op}});
+  }
+};
+
+// The CPU backend's policy (src/backend/cpu/cpu_executor.cpp: cpu_lower_policy), emulated
+// fusion on or off.
+LowerPolicy cpu_like(bool fuse_emulated) {
+  LowerPolicy p;
+  p.conv_fold_scale = true;
+  p.conv_hard_swish = true;
+  p.conv_max_activations = -1;
+  p.pointwise_chains = true;
+  p.fuse_emulated = fuse_emulated;
+  return p;
+}
+
+// x -> conv -> c -> bn -> s -> relu -> y -> relu2 -> z (output)
+struct Block : Net {
+  TensorId x, c, s, y, z;
+  Block() {
+    x = input("x");
+    c = tensor("c");
+    s = tensor("s");
+    y = tensor("y");
+    z = tensor("z");
+    conv("conv", x, c);
+    scale("bn", c, s);
+    act("relu", s, y, ActivationType::kRelu);
+    act("relu2", y, z, ActivationType::kRelu);
+    output(z);
+    n.verify();
+  }
+  Numerics all(Precision p) const {
+    Numerics num;
+    num.layer_precision.assign(n.layers.size(), p);
+    if (p == Precision::kINT8) num.tensor_scales = {{"x", 0.5f}, {"c", 0.25f}, {"s", 0.125f}, {"y", 0.125f}, {"z", 0.0625f}};
+    return num;
+  }
+};
+
+}  // namespace
+
+// FP16 rounding and INT8 fake quantization with one scale are idempotent: the copies lower()
+// leaves out would hold exactly the values they copy.
+TEST(LowerEmulated, RoundingTwiceChangesNothing) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> mag(-30.f, 30.f);
+  for (int i = 0; i < 200000; ++i) {
+    const float x = std::ldexp(mag(rng) > 0 ? 1.f : -1.f, 0) * std::exp2(mag(rng)) * (1.f + float(i % 97) / 97.f);
+    const float h = round_to_fp16(x);
+    ASSERT_EQ(round_to_fp16(h), h) << x;
+    for (float s : {1e-30f, 3e-8f, 0.0078125f, 0.01f, 0.3f, 1.f, 7.77f, 1e6f, 1e30f}) {
+      const float q = fake_quant_int8(x, s);
+      ASSERT_EQ(fake_quant_int8(q, s), q) << x << " scale " << s;
+    }
+  }
+}
+
+TEST(LowerEmulated, NoCopyOfAValueAlreadyOnTheGrid) {
+  Block b;
+  // INT8 everywhere, nothing fused (the policy off): the graph input and every tensor whose
+  // consumer's scale differs from the one its producer rounded with get a copy; y (producer relu
+  // rounded it with 0.125, relu2 reads it with 0.125) does not.
+  ExecGraph g = lower(b.n, b.all(Precision::kINT8), cpu_like(false));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round int8] (x) -> x@conv\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "conv [round int8] (c) -> c\n"
+            "bn [Scale] (c) -> s\n"
+            "bn [round int8] (s) -> s\n"
+            "relu [Activation] (s) -> y\n"
+            "relu [round int8] (y) -> y\n"
+            "relu2 [Activation] (y) -> z\n"
+            "relu2 [round int8] (z) -> z\n");
+  Numerics num = b.all(Precision::kINT8);
+  // FP32 bn between INT8 layers: c is rounded by conv, bn reads it as FP32; relu's input s comes
+  // from an FP32 layer: a copy.
+  num.layer_precision[1] = Precision::kUnset;
+  g = lower(b.n, num, cpu_like(false));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round int8] (x) -> x@conv\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "conv [round int8] (c) -> c\n"
+            "bn [Scale] (c) -> s\n"
+            "relu [round int8] (s) -> s@relu\n"
+            "relu [Activation] (s@relu) -> y\n"
+            "relu [round int8] (y) -> y\n"
+            "relu2 [Activation] (y) -> z\n"
+            "relu2 [round int8] (z) -> z\n");
+  // An FP16 producer and an INT8 consumer: another grid, a copy.
+  num = b.all(Precision::kINT8);
+  num.layer_precision[2] = Precision::kFP16;  // relu
+  g = lower(b.n, num, cpu_like(false));
+  EXPECT_NE(describe(b.n, g).find("relu2 [round int8] (y) -> y@relu2\n"), std::string::npos) << describe(b.n, g);
+  EXPECT_NE(describe(b.n, g).find("relu [round fp16] (s) -> s@relu\n"), std::string::npos)
+      << "INT8 s read by an FP16 layer: a copy\n" << describe(b.n, g);
+  // relu2 reads y with another scale than relu rounded it with: a copy.
+  num = b.all(Precision::kINT8);
+  num.tensor_scales["y"] = 0.5f;
+  num.layer_precision[3] = Precision::kINT8;
+  g = lower(b.n, num, cpu_like(false));
+  EXPECT_EQ(describe(b.n, g).find("relu2 [round int8] (y) -> y@relu2\n"), std::string::npos)
+      << "one tensor, one scale: y is rounded with 0.5 by both\n" << describe(b.n, g);
+}
+
+// Through a view: the view's own scale decides (scales are per tensor name).
+TEST(LowerEmulated, ViewsCarryTheirRootsGrid) {
+  Net n;
+  TensorId x = n.input("x"), a = n.tensor("a"), v = n.tensor("v"), y = n.tensor("y");
+  n.act("r1", x, a, ActivationType::kRelu);
+  ShuffleParams sp;
+  sp.reshape = {1, 1, 1, 4};
+  n.n.add_layer({"view", LayerKind::kShuffle, {a}, {v}, sp});
+  n.act("r2", v, y, ActivationType::kRelu);
+  n.output(y);
+  Numerics num;
+  num.layer_precision = {Precision::kINT8, Precision::kUnset, Precision::kINT8};
+  num.tensor_scales = {{"x", 1.f}, {"a", 0.5f}, {"v", 0.5f}, {"y", 0.5f}};
+  ExecGraph g = lower(n.n, num, cpu_like(false));
+  ASSERT_EQ(g.values[size_t(v)].alias_of, a);
+  EXPECT_EQ(describe(n.n, g),
+            "r1 [round int8] (x) -> x@r1\n"
+            "r1 [Activation] (x@r1) -> a\n"
+            "r1 [round int8] (a) -> a\n"
+            "r2 [Activation] (v) -> y\n"
+            "r2 [round int8] (y) -> y\n");
+  num.tensor_scales["v"] = 0.25f;
+  g = lower(n.n, num, cpu_like(false));
+  EXPECT_NE(describe(n.n, g).find("r2 [round int8] (v) -> v@r2\n"), std::string::npos) << describe(n.n, g);
+}
+
+TEST(LowerEmulated, Fp16BlockRoundsOnceAtItsOutput) {
+  Block b;
+  ExecGraph g = lower(b.n, b.all(Precision::kFP16), cpu_like(true));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round fp16] (x) -> x@conv\n"
+            "conv [Convolution] +bn +relu +relu2 (x@conv) -> z\n"
+            "conv [round fp16] (z) -> z\n");
+  ASSERT_EQ(g.steps[1].epilogue.size(), 3u);
+  EXPECT_EQ(g.steps[1].epilogue[0].kind, EpilogueKind::kScale);
+  EXPECT_EQ(g.steps[1].precision, Precision::kFP16);
+  // An FP32 layer in the middle splits the block: two FP16 blocks, each rounding its output.
+  Numerics num = b.all(Precision::kFP16);
+  num.layer_precision[2] = Precision::kUnset;  // relu
+  g = lower(b.n, num, cpu_like(true));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round fp16] (x) -> x@conv\n"
+            "conv [Convolution] +bn (x@conv) -> s\n"
+            "conv [round fp16] (s) -> s\n"
+            "relu [Activation] (s) -> y\n"
+            "relu2 [round fp16] (y) -> y@relu2\n"
+            "relu2 [Activation] (y@relu2) -> z\n"
+            "relu2 [round fp16] (z) -> z\n");
+}
+
+TEST(LowerEmulated, Int8BlockFusesOnlyAcrossUnquantizedTensors) {
+  Block b;
+  Numerics num = b.all(Precision::kINT8);
+  // No unquantized tensor: nothing fuses (every tensor of the plan keeps its rounding).
+  ExecGraph g = lower(b.n, num, cpu_like(true));
+  EXPECT_EQ(g.steps.size(), 9u) << describe(b.n, g);
+  // Conv + BN kept FP32 inside (TensorRT's INT8 Conv+BN block): one step, s rounded.
+  num.unquantized = {"c"};
+  num.tensor_scales.erase("c");
+  g = lower(b.n, num, cpu_like(true));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round int8] (x) -> x@conv\n"
+            "conv [Convolution] +bn (x@conv) -> s\n"
+            "conv [round int8] (s) -> s\n"
+            "relu [Activation] (s) -> y\n"
+            "relu [round int8] (y) -> y\n"
+            "relu2 [Activation] (y) -> z\n"
+            "relu2 [round int8] (z) -> z\n");
+  // Conv + BN + ReLU inside: y keeps its rounding; relu2 reads y on its grid.
+  num.unquantized = {"c", "s"};
+  num.tensor_scales.erase("s");
+  g = lower(b.n, num, cpu_like(true));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round int8] (x) -> x@conv\n"
+            "conv [Convolution] +bn +relu (x@conv) -> y\n"
+            "conv [round int8] (y) -> y\n"
+            "relu2 [Activation] (y) -> z\n"
+            "relu2 [round int8] (z) -> z\n");
+}
+
+// A fused FP16 point-wise chain reads its scalars as the layers read them unfused: rounded to half.
+TEST(LowerEmulated, Fp16ChainTakesItsScalarsRounded) {
+  Net n;
+  TensorId x = n.input("x"), a = n.tensor("a"), y = n.tensor("y");
+  TensorId k = n.scalar("k", 0.1f), third = n.scalar("third", 1.f / 3.f);
+  n.elt("mul", x, k, a, ElementWiseOp::kProd);
+  n.elt("add", third, a, y, ElementWiseOp::kSum);
+  n.output(y);
+  Numerics num;
+  num.layer_precision = {Precision::kUnset, Precision::kUnset, Precision::kFP16, Precision::kFP16};
+  ExecGraph g = lower(n.n, num, cpu_like(true));
+  EXPECT_EQ(describe(n.n, g),
+            "mul [round fp16] (x) -> x@mul\n"
+            "mul [pointwise-chain] +add (x@mul) -> y\n"
+            "mul [round fp16] (y) -> y\n");
+  const ExecStep& s = g.steps[1];
+  ASSERT_EQ(s.epilogue.size(), 2u);
+  EXPECT_EQ(s.epilogue[0].operand, EpilogueOperand::kScalarRight);
+  EXPECT_EQ(s.epilogue[0].scalar, round_to_fp16(0.1f));
+  EXPECT_NE(s.epilogue[0].scalar, 0.1f);
+  EXPECT_EQ(s.epilogue[1].operand, EpilogueOperand::kScalarLeft);
+  EXPECT_EQ(s.epilogue[1].scalar, round_to_fp16(1.f / 3.f));
+  // INT8 with the inside unquantized: the scalars fake-quantized with their own scales.
+  num.layer_precision = {Precision::kUnset, Precision::kUnset, Precision::kINT8, Precision::kINT8};
+  num.tensor_scales = {{"x", 0.5f}, {"k", 0.03f}, {"third", 0.01f}, {"y", 0.25f}};
+  num.unquantized = {"a"};
+  g = lower(n.n, num, cpu_like(true));
+  ASSERT_EQ(g.steps.size(), 3u) << describe(n.n, g);
+  EXPECT_EQ(g.steps[1].epilogue[0].scalar, fake_quant_int8(0.1f, 0.03f));
+  EXPECT_EQ(g.steps[1].epilogue[1].scalar, fake_quant_int8(1.f / 3.f, 0.01f));
+  // Unfused (the policy off) the same layers read rounded copies of the constants instead.
+  g = lower(n.n, num, cpu_like(false));
+  EXPECT_EQ(describe(n.n, g),
+            "mul [round int8] (x) -> x@mul\n"
+            "mul [round int8] (k) -> k@mul\n"
+            "mul [ElementWise] (x@mul, k@mul) -> a\n"
+            "add [round int8] (third) -> third@add\n"
+            "add [ElementWise] (third@add, a) -> y\n"
+            "add [round int8] (y) -> y\n");
+}
