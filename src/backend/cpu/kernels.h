@@ -72,6 +72,14 @@ int dnnl_conv_block();
 // channels % block == 0. All zero for block 0.
 std::vector<char> plan_layouts(const Network& net, const ExecGraph& g, int block);
 
+// Which build of an ISA-cloned kernel runs: the best the CPU has, or a lower one (tests compare
+// them bit for bit).
+enum class SimdLevel : uint8_t { kBest, kAvx2, kBaseline };
+// SoftMax over the middle axis of [outer, n, inner] floats (kernels_softmax.cpp: the same bits
+// at every level).
+void softmax_float(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, SimdLevel level);
+Kernel make_softmax(const Network& net, const Layer& l);
+
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
 // oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.

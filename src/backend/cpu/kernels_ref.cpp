@@ -474,35 +474,6 @@ Kernel make_concat(const Network& net, const Layer& l) {
   };
 }
 
-Kernel make_softmax(const Network& net, const Layer& l) {
-  uint32_t axes = l.as<SoftMaxParams>().axes;
-  const Tensor& t = net.tensors[l.inputs[0]];
-  int axis = 0;
-  while (axis < 31 && !(axes & (1u << axis))) ++axis;
-  int64_t outer = 1, n = t.dims.empty() ? 1 : t.dims[axis], inner = 1;
-  for (int i = 0; i < axis; ++i) outer *= t.dims[i];
-  for (size_t i = axis + 1; i < t.dims.size(); ++i) inner *= t.dims[i];
-  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
-    const float* x = static_cast<const float*>(in[0]);
-    float* y = static_cast<float*>(out[0]);
-#pragma omp parallel for collapse(2) if (outer * inner > 64)
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < inner; ++j) {
-        const float* px = x + o * n * inner + j;
-        float* py = y + o * n * inner + j;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t i = 0; i < n; ++i) m = std::max(m, px[i * inner]);
-        double sum = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          py[i * inner] = std::exp(px[i * inner] - m);
-          sum += py[i * inner];
-        }
-        float inv = float(1.0 / sum);
-        for (int64_t i = 0; i < n; ++i) py[i * inner] *= inv;
-      }
-  };
-}
-
 Kernel make_reduce(const Network& net, const Layer& l) {
   const ReduceParams& p = l.as<ReduceParams>();
   const Tensor& ti = net.tensors[l.inputs[0]];
