@@ -6,6 +6,8 @@
 #   run(command="bash bench/gpu/run_device.sh", carry=[".carry", ".data/models/..."])
 # Env: MODELS (default "resnet18 mobilenet_v3_small"); ITERS (50); COMPILE_MODES
 # (default,reduce-overhead); SKIP_TORCH=1 skips PyTorch timing; PROFILE=N adds per-layer profiles;
+# INT8_KERNELS=1 lists the kernels two INT8 tests launch (ncu); INT8_ROWS="model:batch ..." times
+# INT8 against FP16 (see below);
 # SKIP_TESTS=1 skips the gtest binaries, SKIP_OPS=1 the op and ONNX node tests, SKIP_PPOCR=1 the
 # PP-OCR latency; TABLE=1 runs issue 13's table (tandem FP32, tandem FP16 with its agreement with
 # FP32, PyTorch FP16 channels_last eager and torch.compile reduce-overhead) on ROWS
@@ -31,7 +33,14 @@ if [[ -z "${SKIP_TESTS:-}" ]]; then
 echo "== gtest: per-layer"
 $C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | tail -40
 echo "== gtest: models vs CPU backend"
-OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
+OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|\[int8|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
+fi
+if [[ -n "${INT8_KERNELS:-}" ]]; then
+  # Which kernels the INT8 convolutions launch (cuBLASLt's INT8 GEMMs name their tensor-core
+  # instruction: imma / s8): Nsight Compute's kernel names for two INT8 tests.
+  echo "== INT8 kernels (ncu)"
+  ncu --clock-control none --metrics gpu__time_duration.sum $C/bin/tandem_tests_cuda_models \
+    --gtest_filter='CudaInt8.Conv1x1*:CudaInt8.Conv3x3*' 2>&1 | grep ", Context" | cut -c1-160 | sort | uniq -c | head -30
 fi
 
 if [[ -z "${SKIP_OPS:-}" && -x $C/bin/tandem_backend_ops_cuda && -f $C/testdata.tar.xz ]]; then
@@ -98,6 +107,24 @@ if [[ -n "${TABLE:-}" ]]; then
     python3 bench/gpu/torch_bench.py time $m $W --iters $it --half --batch $n --compile-modes reduce-overhead 2>&1 | grep '^{' | tee -a "$OUT/table.jsonl"
   done
   python3 bench/gpu/summarize.py --table "$OUT/table.jsonl" | tee "$OUT/table.md"
+fi
+if [[ -n "${INT8_ROWS:-}" ]]; then
+  # INT8_ROWS="resnet50:256 ...": tandem INT8 (as `build --int8`: real INT8 convolutions, FP16
+  # elsewhere, scales from a batch-1 FP32 run) with its agreement with FP32, the same with the
+  # INT8 emulation, and tandem FP16, per row.
+  echo "== INT8 rows"
+  W=/tmp/tvb; mkdir -p $W; : > "$OUT/int8.jsonl"
+  for row in $INT8_ROWS; do
+    m=${row%%:*}; n=${row##*:}; it=$ITERS; [[ $n -ge 256 ]] && it=20
+    [[ -f $W/$m.onnx ]] || python3 bench/gpu/torch_bench.py export $m $W 2>&1 | tail -1
+    for flags in "--int8 --check-fp32" "--int8 --emulate-int8" "--fp16"; do
+      $B $W/$m.onnx --shape x:${n}x3x224x224 --iters $it $flags 2>&1 | tee -a "$OUT/int8.jsonl"
+    done
+    if [[ -n "${PROFILE:-}" ]]; then
+      $B $W/$m.onnx --shape x:${n}x3x224x224 --iters 5 --int8 --profile "$PROFILE" 2> "$OUT/profile_int8_${m}_b$n.txt" > /dev/null
+      grep -E "profile|kind" "$OUT/profile_int8_${m}_b$n.txt" | head -30
+    fi
+  done
 fi
 if [[ -z "${SKIP_PPOCR:-}" ]]; then
 echo "== tandem GPU latency: PP-OCR"

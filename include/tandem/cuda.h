@@ -45,6 +45,10 @@ struct CudaOptions {
   // a [N*H*W, C] matrix) against cuDNN's best and keeps the faster (cuDNN when time_tactics is
   // off); 0: cuDNN; 1: the GEMM. Those of a 1x1 map always run as the GEMM.
   int fp16_pointwise_gemm = -1;
+  // INT8 convolutions (ExecOptions::numerics) whose input lies on its INT8 grid run for real on
+  // int8 codes (cuBLASLt INT8 tensor-core GEMMs, int32 sums; grouped ones in tandem's direct
+  // int8 kernel); false: every INT8 layer is emulated (FP32 arithmetic on rounded values).
+  bool real_int8 = true;
 };
 
 // One tactic choice made at compile: what the engine's timing cache stores per layer.

@@ -2,11 +2,16 @@
 //   tandem_cuda_bench MODEL.onnx --shape NAME:1x3x224x224 [--input in.npy] [--output out.npy]
 //                     [--warmup 10] [--iters 50] [--tf32] [--no-graph] [--no-fuse]
 //                     [--cudnn-depthwise] [--profile N] [--fp16 [--emulate-fp16] [--check-fp32]]
+//                     [--int8 [--emulate-int8]]
 // Prints one JSON line: median/min/p90 of device time per inference (events around the launch
 // sequence, no host copies), end-to-end run() median (with H2D/D2H), compile time, tactics.
 // --fp16: the layers `tandem build --fp16` makes FP16 (src/engine/builder.cpp) run in FP16 (real
 // half kernels; --emulate-fp16: the rounding emulation); --check-fp32 also runs an FP32 executor
 // on the same input and reports the first output's cosine and max |fp16 - fp32| / max |fp32|.
+// --int8: as `tandem build --int8` (convolutions, deconvolutions and matrix multiplies INT8, the
+// rest FP16), per-tensor scales max|t| / 127 from an FP32 run of the model at batch 1 on random
+// input (a stand-in for calibration); --emulate-int8: the rounding emulation instead of the real
+// INT8 kernels.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -78,6 +83,40 @@ int bisect_fp16(const Network& net, const CudaOptions& co, int points) {
   }
   return 0;
 }
+
+// --int8: the numerics `tandem build --int8` gives (src/engine/builder.cpp: default_gpu_precision),
+// with per-tensor scales max|t| / 127 of an FP32 run at batch 1 (every input's batch set to 1).
+Numerics int8_numerics(const Network& net, const std::string& model, ImportOptions io, const CudaOptions& co) {
+  for (auto& [name, dims] : io.shapes)
+    if (!dims.empty()) dims[0] = 1;
+  const Network one = import_onnx(model, io);
+  TensorMap in;
+  for (TensorId t : one.inputs) {
+    const Tensor& T = one.tensors[t];
+    HostTensor h = HostTensor::zeros(T.name, T.type, T.dims);
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-1, 1);
+    if (T.type == DataType::kFloat)
+      for (int64_t k = 0; k < h.count(); ++k) h.f32()[k] = u(rng);
+    in[T.name] = h;
+  }
+  auto fp32 = make_cuda_executor(one, {}, co, true);
+  fp32->run(in);
+  Numerics n;
+  for (const auto& [name, t] : fp32->all_tensors()) {
+    if (t.type != DataType::kFloat) continue;
+    float m = 0;
+    for (int64_t k = 0; k < t.count(); ++k) m = std::max(m, std::fabs(t.f32()[k]));
+    n.tensor_scales[name] = m > 0 ? m / 127.f : 1.f;
+  }
+  n.layer_precision.assign(net.layers.size(), Precision::kUnset);
+  for (size_t l = 0; l < net.layers.size(); ++l) {
+    const LayerKind k = net.layers[l].kind;
+    const bool compute = k == LayerKind::kConvolution || k == LayerKind::kDeconvolution || k == LayerKind::kMatrixMultiply;
+    n.layer_precision[l] = compute ? Precision::kINT8 : stays_fp32(k) ? Precision::kUnset : Precision::kFP16;
+  }
+  return n;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,7 +129,7 @@ int main(int argc, char** argv) {
     std::string model = argv[1], input_npy, output_npy, tactics_path;
     ImportOptions io;
     int warmup = 10, iters = 50, profile = 0;
-    bool fp16 = false, check_fp32 = false;
+    bool fp16 = false, int8 = false, check_fp32 = false;
     int bisect = 0;
     CudaOptions co;
     for (int i = 2; i < argc; ++i) {
@@ -112,6 +151,8 @@ int main(int argc, char** argv) {
       else if (a == "--tactics") tactics_path = next();
       else if (a == "--fp16") fp16 = true;
       else if (a == "--emulate-fp16") co.real_fp16 = false;
+      else if (a == "--int8") int8 = true;
+      else if (a == "--emulate-int8") co.real_int8 = false;
       else if (a == "--check-fp32") check_fp32 = true;
       else if (a == "--bisect-fp16") bisect = std::stoi(next());
       else throw Error("unknown argument " + a);
@@ -124,6 +165,7 @@ int main(int argc, char** argv) {
       for (size_t l = 0; l < net.layers.size(); ++l)
         if (!stays_fp32(net.layers[l].kind)) eo.numerics.layer_precision[l] = Precision::kFP16;
     }
+    if (int8) eo.numerics = int8_numerics(net, model, io, co);
     if (bisect > 0) return bisect_fp16(net, co, bisect);
     auto ex = make_cuda_executor(net, eo, co);
     double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -167,7 +209,8 @@ int main(int argc, char** argv) {
       check = buf;
     }
     const Tensor& in0 = net.tensors[net.inputs[0]];
-    const char* precision = fp16 ? (co.real_fp16 ? "fp16" : "fp16-emulated") : co.allow_tf32 ? "tf32" : "fp32";
+    const char* precision = int8 ? (co.real_int8 ? "int8" : "int8-emulated")
+                            : fp16 ? (co.real_fp16 ? "fp16" : "fp16-emulated") : co.allow_tf32 ? "tf32" : "fp32";
     if (!tactics_path.empty()) {  // the timing-cache view: one JSON line per TacticRecord
       FILE* f = std::fopen(tactics_path.c_str(), "w");
       if (!f) throw Error("cannot write " + tactics_path);

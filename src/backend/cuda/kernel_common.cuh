@@ -64,3 +64,21 @@ __device__ __forceinline__ float red_op(ReduceOp op, float a, float b) {
   }
   return a + b;
 }
+
+// A point-wise chain on one value (kernels.h: PwChain), with the op-semantics header's arithmetic
+// (the CPU reference's): x0 is the value before op x0_at.
+__device__ __forceinline__ float apply_chain(const PwChain& c, float v) {
+  float x0 = v;
+  for (int k = 0; k < c.n_ops; ++k) {
+    if (k == c.x0_at) x0 = v;
+    const PwOp o = c.ops[k];
+    switch (o.kind) {
+      case PwKind::kActivation: v = ops::activation<float>(o.act, v, o.a, o.b); break;
+      case PwKind::kScalarRight: v = ops::elementwise<float>(o.op, v, o.a); break;
+      case PwKind::kScalarLeft: v = ops::elementwise<float>(o.op, o.a, v); break;
+      case PwKind::kChainInputRight: v = ops::elementwise<float>(o.op, v, x0); break;
+      case PwKind::kChainInputLeft: v = ops::elementwise<float>(o.op, x0, v); break;
+    }
+  }
+  return v;
+}

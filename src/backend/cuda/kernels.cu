@@ -189,21 +189,6 @@ __global__ void dwconv_kernel(DwConv p, const float* __restrict__ x, const float
 }
 
 // ---- point-wise chains ------------------------------------------------------------------------
-__device__ __forceinline__ float apply_chain(const PwChain& c, float v) {
-  float x0 = v;
-  for (int k = 0; k < c.n_ops; ++k) {
-    if (k == c.x0_at) x0 = v;
-    const PwOp o = c.ops[k];
-    switch (o.kind) {
-      case PwKind::kActivation: v = act(o.act, v, o.a, o.b); break;
-      case PwKind::kScalarRight: v = arith<float>(o.op, v, o.a); break;
-      case PwKind::kScalarLeft: v = arith<float>(o.op, o.a, v); break;
-      case PwKind::kChainInputRight: v = arith<float>(o.op, v, x0); break;
-      case PwKind::kChainInputLeft: v = arith<float>(o.op, x0, v); break;
-    }
-  }
-  return v;
-}
 __global__ void pw_chain_kernel(PwChain c, const float* __restrict__ x, float* __restrict__ y,
                                 idx_t n) {
   GRID_LOOP(i, n) y[i] = apply_chain(c, x[i]);

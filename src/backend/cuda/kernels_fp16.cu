@@ -35,25 +35,7 @@ __global__ void convert_kernel(const void* x, bool x_half, bool x_nhwc, void* y,
 }
 
 // ---- point-wise ---------------------------------------------------------------------------------
-__device__ __forceinline__ float act(ActivationType type, float x, float alpha, float beta) {
-  return ops::activation<float>(type, x, alpha, beta);
-}
 __device__ __forceinline__ float arith(ElementWiseOp op, float a, float b) { return ops::elementwise<float>(op, a, b); }
-__device__ __forceinline__ float apply_chain(const PwChain& c, float v) {
-  float x0 = v;
-  for (int k = 0; k < c.n_ops; ++k) {
-    if (k == c.x0_at) x0 = v;
-    const PwOp o = c.ops[k];
-    switch (o.kind) {
-      case PwKind::kActivation: v = act(o.act, v, o.a, o.b); break;
-      case PwKind::kScalarRight: v = arith(o.op, v, o.a); break;
-      case PwKind::kScalarLeft: v = arith(o.op, o.a, v); break;
-      case PwKind::kChainInputRight: v = arith(o.op, v, x0); break;
-      case PwKind::kChainInputLeft: v = arith(o.op, x0, v); break;
-    }
-  }
-  return v;
-}
 __global__ void pw_chain_h_kernel(PwChain c, const __half* __restrict__ x, __half* __restrict__ y, idx_t n) {
   GRID_LOOP(i, n) y[i] = st(apply_chain(c, ld(x, i)));
 }

@@ -1,0 +1,181 @@
+// tandem's own CUDA kernels around real INT8 execution (docs/cuda-backend.md, Numerics): the
+// int8 codes of a float value on an INT8 grid, im2col over channels-last int8, a direct int8
+// convolution with int32 accumulation (grouped, depthwise, and the fall-back when cuBLASLt offers
+// no INT8 algorithm), and the epilogue that turns int32 sums into the float values the next step
+// reads. The matrix products themselves are cuBLASLt's INT8 tensor-core GEMMs (executor.cpp).
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+
+#include "backend/cuda/kernels.h"
+#include "tandem/op_semantics.h"
+
+namespace tandem::cuda {
+namespace {
+
+#include "backend/cuda/kernel_common.cuh"
+
+constexpr int kTile = 32, kRows = 8;  // transposing tiles: 32 x 32 values, 32 x 8 threads
+
+// The code of x on the grid of `scale`: clamp(rne(x / scale), -128, 127), as the emulation's
+// fake_quant (so a value it rounded gives back exactly its integer).
+__device__ __forceinline__ int quant(float x, float scale) {
+  return int(fminf(fmaxf(rintf(x / scale), -128.f), 127.f));
+}
+
+// x float [b][c][hw] -> q int8 [b][hw][c], one 32 x 32 (channel, position) tile per block.
+__global__ void quantize_nhwc_kernel(const float* __restrict__ x, int8_t* __restrict__ q, idx_t c, idx_t hw,
+                                     float scale) {
+  __shared__ float tile[kTile][kTile + 1];
+  const idx_t b = blockIdx.z, p0 = idx_t(blockIdx.x) * kTile, c0 = idx_t(blockIdx.y) * kTile;
+  for (int j = threadIdx.y; j < kTile; j += kRows) {
+    const idx_t ch = c0 + j, p = p0 + threadIdx.x;
+    if (ch < c && p < hw) tile[j][threadIdx.x] = x[(b * c + ch) * hw + p];
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < kTile; j += kRows) {
+    const idx_t p = p0 + j, ch = c0 + threadIdx.x;
+    if (ch < c && p < hw) q[(b * hw + p) * c + ch] = int8_t(quant(tile[threadIdx.x][j], scale));
+  }
+}
+
+// Row-major float [rows][k] -> int8 [rows][k_pad], zeros in the padding.
+__global__ void quantize_rows_kernel(const float* __restrict__ x, int8_t* __restrict__ q, idx_t k, idx_t k_pad,
+                                     float scale, idx_t n) {
+  GRID_LOOP(i, n) {
+    const idx_t r = i / k_pad, j = i - r * k_pad;
+    q[i] = j < k ? int8_t(quant(x[r * k + j], scale)) : int8_t(0);
+  }
+}
+
+// col[m][j], m = (b, oh, ow), j = (r, s, ch) (channels fastest, as the KRSC weights), zeros for
+// padding and for j >= kh * kw * c; V bytes per thread (V divides c).
+template <int V>
+struct Bytes;
+template <> struct Bytes<1> { using T = int8_t; };
+template <> struct Bytes<4> { using T = int32_t; };
+template <> struct Bytes<16> { using T = int4; };
+template <int V>
+__global__ void im2col_kernel(Im2col p, const int8_t* __restrict__ x, int8_t* __restrict__ col, idx_t n_chunks) {
+  using T = typename Bytes<V>::T;
+  const idx_t per_row = p.kc_pad / V, kc = p.kh * p.kw * p.c;
+  GRID_LOOP(i, n_chunks) {
+    const idx_t m = i / per_row, j = (i - m * per_row) * V;
+    T v{};
+    if (j < kc) {
+      const idx_t rs = j / p.c, ch = j - rs * p.c, r = rs / p.kw, s = rs - r * p.kw;
+      const idx_t ow = m % p.ow, t = m / p.ow, oh = t % p.oh, b = t / p.oh;
+      const idx_t ih = oh * p.sh - p.ph + r * p.dh, iw = ow * p.sw - p.pw + s * p.dw;
+      if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w)
+        v = *reinterpret_cast<const T*>(x + ((b * p.h + ih) * p.w + iw) * p.c + ch);
+    }
+    *reinterpret_cast<T*>(col + idx_t(m) * p.kc_pad + j) = v;
+  }
+}
+
+// acc int32 [b][hw][ld] (the GEMM's rows = (image, position), columns = output channels) ->
+// y float [b][k][hw] = chain(acc * alpha[k] + bias[k]), one 32 x 32 tile per block.
+__global__ void epilogue_nchw_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k, idx_t hw,
+                                     const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                                     float* __restrict__ y) {
+  __shared__ int32_t tile[kTile][kTile + 1];
+  const idx_t b = blockIdx.z, p0 = idx_t(blockIdx.x) * kTile, k0 = idx_t(blockIdx.y) * kTile;
+  for (int j = threadIdx.y; j < kTile; j += kRows) {
+    const idx_t p = p0 + j, ch = k0 + threadIdx.x;
+    if (ch < k && p < hw) tile[j][threadIdx.x] = acc[(b * hw + p) * ld + ch];
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < kTile; j += kRows) {
+    const idx_t ch = k0 + j, p = p0 + threadIdx.x;
+    if (ch < k && p < hw) {
+      float v = float(tile[threadIdx.x][j]) * alpha[ch];
+      if (bias) v += bias[ch];
+      y[(b * k + ch) * hw + p] = apply_chain(c, v);
+    }
+  }
+}
+
+// acc int32 [rows][ld] -> y float [rows][k] = chain(acc * alpha[col] + bias[col]).
+__global__ void epilogue_rows_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k,
+                                     const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                                     float* __restrict__ y, idx_t n) {
+  GRID_LOOP(i, n) {
+    const idx_t r = i / k, j = i - r * k;
+    float v = float(acc[r * ld + j]) * alpha[j];
+    if (bias) v += bias[j];
+    y[i] = apply_chain(c, v);
+  }
+}
+
+// One thread per output of NCHW y; x float NCHW (quantized on load), w int8 [k][c/g][kh][kw].
+__global__ void conv_direct_kernel(ConvI8 p, const float* __restrict__ x, float x_scale,
+                                   const int8_t* __restrict__ w, const float* __restrict__ alpha,
+                                   const float* __restrict__ bias, PwChain c, float* __restrict__ y, idx_t n) {
+  GRID_LOOP(i, n) {
+    const idx_t ow = i % p.ow, t = i / p.ow, oh = t % p.oh, t2 = t / p.oh, k = t2 % p.k, b = t2 / p.k;
+    const idx_t cg = p.c / p.groups, kg = p.k / p.groups, c_first = (k / kg) * cg;
+    const idx_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
+    int32_t acc = 0;
+    for (idx_t ci = 0; ci < cg; ++ci) {
+      const float* xp = x + (b * p.c + c_first + ci) * p.h * p.w;
+      const int8_t* wp = w + (k * cg + ci) * p.kh * p.kw;
+      for (int r = 0; r < p.kh; ++r) {
+        const idx_t hh = h0 + r * p.dh;
+        if (hh < 0 || hh >= p.h) continue;
+        for (int s = 0; s < p.kw; ++s) {
+          const idx_t ww = w0 + s * p.dw;
+          if (ww < 0 || ww >= p.w) continue;
+          acc += quant(xp[hh * p.w + ww], x_scale) * int32_t(wp[r * p.kw + s]);
+        }
+      }
+    }
+    float v = float(acc) * alpha[k];
+    if (bias) v += bias[k];
+    y[i] = apply_chain(c, v);
+  }
+}
+
+}  // namespace
+
+// ---- launchers -------------------------------------------------------------------------------
+void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t hw, float scale, cudaStream_t s) {
+  dim3 grid(unsigned((hw + kTile - 1) / kTile), unsigned((c + kTile - 1) / kTile), unsigned(batch));
+  quantize_nhwc_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(x, q, idx_t(c), idx_t(hw), scale);
+}
+
+void quantize_rows_i8(const float* x, int8_t* q, int64_t rows, int64_t k, int64_t k_pad, float scale,
+                      cudaStream_t s) {
+  const int64_t n = rows * k_pad;
+  quantize_rows_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, q, idx_t(k), idx_t(k_pad), scale, idx_t(n));
+}
+
+void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s) {
+  const int64_t bytes = int64_t(p.n) * p.oh * p.ow * p.kc_pad;
+  if (p.c % 16 == 0) {
+    im2col_kernel<16><<<blocks_for(bytes / 16), kBlock, 0, s>>>(p, x, col, idx_t(bytes / 16));
+  } else if (p.c % 4 == 0) {
+    im2col_kernel<4><<<blocks_for(bytes / 4), kBlock, 0, s>>>(p, x, col, idx_t(bytes / 4));
+  } else {
+    im2col_kernel<1><<<blocks_for(bytes), kBlock, 0, s>>>(p, x, col, idx_t(bytes));
+  }
+}
+
+void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k, int64_t hw, const float* alpha,
+                        const float* bias, const PwChain& c, float* y, cudaStream_t s) {
+  dim3 grid(unsigned((hw + kTile - 1) / kTile), unsigned((k + kTile - 1) / kTile), unsigned(batch));
+  epilogue_nchw_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(acc, idx_t(ld), idx_t(k), idx_t(hw), alpha, bias, c, y);
+}
+
+void int8_epilogue_rows(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
+                        const float* bias, const PwChain& c, float* y, cudaStream_t s) {
+  const int64_t n = rows * k;
+  epilogue_rows_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y, idx_t(n));
+}
+
+void conv_direct_i8(const ConvI8& p, const float* x, float x_scale, const int8_t* w, const float* alpha,
+                    const float* bias, const PwChain& c, float* y, cudaStream_t s) {
+  const int64_t n = int64_t(p.n) * p.k * p.oh * p.ow;
+  conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, x_scale, w, alpha, bias, c, y, idx_t(n));
+}
+
+}  // namespace tandem::cuda

@@ -1,0 +1,267 @@
+// Real INT8 execution on the GPU (CudaOptions::real_int8): every INT8 kernel path against the
+// CPU backend's INT8 emulation of the same network and numerics (the reference: inputs rounded
+// to their per-tensor grid, weights to their per-channel grid, the bias to the int32 grid, FP32
+// arithmetic), and the PP-OCR build-dla engines (graph strategy) against the CPU. Label gpu.
+//
+// Why the bounds: the GPU sums the same integer products exactly in int32 and scales once; the
+// emulation sums their float values in another order. A single layer whose output is not
+// rounded differs by float rounding only (1e-4 of the output's range covers it with a wide
+// margin); a wrong code, channel, scale, padding or im2col column moves values by a whole
+// quantization step of one product at least (>= 1e-2 of the range here). Where an INT8 value
+// is rounded between layers, an FP32 ulp can flip a rounding at a midpoint (one step), so
+// chains are held to cosine >= 0.9999. Each test also asserts which INT8 tactic ran, so a silent
+// fall-back to the emulation fails.
+#include <filesystem>
+#include <random>
+
+#include "tandem/builder.h"
+#include "tandem/engine.h"
+#include "tandem/onnx.h"
+#include "tandem/quant.h"
+#include "test_util.h"
+
+using namespace tandem;
+using namespace tandem::test;
+
+namespace {
+
+std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+struct Agreement {
+  double max_rel = 0;  // max |a - b| / max |b|
+  double cosine = 0;
+};
+Agreement agree(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double dot = 0, na = 0, nb = 0, maxd = 0, maxb = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    EXPECT_FALSE(std::isnan(a[i])) << "NaN at " << i;
+    dot += double(a[i]) * b[i], na += double(a[i]) * a[i], nb += double(b[i]) * b[i];
+    maxd = std::max(maxd, double(std::fabs(a[i] - b[i])));
+    maxb = std::max(maxb, double(std::fabs(b[i])));
+  }
+  return {maxd / std::max(maxb, 1e-30), dot / std::sqrt(std::max(na * nb, 1e-300))};
+}
+
+struct ConvSpec {
+  int64_t C, K;
+  int kh, kw, sh, sw;
+  int pt, pl, pb, pr;
+  int dh = 1, dw = 1;
+  int64_t groups = 1;
+};
+// conv(x) with random weights (one all-zero output channel when zero_channel) and bias.
+TensorId conv(NetBuilder& b, const std::string& name, TensorId x, const ConvSpec& s, const Dims& yd, uint32_t seed,
+              bool zero_channel = false) {
+  ConvolutionParams cp;
+  cp.kernel = {s.kh, s.kw};
+  cp.stride = {s.sh, s.sw};
+  cp.pre_padding = {s.pt, s.pl};
+  cp.post_padding = {s.pb, s.pr};
+  cp.dilation = {s.dh, s.dw};
+  cp.groups = s.groups;
+  cp.out_maps = s.K;
+  const int64_t inner = s.C / s.groups * s.kh * s.kw;
+  const float amp = 1.f / std::sqrt(float(inner));
+  std::vector<float> w = uniform(size_t(s.K * inner), seed, -amp, amp);
+  if (zero_channel) std::fill(w.begin() + inner, w.begin() + 2 * inner, 0.f);
+  cp.kernel_weights = b.weights(name + ".w", {s.K, s.C / s.groups, s.kh, s.kw}, w);
+  cp.bias_weights = b.weights(name + ".b", {s.K}, uniform(size_t(s.K), seed + 1, -0.5f, 0.5f));
+  TensorId y = b.tensor(name, yd);
+  b.layer(name, LayerKind::kConvolution, {x}, {y}, cp);
+  return y;
+}
+
+// INT8 numerics for every Convolution and Activation: per-tensor scales max|t| / 127 of an FP32
+// run of the same input, the input's scaled by in_range (< 1 clamps its largest values), the
+// network outputs left unquantized (compared before any rounding).
+ExecOptions int8_options(const Network& net, const TensorMap& in, float in_range = 1.f) {
+  auto fp32 = make_cpu_executor(net, {}, true);
+  fp32->run(in);
+  ExecOptions o;
+  o.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
+  for (size_t l = 0; l < net.layers.size(); ++l) {
+    const LayerKind k = net.layers[l].kind;
+    if (k == LayerKind::kConvolution || k == LayerKind::kActivation) o.numerics.layer_precision[l] = Precision::kINT8;
+  }
+  for (const auto& [name, t] : fp32->all_tensors()) {
+    float m = 0;
+    for (float v : values(t)) m = std::max(m, std::fabs(v));
+    o.numerics.tensor_scales[name] = m / 127.f * (in.count(name) ? in_range : 1.f);
+  }
+  for (TensorId t : net.outputs) o.numerics.unquantized.insert(net.tensors[size_t(t)].name);
+  return o;
+}
+
+// GPU real INT8 against the CPU emulation; want_tactics: a substring per convolution, in order.
+void check_against_emulation(const Network& net, const TensorMap& in, const std::vector<std::string>& want_tactics,
+                             double max_rel, double min_cosine = 0.99999, float in_range = 1.f) {
+  const ExecOptions o = int8_options(net, in, in_range);
+  auto cpu = make_cpu_executor(net, o);
+  auto gpu = make_cuda_executor(net, o, CudaOptions{});
+  TensorMap want = cpu->run(in);
+  TensorMap got = gpu->run(in), got2 = gpu->run(in);  // eager, then the CUDA graph replay
+  ASSERT_EQ(gpu->tactics().size(), want_tactics.size());
+  std::string tactics, kinds;
+  for (size_t i = 0; i < want_tactics.size(); ++i) {
+    tactics += gpu->tactics()[i].tactic + " ";
+    EXPECT_NE(gpu->tactics()[i].tactic.find(want_tactics[i]), std::string::npos) << gpu->tactics()[i].tactic;
+  }
+  for (const auto& s : gpu->profile(1)) kinds += s.kind + " ";
+  EXPECT_NE(kinds.find("(int8)"), std::string::npos) << kinds;
+  for (const auto& [name, w] : want) {
+    Agreement a = agree(values(got.at(name)), values(w)), a2 = agree(values(got2.at(name)), values(w));
+    std::printf("[int8] %s: max rel %.3g (replay %.3g), cosine %.8f; tactics: %s\n", name.c_str(), a.max_rel,
+                a2.max_rel, a.cosine, tactics.c_str());
+    EXPECT_LE(a.max_rel, max_rel) << name;
+    EXPECT_LE(a2.max_rel, max_rel) << name;
+    EXPECT_GE(a.cosine, min_cosine) << name;
+  }
+}
+
+TensorMap input(const Dims& d, uint32_t seed) { return {{"x", host("x", d, uniform(size_t(volume(d)), seed))}}; }
+
+}  // namespace
+
+// 3x3, padding 1, C = 8 (im2col 4 bytes at a time), the input clamped (its scale covers 60% of
+// its range, so codes beyond 127 saturate in both).
+TEST(CudaInt8, Conv3x3PaddedIm2colClamped) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {2, 8, 9, 11});
+  b.output(conv(b, "c", x, {8, 16, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 16, 9, 11}, 3));
+  check_against_emulation(b.n, input({2, 8, 9, 11}, 5), {"cublaslt_int8_gemm_im2col"}, 1e-4, 0.99999, 0.6f);
+}
+
+// 1x1 stride 1 over C = 32: the GEMM reads the NHWC codes directly; K = 24 (padded to 32 in the
+// GEMM) with an all-zero output channel (weight scale 1, codes 0).
+TEST(CudaInt8, Conv1x1DirectGemmZeroChannel) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {2, 32, 7, 9});
+  b.output(conv(b, "c", x, {32, 24, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 24, 7, 9}, 7, true));
+  check_against_emulation(b.n, input({2, 32, 7, 9}, 9), {"cublaslt_int8_gemm_nhwc"}, 1e-4);
+}
+
+// A 3-channel 7x7 stride-2 stem (im2col a byte at a time, 147 columns padded to 160).
+TEST(CudaInt8, Conv7x7Stride2ThreeChannels) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {1, 3, 20, 18});
+  b.output(conv(b, "c", x, {3, 8, 7, 7, 2, 2, 3, 3, 3, 3}, {1, 8, 10, 9}, 11));
+  check_against_emulation(b.n, input({1, 3, 20, 18}, 13), {"cublaslt_int8_gemm_im2col"}, 1e-4);
+}
+
+// Stride 2, dilation 2, asymmetric padding (top/left 2/1, bottom/right 1/2), C = 32 (im2col 16
+// bytes at a time); and a 1x1 stride-2 convolution (im2col, not the direct GEMM).
+TEST(CudaInt8, DilatedAsymmetricAndStrided1x1) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {2, 32, 12, 12});
+  b.output(conv(b, "c", x, {32, 20, 3, 3, 2, 2, 2, 1, 1, 2, 2, 2}, {2, 20, 6, 6}, 17));
+  b.output(conv(b, "p", x, {32, 16, 1, 1, 2, 2, 0, 0, 0, 0}, {2, 16, 6, 6}, 19));
+  check_against_emulation(b.n, input({2, 32, 12, 12}, 23), {"cublaslt_int8_gemm_im2col", "cublaslt_int8_gemm_im2col"},
+                          1e-4);
+}
+
+// Depthwise (groups = C = K) stride 2 and a grouped convolution (2 groups): tandem's direct
+// int8 kernel.
+TEST(CudaInt8, DepthwiseAndGroupedDirect) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {2, 16, 10, 10});
+  ConvSpec dw{16, 16, 3, 3, 2, 2, 1, 1, 1, 1};
+  dw.groups = 16;
+  b.output(conv(b, "dw", x, dw, {2, 16, 5, 5}, 29));
+  ConvSpec g{16, 12, 3, 3, 1, 1, 1, 1, 1, 1};
+  g.groups = 2;
+  b.output(conv(b, "g", x, g, {2, 12, 10, 10}, 31));
+  check_against_emulation(b.n, input({2, 16, 10, 10}, 37), {"tandem_int8_direct", "tandem_int8_direct"}, 1e-4);
+}
+
+// Conv -> INT8 ReLU -> depthwise -> 1x1: rounded INT8 values between the layers, as in a DLA
+// region; the real layers read the codes of the emulated ReLU's rounded output.
+TEST(CudaInt8, ChainWithRoundedValuesBetween) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  TensorId x = b.input("x", {1, 16, 12, 12});
+  TensorId c1 = conv(b, "c1", x, {16, 32, 3, 3, 1, 1, 1, 1, 1, 1}, {1, 32, 12, 12}, 41);
+  TensorId r = b.tensor("r", {1, 32, 12, 12});
+  b.layer("r", LayerKind::kActivation, {c1}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+  ConvSpec dw{32, 32, 3, 3, 1, 1, 1, 1, 1, 1};
+  dw.groups = 32;
+  TensorId d = conv(b, "dw", r, dw, {1, 32, 12, 12}, 43);
+  b.output(conv(b, "pw", d, {32, 16, 1, 1, 1, 1, 0, 0, 0, 0}, {1, 16, 12, 12}, 47));
+  check_against_emulation(b.n, input({1, 16, 12, 12}, 53),
+                          {"cublaslt_int8_gemm_im2col", "tandem_int8_direct", "cublaslt_int8_gemm_nhwc"}, 2e-2,
+                          0.9999);
+}
+
+// The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's
+// images, FP16 GPU layers): the CUDA backend (real INT8 for the DLA layers, real FP16 for the GPU
+// layers) against the CPU backend's emulation of the same plan, cosine >= 0.999 (issue 13).
+namespace {
+void build_dla_engine_agrees(const std::string& file, const std::string& shape, const std::string& tag) {
+  const std::string src = TANDEM_SOURCE_DIR;
+  const std::string model = src + "/.data/models/" + file;
+  if (!std::filesystem::exists(model)) FAIL() << model << " missing: run scripts/fetch-data.sh";
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("tandem-int8-" + tag);
+  std::filesystem::create_directories(dir);
+  BuildOptions o;
+  o.shapes = {parse_shape_arg(shape)};
+  o.strategy = Strategy::kGraph;
+  o.optimization_level = 0;
+  o.calibration.images_dir = src + "/tests/data/calib";
+  const std::string path = (dir / (tag + ".engine")).string();
+  BuildResult r = build_dla_engine(model, path, o);
+  auto e = Engine::load(path);
+  ExecOptions eo;
+  eo.numerics = e->numerics();
+  const Network& net = e->network();
+  // One of the calibration images as the input (on random noise det's INT8 sigmoid rounds the
+  // whole probability map to 0 on both backends, which would prove nothing).
+  CalibrationData one = o.calibration;
+  one.batch_size = 1;
+  auto images = files_batcher(one)(input_specs(net));
+  TensorMap in;
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(images->next(&in)) << "no calibration image";
+  auto cpu = make_cpu_executor(net, eo);
+  auto gpu = make_cuda_executor(net, eo, CudaOptions{});
+  TensorMap want = cpu->run(in), got = gpu->run(in), got2 = gpu->run(in);
+  int int8_convs = 0, fp16_steps = 0, int8_layers = 0;
+  for (const auto& t : gpu->tactics()) int8_convs += t.key.find("|int8") != std::string::npos;
+  for (const auto& s : gpu->profile(1)) fp16_steps += s.kind.find("(fp16)") != std::string::npos;
+  for (Precision p : eo.numerics.layer_precision) int8_layers += p == Precision::kINT8;
+  EXPECT_GT(r.dla_layers, 0) << tag;
+  EXPECT_GT(int8_convs, 0) << tag << ": no convolution ran in real INT8";
+  EXPECT_GT(fp16_steps, 0) << tag << ": no layer ran in real FP16";
+  for (const auto& [out, w] : want) {
+    Agreement a = agree(values(got.at(out)), values(w)), a2 = agree(values(got2.at(out)), values(w));
+    float max_ref = 0;
+    for (float v : values(w)) max_ref = std::max(max_ref, std::fabs(v));
+    EXPECT_GT(max_ref, 0.05f) << out << ": an all-zero output agrees trivially";
+    std::printf("[int8 engine] %s %s: %d DLA layers (%d INT8), %d real INT8 convolutions, %d real FP16 steps; "
+                "cosine %.6f (replay %.6f), max rel %.3g, max|cpu| %.3g\n",
+                tag.c_str(), out.c_str(), r.dla_layers, int8_layers, int8_convs, fp16_steps, a.cosine, a2.cosine,
+                a.max_rel, max_ref);
+    EXPECT_GE(a.cosine, 0.999) << out;
+    EXPECT_GE(a2.cosine, 0.999) << out;
+  }
+  std::filesystem::remove_all(dir);
+}
+}  // namespace
+
+TEST(CudaInt8Models, PPOCRClsBuildDlaGraphAgreesWithCpu) {
+  SKIP_WITHOUT_CUDA();
+  build_dla_engine_agrees("ch_ppocr_mobile_v2.0_cls_infer.onnx", "x:1x3x48x192", "cls");
+}
+TEST(CudaInt8Models, PPOCRDetBuildDlaGraphAgreesWithCpu) {
+  SKIP_WITHOUT_CUDA();
+  build_dla_engine_agrees("ch_PP-OCRv4_det_infer.onnx", "x:1x3x640x640", "det");
+}
