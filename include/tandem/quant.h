@@ -3,6 +3,7 @@
 // calibrate() driver the engine builder calls. See docs/quantization.md.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -99,8 +100,13 @@ struct Histogram {
   double max_abs = 0;  // upper edge of the last bin
   double bin_width() const { return counts.empty() ? 0 : max_abs / double(counts.size()); }
   void init(int bins, double max_abs);
+  // Counts the finite |x[i]| (NaN and inf are skipped): bin floor(|x| x bins / max_abs) computed
+  // in double, the last bin for everything at or above its lower edge. Vectorized; the same
+  // counts as the one-value-at-a-time definition (tests/quant/test_calibrator.cpp checks it).
   void add(const float* x, size_t n);
 };
+// The largest finite |x[i]| (0 when there is none): calibration's first pass, per tensor.
+float max_abs_finite(const float* x, size_t n);
 
 // EntropyCalibration2-style threshold (pytorch-quantization's reference algorithm):
 // bins[0] := bins[1]; for i in [start_bin, bins]: P = bins[0..i) with the tail mass added to
@@ -171,6 +177,9 @@ struct CalibrationResult {
   bool from_model = false;              // true: the model's Q/DQ scales (explicit quantization)
   int batches = 0, samples = 0;
   int tied_tensors = 0;                 // tensors whose range changed through tying
+  // Where a calibration's time went (0 when no data was run): the FP32 runs (every tensor kept),
+  // the per-run statistics (max |x|, histograms), and the thresholds from the histograms.
+  double run_seconds = 0, statistics_seconds = 0, threshold_seconds = 0;
 };
 
 // Two passes over the batcher (reset between): pass 1 runs the FP32 reference (CPU backend,
@@ -223,7 +232,9 @@ bool looks_like_classifier(const Tensor& t);
 // repeating its last sample). Used when the batcher's batch differs from the model's.
 std::vector<TensorMap> split_batch(const TensorMap& batch, const std::vector<InputSpec>& inputs);
 
-// A one-line progress bar on stderr; silent when stderr is not a terminal or when disabled.
+// A one-line progress bar on stderr ("label [#####.....] 3/8 1.2 s", redrawn in place); silent
+// when stderr is not a terminal or when disabled, so a pipe, a log file or --json output never
+// holds it.
 class ProgressBar {
  public:
   ProgressBar(std::string label, int total, bool enabled = true);
@@ -235,6 +246,7 @@ class ProgressBar {
   std::string label_;
   int total_, count_ = 0;
   bool enabled_, finished_ = false;
+  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace tandem

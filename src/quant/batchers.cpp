@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -443,7 +444,8 @@ std::vector<TensorMap> split_batch(const TensorMap& batch, const std::vector<Inp
 
 // ---- progress ----------------------------------------------------------------------------
 ProgressBar::ProgressBar(std::string label, int total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled && ::isatty(2)) {
+    : label_(std::move(label)), total_(total), enabled_(enabled && ::isatty(2)),
+      start_(std::chrono::steady_clock::now()) {
   if (enabled_) step(0);
 }
 ProgressBar::~ProgressBar() { done(); }
@@ -454,7 +456,8 @@ void ProgressBar::step(int n) {
   int filled = total_ > 0 ? int(int64_t(width) * std::min(count_, total_) / total_) : 0;
   std::string bar(filled, '#');
   bar.append(width - filled, '.');
-  std::fprintf(stderr, "\r%s [%s] %d/%d", label_.c_str(), bar.c_str(), count_, total_);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  std::fprintf(stderr, "\r%s [%s] %d/%d %.1f s", label_.c_str(), bar.c_str(), count_, total_, s);
   std::fflush(stderr);
 }
 void ProgressBar::done() {

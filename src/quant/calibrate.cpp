@@ -1,9 +1,11 @@
 // The calibration driver: FP32 reference runs -> per-tensor ranges -> tying -> cache.
+#include <omp.h>
+
 #include <algorithm>
-#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <thread>
+#include <numeric>
 
 #include "tandem/quant.h"
 
@@ -107,6 +109,65 @@ struct Statistics {
   std::vector<Histogram> hist;
 };
 
+// The tracked tensors of one run, found once per run in the executor's kept tensors (or the
+// inputs); the buffers live across runs (no allocation per batch).
+struct RunTensors {
+  std::vector<const float*> data;  // per tracked tensor; null: not produced, or not fp32
+  std::vector<size_t> count;
+  std::vector<size_t> order;       // tracked indices, largest tensor first (set on the first run)
+};
+
+void find_run_tensors(const Network& net, const TensorMap& all, const TensorMap& piece,
+                      const std::vector<TensorId>& tracked, RunTensors& rt) {
+  rt.data.assign(tracked.size(), nullptr);
+  rt.count.assign(tracked.size(), 0);
+  for (size_t k = 0; k < tracked.size(); ++k) {
+    const std::string& name = net.tensors[tracked[k]].name;
+    auto it = all.find(name);
+    if (it == all.end()) {
+      it = piece.find(name);
+      if (it == piece.end()) continue;
+    }
+    if (it->second.type != DataType::kFloat) continue;
+    rt.data[k] = it->second.f32();
+    rt.count[k] = size_t(it->second.count());
+  }
+  if (rt.order.empty()) {
+    rt.order.resize(tracked.size());
+    std::iota(rt.order.begin(), rt.order.end(), size_t(0));
+    std::stable_sort(rt.order.begin(), rt.order.end(),
+                     [&](size_t x, size_t y) { return rt.count[x] > rt.count[y]; });
+  }
+}
+
+// One run's statistics: pass 0 takes max |x|, pass 1 adds to the histograms. One tensor per
+// task on OpenMP's threads, the executor's own team (a second pool would compete with its
+// spinning workers for the cores), largest first so that the threads finish together. A
+// constant is the same in every run: its max is taken once.
+void add_run_statistics(const RunTensors& rt, const std::vector<TensorId>& tracked,
+                        const std::vector<char>& is_const, int pass, bool first_run, int team,
+                        Statistics& st) {
+  const long n = long(rt.order.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (long j = 0; j < n; ++j) {
+    const size_t k = rt.order[size_t(j)];
+    const float* x = rt.data[k];
+    if (!x) continue;
+    const bool constant = is_const[size_t(tracked[k])] != 0;
+    if (pass == 0 && (first_run || !constant))
+      st.amax[k] = std::max(st.amax[k], double(max_abs_finite(x, rt.count[k])));
+    else if (pass == 1 && !constant)
+      st.hist[k].add(x, rt.count[k]);
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Two passes over the batcher, each an FP32 run per sample with every tensor kept. Both passes
+// are needed for TensorRT's binning: the histogram spans [0, the max over ALL the data], which
+// only the first pass knows (docs/quantization.md, "Calibration speed").
 Statistics collect_statistics(const Network& net, Batcher& batcher, const CalibrateOptions& opt,
                               const std::vector<TensorId>& tracked, const std::vector<char>& is_const,
                               CalibrationResult& res) {
@@ -116,55 +177,42 @@ Statistics collect_statistics(const Network& net, Batcher& batcher, const Calibr
   const std::vector<InputSpec> specs = input_specs(net);
   const bool need_hist = opt.algorithm != CalibAlgorithm::kMinMax;
   const int passes = need_hist ? 2 : 1;
+  const int team = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   Statistics st;
   st.amax.assign(tracked.size(), 0.0);
   st.hist.resize(need_hist ? tracked.size() : 0);
+  RunTensors rt;
+  // One step per sample and pass (a batch of 8 images is several seconds of det).
+  const int64_t model_batch = specs.empty() || specs[0].dims.empty() ? 1 : std::max<int64_t>(1, specs[0].dims[0]);
+  const int pieces = int((batcher.batch_size() + model_batch - 1) / model_batch);
+  ProgressBar bar(passes == 2 ? "calibrate (2 passes)" : "calibrate", passes * batcher.num_batches() * pieces,
+                  opt.progress);
+  TensorMap batch;
   for (int pass = 0; pass < passes; ++pass) {
     batcher.reset();
-    ProgressBar bar(passes == 2 ? (pass == 0 ? "calibrate: ranges    " : "calibrate: histograms")
-                                : "calibrate",
-                    batcher.num_batches(), opt.progress);
     if (pass == 1)
       for (size_t k = 0; k < tracked.size(); ++k) st.hist[k].init(opt.bins, st.amax[k]);
-    TensorMap batch;
     int batches = 0, samples = 0;
     while (batcher.next(&batch)) {
       ++batches;
       samples += batch.empty() ? 0 : int(batch.begin()->second.dims.empty() ? 1 : batch.begin()->second.dims[0]);
       for (const TensorMap& piece : split_batch(batch, specs)) {
+        auto t0 = std::chrono::steady_clock::now();
         exec->run(piece);
-        const TensorMap& all = exec->all_tensors();
-        for (size_t k = 0; k < tracked.size(); ++k) {
-          const std::string& name = net.tensors[tracked[k]].name;
-          auto it = all.find(name);
-          if (it == all.end()) {
-            auto in = piece.find(name);
-            if (in == piece.end()) continue;
-            it = in;
-          }
-          const HostTensor& t = it->second;
-          if (t.type != DataType::kFloat) continue;
-          const float* x = t.f32();
-          const size_t n = size_t(t.count());
-          if (pass == 0) {
-            double m = st.amax[k];
-            for (size_t i = 0; i < n; ++i) {
-              double a = std::fabs(double(x[i]));
-              if (std::isfinite(a) && a > m) m = a;
-            }
-            st.amax[k] = m;
-          } else if (!is_const[tracked[k]]) {
-            st.hist[k].add(x, n);
-          }
-        }
+        res.run_seconds += seconds_since(t0);
+        t0 = std::chrono::steady_clock::now();
+        const bool first_run = rt.order.empty();
+        find_run_tensors(net, exec->all_tensors(), piece, tracked, rt);
+        add_run_statistics(rt, tracked, is_const, pass, first_run, team, st);
+        res.statistics_seconds += seconds_since(t0);
+        bar.step();
       }
-      bar.step();
     }
-    bar.done();
     if (batches == 0) throw Error("calibration: the batcher yielded no batch");
     res.batches = batches;
     res.samples = samples;
   }
+  bar.done();
   return st;
 }
 
@@ -174,21 +222,14 @@ std::vector<double> ranges_from_statistics(const Statistics& st, const Calibrate
                                            const std::vector<char>& is_const) {
   if (opt.algorithm == CalibAlgorithm::kMinMax) return st.amax;
   std::vector<double> range(tracked.size(), 0.0);
-  int threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (;;) {
-      size_t k = next.fetch_add(1);
-      if (k >= tracked.size()) return;
-      if (is_const[tracked[k]]) { range[k] = st.amax[k]; continue; }
-      range[k] = opt.algorithm == CalibAlgorithm::kEntropy ? entropy_amax(st.hist[k])
-                                                           : percentile_amax(st.hist[k], opt.percentile);
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  const int team = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  const long n = long(tracked.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (long k = 0; k < n; ++k) {
+    if (is_const[size_t(tracked[size_t(k)])]) range[size_t(k)] = st.amax[size_t(k)];
+    else if (opt.algorithm == CalibAlgorithm::kEntropy) range[size_t(k)] = entropy_amax(st.hist[size_t(k)]);
+    else range[size_t(k)] = percentile_amax(st.hist[size_t(k)], opt.percentile);
+  }
   return range;
 }
 
@@ -208,7 +249,9 @@ CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batch
     if (L.kind == LayerKind::kConstant)
       for (TensorId t : L.outputs) is_const[t] = 1;
   const Statistics st = collect_statistics(net, batcher, opt, tracked, is_const, res);
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<double> range = ranges_from_statistics(st, opt, tracked, is_const);
+  res.threshold_seconds = seconds_since(t0);
 
   std::map<std::string, float> ranges;
   for (size_t k = 0; k < tracked.size(); ++k) {

@@ -1,6 +1,11 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 
@@ -235,4 +240,65 @@ TEST(ImageBatcher, HugeDeclaredImageIsRefusedBeforeDecoding) {
     EXPECT_EQ(std::string(e.what()),
               d + "/a.png: 9000x9000 pixels is over the limit of 64 megapixels for a calibration image");
   }
+}
+
+// ---- the progress bar: on a terminal only ------------------------------------------------
+namespace {
+// Runs fn with file descriptor 2 (stderr) pointing at fd, then puts stderr back.
+void with_stderr_on(int fd, const std::function<void()>& fn) {
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  ::dup2(fd, 2);
+  fn();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+}
+
+// What a pseudo-terminal's master side has received so far.
+std::string drain(int master) {
+  ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+  std::string got;
+  char buf[1024];
+  ssize_t n;
+  while ((n = ::read(master, buf, sizeof buf)) > 0) got.append(buf, size_t(n));
+  return got;
+}
+}  // namespace
+
+TEST(ProgressBar, SilentWhenStderrIsNotATerminal) {
+  const std::string path = tmp_dir("progress") + "/stderr.txt";
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  with_stderr_on(fd, [] {
+    ProgressBar bar("calibrate", 4);
+    bar.step();
+    bar.step(3);
+    bar.done();
+  });
+  ::close(fd);
+  EXPECT_EQ(fs::file_size(path), 0u);
+}
+
+TEST(ProgressBar, DrawnInPlaceOnATerminal) {
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const int tty = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  ASSERT_GE(tty, 0);
+  with_stderr_on(tty, [] {
+    ProgressBar bar("calibrate", 4);
+    bar.step(2);
+    bar.step(2);
+    bar.done();
+    ProgressBar off("compare", 4, /*enabled=*/false);  // --quiet, --json
+    off.step(4);
+  });
+  const std::string got = drain(master);
+  ::close(tty);
+  ::close(master);
+  EXPECT_NE(got.find("\rcalibrate [###############...............] 2/4 "), std::string::npos) << got;
+  EXPECT_NE(got.find("\rcalibrate [##############################] 4/4 "), std::string::npos) << got;
+  EXPECT_EQ(got.find("compare"), std::string::npos) << got;
 }

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <random>
 
 #include "tandem/quant.h"
@@ -301,4 +303,88 @@ TEST(Names, AlgorithmsAndHeaders) {
   EXPECT_FALSE(parse_calib_algorithm("kl", &a));
   EXPECT_EQ(cache_algorithm_name(CalibAlgorithm::kEntropy), "EntropyCalibration2");
   EXPECT_EQ(cache_algorithm_name(CalibAlgorithm::kMinMax), "MinMaxCalibration");
+}
+
+// ---- the vectorized statistics against their one-value-at-a-time definitions --------------
+namespace {
+// Histogram::add as defined in quant.h, one value at a time (the loop the driver ran before it
+// was vectorized).
+std::vector<double> histogram_reference(const std::vector<float>& x, int nb, double max_abs) {
+  std::vector<double> c(size_t(nb), 0.0);
+  if (max_abs <= 0) {
+    c[0] = double(x.size());
+    return c;
+  }
+  const double inv = double(nb) / max_abs;
+  for (float v : x) {
+    const double a = std::fabs(double(v));
+    if (!std::isfinite(a)) continue;
+    const double pos = a * inv;
+    c[pos >= double(nb - 1) ? size_t(nb - 1) : size_t(pos)] += 1.0;
+  }
+  return c;
+}
+
+// Values that sit on and next to every bin edge, zeros runs, negatives, inf, NaN, denormals,
+// values above max_abs, plus random ones; n is not a multiple of any vector or chunk length.
+std::vector<float> awkward_values(int nb, double max_abs, size_t n_random, uint32_t seed) {
+  std::vector<float> x;
+  for (int k = 0; k <= nb + 2; ++k) {
+    const float edge = float(double(k) * max_abs / nb);
+    x.push_back(edge);
+    x.push_back(-std::nextafter(edge, 0.f));
+    x.push_back(std::nextafter(edge, INFINITY));
+  }
+  for (int i = 0; i < 37; ++i) x.push_back(0.f);
+  const float odd[] = {INFINITY, -INFINITY, NAN, -NAN, 1e-45f, -1e-40f, 3e38f, -3e38f, float(max_abs), float(2 * max_abs)};
+  x.insert(x.end(), std::begin(odd), std::end(odd));
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.f, float(max_abs) / 3);
+  for (size_t i = 0; i < n_random; ++i) x.push_back(i % 5 == 0 ? 0.f : g(rng));
+  return x;
+}
+}  // namespace
+
+TEST(Histogram, VectorizedAddCountsAsTheDefinition) {
+  for (int nb : {2048, 7, 1}) {
+    for (double max_abs : {1.0, 2.7182818284590451, 1e-3, 0.0}) {
+      const std::vector<float> x = awkward_values(nb, max_abs > 0 ? max_abs : 1.0, 5003, uint32_t(nb));
+      Histogram h;
+      h.init(nb, max_abs);
+      h.add(x.data(), x.size());
+      h.add(x.data() + 1, 3);  // a second call adds to the counts
+      std::vector<double> want = histogram_reference(x, nb, max_abs);
+      const std::vector<double> more = histogram_reference({x.begin() + 1, x.begin() + 4}, nb, max_abs);
+      for (int b = 0; b < nb; ++b) want[size_t(b)] += more[size_t(b)];
+      ASSERT_EQ(h.counts.size(), want.size());
+      for (int b = 0; b < nb; ++b)
+        ASSERT_EQ(h.counts[size_t(b)], want[size_t(b)]) << "bins " << nb << ", max " << max_abs << ", bin " << b;
+    }
+  }
+  // Hand-worked: 4 bins over [0, 2]: 0.5 is bin 1's lower edge, 1.99 and 5 land in bin 3,
+  // inf and NaN are not counted.
+  Histogram h;
+  h.init(4, 2.0);
+  const float v[] = {0.f, 0.49f, 0.5f, -0.5f, 1.99f, 5.f, INFINITY, NAN};
+  h.add(v, 8);
+  EXPECT_EQ(h.counts, (std::vector<double>{2, 2, 0, 2}));
+}
+
+TEST(Histogram, MaxAbsFiniteSkipsInfAndNaN) {
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    const std::vector<float> x = awkward_values(2048, 4.0, 999 + seed, seed);
+    double want = 0;
+    for (float v : x)
+      if (std::isfinite(v)) want = std::max(want, std::fabs(double(v)));
+    EXPECT_EQ(double(max_abs_finite(x.data(), x.size())), want);  // 3e38
+    std::vector<float> small(x.begin() + 40, x.begin() + 61);  // 21 values, no inf / NaN / 3e38
+    double want_small = 0;
+    for (float v : small) want_small = std::max(want_small, std::fabs(double(v)));
+    EXPECT_EQ(double(max_abs_finite(small.data(), small.size())), want_small);
+  }
+  const float v[] = {-2.5f, NAN, 1.f, -INFINITY};
+  EXPECT_EQ(max_abs_finite(v, 4), 2.5f);
+  EXPECT_EQ(max_abs_finite(v, 0), 0.f);
+  const float none[] = {NAN, INFINITY};
+  EXPECT_EQ(max_abs_finite(none, 2), 0.f);
 }

@@ -1,5 +1,6 @@
 // End-to-end: the INT8 emulation on hand-worked cases, the CLI (calibrate, compare, export qdq)
 // on the PP-OCR direction classifier, and the Q/DQ model in ONNX Runtime.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "tandem/npy.h"
@@ -350,6 +352,88 @@ TEST(CalibrateDriver, MinMaxRangesAndCacheReuse) {
   std::remove(cache.c_str());
 }
 
+// The driver's fast path (vectorized statistics on OpenMP threads, a constant's max taken once,
+// tensors found once per run) against the two passes written out one value at a time, on cls:
+// every calibrated range bit for bit, for each algorithm. The reference is the loop the driver
+// ran before issue 14.
+namespace {
+std::map<std::string, float> reference_two_pass_ranges(const Network& net, Batcher& b, CalibAlgorithm alg) {
+  auto exec = make_cpu_executor(net, {}, /*keep_all=*/true);
+  std::set<std::string> constant;
+  for (const Layer& L : net.layers)
+    if (L.kind == LayerKind::kConstant) constant.insert(net.tensors[L.outputs[0]].name);
+  std::map<std::string, double> amax;
+  std::map<std::string, std::vector<double>> hist;
+  for (int pass = 0; pass < 2; ++pass) {
+    b.reset();
+    TensorMap batch;
+    while (b.next(&batch))
+      for (const TensorMap& piece : split_batch(batch, input_specs(net))) {
+        exec->run(piece);
+        TensorMap all = exec->all_tensors();
+        for (const auto& [name, t] : piece) all.emplace(name, t);
+        for (const auto& [name, t] : all) {
+          if (t.type != DataType::kFloat) continue;
+          const float* x = t.f32();
+          if (pass == 0) {
+            double& m = amax[name];
+            for (int64_t i = 0; i < t.count(); ++i)
+              if (std::isfinite(x[i])) m = std::max(m, std::fabs(double(x[i])));
+            continue;
+          }
+          if (constant.count(name) || amax[name] <= 0) continue;
+          std::vector<double>& c = hist[name];
+          c.resize(2048, 0.0);
+          const double inv = 2048 / amax[name];
+          for (int64_t i = 0; i < t.count(); ++i) {
+            const double a = std::fabs(double(x[i]));
+            if (std::isfinite(a)) c[a * inv >= 2047 ? 2047 : size_t(a * inv)] += 1.0;
+          }
+        }
+      }
+  }
+  std::map<std::string, float> ranges;
+  for (const auto& [name, m] : amax) {
+    double r = m;
+    if (alg != CalibAlgorithm::kMinMax && !constant.count(name) && m > 0) {
+      Histogram h;
+      h.init(2048, m);
+      h.counts = hist[name];
+      r = alg == CalibAlgorithm::kEntropy ? entropy_amax(h) : percentile_amax(h, 99.99);
+    }
+    ranges[name] = r > 0 ? float(r) : kMinCalibrationScale * 127.f;
+  }
+  return ranges;
+}
+}  // namespace
+
+TEST(CalibrateDriver, SameRangesAsThePlainTwoPassReference) {
+  if (!fs::exists(kCls)) FAIL() << "model missing: " << kCls << " (scripts/fetch-data.sh)";
+  ImportOptions io;
+  io.shapes = {{"x", {1, 3, 48, 192}}};
+  const Network net = import_onnx(kCls, io);
+  const Plan plan = make_plan(net, PlanOptions{});
+  for (CalibAlgorithm alg : {CalibAlgorithm::kEntropy, CalibAlgorithm::kMinMax, CalibAlgorithm::kPercentile}) {
+    auto b = make_synthetic_batcher(input_specs(net), 4, 2, -1.f, 1.f, 21);  // 2 batches of 4
+    CalibrateOptions co;
+    co.algorithm = alg;
+    co.progress = false;
+    const CalibrationResult r = calibrate(net, plan, *b, co);
+    const std::map<std::string, float> want = reference_two_pass_ranges(net, *b, alg);
+    EXPECT_EQ(r.samples, 8);
+    ASSERT_EQ(r.untied.size(), want.size()) << to_string(alg);
+    int differ = 0;
+    for (const auto& [name, range] : want) {
+      auto it = r.untied.find(name);
+      ASSERT_NE(it, r.untied.end()) << name;
+      if (it->second != range && ++differ <= 5)
+        ADD_FAILURE() << to_string(alg) << ": '" << name << "' " << it->second << " vs reference " << range;
+    }
+    EXPECT_EQ(differ, 0) << to_string(alg);
+    EXPECT_GT(r.run_seconds, 0.0);
+  }
+}
+
 // ---- CLI: clear errors, exit code 2 ------------------------------------------------------
 class QuantCli : public ::testing::Test {
  protected:
@@ -400,6 +484,41 @@ TEST_F(QuantCli, CorruptCacheLine) {
   r = run("calibrate " + kCls + " --shape x:1x3x48x192 --synthetic 1 -o " + d + "/bad.cache -q");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find(d + "/bad.cache:3:"), std::string::npos) << r.out;
+}
+
+// The progress bar reaches a terminal, and never with --json or -q (stderr on a pseudo-terminal,
+// stdout to a file).
+TEST_F(QuantCli, ProgressBarOnATerminalOnlyWithoutJson) {
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const std::string tty = ::ptsname(master);
+  const int keep_open = ::open(tty.c_str(), O_RDWR | O_NOCTTY);  // the terminal outlives each command
+  ASSERT_GE(keep_open, 0);
+  const std::string d = tmp_dir("progress");
+  auto terminal_gets = [&](const std::string& args) {
+    const std::string cmd = kTandem + " " + args + " >" + d + "/stdout.txt 2>" + tty;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+    std::string got;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(master, buf, sizeof buf)) > 0) got.append(buf, size_t(n));
+    return got;
+  };
+  const std::string model = kCls + " --shape x:1x3x48x192 --random-input --num-batches 1 --batch-size 2";
+  std::string got = terminal_gets("calibrate " + model + " --recalibrate -o " + d + "/a.cache");
+  EXPECT_NE(got.find("calibrate (2 passes) [##############################] 4/4"), std::string::npos) << got;
+  got = terminal_gets("compare " + model + " --calib " + d + "/a.cache");
+  EXPECT_NE(got.find("compare [##############################] 2/2"), std::string::npos) << got;
+  EXPECT_EQ(terminal_gets("calibrate " + model + " --recalibrate --json -o " + d + "/a.cache"), "");
+  std::ifstream json(d + "/stdout.txt");
+  EXPECT_EQ(json.get(), '{');  // the document alone
+  EXPECT_EQ(terminal_gets("compare " + model + " --calib " + d + "/a.cache --json"), "");
+  EXPECT_EQ(terminal_gets("compare " + model + " --calib " + d + "/a.cache -q"), "");
+  ::close(keep_open);
+  ::close(master);
 }
 
 // ---- the PP-OCR direction classifier: calibrate, compare, Q/DQ in ONNX Runtime -------------

@@ -122,6 +122,9 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
                     "%d ranges changed by DLA tying\nwrote %s (TRT-%d-%s)\n",
                     r.cache.scales.size(), int8, std::string(to_string(co.algorithm)).c_str(), r.batches, r.samples,
                     r.tied_tensors, a->out.c_str(), r.cache.trt_version, r.cache.algorithm.c_str());
+      if (!r.from_cache)
+        std::printf("time: FP32 runs %.2f s, statistics %.2f s, thresholds %.2f s\n", r.run_seconds,
+                    r.statistics_seconds, r.threshold_seconds);
       if (!r.from_cache && co.algorithm != CalibAlgorithm::kEntropy && !co.true_header)
         std::printf("note: the header says EntropyCalibration2 although %s chose the scales: trtexec "
                     "(IInt8EntropyCalibrator2) skips a cache of another algorithm; --true-header writes %s\n",

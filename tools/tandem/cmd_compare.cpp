@@ -264,7 +264,10 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     int samples = 0;
     batcher->reset();
     {
-      ProgressBar bar("compare", batcher->num_batches(), !a->quiet && !a->json);
+      // One step per compared input: a batch of det is several seconds.
+      const int64_t model_batch = specs.empty() || specs[0].dims.empty() ? 1 : std::max<int64_t>(1, specs[0].dims[0]);
+      ProgressBar bar("compare", int(batcher->num_batches() * ((batcher->batch_size() + model_batch - 1) / model_batch)),
+                      !a->quiet && !a->json);
       TensorMap batch;
       while (batcher->next(&batch)) {
         for (const TensorMap& piece : split_batch(batch, specs)) {
@@ -284,8 +287,8 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
           }
           if (a->per_layer && a->method == "isolate") { inputs.push_back(piece); ref_outputs.push_back(std::move(r)); }
           ++samples;
+          bar.step();
         }
-        bar.step();
       }
     }
     if (samples == 0) throw Error("compare: no input");
