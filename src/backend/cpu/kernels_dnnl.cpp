@@ -184,13 +184,25 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   dnnl::primitive prim;
   dnnl::memory::desc w_md, src_pd_md = src_md, dst_pd_md = dst_md;
   if (!deconv) {
-    auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::convolution_direct, src_req, w_any_md, b_md, dst_req,
-                            strides, dil, pl, pr)
-                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::convolution_direct, src_req, w_any_md, dst_req,
-                            strides, dil, pl, pr);
-    dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+    auto make_pd = [&](const dnnl::memory::desc& src_q, const dnnl::memory::desc& dst_q) {
+      auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                              dnnl::algorithm::convolution_direct, src_q, w_any_md, b_md, dst_q,
+                              strides, dil, pl, pr)
+                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                              dnnl::algorithm::convolution_direct, src_q, w_any_md, dst_q,
+                              strides, dil, pl, pr);
+      return dnnl::convolution_forward::primitive_desc(d, attr, eng);
+    };
+    dnnl::convolution_forward::primitive_desc pd = make_pd(src_req, dst_req);
+    // A plain-layout convolution with a kernel wider than 1x1 that oneDNN can only run as im2col
+    // + GEMM ("gemm:jit": a scalar im2col, then sgemm) is slower than its blocked direct kernel
+    // with a reorder on each side: PP-OCR det's 3x3 96->24 convolutions at 160x160 cost 27% more
+    // CPU time so (docs/cpu-backend.md). Unless the layout is forced, compute those blocked.
+    int64_t window = 1;
+    for (int64_t k : p.kernel) window *= k;
+    if (!layout && !blocked && window > 1 && std::string(pd.impl_info_str()).find("gemm") != std::string::npos)
+      pd = make_pd(dnnl::memory::desc(to_dnnl(s.in_dims), dt::f32, tag::any),
+                   dnnl::memory::desc(to_dnnl(s.out_dims), dt::f32, tag::any));
     prim = dnnl::convolution_forward(pd);
     w_md = pd.weights_desc();
     src_pd_md = pd.src_desc();
