@@ -1003,6 +1003,7 @@ Outs op_resize(Importer& I) {
 void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m);
 // ops_index.cpp: Gather/Scatter modes, TopK, Einsum, GridSample.
 void register_index_ops(std::unordered_map<std::string, OpFn>& m);
+void register_recurrent_ops(std::unordered_map<std::string, OpFn>& m);  // ops_recurrent.cpp
 
 const std::unordered_map<std::string, OpFn>& op_importers() {
   static const std::unordered_map<std::string, OpFn> m = [] {
@@ -1106,6 +1107,7 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
     register_qdq_ops(m);
     register_decomposed_ops(m);
     register_index_ops(m);
+    register_recurrent_ops(m);
     return m;
   }();
   return m;
