@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <optional>
 #include <queue>
 
 #include "tandem/limits.h"
@@ -376,8 +377,7 @@ void Importer::import_inputs() {
   }
 }
 
-std::vector<int> Importer::topo_order() {
-  const auto& g = model_.graph();
+std::vector<int> Importer::topo_order(const onnx::GraphProto& g) {
   const int n = g.node_size();
   std::unordered_map<std::string, int> producer;
   for (int i = 0; i < n; ++i)
@@ -466,9 +466,10 @@ void Importer::finish_outputs(const std::vector<TensorId>& outs) {
     }
     Tensor& tt = net_.tensors[t];
     tensor_names_.erase(tt.name);
-    if (tensor_names_.count(name)) fail(fmt::format("output '{}' is produced twice", name));
-    tensor_names_.insert(name);
-    tt.name = name;
+    const std::string scoped = scope_ + name;  // a subgraph's copy: `<scope>/<name>`
+    if (tensor_names_.count(scoped)) fail(fmt::format("output '{}' is produced twice", name));
+    tensor_names_.insert(scoped);
+    tt.name = scoped;
     Layer& l = net_.layers[tt.producer];
     layer_names_.erase(l.name);
     l.name = unique_layer_name(node_name_);
@@ -504,7 +505,7 @@ void Importer::count_parser_layers_of_folded_node() {
 
 void Importer::import_node(const onnx::NodeProto& n) {
   node_ = &n;
-  node_name_ = n.name().empty() && n.output_size() ? "node_of_" + n.output(0) : n.name();
+  node_name_ = scope_ + (n.name().empty() && n.output_size() ? "node_of_" + n.output(0) : n.name());
   const std::string& op = n.op_type();
   if (!n.domain().empty() && n.domain() != "ai.onnx")
     fail(fmt::format("op {}:{} is not supported (only the default ONNX domain)", n.domain(), op));
@@ -545,12 +546,65 @@ void Importer::import_node(const onnx::NodeProto& n) {
   finish_outputs(it->second(*this));
 }
 
+const onnx::GraphProto& Importer::graph_attr(const std::string& name) const {
+  const auto* a = attr(name);
+  if (!a || (a->type() != onnx::AttributeProto::GRAPH && !a->has_g()))
+    fail(fmt::format("attribute '{}' (a graph) is missing", name));
+  return a->g();
+}
+
+std::vector<Value> Importer::import_subgraph(const onnx::GraphProto& g, const std::vector<Value>& inputs,
+                                             const std::string& scope) {
+  if (static_cast<size_t>(g.input_size()) != inputs.size())
+    fail(fmt::format("subgraph '{}' has {} inputs, the node binds {}", g.name(), g.input_size(), inputs.size()));
+  // The control-flow node being imported: restored once its subgraph is in.
+  const onnx::NodeProto* node = node_;
+  const std::string node_name = node_name_, outer_scope = scope_;
+  const std::vector<Value> node_inputs = cur_inputs_;
+  const size_t first_layer = node_first_layer_;
+  std::vector<std::pair<std::string, std::optional<Value>>> saved;  // outer bindings the subgraph hides
+  auto hide = [&](const std::string& name) {
+    auto it = values_.find(name);
+    saved.emplace_back(name, it == values_.end() ? std::nullopt : std::optional<Value>(it->second));
+    if (it != values_.end()) values_.erase(it);
+  };
+  for (int i = 0; i < g.input_size(); ++i) {
+    hide(g.input(i).name());
+    values_[g.input(i).name()] = inputs[static_cast<size_t>(i)];
+  }
+  for (const auto& t : g.initializer()) {
+    hide(t.name());
+    values_[t.name()] = Value{-1, tensor_to_const(t, dir_, fmt::format("{}: node '{}': initializer '{}'", path_, node_name, t.name()))};
+  }
+  for (const auto& n : g.node())
+    for (const auto& o : n.output())
+      if (!o.empty()) hide(o);
+  scope_ = node_name + "/" + scope + "/";  // node_name carries the outer scope already
+  for (int i : topo_order(g)) import_node(g.node(i));
+  std::vector<Value> outs;
+  for (const auto& o : g.output()) {
+    auto it = values_.find(o.name());
+    if (it == values_.end()) fail(fmt::format("subgraph output '{}' is never produced", o.name()));
+    outs.push_back(it->second);
+  }
+  for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+    if (it->second) values_[it->first] = *it->second;
+    else values_.erase(it->first);
+  }
+  scope_ = outer_scope;
+  node_ = node;
+  node_name_ = node_name;
+  cur_inputs_ = node_inputs;
+  node_first_layer_ = first_layer;
+  return outs;
+}
+
 Network Importer::run() {
   load();
   strip_qdq_pairs(model_.mutable_graph(), path_, dir_, &net_.model.qdq_scales);
   import_inputs();
-  const auto order = topo_order();
   const auto& g = model_.graph();
+  const auto order = topo_order(g);
   for (int i : order) import_node(g.node(i));
   node_ = nullptr;
   for (const auto& vo : g.output()) {
@@ -612,8 +666,18 @@ OnnxModelSummary summarize_onnx(const std::string& path) {
   for (const auto& o : m.opset_import()) s.info.opsets.emplace_back(o.domain(), o.version());
   std::unordered_set<std::string> inits;
   for (const auto& t : m.graph().initializer()) inits.insert(t.name());
-  for (const auto& n : m.graph().node())
-    s.op_types.push_back(n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + ":" + n.op_type());
+  // Each node's op, then (depth-first) the ops of its subgraphs (If branches, Loop and Scan bodies):
+  // a model that needs an op only inside a branch still needs it.
+  std::function<void(const onnx::GraphProto&)> add_ops = [&](const onnx::GraphProto& g) {
+    for (const auto& n : g.node()) {
+      s.op_types.push_back(n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + ":" + n.op_type());
+      for (const auto& a : n.attribute()) {
+        if (a.has_g()) add_ops(a.g());
+        for (const auto& sub : a.graphs()) add_ops(sub);
+      }
+    }
+  };
+  add_ops(m.graph());
   for (const auto& vi : m.graph().input()) {
     if (inits.count(vi.name())) continue;
     Dims d;

@@ -65,16 +65,25 @@ class Importer {
 
   std::string path_;
 
+  // Control flow (ops_control.cpp): imports the nodes of a subgraph (a branch or one iteration of a
+  // loop body) with its graph inputs bound to `inputs`; outer values stay visible. Names the
+  // subgraph defines are bound only while it is imported, and its tensors and layers are named
+  // `<scope>/<name>` so that every unrolled copy is distinct. Returns its graph outputs.
+  std::vector<Value> import_subgraph(const onnx::GraphProto& g, const std::vector<Value>& inputs,
+                                     const std::string& scope);
+  const onnx::GraphProto& graph_attr(const std::string& name) const;  // a GRAPH attribute, required
+
  private:
   void load();
   void import_inputs();
-  std::vector<int> topo_order();
+  std::vector<int> topo_order(const onnx::GraphProto& g);
   void import_node(const onnx::NodeProto& n);
   void finish_outputs(const std::vector<TensorId>& outs);
   std::string unique_layer_name(const std::string& base);
   std::string unique_tensor_name(const std::string& base);
 
   ImportOptions opt_;
+  std::string scope_;  // prefix of the names of a subgraph's tensors and layers ("" at the top level)
   std::string dir_;
   std::string bytes_;
   onnx::ModelProto model_;

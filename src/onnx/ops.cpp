@@ -1004,6 +1004,7 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m);
 // ops_index.cpp: Gather/Scatter modes, TopK, Einsum, GridSample.
 void register_index_ops(std::unordered_map<std::string, OpFn>& m);
 void register_recurrent_ops(std::unordered_map<std::string, OpFn>& m);  // ops_recurrent.cpp
+void register_control_ops(std::unordered_map<std::string, OpFn>& m);    // ops_control.cpp
 
 const std::unordered_map<std::string, OpFn>& op_importers() {
   static const std::unordered_map<std::string, OpFn> m = [] {
@@ -1108,6 +1109,7 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
     register_decomposed_ops(m);
     register_index_ops(m);
     register_recurrent_ops(m);
+    register_control_ops(m);
     return m;
   }();
   return m;
