@@ -148,8 +148,12 @@ Outs op_loop(Importer& I) {
     for (size_t k = 0; k < scans; ++k) scan_parts[k].push_back(out[1 + carried + k]);
   }
   Outs r;
-  for (const Value& v : state) r.push_back(as_tensor(I, v));
+  for (size_t k = 0; k < carried; ++k) r.push_back(I.output_used(k) ? as_tensor(I, state[k]) : -1);
   for (size_t k = 0; k < scans; ++k) {
+    if (!I.output_used(carried + k)) {  // no layers for an output nobody reads
+      r.push_back(-1);
+      continue;
+    }
     if (scan_parts[k].empty()) I.fail(fmt::format("scan output {} is empty (zero iterations)", k));
     r.push_back(stack_along(I, scan_parts[k], 0));
   }
@@ -218,6 +222,10 @@ std::vector<Value> run_scan(Importer& I, const onnx::GraphProto& body, const Sca
   }
   std::vector<Value> r = state;
   for (size_t k = 0; k < s.scan_outputs; ++k) {
+    if (!I.output_used(s.states + k)) {  // no layers for an output nobody reads
+      r.push_back(Value{});
+      continue;
+    }
     if (s.out_reverse[k]) std::reverse(parts[k].begin(), parts[k].end());
     r.push_back(Value{stack_along(I, parts[k], s.out_axes[k]), nullptr});
   }
@@ -239,7 +247,8 @@ Outs op_scan(Importer& I) {
   if (!v8) {
     const ScanSpec s = read_scan(I, body, first, xs);
     Outs r;
-    for (const Value& v : run_scan(I, body, s, states, xs, "")) r.push_back(as_tensor(I, v));
+    const std::vector<Value> outs = run_scan(I, body, s, states, xs, "");
+    for (size_t k = 0; k < outs.size(); ++k) r.push_back(outs[k].present() && I.output_used(k) ? as_tensor(I, outs[k]) : -1);
     return r;
   }
   // Opset 8: axis 0 of every input is the batch; scan axis 1. Each batch element runs on its own.
@@ -256,6 +265,10 @@ Outs op_scan(Importer& I) {
   }
   Outs r;
   for (size_t k = 0; k < per_batch[0].size(); ++k) {
+    if (!per_batch[0][k].present()) {
+      r.push_back(-1);
+      continue;
+    }
     std::vector<Value> parts;
     for (const auto& pb : per_batch) parts.push_back(pb[k]);
     r.push_back(stack_along(I, parts, 0));

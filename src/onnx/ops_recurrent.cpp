@@ -317,7 +317,7 @@ DirWeights dir_weights(Importer& I, const Spec& s, int64_t d) {
     auto peephole = [&](int64_t g) { return row_const(I, s, H, [&](int64_t k) { return s.P->f(d * 3 * H + g * H + k); }); };
     w.p_i = peephole(0);
     w.p_o = peephole(1);
-    w.p_f = peephole(2);
+    if (!s.input_forget) w.p_f = peephole(2);  // with input_forget, f = 1 - i reads no peephole
   }
   return w;
 }
@@ -400,7 +400,7 @@ struct DirResult {
 };
 
 // One direction over every step. Past a batch's sequence length the state is held and Y is 0.
-DirResult run_direction(Importer& I, const Spec& s, TensorId xw_all, int64_t d) {
+DirResult run_direction(Importer& I, const Spec& s, TensorId xw_all, int64_t d, bool want_y) {
   const DirWeights w = dir_weights(I, s, d);
   State st{initial_state(I, s, 5, "initial_h", d), -1};
   if (s.cell == Cell::kLstm) st.c = initial_state(I, s, 6, "initial_c", d);
@@ -419,8 +419,8 @@ DirResult run_direction(Importer& I, const Spec& s, TensorId xw_all, int64_t d) 
     }
     const TensorId mask = step_mask(I, s, t);
     if (mask >= 0) {
-      if (zero < 0) zero = zeros(I, s);
-      r.y[static_cast<size_t>(t)] = select(I, mask, next.h, zero);
+      if (want_y && zero < 0) zero = zeros(I, s);
+      if (want_y) r.y[static_cast<size_t>(t)] = select(I, mask, next.h, zero);  // no dead layers when Y is unused
       next.h = select(I, mask, next.h, st.h);
       if (next.c >= 0) next.c = select(I, mask, next.c, st.c);
     } else {
@@ -467,7 +467,7 @@ OpFn recurrent(Cell cell) {
     const Spec s = read_spec(I, cell);
     const TensorId x2 = flat_input(I, s);
     std::vector<DirResult> dirs;
-    for (int64_t d = 0; d < s.dirs; ++d) dirs.push_back(run_direction(I, s, input_projection(I, s, x2, d), d));
+    for (int64_t d = 0; d < s.dirs; ++d) dirs.push_back(run_direction(I, s, input_projection(I, s, x2, d), d, I.output_used(0)));
     Outs outs(3, -1);
     if (I.output_used(0)) outs[0] = output_y(I, s, dirs);
     if (I.output_used(1)) outs[1] = output_state(I, s, dirs, false);

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "model_builder.h"
+#include "tandem/dla.h"
 #include "tandem/onnx.h"
 #include "tandem/runtime.h"
 
@@ -405,4 +406,30 @@ TEST(OnnxRecurrent, UnsupportedAttributesNameTheNodeAndAttribute) {
   e = error_of([](onnx::NodeProto& n) { ModelBuilder::attr_f(n, "clip", -1.f); }, "clip.onnx");
   EXPECT_NE(e.find("node 'lstm_bad' (LSTM): attribute 'clip' -1 is not positive"), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
+
+// The unrolled layers are ordinary layers: the DLA check answers each with its own verdict and
+// reason (here: the rank-2 gate arithmetic and the Selects of a masked sequence are refused).
+TEST(OnnxRecurrent, DlaCheckJudgesTheUnrolledLayers) {
+  ModelBuilder b(14);
+  b.input("x", {2, 2, 1}).output("yh");
+  b.init("W", {1, 4, 1}, {1, 0, -1, 2}).init("R", {1, 4, 1}, {2, 2, 0, -2});
+  b.init_i64("lens", {2}, {2, 1});
+  auto& n = b.node("LSTM", {"x", "W", "R", "", "lens"}, {"", "yh"}, "lstm");
+  ModelBuilder::attr_i(n, "hidden_size", 1);
+  Network net = import_onnx(b.write("lstm_dla.onnx"));
+  const DlaReport r = can_run_on_dla(net);
+  ASSERT_EQ(r.layers.size(), net.layers.size());
+  int selects = 0, rank2 = 0;
+  for (size_t k = 0; k < net.layers.size(); ++k) {
+    const Layer& l = net.layers[k];
+    if (l.kind != LayerKind::kConstant) EXPECT_EQ(l.onnx_node, "lstm") << l.name;
+    if (r.layers[k].ok) continue;
+    EXPECT_FALSE(r.layers[k].reason.empty()) << l.name;
+    selects += l.kind == LayerKind::kSelect && r.layers[k].reason.find("Select has no DLA support") != std::string::npos;
+    rank2 += l.kind == LayerKind::kActivation && r.layers[k].reason.find("DLA needs at least 4 dims") != std::string::npos;
+  }
+  EXPECT_EQ(selects, 2);  // step 1, where the second sequence has ended: H and C held (Y is unused: no Select)
+  EXPECT_GE(rank2, 8);    // 4 gate activations and h(C) per step
+  EXPECT_FALSE(r.full_dla);
 }
