@@ -557,6 +557,11 @@ std::vector<Value> Importer::import_subgraph(const onnx::GraphProto& g, const st
                                              const std::string& scope) {
   if (static_cast<size_t>(g.input_size()) != inputs.size())
     fail(fmt::format("subgraph '{}' has {} inputs, the node binds {}", g.name(), g.input_size(), inputs.size()));
+  // Nested loops multiply: a cap on every copy of every subgraph keeps a hostile model from
+  // unrolling into millions of layers.
+  constexpr int64_t kMaxSubgraphCopies = 16384;
+  if (++subgraph_copies_ > kMaxSubgraphCopies)
+    fail(fmt::format("more than {} subgraph copies (branches and unrolled iterations): refused", kMaxSubgraphCopies));
   // The control-flow node being imported: restored once its subgraph is in.
   const onnx::NodeProto* node = node_;
   const std::string node_name = node_name_, outer_scope = scope_;

@@ -84,6 +84,7 @@ class Importer {
 
   ImportOptions opt_;
   std::string scope_;  // prefix of the names of a subgraph's tensors and layers ("" at the top level)
+  int64_t subgraph_copies_ = 0;  // subgraphs imported so far (nested unrolling is capped)
   std::string dir_;
   std::string bytes_;
   onnx::ModelProto model_;

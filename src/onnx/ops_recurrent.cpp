@@ -155,6 +155,10 @@ Spec read_spec(Importer& I, Cell cell) {
   s.seq = xd[s.batch_first ? 1 : 0];
   s.batch = xd[s.batch_first ? 0 : 1];
   s.input = xd[2];
+  constexpr int64_t kMaxUnrolledSteps = 4096;  // about 10-20 layers per step and direction
+  if (s.seq > kMaxUnrolledSteps)
+    I.fail(fmt::format("sequence length {} is over {}: the recurrence is unrolled at import, longer ones are refused",
+                       s.seq, kMaxUnrolledSteps));
   const std::string dir = I.attr_s("direction", "forward");
   if (dir == "bidirectional") s.dirs = 2;
   else if (dir == "reverse") s.reverse = true;

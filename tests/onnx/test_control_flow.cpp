@@ -159,6 +159,19 @@ TEST(OnnxControlFlow, LoopRefusesRuntimeTripCountAndCondition) {
   }
 }
 
+TEST(OnnxControlFlow, LoopOverTheUnrollCapIsRefused) {
+  ModelBuilder b(11);
+  b.input("y", {1}).output("res_y");
+  b.init_i64("M", {}, {5000});
+  auto& n = b.node("Loop", {"M", "", "y"}, {"res_y"}, "long_loop");
+  auto* body = graph_attr(n, "body");
+  names(body->mutable_input(), {"i", "cond_in", "y_in"});
+  names(body->mutable_output(), {"cond_in", "y_out"});
+  add_node(body, "Neg", {"y_in"}, {"y_out"});
+  const std::string e = import_error(b.write("loop_long.onnx"));
+  EXPECT_NE(e.find("node 'long_loop' (Loop): more than 1024 iterations"), std::string::npos) << e;
+}
+
 // A constant condition imports the taken branch only; a runtime one both, selected per output.
 TEST(OnnxControlFlow, IfConstantAndRuntimeCondition) {
   auto model = [](bool runtime_cond, bool same_shapes, const char* file) {

@@ -433,3 +433,13 @@ TEST(OnnxRecurrent, DlaCheckJudgesTheUnrolledLayers) {
   EXPECT_GE(rank2, 8);    // 4 gate activations and h(C) per step
   EXPECT_FALSE(r.full_dla);
 }
+
+TEST(OnnxRecurrent, OverlongSequenceIsRefused) {
+  ModelBuilder b(14);
+  b.input("x", {4097, 1, 1}).output("yh");
+  b.init("W", {1, 1, 1}, {1.f}).init("R", {1, 1, 1}, {1.f});
+  auto& n = b.node("RNN", {"x", "W", "R"}, {"", "yh"}, "rnn_long");
+  ModelBuilder::attr_i(n, "hidden_size", 1);
+  const std::string e = import_error(b.write("rnn_long.onnx"));
+  EXPECT_NE(e.find("node 'rnn_long' (RNN): sequence length 4097 is over 4096"), std::string::npos) << e;
+}
