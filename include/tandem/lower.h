@@ -136,7 +136,8 @@ struct LowerPolicy {
   // Emulated (INT8/FP16) layers fuse with layers of the same precision as TensorRT fuses them:
   // the block computes in FP32 inside and rounds once, at its output. FP16 blocks fuse across any
   // tensor; INT8 blocks only across Numerics::unquantized tensors (every quantized tensor keeps
-  // its rounding). Unset: emulated layers never fuse (each rounds its own inputs and outputs).
+  // its rounding), and an INT8 convolution folds no Scale (the float arithmetic stays that of the
+  // Q/DQ export). Unset: emulated layers never fuse (each rounds its own inputs and outputs).
   bool fuse_emulated = false;
   // Real FP16 (GPU). FP16 layers this accepts compute in half precision: their float outputs are
   // stored as half (ExecValue::storage), they fuse with each other as FP32 layers do, and a value

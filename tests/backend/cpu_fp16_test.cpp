@@ -78,3 +78,39 @@ TEST(CpuInt8FakeQuant, VectorisedEqualsScalarBitForBit) {
   EXPECT_EQ(v[1], 15.875f);
   EXPECT_EQ(v[2], -16.f);
 }
+
+// A chain's rounding link (an emulated step's output rounding run inside the chain, block by
+// block) gives the bits of the chain followed by the scalar rounding, whichever clone of the
+// chain block the CPU runs and whether it has F16C / AVX (the block functions dispatch; the
+// scalar path is the reference).
+TEST(CpuRoundLink, ChainWithRoundingEqualsChainThenScalarRounding) {
+  std::vector<float> xs(40000);  // several chain blocks and a tail
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = -9.f + 18.f * float((i * 7919) % 10007) / 10007.f + 1e-4f * float(i % 13);
+  cpu::ChainLink act;
+  act.kind = cpu::ChainLink::kActivation;
+  act.act = {ActivationType::kClip, 0.f, 6.f};
+  cpu::ChainLink mul;
+  mul.kind = cpu::ChainLink::kScalarRight;
+  mul.op = ElementWiseOp::kProd;
+  mul.scalar = 0.1666f;
+  for (cpu::ChainLink::Kind kind : {cpu::ChainLink::kRoundFp16, cpu::ChainLink::kRoundInt8}) {
+    cpu::ChainLink round;
+    round.kind = kind;
+    round.scalar = 0.0078125f;
+    std::vector<float> fused(xs.size()), want(xs.size());
+    cpu::apply_chain({act, mul, round}, xs.data(), fused.data(), int64_t(xs.size()));
+    cpu::apply_chain({act, mul}, xs.data(), want.data(), int64_t(xs.size()));
+    for (float& v : want) v = kind == cpu::ChainLink::kRoundFp16 ? round_to_fp16(v) : fake_quant_int8(v, 0.0078125f);
+    size_t differ = 0;
+    for (size_t i = 0; i < xs.size(); ++i) differ += bits(fused[i]) != bits(want[i]);
+    EXPECT_EQ(differ, 0u) << (kind == cpu::ChainLink::kRoundFp16 ? "fp16" : "int8");
+  }
+  // Hand-worked: x = 1 -> clip 1 -> * 0.1666 -> fp16: 0.1666 lies between the halves
+  // 1364 * 2^-13 = 0.16650390625 and 1365 * 2^-13 = 0.1666259765625 (0.1666 * 8192 = 1364.79):
+  // the second.
+  std::vector<float> one(8, 1.f);
+  cpu::ChainLink r16;
+  r16.kind = cpu::ChainLink::kRoundFp16;
+  cpu::apply_chain({act, mul, r16}, one.data(), one.data(), 8);
+  EXPECT_EQ(one[0], 0.1666259765625f);
+}

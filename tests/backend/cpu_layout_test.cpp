@@ -146,3 +146,52 @@ TEST(CpuLayouts, UnknownChainLayoutIsAnErrorNamingTheVariable) {
   }
   unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
 }
+
+// Emulated FP16 layers keep convolution layouts too, but a value written by a plain-only step
+// (pooling) and rounded in place after it stays plain: the in-place rounding step follows its
+// producer's layout, it does not choose one (a bug that read a plain pooling output as NHWC).
+TEST(CpuLayouts, InPlaceRoundingFollowsItsProducersLayout) {
+  Net b;
+  TensorId x = b.tensor("x", {1, 16, 24, 24});
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  TensorId c1 = b.conv("c1", x, 32, 3, 1);
+  TensorId pooled = b.tensor("pooled", {1, 32, 12, 12});
+  PoolingParams pp;
+  pp.type = PoolingType::kMax;
+  pp.window = {2, 2};
+  pp.stride = {2, 2};
+  pp.pre_padding = {0, 0};
+  pp.post_padding = {0, 0};
+  b.n.add_layer({"pool", LayerKind::kPooling, {c1}, {pooled}, pp});
+  TensorId c2 = b.conv("c2", pooled, 32, 3, 1);
+  TensorId y = b.conv("c3", c2, 16, 1, 1);
+  b.n.tensors[y].is_output = true;
+  b.n.outputs.push_back(y);
+  ExecOptions opt;
+  opt.numerics.layer_precision.assign(b.n.layers.size(), Precision::kFP16);
+  const ExecGraph g = lower(b.n, opt.numerics, cpu_lower_policy(opt, false));
+  for (int block : {cpu::kNhwcBlock, 16, 8}) {
+    const std::vector<char> keep = cpu::plan_layouts(b.n, g, block);
+    EXPECT_FALSE(keep[size_t(c1)]) << "block " << block << ": read by the plain pooling loop (on the grid: no copy)";
+    EXPECT_FALSE(keep[size_t(pooled)]) << "block " << block << ": written by the plain pooling loop";
+    EXPECT_TRUE(keep[size_t(c2)]) << "block " << block;
+  }
+  HostTensor in = HostTensor::zeros("x", DataType::kFloat, {1, 16, 24, 24});
+  for (int64_t i = 0; i < in.count(); ++i) in.f32()[i] = std::sin(float(i) * 0.37f);
+  setenv("TANDEM_CPU_CHAIN_LAYOUT", "plain", 1);
+  const HostTensor want = make_cpu_executor(b.n, opt)->run({{"x", in}}).at("c3");
+  for (const char* layout : {"nhwc", "8", "16"}) {
+    setenv("TANDEM_CPU_CHAIN_LAYOUT", layout, 1);
+    const HostTensor got = make_cpu_executor(b.n, opt)->run({{"x", in}}).at("c3");
+    double worst = 0, biggest = 0;
+    for (int64_t i = 0; i < got.count(); ++i) {
+      worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
+      biggest = std::max(biggest, double(std::fabs(want.f32()[i])));
+    }
+    // FP16 steps: a different summation order may flip a rounding, one half step at most.
+    EXPECT_LE(worst, biggest / 512) << "layout " << layout;
+    EXPECT_GT(biggest, 0.5);
+  }
+  unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
+}

@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
+#include "tandem/numerics.h"
 #include "tandem/runtime.h"
 
 using namespace tandem;
@@ -361,4 +363,84 @@ TEST(CpuBackend, MatMulBothTransposedAndBatchBroadcast) {
     }
   auto out = run1(b.n, tensor_of("a", {3, 2}, av));
   expect_near(values(out["y"]), want);
+}
+
+// An FP16 Conv + Scale + ReLU block rounds once, at its output (TensorRT's fused FP16 kernel; the
+// Scale folded into the weights before they are rounded). u = 2^-10, the FP16 step at 1; bias
+// and shift 0.625u each (exact in FP16). Fused: 1 + 1.25u -> 1 + u. Unfused (fuse off): the
+// convolution's 1 + 0.625u rounds to 1 + u first, + 0.625u = 1 + 1.625u -> 1 + 2u.
+TEST(CpuBackend, Fp16ConvBlockRoundsOnceAtItsOutput) {
+  const float u = 1.f / 1024.f;
+  for (bool fuse : {true, false}) {
+    Builder b = conv2x2({1, 0, 0, 0}, {0.625f * u});
+    TensorId s = b.tensor("s", {1, 1, 2, 2}), r = b.tensor("r", {1, 1, 2, 2});
+    ScaleParams sp;
+    sp.mode = ScaleMode::kUniform;
+    sp.scale = b.weights("sc", {1}, {1.f});
+    sp.shift = b.weights("sh", {1}, {0.625f * u});
+    b.layer("scale", LayerKind::kScale, {1}, {s}, sp);
+    b.layer("relu", LayerKind::kActivation, {s}, {r}, ActivationParams{ActivationType::kRelu});
+    b.output(r);
+    ExecOptions opt;
+    opt.fuse = fuse;
+    opt.numerics.layer_precision = {Precision::kFP16, Precision::kFP16, Precision::kFP16};
+    auto out = run1(b.n, tensor_of("x", {1, 1, 3, 3}, std::vector<float>(9, 1.f)), opt);
+    const float want = fuse ? 1.f + u : 1.f + 2 * u;
+    expect_near(values(out["r"]), {want, want, want, want}, 0.f);
+  }
+}
+
+// An emulated step applies the output rounding that follows it (the kRound step of lowering)
+// itself: as the last link of its chain, or after its kernel. The same bits as running every
+// round step on its own (TANDEM_CPU_ROUND_STEPS=separate), in fewer steps.
+TEST(CpuBackend, RoundingInsideTheProducerEqualsSeparateRoundSteps) {
+  Builder b;
+  const Dims d = {1, 8, 20, 20};
+  TensorId x = b.input("x", d);
+  ConvolutionParams p;
+  p.kernel = {3, 3};
+  p.stride = {1, 1};
+  p.pre_padding = {1, 1};
+  p.post_padding = {1, 1};
+  p.dilation = {1, 1};
+  p.out_maps = 8;
+  std::vector<float> w(8 * 8 * 9), bias(8);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.05f * float(int((i * 37) % 23) - 11);
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.01f * float(i);
+  p.kernel_weights = b.weights("w", {8, 8, 3, 3}, w);
+  p.bias_weights = b.weights("b", {8}, bias);
+  TensorId c = b.tensor("c", d), r = b.tensor("r", d), m = b.tensor("m", d), a = b.tensor("a", d), y = b.tensor("y", d);
+  b.layer("conv", LayerKind::kConvolution, {x}, {c}, p);                                                // FP16
+  b.layer("relu", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu});          // FP16
+  TensorId k = b.constant("k", {1}, {0.3f}), h = b.constant("h", {1}, {-0.2f});
+  b.layer("mul", LayerKind::kElementWise, {r, k}, {m}, ElementWiseParams{ElementWiseOp::kProd});      // INT8
+  b.layer("add", LayerKind::kElementWise, {m, h}, {a}, ElementWiseParams{ElementWiseOp::kSum});       // INT8
+  b.layer("sm", LayerKind::kSoftMax, {a}, {y}, SoftMaxParams{});                                       // FP16
+  b.output(y);
+  ExecOptions opt;
+  const Precision F = Precision::kFP16, I = Precision::kINT8, U = Precision::kUnset;
+  opt.numerics.layer_precision = {F, F, U, U, I, I, F};  // conv relu k h mul add sm
+  opt.numerics.tensor_scales = {{"r", 0.05f}, {"k", 0.003f}, {"h", 0.002f}, {"a", 0.04f}};
+  opt.numerics.unquantized = {"m"};
+  HostTensor in = HostTensor::zeros("x", DataType::kFloat, d);
+  for (int64_t i = 0; i < in.count(); ++i) in.f32()[i] = -2.f + 4.f * float((i * 7919) % 10007) / 10007.f;
+  auto run = [&](bool separate, size_t* steps) {
+    if (separate) setenv("TANDEM_CPU_ROUND_STEPS", "separate", 1);
+    auto ex = make_cpu_executor(b.n, opt);
+    unsetenv("TANDEM_CPU_ROUND_STEPS");
+    *steps = ex->profile(1).size();
+    return values(ex->run({{"x", in}})["y"]);
+  };
+  size_t merged_steps = 0, separate_steps = 0;
+  const std::vector<float> merged = run(false, &merged_steps), separate = run(true, &separate_steps);
+  ASSERT_EQ(merged.size(), separate.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < merged.size(); ++i) differ += std::memcmp(&merged[i], &separate[i], 4) != 0;
+  EXPECT_EQ(differ, 0u);
+  // round x; conv+relu (+round r); round r as INT8; mul+add chain (+round a); round a as FP16;
+  // softmax (+round y): 6 steps merged, 9 separate.
+  EXPECT_EQ(merged_steps, 6u);
+  EXPECT_EQ(separate_steps, 9u);
+  // Every output is a softmax over channels rounded to FP16.
+  for (size_t i = 0; i < merged.size(); i += 97) EXPECT_EQ(merged[i], round_to_fp16(merged[i]));
 }

@@ -137,7 +137,9 @@ TEST(EngineBuild, ClsBuildDlaMatchesEmulationAndCaches) {
   auto ref = reference(kCls, shape, po, o.calibration_cache);
   auto ctx = engine->create_context();
   auto fp32 = fp32_executor(kCls, shape);
-  const double measured_cosine[2] = {0.997140, 0.993858};  // measured 2026-11-30, inputs of seeds 0 and 1
+  // Measured 2026-12-01, inputs of seeds 0 and 1, since the CPU's FP16 blocks round once at their
+  // output as TensorRT's fused kernels do (before: 0.997140, 0.993858; docs/quantization.md).
+  const double measured_cosine[2] = {0.997466, 0.990972};
   for (uint32_t s = 0; s < 2; ++s) {
     TensorMap in{{"x", random_input("x", {1, 3, 48, 192}, s)}};
     auto a = ctx->run(in);

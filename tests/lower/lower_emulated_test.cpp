@@ -224,26 +224,31 @@ TEST(LowerEmulated, Int8BlockFusesOnlyAcrossUnquantizedTensors) {
   // No unquantized tensor: nothing fuses (every tensor of the plan keeps its rounding).
   ExecGraph g = lower(b.n, num, cpu_like(true));
   EXPECT_EQ(g.steps.size(), 9u) << describe(b.n, g);
-  // Conv + BN kept FP32 inside (TensorRT's INT8 Conv+BN block): one step, s rounded.
+  // y kept FP32 inside an INT8 block: relu and relu2 run as one chain, z rounded.
+  num.unquantized = {"y"};
+  num.tensor_scales.erase("y");
+  g = lower(b.n, num, cpu_like(true));
+  EXPECT_EQ(describe(b.n, g),
+            "conv [round int8] (x) -> x@conv\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "conv [round int8] (c) -> c\n"
+            "bn [Scale] (c) -> s\n"
+            "bn [round int8] (s) -> s\n"
+            "relu [pointwise-chain] +relu2 (s) -> z\n"
+            "relu [round int8] (z) -> z\n");
+  // The Conv + BN inside unquantized: no fold into an INT8 convolution (the Q/DQ export keeps
+  // the BN a float node after it); nothing is rounded between them.
   num.unquantized = {"c"};
+  num.tensor_scales = b.all(Precision::kINT8).tensor_scales;
   num.tensor_scales.erase("c");
   g = lower(b.n, num, cpu_like(true));
   EXPECT_EQ(describe(b.n, g),
             "conv [round int8] (x) -> x@conv\n"
-            "conv [Convolution] +bn (x@conv) -> s\n"
-            "conv [round int8] (s) -> s\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "bn [Scale] (c) -> s\n"
+            "bn [round int8] (s) -> s\n"
             "relu [Activation] (s) -> y\n"
             "relu [round int8] (y) -> y\n"
-            "relu2 [Activation] (y) -> z\n"
-            "relu2 [round int8] (z) -> z\n");
-  // Conv + BN + ReLU inside: y keeps its rounding; relu2 reads y on its grid.
-  num.unquantized = {"c", "s"};
-  num.tensor_scales.erase("s");
-  g = lower(b.n, num, cpu_like(true));
-  EXPECT_EQ(describe(b.n, g),
-            "conv [round int8] (x) -> x@conv\n"
-            "conv [Convolution] +bn +relu (x@conv) -> y\n"
-            "conv [round int8] (y) -> y\n"
             "relu2 [Activation] (y) -> z\n"
             "relu2 [round int8] (z) -> z\n");
 }

@@ -137,6 +137,31 @@ cpu::ChainLink chain_link(const Network& net, const Epilogue& e) {
   throw Error(layer_desc(l) + ": element-wise chain link without an operand (internal)");
 }
 
+// An emulated step's output rounding as the last link of its chain.
+cpu::ChainLink round_link(const ExecStep& round) {
+  cpu::ChainLink k;
+  k.kind = round.rounding == Rounding::kFp16 ? cpu::ChainLink::kRoundFp16 : cpu::ChainLink::kRoundInt8;
+  k.scalar = round.scale;
+  return k;
+}
+
+// Whether `round` rounds the one output of `producer` in place, per element (FP16, INT8 per
+// tensor): then the producer's own step applies it (a chain's last link, or right after its
+// kernel) instead of a step of its own. The same values, one dispatch and pass fewer.
+bool round_joins_producer(const ExecGraph& g, const ExecStep& producer, const ExecStep& round) {
+  if (round.kind != StepKind::kRound || producer.kind == StepKind::kRound || producer.outputs.size() != 1) return false;
+  const ValueId v = round.inputs[0];
+  return round.outputs[0] == v && producer.outputs[0] == v && round.rounding != Rounding::kInt8PerChannel &&
+         g.values[size_t(v)].type == DataType::kFloat && g.values[size_t(v)].storage == DataType::kFloat;
+}
+
+// TANDEM_CPU_ROUND_STEPS=separate: every kRound step runs as a step of its own (tests compare
+// both ways bit for bit).
+bool separate_round_steps() {
+  const char* env = std::getenv("TANDEM_CPU_ROUND_STEPS");
+  return env && std::string(env) == "separate";
+}
+
 // Where a convolution step's epilogue turns from oneDNN post-ops into a point-wise chain
 // (epilogue size: no chain). lower() sets chain_input_at when it absorbed a chain after the
 // convolution's own epilogue; 0 is also "no chain". A chain with element-wise links starts there;
@@ -166,7 +191,7 @@ size_t chain_start(const Network& net, const ExecStep& st) {
 
 // The convolution of a lowered step: weights rounded, Scales folded, activations as post-ops.
 cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
-                        std::shared_ptr<cpu::ConvScratch> scratch, int block) {
+                        std::shared_ptr<cpu::ConvScratch> scratch, int block, const ExecStep* round) {
   const Layer& l = net.layers[size_t(st.layer)];
   const auto& p = l.as<ConvolutionParams>();
   cpu::ConvSpec s;
@@ -176,12 +201,17 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   s.out_dims = net.tensors[size_t(l.outputs[0])].dims;
   s.kernel = weights_f32(net, p.kernel_weights);
   s.bias = weights_f32(net, p.bias_weights);
-  round_conv_weights(net, num, st.layer, s);
+  // INT8: the weights quantized per channel (and the bias onto the accumulator's grid) before a
+  // Scale folds into them, as the unfused layers compute (the Scale is FP32 inside an INT8 block);
+  // FP16: rounded after folding, as TensorRT's fused FP16 kernel holds the folded weights in half.
+  const bool fp16 = st.precision == Precision::kFP16;
+  if (!fp16) round_conv_weights(net, num, st.layer, s);
   if (g.values[size_t(st.inputs[0])].layout != ValueLayout::kLinear) s.src_block = block;
   if (g.values[size_t(st.outputs[0])].layout != ValueLayout::kLinear) s.dst_block = block;
   // Before chain_input_at: oneDNN post-ops (and the folded Scale); from it on: the chain.
   const size_t chain_at = chain_start(net, st);
   for (size_t i = chain_at; i < st.epilogue.size(); ++i) s.chain.push_back(chain_link(net, st.epilogue[i]));
+  if (round) s.chain.push_back(round_link(*round));
   for (size_t i = 0; i < chain_at; ++i) {
     const Epilogue& e = st.epilogue[i];
     switch (e.kind) {
@@ -198,6 +228,7 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
         throw Error(layer_desc(l) + ": the CPU backend has no element-wise convolution epilogue");
     }
   }
+  if (fp16) round_conv_weights(net, num, st.layer, s);
   return s;
 }
 
@@ -226,6 +257,9 @@ LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
   // Point-wise chains (activations, element-wise ops with scalars or the chain input) run in one
   // pass (kernels_chain.cpp), after a convolution's post-ops when they read its output alone.
   p.pointwise_chains = true;
+  // Emulated INT8/FP16 layers fuse as TensorRT fuses them (FP32 inside, one rounding at the
+  // block's output; INT8 only across unquantized tensors): docs/quantization.md.
+  p.fuse_emulated = true;
   // The reference runs every layer's own kernel, views included.
   p.alias_views = !opt.reference_kernels;
   p.alignment = 64;
@@ -331,12 +365,12 @@ double ms_since(StepClock::time_point t0) {
 // values whose channels are a multiple of the block (no padding: the same bytes as plain).
 enum class StepLayoutClass { kConvolution, kPerElement, kPlainOnly };
 
-bool is_emulated(Precision p) { return p == Precision::kINT8 || p == Precision::kFP16; }
-
+// Emulated steps compute in FP32 and round element by element (FP16, INT8 per tensor): any
+// layout their FP32 kernels take; only INT8 per channel needs the plain index.
 StepLayoutClass layout_class(const Network& net, const ExecGraph& g, const ExecStep& st) {
-  if (is_emulated(st.precision)) return StepLayoutClass::kPlainOnly;
   switch (st.kind) {
-    case StepKind::kRound: return StepLayoutClass::kPlainOnly;
+    case StepKind::kRound:
+      return st.rounding == Rounding::kInt8PerChannel ? StepLayoutClass::kPlainOnly : StepLayoutClass::kPerElement;
     case StepKind::kPointwiseChain: return StepLayoutClass::kPerElement;
     case StepKind::kLayer: break;
   }
@@ -368,7 +402,10 @@ std::vector<char> cpu::plan_layouts(const Network& net, const ExecGraph& g, int 
   std::vector<StepLayoutClass> cls;
   for (const ExecStep& st : g.steps) {
     cls.push_back(layout_class(net, g, st));
-    if (cls.back() != StepLayoutClass::kPlainOnly)
+    // A value's producer proposes its layout; an in-place rounding step is not its producer
+    // (it follows it, and takes whatever layout the producer wrote).
+    const bool in_place = st.kind == StepKind::kRound && st.inputs[0] == st.outputs[0];
+    if (cls.back() != StepLayoutClass::kPlainOnly && !in_place)
       for (ValueId o : st.outputs) blk[size_t(o)] = eligible(o);
   }
   // Drop what some step cannot compute blocked, until nothing changes: a per-element step's
@@ -427,7 +464,13 @@ class CpuExecutor : public Executor {
     evaluate_constants(net);
     bind_arena();
     auto conv_scratch = std::make_shared<cpu::ConvScratch>();
-    for (const ExecStep& st : graph_.steps) steps_.push_back(build_step(net, opt, st, conv_scratch));
+    const bool separate = separate_round_steps();
+    for (size_t i = 0; i < graph_.steps.size(); ++i) {
+      const ExecStep* round = nullptr;
+      if (!separate && i + 1 < graph_.steps.size() && round_joins_producer(graph_, graph_.steps[i], graph_.steps[i + 1]))
+        round = &graph_.steps[++i];
+      steps_.push_back(build_step(net, opt, graph_.steps[i - (round ? 1 : 0)], conv_scratch, round));
+    }
   }
 
   TensorMap run(const TensorMap& inputs) override {
@@ -508,10 +551,12 @@ class CpuExecutor : public Executor {
       if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
   }
 
+  // round: the in-place rounding of st's output that st's step applies (round_joins_producer).
   RunStep build_step(const Network& net, const ExecOptions& opt, const ExecStep& st,
-                     const std::shared_ptr<cpu::ConvScratch>& conv_scratch) {
+                     const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const ExecStep* round) {
     RunStep r;
     label_step(net, graph_, st, r);
+    if (round) r.kind += "+Round";
     r.serial = serial_step(net, graph_, st);
     for (ValueId v : st.inputs) r.in.push_back(ptr_[size_t(v)]);
     for (ValueId v : st.outputs) r.out.push_back(ptr_[size_t(v)]);
@@ -526,6 +571,7 @@ class CpuExecutor : public Executor {
       case StepKind::kPointwiseChain: {
         std::vector<cpu::ChainLink> links;
         for (const Epilogue& e : st.epilogue) links.push_back(chain_link(net, e));
+        if (round) links.push_back(round_link(*round));
         r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(st.inputs[0])].dims));
         return r;
       }
@@ -541,23 +587,32 @@ class CpuExecutor : public Executor {
         ~Threads() { omp_set_num_threads(restore); }
       } guard{team_};
       if (r.serial) omp_set_num_threads(1);
-      r.kernel = layer_kernel(net, opt, st, conv_scratch);
+      r.kernel = layer_kernel(net, opt, st, conv_scratch, round);
     } catch (const dnnl::error& e) {
       throw Error(layer_desc(l) + ": oneDNN cannot create the primitive (" + e.what() + ")");
     }
     return r;
   }
 
+  // A kernel applying `round` after the layer's own (the convolution's: as its chain's last link).
   Kernel layer_kernel(const Network& net, const ExecOptions& opt, const ExecStep& st,
-                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch) const {
+                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const ExecStep* round) const {
     const Layer& l = net.layers[size_t(st.layer)];
     const bool conv = l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution;
+    if (round && (opt.reference_kernels || !conv)) {
+      Kernel k = layer_kernel(net, opt, st, conv_scratch, nullptr);
+      const int64_t n = volume(graph_.values[size_t(round->inputs[0])].dims);
+      return [k = std::move(k), rs = *round, n](const std::vector<void*>& in, const std::vector<void*>& out) {
+        k(in, out);
+        round_values(rs, static_cast<const float*>(out[0]), static_cast<float*>(out[0]), n);
+      };
+    }
     if (opt.reference_kernels) {
       if (l.kind == LayerKind::kScale) return cpu::make_ref_kernel(net, l, layer_weights(net, st));
       if (!conv) return cpu::make_ref_kernel(net, l, net.weights);
       // The reference: plain loops; the convolution's prepared (rounded) weights replace the
       // layer's own in a copy of the weights.
-      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_);
+      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, nullptr);
       std::vector<Weights> prepared = net.weights;
       const auto& cp = l.as<ConvolutionParams>();
       auto put = [&](WeightsId w, const std::vector<float>& v) {
@@ -574,7 +629,7 @@ class CpuExecutor : public Executor {
     switch (l.kind) {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution:
-        return cpu::make_conv_kernel(conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_));
+        return cpu::make_conv_kernel(conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, round));
       case LayerKind::kMatrixMultiply:
         return cpu::make_matmul_kernel(net, l);
       case LayerKind::kScale:

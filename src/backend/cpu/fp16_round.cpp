@@ -72,6 +72,16 @@ bool has_f16c() {
 
 }  // namespace
 
+void round_fp16_block(float* y, int64_t n) {
+  if (has_f16c()) return round_fp16_f16c(y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
+}
+
+void fake_quant_int8_block(float* y, int64_t n, float scale) {
+  if (has_avx()) return fake_quant_int8_avx(y, n, scale);
+  for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], scale);
+}
+
 void round_fp16(float* y, int64_t n, bool allow_simd) {
   if (allow_simd && has_f16c()) {
     // Large arrays on the thread team, in 8-aligned chunks.

@@ -26,11 +26,13 @@ bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p);
 
 // One link of a point-wise chain (lowering's kPointwiseChain, or a convolution's epilogue from
 // chain_input_at on): the running value v, the chain's input x0.
+// kRoundFp16 / kRoundInt8: an emulated step's output rounding (lowering's in-place kRound step
+// that follows it) as the chain's last link: v = round_to_fp16(v), fake_quant_int8(v, scalar).
 struct ChainLink {
-  enum Kind { kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft } kind = kActivation;
+  enum Kind { kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft, kRoundFp16, kRoundInt8 } kind = kActivation;
   ActivationParams act;                        // kActivation
   ElementWiseOp op = ElementWiseOp::kSum;      // the others: v = op(v, s), op(s, v), op(v, x0), op(x0, v)
-  float scalar = 0.f;
+  float scalar = 0.f;                          // kScalar*; kRoundInt8: the scale
 };
 // y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);
@@ -62,6 +64,9 @@ void round_fp16(float* y, int64_t n, bool allow_simd = true);
 // y[i] = fake_quant_int8(y[i], scale) for n floats, bit for bit: AVX when the CPU has it and
 // allow_simd, else scalar.
 void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = true);
+// The same on one block, on the calling thread (no OpenMP region): a chain's rounding link.
+void round_fp16_block(float* y, int64_t n);
+void fake_quant_int8_block(float* y, int64_t n, float scale);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.

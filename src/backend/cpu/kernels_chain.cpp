@@ -71,6 +71,14 @@ void link_block(const ChainLink& k, float* v, const float* x0, int64_t n) {
     case ChainLink::kChainInputLeft:
       elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(x0[i], v[i]); });
       return;
+    // The rounding functions dispatch on the CPU themselves (F16C / AVX or scalar, the same bits:
+    // fp16_round.cpp), whichever clone of chain_block calls them.
+    case ChainLink::kRoundFp16:
+      round_fp16_block(v, n);
+      return;
+    case ChainLink::kRoundInt8:
+      fake_quant_int8_block(v, n, k.scalar);
+      return;
   }
 }
 
