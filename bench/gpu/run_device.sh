@@ -8,7 +8,7 @@
 # (default,reduce-overhead); SKIP_TORCH=1 skips PyTorch timing; PROFILE=N adds per-layer profiles;
 # INT8_KERNELS=1 lists the kernels two INT8 tests launch (ncu); INT8_ROWS="model:batch ..." times
 # INT8 against FP16 (see below);
-# SKIP_TESTS=1 skips the gtest binaries, SKIP_OPS=1 the op and ONNX node tests, SKIP_PPOCR=1 the
+# MODELS_FILTER: a gtest filter for the models binary; SKIP_TESTS=1 skips the gtest binaries, SKIP_OPS=1 the op and ONNX node tests, SKIP_PPOCR=1 the
 # PP-OCR latency; TABLE=1 runs issue 13's table (tandem FP32, tandem FP16 with its agreement with
 # FP32, PyTorch FP16 channels_last eager and torch.compile reduce-overhead) on ROWS
 # (model:batch ..., default the issue's seven rows) and prints it with ratios (summarize.py --table).
@@ -33,7 +33,7 @@ if [[ -z "${SKIP_TESTS:-}" ]]; then
 echo "== gtest: per-layer"
 $C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | tail -40
 echo "== gtest: models vs CPU backend"
-OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|\[int8|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
+OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models --gtest_filter="${MODELS_FILTER:-*}" 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|\[int8|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
 fi
 if [[ -n "${INT8_KERNELS:-}" ]]; then
   # Which kernels the INT8 convolutions launch (cuBLASLt's INT8 GEMMs name their tensor-core

@@ -12,6 +12,7 @@
 // chains are held to cosine >= 0.9999. Each test also asserts which INT8 tactic ran, so a silent
 // fall-back to the emulation fails.
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "tandem/builder.h"
@@ -205,9 +206,22 @@ TEST(CudaInt8, ChainWithRoundedValuesBetween) {
 
 // The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's
 // images, FP16 GPU layers): the CUDA backend (real INT8 for the DLA layers, real FP16 for the GPU
-// layers) against the CPU backend's emulation of the same plan, cosine >= 0.999 (issue 13).
+// layers) against the CPU backend's emulation of the same plan, cosine >= 0.999 (issue 13). The
+// reference is the CPU's plain-loop emulation (ExecOptions::reference_kernels: every layer
+// rounded as its own step), the semantics the CUDA backend's lowering emulates around its real
+// kernels; the CPU's optimized path may fuse emulated layers (LowerPolicy::fuse_emulated: FP16
+// blocks rounded once at their output), which moves det's probability map by cosine ~2e-3 by
+// itself (measured CPU against CPU, 2026-12-01), so its agreement is printed, not asserted. Also,
+// so that a miss can be placed: real INT8 with FP16 emulated (what the INT8 kernels alone
+// change), asserted too, and real FP16 with INT8 emulated, printed.
 namespace {
-void build_dla_engine_agrees(const std::string& file, const std::string& shape, const std::string& tag) {
+struct EngineCase {
+  Network net;
+  ExecOptions eo;
+  TensorMap in;
+  int dla_layers = 0;
+};
+void build_case(const std::string& file, const std::string& shape, const std::string& tag, EngineCase* c) {
   const std::string src = TANDEM_SOURCE_DIR;
   const std::string model = src + "/.data/models/" + file;
   if (!std::filesystem::exists(model)) FAIL() << model << " missing: run scripts/fetch-data.sh";
@@ -219,41 +233,64 @@ void build_dla_engine_agrees(const std::string& file, const std::string& shape, 
   o.optimization_level = 0;
   o.calibration.images_dir = src + "/tests/data/calib";
   const std::string path = (dir / (tag + ".engine")).string();
-  BuildResult r = build_dla_engine(model, path, o);
+  c->dla_layers = build_dla_engine(model, path, o).dla_layers;
   auto e = Engine::load(path);
-  ExecOptions eo;
-  eo.numerics = e->numerics();
-  const Network& net = e->network();
+  c->eo.numerics = e->numerics();
+  c->net = e->network();
   // One of the calibration images as the input (on random noise det's INT8 sigmoid rounds the
   // whole probability map to 0 on both backends, which would prove nothing).
   CalibrationData one = o.calibration;
   one.batch_size = 1;
-  auto images = files_batcher(one)(input_specs(net));
-  TensorMap in;
-  for (int k = 0; k < 3; ++k) ASSERT_TRUE(images->next(&in)) << "no calibration image";
-  auto cpu = make_cpu_executor(net, eo);
-  auto gpu = make_cuda_executor(net, eo, CudaOptions{});
-  TensorMap want = cpu->run(in), got = gpu->run(in), got2 = gpu->run(in);
-  int int8_convs = 0, fp16_steps = 0, int8_layers = 0;
+  auto images = files_batcher(one)(input_specs(c->net));
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(images->next(&c->in)) << "no calibration image";
+  std::filesystem::remove_all(dir);
+}
+// The GPU's outputs with co against want; checks that the GPU ran what co asks for.
+std::map<std::string, Agreement> gpu_agreement(const EngineCase& c, const TensorMap& want, const CudaOptions& co,
+                                               const std::string& what) {
+  auto gpu = make_cuda_executor(c.net, c.eo, co);
+  TensorMap got = gpu->run(c.in), got2 = gpu->run(c.in);
+  int int8_convs = 0, fp16_steps = 0;
   for (const auto& t : gpu->tactics()) int8_convs += t.key.find("|int8") != std::string::npos;
   for (const auto& s : gpu->profile(1)) fp16_steps += s.kind.find("(fp16)") != std::string::npos;
-  for (Precision p : eo.numerics.layer_precision) int8_layers += p == Precision::kINT8;
-  EXPECT_GT(r.dla_layers, 0) << tag;
-  EXPECT_GT(int8_convs, 0) << tag << ": no convolution ran in real INT8";
-  EXPECT_GT(fp16_steps, 0) << tag << ": no layer ran in real FP16";
-  for (const auto& [out, w] : want) {
-    Agreement a = agree(values(got.at(out)), values(w)), a2 = agree(values(got2.at(out)), values(w));
+  EXPECT_EQ(int8_convs > 0, co.real_int8) << what;
+  EXPECT_EQ(fp16_steps > 0, co.real_fp16) << what;
+  std::map<std::string, Agreement> out;
+  for (const auto& [name, w] : want) {
+    Agreement a = agree(values(got.at(name)), values(w)), a2 = agree(values(got2.at(name)), values(w));
+    std::printf("[int8 engine] %s: %s: %d real INT8 convolutions, %d real FP16 steps; cosine %.6f (replay %.6f), "
+                "max rel %.3g\n", what.c_str(), name.c_str(), int8_convs, fp16_steps, a.cosine, a2.cosine, a.max_rel);
+    a.cosine = std::min(a.cosine, a2.cosine);
+    out[name] = a;
+  }
+  return out;
+}
+void build_dla_engine_agrees(const std::string& file, const std::string& shape, const std::string& tag) {
+  EngineCase c;
+  build_case(file, shape, tag, &c);
+  if (::testing::Test::HasFatalFailure()) return;
+  int int8_layers = 0;
+  for (Precision p : c.eo.numerics.layer_precision) int8_layers += p == Precision::kINT8;
+  EXPECT_GT(c.dla_layers, 0) << tag;
+  std::printf("[int8 engine] %s: %d DLA layers (%d INT8)\n", tag.c_str(), c.dla_layers, int8_layers);
+  ExecOptions ref_options = c.eo;
+  ref_options.reference_kernels = true;
+  const TensorMap want = make_cpu_executor(c.net, ref_options)->run(c.in);
+  for (const auto& [name, w] : want) {
     float max_ref = 0;
     for (float v : values(w)) max_ref = std::max(max_ref, std::fabs(v));
-    EXPECT_GT(max_ref, 0.05f) << out << ": an all-zero output agrees trivially";
-    std::printf("[int8 engine] %s %s: %d DLA layers (%d INT8), %d real INT8 convolutions, %d real FP16 steps; "
-                "cosine %.6f (replay %.6f), max rel %.3g, max|cpu| %.3g\n",
-                tag.c_str(), out.c_str(), r.dla_layers, int8_layers, int8_convs, fp16_steps, a.cosine, a2.cosine,
-                a.max_rel, max_ref);
-    EXPECT_GE(a.cosine, 0.999) << out;
-    EXPECT_GE(a2.cosine, 0.999) << out;
+    EXPECT_GT(max_ref, 0.05f) << name << ": an all-zero output agrees trivially";
   }
-  std::filesystem::remove_all(dir);
+  CudaOptions real, int8_only, fp16_only;
+  int8_only.real_fp16 = false;
+  fp16_only.real_int8 = false;
+  for (const auto& [name, a] : gpu_agreement(c, want, real, tag + " real INT8 + real FP16"))
+    EXPECT_GE(a.cosine, 0.999) << name;
+  for (const auto& [name, a] : gpu_agreement(c, want, int8_only, tag + " real INT8, FP16 emulated"))
+    EXPECT_GE(a.cosine, 0.999) << name;
+  gpu_agreement(c, want, fp16_only, tag + " INT8 emulated, real FP16");
+  const TensorMap cpu_fast = make_cpu_executor(c.net, c.eo)->run(c.in);
+  gpu_agreement(c, cpu_fast, real, tag + " real INT8 + real FP16 vs the CPU's optimized emulation");
 }
 }  // namespace
 
