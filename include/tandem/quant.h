@@ -158,7 +158,7 @@ struct CalibrateOptions {
   CalibAlgorithm algorithm = CalibAlgorithm::kEntropy;
   double percentile = 99.99;
   int bins = 2048;
-  int threads = 0;            // executor and histogram threads; 0: default
+  int threads = 0;            // workers (one-thread executors, one sample each at a time); 0: all cores
   bool all_tensors = true;    // ranges for every float tensor (as TensorRT's cache); false: only
                               // tensors that INT8 layers read or write
   bool progress = true;       // progress bar on stderr when it is a terminal
@@ -177,14 +177,17 @@ struct CalibrationResult {
   bool from_model = false;              // true: the model's Q/DQ scales (explicit quantization)
   int batches = 0, samples = 0;
   int tied_tensors = 0;                 // tensors whose range changed through tying
-  // Where a calibration's time went (0 when no data was run): the FP32 runs (every tensor kept),
-  // the per-run statistics (max |x|, histograms), and the thresholds from the histograms.
+  // Where a calibration's time went (0 when no data was run): the FP32 runs and the per-tensor
+  // statistics (max |x|, histograms), CPU seconds summed over the workers; the thresholds from
+  // the histograms, wall-clock.
   double run_seconds = 0, statistics_seconds = 0, threshold_seconds = 0;
 };
 
 // Two passes over the batcher (reset between): pass 1 runs the FP32 reference (CPU backend,
-// keep_all) and records max|x| per tensor; pass 2 (entropy, percentile) fills 2048-bin |x|
-// histograms over [0, that max], so binning does not depend on batch order. Then ranges, tying
+// unfused, one thread per worker, samples spread over opt.threads workers) and records max|x|
+// per tensor; pass 2 (entropy, percentile) fills 2048-bin |x| histograms over [0, that max], so
+// binning depends neither on batch order nor on the split over workers. Each tensor is read as
+// soon as it is computed (ExecOptions::observe_tensor), not kept. Then ranges, tying
 // for the plan's INT8 layers, the cache (written when cache_path is set). With an existing cache
 // and !recalibrate, the cache is used and the batcher is not touched.
 CalibrationResult calibrate(const Network& net, const Plan& plan, Batcher& batcher,

@@ -2,6 +2,7 @@
 // layers planned for the DLA run with DLA numerics (INT8/FP16 emulation) on the host backend.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -42,6 +43,12 @@ struct ExecOptions {
   // Plain-loop kernels for every layer (no oneDNN, no fusion): the CPU reference that the
   // cross-backend op test compares every backend with. CPU backend only; slow.
   bool reference_kernels = false;
+  // Calibration's hook (CPU backend only): during run(), called with each materialized network
+  // tensor (by TensorId, linear, in its own type) as soon as it is complete: the inputs and
+  // constants first, then each step's outputs and their views right after the step. The
+  // statistics then read a tensor while it is in cache, and nothing needs keep_all's copies.
+  // Values stay in linear layouts when set. Unset: not called.
+  std::function<void(TensorId, const void* data)> observe_tensor;
 };
 
 // Where the time of the last run() went, in milliseconds. A device backend (CUDA) measures each

@@ -2,10 +2,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <exception>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "tandem/quant.h"
 
@@ -109,110 +113,161 @@ struct Statistics {
   std::vector<Histogram> hist;
 };
 
-// The tracked tensors of one run, found once per run in the executor's kept tensors (or the
-// inputs); the buffers live across runs (no allocation per batch).
-struct RunTensors {
-  std::vector<const float*> data;  // per tracked tensor; null: not produced, or not fp32
-  std::vector<size_t> count;
-  std::vector<size_t> order;       // tracked indices, largest tensor first (set on the first run)
+// Receives each tensor from the executor right after the step that completes it
+// (ExecOptions::observe_tensor) and adds it to the statistics of the pass: max |x| (pass 0) or
+// the histogram (pass 1). The tensor is then still in cache, and the executor needs neither
+// keep_all's arena (every tensor alive to the end) nor its copies of every tensor. A constant is
+// the same in every run: its max is taken once.
+class StatisticsCollector {
+ public:
+  StatisticsCollector(const Network& net, const std::vector<TensorId>& tracked, const std::vector<char>& is_const)
+      : net_(net), is_const_(is_const), slot_(net.tensors.size(), -1) {
+    for (size_t k = 0; k < tracked.size(); ++k) slot_[size_t(tracked[k])] = int(k);
+    st_.amax.assign(tracked.size(), 0.0);
+  }
+  // Pass 1 bins over [0, max over all the data]: the max of every worker's pass 0.
+  void start_histograms(int bins, const std::vector<double>& amax) {
+    st_.hist.resize(amax.size());
+    for (size_t k = 0; k < amax.size(); ++k) st_.hist[k].init(bins, amax[k]);
+  }
+  void start_run(int pass) {
+    pass_ = pass;
+    first_run_ = runs_++ == 0;
+  }
+  void observe(TensorId t, const void* data) {
+    const int k = t >= 0 && size_t(t) < slot_.size() ? slot_[size_t(t)] : -1;
+    if (k < 0 || net_.tensors[size_t(t)].type != DataType::kFloat) return;
+    const float* x = static_cast<const float*>(data);
+    const size_t n = size_t(volume(net_.tensors[size_t(t)].dims));
+    const bool constant = is_const_[size_t(t)] != 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (pass_ == 0 && (first_run_ || !constant))
+      st_.amax[size_t(k)] = std::max(st_.amax[size_t(k)], double(max_abs_finite(x, n)));
+    else if (pass_ == 1 && !constant)
+      st_.hist[size_t(k)].add(x, n);
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const Statistics& statistics() const { return st_; }
+  double seconds() const { return seconds_; }  // spent in the statistics so far
+
+ private:
+  const Network& net_;
+  const std::vector<char>& is_const_;
+  std::vector<int> slot_;  // TensorId -> tracked index (-1: not tracked)
+  Statistics st_;
+  int pass_ = 0, runs_ = 0;
+  bool first_run_ = true;
+  double seconds_ = 0;
 };
-
-void find_run_tensors(const Network& net, const TensorMap& all, const TensorMap& piece,
-                      const std::vector<TensorId>& tracked, RunTensors& rt) {
-  rt.data.assign(tracked.size(), nullptr);
-  rt.count.assign(tracked.size(), 0);
-  for (size_t k = 0; k < tracked.size(); ++k) {
-    const std::string& name = net.tensors[tracked[k]].name;
-    auto it = all.find(name);
-    if (it == all.end()) {
-      it = piece.find(name);
-      if (it == piece.end()) continue;
-    }
-    if (it->second.type != DataType::kFloat) continue;
-    rt.data[k] = it->second.f32();
-    rt.count[k] = size_t(it->second.count());
-  }
-  if (rt.order.empty()) {
-    rt.order.resize(tracked.size());
-    std::iota(rt.order.begin(), rt.order.end(), size_t(0));
-    std::stable_sort(rt.order.begin(), rt.order.end(),
-                     [&](size_t x, size_t y) { return rt.count[x] > rt.count[y]; });
-  }
-}
-
-// One run's statistics: pass 0 takes max |x|, pass 1 adds to the histograms. One tensor per
-// task on OpenMP's threads, the executor's own team (a second pool would compete with its
-// spinning workers for the cores), largest first so that the threads finish together. A
-// constant is the same in every run: its max is taken once.
-void add_run_statistics(const RunTensors& rt, const std::vector<TensorId>& tracked,
-                        const std::vector<char>& is_const, int pass, bool first_run, int team,
-                        Statistics& st) {
-  const long n = long(rt.order.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
-  for (long j = 0; j < n; ++j) {
-    const size_t k = rt.order[size_t(j)];
-    const float* x = rt.data[k];
-    if (!x) continue;
-    const bool constant = is_const[size_t(tracked[k])] != 0;
-    if (pass == 0 && (first_run || !constant))
-      st.amax[k] = std::max(st.amax[k], double(max_abs_finite(x, rt.count[k])));
-    else if (pass == 1 && !constant)
-      st.hist[k].add(x, rt.count[k]);
-  }
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Two passes over the batcher, each an FP32 run per sample with every tensor kept. Both passes
-// are needed for TensorRT's binning: the histogram spans [0, the max over ALL the data], which
-// only the first pass knows (docs/quantization.md, "Calibration speed").
+// One calibration worker: a one-thread, unfused FP32 executor whose tensors go to the worker's
+// own statistics. Workers take whole samples: on 2 cores two of them keep both busy with no
+// barrier between steps, where one two-thread executor waits on every step's parallel region (a
+// time slice each when other processes load the machine). Every worker computes with one thread,
+// so the ranges do not depend on the thread count either.
+struct CalibrationWorker {
+  StatisticsCollector collector;
+  std::unique_ptr<Executor> exec;
+  double seconds = 0;  // in run(), statistics included
+  CalibrationWorker(const Network& net, const std::vector<TensorId>& tracked, const std::vector<char>& is_const)
+      : collector(net, tracked, is_const) {}
+  void run(const Network& net, const TensorMap& piece, int pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!exec) {  // built on the worker's thread, in parallel with the others
+      ExecOptions eo;
+      eo.threads = 1;
+      eo.fuse = false;  // every tracked tensor must be computed
+      eo.observe_tensor = [this](TensorId t, const void* data) { collector.observe(t, data); };
+      exec = make_cpu_executor(net, eo);
+    }
+    collector.start_run(pass);
+    exec->run(piece);  // the statistics are taken inside, step by step
+    seconds += seconds_since(t0);
+  }
+};
+
+// Runs every piece once, spread over the workers (each takes the next piece not taken).
+void run_pieces(const Network& net, const std::vector<TensorMap>& pieces, int pass,
+                std::vector<std::unique_ptr<CalibrationWorker>>& workers, ProgressBar& bar) {
+  std::atomic<size_t> next{0};
+  std::mutex bar_mutex;
+  std::exception_ptr error;
+  auto work = [&](CalibrationWorker& w) {
+    try {
+      for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+        w.run(net, pieces[i], pass);
+        std::lock_guard<std::mutex> lock(bar_mutex);
+        bar.step();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(bar_mutex);
+      if (!error) error = std::current_exception();
+      next = pieces.size();
+    }
+  };
+  const size_t used = std::min(workers.size(), pieces.size());
+  std::vector<std::thread> threads;
+  for (size_t k = 1; k < used; ++k) threads.emplace_back(work, std::ref(*workers[k]));
+  work(*workers[0]);
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+// Two passes over the batcher, each an FP32 run per sample, unfused so that every tensor
+// exists. Both passes are needed for TensorRT's binning: the histogram spans [0, the max over
+// ALL the data], which only the first pass knows (docs/quantization.md, "Calibration speed").
+// The workers' statistics merge exactly: maxima, and histogram counts that are integers.
 Statistics collect_statistics(const Network& net, Batcher& batcher, const CalibrateOptions& opt,
                               const std::vector<TensorId>& tracked, const std::vector<char>& is_const,
                               CalibrationResult& res) {
-  ExecOptions eo;
-  eo.threads = opt.threads;
-  auto exec = make_cpu_executor(net, eo, /*keep_all=*/true);
-  const std::vector<InputSpec> specs = input_specs(net);
   const bool need_hist = opt.algorithm != CalibAlgorithm::kMinMax;
   const int passes = need_hist ? 2 : 1;
-  const int team = opt.threads > 0 ? opt.threads : omp_get_max_threads();
-  Statistics st;
-  st.amax.assign(tracked.size(), 0.0);
-  st.hist.resize(need_hist ? tracked.size() : 0);
-  RunTensors rt;
+  const std::vector<InputSpec> specs = input_specs(net);
   // One step per sample and pass (a batch of 8 images is several seconds of det).
   const int64_t model_batch = specs.empty() || specs[0].dims.empty() ? 1 : std::max<int64_t>(1, specs[0].dims[0]);
   const int pieces = int((batcher.batch_size() + model_batch - 1) / model_batch);
+  const int n_workers = std::max(1, std::min(opt.threads > 0 ? opt.threads : omp_get_max_threads(),
+                                             std::max(1, batcher.num_batches() * pieces)));
+  std::vector<std::unique_ptr<CalibrationWorker>> workers;
+  for (int k = 0; k < n_workers; ++k) workers.push_back(std::make_unique<CalibrationWorker>(net, tracked, is_const));
   ProgressBar bar(passes == 2 ? "calibrate (2 passes)" : "calibrate", passes * batcher.num_batches() * pieces,
                   opt.progress);
+  Statistics st;
+  st.amax.assign(tracked.size(), 0.0);
   TensorMap batch;
   for (int pass = 0; pass < passes; ++pass) {
     batcher.reset();
     if (pass == 1)
-      for (size_t k = 0; k < tracked.size(); ++k) st.hist[k].init(opt.bins, st.amax[k]);
+      for (auto& w : workers) w->collector.start_histograms(opt.bins, st.amax);
     int batches = 0, samples = 0;
     while (batcher.next(&batch)) {
       ++batches;
       samples += batch.empty() ? 0 : int(batch.begin()->second.dims.empty() ? 1 : batch.begin()->second.dims[0]);
-      for (const TensorMap& piece : split_batch(batch, specs)) {
-        auto t0 = std::chrono::steady_clock::now();
-        exec->run(piece);
-        res.run_seconds += seconds_since(t0);
-        t0 = std::chrono::steady_clock::now();
-        const bool first_run = rt.order.empty();
-        find_run_tensors(net, exec->all_tensors(), piece, tracked, rt);
-        add_run_statistics(rt, tracked, is_const, pass, first_run, team, st);
-        res.statistics_seconds += seconds_since(t0);
-        bar.step();
-      }
+      run_pieces(net, split_batch(batch, specs), pass, workers, bar);
     }
     if (batches == 0) throw Error("calibration: the batcher yielded no batch");
     res.batches = batches;
     res.samples = samples;
+    if (pass == 0)
+      for (auto& w : workers)
+        for (size_t k = 0; k < tracked.size(); ++k) st.amax[k] = std::max(st.amax[k], w->collector.statistics().amax[k]);
   }
   bar.done();
+  if (need_hist) {
+    st.hist = workers[0]->collector.statistics().hist;
+    for (size_t w = 1; w < workers.size(); ++w)
+      for (size_t k = 0; k < tracked.size(); ++k)
+        for (size_t b = 0; b < st.hist[k].counts.size(); ++b) st.hist[k].counts[b] += workers[w]->collector.statistics().hist[k].counts[b];
+  }
+  // Times summed over the workers: CPU seconds, not wall-clock.
+  for (auto& w : workers) {
+    res.statistics_seconds += w->collector.seconds();
+    res.run_seconds += w->seconds - w->collector.seconds();
+  }
   return st;
 }
 
