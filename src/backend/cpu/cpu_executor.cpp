@@ -456,7 +456,7 @@ class CpuExecutor : public Executor {
     graph_ = lower(net, opt.numerics, cpu_lower_policy(opt, keep_all));
     // The reference runs plain loops: plain layouts. TANDEM_CPU_LAYOUT=plain/any: the per-layer
     // choice of make_conv_kernel alone.
-    const bool keep_blocked = !opt.reference_kernels && !keep_all && !std::getenv("TANDEM_CPU_LAYOUT");
+    const bool keep_blocked = !opt.reference_kernels && !keep_all && !opt.observe_tensor && !std::getenv("TANDEM_CPU_LAYOUT");
     block_ = keep_blocked ? chain_layout_code() : 0;
     const std::vector<char> blk = cpu::plan_layouts(net, graph_, block_);
     for (size_t v = 0; v < blk.size(); ++v)
@@ -471,6 +471,7 @@ class CpuExecutor : public Executor {
         round = &graph_.steps[++i];
       steps_.push_back(build_step(net, opt, graph_.steps[i - (round ? 1 : 0)], conv_scratch, round));
     }
+    if (opt.observe_tensor) plan_observation(opt.observe_tensor);
   }
 
   TensorMap run(const TensorMap& inputs) override {
@@ -489,7 +490,9 @@ class CpuExecutor : public Executor {
       std::memcpy(ptr_[size_t(t)], h.data.data(), h.data.size());
     }
     const auto t0 = StepClock::now();
-    for (RunStep& s : steps_) s(team_);
+    if (observe_) run_observed();
+    else
+      for (RunStep& s : steps_) s(team_);
     split_.compute_ms = ms_since(t0);  // the host computes in place: no device copies
     TensorMap out;
     for (TensorId t : graph_.outputs) out[graph_.values[size_t(t)].name] = to_host(t);
@@ -536,6 +539,35 @@ class CpuExecutor : public Executor {
       ptr_[size_t(t)] = const_store_.back().data();
       Kernel k = cpu::make_ref_kernel(net, l, net.weights);
       k({}, {ptr_[size_t(t)]});
+    }
+  }
+
+  // ExecOptions::observe_tensor: which network tensors each run step completes (a tensor is
+  // complete after the last step that writes its memory; a view with its root), and which are
+  // there before the first step (inputs, constants).
+  void plan_observation(std::function<void(TensorId, const void*)> observe) {
+    observe_ = std::move(observe);
+    std::vector<int> writer(graph_.values.size(), -1);
+    const bool separate = separate_round_steps();
+    size_t run_step = 0;
+    for (size_t i = 0; i < graph_.steps.size(); ++i, ++run_step) {  // the constructor's joining
+      for (ValueId v : graph_.steps[i].outputs) writer[size_t(v)] = int(run_step);
+      if (!separate && i + 1 < graph_.steps.size() && round_joins_producer(graph_, graph_.steps[i], graph_.steps[i + 1]))
+        for (ValueId v : graph_.steps[++i].outputs) writer[size_t(v)] = int(run_step);
+    }
+    completes_.assign(steps_.size(), {});
+    for (TensorId t = 0; t < TensorId(n_tensors_); ++t) {
+      if (!ptr_[size_t(t)]) continue;
+      const int w = writer[size_t(graph_.root(t))];
+      (w >= 0 ? completes_[size_t(w)] : present_first_).push_back(t);
+    }
+  }
+
+  void run_observed() {
+    for (TensorId t : present_first_) observe_(t, ptr_[size_t(t)]);
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      steps_[i](team_);
+      for (TensorId t : completes_[i]) observe_(t, ptr_[size_t(t)]);
     }
   }
 
@@ -682,6 +714,9 @@ class CpuExecutor : public Executor {
   std::vector<std::vector<uint8_t>> const_store_;
   std::unique_ptr<uint8_t, FreeDeleter> arena_;
   std::vector<RunStep> steps_;
+  std::function<void(TensorId, const void*)> observe_;  // ExecOptions::observe_tensor
+  std::vector<std::vector<TensorId>> completes_;         // per run step: tensors then complete
+  std::vector<TensorId> present_first_;                  // inputs and constants
   TensorMap all_;
   RunSplit split_;
 };
