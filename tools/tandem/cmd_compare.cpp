@@ -1,7 +1,11 @@
 // tandem compare: FP32 reference vs the plan's numerics (INT8 / FP16 emulation of DLA layers).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -186,6 +190,104 @@ void print_compare_text(const CompareArgs& a, const CompareReport& r, const std:
   if (thresholds_given(a) && failures.empty()) std::printf("\nthresholds passed\n");
 }
 
+// What the compared runs accumulate: per output, per tensor (--per-layer trace), and the inputs
+// with their reference outputs (--per-layer-method isolate).
+struct CompareRuns {
+  std::vector<Acc> out_acc, tensor_acc;
+  std::vector<TensorMap> inputs, ref_outputs;
+  int samples = 0;
+};
+
+// One worker of the plain comparison: a one-thread reference and plan executor, made on the
+// worker's thread.
+struct CompareWorker {
+  std::unique_ptr<Executor> ref, emu;
+};
+
+// The plain comparison (no --per-layer): the inputs of each batch spread over `workers` workers,
+// one input each at a time. Two one-thread executors keep 2 cores busy with no barrier between
+// steps, where one two-thread executor waits on each step's parallel region (a time slice each
+// when other processes load the machine). The outputs are added in input order afterwards, so
+// the figures do not depend on the number of workers.
+void compare_in_parallel(const Network& net, const ExecOptions& ro, const ExecOptions& eo, Batcher& batcher,
+                         int workers, ProgressBar& bar, CompareRuns& cr) {
+  const auto specs = input_specs(net);
+  std::vector<CompareWorker> pool(size_t(std::max(1, workers)));
+  TensorMap batch;
+  while (batcher.next(&batch)) {
+    const std::vector<TensorMap> pieces = split_batch(batch, specs);
+    std::vector<std::pair<TensorMap, TensorMap>> outs(pieces.size());
+    std::atomic<size_t> next{0};
+    std::mutex m;
+    std::exception_ptr error;
+    auto work = [&](CompareWorker& w) {
+      try {
+        if (!w.ref) {
+          ExecOptions r1 = ro, e1 = eo;
+          r1.threads = e1.threads = 1;
+          w.ref = make_cpu_executor(net, r1);
+          w.emu = make_cpu_executor(net, e1);
+        }
+        for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+          outs[i] = {w.ref->run(pieces[i]), w.emu->run(pieces[i])};
+          std::lock_guard<std::mutex> lock(m);
+          bar.step();
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!error) error = std::current_exception();
+        next = pieces.size();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t k = 1; k < std::min(pool.size(), pieces.size()); ++k) threads.emplace_back(work, std::ref(pool[k]));
+    work(pool[0]);
+    for (auto& t : threads) t.join();
+    if (error) std::rethrow_exception(error);
+    for (const auto& [r, e] : outs) {
+      for (size_t k = 0; k < net.outputs.size(); ++k) {
+        const Tensor& t = net.tensors[net.outputs[k]];
+        cr.out_acc[k].add(r.at(t.name), e.at(t.name), looks_like_classifier(t));
+      }
+      ++cr.samples;
+    }
+  }
+}
+
+// --per-layer: one input at a time through two executors that keep every tensor (trace) or
+// keep the inputs and reference outputs for the isolated runs (isolate).
+void compare_per_layer(const CompareArgs& a, const Network& net, const ExecOptions& ro, const ExecOptions& eo,
+                       Batcher& batcher, ProgressBar& bar, CompareRuns& cr) {
+  const bool keep = a.method == "trace";
+  auto ref = make_cpu_executor(net, ro, keep);
+  auto emu = make_cpu_executor(net, eo, keep);
+  const auto specs = input_specs(net);
+  TensorMap batch;
+  while (batcher.next(&batch)) {
+    for (const TensorMap& piece : split_batch(batch, specs)) {
+      TensorMap r = ref->run(piece);
+      TensorMap e = emu->run(piece);
+      for (size_t k = 0; k < net.outputs.size(); ++k) {
+        const Tensor& t = net.tensors[net.outputs[k]];
+        cr.out_acc[k].add(r.at(t.name), e.at(t.name), looks_like_classifier(t));
+      }
+      if (keep) {
+        const TensorMap& ra = ref->all_tensors();
+        const TensorMap& ea = emu->all_tensors();
+        for (size_t t = 0; t < net.tensors.size(); ++t) {
+          auto x = ra.find(net.tensors[t].name), y = ea.find(net.tensors[t].name);
+          if (x != ra.end() && y != ea.end()) cr.tensor_acc[t].add(x->second, y->second, false);
+        }
+      } else {
+        cr.inputs.push_back(piece);
+        cr.ref_outputs.push_back(std::move(r));
+      }
+      ++cr.samples;
+      bar.step();
+    }
+  }
+}
+
 RegisterCommand reg(41, "compare", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
       "compare", "Compare the FP32 reference with the plan's numerics (DLA INT8/FP16 emulated on the CPU)");
@@ -249,53 +351,29 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     int n_int8 = 0, n_fp16 = 0;
     for (Precision p : prec) { n_int8 += p == Precision::kINT8; n_fp16 += p == Precision::kFP16; }
 
-    const bool keep = a->per_layer && a->method == "trace";
     ExecOptions ro;
     ro.threads = a->threads;
     ExecOptions eo = ro;
     eo.numerics = numerics;
-    auto ref = make_cpu_executor(net, ro, keep);
-    auto emu = make_cpu_executor(net, eo, keep);
-
-    std::vector<Acc> out_acc(net.outputs.size());
-    std::vector<Acc> tensor_acc(keep ? net.tensors.size() : 0);
-    std::vector<TensorMap> inputs;  // kept for --per-layer-method isolate
-    std::vector<TensorMap> ref_outputs;
-    int samples = 0;
+    CompareRuns cr;
+    cr.out_acc.resize(net.outputs.size());
+    cr.tensor_acc.resize(a->per_layer && a->method == "trace" ? net.tensors.size() : 0);
     batcher->reset();
     {
       // One step per compared input: a batch of det is several seconds.
       const int64_t model_batch = specs.empty() || specs[0].dims.empty() ? 1 : std::max<int64_t>(1, specs[0].dims[0]);
       ProgressBar bar("compare", int(batcher->num_batches() * ((batcher->batch_size() + model_batch - 1) / model_batch)),
                       !a->quiet && !a->json);
-      TensorMap batch;
-      while (batcher->next(&batch)) {
-        for (const TensorMap& piece : split_batch(batch, specs)) {
-          TensorMap r = ref->run(piece);
-          TensorMap e = emu->run(piece);
-          for (size_t k = 0; k < net.outputs.size(); ++k) {
-            const Tensor& t = net.tensors[net.outputs[k]];
-            out_acc[k].add(r.at(t.name), e.at(t.name), looks_like_classifier(t));
-          }
-          if (keep) {
-            const TensorMap& ra = ref->all_tensors();
-            const TensorMap& ea = emu->all_tensors();
-            for (size_t t = 0; t < net.tensors.size(); ++t) {
-              auto x = ra.find(net.tensors[t].name), y = ea.find(net.tensors[t].name);
-              if (x != ra.end() && y != ea.end()) tensor_acc[t].add(x->second, y->second, false);
-            }
-          }
-          if (a->per_layer && a->method == "isolate") { inputs.push_back(piece); ref_outputs.push_back(std::move(r)); }
-          ++samples;
-          bar.step();
-        }
-      }
+      if (a->per_layer) compare_per_layer(*a, net, ro, eo, *batcher, bar, cr);
+      else compare_in_parallel(net, ro, eo, *batcher, a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency())), bar, cr);
     }
+    const int samples = cr.samples;
+    std::vector<Acc>& out_acc = cr.out_acc;
     if (samples == 0) throw Error("compare: no input");
 
     // Per-layer ranking.
     std::vector<LayerCost> costs;
-    if (a->per_layer) costs = rank_layers(*a, net, prec, tensor_acc, ro, numerics, inputs, ref_outputs, n_int8 + n_fp16);
+    if (a->per_layer) costs = rank_layers(*a, net, prec, cr.tensor_acc, ro, numerics, cr.inputs, cr.ref_outputs, n_int8 + n_fp16);
 
     const CompareReport rep{net, plan, prec, out_acc, costs, coarse, scale_source, samples, n_int8, n_fp16};
     // Thresholds (as polygraphy run's --atol/--rtol): one line per failing output, exit 1.
