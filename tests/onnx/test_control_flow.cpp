@@ -233,3 +233,25 @@ TEST(OnnxControlFlow, ScanAxesAndDirections) {
   EXPECT_EQ(values(out["final"]), (std::vector<float>{6, 115}));
   EXPECT_EQ(values(out["ys"]), (std::vector<float>{6, 5, 3, 115, 111, 106}));
 }
+
+// Scan 8: axis 0 of every input is the batch, each batch element scanned on its own (axis 1).
+TEST(OnnxControlFlow, Scan8BatchOfTwo) {
+  ModelBuilder b(8);
+  b.input("init", {2, 1}).input("x", {2, 3, 1}).output("final").output("ys");
+  auto& n = b.node("Scan", {"", "init", "x"}, {"final", "ys"}, "scan8");
+  ModelBuilder::attr_i(n, "num_scan_inputs", 1);
+  ModelBuilder::attr_ints(n, "directions", {1});
+  auto* body = graph_attr(n, "body");
+  names(body->mutable_input(), {"s_in", "v"});
+  names(body->mutable_output(), {"s_out", "y"});
+  add_node(body, "Mul", {"s_in", "v"}, {"s_out"});
+  add_node(body, "Identity", {"s_out"}, {"y"});
+  Network net = import_onnx(b.write("scan8.onnx"));
+  TensorMap feed;
+  feed["init"] = floats("init", {2, 1}, {1, 10});
+  feed["x"] = floats("x", {2, 3, 1}, {2, 3, 4, 5, 6, 7});
+  TensorMap out = make_cpu_executor(net)->run(feed);
+  // Reversed: batch 0 multiplies by 4, 3, 2; batch 1 by 7, 6, 5.
+  EXPECT_EQ(values(out["final"]), (std::vector<float>{24, 2100}));
+  EXPECT_EQ(values(out["ys"]), (std::vector<float>{4, 12, 24, 70, 420, 2100}));
+}
