@@ -71,6 +71,22 @@ dnnl::memory::desc buffer_desc(const Dims& d, int block) {
   return dnnl::memory::desc(to_dnnl(d), dt::f32, plain_tag(d.size()));
 }
 
+// A (de)convolution's strides, dilations (oneDNN's: minus one) and paddings.
+struct ConvGeometry {
+  dnnl::memory::dims strides, dil, pl, pr;
+};
+
+// The primitive descriptor of a convolution_forward or deconvolution_forward (same constructors).
+template <class Fwd>
+typename Fwd::primitive_desc conv_pd(dnnl::algorithm alg, const dnnl::memory::desc& src, const dnnl::memory::desc& w,
+                                     const dnnl::memory::desc* bias, const dnnl::memory::desc& dst,
+                                     const ConvGeometry& g, const dnnl::primitive_attr& attr) {
+  const auto prop = dnnl::prop_kind::forward_inference;
+  auto d = bias ? typename Fwd::desc(prop, alg, src, w, *bias, dst, g.strides, g.dil, g.pl, g.pr)
+                : typename Fwd::desc(prop, alg, src, w, dst, g.strides, g.dil, g.pl, g.pr);
+  return typename Fwd::primitive_desc(d, attr, cpu_engine());
+}
+
 }  // namespace
 
 int dnnl_conv_block() {
@@ -183,42 +199,30 @@ Kernel make_conv_kernel(const ConvSpec& s) {
 
   dnnl::primitive prim;
   dnnl::memory::desc w_md, src_pd_md = src_md, dst_pd_md = dst_md;
+  const ConvGeometry geo{strides, dil, pl, pr};
+  const dnnl::memory::desc* bias_md = has_bias ? &b_md : nullptr;
+  auto take = [&](const auto& pd) {
+    w_md = pd.weights_desc();
+    src_pd_md = pd.src_desc();
+    dst_pd_md = pd.dst_desc();
+  };
   if (!deconv) {
-    auto make_pd = [&](const dnnl::memory::desc& src_q, const dnnl::memory::desc& dst_q) {
-      auto d = has_bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                              dnnl::algorithm::convolution_direct, src_q, w_any_md, b_md, dst_q,
-                              strides, dil, pl, pr)
-                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                              dnnl::algorithm::convolution_direct, src_q, w_any_md, dst_q,
-                              strides, dil, pl, pr);
-      return dnnl::convolution_forward::primitive_desc(d, attr, eng);
-    };
-    dnnl::convolution_forward::primitive_desc pd = make_pd(src_req, dst_req);
+    using Conv = dnnl::convolution_forward;
+    auto pd = conv_pd<Conv>(dnnl::algorithm::convolution_direct, src_req, w_any_md, bias_md, dst_req, geo, attr);
     // A plain-layout convolution with a kernel wider than 1x1 that oneDNN can only run as im2col
     // + GEMM ("gemm:jit": a scalar im2col, then sgemm) is slower than its blocked direct kernel
-    // with a reorder on each side: PP-OCR det's 3x3 96->24 convolutions at 160x160 cost 27% more
-    // CPU time so (docs/cpu-backend.md). Unless the layout is forced, compute those blocked.
-    int64_t window = 1;
-    for (int64_t k : p.kernel) window *= k;
-    if (!layout && !blocked && window > 1 && std::string(pd.impl_info_str()).find("gemm") != std::string::npos)
-      pd = make_pd(dnnl::memory::desc(to_dnnl(s.in_dims), dt::f32, tag::any),
-                   dnnl::memory::desc(to_dnnl(s.out_dims), dt::f32, tag::any));
-    prim = dnnl::convolution_forward(pd);
-    w_md = pd.weights_desc();
-    src_pd_md = pd.src_desc();
-    dst_pd_md = pd.dst_desc();
+    // with a reorder on each side: PP-OCR det's 3x3 96->24 convolutions at 160x160 (docs/cpu-backend.md).
+    // Unless the layout is forced, compute those blocked.
+    if (!layout && !blocked && ksz > 1 && std::string(pd.impl_info_str()).find("gemm") != std::string::npos)
+      pd = conv_pd<Conv>(dnnl::algorithm::convolution_direct, dnnl::memory::desc(to_dnnl(s.in_dims), dt::f32, tag::any),
+                         w_any_md, bias_md, dnnl::memory::desc(to_dnnl(s.out_dims), dt::f32, tag::any), geo, attr);
+    prim = Conv(pd);
+    take(pd);
   } else {
-    auto d = has_bias ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::deconvolution_direct, src_req, w_any_md, b_md, dst_req,
-                            strides, dil, pl, pr)
-                      : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_inference,
-                            dnnl::algorithm::deconvolution_direct, src_req, w_any_md, dst_req,
-                            strides, dil, pl, pr);
-    dnnl::deconvolution_forward::primitive_desc pd(d, attr, eng);
-    prim = dnnl::deconvolution_forward(pd);
-    w_md = pd.weights_desc();
-    src_pd_md = pd.src_desc();
-    dst_pd_md = pd.dst_desc();
+    using Deconv = dnnl::deconvolution_forward;
+    auto pd = conv_pd<Deconv>(dnnl::algorithm::deconvolution_direct, src_req, w_any_md, bias_md, dst_req, geo, attr);
+    prim = Deconv(pd);
+    take(pd);
   }
   // Reorder the weights once into the layout the primitive wants.
   dnnl::stream st(eng);
