@@ -370,7 +370,8 @@ class Lowering {
     return false;
   }
 
-  // Each link's output has exactly one consumer, the next link; a chain has two links or more.
+  // Each link's output has exactly one consumer, the next link; a chain has two links or more
+  // (emulated layers: one or more).
   void plan_pointwise_chains() {
     for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
       if (absorber_[size_t(id)] >= 0) continue;
@@ -397,7 +398,10 @@ class Lowering {
         links.push_back(e);
         cur = net_.layers[size_t(nx)].outputs[0];
       }
-      if (links.size() < 2) continue;
+      // One link is a chain too for an emulated layer (LowerPolicy::fuse_emulated): its scalar
+      // is taken rounded (no copy step), its output rounding joins the pass, and it may run in
+      // a convolution's epilogue.
+      if (links.size() < 2 && cls < 2) continue;
       for (size_t k = 1; k < links.size(); ++k) absorb(id, links[k].layers[0]);
       for (size_t k = 0; k + 1 < links.size(); ++k) elided_[size_t(net_.layers[size_t(links[k].layers[0])].outputs[0])] = 1;
       chain_in_[size_t(id)] = x0;

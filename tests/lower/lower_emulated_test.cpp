@@ -214,7 +214,7 @@ TEST(LowerEmulated, Fp16BlockRoundsOnceAtItsOutput) {
             "conv [round fp16] (s) -> s\n"
             "relu [Activation] (s) -> y\n"
             "relu2 [round fp16] (y) -> y@relu2\n"
-            "relu2 [Activation] (y@relu2) -> z\n"
+            "relu2 [pointwise-chain] (y@relu2) -> z\n"  // one emulated link is a chain
             "relu2 [round fp16] (z) -> z\n");
 }
 
@@ -247,9 +247,9 @@ TEST(LowerEmulated, Int8BlockFusesOnlyAcrossUnquantizedTensors) {
             "conv [Convolution] (x@conv) -> c\n"
             "bn [Scale] (c) -> s\n"
             "bn [round int8] (s) -> s\n"
-            "relu [Activation] (s) -> y\n"
+            "relu [pointwise-chain] (s) -> y\n"
             "relu [round int8] (y) -> y\n"
-            "relu2 [Activation] (y) -> z\n"
+            "relu2 [pointwise-chain] (y) -> z\n"
             "relu2 [round int8] (z) -> z\n");
 }
 
@@ -292,4 +292,29 @@ TEST(LowerEmulated, Fp16ChainTakesItsScalarsRounded) {
             "add [round int8] (third) -> third@add\n"
             "add [ElementWise] (third@add, a) -> y\n"
             "add [round int8] (y) -> y\n");
+}
+
+// One emulated point-wise layer is a chain of one link: after an FP16 convolution it runs in the
+// convolution's epilogue (its scalar rounded to half), one rounding at the end. FP32 keeps the
+// two-link minimum.
+TEST(LowerEmulated, OneEmulatedLinkJoinsTheConvolution) {
+  Net n;
+  TensorId x = n.input("x"), c = n.tensor("c"), y = n.tensor("y");
+  n.conv("conv", x, c);
+  TensorId k = n.scalar("k", 0.1f);
+  n.elt("mul", c, k, y, ElementWiseOp::kProd);
+  n.output(y);
+  Numerics num;
+  num.layer_precision = {Precision::kFP16, Precision::kUnset, Precision::kFP16};
+  ExecGraph g = lower(n.n, num, cpu_like(true));
+  EXPECT_EQ(describe(n.n, g),
+            "conv [round fp16] (x) -> x@conv\n"
+            "conv [Convolution] +mul (x@conv) -> y\n"
+            "conv [round fp16] (y) -> y\n");
+  ASSERT_EQ(g.steps[1].epilogue.size(), 1u);
+  EXPECT_EQ(g.steps[1].epilogue[0].scalar, round_to_fp16(0.1f));
+  g = lower(n.n, Numerics{}, cpu_like(true));
+  EXPECT_EQ(describe(n.n, g),
+            "conv [Convolution] (x) -> c\n"
+            "mul [ElementWise] (c, k) -> y\n");
 }

@@ -259,7 +259,10 @@ LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
   p.pointwise_chains = true;
   // Emulated INT8/FP16 layers fuse as TensorRT fuses them (FP32 inside, one rounding at the
   // block's output; INT8 only across unquantized tensors): docs/quantization.md.
-  p.fuse_emulated = true;
+  // TANDEM_CPU_EMULATED_FUSION=off: every emulated layer rounds on its own (the numerics before
+  // 2026-12-01, for comparisons).
+  const char* emulated_fusion = std::getenv("TANDEM_CPU_EMULATED_FUSION");
+  p.fuse_emulated = !(emulated_fusion && std::string(emulated_fusion) == "off");
   // The reference runs every layer's own kernel, views included.
   p.alias_views = !opt.reference_kernels;
   p.alignment = 64;
