@@ -162,9 +162,6 @@ void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_
 // scale), -128, 127), the emulation's integers), int32 accumulation, float results.
 // x float NCHW [batch, c, hw] -> q int8 NHWC [batch, hw, c].
 void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t hw, float scale, cudaStream_t s);
-// x float [rows, k] -> q int8 [rows, k_pad] (zeros from k on).
-void quantize_rows_i8(const float* x, int8_t* q, int64_t rows, int64_t k, int64_t k_pad, float scale,
-                      cudaStream_t s);
 // im2col over NHWC int8: col [n * oh * ow, kc_pad], column j = (r * kw + s) * c + channel (KRSC
 // weights' order), zeros for padding and from kh * kw * c to kc_pad (a multiple of 16).
 struct Im2col {
@@ -175,9 +172,6 @@ void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s);
 // y = chain(acc * alpha[k] + bias[k]) (alpha = input scale x weight scale of channel k; bias
 // may be null; c.n_ops 0: no chain).
 void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k, int64_t hw, const float* alpha,
-                        const float* bias, const PwChain& c, float* y, cudaStream_t s);
-// The same for row-major results: acc [rows, ld] -> y [rows, k].
-void int8_epilogue_rows(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
                         const float* bias, const PwChain& c, float* y, cudaStream_t s);
 // A direct INT8 convolution (any groups), one thread per output: x float NCHW quantized on load
 // with x_scale, w int8 [k, c / groups, kh, kw], int32 sums, the epilogue above.

@@ -39,15 +39,6 @@ __global__ void quantize_nhwc_kernel(const float* __restrict__ x, int8_t* __rest
   }
 }
 
-// Row-major float [rows][k] -> int8 [rows][k_pad], zeros in the padding.
-__global__ void quantize_rows_kernel(const float* __restrict__ x, int8_t* __restrict__ q, idx_t k, idx_t k_pad,
-                                     float scale, idx_t n) {
-  GRID_LOOP(i, n) {
-    const idx_t r = i / k_pad, j = i - r * k_pad;
-    q[i] = j < k ? int8_t(quant(x[r * k + j], scale)) : int8_t(0);
-  }
-}
-
 // col[m][j], m = (b, oh, ow), j = (r, s, ch) (channels fastest, as the KRSC weights), zeros for
 // padding and for j >= kh * kw * c; V bytes per thread (V divides c).
 template <int V>
@@ -95,18 +86,6 @@ __global__ void epilogue_nchw_kernel(const int32_t* __restrict__ acc, idx_t ld, 
   }
 }
 
-// acc int32 [rows][ld] -> y float [rows][k] = chain(acc * alpha[col] + bias[col]).
-__global__ void epilogue_rows_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k,
-                                     const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
-                                     float* __restrict__ y, idx_t n) {
-  GRID_LOOP(i, n) {
-    const idx_t r = i / k, j = i - r * k;
-    float v = float(acc[r * ld + j]) * alpha[j];
-    if (bias) v += bias[j];
-    y[i] = apply_chain(c, v);
-  }
-}
-
 // One thread per output of NCHW y; x float NCHW (quantized on load), w int8 [k][c/g][kh][kw].
 __global__ void conv_direct_kernel(ConvI8 p, const float* __restrict__ x, float x_scale,
                                    const int8_t* __restrict__ w, const float* __restrict__ alpha,
@@ -143,12 +122,6 @@ void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64
   quantize_nhwc_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(x, q, idx_t(c), idx_t(hw), scale);
 }
 
-void quantize_rows_i8(const float* x, int8_t* q, int64_t rows, int64_t k, int64_t k_pad, float scale,
-                      cudaStream_t s) {
-  const int64_t n = rows * k_pad;
-  quantize_rows_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, q, idx_t(k), idx_t(k_pad), scale, idx_t(n));
-}
-
 void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s) {
   const int64_t bytes = int64_t(p.n) * p.oh * p.ow * p.kc_pad;
   if (p.c % 16 == 0) {
@@ -164,12 +137,6 @@ void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k
                         const float* bias, const PwChain& c, float* y, cudaStream_t s) {
   dim3 grid(unsigned((hw + kTile - 1) / kTile), unsigned((k + kTile - 1) / kTile), unsigned(batch));
   epilogue_nchw_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(acc, idx_t(ld), idx_t(k), idx_t(hw), alpha, bias, c, y);
-}
-
-void int8_epilogue_rows(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
-                        const float* bias, const PwChain& c, float* y, cudaStream_t s) {
-  const int64_t n = rows * k;
-  epilogue_rows_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y, idx_t(n));
 }
 
 void conv_direct_i8(const ConvI8& p, const float* x, float x_scale, const int8_t* w, const float* alpha,
