@@ -30,19 +30,9 @@ BackendUnderTest backend_under_test() {
            {"MatrixMultiply T N 1x2x17x3 ", unsupported + "batch broadcast all-or-one only"},
            {"MatrixMultiply T T 1x2x17x3 ", unsupported + "batch broadcast all-or-one only"},
            {"Resize CUBIC ", unsupported + "no cubic Resize kernel"},
-           {"Pooling MAX 1-d ", unsupported + "2-D pooling over NCHW only"},
-           {"Pooling AVERAGE 1-d ", unsupported + "2-D pooling over NCHW only"},
            {"Unary ABS int32 ", unsupported + "Unary on fp32 only"},
            {"Unary NEG int32 ", unsupported + "Unary on fp32 only"},
-           {"Unary SIGN int32 ", unsupported + "Unary on fp32 only"},
-           // Issue 16's index and sampling layers: CPU kernels only so far.
-           {"Gather ELEMENT ", unsupported + "no CUDA kernel yet"},
-           {"Gather ND ", unsupported + "no CUDA kernel yet"},
-           {"Scatter ", unsupported + "no CUDA kernel yet"},
-           {"TopK ", unsupported + "no CUDA kernel yet"},
-           {"Einsum ", unsupported + "no CUDA kernel yet"},
-           {"GridSample ", unsupported + "no CUDA kernel yet"},
-           {"RoiAlign ", unsupported + "no CUDA kernel yet"}}};
+           {"Unary SIGN int32 ", unsupported + "Unary on fp32 only"}}};
 #else
   return {"cpu", [](const Network& n, const ExecOptions& o) { return make_cpu_executor(n, o); }, {}};
 #endif

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/kernels_index.h"
 #include "tandem/cuda.h"
 #include "tandem/broadcast.h"
 #include "tandem/lower.h"
@@ -796,6 +797,14 @@ cuda::Pool2d pool2d_of(const PoolingParams& P, const Dims& xd, const Dims& yd) {
 // ---- per-layer builders -----------------------------------------------------------------------
 void CudaExecutorImpl::build_layer(LayerId id) {
   const Layer& L = net_.layers[id];
+  if (cuda::is_index_layer(L)) {  // issue 16's index and sampling layers (index_layers.cpp)
+    std::vector<const void*> ins;
+    std::vector<void*> outs;
+    for (TensorId t : L.inputs) ins.push_back(at(in(t)));
+    for (TensorId t : L.outputs) outs.push_back(ptr_[t]);
+    add_step(L.name, cuda::index_layer_launch(net_, L, std::move(ins), std::move(outs)));
+    return;
+  }
   switch (L.kind) {
     case LayerKind::kConvolution: build_convolution(id, L); break;
     case LayerKind::kDeconvolution: build_deconvolution(id, L); break;
@@ -816,7 +825,7 @@ void CudaExecutorImpl::build_layer(LayerId id) {
       break;
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
     case LayerKind::kRoiAlign:
-      unsupported(L, "no CUDA kernel yet (the CPU backend runs it)");
+      break;  // built above (is_index_layer)
   }
 }
 

@@ -106,6 +106,56 @@ void check_normalization(Checker& c) {
     c.refuse("group normalization needs NC... input with C divisible by groups");
 }
 
+// Issue 16's index and sampling layers (kernels_index.cu, index_layers.cpp): Gather ELEMENT/ND
+// and Scatter over any element type (reductions: fp32, int32, int64), TopK over fp32/int32/int64,
+// Einsum (up to 4 inputs), GridSample and RoiAlign in fp32 over 4-D NCHW; ranks up to 8.
+void check_index_layer(Checker& c) {
+  const Layer& l = c.l;
+  for (TensorId t : l.inputs)
+    if (c.dims(t).size() > 8) c.refuse("rank " + std::to_string(c.dims(t).size()) + " above 8");
+  auto index_type = [&](TensorId t) {
+    if (c.type(t) != DataType::kInt32 && c.type(t) != DataType::kInt64) c.refuse("indices must be int32 or int64");
+  };
+  auto int_or_float = [&](TensorId t) {
+    const DataType dt = c.type(t);
+    return dt == DataType::kFloat || dt == DataType::kInt32 || dt == DataType::kInt64;
+  };
+  switch (l.kind) {
+    case LayerKind::kGather:
+      if (l.as<GatherParams>().mode == GatherMode::kElement && c.dims(l.inputs[0]).size() != c.dims(l.inputs[1]).size())
+        c.refuse("GatherElements needs indices of the data's rank");
+      break;
+    case LayerKind::kScatter:
+      index_type(l.inputs[1]);
+      if (l.as<ScatterParams>().reduction != ScatterReduction::kNone && !int_or_float(l.inputs[0]))
+        c.refuse("scatter reductions on " + std::string(to_string(c.type(l.inputs[0]))) + " (fp32, int32 or int64 only)");
+      break;
+    case LayerKind::kTopK:
+      if (!int_or_float(l.inputs[0]) || l.outputs.size() != 2 || c.type(l.outputs[0]) != c.type(l.inputs[0]))
+        c.refuse("TopK over " + std::string(to_string(c.type(l.inputs[0]))) + " (fp32, int32 or int64 only)");
+      else index_type(l.outputs[1]);
+      break;
+    case LayerKind::kEinsum:
+      if (l.inputs.size() > 4) c.refuse("Einsum of " + std::to_string(l.inputs.size()) + " inputs (at most 4)");
+      for (TensorId t : l.inputs) c.require_float(t);
+      break;
+    case LayerKind::kGridSample:
+    case LayerKind::kRoiAlign:
+      c.require_float(l.inputs[0]);
+      c.require_float(l.inputs[1]);
+      if (c.dims(l.inputs[0]).size() != 4) c.refuse("only 4-D NCHW input is supported");
+      if (l.kind == LayerKind::kRoiAlign) index_type(l.inputs[2]);
+      break;
+    case LayerKind::kConvolution: case LayerKind::kDeconvolution: case LayerKind::kMatrixMultiply:
+    case LayerKind::kShuffle: case LayerKind::kConstant: case LayerKind::kPooling: case LayerKind::kActivation:
+    case LayerKind::kParametricReLU: case LayerKind::kElementWise: case LayerKind::kScale:
+    case LayerKind::kConcatenation: case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax:
+    case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kLRN: case LayerKind::kIdentity:
+    case LayerKind::kCast: case LayerKind::kSelect: case LayerKind::kNormalization:
+      break;
+  }
+}
+
 void check_kind(Checker& c) {
   const Layer& l = c.l;
   switch (l.kind) {
@@ -115,8 +165,10 @@ void check_kind(Checker& c) {
     case LayerKind::kPooling: {
       c.require_float(l.inputs[0]);
       const auto& p = l.as<PoolingParams>();
-      if (p.window.size() != 2 || c.dims(l.inputs[0]).size() != 4)
-        c.refuse("only 2D pooling over NCHW is supported (window rank " + std::to_string(p.window.size()) + ")");
+      // 2-D: kernels.cu's pool2d; 1-D and 3-D: kernels_index.cu's pool3d.
+      const size_t r = p.window.size();
+      if (r < 1 || r > 3 || c.dims(l.inputs[0]).size() != 2 + r)
+        c.refuse("pooling needs 1 to 3 spatial axes over N, C (window rank " + std::to_string(r) + ")");
       break;
     }
     case LayerKind::kActivation: c.require_float(l.inputs[0]); break;
@@ -142,18 +194,15 @@ void check_kind(Checker& c) {
     case LayerKind::kGather: {
       DataType it = c.type(l.inputs[1]);
       if (it != DataType::kInt32 && it != DataType::kInt64) c.refuse("indices must be int32 or int64");
-      if (l.as<GatherParams>().mode != GatherMode::kDefault)
-        c.refuse("Gather mode " + std::string(to_string(l.as<GatherParams>().mode)) +
-                 " has no CUDA kernel yet (the CPU backend runs it)");
+      if (l.as<GatherParams>().mode != GatherMode::kDefault) check_index_layer(c);
       break;
     }
-    // Issue 16's index and sampling layers: CPU kernels only so far.
     case LayerKind::kScatter:
     case LayerKind::kTopK:
     case LayerKind::kEinsum:
     case LayerKind::kGridSample:
     case LayerKind::kRoiAlign:
-      c.refuse(std::string(to_string(l.kind)) + " has no CUDA kernel yet (the CPU backend runs it)");
+      check_index_layer(c);
       break;
     case LayerKind::kSelect:
       if (c.type(l.inputs[0]) != DataType::kBool) c.refuse("condition must be bool");
