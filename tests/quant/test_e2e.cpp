@@ -521,6 +521,35 @@ TEST_F(QuantCli, ProgressBarOnATerminalOnlyWithoutJson) {
   ::close(master);
 }
 
+// calibrate and compare spread samples over one-thread workers: the cache bytes and the compare
+// document must not depend on how many (1, 2, 3 workers over 6 samples: uneven shares).
+TEST_F(QuantCli, SameCacheAndFiguresWhateverTheWorkers) {
+  const std::string d = tmp_dir("workers");
+  const std::string model = kCls + " --shape x:1x3x48x192 --calib-dir " + kCalib + " --batch-size 3 --num-batches 2";
+  auto slurp = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  std::string cache1, json1;
+  for (int workers : {1, 2, 3}) {
+    const std::string cache = d + "/w" + std::to_string(workers) + ".cache";
+    CliRun r = run("calibrate " + model + " --threads " + std::to_string(workers) + " -o " + cache + " -q");
+    ASSERT_EQ(r.code, 0) << r.out;
+    fs::copy_file(cache, d + "/compared.cache", fs::copy_options::overwrite_existing);  // one name in the JSON
+    r = run("compare " + model + " --calib " + d + "/compared.cache --threads " + std::to_string(workers) + " --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("\"samples\": 6"), std::string::npos) << r.out;
+    if (workers == 1) {
+      cache1 = slurp(cache);
+      json1 = r.out;
+      EXPECT_GT(cache1.size(), 1000u);
+      continue;
+    }
+    EXPECT_EQ(slurp(cache), cache1) << workers << " workers";
+    EXPECT_EQ(r.out, json1) << workers << " workers";
+  }
+}
+
 // ---- the PP-OCR direction classifier: calibrate, compare, Q/DQ in ONNX Runtime -------------
 TEST_F(QuantCli, ClsCalibrateCompareAndQdqInOnnxRuntime) {
   std::string d = tmp_dir("cls");
