@@ -64,7 +64,7 @@ tmp="$out.tmp.$$"
   echo
   echo "## CUDA backend exceptions (tests/conformance/expected_cuda.tsv)"
   echo
-  echo "Last CUDA run: NVIDIA H200, 2026-12-01 03:25 UTC (commit 248b368 plus the change that added issue"
+  echo "Last CUDA run: NVIDIA H200, 2026-12-01 03:25 UTC (the code of commit 2cf2562, which added issue"
   echo "16's CUDA kernels): 551 passed, 65 failed, 316 skipped. The failures are exactly the 65 exceptions"
   echo "below: layers the CUDA backend refuses to build (types and modes it has no kernel for;"
   echo "ArgMax/ArgMin/Hardmax decompose into a Reduce over int64 indices and the CUDA Reduce is fp32-only;"
