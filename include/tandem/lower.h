@@ -38,6 +38,9 @@ struct ExecValue {
   DataType storage = DataType::kFloat;
   // A float value stored as half (a native FP16 layer's), as opposed to a tensor of type kHalf.
   bool float_as_half() const { return type == DataType::kFloat && storage == DataType::kHalf; }
+  // A float value stored as int8 codes q (LowerPolicy::int8_native): its elements are q * int8_scale.
+  bool int8_codes() const { return type == DataType::kFloat && storage == DataType::kInt8; }
+  float int8_scale = 0.f;  // int8_codes(): the tensor's per-tensor INT8 scale
   ValueLayout layout = ValueLayout::kLinear;
   TensorId tensor = -1;    // the network tensor it is (rounded copies: the tensor they copy)
   bool constant = false;   // produced by a Constant layer: evaluated once, outside the arena
@@ -146,6 +149,14 @@ struct LowerPolicy {
   // is never native. Unset: every FP16 layer is emulated (the CPU backend's lowering).
   std::function<bool(const Network&, LayerId)> fp16_native;
   bool fp16_nhwc = false;    // 4-d half values channels-last (when C > 1 and H * W > 1)
+  // Real INT8 (GPU). Layers this accepts can read and write int8 codes: a float value with a
+  // per-tensor scale whose producer and consumers all do, standing alone (no epilogue, not
+  // absorbed), is stored as codes (ExecValue::int8_codes, channels-last when 4-d as half is),
+  // so no round or convert step sits between them. The producer requantizes (an INT8 layer's
+  // output rounding; an FP16 activation's output only when every consumer is INT8, which would
+  // round it to that grid anyway), an INT8 consumer reads the codes as its rounded input, a
+  // native FP16 activation reads q * scale rounded to half. Unset: the CPU backend's lowering.
+  std::function<bool(const Network&, LayerId)> int8_native;
   int64_t alignment = 64;    // of every arena block (bytes; blocks are at least this big)
 };
 

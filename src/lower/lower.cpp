@@ -61,6 +61,7 @@ class Lowering {
       plan_pointwise_chains();
       absorb_chains_into_convs();
     }
+    if (pol_.int8_native && !pol_.keep_all) plan_native_int8();
     if (pol_.alias_views) plan_views();
     emit_steps();
     plan_memory();
@@ -451,6 +452,67 @@ class Lowering {
     }
   }
 
+  // ---- 3b. real INT8: which values are stored as int8 codes (LowerPolicy::int8_native) ---------
+  // A layer that may read or write codes: the backend runs it so, and it is a step of its own.
+  bool int8_step(LayerId id) const {
+    return pol_.int8_native(net_, id) && absorber_[size_t(id)] < 0 && epilogue_[size_t(id)].empty() &&
+           chain_in_[size_t(id)] < 0 && net_.layers[size_t(id)].outputs.size() == 1;
+  }
+  // The layout of an int8 value: channels-last as a 4-d half value of the CUDA policy.
+  static ValueLayout int8_layout(const Dims& d) {
+    return d.size() == 4 && d[1] > 1 && d[2] * d[3] > 1 ? ValueLayout::kNHWC : ValueLayout::kLinear;
+  }
+  // Whether t may be stored as codes, before the activations' constraints (plan_native_int8).
+  bool int8_candidate(TensorId t) const {
+    const Tensor& T = net_.tensors[size_t(t)];
+    if (T.type != DataType::kFloat || T.is_output || T.producer < 0 || g_.values[size_t(t)].constant ||
+        cons_[size_t(t)].empty() || num_.unquantized.count(T.name) || num_.per_channel_axis.count(T.name))
+      return false;
+    auto sc = num_.tensor_scales.find(T.name);
+    if (sc == num_.tensor_scales.end() || !(sc->second > 0.f) || !std::isfinite(sc->second)) return false;
+    const LayerId p = T.producer;
+    const bool p_int8 = precision_of(p) == Precision::kINT8;
+    // The producer writes the value rounded to the grid: an INT8 layer's own output rounding,
+    // or a native FP16 activation's (only for INT8 readers, which round it so anyway).
+    if (!int8_step(p) || (!p_int8 && !(native_[size_t(p)] && net_.layers[size_t(p)].kind == LayerKind::kActivation)))
+      return false;
+    for (LayerId c : cons_[size_t(t)]) {
+      if (!int8_step(c)) return false;
+      if (precision_of(c) == Precision::kINT8) continue;
+      // A native FP16 activation reads q * scale rounded to half: exact only when the value is
+      // the codes (an INT8 producer), and in the layout of its half output.
+      if (!(p_int8 && native_[size_t(c)] && pol_.fp16_nhwc && net_.layers[size_t(c)].kind == LayerKind::kActivation))
+        return false;
+    }
+    return true;
+  }
+  void plan_native_int8() {
+    std::vector<char> codes(net_.tensors.size(), 0);
+    for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t) codes[size_t(t)] = int8_candidate(t);
+    // An activation writing codes reads codes (no float-to-code kernel); an INT8 activation
+    // reading codes writes codes (its float output would be linear, its input channels-last).
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
+        const Layer& l = net_.layers[size_t(id)];
+        if (l.kind != LayerKind::kActivation || l.inputs.size() != 1 || l.outputs.size() != 1) continue;
+        char& x = codes[size_t(l.inputs[0])];
+        char& y = codes[size_t(l.outputs[0])];
+        if (y && !x) y = 0, changed = true;
+        if (x && !y && precision_of(id) == Precision::kINT8) x = 0, changed = true;
+      }
+    }
+    for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t) {
+      if (!codes[size_t(t)]) continue;
+      ExecValue& v = g_.values[size_t(t)];
+      v.storage = DataType::kInt8;
+      v.precision = Precision::kINT8;
+      v.int8_scale = scale_of(net_.tensors[size_t(t)]);
+      v.layout = int8_layout(v.dims);
+      v.bytes = int64_t(volume(v.dims));
+    }
+  }
+
   // ---- 4. views ---------------------------------------------------------------------------------
   void plan_views() {
     view_.assign(net_.layers.size(), 0);
@@ -537,7 +599,8 @@ class Lowering {
         s.inputs = {chain_in_[size_t(id)]};
       }
       if (!emulated(p) || native_[size_t(id)]) {
-        for (ValueId& in : s.inputs) in = stored_as(in, native_[size_t(id)] ? DataType::kHalf : DataType::kFloat, id);
+        for (ValueId& in : s.inputs)
+          if (!g_.values[size_t(in)].int8_codes()) in = stored_as(in, native_[size_t(id)] ? DataType::kHalf : DataType::kFloat, id);
         push(std::move(s));
         continue;
       }
@@ -546,6 +609,7 @@ class Lowering {
       // (already on the FP16 grid; INT8 rounds that copy).
       std::vector<std::pair<TensorId, ValueId>> copies;
       for (ValueId& in : s.inputs) {
+        if (g_.values[size_t(in)].int8_codes()) continue;  // the codes are its rounded input
         const Tensor& t = net_.tensors[size_t(in)];
         const bool half = g_.values[size_t(in)].float_as_half();
         if (!rounds(p, t) || (half && p == Precision::kFP16)) {
@@ -566,7 +630,7 @@ class Lowering {
       std::vector<ValueId> outs = s.outputs;
       push(std::move(s));
       for (ValueId o : outs)
-        if (rounds(p, net_.tensors[size_t(o)])) {
+        if (rounds(p, net_.tensors[size_t(o)]) && !g_.values[size_t(o)].int8_codes()) {  // codes: rounded by the layer
           ExecStep r = round_step(id, p, o, o);
           grid_[size_t(o)] = {p, r.scale};
           push(std::move(r));

@@ -204,6 +204,91 @@ TEST(CudaInt8, ChainWithRoundedValuesBetween) {
                           0.9999);
 }
 
+// int8-stored values (LowerPolicy::int8_native), as `tandem build --int8` lays out ResNet-50:
+// INT8 conv -> FP16 ReLU -> INT8 conv -> INT8 ReLU -> INT8 conv (3x3 im2col, 1x1 over the codes,
+// a grouped one on the direct kernel), every value between them stored as int8 codes: each layer
+// requantizes its output and the next reads the codes, no round or convert step in between.
+// The last output is rounded too (quantized), so GPU and CPU agree element by element up to the
+// summation order: equal, or one step apart where an FP32 sum lay at a rounding midpoint.
+TEST(CudaInt8, Int8StoredChainAgreesUpToOneStep) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d{2, 32, 10, 10};
+  TensorId x = b.input("x", d);
+  TensorId c1 = conv(b, "c1", x, {32, 32, 3, 3, 1, 1, 1, 1, 1, 1}, d, 61);
+  TensorId r1 = b.tensor("r1", d);
+  b.layer("r1", LayerKind::kActivation, {c1}, {r1}, ActivationParams{ActivationType::kRelu, 0, 0});
+  TensorId c2 = conv(b, "c2", r1, {32, 32, 1, 1, 1, 1, 0, 0, 0, 0}, d, 67);
+  TensorId r2 = b.tensor("r2", d);
+  b.layer("r2", LayerKind::kActivation, {c2}, {r2}, ActivationParams{ActivationType::kRelu, 0, 0});
+  ConvSpec g{32, 16, 3, 3, 1, 1, 1, 1, 1, 1};
+  g.groups = 4;
+  TensorId c3 = conv(b, "c3", r2, g, {2, 16, 10, 10}, 71);
+  b.output(c3);
+  const TensorMap in = input(d, 73);
+  ExecOptions o = int8_options(b.n, in);
+  o.numerics.unquantized.clear();                          // the output rounded: compared as codes
+  o.numerics.layer_precision[1] = Precision::kFP16;         // r1: FP16, as --int8 makes ReLUs
+  auto cpu = make_cpu_executor(b.n, o);
+  auto gpu = make_cuda_executor(b.n, o, CudaOptions{});
+  const std::vector<float> want = values(cpu->run(in).at("c3"));
+  const std::vector<float> got = values(gpu->run(in).at("c3")), got2 = values(gpu->run(in).at("c3"));
+  std::string kinds;
+  const auto prof = gpu->profile(1);
+  for (const auto& st : prof) kinds += st.layer + ":" + st.kind + " ";
+  // x rounded for c1, then the five layers, then c3's output rounding (a network output is float).
+  EXPECT_EQ(prof.size(), 7u) << kinds;
+  EXPECT_NE(kinds.find("r1:Activation(int8)"), std::string::npos) << kinds;
+  EXPECT_NE(kinds.find("r2:Activation(int8)"), std::string::npos) << kinds;
+  ASSERT_EQ(gpu->tactics().size(), 3u);
+  EXPECT_NE(gpu->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos);
+  EXPECT_NE(gpu->tactics()[1].tactic.find("cublaslt_int8_gemm_nhwc"), std::string::npos);
+  EXPECT_NE(gpu->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos);
+  const float step = o.numerics.tensor_scales.at("c3");
+  ASSERT_EQ(got.size(), want.size());
+  int flips = 0, nonzero = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    nonzero += want[i] != 0.f;
+    for (float v : {got[i], got2[i]}) {
+      const float diff = std::fabs(v - want[i]);
+      const bool one_step = std::fabs(diff - step) <= 1e-5f * step;
+      EXPECT_TRUE(diff == 0.f || one_step) << "element " << i << ": " << v << " vs " << want[i] << " (step " << step << ")";
+      flips += one_step;
+    }
+  }
+  std::printf("[int8 codes] %zu outputs (%d nonzero), %d one-step flips over two runs; steps: %s\n", want.size(),
+              nonzero, flips, kinds.c_str());
+  EXPECT_GT(nonzero, int(want.size()) / 2);
+  EXPECT_LE(flips, int(want.size()) / 100);
+}
+
+// An FP16 ReLU over int8 codes writing half (its reader is an FP16 layer): q * s rounded to half,
+// the ReLU, half out, in the codes' channels-last layout; the FP16 convolution after it is
+// emulated (it writes the network output), so the output agrees to the FP16 emulation's bound.
+TEST(CudaInt8, Fp16ActivationOverCodesWritesHalf) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d{2, 16, 9, 7};
+  TensorId x = b.input("x", d);
+  TensorId c1 = conv(b, "c1", x, {16, 16, 3, 3, 1, 1, 1, 1, 1, 1}, d, 79);
+  TensorId e = b.tensor("e", d);
+  b.layer("e", LayerKind::kActivation, {c1}, {e}, ActivationParams{ActivationType::kRelu, 0, 0});
+  b.output(conv(b, "c2", e, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 9, 7}, 83));
+  const TensorMap in = input(d, 89);
+  ExecOptions o = int8_options(b.n, in);
+  o.numerics.layer_precision[1] = o.numerics.layer_precision[2] = Precision::kFP16;
+  auto cpu = make_cpu_executor(b.n, o);
+  auto gpu = make_cuda_executor(b.n, o, CudaOptions{});
+  const Agreement a = agree(values(gpu->run(in).at("c2")), values(cpu->run(in).at("c2")));
+  std::string kinds;
+  for (const auto& st : gpu->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  std::printf("[int8 codes] FP16 ReLU over codes: max rel %.3g, cosine %.8f; steps: %s\n", a.max_rel, a.cosine,
+              kinds.c_str());
+  EXPECT_NE(kinds.find("e:Activation(int8->fp16)"), std::string::npos) << kinds;
+  EXPECT_LE(a.max_rel, 4e-3);
+  EXPECT_GE(a.cosine, 0.99999);
+}
+
 // The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's
 // images, FP16 GPU layers): the CUDA backend (real INT8 for the DLA layers, real FP16 for the GPU
 // layers) against the CPU backend's emulation of the same plan, cosine >= 0.999 (issue 13). The

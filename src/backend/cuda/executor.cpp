@@ -127,6 +127,23 @@ const char* bwd_algo_name(int a) {
 
 class CudaExecutorImpl;
 
+// Whether the CUDA backend reads and writes int8 codes for a layer (LowerPolicy::int8_native;
+// the lowering adds the precision rules): a 2D convolution with its weights in the layer (INT8:
+// build_convolution_i8), or a one-input activation (INT8 or native FP16: build_activation_i8).
+bool native_int8_layer(const Network& net, LayerId id) {
+  const Layer& L = net.layers[size_t(id)];
+  if (L.inputs.size() != 1 || L.outputs.size() != 1 || net.tensors[size_t(L.inputs[0])].type != DataType::kFloat)
+    return false;
+  const Dims& xd = net.tensors[size_t(L.inputs[0])].dims;
+  const Dims& yd = net.tensors[size_t(L.outputs[0])].dims;
+  if (L.kind == LayerKind::kActivation) return xd == yd;
+  if (L.kind != LayerKind::kConvolution) return false;
+  const auto& P = L.as<ConvolutionParams>();
+  const int64_t G = std::max<int64_t>(1, P.groups);
+  return P.kernel.size() == 2 && P.kernel_weights >= 0 && xd.size() == 4 && yd.size() == 4 && xd[1] % G == 0 &&
+         yd[1] % G == 0;
+}
+
 // Whether the CUDA backend computes an FP16 layer for real in half precision
 // (LowerPolicy::fp16_native): the layers with half kernels here, in the shapes those take.
 // Anything else in an FP16 engine is emulated (FP32 arithmetic on rounded values).
@@ -363,6 +380,8 @@ class CudaExecutorImpl final : public CudaExecutor {
   bool build_int8(LayerId id, const Layer& L);
   cuda::PwChain step_chain(TensorId* out);
   void build_convolution_i8(LayerId id, const Layer& L, float x_scale);
+  bool build_int8_codes_step(const ExecStep& st, const Layer& L);
+  void build_activation_i8(const ExecStep& st, const Layer& L);
   std::shared_ptr<MatmulDescs> int8_gemm_descs(int64_t rows, int64_t kc, int64_t k_out, const void* wq, float* ms,
                                                int* pick);
   Shape half_strides(TensorId t, const Dims& od) const;
@@ -563,6 +582,7 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
     p.fp16_native = native_fp16_layer;
     p.fp16_nhwc = true;
   }
+  if (copt_.real_int8) p.int8_native = native_int8_layer;  // int8 codes between real INT8 layers
   return p;
 }
 
@@ -666,6 +686,7 @@ void CudaExecutorImpl::build_step(const ExecStep& st) {
   if (fused_activation() >= 0) cur_kind_ += "+Activation";
   for (size_t i = 0; i < L.inputs.size() && i < st.inputs.size(); ++i)
     if (st.inputs[i] != L.inputs[i]) in_override_[L.inputs[i]] = st.inputs[i];
+  if (build_int8_codes_step(st, L)) return;
   if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].float_as_half()) {
     cur_kind_ += "(fp16)";
     build_native_fp16(st.layer, L);
@@ -1726,8 +1747,9 @@ bool CudaExecutorImpl::build_int8(LayerId id, const Layer& L) {
   const int64_t G = std::max<int64_t>(1, P.groups), K = yd[1];
   if (xd[1] % G || K % G) return false;
   for (ValueId o : cur_step_->outputs)
-    if (graph_.values[size_t(o)].storage != DataType::kFloat) return false;
-  const float x_scale = int8_grid_scale(cur_step_->inputs[0]);
+    if (graph_.values[size_t(o)].storage != DataType::kFloat && !graph_.values[size_t(o)].int8_codes()) return false;
+  const ExecValue& xv = graph_.values[size_t(cur_step_->inputs[0])];
+  const float x_scale = xv.int8_codes() ? xv.int8_scale : int8_grid_scale(cur_step_->inputs[0]);
   if (x_scale <= 0.f) return false;
   cur_kind_ += "(int8)";
   build_convolution_i8(id, L, x_scale);
@@ -1844,6 +1866,10 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   TensorId out = -1;
   const cuda::PwChain chain = step_chain(&out);
   float* y = static_cast<float*>(ptr_[size_t(out)]);
+  // int8-stored input and output (LowerPolicy::int8_native): codes read and written directly.
+  const bool x_codes = graph_.values[size_t(cur_step_->inputs[0])].int8_codes();
+  int8_t* yq = graph_.values[size_t(out)].int8_codes() ? static_cast<int8_t*>(ptr_[size_t(out)]) : nullptr;
+  const float y_scale = yq ? graph_.values[size_t(out)].int8_scale : 0.f;
   const DPtr x = in(L.inputs[0]);
   const int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1)), dh = int(get(P.dilation, 0, 1)),
             dw = int(get(P.dilation, 1, 1)), ph = int(get(P.pre_padding, 0, 0)), pw = int(get(P.pre_padding, 1, 0));
@@ -1869,6 +1895,7 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     wg = p;
     D = int8_gemm_descs(rows, kc_pad, k_pad, wg, &ms, &pick);
   }
+  const DPtr xq = x_codes ? x : scr(reserve_scratch(size_t(N * H * W * C)));
   if (!D) {  // grouped, or no INT8 GEMM for this shape: the direct kernel
     void* wd = dalloc(wq.size());
     CK(cudaMemcpy(wd, wq.data(), wq.size(), cudaMemcpyHostToDevice));
@@ -1876,31 +1903,71 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     const int8_t* w8 = static_cast<const int8_t*>(wd);
     const cuda::ConvI8 q{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(G)};
     add_step(L.name, [=, this](cudaStream_t s) {
-      cuda::conv_direct_i8(q, atf<float>(x), x_scale, w8, alpha_dev, bias_dev, chain, y, s);
+      if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
+      cuda::conv_direct_i8(q, atf<int8_t>(xq), w8, alpha_dev, bias_dev, chain, y, yq, y_scale, s);
     });
     tactics_.push_back({L.name, "Convolution", key, "tandem_int8_direct", 1001, -1.f, 0});
     return;
   }
   mm_descs_.push_back(D);
-  const size_t xq_off = reserve_scratch(size_t(N * H * W * C));
-  const size_t col_off = direct_gemm ? xq_off : reserve_scratch(size_t(rows * kc_pad));
+  const DPtr col = direct_gemm ? xq : scr(reserve_scratch(size_t(rows * kc_pad)));
   const size_t acc_off = reserve_scratch(size_t(rows * k_pad) * 4);
   const cuda::Im2col ic{int(N), int(H), int(W), int(C), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(kc_pad)};
   const std::string lname = L.name;
   add_step(L.name, [=, this](cudaStream_t s) {
-    int8_t* xq = static_cast<int8_t*>(scratch_at(xq_off));
     int32_t* acc = static_cast<int32_t*>(scratch_at(acc_off));
-    cuda::quantize_nhwc_i8(atf<float>(x), xq, N, C, H * W, x_scale, s);
-    if (!direct_gemm) cuda::im2col_i8(ic, xq, static_cast<int8_t*>(scratch_at(col_off)), s);
+    if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
+    if (!direct_gemm) cuda::im2col_i8(ic, atf<int8_t>(xq), atf<int8_t>(col), s);
     const int32_t one = 1, zero = 0;
-    ck(cublasLtMatmul(lt_, D->op, &one, wg, D->a, scratch_at(col_off), D->b, &zero, acc, D->c, acc, D->c, &D->algo,
+    ck(cublasLtMatmul(lt_, D->op, &one, wg, D->a, at(col), D->b, &zero, acc, D->c, acc, D->c, &D->algo,
                       lt_workspace_, lt_workspace_bytes_, s),
        "cublasLtMatmul", "layer '" + lname + "'");
-    cuda::int8_epilogue_nchw(acc, k_pad, N, K, OH * OW, alpha_dev, bias_dev, chain, y, s);
+    if (yq) {
+      cuda::int8_epilogue_codes(acc, k_pad, rows, K, alpha_dev, bias_dev, chain, y_scale, yq, s);
+    } else {
+      cuda::int8_epilogue_nchw(acc, k_pad, N, K, OH * OW, alpha_dev, bias_dev, chain, y, s);
+    }
   });
   const std::string tactic = std::string("cublaslt_int8_gemm") + (direct_gemm ? "_nhwc" : "_im2col") +
                              ":heuristic" + std::to_string(pick);
   tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
+}
+
+// A step reading or writing int8 codes (LowerPolicy::int8_native: native_int8_layer): an INT8
+// convolution (build_int8), or an activation over codes. False: the step touches no codes.
+bool CudaExecutorImpl::build_int8_codes_step(const ExecStep& st, const Layer& L) {
+  bool codes = false;
+  for (const auto* list : {&st.inputs, &st.outputs})
+    for (ValueId v : *list) codes = codes || graph_.values[size_t(v)].int8_codes();
+  if (!codes) return false;
+  if (L.kind == LayerKind::kActivation) {
+    build_activation_i8(st, L);
+    return true;
+  }
+  if (precision_of(st.layer) != Precision::kINT8 || !build_int8(st.layer, L))
+    fail(where_, "a step over int8-stored values that no INT8 kernel runs (native_int8_layer and build_int8 disagree)");
+  return true;
+}
+
+// An INT8 or native FP16 activation over int8 codes (same layout in and out: channels-last as
+// the lowering stores both), writing codes on its output's grid or (FP16) half.
+void CudaExecutorImpl::build_activation_i8(const ExecStep& st, const Layer& L) {
+  const ExecValue& xv = graph_.values[size_t(st.inputs[0])];
+  const ExecValue& yv = graph_.values[size_t(st.outputs[0])];
+  const bool fp16 = precision_of(st.layer) == Precision::kFP16;
+  if (!xv.int8_codes() || !(yv.int8_codes() || (fp16 && yv.float_as_half())) || xv.layout != yv.layout)
+    fail(where_, "an activation over int8 codes must write codes or (FP16) half in the same layout");
+  const auto& A = L.as<ActivationParams>();
+  cuda::PwChain c{};
+  c.n_ops = 1;
+  c.ops[0] = {cuda::PwKind::kActivation, A.type, ElementWiseOp::kSum, A.alpha, A.beta};
+  const int8_t* x = static_cast<const int8_t*>(ptr_[size_t(st.inputs[0])]);
+  void* y = ptr_[size_t(st.outputs[0])];
+  const float xs = xv.int8_scale, ys = yv.int8_codes() ? yv.int8_scale : 0.f;
+  int8_t* yq = yv.int8_codes() ? static_cast<int8_t*>(y) : nullptr;
+  const int64_t n = volume(yv.dims);
+  cur_kind_ += yq ? "(int8)" : "(int8->fp16)";
+  add_step(L.name, [=](cudaStream_t s) { cuda::activation_codes_i8(x, xs, fp16, c, yq, ys, y, n, s); });
 }
 
 // Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.

@@ -173,12 +173,22 @@ void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s);
 // may be null; c.n_ops 0: no chain).
 void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k, int64_t hw, const float* alpha,
                         const float* bias, const PwChain& c, float* y, cudaStream_t s);
-// A direct INT8 convolution (any groups), one thread per output: x float NCHW quantized on load
-// with x_scale, w int8 [k, c / groups, kh, kw], int32 sums, the epilogue above.
+// The same with the output requantized: codes y [rows, k] (NHWC) = clamp(rne(v / y_scale),
+// -128, 127), v = chain(acc * alpha[k] + bias[k]) (an int8-stored value, LowerPolicy::int8_native).
+void int8_epilogue_codes(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
+                         const float* bias, const PwChain& c, float y_scale, int8_t* y, cudaStream_t s);
+// A direct INT8 convolution (any groups), one thread per output: x int8 codes NHWC, w int8
+// [k, c / groups, kh, kw], int32 sums, the epilogue above; writes float NCHW y, or codes NHWC
+// yq on the grid of y_scale when yq is not null.
 struct ConvI8 {
   int n, c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups;
 };
-void conv_direct_i8(const ConvI8& p, const float* x, float x_scale, const int8_t* w, const float* alpha,
-                    const float* bias, const PwChain& c, float* y, cudaStream_t s);
+void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
+                    const PwChain& c, float* y, int8_t* yq, float y_scale, cudaStream_t s);
+// An activation (chain c) over n int8 codes x (values q * x_scale), same layout in and out; fp16:
+// a native FP16 layer's rounding of its input and output to half. Writes codes yq on the grid of
+// y_scale, or (yq null) half yh.
+void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChain& c, int8_t* yq, float y_scale,
+                         void* yh, int64_t n, cudaStream_t s);
 
 }  // namespace tandem::cuda

@@ -1,8 +1,11 @@
 // tandem's own CUDA kernels around real INT8 execution (docs/cuda-backend.md, Numerics): the
 // int8 codes of a float value on an INT8 grid, im2col over channels-last int8, a direct int8
 // convolution with int32 accumulation (grouped, depthwise, and the fall-back when cuBLASLt offers
-// no INT8 algorithm), and the epilogue that turns int32 sums into the float values the next step
-// reads. The matrix products themselves are cuBLASLt's INT8 tensor-core GEMMs (executor.cpp).
+// no INT8 algorithm), the epilogues that turn int32 sums into the float values or the int8 codes
+// the next step reads, and activations over int8-stored values (LowerPolicy::int8_native). The
+// matrix products themselves are cuBLASLt's INT8 tensor-core GEMMs (executor.cpp).
+#include <cuda_fp16.h>
+
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -86,31 +89,78 @@ __global__ void epilogue_nchw_kernel(const int32_t* __restrict__ acc, idx_t ld, 
   }
 }
 
-// One thread per output of NCHW y; x float NCHW (quantized on load), w int8 [k][c/g][kh][kw].
-__global__ void conv_direct_kernel(ConvI8 p, const float* __restrict__ x, float x_scale,
-                                   const int8_t* __restrict__ w, const float* __restrict__ alpha,
-                                   const float* __restrict__ bias, PwChain c, float* __restrict__ y, idx_t n) {
+// acc int32 [rows][ld] -> codes y [rows][k] (NHWC: rows = (image, position)) of
+// chain(acc * alpha[k] + bias[k]) on the grid of y_scale: the output rounding of the emulation,
+// done before the value is stored.
+__global__ void epilogue_codes_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k, const float* __restrict__ alpha,
+                                      const float* __restrict__ bias, PwChain c, float y_scale,
+                                      int8_t* __restrict__ y, idx_t n) {
   GRID_LOOP(i, n) {
-    const idx_t ow = i % p.ow, t = i / p.ow, oh = t % p.oh, t2 = t / p.oh, k = t2 % p.k, b = t2 / p.k;
+    const idx_t row = i / k, ch = i - row * k;
+    float v = float(acc[row * ld + ch]) * alpha[ch];
+    if (bias) v += bias[ch];
+    y[i] = int8_t(quant(apply_chain(c, v), y_scale));
+  }
+}
+
+// One thread per output; x int8 codes NHWC, w int8 [k][c/g][kh][kw], int32 sums, the epilogue
+// above. Output: float NCHW y, or (yq not null) codes NHWC on the grid of y_scale.
+__global__ void conv_direct_kernel(ConvI8 p, const int8_t* __restrict__ x, const int8_t* __restrict__ w,
+                                   const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                                   float* __restrict__ y, int8_t* __restrict__ yq, float y_scale, idx_t n) {
+  GRID_LOOP(i, n) {
+    idx_t ow, oh, k, b;
+    if (yq) {  // channels fastest
+      k = i % p.k;
+      const idx_t t = i / p.k;
+      ow = t % p.ow, oh = (t / p.ow) % p.oh, b = t / (idx_t(p.ow) * p.oh);
+    } else {
+      ow = i % p.ow;
+      const idx_t t = i / p.ow;
+      oh = t % p.oh, k = (t / p.oh) % p.k, b = t / (idx_t(p.oh) * p.k);
+    }
     const idx_t cg = p.c / p.groups, kg = p.k / p.groups, c_first = (k / kg) * cg;
     const idx_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
     int32_t acc = 0;
-    for (idx_t ci = 0; ci < cg; ++ci) {
-      const float* xp = x + (b * p.c + c_first + ci) * p.h * p.w;
-      const int8_t* wp = w + (k * cg + ci) * p.kh * p.kw;
-      for (int r = 0; r < p.kh; ++r) {
-        const idx_t hh = h0 + r * p.dh;
-        if (hh < 0 || hh >= p.h) continue;
-        for (int s = 0; s < p.kw; ++s) {
-          const idx_t ww = w0 + s * p.dw;
-          if (ww < 0 || ww >= p.w) continue;
-          acc += quant(xp[hh * p.w + ww], x_scale) * int32_t(wp[r * p.kw + s]);
-        }
+    for (int r = 0; r < p.kh; ++r) {
+      const idx_t hh = h0 + r * p.dh;
+      if (hh < 0 || hh >= p.h) continue;
+      for (int s = 0; s < p.kw; ++s) {
+        const idx_t ww = w0 + s * p.dw;
+        if (ww < 0 || ww >= p.w) continue;
+        const int8_t* xp = x + ((b * p.h + hh) * p.w + ww) * p.c + c_first;
+        const int8_t* wp = w + k * cg * p.kh * p.kw + r * p.kw + s;
+        for (idx_t ci = 0; ci < cg; ++ci) acc += int32_t(xp[ci]) * int32_t(wp[ci * p.kh * p.kw]);
       }
     }
     float v = float(acc) * alpha[k];
     if (bias) v += bias[k];
-    y[i] = apply_chain(c, v);
+    v = apply_chain(c, v);
+    if (yq) {
+      yq[i] = int8_t(quant(v, y_scale));
+    } else {
+      y[i] = v;
+    }
+  }
+}
+
+__device__ __forceinline__ float to_half_grid(float v) { return __half2float(__float2half_rn(v)); }
+
+// An activation (chain c) over codes x (values q * x_scale), element by element in one layout.
+// fp16: a native FP16 layer's arithmetic (its input and output on the half grid). Output: codes
+// on the grid of y_scale (yq), or half (yh).
+__global__ void activation_codes_kernel(const int8_t* __restrict__ x, float x_scale, bool fp16, PwChain c,
+                                        int8_t* __restrict__ yq, float y_scale, __half* __restrict__ yh, idx_t n) {
+  GRID_LOOP(i, n) {
+    float v = float(x[i]) * x_scale;
+    if (fp16) v = to_half_grid(v);
+    v = apply_chain(c, v);
+    if (fp16) v = to_half_grid(v);
+    if (yq) {
+      yq[i] = int8_t(quant(v, y_scale));
+    } else {
+      yh[i] = __float2half_rn(v);
+    }
   }
 }
 
@@ -139,10 +189,22 @@ void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k
   epilogue_nchw_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(acc, idx_t(ld), idx_t(k), idx_t(hw), alpha, bias, c, y);
 }
 
-void conv_direct_i8(const ConvI8& p, const float* x, float x_scale, const int8_t* w, const float* alpha,
-                    const float* bias, const PwChain& c, float* y, cudaStream_t s) {
+void int8_epilogue_codes(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
+                        const float* bias, const PwChain& c, float y_scale, int8_t* y, cudaStream_t s) {
+  const int64_t n = rows * k;
+  epilogue_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y, idx_t(n));
+}
+
+void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
+                    const PwChain& c, float* y, int8_t* yq, float y_scale, cudaStream_t s) {
   const int64_t n = int64_t(p.n) * p.k * p.oh * p.ow;
-  conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, x_scale, w, alpha, bias, c, y, idx_t(n));
+  conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, alpha, bias, c, y, yq, y_scale, idx_t(n));
+}
+
+void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChain& c, int8_t* yq, float y_scale,
+                         void* yh, int64_t n, cudaStream_t s) {
+  activation_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, x_scale, fp16, c, yq, y_scale, static_cast<__half*>(yh),
+                                                           idx_t(n));
 }
 
 }  // namespace tandem::cuda

@@ -1,0 +1,152 @@
+// lower() with LowerPolicy::int8_native (the CUDA backend's int8 storage): which values are
+// stored as int8 codes (channels-last, the tensor's scale attached), that no round or convert
+// step sits between two layers reading and writing codes, where the codes stop (a reader that
+// takes no codes, a network output), and that an unset policy lowers INT8 as before.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "tandem/lower.h"
+
+using namespace tandem;
+
+namespace {
+
+// x [1, 8, 4, 4] -> c1 (INT8 conv) -> r1 (FP16 ReLU) -> c2 (INT8 conv) -> r2 (INT8 ReLU) ->
+// c3 (INT8 conv) -> e (FP16 ReLU) -> out (Identity, FP32); with `branch`, a FP32 softmax also
+// reads c1 (a network output).
+struct Fixture {
+  Network n;
+  TensorId x, c1, r1, c2, r2, c3, e, out, sm = -1;
+  explicit Fixture(bool branch = false) {
+    const Dims d = {1, 8, 4, 4};
+    x = n.add_tensor({"x", DataType::kFloat, d});
+    n.tensors[size_t(x)].is_input = true;
+    n.inputs.push_back(x);
+    c1 = tensor("c1"), r1 = tensor("r1"), c2 = tensor("c2"), r2 = tensor("r2"), c3 = tensor("c3"), e = tensor("e");
+    out = tensor("out");
+    n.tensors[size_t(out)].is_output = true;
+    n.outputs.push_back(out);
+    conv("c1", x, c1);
+    relu("r1", c1, r1);
+    conv("c2", r1, c2);
+    relu("r2", c2, r2);
+    conv("c3", r2, c3);
+    relu("e", c3, e);
+    n.add_layer({"out", LayerKind::kIdentity, {e}, {out}});
+    if (branch) {
+      sm = tensor("sm");
+      n.tensors[size_t(sm)].is_output = true;
+      n.outputs.push_back(sm);
+      n.add_layer({"softmax", LayerKind::kSoftMax, {c1}, {sm}, SoftMaxParams{1u << 1}});
+    }
+  }
+  TensorId tensor(const std::string& name) { return n.add_tensor({name, DataType::kFloat, {1, 8, 4, 4}}); }
+  void relu(const std::string& name, TensorId in, TensorId o) {
+    n.add_layer({name, LayerKind::kActivation, {in}, {o}, ActivationParams{ActivationType::kRelu}});
+  }
+  void conv(const std::string& name, TensorId in, TensorId o) {
+    Weights w;
+    w.name = name + "_w";
+    w.dims = {8, 8, 1, 1};
+    w.bytes.assign(64 * 4, 0);
+    ConvolutionParams p;
+    p.kernel = {1, 1};
+    p.stride = {1, 1};
+    p.pre_padding = p.post_padding = {0, 0};
+    p.dilation = {1, 1};
+    p.out_maps = 8;
+    p.kernel_weights = n.add_weights(std::move(w));
+    n.add_layer({name, LayerKind::kConvolution, {in}, {o}, p});
+  }
+  Numerics numerics() const {
+    Numerics num;
+    num.layer_precision = {Precision::kINT8, Precision::kFP16, Precision::kINT8, Precision::kINT8,
+                           Precision::kINT8, Precision::kFP16, Precision::kUnset};
+    if (sm >= 0) num.layer_precision.push_back(Precision::kUnset);  // the softmax
+    num.tensor_scales = {{"x", 0.1f}, {"c1", 0.2f}, {"r1", 0.3f}, {"c2", 0.4f}, {"r2", 0.5f}, {"c3", 0.6f}};
+    return num;
+  }
+};
+
+// The CUDA policy's shape: real FP16 for every layer, int8 codes for convolutions and activations.
+LowerPolicy gpu_like(bool int8) {
+  LowerPolicy p;
+  p.conv_max_activations = 1;
+  p.pointwise_chains = true;
+  p.fp16_native = [](const Network& net, LayerId id) { return net.layers[size_t(id)].kind != LayerKind::kSoftMax; };
+  p.fp16_nhwc = true;
+  if (int8)
+    p.int8_native = [](const Network& net, LayerId id) {
+      const LayerKind k = net.layers[size_t(id)].kind;
+      return k == LayerKind::kConvolution || k == LayerKind::kActivation;
+    };
+  return p;
+}
+
+const ExecValue& value(const ExecGraph& g, TensorId t) { return g.values[size_t(t)]; }
+
+}  // namespace
+
+TEST(LowerInt8, CodesBetweenNativeInt8LayersWithoutSteps) {
+  Fixture f;
+  ExecGraph g = lower(f.n, f.numerics(), gpu_like(true));
+  EXPECT_EQ(describe(f.n, g),
+            "c1 [round int8] (x) -> x@c1\n"  // a network input: float, rounded for the first layer
+            "c1 [Convolution] (x@c1) -> c1\n"
+            "r1 [Activation] (c1) -> r1\n"
+            "c2 [Convolution] (r1) -> c2\n"
+            "r2 [Activation] (c2) -> r2\n"
+            "c3 [Convolution] (r2) -> c3\n"
+            "e [Activation] (c3) -> e\n"     // FP16 ReLU over codes, writing half
+            "out [round fp16] (e) -> e@fp32\n"
+            "out [Identity] (e@fp32) -> out\n");
+  const std::pair<TensorId, float> codes[] = {{f.c1, 0.2f}, {f.r1, 0.3f}, {f.c2, 0.4f}, {f.r2, 0.5f}, {f.c3, 0.6f}};
+  for (const auto& [t, scale] : codes) {
+    const ExecValue& v = value(g, t);
+    EXPECT_TRUE(v.int8_codes()) << v.name;
+    EXPECT_EQ(v.storage, DataType::kInt8) << v.name;
+    EXPECT_EQ(v.int8_scale, scale) << v.name;
+    EXPECT_EQ(v.layout, ValueLayout::kNHWC) << v.name;
+    EXPECT_EQ(v.bytes, 8 * 16) << v.name;
+    EXPECT_EQ(v.precision, Precision::kINT8) << v.name;
+  }
+  EXPECT_TRUE(value(g, f.e).float_as_half());
+  EXPECT_FALSE(value(g, f.x).int8_codes());
+  EXPECT_FALSE(value(g, f.out).int8_codes());
+  // No round or convert step anywhere between the first and the last convolution.
+  const int first = g.step_of_layer[0], last = g.step_of_layer[4];  // c1, c3
+  ASSERT_LT(first, last);
+  for (int s = first; s <= last; ++s) EXPECT_NE(g.steps[size_t(s)].kind, StepKind::kRound) << s;
+}
+
+// A value also read by a layer that takes no codes stays float (rounded in place, converted for
+// the FP16 ReLU); the FP16 ReLU reading it then writes half (an activation writes codes only
+// from codes), and the INT8 convolution after it reads a rounded copy. Further on codes resume.
+TEST(LowerInt8, ReaderWithoutCodesKeepsTheValueFloat) {
+  Fixture f(true);
+  ExecGraph g = lower(f.n, f.numerics(), gpu_like(true));
+  EXPECT_FALSE(value(g, f.c1).int8_codes());
+  EXPECT_TRUE(value(g, f.r1).float_as_half());
+  EXPECT_TRUE(value(g, f.c2).int8_codes());
+  EXPECT_TRUE(value(g, f.r2).int8_codes());
+  EXPECT_TRUE(value(g, f.c3).int8_codes());
+  const std::string d = describe(f.n, g);
+  EXPECT_NE(d.find("c1 [round int8] (c1) -> c1\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("c2 [round int8] (r1@fp32) -> r1@c2\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("c2 [Convolution] (r1@c2) -> c2\nr2 [Activation] (c2) -> r2\n"), std::string::npos) << d;
+}
+
+// Unset (the CPU backend's lowering), and with keep_all: no codes, the round steps as before.
+TEST(LowerInt8, UnsetPolicyAndKeepAllStoreNoCodes) {
+  Fixture f;
+  for (bool keep_all : {false, true}) {
+    LowerPolicy p = gpu_like(keep_all);  // int8_native set only where keep_all turns it off
+    p.keep_all = keep_all;
+    ExecGraph g = lower(f.n, f.numerics(), p);
+    for (const ExecValue& v : g.values) EXPECT_FALSE(v.int8_codes()) << v.name;
+    const std::string d = describe(f.n, g);
+    EXPECT_NE(d.find("c1 [round int8] (c1) -> c1\n"), std::string::npos) << d;
+    EXPECT_NE(d.find("c3 [round int8] (c3) -> c3\n"), std::string::npos) << d;
+  }
+}
