@@ -37,17 +37,26 @@ struct ExecOptions {
   Numerics numerics;
   // Fuse what the backend's LowerPolicy allows (include/tandem/lower.h; CPU: Scale folded into
   // convolutions, activations and hard-swish as oneDNN post-ops; CUDA: one activation per
-  // convolution and point-wise chains). Off when keep_all is asked (every tensor must exist);
-  // layers with emulated numerics are never fused.
+  // convolution and point-wise chains). Off when keep_all is asked (every tensor must exist).
+  // Layers with emulated numerics fuse only with layers of their precision, and only where the
+  // policy says so (LowerPolicy::fuse_emulated: the CPU's, as TensorRT fuses FP16 and INT8 blocks).
   bool fuse = true;
   // Plain-loop kernels for every layer (no oneDNN, no fusion): the CPU reference that the
   // cross-backend op test compares every backend with. CPU backend only; slow.
   bool reference_kernels = false;
-  // Calibration's hook (CPU backend only): during run(), called with each materialized network
-  // tensor (by TensorId, linear, in its own type) as soon as it is complete: the inputs and
-  // constants first, then each step's outputs and their views right after the step. The
-  // statistics then read a tensor while it is in cache, and nothing needs keep_all's copies.
-  // Values stay in linear layouts when set. Unset: not called.
+  // Device backends (CUDA): run FP16 and INT8 layers emulated (FP32 arithmetic on rounded values)
+  // instead of real half / int8 kernels: what `tandem compare --backend cuda` runs. The CUDA
+  // lowering rounds at every emulated layer, so its figures are those of the CPU's unfused
+  // emulation (TANDEM_CPU_EMULATED_FUSION=off) up to FP32 summation order. The CPU always emulates.
+  bool emulate_numerics = false;
+  // Calibration's hook: during run(), called with each materialized network tensor (by TensorId,
+  // linear, in its own type). CPU: as soon as it is complete (the inputs and constants first,
+  // then each step's outputs and their views right after the step), so the statistics read a
+  // tensor while it is in cache and nothing needs keep_all's copies. CUDA: every tensor is kept
+  // on the device to the end of the run (keep_all's lowering), copied into one reused pinned host
+  // buffer after the launches, then observed in TensorId order; `data` stays valid until the
+  // next run() (calibration takes the statistics after run(), in parallel over tensors). Values
+  // stay in linear layouts when set. Unset: not called, and nothing is copied.
   std::function<void(TensorId, const void* data)> observe_tensor;
 };
 
