@@ -58,7 +58,7 @@ std::vector<std::string> backend_names();
 
 // The CUDA plugin's entry, for the registry and for tests. Version of the interface between
 // the registry and the plugin: bumped whenever backend.h, runtime.h or network.h change layout.
-inline constexpr uint32_t kBackendPluginAbi = 2;  // 2: Executor gained last_run_split() and profile()
+inline constexpr uint32_t kBackendPluginAbi = 3;  // 2: Executor gained last_run_split() and profile(); 3: ExecOptions::emulate_numerics
 inline constexpr const char* kCudaPluginFile = "libtandem_cuda.so";
 inline constexpr const char* kBackendPluginEntry = "tandem_backend_plugin";
 

@@ -117,6 +117,9 @@ struct BuildOptions {
   bool passes = true;
   int threads = 0;             // CPU threads for calibration and timing; 0: backend default
   bool verbose = false;
+  // Where calibration's FP32 reference runs (CalibrateOptions::backend): "cpu" | "cuda" (build-dla
+  // --backend). Not part of the engine cache key: the scales agree up to FP32 summation order.
+  std::string calibration_backend = "cpu";
 };
 
 // Throws Error with one line naming the first bad option.

@@ -166,6 +166,10 @@ struct CalibrateOptions {
   std::string cache_path;     // "" : no cache; else read it (unless recalibrate) or write it
   bool recalibrate = false;
   bool true_header = false;   // header names the algorithm used (default: EntropyCalibration2)
+  // Where the FP32 reference runs: "cpu" (one-thread workers, as above) or "cuda" (one executor
+  // on the GPU, its tensors copied to the host for the statistics; the ranges equal the CPU's up
+  // to FP32 summation order). An unavailable backend throws the registry's one line.
+  std::string backend = "cpu";
 };
 
 struct CalibrationResult {
@@ -178,7 +182,8 @@ struct CalibrationResult {
   int batches = 0, samples = 0;
   int tied_tensors = 0;                 // tensors whose range changed through tying
   // Where a calibration's time went (0 when no data was run): the FP32 runs and the per-tensor
-  // statistics (max |x|, histograms), CPU seconds summed over the workers; the thresholds from
+  // statistics (max |x|, histograms), CPU seconds summed over the workers (--backend cuda: the
+  // one worker's wall-clock, statistics on all threads after each run); the thresholds from
   // the histograms, wall-clock.
   double run_seconds = 0, statistics_seconds = 0, threshold_seconds = 0;
 };
@@ -230,6 +235,14 @@ struct ErrorStats {
 };
 // A [rows, classes >= 2] fp32 tensor: top-1 agreement is meaningful for it.
 bool looks_like_classifier(const Tensor& t);
+
+// An executor of `net` on the backend called `name` ("cpu": make_cpu_executor). Throws Error
+// "--backend NAME: <the registry's reason>" when the backend is unknown or not available here
+// (the CUDA plugin, a library or the GPU missing), before anything is compiled.
+std::unique_ptr<Executor> make_backend_executor(const std::string& name, const Network& net, const ExecOptions& opt,
+                                                bool keep_all = false);
+// The same check alone, for a command to fail before it reads any data.
+void require_backend(const std::string& name);
 
 // Splits a batch along dim 0 into pieces of the model's batch (the last piece padded by
 // repeating its last sample). Used when the batcher's batch differs from the model's.

@@ -377,6 +377,7 @@ std::map<std::string, float> calibrate_for_build(const Network& net, const Plan&
   auto batcher = make_batcher(net, o, have_cache ? nullptr : warnings);
   CalibrateOptions co;
   co.threads = o.threads;
+  co.backend = o.calibration_backend;
   co.algorithm = o.calibration_algorithm;
   co.cache_path = o.calibration_cache;
   co.progress = o.verbose;

@@ -11,9 +11,25 @@
 #include <numeric>
 #include <thread>
 
+#include "tandem/backend.h"
 #include "tandem/quant.h"
 
 namespace tandem {
+
+void require_backend(const std::string& name) {
+  const std::vector<std::string> names = backend_names();
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    throw Error("--backend '" + name + "': expected cpu or cuda");
+  const Availability a = find_backend(name).availability();
+  if (!a.ok) throw Error("--backend " + name + ": " + a.reason);
+}
+
+std::unique_ptr<Executor> make_backend_executor(const std::string& name, const Network& net, const ExecOptions& opt,
+                                                bool keep_all) {
+  if (name == "cpu") return make_cpu_executor(net, opt, keep_all);
+  require_backend(name);
+  return find_backend(name).compile(net, opt, keep_all);
+}
 
 std::map<std::string, float> model_scales(const Network& net) {
   std::map<std::string, float> s = net.model.qdq_scales;
@@ -135,22 +151,35 @@ class StatisticsCollector {
     first_run_ = runs_++ == 0;
   }
   void observe(TensorId t, const void* data) {
-    const int k = t >= 0 && size_t(t) < slot_.size() ? slot_[size_t(t)] : -1;
-    if (k < 0 || net_.tensors[size_t(t)].type != DataType::kFloat) return;
-    const float* x = static_cast<const float*>(data);
-    const size_t n = size_t(volume(net_.tensors[size_t(t)].dims));
-    const bool constant = is_const_[size_t(t)] != 0;
     const auto t0 = std::chrono::steady_clock::now();
-    if (pass_ == 0 && (first_run_ || !constant))
-      st_.amax[size_t(k)] = std::max(st_.amax[size_t(k)], double(max_abs_finite(x, n)));
-    else if (pass_ == 1 && !constant)
-      st_.hist[size_t(k)].add(x, n);
+    add(t, data);
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  // A device backend's run delivers every tensor at its end: their statistics in parallel, one
+  // tensor per task (each tensor has its own slot: no two tasks write the same statistics).
+  void observe_all(const std::vector<std::pair<TensorId, const void*>>& delivered, int team) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const long n = long(delivered.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+    for (long i = 0; i < n; ++i) add(delivered[size_t(i)].first, delivered[size_t(i)].second);
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   const Statistics& statistics() const { return st_; }
   double seconds() const { return seconds_; }  // spent in the statistics so far
 
  private:
+  void add(TensorId t, const void* data) {
+    const int k = t >= 0 && size_t(t) < slot_.size() ? slot_[size_t(t)] : -1;
+    if (k < 0 || net_.tensors[size_t(t)].type != DataType::kFloat) return;
+    const float* x = static_cast<const float*>(data);
+    const size_t n = size_t(volume(net_.tensors[size_t(t)].dims));
+    const bool constant = is_const_[size_t(t)] != 0;
+    if (pass_ == 0 && (first_run_ || !constant))
+      st_.amax[size_t(k)] = std::max(st_.amax[size_t(k)], double(max_abs_finite(x, n)));
+    else if (pass_ == 1 && !constant)
+      st_.hist[size_t(k)].add(x, n);
+  }
+
   const Network& net_;
   const std::vector<char>& is_const_;
   std::vector<int> slot_;  // TensorId -> tracked index (-1: not tracked)
@@ -169,37 +198,45 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // barrier between steps, where one two-thread executor waits on every step's parallel region (a
 // time slice each when other processes load the machine). Every worker computes with one thread,
 // so the ranges do not depend on the thread count either.
+// A device backend (--backend cuda): one worker whose executor hands over every tensor at the
+// end of its run (from its pinned host buffer, valid until the next run); the statistics then
+// run on `team` threads, one tensor per task.
 struct CalibrationWorker {
   StatisticsCollector collector;
   std::unique_ptr<Executor> exec;
+  std::vector<std::pair<TensorId, const void*>> delivered;  // device backends: this run's tensors
   double seconds = 0;  // in run(), statistics included
   CalibrationWorker(const Network& net, const std::vector<TensorId>& tracked, const std::vector<char>& is_const)
       : collector(net, tracked, is_const) {}
-  void run(const Network& net, const TensorMap& piece, int pass) {
+  void run(const Network& net, const TensorMap& piece, int pass, const std::string& backend, int team) {
     const auto t0 = std::chrono::steady_clock::now();
     if (!exec) {  // built on the worker's thread, in parallel with the others
       ExecOptions eo;
       eo.threads = 1;
       eo.fuse = false;  // every tracked tensor must be computed
-      eo.observe_tensor = [this](TensorId t, const void* data) { collector.observe(t, data); };
-      exec = make_cpu_executor(net, eo);
+      if (backend == "cpu") eo.observe_tensor = [this](TensorId t, const void* data) { collector.observe(t, data); };
+      else eo.observe_tensor = [this](TensorId t, const void* data) { delivered.emplace_back(t, data); };
+      exec = make_backend_executor(backend, net, eo);
     }
     collector.start_run(pass);
-    exec->run(piece);  // the statistics are taken inside, step by step
+    delivered.clear();
+    exec->run(piece);  // CPU: the statistics are taken inside, step by step
+    if (!delivered.empty()) collector.observe_all(delivered, team);
     seconds += seconds_since(t0);
   }
 };
 
 // Runs every piece once, spread over the workers (each takes the next piece not taken).
-void run_pieces(const Network& net, const std::vector<TensorMap>& pieces, int pass,
+void run_pieces(const Network& net, const std::vector<TensorMap>& pieces, int pass, const CalibrateOptions& opt,
                 std::vector<std::unique_ptr<CalibrationWorker>>& workers, ProgressBar& bar) {
+  const int team = opt.threads > 0 ? opt.threads : omp_get_max_threads();  // device backends' statistics
   std::atomic<size_t> next{0};
   std::mutex bar_mutex;
   std::exception_ptr error;
   auto work = [&](CalibrationWorker& w) {
     try {
       for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
-        w.run(net, pieces[i], pass);
+        w.run(net, pieces[i], pass, opt.backend, team);
         std::lock_guard<std::mutex> lock(bar_mutex);
         bar.step();
       }
@@ -230,8 +267,9 @@ Statistics collect_statistics(const Network& net, Batcher& batcher, const Calibr
   // One step per sample and pass (a batch of 8 images is several seconds of det).
   const int64_t model_batch = specs.empty() || specs[0].dims.empty() ? 1 : std::max<int64_t>(1, specs[0].dims[0]);
   const int pieces = int((batcher.batch_size() + model_batch - 1) / model_batch);
-  const int n_workers = std::max(1, std::min(opt.threads > 0 ? opt.threads : omp_get_max_threads(),
-                                             std::max(1, batcher.num_batches() * pieces)));
+  // A device backend: one executor (one GPU, one stream) takes every sample.
+  const int n_workers = opt.backend != "cpu" ? 1 : std::max(1, std::min(opt.threads > 0 ? opt.threads : omp_get_max_threads(),
+                                                                       std::max(1, batcher.num_batches() * pieces)));
   std::vector<std::unique_ptr<CalibrationWorker>> workers;
   for (int k = 0; k < n_workers; ++k) workers.push_back(std::make_unique<CalibrationWorker>(net, tracked, is_const));
   ProgressBar bar(passes == 2 ? "calibrate (2 passes)" : "calibrate", passes * batcher.num_batches() * pieces,
@@ -247,7 +285,7 @@ Statistics collect_statistics(const Network& net, Batcher& batcher, const Calibr
     while (batcher.next(&batch)) {
       ++batches;
       samples += batch.empty() ? 0 : int(batch.begin()->second.dims.empty() ? 1 : batch.begin()->second.dims[0]);
-      run_pieces(net, split_batch(batch, specs), pass, workers, bar);
+      run_pieces(net, split_batch(batch, specs), pass, opt, workers, bar);
     }
     if (batches == 0) throw Error("calibration: the batcher yielded no batch");
     res.batches = batches;

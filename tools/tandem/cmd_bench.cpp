@@ -13,6 +13,7 @@
 #include <random>
 
 #include "command.h"
+#include "options.h"
 #include "summary.h"
 #include "tandem/engine.h"
 #include "tandem/npy.h"
@@ -236,7 +237,7 @@ RegisterCommand reg(61, "bench", [](CLI::App& app) {
   sub->add_option("--threads", a->threads, "CPU threads (0: the engine's tuned tactic)")->capture_default_str();
   sub->add_option("--input", a->inputs, "NAME=FILE.npy (default: random data in the engine's input formats)");
   sub->add_flag("--json", a->json, "one JSON document on stdout");
-  sub->add_option("--backend", a->backend, "cpu | cuda (cuda needs a CUDA build and a GPU)")->capture_default_str();
+  add_backend_option(sub, a->backend);
   sub->add_option("--profile,--dumpProfile", a->profile_top,
                   "per-layer profile after the timed runs: the N slowest steps (--profile alone: 20; 0: all)")
       ->expected(0, 1)

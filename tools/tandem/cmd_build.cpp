@@ -99,6 +99,7 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
     sub->add_flag("--fp16", a.fp16_flag, "trtexec spelling of --precision fp16")->excludes(prec);
     sub->add_flag("--int8", a.int8_flag, "trtexec spelling of --precision int8")->excludes(prec)->excludes("--fp16");
     sub->add_flag("--allowGPUFallback,--gpu-fallback", a.gpu_fallback_noop, "always on in build-dla (accepted for trtexec's spelling)");
+    add_backend_option(sub, o.calibration_backend);  // calibration's FP32 reference runs
   } else {
     sub->add_option("--default-device,-d", a.default_device, "gpu | dla")->capture_default_str();
     sub->add_flag("--gpu-fallback,--allowGPUFallback", o.gpu_fallback, "run layers the DLA cannot run on the GPU");
@@ -262,6 +263,7 @@ RegisterCommand reg_build_dla(51, "build-dla", [](CLI::App& app) {
   add_common(sub, *a, true);
   return std::function<int()>([a] {
     BuildOptions o = finish(*a, true);
+    require_backend(o.calibration_backend);  // before the model and the data are read
     const BuildResult r = checked_build(*a, o, true);
     return a->json ? report_json(r, "build-dla", a->model) : report(r);
   });

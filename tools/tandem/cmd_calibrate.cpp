@@ -44,12 +44,12 @@ void print_calibrate_json(const Args& a, const Network& net, const Plan& plan, c
 RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
       "calibrate",
-      "Calibrate INT8 ranges on the CPU (FP32 reference runs) and write a TensorRT calibration cache");
+      "Calibrate INT8 ranges (FP32 reference runs on the CPU, or the GPU with --backend cuda) and write a TensorRT calibration cache");
   struct Args {
     ModelArgs m;
     DataArgs d;
     SourceArgs src;
-    std::string algorithm = "entropy", out;
+    std::string algorithm = "entropy", out, backend = "cpu";
     double percentile = 99.99;
     int trt_version = 0, threads = 0;
     bool recalibrate = false, quiet = false, int8_only = false, true_header = false, json = false;
@@ -63,6 +63,7 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
   sub->add_option("--percentile", a->percentile, "percentile of |x| for --algorithm percentile")->capture_default_str();
   sub->add_option("--trt-version", a->trt_version, "cache header version (default: the target's, 8600 for orin)");
   sub->add_option("--threads", a->threads, "CPU threads (0: all)");
+  add_backend_option(sub, a->backend);
   add_calib_cache_option(sub, a->out, "calibration cache to write (or to reuse after checking it fits the model)", "-o,--output,")
       ->required();
   add_recalibrate_flag(sub, a->recalibrate);
@@ -86,6 +87,8 @@ RegisterCommand reg(40, "calibrate", [](CLI::App& app) {
     co.recalibrate = a->recalibrate;
     co.all_tensors = !a->int8_only;
     co.true_header = a->true_header;
+    co.backend = a->backend;
+    require_backend(a->backend);  // before the model and the data are read
     Network net = load_network(a->m);
     Plan plan = make_plan_from(net, a->m);
     co.trt_version = a->trt_version > 0 ? a->trt_version : dla_target_info(plan.target).calibration_version;

@@ -25,7 +25,7 @@ struct CompareArgs {
   bool per_layer = false, json = false, quiet = false, recalibrate = false;
   int top = 15, threads = 0;
   double atol = -1, rtol = -1, min_cosine = -2;
-  std::string cache, algorithm = "entropy", method = "trace";
+  std::string cache, algorithm = "entropy", method = "trace", backend = "cpu";
 };
 
 // The layers whose reduced precision costs the most, worst first, at most --top.
@@ -67,7 +67,7 @@ std::vector<LayerCost> rank_layers(const CompareArgs& a, const Network& net, con
         if (t >= 0 && numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
       for (TensorId t : net.layers[l].outputs)
         if (numerics.tensor_scales.count(net.tensors[t].name)) one.numerics.tensor_scales[net.tensors[t].name] = numerics.tensor_scales.at(net.tensors[t].name);
-      auto ex = make_cpu_executor(net, one, false);
+      auto ex = make_backend_executor(a.backend, net, one, false);
       Acc acc;
       for (size_t s = 0; s < inputs.size(); ++s) {
         TensorMap o = ex->run(inputs[s]);
@@ -209,8 +209,8 @@ struct CompareWorker {
 // steps, where one two-thread executor waits on each step's parallel region (a time slice each
 // when other processes load the machine). The outputs are added in input order afterwards, so
 // the figures do not depend on the number of workers.
-void compare_in_parallel(const Network& net, const ExecOptions& ro, const ExecOptions& eo, Batcher& batcher,
-                         int workers, ProgressBar& bar, CompareRuns& cr) {
+void compare_in_parallel(const CompareArgs& a, const Network& net, const ExecOptions& ro, const ExecOptions& eo,
+                         Batcher& batcher, int workers, ProgressBar& bar, CompareRuns& cr) {
   const auto specs = input_specs(net);
   std::vector<CompareWorker> pool(size_t(std::max(1, workers)));
   TensorMap batch;
@@ -225,8 +225,8 @@ void compare_in_parallel(const Network& net, const ExecOptions& ro, const ExecOp
         if (!w.ref) {
           ExecOptions r1 = ro, e1 = eo;
           r1.threads = e1.threads = 1;
-          w.ref = make_cpu_executor(net, r1);
-          w.emu = make_cpu_executor(net, e1);
+          w.ref = make_backend_executor(a.backend, net, r1);
+          w.emu = make_backend_executor(a.backend, net, e1);
         }
         for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
           outs[i] = {w.ref->run(pieces[i]), w.emu->run(pieces[i])};
@@ -259,8 +259,8 @@ void compare_in_parallel(const Network& net, const ExecOptions& ro, const ExecOp
 void compare_per_layer(const CompareArgs& a, const Network& net, const ExecOptions& ro, const ExecOptions& eo,
                        Batcher& batcher, ProgressBar& bar, CompareRuns& cr) {
   const bool keep = a.method == "trace";
-  auto ref = make_cpu_executor(net, ro, keep);
-  auto emu = make_cpu_executor(net, eo, keep);
+  auto ref = make_backend_executor(a.backend, net, ro, keep);
+  auto emu = make_backend_executor(a.backend, net, eo, keep);
   const auto specs = input_specs(net);
   TensorMap batch;
   while (batcher.next(&batch)) {
@@ -290,7 +290,7 @@ void compare_per_layer(const CompareArgs& a, const Network& net, const ExecOptio
 
 RegisterCommand reg(41, "compare", [](CLI::App& app) {
   auto* sub = app.add_subcommand(
-      "compare", "Compare the FP32 reference with the plan's numerics (DLA INT8/FP16 emulated on the CPU)");
+      "compare", "Compare the FP32 reference with the plan's numerics (DLA INT8/FP16 emulated on the CPU, or the GPU with --backend cuda)");
   auto a = std::make_shared<CompareArgs>();
   add_model_args(sub, a->m);
   add_data_source_args(sub, a->d, a->src, "input", 1);  // random: 1 batch, 8 inputs
@@ -305,10 +305,12 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
   sub->add_option("--per-layer-method", a->method, "trace: per-tensor cosine along the network; isolate: one layer reduced at a time")->capture_default_str();
   sub->add_option("--top", a->top, "layers listed with --per-layer")->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads (0: all)");
+  add_backend_option(sub, a->backend);
   sub->add_flag("--json", a->json, "one JSON document on stdout");
   sub->add_flag("--quiet,-q", a->quiet, "no progress bar");
   return std::function<int()>([a] {
     if (a->method != "trace" && a->method != "isolate") throw Error("--per-layer-method: '" + a->method + "' is not trace | isolate");
+    require_backend(a->backend);  // before the model and the data are read
     Network net = load_network(a->m);
     Plan plan = make_plan_from(net, a->m);
     std::vector<Precision> prec = plan_precisions(plan);
@@ -333,6 +335,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       CalibrateOptions co;
       if (!parse_calib_algorithm(a->algorithm, &co.algorithm)) throw Error("--algorithm: unknown algorithm '" + a->algorithm + "'");
       co.threads = a->threads;
+      co.backend = a->backend;
       co.progress = !a->quiet && !a->json;
       CalibrationResult r = calibrate(net, plan, *batcher, co);
       scales = r.scales;
@@ -355,6 +358,7 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
     ro.threads = a->threads;
     ExecOptions eo = ro;
     eo.numerics = numerics;
+    eo.emulate_numerics = true;  // the GPU runs the CPU's emulation: the same figures (the CPU ignores it)
     CompareRuns cr;
     cr.out_acc.resize(net.outputs.size());
     cr.tensor_acc.resize(a->per_layer && a->method == "trace" ? net.tensors.size() : 0);
@@ -365,7 +369,11 @@ RegisterCommand reg(41, "compare", [](CLI::App& app) {
       ProgressBar bar("compare", int(batcher->num_batches() * ((batcher->batch_size() + model_batch - 1) / model_batch)),
                       !a->quiet && !a->json);
       if (a->per_layer) compare_per_layer(*a, net, ro, eo, *batcher, bar, cr);
-      else compare_in_parallel(net, ro, eo, *batcher, a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency())), bar, cr);
+      else {
+        // CPU: one-thread workers on every core; a device backend: one pair of executors.
+        const int workers = a->backend != "cpu" ? 1 : a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency()));
+        compare_in_parallel(*a, net, ro, eo, *batcher, workers, bar, cr);
+      }
     }
     const int samples = cr.samples;
     std::vector<Acc>& out_acc = cr.out_acc;

@@ -224,8 +224,7 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   sub->add_option("--seed", args->seed, "Seed for --random-input (default 0)");
   sub->add_option("--output-dir", args->output_dir, "Folder for <output>.npy files (created)")->required();
   sub->add_option("--threads", args->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--backend", args->backend, "engines: cpu | cuda (cuda needs a CUDA build and a GPU)")
-      ->capture_default_str();
+  add_backend_option(sub, args->backend);
   sub->add_flag("--json", args->json, "one JSON document on stdout (docs/json.md)");
   (void)in;
   (void)rnd;

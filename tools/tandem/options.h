@@ -46,6 +46,14 @@ inline CLI::Option* add_order_option(CLI::App* sub, std::string& order) {
   return sub->add_option("--order,--data-order", order, "data layout: nchw | nhwc (any case)")->capture_default_str();
 }
 
+// --backend: where the command computes (run, bench: the engine; calibrate, build-dla: the FP32
+// reference runs; compare: the reference and the plan's emulated numerics). One name and help
+// text everywhere; docs/cli.md, "Running and benchmarking".
+inline CLI::Option* add_backend_option(CLI::App* sub, std::string& backend) {
+  return sub->add_option("--backend", backend, "cpu | cuda: where it computes (cuda needs a CUDA build and a GPU)")
+      ->capture_default_str();
+}
+
 inline std::string lower(std::string s) {
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;

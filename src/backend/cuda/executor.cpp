@@ -228,6 +228,8 @@ class CudaExecutorImpl final : public CudaExecutor {
                    bool keep_all)
       : net_(net), opt_(opt), copt_(copt), keep_all_(keep_all) {
     where_ = "init";
+    // ExecOptions::emulate_numerics (compare): FP16/INT8 layers as the CPU emulates them.
+    if (opt_.emulate_numerics) copt_.real_fp16 = copt_.real_int8 = false;
     CK(cudaSetDevice(copt_.device));
     CK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CK(cudnnCreate(&cudnn_));
@@ -249,6 +251,8 @@ class CudaExecutorImpl final : public CudaExecutor {
     if (lt_) cublasLtDestroy(lt_);
     if (cudnn_) cudnnDestroy(cudnn_);
     if (stream_) cudaStreamDestroy(stream_);
+    for (PinnedBuffer* b : {&pinned_in_, &pinned_out_, &pinned_observed_})
+      if (b->p) cudaFreeHost(b->p);
   }
 
   TensorMap run(const TensorMap& inputs) override {
@@ -256,41 +260,18 @@ class CudaExecutorImpl final : public CudaExecutor {
     CK(cudaSetDevice(copt_.device));
     // The split: ev_h2d_ | uploads | ev0_ | launches | ev1_ | downloads | ev_d2h_.
     CK(cudaEventRecord(ev_h2d_, stream_));
-    for (TensorId t : net_.inputs) {
-      const Tensor& tt = net_.tensors[t];
-      auto it = inputs.find(tt.name);
-      if (it == inputs.end()) throw Error("cuda backend: missing input '" + tt.name + "'");
-      const HostTensor& h = it->second;
-      if (h.dims != tt.dims || h.type != tt.type)
-        throw Error("cuda backend: input '" + tt.name + "' is " + std::string(to_string(h.type)) +
-                    " " + join_dims(h.dims) + ", expected " + std::string(to_string(tt.type)) +
-                    " " + join_dims(tt.dims));
-      if (h.data.size() != bytes_of(t))
-        throw Error("cuda backend: input '" + tt.name + "' holds " + std::to_string(h.data.size()) +
-                    " bytes, expected " + std::to_string(bytes_of(t)));
-      CK(cudaMemcpyAsync(ptr_[t], h.data.data(), h.data.size(), cudaMemcpyHostToDevice, stream_));
-    }
+    upload_inputs(inputs);
     CK(cudaEventRecord(ev0_, stream_));
     launch_all();
     CK(cudaEventRecord(ev1_, stream_));
-    TensorMap out;
-    auto fetch = [&](TensorId t) {
-      const Tensor& tt = net_.tensors[t];
-      HostTensor h;
-      h.name = tt.name;
-      h.type = tt.type;
-      h.dims = tt.dims;
-      h.data.resize(bytes_of(t));
-      if (!h.data.empty() && ptr_[t])
-        CK(cudaMemcpyAsync(h.data.data(), ptr_[t], h.data.size(), cudaMemcpyDeviceToHost, stream_));
-      return h;
-    };
-    for (TensorId t : net_.outputs) out[net_.tensors[t].name] = fetch(t);
-    if (keep_all_) {
-      all_.clear();
+    const std::vector<size_t> out_at = download(net_.outputs, pinned_out_);
+    // Read back besides the outputs: what the observer is given, or every tensor for keep_all.
+    std::vector<TensorId> extra;
+    if (opt_.observe_tensor) extra = observed_tensors();
+    else if (keep_all_)
       for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t)
-        if (ptr_[t]) all_[net_.tensors[t].name] = fetch(t);
-    }
+        if (ptr_[t]) extra.push_back(t);
+    const std::vector<size_t> extra_at = download(extra, pinned_observed_);
     CK(cudaEventRecord(ev_d2h_, stream_));
     CK(cudaStreamSynchronize(stream_));
     CK(cudaGetLastError());
@@ -299,6 +280,15 @@ class CudaExecutorImpl final : public CudaExecutor {
     CK(cudaEventElapsedTime(&h2d, ev_h2d_, ev0_));
     CK(cudaEventElapsedTime(&d2h, ev1_, ev_d2h_));
     split_ = RunSplit{h2d, last_ms_, d2h, true};
+    TensorMap out;
+    for (size_t i = 0; i < net_.outputs.size(); ++i)
+      out[net_.tensors[net_.outputs[i]].name] = host_copy(net_.outputs[i], pinned_out_.at(out_at[i]));
+    if (keep_all_) all_.clear();
+    for (size_t i = 0; i < extra.size(); ++i) {
+      const char* h = pinned_observed_.at(extra_at[i]);
+      if (opt_.observe_tensor) opt_.observe_tensor(extra[i], h);
+      if (keep_all_) all_[net_.tensors[extra[i]].name] = host_copy(extra[i], h);
+    }
     if (copt_.cuda_graph && !graph_tried_) try_capture();
     return out;
   }
@@ -356,6 +346,88 @@ class CudaExecutorImpl final : public CudaExecutor {
   }
 
  private:
+  // ---- host copies -----------------------------------------------------------------------------
+  // Page-locked host memory, grown on demand and reused by every run: cudaMemcpyAsync from and to
+  // it is a DMA on the context's stream (pageable memory would go through a driver bounce buffer).
+  struct PinnedBuffer {
+    char* p = nullptr;
+    size_t bytes = 0;
+    char* at(size_t off) const { return p + off; }
+  };
+  void reserve_pinned(PinnedBuffer& b, size_t bytes) {
+    if (bytes <= b.bytes) return;
+    if (b.p) CK(cudaFreeHost(b.p));
+    b.p = nullptr;
+    b.bytes = 0;
+    CK(cudaMallocHost(reinterpret_cast<void**>(&b.p), bytes));
+    b.bytes = bytes;
+  }
+  // Offsets of `ts` in one staging buffer (each 256-byte aligned), and the buffer reserved.
+  std::vector<size_t> stage_layout(const std::vector<TensorId>& ts, PinnedBuffer& b) {
+    std::vector<size_t> at(ts.size());
+    size_t total = 0;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      at[i] = total;
+      total += (bytes_of(ts[i]) + 255) / 256 * 256;
+    }
+    reserve_pinned(b, std::max<size_t>(total, 256));
+    return at;
+  }
+  // Checks each input, copies it into the pinned staging buffer and queues its upload.
+  void upload_inputs(const TensorMap& inputs) {
+    const std::vector<size_t> at = stage_layout(net_.inputs, pinned_in_);
+    for (size_t i = 0; i < net_.inputs.size(); ++i) {
+      const TensorId t = net_.inputs[i];
+      const Tensor& tt = net_.tensors[t];
+      auto it = inputs.find(tt.name);
+      if (it == inputs.end()) throw Error("cuda backend: missing input '" + tt.name + "'");
+      const HostTensor& h = it->second;
+      if (h.dims != tt.dims || h.type != tt.type)
+        throw Error("cuda backend: input '" + tt.name + "' is " + std::string(to_string(h.type)) +
+                    " " + join_dims(h.dims) + ", expected " + std::string(to_string(tt.type)) +
+                    " " + join_dims(tt.dims));
+      if (h.data.size() != bytes_of(t))
+        throw Error("cuda backend: input '" + tt.name + "' holds " + std::to_string(h.data.size()) +
+                    " bytes, expected " + std::to_string(bytes_of(t)));
+      if (h.data.empty() || !ptr_[t]) continue;
+      std::memcpy(pinned_in_.at(at[i]), h.data.data(), h.data.size());
+      CK(cudaMemcpyAsync(ptr_[t], pinned_in_.at(at[i]), h.data.size(), cudaMemcpyHostToDevice, stream_));
+    }
+  }
+  // Queues the downloads of `ts` into `b` (read after the stream is synchronized).
+  std::vector<size_t> download(const std::vector<TensorId>& ts, PinnedBuffer& b) {
+    const std::vector<size_t> at = stage_layout(ts, b);
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (bytes_of(ts[i]) && ptr_[ts[i]])
+        CK(cudaMemcpyAsync(b.at(at[i]), ptr_[ts[i]], bytes_of(ts[i]), cudaMemcpyDeviceToHost, stream_));
+    return at;
+  }
+  HostTensor host_copy(TensorId t, const char* staged) const {
+    const Tensor& tt = net_.tensors[t];
+    HostTensor h;
+    h.name = tt.name;
+    h.type = tt.type;
+    h.dims = tt.dims;
+    h.data.resize(bytes_of(t));
+    if (!h.data.empty() && ptr_[t]) std::memcpy(h.data.data(), staged, h.data.size());
+    else std::fill(h.data.begin(), h.data.end(), uint8_t(0));
+    return h;
+  }
+  // ExecOptions::observe_tensor: the network tensors the observer is given after each run (every
+  // materialized one: the lowering keeps them all, as keep_all). A value a real FP16 layer stores
+  // as half or channels-last is not the tensor's linear FP32 form: not observed (calibration
+  // runs FP32 numerics, where there is none).
+  const std::vector<TensorId>& observed_tensors() {
+    if (!observed_ready_) {
+      for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t) {
+        const ExecValue& v = graph_.values[size_t(t)];
+        if (ptr_[t] && v.storage == v.type && v.layout == ValueLayout::kLinear) observed_.push_back(t);
+      }
+      observed_ready_ = true;
+    }
+    return observed_;
+  }
+
   // ---- compile ---------------------------------------------------------------------------------
   void compile();
   LowerPolicy cuda_policy() const;
@@ -526,6 +598,9 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::string device_key_;
   TensorMap all_;
   float last_ms_ = 0.f;
+  PinnedBuffer pinned_in_, pinned_out_, pinned_observed_;  // staging of inputs, outputs, observed/kept tensors
+  std::vector<TensorId> observed_;
+  bool observed_ready_ = false;
 };
 
 void CudaExecutorImpl::compile() {
@@ -570,7 +645,7 @@ void CudaExecutorImpl::compile() {
 LowerPolicy CudaExecutorImpl::cuda_policy() const {
   LowerPolicy p;
   p.fuse = opt_.fuse;
-  p.keep_all = keep_all_;
+  p.keep_all = keep_all_ || bool(opt_.observe_tensor);  // the observer reads every tensor after the run
   p.conv_fold_scale = false;
   p.conv_hard_swish = false;
   p.conv_max_activations = 1;
