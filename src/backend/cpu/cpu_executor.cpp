@@ -189,6 +189,61 @@ size_t chain_start(const Network& net, const ExecStep& st) {
   return st.epilogue.size();
 }
 
+// The per-tensor INT8 grid the value v lies on when step `at` runs: the last step writing v's
+// memory before it was a kInt8 rounding of all of it (a rounded copy, or its producer's output
+// rounded in place), so v = q * scale exactly and its codes q are recovered exactly. 0: on no grid.
+float int8_grid_scale(const ExecGraph& g, size_t at, ValueId v) {
+  const ValueId root = g.root(v);
+  if (volume(g.values[size_t(v)].dims) != volume(g.values[size_t(root)].dims)) return 0.f;
+  float scale = 0.f;
+  for (size_t i = 0; i < at && i < g.steps.size(); ++i)
+    for (ValueId o : g.steps[i].outputs) {
+      if (g.root(o) != root) continue;
+      const ExecStep& s = g.steps[i];
+      const bool whole = volume(g.values[size_t(o)].dims) == volume(g.values[size_t(root)].dims);
+      scale = s.kind == StepKind::kRound && s.rounding == Rounding::kInt8 && whole ? s.scale : 0.f;
+    }
+  return std::isfinite(scale) && scale > 0.f ? scale : 0.f;
+}
+
+// Real INT8 (kernels_int8.cpp) for an INT8 2-D convolution whose input lies on its tensor's INT8
+// grid and whose weight codes keep every sum exact (int8_conv_exact): the codes, the input scale
+// and alpha[k] = s_in * s_w[k] (times the factors of the Scales folded later). Else nothing (the
+// emulation).
+void prepare_real_int8(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
+                       cpu::ConvSpec& s) {
+  const Layer& l = net.layers[size_t(st.layer)];
+  const auto& p = l.as<ConvolutionParams>();
+  const Precision prec = size_t(st.layer) < num.layer_precision.size() ? num.layer_precision[size_t(st.layer)] : Precision::kUnset;
+  if (prec != Precision::kINT8 || l.kind != LayerKind::kConvolution || p.kernel.size() != 2 || s.in_dims.size() != 4 ||
+      s.out_dims.size() != 4 || cpu::int8_conv_path() == cpu::Int8ConvPath::kEmulate)
+    return;
+  const std::string& in_name = net.tensors[size_t(l.inputs[0])].name;
+  const auto scale_it = num.tensor_scales.find(in_name);
+  const float grid = int8_grid_scale(g, size_t(&st - g.steps.data()), st.inputs[0]);
+  if (num.unquantized.count(in_name) || scale_it == num.tensor_scales.end() || grid <= 0.f || grid != scale_it->second)
+    return;
+  const int64_t K = s.out_dims[1];
+  const ChannelLayout wl{1, K, int64_t(s.kernel.size()) / K};
+  if (wl.count() != int64_t(s.kernel.size())) return;
+  const std::vector<float> ws = int8_weight_scales(s.kernel.data(), wl);
+  std::vector<int8_t> codes(s.kernel.size());
+  quantize_int8_weights(s.kernel.data(), wl, ws, codes.data());
+  if (!cpu::int8_conv_exact(codes, K)) return;
+  s.kernel_codes = std::move(codes);
+  s.in_scale = grid;
+  s.alpha.resize(size_t(K));
+  for (int64_t k = 0; k < K; ++k) s.alpha[size_t(k)] = grid * ws[size_t(k)];
+}
+
+// A folded Scale's factor on alpha (the real INT8 path's dequantization scale).
+void fold_scale_alpha(const Network& net, const Layer& scale, cpu::ConvSpec& s) {
+  if (s.alpha.empty()) return;
+  std::vector<float> sc = weights_f32(net, scale.as<ScaleParams>().scale);
+  if (sc.empty()) return;
+  for (size_t k = 0; k < s.alpha.size(); ++k) s.alpha[k] = s.alpha[k] * sc[sc.size() == 1 ? 0 : k];
+}
+
 // The convolution of a lowered step: weights rounded, Scales folded, activations as post-ops.
 cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
                         std::shared_ptr<cpu::ConvScratch> scratch, int block, const ExecStep* round) {
@@ -205,6 +260,7 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   // Scale folds into them, as the unfused layers compute (the Scale is FP32 inside an INT8 block);
   // FP16: rounded after folding, as TensorRT's fused FP16 kernel holds the folded weights in half.
   const bool fp16 = st.precision == Precision::kFP16;
+  if (!fp16) prepare_real_int8(net, num, g, st, s);
   if (!fp16) round_conv_weights(net, num, st.layer, s);
   if (g.values[size_t(st.inputs[0])].layout != ValueLayout::kLinear) s.src_block = block;
   if (g.values[size_t(st.outputs[0])].layout != ValueLayout::kLinear) s.dst_block = block;
@@ -217,6 +273,7 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
     switch (e.kind) {
       case EpilogueKind::kScale:
         fold_scale(net, l, net.layers[size_t(e.layers[0])], s);
+        fold_scale_alpha(net, net.layers[size_t(e.layers[0])], s);
         break;
       case EpilogueKind::kActivation:
         s.post_ops.push_back({cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()});
@@ -304,8 +361,17 @@ struct RunStep {
 // A parallel region costs a wake-up of the other threads: tens of microseconds with
 // OMP_WAIT_POLICY=passive, a time slice when the machine is loaded. Steps whose work is below
 // these run on one thread (measured on PP-OCR cls/rec/det, 2 threads; docs/cpu-backend.md).
-constexpr int64_t kParallelMacs = int64_t(16) << 20;     // convolution multiply-adds
-constexpr int64_t kParallelElements = int64_t(1) << 20;  // other steps: elements read + written
+// TANDEM_CPU_PARALLEL_MACS / TANDEM_CPU_PARALLEL_ELEMENTS override them (for measuring).
+int64_t parallel_threshold(const char* env, int64_t fallback) {
+  const char* v = std::getenv(env);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  if (*end || n < 0) throw Error(std::string(env) + "='" + v + "': expected a non-negative integer");
+  return n;
+}
+const int64_t kParallelMacs = parallel_threshold("TANDEM_CPU_PARALLEL_MACS", int64_t(16) << 20);  // conv multiply-adds
+const int64_t kParallelElements = parallel_threshold("TANDEM_CPU_PARALLEL_ELEMENTS", int64_t(1) << 20);  // elements read + written
 
 bool serial_step(const Network& net, const ExecGraph& g, const ExecStep& st) {
   if (st.kind == StepKind::kLayer) {
@@ -622,7 +688,10 @@ class CpuExecutor : public Executor {
         ~Threads() { omp_set_num_threads(restore); }
       } guard{team_};
       if (r.serial) omp_set_num_threads(1);
+      built_int8_ = false;
       r.kernel = layer_kernel(net, opt, st, conv_scratch, round);
+      // A profile marks real INT8 steps: "Convolution(int8)+...".
+      if (built_int8_) r.kind.insert(std::string(to_string(l.kind)).size(), "(int8)");
     } catch (const dnnl::error& e) {
       throw Error(layer_desc(l) + ": oneDNN cannot create the primitive (" + e.what() + ")");
     }
@@ -663,8 +732,12 @@ class CpuExecutor : public Executor {
     }
     switch (l.kind) {
       case LayerKind::kConvolution:
-      case LayerKind::kDeconvolution:
-        return cpu::make_conv_kernel(conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, round));
+      case LayerKind::kDeconvolution: {
+        cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, round);
+        built_int8_ = !s.kernel_codes.empty();
+        if (built_int8_) return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
+        return cpu::make_conv_kernel(s);
+      }
       case LayerKind::kMatrixMultiply:
         return cpu::make_matmul_kernel(net, l);
       case LayerKind::kScale:
@@ -711,6 +784,7 @@ class CpuExecutor : public Executor {
   bool keep_all_;
   int team_ = 1;   // threads a parallel step uses
   int block_ = 0;  // channel block of the values kept blocked (0: none)
+  mutable bool built_int8_ = false;  // the last layer_kernel() built a real INT8 convolution
   ExecGraph graph_;
   size_t n_tensors_ = 0;
   std::vector<uint8_t*> ptr_;  // per value (null: never materialized)

@@ -56,6 +56,12 @@ struct ConvSpec {
   // The buffers' layouts: 0 plain (NCHW), kNhwcBlock channels-last, 8 / 16 nChw8c / nChw16c
   // (4-d, channels a multiple of it).
   int src_block = 0, dst_block = 0;
+  // Real INT8 (kernels_int8.cpp; empty codes: emulated): the weights' per-output-channel codes
+  // (layout of `kernel`), the input's grid scale, alpha[k] = in_scale * s_w[k] * folded Scale
+  // factor; `bias` then holds the bias on the int32 grid with the Scale folded in.
+  std::vector<int8_t> kernel_codes;
+  std::vector<float> alpha;
+  float in_scale = 0.f;
 };
 constexpr int kNhwcBlock = 1;  // the "block" code of channels-last (NHWC)
 // y[i] = round_to_fp16(y[i]) for n floats, bit for bit: F16C when the CPU has it and allow_simd
@@ -86,6 +92,17 @@ void softmax_float(const float* x, float* y, int64_t outer, int64_t n, int64_t i
 Kernel make_softmax(const Network& net, const Layer& l);
 
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
+
+// How INT8 convolutions compute (kernels_int8.cpp): oneDNN s8 -> s32 where oneDNN's ISA has VNNI,
+// integer-valued FP32 sums elsewhere, or the FP32 emulation; TANDEM_CPU_INT8=vnni|fp32|emulate
+// forces one (tests compare them bit for bit).
+enum class Int8ConvPath : uint8_t { kVnni, kFp32, kEmulate };
+Int8ConvPath int8_conv_path();
+// Whether every integer sum of a convolution with these weight codes ([out_channels][inner]) and
+// input codes in [-128, 127] is exact in FP32 (<= 2^24): where a layer runs real INT8 at all.
+bool int8_conv_exact(const std::vector<int8_t>& codes, int64_t out_channels);
+// A 2-D convolution (4-d NCHW tensors) on codes: s.kernel_codes, s.alpha, s.in_scale set.
+Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path);
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
 // oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.
 Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n);
