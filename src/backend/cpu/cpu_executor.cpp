@@ -367,8 +367,7 @@ int64_t parallel_threshold(const char* env, int64_t fallback) {
   if (!v || !*v) return fallback;
   char* end = nullptr;
   const long long n = std::strtoll(v, &end, 10);
-  if (*end || n < 0) throw Error(std::string(env) + "='" + v + "': expected a non-negative integer");
-  return n;
+  return *end || n < 0 ? fallback : n;  // a malformed value is ignored: this is a measuring knob
 }
 const int64_t kParallelMacs = parallel_threshold("TANDEM_CPU_PARALLEL_MACS", int64_t(16) << 20);  // conv multiply-adds
 const int64_t kParallelElements = parallel_threshold("TANDEM_CPU_PARALLEL_ELEMENTS", int64_t(1) << 20);  // elements read + written
