@@ -69,7 +69,16 @@ def page(rng, size=640):
         y += H + rng.randint(8, 40)
     return [[c for p in row for c in p] for row in img]
 
+USAGE = "usage: make_calib_images.py [OUT_DIR] | --pages N OUT_DIR"
+
 def main():
+    args = sys.argv[1:]
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    if (args and args[0].startswith("-") and args[0] != "--pages") or (args[:1] == ["--pages"] and len(args) != 3) \
+            or (args[:1] != ["--pages"] and len(args) > 1):
+        sys.exit("make_calib_images.py: bad arguments %s; %s" % (" ".join(args), USAGE))
     if len(sys.argv) > 2 and sys.argv[1] == "--pages":
         n, out = int(sys.argv[2]), sys.argv[3]
         os.makedirs(out, exist_ok=True)
