@@ -40,7 +40,11 @@ struct ExecValue {
   bool float_as_half() const { return type == DataType::kFloat && storage == DataType::kHalf; }
   // A float value stored as int8 codes q (LowerPolicy::int8_native): its elements are q * int8_scale.
   bool int8_codes() const { return type == DataType::kFloat && storage == DataType::kInt8; }
-  float int8_scale = 0.f;  // int8_codes(): the tensor's per-tensor INT8 scale
+  // int8_codes(), or half_of_int8(): the tensor's per-tensor INT8 scale.
+  float int8_scale = 0.f;
+  // A float value an INT8 layer writes as half, already rounded to its INT8 grid (its readers are
+  // native FP16 layers: LowerPolicy::int8_native), so that no round or convert step follows it.
+  bool half_of_int8() const { return float_as_half() && int8_scale > 0.f; }
   ValueLayout layout = ValueLayout::kLinear;
   TensorId tensor = -1;    // the network tensor it is (rounded copies: the tensor they copy)
   bool constant = false;   // produced by a Constant layer: evaluated once, outside the arena
@@ -155,8 +159,14 @@ struct LowerPolicy {
   // so no round or convert step sits between them. The producer requantizes (an INT8 layer's
   // output rounding; an FP16 activation's output only when every consumer is INT8, which would
   // round it to that grid anyway), an INT8 consumer reads the codes as its rounded input, a
-  // native FP16 activation reads q * scale rounded to half. Unset: the CPU backend's lowering.
+  // native FP16 activation reads q * scale rounded to half. Also: an INT8 convolution's output
+  // read only by native FP16 layers is written as half already on its INT8 grid
+  // (ExecValue::half_of_int8), and an INT8 convolution's float or half input becomes codes in
+  // one step (a round step whose output is stored as codes, shared by every such reader) instead
+  // of a float copy; from a half input, and the half outputs, only with int8_half_boundaries.
+  // Unset: the CPU backend's lowering.
   std::function<bool(const Network&, LayerId)> int8_native;
+  bool int8_half_boundaries = false;
   int64_t alignment = 64;    // of every arena block (bytes; blocks are at least this big)
 };
 

@@ -462,6 +462,13 @@ class Lowering {
   static ValueLayout int8_layout(const Dims& d) {
     return d.size() == 4 && d[1] > 1 && d[2] * d[3] > 1 ? ValueLayout::kNHWC : ValueLayout::kLinear;
   }
+  // Whether INT8 layer id's input has a per-tensor grid (its codes exist: a codes value, a codes
+  // copy, or a float copy rounded to it), so that the layer can run on codes at all; an
+  // unquantized input (inside a fused Conv + BN block) keeps the layer emulated.
+  bool int8_input_on_grid(LayerId id) const {
+    const Tensor& in = net_.tensors[size_t(net_.layers[size_t(id)].inputs[0])];
+    return rounds(Precision::kINT8, in) && !num_.per_channel_axis.count(in.name) && num_.tensor_scales.count(in.name);
+  }
   // Whether t may be stored as codes, before the activations' constraints (plan_native_int8).
   bool int8_candidate(TensorId t) const {
     const Tensor& T = net_.tensors[size_t(t)];
@@ -474,7 +481,8 @@ class Lowering {
     const bool p_int8 = precision_of(p) == Precision::kINT8;
     // The producer writes the value rounded to the grid: an INT8 layer's own output rounding,
     // or a native FP16 activation's (only for INT8 readers, which round it so anyway).
-    if (!int8_step(p) || (!p_int8 && !(native_[size_t(p)] && net_.layers[size_t(p)].kind == LayerKind::kActivation)))
+    if (!int8_step(p) || (!p_int8 && !(native_[size_t(p)] && net_.layers[size_t(p)].kind == LayerKind::kActivation)) ||
+        (p_int8 && !int8_input_on_grid(p)))
       return false;
     for (LayerId c : cons_[size_t(t)]) {
       if (!int8_step(c)) return false;
@@ -503,7 +511,13 @@ class Lowering {
       }
     }
     for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t) {
-      if (!codes[size_t(t)]) continue;
+      if (!codes[size_t(t)]) {
+        if (int8_half_output(t)) {
+          store_half(t);
+          g_.values[size_t(t)].int8_scale = scale_of(net_.tensors[size_t(t)]);
+        }
+        continue;
+      }
       ExecValue& v = g_.values[size_t(t)];
       v.storage = DataType::kInt8;
       v.precision = Precision::kINT8;
@@ -511,6 +525,52 @@ class Lowering {
       v.layout = int8_layout(v.dims);
       v.bytes = int64_t(volume(v.dims));
     }
+  }
+
+  // An INT8 convolution's output read only by native FP16 layers: written as half on its grid.
+  bool int8_half_output(TensorId t) const {
+    const Tensor& T = net_.tensors[size_t(t)];
+    if (!pol_.int8_half_boundaries || !pol_.fp16_nhwc || T.type != DataType::kFloat || T.is_output || T.producer < 0 ||
+        cons_[size_t(t)].empty() || net_.layers[size_t(T.producer)].kind != LayerKind::kConvolution ||
+        precision_of(T.producer) != Precision::kINT8 ||
+        !int8_step(T.producer) || !int8_input_on_grid(T.producer) || !rounds(Precision::kINT8, T) ||
+        num_.per_channel_axis.count(T.name))
+      return false;
+    for (LayerId c : cons_[size_t(t)])
+      if (!native_[size_t(c)]) return false;
+    return true;
+  }
+  // The codes an INT8 convolution reads for input v (float, or half channels-last): one round
+  // step into a value stored as codes, shared by every such reader of v; -1 where the layer
+  // reads a rounded float copy instead (not a codes-capable step, per-channel, an unquantized
+  // tensor).
+  ValueId int8_codes_input(ValueId v, LayerId id) {
+    if (!pol_.int8_native || pol_.keep_all || precision_of(id) != Precision::kINT8 ||
+        net_.layers[size_t(id)].kind != LayerKind::kConvolution || !int8_step(id))
+      return -1;
+    const ExecValue& val = g_.values[size_t(v)];
+    const Tensor& t = net_.tensors[size_t(val.tensor)];
+    const bool half_ok = val.float_as_half() && pol_.fp16_nhwc && pol_.int8_half_boundaries;
+    if (val.type != DataType::kFloat || !(val.storage == DataType::kFloat || half_ok) || !rounds(Precision::kINT8, t) ||
+        num_.per_channel_axis.count(t.name))
+      return -1;
+    if (auto it = codes_copies_.find(v); it != codes_copies_.end()) return it->second;
+    ExecValue c = val;
+    c.name += "@" + net_.layers[size_t(id)].name;
+    c.constant = false;
+    c.alias_of = -1;
+    c.storage = DataType::kInt8;
+    c.precision = Precision::kINT8;
+    c.int8_scale = scale_of(t);
+    c.layout = int8_layout(c.dims);
+    c.bytes = int64_t(volume(c.dims));
+    g_.values.push_back(c);
+    const ValueId copy = ValueId(g_.values.size() - 1);
+    ExecStep r = round_step(id, Precision::kINT8, val.tensor, copy);
+    r.inputs = {v};
+    push(std::move(r));
+    codes_copies_[v] = copy;
+    return copy;
   }
 
   // ---- 4. views ---------------------------------------------------------------------------------
@@ -600,7 +660,8 @@ class Lowering {
       }
       if (!emulated(p) || native_[size_t(id)]) {
         for (ValueId& in : s.inputs)
-          if (!g_.values[size_t(in)].int8_codes()) in = stored_as(in, native_[size_t(id)] ? DataType::kHalf : DataType::kFloat, id);
+          if (!g_.values[size_t(in)].int8_codes())  // codes: read as they are
+            in = stored_as(in, native_[size_t(id)] ? DataType::kHalf : DataType::kFloat, id);
         push(std::move(s));
         continue;
       }
@@ -610,6 +671,10 @@ class Lowering {
       std::vector<std::pair<TensorId, ValueId>> copies;
       for (ValueId& in : s.inputs) {
         if (g_.values[size_t(in)].int8_codes()) continue;  // the codes are its rounded input
+        if (const ValueId q = int8_codes_input(in, id); q >= 0) {
+          in = q;
+          continue;
+        }
         const Tensor& t = net_.tensors[size_t(in)];
         const bool half = g_.values[size_t(in)].float_as_half();
         if (!rounds(p, t) || (half && p == Precision::kFP16)) {
@@ -630,7 +695,8 @@ class Lowering {
       std::vector<ValueId> outs = s.outputs;
       push(std::move(s));
       for (ValueId o : outs)
-        if (rounds(p, net_.tensors[size_t(o)]) && !g_.values[size_t(o)].int8_codes()) {  // codes: rounded by the layer
+        if (rounds(p, net_.tensors[size_t(o)]) && !g_.values[size_t(o)].int8_codes() &&
+            !g_.values[size_t(o)].half_of_int8()) {  // codes, half on the grid: rounded by the layer
           ExecStep r = round_step(id, p, o, o);
           grid_[size_t(o)] = {p, r.scale};
           push(std::move(r));
@@ -758,6 +824,7 @@ class Lowering {
   // tensor -> the grid its producer rounded it to in place (precision, INT8 scale); kUnset: none
   std::vector<std::pair<Precision, float>> grid_;
   std::map<std::pair<ValueId, DataType>, ValueId> converts_;  // value -> its copy stored otherwise
+  std::map<ValueId, ValueId> codes_copies_;  // value -> its int8 codes for INT8 convolutions
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 // is rounded between layers, an FP32 ulp can flip a rounding at a midpoint (one step), so
 // chains are held to cosine >= 0.9999. Each test also asserts which INT8 tactic ran, so a silent
 // fall-back to the emulation fails.
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -287,6 +288,65 @@ TEST(CudaInt8, Fp16ActivationOverCodesWritesHalf) {
   EXPECT_NE(kinds.find("e:Activation(int8->fp16)"), std::string::npos) << kinds;
   EXPECT_LE(a.max_rel, 4e-3);
   EXPECT_GE(a.cosine, 0.99999);
+}
+
+// A ResNet-like join: a half value (FP16 ReLU) read by two INT8 convolutions becomes codes in one
+// shared step (QuantizeFP16), each convolution (cuBLASLt's and the direct kernel) is read only by
+// the native FP16 sum and writes half already on its INT8 grid: no round step after it, no
+// convert before the sum. Against the CPU emulation: equal up to a code flipped at a rounding
+// midpoint, which moves the output by at most one INT8 step of a or b. The policy's
+// int8_half_boundaries is off by default until this test has passed on a GPU (it is on here).
+TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
+  SKIP_WITHOUT_CUDA();
+  setenv("TANDEM_CUDA_INT8_HALF_IO", "1", 1);
+  struct Unset {
+    ~Unset() { unsetenv("TANDEM_CUDA_INT8_HALF_IO"); }
+  } unset_at_exit;
+  NetBuilder b;
+  const Dims d{2, 32, 8, 8};
+  TensorId x = b.input("x", d);
+  TensorId h = b.tensor("h", d);
+  b.layer("h", LayerKind::kActivation, {x}, {h}, ActivationParams{ActivationType::kRelu, 0, 0});
+  TensorId ta = conv(b, "a", h, {32, 32, 3, 3, 1, 1, 1, 1, 1, 1}, d, 97);
+  ConvSpec g{32, 32, 3, 3, 1, 1, 1, 1, 1, 1};
+  g.groups = 8;
+  TensorId tb = conv(b, "b", h, g, d, 101);
+  TensorId sum = b.tensor("sum", d);
+  b.layer("sum", LayerKind::kElementWise, {ta, tb}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+  TensorId o = b.tensor("o", d);
+  b.layer("o", LayerKind::kActivation, {sum}, {o}, ActivationParams{ActivationType::kRelu, 0, 0});
+  b.output(o);
+  const TensorMap in = input(d, 103);
+  ExecOptions opt = int8_options(b.n, in);
+  for (size_t l : {0, 3, 4}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, sum, o
+  auto cpu = make_cpu_executor(b.n, opt);
+  auto gpu = make_cuda_executor(b.n, opt, CudaOptions{});
+  const std::vector<float> want = values(cpu->run(in).at("o"));
+  const std::vector<float> got = values(gpu->run(in).at("o")), got2 = values(gpu->run(in).at("o"));
+  std::string kinds;
+  for (const auto& st : gpu->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  EXPECT_NE(kinds.find("to_int8(h):QuantizeFP16"), std::string::npos) << kinds;
+  for (const char* absent : {"a:round_out", "b:round_out", "to_fp16(a", "to_fp16(b", "b:to_int8"})
+    EXPECT_EQ(kinds.find(absent), std::string::npos) << absent << " in " << kinds;
+  ASSERT_EQ(gpu->tactics().size(), 2u);
+  EXPECT_NE(gpu->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos);
+  EXPECT_NE(gpu->tactics()[1].tactic.find("tandem_int8_direct"), std::string::npos);
+  const float one_step = opt.numerics.tensor_scales.at("a") + opt.numerics.tensor_scales.at("b");
+  ASSERT_EQ(got.size(), want.size());
+  int differ = 0, nonzero = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    nonzero += want[i] != 0.f;
+    for (float v : {got[i], got2[i]}) {
+      const float diff = std::fabs(v - want[i]);
+      // a flipped code of a or b, plus the FP16 roundings of the sum and of o (2^-10 relative)
+      EXPECT_LE(diff, one_step + 2e-3f * std::fabs(want[i])) << "element " << i << ": " << v << " vs " << want[i];
+      differ += diff != 0.f;
+    }
+  }
+  std::printf("[int8 codes] join: %zu outputs (%d nonzero), %d differ over two runs; steps: %s\n", want.size(), nonzero,
+              differ, kinds.c_str());
+  EXPECT_GT(nonzero, int(want.size()) / 4);
+  EXPECT_LE(differ, int(want.size()) / 100);
 }
 
 // The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's

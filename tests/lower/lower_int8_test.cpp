@@ -69,8 +69,9 @@ struct Fixture {
   }
 };
 
-// The CUDA policy's shape: real FP16 for every layer, int8 codes for convolutions and activations.
-LowerPolicy gpu_like(bool int8) {
+// The CUDA policy's shape: real FP16 for every layer, int8 codes for convolutions and activations
+// (with half_io: half <-> INT8 boundaries without float steps, LowerPolicy::int8_half_boundaries).
+LowerPolicy gpu_like(bool int8, bool half_io = false) {
   LowerPolicy p;
   p.conv_max_activations = 1;
   p.pointwise_chains = true;
@@ -81,6 +82,7 @@ LowerPolicy gpu_like(bool int8) {
       const LayerKind k = net.layers[size_t(id)].kind;
       return k == LayerKind::kConvolution || k == LayerKind::kActivation;
     };
+  p.int8_half_boundaries = half_io;
   return p;
 }
 
@@ -122,10 +124,13 @@ TEST(LowerInt8, CodesBetweenNativeInt8LayersWithoutSteps) {
 
 // A value also read by a layer that takes no codes stays float (rounded in place, converted for
 // the FP16 ReLU); the FP16 ReLU reading it then writes half (an activation writes codes only
-// from codes), and the INT8 convolution after it reads a rounded copy. Further on codes resume.
+// from codes), and the INT8 convolution after it reads codes made from that half value in one
+// round step (int8_half_boundaries; else a float copy, rounded). Further on codes resume.
 TEST(LowerInt8, ReaderWithoutCodesKeepsTheValueFloat) {
   Fixture f(true);
-  ExecGraph g = lower(f.n, f.numerics(), gpu_like(true));
+  EXPECT_NE(describe(f.n, lower(f.n, f.numerics(), gpu_like(true))).find("c2 [round int8] (r1@fp32) -> r1@c2\n"),
+            std::string::npos);
+  ExecGraph g = lower(f.n, f.numerics(), gpu_like(true, true));
   EXPECT_FALSE(value(g, f.c1).int8_codes());
   EXPECT_TRUE(value(g, f.r1).float_as_half());
   EXPECT_TRUE(value(g, f.c2).int8_codes());
@@ -133,7 +138,12 @@ TEST(LowerInt8, ReaderWithoutCodesKeepsTheValueFloat) {
   EXPECT_TRUE(value(g, f.c3).int8_codes());
   const std::string d = describe(f.n, g);
   EXPECT_NE(d.find("c1 [round int8] (c1) -> c1\n"), std::string::npos) << d;
-  EXPECT_NE(d.find("c2 [round int8] (r1@fp32) -> r1@c2\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("c2 [round int8] (r1) -> r1@c2\n"), std::string::npos) << d;
+  auto copy = std::find_if(g.values.begin(), g.values.end(), [](const ExecValue& v) { return v.name == "r1@c2"; });
+  ASSERT_NE(copy, g.values.end());
+  EXPECT_TRUE(copy->int8_codes());
+  EXPECT_EQ(copy->int8_scale, 0.3f);
+  EXPECT_EQ(copy->layout, ValueLayout::kNHWC);
   EXPECT_NE(d.find("c2 [Convolution] (r1@c2) -> c2\nr2 [Activation] (c2) -> r2\n"), std::string::npos) << d;
 }
 
@@ -149,4 +159,75 @@ TEST(LowerInt8, UnsetPolicyAndKeepAllStoreNoCodes) {
     EXPECT_NE(d.find("c1 [round int8] (c1) -> c1\n"), std::string::npos) << d;
     EXPECT_NE(d.find("c3 [round int8] (c3) -> c3\n"), std::string::npos) << d;
   }
+}
+
+// A residual-like join: a half value read by two INT8 convolutions becomes codes once (one round
+// step, shared), and each convolution, read only by the native FP16 sum, writes half already on
+// its INT8 grid (ExecValue::half_of_int8): no round step after it, no convert before the sum
+// (LowerPolicy::int8_half_boundaries; without it, or without int8_native, as before).
+TEST(LowerInt8, SharedCodesInputAndHalfOutputOnTheGrid) {
+  Fixture f;  // for its conv() helper only
+  Network& n = f.n;
+  n = Network{};
+  const Dims d = {1, 8, 4, 4};
+  auto tensor = [&](const std::string& name) { return n.add_tensor({name, DataType::kFloat, d}); };
+  TensorId x = tensor("x");
+  n.tensors[size_t(x)].is_input = true;
+  n.inputs.push_back(x);
+  TensorId h = tensor("h"), a = tensor("a"), b = tensor("b"), s = tensor("s"), out = tensor("out");
+  n.tensors[size_t(out)].is_output = true;
+  n.outputs.push_back(out);
+  f.relu("h", x, h);
+  f.conv("a", h, a);
+  f.conv("b", h, b);
+  n.add_layer({"sum", LayerKind::kElementWise, {a, b}, {s}, ElementWiseParams{ElementWiseOp::kSum}});
+  n.add_layer({"out", LayerKind::kIdentity, {s}, {out}});
+  Numerics num;
+  num.layer_precision = {Precision::kFP16, Precision::kINT8, Precision::kINT8, Precision::kFP16, Precision::kUnset};
+  num.tensor_scales = {{"h", 0.25f}, {"a", 0.5f}, {"b", 0.125f}};
+  ExecGraph g = lower(n, num, gpu_like(true, true));
+  EXPECT_EQ(describe(n, g),
+            "h [round fp16] (x) -> x@fp16\n"
+            "h [Activation] (x@fp16) -> h\n"
+            "a [round int8] (h) -> h@a\n"
+            "a [Convolution] (h@a) -> a\n"
+            "b [Convolution] (h@a) -> b\n"
+            "sum [ElementWise] (a, b) -> s\n"
+            "out [round fp16] (s) -> s@fp32\n"
+            "out [Identity] (s@fp32) -> out\n");
+  EXPECT_TRUE(value(g, h).float_as_half());
+  EXPECT_FALSE(value(g, h).half_of_int8());
+  for (const auto& [t, scale] : {std::pair<TensorId, float>{a, 0.5f}, {b, 0.125f}}) {
+    EXPECT_TRUE(value(g, t).half_of_int8()) << value(g, t).name;
+    EXPECT_EQ(value(g, t).int8_scale, scale);
+    EXPECT_EQ(value(g, t).layout, ValueLayout::kNHWC);
+    EXPECT_EQ(value(g, t).bytes, 8 * 16 * 2);
+  }
+  // Without them: float copies rounded per reader, outputs rounded in place, converts.
+  for (bool int8 : {false, true}) {
+    g = lower(n, num, gpu_like(int8, false));
+    for (const ExecValue& v : g.values) EXPECT_FALSE(v.int8_codes() || v.half_of_int8()) << v.name;
+    const std::string d = describe(n, g);
+    EXPECT_NE(d.find("a [round int8] (h@fp32) -> h@a\n"), std::string::npos) << d;
+    EXPECT_NE(d.find("b [round int8] (h@fp32) -> h@b\n"), std::string::npos) << d;
+    EXPECT_NE(d.find("a [round int8] (a) -> a\n"), std::string::npos) << d;
+    EXPECT_NE(d.find("sum [round fp16] (a) -> a@fp16\n"), std::string::npos) << d;
+  }
+}
+
+// An INT8 convolution whose input is unquantized (inside a fused Conv + BN block) has no codes to
+// read: it stays emulated, so its output is no codes value either (nor, through the INT8 ReLU,
+// the next one); the convolutions around it keep theirs.
+TEST(LowerInt8, UnquantizedInputKeepsTheConvolutionEmulated) {
+  Fixture f;
+  Numerics num = f.numerics();
+  num.unquantized.insert("r1");
+  ExecGraph g = lower(f.n, num, gpu_like(true, true));
+  EXPECT_TRUE(value(g, f.c1).int8_codes());
+  EXPECT_TRUE(value(g, f.r1).float_as_half());
+  EXPECT_FALSE(value(g, f.c2).int8_codes());
+  EXPECT_FALSE(value(g, f.r2).int8_codes());
+  EXPECT_TRUE(value(g, f.c3).int8_codes());
+  const std::string d = describe(f.n, g);
+  EXPECT_NE(d.find("c2 [Convolution] (r1@fp32) -> c2\nc2 [round int8] (c2) -> c2\n"), std::string::npos) << d;
 }

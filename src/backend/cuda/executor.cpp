@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -453,6 +454,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   cuda::PwChain step_chain(TensorId* out);
   void build_convolution_i8(LayerId id, const Layer& L, float x_scale);
   bool build_int8_codes_step(const ExecStep& st, const Layer& L);
+  void build_quantize_codes(const ExecStep& st);
   void build_activation_i8(const ExecStep& st, const Layer& L);
   std::shared_ptr<MatmulDescs> int8_gemm_descs(int64_t rows, int64_t kc, int64_t k_out, const void* wq, float* ms,
                                                int* pick);
@@ -657,7 +659,13 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
     p.fp16_native = native_fp16_layer;
     p.fp16_nhwc = true;
   }
-  if (copt_.real_int8) p.int8_native = native_int8_layer;  // int8 codes between real INT8 layers
+  if (copt_.real_int8) {
+    p.int8_native = native_int8_layer;  // int8 codes between real INT8 layers
+    // Half <-> INT8 boundaries without float steps: not yet run on a GPU (docs/cuda-backend.md),
+    // so off unless TANDEM_CUDA_INT8_HALF_IO=1.
+    const char* e = std::getenv("TANDEM_CUDA_INT8_HALF_IO");
+    p.int8_half_boundaries = e && std::string(e) == "1";
+  }
   return p;
 }
 
@@ -819,6 +827,7 @@ void CudaExecutorImpl::build_round(const ExecStep& st) {
 void CudaExecutorImpl::build_convert(const ExecStep& st) {
   const ExecValue& from = graph_.values[size_t(st.inputs[0])];
   const ExecValue& to = graph_.values[size_t(st.outputs[0])];
+  if (to.int8_codes()) return build_quantize_codes(st);
   const void* x = ptr_[size_t(st.inputs[0])];
   void* y = ptr_[size_t(st.outputs[0])];
   if (!x || !y) return;  // empty
@@ -1822,7 +1831,9 @@ bool CudaExecutorImpl::build_int8(LayerId id, const Layer& L) {
   const int64_t G = std::max<int64_t>(1, P.groups), K = yd[1];
   if (xd[1] % G || K % G) return false;
   for (ValueId o : cur_step_->outputs)
-    if (graph_.values[size_t(o)].storage != DataType::kFloat && !graph_.values[size_t(o)].int8_codes()) return false;
+    if (graph_.values[size_t(o)].storage != DataType::kFloat && !graph_.values[size_t(o)].int8_codes() &&
+        !graph_.values[size_t(o)].half_of_int8())
+      return false;
   const ExecValue& xv = graph_.values[size_t(cur_step_->inputs[0])];
   const float x_scale = xv.int8_codes() ? xv.int8_scale : int8_grid_scale(cur_step_->inputs[0]);
   if (x_scale <= 0.f) return false;
@@ -1944,7 +1955,8 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   // int8-stored input and output (LowerPolicy::int8_native): codes read and written directly.
   const bool x_codes = graph_.values[size_t(cur_step_->inputs[0])].int8_codes();
   int8_t* yq = graph_.values[size_t(out)].int8_codes() ? static_cast<int8_t*>(ptr_[size_t(out)]) : nullptr;
-  const float y_scale = yq ? graph_.values[size_t(out)].int8_scale : 0.f;
+  void* yh = graph_.values[size_t(out)].half_of_int8() ? ptr_[size_t(out)] : nullptr;  // half on the INT8 grid
+  const float y_scale = yq || yh ? graph_.values[size_t(out)].int8_scale : 0.f;
   const DPtr x = in(L.inputs[0]);
   const int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1)), dh = int(get(P.dilation, 0, 1)),
             dw = int(get(P.dilation, 1, 1)), ph = int(get(P.pre_padding, 0, 0)), pw = int(get(P.pre_padding, 1, 0));
@@ -1979,7 +1991,7 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     const cuda::ConvI8 q{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(G)};
     add_step(L.name, [=, this](cudaStream_t s) {
       if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
-      cuda::conv_direct_i8(q, atf<int8_t>(xq), w8, alpha_dev, bias_dev, chain, y, yq, y_scale, s);
+      cuda::conv_direct_i8(q, atf<int8_t>(xq), w8, alpha_dev, bias_dev, chain, y, yq, yh, y_scale, s);
     });
     tactics_.push_back({L.name, "Convolution", key, "tandem_int8_direct", 1001, -1.f, 0});
     return;
@@ -1997,8 +2009,8 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     ck(cublasLtMatmul(lt_, D->op, &one, wg, D->a, at(col), D->b, &zero, acc, D->c, acc, D->c, &D->algo,
                       lt_workspace_, lt_workspace_bytes_, s),
        "cublasLtMatmul", "layer '" + lname + "'");
-    if (yq) {
-      cuda::int8_epilogue_codes(acc, k_pad, rows, K, alpha_dev, bias_dev, chain, y_scale, yq, s);
+    if (yq || yh) {
+      cuda::int8_epilogue_codes(acc, k_pad, rows, K, alpha_dev, bias_dev, chain, y_scale, yq, yh, s);
     } else {
       cuda::int8_epilogue_nchw(acc, k_pad, N, K, OH * OW, alpha_dev, bias_dev, chain, y, s);
     }
@@ -2011,9 +2023,10 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
 // A step reading or writing int8 codes (LowerPolicy::int8_native: native_int8_layer): an INT8
 // convolution (build_int8), or an activation over codes. False: the step touches no codes.
 bool CudaExecutorImpl::build_int8_codes_step(const ExecStep& st, const Layer& L) {
-  bool codes = false;
-  for (const auto* list : {&st.inputs, &st.outputs})
-    for (ValueId v : *list) codes = codes || graph_.values[size_t(v)].int8_codes();
+  bool codes = false;  // (a half value on an INT8 grid is read as any half value)
+  for (ValueId v : st.inputs) codes = codes || graph_.values[size_t(v)].int8_codes();
+  for (ValueId v : st.outputs)
+    codes = codes || graph_.values[size_t(v)].int8_codes() || graph_.values[size_t(v)].half_of_int8();
   if (!codes) return false;
   if (L.kind == LayerKind::kActivation) {
     build_activation_i8(st, L);
@@ -2022,6 +2035,31 @@ bool CudaExecutorImpl::build_int8_codes_step(const ExecStep& st, const Layer& L)
   if (precision_of(st.layer) != Precision::kINT8 || !build_int8(st.layer, L))
     fail(where_, "a step over int8-stored values that no INT8 kernel runs (native_int8_layer and build_int8 disagree)");
   return true;
+}
+
+// The codes an INT8 convolution reads (a round step into a value stored as codes): from float
+// NCHW (a transposing tile when the codes are channels-last), or elementwise from a value in
+// the codes' layout (half channels-last, or float where both are linear).
+void CudaExecutorImpl::build_quantize_codes(const ExecStep& st) {
+  const ExecValue& from = graph_.values[size_t(st.inputs[0])];
+  const ExecValue& to = graph_.values[size_t(st.outputs[0])];
+  const void* x = ptr_[size_t(st.inputs[0])];
+  int8_t* q = static_cast<int8_t*>(ptr_[size_t(st.outputs[0])]);
+  if (!x || !q) return;  // empty
+  const float scale = to.int8_scale;
+  const int64_t n = volume(to.dims);
+  const bool half = from.storage == DataType::kHalf;
+  cur_kind_ = half ? "QuantizeFP16" : "QuantizeFP32";
+  const std::string name = net_.layers[st.layer].name + ":to_int8(" + from.name + ")";
+  if (!half && from.layout == ValueLayout::kLinear && to.layout == ValueLayout::kNHWC) {
+    const int64_t b = to.dims[0], c = to.dims[1], hw = to.dims[2] * to.dims[3];
+    const float* xf = static_cast<const float*>(x);
+    add_step(name, [=](cudaStream_t s) { cuda::quantize_nhwc_i8(xf, q, b, c, hw, scale, s); });
+    return;
+  }
+  if (from.layout != to.layout || (!half && from.storage != DataType::kFloat))
+    fail(where_, "codes of '" + from.name + "': no kernel from its storage and layout");
+  add_step(name, [=](cudaStream_t s) { cuda::quantize_codes_i8(x, half, q, n, scale, s); });
 }
 
 // An INT8 or native FP16 activation over int8 codes (same layout in and out: channels-last as

@@ -174,17 +174,20 @@ void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s);
 void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k, int64_t hw, const float* alpha,
                         const float* bias, const PwChain& c, float* y, cudaStream_t s);
 // The same with the output requantized: codes y [rows, k] (NHWC) = clamp(rne(v / y_scale),
-// -128, 127), v = chain(acc * alpha[k] + bias[k]) (an int8-stored value, LowerPolicy::int8_native).
+// -128, 127), v = chain(acc * alpha[k] + bias[k]) (an int8-stored value, LowerPolicy::int8_native);
+// yh not null: the grid values q * y_scale as half instead (ExecValue::half_of_int8).
 void int8_epilogue_codes(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
-                         const float* bias, const PwChain& c, float y_scale, int8_t* y, cudaStream_t s);
+                         const float* bias, const PwChain& c, float y_scale, int8_t* y, void* yh, cudaStream_t s);
 // A direct INT8 convolution (any groups), one thread per output: x int8 codes NHWC, w int8
 // [k, c / groups, kh, kw], int32 sums, the epilogue above; writes float NCHW y, or codes NHWC
-// yq on the grid of y_scale when yq is not null.
+// yq on the grid of y_scale when yq is not null, or that grid's values as half NHWC yh.
 struct ConvI8 {
   int n, c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups;
 };
 void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
-                    const PwChain& c, float* y, int8_t* yq, float y_scale, cudaStream_t s);
+                    const PwChain& c, float* y, int8_t* yq, void* yh, float y_scale, cudaStream_t s);
+// Codes q of n values x (float, or half when `half`) in the same layout, on the grid of scale.
+void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float scale, cudaStream_t s);
 // An activation (chain c) over n int8 codes x (values q * x_scale), same layout in and out; fp16:
 // a native FP16 layer's rounding of its input and output to half. Writes codes yq on the grid of
 // y_scale, or (yq null) half yh.

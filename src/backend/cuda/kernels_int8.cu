@@ -91,26 +91,33 @@ __global__ void epilogue_nchw_kernel(const int32_t* __restrict__ acc, idx_t ld, 
 
 // acc int32 [rows][ld] -> codes y [rows][k] (NHWC: rows = (image, position)) of
 // chain(acc * alpha[k] + bias[k]) on the grid of y_scale: the output rounding of the emulation,
-// done before the value is stored.
+// done before the value is stored; or (yh not null) that grid value q * y_scale as half.
 __global__ void epilogue_codes_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k, const float* __restrict__ alpha,
                                       const float* __restrict__ bias, PwChain c, float y_scale,
-                                      int8_t* __restrict__ y, idx_t n) {
+                                      int8_t* __restrict__ y, __half* __restrict__ yh, idx_t n) {
   GRID_LOOP(i, n) {
     const idx_t row = i / k, ch = i - row * k;
     float v = float(acc[row * ld + ch]) * alpha[ch];
     if (bias) v += bias[ch];
-    y[i] = int8_t(quant(apply_chain(c, v), y_scale));
+    const int q = quant(apply_chain(c, v), y_scale);
+    if (yh) {
+      yh[i] = __float2half_rn(float(q) * y_scale);
+    } else {
+      y[i] = int8_t(q);
+    }
   }
 }
 
 // One thread per output; x int8 codes NHWC, w int8 [k][c/g][kh][kw], int32 sums, the epilogue
-// above. Output: float NCHW y, or (yq not null) codes NHWC on the grid of y_scale.
+// above. Output: float NCHW y, or (yq not null) codes NHWC on the grid of y_scale, or (yh not
+// null) that grid's values as half NHWC.
 __global__ void conv_direct_kernel(ConvI8 p, const int8_t* __restrict__ x, const int8_t* __restrict__ w,
                                    const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
-                                   float* __restrict__ y, int8_t* __restrict__ yq, float y_scale, idx_t n) {
+                                   float* __restrict__ y, int8_t* __restrict__ yq, __half* __restrict__ yh,
+                                   float y_scale, idx_t n) {
   GRID_LOOP(i, n) {
     idx_t ow, oh, k, b;
-    if (yq) {  // channels fastest
+    if (yq || yh) {  // channels fastest
       k = i % p.k;
       const idx_t t = i / p.k;
       ow = t % p.ow, oh = (t / p.ow) % p.oh, b = t / (idx_t(p.ow) * p.oh);
@@ -138,9 +145,20 @@ __global__ void conv_direct_kernel(ConvI8 p, const int8_t* __restrict__ x, const
     v = apply_chain(c, v);
     if (yq) {
       yq[i] = int8_t(quant(v, y_scale));
+    } else if (yh) {
+      yh[i] = __float2half_rn(float(quant(v, y_scale)) * y_scale);
     } else {
       y[i] = v;
     }
+  }
+}
+
+// Codes of n values of x (float or half, in the codes' layout) on the grid of scale.
+__global__ void quantize_codes_kernel(const void* __restrict__ x, bool half, int8_t* __restrict__ q, float scale,
+                                      idx_t n) {
+  GRID_LOOP(i, n) {
+    const float v = half ? __half2float(static_cast<const __half*>(x)[i]) : static_cast<const float*>(x)[i];
+    q[i] = int8_t(quant(v, scale));
   }
 }
 
@@ -190,15 +208,21 @@ void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k
 }
 
 void int8_epilogue_codes(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
-                        const float* bias, const PwChain& c, float y_scale, int8_t* y, cudaStream_t s) {
+                         const float* bias, const PwChain& c, float y_scale, int8_t* y, void* yh, cudaStream_t s) {
   const int64_t n = rows * k;
-  epilogue_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y, idx_t(n));
+  epilogue_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y,
+                                                         static_cast<__half*>(yh), idx_t(n));
 }
 
 void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
-                    const PwChain& c, float* y, int8_t* yq, float y_scale, cudaStream_t s) {
+                    const PwChain& c, float* y, int8_t* yq, void* yh, float y_scale, cudaStream_t s) {
   const int64_t n = int64_t(p.n) * p.k * p.oh * p.ow;
-  conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, alpha, bias, c, y, yq, y_scale, idx_t(n));
+  conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, alpha, bias, c, y, yq, static_cast<__half*>(yh), y_scale,
+                                                      idx_t(n));
+}
+
+void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float scale, cudaStream_t s) {
+  quantize_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, half, q, scale, idx_t(n));
 }
 
 void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChain& c, int8_t* yq, float y_scale,
