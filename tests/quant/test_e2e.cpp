@@ -679,6 +679,13 @@ QdqRun qdq_vs_emulation(const std::string& model, const Network& net, const Plan
     if (p == Precision::kFP16) p = Precision::kUnset;
   ExecOptions eo;
   eo.numerics = n;
+  // ONNX Runtime at --opt-level basic runs DequantizeLinear + an FP32 Conv (FP32 sums), the
+  // emulation's arithmetic: the export is checked against the emulation, not against the CPU's
+  // real INT8 convolutions (exact integer sums: docs/quantization.md).
+  setenv("TANDEM_CPU_INT8", "emulate", 1);
+  struct Unset {
+    ~Unset() { unsetenv("TANDEM_CPU_INT8"); }
+  } unset;
   const HostTensor e = make_cpu_executor(net, eo)->run(in).at(output);
   const HostTensor r = make_cpu_executor(net)->run(in).at(output);
   eo.reference_kernels = true;

@@ -155,10 +155,13 @@ void quantize_to_nhwc(const float* x, Code* q, const Dims& d, int block, float s
   }
 }
 
-// acc (NHWC sums) -> y = post_ops(float(acc) * alpha[k] + bias[k]) in layout `block`.
+// acc (NHWC sums) -> y = chain(post_ops(float(acc) * alpha[k] + bias[k])) in layout `block`, one
+// pixel's channels at a time (the chain's links are per element: the same values as a pass of
+// their own over y, without that pass).
 template <class Acc>
 void requantize_from_nhwc(const Acc* acc, float* y, const Dims& d, int block, const std::vector<float>& alpha,
-                          const std::vector<float>& bias, const std::vector<PostOp>& post_ops) {
+                          const std::vector<float>& bias, const std::vector<PostOp>& post_ops,
+                          const std::vector<ChainLink>& chain) {
   const int64_t N = d[0], K = d[1], P = d[2] * d[3];
   const LayoutIndex at{K, P, block};
   const bool has_bias = !bias.empty();
@@ -178,6 +181,7 @@ void requantize_from_nhwc(const Acc* acc, float* y, const Dims& d, int block, co
     if (has_bias)
       for (int64_t k = 0; k < K; ++k) v[k] = v[k] + bias[size_t(k)];
     apply_post_ops(post_ops, v, K);
+    if (!chain.empty()) apply_chain(chain, v, v, K);  // K < 65536: no parallel region of its own
     if (block != kNhwcBlock)
       for (int64_t k = 0; k < K; ++k) y[at(n, k, p)] = v[k];
   }
@@ -225,7 +229,6 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const std::vector<float> alpha = s.alpha, bias = s.bias;
   const std::vector<PostOp> post_ops = s.post_ops;
   const std::vector<ChainLink> chain = s.chain;
-  const int64_t out_count = volume(out_dims);
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
@@ -239,9 +242,8 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
     prim->prim.execute(*stream, {{DNNL_ARG_SRC, prim->src}, {DNNL_ARG_WEIGHTS, prim->wei}, {DNNL_ARG_DST, prim->dst}});
     stream->wait();
     if (path == Int8ConvPath::kVnni)
-      requantize_from_nhwc(static_cast<const int32_t*>(acc), y, out_dims, dst_block, alpha, bias, post_ops);
-    else requantize_from_nhwc(static_cast<const float*>(acc), y, out_dims, dst_block, alpha, bias, post_ops);
-    if (!chain.empty()) apply_chain(chain, y, y, out_count);
+      requantize_from_nhwc(static_cast<const int32_t*>(acc), y, out_dims, dst_block, alpha, bias, post_ops, chain);
+    else requantize_from_nhwc(static_cast<const float*>(acc), y, out_dims, dst_block, alpha, bias, post_ops, chain);
   };
 }
 
