@@ -54,6 +54,12 @@ if [[ -z "${SKIP_OPS:-}" && -x $C/bin/tandem_backend_ops_cuda && -f $C/testdata.
   OMP_NUM_THREADS=16 $C/bin/tandem_conformance_cuda 2>&1 | tee "$OUT/gtest_conformance.log" | grep -E "conformance \(|changed status|PASSED|FAILED" | head -8
 fi
 
+if [[ -z "${SKIP_TESTS:-}" && -x $C/bin/tandem_tests_cli_quant_backend_gpu ]]; then
+  echo "== gtest: calibrate / compare / build-dla --backend cuda (CLI)"
+  TANDEM_CLI=$PWD/$C/bin/tandem TANDEM_MODELS_DIR=$PWD/.data/models OMP_NUM_THREADS=16 \
+    $C/bin/tandem_tests_cli_quant_backend_gpu --gtest_brief=1 2>&1 | tee "$OUT/gtest_cli_gpu.log" | tail -12
+fi
+
 echo "== CLI: --backend cuda through the plugin ($C/bin/libtandem_cuda.so, next to the CLI)"
 T=$C/bin/tandem
 if [[ -x $T && -f $C/bin/libtandem_cuda.so ]]; then

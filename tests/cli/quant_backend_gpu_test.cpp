@@ -2,6 +2,8 @@
 // (issue 13 item 4), on cls. Label gpu: needs a GPU and the plugin (libtandem_cuda.so beside the
 // tandem binary); skips visibly with the CLI's one line where there is none.
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,8 +19,15 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-const std::string kTandem = std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem";
-const std::string kCls = std::string(TANDEM_SOURCE_DIR) + "/.data/models/ch_ppocr_mobile_v2.0_cls_infer.onnx";
+// On the device machine the binaries travel without their build tree (bench/gpu/pack.sh):
+// TANDEM_CLI and TANDEM_MODELS_DIR point at where they are there.
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+const std::string kTandem = env_or("TANDEM_CLI", std::string(TANDEM_BINARY_DIR) + "/tools/tandem/tandem");
+const std::string kCls = env_or("TANDEM_MODELS_DIR", std::string(TANDEM_SOURCE_DIR) + "/.data/models") +
+                         "/ch_ppocr_mobile_v2.0_cls_infer.onnx";
 const std::string kData = " -s x:1x3x48x192 --random-input --num-batches 4 --batch-size 8 --seed 3";
 
 tandem::test::ShellResult sh(const std::string& args, bool with_stderr = true) {
