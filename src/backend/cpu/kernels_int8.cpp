@@ -135,55 +135,190 @@ SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path) {
   return r;
 }
 
+// The hot loops are cloned per instruction set (AVX-512, AVX2, baseline; GCC picks at load time),
+// as kernels_chain.cpp's: IEEE multiplies, adds and int -> float conversions round the same at
+// every width, and no FMA contraction happens (CMakeLists.txt), so every clone gives the same bits.
+#if defined(__clang__)
+#define TANDEM_INT8_CLONES
+#else
+#define TANDEM_INT8_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+
+// q = rne(x * (1 / scale)) over n values on the grid of `scale` (x = fl(q * scale), |q| <= 128):
+// x * fl(1 / scale) is within 3 * 128 * 2^-24 of q, far from a rounding midpoint, so this is
+// exactly quantize_int8's rne(x / scale) there, at a multiply's cost. Clamped to [-128, 127]
+// first (the bounds are integers: the same as clamping after rounding), then rounded half to
+// even by adding and subtracting 1.5 * 2^23 (exact for |r| <= 2^22 in the default rounding mode).
+TANDEM_INT8_CLONES
+void codes_s8(const float* x, int8_t* q, int64_t n, float inv_scale) {
+  constexpr float kRoundMagic = 12582912.f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = std::min(127.f, std::max(-128.f, x[i] * inv_scale));
+    q[i] = int8_t(int32_t((r + kRoundMagic) - kRoundMagic));
+  }
+}
+TANDEM_INT8_CLONES
+void codes_f32(const float* x, float* q, int64_t n, float inv_scale) {
+  constexpr float kRoundMagic = 12582912.f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = std::min(127.f, std::max(-128.f, x[i] * inv_scale));
+    q[i] = (r + kRoundMagic) - kRoundMagic;
+  }
+}
+void codes(const float* x, int8_t* q, int64_t n, float inv_scale) { codes_s8(x, q, n, inv_scale); }
+void codes(const float* x, float* q, int64_t n, float inv_scale) { codes_f32(x, q, n, inv_scale); }
+
+// v[j][k] = float(acc[j][k]) * alpha[k] (+ bias[k]) for np pixels of K channels.
+TANDEM_INT8_CLONES
+void dequantize_s32(const int32_t* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  for (int64_t j = 0; j < np; ++j) {
+    const int32_t* a = acc + j * K;
+    float* row = v + j * K;
+    for (int64_t k = 0; k < K; ++k) row[k] = float(a[k]) * alpha[k];
+    if (bias)
+      for (int64_t k = 0; k < K; ++k) row[k] = row[k] + bias[k];
+  }
+}
+TANDEM_INT8_CLONES
+void dequantize_f32(const float* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  for (int64_t j = 0; j < np; ++j) {
+    const float* a = acc + j * K;
+    float* row = v + j * K;
+    for (int64_t k = 0; k < K; ++k) row[k] = a[k] * alpha[k];
+    if (bias)
+      for (int64_t k = 0; k < K; ++k) row[k] = row[k] + bias[k];
+  }
+}
+void dequantize(const int32_t* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  dequantize_s32(acc, v, np, K, alpha, bias);
+}
+void dequantize(const float* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  dequantize_f32(acc, v, np, K, alpha, bias);
+}
+
+constexpr int64_t kRun = 64;  // pixels per run of a non-NHWC layout
+
+// The common epilogue in one pass: y = fake_quant_int8(float(acc) * alpha[k] (+ bias[k]), s_out)
+// (no post-ops, the chain only the step's output rounding). Clamping before the rounding equals
+// fake_quant_int8's clamp after it for every finite value (the bounds are integers), and the
+// magic-number rounding is its nearbyint there (with the sign of r, so that -0.3 gives -0 as
+// nearbyint does).
+template <class Acc>
+inline void dequantize_round_body(const Acc* acc, float* v, int64_t n_vals, int64_t K, const float* alpha,
+                                  const float* bias, float out_scale) {
+  constexpr float kRoundMagic = 12582912.f;
+  for (int64_t j = 0; j < n_vals; j += K) {
+    const Acc* a = acc + j;
+    float* row = v + j;
+    if (bias)
+      for (int64_t k = 0; k < K; ++k) {
+        const float t = float(a[k]) * alpha[k] + bias[k];
+        const float r = std::min(127.f, std::max(-128.f, t / out_scale));
+        row[k] = std::copysign((r + kRoundMagic) - kRoundMagic, r) * out_scale;
+      }
+    else
+      for (int64_t k = 0; k < K; ++k) {
+        const float t = float(a[k]) * alpha[k];
+        const float r = std::min(127.f, std::max(-128.f, t / out_scale));
+        row[k] = std::copysign((r + kRoundMagic) - kRoundMagic, r) * out_scale;
+      }
+  }
+}
+#if defined(__clang__)
+#define TANDEM_INT8_FLAT_CLONES
+#else
+#define TANDEM_INT8_FLAT_CLONES [[gnu::flatten]] TANDEM_INT8_CLONES
+#endif
+TANDEM_INT8_FLAT_CLONES
+void dequantize_round_s32(const int32_t* acc, float* v, int64_t n, int64_t K, const float* alpha, const float* bias,
+                          float out_scale) {
+  dequantize_round_body(acc, v, n, K, alpha, bias, out_scale);
+}
+TANDEM_INT8_FLAT_CLONES
+void dequantize_round_f32(const float* acc, float* v, int64_t n, int64_t K, const float* alpha, const float* bias,
+                          float out_scale) {
+  dequantize_round_body(acc, v, n, K, alpha, bias, out_scale);
+}
+void dequantize_round(const int32_t* acc, float* v, int64_t n, int64_t K, const float* alpha, const float* bias,
+                      float out_scale) {
+  dequantize_round_s32(acc, v, n, K, alpha, bias, out_scale);
+}
+void dequantize_round(const float* acc, float* v, int64_t n, int64_t K, const float* alpha, const float* bias,
+                      float out_scale) {
+  dequantize_round_f32(acc, v, n, K, alpha, bias, out_scale);
+}
+
 // x (float, on the grid of `scale`, in layout `block`) -> codes q (NHWC, int8 or float).
 template <class Code>
 void quantize_to_nhwc(const float* x, Code* q, const Dims& d, int block, float scale) {
   const int64_t N = d[0], C = d[1], P = d[2] * d[3];
+  const float inv_scale = 1.f / scale;
+  if (block == kNhwcBlock) {  // the same order: flat blocks
+    constexpr int64_t kBlock = 16384;
+    const int64_t n = N * P * C, blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (int64_t b = 0; b < blocks; ++b) codes(x + b * kBlock, q + b * kBlock, std::min(kBlock, n - b * kBlock), inv_scale);
+    return;
+  }
+  // Other layouts: runs of kRun pixels of one image; channel c of pixel p0 + j is at
+  // at(n, c, p0) + j * pixel_stride in every layout (plain 1, nChw8c/16c the block).
   const LayoutIndex at{C, P, block};
+  const int64_t pixel_stride = block == 8 || block == 16 ? block : 1, runs = (P + kRun - 1) / kRun;
 #pragma omp parallel for schedule(static) if (N * P * C >= 65536)
-  for (int64_t np = 0; np < N * P; ++np) {
-    const int64_t n = np / P, p = np % P;
-    Code* row = q + np * C;
-    // Clamped first (the same as clamping the rounded value: the bounds are integers), then
-    // rounded half to even by adding and subtracting 1.5 * 2^23 (exact for |r| <= 2^22 in the
-    // default rounding mode; no libm call, so the loop vectorizes).
-    constexpr float kRoundMagic = 12582912.f;
+  for (int64_t r = 0; r < N * runs; ++r) {
+    const int64_t n = r / runs, p0 = (r % runs) * kRun, m = std::min(kRun, P - p0);
+    float run[kRun];
+    Code code_run[kRun];
+    Code* out = q + (n * P + p0) * C;
     for (int64_t c = 0; c < C; ++c) {
-      const float r = std::min(127.f, std::max(-128.f, x[at(n, c, p)] / scale));
-      row[c] = Code((r + kRoundMagic) - kRoundMagic);
+      const float* src = x + at(n, c, p0);
+      for (int64_t j = 0; j < m; ++j) run[j] = src[j * pixel_stride];
+      codes(run, code_run, m, inv_scale);
+      for (int64_t j = 0; j < m; ++j) out[j * C + c] = code_run[j];
     }
   }
 }
 
-// acc (NHWC sums) -> y = chain(post_ops(float(acc) * alpha[k] + bias[k])) in layout `block`, one
-// pixel's channels at a time (the chain's links are per element: the same values as a pass of
-// their own over y, without that pass).
+// acc (NHWC sums) -> y = chain(post_ops(float(acc) * alpha[k] + bias[k])) in layout `block`, a
+// few pixels' channels at a time (post-ops and chain links are per element: the same values as
+// passes of their own over y, without those passes).
 template <class Acc>
 void requantize_from_nhwc(const Acc* acc, float* y, const Dims& d, int block, const std::vector<float>& alpha,
                           const std::vector<float>& bias, const std::vector<PostOp>& post_ops,
                           const std::vector<ChainLink>& chain) {
-  const int64_t N = d[0], K = d[1], P = d[2] * d[3];
+  constexpr int64_t kChunkFloats = 16384;
+  const int64_t N = d[0], K = d[1], P = d[2] * d[3], pixels = N * P;
+  const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / K), chunks = (pixels + per_chunk - 1) / per_chunk;
   const LayoutIndex at{K, P, block};
+  const int64_t pixel_stride = block == 8 || block == 16 ? block : 1;
   const bool has_bias = !bias.empty();
-#pragma omp parallel for schedule(static) if (N * P * K >= 65536)
-  for (int64_t np = 0; np < N * P; ++np) {
-    const int64_t n = np / P, p = np % P;
-    const Acc* a = acc + np * K;
-    float* row = y + at(n, 0, p);
-    float tmp[512];
-    float* v = block == kNhwcBlock ? row : (K <= 512 ? tmp : nullptr);
-    std::vector<float> big;
-    if (!v) {
-      big.resize(size_t(K));
-      v = big.data();
+  const bool round_only = post_ops.empty() && chain.size() == 1 && chain[0].kind == ChainLink::kRoundInt8;
+#pragma omp parallel for schedule(static) if (pixels * K >= 65536)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t p0 = ch * per_chunk, np = std::min(per_chunk, pixels - p0), n_vals = np * K;
+    static thread_local std::vector<float> local;  // other layouts: the chunk, then scattered
+    float* v = y + p0 * K;                          // NHWC: in place
+    if (block != kNhwcBlock) {
+      if (local.size() < size_t(n_vals)) local.resize(size_t(n_vals));
+      v = local.data();
     }
-    for (int64_t k = 0; k < K; ++k) v[k] = float(a[k]) * alpha[size_t(k)];
-    if (has_bias)
-      for (int64_t k = 0; k < K; ++k) v[k] = v[k] + bias[size_t(k)];
-    apply_post_ops(post_ops, v, K);
-    if (!chain.empty()) apply_chain(chain, v, v, K);  // K < 65536: no parallel region of its own
-    if (block != kNhwcBlock)
-      for (int64_t k = 0; k < K; ++k) y[at(n, k, p)] = v[k];
+    if (round_only) {
+      dequantize_round(acc + p0 * K, v, n_vals, K, alpha.data(), has_bias ? bias.data() : nullptr, chain[0].scalar);
+    } else {
+      dequantize(acc + p0 * K, v, np, K, alpha.data(), has_bias ? bias.data() : nullptr);
+      apply_post_ops(post_ops, v, n_vals);
+      // Below 65536 values apply_chain opens no parallel region of its own.
+      if (!chain.empty()) apply_chain(chain, v, v, n_vals);
+    }
+    if (block != kNhwcBlock)  // per channel, runs of pixels within one image
+      for (int64_t j0 = 0; j0 < np;) {
+        const int64_t n = (p0 + j0) / P, p = (p0 + j0) % P, m = std::min(np - j0, P - p);
+        for (int64_t k = 0; k < K; ++k) {
+          float* dst = y + at(n, k, p);
+          for (int64_t j = 0; j < m; ++j) dst[j * pixel_stride] = v[(j0 + j) * K + k];
+        }
+        j0 += m;
+      }
   }
 }
 
