@@ -295,7 +295,7 @@ TEST(CudaInt8, Fp16ActivationOverCodesWritesHalf) {
 // the native FP16 sum and writes half already on its INT8 grid: no round step after it, no
 // convert before the sum. Against the CPU emulation: equal up to a code flipped at a rounding
 // midpoint, which moves the output by at most one INT8 step of a or b. The policy's
-// int8_half_boundaries is off by default until this test has passed on a GPU (it is on here).
+// int8_half_boundaries is on by default since this test passed on the H200 (it sets it here too).
 TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
   SKIP_WITHOUT_CUDA();
   setenv("TANDEM_CUDA_INT8_HALF_IO", "1", 1);

@@ -661,10 +661,10 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
   }
   if (copt_.real_int8) {
     p.int8_native = native_int8_layer;  // int8 codes between real INT8 layers
-    // Half <-> INT8 boundaries without float steps: not yet run on a GPU (docs/cuda-backend.md),
-    // so off unless TANDEM_CUDA_INT8_HALF_IO=1.
+    // Half <-> INT8 boundaries without float steps (docs/cuda-backend.md); TANDEM_CUDA_INT8_HALF_IO=0
+    // turns them off (to measure what they save).
     const char* e = std::getenv("TANDEM_CUDA_INT8_HALF_IO");
-    p.int8_half_boundaries = e && std::string(e) == "1";
+    p.int8_half_boundaries = !(e && std::string(e) == "0");
   }
   return p;
 }
