@@ -39,7 +39,7 @@ uint32_t bits(float f) {
 // x [1, C, H, W] -> conv1 (+ ReLU) -> y1 [1, K, OH, OW] -> conv2 (same kernel and groups, stride
 // 1, K -> K) -> y2 -> out = y2 + y2. Every tensor but the one inside conv1 + ReLU has a scale.
 struct ConvCase {
-  int64_t C = 8, K = 16, H = 12, W = 10, kernel = 3, stride = 1, pad = 1, groups = 1;
+  int64_t N = 1, C = 8, K = 16, H = 12, W = 10, kernel = 3, stride = 1, pad = 1, groups = 1;
   float x_scale = 0.05f, y_scale = 0.08f, y2_scale = 0.3f;
   bool relu = true;
   float weight_magnitude = 0.3f;
@@ -71,11 +71,11 @@ struct ConvCase {
     fill(w, size_t(K * (C / groups) * kernel * kernel), K, weight_magnitude, 13);
     fill(w2, size_t(K * (K / groups) * kernel * kernel), K, weight_magnitude, 29);
     for (int64_t k = 0; k < K; ++k) bias.push_back(0.37f * float(int(k % 5) - 2)), bias2.push_back(-0.21f * float(k % 3));
-    x.resize(size_t(C * H * W));
+    x.resize(size_t(N * C * H * W));
     // Inputs beyond the grid's range too (they clamp to -128 / 127).
     for (size_t i = 0; i < x.size(); ++i) x[i] = x_scale * float(int((i * 104729 + 7) % 301) - 150) * 0.9f;
-    const Dims yd = {1, K, OH(), OW()};
-    const TensorId tx = net.add_tensor({"x", DataType::kFloat, {1, C, H, W}});
+    const Dims yd = {N, K, OH(), OW()};
+    const TensorId tx = net.add_tensor({"x", DataType::kFloat, {N, C, H, W}});
     net.tensors[tx].is_input = true;
     net.inputs.push_back(tx);
     const TensorId tc = net.add_tensor({"c", DataType::kFloat, yd});
@@ -112,7 +112,7 @@ struct ConvCase {
   // The executor's output and its profile's kinds.
   std::vector<float> run(std::vector<std::string>* kinds = nullptr) const {
     auto ex = make_cpu_executor(net, options());
-    HostTensor t = HostTensor::zeros("x", DataType::kFloat, {1, C, H, W});
+    HostTensor t = HostTensor::zeros("x", DataType::kFloat, {N, C, H, W});
     std::memcpy(t.data.data(), x.data(), x.size() * 4);
     TensorMap out = ex->run({{"x", t}});
     if (kinds)
@@ -134,9 +134,9 @@ struct ConvCase {
     quantize_int8_weights(wt.data(), wl, ws, wq.data());
     std::vector<int> xq(in.size());
     for (size_t i = 0; i < in.size(); ++i) xq[i] = quantize_int8(in[i], in_scale);
-    std::vector<float> y(size_t(K * oh * ow));
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t g = k / kg;
+    std::vector<float> y(size_t(N * K * oh * ow));
+    for (int64_t nk = 0; nk < N * K; ++nk) {
+      const int64_t n = nk / K, k = nk % K, g = k / kg;
       const float alpha = in_scale * ws[size_t(k)];
       const float bq = fake_quant_int32_bias(b[size_t(k)], in_scale, ws[size_t(k)]);
       for (int64_t oy = 0; oy < oh; ++oy)
@@ -147,13 +147,13 @@ struct ConvCase {
               for (int64_t kx = 0; kx < kernel; ++kx) {
                 const int64_t iy = oy * st - pad + ky, ix = ox * st - pad + kx;
                 if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
-                acc += int64_t(xq[size_t(((g * cg + c) * h + iy) * wd + ix)]) *
+                acc += int64_t(xq[size_t((((n * cin) + g * cg + c) * h + iy) * wd + ix)]) *
                        int64_t(wq[size_t(((k * cg + c) * kernel + ky) * kernel + kx)]);
               }
           float v = float(acc) * alpha;
           v = v + bq;
           if (act) v = v > 0.f ? v : 0.f;
-          y[size_t((k * oh + oy) * ow + ox)] = fake_quant_int8(v, out_scale);
+          y[size_t(((n * K + k) * oh + oy) * ow + ox)] = fake_quant_int8(v, out_scale);
         }
     }
     return y;
@@ -228,7 +228,8 @@ TEST(CpuInt8, ConvolutionEqualsExactIntegerSums) {
 }
 
 TEST(CpuInt8, StridedGroupedAndPointwiseConvolutionsEqualExactIntegerSums) {
-  ConvCase dw;  // depthwise, stride 2
+  ConvCase dw;  // depthwise, stride 2, a batch of 2
+  dw.N = 2;
   dw.C = dw.K = dw.groups = 16;
   dw.stride = 2;
   dw.build();
