@@ -564,9 +564,10 @@ class Lowering {
     c.int8_scale = scale_of(t);
     c.layout = int8_layout(c.dims);
     c.bytes = int64_t(volume(c.dims));
+    const TensorId tensor = val.tensor;  // `val` dangles once push_back reallocates
     g_.values.push_back(c);
     const ValueId copy = ValueId(g_.values.size() - 1);
-    ExecStep r = round_step(id, Precision::kINT8, val.tensor, copy);
+    ExecStep r = round_step(id, Precision::kINT8, tensor, copy);
     r.inputs = {v};
     push(std::move(r));
     codes_copies_[v] = copy;
