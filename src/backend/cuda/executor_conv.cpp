@@ -1,0 +1,502 @@
+// The CUDA executor's convolutions (cuDNN, 1x1 as cuBLASLt GEMMs, own depthwise) and real-FP16 layers.
+#include "backend/cuda/executor_impl.h"
+
+namespace tandem {
+namespace cuda_exec {
+
+// ---- real FP16 layers (native_fp16_layer): half values, NHWC when 4-d ----------------------------
+// Element strides of input t broadcast to od, in od's physical order (NHWC when od is a 4-d half
+// value: every native layer's output is).
+Shape CudaExecutorImpl::half_strides(TensorId t, const Dims& od) const {
+  const ExecValue& v = read_value(t);
+  Shape s = bcast_strides(v.dims, od, where_);
+  if (is_nhwc(v) && od.size() == 4) {
+    const Dims& d = v.dims;
+    const int64_t st[4] = {d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]};
+    for (int k = 0; k < 4; ++k) s.d[k] = d[size_t(k)] == 1 ? 0 : st[k];
+  }
+  return od.size() == 4 ? to_nhwc_order(s) : s;
+}
+
+void CudaExecutorImpl::build_native_fp16(LayerId id, const Layer& L) {
+  const TensorId out = L.outputs[0];
+  const Dims& od = net_.tensors[out].dims;
+  void* y = ptr_[out];
+  const int64_t n = volume(od);
+  DPtr x = in(L.inputs[0]);
+  const Dims& xd = net_.tensors[L.inputs[0]].dims;
+  if (L.kind == LayerKind::kConvolution) return build_convolution_h(id, L);
+  if (L.kind == LayerKind::kMatrixMultiply) return build_matmul(id, L);
+  if (L.kind == LayerKind::kConcatenation) return build_concat_h(L);
+  if (L.kind == LayerKind::kPooling) {
+    cuda::Pool2d p = pool2d_of(L.as<PoolingParams>(), xd, od);
+    p.nc = int(xd[0]);
+    const int64_t c = xd[1];
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::pooling2d_nhwc_h(p, c, at(x), y, s); });
+  } else if (L.kind == LayerKind::kActivation) {
+    const auto& P = L.as<ActivationParams>();
+    cuda::PwChain c{};
+    c.n_ops = 1;
+    c.ops[0] = {cuda::PwKind::kActivation, P.type, ElementWiseOp::kSum, P.alpha, P.beta};
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::pointwise_chain_h(c, at(x), y, n, s); });
+  } else if (L.kind == LayerKind::kElementWise) {
+    const ElementWiseOp op = L.as<ElementWiseParams>().op;
+    Shape sa = half_strides(L.inputs[0], od), sb = half_strides(L.inputs[1], od);
+    Shape sd = od.size() == 4 ? to_nhwc_order(shape_of(od, where_)) : shape_of(od, where_);
+    DPtr b = in(L.inputs[1]);
+    if (cuda::binary_h_path(op, sa, sb, sd) == cuda::BinaryHalfPath::kGeneral) cur_kind_ += ":strided";
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::binary_h(op, false, at(x), sa, at(b), sb, y, sd, s); });
+  } else if (L.kind == LayerKind::kReduce) {
+    const ReduceOp op = L.as<ReduceParams>().op;
+    add_step(L.name, [=, this](cudaStream_t s) { cuda::spatial_reduce_h(op, at(x), y, xd[0], xd[2] * xd[3], xd[1], s); });
+  } else {
+    unsupported(L, "no FP16 kernel for this layer kind (native_fp16_layer disagrees with build_native_fp16)");
+  }
+}
+
+// Concatenation of half values: one 2-D copy per input along the axis in physical order.
+void CudaExecutorImpl::build_concat_h(const Layer& L) {
+  const TensorId out = L.outputs[0];
+  const Dims& od = net_.tensors[out].dims;
+  int axis = L.as<ConcatenationParams>().axis;
+  if (axis < 0) axis += int(od.size());
+  if (axis < 0 || axis >= int(od.size())) unsupported(L, "axis out of range");
+  Dims pd = od;
+  int pa = axis;
+  if (od.size() == 4) {
+    pd = {od[0], od[2], od[3], od[1]};
+    static const int kPhysical[4] = {0, 3, 1, 2};
+    pa = kPhysical[axis];
+  }
+  int64_t outer = 1, inner = 1;
+  for (int k = 0; k < pa; ++k) outer *= pd[size_t(k)];
+  for (size_t k = size_t(pa) + 1; k < pd.size(); ++k) inner *= pd[k];
+  const size_t es = sizeof(__half);
+  char* y = static_cast<char*>(ptr_[out]);
+  int64_t acc = 0;
+  for (TensorId t : L.inputs) {
+    const int64_t len = net_.tensors[t].dims[size_t(axis)];
+    const size_t width = size_t(len * inner) * es, dpitch = size_t(pd[size_t(pa)] * inner) * es;
+    char* dst = y + size_t(acc * inner) * es;
+    DPtr x = in(t);
+    if (width > 0)
+      add_step(L.name, [=, this](cudaStream_t s) {
+        cudaMemcpy2DAsync(dst, dpitch, at(x), width, width, size_t(outer), cudaMemcpyDeviceToDevice, s);
+      });
+    acc += len;
+  }
+  if (acc != od[size_t(axis)]) unsupported(L, "input extents do not add up to the output's");
+}
+
+// A 1x1, stride-1, unpadded convolution of an NHWC half value is the GEMM
+// Y[rows, K] = X[rows, C] W[K, C]^T with rows = N * H * W (cuBLASLt, column-major:
+// Y^T = op_T(W as C x K) X^T); the descriptors and cuBLASLt's first heuristic choice (null: none).
+std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int64_t C, int64_t K,
+                                                              cublasLtEpilogue_t epilogue, const void* bias_h) {
+  auto D = std::make_shared<MatmulDescs>();
+  CK(cublasLtMatmulDescCreate(&D->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  // cuBLASLt's epilogue: the bias (one per output channel = per row of the K x rows result, half
+  // like the result) and ReLU applied to the FP32 accumulator before the one rounding to half.
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+    CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    if (bias_h) {
+      const cudaDataType_t bt = CUDA_R_16F;
+      CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+      CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_h, sizeof(bias_h)));
+    }
+  }
+  CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_16F, uint64_t(C), uint64_t(K), C));
+  CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_16F, uint64_t(C), uint64_t(rows), C));
+  CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_16F, uint64_t(K), uint64_t(rows), K));
+  cublasLtMatmulPreference_t pref;
+  CK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t wsb = lt_workspace_bytes_;
+  CK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
+  cublasLtMatmulHeuristicResult_t res{};
+  int got = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt_, D->op, D->a, D->b, D->c, D->c, pref, 1, &res, &got);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (hs != CUBLAS_STATUS_SUCCESS || got == 0 || res.workspaceSize > lt_workspace_bytes_) return nullptr;
+  D->algo = res.algo;
+  return D;
+}
+
+// The cuBLASLt epilogue that does the whole of the step's own (the bias, then at most a ReLU;
+// folded Scales are in the weights), or DEFAULT when tandem's epilogue kernel must run after.
+cublasLtEpilogue_t CudaExecutorImpl::gemm_epilogue(bool has_bias) const {
+  int ops = 0;
+  for (const Epilogue& e : cur_step_->epilogue) ops += e.kind != EpilogueKind::kScale;
+  const LayerId aid = fused_activation();
+  const bool relu = aid >= 0 && net_.layers[size_t(aid)].as<ActivationParams>().type == ActivationType::kRelu;
+  if (ops == 0) return has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (ops == 1 && relu) return has_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+// Mean of 5 runs of the GEMM on the layer's real buffers (contents irrelevant), ms.
+float CudaExecutorImpl::time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y) {
+  const float one = 1.f, zero = 0.f;
+  auto once = [&] {
+    return cublasLtMatmul(lt_, D.op, &one, wdev, D.a, x, D.b, &zero, y, D.c, y, D.c, &D.algo, lt_workspace_,
+                          lt_workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+  };
+  if (!once()) return -1.f;
+  CK(cudaEventRecord(ev0_, stream_));
+  for (int r = 0; r < 5; ++r) once();
+  CK(cudaEventRecord(ev1_, stream_));
+  CK(cudaEventSynchronize(ev1_));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+  return ms / 5;
+}
+
+// The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel.
+void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev,
+                                         const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms,
+                                         bool epilogue_in_gemm) {
+  mm_descs_.push_back(D);
+  // The epilogue: the fused activation (op 0) and chain, as build_convolution_h.
+  const LayerId aid = fused_activation();
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = L.outputs[0];
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+  }
+  cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
+  if (epi.n_ops > 0) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (epi.n_ops == 0 && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
+  void* y = ptr_[out];
+  const DPtr x = in(L.inputs[0]);
+  const int64_t n = rows * K;
+  const std::string lname = L.name;
+  void* wsp = lt_workspace_;
+  const size_t wsz = lt_workspace_bytes_;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &zero, y, D->c, y, D->c, &D->algo, wsp, wsz, s),
+       "cublasLtMatmul", "layer '" + lname + "'");
+    if (!epilogue_in_gemm && (bdev || epi.n_ops > 0)) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
+  });
+  std::ostringstream key;
+  key << "Convolution|rows=" << rows << "|C=" << C << "|k=1x1|K=" << K << "|fp16|nhwc";
+  const char* tactic = epilogue_in_gemm ? "cublaslt_gemm_fp16_nhwc+epilogue:heuristic0" : "cublaslt_gemm_fp16_nhwc:heuristic0";
+  tactics_.push_back({L.name, "Convolution", key.str(), tactic, 0, time_ms, 0});
+}
+
+// Real FP16 convolution: cuDNN on half NHWC tensors, FP32 accumulation, tensor-op math; the
+// weights rounded to half once and stored KRSC; bias, activation and point-wise chain in the
+// epilogue (cuDNN's fused bias+ReLU/identity where it runs, else tandem's half epilogue kernel).
+void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
+  const auto& P = L.as<ConvolutionParams>();
+  const TensorId xt = L.inputs[0], yt = L.outputs[0];
+  const Dims xd = net_.tensors[xt].dims, yd = net_.tensors[yt].dims;
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  const int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
+  const int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups), cg = C / G;
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != K * cg * kh * kw)
+    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * cg * kh * kw));
+  std::vector<__half> wh(wv.size());  // KCRS -> KRSC (cuDNN's NHWC filter)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t r = 0; r < int64_t(kh) * kw; ++r)
+        wh[size_t((k * kh * kw + r) * cg + c)] = __float2half_rn(wv[size_t((k * cg + c) * kh * kw + r)]);
+  const void* wdev = upload_half(wh);
+  std::vector<float> bv(size_t(K), 0.f);
+  if (P.bias_weights >= 0) {
+    bv = weights_f32(P.bias_weights, "bias");
+    if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
+    round_weights(id, bv, 1, true, 1);  // FP16: the bias on the half grid, as the emulation
+  }
+  const float* bdev = P.bias_weights >= 0 ? upload_f32(bv) : nullptr;
+  const void* bdev_h = upload_half(to_half(bv, Dims{K}, false));
+  // A 1x1 convolution of a 1x1 map (squeeze-excitation) is a small GEMM: cuBLASLt, not cuDNN.
+  // Any other 1x1, stride-1, unpadded one: the GEMM when it times faster than cuDNN's best.
+  const bool pointwise = kh == 1 && kw == 1 && G == 1 && xd[2] == yd[2] && xd[3] == yd[3] &&
+                         get(P.pre_padding, 0, 0) == 0 && get(P.pre_padding, 1, 0) == 0;
+  const int64_t rows = xd[0] * xd[2] * xd[3];
+  if (pointwise && xd[2] * xd[3] == 1) {
+    std::shared_ptr<MatmulDescs> G1 = conv_gemm_descs(rows, C, K);
+    if (!G1) unsupported(L, "cuBLASLt found no FP16 algorithm for the 1x1 convolution");
+    return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G1, -1.f);
+  }
+  auto D = std::make_shared<ConvDescs>();
+  conv_descs_.push_back(D);
+  CK(cudnnCreateTensorDescriptor(&D->x));
+  CK(cudnnCreateTensorDescriptor(&D->y));
+  CK(cudnnCreateTensorDescriptor(&D->b));
+  CK(cudnnCreateFilterDescriptor(&D->w));
+  CK(cudnnCreateConvolutionDescriptor(&D->conv));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(xd[0]), int(C), int(xd[2]), int(xd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1, int(K), 1, 1));
+  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_HALF, CUDNN_TENSOR_NHWC, int(K), int(cg), kh, kw));
+  CK(cudnnSetConvolution2dDescriptor(D->conv, int(get(P.pre_padding, 0, 0)), int(get(P.pre_padding, 1, 0)),
+                                     int(get(P.stride, 0, 1)), int(get(P.stride, 1, 1)), int(get(P.dilation, 0, 1)),
+                                     int(get(P.dilation, 1, 1)), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
+  CK(cudnnSetConvolutionMathType(D->conv, CUDNN_TENSOR_OP_MATH));
+  int n_, c_, h_, w_;
+  CK(cudnnGetConvolution2dForwardOutputDim(D->conv, D->x, D->w, &n_, &c_, &h_, &w_));
+  if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
+    unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
+  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, true);
+  const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
+  if (pointwise && try_gemm && in(xt).off == SIZE_MAX) {
+    // Bias (+ReLU) in cuBLASLt's epilogue when that is the whole of the step's: the GEMM's time
+    // then includes it, as cuDNN's fused bias+ReLU does (a separate pass would go untimed).
+    const cublasLtEpilogue_t lt_epi = gemm_epilogue(bdev != nullptr);
+    std::shared_ptr<MatmulDescs> G2 = lt_epi != CUBLASLT_EPILOGUE_DEFAULT ? conv_gemm_descs(rows, C, K, lt_epi, bdev_h) : nullptr;
+    const bool in_gemm = G2 != nullptr;
+    if (!G2) G2 = conv_gemm_descs(rows, C, K);
+    // On the real buffers: the step's input and its final output (the epilogue is point-wise).
+    const float gemm_ms = G2 ? time_conv_gemm(*G2, wdev, at(in(xt)), ptr_[size_t(cur_step_->outputs[0])]) : -1.f;
+    if (gemm_ms >= 0 && (gemm_ms < best.time || copt_.fp16_pointwise_gemm == 1))
+      return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms, in_gemm);
+  }
+  const cudnnConvolutionFwdAlgo_t algo = best.algo;
+  CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
+  const size_t ws = best.memory, ws_off = reserve_scratch(ws);
+  // Epilogue: the fused activation (op 0 when present) and the absorbed chain.
+  const LayerId aid = fused_activation();
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = yt;
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+  }
+  cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
+  const bool has_chain = epi.n_ops > 0;
+  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (!has_chain && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
+  const bool relu = act == int(ActivationType::kRelu) && !has_chain;
+  // cuDNN's fused call computes bias + ReLU/identity only: never with a chain (which may start
+  // with an activation that is not the fused one, act < 0).
+  const bool identity_ok = act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  auto fused_ok = std::make_shared<bool>(relu || identity_ok);
+  CK(cudnnCreateActivationDescriptor(&D->act));
+  CK(cudnnSetActivationDescriptor(D->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  void* y = ptr_[out];
+  const int64_t n = volume(yd);
+  const DPtr x = in(xt);
+  const std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    void* wsp = ws ? scratch_at(ws_off) : nullptr;
+    if (*fused_ok) {
+      cudnnStatus_t st = cudnnConvolutionBiasActivationForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp,
+                                                               ws, &zero, D->y, y, D->b, bdev_h, D->act, D->y, y);
+      if (st == CUDNN_STATUS_SUCCESS) return;
+      *fused_ok = false;  // not for this algorithm: the unfused path from now on
+    }
+    ck(cudnnConvolutionForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y),
+       "cudnnConvolutionForward", "layer '" + lname + "'");
+    if (bdev || epi.n_ops > 0) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
+  });
+  std::string key = conv_tactic_key(P, xd, yd, G, false);
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc";
+  std::string tactic = std::string("cudnn_fwd_fp16_nhwc:") + fwd_algo_name(int(algo)) +
+                       (has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops)
+                                  : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel");
+  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo), copt_.time_tactics ? best.time : -1.f, ws});
+}
+
+// Depthwise: times tandem's direct kernel (5 runs) against cuDNN's best; true: take the direct one.
+bool CudaExecutorImpl::own_depthwise_wins(const cuda::DwConv& q, const DPtr& x, const float* w, const float* b,
+                                          float* y, int act, float aa, float ab, float cudnn_ms, float* own_ms) {
+  if (copt_.own_depthwise == 1 || !copt_.time_tactics) return true;
+  if (x.off != SIZE_MAX) return false;
+  const float* xs = static_cast<const float*>(x.p);
+  cuda::depthwise_conv(q, xs, w, b, y, act, aa, ab, stream_);
+  CK(cudaEventRecord(ev0_, stream_));
+  for (int r = 0; r < 5; ++r) cuda::depthwise_conv(q, xs, w, b, y, act, aa, ab, stream_);
+  CK(cudaEventRecord(ev1_, stream_));
+  CK(cudaEventSynchronize(ev1_));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+  *own_ms = ms / 5;
+  return *own_ms < cudnn_ms;
+}
+
+// cuDNN's forward algorithm: every one timed (cudnnFind) or the heuristic's order; the first that
+// succeeds within the workspace cap, and without tensor-op math unless TF32 is allowed.
+cudnnConvolutionFwdAlgoPerf_t CudaExecutorImpl::pick_fwd_algo(const Layer& L, const ConvDescs& D, bool tensor_ops) {
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int got = 0;
+  if (copt_.time_tactics)
+    CK(cudnnFindConvolutionForwardAlgorithm(cudnn_, D.x, D.w, D.conv, D.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+  else
+    CK(cudnnGetConvolutionForwardAlgorithm_v7(cudnn_, D.x, D.w, D.conv, D.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+  int pick = -1;
+  for (int i = 0; i < got && pick < 0; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > copt_.max_workspace) continue;
+    if (!tensor_ops && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+    if (!tensor_ops && perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    pick = i;
+  }
+  if (pick < 0) unsupported(L, "cuDNN found no usable forward algorithm");
+  return perf[pick];
+}
+
+// Convolution through cuDNN. Asymmetric padding: symmetric pre-padding when the output size
+// agrees (zero padding beyond the input contributes nothing), else an explicitly padded copy.
+void CudaExecutorImpl::build_convolution(LayerId id, const Layer& L) {
+  const auto& P = L.as<ConvolutionParams>();
+  TensorId xt = L.inputs[0], yt = L.outputs[0];
+  require_float(L, xt);
+  if (L.inputs.size() > 1) unsupported(L, "kernel weights given as a tensor input are not supported");
+  Dims xd = net_.tensors[xt].dims, yd = net_.tensors[yt].dims;
+  if (P.kernel.size() != 2 || xd.size() != 4)
+    unsupported(L, "only 2D convolution over NCHW is supported (kernel rank " + std::to_string(P.kernel.size()) + ")");
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
+  int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1));
+  int dh = int(get(P.dilation, 0, 1)), dw = int(get(P.dilation, 1, 1));
+  int pt = int(get(P.pre_padding, 0, 0)), pl = int(get(P.pre_padding, 1, 0));
+  int pb = int(get(P.post_padding, 0, 0)), pr = int(get(P.post_padding, 1, 0));
+  int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups);
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != K * (C / G) * kh * kw)
+    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * (C / G) * kh * kw));
+  const std::vector<float> w_orig = wv;
+  round_weights(id, wv, K, true, 1);
+  const float* wdev = upload_f32(wv);
+  const float* bdev = nullptr;
+  if (P.bias_weights >= 0) {
+    std::vector<float> bv = weights_f32(P.bias_weights, "bias");
+    if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
+    if (precision_of(id) == Precision::kFP16) round_weights(id, bv, 1, true, 1);
+    quantize_bias(id, L, w_orig, K, true, 1, bv);
+    bdev = upload_f32(bv);
+  }
+  auto D = std::make_shared<ConvDescs>();
+  conv_descs_.push_back(D);
+  const std::string w = where_;
+  // Explicit padding if symmetric pre-padding does not give the output size.
+  auto out_size = [](int64_t in, int pad, int k, int s, int d) { return (in + 2 * pad - (d * (k - 1) + 1)) / s + 1; };
+  bool explicit_pad = out_size(xd[2], pt, kh, sh, dh) != yd[2] || out_size(xd[3], pl, kw, sw, dw) != yd[3];
+  DPtr x = in(xt);
+  const DPtr x_orig = x;
+  const int orig_pt = pt, orig_pl = pl;
+  Dims xpd = xd;
+  size_t pad_off = 0;
+  if (explicit_pad) {
+    xpd = {xd[0], xd[1], xd[2] + pt + pb, xd[3] + pl + pr};
+    pad_off = reserve_scratch(size_t(volume(xpd)) * 4);
+    Shape sin = shape_of(xd, w), sstart = shape_of(Dims{0, 0, -pt, -pl}, w),
+          sstep = shape_of(Dims{1, 1, 1, 1}, w), sout = shape_of(xpd, w);
+    add_step(L.name + ":pad", [=, this](cudaStream_t s) {
+      cuda::slice_mode(at(x), sin, sstart, sstep, scratch_at(pad_off), sout, SliceMode::kFill, 0.f, cuda::kF32, 4, s);
+    });
+    x = scr(pad_off);
+    pt = pb = pl = pr = 0;
+  }
+  CK(cudnnCreateTensorDescriptor(&D->x));
+  CK(cudnnCreateTensorDescriptor(&D->y));
+  CK(cudnnCreateTensorDescriptor(&D->b));
+  CK(cudnnCreateFilterDescriptor(&D->w));
+  CK(cudnnCreateConvolutionDescriptor(&D->conv));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(xpd[0]), int(xpd[1]), int(xpd[2]), int(xpd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, int(K), 1, 1));
+  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(K), int(C / G), kh, kw));
+  CK(cudnnSetConvolution2dDescriptor(D->conv, pt, pl, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
+  cudnnMathType_t math = copt_.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+  CK(cudnnSetConvolutionMathType(D->conv, math));
+  int n_, c_, h_, w_;
+  CK(cudnnGetConvolution2dForwardOutputDim(D->conv, D->x, D->w, &n_, &c_, &h_, &w_));
+  if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
+    unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
+  // Tactic: time every algorithm (cudnnFind) or take the heuristic's first pick.
+  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, copt_.allow_tf32);
+  cudnnConvolutionFwdAlgo_t algo = best.algo;
+  CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
+  size_t ws = best.memory;
+  size_t ws_off = reserve_scratch(ws);
+  // Fused activation.
+  LayerId aid = fused_activation();
+  int act = -1;
+  float aa = 0, ab = 0;
+  TensorId out = yt;
+  bool cudnn_fused = false;
+  cuda::PwChain epi{};
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    out = net_.layers[aid].outputs[0];
+  }
+  epi = conv_epilogue(act, aa, ab, &out);
+  const bool has_chain = epi.n_ops > 0;
+  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (aid >= 0 && !has_chain) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    if (A.type == ActivationType::kRelu) {
+      cudnn_fused = true;
+      CK(cudnnCreateActivationDescriptor(&D->act));
+      CK(cudnnSetActivationDescriptor(D->act, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+      if (!bdev) bdev = upload_f32(std::vector<float>(size_t(K), 0.f));
+    }
+  }
+  float* y = static_cast<float*>(ptr_[out]);
+  int64_t n = volume(yd), inner = yd[2] * yd[3];
+  std::string lname = L.name;
+  // Depthwise: tandem's direct kernel when it is faster than cuDNN's best (timed here).
+  bool is_dw = G > 1 && G == C && K == C;
+  bool use_own = false;
+  float own_ms = -1.f;
+  if (is_dw && copt_.own_depthwise != 0) {
+    cuda::DwConv q{int(xd[0]), int(C), int(xd[2]), int(xd[3]), int(yd[2]), int(yd[3]), kh, kw, sh, sw,
+                   orig_pt, orig_pl, dh, dw};
+    use_own = own_depthwise_wins(q, x_orig, wdev, bdev, y, act, aa, ab, best.time, &own_ms);
+    if (use_own) {
+      if (explicit_pad) steps_.pop_back();  // the kernel pads by bounds checks
+      add_step(L.name, [=, this](cudaStream_t s) {
+        cuda::depthwise_conv(q, atf<float>(x_orig), wdev, bdev, y, has_chain ? -1 : act, aa, ab, s);
+        if (has_chain) cuda::bias_chain(y, nullptr, K, inner, epi, n, s);
+      });
+    }
+  }
+  auto fused_ok = std::make_shared<bool>(cudnn_fused);
+  if (!use_own) add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    void* wsp = ws ? scratch_at(ws_off) : nullptr;
+    if (*fused_ok) {
+      cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
+          cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y, D->b, bdev,
+          D->act, D->y, y);
+      if (st == CUDNN_STATUS_SUCCESS) return;
+      *fused_ok = false;  // not supported for this algorithm: the unfused path from now on
+    }
+    ck(cudnnConvolutionForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y),
+       "cudnnConvolutionForward", "layer '" + lname + "'");
+    if (has_chain) cuda::bias_chain(y, bdev, K, inner, epi, n, s);
+    else if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
+  });
+  const std::string key = conv_tactic_key(P, xd, yd, G, copt_.allow_tf32);
+  std::string tactic = std::string("cudnn_fwd:") + fwd_algo_name(int(algo));
+  if (has_chain) tactic += "+epilogue_chain" + std::to_string(epi.n_ops);
+  else if (aid >= 0) tactic += cudnn_fused ? "+cudnn_bias_relu" : "+bias_act_kernel";
+  if (use_own) {
+    tactic = std::string("tandem_depthwise_direct") + (aid >= 0 ? "+act" : "") +
+             (own_ms >= 0 ? " (cudnn " + std::string(fwd_algo_name(int(algo))) + " " +
+                                std::to_string(best.time) + " ms)" : "");
+    tactics_.push_back({L.name, "Convolution", key, tactic, 1000, own_ms, 0});
+    return;
+  }
+  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo),
+                      copt_.time_tactics ? best.time : -1.f, ws});
+}
+
+}  // namespace cuda_exec
+}  // namespace tandem

@@ -1,0 +1,289 @@
+// The CUDA executor's real INT8 layers: int8 codes, cuBLASLt INT8 GEMMs, requantizing epilogues.
+#include "backend/cuda/executor_impl.h"
+
+namespace tandem {
+namespace cuda_exec {
+
+// ---- real INT8 ------------------------------------------------------------------------------
+// An INT8 layer's float input that lies on a per-tensor INT8 grid (the last rounding of its
+// memory before the step being built was a kInt8 round step: a rounded copy, or its producer's
+// output rounded in place) is exactly q * scale with q = clamp(rne(x / scale), -128, 127): its
+// int8 codes are recovered exactly and the layer runs on them. Returns that scale; 0 when the
+// value is on no such grid (unquantized, FP16-rounded, half, FP32).
+float CudaExecutorImpl::int8_grid_scale(ValueId v) const {
+  const ExecValue& ev = graph_.values[size_t(v)];
+  if (ev.type != DataType::kFloat || ev.storage != DataType::kFloat) return 0.f;
+  float scale = 0.f;
+  for (const ExecStep* s = graph_.steps.data(); s < cur_step_; ++s)
+    if (s->kind == StepKind::kRound && !s->outputs.empty() && graph_.root(s->outputs[0]) == graph_.root(v))
+      scale = s->rounding == Rounding::kInt8 ? s->scale : 0.f;
+  return std::isfinite(scale) && scale > 0.f ? scale : 0.f;
+}
+
+// The INT8 layers that run for real: 2D convolutions over NCHW float values whose input is on an
+// INT8 grid and whose output is stored as float. Anything else stays emulated (false).
+bool CudaExecutorImpl::build_int8(LayerId id, const Layer& L) {
+  if (L.kind != LayerKind::kConvolution || L.inputs.size() != 1 || L.outputs.size() != 1) return false;
+  const auto& P = L.as<ConvolutionParams>();
+  const Dims& xd = net_.tensors[size_t(L.inputs[0])].dims;
+  const Dims& yd = net_.tensors[size_t(L.outputs[0])].dims;
+  if (P.kernel.size() != 2 || xd.size() != 4 || yd.size() != 4 || net_.tensors[size_t(L.inputs[0])].type != DataType::kFloat)
+    return false;
+  const int64_t G = std::max<int64_t>(1, P.groups), K = yd[1];
+  if (xd[1] % G || K % G) return false;
+  for (ValueId o : cur_step_->outputs)
+    if (graph_.values[size_t(o)].storage != DataType::kFloat && !graph_.values[size_t(o)].int8_codes() &&
+        !graph_.values[size_t(o)].half_of_int8())
+      return false;
+  const ExecValue& xv = graph_.values[size_t(cur_step_->inputs[0])];
+  const float x_scale = xv.int8_codes() ? xv.int8_scale : int8_grid_scale(cur_step_->inputs[0]);
+  if (x_scale <= 0.f) return false;
+  cur_kind_ += "(int8)";
+  build_convolution_i8(id, L, x_scale);
+  return true;
+}
+
+// The step's epilogue as one chain (its fused activation first) and the tensor it ends in.
+cuda::PwChain CudaExecutorImpl::step_chain(TensorId* out) {
+  const LayerId aid = fused_activation();
+  int act = -1;
+  float aa = 0, ab = 0;
+  *out = net_.layers[size_t(cur_step_->layer)].outputs[0];
+  if (aid >= 0) {
+    const auto& A = net_.layers[size_t(aid)].as<ActivationParams>();
+    act = int(A.type), aa = A.alpha, ab = A.beta;
+    *out = net_.layers[size_t(aid)].outputs[0];
+  }
+  cuda::PwChain epi = conv_epilogue(act, aa, ab, out);
+  if (epi.n_ops > 0) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (epi.n_ops == 0 && act >= 0)
+    epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
+  return epi;
+}
+
+// cuBLASLt INT8 GEMM, int32 sums: C[k_out, rows] = W[k_out, kc] * X[rows, kc]^T in cuBLAS's
+// column-major terms (A = the weights, transposed; B = the int8 rows; "TN", which the INT8
+// tensor-core kernels take); kc and k_out are multiples of 16. The heuristic's candidates are
+// timed on scratch buffers of the real size (time_tactics) and the fastest kept; null: none.
+std::shared_ptr<MatmulDescs> CudaExecutorImpl::int8_gemm_descs(int64_t rows, int64_t kc, int64_t k_out,
+                                                               const void* wq, float* ms, int* pick) {
+  auto D = std::make_shared<MatmulDescs>();
+  CK(cublasLtMatmulDescCreate(&D->op, CUBLAS_COMPUTE_32I, CUDA_R_32I));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_8I, uint64_t(kc), uint64_t(k_out), kc));
+  CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_8I, uint64_t(kc), uint64_t(rows), kc));
+  CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_32I, uint64_t(k_out), uint64_t(rows), k_out));
+  cublasLtMatmulPreference_t pref;
+  CK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t wsb = lt_workspace_bytes_;
+  CK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
+  cublasLtMatmulHeuristicResult_t res[8] = {};
+  int got = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt_, D->op, D->a, D->b, D->c, D->c, pref, 8, res, &got);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (hs != CUBLAS_STATUS_SUCCESS || got == 0) return nullptr;
+  *pick = -1;
+  *ms = -1.f;
+  void *b = nullptr, *c = nullptr;
+  if (copt_.time_tactics && got > 1) {
+    CK(cudaMalloc(&b, size_t(rows * kc)));
+    CK(cudaMalloc(&c, size_t(rows * k_out) * 4));
+    CK(cudaMemsetAsync(b, 0, size_t(rows * kc), stream_));
+  }
+  for (int i = 0; i < got; ++i) {
+    if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > lt_workspace_bytes_) continue;
+    if (!b) {  // untimed: the heuristic's first usable pick
+      *pick = i;
+      break;
+    }
+    const int32_t one = 1, zero = 0;
+    auto once = [&] {
+      return cublasLtMatmul(lt_, D->op, &one, wq, D->a, b, D->b, &zero, c, D->c, c, D->c, &res[i].algo, lt_workspace_,
+                            lt_workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+    };
+    if (!once()) continue;
+    CK(cudaEventRecord(ev0_, stream_));
+    for (int r = 0; r < 3; ++r) once();
+    CK(cudaEventRecord(ev1_, stream_));
+    CK(cudaEventSynchronize(ev1_));
+    float t = 0;
+    CK(cudaEventElapsedTime(&t, ev0_, ev1_));
+    if (*pick < 0 || t / 3 < *ms) *pick = i, *ms = t / 3;
+  }
+  if (b) cudaFree(b);
+  if (c) cudaFree(c);
+  CK(cudaGetLastError());
+  if (*pick < 0) return nullptr;
+  D->algo = res[*pick].algo;
+  return D;
+}
+
+// A real INT8 convolution. The input's codes (NHWC int8), then for groups == 1 a cuBLASLt INT8
+// GEMM (1x1 stride-1 unpadded with C % 16 == 0: over the codes directly; else over their
+// im2col) with int32 sums, and the epilogue y = chain(sum * s_x * s_w[k] + bias[k]) writing the
+// float NCHW value the next step reads. Grouped (depthwise) convolutions, and any shape cuBLASLt
+// offers no algorithm for, run tandem's direct int8 kernel. Weights: the per-output-channel
+// codes and scales of tandem/numerics.h, the bias on the int32 grid (s_x * s_w[k]), as the
+// emulation, which sums the same products in float.
+void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_scale) {
+  const auto& P = L.as<ConvolutionParams>();
+  const Dims xd = net_.tensors[size_t(L.inputs[0])].dims, yd = net_.tensors[size_t(L.outputs[0])].dims;
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  const int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
+  const int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], K = yd[1], OH = yd[2], OW = yd[3];
+  const int64_t G = std::max<int64_t>(1, P.groups), Cg = C / G, inner = Cg * kh * kw;
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != K * inner)
+    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * inner));
+  const ChannelLayout wl{1, K, inner};
+  const std::vector<float> ws = int8_weight_scales(wv.data(), wl);
+  std::vector<int8_t> wq(wv.size());
+  quantize_int8_weights(wv.data(), wl, ws, wq.data());
+  std::vector<float> alpha(static_cast<size_t>(K)), bias;
+  for (int64_t k = 0; k < K; ++k) alpha[size_t(k)] = x_scale * ws[size_t(k)];
+  if (P.bias_weights >= 0) {
+    bias = weights_f32(P.bias_weights, "bias");
+    if (int64_t(bias.size()) != K) unsupported(L, "bias size differs from the output maps");
+    quantize_bias(id, L, wv, K, true, 1, bias);
+  }
+  const float* alpha_dev = upload_f32(alpha);
+  const float* bias_dev = bias.empty() ? nullptr : upload_f32(bias);
+  TensorId out = -1;
+  const cuda::PwChain chain = step_chain(&out);
+  float* y = static_cast<float*>(ptr_[size_t(out)]);
+  // int8-stored input and output (LowerPolicy::int8_native): codes read and written directly.
+  const bool x_codes = graph_.values[size_t(cur_step_->inputs[0])].int8_codes();
+  int8_t* yq = graph_.values[size_t(out)].int8_codes() ? static_cast<int8_t*>(ptr_[size_t(out)]) : nullptr;
+  void* yh = graph_.values[size_t(out)].half_of_int8() ? ptr_[size_t(out)] : nullptr;  // half on the INT8 grid
+  const float y_scale = yq || yh ? graph_.values[size_t(out)].int8_scale : 0.f;
+  const DPtr x = in(L.inputs[0]);
+  const int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1)), dh = int(get(P.dilation, 0, 1)),
+            dw = int(get(P.dilation, 1, 1)), ph = int(get(P.pre_padding, 0, 0)), pw = int(get(P.pre_padding, 1, 0));
+  const std::string key = conv_tactic_key(P, xd, yd, G, false) + "|int8";
+  const int64_t rows = N * OH * OW, kc = inner, kc_pad = (kc + 15) / 16 * 16, k_pad = (K + 15) / 16 * 16;
+  const bool direct_gemm = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && OH == H && OW == W &&
+                           C % 16 == 0;
+  std::shared_ptr<MatmulDescs> D;
+  float ms = -1.f;
+  int pick = -1;
+  const void* wg = nullptr;
+  if (G == 1 && rows * kc_pad < (int64_t(1) << 31) && rows * k_pad < (int64_t(1) << 31)) {
+    // [k_pad, kc_pad] codes, columns in KRSC order (the im2col's), zeros in the padding.
+    std::vector<int8_t> wk(size_t(k_pad * kc_pad), 0);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < C; ++c)
+        for (int r = 0; r < kh; ++r)
+          for (int s = 0; s < kw; ++s)
+            wk[size_t(k * kc_pad + (r * kw + s) * C + c)] = wq[size_t(((k * C + c) * kh + r) * kw + s)];
+    void* p = dalloc(wk.size());
+    CK(cudaMemcpy(p, wk.data(), wk.size(), cudaMemcpyHostToDevice));
+    weight_bytes_ += wk.size();
+    wg = p;
+    D = int8_gemm_descs(rows, kc_pad, k_pad, wg, &ms, &pick);
+  }
+  const DPtr xq = x_codes ? x : scr(reserve_scratch(size_t(N * H * W * C)));
+  if (!D) {  // grouped, or no INT8 GEMM for this shape: the direct kernel
+    void* wd = dalloc(wq.size());
+    CK(cudaMemcpy(wd, wq.data(), wq.size(), cudaMemcpyHostToDevice));
+    weight_bytes_ += wq.size();
+    const int8_t* w8 = static_cast<const int8_t*>(wd);
+    const cuda::ConvI8 q{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(G)};
+    add_step(L.name, [=, this](cudaStream_t s) {
+      if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
+      cuda::conv_direct_i8(q, atf<int8_t>(xq), w8, alpha_dev, bias_dev, chain, y, yq, yh, y_scale, s);
+    });
+    tactics_.push_back({L.name, "Convolution", key, "tandem_int8_direct", 1001, -1.f, 0});
+    return;
+  }
+  mm_descs_.push_back(D);
+  const DPtr col = direct_gemm ? xq : scr(reserve_scratch(size_t(rows * kc_pad)));
+  const size_t acc_off = reserve_scratch(size_t(rows * k_pad) * 4);
+  const cuda::Im2col ic{int(N), int(H), int(W), int(C), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(kc_pad)};
+  const std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    int32_t* acc = static_cast<int32_t*>(scratch_at(acc_off));
+    if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
+    if (!direct_gemm) cuda::im2col_i8(ic, atf<int8_t>(xq), atf<int8_t>(col), s);
+    const int32_t one = 1, zero = 0;
+    ck(cublasLtMatmul(lt_, D->op, &one, wg, D->a, at(col), D->b, &zero, acc, D->c, acc, D->c, &D->algo,
+                      lt_workspace_, lt_workspace_bytes_, s),
+       "cublasLtMatmul", "layer '" + lname + "'");
+    if (yq || yh) {
+      cuda::int8_epilogue_codes(acc, k_pad, rows, K, alpha_dev, bias_dev, chain, y_scale, yq, yh, s);
+    } else {
+      cuda::int8_epilogue_nchw(acc, k_pad, N, K, OH * OW, alpha_dev, bias_dev, chain, y, s);
+    }
+  });
+  const std::string tactic = std::string("cublaslt_int8_gemm") + (direct_gemm ? "_nhwc" : "_im2col") +
+                             ":heuristic" + std::to_string(pick);
+  tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
+}
+
+// A step reading or writing int8 codes (LowerPolicy::int8_native: native_int8_layer): an INT8
+// convolution (build_int8), or an activation over codes. False: the step touches no codes.
+bool CudaExecutorImpl::build_int8_codes_step(const ExecStep& st, const Layer& L) {
+  bool codes = false;  // (a half value on an INT8 grid is read as any half value)
+  for (ValueId v : st.inputs) codes = codes || graph_.values[size_t(v)].int8_codes();
+  for (ValueId v : st.outputs)
+    codes = codes || graph_.values[size_t(v)].int8_codes() || graph_.values[size_t(v)].half_of_int8();
+  if (!codes) return false;
+  if (L.kind == LayerKind::kActivation) {
+    build_activation_i8(st, L);
+    return true;
+  }
+  if (precision_of(st.layer) != Precision::kINT8 || !build_int8(st.layer, L))
+    fail(where_, "a step over int8-stored values that no INT8 kernel runs (native_int8_layer and build_int8 disagree)");
+  return true;
+}
+
+// The codes an INT8 convolution reads (a round step into a value stored as codes): from float
+// NCHW (a transposing tile when the codes are channels-last), or elementwise from a value in
+// the codes' layout (half channels-last, or float where both are linear).
+void CudaExecutorImpl::build_quantize_codes(const ExecStep& st) {
+  const ExecValue& from = graph_.values[size_t(st.inputs[0])];
+  const ExecValue& to = graph_.values[size_t(st.outputs[0])];
+  const void* x = ptr_[size_t(st.inputs[0])];
+  int8_t* q = static_cast<int8_t*>(ptr_[size_t(st.outputs[0])]);
+  if (!x || !q) return;  // empty
+  const float scale = to.int8_scale;
+  const int64_t n = volume(to.dims);
+  const bool half = from.storage == DataType::kHalf;
+  cur_kind_ = half ? "QuantizeFP16" : "QuantizeFP32";
+  const std::string name = net_.layers[st.layer].name + ":to_int8(" + from.name + ")";
+  if (!half && from.layout == ValueLayout::kLinear && to.layout == ValueLayout::kNHWC) {
+    const int64_t b = to.dims[0], c = to.dims[1], hw = to.dims[2] * to.dims[3];
+    const float* xf = static_cast<const float*>(x);
+    add_step(name, [=](cudaStream_t s) { cuda::quantize_nhwc_i8(xf, q, b, c, hw, scale, s); });
+    return;
+  }
+  if (from.layout != to.layout || (!half && from.storage != DataType::kFloat))
+    fail(where_, "codes of '" + from.name + "': no kernel from its storage and layout");
+  add_step(name, [=](cudaStream_t s) { cuda::quantize_codes_i8(x, half, q, n, scale, s); });
+}
+
+// An INT8 or native FP16 activation over int8 codes (same layout in and out: channels-last as
+// the lowering stores both), writing codes on its output's grid or (FP16) half.
+void CudaExecutorImpl::build_activation_i8(const ExecStep& st, const Layer& L) {
+  const ExecValue& xv = graph_.values[size_t(st.inputs[0])];
+  const ExecValue& yv = graph_.values[size_t(st.outputs[0])];
+  const bool fp16 = precision_of(st.layer) == Precision::kFP16;
+  if (!xv.int8_codes() || !(yv.int8_codes() || (fp16 && yv.float_as_half())) || xv.layout != yv.layout)
+    fail(where_, "an activation over int8 codes must write codes or (FP16) half in the same layout");
+  const auto& A = L.as<ActivationParams>();
+  cuda::PwChain c{};
+  c.n_ops = 1;
+  c.ops[0] = {cuda::PwKind::kActivation, A.type, ElementWiseOp::kSum, A.alpha, A.beta};
+  const int8_t* x = static_cast<const int8_t*>(ptr_[size_t(st.inputs[0])]);
+  void* y = ptr_[size_t(st.outputs[0])];
+  const float xs = xv.int8_scale, ys = yv.int8_codes() ? yv.int8_scale : 0.f;
+  int8_t* yq = yv.int8_codes() ? static_cast<int8_t*>(y) : nullptr;
+  const int64_t n = volume(yv.dims);
+  cur_kind_ += yq ? "(int8)" : "(int8->fp16)";
+  add_step(L.name, [=](cudaStream_t s) { cuda::activation_codes_i8(x, xs, fp16, c, yq, ys, y, n, s); });
+}
+
+// Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.
+}  // namespace cuda_exec
+}  // namespace tandem
