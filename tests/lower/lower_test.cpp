@@ -5,57 +5,14 @@
 #include <climits>
 #include <cstring>
 
+#include "net_builder.h"
 #include "tandem/lower.h"
 
 using namespace tandem;
 
 namespace {
 
-// A small network builder: 4-element float tensors unless told otherwise.
-struct Net {
-  Network n;
-  TensorId input(const std::string& name, Dims d = {1, 1, 1, 4}) {
-    TensorId t = n.add_tensor({name, DataType::kFloat, d});
-    n.tensors[size_t(t)].is_input = true;
-    n.inputs.push_back(t);
-    return t;
-  }
-  TensorId tensor(const std::string& name, Dims d = {1, 1, 1, 4}) { return n.add_tensor({name, DataType::kFloat, d}); }
-  void output(TensorId t) {
-    n.tensors[size_t(t)].is_output = true;
-    n.outputs.push_back(t);
-  }
-  WeightsId weights(const std::string& name, Dims d, std::vector<float> v) {
-    Weights w;
-    w.name = name;
-    w.dims = d;
-    w.bytes.resize(v.size() * 4);
-    std::memcpy(w.bytes.data(), v.data(), w.bytes.size());
-    return n.add_weights(std::move(w));
-  }
-  TensorId scalar(const std::string& name, float v) {
-    TensorId t = tensor(name, {1});
-    n.add_layer({name, LayerKind::kConstant, {}, {t}, ConstantParams{weights(name + "_w", {1}, {v})}});
-    return t;
-  }
-  LayerId conv(const std::string& name, TensorId x, TensorId y) {
-    ConvolutionParams p;
-    p.kernel = {1, 1};
-    p.stride = {1, 1};
-    p.pre_padding = {0, 0};
-    p.post_padding = {0, 0};
-    p.dilation = {1, 1};
-    p.out_maps = 1;
-    p.kernel_weights = weights(name + "_w", {1, 1, 1, 1}, {1.f});
-    return n.add_layer({name, LayerKind::kConvolution, {x}, {y}, p});
-  }
-  LayerId act(const std::string& name, TensorId x, TensorId y, ActivationType t, float a = 0, float b = 0) {
-    return n.add_layer({name, LayerKind::kActivation, {x}, {y}, ActivationParams{t, a, b}});
-  }
-  LayerId elt(const std::string& name, TensorId a, TensorId b, TensorId y, ElementWiseOp op) {
-    return n.add_layer({name, LayerKind::kElementWise, {a, b}, {y}, ElementWiseParams{op}});
-  }
-};
+using lower_test::Net;
 
 LowerPolicy cpu_like() {
   LowerPolicy p;
