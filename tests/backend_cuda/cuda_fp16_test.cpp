@@ -47,22 +47,6 @@ ExecOptions fp16_options(const Network& net) {
   return o;
 }
 
-struct Agreement {
-  double max_rel = 0;  // max |a - b| / max |b|
-  double cosine = 0;
-};
-Agreement agree(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double dot = 0, na = 0, nb = 0, maxd = 0, maxb = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    EXPECT_FALSE(std::isnan(a[i])) << "NaN at " << i;
-    dot += double(a[i]) * b[i], na += double(a[i]) * a[i], nb += double(b[i]) * b[i];
-    maxd = std::max(maxd, double(std::fabs(a[i] - b[i])));
-    maxb = std::max(maxb, double(std::fabs(b[i])));
-  }
-  return {maxd / std::max(maxb, 1e-30), dot / std::sqrt(std::max(na * nb, 1e-300))};
-}
-
 // Runs net (every layer FP16 except those named fp32) on the GPU with real FP16 and on the CPU
 // with the emulation; checks agreement and that each of want_kinds is among the GPU's step kinds.
 void check_against_emulation(const Network& net, const TensorMap& in, const std::vector<std::string>& want_kinds,

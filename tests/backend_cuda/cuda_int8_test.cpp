@@ -35,22 +35,6 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 
   return v;
 }
 
-struct Agreement {
-  double max_rel = 0;  // max |a - b| / max |b|
-  double cosine = 0;
-};
-Agreement agree(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double dot = 0, na = 0, nb = 0, maxd = 0, maxb = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    EXPECT_FALSE(std::isnan(a[i])) << "NaN at " << i;
-    dot += double(a[i]) * b[i], na += double(a[i]) * a[i], nb += double(b[i]) * b[i];
-    maxd = std::max(maxd, double(std::fabs(a[i] - b[i])));
-    maxb = std::max(maxb, double(std::fabs(b[i])));
-  }
-  return {maxd / std::max(maxb, 1e-30), dot / std::sqrt(std::max(na * nb, 1e-300))};
-}
-
 struct ConvSpec {
   int64_t C, K;
   int kh, kw, sh, sw;

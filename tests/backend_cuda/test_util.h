@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -108,6 +110,23 @@ inline std::vector<float> run1(const Network& n, const TensorMap& in, const Exec
   auto ex = make_cuda_executor(n, o);
   TensorMap out = ex->run(in);
   return values(out.at(n.tensors[n.outputs[0]].name));
+}
+
+// How far a is from b: max |a - b| / max |b| and the cosine (NaN in a fails the test).
+struct Agreement {
+  double max_rel = 0;
+  double cosine = 0;
+};
+inline Agreement agree(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double dot = 0, na = 0, nb = 0, maxd = 0, maxb = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    EXPECT_FALSE(std::isnan(a[i])) << "NaN at " << i;
+    dot += double(a[i]) * b[i], na += double(a[i]) * a[i], nb += double(b[i]) * b[i];
+    maxd = std::max(maxd, double(std::fabs(a[i] - b[i])));
+    maxb = std::max(maxb, double(std::fabs(b[i])));
+  }
+  return {maxd / std::max(maxb, 1e-30), dot / std::sqrt(std::max(na * nb, 1e-300))};
 }
 
 }  // namespace tandem::test

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "net_builder.h"
 #include "tandem/lower.h"
 
 using namespace tandem;
@@ -33,20 +34,7 @@ struct Fixture {
     conv("c2", sm, c2);
     n.add_layer({"out", LayerKind::kIdentity, {c2}, {out}});
   }
-  void conv(const std::string& name, TensorId in, TensorId o) {
-    Weights w;
-    w.name = name + "_w";
-    w.dims = {8, 8, 1, 1};
-    w.bytes.assign(64 * 4, 0);
-    ConvolutionParams p;
-    p.kernel = {1, 1};
-    p.stride = {1, 1};
-    p.pre_padding = p.post_padding = {0, 0};
-    p.dilation = {1, 1};
-    p.out_maps = 8;
-    p.kernel_weights = n.add_weights(std::move(w));
-    n.add_layer({name, LayerKind::kConvolution, {in}, {o}, p});
-  }
+  void conv(const std::string& name, TensorId in, TensorId o) { lower_test::add_conv8(n, name, in, o); }
   // Every layer FP16 but the output copy.
   Numerics fp16() const { return Numerics{{Precision::kFP16, Precision::kFP16, Precision::kFP16, Precision::kFP16, Precision::kUnset}}; }
 };

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "net_builder.h"
 #include "tandem/lower.h"
 
 using namespace tandem;
@@ -45,20 +46,7 @@ struct Fixture {
   void relu(const std::string& name, TensorId in, TensorId o) {
     n.add_layer({name, LayerKind::kActivation, {in}, {o}, ActivationParams{ActivationType::kRelu}});
   }
-  void conv(const std::string& name, TensorId in, TensorId o) {
-    Weights w;
-    w.name = name + "_w";
-    w.dims = {8, 8, 1, 1};
-    w.bytes.assign(64 * 4, 0);
-    ConvolutionParams p;
-    p.kernel = {1, 1};
-    p.stride = {1, 1};
-    p.pre_padding = p.post_padding = {0, 0};
-    p.dilation = {1, 1};
-    p.out_maps = 8;
-    p.kernel_weights = n.add_weights(std::move(w));
-    n.add_layer({name, LayerKind::kConvolution, {in}, {o}, p});
-  }
+  void conv(const std::string& name, TensorId in, TensorId o) { lower_test::add_conv8(n, name, in, o); }
   Numerics numerics() const {
     Numerics num;
     num.layer_precision = {Precision::kINT8, Precision::kFP16, Precision::kINT8, Precision::kINT8,

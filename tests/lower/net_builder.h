@@ -60,4 +60,20 @@ struct Net {
   }
 };
 
+// An 8 -> 8 channel 1x1 convolution with zero weights (the lowering looks at shapes, not values).
+inline void add_conv8(Network& n, const std::string& name, TensorId in, TensorId out) {
+  Weights w;
+  w.name = name + "_w";
+  w.dims = {8, 8, 1, 1};
+  w.bytes.assign(64 * 4, 0);
+  ConvolutionParams p;
+  p.kernel = {1, 1};
+  p.stride = {1, 1};
+  p.pre_padding = p.post_padding = {0, 0};
+  p.dilation = {1, 1};
+  p.out_maps = 8;
+  p.kernel_weights = n.add_weights(std::move(w));
+  n.add_layer({name, LayerKind::kConvolution, {in}, {out}, p});
+}
+
 }  // namespace tandem::lower_test
