@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 B=${BUILD:-$root/build-cuda}
-C=$root/.carry
+C=${CARRY:-$root/.carry}  # CARRY: another folder (ignored by git: .carry*), so two people can pack at once
 rm -rf "$C"; mkdir -p "$C/bin" "$C/lib"
 cp "$B/tests/backend_cuda/tandem_tests_cuda" "$B/src/backend/cuda/tandem_cuda_bench" "$C/bin/"
 [[ -f "$B/tests/backend_cuda/tandem_tests_cuda_models" ]] && cp "$B/tests/backend_cuda/tandem_tests_cuda_models" "$C/bin/"

@@ -19,7 +19,7 @@ ITERS=${ITERS:-50}
 MODELS=${MODELS:-"resnet18 mobilenet_v3_small"}
 COMPILE_MODES=${COMPILE_MODES:-default,reduce-overhead}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-C=.carry
+C=${CARRY:-.carry}
 if [[ -f $C/lib/libdnnl.so.2.xz && ! -f $C/lib/libdnnl.so.2 ]]; then xz -dk $C/lib/libdnnl.so.2.xz; fi
 CUDNN_LIB=$(python3 -c "import nvidia.cudnn as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))")
 NV=$(python3 -c "import nvidia, os; print(list(nvidia.__path__)[0])")
