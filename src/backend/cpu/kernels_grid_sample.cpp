@@ -7,89 +7,9 @@
 #include <string>
 
 #include "kernels_index.h"
+#include "tandem/sample_semantics.h"
 
 namespace tandem::cpu {
-
-namespace {
-
-struct SampleAxis {
-  int64_t n = 1;
-  double lo = 0, hi = 0;  // the border: [-0.5, n-0.5], or [0, n-1] with align_corners
-};
-
-// Reflects x by the nearer border until it lies within [lo, hi].
-double reflect(double x, double lo, double hi) {
-  const double range = hi - lo;
-  if (range <= 0) return lo;
-  if (x < lo) {
-    const double d = lo - x;
-    const auto k = static_cast<int64_t>(d / range);
-    const double r = d - double(k) * range;
-    return k % 2 == 0 ? lo + r : hi - r;
-  }
-  if (x > hi) {
-    const double d = x - hi;
-    const auto k = static_cast<int64_t>(d / range);
-    const double r = d - double(k) * range;
-    return k % 2 == 0 ? hi - r : lo + r;
-  }
-  return x;
-}
-
-// The input index a tap reads, or -1 for a zero (padding "zeros" outside the input).
-int64_t tap(int64_t i, const SampleAxis& a, SliceMode m) {
-  if (i >= 0 && i < a.n) return i;
-  switch (m) {
-    case SliceMode::kClamp: return i < 0 ? 0 : a.n - 1;
-    case SliceMode::kReflect: return static_cast<int64_t>(reflect(double(i), a.lo, a.hi));
-    case SliceMode::kFill:
-    case SliceMode::kDefault:
-    case SliceMode::kWrap: return -1;
-  }
-  return -1;
-}
-
-// Denormalised coordinate, with the out-of-border rule of "border" and "reflection" applied.
-float coordinate(float g, const SampleAxis& a, const GridSampleParams& p) {
-  float x = p.align_corners ? float((double(g) + 1) / 2.0 * double(a.n - 1))
-                            : float(((double(g) + 1) * double(a.n) - 1) / 2.0);
-  if (p.interpolation == ResizeMode::kNearest) x = std::nearbyint(x);  // half to even, as np.rint
-  if (x < a.lo || x > a.hi) {
-    if (p.sample_mode == SliceMode::kClamp) x = x < 0 ? 0.f : (x > float(a.n - 1) ? float(a.n - 1) : x);
-    else if (p.sample_mode == SliceMode::kReflect) x = float(reflect(x, a.lo, a.hi));
-  }
-  return x;
-}
-
-// Taps and weights along one axis: 1 (nearest), 2 (linear) or 4 (cubic, A = -0.75).
-int weights_for(float x, ResizeMode m, int64_t first[1], double w[4]) {
-  switch (m) {
-    case ResizeMode::kNearest:
-      first[0] = static_cast<int64_t>(x);  // truncation, as the definition's astype(int32)
-      w[0] = 1;
-      return 1;
-    case ResizeMode::kLinear: {
-      const double x0 = std::floor(x), t = double(x) - x0;
-      first[0] = static_cast<int64_t>(x0);
-      w[0] = 1 - t;
-      w[1] = t;
-      return 2;
-    }
-    case ResizeMode::kCubic: {
-      const double x0 = std::floor(x), t = double(x) - x0, A = -0.75;
-      first[0] = static_cast<int64_t>(x0) - 1;
-      const double a = t + 1, b = t, c = 1 - t, d = 2 - t;
-      w[0] = ((A * a - 5 * A) * a + 8 * A) * a - 4 * A;
-      w[1] = ((A + 2) * b - (A + 3)) * b * b + 1;
-      w[2] = ((A + 2) * c - (A + 3)) * c * c + 1;
-      w[3] = ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
-      return 4;
-    }
-  }
-  return 0;
-}
-
-}  // namespace
 
 Kernel make_grid_sample_kernel(const Network& net, const Layer& l) {
   const auto p = l.as<GridSampleParams>();
@@ -101,12 +21,7 @@ Kernel make_grid_sample_kernel(const Network& net, const Layer& l) {
                   std::string(to_string(t->type)) + ", the CPU backend computes it in fp32 only");
   const int64_t N = tx.dims[0], C = tx.dims[1], H = tx.dims[2], W = tx.dims[3];
   const int64_t Ho = tg.dims[1], Wo = tg.dims[2];
-  SampleAxis ay{H, -0.5, double(H) - 0.5}, ax{W, -0.5, double(W) - 0.5};
-  if (p.align_corners) {
-    ay.lo = ax.lo = 0;
-    ay.hi = double(H - 1);
-    ax.hi = double(W - 1);
-  }
+  const ops::SampleAxis ay = ops::sample_axis(H, p.align_corners), ax = ops::sample_axis(W, p.align_corners);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     const float* g = static_cast<const float*>(in[1]);
@@ -114,25 +29,9 @@ Kernel make_grid_sample_kernel(const Network& net, const Layer& l) {
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = 0; i < Ho * Wo; ++i) {
         const float* gp = g + (n * Ho * Wo + i) * 2;
-        int64_t fx[1], fy[1];
-        double wx[4], wy[4];
-        const int kx = weights_for(coordinate(gp[0], ax, p), p.interpolation, fx, wx);
-        const int ky = weights_for(coordinate(gp[1], ay, p), p.interpolation, fy, wy);
-        int64_t tx_[4], ty_[4];
-        for (int a = 0; a < kx; ++a) tx_[a] = tap(fx[0] + a, ax, p.sample_mode);
-        for (int b = 0; b < ky; ++b) ty_[b] = tap(fy[0] + b, ay, p.sample_mode);
-        for (int64_t c = 0; c < C; ++c) {
-          const float* plane = x + (n * C + c) * H * W;
-          double acc = 0;
-          for (int b = 0; b < ky; ++b) {
-            if (ty_[b] < 0) continue;
-            double row = 0;
-            for (int a = 0; a < kx; ++a)
-              if (tx_[a] >= 0) row += wx[a] * double(plane[ty_[b] * W + tx_[a]]);
-            acc += wy[b] * row;
-          }
-          y[(n * C + c) * Ho * Wo + i] = static_cast<float>(acc);
-        }
+        const ops::SamplePoint sp = ops::sample_point(gp[0], gp[1], ax, ay, p.interpolation, p.align_corners, p.sample_mode);
+        for (int64_t c = 0; c < C; ++c)
+          y[(n * C + c) * Ho * Wo + i] = static_cast<float>(ops::sample_plane(x + (n * C + c) * H * W, W, sp));
       }
   };
 }
@@ -141,32 +40,6 @@ Kernel make_grid_sample_kernel(const Network& net, const Layer& l) {
 // takes the largest weighted corner of (max) bilinear samples on a grid of sampling_ratio^2
 // points (adaptive: ceil(roi size / output size)) inside the bin; samples more than one pixel
 // outside the image count as 0.
-namespace {
-
-struct Corner {
-  int64_t at[4];
-  double w[4];
-  bool valid = false;
-};
-
-Corner bilinear_corners(double y, double x, int64_t H, int64_t W) {
-  Corner c;
-  if (y < -1.0 || y > double(H) || x < -1.0 || x > double(W)) return c;
-  y = std::max(y, 0.0);
-  x = std::max(x, 0.0);
-  auto y0 = static_cast<int64_t>(y), x0 = static_cast<int64_t>(x);
-  int64_t y1 = y0 + 1, x1 = x0 + 1;
-  if (y0 >= H - 1) y0 = y1 = H - 1, y = double(y0);
-  if (x0 >= W - 1) x0 = x1 = W - 1, x = double(x0);
-  const double ly = y - double(y0), lx = x - double(x0), hy = 1 - ly, hx = 1 - lx;
-  c.at[0] = y0 * W + x0; c.at[1] = y0 * W + x1; c.at[2] = y1 * W + x0; c.at[3] = y1 * W + x1;
-  c.w[0] = hy * hx; c.w[1] = hy * lx; c.w[2] = ly * hx; c.w[3] = ly * lx;
-  c.valid = true;
-  return c;
-}
-
-}  // namespace
-
 Kernel make_roi_align_kernel(const Network& net, const Layer& l) {
   const auto p = l.as<RoiAlignParams>();
   const Tensor& tx = net.tensors[l.inputs[0]];
@@ -197,16 +70,16 @@ Kernel make_roi_align_kernel(const Network& net, const Layer& l) {
       const double count = double(std::max<int64_t>(gh * gw, 1));
       for (int64_t ph = 0; ph < p.out_h; ++ph)
         for (int64_t pw = 0; pw < p.out_w; ++pw) {
-          std::vector<Corner> samples;
+          std::vector<ops::RoiCorner> samples;
           for (int64_t iy = 0; iy < gh; ++iy)
             for (int64_t ix = 0; ix < gw; ++ix)
-              samples.push_back(bilinear_corners(y1 + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh),
+              samples.push_back(ops::roi_bilinear_corners(y1 + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh),
                                                  x1 + double(pw) * bw + (double(ix) + 0.5) * bw / double(gw), H, W));
           for (int64_t c = 0; c < C; ++c) {
             const float* plane = x + (b * C + c) * H * W;
             double acc = 0;
             bool first = true;
-            for (const Corner& s : samples) {
+            for (const ops::RoiCorner& s : samples) {
               if (!p.max_mode) {
                 if (s.valid) for (int k = 0; k < 4; ++k) acc += s.w[k] * double(plane[s.at[k]]);
                 continue;

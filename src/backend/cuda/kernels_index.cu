@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "tandem/op_semantics.h"
+#include "tandem/sample_semantics.h"
 
 namespace tandem::cuda {
 
@@ -236,122 +237,20 @@ __global__ void einsum_k(EinsumPlan p, float* y, int64_t out_count) {
 }
 
 // ---- GridSample --------------------------------------------------------------------------------
-struct SampleAxis {
-  int64_t n;
-  double lo, hi;
-};
-
-__device__ double reflect(double x, double lo, double hi) {
-  const double range = hi - lo;
-  if (range <= 0) return lo;
-  if (x < lo) {
-    const double d = lo - x;
-    const auto k = static_cast<int64_t>(d / range);
-    const double r = d - double(k) * range;
-    return k % 2 == 0 ? lo + r : hi - r;
-  }
-  if (x > hi) {
-    const double d = x - hi;
-    const auto k = static_cast<int64_t>(d / range);
-    const double r = d - double(k) * range;
-    return k % 2 == 0 ? hi - r : lo + r;
-  }
-  return x;
-}
-
-__device__ int64_t tap(int64_t i, const SampleAxis& a, SliceMode m) {
-  if (i >= 0 && i < a.n) return i;
-  if (m == SliceMode::kClamp) return i < 0 ? 0 : a.n - 1;
-  if (m == SliceMode::kReflect) return static_cast<int64_t>(reflect(double(i), a.lo, a.hi));
-  return -1;
-}
-
-__device__ float coordinate(float g, const SampleAxis& a, ResizeMode interp, bool align, SliceMode m) {
-  float x = align ? float((double(g) + 1) / 2.0 * double(a.n - 1)) : float(((double(g) + 1) * double(a.n) - 1) / 2.0);
-  if (interp == ResizeMode::kNearest) x = rintf(x);
-  if (x < a.lo || x > a.hi) {
-    if (m == SliceMode::kClamp) x = x < 0 ? 0.f : (x > float(a.n - 1) ? float(a.n - 1) : x);
-    else if (m == SliceMode::kReflect) x = float(reflect(x, a.lo, a.hi));
-  }
-  return x;
-}
-
-__device__ int weights_for(float x, ResizeMode m, int64_t* first, double w[4]) {
-  if (m == ResizeMode::kNearest) {
-    *first = static_cast<int64_t>(x);
-    w[0] = 1;
-    return 1;
-  }
-  const double x0 = floor(double(x)), t = double(x) - x0;
-  if (m == ResizeMode::kLinear) {
-    *first = static_cast<int64_t>(x0);
-    w[0] = 1 - t;
-    w[1] = t;
-    return 2;
-  }
-  const double A = -0.75, a = t + 1, b = t, c = 1 - t, d = 2 - t;
-  *first = static_cast<int64_t>(x0) - 1;
-  w[0] = ((A * a - 5 * A) * a + 8 * A) * a - 4 * A;
-  w[1] = ((A + 2) * b - (A + 3)) * b * b + 1;
-  w[2] = ((A + 2) * c - (A + 3)) * c * c + 1;
-  w[3] = ((A * d - 5 * A) * d + 8 * A) * d - 4 * A;
-  return 4;
-}
-
 __global__ void grid_sample_k(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, const float* grid,
                               int64_t Ho, int64_t Wo, ResizeMode interp, bool align, SliceMode m, float* y) {
-  const SampleAxis ay{H, align ? 0.0 : -0.5, align ? double(H - 1) : double(H) - 0.5};
-  const SampleAxis ax{W, align ? 0.0 : -0.5, align ? double(W - 1) : double(W) - 0.5};
+  const ops::SampleAxis ay = ops::sample_axis(H, align), ax = ops::sample_axis(W, align);
   const int64_t total = N * Ho * Wo;
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < total; g += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = g / (Ho * Wo), i = g % (Ho * Wo);
     const float* gp = grid + g * 2;
-    int64_t fx, fy;
-    double wx[4], wy[4];
-    const int kx = weights_for(coordinate(gp[0], ax, interp, align, m), interp, &fx, wx);
-    const int ky = weights_for(coordinate(gp[1], ay, interp, align, m), interp, &fy, wy);
-    int64_t tx[4], ty[4];
-    for (int a = 0; a < kx; ++a) tx[a] = tap(fx + a, ax, m);
-    for (int b = 0; b < ky; ++b) ty[b] = tap(fy + b, ay, m);
-    for (int64_t c = 0; c < C; ++c) {
-      const float* plane = x + (n * C + c) * H * W;
-      double acc = 0;
-      for (int b = 0; b < ky; ++b) {
-        if (ty[b] < 0) continue;
-        double row = 0;
-        for (int a = 0; a < kx; ++a)
-          if (tx[a] >= 0) row += wx[a] * double(plane[ty[b] * W + tx[a]]);
-        acc += wy[b] * row;
-      }
-      y[(n * C + c) * Ho * Wo + i] = static_cast<float>(acc);
-    }
+    const ops::SamplePoint sp = ops::sample_point(gp[0], gp[1], ax, ay, interp, align, m);
+    for (int64_t c = 0; c < C; ++c)
+      y[(n * C + c) * Ho * Wo + i] = static_cast<float>(ops::sample_plane(x + (n * C + c) * H * W, W, sp));
   }
 }
 
 // ---- RoiAlign ----------------------------------------------------------------------------------
-struct Corner {
-  int64_t at[4];
-  double w[4];
-  bool valid;
-};
-
-__device__ Corner bilinear_corners(double y, double x, int64_t H, int64_t W) {
-  Corner c{};
-  c.valid = false;
-  if (y < -1.0 || y > double(H) || x < -1.0 || x > double(W)) return c;
-  y = y < 0.0 ? 0.0 : y;
-  x = x < 0.0 ? 0.0 : x;
-  auto y0 = static_cast<int64_t>(y), x0 = static_cast<int64_t>(x);
-  int64_t y1 = y0 + 1, x1 = x0 + 1;
-  if (y0 >= H - 1) y0 = y1 = H - 1, y = double(y0);
-  if (x0 >= W - 1) x0 = x1 = W - 1, x = double(x0);
-  const double ly = y - double(y0), lx = x - double(x0), hy = 1 - ly, hx = 1 - lx;
-  c.at[0] = y0 * W + x0; c.at[1] = y0 * W + x1; c.at[2] = y1 * W + x0; c.at[3] = y1 * W + x1;
-  c.w[0] = hy * hx; c.w[1] = hy * lx; c.w[2] = ly * hx; c.w[3] = ly * lx;
-  c.valid = true;
-  return c;
-}
-
 // One thread per output element (r, c, ph, pw); the samples in the CPU's order.
 __global__ void roi_align_k(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, const float* rois,
                             const void* batch, bool bi64, int64_t R, RoiAlignParams p, float* y) {
@@ -380,7 +279,7 @@ __global__ void roi_align_k(const float* x, int64_t N, int64_t C, int64_t H, int
     bool first = true;
     for (int64_t iy = 0; iy < gh; ++iy)
       for (int64_t ix = 0; ix < gw; ++ix) {
-        const Corner s = bilinear_corners(y1 + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh),
+        const ops::RoiCorner s = ops::roi_bilinear_corners(y1 + double(ph) * bh + (double(iy) + 0.5) * bh / double(gh),
                                           x1 + double(pw) * bw + (double(ix) + 0.5) * bw / double(gw), H, W);
         if (!p.max_mode) {
           if (s.valid) for (int q = 0; q < 4; ++q) acc += s.w[q] * double(plane[s.at[q]]);
