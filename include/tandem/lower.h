@@ -139,6 +139,11 @@ struct LowerPolicy {
   // reading a convolution's output alone runs in that convolution's epilogue.
   bool pointwise_chains = false;
   int max_pointwise_ops = 8;
+  // A convolution whose epilogue already ends in a chain that does not read its chain input may
+  // take a second chain reading that chain's output (chain_input_at moves to where the second
+  // chain starts: PP-LCNetV3's conv -> * s + b -> hard-swish -> * s + b). FP32 steps only; the
+  // entries before chain_input_at may then be element-wise links too.
+  bool conv_chain_capture = false;
   bool alias_views = true;   // Identity and transpose-free Shuffle share their input's memory
   // Emulated (INT8/FP16) layers fuse with layers of the same precision as TensorRT fuses them:
   // the block computes in FP32 inside and rounds once, at its output. FP16 blocks fuse across any

@@ -411,6 +411,17 @@ class Lowering {
     }
   }
 
+  // LowerPolicy::conv_chain_capture: an FP32 convolution whose chain never reads its chain
+  // input takes another chain after it; that chain's input is captured where it starts.
+  bool can_take_second_chain(LayerId conv) const {
+    if (!pol_.conv_chain_capture || fuse_class(conv) != 0) return false;
+    const auto& epi = epilogue_[size_t(conv)];
+    for (size_t i = size_t(chain_input_at_[size_t(conv)]); i < epi.size(); ++i)
+      if (epi[i].operand == EpilogueOperand::kChainInputLeft || epi[i].operand == EpilogueOperand::kChainInputRight)
+        return false;
+    return true;
+  }
+
   // A chain reading a convolution's final output, and read by nothing else, runs in the
   // convolution's epilogue (no pass over that tensor, no launch).
   void absorb_chains_into_convs() {
@@ -427,13 +438,14 @@ class Lowering {
         only_chain = only_chain && member;
       }
       if (!only_chain) continue;
-      // The producer: the convolution, or the activation in its epilogue (not a chain's link: a
-      // convolution takes one chain).
+      // The producer: the convolution, or the last layer of its epilogue (an activation; with
+      // conv_chain_capture also a chain's link: checked by can_take_second_chain).
       LayerId q = X.producer;
-      LayerId conv = net_.layers[size_t(q)].kind == LayerKind::kActivation && absorber_[size_t(q)] >= 0
-                         ? absorber_[size_t(q)] : q;
-      if (!is_conv(net_.layers[size_t(conv)].kind) || fuse_class(conv) < 0 || has_chain_[size_t(conv)] ||
-          fuse_class(conv) != fuse_class(first) || !can_elide(fuse_class(conv), x0))
+      const bool link = net_.layers[size_t(q)].kind != LayerKind::kActivation;
+      LayerId conv = absorber_[size_t(q)] >= 0 && (!link || pol_.conv_chain_capture) ? absorber_[size_t(q)] : q;
+      if (!is_conv(net_.layers[size_t(conv)].kind) || fuse_class(conv) < 0 ||
+          (has_chain_[size_t(conv)] && !can_take_second_chain(conv)) || fuse_class(conv) != fuse_class(first) ||
+          !can_elide(fuse_class(conv), x0))
         continue;
       auto& epi = epilogue_[size_t(conv)];
       TensorId conv_out = epi.empty() ? net_.layers[size_t(conv)].outputs[0] : final_out_[size_t(conv)];

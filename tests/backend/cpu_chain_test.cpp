@@ -178,3 +178,40 @@ TEST(CpuChains, HardSigmoidTimesInputChainEqualsUnfusedBitForBit) {
   const std::vector<float> one = run(b.n, std::vector<float>(xs.size(), 1.f), true);
   EXPECT_FLOAT_EQ(one[0], (0.2f * 1.f + 0.5f) * 1.f - 0.75f);
 }
+
+// PP-LCNetV3's block: conv -> * 0.5 + 0.25 (a chain) -> hard-swish reading that output twice,
+// then * 2 - 1 (a second chain whose input is the first one's output). The CPU lowering runs
+// both in the convolution's epilogue (conv_chain_capture: the second chain captures its input
+// after the first); a backend without it (LowerPolicy default) keeps two steps.
+TEST(CpuChains, ConvTakesASecondChainReadingTheFirstOnesOutput) {
+  Net b;
+  TensorId x = b.input("x", {1, 8, 40, 40});
+  TensorId t = b.conv1x1("conv", x, 1.f, 0.5f);
+  TensorId s = b.eltwise("affine_mul", ElementWiseOp::kProd, t, b.scalar("half", 0.5f));
+  TensorId u = b.eltwise("affine_add", ElementWiseOp::kSum, s, b.scalar("quarter", 0.25f));
+  TensorId a = b.eltwise("add3", ElementWiseOp::kSum, u, b.scalar("three", 3.f));
+  TensorId c = b.act("clip", {ActivationType::kClip, 0.f, 6.f}, a);
+  TensorId m = b.eltwise("mul", ElementWiseOp::kProd, u, c);
+  TensorId h = b.eltwise("div6", ElementWiseOp::kDiv, m, b.scalar("six", 6.f));
+  TensorId w = b.eltwise("affine2_mul", ElementWiseOp::kProd, h, b.scalar("two", 2.f));
+  TensorId y = b.eltwise("affine2_sub", ElementWiseOp::kSub, w, b.scalar("one", 1.f));
+  b.output(y);
+  const ExecGraph g = lower(b.n, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
+  ASSERT_EQ(g.steps.size(), 1u) << describe(b.n, g);
+  EXPECT_EQ(g.steps[0].epilogue.size(), 8u);
+  EXPECT_EQ(g.steps[0].chain_input_at, 2);
+  LowerPolicy two_chains;
+  two_chains.pointwise_chains = true;
+  EXPECT_EQ(lower(b.n, Numerics{}, two_chains).steps.size(), 2u);
+  std::vector<float> xs(8 * 40 * 40);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = -9.f + 16.f * float((i * 7919) % 10007) / 10007.f;
+  const std::vector<float> fused = run(b.n, xs, true), plain = run(b.n, xs, false);
+  size_t differ = 0;
+  for (size_t i = 0; i < fused.size(); ++i) differ += std::memcmp(&fused[i], &plain[i], 4) != 0;
+  EXPECT_EQ(differ, 0u);
+  // Hand-worked: x = 1.5: t = 2, u = 1.25, clip(4.25) = 4.25, 1.25 * 4.25 = 5.3125, / 6, * 2 - 1;
+  // x = -6: t = -5.5, u = -2.5, clip(0.5) = 0.5, -1.25 / 6, * 2 - 1.
+  const std::vector<float> got = run(b.n, std::vector<float>(xs.size(), 1.5f), true);
+  EXPECT_EQ(got[0], 5.3125f / 6.f * 2.f - 1.f);
+  EXPECT_EQ(run(b.n, std::vector<float>(xs.size(), -6.f), true)[7], -1.25f / 6.f * 2.f - 1.f);
+}

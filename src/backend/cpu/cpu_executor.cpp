@@ -164,15 +164,18 @@ bool separate_round_steps() {
 
 // Where a convolution step's epilogue turns from oneDNN post-ops into a point-wise chain
 // (epilogue size: no chain). lower() sets chain_input_at when it absorbed a chain after the
-// convolution's own epilogue; 0 is also "no chain". A chain with element-wise links starts there;
-// a chain of activations alone may split anywhere (no link reads the chain input): as many
+// convolution's own epilogue; 0 is also "no chain". A chain with element-wise links starts at
+// chain_input_at, or earlier where the entries before it are element-wise links of a first chain
+// (LowerPolicy::conv_chain_capture: the chain then captures its input at chain_input_at); a
+// chain of activations alone may split anywhere (no link reads the chain input): as many
 // post-ops as oneDNN computes exactly, the rest in the chain.
 size_t chain_start(const Network& net, const ExecStep& st) {
-  if (st.chain_input_at > 0) return size_t(st.chain_input_at);
-  for (const Epilogue& e : st.epilogue)
-    if (e.kind == EpilogueKind::kElementWise) return 0;
+  const size_t limit = st.chain_input_at > 0 ? size_t(st.chain_input_at) : st.epilogue.size();
+  if (st.chain_input_at == 0)
+    for (const Epilogue& e : st.epilogue)
+      if (e.kind == EpilogueKind::kElementWise) return 0;
   std::vector<cpu::PostOp> ops;
-  for (size_t i = 0; i < st.epilogue.size(); ++i) {
+  for (size_t i = 0; i < limit; ++i) {
     const Epilogue& e = st.epilogue[i];
     cpu::PostOp op{cpu::PostOp::kHardSwish, {}};
     switch (e.kind) {
@@ -266,7 +269,14 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   if (g.values[size_t(st.outputs[0])].layout != ValueLayout::kLinear) s.dst_block = block;
   // Before chain_input_at: oneDNN post-ops (and the folded Scale); from it on: the chain.
   const size_t chain_at = chain_start(net, st);
-  for (size_t i = chain_at; i < st.epilogue.size(); ++i) s.chain.push_back(chain_link(net, st.epilogue[i]));
+  for (size_t i = chain_at; i < st.epilogue.size(); ++i) {
+    if (st.chain_input_at > 0 && i == size_t(st.chain_input_at) && i > chain_at) {
+      cpu::ChainLink capture;
+      capture.kind = cpu::ChainLink::kCaptureInput;
+      s.chain.push_back(capture);
+    }
+    s.chain.push_back(chain_link(net, st.epilogue[i]));
+  }
   if (round) s.chain.push_back(round_link(*round));
   for (size_t i = 0; i < chain_at; ++i) {
     const Epilogue& e = st.epilogue[i];
@@ -314,6 +324,11 @@ LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
   // Point-wise chains (activations, element-wise ops with scalars or the chain input) run in one
   // pass (kernels_chain.cpp), after a convolution's post-ops when they read its output alone.
   p.pointwise_chains = true;
+  // A convolution takes a second chain after its first (PP-LCNetV3: * s + b, then hard-swish
+  // and * s + b reading that output twice): one pass after the convolution instead of two
+  // steps, the same values (the chain captures its input, kernels_chain.cpp).
+  p.conv_chain_capture = true;
+  p.max_pointwise_ops = 16;
   // Emulated INT8/FP16 layers fuse as TensorRT fuses them (FP32 inside, one rounding at the
   // block's output; INT8 only across unquantized tensors): docs/quantization.md.
   // TANDEM_CPU_EMULATED_FUSION=off: every emulated layer rounds on its own (the numerics before
@@ -515,7 +530,7 @@ int chain_layout_code() {
 class CpuExecutor : public Executor {
  public:
   CpuExecutor(const Network& net, const ExecOptions& opt, bool keep_all)
-      : threads_(opt.threads), keep_all_(keep_all) {
+      : threads_(opt.threads), keep_all_(keep_all), input_values_(net.model.input_values) {
     net.verify();
     std::string why = cpu_unsupported_reason(net);
     if (!why.empty()) throw Error(why);
@@ -544,6 +559,7 @@ class CpuExecutor : public Executor {
 
   TensorMap run(const TensorMap& inputs) override {
     cpu::set_threads(threads_);
+    check_input_values(input_values_, inputs, "cpu backend");
     for (TensorId t : graph_.inputs) {
       const ExecValue& v = graph_.values[size_t(t)];
       auto it = inputs.find(v.name);
@@ -781,6 +797,7 @@ class CpuExecutor : public Executor {
 
   int threads_;
   bool keep_all_;
+  std::map<std::string, std::vector<int64_t>> input_values_;  // shape-value inputs, checked by run()
   int team_ = 1;   // threads a parallel step uses
   int block_ = 0;  // channel block of the values kept blocked (0: none)
   mutable bool built_int8_ = false;  // the last layer_kernel() built a real INT8 convolution
@@ -832,7 +849,8 @@ std::string cpu_unsupported_reason(const Network& net) {
       case LayerKind::kUnary: {
         UnaryOp op = l.as<UnaryParams>().op;
         DataType t = net.tensors[l.inputs[0]].type;
-        bool ok = t == DataType::kFloat || op == UnaryOp::kAbs || op == UnaryOp::kNeg ||
+        // fp16: computed in fp32 on the widened value and rounded back (make_unary).
+        bool ok = t == DataType::kFloat || t == DataType::kHalf || op == UnaryOp::kAbs || op == UnaryOp::kNeg ||
                   op == UnaryOp::kSign || (op == UnaryOp::kNot && t == DataType::kBool);
         if (!ok) return bad_type(l.inputs[0], "input");
         break;

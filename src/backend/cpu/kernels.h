@@ -28,8 +28,12 @@ bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p);
 // chain_input_at on): the running value v, the chain's input x0.
 // kRoundFp16 / kRoundInt8: an emulated step's output rounding (lowering's in-place kRound step
 // that follows it) as the chain's last link: v = round_to_fp16(v), fake_quant_int8(v, scalar).
+// kCaptureInput: x0 = v (a convolution's second chain starts there: ExecStep::chain_input_at
+// after element-wise links); a chain with one reads no x0 before it.
 struct ChainLink {
-  enum Kind { kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft, kRoundFp16, kRoundInt8 } kind = kActivation;
+  enum Kind {
+    kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft, kRoundFp16, kRoundInt8, kCaptureInput
+  } kind = kActivation;
   ActivationParams act;                        // kActivation
   ElementWiseOp op = ElementWiseOp::kSum;      // the others: v = op(v, s), op(s, v), op(v, x0), op(x0, v)
   float scalar = 0.f;                          // kScalar*; kRoundInt8: the scale

@@ -54,7 +54,7 @@ void activation_block(const ActivationParams& a, float* v, int64_t n) {
   }
 }
 
-void link_block(const ChainLink& k, float* v, const float* x0, int64_t n) {
+void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
   switch (k.kind) {
     case ChainLink::kActivation:
       activation_block(k.act, v, n);
@@ -79,6 +79,9 @@ void link_block(const ChainLink& k, float* v, const float* x0, int64_t n) {
     case ChainLink::kRoundInt8:
       fake_quant_int8_block(v, n, k.scalar);
       return;
+    case ChainLink::kCaptureInput:
+      std::memcpy(x0, v, size_t(n) * sizeof(float));
+      return;
   }
 }
 
@@ -93,7 +96,7 @@ void link_block(const ChainLink& k, float* v, const float* x0, int64_t n) {
 #define TANDEM_CHAIN_BLOCK_ATTRIBUTES [[gnu::flatten]] __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 TANDEM_CHAIN_BLOCK_ATTRIBUTES
-void chain_block(const ChainLink* links, size_t n_links, float* v, const float* x0, int64_t m) {
+void chain_block(const ChainLink* links, size_t n_links, float* v, float* x0, int64_t m) {
   for (size_t k = 0; k < n_links; ++k) link_block(links[k], v, x0, m);
 }
 
@@ -101,8 +104,12 @@ void chain_block(const ChainLink* links, size_t n_links, float* v, const float* 
 
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  // The chain's input is x unless a capture link takes it later (then no link reads it before).
   bool needs_x0 = false;
-  for (const ChainLink& k : links) needs_x0 = needs_x0 || k.kind == ChainLink::kChainInputLeft || k.kind == ChainLink::kChainInputRight;
+  for (const ChainLink& k : links) {
+    if (k.kind == ChainLink::kCaptureInput) break;
+    needs_x0 = needs_x0 || k.kind == ChainLink::kChainInputLeft || k.kind == ChainLink::kChainInputRight;
+  }
   // Large tensors only: a parallel region costs more than a small chain (docs/cpu-backend.md).
 #pragma omp parallel for schedule(static) if (n >= 65536)
   for (int64_t b = 0; b < blocks; ++b) {
