@@ -91,6 +91,8 @@ struct BuildOptions {
   int device = 0;              // CUDA device index (recorded; the CPU backend ignores it)
   // Inputs.
   std::vector<std::pair<std::string, Dims>> shapes;
+  // Shape-value inputs fixed at import (ImportOptions::input_values; --input-value NAME:V,...).
+  std::vector<std::pair<std::string, std::vector<int64_t>>> input_values;
   std::vector<TensorFormat> input_formats, output_formats;
   std::vector<BuildHook> hooks;
   // Calibration: a TensorRT calibration cache (read when it exists, written after calibrating)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tandem/types.h"
@@ -24,5 +25,12 @@ struct HostTensor {
   float* f32() { return reinterpret_cast<float*>(data.data()); }
 };
 using TensorMap = std::map<std::string, HostTensor>;
+
+// Shape-value inputs (ModelInfo::input_values, fixed at import like TensorRT's shape tensors):
+// throws Error naming the first such input of `inputs` that is not int32/int64 or whose values
+// differ from the fixed ones; `where` starts the message. An absent input is left to the
+// caller's missing-input check.
+void check_input_values(const std::map<std::string, std::vector<int64_t>>& fixed, const TensorMap& inputs,
+                        std::string_view where);
 
 }  // namespace tandem

@@ -297,6 +297,9 @@ struct ModelInfo {
   // Explicit quantization (QuantizeLinear -> DequantizeLinear pairs, removed at import): tensor
   // name -> scale (range / 127), the role of a calibration cache. Empty for other models.
   std::map<std::string, float> qdq_scales;
+  // Shape-value inputs (ImportOptions::input_values): input name -> the values fixed at import,
+  // which every run must be given (check_input_values, tandem/host_tensor.h).
+  std::map<std::string, std::vector<int64_t>> input_values;
 };
 
 class Network {

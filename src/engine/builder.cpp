@@ -445,6 +445,7 @@ BuildResult do_build(const std::string& onnx, const std::string& output, const B
   double t0 = now_s();
   ImportOptions io;
   io.shapes = o.shapes;
+  io.input_values = o.input_values;
   for (const auto& h : o.hooks) io.hooks.push_back(h.fn);
   Network net = import_onnx(onnx, io);
   log(o, fmt::format("imported {}: {} layers, {} tensors ({:.2f} s)", onnx, net.layers.size(), net.tensors.size(), now_s() - t0));
@@ -644,6 +645,7 @@ std::string canonical_options(const BuildOptions& o) {
   nlohmann::json sh = nlohmann::json::array();
   for (const auto& [n, d] : o.shapes) sh.push_back({n, dims_to_string(d)});
   j["shapes"] = sh;
+  if (!o.input_values.empty()) j["input_values"] = o.input_values;  // absent when none: old cache keys stay
   auto fmts = [](const std::vector<TensorFormat>& v) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& f : v) a.push_back({f.name, std::string(to_string(f.type)), std::string(to_string(f.layout))});

@@ -210,6 +210,13 @@ void put_network(Writer& w, const Network& net) {
   w.str(net.model.producer_name); w.str(net.model.producer_version); w.str(net.model.path);
   w.u32(uint32_t(net.model.folded_nodes.size()));
   for (const auto& s : net.model.folded_nodes) w.str(s);
+  // Shape-value inputs, last: an engine without them ends here (read back as none).
+  w.u32(uint32_t(net.model.input_values.size()));
+  for (const auto& [name, values] : net.model.input_values) {
+    w.str(name);
+    w.u32(uint32_t(values.size()));
+    for (int64_t v : values) w.i64(v);
+  }
 }
 
 void get_network(Reader& r, Network& net) {
@@ -245,6 +252,13 @@ void get_network(Reader& r, Network& net) {
   net.model.producer_name = r.str(); net.model.producer_version = r.str(); net.model.path = r.str();
   uint32_t nf = r.count(4, "folded node count");
   for (uint32_t i = 0; i < nf; ++i) net.model.folded_nodes.push_back(r.str());
+  const uint32_t nv = r.left() ? r.count(4, "shape-value input count") : 0;
+  for (uint32_t i = 0; i < nv; ++i) {
+    std::string name = r.str("shape-value input name");
+    std::vector<int64_t>& values = net.model.input_values[name];
+    const uint32_t n = r.count(8, "shape-value count");
+    for (uint32_t k = 0; k < n; ++k) values.push_back(r.i64());
+  }
   if (r.left()) r.fail(fmt::format("{} trailing bytes", r.left()));
   // Tensor producers must be in range before verify() looks at them.
   for (const Tensor& t : net.tensors)

@@ -11,4 +11,34 @@ HostTensor HostTensor::zeros(std::string name, DataType type, Dims dims) {
   return t;
 }
 
+namespace {
+std::string join_values(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+}  // namespace
+
+void check_input_values(const std::map<std::string, std::vector<int64_t>>& fixed, const TensorMap& inputs,
+                        std::string_view where) {
+  for (const auto& [name, want] : fixed) {
+    auto it = inputs.find(name);
+    if (it == inputs.end()) continue;
+    const HostTensor& h = it->second;
+    std::vector<int64_t> got;
+    if (h.type == DataType::kInt64 && h.data.size() == size_t(h.count()) * 8)
+      got.assign(reinterpret_cast<const int64_t*>(h.data.data()), reinterpret_cast<const int64_t*>(h.data.data()) + h.count());
+    else if (h.type == DataType::kInt32 && h.data.size() == size_t(h.count()) * 4)
+      got.assign(reinterpret_cast<const int32_t*>(h.data.data()), reinterpret_cast<const int32_t*>(h.data.data()) + h.count());
+    else
+      throw Error(std::string(where) + ": input '" + name + "' is a shape-value input (fixed at import with --input-value " +
+                  name + ":" + join_values(want) + "): expected int32/int64 values, got " + std::string(to_string(h.type)) + " " +
+                  dims_to_string(h.dims));
+    if (got != want)
+      throw Error(std::string(where) + ": input '" + name + "' is a shape-value input, fixed at import to " +
+                  join_values(want) + " (--input-value " + name + ":" + join_values(want) + "); this run gives " +
+                  join_values(got) + ": rebuild with the new values");
+  }
+}
+
 }  // namespace tandem

@@ -96,8 +96,9 @@ ConstPtr Importer::cin(size_t i, const char* what) const {
   if (!has_in(i)) fail(fmt::format("input {} ({}) is missing", i, what));
   const Value& v = cur_inputs_[i];
   if (!v.c)
-    fail(fmt::format("input '{}' ({}) must be a constant (initializer, Constant node or foldable subgraph)",
-                     node_->input(static_cast<int>(i)), what));
+    fail_needing_values(fmt::format("input '{}' ({}) must be a constant (initializer, Constant node or foldable subgraph)",
+                                    node_->input(static_cast<int>(i)), what),
+                        {v.t});
   return v.c;
 }
 ConstPtr Importer::cin_opt(size_t i, const char* what) const { return has_in(i) ? cin(i, what) : nullptr; }
@@ -300,6 +301,7 @@ void Importer::import_inputs() {
     if (user.count(name)) throw Error(fmt::format("--shape '{}': given twice", name));
     user[name] = d;
   }
+  add_value_input_shapes(user);
   std::vector<std::string> real_inputs;
   for (const auto& vi : g.input())
     if (!init_names.count(vi.name())) real_inputs.push_back(vi.name());
@@ -375,6 +377,7 @@ void Importer::import_inputs() {
     net_.inputs.push_back(id);
     values_[vi.name()] = Value{id, nullptr};
   }
+  bind_input_values();
 }
 
 std::vector<int> Importer::topo_order(const onnx::GraphProto& g) {
@@ -539,8 +542,13 @@ void Importer::import_node(const onnx::NodeProto& n) {
   const auto& imps = op_importers();
   auto it = imps.find(op);
   if (it == imps.end()) {
-    if (fit != folders.end())
-      fail("only supported when its inputs are constants or static shapes (it feeds shape computations)");
+    if (fit != folders.end()) {
+      std::vector<TensorId> runtime;
+      for (const Value& v : cur_inputs_)
+        if (!v.c && v.t >= 0) runtime.push_back(v.t);
+      fail_needing_values("only supported when its inputs are constants or static shapes (it feeds shape computations)",
+                          runtime);
+    }
     fail(fmt::format("op {} is not supported (see docs/onnx-import.md for the supported ops)", op));
   }
   finish_outputs(it->second(*this));

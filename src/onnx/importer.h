@@ -31,6 +31,9 @@ class Importer {
   Network net_;
 
   [[noreturn]] void fail(const std::string& msg) const;
+  // fail(msg), or InputValuesNeeded naming the unfixed int32/int64 graph inputs the runtime
+  // tensors are computed from (shape-value inputs, input_values.cpp).
+  [[noreturn]] void fail_needing_values(const std::string& msg, const std::vector<TensorId>& runtime) const;
   // Attributes.
   const onnx::AttributeProto* attr(const std::string& name) const;
   bool has_attr(const std::string& name) const { return attr(name) != nullptr; }
@@ -76,6 +79,9 @@ class Importer {
  private:
   void load();
   void import_inputs();
+  void add_value_input_shapes(std::unordered_map<std::string, Dims>& user) const;  // input_values.cpp
+  void bind_input_values();
+  std::vector<std::string> integer_inputs_behind(const std::vector<TensorId>& tensors) const;
   std::vector<int> topo_order(const onnx::GraphProto& g);
   void import_node(const onnx::NodeProto& n);
   void finish_outputs(const std::vector<TensorId>& outs);

@@ -1005,6 +1005,8 @@ void register_decomposed_ops(std::unordered_map<std::string, OpFn>& m);
 void register_index_ops(std::unordered_map<std::string, OpFn>& m);
 void register_recurrent_ops(std::unordered_map<std::string, OpFn>& m);  // ops_recurrent.cpp
 void register_control_ops(std::unordered_map<std::string, OpFn>& m);    // ops_control.cpp
+void register_dynamic_ops(std::unordered_map<std::string, OpFn>& m);    // ops_dynamic.cpp: NonZero, NMS
+void register_mod_op(std::unordered_map<std::string, OpFn>& m);         // ops_mod.cpp
 
 const std::unordered_map<std::string, OpFn>& op_importers() {
   static const std::unordered_map<std::string, OpFn> m = [] {
@@ -1110,6 +1112,8 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
     register_index_ops(m);
     register_recurrent_ops(m);
     register_control_ops(m);
+    register_dynamic_ops(m);
+    register_mod_op(m);
     return m;
   }();
   return m;

@@ -103,8 +103,10 @@ Outs op_if(Importer& I) {
 int64_t loop_trip_limit(Importer& I) {
   if (!I.has_in(0)) return -1;
   if (!I.in(0).c)
-    I.fail(fmt::format("the trip count '{}' is a runtime value: tandem's shapes are static, so a Loop is unrolled "
-                       "and its trip count must be a constant", I.node_->input(0)));
+    I.fail_needing_values(fmt::format("the trip count '{}' is a runtime value: tandem's shapes are static, so a Loop is "
+                                      "unrolled and its trip count must be a constant",
+                                      I.node_->input(0)),
+                          {I.in(0).t});
   const ConstPtr m = I.in(0).c;
   if (m->count() != 1) I.fail("the trip count is not a scalar");
   return m->i(0);

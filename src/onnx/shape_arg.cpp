@@ -38,4 +38,32 @@ std::pair<std::string, Dims> parse_shape_arg(std::string_view arg) {
   return {std::move(name), std::move(dims)};
 }
 
+std::pair<std::string, std::vector<int64_t>> parse_input_value_arg(std::string_view arg) {
+  auto fail = [&](std::string_view why) {
+    return Error(fmt::format("--input-value '{}': {} (expected name:V1,V2,..., e.g. shape:1,-1)", arg, why));
+  };
+  const auto colon = arg.rfind(':');
+  if (colon == std::string_view::npos) throw fail("no ':' between the input name and its values");
+  std::string name(arg.substr(0, colon));
+  if (name.empty()) throw fail("empty input name");
+  std::string_view rest = arg.substr(colon + 1);
+  if (rest.empty()) throw fail("no values");
+  std::vector<int64_t> values;
+  while (true) {
+    const auto sep = rest.find(',');
+    std::string_view tok = rest.substr(0, sep);
+    if (tok.empty()) throw fail("empty value");
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
+    if (ec == std::errc::result_out_of_range) throw fail(fmt::format("value '{}' does not fit in int64", tok));
+    if (ec != std::errc() || p != tok.data() + tok.size()) throw fail(fmt::format("value '{}' is not an integer", tok));
+    values.push_back(v);
+    // A shape tensor's volume is small in TensorRT too: a bound keeps a typo from allocating.
+    if (values.size() > 4096) throw fail("more than 4096 values");
+    if (sep == std::string_view::npos) break;
+    rest = rest.substr(sep + 1);
+  }
+  return {std::move(name), std::move(values)};
+}
+
 }  // namespace tandem

@@ -22,6 +22,7 @@ namespace {
 struct BuildArgs {
   std::string model, output;
   std::vector<std::string> shapes, input_formats, output_formats, layer_precision, layer_device;
+  std::vector<std::string> input_values;  // --input-value NAME:V1,V2,...
   std::string default_device = "gpu", strategy = "seed", target = "orin", workspace;
   BatchArgs batch;     // --batch-size, --num-batches, --channels, --last-batch (options.h: shared)
   uint64_t seed = 0;   // of --random-input
@@ -45,6 +46,7 @@ void add_common(CLI::App* sub, BuildArgs& a, bool dla) {
   sub->add_option("model", a.model, "model.onnx")->required();
   sub->add_option("-o,--output,--saveEngine", a.output, "engine file to write")->required();
   add_shape_option(sub, a.shapes);
+  add_input_value_option(sub, a.input_values);
   add_workspace_option(sub, a.workspace);  // recorded; the CPU backend plans its own arena
   sub->add_option("--memPoolSize,--mem-pool-size", a.mem_pool, "trtexec spelling: workspace:N (MiB, or suffix K/M/G)");
   add_calib_cache_option(sub, o.calibration_cache, "TensorRT calibration cache: reused if it exists (--recalibrate: not), written after calibrating",
@@ -141,6 +143,7 @@ void set_batching(const BuildArgs& a, BuildOptions& o) {
 BuildOptions finish(BuildArgs& a, bool dla) {
   BuildOptions o = a.o;
   for (auto& s : a.shapes) o.shapes.push_back(parse_shape_arg(s));
+  for (auto& s : a.input_values) o.input_values.push_back(parse_input_value_arg(s));
   for (auto& s : a.input_formats) o.input_formats.push_back(parse_tensor_format(s));
   for (auto& s : a.output_formats) o.output_formats.push_back(parse_tensor_format(s));
   for (auto& s : a.layer_precision) {

@@ -12,7 +12,7 @@ using namespace tandem;
 
 struct DlaCheckArgs {
   std::string model;
-  std::vector<std::string> shapes;
+  std::vector<std::string> shapes, input_values;
   std::string target = "orin", precision = "int8";
   bool verbose_layers = false, verbose_chunks = false, verbose = false, json = false, fail_if_not_full = false;
 };
@@ -27,6 +27,7 @@ int run(const DlaCheckArgs& a) {
   o.verbose_chunks = a.verbose_chunks || a.verbose;
   ImportOptions io;
   for (const auto& s : a.shapes) io.shapes.push_back(parse_shape_arg(s));
+  for (const auto& s : a.input_values) io.input_values.push_back(parse_input_value_arg(s));
   const Network net = import_onnx(a.model, io);  // shapes (and hooks) applied before the check
   const DlaReport r = can_run_on_dla(net, o);
   const std::string out = a.json ? dla_report_json(net, r, a.model) : dla_report_text(net, r, a.model);
@@ -46,6 +47,7 @@ tandem::cli::RegisterCommand reg(20, "dla-check", [](CLI::App& app) {
   auto a = std::make_shared<DlaCheckArgs>();
   sub->add_option("model", a->model, "model.onnx")->required();
   tandem::cli::add_shape_option(sub, a->shapes);
+  tandem::cli::add_input_value_option(sub, a->input_values);
   sub->add_option("--target", a->target, "DLA target: orin (TensorRT 8.6, JetPack 6) | xavier (TensorRT 8.5, JetPack 5.1)")
       ->capture_default_str();
   sub->add_option("--precision", a->precision, "precision of the check: int8 | fp16")->capture_default_str();

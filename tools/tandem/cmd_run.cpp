@@ -31,6 +31,7 @@ namespace tandem::cli {
 struct RunArgs {
   std::string model;
   std::vector<std::string> shapes;  // "name:1x3x640x640"
+  std::vector<std::string> input_values;  // "name:3,4" (ONNX models; an engine keeps its own)
   std::vector<std::string> inputs;  // "name=file.npy"
   bool random_input = false;
   uint64_t seed = 0;
@@ -190,17 +191,35 @@ int run_onnx_model(const RunArgs& a) {
   if (a.output_dir.empty()) throw Error("--output-dir is required");
   ImportOptions io;
   for (const std::string& s : a.shapes) io.shapes.push_back(parse_shape_arg(s));
+  for (const std::string& s : a.input_values) io.input_values.push_back(parse_input_value_arg(s));
   std::vector<InputSpec> specs;
   std::vector<std::string> output_names;
   std::unique_ptr<Executor> ex;
+  std::map<std::string, std::vector<int64_t>> fixed;  // shape-value inputs: their values by default
   {
     Network net = import_onnx(a.model, io);  // dropped once compiled: weights live in the kernels
+    fixed = net.model.input_values;
     for (TensorId t : net.inputs) specs.push_back({net.tensors[t].name, net.tensors[t].type, net.tensors[t].dims});
     ExecOptions opt;
     opt.threads = a.threads;
     ex = make_cpu_executor(net, opt);
   }
-  TensorMap in = load_run_inputs(specs, a.inputs, a.random_input, a.seed);
+  // A shape-value input not given by --input takes the values fixed at import.
+  std::vector<InputSpec> loaded, defaulted;
+  for (const InputSpec& s : specs) {
+    const bool given = std::any_of(a.inputs.begin(), a.inputs.end(), [&](const std::string& i) { return i.rfind(s.name + "=", 0) == 0; });
+    (fixed.count(s.name) && !given ? defaulted : loaded).push_back(s);
+  }
+  TensorMap in = load_run_inputs(loaded, a.inputs, a.random_input, a.seed);
+  for (const InputSpec& s : defaulted) {
+    auto f = fixed.find(s.name);
+    HostTensor h = HostTensor::zeros(s.name, s.type, s.dims);
+    for (size_t k = 0; k < f->second.size(); ++k) {
+      if (s.type == DataType::kInt64) reinterpret_cast<int64_t*>(h.data.data())[k] = f->second[k];
+      else reinterpret_cast<int32_t*>(h.data.data())[k] = static_cast<int32_t>(f->second[k]);
+    }
+    in[s.name] = std::move(h);
+  }
   TensorMap out = ex->run(in);
   std::vector<std::string> paths = write_run_outputs(out, a.output_dir);
   print_run_report(a.model, "cpu", out, paths, "", "", a.json);
@@ -218,6 +237,7 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   sub->add_option("model", args->model, "model.onnx or model.engine")->required();
   add_shape_option(sub, args->shapes);
+  add_input_value_option(sub, args->input_values);
   auto* in = sub->add_option("--input", args->inputs, "NAME=FILE.npy (repeatable)");
   auto* rnd = sub->add_flag("--random-input", args->random_input,
                             "Seeded random data for inputs not given: floats in [-1,1), integers in [0,10)");
@@ -229,7 +249,11 @@ RegisterCommand reg(60, "run", [](CLI::App& app) {
   (void)in;
   (void)rnd;
   return std::function<int()>([args] {
-    if (args->model.size() > 7 && args->model.compare(args->model.size() - 7, 7, ".engine") == 0)
+    const bool engine = args->model.size() > 7 && args->model.compare(args->model.size() - 7, 7, ".engine") == 0;
+    if (engine && !args->input_values.empty())
+      throw Error(fmt::format("--input-value {}: {} is an engine; its shape-value inputs were fixed when it was built",
+                              args->input_values.front(), args->model));
+    if (engine)
       return run_engine_file(args->model, args->shapes, args->inputs, args->random_input, args->seed,
                              args->output_dir, args->threads, args->backend, args->json);
     if (args->backend != "cpu")

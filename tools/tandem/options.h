@@ -23,6 +23,16 @@ inline CLI::Option* add_shape_option(CLI::App* sub, std::vector<std::string>& sh
       ->allow_extra_args(false);
 }
 
+// --input-value NAME:V1,V2,... (repeatable): an int32/int64 input's values fixed at import, as
+// TensorRT fixes a shape-tensor input's values in the optimization profile (trtexec --shapes).
+// Not split at commas: the values are comma-separated.
+inline CLI::Option* add_input_value_option(CLI::App* sub, std::vector<std::string>& values) {
+  return sub->add_option("--input-value", values,
+                         "fix an int32/int64 input's values at import NAME:V1,V2,... (repeatable; a shape-value "
+                         "input, as TensorRT's shape-tensor inputs: every run must give these values)")
+      ->allow_extra_args(false);
+}
+
 // Calibration images: --calib-dir (aliases --calibration-dir, --cd, --data).
 inline CLI::Option* add_calib_dir_option(CLI::App* sub, std::string& dir, const char* what = "calibration") {
   return sub->add_option("--calib-dir,--calibration-dir,--cd,--data", dir,

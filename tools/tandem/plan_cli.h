@@ -15,7 +15,7 @@ namespace tandem::cli {
 
 struct PlanArgs {
   std::string model;
-  std::vector<std::string> shapes;
+  std::vector<std::string> shapes, input_values;
   std::string target = "orin", precision = "int8", strategy = "seed";
   int max_chunks = 1, min_layers = 20, max_regions = 0, dla_core = 0, optimization_level = 3;
   bool fp8 = false, verbose = false, fp16_flag = false, int8_flag = false;
@@ -27,6 +27,7 @@ struct PlanArgs {
 inline void add_plan_args(CLI::App* sub, PlanArgs& a) {
   sub->add_option("model", a.model, "model.onnx")->required();
   add_shape_option(sub, a.shapes);
+  add_input_value_option(sub, a.input_values);
   sub->add_option("--target", a.target, "DLA target: orin | xavier")->capture_default_str();
   a.precision_opt = sub->add_option("--precision", a.precision, "DLA precision: int8 | fp16")->capture_default_str();
   sub->add_flag("--fp16", a.fp16_flag, "trtexec spelling of --precision fp16")->excludes(a.precision_opt);
@@ -99,6 +100,7 @@ inline void print_plan_warnings(const Network& net, const Plan& plan) {
 inline Network load_plan_network(const PlanArgs& a) {
   ImportOptions io;
   for (const auto& s : a.shapes) io.shapes.push_back(parse_shape_arg(s));
+  for (const auto& s : a.input_values) io.input_values.push_back(parse_input_value_arg(s));
   return import_onnx(a.model, io);
 }
 

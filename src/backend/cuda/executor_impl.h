@@ -377,6 +377,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   }
   // Checks each input, copies it into the pinned staging buffer and queues its upload.
   void upload_inputs(const TensorMap& inputs) {
+    check_input_values(net_.model.input_values, inputs, "cuda backend");
     const std::vector<size_t> at = stage_layout(net_.inputs, pinned_in_);
     for (size_t i = 0; i < net_.inputs.size(); ++i) {
       const TensorId t = net_.inputs[i];
