@@ -15,7 +15,7 @@
 
 namespace tandem {
 
-inline constexpr uint32_t kEngineFormatVersion = 3;  // 2: Gather modes; Scatter, TopK, Einsum, GridSample. 3: XXH3 section checksums
+inline constexpr uint32_t kEngineFormatVersion = 4;  // 2: Gather modes; Scatter, TopK, Einsum, GridSample. 3: XXH3 section checksums. 4: NonZero, NMS (NMSParams)
 
 // A tactic chosen at build time (also what the timing cache stores).
 struct Tactic {

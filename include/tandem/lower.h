@@ -50,7 +50,10 @@ struct ExecValue {
   bool constant = false;   // produced by a Constant layer: evaluated once, outside the arena
   ValueId alias_of = -1;   // a view: shares the memory of this value (resolved to the root)
   bool materialized = false;  // has memory (arena, constant store or an alias)
-  int64_t bytes = 0;       // volume * element size
+  int64_t bytes = 0;       // volume * element size (+ 8: the extent of a data-dependent value)
+  // >= 0: a data-dependent network output (NonZero, NMS; include/tandem/network.h): dims are its
+  // bound, its producer writes the real extent along this axis after the elements.
+  int data_dependent_axis = -1;
   int64_t offset = -1;     // in the arena; -1: not in the arena (constant, alias, never used)
 };
 

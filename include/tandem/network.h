@@ -43,8 +43,10 @@ enum class LayerKind : uint8_t {
   kEinsum,
   kGridSample,
   kRoiAlign,
+  kNonZero,
+  kNMS,
 };
-inline constexpr int kLayerKindCount = 27;
+inline constexpr int kLayerKindCount = 29;
 
 struct LayerKindInfo {
   std::string_view name;      // "Convolution"
@@ -52,6 +54,10 @@ struct LayerKindInfo {
   std::string_view trt_label; // "Convolution": TensorRT's default names, "(Unnamed Layer* N) [Label]"
   int min_inputs;
   int max_inputs;  // -1: any number
+  // >= 0: the layer computes, as it runs, the extent of its output 0 along this axis (NonZero,
+  // NMS: TensorRT's data-dependent shapes, reported through IOutputAllocator). See
+  // data_dependent_axis() below.
+  int data_dependent_axis = -1;
 };
 const LayerKindInfo& layer_kind_info(LayerKind k);
 inline std::string_view to_string(LayerKind k) { return layer_kind_info(k).name; }
@@ -244,6 +250,17 @@ struct RoiAlignParams {
   int64_t sampling_ratio = 0;  // 0: adaptive, ceil(roi size / output size)
   float spatial_scale = 1.f;
 };
+// INonZeroLayer has no parameters: input of any type [d0..dr-1] -> int64 [r, bound = volume]
+// of the non-zero elements' coordinates, one column each in row-major order, a data-dependent
+// extent along axis 1 (TensorRT's indices type kINT64, as ONNX's).
+// INMSLayer: inputs boxes [B, N, 4], scores [B, N, C] (TensorRT's layout: the importer transposes
+// ONNX's [B, C, N]), max output boxes per class (int32/int64 scalar), IoU threshold and score
+// threshold (float scalars) -> selected indices int64 [bound, 3] of (batch, class, box), a
+// data-dependent extent along axis 0. center_sizes: boxes are (x_center, y_center, width, height)
+// (BoundingBoxFormat::kCENTER_SIZES), else any two diagonal corners (kCORNER_PAIRS).
+struct NMSParams {
+  bool center_sizes = false;
+};
 struct CastParams {
   DataType to = DataType::kFloat;
 };
@@ -260,7 +277,7 @@ using LayerParams =
                  ScaleParams, ConcatenationParams, ResizeParams, ShuffleParams, SliceParams,
                  SoftMaxParams, ReduceParams, MatrixMultiplyParams, UnaryParams, ConstantParams,
                  LRNParams, GatherParams, CastParams, NormalizationParams, ScatterParams,
-                 TopKParams, EinsumParams, GridSampleParams, RoiAlignParams>;
+                 TopKParams, EinsumParams, GridSampleParams, RoiAlignParams, NMSParams>;
 
 // ---- Tensors and layers ----------------------------------------------------------------------
 using TensorId = int;
@@ -328,5 +345,22 @@ class Network {
 
 // The params alternative a kind must carry (for verify and builders).
 size_t params_index_for(LayerKind k);
+
+// ---- Data-dependent output shapes (NonZero, NMS) ------------------------------------------------
+// A kind with LayerKindInfo::data_dependent_axis >= 0 writes output 0 of a shape known only when it
+// runs. The tensor's dims are a static upper bound; along that one axis the layer computes the
+// real extent. Its buffer holds the real shape's elements packed row-major at the start, then, at
+// byte data_extent_offset(), the extent as one int64. Such a tensor may only be a network output
+// (verify() refuses a reader): the executors return it in its real shape.
+// -1: t's shape is static; else the axis whose extent its producer computes.
+int data_dependent_axis(const Network& net, TensorId t);
+// Byte offset of the extent in a data-dependent buffer: the bound's volume * element size.
+int64_t data_extent_offset(const Dims& bound, DataType type);
+// Bytes a backend allocates for tensor t: its elements, plus the int64 extent when data-dependent.
+int64_t stored_bytes(const Network& net, TensorId t);
+// The real dims of a data-dependent buffer: `bound` with dims[axis] = the extent stored after the
+// elements. Throws Error naming `tensor` if the extent lies outside [0, bound[axis]].
+Dims data_dependent_dims(const Dims& bound, int axis, DataType type, const void* buffer,
+                         const std::string& tensor);
 
 }  // namespace tandem

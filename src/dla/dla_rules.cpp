@@ -772,6 +772,14 @@ struct Checker {
     }
   }
 };
+      // Not in the list either, and a DLA loadable's shapes are fixed at build time: a layer whose
+      // output shape depends on the data cannot be one.
+      case LayerKind::kNonZero:
+        fail("NonZero is not a DLA-supported layer (DLA supported-layers list; its output shape depends on the data)");
+        break;
+      case LayerKind::kNMS:
+        fail("NMS is not a DLA-supported layer (DLA supported-layers list; its output shape depends on the data)");
+        break;
 
 }  // namespace
 
@@ -830,7 +838,7 @@ Int8RangeTie int8_equal_range_tensors(const Network& net, const Layer& L) {
     case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization: case LayerKind::kSelect:
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
-    case LayerKind::kRoiAlign:
+    case LayerKind::kRoiAlign: case LayerKind::kNonZero: case LayerKind::kNMS:
       break;  // no range rule
   }
   return r;

@@ -170,6 +170,8 @@ void get(Reader& r, RoiAlignParams& p) {
   p.max_mode = r.boolean(); p.half_pixel = r.boolean(); p.out_h = r.i64(); p.out_w = r.i64();
   p.sampling_ratio = r.i64(); p.spatial_scale = r.f32();
 }
+void put(Writer& w, const NMSParams& p) { w.boolean(p.center_sizes); }
+void get(Reader& r, NMSParams& p) { p.center_sizes = r.boolean(); }
 
 template <size_t I>
 LayerParams read_alt(Reader& r) {

@@ -41,6 +41,7 @@ std::optional<ConstantOrigin> constant_origin(const Network& net, TensorId t) {
       case LayerKind::kGather: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK:
       case LayerKind::kEinsum: case LayerKind::kGridSample: case LayerKind::kRoiAlign:
+      case LayerKind::kNonZero: case LayerKind::kNMS:
         return std::nullopt;
     }
     if (l.inputs.size() != 1) return std::nullopt;

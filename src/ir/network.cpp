@@ -38,6 +38,8 @@ constexpr std::array<LayerKindInfo, kLayerKindCount> kLayerKinds = {{
     {"Einsum", "EINSUM", "Einsum", 1, 2},
     {"GridSample", "GRID_SAMPLE", "GridSample", 2, 2},
     {"RoiAlign", "PLUGIN_V3", "PluginV3", 3, 3},  // the parser's ROIAlign_TRT plugin layer
+    {"NonZero", "NON_ZERO", "NonZero", 1, 1, 1},  // [rank, count]: the count is data-dependent
+    {"NMS", "NMS", "NMS", 5, 5, 0},               // [selected, 3]: importers give all 5 inputs
 }};
 
 template <class T>
@@ -74,6 +76,8 @@ size_t params_index_for(LayerKind k) {
     case LayerKind::kEinsum: return variant_index<EinsumParams>();
     case LayerKind::kGridSample: return variant_index<GridSampleParams>();
     case LayerKind::kRoiAlign: return variant_index<RoiAlignParams>();
+    case LayerKind::kNMS: return variant_index<NMSParams>();
+    case LayerKind::kNonZero:
     case LayerKind::kParametricReLU:
     case LayerKind::kIdentity:
     case LayerKind::kSelect: return variant_index<NoParams>();
@@ -326,6 +330,35 @@ std::vector<std::vector<LayerId>> Network::consumers() const {
 }
 
 void Network::verify() const {
+int data_dependent_axis(const Network& net, TensorId t) {
+  if (t < 0 || t >= static_cast<TensorId>(net.tensors.size())) return -1;
+  const LayerId p = net.tensors[size_t(t)].producer;
+  if (p < 0 || p >= static_cast<LayerId>(net.layers.size())) return -1;
+  const Layer& l = net.layers[size_t(p)];
+  return !l.outputs.empty() && l.outputs[0] == t ? layer_kind_info(l.kind).data_dependent_axis : -1;
+}
+
+int64_t data_extent_offset(const Dims& bound, DataType type) {
+  return volume(bound) * static_cast<int64_t>(element_size(type));
+}
+
+int64_t stored_bytes(const Network& net, TensorId t) {
+  const Tensor& tt = net.tensors[size_t(t)];
+  return data_extent_offset(tt.dims, tt.type) + (data_dependent_axis(net, t) >= 0 ? int64_t(sizeof(int64_t)) : 0);
+}
+
+Dims data_dependent_dims(const Dims& bound, int axis, DataType type, const void* buffer, const std::string& tensor) {
+  int64_t extent = 0;
+  std::memcpy(&extent, static_cast<const uint8_t*>(buffer) + data_extent_offset(bound, type), sizeof extent);
+  if (axis < 0 || axis >= static_cast<int>(bound.size()) || extent < 0 || extent > bound[size_t(axis)])
+    throw Error(fmt::format("tensor '{}': data-dependent extent {} outside [0, {}] along axis {} (bound {})", tensor,
+                            extent, axis >= 0 && axis < int(bound.size()) ? bound[size_t(axis)] : 0, axis,
+                            dims_to_string(bound)));
+  Dims d = bound;
+  d[size_t(axis)] = extent;
+  return d;
+}
+
   const auto nt = static_cast<TensorId>(tensors.size());
   std::vector<char> defined(tensors.size(), 0);
   for (TensorId t : inputs) {
@@ -347,6 +380,10 @@ void Network::verify() const {
       if (!defined[t])
         throw Error(fmt::format("layer '{}': input '{}' is used before it is produced", l.name, tensors[t].name));
     }
+      if (data_dependent_axis(*this, t) >= 0)
+        throw Error(fmt::format("layer '{}': input '{}' has a data-dependent shape ({} '{}'); tandem supports "
+                                "these only as network outputs", l.name, tensors[t].name,
+                                to_string(layers[size_t(tensors[t].producer)].kind), layers[size_t(tensors[t].producer)].name));
     if (l.outputs.empty()) throw Error(fmt::format("layer '{}': no outputs", l.name));
     for (TensorId t : l.outputs) {
       if (t < 0 || t >= nt) throw Error(fmt::format("layer '{}': output id {} out of range", l.name, t));

@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "tandem/broadcast.h"
+#include "tandem/constant_origin.h"
 #include "tandem/einsum.h"
 
 namespace tandem {
@@ -265,6 +267,25 @@ Outputs grid_sample_outputs(const Network& net, const Layer& l) {
   return one({x[0], x[1], g[1], g[2]}, input(net, l, 0).type);
 }
 
+// INMSLayer's bound: B * C * min(N, max boxes) when max boxes is a constant, else B * C * N (TensorRT's
+// upper bound on the allocation, NvInfer.h INMSLayer).
+Outputs nms_outputs(const Network& net, const Layer& l) {
+  const Dims& b = input(net, l, 0).dims;
+  const Dims& s = input(net, l, 1).dims;
+  if (b.size() != 3 || b[2] != 4 || s.size() != 3 || s[0] != b[0] || s[1] != b[1])
+    fail(l, fmt::format("boxes {} and scores {} are not [B, N, 4] and [B, N, C]", dims_to_string(b), dims_to_string(s)));
+  const Tensor& m = input(net, l, 2);
+  if ((m.type != DataType::kInt32 && m.type != DataType::kInt64) || volume(m.dims) != 1)
+    fail(l, "max output boxes per class is not one int32/int64 value");
+  for (size_t i : {size_t(3), size_t(4)})
+    if (input(net, l, i).type != DataType::kFloat || volume(input(net, l, i).dims) != 1)
+      fail(l, fmt::format("input {} (a threshold) is not one fp32 value", i));
+  int64_t per_class = b[1];
+  if (auto c = constant_origin(net, l.inputs[2]))
+    per_class = static_cast<int64_t>(std::clamp(net.weights[size_t(c->weights)].at(0), 0.0, double(per_class)));
+  return one({b[0] * s[2] * per_class, 3}, DataType::kInt64);
+}
+
 }  // namespace
 
 std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, const Layer& l) {
@@ -339,6 +360,12 @@ std::vector<std::pair<Dims, DataType>> infer_layer_outputs(const Network& net, c
       if (in(2).type != DataType::kInt32 && in(2).type != DataType::kInt64) fail(l, "batch indices are not int32/int64");
       return one({r[0], x[1], p.out_h, p.out_w}, in(0).type);
     }
+    case LayerKind::kNonZero: {  // bound: every element non-zero
+      const Dims& x = in(0).dims;
+      if (x.empty()) fail(l, "a scalar input (its output would be [0, n])");
+      return one({static_cast<int64_t>(x.size()), volume(x)}, DataType::kInt64);
+    }
+    case LayerKind::kNMS: return nms_outputs(net, l);
   }
   fail(l, "unknown layer kind");
 }

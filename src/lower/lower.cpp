@@ -109,7 +109,8 @@ class Lowering {
       v.dims = tt.dims;
       v.tensor = TensorId(t);
       v.storage = tt.type;
-      v.bytes = int64_t(volume(tt.dims)) * int64_t(element_size(tt.type));
+      v.bytes = stored_bytes(net_, TensorId(t));
+      v.data_dependent_axis = data_dependent_axis(net_, TensorId(t));
       v.constant = tt.producer >= 0 && net_.layers[size_t(tt.producer)].kind == LayerKind::kConstant;
     }
     g_.inputs = net_.inputs;

@@ -650,6 +650,7 @@ Outs f_reduce(Importer& I, ReduceOp op) {
 }  // namespace
 
 void register_decomposed_folders(std::unordered_map<std::string, FoldFn>& m);  // ops_decomposed.cpp
+void register_dynamic_folders(std::unordered_map<std::string, FoldFn>& m);     // ops_dynamic.cpp
 
 const std::unordered_map<std::string, FoldFn>& op_folders() {
   static const std::unordered_map<std::string, FoldFn> m = [] {
@@ -717,6 +718,7 @@ const std::unordered_map<std::string, FoldFn>& op_folders() {
   };
     register_qdq_folders(m);
     register_decomposed_folders(m);
+    register_dynamic_folders(m);
     return m;
   }();
   return m;

@@ -519,6 +519,12 @@ void Importer::import_node(const onnx::NodeProto& n) {
     if (in.empty()) { cur_inputs_.emplace_back(); continue; }
     cur_inputs_.push_back(values_.at(in));
     all_const &= cur_inputs_.back().c != nullptr;
+    const TensorId t = cur_inputs_.back().t;
+    if (data_dependent_axis(net_, t) >= 0) {  // its dims are only a bound: no reader may see them
+      const Layer& p = net_.layers[size_t(net_.tensors[size_t(t)].producer)];
+      fail(fmt::format("consumes the data-dependent output of {} '{}'; tandem supports these only as network outputs",
+                       p.onnx_op.empty() ? std::string(to_string(p.kind)) : p.onnx_op, p.onnx_node));
+    }
   }
   node_first_layer_ = net_.layers.size();
   const auto& folders = op_folders();

@@ -722,6 +722,35 @@ inline void roi_align_cases(std::vector<OpCase>& out) {
     }
 }
 
+// NonZero over integer, bool and float inputs (integers in [-1, 1]: about a third are zero).
+inline void nonzero_cases(std::vector<OpCase>& out) {
+  for (DataType t : {DataType::kInt32, DataType::kInt64, DataType::kInt8, DataType::kBool, DataType::kFloat})
+    for (const Dims& d : {Dims{7}, Dims{3, 5}, Dims{2, 3, 4}}) {
+      CaseBuilder b(LayerKind::kNonZero, std::string(to_string(t)) + " " + dims_to_string(d));
+      TensorId x = b.input("x", d, t, {-1, 1});
+      b.op(NoParams{}, {x});
+      out.push_back(b.finish());
+    }
+}
+
+// NMS over random boxes (corner pairs in [0, 4], or centers and sizes) and scores; max boxes per
+// class a constant (a tight bound) or the box count; thresholds as constants.
+inline void nms_cases(std::vector<OpCase>& out) {
+  for (bool center : {false, true})
+    for (int64_t max_boxes : {int64_t(2), int64_t(20)})
+      for (float iou : {0.f, 0.3f}) {
+        CaseBuilder b(LayerKind::kNMS, std::string(center ? "center_sizes" : "corner_pairs") + " max " +
+                                           std::to_string(max_boxes) + " iou " + std::to_string(iou));
+        TensorId boxes = b.input("boxes", {2, 12, 4}, DataType::kFloat, {0, 4});
+        TensorId scores = b.input("scores", {2, 12, 3}, DataType::kFloat, {-0.5, 1});
+        TensorId m = b.constant("max", b.weights_of<int64_t>("mw", DataType::kInt64, {1}, {max_boxes}));
+        TensorId i = b.constant("iou", b.weights_of<float>("iw", DataType::kFloat, {1}, {iou}));
+        TensorId sc = b.constant("score", b.weights_of<float>("sw", DataType::kFloat, {1}, {0.f}));
+        b.op(NMSParams{center}, {boxes, scores, m, i, sc});
+        out.push_back(b.finish());
+      }
+}
+
 // Every case of one kind. A kind without a case here fails to compile (-Werror=switch), and a
 // kind whose generator yields nothing fails EveryLayerKindHasCases.
 inline std::vector<OpCase> cases_for(LayerKind kind) {
@@ -754,6 +783,8 @@ inline std::vector<OpCase> cases_for(LayerKind kind) {
     case LayerKind::kEinsum: einsum_cases(out); break;
     case LayerKind::kGridSample: grid_sample_cases(out); break;
     case LayerKind::kRoiAlign: roi_align_cases(out); break;
+    case LayerKind::kNonZero: nonzero_cases(out); break;
+    case LayerKind::kNMS: nms_cases(out); break;
   }
   return out;
 }

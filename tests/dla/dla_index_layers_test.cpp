@@ -69,6 +69,27 @@ TEST(DlaIndexLayers, NoneOnDla) {
   }
 }
 
+// NonZero and NMS: not in the list either, and a DLA loadable's shapes are fixed at build time.
+TEST(DlaIndexLayers, DataDependentLayersNotOnDla) {
+  {
+    NetBuilder b;
+    auto x = b.input("x", {2, 3}, DataType::kInt32);
+    b.layer(LayerKind::kNonZero, "nz", {x}, {2, 6}, NoParams{});
+    b.net.tensors[size_t(b.net.layers.back().outputs[0])].type = DataType::kInt64;
+    expect_no(b, "nz: NonZero is not a DLA-supported layer (DLA supported-layers list; its output shape depends on the data)");
+  }
+  {
+    NetBuilder b;
+    auto boxes = b.input("boxes", {1, 6, 4});
+    auto scores = b.input("scores", {1, 6, 2});
+    auto m = b.input("m", {1}, DataType::kInt64);
+    auto iou = b.input("iou", {1});
+    auto sc = b.input("sc", {1});
+    b.layer(LayerKind::kNMS, "nms", {boxes, scores, m, iou, sc}, {12, 3}, NMSParams{});
+    expect_no(b, "nms: NMS is not a DLA-supported layer");
+  }
+}
+
 TEST(DlaIndexLayers, ThreeDConvolutionAndPoolingNotOnDla) {
   {
     NetBuilder b;

@@ -76,6 +76,8 @@ std::string describe(const LayerParams& params) {
         } else if constexpr (std::is_same_v<P, RoiAlignParams>) {
           o << p.max_mode << ' ' << p.half_pixel << ' ' << p.out_h << ' ' << p.out_w << ' ' << p.sampling_ratio << ' '
             << p.spatial_scale;
+        } else if constexpr (std::is_same_v<P, NMSParams>) {
+          o << p.center_sizes;
         } else if constexpr (std::is_same_v<P, CastParams>) {
           o << int(p.to);
         } else if constexpr (std::is_same_v<P, NormalizationParams>) {
@@ -290,6 +292,7 @@ TEST(EngineFormat, EveryParamsAlternativeRoundTrips) {
   ps.emplace_back(EinsumParams{"bij,bjk->bik"});
   ps.emplace_back(GridSampleParams{ResizeMode::kCubic, true, SliceMode::kReflect});
   ps.emplace_back(RoiAlignParams{true, false, 3, 5, 2, 0.25f});
+  ps.emplace_back(NMSParams{true});
   ASSERT_EQ(ps.size(), std::variant_size_v<LayerParams>);
   for (size_t i = 0; i < ps.size(); ++i) ASSERT_EQ(ps[i].index(), i);
   Network net = test::small_network();

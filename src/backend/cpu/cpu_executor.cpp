@@ -34,6 +34,7 @@ bool is_float_kind(LayerKind k) {
     case LayerKind::kSlice: case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kConstant:
     case LayerKind::kGather: case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kRoiAlign:  // int batch indices
+    case LayerKind::kNonZero: case LayerKind::kNMS:  // int64 outputs
       return false;
   }
   return false;
@@ -764,7 +765,7 @@ class CpuExecutor : public Executor {
       case LayerKind::kParametricReLU: case LayerKind::kLRN: case LayerKind::kGather:
       case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-      case LayerKind::kGridSample: case LayerKind::kRoiAlign:
+      case LayerKind::kGridSample: case LayerKind::kRoiAlign: case LayerKind::kNonZero: case LayerKind::kNMS:
         return cpu::make_ref_kernel(net, l, net.weights);
     }
     throw Error(layer_desc(l) + ": unknown layer kind");
@@ -792,6 +793,11 @@ class CpuExecutor : public Executor {
     h.type = v.type;
     h.dims = v.dims;
     const uint8_t* p = ptr_[size_t(t)];
+    if (v.data_dependent_axis >= 0) {  // the real shape's elements, packed at the start
+      h.dims = data_dependent_dims(v.dims, v.data_dependent_axis, v.type, p, v.name);
+      h.data.assign(p, p + volume(h.dims) * int64_t(element_size(v.type)));
+      return;
+    }
     h.data.assign(p, p + size_t(v.bytes));  // same size as last run: reuses the capacity
   }
 
@@ -867,7 +873,7 @@ std::string cpu_unsupported_reason(const Network& net) {
       case LayerKind::kConstant: case LayerKind::kParametricReLU: case LayerKind::kLRN:
       case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kNormalization:
       case LayerKind::kSelect: case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
-      case LayerKind::kGridSample: case LayerKind::kRoiAlign:
+      case LayerKind::kGridSample: case LayerKind::kRoiAlign: case LayerKind::kNonZero: case LayerKind::kNMS:
         break;
     }
   }

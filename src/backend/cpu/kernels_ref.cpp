@@ -11,6 +11,7 @@
 #include "tandem/broadcast.h"
 #include "tandem/op_semantics.h"
 #include "kernels.h"
+#include "kernels_dynamic.h"
 #include "kernels_index.h"
 #include "tandem/numerics.h"
 
@@ -1137,6 +1138,7 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
     case LayerKind::kGridSample: case LayerKind::kRoiAlign: return make_index_kernel(net, l);
     case LayerKind::kCast: return make_cast(net, l);
     case LayerKind::kNormalization: return make_normalization(net, l);
+    case LayerKind::kNonZero: case LayerKind::kNMS: return make_dynamic_kernel(net, l);
     case LayerKind::kSelect: return make_select(net, l);
     case LayerKind::kPooling: return make_pooling(net, l);
     case LayerKind::kIdentity: {

@@ -370,7 +370,7 @@ class CudaExecutorImpl final : public CudaExecutor {
     size_t total = 0;
     for (size_t i = 0; i < ts.size(); ++i) {
       at[i] = total;
-      total += (bytes_of(ts[i]) + 255) / 256 * 256;
+      total += (size_t(stored_bytes(net_, ts[i])) + 255) / 256 * 256;
     }
     reserve_pinned(b, std::max<size_t>(total, 256));
     return at;
@@ -401,8 +401,8 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::vector<size_t> download(const std::vector<TensorId>& ts, PinnedBuffer& b) {
     const std::vector<size_t> at = stage_layout(ts, b);
     for (size_t i = 0; i < ts.size(); ++i)
-      if (bytes_of(ts[i]) && ptr_[ts[i]])
-        CK(cudaMemcpyAsync(b.at(at[i]), ptr_[ts[i]], bytes_of(ts[i]), cudaMemcpyDeviceToHost, stream_));
+      if (bytes_of(ts[i]) && ptr_[ts[i]])  // a data-dependent output with its extent after the elements
+        CK(cudaMemcpyAsync(b.at(at[i]), ptr_[ts[i]], size_t(stored_bytes(net_, ts[i])), cudaMemcpyDeviceToHost, stream_));
     return at;
   }
   HostTensor host_copy(TensorId t, const char* staged) const {
@@ -413,6 +413,12 @@ class CudaExecutorImpl final : public CudaExecutor {
     h.dims = tt.dims;
     h.data.resize(bytes_of(t));
     if (!h.data.empty() && ptr_[t]) std::memcpy(h.data.data(), staged, h.data.size());
+    const int dd_axis = data_dependent_axis(net_, t);
+    if (dd_axis >= 0 && ptr_[t]) {  // the real shape's elements, packed at the start
+      h.dims = data_dependent_dims(tt.dims, dd_axis, tt.type, staged, tt.name);
+      h.data.assign(staged, staged + volume(h.dims) * int64_t(element_size(tt.type)));
+      return h;
+    }
     else std::fill(h.data.begin(), h.data.end(), uint8_t(0));
     return h;
   }

@@ -3,6 +3,7 @@
 // What is refused here, support.cpp's check_index_layer refuses from the network alone.
 #include <string>
 
+#include "backend/cuda/kernels_dynamic.h"
 #include "backend/cuda/kernels_index.h"
 #include "tandem/einsum.h"
 
@@ -232,7 +233,7 @@ bool is_index_layer(const Layer& L) {
   switch (L.kind) {
     case LayerKind::kGather: return L.as<GatherParams>().mode != GatherMode::kDefault;
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum: case LayerKind::kGridSample:
-    case LayerKind::kRoiAlign:
+    case LayerKind::kRoiAlign: case LayerKind::kNonZero: case LayerKind::kNMS:
       return true;
     case LayerKind::kPooling: return L.as<PoolingParams>().window.size() != 2;
     case LayerKind::kConvolution: case LayerKind::kDeconvolution: case LayerKind::kMatrixMultiply:
@@ -256,6 +257,7 @@ Launch index_layer_launch(const Network& net, const Layer& L, std::vector<const 
     case LayerKind::kGridSample: case LayerKind::kRoiAlign:
       return sampling_launch(net, L, in, static_cast<float*>(out[0]));
     case LayerKind::kPooling: return pooling_launch(net, L, in[0], static_cast<float*>(out[0]));
+    case LayerKind::kNonZero: case LayerKind::kNMS: return dynamic_layer_launch(net, L, in, out);  // kernels_dynamic.cu
     case LayerKind::kConvolution: case LayerKind::kDeconvolution: case LayerKind::kMatrixMultiply:
     case LayerKind::kShuffle: case LayerKind::kConstant: case LayerKind::kActivation:
     case LayerKind::kParametricReLU: case LayerKind::kElementWise: case LayerKind::kScale:

@@ -152,6 +152,7 @@ void check_index_layer(Checker& c) {
     case LayerKind::kConcatenation: case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax:
     case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kLRN: case LayerKind::kIdentity:
     case LayerKind::kCast: case LayerKind::kSelect: case LayerKind::kNormalization:
+    case LayerKind::kNonZero: case LayerKind::kNMS:
       break;
   }
 }
@@ -203,6 +204,13 @@ void check_kind(Checker& c) {
     case LayerKind::kGridSample:
     case LayerKind::kRoiAlign:
       check_index_layer(c);
+      break;
+    case LayerKind::kNonZero:  // kernels_dynamic.cu: any element type, rank up to 8
+      if (c.dims(l.inputs[0]).size() > 8) c.refuse("NonZero input rank above 8");
+      break;
+    case LayerKind::kNMS:  // kernels_dynamic.cu; types and shapes checked by shape inference
+      c.require_float(l.inputs[0]);
+      c.require_float(l.inputs[1]);
       break;
     case LayerKind::kSelect:
       if (c.type(l.inputs[0]) != DataType::kBool) c.refuse("condition must be bool");
