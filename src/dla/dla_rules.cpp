@@ -769,9 +769,6 @@ struct Checker {
       case LayerKind::kRoiAlign:
         fail("RoiAlign is TensorRT's ROIAlign_TRT plugin, not a DLA-supported layer (DLA supported-layers list)");
         break;
-    }
-  }
-};
       // Not in the list either, and a DLA loadable's shapes are fixed at build time: a layer whose
       // output shape depends on the data cannot be one.
       case LayerKind::kNonZero:
@@ -780,6 +777,9 @@ struct Checker {
       case LayerKind::kNMS:
         fail("NMS is not a DLA-supported layer (DLA supported-layers list; its output shape depends on the data)");
         break;
+    }
+  }
+};
 
 }  // namespace
 

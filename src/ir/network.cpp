@@ -329,7 +329,6 @@ std::vector<std::vector<LayerId>> Network::consumers() const {
   return c;
 }
 
-void Network::verify() const {
 int data_dependent_axis(const Network& net, TensorId t) {
   if (t < 0 || t >= static_cast<TensorId>(net.tensors.size())) return -1;
   const LayerId p = net.tensors[size_t(t)].producer;
@@ -359,6 +358,7 @@ Dims data_dependent_dims(const Dims& bound, int axis, DataType type, const void*
   return d;
 }
 
+void Network::verify() const {
   const auto nt = static_cast<TensorId>(tensors.size());
   std::vector<char> defined(tensors.size(), 0);
   for (TensorId t : inputs) {
@@ -379,11 +379,11 @@ Dims data_dependent_dims(const Dims& bound, int axis, DataType type, const void*
       if (t < 0 || t >= nt) throw Error(fmt::format("layer '{}': input id {} out of range", l.name, t));
       if (!defined[t])
         throw Error(fmt::format("layer '{}': input '{}' is used before it is produced", l.name, tensors[t].name));
-    }
       if (data_dependent_axis(*this, t) >= 0)
         throw Error(fmt::format("layer '{}': input '{}' has a data-dependent shape ({} '{}'); tandem supports "
                                 "these only as network outputs", l.name, tensors[t].name,
                                 to_string(layers[size_t(tensors[t].producer)].kind), layers[size_t(tensors[t].producer)].name));
+    }
     if (l.outputs.empty()) throw Error(fmt::format("layer '{}': no outputs", l.name));
     for (TensorId t : l.outputs) {
       if (t < 0 || t >= nt) throw Error(fmt::format("layer '{}': output id {} out of range", l.name, t));

@@ -1136,9 +1136,9 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
       return make_gather(net, l);
     case LayerKind::kScatter: case LayerKind::kTopK: case LayerKind::kEinsum:
     case LayerKind::kGridSample: case LayerKind::kRoiAlign: return make_index_kernel(net, l);
+    case LayerKind::kNonZero: case LayerKind::kNMS: return make_dynamic_kernel(net, l);
     case LayerKind::kCast: return make_cast(net, l);
     case LayerKind::kNormalization: return make_normalization(net, l);
-    case LayerKind::kNonZero: case LayerKind::kNMS: return make_dynamic_kernel(net, l);
     case LayerKind::kSelect: return make_select(net, l);
     case LayerKind::kPooling: return make_pooling(net, l);
     case LayerKind::kIdentity: {

@@ -559,6 +559,7 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
     case LayerKind::kIdentity: case LayerKind::kCast: case LayerKind::kSelect:
     case LayerKind::kNormalization: case LayerKind::kScatter: case LayerKind::kTopK:
     case LayerKind::kEinsum: case LayerKind::kGridSample: case LayerKind::kRoiAlign:
+    case LayerKind::kNonZero: case LayerKind::kNMS:
       break;  // built by build_layer or another group
   }
 }
@@ -575,7 +576,6 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
       const auto& P = L.as<LRNParams>();
       require_float(L, L.inputs[0]);
       const Dims& xd = dims(L.inputs[0]);
-    case LayerKind::kNonZero: case LayerKind::kNMS:
       if (xd.size() < 2) unsupported(L, "LRN needs rank >= 2");
       int64_t hw = 1;
       for (size_t k = 2; k < xd.size(); ++k) hw *= xd[k];
@@ -679,6 +679,7 @@ void CudaExecutorImpl::build_other_layer(LayerId id, const Layer& L) {
     case LayerKind::kResize: case LayerKind::kSlice: case LayerKind::kSoftMax:
     case LayerKind::kReduce: case LayerKind::kUnary: case LayerKind::kScatter: case LayerKind::kTopK:
     case LayerKind::kEinsum: case LayerKind::kGridSample: case LayerKind::kRoiAlign:
+    case LayerKind::kNonZero: case LayerKind::kNMS:
       break;  // built by build_layer or another group
   }
 }
@@ -695,7 +696,6 @@ void CudaExecutorImpl::build_shuffle(LayerId id, const Layer& L) {
     return r;
   };
   Dims d1 = P.first_transpose.empty() ? d0 : permute(d0, P.first_transpose);
-    case LayerKind::kNonZero: case LayerKind::kNMS:
   Dims d2 = P.reshape ? *P.reshape : d1;
   if (volume(d2) != volume(d1)) unsupported(L, "reshape changes the element count");
   Dims d3 = P.second_transpose.empty() ? d2 : permute(d2, P.second_transpose);

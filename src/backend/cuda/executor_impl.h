@@ -411,14 +411,14 @@ class CudaExecutorImpl final : public CudaExecutor {
     h.name = tt.name;
     h.type = tt.type;
     h.dims = tt.dims;
-    h.data.resize(bytes_of(t));
-    if (!h.data.empty() && ptr_[t]) std::memcpy(h.data.data(), staged, h.data.size());
     const int dd_axis = data_dependent_axis(net_, t);
     if (dd_axis >= 0 && ptr_[t]) {  // the real shape's elements, packed at the start
       h.dims = data_dependent_dims(tt.dims, dd_axis, tt.type, staged, tt.name);
       h.data.assign(staged, staged + volume(h.dims) * int64_t(element_size(tt.type)));
       return h;
     }
+    h.data.resize(bytes_of(t));
+    if (!h.data.empty() && ptr_[t]) std::memcpy(h.data.data(), staged, h.data.size());
     else std::fill(h.data.begin(), h.data.end(), uint8_t(0));
     return h;
   }
