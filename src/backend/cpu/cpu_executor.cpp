@@ -190,7 +190,105 @@ size_t chain_start(const Network& net, const ExecStep& st) {
     if (!cpu::dnnl_can_append_post_op(ops, op)) return i;
     ops.push_back(op);
   }
-  return st.epilogue.size();
+  return limit;
+}
+
+// How an FP32 convolution step's epilogue runs: entries [0, chain_at) as folded Scales
+// (`scales`: their indices) and oneDNN post-ops (`post_ops`, in order), the rest as a point-wise
+// chain after the convolution (kernels_chain.cpp; capturing its input at chain_input_at when it
+// starts before it).
+struct EpilogueSplit {
+  size_t chain_at = 0;
+  std::vector<cpu::PostOp> post_ops;
+  std::vector<size_t> scales;
+};
+
+bool reads_chain_input(const Epilogue& e) {
+  return e.operand == EpilogueOperand::kChainInputLeft || e.operand == EpilogueOperand::kChainInputRight;
+}
+// Whether e is `v op c` (or `c op v` for a commutative op) with the scalar c.
+bool scalar_link(const Network& net, const Epilogue& e, ElementWiseOp op, float c) {
+  if (e.kind != EpilogueKind::kElementWise || net.layers[size_t(e.layers[0])].as<ElementWiseParams>().op != op)
+    return false;
+  const bool commutes = op == ElementWiseOp::kSum || op == ElementWiseOp::kProd;
+  return (e.operand == EpilogueOperand::kScalarRight || (commutes && e.operand == EpilogueOperand::kScalarLeft)) &&
+         std::fabs(e.scalar - c) <= 1e-6f * std::fabs(c);
+}
+bool activation_link(const Network& net, const Epilogue& e, ActivationType t, float alpha, float beta) {
+  if (e.kind != EpilogueKind::kActivation) return false;
+  const auto& a = net.layers[size_t(e.layers[0])].as<ActivationParams>();
+  return a.type == t && std::fabs(a.alpha - alpha) <= 1e-6f && std::fabs(a.beta - beta) <= 1e-6f;
+}
+
+// Hard-swish written out, starting at epilogue[i] whose input t is the chain input: PP-OCR's
+// t * clip(t + 3, 0, 6) / 6 (the product and the division in either order, / 6 or * (1/6)), or
+// HardSigmoid(t; 1/6, 1/2) * t. Returns how many entries it spans (0: none). It then runs as
+// oneDNN's hardswish post-op: the same function, rounded differently (a last-bit difference on
+// some values; docs/cpu-backend.md).
+size_t hard_swish_span(const Network& net, const std::vector<Epilogue>& epi, size_t i) {
+  const auto times_input = [&](size_t k) {
+    return k < epi.size() && epi[k].kind == EpilogueKind::kElementWise &&
+           net.layers[size_t(epi[k].layers[0])].as<ElementWiseParams>().op == ElementWiseOp::kProd &&
+           reads_chain_input(epi[k]);
+  };
+  const auto sixth = [&](size_t k) {
+    return k < epi.size() && (scalar_link(net, epi[k], ElementWiseOp::kDiv, 6.f) ||
+                              scalar_link(net, epi[k], ElementWiseOp::kProd, 1.f / 6.f));
+  };
+  if (i < epi.size() && activation_link(net, epi[i], ActivationType::kHardSigmoid, 1.f / 6.f, 0.5f) && times_input(i + 1))
+    return 2;
+  if (i + 1 < epi.size() && scalar_link(net, epi[i], ElementWiseOp::kSum, 3.f) &&
+      activation_link(net, epi[i + 1], ActivationType::kClip, 0.f, 6.f) &&
+      ((times_input(i + 2) && sixth(i + 3)) || (sixth(i + 2) && times_input(i + 3))))
+    return 4;
+  return 0;
+}
+
+// TANDEM_CPU_HARDSWISH=chain: written-out hard-swish stays in the chain (the layers' own
+// rounding, for comparisons); default: oneDNN's hardswish post-op.
+bool hard_swish_post_op() {
+  const char* env = std::getenv("TANDEM_CPU_HARDSWISH");
+  return !(env && std::string(env) == "chain");
+}
+
+// FP32 convolutions: as many entries as oneDNN computes as post-ops (activations, hard-swish
+// written out, scalar Sum/Prod/Sub/Div as binary post-ops), the rest in the chain. Post-ops end
+// at chain_input_at when a later chain link reads the chain input.
+EpilogueSplit fp32_epilogue_split(const Network& net, const ExecStep& st) {
+  const auto& epi = st.epilogue;
+  const size_t x0_at = size_t(st.chain_input_at);
+  for (size_t limit : {epi.size(), x0_at}) {
+    EpilogueSplit sp;
+    size_t i = 0;
+    while (i < limit) {
+      const Epilogue& e = epi[i];
+      if (e.kind == EpilogueKind::kScale) {
+        sp.scales.push_back(i++);
+        continue;
+      }
+      cpu::PostOp op{cpu::PostOp::kHardSwish, {}};
+      size_t span = i == x0_at && hard_swish_post_op() ? hard_swish_span(net, epi, i) : 0;
+      if (span == 0) {
+        span = 1;
+        if (e.kind == EpilogueKind::kActivation)
+          op = {cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()};
+        else if (e.kind == EpilogueKind::kElementWise && !reads_chain_input(e) &&
+                 (e.operand == EpilogueOperand::kScalarRight || scalar_link(net, e, ElementWiseOp::kSum, e.scalar) ||
+                  scalar_link(net, e, ElementWiseOp::kProd, e.scalar)))
+          op = {cpu::PostOp::kScalar, {}, net.layers[size_t(e.layers[0])].as<ElementWiseParams>().op, e.scalar};
+        else if (e.kind != EpilogueKind::kHardSwish)
+          break;
+      }
+      if (i + span > limit || !cpu::dnnl_can_append_post_op(sp.post_ops, op)) break;
+      sp.post_ops.push_back(op);
+      i += span;
+    }
+    sp.chain_at = i;
+    bool needs_x0 = false;
+    for (size_t k = i; k < epi.size(); ++k) needs_x0 = needs_x0 || reads_chain_input(epi[k]);
+    if (!needs_x0 || i <= x0_at) return sp;
+  }
+  throw Error("convolution epilogue of " + net.layers[size_t(st.layer)].name + ": no split (internal)");
 }
 
 // The per-tensor INT8 grid the value v lies on when step `at` runs: the last step writing v's
@@ -268,8 +366,28 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   if (!fp16) round_conv_weights(net, num, st.layer, s);
   if (g.values[size_t(st.inputs[0])].layout != ValueLayout::kLinear) s.src_block = block;
   if (g.values[size_t(st.outputs[0])].layout != ValueLayout::kLinear) s.dst_block = block;
-  // Before chain_input_at: oneDNN post-ops (and the folded Scale); from it on: the chain.
-  const size_t chain_at = chain_start(net, st);
+  // Before chain_at: oneDNN post-ops (and the folded Scales); from it on: the chain.
+  EpilogueSplit sp;
+  // FP32 only: emulated steps keep their chain (and real INT8 requantizes with tandem's own
+  // post-op code, which takes activations and hard-swish).
+  if (l.kind == LayerKind::kConvolution && st.precision != Precision::kINT8 && st.precision != Precision::kFP16) {
+    sp = fp32_epilogue_split(net, st);
+  } else {
+    sp.chain_at = chain_start(net, st);
+    for (size_t i = 0; i < sp.chain_at; ++i) {
+      const Epilogue& e = st.epilogue[i];
+      switch (e.kind) {
+        case EpilogueKind::kScale: sp.scales.push_back(i); break;
+        case EpilogueKind::kActivation:
+          sp.post_ops.push_back({cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()});
+          break;
+        case EpilogueKind::kHardSwish: sp.post_ops.push_back({cpu::PostOp::kHardSwish, {}}); break;
+        case EpilogueKind::kElementWise:
+          throw Error(layer_desc(l) + ": the CPU backend has no element-wise convolution epilogue here");
+      }
+    }
+  }
+  const size_t chain_at = sp.chain_at;
   for (size_t i = chain_at; i < st.epilogue.size(); ++i) {
     if (st.chain_input_at > 0 && i == size_t(st.chain_input_at) && i > chain_at) {
       cpu::ChainLink capture;
@@ -279,23 +397,11 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
     s.chain.push_back(chain_link(net, st.epilogue[i]));
   }
   if (round) s.chain.push_back(round_link(*round));
-  for (size_t i = 0; i < chain_at; ++i) {
-    const Epilogue& e = st.epilogue[i];
-    switch (e.kind) {
-      case EpilogueKind::kScale:
-        fold_scale(net, l, net.layers[size_t(e.layers[0])], s);
-        fold_scale_alpha(net, net.layers[size_t(e.layers[0])], s);
-        break;
-      case EpilogueKind::kActivation:
-        s.post_ops.push_back({cpu::PostOp::kActivation, net.layers[size_t(e.layers[0])].as<ActivationParams>()});
-        break;
-      case EpilogueKind::kHardSwish:
-        s.post_ops.push_back({cpu::PostOp::kHardSwish, {}});
-        break;
-      case EpilogueKind::kElementWise:
-        throw Error(layer_desc(l) + ": the CPU backend has no element-wise convolution epilogue");
-    }
+  for (size_t i : sp.scales) {
+    fold_scale(net, l, net.layers[size_t(st.epilogue[i].layers[0])], s);
+    fold_scale_alpha(net, net.layers[size_t(st.epilogue[i].layers[0])], s);
   }
+  s.post_ops = std::move(sp.post_ops);
   if (fp16) round_conv_weights(net, num, st.layer, s);
   return s;
 }

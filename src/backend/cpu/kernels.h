@@ -15,10 +15,15 @@ namespace tandem::cpu {
 
 using Kernel = std::function<void(const std::vector<void*>& in, const std::vector<void*>& out)>;
 
-// Activations a convolution may absorb as oneDNN post-ops, in order.
+// What a convolution may absorb as oneDNN post-ops, in order: activations, hard-swish, and
+// (FP32 steps only: kernels_int8.cpp's requantization takes activations and hard-swish) kScalar,
+// v = op(v, scalar) as a binary post-op over a one-element tensor (Sum, Prod, Sub, Div: one IEEE
+// operation each, the same value as the layer's).
 struct PostOp {
-  enum Kind { kActivation, kHardSwish } kind = kActivation;
+  enum Kind { kActivation, kHardSwish, kScalar } kind = kActivation;
   ActivationParams act;
+  ElementWiseOp op = ElementWiseOp::kSum;  // kScalar
+  float scalar = 0.f;                      // kScalar
 };
 // Whether p can follow `chain` as oneDNN post-ops of one primitive, computing exactly what the
 // layers compute one after the other.

@@ -34,9 +34,28 @@ tag plain_tag(size_t rank) {
   }
 }
 
-// Appends one activation as oneDNN post-ops. Returns false if it has no exact equivalent.
-bool append_activation(dnnl::post_ops& po, const PostOp& p) {
+// A kScalar post-op as a binary one over a one-element tensor of the destination's rank.
+bool append_scalar(dnnl::post_ops& po, const PostOp& p, int ndims) {
   using A = dnnl::algorithm;
+  A alg = A::binary_add;
+  switch (p.op) {
+    case ElementWiseOp::kSum: alg = A::binary_add; break;
+    case ElementWiseOp::kProd: alg = A::binary_mul; break;
+    case ElementWiseOp::kSub: alg = A::binary_sub; break;
+    case ElementWiseOp::kDiv: alg = A::binary_div; break;
+    case ElementWiseOp::kMax: case ElementWiseOp::kMin: case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv:
+    case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor: case ElementWiseOp::kEqual:
+    case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+      return false;
+  }
+  po.append_binary(alg, dnnl::memory::desc(dnnl::memory::dims(size_t(ndims), 1), dt::f32, plain_tag(ndims)));
+  return true;
+}
+
+// Appends one post-op (activation, hard-swish, scalar). Returns false if it has no exact equivalent.
+bool append_activation(dnnl::post_ops& po, const PostOp& p, int ndims = 4) {
+  using A = dnnl::algorithm;
+  if (p.kind == PostOp::kScalar) return append_scalar(po, p, ndims);
   if (p.kind == PostOp::kHardSwish) {
     po.append_eltwise(1.f, A::eltwise_hardswish, 0.f, 0.f);
     return true;
@@ -123,14 +142,35 @@ bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p) 
   for (int j = before; j < po.len(); ++j) {
     dnnl::algorithm aj, ai;
     float sj, alj, bej, si, ali, bei;
+    if (po.kind(j) != dnnl::primitive::kind::eltwise) continue;
     po.get_params_eltwise(j, sj, aj, alj, bej);
     for (int i = 0; i < j; ++i) {
+      if (po.kind(i) != dnnl::primitive::kind::eltwise) continue;
       po.get_params_eltwise(i, si, ai, ali, bei);
       if (ai == aj && (ali != alj || bei != bej)) return false;
     }
   }
   return true;
 }
+
+namespace {
+
+// A convolution's post-ops; kScalar ones read their scalar from a one-element memory each (the
+// binary post-op's src1): their post-op indices and values.
+dnnl::post_ops conv_post_ops(const ConvSpec& s, std::vector<int>* scalar_at, std::vector<float>* scalars) {
+  dnnl::post_ops po;
+  for (const PostOp& op : s.post_ops) {
+    if (op.kind == PostOp::kScalar) {
+      scalar_at->push_back(po.len());
+      scalars->push_back(op.scalar);
+    }
+    if (!append_activation(po, op, int(s.out_dims.size())))
+      throw Error("layer '" + s.layer->name + "': post-op cannot be fused (internal)");
+  }
+  return po;
+}
+
+}  // namespace
 
 Kernel make_conv_kernel(const ConvSpec& s) {
   const Layer& l = *s.layer;
@@ -191,11 +231,9 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   bool has_bias = !s.bias.empty();
 
   dnnl::primitive_attr attr;
-  dnnl::post_ops po;
-  for (const PostOp& op : s.post_ops)
-    if (!append_activation(po, op))
-      throw Error("layer '" + l.name + "': activation cannot be fused (internal)");
-  attr.set_post_ops(po);
+  auto scalars = std::make_shared<std::vector<float>>();
+  std::vector<int> scalar_at;
+  attr.set_post_ops(conv_post_ops(s, &scalar_at, scalars.get()));
 
   dnnl::primitive prim;
   dnnl::memory::desc w_md, src_pd_md = src_md, dst_pd_md = dst_md;
@@ -261,10 +299,13 @@ Kernel make_conv_kernel(const ConvSpec& s) {
                                                 {DNNL_ARG_WEIGHTS, w_mem},
                                                 {DNNL_ARG_DST, reorder_dst ? dst_blk : dst_mem}};
   if (has_bias) args[DNNL_ARG_BIAS] = b_mem;
+  const dnnl::memory::desc one_md(dnnl::memory::dims(s.out_dims.size(), 1), dt::f32, plain_tag(s.out_dims.size()));
+  for (size_t k = 0; k < scalar_at.size(); ++k)
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(scalar_at[k]) | DNNL_ARG_SRC_1] = dnnl::memory(one_md, eng, scalars->data() + k);
   const std::vector<ChainLink> chain = s.chain;
   const int64_t out_count = volume(s.out_dims);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
-    (void)bias;
+    (void)bias, (void)scalars;  // kept alive: the memories point into them
     src_mem.set_data_handle(in[0]);
     dst_mem.set_data_handle(out[0]);
     if (reorder_src) {
