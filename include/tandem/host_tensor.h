@@ -32,5 +32,9 @@ using TensorMap = std::map<std::string, HostTensor>;
 // caller's missing-input check.
 void check_input_values(const std::map<std::string, std::vector<int64_t>>& fixed, const TensorMap& inputs,
                         std::string_view where);
+// A shape-value input's tensor (int32 or int64 `type`) holding its fixed values, for callers that
+// make inputs themselves (the builder's timing runs, `tandem run`'s defaults).
+HostTensor input_values_tensor(const std::string& name, DataType type, const Dims& dims,
+                               const std::vector<int64_t>& values);
 
 }  // namespace tandem

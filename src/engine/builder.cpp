@@ -215,6 +215,8 @@ TensorMap random_inputs(const Network& net, const std::map<std::string, float>& 
     HostTensor h = HostTensor::zeros(x.name, x.type, x.dims);
     if (x.type == DataType::kFloat)
       for (int64_t i = 0; i < h.count(); ++i) h.f32()[i] = d(rng);
+    auto fixed = net.model.input_values.find(x.name);  // a shape-value input: its values
+    if (fixed != net.model.input_values.end()) h = input_values_tensor(x.name, x.type, x.dims, fixed->second);
     m[x.name] = std::move(h);
   }
   return m;

@@ -250,7 +250,9 @@ TensorMap ExecutionContext::run(const TensorMap& inputs) {
     const TensorFormat& f = c.input_formats[i];
     auto it = inputs.find(f.name);
     if (it == inputs.end()) throw Error(fmt::format("{}: input '{}' missing", engine_->name(), f.name));
-    if (f.type == DataType::kFloat && f.layout == TensorLayout::kNCHW) {
+    // fp32, or the network input's own type (an int32/int64 index or shape-value input): as is.
+    const DataType own = net.tensors[net.inputs[i]].type;
+    if ((f.type == DataType::kFloat || f.type == own) && f.layout == TensorLayout::kNCHW) {
       in.emplace(f.name, it->second);
     } else {
       in.emplace(f.name, to_network_format(it->second, f, scale_of(f.name)));

@@ -19,6 +19,16 @@ std::string join_values(const std::vector<int64_t>& v) {
 }
 }  // namespace
 
+HostTensor input_values_tensor(const std::string& name, DataType type, const Dims& dims,
+                               const std::vector<int64_t>& values) {
+  HostTensor h = HostTensor::zeros(name, type, dims);
+  for (size_t k = 0; k < values.size() && int64_t(k) < h.count(); ++k) {
+    if (type == DataType::kInt64) reinterpret_cast<int64_t*>(h.data.data())[k] = values[k];
+    else if (type == DataType::kInt32) reinterpret_cast<int32_t*>(h.data.data())[k] = static_cast<int32_t>(values[k]);
+  }
+  return h;
+}
+
 void check_input_values(const std::map<std::string, std::vector<int64_t>>& fixed, const TensorMap& inputs,
                         std::string_view where) {
   for (const auto& [name, want] : fixed) {

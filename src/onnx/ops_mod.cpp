@@ -55,8 +55,9 @@ Outs op_mod(Importer& I) {
   const TensorId with_ceil = minus_multiple(I, a, b, unary(I, UnaryOp::kCeil, q));
   // createZeroTensor: q * 0 (NaN where q is NaN or infinite, so those take the ceil branch too).
   const TensorId zero = eltwise(I, ElementWiseOp::kProd, q, I.scalar_const(0.f, t, I.rank(q)));
-  const TensorId ge = eltwise(I, ElementWiseOp::kOr, eltwise(I, ElementWiseOp::kGreater, q, zero),
-                              eltwise(I, ElementWiseOp::kEqual, q, zero));
+  const TensorId greater = eltwise(I, ElementWiseOp::kGreater, q, zero);  // the parser's order
+  const TensorId equal = eltwise(I, ElementWiseOp::kEqual, q, zero);
+  const TensorId ge = eltwise(I, ElementWiseOp::kOr, greater, equal);
   return {I.add(LayerKind::kSelect, NoParams{}, {ge, with_floor, with_ceil})};
 }
 

@@ -81,6 +81,12 @@ TEST(OnnxMod, FloatsFmod) {
   // -0.75 / 0.5 = -1.5: ceil -> -1, -0.75 + 0.5 = -0.25 (all exact in binary).
   EXPECT_EQ(values_of<float>(out.at("z")), (std::vector<float>{-0.5f, 0.5f, 0.f, -0.25f}));
   EXPECT_EQ(n.layers[n.find_layer("mod")].kind, LayerKind::kSelect);
+  // The parser's order: DIV, FLOOR, PROD, SUB, CEIL, PROD, SUB, zero (Constant, PROD), GREATER,
+  // EQUAL, OR, Select.
+  ASSERT_EQ(n.layers.size(), 13u);
+  EXPECT_EQ(n.layers[9].as<ElementWiseParams>().op, ElementWiseOp::kGreater);
+  EXPECT_EQ(n.layers[10].as<ElementWiseParams>().op, ElementWiseOp::kEqual);
+  EXPECT_EQ(n.layers[11].as<ElementWiseParams>().op, ElementWiseOp::kOr);
 }
 
 TEST(OnnxMod, TypesTheParserRefusesAreRefusedWithItsWords) {
@@ -191,4 +197,33 @@ TEST(ShapeValueInputs, ADynamicOneDInputTakesItsLengthFromTheValues) {
   Network n = import_onnx(b.write("reshape_dynamic_shape.onnx"), opt);
   EXPECT_EQ(n.tensors[n.find_tensor("shape")].dims, (Dims{3}));
   EXPECT_EQ(n.tensors[n.find_tensor("y")].dims, (Dims{1, 6, 1}));
+}
+
+TEST(ShapeValueInputs, CliBuildKeepsTheValuesInTheEngineAndRunsCheckThem) {
+  const std::string model = reshape_model();
+  const std::string dir = tandem::test::temp_dir();
+  std::string out;
+  // Without the values: the one-line error names the option to use.
+  EXPECT_EQ(tandem::test::run_cli("run '" + model + "' --random-input --output-dir '" + dir + "/r0'", &out), 2);
+  EXPECT_NE(out.find("fix their values at import with --input-value shape:V,..."), std::string::npos) << out;
+  // run on the model: the shape-value input takes its fixed values.
+  EXPECT_EQ(tandem::test::run_cli("run '" + model + "' --input-value shape:3,-1 --random-input --output-dir '" + dir +
+                                      "/r1' --json",
+                                  &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("\"shape\": [\n"), std::string::npos) << out;
+  // Built into an engine: the values travel in the engine file, and a run with others fails.
+  const std::string engine = dir + "/reshape_values.engine";
+  ASSERT_EQ(tandem::test::run_cli("build '" + model + "' --input-value shape:3,-1 -o '" + engine + "'", &out), 0) << out;
+  EXPECT_EQ(tandem::test::run_cli("run '" + engine + "' --random-input --seed 1 --output-dir '" + dir + "/r2'", &out), 2);
+  EXPECT_NE(out.find("input 'shape' is a shape-value input, fixed at import to 3,-1 (--input-value shape:3,-1); this "
+                     "run gives "),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(tandem::test::run_cli("run '" + engine + "' --input-value shape:3,-1 --random-input --output-dir '" + dir +
+                                      "/r3'",
+                                  &out),
+            2);
+  EXPECT_NE(out.find("is an engine; its shape-value inputs were fixed when it was built"), std::string::npos) << out;
 }

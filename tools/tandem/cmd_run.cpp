@@ -211,15 +211,7 @@ int run_onnx_model(const RunArgs& a) {
     (fixed.count(s.name) && !given ? defaulted : loaded).push_back(s);
   }
   TensorMap in = load_run_inputs(loaded, a.inputs, a.random_input, a.seed);
-  for (const InputSpec& s : defaulted) {
-    auto f = fixed.find(s.name);
-    HostTensor h = HostTensor::zeros(s.name, s.type, s.dims);
-    for (size_t k = 0; k < f->second.size(); ++k) {
-      if (s.type == DataType::kInt64) reinterpret_cast<int64_t*>(h.data.data())[k] = f->second[k];
-      else reinterpret_cast<int32_t*>(h.data.data())[k] = static_cast<int32_t>(f->second[k]);
-    }
-    in[s.name] = std::move(h);
-  }
+  for (const InputSpec& s : defaulted) in[s.name] = input_values_tensor(s.name, s.type, s.dims, fixed.at(s.name));
   TensorMap out = ex->run(in);
   std::vector<std::string> paths = write_run_outputs(out, a.output_dir);
   print_run_report(a.model, "cpu", out, paths, "", "", a.json);
