@@ -115,7 +115,8 @@ class PyEngine {
             case DataType::kHalf:
             case DataType::kInt32:
             case DataType::kInt64:
-            case DataType::kBool: break;
+            case DataType::kBool:
+            case DataType::kBFloat16: break;
           }
         }
         random_.push_back(std::move(h));

@@ -178,6 +178,7 @@ py::dtype numpy_dtype(DataType t) {
     case DataType::kInt32: return py::dtype("int32");
     case DataType::kInt64: return py::dtype("int64");
     case DataType::kBool: return py::dtype("bool");
+    case DataType::kBFloat16: throw Error("bf16 tensors have no NumPy dtype (numpy has no bfloat16)");
   }
   return py::dtype("float32");
 }

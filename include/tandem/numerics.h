@@ -16,6 +16,13 @@ uint16_t float_to_half(float f);
 float half_to_float(uint16_t h);  // exact
 float round_to_fp16(float x);     // half_to_float(float_to_half(x))
 
+// ---- BF16 (bfloat16: FP32's sign and 8-bit exponent, 7 mantissa bits) ----------------------
+// The top 16 bits of an FP32, rounded to nearest even on the 16 dropped bits (as TensorRT,
+// ONNX Runtime and onnx.helper.float32_to_bfloat16 round; ONNX 1.12's node test data truncates,
+// docs/conformance.md); overflow -> inf; NaN stays a quiet NaN of the same sign; subnormals kept.
+uint16_t float_to_bfloat16(float f);
+float bfloat16_to_float(uint16_t b);  // exact: the bits shifted back
+
 // ---- INT8, TensorRT's symmetric scheme (scale = range / 127) -------------------------------
 // Activations: clamp(round_half_even(x / scale), -128, 127) * scale.
 float fake_quant_int8(float x, float scale);

@@ -34,7 +34,7 @@ struct ImportOptions {
 Network import_onnx(const std::string& path, const ImportOptions& options = {});
 
 // Reads one serialized ONNX TensorProto (.pb, as in the ONNX conformance test data).
-// DOUBLE becomes kFloat, INT16/UINT16 kInt32, UINT32/UINT64 kInt64, BFLOAT16 kFloat.
+// DOUBLE becomes kFloat, INT16/UINT16 kInt32, UINT32/UINT64 kInt64; BFLOAT16 stays kBFloat16.
 HostTensor read_tensor_proto(const std::string& path);
 
 // "name:1x3x640x640" (or "name:1,3,640,640") -> (name, dims). The name may itself contain ':'

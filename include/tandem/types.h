@@ -11,8 +11,9 @@
 namespace tandem {
 
 // One enum and one table (data_type_info) per concept: the single source of truth.
-enum class DataType : uint8_t { kFloat, kHalf, kInt8, kUInt8, kInt32, kInt64, kBool };
-inline constexpr int kDataTypeCount = 7;
+// kBFloat16 is last so that the values engine files store for the older types stay the same.
+enum class DataType : uint8_t { kFloat, kHalf, kInt8, kUInt8, kInt32, kInt64, kBool, kBFloat16 };
+inline constexpr int kDataTypeCount = 8;
 
 struct DataTypeInfo {
   std::string_view name;      // "fp32", as trtexec spells it
@@ -22,7 +23,7 @@ struct DataTypeInfo {
 const DataTypeInfo& data_type_info(DataType t);
 inline std::string_view to_string(DataType t) { return data_type_info(t).name; }
 inline size_t element_size(DataType t) { return data_type_info(t).size; }
-// Parses "fp32" / "float32" / "fp16" / "int8" / "uint8" / "int32" / "int64" / "bool".
+// Parses "fp32" / "float32" / "fp16" / "bf16" / "bfloat16" / "int8" / "uint8" / "int32" / "int64" / "bool".
 bool parse_data_type(std::string_view s, DataType* out);
 
 // Where a layer runs, and at which precision: shared by the planner, the engine and the backends.

@@ -152,6 +152,9 @@ struct Checker {
         case DataType::kUInt8:
         case DataType::kInt32:
         case DataType::kInt64:
+        // No bfloat16 either: the DLA computes FP16 and INT8 only (S1); TensorRT's
+        // DataType::kBF16 is a GPU type.
+        case DataType::kBFloat16:
           fail("{} '{}' is {}; DLA runs FP16 and INT8 only", role, t.name, to_string(t.type));
           return;
       }

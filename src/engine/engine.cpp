@@ -105,6 +105,7 @@ HostTensor to_network_format(const HostTensor& in, const TensorFormat& f, float 
     case DataType::kInt32:
     case DataType::kInt64:
     case DataType::kBool:
+    case DataType::kBFloat16:
       throw Error(fmt::format("input '{}': unsupported IO type {}", f.name, to_string(f.type)));
   }
   return o;
@@ -141,6 +142,7 @@ HostTensor from_network_format(const HostTensor& out, const TensorFormat& f, flo
       case DataType::kInt32:
       case DataType::kInt64:
       case DataType::kBool:
+      case DataType::kBFloat16:
         throw Error(fmt::format("output '{}': unsupported IO type {}", f.name, to_string(f.type)));
     }
   }

@@ -285,6 +285,7 @@ double Weights::at(int64_t i) const {
     case DataType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
     case DataType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
     case DataType::kBool: return *p ? 1.0 : 0.0;
+    case DataType::kBFloat16: { uint16_t b; std::memcpy(&b, p, 2); return bfloat16_to_float(b); }
   }
   return 0;
 }

@@ -75,6 +75,9 @@ std::string npy_descr(DataType t) {
     case DataType::kInt32: return "<i4";
     case DataType::kInt64: return "<i8";
     case DataType::kBool: return "|b1";
+    // numpy has no bfloat16: 2 raw bytes, as numpy saves ml_dtypes.bfloat16 (load, then
+    // .view(ml_dtypes.bfloat16)); read_npy takes it back as bf16.
+    case DataType::kBFloat16: return "<V2";
   }
   return "";
 }
@@ -87,6 +90,7 @@ bool parse_npy_descr(const std::string& descr, DataType* out) {
       {"u1", DataType::kUInt8},  {"<u1", DataType::kUInt8}, {"<i4", DataType::kInt32},
       {"<i8", DataType::kInt64}, {"|b1", DataType::kBool},  {"b1", DataType::kBool},
       {"<b1", DataType::kBool},  {"?", DataType::kBool},    {"|?", DataType::kBool},
+      {"<V2", DataType::kBFloat16}, {"|V2", DataType::kBFloat16},
   };
   for (const auto& d : kDescrs) {
     if (descr == d.s) {
@@ -123,7 +127,7 @@ HostTensor read_npy(const std::string& path) {
   std::string descr = header_value(h, "descr", path);
   DataType type;
   if (!parse_npy_descr(descr, &type))
-    fail(path, "unsupported .npy dtype '" + descr + "' (want <f4, <f2, i1, u1, <i4, <i8 or b1)");
+    fail(path, "unsupported .npy dtype '" + descr + "' (want <f4, <f2, i1, u1, <i4, <i8, b1 or V2 for bf16)");
   if (header_value(h, "fortran_order", path) != "False")
     fail(path, "Fortran-order .npy arrays are not supported (save with C order)");
   Dims dims = parse_shape(header_value(h, "shape", path), path);

@@ -53,6 +53,24 @@ float half_to_float(uint16_t h) {
 
 float round_to_fp16(float x) { return half_to_float(float_to_half(x)); }
 
+uint16_t float_to_bfloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  // A NaN whose payload sits only in the dropped bits must not become inf: set the quiet bit.
+  if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x0040u);
+  // Round half to even: add 0x7fff plus the kept part's lowest bit; a carry into the exponent
+  // is right (up to the next binade, or to inf past the largest finite value).
+  const uint32_t lsb = (x >> 16) & 1u;
+  return uint16_t((x + 0x7fffu + lsb) >> 16);
+}
+
+float bfloat16_to_float(uint16_t b) {
+  const uint32_t x = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
 // TensorRT's quantization is round_half_even(clip(x / s, -128, 127)) (TensorRT developer guide,
 // "Quantization Scheme"; ONNX QuantizeLinear saturates int8 the same way). Clipping before or
 // after the rounding gives the same result.

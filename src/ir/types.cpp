@@ -15,6 +15,7 @@ constexpr std::array<DataTypeInfo, kDataTypeCount> kDataTypes = {{
     {"int32", "INT32", 4},
     {"int64", "INT64", 8},
     {"bool", "BOOL", 1},
+    {"bf16", "BF16", 2},  // TensorRT's DataType::kBF16 (NvInfer.h); trtexec spells it bf16
 }};
 }  // namespace
 
@@ -27,6 +28,7 @@ bool parse_data_type(std::string_view s, DataType* out) {
       {"fp16", DataType::kHalf},  {"float16", DataType::kHalf},  {"half", DataType::kHalf},
       {"int8", DataType::kInt8},  {"uint8", DataType::kUInt8},   {"int32", DataType::kInt32},
       {"int64", DataType::kInt64}, {"bool", DataType::kBool},
+      {"bf16", DataType::kBFloat16}, {"bfloat16", DataType::kBFloat16},
   };
   for (const auto& a : kAliases) {
     if (a.name == s) {

@@ -14,7 +14,7 @@ namespace {
 using Outs = std::vector<ConstPtr>;
 constexpr int64_t kMaxFold = int64_t{1} << 26;  // larger results stay layers
 
-bool is_float(DataType t) { return t == DataType::kFloat || t == DataType::kHalf; }
+bool is_float(DataType t) { return t == DataType::kFloat || t == DataType::kHalf || t == DataType::kBFloat16; }
 
 ConstPtr out_const(Importer& I, DataType t, Dims d) {
   const int64_t n = checked_volume(d, fmt::format("{}: node '{}'", I.path_, I.node_name_));

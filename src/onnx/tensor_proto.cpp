@@ -22,6 +22,7 @@ double Const::f(int64_t k) const {
     case DataType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
     case DataType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
     case DataType::kBool: return *p ? 1.0 : 0.0;
+    case DataType::kBFloat16: { uint16_t v; std::memcpy(&v, p, 2); return bfloat16_to_float(v); }
   }
   return 0;
 }
@@ -40,6 +41,7 @@ int64_t Const::i(int64_t k) const {
     case DataType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
     case DataType::kFloat:
     case DataType::kHalf:
+    case DataType::kBFloat16:
     case DataType::kInt8:
     case DataType::kUInt8:
     case DataType::kBool: return sat_i64(f(k));
@@ -52,6 +54,7 @@ void Const::set_f(int64_t k, double v) {
   switch (type) {
     case DataType::kFloat: { float x = static_cast<float>(v); std::memcpy(p, &x, 4); break; }
     case DataType::kHalf: { uint16_t x = float_to_half(static_cast<float>(v)); std::memcpy(p, &x, 2); break; }
+    case DataType::kBFloat16: { uint16_t x = float_to_bfloat16(static_cast<float>(v)); std::memcpy(p, &x, 2); break; }
     case DataType::kInt8: *p = static_cast<uint8_t>(static_cast<int8_t>(sat_i64(v))); break;
     case DataType::kUInt8: *p = static_cast<uint8_t>(sat_i64(v)); break;
     case DataType::kInt32: { int32_t x = static_cast<int32_t>(sat_i64(v)); std::memcpy(p, &x, 4); break; }
@@ -69,7 +72,8 @@ void Const::set_i(int64_t k, int64_t v) {
     case DataType::kInt8: *p = static_cast<uint8_t>(static_cast<int8_t>(v)); break;
     case DataType::kUInt8: *p = static_cast<uint8_t>(v); break;
     case DataType::kFloat:
-    case DataType::kHalf: set_f(k, static_cast<double>(v)); break;
+    case DataType::kHalf:
+    case DataType::kBFloat16: set_f(k, static_cast<double>(v)); break;
   }
 }
 
@@ -101,6 +105,7 @@ bool onnx_to_data_type(int t, DataType* out) {
   switch (t) {
     case TP::FLOAT: *out = DataType::kFloat; return true;
     case TP::FLOAT16: *out = DataType::kHalf; return true;
+    case TP::BFLOAT16: *out = DataType::kBFloat16; return true;
     case TP::INT8: *out = DataType::kInt8; return true;
     case TP::UINT8: *out = DataType::kUInt8; return true;
     case TP::INT32: *out = DataType::kInt32; return true;
@@ -138,7 +143,7 @@ bool storage_type(int t, DataType* out) {
   using TP = onnx::TensorProto;
   if (onnx_to_data_type(t, out)) return true;
   switch (t) {
-    case TP::DOUBLE: case TP::BFLOAT16: *out = DataType::kFloat; return true;
+    case TP::DOUBLE: *out = DataType::kFloat; return true;
     case TP::INT16: case TP::UINT16: *out = DataType::kInt32; return true;
     case TP::UINT32: case TP::UINT64: *out = DataType::kInt64; return true;
     default: return false;
@@ -247,7 +252,7 @@ ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_di
   };
   if (raw) {
     const auto* rp = reinterpret_cast<const uint8_t*>(raw->data());
-    if (raw_es == element_size(st) && ot != TP::BFLOAT16 && ot != TP::UINT32 && ot != TP::INT16 && ot != TP::UINT16) {
+    if (raw_es == element_size(st) && ot != TP::UINT32 && ot != TP::INT16 && ot != TP::UINT16) {
       if (raw == &ext) {
         c->owned.assign(rp, rp + raw->size());
         c->ptr = c->owned.data();
@@ -262,7 +267,6 @@ ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_di
       const uint8_t* p = rp + k * raw_es;
       switch (ot) {
         case TP::DOUBLE: { double v; std::memcpy(&v, p, 8); c->set_f(k, v); break; }
-        case TP::BFLOAT16: { uint16_t v; std::memcpy(&v, p, 2); uint32_t b = uint32_t{v} << 16; float fv; std::memcpy(&fv, &b, 4); c->set_f(k, fv); break; }
         case TP::INT16: { int16_t v; std::memcpy(&v, p, 2); c->set_i(k, v); break; }
         case TP::UINT16: { uint16_t v; std::memcpy(&v, p, 2); c->set_i(k, v); break; }
         case TP::UINT32: { uint32_t v; std::memcpy(&v, p, 4); c->set_i(k, v); break; }
@@ -287,16 +291,10 @@ ConstPtr tensor_to_const(const onnx::TensorProto& t, const std::string& model_di
       for (int64_t k = 0; k < n; ++k) c->set_i(k, static_cast<int64_t>(t.uint64_data(static_cast<int>(k))));
       break;
     case TP::FLOAT16:
+    case TP::BFLOAT16:  // both: the 16 bits in the low half of an int32_data value
       for (int64_t k = 0; k < n; ++k) {
         uint16_t h = static_cast<uint16_t>(t.int32_data(static_cast<int>(k)));
         std::memcpy(c->owned.data() + 2 * k, &h, 2);
-      }
-      break;
-    case TP::BFLOAT16:
-      for (int64_t k = 0; k < n; ++k) {
-        uint32_t b = static_cast<uint32_t>(t.int32_data(static_cast<int>(k))) << 16;
-        float fv; std::memcpy(&fv, &b, 4);
-        c->set_f(k, fv);
       }
       break;
     default:  // INT32, INT16, INT8, UINT16, UINT8, BOOL

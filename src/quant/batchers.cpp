@@ -68,6 +68,7 @@ void store(uint8_t* base, DataType t, int64_t i, float v) {
     case DataType::kInt32: reinterpret_cast<int32_t*>(base)[i] = int32_t(std::clamp(double(std::nearbyint(v)), -2147483648.0, 2147483647.0)); break;
     case DataType::kInt64: reinterpret_cast<int64_t*>(base)[i] = int64_t(std::clamp(double(std::nearbyint(v)), -9.2e18, 9.2e18)); break;
     case DataType::kBool: base[i] = v != 0.f; break;
+    case DataType::kBFloat16: reinterpret_cast<uint16_t*>(base)[i] = float_to_bfloat16(v); break;
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "op_cases.h"
+#include "tandem/numerics.h"
 #include "tandem/runtime.h"
 
 namespace tandem::ops_test {
@@ -57,6 +59,11 @@ inline double value_at(const HostTensor& t, int64_t i) {
     case DataType::kInt32: return reinterpret_cast<const int32_t*>(t.data.data())[i];
     case DataType::kInt64: return double(reinterpret_cast<const int64_t*>(t.data.data())[i]);
     case DataType::kBool: return t.data[size_t(i)] != 0;
+    case DataType::kBFloat16: {
+      uint16_t b;
+      std::memcpy(&b, t.data.data() + 2 * i, 2);
+      return bfloat16_to_float(b);
+    }
   }
   return 0;
 }
@@ -76,6 +83,11 @@ inline HostTensor make_input(const Tensor& t, const InputRange& r, uint32_t seed
       case DataType::kInt32: reinterpret_cast<int32_t*>(h.data.data())[i] = int32_t(std::lround(v)); break;
       case DataType::kInt64: reinterpret_cast<int64_t*>(h.data.data())[i] = std::llround(v); break;
       case DataType::kBool: h.data[size_t(i)] = rng() & 1; break;
+      case DataType::kBFloat16: {
+        const uint16_t b = float_to_bfloat16(float(v));
+        std::memcpy(h.data.data() + 2 * i, &b, 2);
+        break;
+      }
     }
   }
   return h;

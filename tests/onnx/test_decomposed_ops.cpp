@@ -32,6 +32,7 @@ std::vector<double> values(const HostTensor& t) {
       case DataType::kBool: case DataType::kUInt8: v.push_back(t.data[i]); break;
       case DataType::kInt8: v.push_back(reinterpret_cast<const int8_t*>(t.data.data())[i]); break;
       case DataType::kHalf: ADD_FAILURE() << "fp16 output"; break;
+      case DataType::kBFloat16: ADD_FAILURE() << "bf16 output"; break;
     }
   }
   return v;

@@ -72,6 +72,11 @@ HostTensor random_tensor(const InputSpec& s, std::mt19937_64& rng) {
       case DataType::kInt32: reinterpret_cast<int32_t*>(t.data.data())[i] = ui(rng); break;
       case DataType::kInt64: reinterpret_cast<int64_t*>(t.data.data())[i] = ui(rng); break;
       case DataType::kBool: t.data[i] = uint8_t(ui(rng) % 2); break;
+      case DataType::kBFloat16: {
+        const uint16_t b = float_to_bfloat16(uf(rng));
+        std::memcpy(t.data.data() + 2 * i, &b, 2);
+        break;
+      }
     }
   }
   return t;

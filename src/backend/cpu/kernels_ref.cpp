@@ -108,7 +108,7 @@ double elementwise_double(ElementWiseOp op, double a, double b, bool integral) {
   return ops::elementwise(op, a, b);
 }
 
-bool is_integral(DataType t) { return t != DataType::kFloat && t != DataType::kHalf; }
+bool is_integral(DataType t) { return t != DataType::kFloat && t != DataType::kHalf && t != DataType::kBFloat16; }
 
 Kernel make_elementwise(const Network& net, const Layer& l) {
   const Tensor& ta = net.tensors[l.inputs[0]];
@@ -1095,6 +1095,7 @@ double load_as_double(const void* p, DataType t, int64_t i) {
     case DataType::kInt32: return static_cast<const int32_t*>(p)[i];
     case DataType::kInt64: return double(static_cast<const int64_t*>(p)[i]);
     case DataType::kBool: return static_cast<const uint8_t*>(p)[i] != 0;
+    case DataType::kBFloat16: return bfloat16_to_float(static_cast<const uint16_t*>(p)[i]);
   }
   return 0;
 }
@@ -1108,6 +1109,7 @@ void store_from_double(void* p, DataType t, int64_t i, double v) {
     case DataType::kInt32: static_cast<int32_t*>(p)[i] = int32_t(int64_t(v)); return;
     case DataType::kInt64: static_cast<int64_t*>(p)[i] = int64_t(v); return;
     case DataType::kBool: static_cast<uint8_t*>(p)[i] = v != 0; return;
+    case DataType::kBFloat16: static_cast<uint16_t*>(p)[i] = float_to_bfloat16(float(v)); return;
   }
 }
 

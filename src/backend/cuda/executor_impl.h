@@ -69,7 +69,9 @@ inline Shape bcast_strides(const Dims& in, const Dims& out, const std::string& w
   if (out.empty()) s.d[0] = 0;
   return s;
 }
-inline int dt_of(DataType t) { return int(t); }
+inline int dt_of(DataType t) { return int(t); }  // cuda::Dt lists the types in DataType's order
+static_assert(int(DataType::kBFloat16) == cuda::kBF16 && kDataTypeCount == cuda::kBF16 + 1,
+              "cuda::Dt (kernels.h) must list every DataType in the enum's order");
 inline int ctz(uint32_t m) {
   int k = 0;
   while (m && !(m & 1u)) m >>= 1, ++k;

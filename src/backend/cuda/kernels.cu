@@ -403,8 +403,19 @@ __global__ void gather_kernel(const T* d, const void* idx, bool idx64, T* y, idx
 }
 
 // ---- cast ------------------------------------------------------------------------------------
+// bfloat16 <-> float by tandem's rule (tandem::float_to_bfloat16, numerics.h): round half to even
+// on the 16 dropped bits, a NaN stays a quiet NaN of its sign. Bit arithmetic, not cuda_bf16.h,
+// so that the GPU gives the CPU backend's bits by construction.
+__device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
+  const uint32_t x = __float_as_uint(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x0040u);
+  return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ float bf16_bits_to_float(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
+
 __device__ __forceinline__ double load_as_double(int dt, const void* x, idx_t i) {
   switch (dt) {
+    case kBF16: return bf16_bits_to_float(static_cast<const uint16_t*>(x)[i]);
     case kF32: return static_cast<const float*>(x)[i];
     case kF16: return __half2float(static_cast<const __half*>(x)[i]);
     case kI8: return static_cast<const int8_t*>(x)[i];
@@ -432,6 +443,7 @@ __global__ void cast_kernel(int from, int to, const void* x, void* y, idx_t n) {
       case kU8: static_cast<uint8_t*>(y)[i] = uint8_t(v); break;
       case kI32: static_cast<int32_t*>(y)[i] = int32_t(v); break;
       case kI64: static_cast<int64_t*>(y)[i] = int64_t(v); break;
+      case kBF16: static_cast<uint16_t*>(y)[i] = float_to_bf16_bits(float(v)); break;
       default: static_cast<uint8_t*>(y)[i] = v != 0.0 ? 1 : 0; break;
     }
   }

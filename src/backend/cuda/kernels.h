@@ -19,8 +19,8 @@ struct Shape {
   int64_t d[kMaxRank] = {};
 };
 
-// Element types by tandem::DataType's order: float, half, int8, uint8, int32, int64, bool.
-enum Dt : int { kF32 = 0, kF16, kI8, kU8, kI32, kI64, kBool };
+// Element types by tandem::DataType's order: float, half, int8, uint8, int32, int64, bool, bfloat16.
+enum Dt : int { kF32 = 0, kF16, kI8, kU8, kI32, kI64, kBool, kBF16 };
 
 // out[i] = op(a[broadcast], b[broadcast]) (prelu: a >= 0 ? a : a * b, op unused); sa/sb are
 // element strides in out's coordinates (0 on broadcast axes). dt: kF32, kI32 or kI64 (kBool for
