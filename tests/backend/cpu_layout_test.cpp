@@ -195,3 +195,70 @@ TEST(CpuLayouts, InPlaceRoundingFollowsItsProducersLayout) {
   }
   unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
 }
+
+namespace {
+
+struct Neck {
+  Network net;
+  TensorId c1, pooled, gated, up, up2, cat, y;
+};
+
+// A detection neck: x [1,16,16,16] -> c1 3x3 -> squeeze-excitation (global average pool, 1x1
+// conv, HardSigmoid, c1 * gate broadcast over H and W) -> nearest x2 -> concatenated with c1
+// upsampled -> 1x1 conv -> y. With channels-last chains every 16x16 and 32x32 value stays
+// channels-last (no plain reader); the pooled 1x1 values are the same bytes either way.
+Neck neck() {
+  Net b;
+  Neck m;
+  TensorId x = b.tensor("x", {1, 16, 16, 16});
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  m.c1 = b.conv("c1", x, 16, 3, 1);
+  m.pooled = b.tensor("gap", {1, 16, 1, 1});
+  b.n.add_layer({"gap", LayerKind::kReduce, {m.c1}, {m.pooled}, ReduceParams{ReduceOp::kAvg, 0b1100u, true}});
+  TensorId se = b.conv("se", m.pooled, 16, 1, 1);
+  TensorId gate = b.tensor("gate", {1, 16, 1, 1});
+  b.n.add_layer({"hsig", LayerKind::kActivation, {se}, {gate}, ActivationParams{ActivationType::kHardSigmoid, 0.2f, 0.5f}});
+  m.gated = b.eltwise("gated", ElementWiseOp::kProd, m.c1, gate);
+  ResizeParams rp;
+  rp.scales = {1.f, 1.f, 2.f, 2.f};
+  m.up = b.tensor("up", {1, 16, 32, 32});
+  b.n.add_layer({"resize", LayerKind::kResize, {m.gated}, {m.up}, rp});
+  m.up2 = b.tensor("up2", {1, 16, 32, 32});
+  b.n.add_layer({"resize2", LayerKind::kResize, {m.c1}, {m.up2}, rp});
+  m.cat = b.tensor("cat", {1, 32, 32, 32});
+  b.n.add_layer({"concat", LayerKind::kConcatenation, {m.up, m.up2}, {m.cat}, ConcatenationParams{1}});
+  m.y = b.conv("y", m.cat, 16, 1, 1);
+  b.n.tensors[m.y].is_output = true;
+  b.n.outputs.push_back(m.y);
+  m.net = std::move(b.n);
+  return m;
+}
+
+}  // namespace
+
+TEST(CpuLayouts, ANeckStaysChannelsLastThroughPoolingResizeAndConcat) {
+  const Neck m = neck();
+  const ExecGraph g = lower(m.net, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
+  const std::vector<char> nhwc = cpu::plan_layouts(m.net, g, cpu::kNhwcBlock);
+  for (TensorId t : {m.c1, m.gated, m.up, m.up2, m.cat}) EXPECT_TRUE(nhwc[size_t(t)]) << m.net.tensors[t].name;
+  // Blocked layouts (AVX2 CPUs) keep the gathers plain: so does everything they read.
+  const std::vector<char> blocked = cpu::plan_layouts(m.net, g, 16);
+  for (TensorId t : {m.c1, m.gated, m.up, m.cat}) EXPECT_FALSE(blocked[size_t(t)]) << m.net.tensors[t].name;
+
+  HostTensor x = HostTensor::zeros("x", DataType::kFloat, {1, 16, 16, 16});
+  for (int64_t i = 0; i < x.count(); ++i) x.f32()[i] = std::sin(float(i) * 0.37f);
+  ExecOptions ref;
+  ref.reference_kernels = true;
+  const HostTensor want = make_cpu_executor(m.net, ref)->run({{"x", x}}).at("y");
+  EXPECT_GT(std::fabs(want.f32()[0]) + std::fabs(want.f32()[1000]), 0.f);
+  for (const char* layout : {"nhwc", "16", "plain"}) {
+    setenv("TANDEM_CPU_CHAIN_LAYOUT", layout, 1);
+    const HostTensor got = make_cpu_executor(m.net, ExecOptions{})->run({{"x", x}}).at("y");
+    unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
+    ASSERT_EQ(got.count(), want.count());
+    double worst = 0;
+    for (int64_t i = 0; i < got.count(); ++i) worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
+    EXPECT_LT(worst, 1e-4) << "layout '" << layout << "'";
+  }
+}

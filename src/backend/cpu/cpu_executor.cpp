@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -14,6 +15,7 @@
 #include "kernels.h"
 #include "tandem/lower.h"
 #include "tandem/numerics.h"
+#include "tandem/op_semantics.h"
 #include "tandem/runtime.h"
 
 namespace tandem {
@@ -553,11 +555,48 @@ double ms_since(StepClock::time_point t0) {
 // is element i of the others in any common layout). Only 4-d float values that are not network
 // inputs or outputs, constants or views. Anything else reading a value keeps it plain. Blocked: 4-d float
 // values whose channels are a multiple of the block (no padding: the same bytes as plain).
-enum class StepLayoutClass { kConvolution, kPerElement, kPlainOnly };
+// kChannelsLast: a step whose plain kernel, run over channels-last buffers as the plain tensor
+// N,H,W,C (nhwc_permuted_kernel), computes it: its operands and output go channels-last together.
+// kChannelsLastInput: a Reduce over H and W, whose output has the same bytes in either layout:
+// only its input's layout matters.
+enum class StepLayoutClass { kConvolution, kPerElement, kChannelsLast, kChannelsLastInput, kPlainOnly };
+
+// A 4-d value with H * W == 1 has the same bytes channels-last and plain (n * C + c).
+bool layout_neutral(const ExecValue& v) { return v.dims.size() == 4 && v.dims[2] * v.dims[3] == 1; }
+
+// Steps that compute channels-last as their plain kernel over the dims N,H,W,C: nearest Resize
+// keeping N and C, Concatenation along C, float ElementWise of 4-d operands (broadcasting
+// included: SE blocks' x * gate), Reduce over exactly H and W (global pooling). A detection neck
+// (squeeze-excitation, upsample, add, concatenate) so stays in the convolutions' layout.
+std::optional<StepLayoutClass> channels_last_class(const Network& net, const ExecGraph& g, const ExecStep& st) {
+  if (st.kind != StepKind::kLayer || !st.epilogue.empty() || st.outputs.size() != 1 || st.inputs.empty())
+    return std::nullopt;
+  const Layer& l = net.layers[size_t(st.layer)];
+  const ExecValue& out = g.values[size_t(st.outputs[0])];
+  for (ValueId v : st.inputs)
+    if (g.values[size_t(v)].dims.size() != 4 || g.values[size_t(v)].type != DataType::kFloat) return std::nullopt;
+  const Dims& id = g.values[size_t(st.inputs[0])].dims;
+  if (l.kind == LayerKind::kReduce) {
+    const auto& p = l.as<ReduceParams>();
+    if (p.axes != 0b1100u || st.inputs.size() != 1 || out.type != DataType::kFloat) return std::nullopt;
+    return StepLayoutClass::kChannelsLastInput;
+  }
+  if (out.dims.size() != 4 || out.type != DataType::kFloat) return std::nullopt;
+  const bool ok = (l.kind == LayerKind::kResize && l.as<ResizeParams>().mode == ResizeMode::kNearest &&
+                   st.inputs.size() == 1 && id[0] == out.dims[0] && id[1] == out.dims[1]) ||
+                  (l.kind == LayerKind::kConcatenation &&
+                   (l.as<ConcatenationParams>().axis == 1 || l.as<ConcatenationParams>().axis == -3)) ||
+                  (l.kind == LayerKind::kElementWise && st.inputs.size() == 2);
+  if (!ok) return std::nullopt;
+  return StepLayoutClass::kChannelsLast;
+}
 
 // Emulated steps compute in FP32 and round element by element (FP16, INT8 per tensor): any
-// layout their FP32 kernels take; only INT8 per channel needs the plain index.
-StepLayoutClass layout_class(const Network& net, const ExecGraph& g, const ExecStep& st) {
+// layout their FP32 kernels take; only INT8 per channel needs the plain index. With
+// channels-last chains, channels_last_class steps take it too.
+StepLayoutClass layout_class(const Network& net, const ExecGraph& g, const ExecStep& st, int block) {
+  if (block == cpu::kNhwcBlock)
+    if (const auto c = channels_last_class(net, g, st)) return *c;
   switch (st.kind) {
     case StepKind::kRound:
       return st.rounding == Rounding::kInt8PerChannel ? StepLayoutClass::kPlainOnly : StepLayoutClass::kPerElement;
@@ -591,11 +630,12 @@ std::vector<char> cpu::plan_layouts(const Network& net, const ExecGraph& g, int 
   };
   std::vector<StepLayoutClass> cls;
   for (const ExecStep& st : g.steps) {
-    cls.push_back(layout_class(net, g, st));
+    cls.push_back(layout_class(net, g, st, block));
     // A value's producer proposes its layout; an in-place rounding step is not its producer
     // (it follows it, and takes whatever layout the producer wrote).
     const bool in_place = st.kind == StepKind::kRound && st.inputs[0] == st.outputs[0];
-    if (cls.back() != StepLayoutClass::kPlainOnly && !in_place)
+    const bool proposes = cls.back() != StepLayoutClass::kPlainOnly && cls.back() != StepLayoutClass::kChannelsLastInput;
+    if (proposes && !in_place)
       for (ValueId o : st.outputs) blk[size_t(o)] = eligible(o);
   }
   // Drop what some step cannot compute blocked, until nothing changes: a per-element step's
@@ -606,9 +646,16 @@ std::vector<char> cpu::plan_layouts(const Network& net, const ExecGraph& g, int 
       const ExecStep& st = g.steps[i];
       std::vector<ValueId> group;
       if (cls[i] == StepLayoutClass::kPlainOnly) group = st.inputs;
-      if (cls[i] == StepLayoutClass::kPerElement) {
+      const bool together = cls[i] == StepLayoutClass::kPerElement || cls[i] == StepLayoutClass::kChannelsLast ||
+                            cls[i] == StepLayoutClass::kChannelsLastInput;
+      if (together) {
         group = st.inputs;
-        group.insert(group.end(), st.outputs.begin(), st.outputs.end());
+        if (cls[i] != StepLayoutClass::kChannelsLastInput) group.insert(group.end(), st.outputs.begin(), st.outputs.end());
+        // Layout-neutral values (H * W == 1) fit either way (channels-last only: blocked differs).
+        if (block == cpu::kNhwcBlock)
+          group.erase(std::remove_if(group.begin(), group.end(),
+                                     [&](ValueId v) { return layout_neutral(g.values[size_t(v)]); }),
+                      group.end());
         bool all = true;
         for (ValueId v : group) all = all && blk[size_t(g.root(v))];
         if (all) continue;
@@ -621,6 +668,75 @@ std::vector<char> cpu::plan_layouts(const Network& net, const ExecGraph& g, int 
 }
 
 namespace {
+
+// Whether a channels_last_class step runs channels-last: its values that are not layout-neutral
+// are (plan_layouts keeps them together).
+bool runs_channels_last(const Network& net, const ExecGraph& g, const ExecStep& st) {
+  if (!channels_last_class(net, g, st)) return false;
+  std::vector<ValueId> vs = st.inputs;
+  vs.insert(vs.end(), st.outputs.begin(), st.outputs.end());
+  for (ValueId v : vs)
+    if (g.values[size_t(v)].dims.size() == 4 && !layout_neutral(g.values[size_t(v)]))
+      return g.values[size_t(v)].layout == ValueLayout::kNHWC;
+  return false;
+}
+
+// Reduce over H and W of a channels-last input: per channel, exactly the plain kernel's
+// arithmetic in its order (8 float partial sums over pixels i = k mod 8, the tail and then the
+// partials added in double; other ops one by one in double), so the same bits.
+cpu::Kernel nhwc_reduce_hw_kernel(ReduceOp op, const Dims& d) {
+  const int64_t N = d[0], C = d[1], n = d[2] * d[3];
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    std::vector<double> acc(static_cast<size_t>(C));
+    std::vector<float> part(static_cast<size_t>(8 * C));
+    for (int64_t b = 0; b < N; ++b) {
+      const float* x = static_cast<const float*>(in[0]) + b * n * C;
+      float* y = static_cast<float*>(out[0]) + b * C;
+      std::fill(acc.begin(), acc.end(), ops::reduce_identity<double>(op));
+      int64_t i = 0;
+      if (op == ReduceOp::kSum || op == ReduceOp::kAvg) {
+        std::fill(part.begin(), part.end(), 0.f);
+        for (; i + 8 <= n; i += 8)
+          for (int64_t k = 0; k < 8; ++k)
+            for (int64_t c = 0; c < C; ++c) part[size_t(k * C + c)] += x[(i + k) * C + c];
+        for (int64_t t = i; t < n; ++t)
+          for (int64_t c = 0; c < C; ++c) acc[size_t(c)] += x[t * C + c];
+        for (int64_t k = 0; k < 8; ++k)
+          for (int64_t c = 0; c < C; ++c) acc[size_t(c)] += part[size_t(k * C + c)];
+      } else {
+        for (; i < n; ++i)
+          for (int64_t c = 0; c < C; ++c) acc[size_t(c)] = ops::reduce_combine(op, acc[size_t(c)], double(x[i * C + c]));
+      }
+      for (int64_t c = 0; c < C; ++c) y[c] = float(ops::reduce_finish(op, acc[size_t(c)], n));
+    }
+  };
+}
+
+// A kChannelsLast step over channels-last buffers: a channels-last buffer of dims N,C,H,W is
+// the plain tensor N,H,W,C, so the plain kernel of a copy of the layer over those dims (Resize
+// scales permuted, Concatenation along the last axis) computes it.
+cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const ExecStep& st) {
+  const Layer& l = net.layers[size_t(st.layer)];
+  if (l.kind == LayerKind::kReduce)
+    return nhwc_reduce_hw_kernel(l.as<ReduceParams>().op, g.values[size_t(st.inputs[0])].dims);
+  const auto nhwc = [](const Dims& d) { return Dims{d[0], d[2], d[3], d[1]}; };
+  Network t;
+  Layer copy = l;
+  copy.inputs.clear();
+  for (ValueId v : st.inputs)
+    copy.inputs.push_back(t.add_tensor({g.values[size_t(v)].name, DataType::kFloat, nhwc(g.values[size_t(v)].dims)}));
+  const ExecValue& o = g.values[size_t(st.outputs[0])];
+  copy.outputs = {t.add_tensor({o.name, DataType::kFloat, nhwc(o.dims)})};
+  if (copy.kind == LayerKind::kResize) {
+    auto& p = copy.as<ResizeParams>();
+    if (p.scales.size() == 4) p.scales = {p.scales[0], p.scales[2], p.scales[3], p.scales[1]};
+    if (p.output_dims.size() == 4) p.output_dims = nhwc(p.output_dims);
+  } else if (copy.kind == LayerKind::kConcatenation) {
+    copy.as<ConcatenationParams>().axis = 3;
+  }
+  t.add_layer(copy);
+  return cpu::make_ref_kernel(t, t.layers[0], t.weights);
+}
 
 // The layout convolution chains are kept in: oneDNN's preference on this CPU, or
 // TANDEM_CPU_CHAIN_LAYOUT=nhwc|8|16|plain (tests run the other CPUs' layouts here).
@@ -852,6 +968,7 @@ class CpuExecutor : public Executor {
       put(cp.bias_weights, s.bias);
       return cpu::make_ref_kernel(net, l, prepared);
     }
+    if (block_ == cpu::kNhwcBlock && runs_channels_last(net, graph_, st)) return nhwc_permuted_kernel(net, graph_, st);
     switch (l.kind) {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution: {
