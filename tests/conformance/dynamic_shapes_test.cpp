@@ -18,6 +18,7 @@
 #include "model_builder.h"
 #include "tandem/builder.h"
 #include "tandem/engine.h"
+#include "tandem/npy.h"
 #include "tandem/onnx.h"
 #endif
 
@@ -307,6 +308,22 @@ TEST(DynamicShapesImport, EngineRunReturnsTheRealShape) {
   in["scores"] = host<float>("scores", DataType::kFloat, {1, 1, 3}, {0.9f, -1.f, -1.f});  // no threshold: all candidates
   EXPECT_EQ(ctx->run(in).at("sel").dims, (Dims{2, 3}));
   std::filesystem::remove(path);
+}
+
+// tandem run writes the real shape: NonZero of [[0, 5], [7, 0]] is [2, 2], not the bound [2, 4].
+TEST(DynamicShapesImport, CliRunWritesTheRealShape) {
+  test::ModelBuilder m(13);
+  m.input("x", {2, 2});
+  m.node("NonZero", {"x"}, {"nz"}, "find");
+  m.output("nz");
+  const std::string model = m.write("nonzero_cli.onnx");
+  const std::string dir = test::temp_dir() + "/nonzero_cli";
+  write_npy(dir + "_x.npy", host<float>("x", DataType::kFloat, {2, 2}, {0, 5, 7, 0}));
+  std::string out;
+  ASSERT_EQ(test::run_cli("run " + model + " --input x=" + dir + "_x.npy --output-dir " + dir, &out), 0) << out;
+  const HostTensor y = read_npy(dir + "/nz.npy");
+  EXPECT_EQ(y.dims, (Dims{2, 2}));
+  EXPECT_EQ(values(y), (std::vector<int64_t>{0, 1, 1, 0}));
 }
 #endif
 
