@@ -173,8 +173,10 @@ TEST(CpuLayouts, InPlaceRoundingFollowsItsProducersLayout) {
   const ExecGraph g = lower(b.n, opt.numerics, cpu_lower_policy(opt, false));
   for (int block : {cpu::kNhwcBlock, 16, 8}) {
     const std::vector<char> keep = cpu::plan_layouts(b.n, g, block);
-    EXPECT_FALSE(keep[size_t(c1)]) << "block " << block << ": read by the plain pooling loop (on the grid: no copy)";
-    EXPECT_FALSE(keep[size_t(pooled)]) << "block " << block << ": written by the plain pooling loop";
+    // Channels-last: the pooling has a channels-last loop, so both sides of it stay NHWC.
+    const bool nhwc = block == cpu::kNhwcBlock;
+    EXPECT_EQ(bool(keep[size_t(c1)]), nhwc) << "block " << block << ": read by the pooling loop (on the grid: no copy)";
+    EXPECT_EQ(bool(keep[size_t(pooled)]), nhwc) << "block " << block << ": written by the pooling loop";
     EXPECT_TRUE(keep[size_t(c2)]) << "block " << block;
   }
   HostTensor in = HostTensor::zeros("x", DataType::kFloat, {1, 16, 24, 24});
@@ -260,5 +262,44 @@ TEST(CpuLayouts, ANeckStaysChannelsLastThroughPoolingResizeAndConcat) {
     double worst = 0;
     for (int64_t i = 0; i < got.count(); ++i) worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
     EXPECT_LT(worst, 1e-4) << "layout '" << layout << "'";
+  }
+}
+
+// Average pooling with padding (counting it or not) in the channels-last loop: its window clip
+// and count as the plain loop's, against the reference in every layout.
+TEST(CpuLayouts, ChannelsLastAveragePoolingCountsAsThePlainLoop) {
+  for (bool exclude : {true, false}) {
+    Net b;
+    TensorId x = b.tensor("x", {1, 16, 9, 11});
+    b.n.tensors[x].is_input = true;
+    b.n.inputs.push_back(x);
+    TensorId c1 = b.conv("c1", x, 32, 3, 1);
+    TensorId pooled = b.tensor("pooled", {1, 32, 5, 6});
+    PoolingParams pp;
+    pp.type = PoolingType::kAverage;
+    pp.window = {3, 3};
+    pp.stride = {2, 2};
+    pp.pre_padding = {1, 1};
+    pp.post_padding = {1, 1};
+    pp.average_count_excludes_padding = exclude;
+    b.n.add_layer({"pool", LayerKind::kPooling, {c1}, {pooled}, pp});
+    TensorId y = b.conv("c2", pooled, 16, 1, 1);
+    b.n.tensors[y].is_output = true;
+    b.n.outputs.push_back(y);
+    const ExecGraph g = lower(b.n, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
+    EXPECT_TRUE(cpu::plan_layouts(b.n, g, cpu::kNhwcBlock)[size_t(pooled)]);
+    HostTensor in = HostTensor::zeros("x", DataType::kFloat, {1, 16, 9, 11});
+    for (int64_t i = 0; i < in.count(); ++i) in.f32()[i] = std::sin(float(i) * 0.37f);
+    ExecOptions ref;
+    ref.reference_kernels = true;
+    const HostTensor want = make_cpu_executor(b.n, ref)->run({{"x", in}}).at("c2");
+    for (const char* layout : {"nhwc", "16", "plain"}) {
+      setenv("TANDEM_CPU_CHAIN_LAYOUT", layout, 1);
+      const HostTensor got = make_cpu_executor(b.n, ExecOptions{})->run({{"x", in}}).at("c2");
+      unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
+      double worst = 0;
+      for (int64_t i = 0; i < got.count(); ++i) worst = std::max(worst, double(std::fabs(got.f32()[i] - want.f32()[i])));
+      EXPECT_LT(worst, 1e-4) << "layout '" << layout << "', exclude padding " << exclude;
+    }
   }
 }

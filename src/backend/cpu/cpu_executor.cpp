@@ -13,6 +13,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "kernels.h"
+#include "tandem/broadcast.h"
 #include "tandem/lower.h"
 #include "tandem/numerics.h"
 #include "tandem/op_semantics.h"
@@ -564,7 +565,8 @@ enum class StepLayoutClass { kConvolution, kPerElement, kChannelsLast, kChannels
 // A 4-d value with H * W == 1 has the same bytes channels-last and plain (n * C + c).
 bool layout_neutral(const ExecValue& v) { return v.dims.size() == 4 && v.dims[2] * v.dims[3] == 1; }
 
-// Steps that compute channels-last as their plain kernel over the dims N,H,W,C: nearest Resize
+// Steps that compute channels-last as their plain kernel over the dims N,H,W,C (2-D pooling: a
+// loop of its own with the same arithmetic): nearest Resize
 // keeping N and C, Concatenation along C, float ElementWise of 4-d operands (broadcasting
 // included: SE blocks' x * gate), Reduce over exactly H and W (global pooling). A detection neck
 // (squeeze-excitation, upsample, add, concatenate) so stays in the convolutions' layout.
@@ -582,7 +584,8 @@ std::optional<StepLayoutClass> channels_last_class(const Network& net, const Exe
     return StepLayoutClass::kChannelsLastInput;
   }
   if (out.dims.size() != 4 || out.type != DataType::kFloat) return std::nullopt;
-  const bool ok = (l.kind == LayerKind::kResize && l.as<ResizeParams>().mode == ResizeMode::kNearest &&
+  const bool ok = (l.kind == LayerKind::kPooling && l.as<PoolingParams>().window.size() == 2 && st.inputs.size() == 1) ||
+                  (l.kind == LayerKind::kResize && l.as<ResizeParams>().mode == ResizeMode::kNearest &&
                    st.inputs.size() == 1 && id[0] == out.dims[0] && id[1] == out.dims[1]) ||
                   (l.kind == LayerKind::kConcatenation &&
                    (l.as<ConcatenationParams>().axis == 1 || l.as<ConcatenationParams>().axis == -3)) ||
@@ -712,6 +715,43 @@ cpu::Kernel nhwc_reduce_hw_kernel(ReduceOp op, const Dims& d) {
   };
 }
 
+// 2-D pooling over a channels-last input: per output pixel the plain kernel's window (clipped
+// the same way), values combined in its order (rows, then columns) for all channels at once:
+// the same bits.
+cpu::Kernel nhwc_pool_kernel(const PoolingParams& p, const Dims& in, const Dims& out) {
+  const int64_t N = in[0], C = in[1], H = in[2], W = in[3], OH = out[2], OW = out[3];
+  const int64_t kh = p.window[0], kw = p.window[1];
+  const int64_t sh = p.stride.empty() ? 1 : p.stride[0], sw = p.stride.empty() ? 1 : p.stride[1];
+  const int64_t ph = p.pre_padding.empty() ? 0 : p.pre_padding[0], pw = p.pre_padding.empty() ? 0 : p.pre_padding[1];
+  const int64_t qh = p.post_padding.empty() ? 0 : p.post_padding[0], qw = p.post_padding.empty() ? 0 : p.post_padding[1];
+  const PoolingType type = p.type;
+  const bool exclude = p.average_count_excludes_padding;
+  return [=](const std::vector<void*>& ins, const std::vector<void*>& outs) {
+    const float* x = static_cast<const float*>(ins[0]);
+    float* y = static_cast<float*>(outs[0]);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t a = 0; a < OH; ++a)
+        for (int64_t b = 0; b < OW; ++b) {
+          const int64_t s0 = a * sh - ph, s1 = b * sw - pw;
+          int64_t e0 = std::min(s0 + kh, H + qh), e1 = std::min(s1 + kw, W + qw);
+          const int64_t padded = (e0 - s0) * (e1 - s1);
+          const int64_t b0 = std::max<int64_t>(s0, 0), b1 = std::max<int64_t>(s1, 0);
+          e0 = std::min(e0, H);
+          e1 = std::min(e1, W);
+          float* py = y + ((n * OH + a) * OW + b) * C;
+          for (int64_t c = 0; c < C; ++c) py[c] = ops::pool_identity<float>(type);
+          for (int64_t i0 = b0; i0 < e0; ++i0)
+            for (int64_t i1 = b1; i1 < e1; ++i1) {
+              const float* px = x + ((n * H + i0) * W + i1) * C;
+              for (int64_t c = 0; c < C; ++c) py[c] = ops::pool_combine(type, py[c], px[c]);
+            }
+          if (type != PoolingType::kAverage) continue;
+          const int64_t cnt = exclude ? (e0 - b0) * (e1 - b1) : padded;
+          for (int64_t c = 0; c < C; ++c) py[c] = cnt > 0 ? ops::pool_finish(type, py[c], cnt) : 0.f;
+        }
+  };
+}
+
 // A kChannelsLast step over channels-last buffers: a channels-last buffer of dims N,C,H,W is
 // the plain tensor N,H,W,C, so the plain kernel of a copy of the layer over those dims (Resize
 // scales permuted, Concatenation along the last axis) computes it.
@@ -719,6 +759,8 @@ cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const E
   const Layer& l = net.layers[size_t(st.layer)];
   if (l.kind == LayerKind::kReduce)
     return nhwc_reduce_hw_kernel(l.as<ReduceParams>().op, g.values[size_t(st.inputs[0])].dims);
+  if (l.kind == LayerKind::kPooling)
+    return nhwc_pool_kernel(l.as<PoolingParams>(), g.values[size_t(st.inputs[0])].dims, g.values[size_t(st.outputs[0])].dims);
   const auto nhwc = [](const Dims& d) { return Dims{d[0], d[2], d[3], d[1]}; };
   Network t;
   Layer copy = l;
@@ -736,6 +778,42 @@ cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const E
   }
   t.add_layer(copy);
   return cpu::make_ref_kernel(t, t.layers[0], t.weights);
+}
+
+// A Slice with unit strides that stays inside its input (every mode reads the same elements
+// then): runs of contiguous bytes (the trailing axes it keeps whole, times the first it cuts),
+// one memcpy each, where the plain kernel computes an index per element (PP-OCR rec's q/k/v
+// splits: 27 us each for 4,800 floats).
+std::optional<cpu::Kernel> contiguous_slice_kernel(const Network& net, const Layer& l) {
+  const auto& p = l.as<SliceParams>();
+  const Dims& in = net.tensors[size_t(l.inputs[0])].dims;
+  const Dims& out = net.tensors[size_t(l.outputs[0])].dims;
+  const size_t rank = in.size();
+  if (l.inputs.size() != 1 || rank == 0 || out.size() != rank || p.start.size() != rank) return std::nullopt;
+  for (size_t d = 0; d < rank; ++d)
+    if ((!p.stride.empty() && p.stride[d] != 1) || p.start[d] < 0 || p.start[d] + out[d] > in[d]) return std::nullopt;
+  size_t cut = rank - 1;  // the outermost axis of the contiguous run
+  while (cut > 0 && out[cut] == in[cut]) --cut;
+  const int64_t es = int64_t(element_size(net.tensors[size_t(l.inputs[0])].type));
+  int64_t run = es;
+  for (size_t d = cut; d < rank; ++d) run *= out[d];
+  const Strides is = dense_strides(in);
+  const Dims outer(out.begin(), out.begin() + std::ptrdiff_t(cut));
+  const int64_t rows = volume(outer);
+  int64_t base = 0;
+  for (size_t d = 0; d < rank; ++d) base += p.start[d] * is[d];
+  return [=](const std::vector<void*>& ins, const std::vector<void*>& outs) {
+    const uint8_t* src = static_cast<const uint8_t*>(ins[0]);
+    uint8_t* dst = static_cast<uint8_t*>(outs[0]);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t rem = r, off = base;
+      for (size_t d = cut; d-- > 0;) {
+        off += (rem % outer[d]) * is[d];
+        rem /= outer[d];
+      }
+      std::memcpy(dst + r * run, src + off * es, size_t(run));
+    }
+  };
 }
 
 // The layout convolution chains are kept in: oneDNN's preference on this CPU, or
@@ -969,6 +1047,8 @@ class CpuExecutor : public Executor {
       return cpu::make_ref_kernel(net, l, prepared);
     }
     if (block_ == cpu::kNhwcBlock && runs_channels_last(net, graph_, st)) return nhwc_permuted_kernel(net, graph_, st);
+    if (l.kind == LayerKind::kSlice)
+      if (auto k = contiguous_slice_kernel(net, l)) return *k;
     switch (l.kind) {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution: {
