@@ -34,6 +34,9 @@ using ConstPtr = std::shared_ptr<Const>;
 
 // Zeroed owned constant; throws Error if the volume is hostile.
 ConstPtr make_const(std::string name, DataType type, Dims dims);
+// RandomUniformLike's values (ops_random.cpp): `count` floats in [low, high) from SplitMix64 seeded
+// by the bits of `seed` (a fixed default state when not seeded), 24 random bits each.
+std::vector<float> random_uniform_values(int64_t count, float low, float high, float seed, bool seeded);
 // Volume with overflow and sanity checks (at most 2^40 elements); `what` names it in errors.
 int64_t checked_volume(const Dims& d, const std::string& what);
 

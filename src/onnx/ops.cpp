@@ -212,7 +212,10 @@ Outs op_conv(Importer& I) {
 
 // ConvTranspose's explicit padding: from `output_shape` (also what auto_pad SAME implies: input *
 // stride) as total = s*(in-1) + output_padding + eff_k - out, split per auto_pad (ONNX spec).
-Spatial deconv_spatial(Importer& I, const Dims& in, const Dims& kernel, const Dims& out_pad) {
+// total == -1 with an explicit output_shape (one past what the padding-free op gives) grows the
+// end by one in *grow: the parser's generatePadding gives pre 0, post -1, and turns the negative
+// post padding into output padding; anything smaller needs negative pre-padding, which it refuses.
+Spatial deconv_spatial(Importer& I, const Dims& in, const Dims& kernel, const Dims& out_pad, Dims* grow) {
   const size_t ns = kernel.size();
   const std::string ap = I.attr_s("auto_pad", "NOTSET");
   Dims out_shape = I.attr_ints("output_shape");
@@ -226,7 +229,10 @@ Spatial deconv_spatial(Importer& I, const Dims& in, const Dims& kernel, const Di
   for (size_t i = 0; i < ns; ++i) {
     const int64_t eff = (kernel[i] - 1) * s.dilation[i] + 1;
     const int64_t total = s.stride[i] * (in[2 + i] - 1) + out_pad[i] + eff - out_shape[i];
-    if (total < 0) I.fail("output_shape is larger than the op can produce");
+    if (total < -1 || (total == -1 && same))
+      I.fail(fmt::format("output_shape {} needs negative pre-padding on spatial axis {} (TensorRT's parser: \"TensorRT "
+                         "does not support negative pre-padding in the ConvTranspose operator\")", out_shape[i], i));
+    if (total == -1) { s.pre[i] = s.post[i] = 0; (*grow)[i] = 1; continue; }
     if (ap == "SAME_UPPER") { s.pre[i] = total / 2; s.post[i] = total - total / 2; }
     else { s.pre[i] = total - total / 2; s.post[i] = total / 2; }
   }
@@ -248,7 +254,8 @@ Outs op_conv_transpose(Importer& I) {
   Dims out_pad = I.attr_ints("output_padding");
   if (out_pad.empty()) out_pad.assign(ns, 0);
   if (out_pad.size() != ns) I.fail("output_padding does not match the spatial dims");
-  Spatial s = deconv_spatial(I, I.dims(x), kernel, out_pad);
+  Dims grow(ns, 0);  // output padding output_shape asks for beyond output_padding
+  Spatial s = deconv_spatial(I, I.dims(x), kernel, out_pad, &grow);
   for (size_t i = 0; i < ns; ++i)
     if (out_pad[i] < 0 || out_pad[i] >= std::max(s.stride[i], s.dilation[i]))
       I.fail(fmt::format("output_padding {} must be in [0, max(stride, dilation))", out_pad[i]));
@@ -259,7 +266,7 @@ Outs op_conv_transpose(Importer& I) {
   for (size_t i = 0; i < ns; ++i) {
     const int64_t take = std::min(s.post[i], out_pad[i]);
     s.post[i] -= take;
-    extra[i] = out_pad[i] - take;
+    extra[i] = out_pad[i] - take + grow[i];
     slice |= extra[i] != 0;
   }
   const Dims in_dims = I.dims(x);
@@ -860,8 +867,18 @@ Outs op_cast_like(Importer& I) {
 }
 
 Outs op_identity(Importer& I) {
-  if (I.node_->op_type() == "Dropout" && I.output_used(1)) I.fail("the mask output is not supported");
-  return {I.add(LayerKind::kIdentity, NoParams{}, {I.tin(0)})};
+  if (I.node_->op_type() != "Dropout") return {I.add(LayerKind::kIdentity, NoParams{}, {I.tin(0)})};
+  // Dropout in inference, as the parser imports it: `training_mode` must be a constant false
+  // (onnx-tensorrt: "TensorRT does not support the Dropout operator in training mode"); the output
+  // is the input, and the mask (if asked for) is ElementWise EQUAL(x, x) from opset 12 (all true
+  // but at NaNs, exactly the parser's layer), LESS(x, x) before (all false, the parser's choice).
+  if (const ConstPtr training = I.cin_opt(2, "training_mode"); training && training->count() && training->i(0))
+    I.fail("training_mode is true; Dropout imports in inference mode only (as TensorRT's parser)");
+  const TensorId x = I.tin(0);
+  const TensorId y = I.add(LayerKind::kIdentity, NoParams{}, {x});
+  if (!I.output_used(1)) return {y};
+  const ElementWiseOp op = I.opset_ >= 12 ? ElementWiseOp::kEqual : ElementWiseOp::kLess;
+  return {y, I.add(LayerKind::kElementWise, ElementWiseParams{op}, {x, x})};
 }
 
 OpFn softmax(bool log) {
@@ -1007,6 +1024,7 @@ void register_recurrent_ops(std::unordered_map<std::string, OpFn>& m);  // ops_r
 void register_control_ops(std::unordered_map<std::string, OpFn>& m);    // ops_control.cpp
 void register_dynamic_ops(std::unordered_map<std::string, OpFn>& m);    // ops_dynamic.cpp: NonZero, NMS
 void register_mod_op(std::unordered_map<std::string, OpFn>& m);         // ops_mod.cpp
+void register_random_ops(std::unordered_map<std::string, OpFn>& m);     // ops_random.cpp: RandomUniformLike
 
 const std::unordered_map<std::string, OpFn>& op_importers() {
   static const std::unordered_map<std::string, OpFn> m = [] {
@@ -1114,6 +1132,7 @@ const std::unordered_map<std::string, OpFn>& op_importers() {
     register_control_ops(m);
     register_dynamic_ops(m);
     register_mod_op(m);
+    register_random_ops(m);
     return m;
   }();
   return m;
