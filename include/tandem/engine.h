@@ -96,7 +96,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
 class ExecutionContext {
  public:
   ExecutionContext(std::shared_ptr<const Engine> engine, int threads, const std::string& backend = "cpu");
-  // Inputs in the engine's input formats; outputs in its output formats.
+  // Inputs in the engine's input formats; outputs in its output formats (a data-dependent output
+  // in its real shape: Executor::run).
   TensorMap run(const TensorMap& inputs);
   const Engine& engine() const { return *engine_; }
   std::string backend_name() const;

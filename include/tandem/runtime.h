@@ -84,7 +84,8 @@ struct StepTime {
 class Executor {
  public:
   virtual ~Executor() = default;
-  // Missing or mis-shaped inputs throw Error naming the input.
+  // Missing or mis-shaped inputs throw Error naming the input. A data-dependent output (NonZero,
+  // NMS: data_dependent_axis in tandem/network.h) comes back in its real shape, not its bound.
   virtual TensorMap run(const TensorMap& inputs) = 0;
   // The split of the last run() (all zeros before the first).
   virtual RunSplit last_run_split() const = 0;
