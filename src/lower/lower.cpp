@@ -404,6 +404,11 @@ class Lowering {
       // is taken rounded (no copy step), its output rounding joins the pass, and it may run in
       // a convolution's epilogue.
       if (links.size() < 2 && cls < 2) continue;
+      // An INT8 activation the backend runs on int8 codes (LowerPolicy::int8_native) stays a
+      // layer step, so that codes flow through it (a chain reads and writes floats; same numbers).
+      if (links.size() < 2 && cls == kInt8Class && L.kind == LayerKind::kActivation && pol_.int8_native &&
+          pol_.int8_native(net_, id))
+        continue;
       for (size_t k = 1; k < links.size(); ++k) absorb(id, links[k].layers[0]);
       for (size_t k = 0; k + 1 < links.size(); ++k) elided_[size_t(net_.layers[size_t(links[k].layers[0])].outputs[0])] = 1;
       chain_in_[size_t(id)] = x0;
