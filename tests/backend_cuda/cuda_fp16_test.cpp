@@ -241,10 +241,12 @@ TEST(CudaFp16, EmulatedLayerBetweenHalfLayers) {
 
 // Whole models: FP16 (every layer `tandem build --fp16` makes FP16) against tandem's own FP32 on
 // the same random input. The bounds are cosine >= 0.9999 and max relative error <= 1e-2;
-// PP-OCR det misses them in FP16 itself: on an H200 (2026-12-01) the real FP16 kernels gave
-// cosine 0.99984 / max rel 0.019 on this input, and the FP16 emulation (the CPU backend's
-// semantics, CudaOptions::real_fp16 = false) 0.99982 / 0.063 on another random input, so det
-// is held to what FP16 can do (cosine >= 0.9997, max rel <= 0.03) and cls to the bounds.
+// PP-OCR det misses them in FP16 itself: on this input the CPU backend's FP16 emulation (its
+// default, fused blocks, the constants of FP16 layers rounded to half) gives cosine 0.99967 /
+// max rel 0.114 against FP32 (2026-12-01, this machine), and the real FP16 kernels, which round
+// those constants as well since 2026-12-01, 0.99968 / 0.12 on an H200 (before: 0.99984 / 0.019
+// with FP32 constants). So det is held to what FP16 does (cosine >= 0.9996, max rel <= 0.15)
+// and cls to the bounds.
 namespace {
 void fp16_model_vs_fp32(const std::string& file, const std::string& input, Dims dims, double min_cosine,
                         double max_rel) {
@@ -276,5 +278,5 @@ TEST(CudaFp16Models, PPOCRClsAgreesWithFp32) {
 }
 TEST(CudaFp16Models, PPOCRDetAgreesWithFp32) {
   SKIP_WITHOUT_CUDA();
-  fp16_model_vs_fp32("ch_PP-OCRv4_det_infer.onnx", "x", {1, 3, 640, 640}, 0.9997, 3e-2);
+  fp16_model_vs_fp32("ch_PP-OCRv4_det_infer.onnx", "x", {1, 3, 640, 640}, 0.9996, 0.15);
 }

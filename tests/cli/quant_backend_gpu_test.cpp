@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 
 #include "../common/shell.h"
 #include "tandem/quant.h"
@@ -87,12 +88,16 @@ TEST(QuantBackendGpu, CalibrateAndCompareOnCudaAsOnCpu) {
   EXPECT_LE(en.beyond_1e4 * 50, en.tensors) << "more than 2% of the scales differ beyond 1e-4";
   EXPECT_LT(en.max_rel, 1e-2) << en.worst;
 
-  // compare with the CPU's cache: the same plan, emulated on both. The CUDA lowering rounds at
-  // every emulated layer (LowerPolicy::fuse_emulated off), as the CPU with
-  // TANDEM_CPU_EMULATED_FUSION=off: those figures agree to 1e-4. The CPU's default fuses emulated
-  // blocks as TensorRT does (one rounding per block): its cosine is within 1e-3, printed.
+  // compare with the CPU's cache: the same plan, emulated on both. Both lowerings fuse emulated
+  // blocks as TensorRT does (LowerPolicy::fuse_emulated, one rounding per block), to the same
+  // steps; the FP32 arithmetic inside a block differs in summation order, which moves the INT8
+  // codes of a few values across rounding midpoints, and cls's two-class softmax amplifies that
+  // in its worst samples: on an H200 (2026-12-01) the cosine agreed to 5e-5, min_sample_cosine
+  // to 3.3e-3, max_abs to 5e-3, mean_abs to 9e-4 (per sample, on one image, the two emulations
+  // agree to cosine 1 - 1e-7: tests/backend_cuda CudaInt8Models). The CPU with
+  // TANDEM_CPU_EMULATED_FUSION=off rounds at every emulated layer: its cosine is within 1e-3.
   json fig[3];
-  const std::string runs[3] = {"TANDEM_CPU_EMULATED_FUSION=off " + kTandem, kTandem, kTandem};
+  const std::string runs[3] = {kTandem, kTandem, "TANDEM_CPU_EMULATED_FUSION=off " + kTandem};
   const char* backends[3] = {"cpu", "cuda", "cpu"};
   for (int k = 0; k < 3; ++k) {
     const auto r = tandem::test::run_shell(runs[k] + " compare " + kCls + kData + " --calib " + p("entropy_cpu.cache") +
@@ -103,15 +108,16 @@ TEST(QuantBackendGpu, CalibrateAndCompareOnCudaAsOnCpu) {
   ASSERT_EQ(fig[0]["outputs"].size(), fig[1]["outputs"].size());
   EXPECT_EQ(fig[0]["samples"], fig[1]["samples"]);
   for (size_t o = 0; o < fig[0]["outputs"].size(); ++o) {
-    const json &c = fig[0]["outputs"][o], &g = fig[1]["outputs"][o], &fused = fig[2]["outputs"][o];
-    for (const json* j : {&c, &g, &fused})
+    const json &c = fig[0]["outputs"][o], &g = fig[1]["outputs"][o], &unfused = fig[2]["outputs"][o];
+    for (const json* j : {&c, &g, &unfused})
       std::printf("[compare] %s %s: cosine %.7f min_sample_cosine %.7f max_abs %.6g mean_abs %.6g\n",
-                  (*j)["name"].get<std::string>().c_str(), j == &c ? "cpu unfused" : j == &g ? "cuda       " : "cpu fused  ",
+                  (*j)["name"].get<std::string>().c_str(), j == &c ? "cpu fused  " : j == &g ? "cuda       " : "cpu unfused",
                   (*j)["cosine"].get<double>(), (*j)["min_sample_cosine"].get<double>(),
                   (*j)["max_abs_error"].get<double>(), (*j)["mean_abs_error"].get<double>());
-    for (const char* f : {"cosine", "min_sample_cosine", "max_abs_error", "mean_abs_error"})
-      EXPECT_NEAR(g[f].get<double>(), c[f].get<double>(), 1e-4) << f;
-    EXPECT_NEAR(g["cosine"].get<double>(), fused["cosine"].get<double>(), 1e-3);
+    const std::pair<const char*, double> bounds[] = {
+        {"cosine", 3e-4}, {"min_sample_cosine", 1e-2}, {"max_abs_error", 2e-2}, {"mean_abs_error", 3e-3}};
+    for (const auto& [f, bound] : bounds) EXPECT_NEAR(g[f].get<double>(), c[f].get<double>(), bound) << f;
+    EXPECT_NEAR(g["cosine"].get<double>(), unfused["cosine"].get<double>(), 1e-3);
   }
   fs::remove_all(dir);
 }

@@ -45,7 +45,8 @@ void CudaExecutorImpl::compile() {
 // What the CUDA backend fuses: a convolution with one activation (cuDNN's fused conv+bias+ReLU,
 // or conv then one bias+activation kernel), and point-wise chains (CudaOptions::fuse_pointwise),
 // in a convolution's epilogue when they read its output alone. ExecOptions::fuse off (and
-// keep_all) fuses nothing.
+// keep_all) fuses nothing. Emulated layers fuse as the CPU backend's do
+// (fuse_emulated).
 LowerPolicy CudaExecutorImpl::cuda_policy() const {
   LowerPolicy p;
   p.fuse = opt_.fuse;
@@ -57,6 +58,13 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
   p.max_pointwise_ops = cuda::kMaxPwOps;
   p.alias_views = true;
   p.alignment = 256;
+  // Emulated INT8/FP16 layers fuse into blocks rounded once at their output, as the CPU backend's
+  // lowering fuses them (cpu_lower_policy; docs/quantization.md, "Fused blocks"), so that both
+  // backends compute the same plan with the same rounding points (issue 13).
+  // TANDEM_CUDA_EMULATED_FUSION=off: every emulated layer rounds on its own (the numerics before
+  // 2026-12-01, which the CPU gives with TANDEM_CPU_EMULATED_FUSION=off).
+  const char* emulated_fusion = std::getenv("TANDEM_CUDA_EMULATED_FUSION");
+  p.fuse_emulated = !(emulated_fusion && std::string(emulated_fusion) == "off");
   if (copt_.real_fp16) {
     p.fp16_native = native_fp16_layer;
     p.fp16_nhwc = true;
@@ -125,9 +133,15 @@ cuda::PwOp CudaExecutorImpl::pw_op(const Epilogue& e) const {
   }
   const ElementWiseOp op = L.as<ElementWiseParams>().op;
   const ActivationType none = ActivationType::kRelu;  // unused by element-wise links
+  // A real FP16 layer's constant operand is half, as TensorRT stores an FP16 layer's constants and
+  // the emulation reads it (lower() hands native links the constant unrounded).
+  const ValueId y = cur_step_ && !cur_step_->outputs.empty() ? cur_step_->outputs[0] : -1;
+  const bool half_link = y >= 0 && graph_.values[size_t(y)].float_as_half() && !graph_.values[size_t(y)].half_of_int8() &&
+                         precision_of(e.layers[0]) == Precision::kFP16;
+  const float scalar = half_link ? __half2float(__float2half_rn(e.scalar)) : e.scalar;
   switch (e.operand) {
-    case EpilogueOperand::kScalarRight: return {cuda::PwKind::kScalarRight, none, op, e.scalar, 0.f};
-    case EpilogueOperand::kScalarLeft: return {cuda::PwKind::kScalarLeft, none, op, e.scalar, 0.f};
+    case EpilogueOperand::kScalarRight: return {cuda::PwKind::kScalarRight, none, op, scalar, 0.f};
+    case EpilogueOperand::kScalarLeft: return {cuda::PwKind::kScalarLeft, none, op, scalar, 0.f};
     case EpilogueOperand::kChainInputRight: return {cuda::PwKind::kChainInputRight, none, op, 0.f, 0.f};
     case EpilogueOperand::kChainInputLeft: return {cuda::PwKind::kChainInputLeft, none, op, 0.f, 0.f};
     case EpilogueOperand::kNone: break;
