@@ -11,7 +11,8 @@
 # MODELS_FILTER: a gtest filter for the models binary; SKIP_TESTS=1 skips the gtest binaries, SKIP_OPS=1 the op and ONNX node tests, SKIP_PPOCR=1 the
 # PP-OCR latency; TABLE=1 runs issue 13's table (tandem FP32, tandem FP16 with its agreement with
 # FP32, PyTorch FP16 channels_last eager and torch.compile reduce-overhead) on ROWS
-# (model:batch ..., default the issue's seven rows) and prints it with ratios (summarize.py --table).
+# (model:batch ..., default the issue's seven rows) and prints it with ratios (summarize.py --table);
+# TABLE_FP16_ENV="NAME=VALUE ..." adds the FP16 row under each setting (table_env.jsonl).
 set -u
 OUT=${OUT:-/tmp/tandem_gpu_out}
 mkdir -p "$OUT"
@@ -105,6 +106,11 @@ if [[ -n "${TABLE:-}" ]]; then
     [[ -f $W/$m.onnx ]] || python3 bench/gpu/torch_bench.py export $m $W 2>&1 | tail -1
     $B $W/$m.onnx --shape x:${n}x3x224x224 --iters $it 2>&1 | tee -a "$OUT/table.jsonl"
     $B $W/$m.onnx --shape x:${n}x3x224x224 --iters $it --fp16 --check-fp32 2>&1 | tee -a "$OUT/table.jsonl"
+    # TABLE_FP16_ENV="NAME=VALUE ...": the FP16 row again under each setting (e.g.
+    # TANDEM_CUDA_FUSE_RESIDUAL=0), tagged "env", into table_env.jsonl (not the table).
+    for v in ${TABLE_FP16_ENV:-}; do
+      env "$v" $B $W/$m.onnx --shape x:${n}x3x224x224 --iters $it --fp16 2>&1 | sed "s/^{/{\"env\": \"$v\", /" | tee -a "$OUT/table_env.jsonl"
+    done
     if [[ -n "${PROFILE:-}" ]]; then
       $B $W/$m.onnx --shape x:${n}x3x224x224 --iters 5 --fp16 --profile "$PROFILE" 2> "$OUT/profile_${m}_b$n.txt" > /dev/null
       grep -E "profile|kind" "$OUT/profile_${m}_b$n.txt" | head -30

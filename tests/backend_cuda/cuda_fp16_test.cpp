@@ -9,6 +9,7 @@
 // 4e-3 of the output's range. A wrong layout, channel index or missing bias moves values by
 // O(1) of the range. Each test also asserts that the half kernels ran (the step kinds carry
 // "(fp16)" and the convolution tactics "fp16_nhwc"), so a silent fall-back to the emulation fails.
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
@@ -104,6 +105,12 @@ TensorId ew(NetBuilder& b, const std::string& name, TensorId x, TensorId z, cons
 TensorId scalar(NetBuilder& b, const std::string& name, float v) {
   return b.constant(name, DataType::kFloat, {1, 1, 1, 1}, b.weights(name + ".v", {1, 1, 1, 1}, {v}));
 }
+// Sets an environment variable for one scope (the executor reads its switches at compile).
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
 // The network output: an FP32 identity copy (a native FP16 layer never writes a network output).
 void fp32_output(NetBuilder& b, TensorId x, const Dims& d) {
   TensorId y = b.tensor("out", d);
@@ -139,7 +146,9 @@ TEST(CudaFp16, ConvolutionsAndEpilogues) {
 
 // A residual block and a classifier head: residual add of two NHWC half values, ReLU, max and
 // average pooling with padding, global average (Reduce over H, W), flatten (a view), matrix
-// multiply with a constant (half at upload) and a broadcast bias add.
+// multiply with a constant (half at upload) and a broadcast bias add. The add (and the ReLU when
+// the memory plan allows) runs in the 3x3 convolution's cuDNN epilogue (z input); again with
+// TANDEM_CUDA_FUSE_RESIDUAL=0, as separate half steps.
 TEST(CudaFp16, ResidualPoolingReduceMatmul) {
   SKIP_WITHOUT_CUDA();
   NetBuilder b;
@@ -172,6 +181,13 @@ TEST(CudaFp16, ResidualPoolingReduceMatmul) {
   TensorId y = ew(b, "fc_bias", mm, bias, {2, 10}, ElementWiseOp::kSum);
   fp32_output(b, y, {2, 10});
   TensorMap in = {{"x", host("x", d, random_values(size_t(volume(d)), 19))}};
+  check_against_emulation(b.n, in, {"Convolution(fp16)+ResidualAdd", "ElementWise(fp16)", "Pooling(fp16)",
+                                    "Reduce(fp16)", "MatrixMultiply(fp16)"});
+  auto ex = make_cuda_executor(b.n, fp16_options(b.n), CudaOptions{});
+  ASSERT_FALSE(ex->tactics().empty());
+  EXPECT_NE(ex->tactics()[0].tactic.find("+residual"), std::string::npos) << ex->tactics()[0].tactic;
+  std::printf("[fp16] residual tactic: %s\n", ex->tactics()[0].tactic.c_str());
+  ScopedEnv off("TANDEM_CUDA_FUSE_RESIDUAL", "0");
   check_against_emulation(b.n, in, {"ElementWise(fp16)", "Activation(fp16)", "Pooling(fp16)", "Reduce(fp16)",
                                     "MatrixMultiply(fp16)"});
 }
@@ -202,7 +218,9 @@ TEST(CudaFp16, SqueezeExcitationAndConcat) {
 }
 
 // 1x1 stride-1 convolutions as cuBLASLt GEMMs over the NHWC value ([N*H*W, C] x [C, K]), forced
-// (CudaOptions::fp16_pointwise_gemm = 1): with fused ReLU, with bias only, and with an odd K.
+// (CudaOptions::fp16_pointwise_gemm = 1): with fused ReLU, with bias only, and with an odd K; and
+// two residual adds in the GEMM (C = the other operand, beta = 1), one with the ReLU after it in
+// cuBLASLt's epilogue, one without; again with TANDEM_CUDA_FUSE_RESIDUAL=0.
 TEST(CudaFp16, PointwiseConvolutionsAsGemm) {
   SKIP_WITHOUT_CUDA();
   NetBuilder b;
@@ -212,15 +230,26 @@ TEST(CudaFp16, PointwiseConvolutionsAsGemm) {
   TensorId r1 = act(b, "r1", c1, {2, 64, 7, 9}, ActivationType::kRelu);
   TensorId c2 = conv(b, "c2", r1, 64, 32, 1, 1, 0, 1, d, 61);
   TensorId add = ew(b, "add", c2, x, d, ElementWiseOp::kSum);
-  TensorId c3 = conv(b, "c3", add, 32, 5, 1, 1, 0, 1, {2, 5, 7, 9}, 67);
-  fp32_output(b, c3, {2, 5, 7, 9});
+  TensorId r2 = act(b, "r2", add, d, ActivationType::kRelu);
+  TensorId c3 = conv(b, "c3", r2, 32, 32, 1, 1, 0, 1, d, 63);
+  TensorId add2 = ew(b, "add2", r2, c3, d, ElementWiseOp::kSum);
+  TensorId c4 = conv(b, "c4", add2, 32, 5, 1, 1, 0, 1, {2, 5, 7, 9}, 67);
+  fp32_output(b, c4, {2, 5, 7, 9});
   TensorMap in = {{"x", host("x", d, random_values(size_t(volume(d)), 71))}};
   CudaOptions co;
   co.fp16_pointwise_gemm = 1;
-  check_against_emulation(b.n, in, {"Convolution+Activation(fp16)", "Convolution(fp16)", "ElementWise(fp16)"}, {}, co);
+  check_against_emulation(b.n, in, {"Convolution+Activation(fp16)", "Convolution(fp16)+ResidualAdd"}, {}, co);
   ExecOptions o = fp16_options(b.n);
   auto ex = make_cuda_executor(b.n, o, co);
-  for (const auto& tr : ex->tactics()) EXPECT_NE(tr.tactic.find("cublaslt_gemm_fp16_nhwc"), std::string::npos) << tr.layer;
+  int residual = 0;
+  for (const auto& tr : ex->tactics()) {
+    EXPECT_NE(tr.tactic.find("cublaslt_gemm_fp16_nhwc"), std::string::npos) << tr.layer;
+    residual += tr.tactic.find("+residual") != std::string::npos;
+    std::printf("[fp16] %s: %s\n", tr.layer.c_str(), tr.tactic.c_str());
+  }
+  EXPECT_EQ(residual, 2);
+  ScopedEnv off("TANDEM_CUDA_FUSE_RESIDUAL", "0");
+  check_against_emulation(b.n, in, {"Convolution+Activation(fp16)", "Convolution(fp16)", "ElementWise(fp16)"}, {}, co);
 }
 
 // Emulated and real FP16 layers in one network: a layer without a half kernel (Softmax) between

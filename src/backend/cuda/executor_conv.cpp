@@ -1,4 +1,6 @@
 // The CUDA executor's convolutions (cuDNN, 1x1 as cuBLASLt GEMMs, own depthwise) and real-FP16 layers.
+#include <climits>
+
 #include "backend/cuda/executor_impl.h"
 
 namespace tandem {
@@ -88,6 +90,162 @@ void CudaExecutorImpl::build_concat_h(const Layer& L) {
   if (acc != od[size_t(axis)]) unsupported(L, "input extents do not add up to the output's");
 }
 
+// TensorRT's residual fusion: a real FP16 convolution whose output is read only by the next step,
+// a real FP16 Sum with another half value z of its shape (and, if the step after is a ReLU that
+// alone reads the sum, that ReLU), computes act(conv + bias + z) in FP32 and rounds once (cuDNN's
+// z input with alpha2 = 1, or cuBLASLt's C with beta = 1); the add and ReLU steps launch nothing.
+// Their output is then written one or two steps early: it must not overlap the convolution's
+// input, and z only as z itself (in place: each element of z is read once, by the epilogue that
+// writes the same element), since lower()'s arena may reuse memory that dies at the convolution
+// or at the add. TANDEM_CUDA_FUSE_RESIDUAL=0 turns it off.
+bool CudaExecutorImpl::residual_after_conv(const Layer& L, Residual* r, bool check_memory) const {
+  const char* env = std::getenv("TANDEM_CUDA_FUSE_RESIDUAL");
+  if ((env && std::string(env) == "0") || keep_all_ || opt_.observe_tensor || !opt_.fuse) return false;
+  const size_t k = size_t(cur_step_ - graph_.steps.data());
+  const TensorId yt = L.outputs[0];
+  if (!cur_step_->epilogue.empty() || cur_step_->outputs.size() != 1 || cur_step_->outputs[0] != yt ||
+      cur_step_->inputs.empty() || net_.tensors[size_t(yt)].is_output || k + 1 >= graph_.steps.size())
+    return false;
+  auto readers = [&](TensorId t) {
+    int n = 0;
+    for (const Layer& l : net_.layers) n += int(std::count(l.inputs.begin(), l.inputs.end(), t));
+    return n;
+  };
+  auto plain_half = [&](const ExecStep& s, LayerKind kind) {  // a real FP16 layer alone, one half output
+    return s.kind == StepKind::kLayer && s.epilogue.empty() && net_.layers[size_t(s.layer)].kind == kind &&
+           s.outputs.size() == 1 && graph_.values[size_t(s.outputs[0])].float_as_half() &&
+           !graph_.values[size_t(s.outputs[0])].half_of_int8();
+  };
+  const ExecStep& add = graph_.steps[k + 1];
+  if (!plain_half(add, LayerKind::kElementWise) || readers(yt) != 1 || add.inputs.size() != 2 ||
+      net_.layers[size_t(add.layer)].as<ElementWiseParams>().op != ElementWiseOp::kSum)
+    return false;
+  const int yi = add.inputs[0] == yt ? 0 : add.inputs[1] == yt ? 1 : -1;
+  if (yi < 0 || add.inputs[size_t(1 - yi)] == yt) return false;
+  const ValueId zv = add.inputs[size_t(1 - yi)];
+  const ExecValue &Y = graph_.values[size_t(yt)], &Z = graph_.values[size_t(zv)];
+  if (!Y.float_as_half() || !Z.float_as_half() || Z.half_of_int8() || Z.dims != Y.dims || Z.layout != Y.layout ||
+      graph_.values[size_t(add.outputs[0])].dims != Y.dims || !ptr_[size_t(zv)])
+    return false;
+  r->z = DPtr{ptr_[size_t(zv)], SIZE_MAX};
+  r->out = add.outputs[0];
+  r->relu = false;
+  if (k + 2 < graph_.steps.size()) {
+    const ExecStep& act = graph_.steps[k + 2];
+    const TensorId s = add.outputs[0];
+    if (plain_half(act, LayerKind::kActivation) && act.inputs.size() == 1 && act.inputs[0] == s &&
+        readers(s) == 1 && !net_.tensors[size_t(s)].is_output &&
+        net_.layers[size_t(act.layer)].as<ActivationParams>().type == ActivationType::kRelu &&
+        graph_.values[size_t(act.outputs[0])].dims == Y.dims)
+      r->out = act.outputs[0], r->relu = true;
+  }
+  if (!check_memory) return true;
+  const size_t ybytes = size_t(volume(Y.dims)) * sizeof(__half);
+  auto overlap = [](const void* a, size_t an, const void* b, size_t bn) {
+    const char *p = static_cast<const char*>(a), *q = static_cast<const char*>(b);
+    return p < q + bn && q < p + an;
+  };
+  const ValueId xv = cur_step_->inputs[0];
+  const void* x = ptr_[size_t(xv)];
+  const size_t xbytes = size_t(volume(graph_.values[size_t(xv)].dims)) * sizeof(__half);
+  auto writable = [&](ValueId out) {
+    return ptr_[size_t(out)] && !overlap(ptr_[size_t(out)], ybytes, x, xbytes) &&
+           (ptr_[size_t(out)] == ptr_[size_t(zv)] || !overlap(ptr_[size_t(out)], ybytes, ptr_[size_t(zv)], ybytes));
+  };
+  if (writable(r->out)) return true;
+  if (!r->relu || !writable(add.outputs[0])) return false;
+  r->out = add.outputs[0], r->relu = false;  // the add alone
+  return true;
+}
+
+// Before any step is built: a residual output (residual_after_conv) that lower()'s arena placed
+// over memory dying at the convolution (its input) or partly over z gets memory of its own,
+// placed by liveness as the arena places values (first fit, biggest first, over the steps from
+// the convolution to its last reader), so that where the arena happened to put it does not
+// refuse the fusion. Costs device memory: reported in arena_bytes().
+void CudaExecutorImpl::relocate_residual_outputs() {
+  const size_t ns = graph_.steps.size();
+  std::vector<int> last(graph_.values.size(), -1);
+  for (size_t s = 0; s < ns; ++s)
+    for (const std::vector<ValueId>* vs : {&graph_.steps[s].inputs, &graph_.steps[s].outputs})
+      for (ValueId v : *vs) last[size_t(graph_.root(v))] = std::max(last[size_t(graph_.root(v))], int(s));
+  for (TensorId t : net_.outputs) last[size_t(graph_.root(t))] = INT_MAX;
+  struct Block {
+    ValueId v;
+    int first, last;
+    size_t bytes, off;
+  };
+  std::vector<Block> blocks;
+  for (size_t k = 0; k < ns; ++k) {
+    const ExecStep& st = graph_.steps[k];
+    if (st.kind != StepKind::kLayer || net_.layers[size_t(st.layer)].kind != LayerKind::kConvolution ||
+        st.outputs.empty() || !graph_.values[size_t(st.outputs[0])].float_as_half())
+      continue;
+    cur_step_ = &st;
+    Residual want, fits;
+    const Layer& L = net_.layers[size_t(st.layer)];
+    if (!residual_after_conv(L, &want, false) || (residual_after_conv(L, &fits, true) && fits.out == want.out)) continue;
+    const ValueId v = graph_.root(want.out);
+    if (graph_.values[size_t(v)].offset < 0) continue;  // not in the arena
+    blocks.push_back({v, int(k), last[size_t(v)], size_t(graph_.values[size_t(v)].bytes + 255) / 256 * 256, 0});
+  }
+  cur_step_ = nullptr;
+  std::stable_sort(blocks.begin(), blocks.end(), [](const Block& a, const Block& b) { return a.bytes > b.bytes; });
+  size_t top = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (size_t j = 0; j < i; ++j)
+      if (!(blocks[j].last < blocks[i].first || blocks[i].last < blocks[j].first))
+        busy.push_back({blocks[j].off, blocks[j].off + blocks[j].bytes});
+    std::sort(busy.begin(), busy.end());
+    size_t off = 0;
+    for (const auto& [b, e] : busy) {
+      if (off + blocks[i].bytes <= b) break;
+      off = std::max(off, e);
+    }
+    blocks[i].off = off;
+    top = std::max(top, off + blocks[i].bytes);
+  }
+  if (blocks.empty()) return;
+  char* pool = static_cast<char*>(dalloc(top));
+  arena_bytes_ += top;
+  for (const Block& b : blocks) ptr_[size_t(b.v)] = pool + b.off;
+  for (size_t v = 0; v < graph_.values.size(); ++v)
+    if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
+}
+
+// Mean device time of 5 launches of once() (which returns false when it cannot run), ms; -1: it cannot.
+float CudaExecutorImpl::time_launch(const std::function<bool()>& once) {
+  if (!once()) return -1.f;
+  CK(cudaEventRecord(ev0_, stream_));
+  for (int r = 0; r < 5; ++r) once();
+  CK(cudaEventRecord(ev1_, stream_));
+  CK(cudaEventSynchronize(ev1_));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
+  return ms / 5;
+}
+
+// What the residual add (+ ReLU) costs as the separate half steps it replaces (ms, 5 runs on the
+// real buffers): the other side of the residual tactic's timing.
+float CudaExecutorImpl::time_residual_apart(const Residual& r, TensorId yt) {
+  const Dims& yd = net_.tensors[size_t(yt)].dims;
+  const Shape s = half_strides(yt, yd), sd = yd.size() == 4 ? to_nhwc_order(shape_of(yd, where_)) : shape_of(yd, where_);
+  cuda::PwChain relu{};
+  relu.n_ops = 1;
+  relu.ops[0] = {cuda::PwKind::kActivation, ActivationType::kRelu, ElementWiseOp::kSum, 0.f, 0.f};
+  void* y = ptr_[size_t(yt)];
+  void* out = ptr_[size_t(r.out)];
+  const void* z = at(r.z);
+  const int64_t n = volume(yd);
+  return time_launch([&] {
+    cuda::binary_h(ElementWiseOp::kSum, false, y, s, z, s, out, sd, stream_);
+    if (r.relu) cuda::pointwise_chain_h(relu, out, out, n, stream_);
+    return true;
+  });
+}
+
 // A 1x1, stride-1, unpadded convolution of an NHWC half value is the GEMM
 // Y[rows, K] = X[rows, C] W[K, C]^T with rows = N * H * W (cuBLASLt, column-major:
 // Y^T = op_T(W as C x K) X^T); the descriptors and cuBLASLt's first heuristic choice (null: none).
@@ -136,63 +294,90 @@ cublasLtEpilogue_t CudaExecutorImpl::gemm_epilogue(bool has_bias) const {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-// Mean of 5 runs of the GEMM on the layer's real buffers (contents irrelevant), ms.
-float CudaExecutorImpl::time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y) {
-  const float one = 1.f, zero = 0.f;
-  auto once = [&] {
-    return cublasLtMatmul(lt_, D.op, &one, wdev, D.a, x, D.b, &zero, y, D.c, y, D.c, &D.algo, lt_workspace_,
+// Mean of 5 runs of the GEMM on the layer's real buffers (contents irrelevant), ms; with z, the
+// residual form (C = z, beta = 1).
+float CudaExecutorImpl::time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y, const void* z) {
+  const float one = 1.f, beta = z ? 1.f : 0.f;
+  const void* c = z ? z : y;
+  return time_launch([&] {
+    return cublasLtMatmul(lt_, D.op, &one, wdev, D.a, x, D.b, &beta, c, D.c, y, D.c, &D.algo, lt_workspace_,
                           lt_workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
-  };
-  if (!once()) return -1.f;
-  CK(cudaEventRecord(ev0_, stream_));
-  for (int r = 0; r < 5; ++r) once();
-  CK(cudaEventRecord(ev1_, stream_));
-  CK(cudaEventSynchronize(ev1_));
-  CK(cudaGetLastError());
-  float ms = 0;
-  CK(cudaEventElapsedTime(&ms, ev0_, ev1_));
-  return ms / 5;
+  });
 }
 
-// The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel.
+// The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel; with
+// res, the residual form: D = act(W X + z + bias) with the whole epilogue in cuBLASLt's.
 void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev,
                                          const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms,
-                                         bool epilogue_in_gemm) {
+                                         bool epilogue_in_gemm, const Residual* res) {
   mm_descs_.push_back(D);
   // The epilogue: the fused activation (op 0) and chain, as build_convolution_h.
-  const LayerId aid = fused_activation();
+  const LayerId aid = res ? -1 : fused_activation();
   int act = -1;
   float aa = 0, ab = 0;
-  TensorId out = L.outputs[0];
+  TensorId out = res ? res->out : L.outputs[0];
   if (aid >= 0) {
     const auto& A = net_.layers[aid].as<ActivationParams>();
     act = int(A.type), aa = A.alpha, ab = A.beta;
     out = net_.layers[aid].outputs[0];
   }
-  cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
+  cuda::PwChain epi = res ? cuda::PwChain{} : conv_epilogue(act, aa, ab, &out);
   if (epi.n_ops > 0) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (res) cur_kind_ += std::string("+ResidualAdd") + (res->relu ? "+Relu" : "");
   if (epi.n_ops == 0 && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
   void* y = ptr_[out];
   const DPtr x = in(L.inputs[0]);
+  const DPtr z = res ? res->z : DPtr{y, SIZE_MAX};
+  const float beta = res ? 1.f : 0.f;
   const int64_t n = rows * K;
   const std::string lname = L.name;
   void* wsp = lt_workspace_;
   const size_t wsz = lt_workspace_bytes_;
   add_step(L.name, [=, this](cudaStream_t s) {
-    const float one = 1.f, zero = 0.f;
-    ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &zero, y, D->c, y, D->c, &D->algo, wsp, wsz, s),
+    const float one = 1.f;
+    ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &beta, at(z), D->c, y, D->c, &D->algo, wsp, wsz, s),
        "cublasLtMatmul", "layer '" + lname + "'");
     if (!epilogue_in_gemm && (bdev || epi.n_ops > 0)) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
   });
   std::ostringstream key;
-  key << "Convolution|rows=" << rows << "|C=" << C << "|k=1x1|K=" << K << "|fp16|nhwc";
-  const char* tactic = epilogue_in_gemm ? "cublaslt_gemm_fp16_nhwc+epilogue:heuristic0" : "cublaslt_gemm_fp16_nhwc:heuristic0";
+  key << "Convolution|rows=" << rows << "|C=" << C << "|k=1x1|K=" << K << "|fp16|nhwc" << (res ? "|residual" : "");
+  std::string tactic = epilogue_in_gemm ? "cublaslt_gemm_fp16_nhwc+epilogue:heuristic0" : "cublaslt_gemm_fp16_nhwc:heuristic0";
+  if (res) tactic += res->relu ? "+residual_relu" : "+residual";
   tactics_.push_back({L.name, "Convolution", key.str(), tactic, 0, time_ms, 0});
+}
+
+// The half NHWC descriptors of a real FP16 convolution (tensor-op math), its output size checked.
+std::shared_ptr<ConvDescs> CudaExecutorImpl::conv_descs_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K,
+                                                          int64_t G, int kh, int kw) {
+  const auto& P = L.as<ConvolutionParams>();
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  auto D = std::make_shared<ConvDescs>();
+  conv_descs_.push_back(D);
+  CK(cudnnCreateTensorDescriptor(&D->x));
+  CK(cudnnCreateTensorDescriptor(&D->y));
+  CK(cudnnCreateTensorDescriptor(&D->b));
+  CK(cudnnCreateFilterDescriptor(&D->w));
+  CK(cudnnCreateConvolutionDescriptor(&D->conv));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(xd[0]), int(xd[1]), int(xd[2]), int(xd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1, int(K), 1, 1));
+  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_HALF, CUDNN_TENSOR_NHWC, int(K), int(xd[1] / G), kh, kw));
+  CK(cudnnSetConvolution2dDescriptor(D->conv, int(get(P.pre_padding, 0, 0)), int(get(P.pre_padding, 1, 0)),
+                                     int(get(P.stride, 0, 1)), int(get(P.stride, 1, 1)), int(get(P.dilation, 0, 1)),
+                                     int(get(P.dilation, 1, 1)), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
+  CK(cudnnSetConvolutionMathType(D->conv, CUDNN_TENSOR_OP_MATH));
+  int n_, c_, h_, w_;
+  CK(cudnnGetConvolution2dForwardOutputDim(D->conv, D->x, D->w, &n_, &c_, &h_, &w_));
+  if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
+    unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
+  return D;
 }
 
 // Real FP16 convolution: cuDNN on half NHWC tensors, FP32 accumulation, tensor-op math; the
 // weights rounded to half once and stored KRSC; bias, activation and point-wise chain in the
-// epilogue (cuDNN's fused bias+ReLU/identity where it runs, else tandem's half epilogue kernel).
+// epilogue (cuDNN's fused bias+ReLU/identity where it runs, else tandem's half epilogue kernel),
+// or the residual add (+ ReLU) of the next steps (residual_after_conv) through cuDNN's z input.
 void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const auto& P = L.as<ConvolutionParams>();
   const TensorId xt = L.inputs[0], yt = L.outputs[0];
@@ -227,87 +412,105 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
     if (!G1) unsupported(L, "cuBLASLt found no FP16 algorithm for the 1x1 convolution");
     return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G1, -1.f);
   }
-  auto D = std::make_shared<ConvDescs>();
-  conv_descs_.push_back(D);
-  CK(cudnnCreateTensorDescriptor(&D->x));
-  CK(cudnnCreateTensorDescriptor(&D->y));
-  CK(cudnnCreateTensorDescriptor(&D->b));
-  CK(cudnnCreateFilterDescriptor(&D->w));
-  CK(cudnnCreateConvolutionDescriptor(&D->conv));
-  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(xd[0]), int(C), int(xd[2]), int(xd[3])));
-  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
-  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1, int(K), 1, 1));
-  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_HALF, CUDNN_TENSOR_NHWC, int(K), int(cg), kh, kw));
-  CK(cudnnSetConvolution2dDescriptor(D->conv, int(get(P.pre_padding, 0, 0)), int(get(P.pre_padding, 1, 0)),
-                                     int(get(P.stride, 0, 1)), int(get(P.stride, 1, 1)), int(get(P.dilation, 0, 1)),
-                                     int(get(P.dilation, 1, 1)), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
-  CK(cudnnSetConvolutionMathType(D->conv, CUDNN_TENSOR_OP_MATH));
-  int n_, c_, h_, w_;
-  CK(cudnnGetConvolution2dForwardOutputDim(D->conv, D->x, D->w, &n_, &c_, &h_, &w_));
-  if (n_ != yd[0] || c_ != yd[1] || h_ != yd[2] || w_ != yd[3])
-    unsupported(L, "cuDNN output " + join_dims(Dims{n_, c_, h_, w_}) + " differs from the network's " + join_dims(yd));
+  std::shared_ptr<ConvDescs> D = conv_descs_h(L, xd, yd, K, G, kh, kw);
   const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *D, true);
-  const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
-  if (pointwise && try_gemm && in(xt).off == SIZE_MAX) {
-    // Bias (+ReLU) in cuBLASLt's epilogue when that is the whole of the step's: the GEMM's time
-    // then includes it, as cuDNN's fused bias+ReLU does (a separate pass would go untimed).
-    const cublasLtEpilogue_t lt_epi = gemm_epilogue(bdev != nullptr);
-    std::shared_ptr<MatmulDescs> G2 = lt_epi != CUBLASLT_EPILOGUE_DEFAULT ? conv_gemm_descs(rows, C, K, lt_epi, bdev_h) : nullptr;
-    const bool in_gemm = G2 != nullptr;
-    if (!G2) G2 = conv_gemm_descs(rows, C, K);
-    // On the real buffers: the step's input and its final output (the epilogue is point-wise).
-    const float gemm_ms = G2 ? time_conv_gemm(*G2, wdev, at(in(xt)), ptr_[size_t(cur_step_->outputs[0])]) : -1.f;
-    if (gemm_ms >= 0 && (gemm_ms < best.time || copt_.fp16_pointwise_gemm == 1))
-      return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms, in_gemm);
-  }
   const cudnnConvolutionFwdAlgo_t algo = best.algo;
   CK(cudnnSetConvolutionMathType(D->conv, best.mathType));
   const size_t ws = best.memory, ws_off = reserve_scratch(ws);
+  CK(cudnnCreateActivationDescriptor(&D->act));
+  const DPtr x = in(xt);
+  // The fused call y = act(conv(x) + alpha2 * z + bias); z = y with alpha2 = 0 when no residual.
+  auto fused_call = [=, this](void* y, const DPtr& z, float alpha2, void* wsp, cudaStream_t s) {
+    const float one = 1.f;
+    return cudnnConvolutionBiasActivationForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &alpha2,
+                                                 D->y, at(z), D->b, bdev_h, D->act, D->y, y);
+  };
+  float conv_ms = copt_.time_tactics ? best.time : -1.f;
+  Residual res;
+  const bool res_found = residual_after_conv(L, &res, true);
+  // cuDNN takes z with ReLU, or with identity in its implicit-precomp GEMM algorithm only.
+  bool residual = res_found && (res.relu || algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+  // Timed, the residual form against the convolution plus the separate add (+ ReLU) steps; the
+  // GEMM then competes with the cheaper of the two (vs_gemm_ms).
+  const float apart_ms = res_found && copt_.time_tactics ? time_residual_apart(res, yt) : 0.f;
+  if (residual) {
+    CK(cudnnSetActivationDescriptor(D->act, res.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+                                    CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    void* wsp = nullptr;  // the scratch buffer exists only once every step is built
+    if (ws) CK(cudaMalloc(&wsp, ws));
+    const float t = time_launch([&] { return fused_call(ptr_[res.out], res.z, 1.f, wsp, stream_) == CUDNN_STATUS_SUCCESS; });
+    if (wsp) CK(cudaFree(wsp));
+    residual = t >= 0.f && (!copt_.time_tactics || t < best.time + apart_ms);  // not for this algorithm, or slower
+    if (copt_.time_tactics && residual) conv_ms = t;
+  }
+  const float vs_gemm_ms = res_found && !residual && copt_.time_tactics ? best.time + apart_ms : conv_ms;
   // Epilogue: the fused activation (op 0 when present) and the absorbed chain.
-  const LayerId aid = fused_activation();
-  int act = -1;
+  const LayerId aid = residual ? -1 : fused_activation();
+  int act = residual && res.relu ? int(ActivationType::kRelu) : -1;
   float aa = 0, ab = 0;
-  TensorId out = yt;
+  TensorId out = residual ? res.out : yt;
   if (aid >= 0) {
     const auto& A = net_.layers[aid].as<ActivationParams>();
     act = int(A.type), aa = A.alpha, ab = A.beta;
     out = net_.layers[aid].outputs[0];
   }
-  cuda::PwChain epi = conv_epilogue(act, aa, ab, &out);
+  cuda::PwChain epi = residual ? cuda::PwChain{} : conv_epilogue(act, aa, ab, &out);
   const bool has_chain = epi.n_ops > 0;
-  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
   if (!has_chain && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
   const bool relu = act == int(ActivationType::kRelu) && !has_chain;
   // cuDNN's fused call computes bias + ReLU/identity only: never with a chain (which may start
   // with an activation that is not the fused one, act < 0).
   const bool identity_ok = act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   auto fused_ok = std::make_shared<bool>(relu || identity_ok);
-  CK(cudnnCreateActivationDescriptor(&D->act));
   CK(cudnnSetActivationDescriptor(D->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
+  if (pointwise && try_gemm && x.off == SIZE_MAX) {
+    // Bias (+ReLU) in cuBLASLt's epilogue when that is the whole of the step's: the GEMM's time
+    // then includes it, as cuDNN's fused bias+ReLU does (a separate pass would go untimed).
+    const bool has_bias = bdev != nullptr;
+    // The residual form (C = z, beta = 1) only with the whole epilogue in cuBLASLt's.
+    const cublasLtEpilogue_t lt_epi = !res_found ? gemm_epilogue(has_bias)
+                                      : res.relu ? (has_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
+                                                 : (has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    std::shared_ptr<MatmulDescs> G2 = lt_epi != CUBLASLT_EPILOGUE_DEFAULT ? conv_gemm_descs(rows, C, K, lt_epi, bdev_h) : nullptr;
+    const bool in_gemm = G2 != nullptr || (res_found && !has_bias && !res.relu);
+    if (!G2 && (!res_found || in_gemm)) G2 = conv_gemm_descs(rows, C, K);
+    // On the real buffers: the step's input and its final output (the epilogue is point-wise).
+    void* gy = res_found ? ptr_[res.out] : ptr_[size_t(cur_step_->outputs[0])];
+    const float gemm_ms = G2 ? time_conv_gemm(*G2, wdev, at(x), gy, res_found ? at(res.z) : nullptr) : -1.f;
+    // Against cuDNN with the residual (timed with it), or without (the add then runs apart, untimed).
+    if (gemm_ms >= 0 && (gemm_ms < vs_gemm_ms || copt_.fp16_pointwise_gemm == 1)) {
+      if (res_found) mark_residual_fused(res);
+      return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms, in_gemm, res_found ? &res : nullptr);
+    }
+  }
+  if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (residual) cur_kind_ += std::string("+ResidualAdd") + (res.relu ? "+Relu" : ""), mark_residual_fused(res);
   void* y = ptr_[out];
   const int64_t n = volume(yd);
-  const DPtr x = in(xt);
   const std::string lname = L.name;
+  const DPtr z = residual ? res.z : DPtr{y, SIZE_MAX};
+  const float alpha2 = residual ? 1.f : 0.f;
   add_step(L.name, [=, this](cudaStream_t s) {
-    const float one = 1.f, zero = 0.f;
-    void* wsp = ws ? scratch_at(ws_off) : nullptr;
     if (*fused_ok) {
-      cudnnStatus_t st = cudnnConvolutionBiasActivationForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp,
-                                                               ws, &zero, D->y, y, D->b, bdev_h, D->act, D->y, y);
+      cudnnStatus_t st = fused_call(y, z, alpha2, ws ? scratch_at(ws_off) : nullptr, s);
       if (st == CUDNN_STATUS_SUCCESS) return;
+      if (residual) ck(st, "cudnnConvolutionBiasActivationForward", "layer '" + lname + "' (residual add)");
       *fused_ok = false;  // not for this algorithm: the unfused path from now on
     }
+    const float one = 1.f, zero = 0.f;
+    void* wsp = ws ? scratch_at(ws_off) : nullptr;
     ck(cudnnConvolutionForward(cudnn_, &one, D->x, at(x), D->w, wdev, D->conv, algo, wsp, ws, &zero, D->y, y),
        "cudnnConvolutionForward", "layer '" + lname + "'");
     if (bdev || epi.n_ops > 0) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
   });
   std::string key = conv_tactic_key(P, xd, yd, G, false);
-  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc";
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc" + (residual ? "|residual" : "");
   std::string tactic = std::string("cudnn_fwd_fp16_nhwc:") + fwd_algo_name(int(algo)) +
                        (has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops)
-                                  : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel");
-  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo), copt_.time_tactics ? best.time : -1.f, ws});
+                                  : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel") +
+                       (residual ? (res.relu ? "+residual_relu" : "+residual") : "");
+  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo), conv_ms, ws});
 }
 
 // Depthwise: times tandem's direct kernel (5 runs) against cuDNN's best; true: take the direct one.

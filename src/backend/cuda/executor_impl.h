@@ -440,6 +440,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   }
 
   // ---- compile ---------------------------------------------------------------------------------
+  struct Residual;  // (defined with DPtr, below)
   void compile();
   LowerPolicy cuda_policy() const;
   void upload_constants();
@@ -454,10 +455,23 @@ class CudaExecutorImpl final : public CudaExecutor {
                                                cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT,
                                                const void* bias_h = nullptr);
   cublasLtEpilogue_t gemm_epilogue(bool has_bias) const;
-  float time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y);
+  float time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y, const void* z = nullptr);
+  std::shared_ptr<ConvDescs> conv_descs_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K, int64_t G, int kh,
+                                          int kw);
   void build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev, const float* bdev,
-                         std::shared_ptr<MatmulDescs> D, float time_ms, bool epilogue_in_gemm = false);
+                         std::shared_ptr<MatmulDescs> D, float time_ms, bool epilogue_in_gemm = false,
+                         const Residual* res = nullptr);
   void build_concat_h(const Layer& L);
+  // The residual add (+ ReLU) a real FP16 convolution takes into its epilogue (docs/cuda-backend.md).
+  bool residual_after_conv(const Layer& L, Residual* r, bool check_memory) const;
+  void relocate_residual_outputs();
+  void mark_residual_fused(const Residual& r) {
+    const size_t k = size_t(cur_step_ - graph_.steps.data());
+    fused_away_[k + 1] = 1;
+    if (r.relu) fused_away_[k + 2] = 1;
+  }
+  float time_launch(const std::function<bool()>& once);
+  float time_residual_apart(const Residual& r, TensorId yt);
   // Real INT8 (CudaOptions::real_int8): convolutions on int8 codes with int32 sums.
   float int8_grid_scale(ValueId v) const;
   bool build_int8(LayerId id, const Layer& L);
@@ -551,6 +565,11 @@ class CudaExecutorImpl final : public CudaExecutor {
     if (it != in_override_.end()) return DPtr{ptr_[it->second], SIZE_MAX};
     return DPtr{ptr_[t], SIZE_MAX};
   }
+  struct Residual {
+    DPtr z;             // the other operand of the add (half, the convolution output's layout)
+    TensorId out = -1;  // what the step writes: the add's output, or the ReLU's after it
+    bool relu = false;
+  };
   DPtr scr(size_t off) const { return DPtr{nullptr, off}; }
   void* at(const DPtr& d) const { return d.off == SIZE_MAX ? d.p : scratch_at(d.off); }
   template <class T> T* atf(const DPtr& d) const { return static_cast<T*>(at(d)); }
@@ -603,6 +622,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   size_t lt_workspace_bytes_ = size_t(32) << 20;
 
   std::vector<LaunchStep> steps_;
+  std::vector<char> fused_away_;  // per graph step: its layers run in an earlier step's epilogue
   std::string cur_kind_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
   std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;
