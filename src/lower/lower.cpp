@@ -445,10 +445,14 @@ class Lowering {
       }
       if (!only_chain) continue;
       // The producer: the convolution, or the last layer of its epilogue (an activation; with
-      // conv_chain_capture also a chain's link: checked by can_take_second_chain).
+      // conv_chain_capture, for FP32 convolutions, also a folded Scale, hard-swish's product or
+      // a chain's link: checked by can_take_second_chain). Emulated convolutions keep their
+      // chain a step of its own there: its input is rounded as the step's output (the DLA
+      // numerics of before).
       LayerId q = X.producer;
-      const bool link = net_.layers[size_t(q)].kind != LayerKind::kActivation;
-      LayerId conv = absorber_[size_t(q)] >= 0 && (!link || pol_.conv_chain_capture) ? absorber_[size_t(q)] : q;
+      const bool activation = net_.layers[size_t(q)].kind == LayerKind::kActivation;
+      const LayerId a = absorber_[size_t(q)];
+      LayerId conv = a >= 0 && (activation || (pol_.conv_chain_capture && fuse_class(a) == 0)) ? a : q;
       if (!is_conv(net_.layers[size_t(conv)].kind) || fuse_class(conv) < 0 ||
           (has_chain_[size_t(conv)] && !can_take_second_chain(conv)) || fuse_class(conv) != fuse_class(first) ||
           !can_elide(fuse_class(conv), x0))
