@@ -97,9 +97,13 @@ Outs op_if(Importer& I) {
 }
 
 // ---- Loop ------------------------------------------------------------------------------------------
-// The trip count must be a constant (or absent), the initial condition a constant (or absent), and
-// the body's condition output must fold to a constant at every iteration (constant true, or
-// computed from the iteration number): then the iterations are known at import and unrolled.
+// The trip count must be a constant (or absent; a shape-value input folds to one). With a constant
+// initial condition and body condition outputs that fold (constant true, or computed from the
+// iteration number), the iterations are known at import and unrolled. A runtime condition needs a
+// trip count: every iteration up to it is unrolled and gated, as TensorRT's ILoopLayer with a
+// kWHILE trip limit runs: the loop-carried values stop changing once the condition is false
+// (Select on the condition so far), and each scan output holds trip-count rows, the length the
+// parser gives its kCONCATENATE loop outputs (setInput(1, tripLimit)).
 int64_t loop_trip_limit(Importer& I) {
   if (!I.has_in(0)) return -1;
   if (!I.in(0).c)
@@ -112,16 +116,36 @@ int64_t loop_trip_limit(Importer& I) {
   return m->i(0);
 }
 
+// The runtime condition so far as a bool tensor of one element, or -1 when it is known true.
+TensorId runtime_condition(Importer& I, const Value& v, const std::string& what) {
+  const TensorId t = as_tensor(I, v);
+  if (I.dtype(t) != DataType::kBool || volume(I.dims(t)) != 1)
+    I.fail(fmt::format("{} is {} {}, expected one bool", what, to_string(I.dtype(t)), dims_to_string(I.dims(t))));
+  return t;
+}
+
+// v_new where the gate (one bool) is true, else v_old: a gated loop-carried value.
+Value gated(Importer& I, TensorId gate, const Value& v_new, const Value& v_old) {
+  std::vector<TensorId> ts{gate, as_tensor(I, v_new), as_tensor(I, v_old)};
+  if (I.dims(ts[1]) != I.dims(ts[2]) || I.dtype(ts[1]) != I.dtype(ts[2]))
+    I.fail("a loop-carried value changes its dims or type while the condition is a runtime value");
+  I.broadcast_ranks(ts);
+  return Value{I.add(LayerKind::kSelect, NoParams{}, ts), nullptr};
+}
+
 Outs op_loop(Importer& I) {
   const onnx::GraphProto& body = I.graph_attr("body");
   const int64_t limit = loop_trip_limit(I);
   bool cond = true;
+  TensorId gate = -1;  // the runtime condition so far (-1: none)
   if (I.has_in(1)) {
-    if (!I.in(1).c)
-      I.fail(fmt::format("the condition '{}' is a runtime value: a Loop is unrolled, so its condition must be a constant",
-                         I.node_->input(1)));
-    cond = const_true(I, I.in(1).c, "the condition");
+    if (I.in(1).c) cond = const_true(I, I.in(1).c, "the condition");
+    else gate = runtime_condition(I, I.in(1), "the condition");
   }
+  if (gate >= 0 && limit < 0)
+    I.fail(fmt::format("the condition '{}' is a runtime value and there is no trip count: a Loop is unrolled, so one of "
+                       "them must bound it",
+                       I.node_->input(1)));
   const size_t carried = I.n_in() > 2 ? I.n_in() - 2 : 0;
   if (static_cast<size_t>(body.input_size()) != carried + 2 || static_cast<size_t>(body.output_size()) < carried + 1)
     I.fail(fmt::format("the body has {} inputs and {} outputs for {} loop-carried values", body.input_size(),
@@ -139,15 +163,23 @@ Outs op_loop(Importer& I) {
       I.fail(fmt::format("more than {} iterations: the Loop is unrolled at import, longer loops are refused",
                          kMaxUnrolledIterations));
     std::vector<Value> in{Value{-1, scalar_value(DataType::kInt64, static_cast<double>(it))},
-                          Value{-1, scalar_value(DataType::kBool, 1)}};
+                          gate >= 0 ? Value{gate, nullptr} : Value{-1, scalar_value(DataType::kBool, 1)}};
     in.insert(in.end(), state.begin(), state.end());
     const std::vector<Value> out = I.import_subgraph(body, in, fmt::format("iter{}", it));
-    if (!out[0].c)
-      I.fail(fmt::format("the body's condition output '{}' is a runtime value at iteration {}: the Loop is unrolled, so "
-                         "its condition must fold to a constant", body.output(0).name(), it));
-    cond = const_true(I, out[0].c, "the body's condition output");
-    for (size_t k = 0; k < carried; ++k) state[k] = out[1 + k];
+    if (!out[0].c && limit < 0)
+      I.fail(fmt::format("the body's condition output '{}' is a runtime value at iteration {} and there is no trip "
+                         "count: the Loop is unrolled, so its condition must fold to a constant",
+                         body.output(0).name(), it));
+    for (size_t k = 0; k < carried; ++k) state[k] = gate >= 0 ? gated(I, gate, out[1 + k], state[k]) : out[1 + k];
     for (size_t k = 0; k < scans; ++k) scan_parts[k].push_back(out[1 + carried + k]);
+    if (out[0].c) {
+      cond = const_true(I, out[0].c, "the body's condition output");  // false: no later iteration runs
+    } else {
+      const TensorId next = runtime_condition(I, out[0], "the body's condition output");
+      std::vector<TensorId> both{gate, next};
+      if (gate >= 0) I.broadcast_ranks(both);
+      gate = gate >= 0 ? I.add(LayerKind::kElementWise, ElementWiseParams{ElementWiseOp::kAnd}, both) : next;
+    }
   }
   Outs r;
   for (size_t k = 0; k < carried; ++k) r.push_back(I.output_used(k) ? as_tensor(I, state[k]) : -1);

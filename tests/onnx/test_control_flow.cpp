@@ -92,6 +92,16 @@ void loop_body(onnx::GraphProto* body, int64_t stop) {
 }  // namespace
 
 // M = 5, cond true: y = y0 + 1 + 2 + 3 + 4 + 5, the scan output every partial sum.
+// Loop body: y_out = y_in + y_in, scan_out = y_out, cond_out = y_out < 4 (runtime data).
+void doubling_body(onnx::GraphProto* body) {
+  names(body->mutable_input(), {"i", "cond_in", "y_in"});
+  names(body->mutable_output(), {"cond_out", "y_out", "scan_out"});
+  constant(body, "lim", {1}, onnx::TensorProto::FLOAT, {4});
+  add_node(body, "Add", {"y_in", "y_in"}, {"y_out"});
+  add_node(body, "Identity", {"y_out"}, {"scan_out"});
+  add_node(body, "Less", {"y_out", "lim"}, {"cond_out"});
+}
+
 TEST(OnnxControlFlow, LoopWithConstantTripCountIsUnrolled) {
   ModelBuilder b(11);
   b.input("y", {1}).output("res_y").output("res_scan");
@@ -141,22 +151,58 @@ TEST(OnnxControlFlow, LoopRefusesRuntimeTripCountAndCondition) {
     EXPECT_NE(e.find("node 'loop' (Loop): the trip count 'M' is a runtime value"), std::string::npos) << e;
   }
   {
-    // The body's condition compares y (runtime data): it cannot fold.
+    // The body's condition compares y (runtime data) and no trip count bounds the loop.
     ModelBuilder b(11);
     b.input("y", {1}).output("res_y");
-    b.init_i64("M", {}, {3});
-    auto& n = b.node("Loop", {"M", "", "y"}, {"res_y"}, "loop");
-    auto* body = graph_attr(n, "body");
-    names(body->mutable_input(), {"i", "cond_in", "y_in"});
-    names(body->mutable_output(), {"cond_out", "y_out"});
-    constant(body, "lim", {1}, onnx::TensorProto::FLOAT, {4});
-    add_node(body, "Add", {"y_in", "y_in"}, {"y_out"});
-    add_node(body, "Less", {"y_out", "lim"}, {"cond_out"});
+    auto& n = b.node("Loop", {"", "", "y"}, {"res_y"}, "loop");
+    doubling_body(graph_attr(n, "body"));
     const std::string e = import_error(b.write("loop_runtime_cond.onnx"));
-    EXPECT_NE(e.find("node 'loop' (Loop): the body's condition output 'cond_out' is a runtime value at iteration 0"),
+    EXPECT_NE(e.find("node 'loop' (Loop): the body's condition output 'cond_out' is a runtime value at iteration 0 "
+                     "and there is no trip count"),
               std::string::npos) << e;
     EXPECT_EQ(e.find('\n'), std::string::npos);
   }
+}
+
+// With a trip count, a runtime condition gates the unrolled iterations, as TensorRT's ILoopLayer
+// (kWHILE) runs them: y doubles while y < 4, at most 3 times.
+TEST(OnnxControlFlow, LoopRuntimeConditionGatesTheIterations) {
+  ModelBuilder b(11);
+  b.input("y", {1}).output("res_y").output("res_scan");
+  b.init_i64("M", {}, {3});
+  auto& n = b.node("Loop", {"M", "", "y"}, {"res_y", "res_scan"}, "loop");
+  doubling_body(graph_attr(n, "body"));
+  Network net = import_onnx(b.write("loop_gated.onnx"));
+  // Scan outputs keep trip-count rows, the length the parser gives kCONCATENATE loop outputs.
+  EXPECT_EQ(net.tensors[net.find_tensor("res_scan")].dims, (Dims{3, 1}));
+  auto ex = make_cpu_executor(net);
+  TensorMap feed;
+  feed["y"] = floats("y", {1}, {1});
+  EXPECT_EQ(values(ex->run(feed)["res_y"]), (std::vector<float>{4}));  // 1 -> 2 (2 < 4) -> 4 (stop)
+  feed["y"] = floats("y", {1}, {3});
+  EXPECT_EQ(values(ex->run(feed)["res_y"]), (std::vector<float>{6}));  // 3 -> 6 (stop): one iteration
+  feed["y"] = floats("y", {1}, {0.25f});
+  EXPECT_EQ(values(ex->run(feed)["res_y"]), (std::vector<float>{2}));  // three doublings, the trip count
+}
+
+// A runtime initial condition (a bool graph input, the body passing it through, as test_loop11):
+// false leaves the loop-carried value as it came in.
+TEST(OnnxControlFlow, LoopRuntimeInitialCondition) {
+  ModelBuilder b(11);
+  b.input("y", {1}).input("cond", {}, onnx::TensorProto::BOOL).output("res_y").output("res_scan");
+  b.init_i64("M", {}, {3});
+  auto& n = b.node("Loop", {"M", "cond", "y"}, {"res_y", "res_scan"}, "loop");
+  loop_body(graph_attr(n, "body"), -1);
+  Network net = import_onnx(b.write("loop_runtime_initial_cond.onnx"));
+  auto ex = make_cpu_executor(net);
+  TensorMap feed;
+  feed["y"] = floats("y", {1}, {10});
+  feed["cond"] = HostTensor::zeros("cond", DataType::kBool, {});
+  EXPECT_EQ(values(ex->run(feed)["res_y"]), (std::vector<float>{10}));
+  feed["cond"].data[0] = 1;
+  TensorMap out = ex->run(feed);
+  EXPECT_EQ(values(out["res_y"]), (std::vector<float>{16}));  // 10 + 1 + 2 + 3
+  EXPECT_EQ(values(out["res_scan"]), (std::vector<float>{11, 13, 16}));
 }
 
 TEST(OnnxControlFlow, LoopOverTheUnrollCapIsRefused) {
