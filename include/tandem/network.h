@@ -339,7 +339,8 @@ class Network {
 
   // Throws Error naming the first broken invariant: ids in range, each tensor produced once,
   // inputs produced before use (topological order), arities per LayerKindInfo, params variant
-  // matching kind, weights ids valid, static positive dims on every tensor.
+  // matching kind, weights ids valid, static dims on every tensor; an empty tensor (a 0 extent) is
+  // only a network input, a network output or a Constant's output, and no layer reads it.
   void verify() const;
 };
 

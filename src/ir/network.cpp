@@ -359,6 +359,27 @@ Dims data_dependent_dims(const Dims& bound, int axis, DataType type, const void*
   return d;
 }
 
+// An empty tensor (a 0 extent, TensorRT's "empty tensor") has no values, so there is nothing to
+// compute from or into it: it is a network input, a network output or a Constant's output, and no
+// layer reads it (the importer folds every layer whose outputs are all empty into a Constant).
+// The executors rely on this: no kernel ever sees an empty tensor.
+static void verify_empty_tensors(const Network& net) {
+  for (const Layer& l : net.layers) {
+    for (TensorId t : l.inputs)
+      if (volume(net.tensors[size_t(t)].dims) == 0)
+        throw Error(fmt::format("layer '{}' ({}): reads the empty tensor '{}' (dims {}); empty tensors may only be "
+                                "network inputs, network outputs or Constant outputs that no layer reads",
+                                l.name, to_string(l.kind), net.tensors[size_t(t)].name,
+                                dims_to_string(net.tensors[size_t(t)].dims)));
+    if (l.kind == LayerKind::kConstant) continue;
+    for (TensorId t : l.outputs)
+      if (volume(net.tensors[size_t(t)].dims) == 0)
+        throw Error(fmt::format("layer '{}' ({}): writes the empty tensor '{}' (dims {}); only a Constant may",
+                                l.name, to_string(l.kind), net.tensors[size_t(t)].name,
+                                dims_to_string(net.tensors[size_t(t)].dims)));
+  }
+}
+
 void Network::verify() const {
   const auto nt = static_cast<TensorId>(tensors.size());
   std::vector<char> defined(tensors.size(), 0);
@@ -415,10 +436,10 @@ void Network::verify() const {
   for (TensorId t = 0; t < nt; ++t) {
     if (!defined[t]) continue;
     for (int64_t d : tensors[t].dims)
-      if (d <= 0)
-        throw Error(fmt::format("tensor '{}': dims {} are not static and positive", tensors[t].name,
-                                dims_to_string(tensors[t].dims)));
+      if (d < 0)
+        throw Error(fmt::format("tensor '{}': dims {} are not static", tensors[t].name, dims_to_string(tensors[t].dims)));
   }
+  verify_empty_tensors(*this);
 }
 
 }  // namespace tandem

@@ -153,7 +153,7 @@ std::vector<TensorId> Importer::add_n(LayerKind k, LayerParams p, std::vector<Te
   for (size_t i = 0; i < outs.size(); ++i) {
     if (outs[i].first.size() > 8) fail(fmt::format("rank {} exceeds 8 (TensorRT's limit)", outs[i].first.size()));
     for (int64_t d : outs[i].first)
-      if (d <= 0) fail(fmt::format("{} layer would have dims {}", to_string(k), dims_to_string(outs[i].first)));
+      if (d < 0) fail(fmt::format("{} layer would have dims {}", to_string(k), dims_to_string(outs[i].first)));
     checked_volume(outs[i].first, fmt::format("{}: node '{}'", path_, node_name_));
     Tensor t;
     // TensorRT's names: "<layer>_output" for one output, "<layer>_output_<i>" past the first.
@@ -195,10 +195,9 @@ WeightsId Importer::new_weights(std::string name, DataType t, Dims d, const std:
 TensorId Importer::const_tensor(const ConstPtr& c) {
   auto it = const_tensors_.find(c.get());
   if (it != const_tensors_.end()) return it->second;
-  if (c->count() == 0) fail(fmt::format("constant '{}' with dims {} has no elements", c->name, dims_to_string(c->dims)));
   if (c->dims.size() > 8) fail(fmt::format("constant '{}' has rank {} (more than 8)", c->name, c->dims.size()));
   for (int64_t d : c->dims)
-    if (d <= 0) fail(fmt::format("constant '{}' has dims {}", c->name, dims_to_string(c->dims)));
+    if (d < 0) fail(fmt::format("constant '{}' has dims {}", c->name, dims_to_string(c->dims)));
   Layer l;
   // As the parser (onnx-tensorrt convertToTensor): a Constant layer named after the weights
   // (unnamed for generated values) whose output keeps TensorRT's default tensor name,
@@ -309,8 +308,8 @@ void Importer::import_inputs() {
     if (std::find(real_inputs.begin(), real_inputs.end(), name) == real_inputs.end())
       throw Error(fmt::format("--shape {}:{}: {} has no input '{}' (inputs: {})", name, dims_to_string(d), path_, name,
                               fmt::join(real_inputs, ", ")));
-    for (int64_t v : d)
-      if (v <= 0) throw Error(fmt::format("--shape {}:{}: dims must be positive", name, dims_to_string(d)));
+    for (int64_t v : d)  // a 0 makes an empty tensor (docs/onnx-import.md, "Empty tensors")
+      if (v < 0) throw Error(fmt::format("--shape {}:{}: dims must not be negative", name, dims_to_string(d)));
   }
   for (const auto& vi : g.input()) {
     if (init_names.count(vi.name())) continue;  // initializers listed as inputs are constants
@@ -653,6 +652,7 @@ Network Importer::run() {
     auto it = w >= 0 ? qdq.find(net_.weights[w].name) : qdq.end();
     if (it != qdq.end()) qdq.emplace(net_.tensors[L.outputs[0]].name, it->second);
   }
+  fold_empty_tensors(net_, path_);
   for (const auto& hook : opt_.hooks) hook(net_);
   net_.verify();
   return std::move(net_);

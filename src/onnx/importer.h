@@ -124,4 +124,9 @@ void register_qdq_folders(std::unordered_map<std::string, FoldFn>& m);
 void strip_qdq_pairs(onnx::GraphProto* g, const std::string& path, const std::string& dir,
                      std::map<std::string, float>* scales);
 
+// Empty tensors (empty_tensors.cpp): every layer whose outputs are all empty becomes an empty
+// Constant, Concatenation drops empty inputs, the layers that only fed them go; a layer computing a
+// non-empty output from an empty input is an Error naming its node (`path` prefixes it).
+void fold_empty_tensors(Network& net, const std::string& path);
+
 }  // namespace tandem::onnx_detail

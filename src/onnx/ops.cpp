@@ -618,6 +618,11 @@ Outs op_unsqueeze(Importer& I) {
 // ONNX Slice semantics on static dims: per axis start/size/stride.
 void slice_axis(Importer& I, int64_t dim, int64_t st, int64_t en, int64_t step, int64_t* start, int64_t* size) {
   if (step == 0) I.fail("slice step is 0");
+  if (dim == 0) {  // an empty axis slices to an empty one (and the clamps below need dim >= 1)
+    *start = 0;
+    *size = 0;
+    return;
+  }
   if (st < 0) st += dim;
   if (en < 0) en += dim;
   if (step > 0) {
@@ -660,7 +665,6 @@ Outs op_slice(Importer& I) {
     const int a = I.axis(axes[i], d.size());
     slice_axis(I, d[a], starts[i], ends[i], steps[i], &p.start[a], &p.size[a]);
     p.stride[a] = steps[i];
-    if (p.size[a] == 0) I.fail(fmt::format("the slice of axis {} is empty", a));
   }
   return {I.add(LayerKind::kSlice, p, {x})};
 }
@@ -684,7 +688,7 @@ Outs op_split(Importer& I) {
   if (static_cast<int64_t>(split.size()) != n) I.fail("split sizes do not match the outputs");
   int64_t total = 0;
   for (int64_t s : split) {
-    if (s <= 0) I.fail(fmt::format("split size {} is not positive", s));
+    if (s < 0) I.fail(fmt::format("split size {} is negative", s));
     total += s;
   }
   if (total != d[a]) I.fail(fmt::format("split sizes sum to {}, axis has {}", total, d[a]));

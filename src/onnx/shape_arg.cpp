@@ -26,7 +26,7 @@ std::pair<std::string, Dims> parse_shape_arg(std::string_view arg) {
     if (ec == std::errc::result_out_of_range) throw fail(fmt::format("dim '{}' is too large", tok));
     if (ec != std::errc() || p != tok.data() + tok.size())
       throw fail(fmt::format("dim '{}' is not an integer", tok));
-    if (v <= 0) throw fail(fmt::format("dim {} is not positive", v));
+    if (v < 0) throw fail(fmt::format("dim {} is negative", v));  // 0: an empty tensor
     if (v > (int64_t{1} << 31)) throw fail(fmt::format("dim {} is too large", v));
     vol *= v;
     if (vol > (__int128{1} << 40)) throw fail("the volume is too large");

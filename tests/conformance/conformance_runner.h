@@ -11,7 +11,6 @@
 //                         test's name must be on that list; an import error of a test that is not
 //                         on it FAILS, whatever its wording ("is not supported" included)
 //   data type             a layer the CPU backend does not compute in that type (fp32 compute)
-//   zero-size shapes      a tensor with a 0 dim
 // Everything else that does not match FAILS.
 //
 // TensorRT (and so tandem) needs convolution weights, Clip bounds, pads etc. as constants; ONNX's
@@ -20,7 +19,8 @@
 // are the same; only their provenance changes). Such tests pass as "inputs as constants".
 //
 // Where that does not apply, the runner does what TensorRT's users do (trtexec --shapes): dims an
-// input declares dynamic are fixed from the test's own input_N.pb, and the int32/int64 inputs the
+// input declares dynamic are fixed from the test's own input_N.pb (a 0 dim included: an empty
+// tensor, docs/onnx-import.md "Empty tensors"), and the int32/int64 inputs the
 // importer reports as needed at import (InputValuesNeeded: Range bounds, a ConstantOfShape shape,
 // a Loop trip count) become shape-value inputs holding the test's values (ImportOptions::
 // input_values, as an optimization profile fixes a shape tensor's values). They stay inputs, and
@@ -263,8 +263,8 @@ inline bool test_dims_differ(const fs::path& dir, const Network& net) {
   return false;
 }
 
-// Dims an input declares dynamic, from the test's input_N.pb (as trtexec --shapes); a 0 dim is a skip.
-inline std::optional<Outcome> dims_from_test_data(const fs::path& dir, ImportOptions* opt) {
+// Dims an input declares dynamic, from the test's input_N.pb (as trtexec --shapes).
+inline void dims_from_test_data(const fs::path& dir, ImportOptions* opt) {
   const OnnxModelSummary s = summarize_onnx((dir / "model.onnx").string());
   for (size_t k = 0; k < s.inputs.size(); ++k) {
     const auto& [name, declared] = s.inputs[k];
@@ -273,12 +273,8 @@ inline std::optional<Outcome> dims_from_test_data(const fs::path& dir, ImportOpt
     const fs::path pb = dir / "test_data_set_0" / ("input_" + std::to_string(k) + ".pb");
     onnx::TensorProto t;
     if (!fs::exists(pb) || !t.ParseFromString(read_bytes(pb))) continue;
-    const Dims d(t.dims().begin(), t.dims().end());
-    if (std::find(d.begin(), d.end(), 0) != d.end())
-      return Outcome{"skip", "zero-size shapes: input '" + name + "' has dims " + dims_to_string(d) + " in the test data"};
-    opt->shapes.emplace_back(name, d);
+    opt->shapes.emplace_back(name, Dims(t.dims().begin(), t.dims().end()));
   }
-  return std::nullopt;
 }
 
 // Imports with the integer inputs the importer asks for (InputValuesNeeded) fixed to the test's
@@ -312,6 +308,15 @@ inline bool import_with_test_values(const fs::path& dir, ImportOptions opt, Netw
   return false;
 }
 
+// The retry with inputs as constants keeps only the first graph input: only its fixed dims apply.
+inline ImportOptions first_input_shape(const ImportOptions& opt, const fs::path& dir) {
+  ImportOptions first;
+  const OnnxModelSummary s = summarize_onnx((dir / "model.onnx").string());
+  for (const auto& [name, d] : opt.shapes)
+    if (!s.inputs.empty() && name == s.inputs[0].first) first.shapes.emplace_back(name, d);
+  return first;
+}
+
 inline std::string after_colon(const std::string& msg) {
   const size_t p = msg.find(": ");
   return p == std::string::npos ? msg : msg.substr(p + 2);
@@ -322,7 +327,7 @@ inline std::optional<Outcome> import_model(const fs::path& dir, const fs::path& 
                                            bool* folded, bool* valued) {
   const std::string name = dir.filename().string();
   ImportOptions opt;
-  if (auto zero = dims_from_test_data(dir, &opt)) return zero;
+  dims_from_test_data(dir, &opt);
   try {
     *net = import_onnx((dir / "model.onnx").string(), opt);
     return std::nullopt;
@@ -333,7 +338,7 @@ inline std::optional<Outcome> import_model(const fs::path& dir, const fs::path& 
     if (msg.find("must be a constant") != std::string::npos) retry = inputs_as_constants(dir, tmp_dir);
     if (!retry.empty()) {
       try {
-        *net = import_onnx(retry);
+        *net = import_onnx(retry, first_input_shape(opt, dir));
         *folded = true;
         return std::nullopt;
       } catch (const Error& e2) {
@@ -347,8 +352,6 @@ inline std::optional<Outcome> import_model(const fs::path& dir, const fs::path& 
       }
       retry = "values";  // got past the first error: the listed limit is the last one
     }
-    if (msg.find("is empty") != std::string::npos || msg.find("has no elements") != std::string::npos)
-      return Outcome{"skip", "zero-size shapes: " + after_colon(msg)};
     // Only the reviewed list makes an import error a skip: a new "is not supported" fails.
     auto lim = importer_limits().find(name);
     if (lim != importer_limits().end() && !retry.empty())  // the retry got past the listed limit, hit another
@@ -380,8 +383,6 @@ inline Outcome run_one(const fs::path& dir, const std::vector<std::string>& ops,
       return {"fail", std::string("import with the test data's input shapes: ") + e.what()};
     }
   }
-  for (const Tensor& t : net.tensors)
-    if (volume(t.dims) == 0) return {"skip", "zero-size shapes"};
   // The same skip on every backend: a test the CPU reference cannot compute is out of the table's
   // scope; what another backend cannot build shows as a failure, listed in its exceptions file.
   std::string why = cpu_unsupported_reason(net);

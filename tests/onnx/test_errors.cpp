@@ -131,7 +131,7 @@ TEST(OnnxErrors, WrongShapeOptions) {
   const std::string p = b.write("shapes.onnx");
   expect_error(p, "--shape nope:1x3x8x8", {"--shape nope:1x3x8x8", "no input 'nope'", "inputs: x"});
   expect_error(p, "--shape x:1x3x8", {"--shape x:1x3x8", "rank 4"});
-  expect_error(p, "--shape x:1x3x0x8", {"--shape 'x:1x3x0x8'", "not positive"});
+  expect_error(p, "--shape x:1x3x-1x8", {"--shape 'x:1x3x-1x8'", "dim -1 is negative"});
   expect_error(p, "--shape x:1x3xabcx8", {"--shape 'x:1x3xabcx8'", "not an integer"});
   expect_error(p, "--shape x:2x3x8x8", {"--shape x:2x3x8x8", "fixed to 1"});
 }

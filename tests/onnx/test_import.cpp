@@ -175,7 +175,8 @@ TEST(OnnxImport, ExternalDataInsideTheFolder) {
 TEST(OnnxImport, ParseShapeArg) {
   EXPECT_EQ(parse_shape_arg("x:1x3x640x640"), (std::pair<std::string, Dims>{"x", {1, 3, 640, 640}}));
   EXPECT_EQ(parse_shape_arg("in:0:1,2"), (std::pair<std::string, Dims>{"in:0", {1, 2}}));
-  for (const char* bad : {"x", "x:", ":1x2", "x:1xx2", "x:1x-2", "x:0", "x:abc", "x:99999999999999999999"})
+  EXPECT_EQ(parse_shape_arg("x:0"), (std::pair<std::string, Dims>{"x", {0}}));  // an empty tensor
+  for (const char* bad : {"x", "x:", ":1x2", "x:1xx2", "x:1x-2", "x:abc", "x:99999999999999999999"})
     EXPECT_THROW(parse_shape_arg(bad), Error) << bad;
 }
 
