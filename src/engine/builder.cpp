@@ -591,7 +591,7 @@ void validate(const BuildOptions& o) {
   for (const auto& [n, d] : o.shapes) {
     if (n.empty()) throw Error("--shape: empty input name");
     for (auto x : d)
-      if (x <= 0) throw Error(fmt::format("--shape {}:{}: dims must be positive", n, dims_to_string(d)));
+      if (x < 0) throw Error(fmt::format("--shape {}:{}: dims must not be negative", n, dims_to_string(d)));  // 0: empty
   }
   std::set<std::string> seen;
   for (const auto* v : {&o.input_formats, &o.output_formats})

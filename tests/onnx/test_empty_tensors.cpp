@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "model_builder.h"
+#include "tandem/npy.h"
 #include "tandem/onnx.h"
 #include "tandem/runtime.h"
 
@@ -101,6 +102,26 @@ TEST(OnnxEmptyTensors, EmptyInputThroughReshape) {
   // The input's shape is still checked: a non-empty x is refused.
   in["x"] = HostTensor::zeros("x", DataType::kFloat, {1, 3});
   EXPECT_THROW(make_cpu_executor(n)->run(in), Error);
+}
+
+// The same model through the CLI: an engine built with --shape x:0x3, run on a 0x3 .npy, writes a
+// 3x0 .npy (the engine format and `tandem run` carry empty tensors).
+TEST(OnnxEmptyTensors, EngineBuildAndRunWriteAnEmptyNpy) {
+  ModelBuilder b(14);
+  b.input("x", {-1, 3}).output("y");
+  b.init_i64("shape", {2}, {3, 0});
+  auto& r = b.node("Reshape", {"x", "shape"}, {"y"}, "reshape");
+  ModelBuilder::attr_i(r, "allowzero", 1);
+  const std::string model = b.write("empty_cli.onnx"), dir = test::temp_dir();
+  write_npy(dir + "/empty_x.npy", HostTensor::zeros("x", DataType::kFloat, {0, 3}));
+  std::string out;
+  ASSERT_EQ(test::run_cli("build '" + model + "' --shape x:0x3 -o '" + dir + "/empty.engine'", &out), 0) << out;
+  ASSERT_EQ(test::run_cli("run '" + dir + "/empty.engine' --input x='" + dir + "/empty_x.npy' --output-dir '" + dir +
+                              "/empty_out'", &out), 0) << out;
+  const HostTensor y = read_npy(dir + "/empty_out/y.npy");
+  EXPECT_EQ(y.dims, (Dims{3, 0}));
+  EXPECT_EQ(y.type, DataType::kFloat);
+  EXPECT_EQ(y.data.size(), 0u);
 }
 
 // ReduceSum over the empty axis 0 of a 0x3 input is [0, 0, 0] in ONNX: a value computed from an

@@ -872,7 +872,7 @@ class CpuExecutor : public Executor {
         throw Error("input '" + v.name + "': expected shape " + dims_to_string(v.dims) + ", got " + dims_to_string(h.dims));
       if (h.data.size() != size_t(volume(v.dims)) * element_size(v.type))
         throw Error("input '" + v.name + "': " + std::to_string(h.data.size()) + " bytes for shape " + dims_to_string(v.dims));
-      std::memcpy(ptr_[size_t(t)], h.data.data(), h.data.size());
+      if (!h.data.empty()) std::memcpy(ptr_[size_t(t)], h.data.data(), h.data.size());  // empty input: nothing
     }
     const auto t0 = StepClock::now();
     if (observe_) run_observed();

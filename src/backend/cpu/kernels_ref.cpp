@@ -1162,7 +1162,7 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
       }
       auto data = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
       return [data](const std::vector<void*>&, const std::vector<void*>& out) {
-        std::memcpy(out[0], data->data(), data->size());
+        if (!data->empty()) std::memcpy(out[0], data->data(), data->size());  // empty: no bytes (maybe no pointer)
       };
     }
     case LayerKind::kConvolution: return make_convolution(net, l, weights);

@@ -101,6 +101,10 @@ void CudaExecutorImpl::upload_constants() {
       continue;
     }
     void* p = dalloc(bytes_of(t));
+    if (bytes_of(t) == 0) {  // an empty tensor (docs/onnx-import.md, "Empty tensors"): nothing to copy
+      ptr_[t] = p;
+      continue;
+    }
     if (W.type == T.type) {
       CK(cudaMemcpy(p, W.bytes.data(), bytes_of(t), cudaMemcpyHostToDevice));
     } else if (T.type == DataType::kFloat) {
