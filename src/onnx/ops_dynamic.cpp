@@ -28,15 +28,14 @@ Outs op_nonzero(Importer& I) {
   return {I.add(LayerKind::kNonZero, NoParams{}, {x})};
 }
 
-// A constant input: the coordinates at import (nothing data-dependent left). None non-zero: not
-// folded (tandem has no zero-size constants), the layer runs and returns [rank, 0].
+// A constant input: the coordinates at import (nothing data-dependent left). None non-zero: the
+// empty constant [rank, 0] (docs/onnx-import.md, "Empty tensors").
 std::vector<ConstPtr> f_nonzero(Importer& I) {
   const ConstPtr x = I.cin(0, "X");
   if (x->dims.empty() || !nonzero_input_type(x->type)) return {};
   std::vector<int64_t> hits;
   for (int64_t i = 0; i < x->count(); ++i)
     if (x->f(i) != 0.0) hits.push_back(i);
-  if (hits.empty()) return {};
   const int64_t r = static_cast<int64_t>(x->dims.size()), n = static_cast<int64_t>(hits.size());
   ConstPtr y = make_const("", DataType::kInt64, {r, n});
   for (int64_t j = 0; j < n; ++j)
@@ -74,9 +73,8 @@ Outs op_nms(Importer& I) {
     max_t = nms_scalar(I, 2, "max_output_boxes_per_class", DataType::kInt64, DataType::kInt32);
     max_boxes = I.in(2).c ? I.in(2).c->i(0) : b[1];
   }
-  if (max_boxes <= 0)
-    I.fail(fmt::format("max_output_boxes_per_class is {}: the output is always empty (tandem has no zero-size "
-                       "tensors)", max_boxes));
+  if (max_boxes <= 0)  // no box is ever selected: the empty [0, 3] (docs/onnx-import.md, "Empty tensors")
+    return {I.const_tensor(make_const("", DataType::kInt64, {0, 3}))};
   const TensorId iou = I.has_in(3) ? nms_scalar(I, 3, "iou_threshold", DataType::kFloat, DataType::kFloat)
                                    : I.scalar_const(0.f, DataType::kFloat, 0);
   const TensorId score = I.has_in(4) ? nms_scalar(I, 4, "score_threshold", DataType::kFloat, DataType::kFloat)
