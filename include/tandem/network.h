@@ -339,8 +339,7 @@ class Network {
 
   // Throws Error naming the first broken invariant: ids in range, each tensor produced once,
   // inputs produced before use (topological order), arities per LayerKindInfo, params variant
-  // matching kind, weights ids valid, static dims on every tensor; an empty tensor (a 0 extent) is
-  // only a network input, a network output or a Constant's output, and no layer reads it.
+  // matching kind, weights ids valid, static dims, empty tensors (a 0) only unread inputs/outputs/Constants.
   void verify() const;
 };
 
