@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "model_builder.h"
+#include "tandem/lower.h"
 #include "tandem/npy.h"
 #include "tandem/onnx.h"
 #include "tandem/runtime.h"
@@ -92,6 +93,17 @@ TEST(OnnxEmptyTensors, EmptyInputThroughReshape) {
   EXPECT_EQ(count_kind(n, LayerKind::kShuffle), 0);
   ASSERT_EQ(n.layers.size(), 1u);
   EXPECT_EQ(n.layers[0].kind, LayerKind::kConstant);
+
+  // Lowering: no step; the empty input has an arena block of its own (0 bytes, one aligned block),
+  // the empty Constant is evaluated at compile like any constant.
+  const ExecGraph g = lower(n, Numerics{}, LowerPolicy{});
+  EXPECT_TRUE(g.steps.empty());
+  const ExecValue& xv = g.values[size_t(n.inputs[0])];
+  EXPECT_EQ(xv.bytes, 0);
+  EXPECT_TRUE(xv.materialized);
+  EXPECT_EQ(xv.offset, 0);
+  EXPECT_EQ(g.arena_bytes, LowerPolicy{}.alignment);
+  EXPECT_EQ(g.constants, (std::vector<LayerId>{0}));
 
   TensorMap in;
   in["x"] = HostTensor::zeros("x", DataType::kFloat, {0, 3});
