@@ -142,6 +142,81 @@ TEST(CudaFp16, ConvolutionsAndEpilogues) {
                                     "ConvertToFP32"});
   auto ex = make_cuda_executor(b.n, fp16_options(b.n), CudaOptions{});
   for (const auto& tr : ex->tactics()) EXPECT_NE(tr.tactic.find("fp16_nhwc"), std::string::npos) << tr.layer;
+  // The padded depthwise one through tandem's direct half kernel (bounds-checked padding) too.
+  CudaOptions own;
+  own.own_depthwise = 1;
+  check_against_emulation(b.n, in, {"Convolution(fp16)+PointwiseChain4"}, {}, own);
+  int direct = 0;
+  auto ex_own = make_cuda_executor(b.n, fp16_options(b.n), own);
+  for (const auto& tr : ex_own->tactics()) direct += tr.tactic.find("tandem_depthwise_direct_fp16_nhwc") != std::string::npos;
+  EXPECT_EQ(direct, 1);
+}
+
+// A convolution whose epilogue cuDNN's fused call cannot take (here a scalar shift, as
+// PP-LCNetV3's scale-and-shift chains) keeps its FP32 accumulator: the epilogue rounds to half
+// once, as the emulation's fused block. Built so that a second rounding shows: every output sums
+// terms near 0.7 (weights in [0.69, 0.71], inputs in [0.95, 1.05]) to about 50, the chain
+// subtracts 50 (and doubles), so the outputs are about +-1 while a half rounding at 50 errs by up
+// to 0.0156 (2^-6) before the doubling: 1.6-2.9% of the range on an H200 with the half output
+// rounded first (2026-12-01), where rounding once errs by about 2e-4. Dense 3x3 (cuDNN), 1x1 as cuDNN and
+// as the cuBLASLt GEMM, 1x1 on a 1x1 map (squeeze-excitation: always the GEMM) and depthwise 3x3
+// as cuDNN and as tandem's direct half kernel (9 terms: weights near 5.6, inputs in [0.99, 1.01]);
+// unpadded, so no output sums fewer terms.
+// TANDEM_CUDA_F32ACC=0 (the half output rounded first) must miss the bound on each case.
+TEST(CudaFp16, UnfusableEpilogueRoundsOnce) {
+  SKIP_WITHOUT_CUDA();
+  struct Case {
+    const char* name;
+    int64_t C, K, groups, hw;
+    int k, gemm, own_dw;  // CudaOptions::fp16_pointwise_gemm, own_depthwise
+    float w_lo, w_hi, x_lo, x_hi;
+    const char* tactic;
+  };
+  const char* cudnn = "cudnn_fwd_fp16_nhwc_f32acc";
+  const char* gemm = "cublaslt_gemm_fp16_nhwc_f32acc";
+  const Case cases[] = {{"dense3x3", 8, 16, 1, 6, 3, -1, -1, 0.69f, 0.71f, 0.95f, 1.05f, cudnn},
+                        {"pointwise_cudnn", 72, 16, 1, 5, 1, 0, -1, 0.69f, 0.71f, 0.95f, 1.05f, cudnn},
+                        {"pointwise_gemm", 72, 16, 1, 5, 1, 1, -1, 0.69f, 0.71f, 0.95f, 1.05f, gemm},
+                        {"squeeze", 72, 16, 1, 1, 1, -1, -1, 0.69f, 0.71f, 0.95f, 1.05f, gemm},
+                        {"depthwise_cudnn", 16, 16, 16, 6, 3, -1, 0, 5.55f, 5.65f, 0.99f, 1.01f, cudnn},
+                        {"depthwise_direct", 16, 16, 16, 6, 3, -1, 1, 5.55f, 5.65f, 0.99f, 1.01f,
+                         "tandem_depthwise_direct_fp16_nhwc"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    NetBuilder b;
+    const Dims xd = {2, c.C, c.hw + c.k - 1, c.hw + c.k - 1}, yd = {2, c.K, c.hw, c.hw};
+    TensorId x = b.input("x", xd);
+    ConvolutionParams cp;
+    cp.kernel = {c.k, c.k};
+    cp.stride = cp.dilation = {1, 1};
+    cp.pre_padding = cp.post_padding = {0, 0};
+    cp.groups = c.groups;
+    cp.out_maps = c.K;
+    const int64_t nw = c.K * (c.C / c.groups) * c.k * c.k;
+    cp.kernel_weights = b.weights("c.w", {c.K, c.C / c.groups, c.k, c.k}, random_values(size_t(nw), 3, c.w_lo, c.w_hi));
+    TensorId y = b.tensor("c", yd);
+    b.layer("c", LayerKind::kConvolution, {x}, {y}, cp);
+    TensorId t = ew(b, "shift", y, scalar(b, "minus50", -50.f), yd, ElementWiseOp::kSum);
+    t = ew(b, "scale", t, scalar(b, "two", 2.f), yd, ElementWiseOp::kProd);  // a chain: two links or more
+    fp32_output(b, t, yd);
+    TensorMap in = {{"x", host("x", xd, random_values(size_t(volume(xd)), 5, c.x_lo, c.x_hi))}};
+    CudaOptions co;
+    co.fp16_pointwise_gemm = c.gemm;
+    co.own_depthwise = c.own_dw;
+    check_against_emulation(b.n, in, {"Convolution(fp16)+PointwiseChain2"}, {}, co);
+    auto ex = make_cuda_executor(b.n, fp16_options(b.n), co);
+    ASSERT_FALSE(ex->tactics().empty());
+    EXPECT_NE(ex->tactics()[0].tactic.find(c.tactic), std::string::npos) << ex->tactics()[0].tactic;
+    std::printf("[fp16] %s: %s\n", c.name, ex->tactics()[0].tactic.c_str());
+    // The case can fail: with the half output rounded before the epilogue (the old path), the
+    // second rounding shows beyond the bound.
+    ScopedEnv two_roundings("TANDEM_CUDA_F32ACC", "0");
+    const ExecOptions o = fp16_options(b.n);
+    const TensorMap want = make_cpu_executor(b.n, o)->run(in), got = make_cuda_executor(b.n, o, co)->run(in);
+    const Agreement a = agree(values(got.at("out")), values(want.at("out")));
+    std::printf("[fp16] %s, TANDEM_CUDA_F32ACC=0: max rel %.3g\n", c.name, a.max_rel);
+    EXPECT_GT(a.max_rel, 4e-3) << "rounding twice does not show";
+  }
 }
 
 // A residual block and a classifier head: residual add of two NHWC half values, ReLU, max and

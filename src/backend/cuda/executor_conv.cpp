@@ -214,6 +214,14 @@ void CudaExecutorImpl::relocate_residual_outputs() {
     if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
 }
 
+// Whether real FP16 convolutions apply an epilogue of tandem's kernel to their FP32 accumulator
+// (prepare_conv_f32acc_h); TANDEM_CUDA_F32ACC=0: to the half output, as before 2026-12-01 (one
+// rounding more, for comparison).
+bool CudaExecutorImpl::f32acc_epilogues() const {
+  const char* env = std::getenv("TANDEM_CUDA_F32ACC");
+  return !(env && std::string(env) == "0");
+}
+
 // Mean device time of 5 launches of once() (which returns false when it cannot run), ms; -1: it cannot.
 float CudaExecutorImpl::time_launch(const std::function<bool()>& once) {
   if (!once()) return -1.f;
@@ -249,9 +257,12 @@ float CudaExecutorImpl::time_residual_apart(const Residual& r, TensorId yt) {
 // A 1x1, stride-1, unpadded convolution of an NHWC half value is the GEMM
 // Y[rows, K] = X[rows, C] W[K, C]^T with rows = N * H * W (cuBLASLt, column-major:
 // Y^T = op_T(W as C x K) X^T); the descriptors and cuBLASLt's first heuristic choice (null: none).
+// d_f32: Y (and C) in FP32, the accumulator unrounded for tandem's epilogue kernel.
 std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int64_t C, int64_t K,
-                                                              cublasLtEpilogue_t epilogue, const void* bias_h) {
+                                                              cublasLtEpilogue_t epilogue, const void* bias_h,
+                                                              bool d_f32) {
   auto D = std::make_shared<MatmulDescs>();
+  D->d_f32 = d_f32;
   CK(cublasLtMatmulDescCreate(&D->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   CK(cublasLtMatmulDescSetAttribute(D->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
@@ -268,7 +279,7 @@ std::shared_ptr<MatmulDescs> CudaExecutorImpl::conv_gemm_descs(int64_t rows, int
   }
   CK(cublasLtMatrixLayoutCreate(&D->a, CUDA_R_16F, uint64_t(C), uint64_t(K), C));
   CK(cublasLtMatrixLayoutCreate(&D->b, CUDA_R_16F, uint64_t(C), uint64_t(rows), C));
-  CK(cublasLtMatrixLayoutCreate(&D->c, CUDA_R_16F, uint64_t(K), uint64_t(rows), K));
+  CK(cublasLtMatrixLayoutCreate(&D->c, d_f32 ? CUDA_R_32F : CUDA_R_16F, uint64_t(K), uint64_t(rows), K));
   cublasLtMatmulPreference_t pref;
   CK(cublasLtMatmulPreferenceCreate(&pref));
   size_t wsb = lt_workspace_bytes_;
@@ -305,12 +316,32 @@ float CudaExecutorImpl::time_conv_gemm(const MatmulDescs& D, const void* wdev, c
   });
 }
 
+// The GEMM with an FP32 D into a temporary buffer and the epilogue kernel that rounds it to half
+// into y: the whole step, timed as one (mean of 5 runs, ms; -1: it cannot run).
+float CudaExecutorImpl::time_conv_gemm_f32acc(const MatmulDescs& D, const void* wdev, const void* x, void* y,
+                                              const float* bdev, int64_t K, const cuda::PwChain& epi) {
+  size_t n = 0;
+  CK(cublasLtMatrixLayoutGetAttribute(D.c, CUBLASLT_MATRIX_LAYOUT_COLS, &n, sizeof(n), nullptr));
+  n *= size_t(K);
+  void* acc = nullptr;
+  CK(cudaMalloc(&acc, n * sizeof(float)));
+  const float one = 1.f, zero = 0.f;
+  const float ms = time_launch([&] {
+    if (cublasLtMatmul(lt_, D.op, &one, wdev, D.a, x, D.b, &zero, acc, D.c, acc, D.c, &D.algo, lt_workspace_,
+                       lt_workspace_bytes_, stream_) != CUBLAS_STATUS_SUCCESS)
+      return false;
+    cuda::bias_chain_f2h(static_cast<const float*>(acc), y, bdev, K, 1, epi, int64_t(n), stream_);
+    return true;
+  });
+  CK(cudaFree(acc));
+  return ms;
+}
+
 // The GEMM form of a 1x1 convolution, then bias, activation and chain by the epilogue kernel; with
 // res, the residual form: D = act(W X + z + bias) with the whole epilogue in cuBLASLt's.
 void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev,
                                          const float* bdev, std::shared_ptr<MatmulDescs> D, float time_ms,
                                          bool epilogue_in_gemm, const Residual* res) {
-  mm_descs_.push_back(D);
   // The epilogue: the fused activation (op 0) and chain, as build_convolution_h.
   const LayerId aid = res ? -1 : fused_activation();
   int act = -1;
@@ -327,28 +358,39 @@ void CudaExecutorImpl::build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C
   if (epi.n_ops == 0 && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
   void* y = ptr_[out];
   const DPtr x = in(L.inputs[0]);
-  const DPtr z = res ? res->z : DPtr{y, SIZE_MAX};
-  const float beta = res ? 1.f : 0.f;
   const int64_t n = rows * K;
+  // An epilogue of tandem's kernel reads the FP32 accumulator (D in FP32, in the scratch buffer)
+  // and rounds once: a half D would round before the bias and chain (build_convolution_h).
+  const bool f32acc = !epilogue_in_gemm && !res && (bdev || epi.n_ops > 0) && f32acc_epilogues();
+  if (f32acc && !D->d_f32) D = conv_gemm_descs(rows, C, K, CUBLASLT_EPILOGUE_DEFAULT, nullptr, true);
+  if (!D) unsupported(L, "cuBLASLt found no FP16 algorithm with an FP32 output for the 1x1 convolution");
+  mm_descs_.push_back(D);
+  const DPtr acc = f32acc ? scr(reserve_scratch(size_t(n) * sizeof(float))) : DPtr{y, SIZE_MAX};
+  const DPtr z = res ? res->z : acc;
+  const float beta = res ? 1.f : 0.f;
   const std::string lname = L.name;
   void* wsp = lt_workspace_;
   const size_t wsz = lt_workspace_bytes_;
   add_step(L.name, [=, this](cudaStream_t s) {
     const float one = 1.f;
-    ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &beta, at(z), D->c, y, D->c, &D->algo, wsp, wsz, s),
+    ck(cublasLtMatmul(lt_, D->op, &one, wdev, D->a, at(x), D->b, &beta, at(z), D->c, at(acc), D->c, &D->algo, wsp,
+                      wsz, s),
        "cublasLtMatmul", "layer '" + lname + "'");
-    if (!epilogue_in_gemm && (bdev || epi.n_ops > 0)) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
+    if (f32acc) cuda::bias_chain_f2h(atf<const float>(acc), y, bdev, K, 1, epi, n, s);
+    else if (!epilogue_in_gemm && (bdev || epi.n_ops > 0)) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
   });
   std::ostringstream key;
   key << "Convolution|rows=" << rows << "|C=" << C << "|k=1x1|K=" << K << "|fp16|nhwc" << (res ? "|residual" : "");
-  std::string tactic = epilogue_in_gemm ? "cublaslt_gemm_fp16_nhwc+epilogue:heuristic0" : "cublaslt_gemm_fp16_nhwc:heuristic0";
+  std::string tactic = epilogue_in_gemm ? "cublaslt_gemm_fp16_nhwc+epilogue:heuristic0"
+                       : f32acc         ? "cublaslt_gemm_fp16_nhwc_f32acc+epilogue_kernel:heuristic0"
+                                        : "cublaslt_gemm_fp16_nhwc:heuristic0";
   if (res) tactic += res->relu ? "+residual_relu" : "+residual";
   tactics_.push_back({L.name, "Convolution", key.str(), tactic, 0, time_ms, 0});
 }
 
 // The half NHWC descriptors of a real FP16 convolution (tensor-op math), its output size checked.
 std::shared_ptr<ConvDescs> CudaExecutorImpl::conv_descs_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K,
-                                                          int64_t G, int kh, int kw) {
+                                                          int64_t G, int kh, int kw, cudnnDataType_t type) {
   const auto& P = L.as<ConvolutionParams>();
   auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
   auto D = std::make_shared<ConvDescs>();
@@ -358,10 +400,10 @@ std::shared_ptr<ConvDescs> CudaExecutorImpl::conv_descs_h(const Layer& L, const 
   CK(cudnnCreateTensorDescriptor(&D->b));
   CK(cudnnCreateFilterDescriptor(&D->w));
   CK(cudnnCreateConvolutionDescriptor(&D->conv));
-  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(xd[0]), int(xd[1]), int(xd[2]), int(xd[3])));
-  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
-  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1, int(K), 1, 1));
-  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_HALF, CUDNN_TENSOR_NHWC, int(K), int(xd[1] / G), kh, kw));
+  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NHWC, type, int(xd[0]), int(xd[1]), int(xd[2]), int(xd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NHWC, type, int(yd[0]), int(yd[1]), int(yd[2]), int(yd[3])));
+  CK(cudnnSetTensor4dDescriptor(D->b, CUDNN_TENSOR_NHWC, type, 1, int(K), 1, 1));
+  CK(cudnnSetFilter4dDescriptor(D->w, type, CUDNN_TENSOR_NHWC, int(K), int(xd[1] / G), kh, kw));
   CK(cudnnSetConvolution2dDescriptor(D->conv, int(get(P.pre_padding, 0, 0)), int(get(P.pre_padding, 1, 0)),
                                      int(get(P.stride, 0, 1)), int(get(P.stride, 1, 1)), int(get(P.dilation, 0, 1)),
                                      int(get(P.dilation, 1, 1)), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
@@ -443,7 +485,7 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
     residual = t >= 0.f && (!copt_.time_tactics || t < best.time + apart_ms);  // not for this algorithm, or slower
     if (copt_.time_tactics && residual) conv_ms = t;
   }
-  const float vs_gemm_ms = res_found && !residual && copt_.time_tactics ? best.time + apart_ms : conv_ms;
+  float vs_gemm_ms = res_found && !residual && copt_.time_tactics ? best.time + apart_ms : conv_ms;
   // Epilogue: the fused activation (op 0 when present) and the absorbed chain.
   const LayerId aid = residual ? -1 : fused_activation();
   int act = residual && res.relu ? int(ActivationType::kRelu) : -1;
@@ -463,6 +505,13 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const bool identity_ok = act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   auto fused_ok = std::make_shared<bool>(relu || identity_ok);
   CK(cudnnSetActivationDescriptor(D->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+  // An epilogue the fused call cannot take reads the FP32 accumulator (prepare_conv_f32acc_h).
+  const bool f32acc = !residual && (bdev || epi.n_ops > 0) && !*fused_ok && f32acc_epilogues();
+  ConvF32Acc f32;
+  if (f32acc) {
+    f32 = prepare_conv_f32acc_h(L, wh, xd, yd, K, G, kh, kw, x.off == SIZE_MAX ? at(x) : nullptr, bdev, epi, ptr_[out]);
+    vs_gemm_ms = f32.ms + (res_found ? apart_ms : 0.f);
+  }
   const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
   if (pointwise && try_gemm && x.off == SIZE_MAX) {
     // Bias (+ReLU) in cuBLASLt's epilogue when that is the whole of the step's: the GEMM's time
@@ -474,10 +523,14 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
                                                  : (has_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
     std::shared_ptr<MatmulDescs> G2 = lt_epi != CUBLASLT_EPILOGUE_DEFAULT ? conv_gemm_descs(rows, C, K, lt_epi, bdev_h) : nullptr;
     const bool in_gemm = G2 != nullptr || (res_found && !has_bias && !res.relu);
-    if (!G2 && (!res_found || in_gemm)) G2 = conv_gemm_descs(rows, C, K);
+    // Bias or chain by tandem's kernel: from an FP32 D, timed with it (the whole step).
+    const bool gemm_f32acc = !in_gemm && !res_found && (has_bias || epi.n_ops > 0) && f32acc_epilogues();
+    if (!G2 && (!res_found || in_gemm)) G2 = conv_gemm_descs(rows, C, K, CUBLASLT_EPILOGUE_DEFAULT, nullptr, gemm_f32acc);
     // On the real buffers: the step's input and its final output (the epilogue is point-wise).
     void* gy = res_found ? ptr_[res.out] : ptr_[size_t(cur_step_->outputs[0])];
-    const float gemm_ms = G2 ? time_conv_gemm(*G2, wdev, at(x), gy, res_found ? at(res.z) : nullptr) : -1.f;
+    const float gemm_ms = !G2           ? -1.f
+                          : gemm_f32acc ? time_conv_gemm_f32acc(*G2, wdev, at(x), gy, bdev, K, epi)
+                                        : time_conv_gemm(*G2, wdev, at(x), gy, res_found ? at(res.z) : nullptr);
     // Against cuDNN with the residual (timed with it), or without (the add then runs apart, untimed).
     if (gemm_ms >= 0 && (gemm_ms < vs_gemm_ms || copt_.fp16_pointwise_gemm == 1)) {
       if (res_found) mark_residual_fused(res);
@@ -485,6 +538,8 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
     }
   }
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
+  if (f32acc && G > 1 && G == C && K == C && own_depthwise_h(L, wdev, xd, yd, kh, kw, bdev, epi, out, f32.ms)) return;
+  if (f32acc) return add_conv_f32acc_h(L, f32, xd, yd, K, G, bdev, epi, out);
   if (residual) cur_kind_ += std::string("+ResidualAdd") + (res.relu ? "+Relu" : ""), mark_residual_fused(res);
   void* y = ptr_[out];
   const int64_t n = volume(yd);
@@ -511,6 +566,116 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
                                   : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel") +
                        (residual ? (res.relu ? "+residual_relu" : "+residual") : "");
   tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo), conv_ms, ws});
+}
+
+// A real FP16 convolution whose epilogue cuDNN's fused call cannot take (a point-wise chain, an
+// activation other than ReLU, a bias without the implicit-precomp algorithm) keeps its FP32
+// accumulator for tandem's epilogue kernel, which rounds to half once, as the emulation's fused
+// block and TensorRT's fused kernels do: writing the convolution in half first rounds twice, and
+// downstream INT8 layers turn that into flipped codes (det's build-dla engine). cuDNN's legacy API
+// has no half-in, FP32-out configuration, so the half input is widened to float and the
+// convolution runs in FP32 with tensor-op math on the half-rounded weights: TF32 keeps a half's
+// 10-bit significand, so the products are exact and summed in FP32, as the half path's are.
+// Chooses the algorithm (cudnnFind or the heuristic) and times the whole step (widen, convolve,
+// epilogue) on the real input and output; x null: the input lives in the scratch buffer, which
+// exists only once every step is built (cuDNN's time alone then).
+ConvF32Acc CudaExecutorImpl::prepare_conv_f32acc_h(const Layer& L, const std::vector<__half>& wh, const Dims& xd,
+                                                  const Dims& yd, int64_t K, int64_t G, int kh, int kw, void* x,
+                                                  const float* bdev, const cuda::PwChain& epi, void* y) {
+  ConvF32Acc r;
+  r.D = conv_descs_h(L, xd, yd, K, G, kh, kw, CUDNN_DATA_FLOAT);
+  const cudnnConvolutionFwdAlgoPerf_t best = pick_fwd_algo(L, *r.D, true);
+  r.algo = best.algo;
+  CK(cudnnSetConvolutionMathType(r.D->conv, best.mathType));
+  r.ws = best.memory;
+  std::vector<float> w32(wh.size());
+  for (size_t i = 0; i < wh.size(); ++i) w32[i] = __half2float(wh[i]);
+  r.w = upload_f32(w32);
+  if (!copt_.time_tactics) return r;
+  r.ms = best.time;
+  if (!x) return r;
+  const int64_t nx = volume(xd), ny = volume(yd);
+  void *x32 = nullptr, *y32 = nullptr, *wsp = nullptr;
+  CK(cudaMalloc(&x32, size_t(nx) * sizeof(float)));
+  CK(cudaMalloc(&y32, size_t(ny) * sizeof(float)));
+  if (r.ws) CK(cudaMalloc(&wsp, r.ws));
+  const float one = 1.f, zero = 0.f;
+  const float t = time_launch([&] {
+    cuda::convert(x, true, true, x32, false, true, nx, 1, 1, stream_);
+    if (cudnnConvolutionForward(cudnn_, &one, r.D->x, x32, r.D->w, r.w, r.D->conv, r.algo, wsp, r.ws, &zero, r.D->y,
+                                y32) != CUDNN_STATUS_SUCCESS)
+      return false;
+    cuda::bias_chain_f2h(static_cast<const float*>(y32), y, bdev, K, 1, epi, ny, stream_);
+    return true;
+  });
+  for (void* p : {x32, y32, wsp})
+    if (p) CK(cudaFree(p));
+  if (t >= 0.f) r.ms = t;
+  return r;
+}
+
+// The step of prepare_conv_f32acc_h's route: widen the input (scratch), convolve into an FP32
+// accumulator (scratch), bias + activation + chain rounding once into the half output.
+void CudaExecutorImpl::add_conv_f32acc_h(const Layer& L, const ConvF32Acc& r, const Dims& xd, const Dims& yd,
+                                         int64_t K, int64_t G, const float* bdev, const cuda::PwChain& epi,
+                                         TensorId out) {
+  const int64_t nx = volume(xd), ny = volume(yd);
+  const size_t x_off = reserve_scratch(size_t(nx) * sizeof(float)), acc_off = reserve_scratch(size_t(ny) * sizeof(float));
+  const size_t ws_off = reserve_scratch(r.ws);
+  const DPtr x = in(L.inputs[0]);
+  void* y = ptr_[out];
+  const std::string lname = L.name;
+  const ConvF32Acc c = r;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    void* x32 = scratch_at(x_off);
+    float* acc = static_cast<float*>(scratch_at(acc_off));
+    cuda::convert(at(x), true, true, x32, false, true, nx, 1, 1, s);
+    ck(cudnnConvolutionForward(cudnn_, &one, c.D->x, x32, c.D->w, c.w, c.D->conv, c.algo,
+                               c.ws ? scratch_at(ws_off) : nullptr, c.ws, &zero, c.D->y, acc),
+       "cudnnConvolutionForward", "layer '" + lname + "' (FP32 accumulator of a real FP16 convolution)");
+    cuda::bias_chain_f2h(acc, y, bdev, K, 1, epi, ny, s);
+  });
+  const auto& P = L.as<ConvolutionParams>();
+  std::string key = conv_tactic_key(P, xd, yd, G, false);
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc|f32acc";
+  const std::string tactic = std::string("cudnn_fwd_fp16_nhwc_f32acc:") + fwd_algo_name(int(c.algo)) +
+                             "+epilogue_chain" + std::to_string(epi.n_ops);
+  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(c.algo), c.ms, c.ws});
+}
+
+// A real FP16 depthwise convolution with an epilogue cuDNN's fused call cannot take: tandem's direct
+// half kernel (bias and chain on the FP32 sum, one rounding; no widened copy of the input) when it
+// times faster than the FP32-accumulator route's whole step (cudnn_ms), or when tactics are not
+// timed (CudaOptions::own_depthwise: 1 always, 0 never); true: taken.
+bool CudaExecutorImpl::own_depthwise_h(const Layer& L, const void* wdev, const Dims& xd, const Dims& yd, int kh,
+                                       int kw, const float* bdev, const cuda::PwChain& epi, TensorId out,
+                                       float cudnn_ms) {
+  if (copt_.own_depthwise == 0) return false;
+  const auto& P = L.as<ConvolutionParams>();
+  auto get = [](const Dims& d, size_t k, int64_t def) { return int(d.size() > k ? d[k] : def); };
+  const cuda::DwConv q{int(xd[0]),         int(xd[1]),         int(xd[2]),           int(xd[3]),
+                       int(yd[2]),         int(yd[3]),         kh,                   kw,
+                       get(P.stride, 0, 1), get(P.stride, 1, 1), get(P.pre_padding, 0, 0), get(P.pre_padding, 1, 0),
+                       get(P.dilation, 0, 1), get(P.dilation, 1, 1)};
+  const DPtr x = in(L.inputs[0]);
+  void* y = ptr_[out];
+  float own_ms = -1.f;
+  if (copt_.time_tactics && copt_.own_depthwise != 1) {
+    if (x.off != SIZE_MAX) return false;  // the scratch buffer does not exist yet: cannot time
+    own_ms = time_launch([&] {
+      cuda::depthwise_h(q, at(x), wdev, bdev, epi, y, stream_);
+      return true;
+    });
+    if (cudnn_ms >= 0.f && own_ms >= cudnn_ms) return false;
+  }
+  add_step(L.name, [=, this](cudaStream_t s) { cuda::depthwise_h(q, at(x), wdev, bdev, epi, y, s); });
+  std::string key = conv_tactic_key(P, xd, yd, xd[1], false);
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc|f32acc";
+  std::string tactic = "tandem_depthwise_direct_fp16_nhwc+epilogue_chain" + std::to_string(epi.n_ops);
+  if (own_ms >= 0.f) tactic += " (cudnn f32acc " + std::to_string(cudnn_ms) + " ms)";
+  tactics_.push_back({L.name, "Convolution", key, tactic, 1000, own_ms, 0});
+  return true;
 }
 
 // Depthwise: times tandem's direct kernel (5 runs) against cuDNN's best; true: take the direct one.

@@ -111,12 +111,23 @@ struct MatmulDescs {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool d_f32 = false;  // C and D are FP32 (the accumulator for tandem's epilogue kernel), else half
   ~MatmulDescs() {
     if (op) cublasLtMatmulDescDestroy(op);
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
     if (c) cublasLtMatrixLayoutDestroy(c);
   }
+};
+
+// The FP32-accumulator route of a real FP16 convolution (build_convolution_h): cuDNN's FP32
+// convolution of the half input widened to float, then tandem's epilogue kernel rounding once.
+struct ConvF32Acc {
+  std::shared_ptr<ConvDescs> D;  // FP32 NHWC descriptors
+  cudnnConvolutionFwdAlgo_t algo{};
+  size_t ws = 0;
+  const float* w = nullptr;  // the half-rounded weights widened to float, KRSC
+  float ms = -1.f;           // the whole step (widen, convolve, epilogue), when timed
 };
 
 inline const char* fwd_algo_name(int a) {
@@ -453,11 +464,21 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_convolution_h(LayerId id, const Layer& L);
   std::shared_ptr<MatmulDescs> conv_gemm_descs(int64_t rows, int64_t C, int64_t K,
                                                cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT,
-                                               const void* bias_h = nullptr);
+                                               const void* bias_h = nullptr, bool d_f32 = false);
   cublasLtEpilogue_t gemm_epilogue(bool has_bias) const;
   float time_conv_gemm(const MatmulDescs& D, const void* wdev, const void* x, void* y, const void* z = nullptr);
+  float time_conv_gemm_f32acc(const MatmulDescs& D, const void* wdev, const void* x, void* y, const float* bdev,
+                              int64_t K, const cuda::PwChain& epi);
   std::shared_ptr<ConvDescs> conv_descs_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K, int64_t G, int kh,
-                                          int kw);
+                                          int kw, cudnnDataType_t type = CUDNN_DATA_HALF);
+  bool f32acc_epilogues() const;
+  bool own_depthwise_h(const Layer& L, const void* wdev, const Dims& xd, const Dims& yd, int kh, int kw,
+                       const float* bdev, const cuda::PwChain& epi, TensorId out, float cudnn_ms);
+  ConvF32Acc prepare_conv_f32acc_h(const Layer& L, const std::vector<__half>& wh, const Dims& xd, const Dims& yd,
+                                   int64_t K, int64_t G, int kh, int kw, void* x, const float* bdev,
+                                   const cuda::PwChain& epi, void* y);
+  void add_conv_f32acc_h(const Layer& L, const ConvF32Acc& r, const Dims& xd, const Dims& yd, int64_t K, int64_t G,
+                         const float* bdev, const cuda::PwChain& epi, TensorId out);
   void build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev, const float* bdev,
                          std::shared_ptr<MatmulDescs> D, float time_ms, bool epilogue_in_gemm = false,
                          const Residual* res = nullptr);

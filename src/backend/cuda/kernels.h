@@ -146,6 +146,13 @@ void convert(const void* x, bool x_half, bool x_nhwc, void* y, bool y_half, bool
 void pointwise_chain_h(const PwChain& c, const void* x, void* y, int64_t n, cudaStream_t s);
 // In place: y = chain(y + bias[c]); c = (i / inner) % C (NHWC: inner 1); bias (float) may be null.
 void bias_chain_h(void* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n, cudaStream_t s);
+// Depthwise convolution of an NHWC half value x (q.c channels, one filter each; w half [c][kh][kw])
+// into y (half, NHWC): y = chain(sum + bias[c]) rounded once.
+void depthwise_h(const DwConv& q, const void* x, const void* w, const float* bias, const PwChain& c, void* y,
+                 cudaStream_t s);
+// y (half) = chain(acc + bias[c]) from a convolution's FP32 accumulator acc: one rounding.
+void bias_chain_f2h(const float* acc, void* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n,
+                    cudaStream_t s);
 // As binary() on half operands (sa/sb: element strides in out's physical coordinates). The
 // path: dense (4 halves per thread when n % 4 == 0), one-value operand, per-(image, channel)
 // operand of an NHWC output (SE scaling), or general strided indexing.

@@ -47,6 +47,43 @@ __global__ void bias_chain_h_kernel(__half* y, const float* bias, idx_t C, idx_t
     y[i] = st(apply_chain(c, v));
   }
 }
+// The epilogue of a convolution that kept its FP32 accumulator: y = half(chain(acc + bias[c])),
+// one rounding (as the emulation and TensorRT's fused kernels round).
+__global__ void bias_chain_f2h_kernel(const float* __restrict__ acc, __half* __restrict__ y, const float* bias, idx_t C,
+                                      idx_t inner, PwChain c, idx_t n) {
+  GRID_LOOP(i, n) {
+    float v = acc[i];
+    if (bias) v += bias[(i / inner) % C];
+    y[i] = st(apply_chain(c, v));
+  }
+}
+
+// Depthwise convolution of an NHWC half value, one output per thread with the channel fastest (the
+// loads coalesce over channels): FP32 sums of half products, then bias and chain on the sum and
+// one rounding to half. Zero padding by bounds checks. w: half, [c][kh][kw].
+__global__ void depthwise_h_kernel(DwConv q, const __half* __restrict__ x, const __half* __restrict__ w,
+                                   const float* bias, PwChain c, __half* __restrict__ y, idx_t n) {
+  GRID_LOOP(i, n) {
+    const idx_t ch = i % q.c;
+    idx_t t = i / q.c;
+    const int ox = int(t % q.ow);
+    t /= q.ow;
+    const int oy = int(t % q.oh);
+    const idx_t b = t / q.oh;
+    float acc = 0.f;
+    for (int r = 0; r < q.kh; ++r) {
+      const int iy = oy * q.sh - q.ph + r * q.dh;
+      if (iy < 0 || iy >= q.h) continue;
+      for (int k = 0; k < q.kw; ++k) {
+        const int ix = ox * q.sw - q.pw + k * q.dw;
+        if (ix < 0 || ix >= q.w) continue;
+        acc += ld(x, ((b * q.h + iy) * q.w + ix) * q.c + ch) * ld(w, (ch * q.kh + r) * q.kw + k);
+      }
+    }
+    if (bias) acc += bias[ch];
+    y[i] = st(apply_chain(c, acc));
+  }
+}
 
 // mode 1: both dense like the output; 2: a dense, b one value; 0: general broadcast.
 __global__ void binary_h_kernel(ElementWiseOp op, bool prelu, const __half* a, IShape sa, const __half* b, IShape sb,
@@ -156,6 +193,17 @@ void pointwise_chain_h(const PwChain& c, const void* x, void* y, int64_t n, cuda
 void bias_chain_h(void* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n, cudaStream_t s) {
   bias_chain_h_kernel<<<blocks_for(n), kBlock, 0, s>>>(static_cast<__half*>(y), bias, idx_t(C), idx_t(inner), c,
                                                       idx_t(n));
+}
+void depthwise_h(const DwConv& q, const void* x, const void* w, const float* bias, const PwChain& c, void* y,
+                 cudaStream_t s) {
+  const int64_t n = int64_t(q.n) * q.oh * q.ow * q.c;
+  depthwise_h_kernel<<<blocks_for(n), kBlock, 0, s>>>(q, static_cast<const __half*>(x), static_cast<const __half*>(w),
+                                                     bias, c, static_cast<__half*>(y), idx_t(n));
+}
+void bias_chain_f2h(const float* acc, void* y, const float* bias, int64_t C, int64_t inner, const PwChain& c, int64_t n,
+                    cudaStream_t s) {
+  bias_chain_f2h_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, static_cast<__half*>(y), bias, idx_t(C), idx_t(inner), c,
+                                                        idx_t(n));
 }
 namespace {
 // b broadcast per (image, channel) over a dense NHWC-ordered output [N, H, W, C]: strides
