@@ -542,7 +542,10 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
     }
     case LayerKind::kReduce: {
       const auto& P = L.as<ReduceParams>();
-      require_float(L, L.inputs[0]);
+      const DataType rt = T[L.inputs[0]].type;  // fp32, or int32/int64 (ArgMax's indices)
+      const bool integer = rt == DataType::kInt32 || rt == DataType::kInt64;
+      if (!integer) require_float(L, L.inputs[0]);
+      if (integer && T[out].type != rt) unsupported(L, "integer output type differs from the input's");
       const Dims& xd = dims(L.inputs[0]);
       Dims st = dense_strides(xd);
       Dims kd, ks, rd, rs;
@@ -555,6 +558,12 @@ void CudaExecutorImpl::build_reshaping_layer(LayerId id, const Layer& L) {
       Shape skd = shape_of(kd, w), sks = shape_of(ks, w), srd = shape_of(rd, w), srs = shape_of(rs, w);
       const ReduceOp op = P.op;
       DPtr x = in(L.inputs[0]);
+      if (integer) {
+        void* yi = ptr_[out];
+        const bool i64 = rt == DataType::kInt64;
+        add_step(L.name, [=, this](cudaStream_t s) { cuda::reduce_int(op, i64, at(x), yi, skd, sks, srd, srs, s); });
+        break;
+      }
       float* y = static_cast<float*>(ptr_[out]);
       add_step(L.name, [=, this](cudaStream_t s) { cuda::reduce(op, atf<float>(x), y, skd, sks, srd, srs, s); });
       break;

@@ -4,51 +4,92 @@
 namespace tandem {
 namespace cuda_exec {
 
+namespace {
+
+// "a<sep>b<sep>c": a tactic key's per-axis list (the 2-D keys read as before: "3x3", "1,1,1,1").
+std::string join_ints(const std::vector<int>& v, const char* sep) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + std::to_string(v[i]);
+  return s;
+}
+
+// A dense fp32 NC... tensor descriptor of any rank (cudnnSetTensorNdDescriptor, cudnn_graph.h).
+cudnnStatus_t set_dense_nd(cudnnTensorDescriptor_t d, const Dims& dims) {
+  std::vector<int> n(dims.begin(), dims.end()), st(dims.size(), 1);
+  for (size_t k = dims.size() - 1; k > 0; --k) st[k - 1] = st[k] * n[k];
+  return cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, int(n.size()), n.data(), st.data());
+}
+
+}  // namespace
+
+// Deconvolution = cuDNN backward data of the convolution from y to x. 2-D: the 4d descriptors;
+// 3-D (FP32 only): the Nd ones (cudnnSetFilterNdDescriptor, cudnnSetConvolutionNdDescriptor).
 void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
   const auto& P = L.as<ConvolutionParams>();
   TensorId xt = L.inputs[0], yt = L.outputs[0];
   require_float(L, xt);
   if (L.inputs.size() > 1) unsupported(L, "kernel weights given as a tensor input are not supported");
   Dims xd = net_.tensors[xt].dims, yd = net_.tensors[yt].dims;
-  if (P.kernel.size() != 2 || xd.size() != 4) unsupported(L, "only 2D deconvolution over NCHW is supported");
+  const size_t ns = P.kernel.size();  // spatial axes
+  if (ns < 2 || ns > 3 || xd.size() != ns + 2)
+    unsupported(L, "only 2D and 3D deconvolution over NC(D)HW is supported (kernel rank " + std::to_string(ns) + ")");
+  const Precision prec = precision_of(id);
+  if (ns == 3 && prec != Precision::kFP32 && prec != Precision::kUnset)
+    unsupported(L, "3D deconvolution runs in FP32 only (precision " + std::string(to_string(prec)) + ")");
   auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
-  int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
-  int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1));
-  int dh = int(get(P.dilation, 0, 1)), dw = int(get(P.dilation, 1, 1));
-  int pt = int(get(P.pre_padding, 0, 0)), pl = int(get(P.pre_padding, 1, 0));
-  int pb = int(get(P.post_padding, 0, 0)), pr = int(get(P.post_padding, 1, 0));
+  std::vector<int> kern(ns), st(ns), dil(ns), pre(ns), post(ns), pads(ns);
+  int64_t ksize = 1;  // kernel elements per (input map, output map)
+  for (size_t a = 0; a < ns; ++a) {
+    kern[a] = int(P.kernel[a]), st[a] = int(get(P.stride, a, 1)), dil[a] = int(get(P.dilation, a, 1));
+    pre[a] = int(get(P.pre_padding, a, 0)), post[a] = int(get(P.post_padding, a, 0));
+    ksize *= kern[a];
+  }
   int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups);
   std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
-  if (int64_t(wv.size()) != C * (K / G) * kh * kw) unsupported(L, "kernel size differs from [C, K/g, kh, kw]");
+  if (int64_t(wv.size()) != C * (K / G) * ksize) unsupported(L, "kernel size differs from [C, K/g, kernel...]");
   const std::vector<float> w_orig = wv;
-  round_weights(id, wv, K / G, false, int64_t(kh) * kw);
+  round_weights(id, wv, K / G, false, ksize);
   const float* wdev = upload_f32(wv);
   const float* bdev = nullptr;
   if (P.bias_weights >= 0) {
     std::vector<float> bv = weights_f32(P.bias_weights, "bias");
     if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
-    if (precision_of(id) == Precision::kFP16) round_weights(id, bv, 1, true, 1);
-    if (G == 1) quantize_bias(id, L, w_orig, K, false, int64_t(kh) * kw, bv);
+    if (prec == Precision::kFP16) round_weights(id, bv, 1, true, 1);
+    if (G == 1) quantize_bias(id, L, w_orig, K, false, ksize, bv);
     bdev = upload_f32(bv);
   }
-  const std::string w = where_;
   auto full = [](int64_t in, int pad, int k, int s, int d) { return (in - 1) * s - 2 * pad + d * (k - 1) + 1; };
-  bool direct = pt == pb && pl == pr && full(xd[2], pt, kh, sh, dh) == yd[2] && full(xd[3], pl, kw, sw, dw) == yd[3];
+  bool direct = true;  // symmetric padding that gives y's size: cuDNN writes y itself
+  for (size_t a = 0; a < ns; ++a)
+    direct = direct && pre[a] == post[a] && full(xd[2 + a], pre[a], kern[a], st[a], dil[a]) == yd[2 + a];
   Dims fd = yd;
   if (!direct) {
-    fd = {yd[0], yd[1], full(xd[2], 0, kh, sh, dh), full(xd[3], 0, kw, sw, dw)};
-    if (pt + yd[2] > fd[2] || pl + yd[3] > fd[3]) unsupported(L, "output padding beyond the full deconvolution is not supported");
+    for (size_t a = 0; a < ns; ++a) {
+      fd[2 + a] = full(xd[2 + a], 0, kern[a], st[a], dil[a]);
+      if (pre[a] + yd[2 + a] > fd[2 + a]) unsupported(L, "output padding beyond the full deconvolution is not supported");
+    }
   }
+  for (size_t a = 0; a < ns; ++a) pads[a] = direct ? pre[a] : 0;
   auto D = std::make_shared<ConvDescs>();
   conv_descs_.push_back(D);
   CK(cudnnCreateTensorDescriptor(&D->x));
   CK(cudnnCreateTensorDescriptor(&D->y));
   CK(cudnnCreateFilterDescriptor(&D->w));
   CK(cudnnCreateConvolutionDescriptor(&D->conv));
-  CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(xd[0]), int(xd[1]), int(xd[2]), int(xd[3])));
-  CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(fd[0]), int(fd[1]), int(fd[2]), int(fd[3])));
-  CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(C), int(K / G), kh, kw));
-  CK(cudnnSetConvolution2dDescriptor(D->conv, direct ? pt : 0, direct ? pl : 0, sh, sw, dh, dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  if (ns == 2) {
+    CK(cudnnSetTensor4dDescriptor(D->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(xd[0]), int(xd[1]), int(xd[2]), int(xd[3])));
+    CK(cudnnSetTensor4dDescriptor(D->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(fd[0]), int(fd[1]), int(fd[2]), int(fd[3])));
+    CK(cudnnSetFilter4dDescriptor(D->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(C), int(K / G), kern[0], kern[1]));
+    CK(cudnnSetConvolution2dDescriptor(D->conv, pads[0], pads[1], st[0], st[1], dil[0], dil[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  } else {
+    std::vector<int> fdims = {int(C), int(K / G)};
+    fdims.insert(fdims.end(), kern.begin(), kern.end());
+    CK(set_dense_nd(D->x, xd));
+    CK(set_dense_nd(D->y, fd));
+    CK(cudnnSetFilterNdDescriptor(D->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(fdims.size()), fdims.data()));
+    CK(cudnnSetConvolutionNdDescriptor(D->conv, int(ns), pads.data(), st.data(), dil.data(), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  }
+  const std::string w = where_;
   CK(cudnnSetConvolutionGroupCount(D->conv, int(G)));
   CK(cudnnSetConvolutionMathType(D->conv, copt_.allow_tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -82,10 +123,11 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
   const bool has_chain = epi.n_ops > 0;
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
   float* y = static_cast<float*>(ptr_[out]);
-  int64_t n = volume(yd), inner = yd[2] * yd[3];
+  int64_t n = volume(yd), inner = volume(yd) / (yd[0] * yd[1]);
   DPtr x = in(xt);
   Dims fst = dense_strides(fd);
-  int64_t base = pt * fst[2] + pl * fst[3];
+  int64_t base = 0;  // where y starts inside the full output
+  for (size_t a = 0; a < ns; ++a) base += pre[a] * fst[2 + a];
   Shape cs = shape_of(fst, w), cd = shape_of(yd, w);
   std::string lname = L.name;
   add_step(L.name, [=, this](cudaStream_t s) {
@@ -99,8 +141,10 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
     else if (bdev || act >= 0) cuda::bias_activation(y, bdev, K, inner, act, aa, ab, n, s);
   });
   std::ostringstream key;
-  key << "Deconvolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << kh << "x" << kw << "|s=" << sh << "x" << sw
-      << "|p=" << pt << "," << pl << "," << pb << "," << pr << "|d=" << dh << "x" << dw << "|g=" << G << "|fp32"
+  std::vector<int> pre_post = pre;
+  pre_post.insert(pre_post.end(), post.begin(), post.end());
+  key << "Deconvolution|x=" << join_dims(xd) << "|y=" << join_dims(yd) << "|k=" << join_ints(kern, "x") << "|s=" << join_ints(st, "x")
+      << "|p=" << join_ints(pre_post, ",") << "|d=" << join_ints(dil, "x") << "|g=" << G << "|fp32"
       << (copt_.allow_tf32 ? "|tf32" : "");
   std::string tactic = std::string("cudnn_bwd_data:") + bwd_algo_name(int(algo)) +
                        (has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops) : aid >= 0 ? "+bias_act_kernel" : "");

@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -277,6 +278,43 @@ __global__ void reduce_rows_kernel(ReduceOp op, const float* x, float* y, idx_t 
     float t = red_init(op);
     for (int k = 0; k < int(blockDim.x >> 5); ++k) t = red_op(op, t, sh[k]);
     y[blockIdx.x] = op == ReduceOp::kAvg ? t / float(nred) : t;
+  }
+}
+
+// Integer reduce (int32/int64; ArgMax/ArgMin/Hardmax reduce int64 indices): one warp per output,
+// accumulated in int64 and stored in T, as the CPU reference (kernels_ref.cpp make_reduce) whose
+// double accumulator is exact below 2^53. kMax/kMin start from the type's limits; kAvg divides
+// with truncation toward zero, as the reference's int64_t(double) conversion.
+__device__ __forceinline__ long long red_init_i(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: case ReduceOp::kAvg: return 0;
+    case ReduceOp::kProd: return 1;
+    case ReduceOp::kMax: return LLONG_MIN;
+    case ReduceOp::kMin: return LLONG_MAX;
+  }
+  return 0;
+}
+__device__ __forceinline__ long long red_op_i(ReduceOp op, long long a, long long b) {
+  switch (op) {
+    case ReduceOp::kSum: case ReduceOp::kAvg: return a + b;
+    case ReduceOp::kProd: return a * b;
+    case ReduceOp::kMax: return a > b ? a : b;
+    case ReduceOp::kMin: return a < b ? a : b;
+  }
+  return a + b;
+}
+template <class T>
+__global__ void reduce_int_kernel(ReduceOp op, const T* x, T* y, IShape kd, IShape ks, IShape rd, IShape rs,
+                                  idx_t nout, idx_t nred) {
+  int lane = threadIdx.x & 31;
+  idx_t warp = (idx_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  idx_t nwarps = (idx_t(gridDim.x) * blockDim.x) >> 5;
+  for (idx_t o = warp; o < nout; o += nwarps) {
+    idx_t base = offset_of(o, kd, ks);
+    long long acc = red_init_i(op);
+    for (idx_t r = lane; r < nred; r += 32) acc = red_op_i(op, acc, (long long)x[base + offset_of(r, rd, rs)]);
+    for (int off = 16; off > 0; off >>= 1) acc = red_op_i(op, acc, __shfl_xor_sync(0xffffffffu, acc, off));
+    if (lane == 0) y[o] = T(op == ReduceOp::kAvg ? acc / (long long)nred : acc);
   }
 }
 
@@ -621,6 +659,17 @@ void reduce(ReduceOp op, const float* x, float* y, Shape kd, Shape ks, Shape rd,
     return;
   }
   reduce_kernel<<<blocks_for(nout * 32), kBlock, 0, s>>>(op, x, y, kd, ks, rd, rs, nout, nred);
+}
+
+void reduce_int(ReduceOp op, bool i64, const void* x, void* y, Shape kd, Shape ks, Shape rd, Shape rs,
+                cudaStream_t s) {
+  int64_t nout = count_of(kd), nred = count_of(rd);
+  if (i64)
+    reduce_int_kernel<int64_t><<<blocks_for(nout * 32), kBlock, 0, s>>>(
+        op, static_cast<const int64_t*>(x), static_cast<int64_t*>(y), kd, ks, rd, rs, nout, nred);
+  else
+    reduce_int_kernel<int32_t><<<blocks_for(nout * 32), kBlock, 0, s>>>(
+        op, static_cast<const int32_t*>(x), static_cast<int32_t*>(y), kd, ks, rd, rs, nout, nred);
 }
 
 void resize2d(const Resize2d& r, const float* x, float* y, cudaStream_t s) {

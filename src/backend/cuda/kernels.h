@@ -58,6 +58,9 @@ void pooling2d(const Pool2d& p, const float* x, float* y, cudaStream_t s);
 // kept/red strides are the input's element strides of those axes.
 void reduce(ReduceOp op, const float* x, float* y, Shape kept_dims, Shape kept_strides,
             Shape red_dims, Shape red_strides, cudaStream_t s);
+// The same over int32 (i64 false) or int64 values, accumulated in int64 (reduce_int_kernel).
+void reduce_int(ReduceOp op, bool i64, const void* x, void* y, Shape kept_dims, Shape kept_strides,
+                Shape red_dims, Shape red_strides, cudaStream_t s);
 
 // Depthwise convolution (groups == C == K), NCHW, one thread per output; bias and activation
 // (act < 0: none) fused.

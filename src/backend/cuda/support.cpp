@@ -37,9 +37,14 @@ void check_convolution(Checker& c, bool deconv) {
   const auto& p = c.l.as<ConvolutionParams>();
   c.require_float(c.l.inputs[0]);
   if (c.l.inputs.size() > 1) c.refuse("kernel weights given as a tensor input are not supported");
+  if (deconv) {  // executor_gemm.cpp: 2-D, and 3-D through cuDNN's Nd descriptors
+    const size_t ns = p.kernel.size();
+    if (ns < 2 || ns > 3 || c.dims(c.l.inputs[0]).size() != ns + 2)
+      c.refuse("only 2D and 3D deconvolution over NC(D)HW is supported (kernel rank " + std::to_string(ns) + ")");
+    return;
+  }
   if (p.kernel.size() != 2 || c.dims(c.l.inputs[0]).size() != 4)
-    c.refuse(std::string("only 2D ") + (deconv ? "deconvolution" : "convolution") +
-             " over NCHW is supported (kernel rank " + std::to_string(p.kernel.size()) + ")");
+    c.refuse("only 2D convolution over NCHW is supported (kernel rank " + std::to_string(p.kernel.size()) + ")");
 }
 
 void check_matmul(Checker& c) {
@@ -183,7 +188,13 @@ void check_kind(Checker& c) {
     case LayerKind::kResize: check_resize(c); break;
     case LayerKind::kSoftMax: check_softmax(c); break;
     case LayerKind::kNormalization: check_normalization(c); break;
-    case LayerKind::kReduce:
+    case LayerKind::kReduce: {  // fp32 (kernels.cu reduce), int32/int64 (reduce_int)
+      const DataType dt = c.type(l.inputs[0]);
+      if (dt != DataType::kInt32 && dt != DataType::kInt64) c.require_float(l.inputs[0]);
+      if ((dt == DataType::kInt32 || dt == DataType::kInt64) && c.type(l.outputs[0]) != dt)
+        c.refuse("integer output type differs from the input's");
+      break;
+    }
     case LayerKind::kLRN: c.require_float(l.inputs[0]); break;
     case LayerKind::kUnary: {
       UnaryOp op = l.as<UnaryParams>().op;
@@ -250,6 +261,10 @@ Support cuda_layer_support(const Network& net, LayerId id, Precision precision, 
   }
   Checker c{net, l, ""};
   check_kind(c);
+  // 3-D deconvolution: FP32 only (no FP16/INT8 rounding steps are written for it).
+  if (l.kind == LayerKind::kDeconvolution && l.as<ConvolutionParams>().kernel.size() == 3 &&
+      precision != Precision::kFP32 && precision != Precision::kUnset)
+    c.refuse("3D deconvolution runs in FP32 only (precision " + std::string(to_string(precision)) + ")");
   if (!c.why.empty()) return {false, c.why};
   return {true, ""};
 }
