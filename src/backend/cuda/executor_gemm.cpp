@@ -123,7 +123,8 @@ void CudaExecutorImpl::build_deconvolution(LayerId id, const Layer& L) {
   const bool has_chain = epi.n_ops > 0;
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
   float* y = static_cast<float*>(ptr_[out]);
-  int64_t n = volume(yd), inner = volume(yd) / (yd[0] * yd[1]);
+  int64_t n = volume(yd), inner = 1;  // elements per (image, output map)
+  for (size_t a = 0; a < ns; ++a) inner *= yd[2 + a];
   DPtr x = in(xt);
   Dims fst = dense_strides(fd);
   int64_t base = 0;  // where y starts inside the full output
