@@ -154,6 +154,10 @@ struct LowerPolicy {
   // its rounding), and an INT8 convolution folds no Scale (the float arithmetic stays that of the
   // Q/DQ export). Unset: emulated layers never fuse (each rounds its own inputs and outputs).
   bool fuse_emulated = false;
+  // An emulated value that every reader rounds to the same grid (FP16, or INT8 with its one
+  // scale) and that is no network output is rounded in place once, right after its producer
+  // (where the producer's step applies it), instead of into a copy per reader: the same bits.
+  bool round_in_place = false;
   // Real FP16 (GPU). FP16 layers this accepts compute in half precision: their float outputs are
   // stored as half (ExecValue::storage), they fuse with each other as FP32 layers do, and a value
   // crossing between half and float storage gets one convert step before its first consumer

@@ -661,6 +661,7 @@ class Lowering {
   void emit_steps() {
     if (view_.empty()) view_.assign(net_.layers.size(), 0);
     grid_.assign(net_.tensors.size(), {Precision::kUnset, 0.f});
+    for (TensorId t : net_.inputs) round_for_readers(t);
     for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
       const Layer& l = net_.layers[size_t(id)];
       if (l.kind == LayerKind::kConstant) {
@@ -685,7 +686,9 @@ class Lowering {
         for (ValueId& in : s.inputs)
           if (!g_.values[size_t(in)].int8_codes())  // codes: read as they are
             in = stored_as(in, native_[size_t(id)] ? DataType::kHalf : DataType::kFloat, id);
+        const std::vector<ValueId> outs = s.outputs;
         push(std::move(s));
+        for (ValueId o : outs) round_for_readers(o);
         continue;
       }
       // Emulated numerics: the float inputs are read through rounded copies (one per tensor),
@@ -724,7 +727,43 @@ class Lowering {
           grid_[size_t(o)] = {p, r.scale};
           push(std::move(r));
         }
+      for (ValueId o : outs) round_for_readers(o);
     }
+  }
+
+  // LowerPolicy::round_in_place: when every step reading value o (a network input, or a step's
+  // output) is an emulated step that would round it into a copy of its own, all to one grid, o
+  // is rounded in place right after its producer instead (the producer's step applies it: a
+  // chain's last link, a pass after a convolution), and the readers find it on the grid. The
+  // same bits as the copies; none of them is read unrounded (no network output, no view, no
+  // FP32 reader).
+  void round_for_readers(ValueId o) {
+    if (!pol_.round_in_place || pol_.keep_all || pol_.fp16_native || pol_.int8_native) return;
+    const ExecValue& val = g_.values[size_t(o)];
+    if (val.alias_of >= 0 || val.tensor < 0 || val.type != DataType::kFloat || val.storage != DataType::kFloat ||
+        val.int8_codes() || size_t(o) >= net_.tensors.size() || (size_t(o) < elided_.size() && elided_[size_t(o)]))
+      return;
+    if (std::find(net_.outputs.begin(), net_.outputs.end(), TensorId(o)) != net_.outputs.end()) return;
+    const Tensor& t = net_.tensors[size_t(o)];
+    Precision want = Precision::kUnset;
+    LayerId first = -1;
+    for (LayerId c : cons_[size_t(o)]) {
+      const LayerId step = absorber_[size_t(c)] >= 0 ? absorber_[size_t(c)] : c;
+      if (view_[size_t(c)] || view_[size_t(step)]) return;
+      const Layer& sl = net_.layers[size_t(step)];
+      const bool reads = chain_in_[size_t(step)] >= 0 ? chain_in_[size_t(step)] == TensorId(o)
+                                                      : std::count(sl.inputs.begin(), sl.inputs.end(), TensorId(o)) > 0;
+      const Precision p = precision_of(step);
+      if (!reads || !emulated(p) || native_[size_t(step)] || !rounds(p, t)) return;
+      if (p == Precision::kINT8 && num_.per_channel_axis.count(t.name)) return;  // per-channel copies
+      if (want != Precision::kUnset && p != want) return;
+      want = p;
+      if (first < 0) first = step;
+    }
+    if (want == Precision::kUnset || on_grid(o, want, t)) return;
+    ExecStep r = round_step(first, want, o, o);
+    grid_[size_t(o)] = {want, r.scale};
+    push(std::move(r));
   }
 
   // Whether value v (a tensor, or a view of one) already lies on the grid that layer precision p

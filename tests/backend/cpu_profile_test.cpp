@@ -39,9 +39,11 @@ TensorMap random_input(const Network& net) {
 bool joins_previous(const ExecGraph& g, size_t i) {
   if (i == 0) return false;
   const ExecStep& r = g.steps[i];
+  if (r.kind != StepKind::kRound || r.inputs[0] != r.outputs[0] || r.rounding == Rounding::kInt8PerChannel) return false;
+  // In-place roundings of one value in a row (a value crossing INT8 and FP16 layers) all join.
+  if (g.steps[i - 1].kind == StepKind::kRound) return g.steps[i - 1].outputs[0] == r.inputs[0] && joins_previous(g, i - 1);
   const ExecStep& p = g.steps[i - 1];
-  return r.kind == StepKind::kRound && p.kind != StepKind::kRound && r.inputs[0] == r.outputs[0] &&
-         p.outputs.size() == 1 && p.outputs[0] == r.inputs[0] && r.rounding != Rounding::kInt8PerChannel;
+  return p.outputs.size() == 1 && p.outputs[0] == r.inputs[0];
 }
 
 // One entry per step of lower()'s graph, in its order, each named after the step's layer(s); a
@@ -59,7 +61,9 @@ void expect_profile_matches_graph(const Network& net, const ExecOptions& opt) {
   for (size_t e = 0; e < prof.size(); ++e) {
     const size_t i = entries[e];
     const ExecStep& st = g.steps[i];
-    const bool joined_round = i + 1 < g.steps.size() && joins_previous(g, i + 1);
+    size_t joined_rounds = 0;
+    while (i + 1 + joined_rounds < g.steps.size() && joins_previous(g, i + 1 + joined_rounds)) ++joined_rounds;
+    const bool joined_round = joined_rounds > 0;
     const Layer& l = net.layers[size_t(st.layer)];
     EXPECT_EQ(prof[e].layer.rfind(l.name, 0), 0u) << i << ": " << prof[e].layer << " is not step " << l.name;
     switch (st.kind) {
@@ -68,7 +72,7 @@ void expect_profile_matches_graph(const Network& net, const ExecOptions& opt) {
         break;
       case StepKind::kLayer:
       case StepKind::kPointwiseChain: {
-        size_t fused = joined_round ? 1 : 0;
+        size_t fused = joined_rounds;
         for (const Epilogue& ep : st.epilogue) fused += ep.layers.size();
         std::string kind = std::string(to_string(l.kind));
         EXPECT_EQ(prof[e].kind.rfind(kind, 0), 0u) << prof[e].layer;

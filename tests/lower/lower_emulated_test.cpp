@@ -269,3 +269,61 @@ TEST(LowerEmulated, OneEmulatedLinkJoinsTheConvolution) {
             "conv [Convolution] (x) -> c\n"
             "mul [ElementWise] (c, k) -> y\n");
 }
+
+// LowerPolicy::round_in_place: an INT8 convolution's output c read by two FP16 layers is rounded
+// to FP16 once, in place after the convolution's own INT8 rounding (both in the convolution's
+// step on the CPU), instead of one copy per reader; with an FP32 reader, or c a network output,
+// the readers keep their copies (someone reads c unrounded).
+TEST(LowerEmulated, RoundInPlaceOnceForReadersOnOneGrid) {
+  struct TwoReaders : Net {
+    TensorId x, c, a, b;
+    LayerId conv_id, relu_a, relu_b;
+    TwoReaders() {
+      x = input("x");
+      c = tensor("c");
+      a = tensor("a");
+      b = tensor("b");
+      conv_id = conv("conv", x, c);
+      relu_a = act("relu_a", c, a, ActivationType::kRelu);
+      relu_b = act("relu_b", c, b, ActivationType::kRelu);
+      output(a);
+      output(b);
+      n.verify();
+    }
+  } t;
+  Numerics num;
+  num.layer_precision.assign(t.n.layers.size(), Precision::kFP16);
+  num.layer_precision[size_t(t.conv_id)] = Precision::kINT8;
+  num.tensor_scales = {{"x", 0.5f}, {"c", 0.25f}};
+  LowerPolicy p = cpu_like(true);
+  EXPECT_EQ(describe(t.n, lower(t.n, num, p)),
+            "conv [round int8] (x) -> x@conv\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "conv [round int8] (c) -> c\n"
+            "relu_a [round fp16] (c) -> c@relu_a\n"
+            "relu_a [pointwise-chain] (c@relu_a) -> a\n"
+            "relu_a [round fp16] (a) -> a\n"
+            "relu_b [round fp16] (c) -> c@relu_b\n"
+            "relu_b [pointwise-chain] (c@relu_b) -> b\n"
+            "relu_b [round fp16] (b) -> b\n");
+  p.round_in_place = true;
+  EXPECT_EQ(describe(t.n, lower(t.n, num, p)),
+            "conv [round int8] (x) -> x\n"  // x's one reader: rounded in place too
+            "conv [Convolution] (x) -> c\n"
+            "conv [round int8] (c) -> c\n"
+            "relu_a [round fp16] (c) -> c\n"
+            "relu_a [pointwise-chain] (c) -> a\n"
+            "relu_a [round fp16] (a) -> a\n"
+            "relu_b [pointwise-chain] (c) -> b\n"
+            "relu_b [round fp16] (b) -> b\n");
+  // relu_b in FP32 reads c as the convolution rounded it: relu_a keeps its copy.
+  num.layer_precision[size_t(t.relu_b)] = Precision::kUnset;
+  EXPECT_NE(describe(t.n, lower(t.n, num, p)).find("relu_a [round fp16] (c) -> c@relu_a\n"), std::string::npos)
+      << describe(t.n, lower(t.n, num, p));
+  // c a network output: it stays as the convolution wrote it.
+  num.layer_precision[size_t(t.relu_b)] = Precision::kFP16;
+  t.output(t.c);
+  const std::string d = describe(t.n, lower(t.n, num, p));
+  EXPECT_NE(d.find("relu_a [round fp16] (c) -> c@relu_a\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("relu_b [round fp16] (c) -> c@relu_b\n"), std::string::npos) << d;
+}

@@ -166,6 +166,17 @@ bool separate_round_steps() {
   return env && std::string(env) == "separate";
 }
 
+// The in-place roundings of steps[i]'s output that steps[i]'s own step applies: the kRound steps
+// right after it that join it (a value crossing FP16 and INT8 layers is rounded twice in a row:
+// both run in the producer's pass, in order).
+using Rounds = std::vector<const ExecStep*>;
+Rounds joined_rounds(const ExecGraph& g, size_t i, bool separate) {
+  Rounds r;
+  while (!separate && i + 1 + r.size() < g.steps.size() && round_joins_producer(g, g.steps[i], g.steps[i + 1 + r.size()]))
+    r.push_back(&g.steps[i + 1 + r.size()]);
+  return r;
+}
+
 // Where a convolution step's epilogue turns from oneDNN post-ops into a point-wise chain
 // (epilogue size: no chain). lower() sets chain_input_at when it absorbed a chain after the
 // convolution's own epilogue; 0 is also "no chain". A chain with element-wise links starts at
@@ -351,7 +362,7 @@ void fold_scale_alpha(const Network& net, const Layer& scale, cpu::ConvSpec& s) 
 
 // The convolution of a lowered step: weights rounded, Scales folded, activations as post-ops.
 cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
-                        std::shared_ptr<cpu::ConvScratch> scratch, int block, const ExecStep* round) {
+                        std::shared_ptr<cpu::ConvScratch> scratch, int block, const Rounds& rounds) {
   const Layer& l = net.layers[size_t(st.layer)];
   const auto& p = l.as<ConvolutionParams>();
   cpu::ConvSpec s;
@@ -399,7 +410,7 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
     }
     s.chain.push_back(chain_link(net, st.epilogue[i]));
   }
-  if (round) s.chain.push_back(round_link(*round));
+  for (const ExecStep* r : rounds) s.chain.push_back(round_link(*r));
   for (size_t i : sp.scales) {
     fold_scale(net, l, net.layers[size_t(st.epilogue[i].layers[0])], s);
     fold_scale_alpha(net, net.layers[size_t(st.epilogue[i].layers[0])], s);
@@ -445,6 +456,9 @@ LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
   // 2026-12-01, for comparisons).
   const char* emulated_fusion = std::getenv("TANDEM_CPU_EMULATED_FUSION");
   p.fuse_emulated = !(emulated_fusion && std::string(emulated_fusion) == "off");
+  // A value every reader rounds to one grid is rounded once in place (the same bits, no copy
+  // per reader); not while an observer reads the tensors as the layers computed them.
+  p.round_in_place = !opt.observe_tensor;
   // The reference runs every layer's own kernel, views included.
   p.alias_views = !opt.reference_kernels;
   p.alignment = 64;
@@ -850,10 +864,9 @@ class CpuExecutor : public Executor {
     auto conv_scratch = std::make_shared<cpu::ConvScratch>();
     const bool separate = separate_round_steps();
     for (size_t i = 0; i < graph_.steps.size(); ++i) {
-      const ExecStep* round = nullptr;
-      if (!separate && i + 1 < graph_.steps.size() && round_joins_producer(graph_, graph_.steps[i], graph_.steps[i + 1]))
-        round = &graph_.steps[++i];
-      steps_.push_back(build_step(net, opt, graph_.steps[i - (round ? 1 : 0)], conv_scratch, round));
+      const Rounds rounds = joined_rounds(graph_, i, separate);
+      steps_.push_back(build_step(net, opt, graph_.steps[i], conv_scratch, rounds));
+      i += rounds.size();
     }
     if (opt.observe_tensor) plan_observation(opt.observe_tensor);
   }
@@ -937,8 +950,10 @@ class CpuExecutor : public Executor {
     size_t run_step = 0;
     for (size_t i = 0; i < graph_.steps.size(); ++i, ++run_step) {  // the constructor's joining
       for (ValueId v : graph_.steps[i].outputs) writer[size_t(v)] = int(run_step);
-      if (!separate && i + 1 < graph_.steps.size() && round_joins_producer(graph_, graph_.steps[i], graph_.steps[i + 1]))
-        for (ValueId v : graph_.steps[++i].outputs) writer[size_t(v)] = int(run_step);
+      const Rounds rounds = joined_rounds(graph_, i, separate);
+      for (const ExecStep* r : rounds)
+        for (ValueId v : r->outputs) writer[size_t(v)] = int(run_step);
+      i += rounds.size();
     }
     completes_.assign(steps_.size(), {});
     for (TensorId t = 0; t < TensorId(n_tensors_); ++t) {
@@ -968,12 +983,12 @@ class CpuExecutor : public Executor {
       if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
   }
 
-  // round: the in-place rounding of st's output that st's step applies (round_joins_producer).
+  // rounds: the in-place roundings of st's output that st's step applies (joined_rounds).
   RunStep build_step(const Network& net, const ExecOptions& opt, const ExecStep& st,
-                     const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const ExecStep* round) {
+                     const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const Rounds& rounds) {
     RunStep r;
     label_step(net, graph_, st, r);
-    if (round) r.kind += "+Round";
+    for (size_t k = 0; k < rounds.size(); ++k) r.kind += "+Round";
     r.serial = serial_step(net, graph_, st);
     for (ValueId v : st.inputs) r.in.push_back(ptr_[size_t(v)]);
     for (ValueId v : st.outputs) r.out.push_back(ptr_[size_t(v)]);
@@ -988,7 +1003,7 @@ class CpuExecutor : public Executor {
       case StepKind::kPointwiseChain: {
         std::vector<cpu::ChainLink> links;
         for (const Epilogue& e : st.epilogue) links.push_back(chain_link(net, e));
-        if (round) links.push_back(round_link(*round));
+        for (const ExecStep* rs : rounds) links.push_back(round_link(*rs));
         r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(st.inputs[0])].dims));
         return r;
       }
@@ -1005,7 +1020,7 @@ class CpuExecutor : public Executor {
       } guard{team_};
       if (r.serial) omp_set_num_threads(1);
       built_int8_ = false;
-      r.kernel = layer_kernel(net, opt, st, conv_scratch, round);
+      r.kernel = layer_kernel(net, opt, st, conv_scratch, rounds);
       // A profile marks real INT8 steps: "Convolution(int8)+...".
       if (built_int8_) r.kind.insert(std::string(to_string(l.kind)).size(), "(int8)");
     } catch (const dnnl::error& e) {
@@ -1014,17 +1029,19 @@ class CpuExecutor : public Executor {
     return r;
   }
 
-  // A kernel applying `round` after the layer's own (the convolution's: as its chain's last link).
+  // A kernel applying `rounds` after the layer's own (the convolution's: as its chain's last links).
   Kernel layer_kernel(const Network& net, const ExecOptions& opt, const ExecStep& st,
-                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const ExecStep* round) const {
+                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const Rounds& rounds) const {
     const Layer& l = net.layers[size_t(st.layer)];
     const bool conv = l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution;
-    if (round && (opt.reference_kernels || !conv)) {
-      Kernel k = layer_kernel(net, opt, st, conv_scratch, nullptr);
-      const int64_t n = volume(graph_.values[size_t(round->inputs[0])].dims);
-      return [k = std::move(k), rs = *round, n](const std::vector<void*>& in, const std::vector<void*>& out) {
+    if (!rounds.empty() && (opt.reference_kernels || !conv)) {
+      Kernel k = layer_kernel(net, opt, st, conv_scratch, {});
+      const int64_t n = volume(graph_.values[size_t(rounds[0]->inputs[0])].dims);
+      std::vector<ExecStep> rs;
+      for (const ExecStep* r : rounds) rs.push_back(*r);
+      return [k = std::move(k), rs = std::move(rs), n](const std::vector<void*>& in, const std::vector<void*>& out) {
         k(in, out);
-        round_values(rs, static_cast<const float*>(out[0]), static_cast<float*>(out[0]), n);
+        for (const ExecStep& r : rs) round_values(r, static_cast<const float*>(out[0]), static_cast<float*>(out[0]), n);
       };
     }
     if (opt.reference_kernels) {
@@ -1032,7 +1049,7 @@ class CpuExecutor : public Executor {
       if (!conv) return cpu::make_ref_kernel(net, l, net.weights);
       // The reference: plain loops; the convolution's prepared (rounded) weights replace the
       // layer's own in a copy of the weights.
-      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, nullptr);
+      cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, {});
       std::vector<Weights> prepared = net.weights;
       const auto& cp = l.as<ConvolutionParams>();
       auto put = [&](WeightsId w, const std::vector<float>& v) {
@@ -1052,7 +1069,7 @@ class CpuExecutor : public Executor {
     switch (l.kind) {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution: {
-        cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, round);
+        cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, rounds);
         built_int8_ = !s.kernel_codes.empty();
         if (built_int8_) return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
         return cpu::make_conv_kernel(s);
