@@ -15,6 +15,8 @@ cp "$B/tests/backend_cuda/tandem_tests_cuda" "$B/src/backend/cuda/tandem_cuda_be
 [[ -f "$B/tests/backend_cuda/tandem_tests_cuda_models" ]] && cp "$B/tests/backend_cuda/tandem_tests_cuda_models" "$C/bin/"
 # `--backend cuda` of calibrate / compare / build-dla through the CLI (TANDEM_CLI on the device).
 [[ -f "$B/tests/cli/tandem_tests_cli_quant_backend_gpu" ]] && cp "$B/tests/cli/tandem_tests_cli_quant_backend_gpu" "$C/bin/"
+# Data-dependent shapes (NonZero, NMS) on the GPU: hand-built networks, no data files.
+[[ -f "$B/tests/conformance/tandem_dynamic_shapes_cuda" ]] && cp "$B/tests/conformance/tandem_dynamic_shapes_cuda" "$C/bin/"
 # The cross-backend op test and the ONNX node tests on the CUDA backend, with ONNX's test data
 # (the device image has no libonnx-testdata; run_device.sh unpacks it where the tests look).
 # SKIP_OPS=1: neither (they are large; run_device.sh skips them the same way).

@@ -33,6 +33,10 @@ ls "$CUDNN_LIB" | grep -m1 'libcudnn.so.9\.'
 if [[ -z "${SKIP_TESTS:-}" ]]; then
 echo "== gtest: per-layer"
 $C/bin/tandem_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_layers.log" | tail -40
+if [[ -x $C/bin/tandem_dynamic_shapes_cuda ]]; then
+  echo "== gtest: data-dependent shapes (NonZero, NMS)"
+  $C/bin/tandem_dynamic_shapes_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_dynamic.log" | tail -8
+fi
 echo "== gtest: models vs CPU backend"
 OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models --gtest_filter="${MODELS_FILTER:-*}" 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|\[int8|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
 fi
