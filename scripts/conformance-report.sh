@@ -68,7 +68,7 @@ tmp="$out.tmp.$$"
   echo
   echo "## CUDA backend exceptions (tests/conformance/expected_cuda.tsv)"
   echo
-  echo "Last CUDA run: NVIDIA H200, 2026-12-01 07:03 UTC, a whole run of \`tandem_conformance_cuda\` built"
+  echo "Last CUDA run: NVIDIA H200, 2026-12-01 06:58 UTC, a whole run of \`tandem_conformance_cuda\` built"
   echo "from commit f8fd276: 638 passed, 26 failed, 266 skipped (2 checked by property). The failures are"
   echo "exactly the 26 exceptions below: layers the CUDA backend refuses to build (types and modes it has"
   echo "no kernel for: uint8/int8 arithmetic, fp16 Max/Min/Div, mixed-type Pow, cubic Resize). In that"
