@@ -382,9 +382,11 @@ cpu::ConvSpec conv_spec(const Network& net, const Numerics& num, const ExecGraph
   if (g.values[size_t(st.outputs[0])].layout != ValueLayout::kLinear) s.dst_block = block;
   // Before chain_at: oneDNN post-ops (and the folded Scales); from it on: the chain.
   EpilogueSplit sp;
-  // FP32 only: emulated steps keep their chain (and real INT8 requantizes with tandem's own
+  // FP32 and emulated FP16: an FP16 block computes in FP32 and rounds once at its output
+  // (LowerPolicy::fuse_emulated), so its epilogue runs as the FP32 one does and the rounding
+  // stays the chain's last link. INT8 keeps its chain (real INT8 requantizes with tandem's own
   // post-op code, which takes activations and hard-swish).
-  if (l.kind == LayerKind::kConvolution && st.precision != Precision::kINT8 && st.precision != Precision::kFP16) {
+  if (l.kind == LayerKind::kConvolution && st.precision != Precision::kINT8) {
     sp = fp32_epilogue_split(net, st);
   } else {
     sp.chain_at = chain_start(net, st);
