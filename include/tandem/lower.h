@@ -158,6 +158,12 @@ struct LowerPolicy {
   // scale) and that is no network output is rounded in place once, right after its producer
   // (where the producer's step applies it), instead of into a copy per reader: the same bits.
   bool round_in_place = false;
+  // With fuse_emulated: an INT8 convolution takes an FP16 point-wise chain reading its output
+  // alone (scalar affine, written-out hard-swish) into its epilogue, as TensorRT's INT8
+  // Conv + activation layer: the chain runs on the dequantized accumulator and the step
+  // requantizes once to the chain output's INT8 grid (no INT8 and FP16 rounding of the
+  // convolution's output, no FP16 rounding of the chain's). Only onto a per-tensor grid.
+  bool int8_conv_fp16_chain = false;
   // Real FP16 (GPU). FP16 layers this accepts compute in half precision: their float outputs are
   // stored as half (ExecValue::storage), they fuse with each other as FP32 layers do, and a value
   // crossing between half and float storage gets one convert step before its first consumer

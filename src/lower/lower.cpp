@@ -420,12 +420,39 @@ class Lowering {
   // LowerPolicy::conv_chain_capture: an FP32 convolution whose chain never reads its chain
   // input takes another chain after it; that chain's input is captured where it starts.
   bool can_take_second_chain(LayerId conv) const {
-    if (!pol_.conv_chain_capture || fuse_class(conv) != 0) return false;
+    if (!pol_.conv_chain_capture || (fuse_class(conv) != 0 && !int8_conv_chain(conv))) return false;
     const auto& epi = epilogue_[size_t(conv)];
     for (size_t i = size_t(chain_input_at_[size_t(conv)]); i < epi.size(); ++i)
       if (epi[i].operand == EpilogueOperand::kChainInputLeft || epi[i].operand == EpilogueOperand::kChainInputRight)
         return false;
     return true;
+  }
+
+  // LowerPolicy::int8_conv_fp16_chain: conv is an INT8 convolution that may take FP16 chains.
+  bool int8_conv_chain(LayerId conv) const {
+    return pol_.int8_conv_fp16_chain && fuse_class(conv) == kInt8Class;
+  }
+  // Whether INT8 convolution conv may take the FP16 chain starting at layer first, whose
+  // output is out: only onto a per-tensor INT8 grid the step's output rounding requantizes to.
+  // A chain ending on a tensor without a scale (PP-LCNetV3's * s + b before hard-swish) may
+  // still go in when the FP16 chain reading that tensor alone, taken next, ends on a grid.
+  bool int8_conv_takes_fp16_chain(LayerId conv, LayerId first, TensorId out, int depth = 0) const {
+    if (!int8_conv_chain(conv) || fuse_class(first) != 2 || out < 0 || depth > 2) return false;
+    const Tensor& T = net_.tensors[size_t(out)];
+    if (T.is_output || T.type != DataType::kFloat || !rounds(Precision::kINT8, T) || num_.per_channel_axis.count(T.name))
+      return false;
+    auto sc = num_.tensor_scales.find(T.name);
+    if (sc != num_.tensor_scales.end() && sc->second > 0.f && std::isfinite(sc->second)) return true;
+    for (LayerId next = first + 1; next < LayerId(net_.layers.size()); ++next) {
+      if (chain_in_[size_t(next)] != out) continue;
+      for (LayerId c : cons_[size_t(out)]) {
+        bool member = false;
+        for (const Epilogue& e : epilogue_[size_t(next)]) member = member || e.layers[0] == c;
+        if (!member) return false;
+      }
+      return int8_conv_takes_fp16_chain(conv, next, final_out_[size_t(next)], depth + 1);
+    }
+    return false;
   }
 
   // A chain reading a convolution's final output, and read by nothing else, runs in the
@@ -452,10 +479,14 @@ class Lowering {
       LayerId q = X.producer;
       const bool activation = net_.layers[size_t(q)].kind == LayerKind::kActivation;
       const LayerId a = absorber_[size_t(q)];
-      LayerId conv = a >= 0 && (activation || (pol_.conv_chain_capture && fuse_class(a) == 0)) ? a : q;
+      LayerId conv =
+          a >= 0 && (activation || (pol_.conv_chain_capture && (fuse_class(a) == 0 || int8_conv_chain(a)))) ? a : q;
+      // An INT8 convolution takes an FP16 chain as TensorRT's INT8 Conv + activation layer
+      // (LowerPolicy::int8_conv_fp16_chain): x0 stays float inside, one requantization at the end.
+      const bool int8_fp16 = int8_conv_takes_fp16_chain(conv, first, final_out_[size_t(first)]);
       if (!is_conv(net_.layers[size_t(conv)].kind) || fuse_class(conv) < 0 ||
-          (has_chain_[size_t(conv)] && !can_take_second_chain(conv)) || fuse_class(conv) != fuse_class(first) ||
-          !can_elide(fuse_class(conv), x0))
+          (has_chain_[size_t(conv)] && !can_take_second_chain(conv)) ||
+          (fuse_class(conv) != fuse_class(first) && !int8_fp16) || (!int8_fp16 && !can_elide(fuse_class(conv), x0)))
         continue;
       auto& epi = epilogue_[size_t(conv)];
       TensorId conv_out = epi.empty() ? net_.layers[size_t(conv)].outputs[0] : final_out_[size_t(conv)];

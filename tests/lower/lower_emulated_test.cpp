@@ -327,3 +327,52 @@ TEST(LowerEmulated, RoundInPlaceOnceForReadersOnOneGrid) {
   EXPECT_NE(d.find("relu_a [round fp16] (c) -> c@relu_a\n"), std::string::npos) << d;
   EXPECT_NE(d.find("relu_b [round fp16] (c) -> c@relu_b\n"), std::string::npos) << d;
 }
+
+// LowerPolicy::int8_conv_fp16_chain: an INT8 convolution takes the FP16 chain reading its output
+// alone into its epilogue (TensorRT's INT8 Conv + activation): c is neither rounded to INT8 nor
+// to FP16, the chain's links run on the float result and the step requantizes once to y's INT8
+// grid (y's FP16 rounding gone too). Without a scale for y (nothing to requantize to), or
+// without the flag, the chain keeps its step and c its roundings.
+TEST(LowerEmulated, Int8ConvolutionTakesTheFp16ChainAndRequantizesOnce) {
+  Net n;
+  TensorId x = n.input("x"), c = n.tensor("c"), m = n.tensor("m"), y = n.tensor("y"), z = n.tensor("z");
+  n.conv("conv", x, c);
+  TensorId k = n.scalar("k", 0.1f), b = n.scalar("b", 0.3f);
+  n.elt("mul", c, k, m, ElementWiseOp::kProd);
+  n.elt("add", m, b, y, ElementWiseOp::kSum);
+  n.conv("conv2", y, z);
+  n.output(z);
+  Numerics num;
+  num.layer_precision.assign(n.n.layers.size(), Precision::kFP16);
+  num.layer_precision[0] = Precision::kINT8;
+  num.layer_precision.back() = Precision::kINT8;
+  num.tensor_scales = {{"x", 0.5f}, {"c", 0.25f}, {"y", 0.125f}, {"z", 1.f}};
+  LowerPolicy p = cpu_like(true);
+  p.round_in_place = true;
+  const std::string before = describe(n.n, lower(n.n, num, p));
+  EXPECT_NE(before.find("conv [round int8] (c) -> c\n"), std::string::npos) << before;
+  EXPECT_NE(before.find("mul [round fp16] (c) -> c\n"
+                        "mul [pointwise-chain] +add (c) -> y\n"
+                        "mul [round fp16] (y) -> y\n"),
+            std::string::npos)
+      << before;
+  p.int8_conv_fp16_chain = true;
+  ExecGraph g = lower(n.n, num, p);
+  const std::string d = describe(n.n, g);
+  EXPECT_EQ(d,
+            "conv [round int8] (x) -> x\n"
+            "conv [Convolution] +mul +add (x) -> y\n"
+            "conv [round int8] (y) -> y\n"
+            "conv2 [Convolution] (y) -> z\n"
+            "conv2 [round int8] (z) -> z\n");
+  ASSERT_EQ(g.steps[1].epilogue.size(), 2u);
+  EXPECT_EQ(g.steps[1].epilogue[0].scalar, round_to_fp16(0.1f));  // read as the FP16 layer reads it
+  EXPECT_EQ(g.steps[1].epilogue[1].scalar, round_to_fp16(0.3f));
+  EXPECT_EQ(g.steps[2].rounding, Rounding::kInt8);
+  EXPECT_EQ(g.steps[2].scale, 0.125f);
+  num.tensor_scales.erase("y");
+  num.layer_precision.back() = Precision::kFP16;
+  const std::string no_grid = describe(n.n, lower(n.n, num, p));
+  EXPECT_NE(no_grid.find("conv [round int8] (c) -> c\n"), std::string::npos) << no_grid;
+  EXPECT_EQ(no_grid.find("+mul"), std::string::npos) << no_grid;
+}

@@ -461,6 +461,10 @@ LowerPolicy cpu_lower_policy(const ExecOptions& opt, bool keep_all) {
   // A value every reader rounds to one grid is rounded once in place (the same bits, no copy
   // per reader); not while an observer reads the tensors as the layers computed them.
   p.round_in_place = !opt.observe_tensor;
+  // INT8 convolutions requantize after the FP16 chain that follows them (TensorRT's fused INT8
+  // Conv + activation; docs/quantization.md); TANDEM_CPU_INT8_CHAIN=off: the chain's own step.
+  const char* int8_chain = std::getenv("TANDEM_CPU_INT8_CHAIN");
+  p.int8_conv_fp16_chain = p.fuse_emulated && !(int8_chain && std::string(int8_chain) == "off");
   // The reference runs every layer's own kernel, views included.
   p.alias_views = !opt.reference_kernels;
   p.alignment = 64;
