@@ -433,7 +433,8 @@ class Lowering {
     return pol_.int8_conv_fp16_chain && fuse_class(conv) == kInt8Class;
   }
   // Whether INT8 convolution conv may take the FP16 chain starting at layer first, whose
-  // output is out: only onto a per-tensor INT8 grid the step's output rounding requantizes to.
+  // output is out: only onto a per-tensor INT8 grid the step's output rounding requantizes to,
+  // read by INT8 layers alone.
   // A chain ending on a tensor without a scale (PP-LCNetV3's * s + b before hard-swish) may
   // still go in when the FP16 chain reading that tensor alone, taken next, ends on a grid.
   bool int8_conv_takes_fp16_chain(LayerId conv, LayerId first, TensorId out, int depth = 0) const {
@@ -441,8 +442,12 @@ class Lowering {
     const Tensor& T = net_.tensors[size_t(out)];
     if (T.is_output || T.type != DataType::kFloat || !rounds(Precision::kINT8, T) || num_.per_channel_axis.count(T.name))
       return false;
+    // On a grid only when every reader is INT8 (rounds it to that grid anyway): an FP16 or FP32
+    // reader keeps reading the chain's FP16 output.
     auto sc = num_.tensor_scales.find(T.name);
-    if (sc != num_.tensor_scales.end() && sc->second > 0.f && std::isfinite(sc->second)) return true;
+    bool int8_readers = !cons_[size_t(out)].empty();
+    for (LayerId c : cons_[size_t(out)]) int8_readers = int8_readers && precision_of(c) == Precision::kINT8;
+    if (int8_readers && sc != num_.tensor_scales.end() && sc->second > 0.f && std::isfinite(sc->second)) return true;
     for (LayerId next = first + 1; next < LayerId(net_.layers.size()); ++next) {
       if (chain_in_[size_t(next)] != out) continue;
       for (LayerId c : cons_[size_t(out)]) {

@@ -331,8 +331,8 @@ TEST(LowerEmulated, RoundInPlaceOnceForReadersOnOneGrid) {
 // LowerPolicy::int8_conv_fp16_chain: an INT8 convolution takes the FP16 chain reading its output
 // alone into its epilogue (TensorRT's INT8 Conv + activation): c is neither rounded to INT8 nor
 // to FP16, the chain's links run on the float result and the step requantizes once to y's INT8
-// grid (y's FP16 rounding gone too). Without a scale for y (nothing to requantize to), or
-// without the flag, the chain keeps its step and c its roundings.
+// grid (y's FP16 rounding gone too). With a reader of y that is not INT8, without a scale for y
+// (nothing to requantize to), or without the flag, the chain keeps its step and c its roundings.
 TEST(LowerEmulated, Int8ConvolutionTakesTheFp16ChainAndRequantizesOnce) {
   Net n;
   TensorId x = n.input("x"), c = n.tensor("c"), m = n.tensor("m"), y = n.tensor("y"), z = n.tensor("z");
@@ -370,8 +370,11 @@ TEST(LowerEmulated, Int8ConvolutionTakesTheFp16ChainAndRequantizesOnce) {
   EXPECT_EQ(g.steps[1].epilogue[1].scalar, round_to_fp16(0.3f));
   EXPECT_EQ(g.steps[2].rounding, Rounding::kInt8);
   EXPECT_EQ(g.steps[2].scale, 0.125f);
-  num.tensor_scales.erase("y");
+  // An FP16 reader of y: it reads the chain's FP16 output as before (no requantization).
   num.layer_precision.back() = Precision::kFP16;
+  const std::string fp16_reader = describe(n.n, lower(n.n, num, p));
+  EXPECT_EQ(fp16_reader.find("+mul"), std::string::npos) << fp16_reader;
+  num.tensor_scales.erase("y");
   const std::string no_grid = describe(n.n, lower(n.n, num, p));
   EXPECT_NE(no_grid.find("conv [round int8] (c) -> c\n"), std::string::npos) << no_grid;
   EXPECT_EQ(no_grid.find("+mul"), std::string::npos) << no_grid;
