@@ -170,44 +170,58 @@ dnnl::post_ops conv_post_ops(const ConvSpec& s, std::vector<int>* scalar_at, std
   return po;
 }
 
+// The primitive's strides, dilations and paddings, and the weights as stored: conv [K, C/g, k...]
+// (g, o, i, k... when grouped); deconv [C, K/g, k...] (logically g, o, i, k... stored as
+// g, i, o, k...), described by strides.
+struct ConvShape {
+  ConvGeometry geo;
+  dnnl::memory::dims wd, ws;
+  int64_t ksz = 1;  // kernel volume
+};
+
+ConvShape conv_shape(const ConvSpec& s) {
+  const ConvolutionParams& p = s.layer->as<ConvolutionParams>();
+  const bool deconv = s.layer->kind == LayerKind::kDeconvolution;
+  const size_t r = p.kernel.size();
+  const int64_t C = s.in_dims[1], K = s.out_dims[1], g = p.groups;
+  ConvShape cs;
+  for (size_t i = 0; i < r; ++i) {
+    int64_t st = p.stride.empty() ? 1 : p.stride[i];
+    int64_t d = p.dilation.empty() ? 1 : p.dilation[i];
+    int64_t a = p.pre_padding.empty() ? 0 : p.pre_padding[i];
+    cs.geo.strides.push_back(st);
+    cs.geo.dil.push_back(d - 1);
+    cs.geo.pl.push_back(a);
+    // The right padding that makes the output size come out as the tensor says (covers ceil
+    // modes and ConvTranspose output_padding).
+    int64_t in = s.in_dims[2 + i], out = s.out_dims[2 + i], ek = (p.kernel[i] - 1) * d + 1;
+    if (!deconv) cs.geo.pr.push_back((out - 1) * st + ek - in - a);
+    else cs.geo.pr.push_back((in - 1) * st + ek - a - out);
+  }
+  for (int64_t k : p.kernel) cs.ksz *= k;
+  const int64_t o = K / g, i = C / g, ksz = cs.ksz;
+  if (g > 1) cs.wd = {g, o, i};
+  else cs.wd = {o, i};
+  if (!deconv) cs.ws = g > 1 ? dnnl::memory::dims{o * i * ksz, i * ksz, ksz} : dnnl::memory::dims{i * ksz, ksz};
+  else cs.ws = g > 1 ? dnnl::memory::dims{o * i * ksz, ksz, o * ksz} : dnnl::memory::dims{ksz, o * ksz};
+  int64_t wst = ksz;
+  for (int64_t k : p.kernel) {
+    cs.wd.push_back(k);
+    wst /= k;
+    cs.ws.push_back(wst);
+  }
+  return cs;
+}
+
 }  // namespace
 
 Kernel make_conv_kernel(const ConvSpec& s) {
   const Layer& l = *s.layer;
   const ConvolutionParams& p = l.as<ConvolutionParams>();
   bool deconv = l.kind == LayerKind::kDeconvolution;
-  size_t r = p.kernel.size();
   int64_t C = s.in_dims[1], K = s.out_dims[1], g = p.groups;
-  dnnl::memory::dims strides, dil, pl, pr;
-  for (size_t i = 0; i < r; ++i) {
-    int64_t st = p.stride.empty() ? 1 : p.stride[i];
-    int64_t d = p.dilation.empty() ? 1 : p.dilation[i];
-    int64_t a = p.pre_padding.empty() ? 0 : p.pre_padding[i];
-    strides.push_back(st);
-    dil.push_back(d - 1);
-    pl.push_back(a);
-    // The right padding that makes the output size come out as the tensor says (covers ceil
-    // modes and ConvTranspose output_padding).
-    int64_t in = s.in_dims[2 + i], out = s.out_dims[2 + i], ek = (p.kernel[i] - 1) * d + 1;
-    if (!deconv) pr.push_back((out - 1) * st + ek - in - a);
-    else pr.push_back((in - 1) * st + ek - a - out);
-  }
-  // Weights as stored: conv [K, C/g, k...] (g, o, i, k... when grouped); deconv [C, K/g, k...]
-  // (logically g, o, i, k... stored as g, i, o, k...). Described by strides.
-  int64_t ksz = 1;
-  for (int64_t k : p.kernel) ksz *= k;
-  dnnl::memory::dims wd, ws;
-  int64_t o = K / g, i = C / g;
-  if (g > 1) wd = {g, o, i};
-  else wd = {o, i};
-  if (!deconv) ws = g > 1 ? dnnl::memory::dims{o * i * ksz, i * ksz, ksz} : dnnl::memory::dims{i * ksz, ksz};
-  else ws = g > 1 ? dnnl::memory::dims{o * i * ksz, ksz, o * ksz} : dnnl::memory::dims{ksz, o * ksz};
-  int64_t wst = ksz;
-  for (int64_t k : p.kernel) {
-    wd.push_back(k);
-    wst /= k;
-    ws.push_back(wst);
-  }
+  const ConvShape cs = conv_shape(s);
+  const int64_t ksz = cs.ksz;
   auto& eng = cpu_engine();
   // The buffers' layouts: plain (NCHW), or blocked where the executor keeps a convolution
   // chain's values blocked (ConvSpec::src_block / dst_block: no reorder at all).
@@ -225,8 +239,8 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   blocked = blocked || s.src_block > 0 || s.dst_block > 0;
   dnnl::memory::desc src_req = blocked ? dnnl::memory::desc(to_dnnl(s.in_dims), dt::f32, tag::any) : src_md;
   dnnl::memory::desc dst_req = blocked ? dnnl::memory::desc(to_dnnl(s.out_dims), dt::f32, tag::any) : dst_md;
-  dnnl::memory::desc w_user_md(wd, dt::f32, ws);
-  dnnl::memory::desc w_any_md(wd, dt::f32, tag::any);
+  dnnl::memory::desc w_user_md(cs.wd, dt::f32, cs.ws);
+  dnnl::memory::desc w_any_md(cs.wd, dt::f32, tag::any);
   dnnl::memory::desc b_md({K}, dt::f32, tag::a);
   bool has_bias = !s.bias.empty();
 
@@ -237,7 +251,7 @@ Kernel make_conv_kernel(const ConvSpec& s) {
 
   dnnl::primitive prim;
   dnnl::memory::desc w_md, src_pd_md = src_md, dst_pd_md = dst_md;
-  const ConvGeometry geo{strides, dil, pl, pr};
+  const ConvGeometry& geo = cs.geo;
   const dnnl::memory::desc* bias_md = has_bias ? &b_md : nullptr;
   auto take = [&](const auto& pd) {
     w_md = pd.weights_desc();
