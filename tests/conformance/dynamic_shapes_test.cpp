@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "../common/net_builder.h"
 #include "tandem/runtime.h"
 #include "tandem/shape_inference.h"
 #ifdef TANDEM_TEST_CUDA
@@ -26,28 +27,7 @@ using namespace tandem;
 
 namespace {
 
-struct Net {
-  Network n;
-  TensorId input(const std::string& name, Dims d, DataType t = DataType::kFloat) {
-    TensorId id = n.add_tensor({name, t, std::move(d)});
-    n.tensors[id].is_input = true;
-    n.inputs.push_back(id);
-    return id;
-  }
-  TensorId constant(const std::string& name, DataType t, Dims d, const void* data) {
-    Weights w{name, t, d, {}};
-    w.bytes.resize(size_t(volume(d)) * element_size(t));
-    std::memcpy(w.bytes.data(), data, w.bytes.size());
-    const WeightsId wid = n.add_weights(std::move(w));
-    const TensorId id = n.add_tensor({name, t, std::move(d)});
-    Layer l;
-    l.name = name + "_const";
-    l.kind = LayerKind::kConstant;
-    l.outputs = {id};
-    l.params = ConstantParams{wid};
-    n.add_layer(l);
-    return id;
-  }
+struct Net : test::NetBuilder {
   TensorId layer(LayerKind k, LayerParams p, std::vector<TensorId> ins) {
     Layer l;
     l.name = "op";

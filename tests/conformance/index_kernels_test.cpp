@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "../common/net_builder.h"
 #include "tandem/runtime.h"
 #include "tandem/shape_inference.h"
 
@@ -13,14 +14,7 @@ using namespace tandem;
 
 namespace {
 
-struct Net {
-  Network n;
-  TensorId input(const std::string& name, Dims d, DataType t = DataType::kFloat) {
-    TensorId id = n.add_tensor({name, t, std::move(d)});
-    n.tensors[id].is_input = true;
-    n.inputs.push_back(id);
-    return id;
-  }
+struct Net : test::NetBuilder {
   std::vector<TensorId> layer(LayerKind k, LayerParams p, std::vector<TensorId> ins, int outs = 1) {
     Layer l;
     l.name = "op";
