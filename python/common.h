@@ -30,8 +30,11 @@ std::vector<std::pair<std::string, Dims>> shapes_arg(const py::object& shapes);
 // A path argument (str or os.PathLike).
 std::string path_arg(const py::handle& p, const char* what);
 std::string path_arg_or_empty(const py::object& p, const char* what);  // None -> ""
-// import_onnx with trtutils' shapes.
-Network import_model(const std::string& onnx, const py::object& shapes);
+// Shape-value inputs fixed at import (ImportOptions::input_values; CLI --input-value):
+// {name: values}, [(name, values)] or "name:V1,V2".
+std::vector<std::pair<std::string, std::vector<int64_t>>> input_values_arg(const py::object& values);
+// The model imported with the caller's shapes and shape-value inputs (input_values).
+Network import_model(const std::string& onnx, const py::object& shapes, const py::object& input_values = py::none());
 // A device or precision argument: "gpu"/"dla", "fp16"/"int8"/..., or an object whose str() or
 // .name names it (TensorRT's DeviceType.DLA, DataType.HALF). None -> false.
 bool device_arg(const py::handle& v, const char* what, Device* out);

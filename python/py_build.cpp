@@ -222,6 +222,7 @@ struct BuildArgs {
   py::object layer_precision = py::none();
   py::object layer_device = py::none();
   py::object shapes = py::none();
+  py::object input_values = py::none();
   py::object input_tensor_formats = py::none();
   py::object output_tensor_formats = py::none();
   py::object hooks = py::none();
@@ -271,6 +272,7 @@ py::dict run_build(const BuildArgs& a, bool dla) {
   o.ignore_timing_mismatch = a.ignore_timing_mismatch;
   if (!a.device.is_none()) o.device = a.device.cast<int>();
   o.shapes = shapes_arg(a.shapes);
+  o.input_values = input_values_arg(a.input_values);
   o.input_formats = formats_arg(a.input_tensor_formats, "input_tensor_formats");
   o.output_formats = formats_arg(a.output_tensor_formats, "output_tensor_formats");
   o.calibration_cache = path_arg_or_empty(a.calibration_cache, "calibration_cache");
@@ -300,7 +302,7 @@ py::dict run_build(const BuildArgs& a, bool dla) {
   o.verbose = truthy(a.verbose);
   // Layer lists by index need the network's layer names (trtutils indexes TensorRT's layers).
   if (refers_by_index(a.layer_device) || refers_by_index(a.layer_precision)) {
-    Network net = import_model(onnx, a.shapes);
+    Network net = import_model(onnx, a.shapes, a.input_values);
     o.layer_device = layer_device_arg(a.layer_device, &net);
     o.layer_precision = layer_precision_arg(a.layer_precision, &net);
   } else {
@@ -446,7 +448,8 @@ void bind_build(py::module_& m) {
   m.def(
       "calibrate",
       [](const py::object& onnx, const py::object& data_batcher, const py::object& calibration_cache,
-         const py::object& shapes, const std::string& algorithm, double percentile, int bins, int num_batches,
+         const py::object& shapes, const py::object& input_values,
+         const std::string& algorithm, double percentile, int bins, int num_batches,
          int trt_version, int threads, bool recalibrate, bool int8_tensors_only, bool true_header, bool progress,
          const std::string& strategy, const std::string& target, const std::string& precision, int max_chunks,
          int min_layers, int max_regions, int dla_core, int optimization_level, bool fp8,
@@ -469,7 +472,7 @@ void bind_build(py::module_& m) {
         }(co);
         PlanArgs pa = make_plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                      optimization_level, fp8, layer_device, layer_precision, verbose);
-        Network net = import_model(path_arg(onnx, "onnx"), shapes);
+        Network net = import_model(path_arg(onnx, "onnx"), shapes, input_values);
         PlanOptions po = plan_options(pa, net);
         std::shared_ptr<PyObjectHolder> holder;
         if (!data_batcher.is_none()) holder = std::make_shared<PyObjectHolder>(data_batcher);
@@ -504,7 +507,8 @@ void bind_build(py::module_& m) {
         return d;
       },
       py::arg("onnx"), py::arg("data_batcher") = py::none(), py::arg("calibration_cache") = py::none(), py::kw_only(),
-      py::arg("shapes") = py::none(), py::arg("algorithm") = "entropy", py::arg("percentile") = 99.99,
+      py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("algorithm") = "entropy", py::arg("percentile") = 99.99,
       py::arg("bins") = 2048, py::arg("num_batches") = 0, py::arg("trt_version") = 0, py::arg("threads") = 0,
       py::arg("recalibrate") = false, py::arg("int8_tensors_only") = false, py::arg("true_header") = false,
       py::arg("progress") = false, TANDEM_PLAN_KWARGS,
@@ -514,7 +518,8 @@ void bind_build(py::module_& m) {
   m.def(
       "compare",
       [](const py::object& onnx, const py::object& data_batcher, const py::object& calibration_cache,
-         const py::object& shapes, const std::string& algorithm, int threads, const std::string& strategy,
+         const py::object& shapes, const py::object& input_values,
+         const std::string& algorithm, int threads, const std::string& strategy,
          const std::string& target, const std::string& precision, int max_chunks, int min_layers, int max_regions,
          int dla_core, int optimization_level, bool fp8, const py::object& layer_device,
          const py::object& layer_precision, const py::object& verbose) {
@@ -524,7 +529,7 @@ void bind_build(py::module_& m) {
         if (!parse_calib_algorithm(algorithm, &alg)) throw Error("algorithm: unknown algorithm '" + algorithm + "'");
         PlanArgs pa = make_plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                      optimization_level, fp8, layer_device, layer_precision, verbose);
-        Network net = import_model(model, shapes);
+        Network net = import_model(model, shapes, input_values);
         PlanOptions po = plan_options(pa, net);
         if (data_batcher.is_none()) throw Error("data_batcher: compare needs inputs to run");
         auto holder = std::make_shared<PyObjectHolder>(data_batcher);
@@ -599,7 +604,8 @@ void bind_build(py::module_& m) {
         return d;
       },
       py::arg("onnx"), py::arg("data_batcher"), py::arg("calibration_cache") = py::none(), py::kw_only(),
-      py::arg("shapes") = py::none(), py::arg("algorithm") = "entropy", py::arg("threads") = 0, TANDEM_PLAN_KWARGS,
+      py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("algorithm") = "entropy", py::arg("threads") = 0, TANDEM_PLAN_KWARGS,
       "`tandem compare` (output level): FP32 reference against the plan's numerics on the batcher's inputs. "
       "Without a cache, calibrates on the compared inputs. The per-layer ranking stays in the CLI.");
 
@@ -607,7 +613,8 @@ void bind_build(py::module_& m) {
       "build_engine",
       [](py::object onnx, py::object output, py::object default_device, double workspace, py::object dla_core,
          py::object calibration_cache, py::object data_batcher, py::object layer_precision, py::object layer_device,
-         py::object shapes, py::object input_tensor_formats, py::object output_tensor_formats, py::object hooks,
+         py::object shapes, py::object input_values,
+         py::object input_tensor_formats, py::object output_tensor_formats, py::object hooks,
          int optimization_level, py::object profiling_verbosity, py::object tiling_optimization_level,
          py::object tiling_l2_cache_limit, py::object device, py::object timing_cache, bool gpu_fallback,
          bool direct_io, bool prefer_precision_constraints, bool reject_empty_algorithms, bool ignore_timing_mismatch,
@@ -617,6 +624,7 @@ void bind_build(py::module_& m) {
         a.onnx = onnx, a.output = output, a.default_device = default_device, a.workspace = workspace;
         a.dla_core = dla_core, a.calibration_cache = calibration_cache, a.data_batcher = data_batcher;
         a.layer_precision = layer_precision, a.layer_device = layer_device, a.shapes = shapes;
+        a.input_values = input_values;
         a.input_tensor_formats = input_tensor_formats, a.output_tensor_formats = output_tensor_formats;
         a.hooks = hooks, a.optimization_level = optimization_level, a.profiling_verbosity = profiling_verbosity;
         a.tiling_optimization_level = tiling_optimization_level, a.tiling_l2_cache_limit = tiling_l2_cache_limit;
@@ -630,6 +638,7 @@ void bind_build(py::module_& m) {
       py::arg("onnx"), py::arg("output"), py::arg("default_device") = "gpu", py::arg("workspace") = 4.0,
       py::arg("dla_core") = py::none(), py::arg("calibration_cache") = py::none(), py::arg("data_batcher") = py::none(),
       py::arg("layer_precision") = py::none(), py::arg("layer_device") = py::none(), py::arg("shapes") = py::none(),
+      py::arg("input_values") = py::none(),
       py::arg("input_tensor_formats") = py::none(), py::arg("output_tensor_formats") = py::none(),
       py::arg("hooks") = py::none(), py::arg("optimization_level") = 3, py::arg("profiling_verbosity") = py::none(),
       py::arg("tiling_optimization_level") = py::none(), py::arg("tiling_l2_cache_limit") = py::none(),
@@ -646,6 +655,7 @@ void bind_build(py::module_& m) {
       "build_dla_engine",
       [](py::object onnx, py::object output_path, py::object data_batcher, py::object dla_core, int max_chunks,
          int min_layers, double workspace, py::object calibration_cache, py::object timing_cache, py::object shapes,
+         py::object input_values,
          py::object input_tensor_formats, py::object output_tensor_formats, py::object hooks, int optimization_level,
          bool direct_io, bool prefer_precision_constraints, bool reject_empty_algorithms, bool ignore_timing_mismatch,
          py::object fp8, py::object cache, py::object verbose, std::string strategy, std::string target,
@@ -655,6 +665,7 @@ void bind_build(py::module_& m) {
         a.onnx = onnx, a.output = output_path, a.data_batcher = data_batcher, a.dla_core = dla_core;
         a.max_chunks = max_chunks, a.min_layers = min_layers, a.workspace = workspace;
         a.calibration_cache = calibration_cache, a.timing_cache = timing_cache, a.shapes = shapes;
+        a.input_values = input_values;
         a.input_tensor_formats = input_tensor_formats, a.output_tensor_formats = output_tensor_formats;
         a.hooks = hooks, a.optimization_level = optimization_level, a.direct_io = direct_io;
         a.prefer_precision_constraints = prefer_precision_constraints;
@@ -669,6 +680,7 @@ void bind_build(py::module_& m) {
       py::arg("onnx"), py::arg("output_path"), py::arg("data_batcher") = py::none(), py::arg("dla_core") = py::none(),
       py::arg("max_chunks") = 1, py::arg("min_layers") = 20, py::arg("workspace") = 4.0,
       py::arg("calibration_cache") = py::none(), py::arg("timing_cache") = py::none(), py::arg("shapes") = py::none(),
+      py::arg("input_values") = py::none(),
       py::arg("input_tensor_formats") = py::none(), py::arg("output_tensor_formats") = py::none(),
       py::arg("hooks") = py::none(), py::arg("optimization_level") = 3, py::kw_only(), py::arg("direct_io") = false,
       py::arg("prefer_precision_constraints") = false, py::arg("reject_empty_algorithms") = false,

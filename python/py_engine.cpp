@@ -104,7 +104,12 @@ class PyEngine {
       std::mt19937 rng{uint32_t(seed_++)};
       auto shapes = input_shapes();
       const auto& fmts = engine_->input_formats();
+      const auto& fixed = engine_->network().model.input_values;
       for (size_t i = 0; i < fmts.size(); ++i) {
+        if (auto v = fixed.find(fmts[i].name); v != fixed.end()) {  // a shape-value input: its fixed values
+          random_.push_back(input_values_tensor(fmts[i].name, fmts[i].type, shapes[i], v->second));
+          continue;
+        }
         HostTensor h = HostTensor::zeros(fmts[i].name, fmts[i].type, shapes[i]);
         std::uniform_real_distribution<float> u(0.f, 1.f);
         for (int64_t k = 0; k < h.count(); ++k) {
@@ -219,8 +224,9 @@ class PyEngine {
         if (i == fmts.size()) throw Error("the engine has no input '" + name + "'");
         add(i, v);
       }
+      const auto& fixed = engine_->network().model.input_values;  // shape-value inputs: the backend feeds them
       for (auto& f : fmts)
-        if (!in.count(f.name)) throw Error("missing input '" + f.name + "'");
+        if (!in.count(f.name) && !fixed.count(f.name)) throw Error("missing input '" + f.name + "'");
     } else if (py::isinstance<py::list>(data) || py::isinstance<py::tuple>(data)) {
       py::sequence seq = py::reinterpret_borrow<py::sequence>(data);
       if (py::len(seq) != fmts.size())

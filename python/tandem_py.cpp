@@ -68,9 +68,41 @@ std::vector<std::pair<std::string, Dims>> shapes_arg(const py::object& shapes) {
   return out;
 }
 
-Network import_model(const std::string& onnx, const py::object& shapes) {
+std::vector<std::pair<std::string, std::vector<int64_t>>> input_values_arg(const py::object& values) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  if (values.is_none()) return out;
+  if (py::isinstance<py::str>(values)) {
+    out.push_back(parse_input_value_arg(values.cast<std::string>()));
+    return out;
+  }
+  auto one = [&](const py::handle& name, const py::handle& v) {
+    const std::string n = py::str(name).cast<std::string>();
+    try {
+      out.emplace_back(n, v.cast<std::vector<int64_t>>());
+    } catch (const py::cast_error&) {
+      throw Error("input_values: input '" + n + "': values must be a sequence of integers");
+    }
+  };
+  if (py::isinstance<py::dict>(values)) {
+    for (auto [k, v] : values.cast<py::dict>()) one(k, v);
+    return out;
+  }
+  for (auto item : values) {
+    if (py::isinstance<py::str>(item)) {
+      out.push_back(parse_input_value_arg(item.cast<std::string>()));
+      continue;
+    }
+    py::sequence pair = item.cast<py::sequence>();
+    if (py::len(pair) != 2) throw Error("input_values: each entry must be (name, values), e.g. ('shape', (3, -1))");
+    one(pair[0], pair[1]);
+  }
+  return out;
+}
+
+Network import_model(const std::string& onnx, const py::object& shapes, const py::object& input_values) {
   ImportOptions io;
   io.shapes = shapes_arg(shapes);
+  io.input_values = input_values_arg(input_values);
   py::gil_scoped_release rel;
   return import_onnx(onnx, io);
 }
@@ -371,12 +403,13 @@ PYBIND11_MODULE(tandem, m) {
 
   m.def(
       "can_run_on_dla",
-      [](const py::object& onnx, const py::object& shapes, const std::string& target, const std::string& precision,
+      [](const py::object& onnx, const py::object& shapes, const py::object& input_values,
+         const std::string& target, const std::string& precision,
          const py::object& verbose_layers, const py::object& verbose_chunks) {
         DlaOptions o = dla_options(target, precision);
         o.verbose_layers = !verbose_layers.is_none() && py::bool_(verbose_layers);
         o.verbose_chunks = !verbose_chunks.is_none() && py::bool_(verbose_chunks);
-        Network net = import_model(path_arg(onnx, "onnx"), shapes);
+        Network net = import_model(path_arg(onnx, "onnx"), shapes, input_values);
         DlaReport r;
         {
           py::gil_scoped_release rel;
@@ -384,17 +417,19 @@ PYBIND11_MODULE(tandem, m) {
         }
         return chunks_tuple(net, r);
       },
-      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("target") = "orin",
+      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("target") = "orin",
       py::arg("precision") = "int8", py::arg("verbose_layers") = py::none(), py::arg("verbose_chunks") = py::none(),
       "trtutils' can_run_on_dla: (full_dla, [(layers, start, end, on_dla), ...]).");
 
   m.def(
       "dla_check",
-      [](const py::object& onnx, const py::object& shapes, const std::string& target, const std::string& precision,
+      [](const py::object& onnx, const py::object& shapes, const py::object& input_values,
+         const std::string& target, const std::string& precision,
          const std::string& format) {
         DlaOptions o = dla_options(target, precision);
         const std::string model = path_arg(onnx, "onnx");
-        Network net = import_model(model, shapes);
+        Network net = import_model(model, shapes, input_values);
         DlaReport r;
         {
           py::gil_scoped_release rel;
@@ -403,30 +438,34 @@ PYBIND11_MODULE(tandem, m) {
         return report_as(format, [&] { return dla_report_text(net, r, model); },
                          [&] { return dla_report_json(net, r, model); });
       },
-      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("target") = "orin",
+      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("target") = "orin",
       py::arg("precision") = "int8", py::arg("format") = "dict",
       "`tandem dla-check`: the per-layer report as a dict (the CLI's --json), 'json' text or 'text'.");
 
   m.def(
       "plan",
-      [](const py::object& onnx, const py::object& shapes, const std::string& format, const std::string& strategy,
+      [](const py::object& onnx, const py::object& shapes, const py::object& input_values,
+         const std::string& format, const std::string& strategy,
          const std::string& target, const std::string& precision, int max_chunks, int min_layers, int max_regions,
          int dla_core, int optimization_level, bool fp8, const py::object& layer_device,
          const py::object& layer_precision, const py::object& verbose) {
         const std::string model = path_arg(onnx, "onnx");
         PlanArgs a = plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                optimization_level, fp8, layer_device, layer_precision, verbose);
-        Network net = import_model(model, shapes);
+        Network net = import_model(model, shapes, input_values);
         Plan p = plan_of(net, a);
         return report_as(format, [&] { return plan_report_text(net, p, model); },
                          [&] { return plan_report_json(net, p, model); });
       },
-      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("format") = "dict", TANDEM_PLAN_KWARGS,
+      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("format") = "dict", TANDEM_PLAN_KWARGS,
       "`tandem plan`: device and precision per layer, regions, crossings (dict as --json, 'json' or 'text').");
 
   m.def(
       "export_trtexec",
-      [](const py::object& onnx, const py::object& shapes, const py::object& output, const py::object& calib,
+      [](const py::object& onnx, const py::object& shapes, const py::object& input_values,
+         const py::object& output, const py::object& calib,
          const py::object& save_engine, const py::object& timing_cache, const py::object& trt_version,
          double workspace, double dla_sram, double dla_local_dram, double dla_global_dram,
          const std::string& input_io_formats, const std::string& output_io_formats, bool direct_io,
@@ -458,13 +497,14 @@ PYBIND11_MODULE(tandem, m) {
         t.explicit_shapes = !shapes.is_none();
         PlanArgs a = plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                optimization_level, fp8, layer_device, layer_precision, verbose);
-        Network net = import_model(t.onnx, shapes);
+        Network net = import_model(t.onnx, shapes, input_values);
         Plan p = plan_of(net, a);
         const std::string cmd = trtexec_command(net, p, t);
         if (!output.is_none()) write_text_atomic(path_arg(output, "output"), "#!/bin/sh\n" + cmd);
         return cmd;
       },
-      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("output") = py::none(),
+      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("output") = py::none(),
       py::arg("calib") = py::none(), py::arg("save_engine") = py::none(), py::arg("timing_cache") = py::none(),
       py::arg("trt_version") = py::none(), py::arg("workspace") = 4096.0, py::arg("dla_sram") = 0.0,
       py::arg("dla_local_dram") = 0.0, py::arg("dla_global_dram") = 0.0, py::arg("input_io_formats") = "",
@@ -475,26 +515,29 @@ PYBIND11_MODULE(tandem, m) {
 
   m.def(
       "export_dot",
-      [](const py::object& onnx, const py::object& shapes, const py::object& output, const std::string& strategy,
+      [](const py::object& onnx, const py::object& shapes, const py::object& input_values,
+         const py::object& output, const std::string& strategy,
          const std::string& target, const std::string& precision, int max_chunks, int min_layers, int max_regions,
          int dla_core, int optimization_level, bool fp8, const py::object& layer_device,
          const py::object& layer_precision, const py::object& verbose) {
         const std::string model = path_arg(onnx, "onnx");
         PlanArgs a = plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                optimization_level, fp8, layer_device, layer_precision, verbose);
-        Network net = import_model(model, shapes);
+        Network net = import_model(model, shapes, input_values);
         Plan p = plan_of(net, a);
         const std::string text = plan_dot(net, p, std::filesystem::path(model).filename().string());
         if (!output.is_none()) write_text_atomic(path_arg(output, "output"), text);
         return text;
       },
-      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("output") = py::none(),
+      py::arg("onnx"), py::kw_only(), py::arg("shapes") = py::none(), py::arg("input_values") = py::none(),
+      py::arg("output") = py::none(),
       TANDEM_PLAN_KWARGS, "`tandem export dot`: the plan as Graphviz text (written to output when given).");
 
   m.def(
       "export_qdq",
       [](const py::object& onnx, const py::object& calibration_cache, const py::object& output,
-         const py::object& shapes, int opset, const std::string& strategy, const std::string& target,
+         const py::object& shapes, const py::object& input_values,
+         int opset, const std::string& strategy, const std::string& target,
          const std::string& precision, int max_chunks, int min_layers, int max_regions, int dla_core,
          int optimization_level, bool fp8, const py::object& layer_device, const py::object& layer_precision,
          const py::object& verbose) {
@@ -503,7 +546,7 @@ PYBIND11_MODULE(tandem, m) {
         const std::string out = path_arg(output, "output");
         PlanArgs a = plan_args(strategy, target, precision, max_chunks, min_layers, max_regions, dla_core,
                                optimization_level, fp8, layer_device, layer_precision, verbose);
-        Network net = import_model(model, shapes);
+        Network net = import_model(model, shapes, input_values);
         Plan p = plan_of(net, a);
         QdqExportReport r;
         int retied = 0;
@@ -539,6 +582,7 @@ PYBIND11_MODULE(tandem, m) {
         return d;
       },
       py::arg("onnx"), py::arg("calibration_cache"), py::arg("output"), py::kw_only(), py::arg("shapes") = py::none(),
+      py::arg("input_values") = py::none(),
       py::arg("opset") = 13, TANDEM_PLAN_KWARGS,
       "`tandem export qdq`: the ONNX model with Q/DQ pairs carrying the cache's INT8 scales for the plan's "
       "INT8 layers. Returns a summary dict.");

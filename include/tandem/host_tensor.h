@@ -29,7 +29,8 @@ using TensorMap = std::map<std::string, HostTensor>;
 // Shape-value inputs (ModelInfo::input_values, fixed at import like TensorRT's shape tensors):
 // throws Error naming the first such input of `inputs` that is not int32/int64 or whose values
 // differ from the fixed ones; `where` starts the message. An absent input is left to the
-// caller's missing-input check.
+// caller: the backends feed a shape-value input that a run leaves out with its fixed values, so
+// data sources (calibration batchers, `compare`) give only the data inputs.
 void check_input_values(const std::map<std::string, std::vector<int64_t>>& fixed, const TensorMap& inputs,
                         std::string_view where);
 // A shape-value input's tensor (int32 or int64 `type`) holding its fixed values, for callers that

@@ -37,7 +37,8 @@ struct InputSpec {
   Dims dims;
   DataType type = DataType::kFloat;
 };
-// The inputs of a network, as InputSpecs.
+// The data inputs of a network, as InputSpecs: every input but the shape-value inputs fixed at
+// import (ModelInfo::input_values), which take no data (the backends feed their fixed values).
 std::vector<InputSpec> input_specs(const Network& net);
 
 // Seeded uniform random data in [lo, hi] for every input (deterministic for a seed).

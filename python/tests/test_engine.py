@@ -43,3 +43,25 @@ def test_engine_benchmark_and_errors(cls_fp16_engine, tmp_path):
         engine.run({"y": np.zeros((1, 3, 48, 192), np.float32)})
     with pytest.raises(tandem.Error):
         tandem.Engine(str(tmp_path / "missing.engine"))
+
+
+def test_shape_value_inputs(tmp_path):
+    """input_values fixes a shape-value input at import (CLI --input-value); runs may leave it out."""
+    model = "/usr/share/libonnx-testdata/data/node/test_reshape_reordered_all_dims/model.onnx"
+    if not __import__("os").path.exists(model):
+        pytest.skip("libonnx-testdata is not installed (scripts/setup.sh installs it)")
+    with pytest.raises(tandem.Error, match="--input-value shape:V"):
+        tandem.build_engine(model, tmp_path / "none.engine", default_device="gpu")
+    out = tmp_path / "reshape.engine"
+    tandem.build_engine(model, out, default_device="gpu", input_values={"shape": [4, 2, 3]})
+    engine = tandem.Engine(str(out))
+    assert engine.input_names == ["data", "shape"] and engine.output_shapes == [[4, 2, 3]]
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    (y,) = engine.run({"data": x}).values()  # the fixed shape is fed by the backend
+    assert np.array_equal(y, x.reshape(4, 2, 3))
+    (y2,) = engine.execute([x, np.array([4, 2, 3], np.int64)])
+    assert np.array_equal(y2, y)
+    with pytest.raises(tandem.Error, match="fixed at import to 4,2,3"):
+        engine.run({"data": x, "shape": np.array([2, 3, 4], np.int64)})
+    plan = tandem.can_run_on_dla(model, input_values=[("shape", (4, 2, 3))])
+    assert plan is not None

@@ -251,6 +251,7 @@ TensorMap ExecutionContext::run(const TensorMap& inputs) {
   for (size_t i = 0; i < net.inputs.size(); ++i) {
     const TensorFormat& f = c.input_formats[i];
     auto it = inputs.find(f.name);
+    if (it == inputs.end() && net.model.input_values.count(f.name)) continue;  // the backend feeds its fixed values
     if (it == inputs.end()) throw Error(fmt::format("{}: input '{}' missing", engine_->name(), f.name));
     // fp32, or the network input's own type (an int32/int64 index or shape-value input): as is.
     const DataType own = net.tensors[net.inputs[i]].type;

@@ -25,7 +25,9 @@ namespace tandem {
 
 std::vector<InputSpec> input_specs(const Network& net) {
   std::vector<InputSpec> v;
-  for (TensorId t : net.inputs) v.push_back({net.tensors[t].name, net.tensors[t].dims, net.tensors[t].type});
+  for (TensorId t : net.inputs)
+    if (!net.model.input_values.count(net.tensors[t].name))  // fixed values: the backends feed them
+      v.push_back({net.tensors[t].name, net.tensors[t].dims, net.tensors[t].type});
   return v;
 }
 

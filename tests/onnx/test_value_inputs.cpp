@@ -3,10 +3,15 @@
 // backend, the import errors, and the run-time check of a fixed input's values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "model_builder.h"
+#include "tandem/npy.h"
 #include "tandem/onnx.h"
+#include "tandem/plan.h"
+#include "tandem/quant.h"
 #include "tandem/runtime.h"
 
 using namespace tandem;
@@ -213,12 +218,22 @@ TEST(ShapeValueInputs, CliBuildKeepsTheValuesInTheEngineAndRunsCheckThem) {
             0)
       << out;
   EXPECT_NE(out.find("\"shape\": [\n"), std::string::npos) << out;
-  // Built into an engine: the values travel in the engine file, and a run with others fails.
+  // Built into an engine: the values travel in the engine file; a run that leaves the input out
+  // gets them (random data is for the data inputs), and a run with others fails.
   const std::string engine = dir + "/reshape_values.engine";
   ASSERT_EQ(tandem::test::run_cli("build '" + model + "' --input-value shape:3,-1 -o '" + engine + "'", &out), 0) << out;
-  EXPECT_EQ(tandem::test::run_cli("run '" + engine + "' --random-input --seed 1 --output-dir '" + dir + "/r2'", &out), 2);
+  EXPECT_EQ(tandem::test::run_cli("run '" + engine + "' --random-input --seed 1 --output-dir '" + dir + "/r2' --json", &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("\"shape\": [\n"), std::string::npos) << out;
+  const std::string other = dir + "/shape_2x3.npy";
+  write_npy(other, tensor_of<int64_t>("shape", DataType::kInt64, {2}, {2, 3}));
+  EXPECT_EQ(tandem::test::run_cli("run '" + engine + "' --random-input --input shape='" + other + "' --output-dir '" + dir +
+                                      "/r4'",
+                                  &out),
+            2);
   EXPECT_NE(out.find("input 'shape' is a shape-value input, fixed at import to 3,-1 (--input-value shape:3,-1); this "
-                     "run gives "),
+                     "run gives 2,3"),
             std::string::npos)
       << out;
   EXPECT_EQ(tandem::test::run_cli("run '" + engine + "' --input-value shape:3,-1 --random-input --output-dir '" + dir +
@@ -226,4 +241,36 @@ TEST(ShapeValueInputs, CliBuildKeepsTheValuesInTheEngineAndRunsCheckThem) {
                                   &out),
             2);
   EXPECT_NE(out.find("is an engine; its shape-value inputs were fixed when it was built"), std::string::npos) << out;
+}
+
+TEST(ShapeValueInputs, DataSourcesGiveOnlyTheDataInputsAndTheBackendFeedsTheRest) {
+  ImportOptions opt;
+  opt.input_values = {{"shape", {3, -1}}};
+  Network n = import_onnx(reshape_model(), opt);
+  // Batchers see the data input alone (an image batcher needs no input name then).
+  const std::vector<InputSpec> specs = input_specs(n);
+  ASSERT_EQ(specs.size(), 1u);
+  EXPECT_EQ(specs[0].name, "x");
+  // A run without the shape-value input: the backend feeds the fixed values.
+  TensorMap in;
+  in["x"] = tensor_of<float>("x", DataType::kFloat, {2, 3}, {1, -2, 3, -4, 5, -6});
+  const TensorMap out = make_cpu_executor(n)->run(in);
+  EXPECT_EQ(out.at("y").dims, (Dims{3, 2}));
+  EXPECT_EQ(values_of<float>(out.at("y")), (std::vector<float>{1, -2, 3, -4, 5, -6}));
+  // Calibration over a synthetic batcher of the data input: the range of y is max |x|.
+  Plan plan;
+  plan.layers.resize(n.layers.size());
+  for (auto& l : plan.layers) l.precision = Precision::kINT8;
+  auto batcher = make_synthetic_batcher(specs, 1, 2, -2.f, 1.f, 5);
+  float amax = 0.f;
+  TensorMap batch;
+  while (batcher->next(&batch))
+    for (int i = 0; i < 6; ++i) amax = std::max(amax, std::fabs(batch.at("x").f32()[i]));
+  batcher->reset();
+  CalibrateOptions co;
+  co.algorithm = CalibAlgorithm::kMinMax;
+  co.progress = false;
+  const CalibrationResult r = calibrate(n, plan, *batcher, co);
+  EXPECT_EQ(r.batches, 2);
+  EXPECT_FLOAT_EQ(r.ranges.at("y"), amax);
 }

@@ -45,13 +45,15 @@ int run_engine_file(const std::string& engine_path, const std::vector<std::strin
     if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) throw Error("--input '" + a + "': expected NAME=FILE.npy");
     files[a.substr(0, eq)] = a.substr(eq + 1);
   }
+  const auto& fixed = engine->network().model.input_values;  // shape-value inputs: given or fed by the backend
   for (const auto& [name, file] : files)
-    if (!in.count(name)) throw Error(fmt::format("--input {}={}: the engine has no input '{}'", name, file, name));
+    if (!in.count(name) && !fixed.count(name))
+      throw Error(fmt::format("--input {}={}: the engine has no input '{}'", name, file, name));
   for (size_t i = 0; i < engine->input_formats().size(); ++i) {
     const TensorFormat& f = engine->input_formats()[i];
     auto it = files.find(f.name);
     if (it == files.end()) {
-      if (!random_input)
+      if (!random_input && !fixed.count(f.name))
         throw Error(fmt::format("missing input '{}' ({} {} {}): pass --input {}=FILE.npy or --random-input", f.name,
                                 dims_to_string(engine_input_dims(*engine, i)), to_string(f.type), to_string(f.layout), f.name));
       continue;
@@ -182,6 +184,7 @@ TensorMap random_engine_inputs(const Engine& e, uint64_t seed) {
   const Network& net = e.network();
   for (size_t i = 0; i < net.inputs.size(); ++i) {
     const TensorFormat& f = e.input_formats()[i];
+    if (net.model.input_values.count(f.name)) continue;  // a shape-value input: the backend feeds its fixed values
     HostTensor h = HostTensor::zeros(f.name, f.type, engine_input_dims(e, i));
     std::uniform_real_distribution<float> u(0.f, 1.f);
     for (int64_t k = 0; k < h.count(); ++k) {

@@ -883,8 +883,10 @@ class CpuExecutor : public Executor {
     for (TensorId t : graph_.inputs) {
       const ExecValue& v = graph_.values[size_t(t)];
       auto it = inputs.find(v.name);
-      if (it == inputs.end()) throw Error("missing input '" + v.name + "' (" + dims_to_string(v.dims) + " " + std::string(to_string(v.type)) + ")");
-      const HostTensor& h = it->second;
+      auto fixed = input_values_.find(v.name);  // a shape-value input may be left out: its values are fixed
+      if (it == inputs.end() && fixed == input_values_.end())
+        throw Error("missing input '" + v.name + "' (" + dims_to_string(v.dims) + " " + std::string(to_string(v.type)) + ")");
+      const HostTensor& h = it != inputs.end() ? it->second : fixed_input(v, fixed->second);
       if (h.type != v.type)
         throw Error("input '" + v.name + "': expected " + std::string(to_string(v.type)) + ", got " + std::string(to_string(h.type)));
       if (h.dims != v.dims)
@@ -1130,6 +1132,12 @@ class CpuExecutor : public Executor {
   int threads_;
   bool keep_all_;
   std::map<std::string, std::vector<int64_t>> input_values_;  // shape-value inputs, checked by run()
+  std::map<std::string, HostTensor> fixed_inputs_;             // their tensors, made on first use
+  const HostTensor& fixed_input(const ExecValue& v, const std::vector<int64_t>& values) {
+    auto [it, fresh] = fixed_inputs_.try_emplace(v.name);
+    if (fresh) it->second = input_values_tensor(v.name, v.type, v.dims, values);
+    return it->second;
+  }
   int team_ = 1;   // threads a parallel step uses
   int block_ = 0;  // channel block of the values kept blocked (0: none)
   mutable bool built_int8_ = false;  // the last layer_kernel() built a real INT8 convolution

@@ -396,8 +396,12 @@ class CudaExecutorImpl final : public CudaExecutor {
       const TensorId t = net_.inputs[i];
       const Tensor& tt = net_.tensors[t];
       auto it = inputs.find(tt.name);
-      if (it == inputs.end()) throw Error("cuda backend: missing input '" + tt.name + "'");
-      const HostTensor& h = it->second;
+      auto fixed = net_.model.input_values.find(tt.name);  // a shape-value input may be left out: its values are fixed
+      if (it == inputs.end() && fixed == net_.model.input_values.end())
+        throw Error("cuda backend: missing input '" + tt.name + "'");
+      const HostTensor fixed_values =
+          it == inputs.end() ? input_values_tensor(tt.name, tt.type, tt.dims, fixed->second) : HostTensor{};
+      const HostTensor& h = it != inputs.end() ? it->second : fixed_values;
       if (h.dims != tt.dims || h.type != tt.type)
         throw Error("cuda backend: input '" + tt.name + "' is " + std::string(to_string(h.type)) +
                     " " + join_dims(h.dims) + ", expected " + std::string(to_string(tt.type)) +
