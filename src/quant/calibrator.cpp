@@ -54,7 +54,8 @@ namespace {
 
 // The bin of each |x[i]| (Histogram::add's definition), or `nb` (a slot that is thrown away) for
 // a non-finite value. min(pos, nb - 1) then truncation is "the last bin from its lower edge on",
-// as nb - 1 is an integer. Branch-free, so the loop vectorizes.
+// as nb - 1 is an integer. Branch-free, so the loop vectorizes (with -fno-trapping-math, set for
+// this file in CMakeLists.txt: GCC keeps the selects as branches otherwise).
 TANDEM_STATS_CLONES
 void histogram_bins(const float* x, size_t n, double inv, int nb, int32_t* bin) {
   const double top = double(nb - 1), skip = double(nb);
