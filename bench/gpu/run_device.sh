@@ -25,9 +25,11 @@ if [[ -f $C/lib/libdnnl.so.2.xz && ! -f $C/lib/libdnnl.so.2 ]]; then xz -dk $C/l
 CUDNN_LIB=$(python3 -c "import nvidia.cudnn as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))")
 NV=$(python3 -c "import nvidia, os; print(list(nvidia.__path__)[0])")
 CUBLAS_LIB=$(dirname "$(find "$NV" -name 'libcublasLt.so.13*' | head -1)" 2>/dev/null)
-export LD_LIBRARY_PATH=$PWD/$C/lib:$CUDNN_LIB:${CUBLAS_LIB:-/usr/local/cuda/lib64}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# NVRTC: cuDNN's runtime fusion engines (the graph API's fused convolutions) compile with it.
+NVRTC_LIB=$(dirname "$(find "$NV" -name 'libnvrtc.so*' | head -1)" 2>/dev/null)
+export LD_LIBRARY_PATH=$PWD/$C/lib:$CUDNN_LIB:${NVRTC_LIB:+$NVRTC_LIB:}${CUBLAS_LIB:-/usr/local/cuda/lib64}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 echo "== machine"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
-date -u +%FT%TZ; echo "cudnn lib: $CUDNN_LIB; cublasLt lib: ${CUBLAS_LIB:-none}"
+date -u +%FT%TZ; echo "cudnn lib: $CUDNN_LIB; cublasLt lib: ${CUBLAS_LIB:-none}; nvrtc lib: ${NVRTC_LIB:-none}"
 ls "$CUDNN_LIB" | grep -m1 'libcudnn.so.9\.'
 
 if [[ -z "${SKIP_TESTS:-}" ]]; then

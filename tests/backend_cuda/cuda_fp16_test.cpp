@@ -183,6 +183,7 @@ TEST(CudaFp16, UnfusableEpilogueRoundsOnce) {
                          "tandem_depthwise_direct_fp16_nhwc"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
+    ScopedEnv two_pass("TANDEM_CUDA_GRAPH_FUSION", "0");  // this test is the two-pass route's
     NetBuilder b;
     const Dims xd = {2, c.C, c.hw + c.k - 1, c.hw + c.k - 1}, yd = {2, c.K, c.hw, c.hw};
     TensorId x = b.input("x", xd);
@@ -216,6 +217,102 @@ TEST(CudaFp16, UnfusableEpilogueRoundsOnce) {
     const Agreement a = agree(values(got.at("out")), values(want.at("out")));
     std::printf("[fp16] %s, TANDEM_CUDA_F32ACC=0: max rel %.3g\n", c.name, a.max_rel);
     EXPECT_GT(a.max_rel, 4e-3) << "rounding twice does not show";
+  }
+}
+
+// The same epilogues as ONE kernel of cuDNN's graph API (TANDEM_CUDA_GRAPH_FUSION=1: taken
+// whenever an engine finalizes it, untimed): SiLU (sigmoid times the chain's input, as ONNX
+// exports it), hard-swish as PP-LCNet and the ONNX importer spell it (x * clip(x + 3, 0, 6) / 6 and
+// x * hard_sigmoid(x)) and the construction of
+// UnfusableEpilogueRoundsOnce (outputs `2 * (conv - 50)`), which fails where the convolution is
+// rounded to half before its epilogue: the graph's FP32 virtual tensor must round once. Each must
+// take the graph tactic and agree with the emulation as the two-pass route does; then other
+// activations (tanh, ELU, GELU, clip, sigmoid alone) and the bias alone on a 1x1 convolution by
+// cuDNN (its legacy fused call takes that with one algorithm), which must agree by whichever route they
+// take (printed), and SiLU with the tactic timed (default).
+TEST(CudaFp16, GraphFusedEpilogueOneKernel) {
+  SKIP_WITHOUT_CUDA();
+  const char* graph_tactic = "cudnn_graph_fp16_nhwc";
+  enum class Epi { kSilu, kHardSwishClip, kHardSwishSigmoid, kBiasOnly, kShift50, kTanh, kElu, kGelu, kClip, kSigmoid };
+  struct Case {
+    const char* name;
+    Epi epi;
+    int64_t C, K, hw;
+    int k;
+    bool must_fuse;
+  };
+  const Case cases[] = {{"silu_3x3", Epi::kSilu, 16, 32, 12, 3, true},
+                        {"hardswish_clip_1x1", Epi::kHardSwishClip, 32, 64, 10, 1, true},
+                        {"hardswish_hardsigmoid_3x3", Epi::kHardSwishSigmoid, 24, 40, 9, 3, true},
+                        {"bias_only_1x1", Epi::kBiasOnly, 32, 48, 8, 1, false},
+                        {"shift50_3x3", Epi::kShift50, 8, 16, 6, 3, true},
+                        {"tanh", Epi::kTanh, 16, 16, 7, 3, false},
+                        {"elu", Epi::kElu, 16, 16, 7, 3, false},
+                        {"gelu", Epi::kGelu, 16, 16, 7, 3, false},
+                        {"clip", Epi::kClip, 16, 16, 7, 3, false},
+                        {"sigmoid", Epi::kSigmoid, 16, 16, 7, 3, false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    NetBuilder b;
+    const int p = c.epi == Epi::kShift50 ? 0 : c.k / 2;  // the shift case unpadded: every sum ~50
+    const int64_t in_hw = c.hw + c.k - 1 - 2 * p;
+    const Dims xd = {2, c.C, in_hw, in_hw}, yd = {2, c.K, c.hw, c.hw};
+    TensorId x = b.input("x", xd);
+    TensorId y;
+    if (c.epi == Epi::kShift50) {  // weights in [0.69, 0.71], inputs in [0.95, 1.05], no bias
+      ConvolutionParams cp;
+      cp.kernel = {c.k, c.k};
+      cp.stride = cp.dilation = {1, 1};
+      cp.pre_padding = cp.post_padding = {0, 0};
+      cp.out_maps = c.K;
+      cp.kernel_weights = b.weights("c.w", {c.K, c.C, c.k, c.k}, random_values(size_t(c.K * c.C * c.k * c.k), 3, 0.69f, 0.71f));
+      y = b.tensor("c", yd);
+      b.layer("c", LayerKind::kConvolution, {x}, {y}, cp);
+    } else {
+      y = conv(b, "c", x, c.C, c.K, c.k, 1, p, 1, yd, 13);
+    }
+    TensorId t = y;
+    switch (c.epi) {
+      case Epi::kSilu: t = ew(b, "silu", y, act(b, "sig", y, yd, ActivationType::kSigmoid), yd, ElementWiseOp::kProd); break;
+      case Epi::kHardSwishClip:
+        t = ew(b, "hs_add", y, scalar(b, "three", 3.f), yd, ElementWiseOp::kSum);
+        t = act(b, "hs_clip", t, yd, ActivationType::kClip, 0.f, 6.f);
+        t = ew(b, "hs_mul", y, t, yd, ElementWiseOp::kProd);
+        t = ew(b, "hs_div", t, scalar(b, "six", 6.f), yd, ElementWiseOp::kDiv);
+        break;
+      case Epi::kHardSwishSigmoid:
+        t = ew(b, "hs_mul", y, act(b, "hsig", y, yd, ActivationType::kHardSigmoid, 1.f / 6, 0.5f), yd, ElementWiseOp::kProd);
+        break;
+      case Epi::kBiasOnly: break;
+      case Epi::kShift50:
+        t = ew(b, "shift", y, scalar(b, "minus50", -50.f), yd, ElementWiseOp::kSum);
+        t = ew(b, "scale", t, scalar(b, "two", 2.f), yd, ElementWiseOp::kProd);
+        break;
+      case Epi::kTanh: t = act(b, "a", y, yd, ActivationType::kTanh); break;
+      case Epi::kElu: t = act(b, "a", y, yd, ActivationType::kElu, 0.7f); break;
+      case Epi::kGelu: t = act(b, "a", y, yd, ActivationType::kGeluErf); break;
+      case Epi::kClip: t = act(b, "a", y, yd, ActivationType::kClip, -0.25f, 0.5f); break;
+      case Epi::kSigmoid: t = act(b, "a", y, yd, ActivationType::kSigmoid); break;
+    }
+    fp32_output(b, t, yd);
+    const bool shift = c.epi == Epi::kShift50;
+    TensorMap in = {{"x", host("x", xd, random_values(size_t(volume(xd)), 5, shift ? 0.95f : -1.f, shift ? 1.05f : 1.f))}};
+    CudaOptions co;
+    co.fp16_pointwise_gemm = 0;  // the 1x1 ones by cuDNN (the GEMM has its own epilogue routes)
+    {
+      ScopedEnv forced("TANDEM_CUDA_GRAPH_FUSION", "1");
+      check_against_emulation(b.n, in, {"Convolution"}, {}, co);
+      auto ex = make_cuda_executor(b.n, fp16_options(b.n), co);
+      ASSERT_FALSE(ex->tactics().empty());
+      const std::string& tactic = ex->tactics()[0].tactic;
+      std::printf("[fp16 graph] %s: %s\n", c.name, tactic.c_str());
+      if (c.must_fuse) EXPECT_NE(tactic.find(graph_tactic), std::string::npos) << tactic;
+    }
+    if (c.epi == Epi::kSilu) {  // timed: whichever route is faster, the same numbers
+      check_against_emulation(b.n, in, {"Convolution"}, {}, co);
+      auto ex = make_cuda_executor(b.n, fp16_options(b.n), co);
+      std::printf("[fp16 graph] %s timed: %s\n", c.name, ex->tactics()[0].tactic.c_str());
+    }
   }
 }
 

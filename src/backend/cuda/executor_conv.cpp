@@ -1,5 +1,6 @@
 // The CUDA executor's convolutions (cuDNN, 1x1 as cuBLASLt GEMMs, own depthwise) and real-FP16 layers.
 #include <climits>
+#include <cstdio>
 
 #include "backend/cuda/executor_impl.h"
 
@@ -505,12 +506,23 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const bool identity_ok = act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   auto fused_ok = std::make_shared<bool>(relu || identity_ok);
   CK(cudnnSetActivationDescriptor(D->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
-  // An epilogue the fused call cannot take reads the FP32 accumulator (prepare_conv_f32acc_h).
+  // An epilogue the fused call cannot take reads the FP32 accumulator: in one kernel of cuDNN's
+  // graph API where an engine takes it and it times faster (prepare_conv_graph_h), else in two
+  // passes (prepare_conv_f32acc_h).
   const bool f32acc = !residual && (bdev || epi.n_ops > 0) && !*fused_ok && f32acc_epilogues();
   ConvF32Acc f32;
+  ConvGraphRoute graph;
+  auto drop_f32_weights = [&] {  // the two-pass route lost: its float copy of the weights goes
+    if (f32.w) release_upload(f32.w, wh.size() * sizeof(float));
+    f32.w = nullptr;
+  };
   if (f32acc) {
-    f32 = prepare_conv_f32acc_h(L, wh, xd, yd, K, G, kh, kw, x.off == SIZE_MAX ? at(x) : nullptr, bdev, epi, ptr_[out]);
-    vs_gemm_ms = f32.ms + (res_found ? apart_ms : 0.f);
+    void* xp = x.off == SIZE_MAX ? at(x) : nullptr;
+    f32 = prepare_conv_f32acc_h(L, wh, xd, yd, K, G, kh, kw, xp, bdev, epi, ptr_[out]);
+    graph = prepare_conv_graph_h(L, xd, yd, K, G, kh, kw, xp, wdev, bdev ? bv : std::vector<float>{}, epi, ptr_[out],
+                                 f32.ms);
+    if (graph.conv) drop_f32_weights();
+    vs_gemm_ms = (graph.conv ? graph.ms : f32.ms) + (res_found ? apart_ms : 0.f);
   }
   const bool try_gemm = copt_.fp16_pointwise_gemm == 1 || (copt_.fp16_pointwise_gemm < 0 && copt_.time_tactics);
   if (pointwise && try_gemm && x.off == SIZE_MAX) {
@@ -534,11 +546,19 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
     // Against cuDNN with the residual (timed with it), or without (the add then runs apart, untimed).
     if (gemm_ms >= 0 && (gemm_ms < vs_gemm_ms || copt_.fp16_pointwise_gemm == 1)) {
       if (res_found) mark_residual_fused(res);
+      drop_f32_weights();
+      if (graph.conv) release_upload(graph.consts, graph.conv->constants().size() * sizeof(float));
       return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms, in_gemm, res_found ? &res : nullptr);
     }
   }
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
-  if (f32acc && G > 1 && G == C && K == C && own_depthwise_h(L, wdev, xd, yd, kh, kw, bdev, epi, out, f32.ms)) return;
+  if (f32acc && G > 1 && G == C && K == C &&
+      own_depthwise_h(L, wdev, xd, yd, kh, kw, bdev, epi, out, graph.conv ? graph.ms : f32.ms)) {
+    drop_f32_weights();
+    if (graph.conv) release_upload(graph.consts, graph.conv->constants().size() * sizeof(float));
+    return;
+  }
+  if (graph.conv) return add_conv_graph_h(L, graph, xd, yd, G, wdev, epi, out);
   if (f32acc) return add_conv_f32acc_h(L, f32, xd, yd, K, G, bdev, epi, out);
   if (residual) cur_kind_ += std::string("+ResidualAdd") + (res.relu ? "+Relu" : ""), mark_residual_fused(res);
   void* y = ptr_[out];
@@ -642,6 +662,113 @@ void CudaExecutorImpl::add_conv_f32acc_h(const Layer& L, const ConvF32Acc& r, co
   const std::string tactic = std::string("cudnn_fwd_fp16_nhwc_f32acc:") + fwd_algo_name(int(c.algo)) +
                              "+epilogue_chain" + std::to_string(epi.n_ops);
   tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(c.algo), c.ms, c.ws});
+}
+
+// The one-kernel form of prepare_conv_f32acc_h's route: cuDNN's graph API fuses the convolution
+// (half in, FP32 accumulator in a virtual tensor), bias and epilogue and rounds to half once
+// (CudnnFusedConv). Up to kGraphPlans engine configurations of cuDNN's heuristics are finalized
+// (runtime fusion engines compile with NVRTC here) and timed on the layer's buffers (a temporary
+// input where it lives in the scratch buffer, which does not exist yet); the fastest is kept
+// when it beats the two-pass route's time (two_pass_ms). TANDEM_CUDA_GRAPH_FUSION=1: whenever
+// one finalizes and runs; 0: never. TANDEM_CUDA_GRAPH_FUSION_LOG=1 prints why a convolution
+// keeps the two-pass route (stderr).
+ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K,
+                                                      int64_t G, int kh, int kw, void* x, const void* wdev,
+                                                      const std::vector<float>& bias, const cuda::PwChain& epi,
+                                                      void* y, float two_pass_ms) {
+  constexpr int kGraphPlans = 3;
+  ConvGraphRoute r;
+  const int mode = graph_fusion_mode();
+  if (mode == 0) return r;
+  const char* log_env = std::getenv("TANDEM_CUDA_GRAPH_FUSION_LOG");
+  auto keep_two_pass = [&](const std::string& why) {
+    if (log_env && std::string(log_env) == "1")
+      std::fprintf(stderr, "tandem cuda: layer '%s': cuDNN graph fusion not taken: %s\n", L.name.c_str(), why.c_str());
+    return ConvGraphRoute{};
+  };
+  const auto& P = L.as<ConvolutionParams>();
+  auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
+  FusedConvSpec s;
+  s.n = xd[0], s.c = xd[1], s.h = xd[2], s.w = xd[3], s.k = K, s.oh = yd[2], s.ow = yd[3], s.groups = G;
+  s.kernel[0] = kh, s.kernel[1] = kw;
+  for (size_t d = 0; d < 2; ++d) {
+    s.stride[d] = get(P.stride, d, 1);
+    s.pad[d] = get(P.pre_padding, d, 0);
+    s.dilation[d] = get(P.dilation, d, 1);
+  }
+  s.bias = bias;
+  s.chain = epi;
+  auto conv = std::make_shared<CudnnFusedConv>();
+  std::string why;
+  if (!conv->prepare(s, &why)) return keep_two_pass(why);
+  // Plans are finalized once per graph structure (NVRTC compiles the runtime fusion ones: ~0.2 s
+  // each); convolutions of the same structure share them and time them on their own buffers.
+  auto [known, fresh] = graph_plans_.try_emplace(conv->signature());
+  if (fresh) {
+    if (conv->make_plans(cudnn_, kGraphPlans, copt_.max_workspace, &why) > 0) known->second.first = conv;
+    known->second.second = why;
+  }
+  if (!known->second.first) return keep_two_pass(known->second.second);
+  if (!fresh) conv->share_plans(*known->second.first);
+  const float* consts = conv->constants().empty() ? nullptr : upload_f32(conv->constants());
+  // Temporary input (contents irrelevant to the timing: zeros) and the largest plan's workspace.
+  void *xt = nullptr, *wsp = nullptr;
+  size_t ws = 0;
+  for (int i = 0; i < conv->plans(); ++i) ws = std::max(ws, conv->plan_info(i).workspace);
+  if (!x) {
+    CK(cudaMalloc(&xt, size_t(volume(xd)) * sizeof(__half)));
+    CK(cudaMemset(xt, 0, size_t(volume(xd)) * sizeof(__half)));
+  }
+  if (ws) CK(cudaMalloc(&wsp, ws));
+  const void* xr = x ? x : xt;
+  int best = -1;
+  float best_ms = -1.f;
+  for (int i = 0; i < conv->plans() && (copt_.time_tactics || best < 0); ++i) {
+    auto once = [&] { return conv->run(i, xr, wdev, y, consts, wsp) == CUDNN_STATUS_SUCCESS; };
+    const float t = copt_.time_tactics ? time_launch(once) : (once() ? 0.f : -1.f);
+    if (t >= 0.f && (best < 0 || t < best_ms)) best = i, best_ms = t;
+  }
+  CK(cudaStreamSynchronize(stream_));
+  for (void* p : {xt, wsp})
+    if (p) CK(cudaFree(p));
+  std::ostringstream slower;
+  if (best >= 0 && mode != 1 && copt_.time_tactics && two_pass_ms >= 0.f && best_ms >= two_pass_ms)
+    slower << "engine " << conv->plan_info(best).engine << " " << best_ms << " ms, two passes " << two_pass_ms << " ms";
+  if (best < 0 || !slower.str().empty()) {
+    if (consts) release_upload(consts, conv->constants().size() * sizeof(float));
+    return keep_two_pass(best < 0 ? "no plan ran" : slower.str());
+  }
+  fused_convs_.push_back(conv);
+  r.conv = conv;
+  r.plan = best;
+  r.consts = consts;
+  r.ms = copt_.time_tactics ? best_ms : -1.f;
+  r.two_pass_ms = two_pass_ms;
+  return r;
+}
+
+// The step of prepare_conv_graph_h's route: one cuDNN graph execution.
+void CudaExecutorImpl::add_conv_graph_h(const Layer& L, const ConvGraphRoute& r, const Dims& xd, const Dims& yd,
+                                        int64_t G, const void* wdev, const cuda::PwChain& epi, TensorId out) {
+  const FusedConvPlanInfo info = r.conv->plan_info(r.plan);
+  const int plan = r.plan;
+  const size_t ws = info.workspace, ws_off = reserve_scratch(ws);
+  const DPtr x = in(L.inputs[0]);
+  void* y = ptr_[out];
+  CudnnFusedConv* conv = r.conv.get();
+  const float* consts = r.consts;
+  const std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t) {
+    ck(conv->run(plan, at(x), wdev, y, consts, ws ? scratch_at(ws_off) : nullptr), "cudnnBackendExecute",
+       "layer '" + lname + "' (fused cuDNN graph of a real FP16 convolution)");
+  });
+  std::string key = conv_tactic_key(L.as<ConvolutionParams>(), xd, yd, G, false);
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc|graph";
+  std::string tactic = "cudnn_graph_fp16_nhwc:engine" + std::to_string(info.engine) +
+                       (info.runtime_compiled ? "+runtime_fusion" : "") + "+epilogue_chain" + std::to_string(epi.n_ops) +
+                       ":heuristic" + std::to_string(plan);
+  if (r.ms >= 0.f && r.two_pass_ms >= 0.f) tactic += " (two-pass f32acc " + std::to_string(r.two_pass_ms) + " ms)";
+  tactics_.push_back({L.name, "Convolution", key, tactic, info.engine, r.ms, ws});
 }
 
 // A real FP16 depthwise convolution with an epilogue cuDNN's fused call cannot take: tandem's direct

@@ -15,6 +15,7 @@
 #include <map>
 #include <sstream>
 
+#include "backend/cuda/cudnn_fused_conv.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/kernels_index.h"
 #include "tandem/cuda.h"
@@ -128,6 +129,16 @@ struct ConvF32Acc {
   size_t ws = 0;
   const float* w = nullptr;  // the half-rounded weights widened to float, KRSC
   float ms = -1.f;           // the whole step (widen, convolve, epilogue), when timed
+};
+
+// The one-kernel route of a real FP16 convolution whose epilogue cuDNN's legacy fused call cannot
+// take: cuDNN's graph API (cudnn_fused_conv.h), one plan kept.
+struct ConvGraphRoute {
+  std::shared_ptr<CudnnFusedConv> conv;  // null: not taken
+  const float* consts = nullptr;         // the device copy of conv->constants()
+  int plan = 0;                          // which of conv's plans (in the heuristics' order) runs
+  float ms = -1.f;                       // the fused step, when timed
+  float two_pass_ms = -1.f;              // the FP32-accumulator route's time it beat
 };
 
 inline const char* fwd_algo_name(int a) {
@@ -258,6 +269,8 @@ class CudaExecutorImpl final : public CudaExecutor {
   }
   ~CudaExecutorImpl() override {
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    fused_convs_.clear();  // cuDNN graph plans, before their handle
+    graph_plans_.clear();
     for (void* p : allocations_) cudaFree(p);
     if (ev0_) cudaEventDestroy(ev0_);
     if (ev1_) cudaEventDestroy(ev1_);
@@ -483,6 +496,11 @@ class CudaExecutorImpl final : public CudaExecutor {
                                    const cuda::PwChain& epi, void* y);
   void add_conv_f32acc_h(const Layer& L, const ConvF32Acc& r, const Dims& xd, const Dims& yd, int64_t K, int64_t G,
                          const float* bdev, const cuda::PwChain& epi, TensorId out);
+  ConvGraphRoute prepare_conv_graph_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K, int64_t G, int kh,
+                                      int kw, void* x, const void* wdev, const std::vector<float>& bias,
+                                      const cuda::PwChain& epi, void* y, float two_pass_ms);
+  void add_conv_graph_h(const Layer& L, const ConvGraphRoute& r, const Dims& xd, const Dims& yd, int64_t G,
+                        const void* wdev, const cuda::PwChain& epi, TensorId out);
   void build_conv_gemm_h(const Layer& L, int64_t rows, int64_t C, int64_t K, const void* wdev, const float* bdev,
                          std::shared_ptr<MatmulDescs> D, float time_ms, bool epilogue_in_gemm = false,
                          const Residual* res = nullptr);
@@ -554,6 +572,14 @@ class CudaExecutorImpl final : public CudaExecutor {
   const ExecValue& read_value(TensorId t) const {
     auto it = in_override_.find(t);
     return graph_.values[size_t(it != in_override_.end() ? it->second : t)];
+  }
+  // Frees an upload (dalloc) that no step reads after all.
+  void release_upload(const void* p, size_t bytes) {
+    auto it = std::find(allocations_.begin(), allocations_.end(), p);
+    if (it == allocations_.end()) return;
+    CK(cudaFree(*it));
+    allocations_.erase(it);
+    weight_bytes_ -= bytes;
   }
   float* upload_f32(const std::vector<float>& v) {
     float* p = static_cast<float*>(dalloc(v.size() * sizeof(float)));
@@ -651,6 +677,10 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::string cur_kind_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
   std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;
+  std::vector<std::shared_ptr<CudnnFusedConv>> fused_convs_;  // the cuDNN graph kernels the steps run
+  // Per graph structure (CudnnFusedConv::signature): the convolution that finalized its plans, or
+  // null and why none finalized.
+  std::map<std::string, std::pair<std::shared_ptr<CudnnFusedConv>, std::string>> graph_plans_;
   std::vector<TacticRecord> tactics_;
   std::string device_key_;
   TensorMap all_;

@@ -1,0 +1,112 @@
+// One real FP16 convolution and its whole epilogue as ONE cuDNN kernel, through cuDNN's graph
+// (backend) API: convolution forward (half NHWC input, half KRSC filter, FP32 accumulation) into an
+// FP32 virtual tensor, then point-wise operations in FP32 (bias, the activation and point-wise
+// chain), then one rounding into the half NHWC output. The kernels come
+// from cuDNN's engines (runtime fusion ones compile with NVRTC when a plan is finalized).
+// Internal to src/backend/cuda (docs/cuda-backend.md, Numerics and Tactics).
+#pragma once
+#include <cudnn.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/kernels.h"
+
+namespace tandem {
+namespace cuda_exec {
+
+// What the fused kernel computes: y = half(chain(conv(x, w) + bias)), the bias optional, x0 of the
+// chain (PwChain::x0_at) counted from the value after the bias.
+struct FusedConvSpec {
+  int64_t n = 0, c = 0, h = 0, w = 0;  // input (NCHW extents; NHWC in memory)
+  int64_t k = 0, oh = 0, ow = 0;       // output maps and size
+  int64_t groups = 1;
+  int64_t kernel[2] = {1, 1}, stride[2] = {1, 1}, pad[2] = {0, 0}, dilation[2] = {1, 1};
+  std::vector<float> bias;  // K values (empty: none)
+  cuda::PwChain chain{};
+};
+
+// One engine configuration of the graph that cuDNN finalized into a plan.
+struct FusedConvPlanInfo {
+  int64_t engine = -1;     // cuDNN's global engine index
+  size_t workspace = 0;    // bytes
+  bool runtime_compiled = false;
+};
+
+class CudnnFusedConv {
+ public:
+  // Maps the spec to cuDNN point-wise operations and constant operands. False, with the reason in
+  // *why, when a link of the epilogue has no exact cuDNN point-wise form.
+  bool prepare(const FusedConvSpec& spec, std::string* why);
+  // The graph's structure (shapes, geometry, operations, operand slots): convolutions with equal
+  // signatures run the same plans on their own pointers (share_plans).
+  const std::string& signature() const { return signature_; }
+  // The constant operands' values (the bias, then one K-vector per distinct scalar of the chain),
+  // each padded to 256 bytes: upload them and pass the device copy to run().
+  const std::vector<float>& constants() const { return constants_; }
+  // Builds the operation graph and finalizes up to max_plans engine configurations, in the order
+  // of cuDNN's heuristics (mode A, then FALLBACK when none of A's finalizes), skipping those that
+  // reduce precision or need more than max_workspace bytes. Returns how many; *why says why none.
+  int make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why);
+  // Takes the plans another convolution of the same signature() finalized.
+  void share_plans(const CudnnFusedConv& other) { plans_ = other.plans_; }
+  int plans() const { return plans_ ? int(plans_->plans.size()) : 0; }
+  const FusedConvPlanInfo& plan_info(int i) const { return plans_->infos[size_t(i)]; }
+  // Runs plan i on the handle's stream. consts: the device copy of constants(); workspace:
+  // plan_info(i).workspace bytes (null when 0).
+  cudnnStatus_t run(int i, const void* x, const void* w, void* y, const float* consts, void* workspace);
+
+ private:
+  // One point-wise operation, kept until the graph is assembled (the last one writes the half output).
+  struct Op {
+    cudnnPointwiseMode_t mode;
+    int64_t x, b, y;  // value uids; b < 0: unary
+    double param;     // ELU alpha, swish beta
+  };
+  // The descriptors of one graph and its finalized plans (shared by equal signatures).
+  struct Plans {
+    cudnnHandle_t handle = nullptr;
+    std::vector<cudnnBackendDescriptor_t> owned;  // tensors, descriptors, operations, the graph
+    cudnnBackendDescriptor_t graph = nullptr;
+    std::vector<cudnnBackendDescriptor_t> plans;
+    std::vector<FusedConvPlanInfo> infos;
+    ~Plans();
+  };
+  bool add_chain(const FusedConvSpec& s, std::string* why);
+  int64_t constant(float v, int64_t k);
+  int64_t virtual_value();
+  void pointwise(cudnnPointwiseMode_t mode, int64_t x, int64_t b, int64_t y, double param = 0);
+  bool build_graph(Plans& p, std::string* why);
+  cudnnBackendDescriptor_t tensor(Plans& p, int64_t uid, cudnnDataType_t type, const int64_t dims[4],
+                                  const int64_t strides[4], bool is_virtual);
+  cudnnBackendDescriptor_t value(int64_t uid) const;
+  bool try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_plans, size_t max_workspace, std::string* why);
+  void release_pack();
+
+  FusedConvSpec spec_;
+  std::string signature_;
+  std::vector<Op> pending_;
+  std::vector<float> constants_;
+  std::vector<int64_t> constant_uids_;
+  int64_t next_virtual_ = 0, stride_ = 0;  // stride_: floats per constant slot
+  std::vector<std::pair<int64_t, cudnnBackendDescriptor_t>> values_;  // uid -> tensor, while building
+  std::shared_ptr<Plans> plans_;
+  // The last variant pack and the pointers it binds (rebuilt when they change).
+  cudnnBackendDescriptor_t pack_ = nullptr;
+  std::vector<void*> pack_ptrs_;
+
+ public:
+  CudnnFusedConv() = default;
+  ~CudnnFusedConv() { release_pack(); }
+  CudnnFusedConv(const CudnnFusedConv&) = delete;
+  CudnnFusedConv& operator=(const CudnnFusedConv&) = delete;
+};
+
+// How a real FP16 convolution's epilogue maps to the graph (TANDEM_CUDA_GRAPH_FUSION): -1 timed
+// against the two-pass route (default), 0 off (the two-pass route), 1 whenever a plan finalizes.
+int graph_fusion_mode();
+
+}  // namespace cuda_exec
+}  // namespace tandem
