@@ -421,6 +421,42 @@ std::shared_ptr<ConvDescs> CudaExecutorImpl::conv_descs_h(const Layer& L, const 
 // weights rounded to half once and stored KRSC; bias, activation and point-wise chain in the
 // epilogue (cuDNN's fused bias+ReLU/identity where it runs, else tandem's half epilogue kernel),
 // or the residual add (+ ReLU) of the next steps (residual_after_conv) through cuDNN's z input.
+// The weights once, in the forms the routes read: KCRS -> KRSC half (cuDNN's NHWC filter), the
+// bias rounded to the half grid as the emulation rounds it, in FP32 and in half.
+ConvWeightsH CudaExecutorImpl::upload_conv_weights_h(LayerId id, const Layer& L, int64_t K, int64_t cg, int kh, int kw) {
+  const auto& P = L.as<ConvolutionParams>();
+  ConvWeightsH W;
+  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  if (int64_t(wv.size()) != K * cg * kh * kw)
+    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * cg * kh * kw));
+  W.wh.resize(wv.size());
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t r = 0; r < int64_t(kh) * kw; ++r)
+        W.wh[size_t((k * kh * kw + r) * cg + c)] = __float2half_rn(wv[size_t((k * cg + c) * kh * kw + r)]);
+  W.w = upload_half(W.wh);
+  W.bias.assign(size_t(K), 0.f);
+  if (P.bias_weights >= 0) {
+    W.bias = weights_f32(P.bias_weights, "bias");
+    if (int64_t(W.bias.size()) != K) unsupported(L, "bias size differs from the output maps");
+    round_weights(id, W.bias, 1, true, 1);
+    W.b = upload_f32(W.bias);
+  }
+  W.b_half = upload_half(to_half(W.bias, Dims{K}, false));
+  return W;
+}
+
+// The tactic record of a convolution on cuDNN's legacy half path (key ends |fp16|nhwc[|residual]).
+void CudaExecutorImpl::record_conv_tactic_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t G,
+                                            cudnnConvolutionFwdAlgo_t algo, const std::string& epilogue,
+                                            const char* residual, float ms, size_t ws) {
+  std::string key = conv_tactic_key(L.as<ConvolutionParams>(), xd, yd, G, false);
+  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc" + (*residual ? "|residual" : "");
+  tactics_.push_back({L.name, "Convolution", key,
+                      std::string("cudnn_fwd_fp16_nhwc:") + fwd_algo_name(int(algo)) + epilogue + residual,
+                      int64_t(algo), ms, ws});
+}
+
 void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const auto& P = L.as<ConvolutionParams>();
   const TensorId xt = L.inputs[0], yt = L.outputs[0];
@@ -428,23 +464,9 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
   const int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
   const int64_t C = xd[1], K = P.out_maps > 0 ? P.out_maps : yd[1], G = std::max<int64_t>(1, P.groups), cg = C / G;
-  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
-  if (int64_t(wv.size()) != K * cg * kh * kw)
-    unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * cg * kh * kw));
-  std::vector<__half> wh(wv.size());  // KCRS -> KRSC (cuDNN's NHWC filter)
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < cg; ++c)
-      for (int64_t r = 0; r < int64_t(kh) * kw; ++r)
-        wh[size_t((k * kh * kw + r) * cg + c)] = __float2half_rn(wv[size_t((k * cg + c) * kh * kw + r)]);
-  const void* wdev = upload_half(wh);
-  std::vector<float> bv(size_t(K), 0.f);
-  if (P.bias_weights >= 0) {
-    bv = weights_f32(P.bias_weights, "bias");
-    if (int64_t(bv.size()) != K) unsupported(L, "bias size differs from the output maps");
-    round_weights(id, bv, 1, true, 1);  // FP16: the bias on the half grid, as the emulation
-  }
-  const float* bdev = P.bias_weights >= 0 ? upload_f32(bv) : nullptr;
-  const void* bdev_h = upload_half(to_half(bv, Dims{K}, false));
+  const ConvWeightsH W = upload_conv_weights_h(id, L, K, cg, kh, kw);
+  const void *wdev = W.w, *bdev_h = W.b_half;
+  const float* bdev = W.b;
   // A 1x1 convolution of a 1x1 map (squeeze-excitation) is a small GEMM: cuBLASLt, not cuDNN.
   // Any other 1x1, stride-1, unpadded one: the GEMM when it times faster than cuDNN's best.
   const bool pointwise = kh == 1 && kw == 1 && G == 1 && xd[2] == yd[2] && xd[3] == yd[3] &&
@@ -513,13 +535,13 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   ConvF32Acc f32;
   ConvGraphRoute graph;
   auto drop_f32_weights = [&] {  // the two-pass route lost: its float copy of the weights goes
-    if (f32.w) release_upload(f32.w, wh.size() * sizeof(float));
+    if (f32.w) release_upload(f32.w, W.wh.size() * sizeof(float));
     f32.w = nullptr;
   };
   if (f32acc) {
     void* xp = x.off == SIZE_MAX ? at(x) : nullptr;
-    f32 = prepare_conv_f32acc_h(L, wh, xd, yd, K, G, kh, kw, xp, bdev, epi, ptr_[out]);
-    graph = prepare_conv_graph_h(L, xd, yd, K, G, kh, kw, xp, wdev, bdev ? bv : std::vector<float>{}, epi, ptr_[out],
+    f32 = prepare_conv_f32acc_h(L, W.wh, xd, yd, K, G, kh, kw, xp, bdev, epi, ptr_[out]);
+    graph = prepare_conv_graph_h(L, xd, yd, K, G, kh, kw, xp, wdev, bdev ? W.bias : std::vector<float>{}, epi, ptr_[out],
                                  f32.ms);
     if (graph.conv) drop_f32_weights();
     vs_gemm_ms = (graph.conv ? graph.ms : f32.ms) + (res_found ? apart_ms : 0.f);
@@ -579,13 +601,8 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
        "cudnnConvolutionForward", "layer '" + lname + "'");
     if (bdev || epi.n_ops > 0) cuda::bias_chain_h(y, bdev, K, 1, epi, n, s);
   });
-  std::string key = conv_tactic_key(P, xd, yd, G, false);
-  key = key.substr(0, key.rfind("|fp32")) + "|fp16|nhwc" + (residual ? "|residual" : "");
-  std::string tactic = std::string("cudnn_fwd_fp16_nhwc:") + fwd_algo_name(int(algo)) +
-                       (has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops)
-                                  : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel") +
-                       (residual ? (res.relu ? "+residual_relu" : "+residual") : "");
-  tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(algo), conv_ms, ws});
+  const std::string epi_tag = has_chain ? "+epilogue_chain" + std::to_string(epi.n_ops) : *fused_ok ? "+cudnn_bias_act" : "+bias_act_kernel";
+  record_conv_tactic_h(L, xd, yd, G, algo, epi_tag, residual ? (res.relu ? "+residual_relu" : "+residual") : "", conv_ms, ws);
 }
 
 // A real FP16 convolution whose epilogue cuDNN's fused call cannot take (a point-wise chain, an

@@ -133,6 +133,15 @@ struct ConvF32Acc {
 
 // The one-kernel route of a real FP16 convolution whose epilogue cuDNN's legacy fused call cannot
 // take: cuDNN's graph API (cudnn_fused_conv.h), one plan kept.
+// A real FP16 convolution's weights as its routes read them (upload_conv_weights_h).
+struct ConvWeightsH {
+  std::vector<__half> wh;            // KRSC half, host copy (the two-pass route widens it)
+  const void* w = nullptr;           // its device copy
+  std::vector<float> bias;           // K values on the half grid (zeros when the layer has none)
+  const float* b = nullptr;          // device FP32 bias, null when the layer has none
+  const void* b_half = nullptr;      // device half bias (cuDNN's fused call)
+};
+
 struct ConvGraphRoute {
   std::shared_ptr<CudnnFusedConv> conv;  // null: not taken
   const float* consts = nullptr;         // the device copy of conv->constants()
@@ -479,6 +488,9 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_chain(const ExecStep& st);
   void build_native_fp16(LayerId id, const Layer& L);
   void build_convolution_h(LayerId id, const Layer& L);
+  ConvWeightsH upload_conv_weights_h(LayerId id, const Layer& L, int64_t K, int64_t cg, int kh, int kw);
+  void record_conv_tactic_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t G, cudnnConvolutionFwdAlgo_t algo,
+                            const std::string& epilogue, const char* residual, float ms, size_t ws);
   std::shared_ptr<MatmulDescs> conv_gemm_descs(int64_t rows, int64_t C, int64_t K,
                                                cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT,
                                                const void* bias_h = nullptr, bool d_f32 = false);
