@@ -1,5 +1,6 @@
-// Real INT8 convolutions on the CPU (kernels_int8.cpp) against the reference: exact integer sums
-// of the input's and the weights' codes (int64, computed here), dequantized as tandem defines it
+// Real INT8 convolutions and deconvolutions on the CPU (kernels_int8.cpp) against the reference:
+// exact integer sums of the input's and the weights' codes (int64, computed here), dequantized as
+// tandem defines it
 // (float(acc) * (s_in * s_w[k]) + bias on the int32 grid, then the activation and the output's
 // fake quantization). Every path (TANDEM_CPU_INT8=vnni where oneDNN has VNNI, fp32) must give
 // exactly those bits, in every layout a CPU keeps convolution chains in; the FP32 emulation
@@ -34,19 +35,24 @@ uint32_t bits(float f) {
   return u;
 }
 
-// Two INT8 convolutions in a row, then y2 + y2 in FP32 (so that y1 and y2 are kept in the
-// layout the CPU keeps convolution chains in; x and the output stay plain):
+// Two INT8 convolutions (or deconvolutions) in a row, then y2 + y2 in FP32 (so that y1 and y2
+// are kept in the layout the CPU keeps convolution chains in; x and the output stay plain):
 // x [1, C, H, W] -> conv1 (+ ReLU) -> y1 [1, K, OH, OW] -> conv2 (same kernel and groups, stride
-// 1, K -> K) -> y2 -> out = y2 + y2. Every tensor but the one inside conv1 + ReLU has a scale.
+// 1, K -> K) -> y2 [1, K, OH2, OW2] -> out = y2 + y2. Every tensor but the one inside conv1 + ReLU
+// has a scale.
 struct ConvCase {
   int64_t N = 1, C = 8, K = 16, H = 12, W = 10, kernel = 3, stride = 1, pad = 1, groups = 1;
   float x_scale = 0.05f, y_scale = 0.08f, y2_scale = 0.3f;
   bool relu = true;
+  bool deconv = false;  // both layers Deconvolution (ConvTranspose), weights [C, K/g, k, k]
   float weight_magnitude = 0.3f;
   Network net;
   std::vector<float> w, bias, w2, bias2, x;
-  int64_t OH() const { return (H + 2 * pad - kernel) / stride + 1; }
-  int64_t OW() const { return (W + 2 * pad - kernel) / stride + 1; }
+  int64_t out_size(int64_t in, int64_t st) const {
+    return deconv ? (in - 1) * st - 2 * pad + kernel : (in + 2 * pad - kernel) / st + 1;
+  }
+  int64_t OH() const { return out_size(H, stride); }
+  int64_t OW() const { return out_size(W, stride); }
 
   static void fill(std::vector<float>& v, size_t n, int64_t K, float magnitude, size_t seed) {
     v.resize(n);
@@ -63,12 +69,13 @@ struct ConvCase {
     p.dilation = {1, 1};
     p.out_maps = k_out;
     p.groups = groups;
-    p.kernel_weights = add_weights("w" + tag, {k_out, cin / groups, kernel, kernel}, tag == "1" ? w : w2);
+    const Dims wd = deconv ? Dims{cin, k_out / groups, kernel, kernel} : Dims{k_out, cin / groups, kernel, kernel};
+    p.kernel_weights = add_weights("w" + tag, wd, tag == "1" ? w : w2);
     p.bias_weights = add_weights("b" + tag, {k_out}, tag == "1" ? bias : bias2);
     return p;
   }
   void build() {
-    fill(w, size_t(K * (C / groups) * kernel * kernel), K, weight_magnitude, 13);
+    fill(w, size_t(K * (C / groups) * kernel * kernel), K, weight_magnitude, 13);  // either layout
     fill(w2, size_t(K * (K / groups) * kernel * kernel), K, weight_magnitude, 29);
     for (int64_t k = 0; k < K; ++k) bias.push_back(0.37f * float(int(k % 5) - 2)), bias2.push_back(-0.21f * float(k % 3));
     x.resize(size_t(N * C * H * W));
@@ -79,14 +86,17 @@ struct ConvCase {
     net.tensors[tx].is_input = true;
     net.inputs.push_back(tx);
     const TensorId tc = net.add_tensor({"c", DataType::kFloat, yd});
-    net.add_layer({"conv1", LayerKind::kConvolution, {tx}, {tc}, params(K, C, stride, "1")});
+    const LayerKind kind = deconv ? LayerKind::kDeconvolution : LayerKind::kConvolution;
+    net.add_layer({"conv1", kind, {tx}, {tc}, params(K, C, stride, "1")});
     TensorId y1 = tc;
     if (relu) {
       y1 = net.add_tensor({"y1", DataType::kFloat, yd});
       net.add_layer({"relu", LayerKind::kActivation, {tc}, {y1}, ActivationParams{ActivationType::kRelu}});
     }
-    const TensorId y2 = net.add_tensor({"y2", DataType::kFloat, yd}), out = net.add_tensor({"out", DataType::kFloat, yd});
-    net.add_layer({"conv2", LayerKind::kConvolution, {y1}, {y2}, params(K, K, 1, "2")});
+    // conv2 (stride 1) keeps the size unless its kernel and padding do not (a 2x2 deconvolution: + 1).
+    const Dims y2d = {N, K, out_size(OH(), 1), out_size(OW(), 1)};
+    const TensorId y2 = net.add_tensor({"y2", DataType::kFloat, y2d}), out = net.add_tensor({"out", DataType::kFloat, y2d});
+    net.add_layer({"conv2", kind, {y1}, {y2}, params(K, K, 1, "2")});
     net.add_layer({"add", LayerKind::kElementWise, {y2, y2}, {out}, ElementWiseParams{ElementWiseOp::kSum}});
     net.tensors[out].is_output = true;
     net.outputs.push_back(out);
@@ -158,13 +168,67 @@ struct ConvCase {
     }
     return y;
   }
+  // One deconvolution by the reference: the weights' codes per output channel k = g * K/g + j
+  // (channel j of every group's [C/g, K/g, k, k] block), each input code times each weight code
+  // added into the output it lands on (oy = iy * st - pad + ky), in int64.
+  std::vector<float> reference_deconv(const std::vector<float>& in, int64_t cin, int64_t h, int64_t wd,
+                                      float in_scale, const std::vector<float>& wt, const std::vector<float>& b,
+                                      int64_t st, bool act, float out_scale) const {
+    const int64_t cg = cin / groups, kg = K / groups, kk = kernel * kernel;
+    const int64_t oh = (h - 1) * st - 2 * pad + kernel, ow = (wd - 1) * st - 2 * pad + kernel;
+    std::vector<float> ws;
+    std::vector<int8_t> wq(wt.size());
+    for (int64_t g = 0; g < groups; ++g) {
+      const ChannelLayout wl{cg, kg, kk};
+      const std::vector<float> sg = int8_weight_scales(wt.data() + g * cg * kg * kk, wl);
+      quantize_int8_weights(wt.data() + g * cg * kg * kk, wl, sg, wq.data() + g * cg * kg * kk);
+      ws.insert(ws.end(), sg.begin(), sg.end());
+    }
+    std::vector<int64_t> acc(size_t(N * K * oh * ow), 0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < cin; ++c)
+        for (int64_t iy = 0; iy < h; ++iy)
+          for (int64_t ix = 0; ix < wd; ++ix) {
+            const int64_t q = quantize_int8(in[size_t(((n * cin + c) * h + iy) * wd + ix)], in_scale), g = c / cg;
+            for (int64_t j = 0; j < kg; ++j)
+              for (int64_t ky = 0; ky < kernel; ++ky)
+                for (int64_t kx = 0; kx < kernel; ++kx) {
+                  const int64_t oy = iy * st - pad + ky, ox = ix * st - pad + kx;
+                  if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
+                  acc[size_t(((n * K + g * kg + j) * oh + oy) * ow + ox)] +=
+                      q * int64_t(wq[size_t(((c * kg + j) * kernel + ky) * kernel + kx)]);
+                }
+          }
+    std::vector<float> y(acc.size());
+    for (size_t i = 0; i < y.size(); ++i) {
+      const size_t k = (i / size_t(oh * ow)) % size_t(K);
+      float v = float(acc[i]) * (in_scale * ws[k]);
+      v = v + fake_quant_int32_bias(b[k], in_scale, ws[k]);
+      if (act) v = v > 0.f ? v : 0.f;
+      y[i] = fake_quant_int8(v, out_scale);
+    }
+    return y;
+  }
+  std::vector<float> reference_layer(const std::vector<float>& in, int64_t cin, int64_t h, int64_t wd,
+                                     float in_scale, const std::vector<float>& wt, const std::vector<float>& b,
+                                     int64_t st, bool act, float out_scale) const {
+    return deconv ? reference_deconv(in, cin, h, wd, in_scale, wt, b, st, act, out_scale)
+                  : reference_conv(in, cin, h, wd, in_scale, wt, b, st, act, out_scale);
+  }
   std::vector<float> expected() const {
-    const std::vector<float> y1 = reference_conv(x, C, H, W, x_scale, w, bias, stride, relu, y_scale);
-    std::vector<float> y2 = reference_conv(y1, K, OH(), OW(), y_scale, w2, bias2, 1, false, y2_scale);
+    const std::vector<float> y1 = reference_layer(x, C, H, W, x_scale, w, bias, stride, relu, y_scale);
+    std::vector<float> y2 = reference_layer(y1, K, OH(), OW(), y_scale, w2, bias2, 1, false, y2_scale);
     for (float& v : y2) v = v + v;
     return y2;
   }
 };
+
+// Steps that ran real INT8: "Convolution(int8)...", "Deconvolution(int8)...".
+int real_int8_steps(const std::vector<std::string>& kinds) {
+  int real = 0;
+  for (const std::string& k : kinds) real += k.find("(int8)") != std::string::npos;
+  return real;
+}
 
 bool has_vnni_path() {  // the default path, with no TANDEM_CPU_INT8 set
   return cpu::int8_conv_path() == cpu::Int8ConvPath::kVnni;
@@ -191,9 +255,7 @@ void expect_exact_in_every_path_and_layout(const ConvCase& c, const std::string&
       EnvVar p("TANDEM_CPU_INT8", path), l("TANDEM_CPU_CHAIN_LAYOUT", layout);
       std::vector<std::string> kinds;
       const std::vector<float> got = c.run(&kinds);
-      int real = 0;
-      for (const std::string& k : kinds) real += k.rfind("Convolution(int8)", 0) == 0;
-      EXPECT_EQ(real, 2) << what << ", path " << path << ": not both convolutions ran real INT8";
+      EXPECT_EQ(real_int8_steps(kinds), 2) << what << ", path " << path << ": not both layers ran real INT8";
       size_t first = 0;
       const size_t n = count_differences(got, want, &first);
       EXPECT_EQ(n, 0u) << what << ", path " << path << ", layout " << layout << ": first at " << first << ": "
@@ -244,25 +306,58 @@ TEST(CpuInt8, StridedGroupedAndPointwiseConvolutionsEqualExactIntegerSums) {
   expect_exact_in_every_path_and_layout(pw, "1x1 24->40");
 }
 
+TEST(CpuInt8, DeconvolutionEqualsExactIntegerSums) {
+  ConvCase up;  // PP-OCR det's head: 2x2 stride 2 (no overlap), no padding
+  up.deconv = true;
+  up.kernel = 2;
+  up.stride = 2;
+  up.pad = 0;
+  up.build();
+  expect_exact_in_every_path_and_layout(up, "deconvolution 2x2 stride 2 8->16");
+  ConvCase overlap;  // 3x3 stride 2 pad 1: 1, 2 or 4 products per output pixel per channel
+  overlap.deconv = true;
+  overlap.stride = 2;
+  overlap.N = 2;
+  overlap.build();
+  expect_exact_in_every_path_and_layout(overlap, "deconvolution 3x3 stride 2 pad 1, batch 2");
+  ConvCase grouped;  // 4 groups, 1x1 after a 3x3 stride-1 one, no activation
+  grouped.deconv = true;
+  grouped.groups = 4;
+  grouped.C = 24;
+  grouped.relu = false;
+  grouped.build();
+  expect_exact_in_every_path_and_layout(grouped, "grouped deconvolution 3x3 24->16");
+}
+
 // The emulation sums the same products in float: results differ by that rounding only, which can
 // move an output across a rounding boundary of its grid by at most one step.
-TEST(CpuInt8, EmulationDiffersBySummationRoundingOnly) {
-  ConvCase c;
-  c.C = 32;
-  c.build();
+void expect_emulation_differs_by_summation_rounding_only(const ConvCase& c, const std::string& what) {
   const std::vector<float> want = c.expected();
   EnvVar p("TANDEM_CPU_INT8", "emulate");
   std::vector<std::string> kinds;
   const std::vector<float> emulated = c.run(&kinds);
-  for (const std::string& k : kinds) EXPECT_EQ(k.find("(int8)"), std::string::npos) << k;
+  EXPECT_EQ(real_int8_steps(kinds), 0) << what;
   ASSERT_EQ(emulated.size(), want.size());
   size_t differ = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     // out = 2 * y2: one step of y2's grid, unless conv1's moved step carries on.
-    EXPECT_LE(std::fabs(emulated[i] - want[i]), 2 * c.y2_scale * 1.0001f) << "at " << i;
+    EXPECT_LE(std::fabs(emulated[i] - want[i]), 2 * c.y2_scale * 1.0001f) << what << " at " << i;
     differ += emulated[i] != want[i];
   }
-  EXPECT_LT(differ, want.size() / 50) << "more than 2% of the outputs moved: not summation rounding";
+  EXPECT_LT(differ, want.size() / 50) << what << ": more than 2% of the outputs moved: not summation rounding";
+}
+
+TEST(CpuInt8, EmulationDiffersBySummationRoundingOnly) {
+  ConvCase c;
+  c.C = 32;
+  c.build();
+  expect_emulation_differs_by_summation_rounding_only(c, "convolution 3x3 32->16");
+  ConvCase d;
+  d.deconv = true;
+  d.C = 32;
+  d.stride = 2;
+  d.build();
+  expect_emulation_differs_by_summation_rounding_only(d, "deconvolution 3x3 stride 2 32->16");
 }
 
 // Weights whose codes could make a sum exceed 2^24 (where FP32 sums stop being exact) keep the
@@ -276,6 +371,13 @@ TEST(CpuInt8, LayersBeyondTheExactBoundStayEmulatedInEveryPath) {
   EXPECT_TRUE(cpu::int8_conv_exact(small, 2));
   small[0] = -127, small.push_back(1), small.push_back(1);  // 1033 per channel: one more code
   EXPECT_FALSE(cpu::int8_conv_exact(small, 2));
+  // Deconvolution codes [C, K/g, taps]: output channel k sums column k % (K/g) over its group's
+  // input channels. 2 groups of 1032 input channels, 2 output channels each, 1 tap: at the bound.
+  std::vector<int8_t> up(size_t(2064 * 2), -127);
+  EXPECT_TRUE(cpu::int8_deconv_exact(up, 2064, 4, 2));
+  EXPECT_FALSE(cpu::int8_deconv_exact(up, 2064, 2, 1));  // one group: 2064 codes per output channel
+  up.resize(size_t(2066 * 2), 1);                          // 1033 input channels per group
+  EXPECT_FALSE(cpu::int8_deconv_exact(up, 2066, 4, 2));
   ConvCase c;
   c.C = 256;
   c.K = 4;
@@ -290,9 +392,8 @@ TEST(CpuInt8, LayersBeyondTheExactBoundStayEmulatedInEveryPath) {
     EnvVar p("TANDEM_CPU_INT8", path);
     std::vector<std::string> kinds;
     const std::vector<float> got = c.run(&kinds);
-    int real = 0;  // conv2 (4 channels) runs real INT8, conv1 cannot
-    for (const std::string& k : kinds) real += k.rfind("Convolution(int8)", 0) == 0;
-    EXPECT_EQ(real, 1) << path;
+    // conv2 (4 channels) runs real INT8, conv1 cannot
+    EXPECT_EQ(real_int8_steps(kinds), 1) << path;
     if (first.empty()) first = got;
     size_t at = 0;
     EXPECT_EQ(count_differences(got, first, &at), 0u) << path;

@@ -322,30 +322,39 @@ float int8_grid_scale(const ExecGraph& g, size_t at, ValueId v) {
   return std::isfinite(scale) && scale > 0.f ? scale : 0.f;
 }
 
-// Real INT8 (kernels_int8.cpp) for an INT8 2-D convolution whose input lies on its tensor's INT8
-// grid and whose weight codes keep every sum exact (int8_conv_exact): the codes, the input scale
-// and alpha[k] = s_in * s_w[k] (times the factors of the Scales folded later). Else nothing (the
-// emulation).
+// Real INT8 (kernels_int8.cpp) for an INT8 2-D convolution or deconvolution whose input lies on
+// its tensor's INT8 grid and whose weight codes keep every sum exact (int8_conv_exact,
+// int8_deconv_exact): the codes, the input scale and alpha[k] = s_in * s_w[k] (times the factors
+// of the Scales folded later). Else nothing (the emulation).
 void prepare_real_int8(const Network& net, const Numerics& num, const ExecGraph& g, const ExecStep& st,
                        cpu::ConvSpec& s) {
   const Layer& l = net.layers[size_t(st.layer)];
   const auto& p = l.as<ConvolutionParams>();
   const Precision prec = size_t(st.layer) < num.layer_precision.size() ? num.layer_precision[size_t(st.layer)] : Precision::kUnset;
-  if (prec != Precision::kINT8 || l.kind != LayerKind::kConvolution || p.kernel.size() != 2 || s.in_dims.size() != 4 ||
-      s.out_dims.size() != 4 || cpu::int8_conv_path() == cpu::Int8ConvPath::kEmulate)
+  const bool deconv = l.kind == LayerKind::kDeconvolution;
+  if (prec != Precision::kINT8 || (l.kind != LayerKind::kConvolution && !deconv) || p.kernel.size() != 2 ||
+      s.in_dims.size() != 4 || s.out_dims.size() != 4 || cpu::int8_conv_path() == cpu::Int8ConvPath::kEmulate)
     return;
   const std::string& in_name = net.tensors[size_t(l.inputs[0])].name;
   const auto scale_it = num.tensor_scales.find(in_name);
   const float grid = int8_grid_scale(g, size_t(&st - g.steps.data()), st.inputs[0]);
   if (num.unquantized.count(in_name) || scale_it == num.tensor_scales.end() || grid <= 0.f || grid != scale_it->second)
     return;
-  const int64_t K = s.out_dims[1];
-  const ChannelLayout wl{1, K, int64_t(s.kernel.size()) / K};
-  if (wl.count() != int64_t(s.kernel.size())) return;
-  const std::vector<float> ws = int8_weight_scales(s.kernel.data(), wl);
+  const int64_t K = s.out_dims[1], C = s.in_dims[1], groups = std::max<int64_t>(1, p.groups);
+  // Per output channel, as round_conv_weights quantizes them: conv [K, inner]; deconv per group
+  // [C/g, K/g, taps], output channel gi * K/g + j.
+  const int64_t blocks = deconv ? groups : 1, per_block = int64_t(s.kernel.size()) / blocks;
+  const int64_t cg = C / groups, kg = K / groups;
+  const ChannelLayout wl = deconv ? ChannelLayout{cg, kg, per_block / (cg * kg)} : ChannelLayout{1, K, per_block / K};
+  if (wl.count() * blocks != int64_t(s.kernel.size())) return;
+  std::vector<float> ws;
   std::vector<int8_t> codes(s.kernel.size());
-  quantize_int8_weights(s.kernel.data(), wl, ws, codes.data());
-  if (!cpu::int8_conv_exact(codes, K)) return;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const std::vector<float> wb = int8_weight_scales(s.kernel.data() + b * per_block, wl);
+    quantize_int8_weights(s.kernel.data() + b * per_block, wl, wb, codes.data() + b * per_block);
+    ws.insert(ws.end(), wb.begin(), wb.end());
+  }
+  if (deconv ? !cpu::int8_deconv_exact(codes, C, K, groups) : !cpu::int8_conv_exact(codes, K)) return;
   s.kernel_codes = std::move(codes);
   s.in_scale = grid;
   s.alpha.resize(size_t(K));

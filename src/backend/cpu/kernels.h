@@ -102,15 +102,19 @@ Kernel make_softmax(const Network& net, const Layer& l);
 
 Kernel make_conv_kernel(const ConvSpec& s);  // oneDNN
 
-// How INT8 convolutions compute (kernels_int8.cpp): oneDNN s8 -> s32 where oneDNN's ISA has VNNI,
-// integer-valued FP32 sums elsewhere, or the FP32 emulation; TANDEM_CPU_INT8=vnni|fp32|emulate
-// forces one (tests compare them bit for bit).
+// How INT8 convolutions and deconvolutions compute (kernels_int8.cpp): oneDNN s8 -> s32 where
+// oneDNN's ISA has VNNI, integer-valued FP32 sums elsewhere, or the FP32 emulation;
+// TANDEM_CPU_INT8=vnni|fp32|emulate forces one (tests compare them bit for bit).
 enum class Int8ConvPath : uint8_t { kVnni, kFp32, kEmulate };
 Int8ConvPath int8_conv_path();
 // Whether every integer sum of a convolution with these weight codes ([out_channels][inner]) and
 // input codes in [-128, 127] is exact in FP32 (<= 2^24): where a layer runs real INT8 at all.
 bool int8_conv_exact(const std::vector<int8_t>& codes, int64_t out_channels);
-// A 2-D convolution (4-d NCHW tensors) on codes: s.kernel_codes, s.alpha, s.in_scale set.
+// The same for a deconvolution's codes ([in_channels][out_channels / groups][taps]): output
+// channel k's sums take the codes of channel k % (K/g) over its group's input channels.
+bool int8_deconv_exact(const std::vector<int8_t>& codes, int64_t in_channels, int64_t out_channels, int64_t groups);
+// A 2-D convolution or deconvolution (4-d NCHW tensors) on codes: s.kernel_codes (the layout of
+// s.kernel), s.alpha, s.in_scale set.
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path);
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
 // oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.

@@ -1,18 +1,20 @@
-// Real INT8 convolutions: int8 codes, exact integer sums, tandem's own requantization.
+// Real INT8 convolutions and deconvolutions: int8 codes, exact integer sums, tandem's own
+// requantization.
 //
 // The input lies on its per-tensor INT8 grid (the lowering rounded it), so its codes
 // q = rne(x / s) are exact; the weights are the per-output-channel codes of tandem/numerics.h.
-// The sum over the kernel window of q * w is computed exactly, in one of two ways that give the
-// same integers:
-//   - kVnni: oneDNN's s8 x s8 -> s32 convolution on a CPU whose effective oneDNN ISA has VNNI
+// The sum of q * w over the kernel window (deconvolution: over the input pixels and taps that
+// land on an output pixel) is computed exactly, in one of two ways that give the same integers:
+//   - kVnni: oneDNN's s8 x s8 -> s32 (de)convolution on a CPU whose effective oneDNN ISA has VNNI
 //     (vpdpbusd adds four u8 x s8 products into int32 with no intermediate saturation). Without
 //     VNNI oneDNN sums pairs in int16 (vpmaddubsw), which saturates, and halves s8 weights: not
 //     exact, so never used there.
-//   - kFp32: oneDNN's FP32 convolution over the codes as floats. Every partial sum is an integer
-//     of magnitude <= 128 * sum_i |w[k][i]|; while that is <= 2^24 every float sum is exact, in
-//     any order, on any ISA.
-// A layer runs for real only where that bound holds (int8_conv_exact), whichever way is used, so
-// that the choice of layers, and with it every result, is the same on every x86-64. Then
+//   - kFp32: oneDNN's FP32 (de)convolution over the codes as floats. Every partial sum is an
+//     integer of magnitude <= 128 * (sum of |w| over output channel k's weights); while that is
+//     <= 2^24 every float sum is exact, in any order, on any ISA.
+// A layer runs for real only where that bound holds (int8_conv_exact, int8_deconv_exact),
+// whichever way is used, so that the choice of layers, and with it every result, is the same on
+// every x86-64. Then
 // y = post_ops(float(acc) * alpha[k] + bias[k]) (alpha = s_in * s_w[k] * folded Scale factor),
 // compiled with -ffp-contract=off (CMakeLists.txt), so it rounds the same on every ISA.
 #include <omp.h>
@@ -48,6 +50,8 @@ struct LayoutIndex {
     if (block == 8 || block == 16) return ((n * (C / block) + c / block) * P + p) * block + c % block;
     return (n * C + c) * P + p;
   }
+  // Channel c of pixel p + j lies at (*this)(n, c, p) + j * pixel_stride() (within one image).
+  int64_t pixel_stride() const { return block == kNhwcBlock ? C : block == 8 || block == 16 ? block : 1; }
 };
 
 bool cpu_has_vnni() {
@@ -87,39 +91,97 @@ void apply_post_ops(const std::vector<PostOp>& post_ops, float* v, int64_t n) {
 // The primitive computing the integer sums: s8 codes -> s32 (kVnni) or integer-valued f32 ->
 // f32 (kFp32), both NHWC, weights in oneDNN's preferred layout, no bias, no scales, no post-ops.
 struct SumPrimitive {
-  dnnl::convolution_forward prim;
+  dnnl::primitive prim;
   dnnl::memory src, wei, dst;
 };
 
-SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path) {
-  const auto& p = s.layer->as<ConvolutionParams>();
-  const Dims& id = s.in_dims;
-  const Dims& od = s.out_dims;
-  const int64_t g = std::max<int64_t>(1, p.groups), K = od[1], C = id[1];
-  const dt act = path == Int8ConvPath::kVnni ? dt::s8 : dt::f32;
-  const dt acc = path == Int8ConvPath::kVnni ? dt::s32 : dt::f32;
+// A 2-D (de)convolution's strides, dilations (oneDNN's: minus one) and paddings; the right
+// padding makes the output size come out as the tensor says.
+struct SumGeometry {
   dnnl::memory::dims strides, dil, pl, pr;
+};
+SumGeometry sum_geometry(const ConvSpec& s, bool deconv) {
+  const auto& p = s.layer->as<ConvolutionParams>();
+  SumGeometry geo;
   for (size_t i = 0; i < 2; ++i) {
     const int64_t st = p.stride.empty() ? 1 : p.stride[i], d = p.dilation.empty() ? 1 : p.dilation[i];
     const int64_t a = p.pre_padding.empty() ? 0 : p.pre_padding[i], ek = (p.kernel[i] - 1) * d + 1;
-    strides.push_back(st);
-    dil.push_back(d - 1);
-    pl.push_back(a);
-    pr.push_back((od[2 + i] - 1) * st + ek - id[2 + i] - a);
+    const int64_t in = s.in_dims[2 + i], out = s.out_dims[2 + i];
+    geo.strides.push_back(st);
+    geo.dil.push_back(d - 1);
+    geo.pl.push_back(a);
+    geo.pr.push_back(deconv ? (in - 1) * st + ek - a - out : (out - 1) * st + ek - in - a);
   }
-  dnnl::memory::desc src_md({id[0], C, id[2], id[3]}, act, tag::nhwc);
-  dnnl::memory::desc dst_md({od[0], K, od[2], od[3]}, acc, tag::nhwc);
-  const dnnl::memory::dims wd = g > 1 ? dnnl::memory::dims{g, K / g, C / g, p.kernel[0], p.kernel[1]}
-                                      : dnnl::memory::dims{K, C, p.kernel[0], p.kernel[1]};
-  dnnl::memory::desc w_user_md(wd, act, g > 1 ? tag::goihw : tag::oihw);
-  dnnl::memory::desc w_any_md(wd, act, tag::any);
-  dnnl::convolution_forward::primitive_desc pd(
-      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
-                                      w_any_md, dst_md, strides, dil, pl, pr),
-      int8_engine());
+  return geo;
+}
+
+// The weight codes as stored, in oneDNN's logical order (g,) o, i, kh, kw: a convolution's
+// [K, C/g, kh, kw] is that order; a deconvolution's [C, K/g, kh, kw] is g, i, o, kh, kw in
+// memory, described by strides.
+dnnl::memory::desc stored_weights_desc(const ConvSpec& s, bool deconv, dt type) {
+  const auto& p = s.layer->as<ConvolutionParams>();
+  const int64_t g = std::max<int64_t>(1, p.groups), o = s.out_dims[1] / g, i = s.in_dims[1] / g;
+  const int64_t kh = p.kernel[0], kw = p.kernel[1], ksz = kh * kw;
+  dnnl::memory::dims dims = {o, i, kh, kw};
+  dnnl::memory::dims strides = deconv ? dnnl::memory::dims{ksz, o * ksz, kw, 1} : dnnl::memory::dims{i * ksz, ksz, kw, 1};
+  if (g > 1) {
+    dims.insert(dims.begin(), g);
+    strides.insert(strides.begin(), o * i * ksz);
+  }
+  return dnnl::memory::desc(dims, type, strides);
+}
+
+// The one layout the integer sums read their codes in and write their sums in (oneDNN runs mixed
+// layouts only in its reference kernel). The int8 kernels: channels-last. The FP32 path, whose
+// float sums are exact in any order: the input's and output's own layout where they share one
+// (no transposition), else the layout oneDNN's FP32 kernels prefer on this CPU (nChw8c on AVX2:
+// its channels-last FP32 kernels are slower there, and plain ones are im2col + GEMM) where each
+// group's channels fill its blocks (or the layer is depthwise: its jit kernels), else
+// channels-last.
+int sum_layout(Int8ConvPath path, const ConvSpec& s) {
+  if (path == Int8ConvPath::kVnni) return kNhwcBlock;
+  if (s.src_block == s.dst_block && s.src_block != 0) return s.src_block;
+  const int preferred = dnnl_conv_block();
+  if (preferred != 8 && preferred != 16) return kNhwcBlock;
+  const int64_t g = std::max<int64_t>(1, s.layer->as<ConvolutionParams>().groups), C = s.in_dims[1], K = s.out_dims[1];
+  const bool depthwise = g == C && g == K;
+  const bool fills = ((C / g) % preferred == 0 && (K / g) % preferred == 0) || (depthwise && C % preferred == 0);
+  return fills ? preferred : kNhwcBlock;
+}
+dnnl::memory::desc layout_desc(const Dims& d, dt type, int block) {
+  const tag t = block == 16 ? tag::nChw16c : block == 8 ? tag::nChw8c : tag::nhwc;
+  return dnnl::memory::desc({d[0], d[1], d[2], d[3]}, type, t);
+}
+
+SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path) {
+  const bool deconv = s.layer->kind == LayerKind::kDeconvolution;
+  const dt act = path == Int8ConvPath::kVnni ? dt::s8 : dt::f32;
+  const dt acc = path == Int8ConvPath::kVnni ? dt::s32 : dt::f32;
+  const SumGeometry geo = sum_geometry(s, deconv);
+  const int layout = sum_layout(path, s);
+  const dnnl::memory::desc src_md = layout_desc(s.in_dims, act, layout), dst_md = layout_desc(s.out_dims, acc, layout);
+  const dnnl::memory::desc w_user_md = stored_weights_desc(s, deconv, act);
+  const dnnl::memory::desc w_any_md(w_user_md.dims(), act, tag::any);
   auto& eng = int8_engine();
-  SumPrimitive r{dnnl::convolution_forward(pd), dnnl::memory(src_md, eng, nullptr), dnnl::memory(pd.weights_desc(), eng),
-                 dnnl::memory(dst_md, eng, nullptr)};
+  const auto prop = dnnl::prop_kind::forward_inference;
+  dnnl::primitive prim;
+  dnnl::memory::desc w_md;
+  if (deconv) {
+    dnnl::deconvolution_forward::primitive_desc pd(
+        dnnl::deconvolution_forward::desc(prop, dnnl::algorithm::deconvolution_direct, src_md, w_any_md, dst_md,
+                                          geo.strides, geo.dil, geo.pl, geo.pr),
+        eng);
+    prim = dnnl::deconvolution_forward(pd);
+    w_md = pd.weights_desc();
+  } else {
+    dnnl::convolution_forward::primitive_desc pd(
+        dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src_md, w_any_md, dst_md,
+                                        geo.strides, geo.dil, geo.pl, geo.pr),
+        eng);
+    prim = dnnl::convolution_forward(pd);
+    w_md = pd.weights_desc();
+  }
+  SumPrimitive r{prim, dnnl::memory(src_md, eng, nullptr), dnnl::memory(w_md, eng), dnnl::memory(dst_md, eng, nullptr)};
   // The weights reorder once into the primitive's layout (oneDNN adds its s8 compensation there).
   dnnl::stream st(eng);
   if (path == Int8ConvPath::kVnni) {
@@ -196,7 +258,7 @@ void dequantize(const float* acc, float* v, int64_t np, int64_t K, const float* 
   dequantize_f32(acc, v, np, K, alpha, bias);
 }
 
-constexpr int64_t kRun = 64;  // pixels per run of a non-NHWC layout
+constexpr int64_t kRun = 64;  // pixels per run when the codes change layout
 
 // The common epilogue in one pass: y = fake_quant_int8(float(acc) * alpha[k] (+ bias[k]), s_out)
 // (no post-ops, the chain only the step's output rounding). Clamping before the rounding equals
@@ -248,77 +310,86 @@ void dequantize_round(const float* acc, float* v, int64_t n, int64_t K, const fl
   dequantize_round_f32(acc, v, n, K, alpha, bias, out_scale);
 }
 
-// x (float, on the grid of `scale`, in layout `block`) -> codes q (NHWC, int8 or float).
+// x (float, on the grid of `scale`, in layout `block`) -> codes q (int8 or float) in layout
+// `q_block`.
 template <class Code>
-void quantize_to_nhwc(const float* x, Code* q, const Dims& d, int block, float scale) {
+void quantize_codes(const float* x, Code* q, const Dims& d, int block, int q_block, float scale) {
   const int64_t N = d[0], C = d[1], P = d[2] * d[3];
   const float inv_scale = 1.f / scale;
-  if (block == kNhwcBlock) {  // the same order: flat blocks
+  if (block == q_block) {  // the same order: flat blocks
     constexpr int64_t kBlock = 16384;
     const int64_t n = N * P * C, blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n >= 65536)
     for (int64_t b = 0; b < blocks; ++b) codes(x + b * kBlock, q + b * kBlock, std::min(kBlock, n - b * kBlock), inv_scale);
     return;
   }
-  // Other layouts: runs of kRun pixels of one image; channel c of pixel p0 + j is at
-  // at(n, c, p0) + j * pixel_stride in every layout (plain 1, nChw8c/16c the block).
-  const LayoutIndex at{C, P, block};
-  const int64_t pixel_stride = block == 8 || block == 16 ? block : 1, runs = (P + kRun - 1) / kRun;
+  // Other layouts: runs of kRun pixels of one image, channel by channel.
+  const LayoutIndex at{C, P, block}, q_at{C, P, q_block};
+  const int64_t xs = at.pixel_stride(), qs = q_at.pixel_stride(), runs = (P + kRun - 1) / kRun;
 #pragma omp parallel for schedule(static) if (N * P * C >= 65536)
   for (int64_t r = 0; r < N * runs; ++r) {
     const int64_t n = r / runs, p0 = (r % runs) * kRun, m = std::min(kRun, P - p0);
     float run[kRun];
     Code code_run[kRun];
-    Code* out = q + (n * P + p0) * C;
     for (int64_t c = 0; c < C; ++c) {
       const float* src = x + at(n, c, p0);
-      for (int64_t j = 0; j < m; ++j) run[j] = src[j * pixel_stride];
+      for (int64_t j = 0; j < m; ++j) run[j] = src[j * xs];
       codes(run, code_run, m, inv_scale);
-      for (int64_t j = 0; j < m; ++j) out[j * C + c] = code_run[j];
+      Code* dst = q + q_at(n, c, p0);
+      for (int64_t j = 0; j < m; ++j) dst[j * qs] = code_run[j];
     }
   }
 }
 
-// acc (NHWC sums) -> y = chain(post_ops(float(acc) * alpha[k] + bias[k])) in layout `block`, a
-// few pixels' channels at a time (post-ops and chain links are per element: the same values as
-// passes of their own over y, without those passes).
+// What requantization computes: y = chain(post_ops(float(acc) * alpha[k] + bias[k])).
+struct Requantize {
+  const float* alpha;
+  const float* bias;  // null: none
+  const std::vector<PostOp>& post_ops;
+  const std::vector<ChainLink>& chain;
+  bool round_only() const { return post_ops.empty() && chain.size() == 1 && chain[0].kind == ChainLink::kRoundInt8; }
+  // np pixels of K channels each, channel k's alpha[k] and bias[k] (acc may be v). Post-ops and
+  // chain links are per element: the same values as passes of their own over y, without them.
+  template <class Acc>
+  void run(const Acc* acc, float* v, int64_t np, int64_t K) const {
+    const int64_t n_vals = np * K;
+    if (round_only()) return dequantize_round(acc, v, n_vals, K, alpha, bias, chain[0].scalar);
+    dequantize(acc, v, np, K, alpha, bias);
+    apply_post_ops(post_ops, v, n_vals);
+    // Below 65536 values apply_chain opens no parallel region of its own.
+    if (!chain.empty()) apply_chain(chain, v, v, n_vals);
+  }
+};
+
+constexpr int64_t kChunkFloats = 16384;  // values per requantized chunk (L2)
+
+// acc (sums in layout acc_block: channels-last, or nChw8c / nChw16c: planes of P pixels x block
+// channels) -> y requantized in layout y_block, a few pixels' channels of one plane at a time: in
+// place where the layouts agree (acc may be y), else into a buffer, then scattered.
 template <class Acc>
-void requantize_from_nhwc(const Acc* acc, float* y, const Dims& d, int block, const std::vector<float>& alpha,
-                          const std::vector<float>& bias, const std::vector<PostOp>& post_ops,
-                          const std::vector<ChainLink>& chain) {
-  constexpr int64_t kChunkFloats = 16384;
-  const int64_t N = d[0], K = d[1], P = d[2] * d[3], pixels = N * P;
-  const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / K), chunks = (pixels + per_chunk - 1) / per_chunk;
-  const LayoutIndex at{K, P, block};
-  const int64_t pixel_stride = block == 8 || block == 16 ? block : 1;
-  const bool has_bias = !bias.empty();
-  const bool round_only = post_ops.empty() && chain.size() == 1 && chain[0].kind == ChainLink::kRoundInt8;
-#pragma omp parallel for schedule(static) if (pixels * K >= 65536)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t p0 = ch * per_chunk, np = std::min(per_chunk, pixels - p0), n_vals = np * K;
-    static thread_local std::vector<float> local;  // other layouts: the chunk, then scattered
-    float* v = y + p0 * K;                          // NHWC: in place
-    if (block != kNhwcBlock) {
-      if (local.size() < size_t(n_vals)) local.resize(size_t(n_vals));
-      v = local.data();
+void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims& d, const Requantize& rq) {
+  const int64_t N = d[0], K = d[1], P = d[2] * d[3];
+  const int64_t lanes = acc_block == kNhwcBlock ? K : acc_block;  // channels of one pixel in one plane
+  const int64_t groups = K / lanes, planes = N * groups;
+  const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / lanes), chunks = (P + per_chunk - 1) / per_chunk;
+  const LayoutIndex y_at{K, P, y_block};
+  const int64_t ys = y_at.pixel_stride();
+#pragma omp parallel for schedule(static) if (N * P * K >= 65536)
+  for (int64_t item = 0; item < planes * chunks; ++item) {
+    const int64_t plane = item / chunks, n = plane / groups, p0 = (item % chunks) * per_chunk;
+    const int64_t np = std::min(per_chunk, P - p0), k0 = (plane % groups) * lanes, at = (plane * P + p0) * lanes;
+    const Requantize part{rq.alpha + k0, rq.bias ? rq.bias + k0 : nullptr, rq.post_ops, rq.chain};
+    if (acc_block == y_block) {
+      part.run(acc + at, y + at, np, lanes);
+      continue;
     }
-    if (round_only) {
-      dequantize_round(acc + p0 * K, v, n_vals, K, alpha.data(), has_bias ? bias.data() : nullptr, chain[0].scalar);
-    } else {
-      dequantize(acc + p0 * K, v, np, K, alpha.data(), has_bias ? bias.data() : nullptr);
-      apply_post_ops(post_ops, v, n_vals);
-      // Below 65536 values apply_chain opens no parallel region of its own.
-      if (!chain.empty()) apply_chain(chain, v, v, n_vals);
+    static thread_local std::vector<float> local;
+    if (local.size() < size_t(np * lanes)) local.resize(size_t(np * lanes));
+    part.run(acc + at, local.data(), np, lanes);
+    for (int64_t k = 0; k < lanes; ++k) {
+      float* dst = y + y_at(n, k0 + k, p0);
+      for (int64_t j = 0; j < np; ++j) dst[j * ys] = local[size_t(j * lanes + k)];
     }
-    if (block != kNhwcBlock)  // per channel, runs of pixels within one image
-      for (int64_t j0 = 0; j0 < np;) {
-        const int64_t n = (p0 + j0) / P, p = (p0 + j0) % P, m = std::min(np - j0, P - p);
-        for (int64_t k = 0; k < K; ++k) {
-          float* dst = y + at(n, k, p);
-          for (int64_t j = 0; j < m; ++j) dst[j * pixel_stride] = v[(j0 + j) * K + k];
-        }
-        j0 += m;
-      }
   }
 }
 
@@ -338,13 +409,35 @@ Int8ConvPath int8_conv_path() {
   throw Error("TANDEM_CPU_INT8='" + v + "': expected vnni, fp32 or emulate");
 }
 
+namespace {
+// |q_x| <= 128 times the sum of |q_w| over one output channel's weights bounds every partial sum.
+bool sums_within_fp32_integers(int64_t weight_l1) { return 128 * weight_l1 <= (int64_t(1) << 24); }
+}  // namespace
+
 bool int8_conv_exact(const std::vector<int8_t>& codes, int64_t out_channels) {
   if (out_channels <= 0 || int64_t(codes.size()) % out_channels) return false;
   const int64_t inner = int64_t(codes.size()) / out_channels;
   for (int64_t k = 0; k < out_channels; ++k) {
     int64_t l1 = 0;
     for (int64_t i = 0; i < inner; ++i) l1 += std::abs(int64_t(codes[size_t(k * inner + i)]));
-    if (128 * l1 > (int64_t(1) << 24)) return false;
+    if (!sums_within_fp32_integers(l1)) return false;
+  }
+  return true;
+}
+
+bool int8_deconv_exact(const std::vector<int8_t>& codes, int64_t in_channels, int64_t out_channels, int64_t groups) {
+  const int64_t g = std::max<int64_t>(1, groups);
+  if (in_channels <= 0 || out_channels <= 0 || in_channels % g || out_channels % g ||
+      int64_t(codes.size()) % (in_channels * (out_channels / g)))
+    return false;
+  // [C, K/g, taps]: output channel gi * K/g + j sums channel j of the C/g input channels of group gi.
+  const int64_t kg = out_channels / g, cg = in_channels / g, taps = int64_t(codes.size()) / (in_channels * kg);
+  for (int64_t k = 0; k < out_channels; ++k) {
+    const int64_t gi = k / kg, j = k % kg;
+    int64_t l1 = 0;
+    for (int64_t c = gi * cg; c < (gi + 1) * cg; ++c)
+      for (int64_t t = 0; t < taps; ++t) l1 += std::abs(int64_t(codes[size_t((c * kg + j) * taps + t)]));
+    if (!sums_within_fp32_integers(l1)) return false;
   }
   return true;
 }
@@ -352,7 +445,7 @@ bool int8_conv_exact(const std::vector<int8_t>& codes, int64_t out_channels) {
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const Layer& l = *s.layer;
   if (path == Int8ConvPath::kEmulate || s.in_scale <= 0.f)
-    throw Error("layer '" + l.name + "': real INT8 convolution without a path or input scale (internal)");
+    throw Error("layer '" + l.name + "': real INT8 (de)convolution without a path or input scale (internal)");
   auto prim = std::make_shared<SumPrimitive>(make_sum_primitive(s, path));
   auto scratch = s.scratch ? s.scratch : std::make_shared<ConvScratch>();
   const size_t q_floats = size_t(volume(s.in_dims)) + 16, acc_floats = size_t(volume(s.out_dims)) + 16;
@@ -365,20 +458,23 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const std::vector<PostOp> post_ops = s.post_ops;
   const std::vector<ChainLink> chain = s.chain;
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
+  const int q_block = sum_layout(path, s), acc_block = q_block;
+  // FP32 sums in the output's own layout are written into the output and requantized in place.
+  const bool sums_in_y = path == Int8ConvPath::kFp32 && acc_block == dst_block;
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
     void* q = scratch->src.data();
-    void* acc = scratch->dst.data();
-    if (path == Int8ConvPath::kVnni) quantize_to_nhwc(x, static_cast<int8_t*>(q), in_dims, src_block, in_scale);
-    else quantize_to_nhwc(x, static_cast<float*>(q), in_dims, src_block, in_scale);
+    void* acc = sums_in_y ? out[0] : scratch->dst.data();
+    if (path == Int8ConvPath::kVnni) quantize_codes(x, static_cast<int8_t*>(q), in_dims, src_block, q_block, in_scale);
+    else quantize_codes(x, static_cast<float*>(q), in_dims, src_block, q_block, in_scale);
     prim->src.set_data_handle(q);
     prim->dst.set_data_handle(acc);
     prim->prim.execute(*stream, {{DNNL_ARG_SRC, prim->src}, {DNNL_ARG_WEIGHTS, prim->wei}, {DNNL_ARG_DST, prim->dst}});
     stream->wait();
-    if (path == Int8ConvPath::kVnni)
-      requantize_from_nhwc(static_cast<const int32_t*>(acc), y, out_dims, dst_block, alpha, bias, post_ops, chain);
-    else requantize_from_nhwc(static_cast<const float*>(acc), y, out_dims, dst_block, alpha, bias, post_ops, chain);
+    const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    if (path == Int8ConvPath::kVnni) requantize(static_cast<const int32_t*>(acc), acc_block, y, dst_block, out_dims, rq);
+    else requantize(static_cast<const float*>(acc), acc_block, y, dst_block, out_dims, rq);
   };
 }
 
