@@ -1,7 +1,8 @@
 // The CPU backend's vectorised FP16 rounding (fp16_round.cpp, F16C) and INT8 fake quantization
 // (AVX) against the scalar round_to_fp16 / fake_quant_int8 they replace: the same bits for every
 // float class (normals, rounding ties, overflow, half and float subnormals, signed zeros,
-// infinities, NaNs with payloads).
+// infinities, NaNs with payloads); plain kernels that round their output block by block against
+// separate rounding steps.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -10,7 +11,9 @@
 #include <vector>
 
 #include "../../src/backend/cpu/kernels.h"
+#include "../common/net_builder.h"
 #include "tandem/numerics.h"
+#include "tandem/runtime.h"
 
 using namespace tandem;
 
@@ -106,4 +109,70 @@ TEST(CpuRoundLink, ChainWithRoundingEqualsChainThenScalarRounding) {
   r16.kind = cpu::ChainLink::kRoundFp16;
   cpu::apply_chain({act, mul, r16}, one.data(), one.data(), 8);
   EXPECT_EQ(one[0], 0.1666259765625f);
+}
+
+// Emulated FP16 element-wise (same shapes, and a per-channel broadcast), nearest Resize and
+// Concatenation layers round their output block by block inside their kernel
+// (make_ref_kernel_rounding), and rounded copies of inputs copy and round block by block: the
+// same bits as separate rounding steps (TANDEM_CPU_ROUND_STEPS=separate) and as the reference
+// kernels, including a Concatenation rounded to FP16 and then in place to the INT8 grid of its
+// reader. Sizes span several blocks and the parallel paths.
+TEST(CpuRoundedPlainKernels, RoundingInsideEqualsSeparateRoundSteps) {
+  test::NetBuilder b;
+  const Dims d = {1, 8, 40, 36}, up = {1, 8, 80, 72}, cat = {1, 16, 80, 72};
+  const TensorId x1 = b.input("x1", d), x2 = b.input("x2", d);
+  std::vector<float> gate(8);
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = 0.3f + 0.1137f * float(i);
+  const TensorId g = b.constant("g", DataType::kFloat, {1, 8, 1, 1}, gate.data());
+  Network& n = b.n;
+  const TensorId a = n.add_tensor({"a", DataType::kFloat, d}), m = n.add_tensor({"m", DataType::kFloat, d});
+  const TensorId u = n.add_tensor({"u", DataType::kFloat, up}), c = n.add_tensor({"c", DataType::kFloat, cat});
+  const TensorId y = n.add_tensor({"y", DataType::kFloat, cat});
+  n.add_layer({"add", LayerKind::kElementWise, {x1, x2}, {a}, ElementWiseParams{ElementWiseOp::kSum}});
+  n.add_layer({"mul", LayerKind::kElementWise, {a, g}, {m}, ElementWiseParams{ElementWiseOp::kProd}});
+  ResizeParams rp;
+  rp.scales = {1.f, 1.f, 2.f, 2.f};
+  n.add_layer({"up", LayerKind::kResize, {m}, {u}, rp});
+  n.add_layer({"cat", LayerKind::kConcatenation, {u, u}, {c}, ConcatenationParams{1}});
+  n.add_layer({"sq", LayerKind::kElementWise, {c, c}, {y}, ElementWiseParams{ElementWiseOp::kProd}});
+  n.tensors[y].is_output = true;
+  n.outputs.push_back(y);
+  ExecOptions opt;
+  opt.threads = 2;
+  const Precision F = Precision::kFP16, I = Precision::kINT8, U = Precision::kUnset;
+  opt.numerics.layer_precision = {U, F, F, F, F, I};  // g add mul up cat sq
+  opt.numerics.tensor_scales = {{"c", 0.05f}, {"y", 0.2f}};
+  TensorMap in;
+  for (const char* name : {"x1", "x2"}) {
+    HostTensor t = HostTensor::zeros(name, DataType::kFloat, d);
+    for (int64_t i = 0; i < t.count(); ++i)
+      t.f32()[i] = -3.f + 6.f * float((i * (name[1] == '1' ? 7919 : 104729)) % 10007) / 10007.f + 1e-5f * float(i % 7);
+    in[name] = t;
+  }
+  auto run = [&](bool separate, bool reference, std::vector<std::string>* kinds) {
+    if (separate) setenv("TANDEM_CPU_ROUND_STEPS", "separate", 1);
+    ExecOptions o = opt;
+    o.reference_kernels = reference;
+    auto ex = make_cpu_executor(n, o);
+    unsetenv("TANDEM_CPU_ROUND_STEPS");
+    for (const StepTime& s : ex->profile(1)) kinds->push_back(s.kind);
+    const HostTensor out = ex->run(in).at("y");
+    return std::vector<float>(out.f32(), out.f32() + out.count());
+  };
+  std::vector<std::string> inside, separate, reference;
+  const std::vector<float> got = run(false, false, &inside), want = run(true, false, &separate),
+                           ref = run(false, true, &reference);
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(got.size(), ref.size());
+  size_t differ = 0, differ_ref = 0;
+  for (size_t i = 0; i < got.size(); ++i) differ += bits(got[i]) != bits(want[i]), differ_ref += bits(got[i]) != bits(ref[i]);
+  EXPECT_EQ(differ, 0u);
+  EXPECT_EQ(differ_ref, 0u);
+  // The layers ran with their roundings inside: add, mul and up one FP16 rounding each, cat FP16
+  // then INT8 in place (sq reads c on its grid), sq its own INT8 output rounding.
+  int rounded_inside = 0;
+  for (const std::string& k : inside) rounded_inside += k.find("+Round") != std::string::npos;
+  EXPECT_EQ(rounded_inside, 5);
+  EXPECT_LT(inside.size(), separate.size());
+  for (size_t i = 0; i < got.size(); i += 101) EXPECT_EQ(got[i], fake_quant_int8(got[i], 0.2f));
 }

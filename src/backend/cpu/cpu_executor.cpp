@@ -485,7 +485,9 @@ namespace {
 // Emulated numerics on the host: FP16 rounding, INT8 fake quantization per tensor or (weights
 // used as a tensor: FC / MatMul B) symmetric per channel, as TensorRT quantizes the weights of
 // fully connected layers; channel c holds the elements whose index satisfies (i / inner) % channels == c.
+// A rounded copy goes block by block (copy, then round in L1: one pass, the same bits).
 void round_values(const ExecStep& st, const float* x, float* y, int64_t n) {
+  if (x != y && st.rounding != Rounding::kInt8PerChannel) return cpu::apply_chain({round_link(st)}, x, y, n);
   if (x != y) std::memcpy(y, x, size_t(n) * sizeof(float));
   switch (st.rounding) {
     case Rounding::kFp16:
@@ -783,9 +785,12 @@ cpu::Kernel nhwc_pool_kernel(const PoolingParams& p, const Dims& in, const Dims&
 
 // A kChannelsLast step over channels-last buffers: a channels-last buffer of dims N,C,H,W is
 // the plain tensor N,H,W,C, so the plain kernel of a copy of the layer over those dims (Resize
-// scales permuted, Concatenation along the last axis) computes it.
-cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const ExecStep& st) {
+// scales permuted, Concatenation along the last axis) computes it. rounds: the output's roundings
+// inside that kernel (cpu::make_ref_kernel_rounding; an empty Kernel where it has none).
+cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const ExecStep& st,
+                                 const std::vector<cpu::ChainLink>& rounds = {}) {
   const Layer& l = net.layers[size_t(st.layer)];
+  if (!rounds.empty() && (l.kind == LayerKind::kReduce || l.kind == LayerKind::kPooling)) return {};
   if (l.kind == LayerKind::kReduce)
     return nhwc_reduce_hw_kernel(l.as<ReduceParams>().op, g.values[size_t(st.inputs[0])].dims);
   if (l.kind == LayerKind::kPooling)
@@ -806,7 +811,8 @@ cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const E
     copy.as<ConcatenationParams>().axis = 3;
   }
   t.add_layer(copy);
-  return cpu::make_ref_kernel(t, t.layers[0], t.weights);
+  return rounds.empty() ? cpu::make_ref_kernel(t, t.layers[0], t.weights)
+                        : cpu::make_ref_kernel_rounding(t, t.layers[0], rounds);
 }
 
 // A Slice with unit strides that stays inside its input (every mode reads the same elements
@@ -1051,6 +1057,14 @@ class CpuExecutor : public Executor {
                       const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const Rounds& rounds) const {
     const Layer& l = net.layers[size_t(st.layer)];
     const bool conv = l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution;
+    if (!rounds.empty() && !opt.reference_kernels && !conv) {
+      // Element-wise, Concatenation, nearest Resize: rounded block by block inside the kernel.
+      std::vector<cpu::ChainLink> links;
+      for (const ExecStep* r : rounds) links.push_back(round_link(*r));
+      const bool nhwc = block_ == cpu::kNhwcBlock && runs_channels_last(net, graph_, st);
+      if (Kernel k = nhwc ? nhwc_permuted_kernel(net, graph_, st, links) : cpu::make_ref_kernel_rounding(net, l, links))
+        return k;
+    }
     if (!rounds.empty() && (opt.reference_kernels || !conv)) {
       Kernel k = layer_kernel(net, opt, st, conv_scratch, {});
       const int64_t n = volume(graph_.values[size_t(rounds[0]->inputs[0])].dims);

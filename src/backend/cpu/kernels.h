@@ -122,6 +122,11 @@ Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n);
 // Plain loops for every kind (the reference; oneDNN runs Convolution, Deconvolution and
 // MatrixMultiply by default). Weights come from `weights` (possibly rounded copies).
 Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Weights>& weights);
+// The plain kernel of a float ElementWise, Concatenation or nearest Resize with its output's
+// in-place roundings (kRoundFp16 / kRoundInt8 links) applied to each block right after it is
+// written, in L1: one pass over memory instead of the kernel's and a rounding pass's, the same
+// bits (the roundings are per element). An empty Kernel for any other layer.
+Kernel make_ref_kernel_rounding(const Network& net, const Layer& l, const std::vector<ChainLink>& rounds);
 
 // Element access whatever the type (the slow, general path for non-float tensors).
 double load_as_double(const void* p, DataType t, int64_t i);

@@ -80,26 +80,51 @@ struct Walk {
   }
 };
 
+// Floats per block of a plain kernel that rounds its output (make_ref_kernel_rounding): each
+// block is rounded right after it is written, while it is in L1, instead of in a second pass
+// over the whole output.
+constexpr int64_t kRoundBlock = 4096;
+
+// The output's in-place roundings (an emulated layer's FP16 / INT8 output grid) over n values.
+// round_fp16_block / fake_quant_int8_block pick F16C / AVX or scalar at run time: the same bits
+// on every CPU, and the same as a rounding pass over the whole output.
+void round_block(const std::vector<ChainLink>& rounds, float* y, int64_t n) {
+  for (const ChainLink& r : rounds) switch (r.kind) {
+      case ChainLink::kRoundFp16: round_fp16_block(y, n); break;
+      case ChainLink::kRoundInt8: fake_quant_int8_block(y, n, r.scalar); break;
+      case ChainLink::kActivation: case ChainLink::kScalarRight: case ChainLink::kScalarLeft:
+      case ChainLink::kChainInputRight: case ChainLink::kChainInputLeft: case ChainLink::kCaptureInput:
+        throw Error("a plain kernel's output rounding is not a rounding link (internal)");
+    }
+}
+
+// o = f(a, b) over the walk, in blocks of at most kRoundBlock floats of a row (operands of one
+// shape merge into a single row: blocks, not rows, go to the threads), each block then rounded
+// by `rounds` (none: o as computed).
 template <class F>
-void binary_float(const Walk& w, const float* a, const float* b, float* o, F f) {
-  int64_t rows = w.rows(), n = w.inner();
-  int64_t sa = w.inner_stride(1), sb = w.inner_stride(2);
+void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
+                  const std::vector<ChainLink>& rounds = {}) {
+  const int64_t rows = w.rows(), n = w.inner();
+  const int64_t sa = w.inner_stride(1), sb = w.inner_stride(2);
+  const int64_t per_row = (n + kRoundBlock - 1) / kRoundBlock;
 #pragma omp parallel for if (rows * n > 32768) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* po = o + w.row_offset(0, r);
-    const float* pa = a + w.row_offset(1, r);
-    const float* pb = b + w.row_offset(2, r);
+  for (int64_t item = 0; item < rows * per_row; ++item) {
+    const int64_t r = item / per_row, i0 = (item % per_row) * kRoundBlock, m = std::min(kRoundBlock, n - i0);
+    float* po = o + w.row_offset(0, r) + i0;
+    const float* pa = a + w.row_offset(1, r) + i0 * sa;
+    const float* pb = b + w.row_offset(2, r) + i0 * sb;
     if (sa == 1 && sb == 1) {
-      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+      for (int64_t i = 0; i < m; ++i) po[i] = f(pa[i], pb[i]);
     } else if (sa == 1 && sb == 0) {
       float vb = pb[0];
-      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i], vb);
+      for (int64_t i = 0; i < m; ++i) po[i] = f(pa[i], vb);
     } else if (sa == 0 && sb == 1) {
       float va = pa[0];
-      for (int64_t i = 0; i < n; ++i) po[i] = f(va, pb[i]);
+      for (int64_t i = 0; i < m; ++i) po[i] = f(va, pb[i]);
     } else {
-      for (int64_t i = 0; i < n; ++i) po[i] = f(pa[i * sa], pb[i * sb]);
+      for (int64_t i = 0; i < m; ++i) po[i] = f(pa[i * sa], pb[i * sb]);
     }
+    if (!rounds.empty()) round_block(rounds, po, m);
   }
 }
 
@@ -110,7 +135,8 @@ double elementwise_double(ElementWiseOp op, double a, double b, bool integral) {
 
 bool is_integral(DataType t) { return t != DataType::kFloat && t != DataType::kHalf && t != DataType::kBFloat16; }
 
-Kernel make_elementwise(const Network& net, const Layer& l) {
+// rounds: the output's roundings, inside the float kernel (make_ref_kernel_rounding).
+Kernel make_elementwise(const Network& net, const Layer& l, const std::vector<ChainLink>& rounds = {}) {
   const Tensor& ta = net.tensors[l.inputs[0]];
   const Tensor& tb = net.tensors[l.inputs[1]];
   const Tensor& to = net.tensors[l.outputs[0]];
@@ -120,27 +146,28 @@ Kernel make_elementwise(const Network& net, const Layer& l) {
   bool all_float = ta.type == DataType::kFloat && tb.type == DataType::kFloat &&
                    to.type == DataType::kFloat;
   if (all_float) {
-    return [w, op](const std::vector<void*>& in, const std::vector<void*>& out) {
+    return [w, op, rounds](const std::vector<void*>& in, const std::vector<void*>& out) {
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
       float* o = static_cast<float*>(out[0]);
       // The common ops get their own instantiation (op fixed at compile time: vectorized loops);
       // every op computes ops::elementwise.
       switch (op) {
-        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSum, x, y); }); return;
-        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kProd, x, y); }); return;
-        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSub, x, y); }); return;
-        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kDiv, x, y); }); return;
-        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMax, x, y); }); return;
-        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMin, x, y); }); return;
+        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSum, x, y); }, rounds); return;
+        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kProd, x, y); }, rounds); return;
+        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSub, x, y); }, rounds); return;
+        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kDiv, x, y); }, rounds); return;
+        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMax, x, y); }, rounds); return;
+        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMin, x, y); }, rounds); return;
         case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv:
         case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
         case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
-          binary_float(w, a, b, o, [op](float x, float y) { return ops::elementwise(op, x, y); });
+          binary_float(w, a, b, o, [op](float x, float y) { return ops::elementwise(op, x, y); }, rounds);
           return;
       }
     };
   }
+  if (!rounds.empty()) throw Error("layer '" + l.name + "': output rounding of a non-float element-wise layer (internal)");
   DataType at = ta.type, bt = tb.type, ot = to.type;
   bool integral = is_integral(at) && is_integral(bt);
   return [w, op, at, bt, ot, integral](const std::vector<void*>& in, const std::vector<void*>& out) {
@@ -471,6 +498,42 @@ Kernel make_concat(const Network& net, const Layer& l) {
         std::memcpy(dst + at, static_cast<const uint8_t*>(in[k]) + o * chunk[k], chunk[k]);
         at += chunk[k];
       }
+    }
+  };
+}
+
+// A float Concatenation whose output rounds in place: the copy in blocks of at most kRoundBlock
+// floats (input k's row o), each rounded right after it is copied, on the thread team.
+Kernel make_concat_rounding(const Network& net, const Layer& l, const std::vector<ChainLink>& rounds) {
+  int axis = l.as<ConcatenationParams>().axis;
+  const Tensor& to = net.tensors[l.outputs[0]];
+  if (axis < 0) axis += int(to.dims.size());
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < axis; ++i) outer *= to.dims[i];
+  for (size_t i = axis + 1; i < to.dims.size(); ++i) inner *= to.dims[i];
+  struct Piece {
+    size_t input;
+    int64_t src, dst, n;  // float offsets and count
+  };
+  std::vector<Piece> pieces;
+  const int64_t row = to.dims[axis] * inner;
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t at = o * row;
+    for (size_t k = 0; k < l.inputs.size(); ++k) {
+      const int64_t chunk = net.tensors[l.inputs[k]].dims[axis] * inner;
+      for (int64_t i = 0; i < chunk; i += kRoundBlock)
+        pieces.push_back({k, o * chunk + i, at + i, std::min(kRoundBlock, chunk - i)});
+      at += chunk;
+    }
+  }
+  const int64_t total = volume(to.dims);
+  return [pieces, rounds, total](const std::vector<void*>& in, const std::vector<void*>& out) {
+    float* dst = static_cast<float*>(out[0]);
+#pragma omp parallel for schedule(static) if (total > 65536)
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const Piece& p = pieces[i];
+      std::memcpy(dst + p.dst, static_cast<const float*>(in[p.input]) + p.src, size_t(p.n) * sizeof(float));
+      round_block(rounds, dst + p.dst, p.n);
     }
   };
 }
@@ -989,7 +1052,9 @@ Taps resize_taps(const ResizeParams& p, int64_t in, int64_t out, double scale) {
 
 // Nearest: every output element is one input element, so all axes compose into one gather
 // (out[i0, .., ik] = in[idx0[i0], .., idxk[ik]]): rows of the last axis at once, no passes.
-Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dims& out_dims) {
+// rounds (float tensors only): the output's roundings, each row right after its gather.
+Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dims& out_dims,
+                           const std::vector<ChainLink>& rounds = {}) {
   const size_t rank = in_dims.size();
   std::vector<std::vector<int64_t>> idx(rank);
   for (size_t a = 0; a < rank; ++a) {
@@ -1003,7 +1068,7 @@ Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dim
   const Strides in_strides = dense_strides(in_dims);
   const int64_t inner = out_dims.back(), rows = volume(out_dims) / std::max<int64_t>(inner, 1);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
-    const uint32_t* x = static_cast<const uint32_t*>(in[0]);
+    const uint32_t* x = static_cast<const uint32_t*>(in[0]);  // 4-byte elements, copied as bits
     uint32_t* y = static_cast<uint32_t*>(out[0]);
     const std::vector<int64_t>& last = idx[rank - 1];
 #pragma omp parallel for schedule(static) if (rows * inner > 65536)
@@ -1016,6 +1081,7 @@ Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dim
       const uint32_t* px = x + src;
       uint32_t* py = y + r * inner;
       for (int64_t i = 0; i < inner; ++i) py[i] = px[last[size_t(i)]];
+      if (!rounds.empty()) round_block(rounds, reinterpret_cast<float*>(py), inner);
     }
   };
 }
@@ -1117,6 +1183,20 @@ float apply_activation(const ActivationParams& a, float x) { return ops::activat
 
 void set_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
+}
+
+Kernel make_ref_kernel_rounding(const Network& net, const Layer& l, const std::vector<ChainLink>& rounds) {
+  const Tensor& to = net.tensors[l.outputs[0]];
+  bool all_float = to.type == DataType::kFloat && !rounds.empty();
+  for (TensorId t : l.inputs) all_float = all_float && net.tensors[t].type == DataType::kFloat;
+  if (!all_float) return {};
+  if (l.kind == LayerKind::kElementWise) return make_elementwise(net, l, rounds);
+  if (l.kind == LayerKind::kConcatenation) return make_concat_rounding(net, l, rounds);
+  const Tensor& ti = net.tensors[l.inputs[0]];
+  if (l.kind == LayerKind::kResize && l.as<ResizeParams>().mode == ResizeMode::kNearest && !ti.dims.empty() &&
+      volume(to.dims) > 0)
+    return make_resize_nearest(l.as<ResizeParams>(), ti.dims, to.dims, rounds);
+  return {};
 }
 
 Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Weights>& weights) {
