@@ -261,11 +261,14 @@ TEST(ShapeValueInputs, DataSourcesGiveOnlyTheDataInputsAndTheBackendFeedsTheRest
   Plan plan;
   plan.layers.resize(n.layers.size());
   for (auto& l : plan.layers) l.precision = Precision::kINT8;
-  auto batcher = make_synthetic_batcher(specs, 1, 2, -2.f, 1.f, 5);
+  // Batch size 2: x is [2, 3], and a batcher replaces dimension 0 with its batch size.
+  auto batcher = make_synthetic_batcher(specs, 2, 2, -2.f, 1.f, 5);
   float amax = 0.f;
   TensorMap batch;
-  while (batcher->next(&batch))
+  while (batcher->next(&batch)) {
+    ASSERT_EQ(batch.at("x").count(), 6);
     for (int i = 0; i < 6; ++i) amax = std::max(amax, std::fabs(batch.at("x").f32()[i]));
+  }
   batcher->reset();
   CalibrateOptions co;
   co.algorithm = CalibAlgorithm::kMinMax;
