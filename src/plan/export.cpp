@@ -2,6 +2,7 @@
 // trtexec's samples/common/sampleOptions.cpp, source S7 in docs/dla-rules-impl.md) and a Graphviz
 // picture.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -117,13 +118,22 @@ std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecO
   if (!opt.calib.empty()) args.push_back("--calib=" + shell_quote(opt.calib));
   else if (plan.int8)
     notes.push_back("no --calib: trtexec sets dummy INT8 ranges (performance only, not accuracy)");
-  if (opt.explicit_shapes) {
+  // A shape-value input (fixed at import, --input-value) is a shape tensor to TensorRT: trtexec
+  // reads its --shapes entry as the tensor's values (setShapeValues with min = opt = max), so the
+  // values go there, and --shapes is needed even where the user gave no --shape.
+  if (opt.explicit_shapes || !net.model.input_values.empty()) {
     std::string spec;
     for (TensorId t : net.inputs) {
       if (!spec.empty()) spec += ",";
       const std::string& n = net.tensors[t].name;
+      const auto values = net.model.input_values.find(n);
       spec += (n.find(':') != std::string::npos ? "'" + n + "'" : n) + ":" +
-              dims_to_string(net.tensors[t].dims);
+              (values != net.model.input_values.end() ? fmt::format("{}", fmt::join(values->second, "x"))
+                                                 : dims_to_string(net.tensors[t].dims));
+      if (values != net.model.input_values.end())
+        notes.push_back(fmt::format("'{}' is a shape tensor: its --shapes entry gives its values ({}), "
+                                    "fixed at import with --input-value",
+                                    n, fmt::join(values->second, ",")));
     }
     args.push_back("--shapes=" + shell_quote(spec));
   }

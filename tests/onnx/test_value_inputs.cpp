@@ -218,6 +218,9 @@ TEST(ShapeValueInputs, CliBuildKeepsTheValuesInTheEngineAndRunsCheckThem) {
             0)
       << out;
   EXPECT_NE(out.find("\"shape\": [\n"), std::string::npos) << out;
+  // The trtexec export gives the values as the shape tensor's --shapes entry.
+  EXPECT_EQ(tandem::test::run_cli("export trtexec '" + model + "' --input-value shape:3,-1", &out), 0) << out;
+  EXPECT_NE(out.find("--shapes=x:2x3,shape:3x-1"), std::string::npos) << out;
   // Built into an engine: the values travel in the engine file; a run that leaves the input out
   // gets them (random data is for the data inputs), and a run with others fails.
   const std::string engine = dir + "/reshape_values.engine";

@@ -85,6 +85,27 @@ TEST(ExportTrtexec, FullAndNoDla) {
 
 // trtutils' profiling_verbosity has a trtexec flag in every version; its tiling options arrived
 // in TensorRT 10.8, after the last DLA release, so they become a note instead of a bad flag.
+// A shape-value input is a shape tensor to TensorRT: trtexec takes its values from --shapes
+// (setShapeValues), so they are written there, even where the user gave no --shape.
+TEST(ExportTrtexec, ShapeValueInputsGiveTheirValuesInShapes) {
+  NetBuilder b;
+  TensorId x = b.input("x", {1, 8, 8, 8});
+  b.input("shape", {2}, DataType::kInt64);
+  b.output(b.relu(x, "Relu_0"));
+  b.net.model.input_values["shape"] = {8, -1};
+  Plan p = make_plan(b.net, mixed());
+  TrtexecOptions t;
+  t.onnx = "m.onnx";
+  const std::string cmd = trtexec_command(b.net, p, t);
+  EXPECT_NE(cmd.find("--shapes=x:1x8x8x8,shape:8x-1"), std::string::npos) << cmd;
+  EXPECT_NE(cmd.find("# note: 'shape' is a shape tensor: its --shapes entry gives its values (8,-1)"), std::string::npos)
+      << cmd;
+  // Without shape-value inputs, no --shapes unless asked for.
+  NetBuilder c;
+  c.output(c.relu(c.input("x", {1, 8, 8, 8}), "Relu_0"));
+  EXPECT_EQ(trtexec_command(c.net, make_plan(c.net, mixed()), t).find("--shapes"), std::string::npos);
+}
+
 TEST(ExportTrtexec, ProfilingVerbosityAndTiling) {
   Network n = small();
   Plan p = make_plan(n, mixed());
