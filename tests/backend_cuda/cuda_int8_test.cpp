@@ -35,6 +35,15 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 
   return v;
 }
 
+// An environment switch for one scope: the executor reads its route switches when it compiles.
+// TANDEM_CUDA_INT8_GRAPH=0 keeps the tests of the im2col / cuBLASLt / direct-kernel routes on
+// those routes (the cuDNN graph kernel would otherwise win the timing where it applies).
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
+
 struct ConvSpec {
   int64_t C, K;
   int kh, kw, sh, sw;
@@ -88,6 +97,7 @@ ExecOptions int8_options(const Network& net, const TensorMap& in, float in_range
 // GPU real INT8 against the CPU emulation; want_tactics: a substring per convolution, in order.
 void check_against_emulation(const Network& net, const TensorMap& in, const std::vector<std::string>& want_tactics,
                              double max_rel, double min_cosine = 0.99999, float in_range = 1.f) {
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
   const ExecOptions o = int8_options(net, in, in_range);
   auto cpu = make_cpu_executor(net, o);
   auto gpu = make_cuda_executor(net, o, CudaOptions{});
@@ -112,6 +122,43 @@ void check_against_emulation(const Network& net, const TensorMap& in, const std:
 }
 
 TensorMap input(const Dims& d, uint32_t seed) { return {{"x", host("x", d, uniform(size_t(volume(d)), seed))}}; }
+
+// Values on a grid of `step` against the reference: equal, or one step apart (an FP32 value at a
+// rounding midpoint rounded the other way); any other difference fails. Returns the flips.
+int one_step_flips(const std::vector<float>& got, const std::vector<float>& want, float step, const char* what) {
+  EXPECT_EQ(got.size(), want.size()) << what;
+  int flips = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    const float diff = std::fabs(got[i] - want[i]);
+    const bool one_step = std::fabs(diff - step) <= 1e-5f * step;
+    EXPECT_TRUE(diff == 0.f || one_step) << what << ": element " << i << ": " << got[i] << " vs " << want[i]
+                                         << " (step " << step << ")";
+    flips += one_step;
+  }
+  return flips;
+}
+
+// INT8 conv (3x3) -> FP16 ReLU -> INT8 conv (1x1) -> INT8 ReLU -> INT8 conv (3x3, 4 groups), every
+// value between them stored as int8 codes (LowerPolicy::int8_native), the output rounded too;
+// with the numerics Int8StoredChainAgreesUpToOneStep describes (o).
+Network stored_chain(const Dims& d, const TensorMap& in, ExecOptions* o) {
+  NetBuilder b;
+  TensorId x = b.input("x", d);
+  TensorId c1 = conv(b, "c1", x, {32, 32, 3, 3, 1, 1, 1, 1, 1, 1}, d, 61);
+  TensorId r1 = b.tensor("r1", d);
+  b.layer("r1", LayerKind::kActivation, {c1}, {r1}, ActivationParams{ActivationType::kRelu, 0, 0});
+  TensorId c2 = conv(b, "c2", r1, {32, 32, 1, 1, 1, 1, 0, 0, 0, 0}, d, 67);
+  TensorId r2 = b.tensor("r2", d);
+  b.layer("r2", LayerKind::kActivation, {c2}, {r2}, ActivationParams{ActivationType::kRelu, 0, 0});
+  ConvSpec g{32, 16, 3, 3, 1, 1, 1, 1, 1, 1};
+  g.groups = 4;
+  TensorId c3 = conv(b, "c3", r2, g, {d[0], 16, d[2], d[3]}, 71);
+  b.output(c3);
+  *o = int8_options(b.n, in);
+  o->numerics.unquantized.clear();                    // the output rounded: compared as codes
+  o->numerics.layer_precision[1] = Precision::kFP16;  // r1: FP16, as --int8 makes ReLUs
+  return b.n;
+}
 
 }  // namespace
 
@@ -197,25 +244,13 @@ TEST(CudaInt8, ChainWithRoundedValuesBetween) {
 // summation order: equal, or one step apart where an FP32 sum lay at a rounding midpoint.
 TEST(CudaInt8, Int8StoredChainAgreesUpToOneStep) {
   SKIP_WITHOUT_CUDA();
-  NetBuilder b;
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
   const Dims d{2, 32, 10, 10};
-  TensorId x = b.input("x", d);
-  TensorId c1 = conv(b, "c1", x, {32, 32, 3, 3, 1, 1, 1, 1, 1, 1}, d, 61);
-  TensorId r1 = b.tensor("r1", d);
-  b.layer("r1", LayerKind::kActivation, {c1}, {r1}, ActivationParams{ActivationType::kRelu, 0, 0});
-  TensorId c2 = conv(b, "c2", r1, {32, 32, 1, 1, 1, 1, 0, 0, 0, 0}, d, 67);
-  TensorId r2 = b.tensor("r2", d);
-  b.layer("r2", LayerKind::kActivation, {c2}, {r2}, ActivationParams{ActivationType::kRelu, 0, 0});
-  ConvSpec g{32, 16, 3, 3, 1, 1, 1, 1, 1, 1};
-  g.groups = 4;
-  TensorId c3 = conv(b, "c3", r2, g, {2, 16, 10, 10}, 71);
-  b.output(c3);
   const TensorMap in = input(d, 73);
-  ExecOptions o = int8_options(b.n, in);
-  o.numerics.unquantized.clear();                          // the output rounded: compared as codes
-  o.numerics.layer_precision[1] = Precision::kFP16;         // r1: FP16, as --int8 makes ReLUs
-  auto cpu = make_cpu_executor(b.n, o);
-  auto gpu = make_cuda_executor(b.n, o, CudaOptions{});
+  ExecOptions o;
+  const Network net = stored_chain(d, in, &o);
+  auto cpu = make_cpu_executor(net, o);
+  auto gpu = make_cuda_executor(net, o, CudaOptions{});
   const std::vector<float> want = values(cpu->run(in).at("c3"));
   const std::vector<float> got = values(gpu->run(in).at("c3")), got2 = values(gpu->run(in).at("c3"));
   std::string kinds;
@@ -230,21 +265,63 @@ TEST(CudaInt8, Int8StoredChainAgreesUpToOneStep) {
   EXPECT_NE(gpu->tactics()[1].tactic.find("cublaslt_int8_gemm_nhwc"), std::string::npos);
   EXPECT_NE(gpu->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos);
   const float step = o.numerics.tensor_scales.at("c3");
-  ASSERT_EQ(got.size(), want.size());
-  int flips = 0, nonzero = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    nonzero += want[i] != 0.f;
-    for (float v : {got[i], got2[i]}) {
-      const float diff = std::fabs(v - want[i]);
-      const bool one_step = std::fabs(diff - step) <= 1e-5f * step;
-      EXPECT_TRUE(diff == 0.f || one_step) << "element " << i << ": " << v << " vs " << want[i] << " (step " << step << ")";
-      flips += one_step;
-    }
-  }
+  int nonzero = 0;
+  for (float v : want) nonzero += v != 0.f;
+  const int flips = one_step_flips(got, want, step, "eager") + one_step_flips(got2, want, step, "replay");
   std::printf("[int8 codes] %zu outputs (%d nonzero), %d one-step flips over two runs; steps: %s\n", want.size(),
               nonzero, flips, kinds.c_str());
   EXPECT_GT(nonzero, int(want.size()) / 2);
   EXPECT_LE(flips, int(want.size()) / 100);
+}
+
+// The same network with its two ungrouped INT8 convolutions as ONE cuDNN graph kernel each
+// (TANDEM_CUDA_INT8_GRAPH=1: taken whenever a plan runs; docs/cuda-backend.md, Real INT8): int8
+// codes in, INT32 sums, then in FP32 alpha (s_x * s_w[k]), the bias, and the requantization
+// clamp(rne(v / s_y), -128, 127) spelled in point-wise operations, int8 codes out. Against the CPU
+// emulation as above, and against the im2col / cuBLASLt route on the same GPU (both sum exactly in
+// int32, so they differ only where v / s_y lies at a midpoint and the FP32 epilogues round it
+// differently). Against the CPU it is held to the GEMM route's own agreement (flips over two runs
+// against the GEMM route's over one), so that this test checks the graph route, not the emulation.
+TEST(CudaInt8, GraphKernelRequantizesAsTheEmulation) {
+  SKIP_WITHOUT_CUDA();
+  const Dims d{2, 32, 10, 10};
+  const TensorMap in = input(d, 73);
+  ExecOptions o;
+  const Network net = stored_chain(d, in, &o);
+  auto cpu = make_cpu_executor(net, o);
+  std::unique_ptr<CudaExecutor> gemm, graph;
+  {
+    const ScopedEnv off("TANDEM_CUDA_INT8_GRAPH", "0");
+    gemm = make_cuda_executor(net, o, CudaOptions{});
+  }
+  {
+    const ScopedEnv on("TANDEM_CUDA_INT8_GRAPH", "1");
+    graph = make_cuda_executor(net, o, CudaOptions{});
+  }
+  std::string tactics;
+  for (const auto& t : graph->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
+  ASSERT_EQ(graph->tactics().size(), 3u) << tactics;
+  for (int i : {0, 1}) {
+    EXPECT_NE(graph->tactics()[size_t(i)].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+    EXPECT_NE(graph->tactics()[size_t(i)].tactic.find("+requantize"), std::string::npos) << tactics;
+  }
+  EXPECT_NE(graph->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos) << tactics;
+  const std::vector<float> want = values(cpu->run(in).at("c3")), by_gemm = values(gemm->run(in).at("c3"));
+  const std::vector<float> got = values(graph->run(in).at("c3")), got2 = values(graph->run(in).at("c3"));
+  const float step = o.numerics.tensor_scales.at("c3");
+  int nonzero = 0;
+  for (float v : want) nonzero += v != 0.f;
+  const int flips = one_step_flips(got, want, step, "graph vs CPU") + one_step_flips(got2, want, step, "replay vs CPU");
+  const int flips_gemm = one_step_flips(got, by_gemm, step, "graph vs GEMM route");
+  const int gemm_vs_cpu = one_step_flips(by_gemm, want, step, "GEMM route vs CPU");
+  std::printf("[int8 graph] %zu outputs (%d nonzero): %d one-step flips against the CPU over two runs (GEMM route: "
+              "%d in one), %d against the GEMM route; tactics: %s\n",
+              want.size(), nonzero, flips, gemm_vs_cpu, flips_gemm, tactics.c_str());
+  EXPECT_GT(nonzero, int(want.size()) / 2);
+  // No further from the emulation than the GEMM route (whose own bound Int8StoredChainAgreesUpToOneStep
+  // checks), and within one step of that route almost everywhere.
+  EXPECT_LE(flips, 2 * gemm_vs_cpu + int(want.size()) / 100);
+  EXPECT_LE(flips_gemm, int(want.size()) / 100);
 }
 
 // An FP16 ReLU over int8 codes writing half (its reader is an FP16 layer): q * s rounded to half,
@@ -282,10 +359,8 @@ TEST(CudaInt8, Fp16ActivationOverCodesWritesHalf) {
 // int8_half_boundaries is on by default since this test passed on the H200 (it sets it here too).
 TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
   SKIP_WITHOUT_CUDA();
-  setenv("TANDEM_CUDA_INT8_HALF_IO", "1", 1);
-  struct Unset {
-    ~Unset() { unsetenv("TANDEM_CUDA_INT8_HALF_IO"); }
-  } unset_at_exit;
+  const ScopedEnv half_io("TANDEM_CUDA_INT8_HALF_IO", "1");
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
   NetBuilder b;
   const Dims d{2, 32, 8, 8};
   TensorId x = b.input("x", d);
@@ -331,6 +406,73 @@ TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
               differ, kinds.c_str());
   EXPECT_GT(nonzero, int(want.size()) / 4);
   EXPECT_LE(differ, int(want.size()) / 100);
+}
+
+// A ResNet downsampling join with both INT8 convolutions as cuDNN graph kernels writing half on
+// their INT8 grid (ExecValue::half_of_int8: half(q * s_y), q the requantized code), the FP16 sum
+// and ReLU after them: a 3x3 stride-2 convolution and the 1x1 stride-2 shortcut (the GEMM route
+// runs both over an im2col), read from one half value's shared codes. Against the CPU emulation
+// with HalfInputsToCodesAndHalfOutputsOnTheGrid's bound, and against the GEMM route on the GPU.
+TEST(CudaInt8, GraphKernelWritesHalfOnTheGrid) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv half_io("TANDEM_CUDA_INT8_HALF_IO", "1");
+  NetBuilder b;
+  const Dims d{2, 32, 8, 8}, od{2, 64, 4, 4};
+  TensorId x = b.input("x", d);
+  TensorId h = b.tensor("h", d);
+  b.layer("h", LayerKind::kActivation, {x}, {h}, ActivationParams{ActivationType::kRelu, 0, 0});
+  TensorId ta = conv(b, "a", h, {32, 64, 3, 3, 2, 2, 1, 1, 1, 1}, od, 107);
+  TensorId tp = conv(b, "p", h, {32, 64, 1, 1, 2, 2, 0, 0, 0, 0}, od, 109);
+  TensorId sum = b.tensor("sum", od);
+  b.layer("sum", LayerKind::kElementWise, {ta, tp}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+  TensorId o = b.tensor("o", od);
+  b.layer("o", LayerKind::kActivation, {sum}, {o}, ActivationParams{ActivationType::kRelu, 0, 0});
+  b.output(o);
+  const TensorMap in = input(d, 113);
+  ExecOptions opt = int8_options(b.n, in);
+  for (size_t l : {0, 3, 4}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, sum, o
+  auto cpu = make_cpu_executor(b.n, opt);
+  std::unique_ptr<CudaExecutor> gemm, graph;
+  {
+    const ScopedEnv off("TANDEM_CUDA_INT8_GRAPH", "0");
+    gemm = make_cuda_executor(b.n, opt, CudaOptions{});
+  }
+  {
+    const ScopedEnv on("TANDEM_CUDA_INT8_GRAPH", "1");
+    graph = make_cuda_executor(b.n, opt, CudaOptions{});
+  }
+  std::string tactics, kinds;
+  for (const auto& t : graph->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
+  for (const auto& st : graph->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  ASSERT_EQ(graph->tactics().size(), 2u) << tactics;
+  for (const auto& t : graph->tactics()) {
+    EXPECT_NE(t.tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+    EXPECT_NE(t.tactic.find("+half_on_grid"), std::string::npos) << tactics;
+  }
+  for (const char* absent : {"a:round_out", "p:round_out", "to_fp16(a", "to_fp16(p"})
+    EXPECT_EQ(kinds.find(absent), std::string::npos) << absent << " in " << kinds;
+  const std::vector<float> want = values(cpu->run(in).at("o")), by_gemm = values(gemm->run(in).at("o"));
+  const std::vector<float> got = values(graph->run(in).at("o")), got2 = values(graph->run(in).at("o"));
+  const float one_step = opt.numerics.tensor_scales.at("a") + opt.numerics.tensor_scales.at("p");
+  ASSERT_EQ(got.size(), want.size());
+  int differ = 0, differ_gemm = 0, nonzero = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    nonzero += want[i] != 0.f;
+    for (float v : {got[i], got2[i]}) {
+      const float diff = std::fabs(v - want[i]);
+      // a flipped code of a or p, plus the FP16 roundings of the sum and of o (2^-10 relative)
+      EXPECT_LE(diff, one_step + 2e-3f * std::fabs(want[i])) << "element " << i << ": " << v << " vs " << want[i];
+      differ += diff != 0.f;
+    }
+    EXPECT_LE(std::fabs(got[i] - by_gemm[i]), one_step + 2e-3f * std::fabs(by_gemm[i])) << "element " << i;
+    differ_gemm += got[i] != by_gemm[i];
+  }
+  std::printf("[int8 graph] join: %zu outputs (%d nonzero), %d differ from the CPU over two runs, %d from the GEMM "
+              "route; tactics: %s steps: %s\n",
+              want.size(), nonzero, differ, differ_gemm, tactics.c_str(), kinds.c_str());
+  EXPECT_GT(nonzero, int(want.size()) / 4);
+  EXPECT_LE(differ, int(want.size()) / 50);
+  EXPECT_LE(differ_gemm, int(want.size()) / 100);
 }
 
 // The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's

@@ -53,12 +53,17 @@ bool commutative(ElementWiseOp op) {
 
 }  // namespace
 
-int graph_fusion_mode() {
-  const char* env = std::getenv("TANDEM_CUDA_GRAPH_FUSION");
+namespace {
+int mode_of(const char* variable) {
+  const char* env = std::getenv(variable);
   if (!env) return -1;
   const std::string v(env);
   return v == "0" ? 0 : v == "1" ? 1 : -1;
 }
+}  // namespace
+
+int graph_fusion_mode() { return mode_of("TANDEM_CUDA_GRAPH_FUSION"); }
+int int8_graph_mode() { return mode_of("TANDEM_CUDA_INT8_GRAPH"); }
 
 CudnnFusedConv::Plans::~Plans() {
   for (cudnnBackendDescriptor_t d : plans) cudnnBackendDestroyDescriptor(d);
@@ -111,6 +116,15 @@ int64_t CudnnFusedConv::constant(float v, int64_t k) {
   return uid;
 }
 
+// A K-vector constant operand holding per-channel values; its uid.
+int64_t CudnnFusedConv::vector_constant(const std::vector<float>& values) {
+  const int64_t uid = kUidConst0 + int64_t(constant_uids_.size());
+  constants_.resize(constants_.size() + size_t(stride_), 0.f);
+  std::copy(values.begin(), values.end(), constants_.end() - stride_);
+  constant_uids_.push_back(uid);
+  return uid;
+}
+
 int64_t CudnnFusedConv::virtual_value() { return kUidVirtual0 + next_virtual_++; }
 
 // Records one point-wise op on values x (and b) into a new FP32 value y (assembled in build()).
@@ -128,13 +142,8 @@ bool CudnnFusedConv::add_chain(const FusedConvSpec& s, std::string* why) {
     pointwise(mode, v, b, y, p0);
     v = y;
   };
-  if (!s.bias.empty()) {
-    const int64_t uid = kUidConst0 + int64_t(constant_uids_.size());
-    constants_.resize(constants_.size() + size_t(stride_), 0.f);
-    std::copy(s.bias.begin(), s.bias.end(), constants_.end() - stride_);
-    constant_uids_.push_back(uid);
-    step(CUDNN_POINTWISE_ADD, uid);
-  }
+  if (!s.alpha.empty()) step(CUDNN_POINTWISE_MUL, vector_constant(s.alpha));  // INT32 sums -> real values
+  if (!s.bias.empty()) step(CUDNN_POINTWISE_ADD, vector_constant(s.bias));
   int64_t x0 = v;
   const cuda::PwChain& c = s.chain;
   for (int i = 0; i < c.n_ops; ++i) {
@@ -206,9 +215,36 @@ bool CudnnFusedConv::add_chain(const FusedConvSpec& s, std::string* why) {
       }
     }
   }
+  add_requantize(s, &v);
   if (pending_.empty()) step(CUDNN_POINTWISE_IDENTITY, -1);
-  pending_.back().y = kUidY;  // the last op writes the half output: the one rounding
+  pending_.back().y = kUidY;  // the last op writes the output: the one rounding (or exact: a code)
   return true;
+}
+
+// INT8 outputs: v's code on the grid of y_scale, clamp(rne(v / y_scale), -128, 127), as an FP32
+// value that is an integer (then the store to int8 is exact whatever cuDNN's conversion rounds
+// like), or that code times y_scale (kInt8ToHalf; the store rounds it to half, as the epilogue
+// kernel's __float2half_rn(q * y_scale)). rne: clamped first (the bounds are integers, so the
+// order does not matter), then t + 1.5 * 2^23 - 1.5 * 2^23: FP32 addition rounds half to even, and
+// every t in [-128, 127] lands in [2^23, 2^24), where the FP32 grid is the integers.
+void CudnnFusedConv::add_requantize(const FusedConvSpec& s, int64_t* v) {
+  auto step = [&](cudnnPointwiseMode_t mode, int64_t b) {
+    const int64_t y = virtual_value();
+    pointwise(mode, *v, b, y);
+    *v = y;
+  };
+  constexpr float kRoundingShift = 12582912.f;  // 1.5 * 2^23
+  switch (s.data) {
+    case FusedConvData::kHalf: return;
+    case FusedConvData::kInt8Codes: case FusedConvData::kInt8ToHalf:
+      step(CUDNN_POINTWISE_DIV, constant(s.y_scale, s.k));
+      step(CUDNN_POINTWISE_MAX, constant(-128.f, s.k));
+      step(CUDNN_POINTWISE_MIN, constant(127.f, s.k));
+      step(CUDNN_POINTWISE_ADD, constant(kRoundingShift, s.k));
+      step(CUDNN_POINTWISE_SUB, constant(kRoundingShift, s.k));
+      if (s.data == FusedConvData::kInt8ToHalf) step(CUDNN_POINTWISE_MUL, constant(s.y_scale, s.k));
+      return;
+  }
 }
 
 bool CudnnFusedConv::prepare(const FusedConvSpec& s, std::string* why) {
@@ -216,7 +252,7 @@ bool CudnnFusedConv::prepare(const FusedConvSpec& s, std::string* why) {
   stride_ = (s.k + 63) / 64 * 64;  // each constant slot 256-byte aligned
   if (!add_chain(s, why)) return false;
   std::ostringstream sig;
-  sig << "x=" << s.n << "x" << s.c << "x" << s.h << "x" << s.w << "|k=" << s.k << "x" << s.oh << "x" << s.ow
+  sig << "data=" << int(s.data) << "|x=" << s.n << "x" << s.c << "x" << s.h << "x" << s.w << "|k=" << s.k << "x" << s.oh << "x" << s.ow
       << "|g=" << s.groups << "|r=" << s.kernel[0] << "x" << s.kernel[1] << "|s=" << s.stride[0] << "x" << s.stride[1]
       << "|p=" << s.pad[0] << "x" << s.pad[1] << "|d=" << s.dilation[0] << "x" << s.dilation[1]
       << "|consts=" << constant_uids_.size() << "|ops";
@@ -235,25 +271,31 @@ bool CudnnFusedConv::build_graph(Plans& p, std::string* why) {
                 ws[4] = {s.kernel[0] * s.kernel[1] * cg, 1, s.kernel[1] * cg, cg};
   const int64_t yd[4] = {s.n, s.k, s.oh, s.ow}, ys[4] = {s.oh * s.ow * s.k, 1, s.ow * s.k, s.k};
   const int64_t kd[4] = {1, s.k, 1, 1}, ks[4] = {s.k, 1, s.k, s.k};
-  bool good = tensor(p, kUidX, CUDNN_DATA_HALF, xd, xs, false) && tensor(p, kUidW, CUDNN_DATA_HALF, wd, ws, false) &&
-              tensor(p, kUidY, CUDNN_DATA_HALF, yd, ys, false);
+  const bool int8 = s.data != FusedConvData::kHalf;
+  const cudnnDataType_t in_type = int8 ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
+  const cudnnDataType_t out_type = s.data == FusedConvData::kInt8Codes ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
+  bool good = tensor(p, kUidX, in_type, xd, xs, false) && tensor(p, kUidW, in_type, wd, ws, false) &&
+              tensor(p, kUidY, out_type, yd, ys, false);
   for (int64_t uid : constant_uids_) good = good && tensor(p, uid, CUDNN_DATA_FLOAT, kd, ks, false);
   for (int64_t v = kUidVirtual0; v < kUidVirtual0 + next_virtual_; ++v) {
     bool used = v == kUidVirtual0;  // the convolution's output; then those the ops read or write
     for (const Op& o : pending_) used = used || o.x == v || o.b == v || o.y == v;
-    if (used) good = good && tensor(p, v, CUDNN_DATA_FLOAT, yd, ys, true);
+    // INT8: the integer sums as INT32 (cuDNN's int8 fusion samples), or FP32 where that is refused
+    const bool int32_acc = v == kUidVirtual0 && int8 && int32_sums_;
+    if (used) good = good && tensor(p, v, int32_acc ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT, yd, ys, true);
   }
   if (!good) {
     *why = "cuDNN refused a tensor descriptor";
     return false;
   }
-  // The convolution: cross-correlation, FP32 compute; symmetric padding (the executor's geometry).
+  // The convolution: cross-correlation, FP32 compute (INT8: INT32, exact integer sums);
+  // symmetric padding (the executor's geometry).
   cudnnBackendDescriptor_t conv = create(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   if (conv) p.owned.push_back(conv);
-  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
+  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT, compute = int8 ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t cross = CUDNN_CROSS_CORRELATION;
   const int64_t dims = 2;
-  good = conv && ok(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32)) &&
+  good = conv && ok(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute)) &&
          ok(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &cross)) &&
          ok(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &dims)) &&
          ok(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 2, s.dilation)) &&
@@ -354,11 +396,17 @@ bool CudnnFusedConv::try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_pl
     for (int64_t k = 0; k < n_notes; ++k)
       lossy = lossy || notes[k] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION ||
               notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS;
+    // INT8: the integer sums must be exact (no FFT or Winograd transforms in floating point).
+    for (int64_t k = 0; k < n_notes && spec_.data != FusedConvData::kHalf; ++k)
+      lossy = lossy || notes[k] == CUDNN_NUMERICAL_NOTE_FFT || notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD ||
+              notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4 || notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6 ||
+              notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13;
     if (lossy) {
       ++reduced;
       continue;
     }
-    bool runtime_compiled = false;
+    bool runtime_compiled = false, tensor_core = false;
+    for (int64_t k = 0; k < n_notes; ++k) tensor_core = tensor_core || notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE;
     for (int64_t k = 0; k < n_behavior; ++k) runtime_compiled = runtime_compiled || behavior[k] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION;
     cudnnBackendDescriptor_t plan = create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     int64_t ws = 0;
@@ -373,7 +421,7 @@ bool CudnnFusedConv::try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_pl
       continue;
     }
     p.plans.push_back(plan);
-    p.infos.push_back({index, size_t(ws), runtime_compiled});
+    p.infos.push_back({index, size_t(ws), runtime_compiled, tensor_core});
   }
   for (cudnnBackendDescriptor_t c : cfgs)
     if (c) cudnnBackendDestroyDescriptor(c);
@@ -387,12 +435,21 @@ bool CudnnFusedConv::try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_pl
 }
 
 int CudnnFusedConv::make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why) {
-  auto p = std::make_shared<Plans>();
-  p->handle = handle;
-  if (!build_graph(*p, why)) return 0;
-  if (!try_plans(*p, CUDNN_HEUR_MODE_A, max_plans, max_workspace, why))
-    try_plans(*p, CUDNN_HEUR_MODE_FALLBACK, max_plans, max_workspace, why);
-  if (!p->plans.empty()) plans_ = p;
+  auto attempt = [&] {
+    auto p = std::make_shared<Plans>();
+    p->handle = handle;
+    if (!build_graph(*p, why)) return false;
+    if (!try_plans(*p, CUDNN_HEUR_MODE_A, max_plans, max_workspace, why))
+      try_plans(*p, CUDNN_HEUR_MODE_FALLBACK, max_plans, max_workspace, why);
+    if (!p->plans.empty()) plans_ = p;
+    return !p->plans.empty();
+  };
+  int32_sums_ = true;
+  if (!attempt() && spec_.data != FusedConvData::kHalf) {
+    *why += " (INT32 sums); with FP32 sums: ";
+    int32_sums_ = false;
+    attempt();
+  }
   return plans();
 }
 

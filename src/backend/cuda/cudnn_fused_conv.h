@@ -1,7 +1,8 @@
-// One real FP16 convolution and its whole epilogue as ONE cuDNN kernel, through cuDNN's graph
-// (backend) API: convolution forward (half NHWC input, half KRSC filter, FP32 accumulation) into an
-// FP32 virtual tensor, then point-wise operations in FP32 (bias, the activation and point-wise
-// chain), then one rounding into the half NHWC output. The kernels come
+// One real FP16 or INT8 convolution and its whole epilogue as ONE cuDNN kernel, through cuDNN's
+// graph (backend) API: convolution forward (half NHWC input, half KRSC filter, FP32 accumulation;
+// or int8 codes, INT32 accumulation) into an FP32 virtual tensor, then point-wise operations in
+// FP32 (the INT8 dequantizing scale, bias, the activation and point-wise chain, the INT8
+// requantization), then one rounding into the half or int8 NHWC output. The kernels come
 // from cuDNN's engines (runtime fusion ones compile with NVRTC when a plan is finalized).
 // Internal to src/backend/cuda (docs/cuda-backend.md, Numerics and Tactics).
 #pragma once
@@ -17,9 +18,22 @@
 namespace tandem {
 namespace cuda_exec {
 
-// What the fused kernel computes: y = half(chain(conv(x, w) + bias)), the bias optional, x0 of the
-// chain (PwChain::x0_at) counted from the value after the bias.
+// What the convolution reads and writes (all NHWC, the filter KRSC).
+enum class FusedConvData {
+  kHalf,       // half x and w, FP32 sums, y = half(v)
+  kInt8Codes,  // int8 codes x and w, INT32 sums, y = the int8 code of v on the grid of y_scale
+  kInt8ToHalf  // int8 codes x and w, INT32 sums, y = half(q * y_scale), q that code (half_of_int8)
+};
+
+// What the fused kernel computes: v = chain(conv(x, w) * alpha + bias), alpha (INT8 only: s_x *
+// s_w[k], dequantizing the integer sums) and the bias optional, x0 of the chain (PwChain::x0_at)
+// counted from the value after the bias; then y from v as `data` says. The code of v on a grid is
+// the emulation's clamp(rne(v / y_scale), -128, 127) (tandem/numerics.h fake_quant_int8), spelled
+// out in point-wise operations so that it does not depend on how cuDNN converts float to int8.
 struct FusedConvSpec {
+  FusedConvData data = FusedConvData::kHalf;
+  std::vector<float> alpha;  // K values (INT8: required)
+  float y_scale = 0.f;       // kInt8Codes, kInt8ToHalf
   int64_t n = 0, c = 0, h = 0, w = 0;  // input (NCHW extents; NHWC in memory)
   int64_t k = 0, oh = 0, ow = 0;       // output maps and size
   int64_t groups = 1;
@@ -33,6 +47,7 @@ struct FusedConvPlanInfo {
   int64_t engine = -1;     // cuDNN's global engine index
   size_t workspace = 0;    // bytes
   bool runtime_compiled = false;
+  bool tensor_core = false;  // cuDNN's numerical note: the engine computes on tensor cores
 };
 
 class CudnnFusedConv {
@@ -43,12 +58,14 @@ class CudnnFusedConv {
   // The graph's structure (shapes, geometry, operations, operand slots): convolutions with equal
   // signatures run the same plans on their own pointers (share_plans).
   const std::string& signature() const { return signature_; }
-  // The constant operands' values (the bias, then one K-vector per distinct scalar of the chain),
+  // The constant operands' values (alpha, the bias, then one K-vector per distinct scalar of the
+  // chain and the requantization),
   // each padded to 256 bytes: upload them and pass the device copy to run().
   const std::vector<float>& constants() const { return constants_; }
   // Builds the operation graph and finalizes up to max_plans engine configurations, in the order
   // of cuDNN's heuristics (mode A, then FALLBACK when none of A's finalizes), skipping those that
-  // reduce precision or need more than max_workspace bytes. Returns how many; *why says why none.
+  // reduce precision (INT8: or sum inexactly) or need more than max_workspace bytes; INT8 graphs
+  // with the sums as INT32, else as FP32. Returns how many; *why says why none.
   int make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why);
   // Takes the plans another convolution of the same signature() finalized.
   void share_plans(const CudnnFusedConv& other) { plans_ = other.plans_; }
@@ -75,7 +92,9 @@ class CudnnFusedConv {
     ~Plans();
   };
   bool add_chain(const FusedConvSpec& s, std::string* why);
+  void add_requantize(const FusedConvSpec& s, int64_t* v);
   int64_t constant(float v, int64_t k);
+  int64_t vector_constant(const std::vector<float>& values);
   int64_t virtual_value();
   void pointwise(cudnnPointwiseMode_t mode, int64_t x, int64_t b, int64_t y, double param = 0);
   bool build_graph(Plans& p, std::string* why);
@@ -91,6 +110,7 @@ class CudnnFusedConv {
   std::vector<float> constants_;
   std::vector<int64_t> constant_uids_;
   int64_t next_virtual_ = 0, stride_ = 0;  // stride_: floats per constant slot
+  bool int32_sums_ = true;                  // INT8: the convolution's output tensor is INT32 (else FP32)
   std::vector<std::pair<int64_t, cudnnBackendDescriptor_t>> values_;  // uid -> tensor, while building
   std::shared_ptr<Plans> plans_;
   // The last variant pack and the pointers it binds (rebuilt when they change).
@@ -107,6 +127,9 @@ class CudnnFusedConv {
 // How a real FP16 convolution's epilogue maps to the graph (TANDEM_CUDA_GRAPH_FUSION): -1 timed
 // against the two-pass route (default), 0 off (the two-pass route), 1 whenever a plan finalizes.
 int graph_fusion_mode();
+// The same for a real INT8 convolution against the im2col + cuBLASLt GEMM + epilogue route
+// (TANDEM_CUDA_INT8_GRAPH): -1 timed (default), 0 off, 1 whenever a plan finalizes and runs.
+int int8_graph_mode();
 
 }  // namespace cuda_exec
 }  // namespace tandem

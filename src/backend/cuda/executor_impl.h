@@ -537,6 +537,11 @@ class CudaExecutorImpl final : public CudaExecutor {
   void build_activation_i8(const ExecStep& st, const Layer& L);
   std::shared_ptr<MatmulDescs> int8_gemm_descs(int64_t rows, int64_t kc, int64_t k_out, const void* wq, float* ms,
                                                int* pick);
+  // The one-kernel route of a real INT8 convolution (cuDNN's graph API, cudnn_fused_conv.h).
+  ConvGraphRoute prepare_conv_graph_i8(const Layer& L, const FusedConvSpec& s, const void* x, const void* w, void* y,
+                                       float gemm_route_ms);
+  float time_int8_gemm_route(const std::function<void(const int8_t*, int8_t*, int32_t*, cudaStream_t)>& route,
+                             const void* codes, size_t x_bytes, size_t col_bytes, size_t acc_bytes);
   Shape half_strides(TensorId t, const Dims& od) const;
   cuda::PwOp pw_op(const Epilogue& e) const;
   LayerId fused_activation() const;

@@ -1,8 +1,27 @@
 // The CUDA executor's real INT8 layers: int8 codes, cuBLASLt INT8 GEMMs, requantizing epilogues.
+#include <cstdio>
+
 #include "backend/cuda/executor_impl.h"
 
 namespace tandem {
 namespace cuda_exec {
+
+namespace {
+
+// KCRS int8 codes -> [rows][row_stride] with columns in KRSC order ((r, s, c), channels fastest: the
+// im2col's, and cuDNN's NHWC filter when row_stride = kh * kw * c), zeros in the padding.
+std::vector<int8_t> krsc_codes(const std::vector<int8_t>& kcrs, int64_t K, int64_t C, int kh, int kw, int64_t rows,
+                               int64_t row_stride) {
+  std::vector<int8_t> out(size_t(rows * row_stride), 0);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c)
+      for (int r = 0; r < kh; ++r)
+        for (int s = 0; s < kw; ++s)
+          out[size_t(k * row_stride + (r * kw + s) * C + c)] = kcrs[size_t(((k * C + c) * kh + r) * kw + s)];
+  return out;
+}
+
+}  // namespace
 
 // ---- real INT8 ------------------------------------------------------------------------------
 // An INT8 layer's float input that lies on a per-tensor INT8 grid (the last rounding of its
@@ -123,8 +142,10 @@ std::shared_ptr<MatmulDescs> CudaExecutorImpl::int8_gemm_descs(int64_t rows, int
 // A real INT8 convolution. The input's codes (NHWC int8), then for groups == 1 a cuBLASLt INT8
 // GEMM (1x1 stride-1 unpadded with C % 16 == 0: over the codes directly; else over their
 // im2col) with int32 sums, and the epilogue y = chain(sum * s_x * s_w[k] + bias[k]) writing the
-// float NCHW value the next step reads. Grouped (depthwise) convolutions, and any shape cuBLASLt
-// offers no algorithm for, run tandem's direct int8 kernel. Weights: the per-output-channel
+// float NCHW value the next step reads (or its codes, or half on its grid). Where the output is
+// codes or half, the same in ONE cuDNN graph kernel when it times faster (prepare_conv_graph_i8).
+// Grouped (depthwise) convolutions, and any shape cuBLASLt offers no algorithm for, run tandem's
+// direct int8 kernel. Weights: the per-output-channel
 // codes and scales of tandem/numerics.h, the bias on the int32 grid (s_x * s_w[k]), as the
 // emulation, which sums the same products in float.
 void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_scale) {
@@ -137,6 +158,12 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
   if (int64_t(wv.size()) != K * inner)
     unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * inner));
+  auto upload_bytes = [this](const std::vector<int8_t>& v) {
+    void* p = dalloc(v.size());
+    CK(cudaMemcpy(p, v.data(), v.size(), cudaMemcpyHostToDevice));
+    weight_bytes_ += v.size();
+    return static_cast<const void*>(p);
+  };
   const ChannelLayout wl{1, K, inner};
   const std::vector<float> ws = int8_weight_scales(wv.data(), wl);
   std::vector<int8_t> wq(wv.size());
@@ -171,24 +198,72 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const void* wg = nullptr;
   if (G == 1 && rows * kc_pad < (int64_t(1) << 31) && rows * k_pad < (int64_t(1) << 31)) {
     // [k_pad, kc_pad] codes, columns in KRSC order (the im2col's), zeros in the padding.
-    std::vector<int8_t> wk(size_t(k_pad * kc_pad), 0);
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t c = 0; c < C; ++c)
-        for (int r = 0; r < kh; ++r)
-          for (int s = 0; s < kw; ++s)
-            wk[size_t(k * kc_pad + (r * kw + s) * C + c)] = wq[size_t(((k * C + c) * kh + r) * kw + s)];
-    void* p = dalloc(wk.size());
-    CK(cudaMemcpy(p, wk.data(), wk.size(), cudaMemcpyHostToDevice));
-    weight_bytes_ += wk.size();
-    wg = p;
+    const std::vector<int8_t> wk = krsc_codes(wq, K, C, kh, kw, k_pad, kc_pad);
+    wg = upload_bytes(wk);
     D = int8_gemm_descs(rows, kc_pad, k_pad, wg, &ms, &pick);
   }
   const DPtr xq = x_codes ? x : scr(reserve_scratch(size_t(N * H * W * C)));
+  const cuda::Im2col ic{int(N), int(H), int(W), int(C), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(kc_pad)};
+  const std::string lname = L.name;
+  // The GEMM route on given codes, im2col and int32 buffers (the step's, or timing temporaries).
+  auto gemm_route = [=, this](const int8_t* codes, int8_t* col, int32_t* acc, cudaStream_t s) {
+    if (!direct_gemm) cuda::im2col_i8(ic, codes, col, s);
+    const int32_t one = 1, zero = 0;
+    ck(cublasLtMatmul(lt_, D->op, &one, wg, D->a, direct_gemm ? codes : col, D->b, &zero, acc, D->c, acc, D->c,
+                      &D->algo, lt_workspace_, lt_workspace_bytes_, s),
+       "cublasLtMatmul", "layer '" + lname + "'");
+    if (yq || yh) {
+      cuda::int8_epilogue_codes(acc, k_pad, rows, K, alpha_dev, bias_dev, chain, y_scale, yq, yh, s);
+    } else {
+      cuda::int8_epilogue_nchw(acc, k_pad, N, K, OH * OW, alpha_dev, bias_dev, chain, y, s);
+    }
+  };
+  const size_t col_bytes = direct_gemm ? 0 : size_t(rows * kc_pad), acc_bytes = size_t(rows * k_pad) * 4;
+
+  // The one-kernel route (cuDNN's graph API): int8 NHWC codes in and out (or half on the grid),
+  // no im2col, no int32 round trip. Symmetric padding only (the graph's geometry).
+  const int graph_mode = int8_graph_mode();
+  const bool symmetric = get(P.post_padding, 0, ph) == ph && get(P.post_padding, 1, pw) == pw;
+  if (graph_mode != 0 && G == 1 && (yq || yh) && symmetric && C % 4 == 0 && K % 4 == 0) {
+    const float gemm_ms = D && graph_mode != 1 && copt_.time_tactics
+                              ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr, size_t(N * H * W * C),
+                                                     col_bytes, acc_bytes)
+                              : -1.f;
+    // KRSC codes: the GEMM's matrix when it has no column padding, else a copy of its own.
+    const void* wkrsc = wg && kc == kc_pad ? wg : upload_bytes(krsc_codes(wq, K, C, kh, kw, K, kc));
+    FusedConvSpec gs;
+    gs.data = yq ? FusedConvData::kInt8Codes : FusedConvData::kInt8ToHalf;
+    gs.n = N, gs.c = C, gs.h = H, gs.w = W, gs.k = K, gs.oh = OH, gs.ow = OW;
+    gs.kernel[0] = kh, gs.kernel[1] = kw, gs.stride[0] = sh, gs.stride[1] = sw, gs.pad[0] = ph, gs.pad[1] = pw;
+    gs.dilation[0] = dh, gs.dilation[1] = dw;
+    gs.alpha = alpha, gs.bias = bias, gs.chain = chain, gs.y_scale = y_scale;
+    void* yg = yq ? static_cast<void*>(yq) : yh;
+    const ConvGraphRoute r = prepare_conv_graph_i8(L, gs, x_codes ? at(x) : nullptr, wkrsc, yg, D ? gemm_ms : -1.f);
+    if (r.conv) {
+      if (wg && wg != wkrsc) release_upload(wg, size_t(k_pad * kc_pad));
+      const FusedConvPlanInfo info = r.conv->plan_info(r.plan);
+      const size_t ws_off = reserve_scratch(info.workspace);
+      CudnnFusedConv* conv = r.conv.get();
+      const float* consts = r.consts;
+      const int plan = r.plan;
+      add_step(L.name, [=, this](cudaStream_t s) {
+        if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
+        ck(conv->run(plan, at(xq), wkrsc, yg, consts, info.workspace ? scratch_at(ws_off) : nullptr),
+           "cudnnBackendExecute", "layer '" + lname + "' (fused cuDNN graph of a real INT8 convolution)");
+      });
+      std::string tactic = std::string("cudnn_graph_int8_nhwc:engine") + std::to_string(info.engine) +
+                           (info.runtime_compiled ? "+runtime_fusion" : "") + (info.tensor_core ? "+tensor_core" : "") +
+                           "+epilogue_chain" + std::to_string(chain.n_ops) + (yq ? "+requantize" : "+half_on_grid") +
+                           ":heuristic" + std::to_string(plan);
+      if (r.ms >= 0.f && r.two_pass_ms >= 0.f) tactic += " (im2col/gemm route " + std::to_string(r.two_pass_ms) + " ms)";
+      tactics_.push_back({L.name, "Convolution", key + "|graph", tactic, info.engine, r.ms, info.workspace});
+      return;
+    }
+    if (wkrsc != wg) release_upload(wkrsc, size_t(K * kc));
+  }
+
   if (!D) {  // grouped, or no INT8 GEMM for this shape: the direct kernel
-    void* wd = dalloc(wq.size());
-    CK(cudaMemcpy(wd, wq.data(), wq.size(), cudaMemcpyHostToDevice));
-    weight_bytes_ += wq.size();
-    const int8_t* w8 = static_cast<const int8_t*>(wd);
+    const int8_t* w8 = static_cast<const int8_t*>(upload_bytes(wq));
     const cuda::ConvI8 q{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(G)};
     add_step(L.name, [=, this](cudaStream_t s) {
       if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
@@ -198,27 +273,105 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     return;
   }
   mm_descs_.push_back(D);
-  const DPtr col = direct_gemm ? xq : scr(reserve_scratch(size_t(rows * kc_pad)));
-  const size_t acc_off = reserve_scratch(size_t(rows * k_pad) * 4);
-  const cuda::Im2col ic{int(N), int(H), int(W), int(C), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(kc_pad)};
-  const std::string lname = L.name;
+  const DPtr col = direct_gemm ? xq : scr(reserve_scratch(col_bytes));
+  const size_t acc_off = reserve_scratch(acc_bytes);
   add_step(L.name, [=, this](cudaStream_t s) {
-    int32_t* acc = static_cast<int32_t*>(scratch_at(acc_off));
     if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
-    if (!direct_gemm) cuda::im2col_i8(ic, atf<int8_t>(xq), atf<int8_t>(col), s);
-    const int32_t one = 1, zero = 0;
-    ck(cublasLtMatmul(lt_, D->op, &one, wg, D->a, at(col), D->b, &zero, acc, D->c, acc, D->c, &D->algo,
-                      lt_workspace_, lt_workspace_bytes_, s),
-       "cublasLtMatmul", "layer '" + lname + "'");
-    if (yq || yh) {
-      cuda::int8_epilogue_codes(acc, k_pad, rows, K, alpha_dev, bias_dev, chain, y_scale, yq, yh, s);
-    } else {
-      cuda::int8_epilogue_nchw(acc, k_pad, N, K, OH * OW, alpha_dev, bias_dev, chain, y, s);
-    }
+    gemm_route(atf<int8_t>(xq), atf<int8_t>(col), static_cast<int32_t*>(scratch_at(acc_off)), s);
   });
   const std::string tactic = std::string("cublaslt_int8_gemm") + (direct_gemm ? "_nhwc" : "_im2col") +
                              ":heuristic" + std::to_string(pick);
   tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
+}
+
+// What the im2col + cuBLASLt GEMM + epilogue route of an INT8 convolution takes (ms, 5 runs):
+// on the step's own codes when they live in the arena (codes), else on a temporary copy (zeros:
+// the time does not depend on the values), with temporaries for the im2col and the int32 sums
+// (scratch does not exist yet). The input's quantize pass is left out: both routes have it.
+float CudaExecutorImpl::time_int8_gemm_route(
+    const std::function<void(const int8_t*, int8_t*, int32_t*, cudaStream_t)>& route, const void* codes,
+    size_t x_bytes, size_t col_bytes, size_t acc_bytes) {
+  void *xt = nullptr, *col = nullptr, *acc = nullptr;
+  if (!codes) {
+    CK(cudaMalloc(&xt, x_bytes));
+    CK(cudaMemset(xt, 0, x_bytes));
+  }
+  if (col_bytes) CK(cudaMalloc(&col, col_bytes));
+  CK(cudaMalloc(&acc, acc_bytes));
+  const int8_t* x = static_cast<const int8_t*>(codes ? codes : xt);
+  const float ms = time_launch([&] {
+    route(x, static_cast<int8_t*>(col), static_cast<int32_t*>(acc), stream_);
+    return true;
+  });
+  CK(cudaStreamSynchronize(stream_));
+  for (void* p : {xt, col, acc})
+    if (p) CK(cudaFree(p));
+  return ms;
+}
+
+// A real INT8 convolution as one cuDNN graph kernel (CudnnFusedConv, int8 data): up to
+// kGraphPlans engine configurations of cuDNN's heuristics are finalized once per graph structure
+// (shared with the FP16 graphs' map: the signature names the data) and timed on the layer's
+// buffers (a temporary input where the codes live in the scratch buffer); the fastest is kept
+// when it beats the GEMM route's time (gemm_route_ms; < 0: nothing to beat). TANDEM_CUDA_INT8_GRAPH
+// =1: whenever one finalizes and runs; 0: never (the caller). TANDEM_CUDA_GRAPH_FUSION_LOG=1
+// prints why a convolution keeps the GEMM route (stderr).
+ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_i8(const Layer& L, const FusedConvSpec& s, const void* x,
+                                                       const void* w, void* y, float gemm_route_ms) {
+  constexpr int kGraphPlans = 3;
+  const char* log_env = std::getenv("TANDEM_CUDA_GRAPH_FUSION_LOG");
+  auto keep_gemm = [&](const std::string& why) {
+    if (log_env && std::string(log_env) == "1")
+      std::fprintf(stderr, "tandem cuda: layer '%s': INT8 cuDNN graph not taken: %s\n", L.name.c_str(), why.c_str());
+    return ConvGraphRoute{};
+  };
+  auto conv = std::make_shared<CudnnFusedConv>();
+  std::string why;
+  if (!conv->prepare(s, &why)) return keep_gemm(why);
+  auto [known, fresh] = graph_plans_.try_emplace(conv->signature());
+  if (fresh) {
+    if (conv->make_plans(cudnn_, kGraphPlans, copt_.max_workspace, &why) > 0) known->second.first = conv;
+    known->second.second = why;
+  }
+  if (!known->second.first) return keep_gemm(known->second.second);
+  if (!fresh) conv->share_plans(*known->second.first);
+  const float* consts = upload_f32(conv->constants());  // alpha at least
+  const size_t x_bytes = size_t(s.n * s.h * s.w * s.c);
+  void *xt = nullptr, *wsp = nullptr;
+  size_t ws = 0;
+  for (int i = 0; i < conv->plans(); ++i) ws = std::max(ws, conv->plan_info(i).workspace);
+  if (!x) {
+    CK(cudaMalloc(&xt, x_bytes));
+    CK(cudaMemset(xt, 0, x_bytes));
+  }
+  if (ws) CK(cudaMalloc(&wsp, ws));
+  const void* xr = x ? x : xt;
+  int best = -1;
+  float best_ms = -1.f;
+  for (int i = 0; i < conv->plans() && (copt_.time_tactics || best < 0); ++i) {
+    auto once = [&] { return conv->run(i, xr, w, y, consts, wsp) == CUDNN_STATUS_SUCCESS; };
+    const float t = copt_.time_tactics ? time_launch(once) : (once() ? 0.f : -1.f);
+    if (t >= 0.f && (best < 0 || t < best_ms)) best = i, best_ms = t;
+  }
+  CK(cudaStreamSynchronize(stream_));
+  for (void* p : {xt, wsp})
+    if (p) CK(cudaFree(p));
+  std::ostringstream slower;
+  if (best >= 0 && int8_graph_mode() != 1 && copt_.time_tactics && gemm_route_ms >= 0.f && best_ms >= gemm_route_ms)
+    slower << "engine " << conv->plan_info(best).engine << " " << best_ms << " ms, im2col/gemm route " << gemm_route_ms
+           << " ms";
+  if (best < 0 || !slower.str().empty()) {
+    release_upload(consts, conv->constants().size() * sizeof(float));
+    return keep_gemm(best < 0 ? "no plan ran" : slower.str());
+  }
+  fused_convs_.push_back(conv);
+  ConvGraphRoute r;
+  r.conv = conv;
+  r.plan = best;
+  r.consts = consts;
+  r.ms = copt_.time_tactics ? best_ms : -1.f;
+  r.two_pass_ms = gemm_route_ms;
+  return r;
 }
 
 // A step reading or writing int8 codes (LowerPolicy::int8_native: native_int8_layer): an INT8
