@@ -40,7 +40,7 @@ if [[ -x $C/bin/tandem_dynamic_shapes_cuda ]]; then
   $C/bin/tandem_dynamic_shapes_cuda --gtest_brief=1 2>&1 | tee "$OUT/gtest_dynamic.log" | tail -8
 fi
 echo "== gtest: models vs CPU backend"
-OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models --gtest_filter="${MODELS_FILTER:-*}" 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|\[int8|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | head -60
+OMP_NUM_THREADS=16 $C/bin/tandem_tests_cuda_models --gtest_filter="${MODELS_FILTER:-*}" 2>&1 | tee "$OUT/gtest_models.log" | grep -E "\[model\]|\[fp16|\[int8|OK|FAILED|PASSED|Failure|error|Expected|Which|actual|no step" | awk "NR <= 80"
 fi
 if [[ -n "${INT8_KERNELS:-}" ]]; then
   # Which kernels the INT8 convolutions launch (cuBLASLt's INT8 GEMMs name their tensor-core
