@@ -73,6 +73,29 @@ std::string trtexec_layer_name(const std::string& name) {
   return r + "'";
 }
 
+namespace {
+// trtexec's --shapes value: every network input with its dims. A shape-value input (fixed at
+// import, --input-value) is a shape tensor to TensorRT: trtexec reads its --shapes entry as the
+// tensor's values (setShapeValues with min = opt = max), so the values go there, and --shapes is
+// needed even where the user gave no --shape.
+std::string shapes_spec(const Network& net, std::vector<std::string>& notes) {
+  std::string spec;
+  for (TensorId t : net.inputs) {
+    if (!spec.empty()) spec += ",";
+    const std::string& n = net.tensors[t].name;
+    const auto values = net.model.input_values.find(n);
+    const bool is_values = values != net.model.input_values.end();
+    spec += (n.find(':') != std::string::npos ? "'" + n + "'" : n) + ":" +
+            (is_values ? fmt::format("{}", fmt::join(values->second, "x")) : dims_to_string(net.tensors[t].dims));
+    if (is_values)
+      notes.push_back(fmt::format("'{}' is a shape tensor: its --shapes entry gives its values ({}), "
+                                  "fixed at import with --input-value",
+                                  n, fmt::join(values->second, ",")));
+  }
+  return spec;
+}
+}  // namespace
+
 std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecOptions& opt) {
   const DlaTargetInfo& T = dla_target_info(plan.target);
   const int ver = opt.trt_version > 0 ? opt.trt_version : (T.trt_version / 100) * 100;
@@ -118,25 +141,7 @@ std::string trtexec_command(const Network& net, const Plan& plan, const TrtexecO
   if (!opt.calib.empty()) args.push_back("--calib=" + shell_quote(opt.calib));
   else if (plan.int8)
     notes.push_back("no --calib: trtexec sets dummy INT8 ranges (performance only, not accuracy)");
-  // A shape-value input (fixed at import, --input-value) is a shape tensor to TensorRT: trtexec
-  // reads its --shapes entry as the tensor's values (setShapeValues with min = opt = max), so the
-  // values go there, and --shapes is needed even where the user gave no --shape.
-  if (opt.explicit_shapes || !net.model.input_values.empty()) {
-    std::string spec;
-    for (TensorId t : net.inputs) {
-      if (!spec.empty()) spec += ",";
-      const std::string& n = net.tensors[t].name;
-      const auto values = net.model.input_values.find(n);
-      spec += (n.find(':') != std::string::npos ? "'" + n + "'" : n) + ":" +
-              (values != net.model.input_values.end() ? fmt::format("{}", fmt::join(values->second, "x"))
-                                                 : dims_to_string(net.tensors[t].dims));
-      if (values != net.model.input_values.end())
-        notes.push_back(fmt::format("'{}' is a shape tensor: its --shapes entry gives its values ({}), "
-                                    "fixed at import with --input-value",
-                                    n, fmt::join(values->second, ",")));
-    }
-    args.push_back("--shapes=" + shell_quote(spec));
-  }
+  if (opt.explicit_shapes || !net.model.input_values.empty()) args.push_back("--shapes=" + shell_quote(shapes_spec(net, notes)));
   if (!opt.input_io_formats.empty()) args.push_back("--inputIOFormats=" + shell_quote(opt.input_io_formats));
   if (!opt.output_io_formats.empty()) args.push_back("--outputIOFormats=" + shell_quote(opt.output_io_formats));
   std::string pools = "workspace:" + mib(opt.workspace_mib);
