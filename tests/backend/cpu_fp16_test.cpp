@@ -176,3 +176,61 @@ TEST(CpuRoundedPlainKernels, RoundingInsideEqualsSeparateRoundSteps) {
   EXPECT_LT(inside.size(), separate.size());
   for (size_t i = 0; i < got.size(); i += 101) EXPECT_EQ(got[i], fake_quant_int8(got[i], 0.2f));
 }
+
+// Point-wise chain steps that follow one another run as one pass (TANDEM_CPU_CHAIN_MERGE): an FP16
+// hard-swish spelled out (+3, clip, * x, / 6; one chain step, rounded to FP16 and then in place to
+// the INT8 grid its reader reads), then an INT8 scale and an INT8 shift (a chain step each, with
+// their INT8 output roundings: the DLA's scale and shift after det's hard-swish), then an FP32
+// ReLU. The same bits as the steps run apart and as the reference kernels, in fewer steps.
+TEST(CpuChainMerge, FollowingChainStepsRunInOnePassWithTheSameBits) {
+  test::NetBuilder b;
+  const Dims d = {1, 16, 48, 40};
+  const TensorId x = b.input("x", d);
+  const float k3 = 3.f, k6 = 6.f, ks = 0.731f, kb = -0.377f;
+  const TensorId c3 = b.constant("c3", DataType::kFloat, {1, 1, 1, 1}, &k3);
+  const TensorId c6 = b.constant("c6", DataType::kFloat, {1, 1, 1, 1}, &k6);
+  const TensorId cs = b.constant("cs", DataType::kFloat, {1, 1, 1, 1}, &ks);
+  const TensorId cb = b.constant("cb", DataType::kFloat, {1, 1, 1, 1}, &kb);
+  Network& n = b.n;
+  auto t = [&](const char* name) { return n.add_tensor({name, DataType::kFloat, d}); };
+  const TensorId a = t("a"), cl = t("cl"), p = t("p"), hs = t("hs"), sc = t("sc"), sh = t("sh"), y = t("y");
+  n.add_layer({"add3", LayerKind::kElementWise, {x, c3}, {a}, ElementWiseParams{ElementWiseOp::kSum}});
+  n.add_layer({"clip", LayerKind::kActivation, {a}, {cl}, ActivationParams{ActivationType::kClip, 0.f, 6.f}});
+  n.add_layer({"mulx", LayerKind::kElementWise, {x, cl}, {p}, ElementWiseParams{ElementWiseOp::kProd}});
+  n.add_layer({"div6", LayerKind::kElementWise, {p, c6}, {hs}, ElementWiseParams{ElementWiseOp::kDiv}});
+  n.add_layer({"scale", LayerKind::kElementWise, {hs, cs}, {sc}, ElementWiseParams{ElementWiseOp::kProd}});
+  n.add_layer({"shift", LayerKind::kElementWise, {sc, cb}, {sh}, ElementWiseParams{ElementWiseOp::kSum}});
+  n.add_layer({"relu", LayerKind::kActivation, {sh}, {y}, ActivationParams{ActivationType::kRelu, 0.f, 0.f}});
+  n.tensors[y].is_output = true;
+  n.outputs.push_back(y);
+  ExecOptions opt;
+  opt.threads = 2;
+  const Precision F = Precision::kFP16, I = Precision::kINT8, U = Precision::kUnset, X = Precision::kFP32;
+  opt.numerics.layer_precision = {U, U, U, U, F, F, F, F, I, I, X};  // 4 constants, then the layers in order
+  opt.numerics.tensor_scales = {{"hs", 0.05f}, {"sc", 0.03f}, {"sh", 0.025f}, {"cs", 0.01f}, {"cb", 0.004f}};
+  TensorMap in;
+  HostTensor xt = HostTensor::zeros("x", DataType::kFloat, d);
+  for (int64_t i = 0; i < xt.count(); ++i) xt.f32()[i] = -5.f + 10.f * float((i * 7919) % 10007) / 10007.f + 1e-5f * float(i % 7);
+  in["x"] = xt;
+  auto run = [&](bool merge, size_t* steps) {
+    if (!merge) setenv("TANDEM_CPU_CHAIN_MERGE", "off", 1);
+    auto ex = make_cpu_executor(n, opt);
+    unsetenv("TANDEM_CPU_CHAIN_MERGE");
+    *steps = ex->profile(1).size();
+    const HostTensor out = ex->run(in).at("y");
+    return std::vector<float>(out.f32(), out.f32() + out.count());
+  };
+  size_t merged_steps = 0, apart_steps = 0;
+  const std::vector<float> got = run(true, &merged_steps), apart = run(false, &apart_steps);
+  ASSERT_EQ(got.size(), apart.size());
+  size_t differ = 0, nonzero = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    differ += bits(got[i]) != bits(apart[i]);
+    nonzero += got[i] != 0.f;
+  }
+  EXPECT_EQ(differ, 0u);
+  EXPECT_GT(nonzero, got.size() / 4);
+  EXPECT_LT(merged_steps, apart_steps);
+  // The output is on shift's INT8 grid, then ReLU'd: every value a multiple of its scale.
+  for (size_t i = 0; i < got.size(); i += 97) EXPECT_EQ(got[i], fake_quant_int8(got[i], 0.025f));
+}

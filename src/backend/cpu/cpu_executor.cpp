@@ -166,6 +166,13 @@ bool separate_round_steps() {
   return env && std::string(env) == "separate";
 }
 
+// TANDEM_CPU_CHAIN_MERGE=off: point-wise chain steps that follow one another run as steps of
+// their own (tests compare both ways bit for bit).
+bool merge_chain_steps() {
+  const char* env = std::getenv("TANDEM_CPU_CHAIN_MERGE");
+  return !(env && std::string(env) == "off");
+}
+
 // The in-place roundings of steps[i]'s output that steps[i]'s own step applies: the kRound steps
 // right after it that join it (a value crossing FP16 and INT8 layers is rounded twice in a row:
 // both run in the producer's pass, in order).
@@ -569,8 +576,8 @@ void label_step(const Network& net, const ExecGraph& graph, const ExecStep& st, 
   r.kind = std::string(to_string(l.kind));
   for (const Epilogue& e : st.epilogue)
     for (LayerId id : e.layers) {
-      r.layer += " + " + net.layers[size_t(id)].name;
-      r.kind += "+" + std::string(to_string(net.layers[size_t(id)].kind));
+      r.layer.append(" + ").append(net.layers[size_t(id)].name);
+      r.kind.append("+").append(to_string(net.layers[size_t(id)].kind));
     }
 }
 
@@ -884,10 +891,13 @@ class CpuExecutor : public Executor {
     bind_arena();
     auto conv_scratch = std::make_shared<cpu::ConvScratch>();
     const bool separate = separate_round_steps();
+    const bool merge = merge_chain_steps() && !opt.reference_kernels && !keep_all && !opt.observe_tensor;
+    const std::vector<int> readers = merge ? reader_steps() : std::vector<int>{};
     for (size_t i = 0; i < graph_.steps.size(); ++i) {
       const Rounds rounds = joined_rounds(graph_, i, separate);
       steps_.push_back(build_step(net, opt, graph_.steps[i], conv_scratch, rounds));
       i += rounds.size();
+      if (merge) i = merge_following_chains(net, i - rounds.size(), rounds, readers, separate, steps_.back());
     }
     if (opt.observe_tensor) plan_observation(opt.observe_tensor);
   }
@@ -1004,6 +1014,76 @@ class CpuExecutor : public Executor {
       if (graph_.values[v].offset >= 0) ptr_[v] = arena_.get() + graph_.values[v].offset;
     for (size_t v = 0; v < graph_.values.size(); ++v)
       if (graph_.values[v].alias_of >= 0) ptr_[v] = ptr_[size_t(graph_.values[v].alias_of)];
+  }
+
+  // How many steps read each value's memory (a view's readers count for its root; an in-place
+  // rounding does not count: its value's producer applies it).
+  std::vector<int> reader_steps() const {
+    std::vector<int> n(graph_.values.size(), 0);
+    for (const ExecStep& st : graph_.steps) {
+      if (st.kind == StepKind::kRound && st.inputs[0] == st.outputs[0]) continue;  // rounds in place: a writer
+      for (ValueId v : st.inputs) ++n[size_t(graph_.root(v))];
+    }
+    for (TensorId t : graph_.outputs) n[size_t(graph_.root(t))] += 2;  // an output is read after the run
+    return n;
+  }
+
+  // Whether chain step b, right after chain step a (and a's joined roundings), may run in a's
+  // pass: b reads a's output alone, nothing else reads that value, and b's output either is a's
+  // input buffer or does not overlap it (the merged pass reads a's input block by block while it
+  // writes b's output).
+  bool chain_follows(const ExecStep& a, const ExecStep& b, const std::vector<int>& readers) const {
+    if (a.kind != StepKind::kPointwiseChain || b.kind != StepKind::kPointwiseChain) return false;
+    if (a.outputs.size() != 1 || b.inputs.size() != 1 || b.outputs.size() != 1 || b.inputs[0] != a.outputs[0])
+      return false;
+    const ValueId t = a.outputs[0];
+    if (graph_.root(t) != t || readers[size_t(t)] != 1) return false;
+    const ExecValue &x = graph_.values[size_t(a.inputs[0])], &y = graph_.values[size_t(b.outputs[0])],
+                    &tv = graph_.values[size_t(t)];
+    if (x.dims != tv.dims || y.dims != tv.dims || x.layout != tv.layout || y.layout != tv.layout) return false;
+    const uint8_t *xp = static_cast<uint8_t*>(ptr_[size_t(a.inputs[0])]), *yp = static_cast<uint8_t*>(ptr_[size_t(b.outputs[0])]);
+    return xp && yp && (xp == yp || xp + x.bytes <= yp || yp + y.bytes <= xp);
+  }
+
+  // Point-wise chain steps that follow one another (an FP16 chain, then INT8 point-wise layers,
+  // each with its output rounding: det's hard-swish and the DLA scale and shift after it) run as
+  // one pass: the links of each, its roundings, and a capture of its input where a later link
+  // reads it (the same operations in the same order on each element: the same bits, one pass
+  // over memory instead of several). Returns the index of the last graph step merged into r.
+  size_t merge_following_chains(const Network& net, size_t i, const Rounds& rounds, const std::vector<int>& readers,
+                                bool separate, RunStep& r) const {
+    size_t last = i + rounds.size();
+    if (graph_.steps[i].kind != StepKind::kPointwiseChain) return last;
+    std::vector<cpu::ChainLink> links;
+    for (const Epilogue& e : graph_.steps[i].epilogue) links.push_back(chain_link(net, e));
+    for (const ExecStep* rs : rounds) links.push_back(round_link(*rs));
+    const ExecStep* prev = &graph_.steps[i];
+    bool merged = false;
+    while (last + 1 < graph_.steps.size() && chain_follows(*prev, graph_.steps[last + 1], readers)) {
+      const size_t j = last + 1;
+      const ExecStep& b = graph_.steps[j];
+      bool reads_input = false;
+      for (const Epilogue& e : b.epilogue)
+        reads_input = reads_input || e.operand == EpilogueOperand::kChainInputLeft ||
+                      e.operand == EpilogueOperand::kChainInputRight;
+      if (reads_input) links.push_back(cpu::ChainLink{cpu::ChainLink::kCaptureInput});
+      for (const Epilogue& e : b.epilogue) links.push_back(chain_link(net, e));
+      const Rounds br = joined_rounds(graph_, j, separate);
+      for (const ExecStep* rs : br) links.push_back(round_link(*rs));
+      RunStep label;
+      label_step(net, graph_, b, label);
+      r.layer.append(" + ").append(label.layer);
+      r.kind.append("+").append(label.kind);
+      for (size_t k = 0; k < br.size(); ++k) r.kind += "+Round";
+      r.out = {ptr_[size_t(b.outputs[0])]};
+      r.serial = r.serial && serial_step(net, graph_, b);
+      prev = &b;
+      last = j + br.size();
+      merged = true;
+    }
+    if (merged)
+      r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(graph_.steps[i].inputs[0])].dims));
+    return last;
   }
 
   // rounds: the in-place roundings of st's output that st's step applies (joined_rounds).
