@@ -111,3 +111,77 @@ TEST(CpuInt8Model, DetAllConvolutionsInt8SameBitsInEveryPath) {
   EXPECT_GT(differ, 0) << "the real INT8 path changed nothing: did it run?";
   EXPECT_GT(dot / std::sqrt(na * nb), 0.9) << differ << " of " << emulated.count() << " values differ";
 }
+
+// det with a mixed plan (convolutions and deconvolutions INT8, activations FP16, element-wise
+// layers with a scalar operand alternately INT8 and FP16, the rest FP16: point-wise chains of
+// both precisions next to each other and after convolutions, as in the build-dla and --int8
+// plans): the executor's merged chain passes (TANDEM_CPU_CHAIN_MERGE) give the same bits as the
+// steps run apart, in fewer steps.
+TEST(CpuInt8Model, DetMixedPlanMergedChainPassesSameBits) {
+  ASSERT_TRUE(std::filesystem::exists(kDet)) << "model missing: " << kDet << " (scripts/fetch-data.sh)";
+  ImportOptions io;
+  io.shapes = {{"x", {1, 3, 160, 160}}};
+  Network net = import_onnx(kDet, io);
+  // The probability map is ~0 on random input: the logits before the final Sigmoid are compared
+  // too (an extra network output; every merged pass lies upstream of them).
+  for (const Layer& l : net.layers)
+    if (l.kind == LayerKind::kActivation && l.as<ActivationParams>().type == ActivationType::kSigmoid &&
+        net.tensors[size_t(l.outputs[0])].is_output) {
+      net.tensors[size_t(l.inputs[0])].is_output = true;
+      net.outputs.push_back(l.inputs[0]);
+    }
+  ASSERT_EQ(net.outputs.size(), 2u);
+  const TensorMap in = {{"x", seeded_input({1, 3, 160, 160})}};
+  ExecOptions opt;
+  opt.threads = 2;
+  {
+    auto fp32 = make_cpu_executor(net, opt, true);
+    fp32->run(in);
+    for (const auto& [name, t] : fp32->all_tensors()) {
+      if (t.type != DataType::kFloat) continue;
+      float m = 0.f;
+      for (int64_t i = 0; i < t.count(); ++i) m = std::max(m, std::fabs(t.f32()[i]));
+      opt.numerics.tensor_scales[name] = m > 0.f && std::isfinite(m) ? m / 127.f : 1.f;
+    }
+  }
+  opt.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
+  int int8_eltwise = 0;
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    const Layer& l = net.layers[i];
+    Precision& p = opt.numerics.layer_precision[i];
+    switch (l.kind) {
+      case LayerKind::kConvolution: case LayerKind::kDeconvolution: p = Precision::kINT8; break;
+      case LayerKind::kElementWise: {
+        bool scalar = false;
+        for (TensorId t : l.inputs) scalar = scalar || volume(net.tensors[size_t(t)].dims) == 1;
+        p = scalar && i % 2 == 0 ? Precision::kINT8 : Precision::kFP16;
+        int8_eltwise += p == Precision::kINT8;
+        break;
+      }
+      case LayerKind::kActivation: case LayerKind::kResize: case LayerKind::kReduce: case LayerKind::kScale:
+      case LayerKind::kConcatenation: p = Precision::kFP16; break;
+      default: break;
+    }
+  }
+  ASSERT_GT(int8_eltwise, 10);
+  auto run = [&](bool merge, size_t* steps) {
+    std::unique_ptr<EnvVar> off;
+    if (!merge) off = std::make_unique<EnvVar>("TANDEM_CPU_CHAIN_MERGE", "off");
+    auto ex = make_cpu_executor(net, opt);
+    *steps = ex->profile(1).size();
+    return ex->run(in);
+  };
+  size_t merged_steps = 0, apart_steps = 0;
+  const TensorMap merged = run(true, &merged_steps), apart = run(false, &apart_steps);
+  ASSERT_EQ(merged.size(), 2u);
+  for (const auto& [name, m] : merged) {
+    const HostTensor& a = apart.at(name);
+    ASSERT_EQ(m.data.size(), a.data.size()) << name;
+    int64_t distinct = 0;
+    for (int64_t i = 1; i < m.count(); ++i) distinct += m.f32()[i] != m.f32()[i - 1];
+    std::printf("det mixed plan, %s: %zu steps merged, %zu apart; %lld value changes along the tensor\n", name.c_str(),
+                merged_steps, apart_steps, (long long)distinct);
+    EXPECT_EQ(std::memcmp(m.data.data(), a.data.data(), m.data.size()), 0) << name << ": merged chain passes changed it";
+  }
+  EXPECT_LT(merged_steps, apart_steps);
+}

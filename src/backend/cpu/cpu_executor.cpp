@@ -894,10 +894,22 @@ class CpuExecutor : public Executor {
     const bool merge = merge_chain_steps() && !opt.reference_kernels && !keep_all && !opt.observe_tensor;
     const std::vector<int> readers = merge ? reader_steps() : std::vector<int>{};
     for (size_t i = 0; i < graph_.steps.size(); ++i) {
+      const size_t first = i;
       const Rounds rounds = joined_rounds(graph_, i, separate);
+      ConvTail tail;
+      if (merge) tail = conv_tail(net, i, rounds, readers, separate);
+      conv_tail_ = tail.links;
       steps_.push_back(build_step(net, opt, graph_.steps[i], conv_scratch, rounds));
+      conv_tail_.clear();
       i += rounds.size();
-      if (merge) i = merge_following_chains(net, i - rounds.size(), rounds, readers, separate, steps_.back());
+      if (tail.last > i) {
+        RunStep& r = steps_.back();
+        r.layer.append(tail.layer);
+        r.kind.append(tail.kind);
+        r.out = {ptr_[size_t(graph_.steps[tail.last_chain].outputs[0])]};
+        i = tail.last;
+      }
+      if (merge) i = std::max(i, merge_following_chains(net, first, rounds, readers, separate, steps_.back()));
     }
     if (opt.observe_tensor) plan_observation(opt.observe_tensor);
   }
@@ -955,6 +967,7 @@ class CpuExecutor : public Executor {
   }
 
  private:
+  std::vector<cpu::ChainLink> conv_tail_;  // the chain links the step being built takes on (conv_tail)
   struct FreeDeleter {
     void operator()(uint8_t* p) const { std::free(p); }
   };
@@ -1043,6 +1056,64 @@ class CpuExecutor : public Executor {
     if (x.dims != tv.dims || y.dims != tv.dims || x.layout != tv.layout || y.layout != tv.layout) return false;
     const uint8_t *xp = static_cast<uint8_t*>(ptr_[size_t(a.inputs[0])]), *yp = static_cast<uint8_t*>(ptr_[size_t(b.outputs[0])]);
     return xp && yp && (xp == yp || xp + x.bytes <= yp || yp + y.bytes <= xp);
+  }
+
+  // The chain steps a convolution step takes after its own chain (conv_tail).
+  struct ConvTail {
+    std::vector<cpu::ChainLink> links;  // appended to the convolution's chain
+    size_t last = 0;                    // the last graph step taken (0: none)
+    size_t last_chain = 0;              // the last chain step taken: its output is the step's
+    std::string layer, kind;            // what the profile adds to the step's names
+  };
+  // A convolution step followed by point-wise chain steps that read its output alone (det: the
+  // written-out hard-swish after an FP16 convolution and its `* s + b`, each rounding on its own
+  // grid) runs them in its own chain pass, after its roundings: the same operations in the same
+  // order, one pass over the output instead of two. Only where the last step's output does not
+  // overlap the convolution's input (oneDNN reads the input while it writes the output).
+  ConvTail conv_tail(const Network& net, size_t i, const Rounds& rounds, const std::vector<int>& readers,
+                     bool separate) const {
+    ConvTail t;
+    const ExecStep& c = graph_.steps[i];
+    if (c.kind != StepKind::kLayer || c.outputs.size() != 1 || c.inputs.empty() ||
+        net.layers[size_t(c.layer)].kind != LayerKind::kConvolution)
+      return t;
+    const ExecStep* prev = &c;
+    size_t last = i + rounds.size();
+    while (last + 1 < graph_.steps.size()) {
+      const ExecStep& b = graph_.steps[last + 1];
+      if (b.kind != StepKind::kPointwiseChain || b.inputs.size() != 1 || b.outputs.size() != 1 ||
+          b.inputs[0] != prev->outputs[0])
+        break;
+      const ValueId v = prev->outputs[0];
+      const ExecValue &tv = graph_.values[size_t(v)], &y = graph_.values[size_t(b.outputs[0])];
+      if (graph_.root(v) != v || readers[size_t(v)] != 1 || y.dims != tv.dims || y.layout != tv.layout) break;
+      const uint8_t* yp = static_cast<uint8_t*>(ptr_[size_t(b.outputs[0])]);
+      bool disjoint = yp != nullptr;
+      for (ValueId in : c.inputs) {
+        const uint8_t* xp = static_cast<uint8_t*>(ptr_[size_t(in)]);
+        const int64_t xb = graph_.values[size_t(in)].bytes;
+        disjoint = disjoint && xp && (xp + xb <= yp || yp + y.bytes <= xp);
+      }
+      if (!disjoint) break;
+      bool reads_input = false;
+      for (const Epilogue& e : b.epilogue)
+        reads_input = reads_input || e.operand == EpilogueOperand::kChainInputLeft ||
+                      e.operand == EpilogueOperand::kChainInputRight;
+      if (reads_input) t.links.push_back(cpu::ChainLink{cpu::ChainLink::kCaptureInput});
+      for (const Epilogue& e : b.epilogue) t.links.push_back(chain_link(net, e));
+      const Rounds br = joined_rounds(graph_, last + 1, separate);
+      for (const ExecStep* rs : br) t.links.push_back(round_link(*rs));
+      RunStep label;
+      label_step(net, graph_, b, label);
+      t.layer.append(" + ").append(label.layer);
+      t.kind.append("+").append(label.kind);
+      for (size_t k = 0; k < br.size(); ++k) t.kind.append("+Round");
+      t.last_chain = last + 1;
+      last = last + 1 + br.size();
+      t.last = last;
+      prev = &b;
+    }
+    return t;
   }
 
   // Point-wise chain steps that follow one another (an FP16 chain, then INT8 point-wise layers,
@@ -1181,6 +1252,7 @@ class CpuExecutor : public Executor {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution: {
         cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, rounds);
+        s.chain.insert(s.chain.end(), conv_tail_.begin(), conv_tail_.end());  // conv_tail's steps
         built_int8_ = !s.kernel_codes.empty();
         if (built_int8_) return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
         return cpu::make_conv_kernel(s);
