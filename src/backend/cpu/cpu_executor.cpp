@@ -906,7 +906,7 @@ class CpuExecutor : public Executor {
         RunStep& r = steps_.back();
         r.layer.append(tail.layer);
         r.kind.append(tail.kind);
-        r.out = {ptr_[size_t(graph_.steps[tail.last_chain].outputs[0])]};
+        r.out.push_back(ptr_[size_t(graph_.steps[tail.last_chain].outputs[0])]);  // ConvSpec::tail's output
         i = tail.last;
       }
       if (merge) i = std::max(i, merge_following_chains(net, first, rounds, readers, separate, steps_.back()));
@@ -1067,9 +1067,9 @@ class CpuExecutor : public Executor {
   };
   // A convolution step followed by point-wise chain steps that read its output alone (det: the
   // written-out hard-swish after an FP16 convolution and its `* s + b`, each rounding on its own
-  // grid) runs them in its own chain pass, after its roundings: the same operations in the same
-  // order, one pass over the output instead of two. Only where the last step's output does not
-  // overlap the convolution's input (oneDNN reads the input while it writes the output).
+  // grid) runs them in its own chain pass, after its roundings (ConvSpec::tail: from its output
+  // into the last step's): the same operations in the same order, one pass over the output
+  // instead of two.
   ConvTail conv_tail(const Network& net, size_t i, const Rounds& rounds, const std::vector<int>& readers,
                      bool separate) const {
     ConvTail t;
@@ -1087,14 +1087,11 @@ class CpuExecutor : public Executor {
       const ValueId v = prev->outputs[0];
       const ExecValue &tv = graph_.values[size_t(v)], &y = graph_.values[size_t(b.outputs[0])];
       if (graph_.root(v) != v || readers[size_t(v)] != 1 || y.dims != tv.dims || y.layout != tv.layout) break;
-      const uint8_t* yp = static_cast<uint8_t*>(ptr_[size_t(b.outputs[0])]);
-      bool disjoint = yp != nullptr;
-      for (ValueId in : c.inputs) {
-        const uint8_t* xp = static_cast<uint8_t*>(ptr_[size_t(in)]);
-        const int64_t xb = graph_.values[size_t(in)].bytes;
-        disjoint = disjoint && xp && (xp + xb <= yp || yp + y.bytes <= xp);
-      }
-      if (!disjoint) break;
+      // The kernel reads the convolution's output (or its sums) while it writes the last step's.
+      const uint8_t *tp = static_cast<uint8_t*>(ptr_[size_t(c.outputs[0])]),
+                    *yp = static_cast<uint8_t*>(ptr_[size_t(b.outputs[0])]);
+      const int64_t tb = graph_.values[size_t(c.outputs[0])].bytes;
+      if (!tp || !yp || !(tp == yp || tp + tb <= yp || yp + y.bytes <= tp)) break;
       bool reads_input = false;
       for (const Epilogue& e : b.epilogue)
         reads_input = reads_input || e.operand == EpilogueOperand::kChainInputLeft ||
@@ -1252,7 +1249,7 @@ class CpuExecutor : public Executor {
       case LayerKind::kConvolution:
       case LayerKind::kDeconvolution: {
         cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, rounds);
-        s.chain.insert(s.chain.end(), conv_tail_.begin(), conv_tail_.end());  // conv_tail's steps
+        s.tail = conv_tail_;  // conv_tail's steps
         built_int8_ = !s.kernel_codes.empty();
         if (built_int8_) return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
         return cpu::make_conv_kernel(s);

@@ -62,6 +62,9 @@ struct ConvSpec {
   std::vector<float> bias;    // empty: none
   std::vector<PostOp> post_ops;
   std::vector<ChainLink> chain;  // after the post-ops, in place on the output
+  // Links of point-wise steps the convolution's step runs after its own chain, from its output
+  // (out[0]) into out[1] in the same pass where the kernel allows (the executor's conv_tail).
+  std::vector<ChainLink> tail;
   // The buffers' layouts: 0 plain (NCHW), kNhwcBlock channels-last, 8 / 16 nChw8c / nChw16c
   // (4-d, channels a multiple of it).
   int src_block = 0, dst_block = 0;

@@ -316,7 +316,9 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   const dnnl::memory::desc one_md(dnnl::memory::dims(s.out_dims.size(), 1), dt::f32, plain_tag(s.out_dims.size()));
   for (size_t k = 0; k < scalar_at.size(); ++k)
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(scalar_at[k]) | DNNL_ARG_SRC_1] = dnnl::memory(one_md, eng, scalars->data() + k);
-  const std::vector<ChainLink> chain = s.chain;
+  std::vector<ChainLink> chain = s.chain;
+  const bool tail = !s.tail.empty();  // chain then tail in one pass, from out[0] into out[1]
+  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
   const int64_t out_count = volume(s.out_dims);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     (void)bias, (void)scalars;  // kept alive: the memories point into them
@@ -333,7 +335,8 @@ Kernel make_conv_kernel(const ConvSpec& s) {
     if (reorder_dst) from_blk.execute(*stream, dst_blk, dst_mem);
     stream->wait();
     if (serial) omp_set_num_threads(threads);
-    if (!chain.empty()) apply_chain(chain, static_cast<float*>(out[0]), static_cast<float*>(out[0]), out_count);
+    if (!chain.empty())
+      apply_chain(chain, static_cast<float*>(out[0]), static_cast<float*>(out[tail ? 1 : 0]), out_count);
   };
 }
 

@@ -456,16 +456,20 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const float in_scale = s.in_scale;
   const std::vector<float> alpha = s.alpha, bias = s.bias;
   const std::vector<PostOp> post_ops = s.post_ops;
-  const std::vector<ChainLink> chain = s.chain;
+  // ConvSpec::tail: its links after the chain, in the same requantize pass, written into out[1]
+  // (the input was read into codes before the sums, so out[1] may reuse its memory).
+  std::vector<ChainLink> chain = s.chain;
+  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
+  const size_t y_slot = s.tail.empty() ? 0 : 1;
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
   const int q_block = sum_layout(path, s), acc_block = q_block;
   // FP32 sums in the output's own layout are written into the output and requantized in place.
   const bool sums_in_y = path == Int8ConvPath::kFp32 && acc_block == dst_block;
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
-    float* y = static_cast<float*>(out[0]);
+    float* y = static_cast<float*>(out[y_slot]);
     void* q = scratch->src.data();
-    void* acc = sums_in_y ? out[0] : scratch->dst.data();
+    void* acc = sums_in_y ? static_cast<void*>(y) : scratch->dst.data();
     if (path == Int8ConvPath::kVnni) quantize_codes(x, static_cast<int8_t*>(q), in_dims, src_block, q_block, in_scale);
     else quantize_codes(x, static_cast<float*>(q), in_dims, src_block, q_block, in_scale);
     prim->src.set_data_handle(q);
