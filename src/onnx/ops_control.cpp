@@ -51,6 +51,8 @@ TensorId stack_along(Importer& I, const std::vector<Value>& parts, int64_t axis)
 // Element k along `axis` of x, with that axis removed.
 Value take_along(Importer& I, TensorId x, int axis, int64_t k) {
   const Dims d = I.dims(x);
+  if (axis < 0 || static_cast<size_t>(axis) >= d.size() || k < 0 || k >= d[static_cast<size_t>(axis)])
+    I.fail(fmt::format("element {} along axis {} of a {} tensor does not exist", k, axis, dims_to_string(d)));
   SliceParams p;
   p.start = Dims(d.size(), 0);
   p.start[axis] = k;
@@ -286,7 +288,16 @@ Outs op_scan(Importer& I) {
     return r;
   }
   // Opset 8: axis 0 of every input is the batch; scan axis 1. Each batch element runs on its own.
-  const int64_t batch = I.dims(xs[0])[0];
+  const int64_t batch = I.rank(xs[0]) > 0 ? I.dims(xs[0])[0] : 0;
+  if (batch < 1) I.fail("opset-8 Scan: the scan inputs need a batch axis 0 of at least one element");
+  for (TensorId x : xs)
+    if (I.rank(x) < 2 || I.dims(x)[0] != batch)
+      I.fail(fmt::format("opset-8 Scan: scan input {} is not [batch {}, sequence, ...]", dims_to_string(I.dims(x)), batch));
+  for (const Value& v : states) {
+    const Dims sd = !v.present() ? Dims{} : v.t >= 0 ? I.dims(v.t) : v.c->dims;
+    if (sd.empty() || sd[0] != batch)
+      I.fail(fmt::format("opset-8 Scan: a state has no batch axis 0 of {} elements", batch));
+  }
   std::vector<TensorId> xs_b(xs.size());
   std::vector<std::vector<Value>> per_batch;
   ScanSpec s;
