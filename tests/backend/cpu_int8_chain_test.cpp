@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/net_builder.h"
 #include "tandem/runtime.h"
 
 using namespace tandem;
@@ -32,18 +33,8 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo, float hi) {
   return v;
 }
 
-struct ChainNet {
-  Network n;
-  TensorId add(const std::string& name, Dims d) { return n.add_tensor({name, DataType::kFloat, std::move(d)}); }
-  WeightsId weights(const std::string& name, Dims d, const std::vector<float>& v) {
-    Weights w;
-    w.name = name;
-    w.type = DataType::kFloat;
-    w.dims = std::move(d);
-    w.bytes.resize(v.size() * 4);
-    std::memcpy(w.bytes.data(), v.data(), w.bytes.size());
-    return n.add_weights(std::move(w));
-  }
+// The chain's layers on test::NetBuilder (tests/common/net_builder.h).
+struct ChainNet : test::NetBuilder {
   TensorId conv(const std::string& name, TensorId x, int64_t C, int64_t K, int k, int pad, int64_t groups, Dims yd,
                 uint32_t seed) {
     ConvolutionParams cp;
@@ -58,7 +49,7 @@ struct ChainNet {
     const float amp = 1.f / std::sqrt(float(inner));
     cp.kernel_weights = weights(name + ".w", {K, C / groups, k, k}, uniform(size_t(K * inner), seed, -amp, amp));
     cp.bias_weights = weights(name + ".b", {K}, uniform(size_t(K), seed + 1, -0.5f, 0.5f));
-    TensorId y = add(name, yd);
+    TensorId y = tensor(name, yd);
     Layer l;
     l.name = name;
     l.kind = LayerKind::kConvolution;
@@ -69,7 +60,7 @@ struct ChainNet {
     return y;
   }
   TensorId relu(const std::string& name, TensorId x, Dims d) {
-    TensorId y = add(name, d);
+    TensorId y = tensor(name, d);
     Layer l;
     l.name = name;
     l.kind = LayerKind::kActivation;
@@ -96,9 +87,7 @@ struct ChainRun {
 ChainRun run_chain() {
   const Dims d{2, 32, 10, 10}, yd{2, 16, 10, 10};
   ChainNet b;
-  TensorId x = b.add("x", d);
-  b.n.tensors[size_t(x)].is_input = true;
-  b.n.inputs.push_back(x);
+  TensorId x = b.input("x", d);
   TensorId c1 = b.conv("c1", x, 32, 32, 3, 1, 1, d, 61);
   TensorId r1 = b.relu("r1", c1, d);
   TensorId c2 = b.conv("c2", r1, 32, 32, 1, 0, 1, d, 67);

@@ -39,6 +39,19 @@ HostTensor seeded_input(const Dims& d) {
   return t;
 }
 
+// Scales of every float tensor, max|t| / 127 of one FP32 run with all tensors kept (as `build --int8`
+// without a cache would take them).
+void set_fp32_scales(const Network& net, const TensorMap& in, ExecOptions& opt) {
+  auto fp32 = make_cpu_executor(net, opt, true);
+  fp32->run(in);
+  for (const auto& [name, t] : fp32->all_tensors()) {
+    if (t.type != DataType::kFloat) continue;
+    float m = 0.f;
+    for (int64_t i = 0; i < t.count(); ++i) m = std::max(m, std::fabs(t.f32()[i]));
+    opt.numerics.tensor_scales[name] = m > 0.f && std::isfinite(m) ? m / 127.f : 1.f;
+  }
+}
+
 }  // namespace
 
 TEST(CpuInt8Model, DetAllConvolutionsInt8SameBitsInEveryPath) {
@@ -50,16 +63,7 @@ TEST(CpuInt8Model, DetAllConvolutionsInt8SameBitsInEveryPath) {
   // Scales of every float tensor from one FP32 run with all tensors kept.
   ExecOptions opt;
   opt.threads = 2;
-  {
-    auto fp32 = make_cpu_executor(net, opt, true);
-    fp32->run(in);
-    for (const auto& [name, t] : fp32->all_tensors()) {
-      if (t.type != DataType::kFloat) continue;
-      float m = 0.f;
-      for (int64_t i = 0; i < t.count(); ++i) m = std::max(m, std::fabs(t.f32()[i]));
-      opt.numerics.tensor_scales[name] = m > 0.f && std::isfinite(m) ? m / 127.f : 1.f;
-    }
-  }
+  set_fp32_scales(net, in, opt);
   opt.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
   int convs = 0, deconvs = 0;
   for (size_t i = 0; i < net.layers.size(); ++i) {
@@ -134,16 +138,7 @@ TEST(CpuInt8Model, DetMixedPlanMergedChainPassesSameBits) {
   const TensorMap in = {{"x", seeded_input({1, 3, 160, 160})}};
   ExecOptions opt;
   opt.threads = 2;
-  {
-    auto fp32 = make_cpu_executor(net, opt, true);
-    fp32->run(in);
-    for (const auto& [name, t] : fp32->all_tensors()) {
-      if (t.type != DataType::kFloat) continue;
-      float m = 0.f;
-      for (int64_t i = 0; i < t.count(); ++i) m = std::max(m, std::fabs(t.f32()[i]));
-      opt.numerics.tensor_scales[name] = m > 0.f && std::isfinite(m) ? m / 127.f : 1.f;
-    }
-  }
+  set_fp32_scales(net, in, opt);
   opt.numerics.layer_precision.assign(net.layers.size(), Precision::kUnset);
   int int8_eltwise = 0;
   for (size_t i = 0; i < net.layers.size(); ++i) {

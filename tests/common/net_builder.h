@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tandem/network.h"
 
@@ -17,6 +18,16 @@ struct NetBuilder {
     n.tensors[id].is_input = true;
     n.inputs.push_back(id);
     return id;
+  }
+  TensorId tensor(const std::string& name, Dims d, DataType t = DataType::kFloat) {
+    return n.add_tensor({name, t, std::move(d)});
+  }
+  // Float weights holding v (a layer's kernel or bias).
+  WeightsId weights(const std::string& name, Dims d, const std::vector<float>& v) {
+    Weights w{name, DataType::kFloat, std::move(d), {}};
+    w.bytes.resize(v.size() * sizeof(float));
+    if (!v.empty()) std::memcpy(w.bytes.data(), v.data(), w.bytes.size());
+    return n.add_weights(std::move(w));
   }
   // A Constant layer named NAME_const whose output NAME holds volume(d) elements of type t read
   // from data.
