@@ -681,6 +681,34 @@ void CudaExecutorImpl::add_conv_f32acc_h(const Layer& L, const ConvF32Acc& r, co
   tactics_.push_back({L.name, "Convolution", key, tactic, int64_t(c.algo), c.ms, c.ws});
 }
 
+// Runs each of conv's finalized plans on the layer's buffers (a zeroed temporary input of x_bytes
+// where x is null: the contents do not change the time; the largest plan's workspace), timed
+// unless CudaOptions::time_tactics is off (then the first plan that runs). Returns the chosen
+// plan (-1: none ran) and its time in *ms.
+int CudaExecutorImpl::time_graph_plans(CudnnFusedConv& conv, const void* x, size_t x_bytes, const void* w, void* y,
+                                       const float* consts, float* ms) {
+  void *xt = nullptr, *wsp = nullptr;
+  size_t ws = 0;
+  for (int i = 0; i < conv.plans(); ++i) ws = std::max(ws, conv.plan_info(i).workspace);
+  if (!x) {
+    CK(cudaMalloc(&xt, x_bytes));
+    CK(cudaMemset(xt, 0, x_bytes));
+  }
+  if (ws) CK(cudaMalloc(&wsp, ws));
+  const void* xr = x ? x : xt;
+  int best = -1;
+  *ms = -1.f;
+  for (int i = 0; i < conv.plans() && (copt_.time_tactics || best < 0); ++i) {
+    auto once = [&] { return conv.run(i, xr, w, y, consts, wsp) == CUDNN_STATUS_SUCCESS; };
+    const float t = copt_.time_tactics ? time_launch(once) : (once() ? 0.f : -1.f);
+    if (t >= 0.f && (best < 0 || t < *ms)) best = i, *ms = t;
+  }
+  CK(cudaStreamSynchronize(stream_));
+  for (void* p : {xt, wsp})
+    if (p) CK(cudaFree(p));
+  return best;
+}
+
 // The one-kernel form of prepare_conv_f32acc_h's route: cuDNN's graph API fuses the convolution
 // (half in, FP32 accumulator in a virtual tensor), bias and epilogue and rounds to half once
 // (CudnnFusedConv). Up to kGraphPlans engine configurations of cuDNN's heuristics are finalized
@@ -728,26 +756,8 @@ ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_h(const Layer& L, const Dims
   if (!known->second.first) return keep_two_pass(known->second.second);
   if (!fresh) conv->share_plans(*known->second.first);
   const float* consts = conv->constants().empty() ? nullptr : upload_f32(conv->constants());
-  // Temporary input (contents irrelevant to the timing: zeros) and the largest plan's workspace.
-  void *xt = nullptr, *wsp = nullptr;
-  size_t ws = 0;
-  for (int i = 0; i < conv->plans(); ++i) ws = std::max(ws, conv->plan_info(i).workspace);
-  if (!x) {
-    CK(cudaMalloc(&xt, size_t(volume(xd)) * sizeof(__half)));
-    CK(cudaMemset(xt, 0, size_t(volume(xd)) * sizeof(__half)));
-  }
-  if (ws) CK(cudaMalloc(&wsp, ws));
-  const void* xr = x ? x : xt;
-  int best = -1;
   float best_ms = -1.f;
-  for (int i = 0; i < conv->plans() && (copt_.time_tactics || best < 0); ++i) {
-    auto once = [&] { return conv->run(i, xr, wdev, y, consts, wsp) == CUDNN_STATUS_SUCCESS; };
-    const float t = copt_.time_tactics ? time_launch(once) : (once() ? 0.f : -1.f);
-    if (t >= 0.f && (best < 0 || t < best_ms)) best = i, best_ms = t;
-  }
-  CK(cudaStreamSynchronize(stream_));
-  for (void* p : {xt, wsp})
-    if (p) CK(cudaFree(p));
+  const int best = time_graph_plans(*conv, x, size_t(volume(xd)) * sizeof(__half), wdev, y, consts, &best_ms);
   std::ostringstream slower;
   if (best >= 0 && mode != 1 && copt_.time_tactics && two_pass_ms >= 0.f && best_ms >= two_pass_ms)
     slower << "engine " << conv->plan_info(best).engine << " " << best_ms << " ms, two passes " << two_pass_ms << " ms";

@@ -508,6 +508,8 @@ class CudaExecutorImpl final : public CudaExecutor {
                                    const cuda::PwChain& epi, void* y);
   void add_conv_f32acc_h(const Layer& L, const ConvF32Acc& r, const Dims& xd, const Dims& yd, int64_t K, int64_t G,
                          const float* bdev, const cuda::PwChain& epi, TensorId out);
+  int time_graph_plans(CudnnFusedConv& conv, const void* x, size_t x_bytes, const void* w, void* y,
+                       const float* consts, float* ms);
   ConvGraphRoute prepare_conv_graph_h(const Layer& L, const Dims& xd, const Dims& yd, int64_t K, int64_t G, int kh,
                                       int kw, void* x, const void* wdev, const std::vector<float>& bias,
                                       const cuda::PwChain& epi, void* y, float two_pass_ms);

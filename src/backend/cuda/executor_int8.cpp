@@ -336,26 +336,8 @@ ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_i8(const Layer& L, const Fus
   if (!known->second.first) return keep_gemm(known->second.second);
   if (!fresh) conv->share_plans(*known->second.first);
   const float* consts = upload_f32(conv->constants());  // alpha at least
-  const size_t x_bytes = size_t(s.n * s.h * s.w * s.c);
-  void *xt = nullptr, *wsp = nullptr;
-  size_t ws = 0;
-  for (int i = 0; i < conv->plans(); ++i) ws = std::max(ws, conv->plan_info(i).workspace);
-  if (!x) {
-    CK(cudaMalloc(&xt, x_bytes));
-    CK(cudaMemset(xt, 0, x_bytes));
-  }
-  if (ws) CK(cudaMalloc(&wsp, ws));
-  const void* xr = x ? x : xt;
-  int best = -1;
   float best_ms = -1.f;
-  for (int i = 0; i < conv->plans() && (copt_.time_tactics || best < 0); ++i) {
-    auto once = [&] { return conv->run(i, xr, w, y, consts, wsp) == CUDNN_STATUS_SUCCESS; };
-    const float t = copt_.time_tactics ? time_launch(once) : (once() ? 0.f : -1.f);
-    if (t >= 0.f && (best < 0 || t < best_ms)) best = i, best_ms = t;
-  }
-  CK(cudaStreamSynchronize(stream_));
-  for (void* p : {xt, wsp})
-    if (p) CK(cudaFree(p));
+  const int best = time_graph_plans(*conv, x, size_t(s.n * s.h * s.w * s.c), w, y, consts, &best_ms);
   std::ostringstream slower;
   if (best >= 0 && int8_graph_mode() != 1 && copt_.time_tactics && gemm_route_ms >= 0.f && best_ms >= gemm_route_ms)
     slower << "engine " << conv->plan_info(best).engine << " " << best_ms << " ms, im2col/gemm route " << gemm_route_ms
