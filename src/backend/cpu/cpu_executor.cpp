@@ -1058,6 +1058,28 @@ class CpuExecutor : public Executor {
     return xp && yp && (xp == yp || xp + x.bytes <= yp || yp + y.bytes <= xp);
   }
 
+  // Appends chain step j to a pass being merged: a capture of its input where one of its links
+  // reads it, its links, its joined roundings, and its names for the profile. Returns the index of
+  // its last joined rounding.
+  size_t append_chain_step(const Network& net, size_t j, bool separate, std::vector<cpu::ChainLink>& links,
+                           std::string& layer, std::string& kind) const {
+    const ExecStep& b = graph_.steps[j];
+    bool reads_input = false;
+    for (const Epilogue& e : b.epilogue)
+      reads_input = reads_input || e.operand == EpilogueOperand::kChainInputLeft ||
+                    e.operand == EpilogueOperand::kChainInputRight;
+    if (reads_input) links.push_back(cpu::ChainLink{cpu::ChainLink::kCaptureInput});
+    for (const Epilogue& e : b.epilogue) links.push_back(chain_link(net, e));
+    const Rounds br = joined_rounds(graph_, j, separate);
+    for (const ExecStep* rs : br) links.push_back(round_link(*rs));
+    RunStep label;
+    label_step(net, graph_, b, label);
+    layer.append(" + ").append(label.layer);
+    kind.append("+").append(label.kind);
+    for (size_t k = 0; k < br.size(); ++k) kind.append("+Round");
+    return j + br.size();
+  }
+
   // The chain steps a convolution step takes after its own chain (conv_tail).
   struct ConvTail {
     std::vector<cpu::ChainLink> links;  // appended to the convolution's chain
@@ -1092,21 +1114,8 @@ class CpuExecutor : public Executor {
                     *yp = static_cast<uint8_t*>(ptr_[size_t(b.outputs[0])]);
       const int64_t tb = graph_.values[size_t(c.outputs[0])].bytes;
       if (!tp || !yp || !(tp == yp || tp + tb <= yp || yp + y.bytes <= tp)) break;
-      bool reads_input = false;
-      for (const Epilogue& e : b.epilogue)
-        reads_input = reads_input || e.operand == EpilogueOperand::kChainInputLeft ||
-                      e.operand == EpilogueOperand::kChainInputRight;
-      if (reads_input) t.links.push_back(cpu::ChainLink{cpu::ChainLink::kCaptureInput});
-      for (const Epilogue& e : b.epilogue) t.links.push_back(chain_link(net, e));
-      const Rounds br = joined_rounds(graph_, last + 1, separate);
-      for (const ExecStep* rs : br) t.links.push_back(round_link(*rs));
-      RunStep label;
-      label_step(net, graph_, b, label);
-      t.layer.append(" + ").append(label.layer);
-      t.kind.append("+").append(label.kind);
-      for (size_t k = 0; k < br.size(); ++k) t.kind.append("+Round");
       t.last_chain = last + 1;
-      last = last + 1 + br.size();
+      last = append_chain_step(net, last + 1, separate, t.links, t.layer, t.kind);
       t.last = last;
       prev = &b;
     }
@@ -1128,25 +1137,11 @@ class CpuExecutor : public Executor {
     const ExecStep* prev = &graph_.steps[i];
     bool merged = false;
     while (last + 1 < graph_.steps.size() && chain_follows(*prev, graph_.steps[last + 1], readers)) {
-      const size_t j = last + 1;
-      const ExecStep& b = graph_.steps[j];
-      bool reads_input = false;
-      for (const Epilogue& e : b.epilogue)
-        reads_input = reads_input || e.operand == EpilogueOperand::kChainInputLeft ||
-                      e.operand == EpilogueOperand::kChainInputRight;
-      if (reads_input) links.push_back(cpu::ChainLink{cpu::ChainLink::kCaptureInput});
-      for (const Epilogue& e : b.epilogue) links.push_back(chain_link(net, e));
-      const Rounds br = joined_rounds(graph_, j, separate);
-      for (const ExecStep* rs : br) links.push_back(round_link(*rs));
-      RunStep label;
-      label_step(net, graph_, b, label);
-      r.layer.append(" + ").append(label.layer);
-      r.kind.append("+").append(label.kind);
-      for (size_t k = 0; k < br.size(); ++k) r.kind += "+Round";
+      const ExecStep& b = graph_.steps[last + 1];
       r.out = {ptr_[size_t(b.outputs[0])]};
       r.serial = r.serial && serial_step(net, graph_, b);
+      last = append_chain_step(net, last + 1, separate, links, r.layer, r.kind);
       prev = &b;
-      last = j + br.size();
       merged = true;
     }
     if (merged)
