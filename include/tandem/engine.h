@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tandem/builder.h"
+#include "tandem/cache_dir.h"
 #include "tandem/network.h"
 #include "tandem/plan.h"
 #include "tandem/runtime.h"
@@ -116,8 +117,7 @@ HostTensor to_network_format(const HostTensor& in, const TensorFormat& f, float 
 HostTensor from_network_format(const HostTensor& out, const TensorFormat& f, float scale);
 
 // ---- Engine cache -------------------------------------------------------------------------------
-// dir "": TANDEM_CACHE_DIR, else $XDG_CACHE_HOME/tandem, else ~/.cache/tandem.
-std::string resolve_cache_dir(const std::string& dir);
+// resolve_cache_dir (tandem/cache_dir.h): the folder; engines live in its engines/.
 struct CacheEntry {
   std::string key;
   std::string path;

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
+
+#include "backend/cuda/plan_cache.h"
 
 namespace tandem {
 namespace cuda_exec {
@@ -49,6 +52,76 @@ bool binary_mode(ElementWiseOp op, cudnnPointwiseMode_t* mode) {
 bool commutative(ElementWiseOp op) {
   return op == ElementWiseOp::kSum || op == ElementWiseOp::kProd || op == ElementWiseOp::kMax ||
          op == ElementWiseOp::kMin;
+}
+
+// An engine configuration's knob choices as "type=value,..." (in cuDNN's order); false when
+// cuDNN does not answer.
+bool knob_choices(cudnnBackendDescriptor_t cfg, std::string* out) {
+  std::vector<cudnnBackendDescriptor_t> knobs(CUDNN_KNOB_TYPE_COUNTS, nullptr);
+  bool good = true;
+  for (auto& k : knobs) good = good && (k = create(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR)) != nullptr;
+  int64_t n = 0;
+  good = good && ok(cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                             int64_t(knobs.size()), &n, knobs.data())) &&
+         n >= 0 && n <= int64_t(knobs.size());
+  std::ostringstream s;
+  for (int64_t i = 0; good && i < n; ++i) {
+    cudnnBackendKnobType_t type = CUDNN_KNOB_TYPE_COUNTS;
+    int64_t value = 0, got = 0;
+    good = ok(cudnnBackendGetAttribute(knobs[size_t(i)], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &got, &type)) &&
+           ok(cudnnBackendGetAttribute(knobs[size_t(i)], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &got, &value));
+    s << (i ? "," : "") << int(type) << "=" << value;
+  }
+  for (auto k : knobs)
+    if (k) cudnnBackendDestroyDescriptor(k);
+  if (good) *out = s.str();
+  return good;
+}
+
+// A finalized plan's JSON serialization (runtime-fusion engines only); empty when cuDNN gives none.
+std::string plan_json(cudnnBackendDescriptor_t plan) {
+  int64_t n = 0;
+  if (!ok(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, 0, &n, nullptr)) ||
+      n <= 0)
+    return {};
+  std::string json(size_t(n), '\0');
+  int64_t got = 0;
+  if (!ok(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, n, &got,
+                                   json.data())) ||
+      got <= 0 || got > n)
+    return {};
+  json.resize(size_t(got));
+  return json;
+}
+
+// The global index of the engine a finalized plan runs; -1 when cuDNN does not say.
+int64_t plan_engine(cudnnBackendDescriptor_t plan) {
+  cudnnBackendDescriptor_t cfg = create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+  cudnnBackendDescriptor_t engine = create(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  int64_t n = 0, index = -1;
+  const bool good =
+      cfg && engine &&
+      ok(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &cfg)) &&
+      ok(cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine)) &&
+      ok(cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index));
+  if (engine) cudnnBackendDestroyDescriptor(engine);
+  if (cfg) cudnnBackendDestroyDescriptor(cfg);
+  return good ? index : -1;
+}
+
+// A plan restored from its JSON serialization on the handle's device (no NVRTC); null when cuDNN
+// refuses it (another cuDNN or device: CUDNN_STATUS_SERIALIZATION_VERSION_MISMATCH; a damaged text).
+cudnnBackendDescriptor_t plan_from_json(cudnnHandle_t handle, const std::string& json) {
+  cudnnBackendDescriptor_t plan = create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+  if (!plan) return nullptr;
+  const bool good =
+      ok(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+                                  int64_t(json.size()), json.data())) &&
+      ok(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle)) &&
+      ok(cudnnBackendFinalize(plan));
+  if (good) return plan;
+  cudnnBackendDestroyDescriptor(plan);
+  return nullptr;
 }
 
 }  // namespace
@@ -256,7 +329,9 @@ bool CudnnFusedConv::prepare(const FusedConvSpec& s, std::string* why) {
       << "|g=" << s.groups << "|r=" << s.kernel[0] << "x" << s.kernel[1] << "|s=" << s.stride[0] << "x" << s.stride[1]
       << "|p=" << s.pad[0] << "x" << s.pad[1] << "|d=" << s.dilation[0] << "x" << s.dilation[1]
       << "|consts=" << constant_uids_.size() << "|ops";
-  for (const Op& o : pending_) sig << ":" << int(o.mode) << "," << o.x << "," << o.b << "," << o.y << "," << o.param;
+  // The parameters (ELU alpha, swish beta) are attributes of the graph: exact (hexadecimal), so
+  // that graphs differing in them never share plans.
+  for (const Op& o : pending_) sig << ":" << int(o.mode) << "," << o.x << "," << o.b << "," << o.y << "," << std::hexfloat << o.param << std::defaultfloat;
   signature_ = sig.str();
   return true;
 }
@@ -408,13 +483,10 @@ bool CudnnFusedConv::try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_pl
     bool runtime_compiled = false, tensor_core = false;
     for (int64_t k = 0; k < n_notes; ++k) tensor_core = tensor_core || notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE;
     for (int64_t k = 0; k < n_behavior; ++k) runtime_compiled = runtime_compiled || behavior[k] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION;
-    cudnnBackendDescriptor_t plan = create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    cudnnBackendDescriptor_t plan = finalize_plan(p, cfgs[size_t(i)], index, runtime_compiled);
     int64_t ws = 0;
     const bool finalized =
-        plan && ok(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &p.handle)) &&
-        ok(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[size_t(i)])) &&
-        ok(cudnnBackendFinalize(plan)) &&
-        ok(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws));
+        plan && ok(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws));
     if (!finalized || size_t(ws) > max_workspace) {
       ++(finalized ? too_big : refused);
       if (plan) cudnnBackendDestroyDescriptor(plan);
@@ -434,7 +506,49 @@ bool CudnnFusedConv::try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_pl
   return !p.plans.empty();
 }
 
-int CudnnFusedConv::make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why) {
+// One engine configuration finalized into a plan (null: cuDNN refused it). A runtime-compiled
+// engine's plan goes through the plan cache (plan_cache_): restored from its JSON when an entry
+// of its key (the device folder, signature(), the sums' type, the engine and its knob choices)
+// exists and cuDNN accepts it for that engine; else finalized (NVRTC compiles its kernel) and
+// its JSON written for the next compile. A configuration whose knobs cuDNN does not report is
+// finalized and not cached.
+cudnnBackendDescriptor_t CudnnFusedConv::finalize_plan(Plans& p, cudnnBackendDescriptor_t cfg, int64_t engine,
+                                                       bool runtime_compiled) {
+  std::string key, path, knobs;
+  if (runtime_compiled && !plan_cache_.empty() && knob_choices(cfg, &knobs)) {
+    key = std::filesystem::path(plan_cache_).filename().string() + "|" + signature_ +
+          "|sums=" + (spec_.data == FusedConvData::kHalf ? "fp32" : int32_sums_ ? "int32" : "fp32") +
+          "|engine=" + std::to_string(engine) + "|knobs=" + knobs;
+    path = plan_cache_path(plan_cache_, key);
+    std::string json;
+    const PlanEntry entry = read_plan_entry(path, key, &json);
+    if (entry == PlanEntry::kFound) {
+      cudnnBackendDescriptor_t plan = plan_from_json(p.handle, json);
+      if (plan && plan_engine(plan) == engine) {
+        count_plan_cache(PlanCacheEvent::kHit);
+        return plan;
+      }
+      if (plan) cudnnBackendDestroyDescriptor(plan);
+    }
+    if (entry != PlanEntry::kAbsent) count_plan_cache(PlanCacheEvent::kRejected);
+    count_plan_cache(PlanCacheEvent::kMiss);
+  }
+  cudnnBackendDescriptor_t plan = create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+  const bool finalized =
+      plan && ok(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &p.handle)) &&
+      ok(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg)) &&
+      ok(cudnnBackendFinalize(plan));
+  if (!finalized) {
+    if (plan) cudnnBackendDestroyDescriptor(plan);
+    return nullptr;
+  }
+  if (!path.empty() && write_plan_entry(path, key, plan_json(plan))) count_plan_cache(PlanCacheEvent::kStore);
+  return plan;
+}
+
+int CudnnFusedConv::make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why,
+                               const std::string& plan_cache) {
+  plan_cache_ = plan_cache;
   auto attempt = [&] {
     auto p = std::make_shared<Plans>();
     p->handle = handle;

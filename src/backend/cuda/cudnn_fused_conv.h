@@ -55,8 +55,10 @@ class CudnnFusedConv {
   // Maps the spec to cuDNN point-wise operations and constant operands. False, with the reason in
   // *why, when a link of the epilogue has no exact cuDNN point-wise form.
   bool prepare(const FusedConvSpec& spec, std::string* why);
-  // The graph's structure (shapes, geometry, operations, operand slots): convolutions with equal
-  // signatures run the same plans on their own pointers (share_plans).
+  // The graph's structure (data kind, shapes, geometry, operations with their exact parameters,
+  // operand slots): convolutions with equal signatures run the same plans on their own pointers
+  // (share_plans). With the INT8 sums' type (make_plans' choice) it determines the graph, and is
+  // the plan cache's key with the device and the engine configuration.
   const std::string& signature() const { return signature_; }
   // The constant operands' values (alpha, the bias, then one K-vector per distinct scalar of the
   // chain and the requantization),
@@ -65,8 +67,12 @@ class CudnnFusedConv {
   // Builds the operation graph and finalizes up to max_plans engine configurations, in the order
   // of cuDNN's heuristics (mode A, then FALLBACK when none of A's finalizes), skipping those that
   // reduce precision (INT8: or sum inexactly) or need more than max_workspace bytes; INT8 graphs
-  // with the sums as INT32, else as FP32. Returns how many; *why says why none.
-  int make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why);
+  // with the sums as INT32, else as FP32. Returns how many; *why says why none. plan_cache: the
+  // device's folder of the persistent plan cache (plan_cache.h; "" off): a runtime-compiled
+  // engine's plan is restored from there when an entry of its key exists (no NVRTC), else
+  // finalized and written there.
+  int make_plans(cudnnHandle_t handle, int max_plans, size_t max_workspace, std::string* why,
+                 const std::string& plan_cache = "");
   // Takes the plans another convolution of the same signature() finalized.
   void share_plans(const CudnnFusedConv& other) { plans_ = other.plans_; }
   int plans() const { return plans_ ? int(plans_->plans.size()) : 0; }
@@ -102,6 +108,7 @@ class CudnnFusedConv {
                                   const int64_t strides[4], bool is_virtual);
   cudnnBackendDescriptor_t value(int64_t uid) const;
   bool try_plans(Plans& p, cudnnBackendHeurMode_t mode, int max_plans, size_t max_workspace, std::string* why);
+  cudnnBackendDescriptor_t finalize_plan(Plans& p, cudnnBackendDescriptor_t cfg, int64_t engine, bool runtime_compiled);
   void release_pack();
 
   FusedConvSpec spec_;
@@ -111,6 +118,7 @@ class CudnnFusedConv {
   std::vector<int64_t> constant_uids_;
   int64_t next_virtual_ = 0, stride_ = 0;  // stride_: floats per constant slot
   bool int32_sums_ = true;                  // INT8: the convolution's output tensor is INT32 (else FP32)
+  std::string plan_cache_;                  // make_plans' plan cache folder ("" off)
   std::vector<std::pair<int64_t, cudnnBackendDescriptor_t>> values_;  // uid -> tensor, while building
   std::shared_ptr<Plans> plans_;
   // The last variant pack and the pointers it binds (rebuilt when they change).

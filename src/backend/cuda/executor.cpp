@@ -18,6 +18,13 @@ void CudaExecutorImpl::compile() {
                 std::to_string(prop.minor) + "|cuda " + std::to_string(rt) + "|cudnn " +
                 std::to_string(cudnnGetVersion()) + "|cublasLt " +
                 std::to_string(cublasLtGetVersion()) + (copt_.allow_tf32 ? "|tf32" : "|fp32");
+  // The persistent cache of cuDNN runtime-fusion plans (plan_cache.h): one folder per GPU,
+  // compute capability, cuDNN and driver (a plan restores only where it was compiled).
+  int driver = 0;
+  cudaDriverGetVersion(&driver);
+  plan_cache_ = plan_cache_folder(std::string(prop.name) + "|sm_" + std::to_string(prop.major) +
+                                  std::to_string(prop.minor) + "|cudnn " + std::to_string(cudnnGetVersion()) +
+                                  "|driver " + std::to_string(driver));
   // Fusion, numerics steps, views and the arena: decided by lower() (FP8 layers fail there,
   // naming the layer).
   try {

@@ -750,7 +750,7 @@ ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_h(const Layer& L, const Dims
   // each); convolutions of the same structure share them and time them on their own buffers.
   auto [known, fresh] = graph_plans_.try_emplace(conv->signature());
   if (fresh) {
-    if (conv->make_plans(cudnn_, kGraphPlans, copt_.max_workspace, &why) > 0) known->second.first = conv;
+    if (conv->make_plans(cudnn_, kGraphPlans, copt_.max_workspace, &why, plan_cache_) > 0) known->second.first = conv;
     known->second.second = why;
   }
   if (!known->second.first) return keep_two_pass(known->second.second);

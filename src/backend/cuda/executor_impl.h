@@ -18,6 +18,7 @@
 #include "backend/cuda/cudnn_fused_conv.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/kernels_index.h"
+#include "backend/cuda/plan_cache.h"
 #include "tandem/cuda.h"
 #include "tandem/broadcast.h"
 #include "tandem/lower.h"
@@ -700,6 +701,7 @@ class CudaExecutorImpl final : public CudaExecutor {
   // Per graph structure (CudnnFusedConv::signature): the convolution that finalized its plans, or
   // null and why none finalized.
   std::map<std::string, std::pair<std::shared_ptr<CudnnFusedConv>, std::string>> graph_plans_;
+  std::string plan_cache_;  // the device's folder of the cuDNN plan cache ("" off; plan_cache.h)
   std::vector<TacticRecord> tactics_;
   std::string device_key_;
   TensorMap all_;

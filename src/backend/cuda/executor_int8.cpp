@@ -330,7 +330,7 @@ ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_i8(const Layer& L, const Fus
   if (!conv->prepare(s, &why)) return keep_gemm(why);
   auto [known, fresh] = graph_plans_.try_emplace(conv->signature());
   if (fresh) {
-    if (conv->make_plans(cudnn_, kGraphPlans, copt_.max_workspace, &why) > 0) known->second.first = conv;
+    if (conv->make_plans(cudnn_, kGraphPlans, copt_.max_workspace, &why, plan_cache_) > 0) known->second.first = conv;
     known->second.second = why;
   }
   if (!known->second.first) return keep_gemm(known->second.second);
