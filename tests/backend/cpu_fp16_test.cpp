@@ -111,6 +111,51 @@ TEST(CpuRoundLink, ChainWithRoundingEqualsChainThenScalarRounding) {
   EXPECT_EQ(one[0], 0.1666259765625f);
 }
 
+// A costly activation reading FP16-rounded values looks its result up in a table of every half
+// value (prepare_chain): the same bits as computing it, for every half bit pattern (signed
+// zeros, subnormals, infinities, NaNs) and for floats rounded to half first; ReLU keeps no table.
+TEST(CpuFp16Table, ActivationAfterFp16RoundingEqualsComputedBitForBit) {
+  std::vector<float> xs;
+  for (uint32_t h = 0; h < 65536; ++h) xs.push_back(half_to_float(uint16_t(h)));
+  for (int i = 0; i < 30011; ++i) xs.push_back(-20.f + 40.f * float((int64_t(i) * 7919) % 30011) / 30011.f + 1e-5f * float(i % 11));
+  cpu::ChainLink r16;
+  r16.kind = cpu::ChainLink::kRoundFp16;
+  for (ActivationParams a : {ActivationParams{ActivationType::kSigmoid, 0.f, 0.f}, ActivationParams{ActivationType::kTanh, 0.f, 0.f},
+                             ActivationParams{ActivationType::kElu, 0.7f, 0.f}, ActivationParams{ActivationType::kGeluErf, 0.f, 0.f},
+                             ActivationParams{ActivationType::kSoftplus, 0.f, 0.f}}) {
+    cpu::ChainLink act;
+    act.kind = cpu::ChainLink::kActivation;
+    act.act = a;
+    const std::vector<cpu::ChainLink> computed = {r16, act, r16};
+    std::vector<cpu::ChainLink> looked_up = computed;
+    cpu::prepare_chain(looked_up);
+    ASSERT_NE(looked_up[1].fp16_table, nullptr) << int(a.type);
+    std::vector<float> want(xs.size()), got(xs.size());
+    cpu::apply_chain(computed, xs.data(), want.data(), int64_t(xs.size()));
+    cpu::apply_chain(looked_up, xs.data(), got.data(), int64_t(xs.size()));
+    size_t differ = 0;
+    for (size_t i = 0; i < xs.size(); ++i) differ += bits(got[i]) != bits(want[i]);
+    EXPECT_EQ(differ, 0u) << "activation type " << int(a.type);
+  }
+  // Hand-worked: sigmoid(0) = 0.5 exactly; a ReLU (cheap) keeps no table; without the rounding
+  // before it the activation is computed.
+  cpu::ChainLink sig;
+  sig.kind = cpu::ChainLink::kActivation;
+  sig.act = {ActivationType::kSigmoid, 0.f, 0.f};
+  std::vector<cpu::ChainLink> links = {r16, sig};
+  cpu::prepare_chain(links);
+  std::vector<float> zero(8, 0.f);
+  cpu::apply_chain(links, zero.data(), zero.data(), 8);
+  EXPECT_EQ(zero[0], 0.5f);
+  cpu::ChainLink relu = sig;
+  relu.act.type = ActivationType::kRelu;
+  std::vector<cpu::ChainLink> cheap = {r16, relu}, unrounded = {sig, r16};
+  cpu::prepare_chain(cheap);
+  cpu::prepare_chain(unrounded);
+  EXPECT_EQ(cheap[1].fp16_table, nullptr);
+  EXPECT_EQ(unrounded[0].fp16_table, nullptr);
+}
+
 // Emulated FP16 element-wise (same shapes, and a per-channel broadcast), nearest Resize and
 // Concatenation layers round their output block by block inside their kernel
 // (make_ref_kernel_rounding), and rounded copies of inputs copy and round block by block: the

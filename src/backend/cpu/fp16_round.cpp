@@ -55,6 +55,20 @@ __attribute__((target("avx"))) void fake_quant_int8_avx(float* y, int64_t n, flo
   for (; i < n; ++i) y[i] = fake_quant_int8(y[i], scale);
 }
 
+__attribute__((target("avx2,f16c"))) void lookup_fp16_table_avx2(const float* table, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(y + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_ps(y + i, _mm256_i32gather_ps(table, _mm256_cvtepu16_epi32(h), 4));
+  }
+  for (; i < n; ++i) y[i] = table[float_to_half(y[i])];
+}
+
+bool has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
 bool has_avx() {
   static const bool yes = __builtin_cpu_supports("avx");
   return yes;
@@ -75,6 +89,11 @@ bool has_f16c() {
 void round_fp16_block(float* y, int64_t n) {
   if (has_f16c()) return round_fp16_f16c(y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
+}
+
+void lookup_fp16_table(const float* table, float* y, int64_t n) {
+  if (has_avx2() && has_f16c()) return lookup_fp16_table_avx2(table, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = table[float_to_half(y[i])];
 }
 
 void fake_quant_int8_block(float* y, int64_t n, float scale) {

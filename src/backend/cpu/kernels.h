@@ -42,7 +42,14 @@ struct ChainLink {
   ActivationParams act;                        // kActivation
   ElementWiseOp op = ElementWiseOp::kSum;      // the others: v = op(v, s), op(s, v), op(v, x0), op(x0, v)
   float scalar = 0.f;                          // kScalar*; kRoundInt8: the scale
+  // kActivation right after a kRoundFp16 link (its input is a half value): the activation of
+  // every half value, indexed by its bits (prepare_chain), looked up instead of computed.
+  const float* fp16_table = nullptr;
 };
+// Gives a costly activation (sigmoid, tanh, ELU, GELU, ...) that reads FP16-rounded values its
+// 65,536-entry table: the same function of the same inputs, so the same bits, at a lookup's cost
+// (det's FP16 sigmoid over 640 x 640 values: the exponential was most of its step).
+void prepare_chain(std::vector<ChainLink>& links);
 // y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);
 Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n);
@@ -85,6 +92,9 @@ void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = t
 // The same on one block, on the calling thread (no OpenMP region): a chain's rounding link.
 void round_fp16_block(float* y, int64_t n);
 void fake_quant_int8_block(float* y, int64_t n, float scale);
+// y[i] = table[bits of y[i] as half] for n floats that are half values (a rounded FP16 value's
+// bits are exact): F16C + AVX2 gathers where the CPU has them, else scalar; the same values.
+void lookup_fp16_table(const float* table, float* y, int64_t n);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.

@@ -6,8 +6,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 
 #include "kernels.h"
+#include "tandem/numerics.h"
 #include "tandem/op_semantics.h"
 
 namespace tandem::cpu {
@@ -57,6 +62,7 @@ void activation_block(const ActivationParams& a, float* v, int64_t n) {
 void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
   switch (k.kind) {
     case ChainLink::kActivation:
+      if (k.fp16_table) return lookup_fp16_table(k.fp16_table, v, n);
       activation_block(k.act, v, n);
       return;
     case ChainLink::kScalarRight:
@@ -100,7 +106,44 @@ void chain_block(const ChainLink* links, size_t n_links, float* v, float* x0, in
   for (size_t k = 0; k < n_links; ++k) link_block(links[k], v, x0, m);
 }
 
+// Activations whose table pays: a transcendental function per element.
+bool costly(ActivationType t) {
+  switch (t) {
+    case ActivationType::kSigmoid: case ActivationType::kTanh: case ActivationType::kElu: case ActivationType::kSelu:
+    case ActivationType::kSoftplus: case ActivationType::kSoftsign: case ActivationType::kGeluErf:
+    case ActivationType::kGeluTanh: case ActivationType::kScaledTanh:
+      return true;
+    case ActivationType::kRelu: case ActivationType::kLeakyRelu: case ActivationType::kClip:
+    case ActivationType::kHardSigmoid: case ActivationType::kThresholdedRelu:
+      return false;
+  }
+  return false;
+}
+
+// One table per distinct activation (type, alpha, beta), built once and kept for the process:
+// table[h] = apply_activation(a, half_to_float(h)), exactly what activation_block computes.
+const float* fp16_table(const ActivationParams& a) {
+  static std::mutex mutex;
+  static std::map<std::tuple<int, uint32_t, uint32_t>, std::unique_ptr<std::vector<float>>> tables;
+  uint32_t al = 0, be = 0;
+  std::memcpy(&al, &a.alpha, sizeof al);
+  std::memcpy(&be, &a.beta, sizeof be);
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& t = tables[{int(a.type), al, be}];
+  if (!t) {
+    t = std::make_unique<std::vector<float>>(size_t(65536));
+    for (uint32_t h = 0; h < 65536; ++h) (*t)[h] = apply_activation(a, half_to_float(uint16_t(h)));
+  }
+  return t->data();
+}
+
 }  // namespace
+
+void prepare_chain(std::vector<ChainLink>& links) {
+  for (size_t k = 1; k < links.size(); ++k)
+    if (links[k].kind == ChainLink::kActivation && links[k - 1].kind == ChainLink::kRoundFp16 && costly(links[k].act.type))
+      links[k].fp16_table = fp16_table(links[k].act);
+}
 
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
@@ -123,6 +166,7 @@ void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, 
 }
 
 Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n) {
+  prepare_chain(links);
   return [links = std::move(links), n](const std::vector<void*>& in, const std::vector<void*>& out) {
     apply_chain(links, static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n);
   };

@@ -442,8 +442,25 @@ bool int8_deconv_exact(const std::vector<int8_t>& codes, int64_t in_channels, in
   return true;
 }
 
+namespace {
+// A deconvolution whose stride exceeds its (dilated) kernel along an axis has outputs no tap
+// reaches (their sums are 0). oneDNN 2.6.3's jit_deconvolution:avx512_core_vnni leaves some of
+// them unwritten (an AMD Zen 5 CPU, k1 s3: stale values in the s32 sums; BackendOpsKind's
+// Deconvolution case), so such layers take the FP32-sum path: the same integers, every output written.
+bool deconv_has_gaps(const ConvSpec& s) {
+  if (s.layer->kind != LayerKind::kDeconvolution) return false;
+  const auto& p = s.layer->as<ConvolutionParams>();
+  for (size_t i = 0; i < p.kernel.size(); ++i) {
+    const int64_t st = p.stride.size() > i ? p.stride[i] : 1, d = p.dilation.size() > i ? p.dilation[i] : 1;
+    if (st > (p.kernel[i] - 1) * d + 1) return true;
+  }
+  return false;
+}
+}  // namespace
+
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const Layer& l = *s.layer;
+  if (path == Int8ConvPath::kVnni && deconv_has_gaps(s)) path = Int8ConvPath::kFp32;
   if (path == Int8ConvPath::kEmulate || s.in_scale <= 0.f)
     throw Error("layer '" + l.name + "': real INT8 (de)convolution without a path or input scale (internal)");
   auto prim = std::make_shared<SumPrimitive>(make_sum_primitive(s, path));
@@ -460,6 +477,7 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   // (the input was read into codes before the sums, so out[1] may reuse its memory).
   std::vector<ChainLink> chain = s.chain;
   chain.insert(chain.end(), s.tail.begin(), s.tail.end());
+  prepare_chain(chain);
   const size_t y_slot = s.tail.empty() ? 0 : 1;
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
   const int q_block = sum_layout(path, s), acc_block = q_block;

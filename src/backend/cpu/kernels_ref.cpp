@@ -101,15 +101,24 @@ void round_block(const std::vector<ChainLink>& rounds, float* y, int64_t n) {
 // o = f(a, b) over the walk, in blocks of at most kRoundBlock floats of a row (operands of one
 // shape merge into a single row: blocks, not rows, go to the threads), each block then rounded
 // by `rounds` (none: o as computed).
+// Rows per work item of a plain kernel that rounds its output: short rows (channels-last
+// broadcasts, one pixel's channels) are grouped so that each rounding call covers about
+// kRoundBlock contiguous floats (a call per 24-float row cost more than the kernel itself).
+int64_t rows_per_round_block(int64_t row) { return row >= kRoundBlock ? 1 : std::max<int64_t>(1, kRoundBlock / std::max<int64_t>(row, 1)); }
+
+// o = f(a, b) over the walk, in blocks of at most kRoundBlock floats of a row (operands of one
+// shape merge into a single row: blocks, not rows, go to the threads; short rows are grouped),
+// each block then rounded by `rounds` (none: o as computed).
 template <class F>
 void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
                   const std::vector<ChainLink>& rounds = {}) {
   const int64_t rows = w.rows(), n = w.inner();
   const int64_t sa = w.inner_stride(1), sb = w.inner_stride(2);
   const int64_t per_row = (n + kRoundBlock - 1) / kRoundBlock;
-#pragma omp parallel for if (rows * n > 32768) schedule(static)
-  for (int64_t item = 0; item < rows * per_row; ++item) {
-    const int64_t r = item / per_row, i0 = (item % per_row) * kRoundBlock, m = std::min(kRoundBlock, n - i0);
+  // Grouped rows are consecutive rows of the dense output: one contiguous range to round.
+  const int64_t group = rounds.empty() ? 1 : rows_per_round_block(n);
+  const int64_t items = group > 1 ? (rows + group - 1) / group : rows * per_row;
+  auto row_part = [&](int64_t r, int64_t i0, int64_t m) {
     float* po = o + w.row_offset(0, r) + i0;
     const float* pa = a + w.row_offset(1, r) + i0 * sa;
     const float* pb = b + w.row_offset(2, r) + i0 * sb;
@@ -124,6 +133,22 @@ void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
     } else {
       for (int64_t i = 0; i < m; ++i) po[i] = f(pa[i * sa], pb[i * sb]);
     }
+    return po;
+  };
+#pragma omp parallel for if (rows * n > 32768) schedule(static)
+  for (int64_t item = 0; item < items; ++item) {
+    if (group > 1) {
+      const int64_t r0 = item * group, r1 = std::min(rows, r0 + group);
+      float* first = nullptr;
+      for (int64_t r = r0; r < r1; ++r) {
+        float* po = row_part(r, 0, n);
+        if (!first) first = po;
+      }
+      round_block(rounds, first, (r1 - r0) * n);
+      continue;
+    }
+    const int64_t r = item / per_row, i0 = (item % per_row) * kRoundBlock, m = std::min(kRoundBlock, n - i0);
+    float* po = row_part(r, i0, m);
     if (!rounds.empty()) round_block(rounds, po, m);
   }
 }
@@ -517,6 +542,29 @@ Kernel make_concat_rounding(const Network& net, const Layer& l, const std::vecto
   };
   std::vector<Piece> pieces;
   const int64_t row = to.dims[axis] * inner;
+  // Short output rows (channels-last: one pixel's channels) are copied in groups of rows and the
+  // group rounded once (a call per row cost more than the copy).
+  const int64_t group = rows_per_round_block(row);
+  if (group > 1) {
+    std::vector<int64_t> chunk;
+    for (TensorId t : l.inputs) chunk.push_back(net.tensors[t].dims[axis] * inner);
+    const int64_t total = volume(to.dims), items = (outer + group - 1) / group;
+    return [chunk, rounds, total, row, group, outer, items](const std::vector<void*>& in, const std::vector<void*>& out) {
+      float* dst = static_cast<float*>(out[0]);
+#pragma omp parallel for schedule(static) if (total > 65536)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t o0 = item * group, o1 = std::min(outer, o0 + group);
+        for (int64_t o = o0; o < o1; ++o) {
+          int64_t at = o * row;
+          for (size_t k = 0; k < chunk.size(); ++k) {
+            std::memcpy(dst + at, static_cast<const float*>(in[k]) + o * chunk[k], size_t(chunk[k]) * sizeof(float));
+            at += chunk[k];
+          }
+        }
+        round_block(rounds, dst + o0 * row, (o1 - o0) * row);
+      }
+    };
+  }
   for (int64_t o = 0; o < outer; ++o) {
     int64_t at = o * row;
     for (size_t k = 0; k < l.inputs.size(); ++k) {
@@ -1067,21 +1115,30 @@ Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dim
   }
   const Strides in_strides = dense_strides(in_dims);
   const int64_t inner = out_dims.back(), rows = volume(out_dims) / std::max<int64_t>(inner, 1);
+  // The last axis unscaled (channels-last: one pixel's channels): each row is one copy.
+  bool last_identity = in_dims.back() == inner;
+  for (int64_t i = 0; i < inner && last_identity; ++i) last_identity = idx[rank - 1][size_t(i)] == i;
+  // Rows with an output rounding go in groups of about kRoundBlock floats, rounded together.
+  const int64_t group = rounds.empty() ? 1 : rows_per_round_block(inner), items = (rows + group - 1) / group;
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const uint32_t* x = static_cast<const uint32_t*>(in[0]);  // 4-byte elements, copied as bits
     uint32_t* y = static_cast<uint32_t*>(out[0]);
     const std::vector<int64_t>& last = idx[rank - 1];
 #pragma omp parallel for schedule(static) if (rows * inner > 65536)
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t rem = r, src = 0;
-      for (int a = int(rank) - 2; a >= 0; --a) {
-        src += idx[size_t(a)][size_t(rem % out_dims[size_t(a)])] * in_strides[size_t(a)];
-        rem /= out_dims[size_t(a)];
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t r0 = item * group, r1 = std::min(rows, r0 + group);
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t rem = r, src = 0;
+        for (int a = int(rank) - 2; a >= 0; --a) {
+          src += idx[size_t(a)][size_t(rem % out_dims[size_t(a)])] * in_strides[size_t(a)];
+          rem /= out_dims[size_t(a)];
+        }
+        const uint32_t* px = x + src;
+        uint32_t* py = y + r * inner;
+        if (last_identity) std::memcpy(py, px, size_t(inner) * sizeof(uint32_t));
+        else for (int64_t i = 0; i < inner; ++i) py[i] = px[last[size_t(i)]];
       }
-      const uint32_t* px = x + src;
-      uint32_t* py = y + r * inner;
-      for (int64_t i = 0; i < inner; ++i) py[i] = px[last[size_t(i)]];
-      if (!rounds.empty()) round_block(rounds, reinterpret_cast<float*>(py), inner);
+      if (!rounds.empty()) round_block(rounds, reinterpret_cast<float*>(y + r0 * inner), (r1 - r0) * inner);
     }
   };
 }
