@@ -236,6 +236,14 @@ float CudaExecutorImpl::time_launch(const std::function<bool()>& once) {
   return ms / 5;
 }
 
+float CudaExecutorImpl::time_with_workspace(size_t ws, const std::function<bool(void*)>& once) {
+  void* wsp = nullptr;
+  if (ws) CK(cudaMalloc(&wsp, ws));
+  const float t = time_launch([&] { return once(wsp); });
+  if (wsp) CK(cudaFree(wsp));
+  return t;
+}
+
 // What the residual add (+ ReLU) costs as the separate half steps it replaces (ms, 5 runs on the
 // real buffers): the other side of the residual tactic's timing.
 float CudaExecutorImpl::time_residual_apart(const Residual& r, TensorId yt) {
@@ -457,6 +465,26 @@ void CudaExecutorImpl::record_conv_tactic_h(const Layer& L, const Dims& xd, cons
                       int64_t(algo), ms, ws});
 }
 
+// A real FP16 convolution's epilogue: the fused activation (op 0 when present) and the absorbed
+// chain (none with the residual form, whose ReLU cuDNN's call applies).
+CudaExecutorImpl::ConvEpilogueH CudaExecutorImpl::conv_epilogue_h(bool residual, const Residual& res, TensorId yt) {
+  ConvEpilogueH e;
+  const LayerId aid = residual ? -1 : fused_activation();
+  e.act = residual && res.relu ? int(ActivationType::kRelu) : -1;
+  float aa = 0, ab = 0;
+  e.out = residual ? res.out : yt;
+  if (aid >= 0) {
+    const auto& A = net_.layers[aid].as<ActivationParams>();
+    e.act = int(A.type), aa = A.alpha, ab = A.beta;
+    e.out = net_.layers[aid].outputs[0];
+  }
+  e.epi = residual ? cuda::PwChain{} : conv_epilogue(e.act, aa, ab, &e.out);
+  e.has_chain = e.epi.n_ops > 0;
+  if (!e.has_chain && e.act >= 0)
+    e.epi.n_ops = 1, e.epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(e.act), ElementWiseOp::kSum, aa, ab};
+  return e;
+}
+
 void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   const auto& P = L.as<ConvolutionParams>();
   const TensorId xt = L.inputs[0], yt = L.outputs[0];
@@ -501,42 +529,46 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   if (residual) {
     CK(cudnnSetActivationDescriptor(D->act, res.relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
                                     CUDNN_NOT_PROPAGATE_NAN, 0.0));
-    void* wsp = nullptr;  // the scratch buffer exists only once every step is built
-    if (ws) CK(cudaMalloc(&wsp, ws));
-    const float t = time_launch([&] { return fused_call(ptr_[res.out], res.z, 1.f, wsp, stream_) == CUDNN_STATUS_SUCCESS; });
-    if (wsp) CK(cudaFree(wsp));
+    const float t = time_with_workspace(
+        ws, [&](void* wsp) { return fused_call(ptr_[res.out], res.z, 1.f, wsp, stream_) == CUDNN_STATUS_SUCCESS; });
     residual = t >= 0.f && (!copt_.time_tactics || t < best.time + apart_ms);  // not for this algorithm, or slower
     if (copt_.time_tactics && residual) conv_ms = t;
   }
   float vs_gemm_ms = res_found && !residual && copt_.time_tactics ? best.time + apart_ms : conv_ms;
-  // Epilogue: the fused activation (op 0 when present) and the absorbed chain.
-  const LayerId aid = residual ? -1 : fused_activation();
-  int act = residual && res.relu ? int(ActivationType::kRelu) : -1;
-  float aa = 0, ab = 0;
-  TensorId out = residual ? res.out : yt;
-  if (aid >= 0) {
-    const auto& A = net_.layers[aid].as<ActivationParams>();
-    act = int(A.type), aa = A.alpha, ab = A.beta;
-    out = net_.layers[aid].outputs[0];
-  }
-  cuda::PwChain epi = residual ? cuda::PwChain{} : conv_epilogue(act, aa, ab, &out);
-  const bool has_chain = epi.n_ops > 0;
-  if (!has_chain && act >= 0) epi.n_ops = 1, epi.ops[0] = {cuda::PwKind::kActivation, ActivationType(act), ElementWiseOp::kSum, aa, ab};
-  const bool relu = act == int(ActivationType::kRelu) && !has_chain;
+  const ConvEpilogueH E = conv_epilogue_h(residual, res, yt);
+  const cuda::PwChain epi = E.epi;
+  const TensorId out = E.out;
+  const bool has_chain = E.has_chain;
   // cuDNN's fused call computes bias + ReLU/identity only: never with a chain (which may start
   // with an activation that is not the fused one, act < 0).
-  const bool identity_ok = act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  const bool relu = E.act == int(ActivationType::kRelu) && !has_chain;
+  const bool identity_ok = E.act < 0 && !has_chain && algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   auto fused_ok = std::make_shared<bool>(relu || identity_ok);
   CK(cudnnSetActivationDescriptor(D->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   // An epilogue the fused call cannot take reads the FP32 accumulator: in one kernel of cuDNN's
   // graph API where an engine takes it and it times faster (prepare_conv_graph_h), else in two
   // passes (prepare_conv_f32acc_h).
-  const bool f32acc = !residual && (bdev || epi.n_ops > 0) && !*fused_ok && f32acc_epilogues();
+  // A depthwise one the fused call takes (bias + ReLU) competes with them too, timed: the legacy
+  // call is slow for depthwise shapes (mobilenet_v3_large b32, H200: 0.15-0.43 ms per layer).
+  const bool depthwise = G > 1 && G == C && K == C;
+  const float legacy_ms =
+      depthwise && !residual && *fused_ok && x.off == SIZE_MAX && f32acc_epilogues() && copt_.time_tactics &&
+              graph_fusion_mode() != 0
+          ? time_with_workspace(ws, [&](void* wsp) {
+              return fused_call(ptr_[out], DPtr{ptr_[out], SIZE_MAX}, 0.f, wsp, stream_) == CUDNN_STATUS_SUCCESS;
+            })
+          : -1.f;
+  const bool f32acc = (!residual && (bdev || epi.n_ops > 0) && !*fused_ok && f32acc_epilogues()) || legacy_ms >= 0.f;
   ConvF32Acc f32;
   ConvGraphRoute graph;
   auto drop_f32_weights = [&] {  // the two-pass route lost: its float copy of the weights goes
     if (f32.w) release_upload(f32.w, W.wh.size() * sizeof(float));
     f32.w = nullptr;
+  };
+  auto drop_alternatives = [&] {  // another route won: the two-pass and graph routes' uploads go
+    drop_f32_weights();
+    if (graph.conv) release_upload(graph.consts, graph.conv->constants().size() * sizeof(float));
+    graph = ConvGraphRoute{};
   };
   if (f32acc) {
     void* xp = x.off == SIZE_MAX ? at(x) : nullptr;
@@ -568,24 +600,23 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
     // Against cuDNN with the residual (timed with it), or without (the add then runs apart, untimed).
     if (gemm_ms >= 0 && (gemm_ms < vs_gemm_ms || copt_.fp16_pointwise_gemm == 1)) {
       if (res_found) mark_residual_fused(res);
-      drop_f32_weights();
-      if (graph.conv) release_upload(graph.consts, graph.conv->constants().size() * sizeof(float));
+      drop_alternatives();
       return build_conv_gemm_h(L, rows, C, K, wdev, bdev, G2, gemm_ms, in_gemm, res_found ? &res : nullptr);
     }
   }
   if (has_chain) cur_kind_ += "+PointwiseChain" + std::to_string(epi.n_ops);
-  if (f32acc && G > 1 && G == C && K == C &&
-      own_depthwise_h(L, wdev, xd, yd, kh, kw, bdev, epi, out, graph.conv ? graph.ms : f32.ms)) {
-    drop_f32_weights();
-    if (graph.conv) release_upload(graph.consts, graph.conv->constants().size() * sizeof(float));
-    return;
-  }
+  // The depthwise alternatives against the legacy fused call: the fastest of the three routes.
+  const float alt_ms = graph.conv ? graph.ms : f32.ms;
+  const bool keep_legacy = legacy_ms >= 0.f && !(alt_ms >= 0.f && alt_ms < legacy_ms);
+  if (f32acc && depthwise && own_depthwise_h(L, wdev, xd, yd, kh, kw, bdev, epi, out, keep_legacy ? legacy_ms : alt_ms))
+    return drop_alternatives();
+  if (keep_legacy) drop_alternatives();
   if (graph.conv) return add_conv_graph_h(L, graph, xd, yd, G, wdev, epi, out);
-  if (f32acc) return add_conv_f32acc_h(L, f32, xd, yd, K, G, bdev, epi, out);
+  if (f32acc && !keep_legacy) return add_conv_f32acc_h(L, f32, xd, yd, K, G, bdev, epi, out);
   if (residual) cur_kind_ += std::string("+ResidualAdd") + (res.relu ? "+Relu" : ""), mark_residual_fused(res);
   void* y = ptr_[out];
   const int64_t n = volume(yd);
-  const std::string lname = L.name;
+  const std::string lname = L.name;  // (captured: L is not)
   const DPtr z = residual ? res.z : DPtr{y, SIZE_MAX};
   const float alpha2 = residual ? 1.f : 0.f;
   add_step(L.name, [=, this](cudaStream_t s) {

@@ -529,6 +529,16 @@ class CudaExecutorImpl final : public CudaExecutor {
     if (r.relu) fused_away_[k + 2] = 1;
   }
   float time_launch(const std::function<bool()>& once);
+  // time_launch with a temporary workspace of ws bytes (the scratch buffer exists only once every
+  // step is built).
+  float time_with_workspace(size_t ws, const std::function<bool(void*)>& once);
+  struct ConvEpilogueH {
+    cuda::PwChain epi{};
+    TensorId out = -1;   // the last absorbed layer's output (the step's)
+    int act = -1;        // the fused activation's ActivationType; -1: none
+    bool has_chain = false;
+  };
+  ConvEpilogueH conv_epilogue_h(bool residual, const Residual& res, TensorId yt);
   float time_residual_apart(const Residual& r, TensorId yt);
   // Real INT8 (CudaOptions::real_int8): convolutions on int8 codes with int32 sums.
   float int8_grid_scale(ValueId v) const;
