@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -111,10 +112,10 @@ TEST(CpuRoundLink, ChainWithRoundingEqualsChainThenScalarRounding) {
   EXPECT_EQ(one[0], 0.1666259765625f);
 }
 
-// A costly activation reading FP16-rounded values looks its result up in a table of every half
-// value (prepare_chain): the same bits as computing it, for every half bit pattern (signed
-// zeros, subnormals, infinities, NaNs) and for floats rounded to half first; ReLU keeps no table.
-TEST(CpuFp16Table, ActivationAfterFp16RoundingEqualsComputedBitForBit) {
+// A costly activation reading FP16- or INT8-rounded values looks its result up in a table of
+// every value on that grid (prepare_chain): the same bits as computing it, for every half bit
+// pattern (signed zeros, subnormals, infinities, NaNs), every INT8 code, and floats rounded first.
+TEST(CpuActivationTable, ActivationAfterRoundingEqualsComputedBitForBit) {
   std::vector<float> xs;
   for (uint32_t h = 0; h < 65536; ++h) xs.push_back(half_to_float(uint16_t(h)));
   for (int i = 0; i < 30011; ++i) xs.push_back(-20.f + 40.f * float((int64_t(i) * 7919) % 30011) / 30011.f + 1e-5f * float(i % 11));
@@ -129,13 +130,36 @@ TEST(CpuFp16Table, ActivationAfterFp16RoundingEqualsComputedBitForBit) {
     const std::vector<cpu::ChainLink> computed = {r16, act, r16};
     std::vector<cpu::ChainLink> looked_up = computed;
     cpu::prepare_chain(looked_up);
-    ASSERT_NE(looked_up[1].fp16_table, nullptr) << int(a.type);
+    ASSERT_NE(looked_up[1].table, nullptr) << int(a.type);
     std::vector<float> want(xs.size()), got(xs.size());
     cpu::apply_chain(computed, xs.data(), want.data(), int64_t(xs.size()));
     cpu::apply_chain(looked_up, xs.data(), got.data(), int64_t(xs.size()));
     size_t differ = 0;
     for (size_t i = 0; i < xs.size(); ++i) differ += bits(got[i]) != bits(want[i]);
     EXPECT_EQ(differ, 0u) << "activation type " << int(a.type);
+  }
+  // The same after an INT8 rounding (the DLA's INT8 sigmoid of det's head): every code, -0
+  // (tanh keeps its sign), a NaN passed through, values beyond the clamp.
+  std::vector<float> ys = xs;
+  ys.insert(ys.end(), {-0.f, 0.f, std::nanf(""), -std::nanf(""), 1e30f, -1e30f, -0.001f});
+  cpu::ChainLink r8;
+  r8.kind = cpu::ChainLink::kRoundInt8;
+  r8.scalar = 0.0473f;
+  for (ActivationType type : {ActivationType::kSigmoid, ActivationType::kTanh, ActivationType::kGeluTanh}) {
+    cpu::ChainLink act;
+    act.kind = cpu::ChainLink::kActivation;
+    act.act = {type, 0.f, 0.f};
+    const std::vector<cpu::ChainLink> computed = {r8, act, r8};
+    std::vector<cpu::ChainLink> looked_up = computed;
+    cpu::prepare_chain(looked_up);
+    ASSERT_NE(looked_up[1].table, nullptr);
+    EXPECT_EQ(looked_up[1].table_scale, 0.0473f);
+    std::vector<float> want(ys.size()), got(ys.size());
+    cpu::apply_chain(computed, ys.data(), want.data(), int64_t(ys.size()));
+    cpu::apply_chain(looked_up, ys.data(), got.data(), int64_t(ys.size()));
+    size_t differ = 0;
+    for (size_t i = 0; i < ys.size(); ++i) differ += bits(got[i]) != bits(want[i]);
+    EXPECT_EQ(differ, 0u) << "int8, activation type " << int(type);
   }
   // Hand-worked: sigmoid(0) = 0.5 exactly; a ReLU (cheap) keeps no table; without the rounding
   // before it the activation is computed.
@@ -152,8 +176,8 @@ TEST(CpuFp16Table, ActivationAfterFp16RoundingEqualsComputedBitForBit) {
   std::vector<cpu::ChainLink> cheap = {r16, relu}, unrounded = {sig, r16};
   cpu::prepare_chain(cheap);
   cpu::prepare_chain(unrounded);
-  EXPECT_EQ(cheap[1].fp16_table, nullptr);
-  EXPECT_EQ(unrounded[0].fp16_table, nullptr);
+  EXPECT_EQ(cheap[1].table, nullptr);
+  EXPECT_EQ(unrounded[0].table, nullptr);
 }
 
 // Emulated FP16 element-wise (same shapes, and a per-channel broadcast), nearest Resize and

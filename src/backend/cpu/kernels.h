@@ -42,13 +42,16 @@ struct ChainLink {
   ActivationParams act;                        // kActivation
   ElementWiseOp op = ElementWiseOp::kSum;      // the others: v = op(v, s), op(s, v), op(v, x0), op(x0, v)
   float scalar = 0.f;                          // kScalar*; kRoundInt8: the scale
-  // kActivation right after a kRoundFp16 link (its input is a half value): the activation of
-  // every half value, indexed by its bits (prepare_chain), looked up instead of computed.
-  const float* fp16_table = nullptr;
+  // kActivation right after a rounding link (prepare_chain): the activation of every value on
+  // that grid, looked up instead of computed. kRoundFp16 before it: indexed by the half bits
+  // (65,536 entries; table_scale 0); kRoundInt8: by the code q + 128 of v = q * table_scale (and -0).
+  const float* table = nullptr;
+  float table_scale = 0.f;
 };
-// Gives a costly activation (sigmoid, tanh, ELU, GELU, ...) that reads FP16-rounded values its
-// 65,536-entry table: the same function of the same inputs, so the same bits, at a lookup's cost
-// (det's FP16 sigmoid over 640 x 640 values: the exponential was most of its step).
+// Gives a costly activation (sigmoid, tanh, ELU, GELU, ...) that reads values a rounding link
+// put on the FP16 or an INT8 grid its table: the same function of the same inputs, so the same
+// bits, at a lookup's cost (det's DLA INT8 sigmoid over 640 x 640 values: the exponential was
+// most of its step).
 void prepare_chain(std::vector<ChainLink>& links);
 // y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);

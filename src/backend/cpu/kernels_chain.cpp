@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -59,10 +60,30 @@ void activation_block(const ActivationParams& a, float* v, int64_t n) {
   }
 }
 
+// v = table[q + 128] for values v = fl(q * scale) of an INT8 rounding link: q = rne(v * fl(1 /
+// scale)) exactly (|q| <= 128: v * fl(1 / scale) lies within 3 * 128 * 2^-24 of q, far from a
+// midpoint), clamped first, rounded half to even by adding and subtracting 1.5 * 2^23. A block
+// holding a NaN (passed through by the rounding) computes the activation instead.
+void lookup_int8_table(const ChainLink& k, float* v, int64_t n) {
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) nan = nan || v[i] != v[i];
+  if (nan) return activation_block(k.act, v, n);
+  constexpr float kRoundMagic = 12582912.f;
+  const float inv = 1.f / k.table_scale;
+  const float* t = k.table;
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = std::min(127.f, std::max(-128.f, v[i] * inv));
+    uint32_t u = 0;
+    std::memcpy(&u, &v[i], sizeof u);
+    v[i] = t[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];  // -0: its own entry
+  }
+}
+
 void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
   switch (k.kind) {
     case ChainLink::kActivation:
-      if (k.fp16_table) return lookup_fp16_table(k.fp16_table, v, n);
+      if (k.table && k.table_scale > 0.f) return lookup_int8_table(k, v, n);
+      if (k.table) return lookup_fp16_table(k.table, v, n);
       activation_block(k.act, v, n);
       return;
     case ChainLink::kScalarRight:
@@ -120,19 +141,30 @@ bool costly(ActivationType t) {
   return false;
 }
 
-// One table per distinct activation (type, alpha, beta), built once and kept for the process:
-// table[h] = apply_activation(a, half_to_float(h)), exactly what activation_block computes.
-const float* fp16_table(const ActivationParams& a) {
+uint32_t float_bits(float f) {
+  uint32_t u = 0;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// One table per distinct activation (type, alpha, beta) and grid (FP16, or an INT8 scale), built
+// once and kept for the process: apply_activation of every value on the grid, exactly what
+// activation_block computes for it (FP16: half_to_float(h); INT8: fl(q * scale), as
+// fake_quant_int8 writes it).
+const float* activation_table(const ActivationParams& a, float int8_scale) {
   static std::mutex mutex;
-  static std::map<std::tuple<int, uint32_t, uint32_t>, std::unique_ptr<std::vector<float>>> tables;
-  uint32_t al = 0, be = 0;
-  std::memcpy(&al, &a.alpha, sizeof al);
-  std::memcpy(&be, &a.beta, sizeof be);
+  static std::map<std::tuple<int, uint32_t, uint32_t, uint32_t>, std::unique_ptr<std::vector<float>>> tables;
   std::lock_guard<std::mutex> lock(mutex);
-  auto& t = tables[{int(a.type), al, be}];
+  auto& t = tables[{int(a.type), float_bits(a.alpha), float_bits(a.beta), float_bits(int8_scale)}];
   if (!t) {
-    t = std::make_unique<std::vector<float>>(size_t(65536));
-    for (uint32_t h = 0; h < 65536; ++h) (*t)[h] = apply_activation(a, half_to_float(uint16_t(h)));
+    if (int8_scale > 0.f) {
+      t = std::make_unique<std::vector<float>>(size_t(257));
+      for (int q = -128; q < 128; ++q) (*t)[size_t(q + 128)] = apply_activation(a, float(q) * int8_scale);
+      (*t)[256] = apply_activation(a, -0.f);  // the rounding keeps the sign of a zero code
+    } else {
+      t = std::make_unique<std::vector<float>>(size_t(65536));
+      for (uint32_t h = 0; h < 65536; ++h) (*t)[h] = apply_activation(a, half_to_float(uint16_t(h)));
+    }
   }
   return t->data();
 }
@@ -140,9 +172,16 @@ const float* fp16_table(const ActivationParams& a) {
 }  // namespace
 
 void prepare_chain(std::vector<ChainLink>& links) {
-  for (size_t k = 1; k < links.size(); ++k)
-    if (links[k].kind == ChainLink::kActivation && links[k - 1].kind == ChainLink::kRoundFp16 && costly(links[k].act.type))
-      links[k].fp16_table = fp16_table(links[k].act);
+  for (size_t k = 1; k < links.size(); ++k) {
+    ChainLink& l = links[k];
+    const ChainLink& before = links[k - 1];
+    if (l.kind != ChainLink::kActivation || !costly(l.act.type)) continue;
+    if (before.kind == ChainLink::kRoundFp16) {
+      l.table = activation_table(l.act, 0.f), l.table_scale = 0.f;
+    } else if (before.kind == ChainLink::kRoundInt8 && before.scalar > 0.f && std::isfinite(before.scalar)) {
+      l.table = activation_table(l.act, before.scalar), l.table_scale = before.scalar;
+    }
+  }
 }
 
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n) {
