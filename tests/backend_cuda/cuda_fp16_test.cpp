@@ -364,6 +364,25 @@ TEST(CudaFp16, ResidualPoolingReduceMatmul) {
                                     "MatrixMultiply(fp16)"});
 }
 
+// The global average and max of large maps at batch 1 (efficientnet_b0's first squeeze-excitation
+// pool is 112 x 112 x 32): the reduction splits the pixels into segments whose FP32 partials one
+// more kernel combines in order (spatial_reduce_h_segments: 2 blocks of channels here, so 30
+// segments of 256 pixels), against the emulation.
+TEST(CudaFp16, SpatialReduceOfLargeMapsInSegments) {
+  SKIP_WITHOUT_CUDA();
+  for (ReduceOp op : {ReduceOp::kAvg, ReduceOp::kMax}) {
+    NetBuilder b;
+    const Dims d = {1, 40, 96, 80};
+    TensorId x = b.input("x", d);
+    TensorId c1 = conv(b, "c1", x, 40, 40, 3, 1, 1, 1, d, 37);
+    TensorId g = b.tensor("pool", {1, 40, 1, 1});
+    b.layer("pool", LayerKind::kReduce, {c1}, {g}, ReduceParams{op, 0b1100u, true});
+    fp32_output(b, g, {1, 40, 1, 1});
+    TensorMap in = {{"x", host("x", d, random_values(size_t(volume(d)), 41))}};
+    check_against_emulation(b.n, in, {"Reduce(fp16)"});
+  }
+}
+
 // A squeeze-excitation block and a channel concatenation: Reduce, 1x1 convs on [N, C, 1, 1],
 // sigmoid, the channel-broadcast product of an NHWC value with [N, C, 1, 1], and concatenation
 // along the channels of two NHWC values (an FP32 layer in an FP16 build: stays in half).

@@ -51,7 +51,12 @@ void CudaExecutorImpl::build_native_fp16(LayerId id, const Layer& L) {
     add_step(L.name, [=, this](cudaStream_t s) { cuda::binary_h(op, false, at(x), sa, at(b), sb, y, sd, s); });
   } else if (L.kind == LayerKind::kReduce) {
     const ReduceOp op = L.as<ReduceParams>().op;
-    add_step(L.name, [=, this](cudaStream_t s) { cuda::spatial_reduce_h(op, at(x), y, xd[0], xd[2] * xd[3], xd[1], s); });
+    const int64_t segs = cuda::spatial_reduce_h_segments(xd[0], xd[2] * xd[3], xd[1]);
+    const size_t part_off = segs > 1 ? reserve_scratch(size_t(xd[0] * segs * xd[1]) * sizeof(float)) : 0;
+    add_step(L.name, [=, this](cudaStream_t s) {
+      float* part = segs > 1 ? static_cast<float*>(scratch_at(part_off)) : nullptr;
+      cuda::spatial_reduce_h(op, at(x), y, xd[0], xd[2] * xd[3], xd[1], segs, part, s);
+    });
   } else {
     unsupported(L, "no FP16 kernel for this layer kind (native_fp16_layer disagrees with build_native_fp16)");
   }

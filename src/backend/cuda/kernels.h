@@ -166,7 +166,14 @@ void binary_h(ElementWiseOp op, bool prelu, const void* a, Shape sa, const void*
 // Pooling over NHWC: p.nc holds the batch, c the channels.
 void pooling2d_nhwc_h(const Pool2d& p, int64_t c, const void* x, void* y, cudaStream_t s);
 // Reduce over H and W of an NHWC tensor into [batch, c].
-void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_t hw, int64_t c, cudaStream_t s);
+// How many segments of the H*W pixels spatial_reduce_h splits the reduction into: one when the
+// (image, 32-channel tile) blocks alone fill the GPU; more for a few large maps (batch 1:
+// efficientnet_b0's squeeze-excitation pools of 112 x 112 x 32 ran on one block).
+int64_t spatial_reduce_h_segments(int64_t batch, int64_t hw, int64_t c);
+// partial: batch * segments * c floats of scratch when segments > 1 (each segment's FP32 partial,
+// then summed in segment order: deterministic), else unused.
+void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_t hw, int64_t c, int64_t segments,
+                      float* partial, cudaStream_t s);
 
 // ---- real INT8 (kernels_int8.cu): int8 codes of float values on an INT8 grid (clamp(rne(x /
 // scale), -128, 127), the emulation's integers), int32 accumulation, float results.

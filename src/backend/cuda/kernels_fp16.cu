@@ -2,6 +2,7 @@
 // docs/cuda-backend.md): storage is __half, arithmetic is FP32 (each value is widened on load and
 // rounded to nearest-even once on store), as the CPU backend's FP16 emulation computes.
 // 4-d half values are channels-last (NHWC) in memory.
+#include <algorithm>
 #include <cuda_fp16.h>
 
 #include <cfloat>
@@ -162,20 +163,34 @@ __global__ void pool2d_nhwc_h_kernel(Pool2d p, idx_t c, const __half* x, __half*
   }
 }
 
-// ---- spatial reduce, NHWC -> [N, C]: a block per (b, 32-channel tile), 32 x 32 threads -----------
-__global__ void spatial_reduce_h_kernel(ReduceOp op, const __half* x, __half* y, idx_t hw, idx_t c, idx_t tiles) {
+// ---- spatial reduce, NHWC -> [N, C]: a block per (b, 32-channel tile, pixel segment), 32 x Y threads
+// Segments > 1: each writes its FP32 partial; spatial_reduce_final_kernel combines them in order.
+__global__ void spatial_reduce_h_kernel(ReduceOp op, const __half* x, __half* y, float* partial, idx_t hw, idx_t c,
+                                        idx_t tiles, idx_t segs, idx_t seg_len) {
   __shared__ float sh[32][33];
-  const idx_t b = idx_t(blockIdx.x) / tiles, ch = (idx_t(blockIdx.x) % tiles) * 32 + threadIdx.x;
+  const idx_t blk = idx_t(blockIdx.x), seg = blk % segs, b = blk / segs / tiles;
+  const idx_t ch = ((blk / segs) % tiles) * 32 + threadIdx.x;
+  const idx_t p0 = seg * seg_len, p1 = p0 + seg_len < hw ? p0 + seg_len : hw;
   float acc = red_init(op);
   if (ch < c)
-    for (idx_t p = threadIdx.y; p < hw; p += blockDim.y) acc = red_op(op, acc, ld(x, (b * hw + p) * c + ch));
+    for (idx_t p = p0 + threadIdx.y; p < p1; p += blockDim.y) acc = red_op(op, acc, ld(x, (b * hw + p) * c + ch));
   sh[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && ch < c) {
     float t = red_init(op);
     for (unsigned k = 0; k < blockDim.y; ++k) t = red_op(op, t, sh[k][threadIdx.x]);
-    y[b * c + ch] = st(op == ReduceOp::kAvg ? t / float(hw) : t);
+    if (segs > 1) partial[(b * segs + seg) * c + ch] = t;
+    else y[b * c + ch] = st(op == ReduceOp::kAvg ? t / float(hw) : t);
   }
+}
+__global__ void spatial_reduce_final_kernel(ReduceOp op, const float* partial, __half* y, idx_t hw, idx_t c, idx_t segs,
+                                            idx_t n) {
+  const idx_t i = idx_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const idx_t b = i / c, ch = i % c;
+  float t = red_init(op);
+  for (idx_t s = 0; s < segs; ++s) t = red_op(op, t, partial[(b * segs + s) * c + ch]);
+  y[i] = st(op == ReduceOp::kAvg ? t / float(hw) : t);
 }
 
 }  // namespace
@@ -263,11 +278,22 @@ void pooling2d_nhwc_h(const Pool2d& p, int64_t c, const void* x, void* y, cudaSt
   pool2d_nhwc_h_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, idx_t(c), static_cast<const __half*>(x),
                                                         static_cast<__half*>(y), idx_t(n));
 }
-void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_t hw, int64_t c, cudaStream_t s) {
-  idx_t tiles = idx_t((c + 31) / 32);
-  dim3 block(32, hw >= 256 ? 32 : 8);
-  spatial_reduce_h_kernel<<<unsigned(batch * tiles), block, 0, s>>>(op, static_cast<const __half*>(x),
-                                                                   static_cast<__half*>(y), idx_t(hw), idx_t(c), tiles);
+int64_t spatial_reduce_h_segments(int64_t batch, int64_t hw, int64_t c) {
+  constexpr int64_t kTargetBlocks = 264, kMinPixels = 256;  // two blocks per H100/H200 SM; a segment's least work
+  const int64_t blocks = batch * ((c + 31) / 32);
+  if (blocks >= kTargetBlocks || hw < 2 * kMinPixels) return 1;
+  return std::max<int64_t>(1, std::min((kTargetBlocks + blocks - 1) / blocks, hw / kMinPixels));
+}
+void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_t hw, int64_t c, int64_t segments,
+                      float* partial, cudaStream_t s) {
+  const idx_t tiles = idx_t((c + 31) / 32), segs = idx_t(std::max<int64_t>(1, segments));
+  const idx_t seg_len = idx_t((hw + segs - 1) / segs);
+  dim3 block(32, seg_len >= 256 ? 32 : 8);
+  spatial_reduce_h_kernel<<<unsigned(batch * tiles * segs), block, 0, s>>>(
+      op, static_cast<const __half*>(x), static_cast<__half*>(y), partial, idx_t(hw), idx_t(c), tiles, segs, seg_len);
+  if (segs > 1)
+    spatial_reduce_final_kernel<<<blocks_for(batch * c), kBlock, 0, s>>>(op, partial, static_cast<__half*>(y), idx_t(hw),
+                                                                         idx_t(c), segs, idx_t(batch * c));
 }
 
 }  // namespace tandem::cuda
