@@ -15,6 +15,7 @@
 
 #include "tandem/onnx.h"
 #include "test_util.h"
+#include "../common/scoped.h"
 
 using namespace tandem;
 using namespace tandem::test;
@@ -105,12 +106,6 @@ TensorId ew(NetBuilder& b, const std::string& name, TensorId x, TensorId z, cons
 TensorId scalar(NetBuilder& b, const std::string& name, float v) {
   return b.constant(name, DataType::kFloat, {1, 1, 1, 1}, b.weights(name + ".v", {1, 1, 1, 1}, {v}));
 }
-// Sets an environment variable for one scope (the executor reads its switches at compile).
-struct ScopedEnv {
-  std::string name;
-  ScopedEnv(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
-  ~ScopedEnv() { unsetenv(name.c_str()); }
-};
 // The network output: an FP32 identity copy (a native FP16 layer never writes a network output).
 void fp32_output(NetBuilder& b, TensorId x, const Dims& d) {
   TensorId y = b.tensor("out", d);

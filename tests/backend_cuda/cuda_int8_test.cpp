@@ -21,6 +21,7 @@
 #include "tandem/onnx.h"
 #include "tandem/quant.h"
 #include "test_util.h"
+#include "../common/scoped.h"
 
 using namespace tandem;
 using namespace tandem::test;
@@ -35,14 +36,6 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 
   return v;
 }
 
-// An environment switch for one scope: the executor reads its route switches when it compiles.
-// TANDEM_CUDA_INT8_GRAPH=0 keeps the tests of the im2col / cuBLASLt / direct-kernel routes on
-// those routes (the cuDNN graph kernel would otherwise win the timing where it applies).
-struct ScopedEnv {
-  std::string name;
-  ScopedEnv(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
-  ~ScopedEnv() { unsetenv(name.c_str()); }
-};
 
 struct ConvSpec {
   int64_t C, K;
@@ -97,6 +90,8 @@ ExecOptions int8_options(const Network& net, const TensorMap& in, float in_range
 // GPU real INT8 against the CPU emulation; want_tactics: a substring per convolution, in order.
 void check_against_emulation(const Network& net, const TensorMap& in, const std::vector<std::string>& want_tactics,
                              double max_rel, double min_cosine = 0.99999, float in_range = 1.f) {
+  // The im2col / cuBLASLt / direct-kernel routes these tests assert (the cuDNN graph kernel would
+  // otherwise win the timing where it applies).
   const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
   const ExecOptions o = int8_options(net, in, in_range);
   auto cpu = make_cpu_executor(net, o);

@@ -12,39 +12,17 @@
 #include <string>
 
 #include "backend/cuda/plan_cache.h"
+#include "../common/scoped.h"
 
 using namespace tandem::cuda_exec;
 namespace fs = std::filesystem;
 
+using tandem::test::ScopedEnv;
+using tandem::test::ScopedTempDir;
+
 namespace {
 
-// Sets (or, with nullptr, unsets) an environment variable for one scope; restores what was there.
-struct EnvFor {
-  std::string name;
-  std::optional<std::string> old;
-  EnvFor(const char* n, const char* v) : name(n) {
-    if (const char* o = std::getenv(n)) old = o;
-    if (v) setenv(n, v, 1);
-    else unsetenv(n);
-  }
-  ~EnvFor() {
-    if (old) setenv(name.c_str(), old->c_str(), 1);
-    else unsetenv(name.c_str());
-  }
-};
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("tandem_plan_files_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -65,21 +43,21 @@ const std::string kPlan = std::string("{\"engine\": 7,\n \"text\": \"a\\nb\"}") 
 }  // namespace
 
 TEST(CudaPlanCacheFiles, FolderFollowsTheCacheDirAndTheSwitch) {
-  const TempDir dir("folder");
-  const EnvFor cache("TANDEM_CACHE_DIR", dir.path.c_str()), on("TANDEM_CUDNN_PLAN_CACHE", nullptr);
+  const ScopedTempDir dir("folder");
+  const ScopedEnv cache("TANDEM_CACHE_DIR", dir.path.c_str()), on("TANDEM_CUDNN_PLAN_CACHE", nullptr);
   EXPECT_EQ(plan_cache_folder("NVIDIA H200|sm_90|cudnn 91900|driver 13000"),
             (dir.path / "cudnn-plans" / "NVIDIA_H200_sm_90_cudnn_91900_driver_13000").string());
   EXPECT_EQ(plan_cache_folder("../x/.."), (dir.path / "cudnn-plans" / ".._x_..").string());  // never a path
   EXPECT_EQ(plan_cache_folder(".."), (dir.path / "cudnn-plans" / "device").string());
   {
-    const EnvFor off("TANDEM_CUDNN_PLAN_CACHE", "off");
+    const ScopedEnv off("TANDEM_CUDNN_PLAN_CACHE", "off");
     EXPECT_EQ(plan_cache_folder("gpu"), "");
   }
   {
-    const EnvFor off("TANDEM_CUDNN_PLAN_CACHE", "0");
+    const ScopedEnv off("TANDEM_CUDNN_PLAN_CACHE", "0");
     EXPECT_EQ(plan_cache_folder("gpu"), "");
   }
-  const EnvFor no_dir("TANDEM_CACHE_DIR", nullptr), no_xdg("XDG_CACHE_HOME", nullptr), no_home("HOME", nullptr);
+  const ScopedEnv no_dir("TANDEM_CACHE_DIR", nullptr), no_xdg("XDG_CACHE_HOME", nullptr), no_home("HOME", nullptr);
   EXPECT_EQ(plan_cache_folder("gpu"), "");  // no cache folder at all: off, no error
 }
 
@@ -95,7 +73,7 @@ TEST(CudaPlanCacheFiles, PathIsAHashOfTheKey) {
 }
 
 TEST(CudaPlanCacheFiles, WrittenEntryReadsBackExactly) {
-  const TempDir dir("roundtrip");
+  const ScopedTempDir dir("roundtrip");
   const std::string path = plan_cache_path((dir.path / "dev").string(), kKey);  // the folder is created
   std::string plan = "unchanged";
   EXPECT_EQ(read_plan_entry(path, kKey, &plan), PlanEntry::kAbsent);
@@ -112,7 +90,7 @@ TEST(CudaPlanCacheFiles, WrittenEntryReadsBackExactly) {
 }
 
 TEST(CudaPlanCacheFiles, DamagedOrForeignEntriesAreRefused) {
-  const TempDir dir("damaged");
+  const ScopedTempDir dir("damaged");
   const std::string path = plan_cache_path(dir.path.string(), kKey);
   ASSERT_TRUE(write_plan_entry(path, kKey, kPlan));
   const std::string whole = slurp(path);
@@ -157,7 +135,7 @@ TEST(CudaPlanCacheFiles, DamagedOrForeignEntriesAreRefused) {
 }
 
 TEST(CudaPlanCacheFiles, WhatCannotBeWrittenIsNotWritten) {
-  const TempDir dir("refuse");
+  const ScopedTempDir dir("refuse");
   const std::string path = plan_cache_path(dir.path.string(), kKey);
   EXPECT_FALSE(write_plan_entry(path, "two\nlines", kPlan));  // the key is one line of the file
   EXPECT_FALSE(write_plan_entry(path, kKey, ""));             // cuDNN gave no serialization

@@ -17,6 +17,7 @@
 
 #include "backend/cuda/plan_cache.h"
 #include "test_util.h"
+#include "../common/scoped.h"
 
 using namespace tandem;
 using namespace tandem::test;
@@ -26,34 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Sets (or, with nullptr, unsets) an environment variable for one scope; restores what was there.
-struct EnvFor {
-  std::string name;
-  std::optional<std::string> old;
-  EnvFor(const char* n, const char* v) : name(n) {
-    if (const char* o = std::getenv(n)) old = o;
-    if (v) setenv(n, v, 1);
-    else unsetenv(n);
-  }
-  ~EnvFor() {
-    if (old) setenv(name.c_str(), old->c_str(), 1);
-    else unsetenv(name.c_str());
-  }
-};
 
-// A fresh, empty folder under the system's temporary folder, removed at the end of the scope.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("tandem_plan_cache_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // Every regular file under dir (entries, and any temporary file a writer left).
 std::vector<fs::path> files_under(const fs::path& dir) {
@@ -153,7 +127,7 @@ struct Compiled {
 
 // Compiles c (graph route forced, tactics untimed) over the cache folder dir and runs it once.
 Compiled compile_run(const Case& c, const fs::path& dir) {
-  const EnvFor cache("TANDEM_CACHE_DIR", dir.c_str()), forced(c.force.c_str(), "1");
+  const ScopedEnv cache("TANDEM_CACHE_DIR", dir.c_str()), forced(c.force.c_str(), "1");
   CudaOptions co;
   co.time_tactics = false;
   const PlanCacheStats before = tandem::cuda_exec::plan_cache_stats();
@@ -193,7 +167,7 @@ TEST(CudaPlanCache, SecondCompileRestoresThePlans) {
   SKIP_WITHOUT_CUDA();
   for (const Case& c : {fp16_case(), int8_case()}) {
     SCOPED_TRACE(c.name);
-    const TempDir dir(c.name);
+    const ScopedTempDir dir(c.name);
     const Compiled cold = compile_run(c, dir.path), warm = compile_run(c, dir.path);
     EXPECT_NE(cold.tactics.find(c.graph_tactic), std::string::npos) << cold.tactics;
     EXPECT_EQ(cold.d.hits, 0);
@@ -216,7 +190,7 @@ TEST(CudaPlanCache, SecondCompileRestoresThePlans) {
 TEST(CudaPlanCache, DamagedEntriesAreFinalizedAgain) {
   SKIP_WITHOUT_CUDA();
   const Case c = fp16_case();
-  const TempDir dir("damaged");
+  const ScopedTempDir dir("damaged");
   const Compiled cold = compile_run(c, dir.path);
   ASSERT_GT(cold.d.stores, 0);
   const std::vector<std::function<std::string(const std::string&)>> damages = {
@@ -242,7 +216,7 @@ TEST(CudaPlanCache, DamagedEntriesAreFinalizedAgain) {
 TEST(CudaPlanCache, PlanTextCuDnnRefusesIsFinalizedAgain) {
   SKIP_WITHOUT_CUDA();
   const Case c = fp16_case();
-  const TempDir dir("refused");
+  const ScopedTempDir dir("refused");
   const Compiled cold = compile_run(c, dir.path);
   ASSERT_GT(cold.d.stores, 0);
   for (const fs::path& p : files_under(dir.path)) {
@@ -265,8 +239,8 @@ TEST(CudaPlanCache, PlanTextCuDnnRefusesIsFinalizedAgain) {
 TEST(CudaPlanCache, OffWritesNothing) {
   SKIP_WITHOUT_CUDA();
   const Case c = fp16_case();
-  const TempDir dir("off");
-  const EnvFor off("TANDEM_CUDNN_PLAN_CACHE", "off");
+  const ScopedTempDir dir("off");
+  const ScopedEnv off("TANDEM_CUDNN_PLAN_CACHE", "off");
   const Compiled r = compile_run(c, dir.path);
   EXPECT_NE(r.tactics.find(c.graph_tactic), std::string::npos) << r.tactics;
   EXPECT_EQ(r.d.hits + r.d.misses + r.d.rejected + r.d.stores, 0);
