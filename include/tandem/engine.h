@@ -128,6 +128,14 @@ struct CacheEntry {
 std::vector<CacheEntry> list_engine_cache(const std::string& dir);
 // Removes every cached engine (and lock files); returns how many engines were removed.
 size_t clear_engine_cache(const std::string& dir);
+// The CUDA backend's cuDNN plan cache in the same folder (<dir>/cudnn-plans, one file per plan):
+// how many files and bytes it holds, and removing it (returns how many files were removed).
+struct PlanCacheSummary {
+  size_t files = 0;
+  uint64_t bytes = 0;
+};
+PlanCacheSummary summarize_plan_cache(const std::string& dir);
+size_t clear_plan_cache(const std::string& dir);
 
 // ---- Timing cache -------------------------------------------------------------------------------
 // This machine's device key: "cpu:<model name>:<cores>:onednn-<ver>" (a CUDA backend uses

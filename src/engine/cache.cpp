@@ -58,6 +58,25 @@ size_t clear_engine_cache(const std::string& dir) {
   return n;
 }
 
+// The folder's name is the CUDA backend's (src/backend/cuda/plan_cache.cpp); the engine library
+// only counts and removes its files, so it needs no CUDA.
+PlanCacheSummary summarize_plan_cache(const std::string& dir) {
+  PlanCacheSummary s;
+  std::error_code ec;
+  const fs::path d = fs::path(resolve_cache_dir(dir)) / "cudnn-plans";
+  if (!fs::exists(d, ec)) return s;
+  for (auto it = fs::recursive_directory_iterator(d, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec)) ++s.files, s.bytes += it->file_size(ec);
+  return s;
+}
+
+size_t clear_plan_cache(const std::string& dir) {
+  const size_t n = summarize_plan_cache(dir).files;
+  std::error_code ec;
+  fs::remove_all(fs::path(resolve_cache_dir(dir)) / "cudnn-plans", ec);
+  return n;
+}
+
 // ---- Timing cache -------------------------------------------------------------------------------
 // The CPU backend names its device (src/backend/cpu/cpu_backend.cpp): the engine needs no oneDNN header.
 std::string host_device_key() { return find_backend("cpu").device_key(); }

@@ -182,6 +182,7 @@ TEST_F(JsonSchema, BuildRunBenchInspectCache) {
 
   const json c0 = document("cache list --cache-dir " + p("cache") + " --json", "tandem/cache-list/v1");
   EXPECT_EQ(c0["engines"], json::array());
+  EXPECT_EQ(c0["cudnn_plans"]["files"], 0);  // (the CUDA backend's plan cache: none here)
   const json bc = document("build " + kCls + kShape + "--fp16 -o " + p("c.engine") + " --optimization-level 0 --cache --cache-dir " +
                                p("cache") + " --json", "tandem/build/v1");
   ASSERT_TRUE(bc["cache"].is_object()) << bc.dump();

@@ -203,6 +203,15 @@ TEST(EngineBuild, ClsBuildDlaMatchesEmulationAndCaches) {
   EXPECT_EQ(entries.size(), 4u);
   EXPECT_EQ(clear_engine_cache(o.cache_dir), 4u);
   EXPECT_TRUE(list_engine_cache(o.cache_dir).empty());
+  // The cuDNN plan cache beside the engines (written by the CUDA backend): counted and removed.
+  const fs::path plans = fs::path(resolve_cache_dir(o.cache_dir)) / "cudnn-plans" / "some_device";
+  fs::create_directories(plans);
+  for (const char* name : {"a.plan", "b.plan"}) std::ofstream(plans / name) << "0123456789";
+  EXPECT_EQ(summarize_plan_cache(o.cache_dir).files, 2u);
+  EXPECT_EQ(summarize_plan_cache(o.cache_dir).bytes, 20u);
+  EXPECT_EQ(clear_plan_cache(o.cache_dir), 2u);
+  EXPECT_EQ(summarize_plan_cache(o.cache_dir).files, 0u);
+  EXPECT_FALSE(fs::exists(plans.parent_path()));
   fs::remove_all(dir);
 }
 
