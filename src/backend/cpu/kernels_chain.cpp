@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -178,7 +179,8 @@ void prepare_chain(std::vector<ChainLink>& links) {
     if (l.kind != ChainLink::kActivation || !costly(l.act.type)) continue;
     if (before.kind == ChainLink::kRoundFp16) {
       l.table = activation_table(l.act, 0.f), l.table_scale = 0.f;
-    } else if (before.kind == ChainLink::kRoundInt8 && before.scalar > 0.f && std::isfinite(before.scalar)) {
+    } else if (before.kind == ChainLink::kRoundInt8 && before.scalar >= std::numeric_limits<float>::min() &&
+               std::isfinite(before.scalar)) {  // (a subnormal scale's products lose the codes' exactness)
       l.table = activation_table(l.act, before.scalar), l.table_scale = before.scalar;
     }
   }
