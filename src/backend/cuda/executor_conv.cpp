@@ -556,13 +556,9 @@ void CudaExecutorImpl::build_convolution_h(LayerId id, const Layer& L) {
   // A depthwise one the fused call takes (bias + ReLU) competes with them too, timed: the legacy
   // call is slow for depthwise shapes (mobilenet_v3_large b32, H200: 0.15-0.43 ms per layer).
   const bool depthwise = G > 1 && G == C && K == C;
-  const float legacy_ms =
-      depthwise && !residual && *fused_ok && x.off == SIZE_MAX && f32acc_epilogues() && copt_.time_tactics &&
-              graph_fusion_mode() != 0
-          ? time_with_workspace(ws, [&](void* wsp) {
-              return fused_call(ptr_[out], DPtr{ptr_[out], SIZE_MAX}, 0.f, wsp, stream_) == CUDNN_STATUS_SUCCESS;
-            })
-          : -1.f;
+  auto legacy = [&](void* wsp) { return fused_call(ptr_[out], DPtr{ptr_[out], SIZE_MAX}, 0.f, wsp, stream_) == CUDNN_STATUS_SUCCESS; };
+  const bool time_legacy = depthwise && !residual && *fused_ok && x.off == SIZE_MAX && f32acc_epilogues();
+  const float legacy_ms = time_legacy && copt_.time_tactics && graph_fusion_mode() != 0 ? time_with_workspace(ws, legacy) : -1.f;
   const bool f32acc = (!residual && (bdev || epi.n_ops > 0) && !*fused_ok && f32acc_epilogues()) || legacy_ms >= 0.f;
   ConvF32Acc f32;
   ConvGraphRoute graph;
