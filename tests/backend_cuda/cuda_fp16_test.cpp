@@ -22,14 +22,6 @@ using namespace tandem::test;
 
 namespace {
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
-
 // What `tandem build --fp16` makes FP16 (src/engine/builder.cpp: default_gpu_precision).
 Numerics fp16_numerics(const Network& net) {
   Numerics n;

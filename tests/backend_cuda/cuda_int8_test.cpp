@@ -28,15 +28,6 @@ using namespace tandem::test;
 
 namespace {
 
-std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
-
-
 struct ConvSpec {
   int64_t C, K;
   int kh, kw, sh, sw;
@@ -57,10 +48,10 @@ TensorId conv(NetBuilder& b, const std::string& name, TensorId x, const ConvSpec
   cp.out_maps = s.K;
   const int64_t inner = s.C / s.groups * s.kh * s.kw;
   const float amp = 1.f / std::sqrt(float(inner));
-  std::vector<float> w = uniform(size_t(s.K * inner), seed, -amp, amp);
+  std::vector<float> w = random_values(size_t(s.K * inner), seed, -amp, amp);
   if (zero_channel) std::fill(w.begin() + inner, w.begin() + 2 * inner, 0.f);
   cp.kernel_weights = b.weights(name + ".w", {s.K, s.C / s.groups, s.kh, s.kw}, w);
-  cp.bias_weights = b.weights(name + ".b", {s.K}, uniform(size_t(s.K), seed + 1, -0.5f, 0.5f));
+  cp.bias_weights = b.weights(name + ".b", {s.K}, random_values(size_t(s.K), seed + 1, -0.5f, 0.5f));
   TensorId y = b.tensor(name, yd);
   b.layer(name, LayerKind::kConvolution, {x}, {y}, cp);
   return y;
@@ -116,7 +107,7 @@ void check_against_emulation(const Network& net, const TensorMap& in, const std:
   }
 }
 
-TensorMap input(const Dims& d, uint32_t seed) { return {{"x", host("x", d, uniform(size_t(volume(d)), seed))}}; }
+TensorMap input(const Dims& d, uint32_t seed) { return {{"x", host("x", d, random_values(size_t(volume(d)), seed))}}; }
 
 // Values on a grid of `step` against the reference: equal, or one step apart (an FP32 value at a
 // rounding midpoint rounded the other way); any other difference fails. Returns the flips.

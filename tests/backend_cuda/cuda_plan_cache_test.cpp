@@ -37,14 +37,6 @@ std::vector<fs::path> files_under(const fs::path& dir) {
   return out;
 }
 
-std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
-
 TensorId conv(NetBuilder& b, const std::string& name, TensorId x, int64_t C, int64_t K, int k, const Dims& yd,
               uint32_t seed) {
   ConvolutionParams cp;
@@ -53,8 +45,8 @@ TensorId conv(NetBuilder& b, const std::string& name, TensorId x, int64_t C, int
   cp.pre_padding = cp.post_padding = {k / 2, k / 2};
   cp.out_maps = K;
   const float amp = 1.f / std::sqrt(float(C * k * k));
-  cp.kernel_weights = b.weights(name + ".w", {K, C, k, k}, uniform(size_t(K * C * k * k), seed, -amp, amp));
-  cp.bias_weights = b.weights(name + ".b", {K}, uniform(size_t(K), seed + 1, -0.5f, 0.5f));
+  cp.kernel_weights = b.weights(name + ".w", {K, C, k, k}, random_values(size_t(K * C * k * k), seed, -amp, amp));
+  cp.bias_weights = b.weights(name + ".b", {K}, random_values(size_t(K), seed + 1, -0.5f, 0.5f));
   TensorId y = b.tensor(name, yd);
   b.layer(name, LayerKind::kConvolution, {x}, {y}, cp);
   return y;
@@ -86,7 +78,7 @@ Case fp16_case() {
   b.output(o);
   c.net = b.n;
   c.opt.numerics.layer_precision.assign(c.net.layers.size(), Precision::kFP16);
-  c.in = {{"x", host("x", xd, uniform(size_t(volume(xd)), 13))}};
+  c.in = {{"x", host("x", xd, random_values(size_t(volume(xd)), 13))}};
   return c;
 }
 
@@ -101,7 +93,7 @@ Case int8_case() {
   TensorId c1 = conv(b, "c1", x, 16, 16, 3, d, 21);
   b.output(conv(b, "c2", c1, 16, 16, 1, d, 23));
   c.net = b.n;
-  c.in = {{"x", host("x", d, uniform(size_t(volume(d)), 25))}};
+  c.in = {{"x", host("x", d, random_values(size_t(volume(d)), 25))}};
   auto fp32 = make_cuda_executor(c.net, ExecOptions{}, true);
   fp32->run(c.in);
   c.opt.numerics.layer_precision.assign(c.net.layers.size(), Precision::kINT8);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,15 @@ inline Agreement agree(const std::vector<float>& a, const std::vector<float>& b)
     maxb = std::max(maxb, double(std::fabs(b[i])));
   }
   return {maxd / std::max(maxb, 1e-30), dot / std::sqrt(std::max(na * nb, 1e-300))};
+}
+
+// n values drawn uniformly from [lo, hi) by a seeded generator: the same inputs on every run.
+inline std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
 }
 
 }  // namespace tandem::test
