@@ -267,6 +267,8 @@ class ImageBatcher : public Batcher {
       throw Error(path + ": cannot decode image: " + (why ? why : "unknown error"));
     }
     std::unique_ptr<uint8_t, void (*)(void*)> guard(px, stbi_image_free);
+    // stb's PNM reader accepts a header declaring 0 columns or rows (fuzz: "P5;N"): nothing to resize.
+    if (w <= 0 || h <= 0) throw Error(fmt::format("{}: cannot decode image: {}x{} pixels", path, w, h));
     const int H = o_.height, W = o_.width;
     std::vector<float> img(size_t(H) * W * C, 114.f);
     if (o_.resize == ResizeMethod::kLinear) {
