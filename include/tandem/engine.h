@@ -56,7 +56,10 @@ struct EngineContents {
 // Serialize to the file format (the bytes of an engine file).
 std::vector<uint8_t> serialize_engine(const EngineContents& e);
 // Parse bytes; `name` is used in error messages ("<name>: section NETW: ..."). Throws Error.
-EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::string& name);
+// keep_alive: the owner of `data` (a mapped file): the weights become views into data, which
+// stays valid while they live, instead of copies.
+EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::string& name,
+                                  std::shared_ptr<const void> keep_alive = nullptr);
 // Reads only the header and the metadata section (for `cache list`).
 EngineMetadata read_engine_metadata(const std::string& path);
 // Writes atomically (temp + rename).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tandem/types.h"
+#include "tandem/weight_bytes.h"
 
 namespace tandem {
 
@@ -123,7 +124,7 @@ struct Weights {
   std::string name;  // initializer name, or a generated one
   DataType type = DataType::kFloat;
   Dims dims;
-  std::vector<uint8_t> bytes;  // little-endian, dense, row-major
+  WeightBytes bytes;  // little-endian, dense, row-major; a loaded engine's are views into its file
 
   int64_t count() const { return volume(dims); }
   const float* f32() const;  // requires type == kFloat

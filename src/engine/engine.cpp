@@ -162,8 +162,9 @@ std::shared_ptr<const Engine> Engine::from_contents(EngineContents c, std::strin
 }
 
 std::shared_ptr<const Engine> Engine::load(const std::string& path) {
-  const engine_detail::MappedFile file(path);
-  return from_contents(deserialize_engine(file.data(), file.size(), path), path);
+  // The weights stay in the mapping (views, no copy): it lives as long as they do.
+  auto file = std::make_shared<const engine_detail::MappedFile>(path);
+  return from_contents(deserialize_engine(file->data(), file->size(), path, file), path);
 }
 
 int Engine::dla_layer_count() const {

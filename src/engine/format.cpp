@@ -314,7 +314,38 @@ void put_weights(Writer& w, const EngineContents& e) {
   w.raw(blob.buf.data(), blob.size());
 }
 
-void get_weights(Reader& r, EngineContents& e, const uint8_t* sec, size_t sec_size) {
+// An INT8-encoded weights' payload (encoding 1), checked against the blob, not yet dequantized.
+struct Int8Payload {
+  WeightsId id;
+  const uint8_t* codes;
+  const uint8_t* scales;  // f32, unaligned
+  uint64_t channels;
+};
+
+// Every INT8 payload dequantized (q * scale) into one block whose pages one call faults in, the
+// weights views into it: fresh heap pages, touched one by one, cost more than the arithmetic.
+void dequantize_int8_payloads(const std::vector<Int8Payload>& payloads, std::vector<Weights>& ws) {
+  auto slot = [&](const Int8Payload& p) { return (size_t(ws[size_t(p.id)].count()) * 4 + kAlign - 1) / kAlign * kAlign; };
+  size_t total = 0;
+  for (const Int8Payload& p : payloads) total += slot(p);
+  if (total == 0) return;
+  auto block = std::make_shared<const engine_detail::PopulatedBlock>(total);
+  size_t at = 0;
+  for (const Int8Payload& p : payloads) {
+    Weights& wt = ws[size_t(p.id)];
+    std::vector<float> scales(p.channels);
+    std::memcpy(scales.data(), p.scales, p.channels * 4);
+    float* out = reinterpret_cast<float*>(block->data() + at);
+    engine_detail::dequantize_per_channel(reinterpret_cast<const int8_t*>(p.codes), scales, wt, out);
+    wt.bytes = WeightBytes::view(block->data() + at, size_t(wt.count()) * 4, block);
+    at += slot(p);
+  }
+}
+
+// keep_alive (the mapped file, or null): raw payloads become views into sec that it keeps valid;
+// without it they are copied (bytes the caller is about to free).
+void get_weights(Reader& r, EngineContents& e, const uint8_t* sec, size_t sec_size,
+                 const std::shared_ptr<const void>& keep_alive) {
   uint64_t start = r.u64("blob start");
   if (start > sec_size || start % kAlign) r.fail(fmt::format("blob start {} invalid", start));
   uint32_t n = r.count(23, "weights count");
@@ -322,6 +353,7 @@ void get_weights(Reader& r, EngineContents& e, const uint8_t* sec, size_t sec_si
   ws.resize(n);
   const uint64_t blob_size = sec_size - start;
   const uint8_t* blob = sec + start;
+  std::vector<Int8Payload> int8_payloads;
   for (uint32_t i = 0; i < n; ++i) {
     Weights& wt = ws[i];
     wt.name = r.str("weights name");
@@ -340,21 +372,24 @@ void get_weights(Reader& r, EngineContents& e, const uint8_t* sec, size_t sec_si
     if (enc == 0) {
       if (bytes != uint64_t(count) * element_size(wt.type))
         r.fail(fmt::format("weights '{}': {} bytes for {} elements of {}", wt.name, bytes, count, to_string(wt.type)));
-      wt.bytes.assign(blob + off, blob + off + bytes);
+      const uint8_t* payload = blob + off;
+      if (keep_alive && reinterpret_cast<uintptr_t>(payload) % alignof(double) == 0)
+        wt.bytes = WeightBytes::view(payload, bytes, keep_alive);
+      else
+        wt.bytes.assign(payload, payload + bytes);
     } else if (enc == 1) {
       uint64_t soff = r.u64("scales offset"), ch = r.u64("channels");
       if (wt.type != DataType::kFloat || wt.dims.empty() || uint64_t(wt.dims[0]) != ch || bytes != uint64_t(count))
         r.fail(fmt::format("weights '{}': inconsistent int8 encoding", wt.name));
       if (soff > blob_size || ch * 4 > blob_size - soff)
         r.fail(fmt::format("weights '{}': scales outside the blob", wt.name));
-      std::vector<float> scales(ch);
-      std::memcpy(scales.data(), blob + soff, ch * 4);
-      engine_detail::dequantize_per_channel(reinterpret_cast<const int8_t*>(blob + off), scales, wt);
+      int8_payloads.push_back({WeightsId(i), blob + off, blob + soff, ch});
       e.int8_weights.push_back(WeightsId(i));
     } else {
       r.fail(fmt::format("weights '{}': unknown encoding {}", wt.name, enc));
     }
   }
+  dequantize_int8_payloads(int8_payloads, ws);
 }
 
 // ---- Plan --------------------------------------------------------------------------------------------
@@ -586,7 +621,8 @@ std::vector<uint8_t> serialize_engine(const EngineContents& e) {
   return std::move(out.buf);
 }
 
-EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::string& name) {
+EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::string& name,
+                                  std::shared_ptr<const void> keep_alive) {
   Parsed p = parse_header(data, size, name);
   EngineContents e;
   auto sec = [&](uint32_t id) -> std::pair<const uint8_t*, size_t> {
@@ -606,7 +642,7 @@ EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::s
   {
     auto [d, n] = sec(kWGHT);
     Reader r(d, n, where(kWGHT));
-    get_weights(r, e, d, n);
+    get_weights(r, e, d, n, keep_alive);
   }
   try {
     e.network.verify();
@@ -674,6 +710,17 @@ engine_detail::MappedFile::MappedFile(const std::string& path) {
     data_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);
+}
+
+engine_detail::PopulatedBlock::PopulatedBlock(size_t size) : size_(size) {
+  if (size_ == 0) return;
+  void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) throw Error(fmt::format("cannot allocate {} bytes: {}", size_, std::strerror(errno)));
+  data_ = static_cast<uint8_t*>(p);
+}
+
+engine_detail::PopulatedBlock::~PopulatedBlock() {
+  if (data_) ::munmap(data_, size_);
 }
 
 engine_detail::MappedFile::~MappedFile() {

@@ -17,12 +17,28 @@ struct QuantizedWeights {
 // Symmetric per-output-channel INT8: scale = max|w| / 127, q = round-half-even(w / scale) in
 // [-127, 127]; an all-zero channel gets scale 1 and q = 0 (tandem/numerics.h).
 QuantizedWeights quantize_per_channel(const Weights& w);
-// w.bytes = q * scale (fp32), keeping w.type / w.dims.
-void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, Weights& w);
+// out[0, w.count()) = q * scale (fp32) for weights of w's dims (w itself is not touched).
+void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, const Weights& w, float* out);
 
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 // A file mapped read-only (mmap): loading an engine parses the page cache's bytes in place
 // instead of zero-filling a buffer and copying the file into it.
+// Zeroed anonymous memory whose pages are all faulted in by one mmap call (MAP_POPULATE): where
+// a page fault is costly (virtual machines), touching fresh heap pages one by one costs more than
+// the work that fills them (an INT8 engine's dequantized weights at load).
+class PopulatedBlock {
+ public:
+  explicit PopulatedBlock(size_t size);
+  ~PopulatedBlock();
+  PopulatedBlock(const PopulatedBlock&) = delete;
+  PopulatedBlock& operator=(const PopulatedBlock&) = delete;
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);

@@ -30,12 +30,11 @@ QuantizedWeights quantize_per_channel(const Weights& w) {
   return out;
 }
 
-void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, Weights& w) {
+void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, const Weights& w, float* out) {
   ChannelLayout layout = axis0_layout(w);
   layout.channels = int64_t(scales.size());
   layout.inner = layout.channels ? w.count() / layout.channels : 0;
-  w.bytes.assign(size_t(w.count()) * 4, 0);
-  dequantize_int8_weights(q, layout, scales, w.f32());
+  dequantize_int8_weights(q, layout, scales, out);
 }
 
 FileLock::FileLock(const std::string& path) {

@@ -252,6 +252,33 @@ TEST(EngineFile, LoadErrorsNameTheFile) {
   fs::remove_all(d);
 }
 
+// Engine::load keeps the FP32 weights in the file's mapping (views, issue 14: "map the file, no
+// per-load copy"); compiling a context reads them in place, and the outputs equal those of the
+// same contents held in memory. The file can be replaced meanwhile (the cache renames new files
+// over old ones): the mapping keeps the old inode.
+TEST(EngineFile, LoadedWeightsAreViewsIntoTheFile) {
+  std::string d = temp_dir("views");
+  std::string p = d + "/fp32.engine";
+  EngineContents e = fp32_contents();
+  write_engine_file(p, e);
+  auto loaded = Engine::load(p);
+  const auto& ws = loaded->network().weights;
+  ASSERT_FALSE(ws.empty());
+  for (const Weights& w : ws) {
+    EXPECT_TRUE(w.bytes.is_view()) << w.name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(w.bytes.data()) % 64, 0u) << w.name;
+  }
+  auto ctx = loaded->create_context(1);
+  for (const Weights& w : ws) EXPECT_TRUE(w.bytes.is_view()) << w.name << " was copied by create_context";
+  auto ref = Engine::from_contents(e, "mem")->create_context(1);
+  engine_detail::write_file_atomic(p, "x", 1);  // replaced on disk: the loaded engine is unaffected
+  for (uint32_t s = 0; s < 2; ++s) {
+    TensorMap in{{"x", random_input({1, 3, 8, 8}, s)}};
+    EXPECT_EQ(ctx->run(in).at("y").data, ref->run(in).at("y").data);
+  }
+  fs::remove_all(d);
+}
+
 TEST(TimingCache, MergeOnWriteAndRefuseForeignDevice) {
   std::string d = temp_dir("timing");
   std::string p = d + "/t.cache";

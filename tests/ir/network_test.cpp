@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <memory>
+
 #include "tandem/network.h"
 
 using namespace tandem;
@@ -60,4 +63,33 @@ TEST(Types, Tables) {
   EXPECT_TRUE(parse_data_type("float16", &t));
   EXPECT_EQ(t, DataType::kHalf);
   EXPECT_EQ(dims_to_string({1, 3, 640, 640}), "1x3x640x640");
+}
+
+// A view reads the owner's bytes in place; every mutation copies first (copy on write), and a
+// copy of the Weights shares the view until it is written.
+TEST(WeightBytes, ViewsCopyOnWrite) {
+  auto owner = std::make_shared<std::vector<uint8_t>>(std::vector<uint8_t>{1, 2, 3, 4, 5, 6, 7, 8});
+  Weights w;
+  w.type = DataType::kFloat;
+  w.dims = {2};
+  w.bytes = WeightBytes::view(owner->data(), owner->size(), owner);
+  const Weights& cw = w;
+  EXPECT_TRUE(w.bytes.is_view());
+  EXPECT_EQ(cw.bytes.data(), owner->data());
+  EXPECT_EQ(cw.f32(), reinterpret_cast<const float*>(owner->data()));
+  Weights copy = w;
+  EXPECT_TRUE(copy.bytes.is_view());
+  EXPECT_EQ(copy.bytes, w.bytes);
+  w.f32()[0] = 1.5f;  // non-const access: owned bytes now, the owner untouched
+  EXPECT_FALSE(w.bytes.is_view());
+  EXPECT_NE(w.bytes.data(), owner->data());
+  EXPECT_EQ((*owner)[0], 1);
+  EXPECT_EQ(w.at(0), 1.5);
+  EXPECT_EQ(std::memcmp(w.bytes.data() + 4, owner->data() + 4, 4), 0);
+  EXPECT_FALSE(copy.bytes == w.bytes);
+  copy.bytes.assign(copy.bytes.begin() + 4, copy.bytes.end());  // a range inside the view itself
+  EXPECT_FALSE(copy.bytes.is_view());
+  EXPECT_EQ(copy.bytes.to_vector(), std::vector<uint8_t>({5, 6, 7, 8}));
+  copy.bytes.resize(2);
+  EXPECT_EQ(copy.bytes.size(), 2u);
 }

@@ -1292,7 +1292,7 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
     case LayerKind::kConstant: {
       const Weights& w = weights[l.as<ConstantParams>().weights];
       const Tensor& to = net.tensors[l.outputs[0]];
-      std::vector<uint8_t> bytes = w.bytes;
+      std::vector<uint8_t> bytes = w.bytes.to_vector();
       if (w.type != to.type) {  // e.g. an int64 initializer feeding an int32 tensor
         bytes.assign(size_t(volume(to.dims)) * element_size(to.type), 0);
         for (int64_t i = 0; i < volume(to.dims); ++i) store_from_double(bytes.data(), to.type, i, w.at(i));
