@@ -5,6 +5,10 @@
 //   TANDEM_ENGINES=det_fp32.engine:det_dla.engine build/r/bench/bench_engine_load
 #include <benchmark/benchmark.h>
 
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -45,9 +49,27 @@ void BM_FileRead(benchmark::State& st, std::string path) {
   }
 }
 
+// The first load of each engine in this process, before any benchmark ran: what `tandem bench`'s
+// load line measures (fresh heap pages, cold code), with the heap it took (mallinfo2).
+void report_first_loads() {
+  for (const std::string& p : engine_paths()) {
+    const size_t heap_before = mallinfo2().uordblks;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      auto e = tandem::Engine::load(p);
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      std::printf("first load in this process: %s %.2f ms, heap %+.2f MiB\n", p.c_str(), ms,
+                  (double(mallinfo2().uordblks) - double(heap_before)) / (1 << 20));
+    } catch (const std::exception& ex) {
+      std::printf("first load in this process: %s: %s\n", p.c_str(), ex.what());
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  report_first_loads();
   for (const std::string& p : engine_paths()) {
     benchmark::RegisterBenchmark(("EngineLoad/" + p).c_str(), BM_EngineLoad, p)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("FileRead/" + p).c_str(), BM_FileRead, p)->Unit(benchmark::kMillisecond);
