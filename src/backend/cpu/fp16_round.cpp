@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "parallel.h"
 #include "tandem/numerics.h"
 
 namespace tandem::cpu {
@@ -149,8 +150,7 @@ void round_fp16(float* y, int64_t n, bool allow_simd) {
     // Large arrays on the thread team, in 8-aligned chunks.
     const int64_t chunk = 16384;
     const int64_t chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (n >= 4 * chunk)
-    for (int64_t c = 0; c < chunks; ++c) round_fp16_block(y + c * chunk, std::min(chunk, n - c * chunk));
+    parallel_for(chunks, n >= 4 * chunk, [&](int64_t c) { round_fp16_block(y + c * chunk, std::min(chunk, n - c * chunk)); });
     return;
   }
   for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
@@ -160,8 +160,8 @@ void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd) {
   if (allow_simd && has_avx()) {
     const int64_t chunk = 16384;
     const int64_t chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (n >= 4 * chunk)
-    for (int64_t c = 0; c < chunks; ++c) fake_quant_int8_block(y + c * chunk, std::min(chunk, n - c * chunk), scale);
+    parallel_for(chunks, n >= 4 * chunk,
+                 [&](int64_t c) { fake_quant_int8_block(y + c * chunk, std::min(chunk, n - c * chunk), scale); });
     return;
   }
   for (int64_t i = 0; i < n; ++i) y[i] = fake_quant_int8(y[i], scale);

@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "kernels.h"
+#include "parallel.h"
 #include "tandem/numerics.h"
 #include "tandem/op_semantics.h"
 
@@ -195,15 +196,14 @@ void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, 
     needs_x0 = needs_x0 || k.kind == ChainLink::kChainInputLeft || k.kind == ChainLink::kChainInputRight;
   }
   // Large tensors only: a parallel region costs more than a small chain (docs/cpu-backend.md).
-#pragma omp parallel for schedule(static) if (n >= 65536)
-  for (int64_t b = 0; b < blocks; ++b) {
+  parallel_for(blocks, n >= 65536, [&](int64_t b) {
     alignas(64) float x0[kBlock];
     const int64_t at = b * kBlock, m = std::min(kBlock, n - at);
     float* v = y + at;
     if (needs_x0) std::memcpy(x0, x + at, size_t(m) * sizeof(float));
     if (v != x + at) std::memcpy(v, x + at, size_t(m) * sizeof(float));
     chain_block(links.data(), links.size(), v, x0, m);
-  }
+  });
 }
 
 Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n) {

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "parallel.h"
 #include "tandem/op_semantics.h"
 
 namespace tandem::cpu {
@@ -319,15 +320,14 @@ void quantize_codes(const float* x, Code* q, const Dims& d, int block, int q_blo
   if (block == q_block) {  // the same order: flat blocks
     constexpr int64_t kBlock = 16384;
     const int64_t n = N * P * C, blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (int64_t b = 0; b < blocks; ++b) codes(x + b * kBlock, q + b * kBlock, std::min(kBlock, n - b * kBlock), inv_scale);
+    parallel_for(blocks, n >= 65536,
+                 [&](int64_t b) { codes(x + b * kBlock, q + b * kBlock, std::min(kBlock, n - b * kBlock), inv_scale); });
     return;
   }
   // Other layouts: runs of kRun pixels of one image, channel by channel.
   const LayoutIndex at{C, P, block}, q_at{C, P, q_block};
   const int64_t xs = at.pixel_stride(), qs = q_at.pixel_stride(), runs = (P + kRun - 1) / kRun;
-#pragma omp parallel for schedule(static) if (N * P * C >= 65536)
-  for (int64_t r = 0; r < N * runs; ++r) {
+  parallel_for(N * runs, N * P * C >= 65536, [&](int64_t r) {
     const int64_t n = r / runs, p0 = (r % runs) * kRun, m = std::min(kRun, P - p0);
     float run[kRun];
     Code code_run[kRun];
@@ -338,7 +338,7 @@ void quantize_codes(const float* x, Code* q, const Dims& d, int block, int q_blo
       Code* dst = q + q_at(n, c, p0);
       for (int64_t j = 0; j < m; ++j) dst[j * qs] = code_run[j];
     }
-  }
+  });
 }
 
 // What requantization computes: y = chain(post_ops(float(acc) * alpha[k] + bias[k])).
@@ -374,14 +374,13 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
   const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / lanes), chunks = (P + per_chunk - 1) / per_chunk;
   const LayoutIndex y_at{K, P, y_block};
   const int64_t ys = y_at.pixel_stride();
-#pragma omp parallel for schedule(static) if (N * P * K >= 65536)
-  for (int64_t item = 0; item < planes * chunks; ++item) {
+  parallel_for(planes * chunks, N * P * K >= 65536, [&](int64_t item) {
     const int64_t plane = item / chunks, n = plane / groups, p0 = (item % chunks) * per_chunk;
     const int64_t np = std::min(per_chunk, P - p0), k0 = (plane % groups) * lanes, at = (plane * P + p0) * lanes;
     const Requantize part{rq.alpha + k0, rq.bias ? rq.bias + k0 : nullptr, rq.post_ops, rq.chain};
     if (acc_block == y_block) {
       part.run(acc + at, y + at, np, lanes);
-      continue;
+      return;
     }
     static thread_local std::vector<float> local;
     if (local.size() < size_t(np * lanes)) local.resize(size_t(np * lanes));
@@ -390,7 +389,7 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
       float* dst = y + y_at(n, k0 + k, p0);
       for (int64_t j = 0; j < np; ++j) dst[j * ys] = local[size_t(j * lanes + k)];
     }
-  }
+  });
 }
 
 }  // namespace

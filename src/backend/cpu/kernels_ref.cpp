@@ -11,6 +11,7 @@
 #include "tandem/broadcast.h"
 #include "tandem/op_semantics.h"
 #include "kernels.h"
+#include "parallel.h"
 #include "kernels_dynamic.h"
 #include "kernels_index.h"
 #include "tandem/numerics.h"
@@ -135,8 +136,7 @@ void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
     }
     return po;
   };
-#pragma omp parallel for if (rows * n > 32768) schedule(static)
-  for (int64_t item = 0; item < items; ++item) {
+  parallel_for(items, rows * n > 32768, [&](int64_t item) {
     if (group > 1) {
       const int64_t r0 = item * group, r1 = std::min(rows, r0 + group);
       float* first = nullptr;
@@ -145,12 +145,12 @@ void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
         if (!first) first = po;
       }
       round_block(rounds, first, (r1 - r0) * n);
-      continue;
+      return;
     }
     const int64_t r = item / per_row, i0 = (item % per_row) * kRoundBlock, m = std::min(kRoundBlock, n - i0);
     float* po = row_part(r, i0, m);
     if (!rounds.empty()) round_block(rounds, po, m);
-  }
+  });
 }
 
 double elementwise_double(ElementWiseOp op, double a, double b, bool integral) {
@@ -230,8 +230,7 @@ Kernel make_unary(const Network& net, const Layer& l) {
     if (it == DataType::kFloat && ot == DataType::kFloat) {
       const float* a = static_cast<const float*>(in[0]);
       float* o = static_cast<float*>(out[0]);
-#pragma omp parallel for if (n > 32768)
-      for (int64_t i = 0; i < n; ++i) o[i] = ops::unary(op, a[i]);
+      parallel_for(n, n > 32768, [&](int64_t i) { o[i] = ops::unary(op, a[i]); });
       return;
     }
     for (int64_t i = 0; i < n; ++i) {
@@ -248,8 +247,7 @@ Kernel make_unary(const Network& net, const Layer& l) {
 
 template <class F>
 void map_float(const float* x, float* y, int64_t n, F f) {
-#pragma omp parallel for if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  parallel_for(n, n > 65536, [&](int64_t i) { y[i] = f(x[i]); });
 }
 
 Kernel make_activation(const Network& net, const Layer& l) {
@@ -318,17 +316,16 @@ Kernel make_scale(const Network& net, const Layer& l, const std::vector<Weights>
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
-#pragma omp parallel for if (outer * groups * inner > 32768) collapse(2)
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t g = 0; g < groups; ++g) {
-        const float* px = x + (o * groups + g) * inner;
-        float* py = y + (o * groups + g) * inner;
-        float s = scale[g], b = shift[g], e = power[g];
-        if (has_power)
-          for (int64_t i = 0; i < inner; ++i) py[i] = std::pow(px[i] * s + b, e);
-        else
-          for (int64_t i = 0; i < inner; ++i) py[i] = px[i] * s + b;
-      }
+    parallel_for(outer * groups, outer * groups * inner > 32768, [&](int64_t og) {
+      const int64_t g = og % groups;
+      const float* px = x + og * inner;
+      float* py = y + og * inner;
+      float s = scale[g], b = shift[g], e = power[g];
+      if (has_power)
+        for (int64_t i = 0; i < inner; ++i) py[i] = std::pow(px[i] * s + b, e);
+      else
+        for (int64_t i = 0; i < inner; ++i) py[i] = px[i] * s + b;
+    });
   };
 }
 
@@ -551,8 +548,7 @@ Kernel make_concat_rounding(const Network& net, const Layer& l, const std::vecto
     const int64_t total = volume(to.dims), items = (outer + group - 1) / group;
     return [chunk, rounds, total, row, group, outer, items](const std::vector<void*>& in, const std::vector<void*>& out) {
       float* dst = static_cast<float*>(out[0]);
-#pragma omp parallel for schedule(static) if (total > 65536)
-      for (int64_t item = 0; item < items; ++item) {
+      parallel_for(items, total > 65536, [&](int64_t item) {
         const int64_t o0 = item * group, o1 = std::min(outer, o0 + group);
         for (int64_t o = o0; o < o1; ++o) {
           int64_t at = o * row;
@@ -562,7 +558,7 @@ Kernel make_concat_rounding(const Network& net, const Layer& l, const std::vecto
           }
         }
         round_block(rounds, dst + o0 * row, (o1 - o0) * row);
-      }
+      });
     };
   }
   for (int64_t o = 0; o < outer; ++o) {
@@ -577,12 +573,12 @@ Kernel make_concat_rounding(const Network& net, const Layer& l, const std::vecto
   const int64_t total = volume(to.dims);
   return [pieces, rounds, total](const std::vector<void*>& in, const std::vector<void*>& out) {
     float* dst = static_cast<float*>(out[0]);
-#pragma omp parallel for schedule(static) if (total > 65536)
-    for (size_t i = 0; i < pieces.size(); ++i) {
+    parallel_for(int64_t(pieces.size()), total > 65536, [&](int64_t i_) {
+      const size_t i = size_t(i_);
       const Piece& p = pieces[i];
       std::memcpy(dst + p.dst, static_cast<const float*>(in[p.input]) + p.src, size_t(p.n) * sizeof(float));
       round_block(rounds, dst + p.dst, p.n);
-    }
+    });
   };
 }
 
@@ -610,8 +606,7 @@ Kernel make_reduce(const Network& net, const Layer& l) {
       const float* x = static_cast<const float*>(in[0]);
       float* y = static_cast<float*>(out[0]);
       int64_t rows = w.dims[0], n = w.dims[1];
-#pragma omp parallel for if (rows * n > 65536)
-      for (int64_t r = 0; r < rows; ++r) {
+      parallel_for(rows, rows * n > 65536, [&](int64_t r) {
         const float* px = x + r * n;
         double acc = init;
         switch (op) {
@@ -635,7 +630,7 @@ Kernel make_reduce(const Network& net, const Layer& l) {
             break;
         }
         y[r] = float(ops::reduce_finish(op, acc, n));
-      }
+      });
       return;
     }
     std::vector<double> acc(on, init);
@@ -1124,8 +1119,7 @@ Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dim
     const uint32_t* x = static_cast<const uint32_t*>(in[0]);  // 4-byte elements, copied as bits
     uint32_t* y = static_cast<uint32_t*>(out[0]);
     const std::vector<int64_t>& last = idx[rank - 1];
-#pragma omp parallel for schedule(static) if (rows * inner > 65536)
-    for (int64_t item = 0; item < items; ++item) {
+    parallel_for(items, rows * inner > 65536, [&](int64_t item) {
       const int64_t r0 = item * group, r1 = std::min(rows, r0 + group);
       for (int64_t r = r0; r < r1; ++r) {
         int64_t rem = r, src = 0;
@@ -1139,7 +1133,7 @@ Kernel make_resize_nearest(const ResizeParams& p, const Dims& in_dims, const Dim
         else for (int64_t i = 0; i < inner; ++i) py[i] = px[last[size_t(i)]];
       }
       if (!rounds.empty()) round_block(rounds, reinterpret_cast<float*>(y + r0 * inner), (r1 - r0) * inner);
-    }
+    });
   };
 }
 
@@ -1186,22 +1180,21 @@ Kernel make_resize(const Network& net, const Layer& l) {
       for (size_t i = ps.axis + 1; i < ps.in_dims.size(); ++i) inner *= ps.in_dims[i];
       int64_t n_in = ps.in_dims[ps.axis], n_out = ps.out_dims[ps.axis];
       int nt = ps.taps.n_taps;
-#pragma omp parallel for collapse(2) if (outer * n_out * inner > 32768)
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t j = 0; j < n_out; ++j) {
-          float* py = dst + (o * n_out + j) * inner;
-          const float* px = src + o * n_in * inner;
-          if (nt == 1) {
-            std::memcpy(py, px + ps.taps.idx[j] * inner, inner * sizeof(float));
-            continue;
-          }
-          for (int64_t i = 0; i < inner; ++i) py[i] = 0.f;
-          for (int t = 0; t < nt; ++t) {
-            const float* q = px + ps.taps.idx[j * nt + t] * inner;
-            float wt = ps.taps.w[j * nt + t];
-            for (int64_t i = 0; i < inner; ++i) py[i] += wt * q[i];
-          }
+      parallel_for(outer * n_out, outer * n_out * inner > 32768, [&](int64_t oj) {
+        const int64_t o = oj / n_out, j = oj % n_out;
+        float* py = dst + oj * inner;
+        const float* px = src + o * n_in * inner;
+        if (nt == 1) {
+          std::memcpy(py, px + ps.taps.idx[j] * inner, inner * sizeof(float));
+          return;
         }
+        for (int64_t i = 0; i < inner; ++i) py[i] = 0.f;
+        for (int t = 0; t < nt; ++t) {
+          const float* q = px + ps.taps.idx[j * nt + t] * inner;
+          float wt = ps.taps.w[j * nt + t];
+          for (int64_t i = 0; i < inner; ++i) py[i] += wt * q[i];
+        }
+      });
       src = dst;
     }
   };

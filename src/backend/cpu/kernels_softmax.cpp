@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "kernels.h"
+#include "parallel.h"
 
 namespace tandem::cpu {
 
@@ -102,12 +103,11 @@ void softmax_float(const float* x, float* y, int64_t outer, int64_t n, int64_t i
   const LineFn line = line_function(level);
   const int64_t lines = outer * inner;
   // A thread per line is only worth it with enough elements per thread.
-#pragma omp parallel for schedule(static) if (lines > 1 && lines * n >= 32768)
-  for (int64_t l = 0; l < lines; ++l) {
+  parallel_for(lines, lines > 1 && lines * n >= 32768, [&](int64_t l) {
     const int64_t o = l / inner, j = l % inner;
     const int64_t base = o * n * inner + j;
     line(x + base, y + base, n, inner);
-  }
+  });
 }
 
 Kernel make_softmax(const Network& net, const Layer& l) {
