@@ -303,3 +303,112 @@ TEST(CpuLayouts, ChannelsLastAveragePoolingCountsAsThePlainLoop) {
     }
   }
 }
+
+namespace {
+
+// One Scale over x of dims d (channel_axis 1, or 3 for the channels-last form) with per-channel
+// scale and shift (and power 2 when `power`), or uniform ones.
+Network scale_net(const Dims& d, int channel_axis, ScaleMode mode, bool power) {
+  Net b;
+  TensorId x = b.tensor("x", d);
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  const int64_t c = mode == ScaleMode::kUniform ? 1 : d[size_t(channel_axis)];
+  ScaleParams p;
+  p.mode = mode;
+  p.channel_axis = channel_axis;
+  p.scale = b.weights("s", {c}, 1);
+  p.shift = b.weights("b", {c}, 2);
+  if (power) p.power = b.weights("p", {c}, 5);
+  TensorId y = b.tensor("y", d);
+  b.n.tensors[y].is_output = true;
+  b.n.outputs.push_back(y);
+  b.n.add_layer({"scale", LayerKind::kScale, {x}, {y}, p});
+  return std::move(b.n);
+}
+
+}  // namespace
+
+// The channels-last Scale (a BatchNormalization after a deconvolution keeps the chain
+// channels-last) is the plain Scale with its channel axis last: the same bits, element by element.
+TEST(CpuLayouts, ChannelsLastScaleComputesThePlainScalesBits) {
+  const Dims plain{2, 24, 5, 7}, nhwc{2, 5, 7, 24};
+  for (ScaleMode mode : {ScaleMode::kChannel, ScaleMode::kUniform})
+    for (bool power : {false, true}) {
+      const Network a = scale_net(plain, 1, mode, power), b = scale_net(nhwc, 3, mode, power);
+      std::vector<float> x(size_t(volume(plain))), xt(x.size()), y(x.size()), yt(x.size());
+      for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f + std::fabs(std::sin(float(i) * 0.37f)) * 3.f;  // power: a positive base
+      auto at = [&](int64_t n, int64_t c, int64_t p) { return size_t((n * 35 + p) * 24 + c); };
+      for (int64_t n = 0; n < 2; ++n)
+        for (int64_t c = 0; c < 24; ++c)
+          for (int64_t p = 0; p < 35; ++p) xt[at(n, c, p)] = x[size_t((n * 24 + c) * 35 + p)];
+      cpu::make_ref_kernel(a, a.layers[0], a.weights)({x.data()}, {y.data()});
+      cpu::make_ref_kernel(b, b.layers[0], b.weights)({xt.data()}, {yt.data()});
+      int differ = 0;
+      for (int64_t n = 0; n < 2; ++n)
+        for (int64_t c = 0; c < 24; ++c)
+          for (int64_t p = 0; p < 35; ++p)
+            differ += std::memcmp(&y[size_t((n * 24 + c) * 35 + p)], &yt[at(n, c, p)], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0) << (mode == ScaleMode::kUniform ? "uniform" : "channel") << (power ? " with power" : "");
+      EXPECT_NE(y[0], x[0]);
+    }
+}
+
+// conv -> Scale (per channel; FP32 with a power of 1, which no convolution folds, then FP16 with
+// its weights rounded to half) -> conv: the Scale
+// keeps the convolutions' channels-last layout, and computes exactly what the plain reference
+// does. Both convolutions are exact in any summation order (dyadic inputs and weights; the second
+// one copies its input: one-hot 1x1 weights, no bias), so the output is the Scale's, bit for bit.
+TEST(CpuLayouts, AScaleBetweenConvolutionsStaysChannelsLast) {
+  Net b;
+  TensorId x = b.tensor("x", {1, 16, 12, 12});
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  const TensorId c1 = b.conv("c1", x, 24, 3, 1);
+  ScaleParams sp;
+  sp.scale = b.weights("bn_s", {24}, 4);
+  sp.shift = b.weights("bn_b", {24}, 6);
+  for (int64_t c = 0; c < 24; ++c) {  // not representable in half
+    b.n.weights[size_t(sp.scale)].f32()[c] = 0.1f + 0.013f * float(c);
+    b.n.weights[size_t(sp.shift)].f32()[c] = 0.3f - 0.021f * float(c);
+  }
+  sp.power = b.weights("bn_p", {24}, 1);
+  for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(sp.power)].f32()[c] = 1.f;
+  const TensorId bn = b.tensor("bn", {1, 24, 12, 12});
+  b.n.add_layer({"bn", LayerKind::kScale, {c1}, {bn}, sp});
+  const TensorId y = b.conv("c2", bn, 24, 1, 1);
+  const auto& c2 = b.n.layers.back().as<ConvolutionParams>();
+  for (int64_t k = 0; k < 24; ++k) {
+    b.n.weights[size_t(c2.bias_weights)].f32()[k] = 0.f;
+    for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(c2.kernel_weights)].f32()[k * 24 + c] = k == c ? 1.f : 0.f;
+  }
+  b.n.tensors[y].is_output = true;
+  b.n.outputs.push_back(y);
+  const ExecGraph g = lower(b.n, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
+  const std::vector<char> nhwc = cpu::plan_layouts(b.n, g, cpu::kNhwcBlock);
+  EXPECT_TRUE(nhwc[size_t(c1)]);
+  EXPECT_TRUE(nhwc[size_t(bn)]);
+  HostTensor in = HostTensor::zeros("x", DataType::kFloat, {1, 16, 12, 12});
+  for (int64_t i = 0; i < in.count(); ++i) in.f32()[i] = float(int((i * 7) % 13) - 6) / 8.f;
+  std::vector<float> fp32_out;
+  for (Precision scale_precision : {Precision::kFP32, Precision::kFP16}) {
+    ExecOptions opt;
+    opt.numerics.layer_precision.assign(b.n.layers.size(), Precision::kFP32);
+    opt.numerics.layer_precision[1] = scale_precision;  // layers: c1, bn, c2
+    ExecOptions ref = opt;
+    ref.reference_kernels = true;
+    const HostTensor want = make_cpu_executor(b.n, ref)->run({{"x", in}}).at("c2");
+    for (const char* layout : {"nhwc", "16", "plain"}) {
+      setenv("TANDEM_CPU_CHAIN_LAYOUT", layout, 1);
+      const HostTensor got = make_cpu_executor(b.n, opt)->run({{"x", in}}).at("c2");
+      unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
+      ASSERT_EQ(got.count(), want.count());
+      int differ = 0;
+      for (int64_t i = 0; i < got.count(); ++i) differ += got.f32()[i] != want.f32()[i];
+      EXPECT_EQ(differ, 0) << "layout '" << layout << "', Scale " << to_string(scale_precision);
+    }
+    // The FP16 Scale's weights are rounded to half: its results are not the FP32 Scale's.
+    if (scale_precision == Precision::kFP32) fp32_out.assign(want.f32(), want.f32() + want.count());
+    else EXPECT_NE(std::memcmp(fp32_out.data(), want.f32(), fp32_out.size() * 4), 0);
+  }
+}

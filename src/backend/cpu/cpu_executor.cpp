@@ -606,7 +606,8 @@ bool layout_neutral(const ExecValue& v) { return v.dims.size() == 4 && v.dims[2]
 // Steps that compute channels-last as their plain kernel over the dims N,H,W,C (2-D pooling: a
 // loop of its own with the same arithmetic): nearest Resize
 // keeping N and C, Concatenation along C, float ElementWise of 4-d operands (broadcasting
-// included: SE blocks' x * gate), Reduce over exactly H and W (global pooling). A detection neck
+// included: SE blocks' x * gate), Scale per channel or uniform (a BatchNormalization after a
+// deconvolution), Reduce over exactly H and W (global pooling). A detection neck
 // (squeeze-excitation, upsample, add, concatenate) so stays in the convolutions' layout.
 std::optional<StepLayoutClass> channels_last_class(const Network& net, const ExecGraph& g, const ExecStep& st) {
   if (st.kind != StepKind::kLayer || !st.epilogue.empty() || st.outputs.size() != 1 || st.inputs.empty())
@@ -627,7 +628,9 @@ std::optional<StepLayoutClass> channels_last_class(const Network& net, const Exe
                    st.inputs.size() == 1 && id[0] == out.dims[0] && id[1] == out.dims[1]) ||
                   (l.kind == LayerKind::kConcatenation &&
                    (l.as<ConcatenationParams>().axis == 1 || l.as<ConcatenationParams>().axis == -3)) ||
-                  (l.kind == LayerKind::kElementWise && st.inputs.size() == 2);
+                  (l.kind == LayerKind::kElementWise && st.inputs.size() == 2) ||
+                  (l.kind == LayerKind::kScale && st.inputs.size() == 1 && l.as<ScaleParams>().channel_axis == 1 &&
+                   l.as<ScaleParams>().mode != ScaleMode::kElementwise);
   if (!ok) return std::nullopt;
   return StepLayoutClass::kChannelsLast;
 }
@@ -794,8 +797,10 @@ cpu::Kernel nhwc_pool_kernel(const PoolingParams& p, const Dims& in, const Dims&
 // the plain tensor N,H,W,C, so the plain kernel of a copy of the layer over those dims (Resize
 // scales permuted, Concatenation along the last axis) computes it. rounds: the output's roundings
 // inside that kernel (cpu::make_ref_kernel_rounding; an empty Kernel where it has none).
+// weights: where a Scale's come from (an FP16 Scale's rounded to half: layer_weights).
 cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const ExecStep& st,
-                                 const std::vector<cpu::ChainLink>& rounds = {}) {
+                                 const std::vector<cpu::ChainLink>& rounds = {},
+                                 const std::vector<Weights>* weights = nullptr) {
   const Layer& l = net.layers[size_t(st.layer)];
   if (!rounds.empty() && (l.kind == LayerKind::kReduce || l.kind == LayerKind::kPooling)) return {};
   if (l.kind == LayerKind::kReduce)
@@ -816,6 +821,14 @@ cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const E
     if (p.output_dims.size() == 4) p.output_dims = nhwc(p.output_dims);
   } else if (copy.kind == LayerKind::kConcatenation) {
     copy.as<ConcatenationParams>().axis = 3;
+  } else if (copy.kind == LayerKind::kScale) {  // per channel (or uniform): the channel axis moves last
+    auto& p = copy.as<ScaleParams>();
+    p.channel_axis = 3;
+    for (WeightsId* w : {&p.shift, &p.scale, &p.power}) {
+      if (*w < 0) continue;
+      t.weights.push_back((weights ? *weights : net.weights)[size_t(*w)]);
+      *w = WeightsId(t.weights.size() - 1);
+    }
   }
   t.add_layer(copy);
   return rounds.empty() ? cpu::make_ref_kernel(t, t.layers[0], t.weights)
@@ -1237,7 +1250,11 @@ class CpuExecutor : public Executor {
       put(cp.bias_weights, s.bias);
       return cpu::make_ref_kernel(net, l, prepared);
     }
-    if (block_ == cpu::kNhwcBlock && runs_channels_last(net, graph_, st)) return nhwc_permuted_kernel(net, graph_, st);
+    if (block_ == cpu::kNhwcBlock && runs_channels_last(net, graph_, st)) {
+      if (l.kind != LayerKind::kScale) return nhwc_permuted_kernel(net, graph_, st);
+      const std::vector<Weights> weights = layer_weights(net, st);
+      return nhwc_permuted_kernel(net, graph_, st, {}, &weights);
+    }
     if (l.kind == LayerKind::kSlice)
       if (auto k = contiguous_slice_kernel(net, l)) return *k;
     switch (l.kind) {

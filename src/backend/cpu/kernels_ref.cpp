@@ -313,6 +313,26 @@ Kernel make_scale(const Network& net, const Layer& l, const std::vector<Weights>
   std::vector<float> shift = expand(p.shift, 0.f), scale = expand(p.scale, 1.f),
                      power = expand(p.power, 1.f);
   bool has_power = p.power >= 0;
+  if (inner == 1 && groups > 1) {
+    // The channel axis last (a channels-last Scale, nhwc_permuted_kernel): rows of `groups`
+    // values, the same arithmetic per element, in blocks of rows so the loop over a row vectorizes.
+    const int64_t rows_per_item = std::max<int64_t>(1, 4096 / groups), items = (outer + rows_per_item - 1) / rows_per_item;
+    return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+      const float* x = static_cast<const float*>(in[0]);
+      float* y = static_cast<float*>(out[0]);
+      parallel_for(items, outer * groups > 32768, [&](int64_t item) {
+        const float *s = scale.data(), *b = shift.data(), *e = power.data();
+        for (int64_t r = item * rows_per_item; r < std::min(outer, (item + 1) * rows_per_item); ++r) {
+          const float* px = x + r * groups;
+          float* py = y + r * groups;
+          if (has_power)
+            for (int64_t g = 0; g < groups; ++g) py[g] = std::pow(px[g] * s[g] + b[g], e[g]);
+          else
+            for (int64_t g = 0; g < groups; ++g) py[g] = px[g] * s[g] + b[g];
+        }
+      });
+    };
+  }
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[0]);
