@@ -124,12 +124,12 @@ int one_step_flips(const std::vector<float>& got, const std::vector<float>& want
   return flips;
 }
 
-// The CPU reference of a network with an INT8 convolution followed by an FP16 chain: the CPU's
-// lowering takes such a chain into the convolution's epilogue and requantizes once
-// (LowerPolicy::int8_conv_fp16_chain, docs/quantization.md "Fused blocks"); the CUDA lowering
-// does not yet, so the GPU rounds c1's output to its INT8 grid and FP16 before r1, as the CPU does
-// with TANDEM_CPU_INT8_CHAIN=off (with the fusion on, 687 of 3,200 outputs of stored_chain move
-// by one step: two grids, two roundings). The tests below compare against that rounding.
+// The CPU reference of a network with an INT8 convolution followed by an FP16 chain: both
+// lowerings take such a chain into the convolution's epilogue and requantize once onto the
+// chain output's grid (LowerPolicy::int8_conv_fp16_chain, docs/quantization.md "Fused blocks");
+// with TANDEM_CPU_INT8_CHAIN=off and TANDEM_CUDA_INT8_CHAIN=off both round c1's output to its INT8
+// grid and FP16 before r1 instead (two grids, two roundings: 687 of stored_chain's 3,200 outputs
+// differ by one step between the two numerics).
 // INT8 conv (3x3) -> FP16 ReLU -> INT8 conv (1x1) -> INT8 ReLU -> INT8 conv (3x3, 4 groups), every
 // value between them stored as int8 codes (LowerPolicy::int8_native), the output rounded too;
 // with the numerics Int8StoredChainAgreesUpToOneStep describes (o).
@@ -237,47 +237,54 @@ TEST(CudaInt8, ChainWithRoundedValuesBetween) {
 TEST(CudaInt8, Int8StoredChainAgreesUpToOneStep) {
   SKIP_WITHOUT_CUDA();
   const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
-  const ScopedEnv cpu_chain("TANDEM_CPU_INT8_CHAIN", "off");  // the CPU rounds as the GPU (see stored_chain)
   const Dims d{2, 32, 10, 10};
   const TensorMap in = input(d, 73);
   ExecOptions o;
   const Network net = stored_chain(d, in, &o);
-  auto cpu = make_cpu_executor(net, o);
-  auto gpu = make_cuda_executor(net, o, CudaOptions{});
-  const std::vector<float> want = values(cpu->run(in).at("c3"));
-  const std::vector<float> got = values(gpu->run(in).at("c3")), got2 = values(gpu->run(in).at("c3"));
-  std::string kinds;
-  const auto prof = gpu->profile(1);
-  for (const auto& st : prof) kinds += st.layer + ":" + st.kind + " ";
-  // x rounded for c1, then the five layers, then c3's output rounding (a network output is float).
-  EXPECT_EQ(prof.size(), 7u) << kinds;
-  EXPECT_NE(kinds.find("r1:Activation(int8)"), std::string::npos) << kinds;
-  EXPECT_NE(kinds.find("r2:Activation(int8)"), std::string::npos) << kinds;
-  ASSERT_EQ(gpu->tactics().size(), 3u);
-  EXPECT_NE(gpu->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos);
-  EXPECT_NE(gpu->tactics()[1].tactic.find("cublaslt_int8_gemm_nhwc"), std::string::npos);
-  EXPECT_NE(gpu->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos);
-  const float step = o.numerics.tensor_scales.at("c3");
-  int nonzero = 0;
-  for (float v : want) nonzero += v != 0.f;
-  const int flips = one_step_flips(got, want, step, "eager") + one_step_flips(got2, want, step, "replay");
-  std::printf("[int8 codes] %zu outputs (%d nonzero), %d one-step flips over two runs; steps: %s\n", want.size(),
-              nonzero, flips, kinds.c_str());
-  EXPECT_GT(nonzero, int(want.size()) / 2);
-  EXPECT_LE(flips, int(want.size()) / 100);
+  // The FP16 ReLU r1 in c1's epilogue (the default), or a step of its own over codes (both
+  // lowerings with their chain fusion off).
+  for (const char* chain : {"on", "off"}) {
+    const ScopedEnv cpu_chain("TANDEM_CPU_INT8_CHAIN", chain), gpu_chain("TANDEM_CUDA_INT8_CHAIN", chain);
+    const bool fused = std::string(chain) == "on";
+    auto cpu = make_cpu_executor(net, o);
+    auto gpu = make_cuda_executor(net, o, CudaOptions{});
+    const std::vector<float> want = values(cpu->run(in).at("c3"));
+    const std::vector<float> got = values(gpu->run(in).at("c3")), got2 = values(gpu->run(in).at("c3"));
+    std::string kinds;
+    const auto prof = gpu->profile(1);
+    for (const auto& st : prof) kinds += st.layer + ":" + st.kind + " ";
+    // x rounded for c1, then the layers (r1 in c1's step when fused), then c3's output rounding
+    // (a network output is float).
+    EXPECT_EQ(prof.size(), fused ? 6u : 7u) << kinds;
+    EXPECT_EQ(kinds.find("r1:Activation(int8)") == std::string::npos, fused) << kinds;
+    EXPECT_EQ(kinds.find("c1:Convolution+Activation(int8)") != std::string::npos, fused) << kinds;
+    EXPECT_NE(kinds.find("r2:Activation(int8)"), std::string::npos) << kinds;
+    ASSERT_EQ(gpu->tactics().size(), 3u);
+    EXPECT_NE(gpu->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos);
+    EXPECT_NE(gpu->tactics()[1].tactic.find("cublaslt_int8_gemm_nhwc"), std::string::npos);
+    EXPECT_NE(gpu->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos);
+    const float step = o.numerics.tensor_scales.at("c3");
+    int nonzero = 0;
+    for (float v : want) nonzero += v != 0.f;
+    const int flips = one_step_flips(got, want, step, "eager") + one_step_flips(got2, want, step, "replay");
+    std::printf("[int8 codes] chain %s: %zu outputs (%d nonzero), %d one-step flips over two runs; steps: %s\n", chain,
+                want.size(), nonzero, flips, kinds.c_str());
+    EXPECT_GT(nonzero, int(want.size()) / 2);
+    EXPECT_LE(flips, int(want.size()) / 100);
+  }
 }
 
 // The same network with its two ungrouped INT8 convolutions as ONE cuDNN graph kernel each
 // (TANDEM_CUDA_INT8_GRAPH=1: taken whenever a plan runs; docs/cuda-backend.md, Real INT8): int8
 // codes in, INT32 sums, then in FP32 alpha (s_x * s_w[k]), the bias, and the requantization
-// clamp(rne(v / s_y), -128, 127) spelled in point-wise operations, int8 codes out. Against the CPU
+// clamp(rne(v / s_y), -128, 127) spelled in point-wise operations, int8 codes out; c1's graph also
+// runs the FP16 ReLU r1 it took (int8_conv_fp16_chain) before requantizing onto r1's grid. Against the CPU
 // emulation as above, and against the im2col / cuBLASLt route on the same GPU (both sum exactly in
 // int32, so they differ only where v / s_y lies at a midpoint and the FP32 epilogues round it
 // differently). Against the CPU it is held to the GEMM route's own agreement (flips over two runs
 // against the GEMM route's over one), so that this test checks the graph route, not the emulation.
 TEST(CudaInt8, GraphKernelRequantizesAsTheEmulation) {
   SKIP_WITHOUT_CUDA();
-  const ScopedEnv cpu_chain("TANDEM_CPU_INT8_CHAIN", "off");  // the CPU rounds as the GPU (see stored_chain)
   const Dims d{2, 32, 10, 10};
   const TensorMap in = input(d, 73);
   ExecOptions o;

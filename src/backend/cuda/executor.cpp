@@ -85,6 +85,12 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
     // turns them off (to measure what they save).
     const char* e = std::getenv("TANDEM_CUDA_INT8_HALF_IO");
     p.int8_half_boundaries = !(e && std::string(e) == "0");
+    // An INT8 convolution takes the FP16 activation after it into its epilogue and requantizes
+    // once onto the activation's grid, as the CPU's lowering (cpu_lower_policy) does: the same
+    // numerics, no activation step over codes. TANDEM_CUDA_INT8_CHAIN=off: the activation stays
+    // a step (the CPU's TANDEM_CPU_INT8_CHAIN=off).
+    const char* chain = std::getenv("TANDEM_CUDA_INT8_CHAIN");
+    p.int8_conv_fp16_chain = p.fuse_emulated && !(chain && std::string(chain) == "off");
   }
   return p;
 }
