@@ -409,6 +409,65 @@ TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
   EXPECT_LE(differ, int(want.size()) / 100);
 }
 
+// A ResNet identity block as `tandem build --int8` makes it: h = ReLU(x) (FP16) -> c1 (INT8 3x3)
+// -> r1 (FP16 ReLU, taken into c1's epilogue) -> c2 (INT8 1x1, half on its grid) -> sum = c2 + h
+// (FP16) -> o = ReLU(sum) (FP16) -> c3 (INT8 1x1, reading o's codes). The join (residual_join)
+// runs the sum, o and the codes of o for c3 in one kernel: bit for bit what the three steps give
+// with TANDEM_CUDA_FUSE_JOIN=0 (the GEMM routes on both sides, so the convolutions' codes are the
+// same), and against the CPU emulation up to codes flipped at rounding midpoints. One shape takes
+// the kernel's 8-values-per-thread path, the other (300 values) its one-value path.
+TEST(CudaInt8, ResidualJoinComputesTheSumActivationAndCodesInOnePass) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  for (const Dims& d : {Dims{2, 32, 8, 8}, Dims{1, 12, 5, 5}}) {
+    NetBuilder b;
+    const int64_t C = d[1];
+    TensorId x = b.input("x", d);
+    auto relu = [&](const std::string& name, TensorId in) {
+      TensorId y = b.tensor(name, d);
+      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+      return y;
+    };
+    TensorId h = relu("h", x);
+    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 127));
+    TensorId c2 = conv(b, "c2", r1, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 131);
+    TensorId sum = b.tensor("sum", d);
+    b.layer("sum", LayerKind::kElementWise, {c2, h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+    b.output(conv(b, "c3", relu("o", sum), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 137));
+    const TensorMap in = input(d, 139);
+    ExecOptions opt = int8_options(b.n, in);
+    for (size_t l : {0, 2, 4, 5}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum, o
+    auto cpu = make_cpu_executor(b.n, opt);
+    std::unique_ptr<CudaExecutor> apart, joined = make_cuda_executor(b.n, opt, CudaOptions{});
+    {
+      const ScopedEnv off("TANDEM_CUDA_FUSE_JOIN", "0");
+      apart = make_cuda_executor(b.n, opt, CudaOptions{});
+    }
+    std::string kinds, kinds_apart;
+    for (const auto& st : joined->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& st : apart->profile(1)) kinds_apart += st.layer + ":" + st.kind + " ";
+    EXPECT_NE(kinds.find("sum:ElementWise(fp16)+Activation+Codes"), std::string::npos) << kinds;
+    EXPECT_NE(kinds.find("c1:Convolution+Activation(int8)"), std::string::npos) << kinds;
+    for (const char* absent : {"o:Activation", "to_int8(o)", "r1:"})
+      EXPECT_EQ(kinds.find(absent), std::string::npos) << absent << " in " << kinds;
+    for (const char* present : {"o:Activation", "to_int8(o)"})
+      EXPECT_NE(kinds_apart.find(present), std::string::npos) << present << " in " << kinds_apart;
+    EXPECT_EQ(joined->profile(1).size() + 2, apart->profile(1).size()) << kinds << "| " << kinds_apart;
+    const std::vector<float> want = values(cpu->run(in).at("c3")), by_steps = values(apart->run(in).at("c3"));
+    const std::vector<float> got = values(joined->run(in).at("c3")), got2 = values(joined->run(in).at("c3"));
+    ASSERT_EQ(got.size(), by_steps.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_steps[i] || got2[i] != by_steps[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 join] %s: %d of %zu outputs differ from the unfused steps; against the CPU max rel %.3g, "
+                "cosine %.8f; steps: %s\n",
+                dims_to_string(d).c_str(), differ, got.size(), a.max_rel, a.cosine, kinds.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
+}
+
 // A ResNet downsampling join with both INT8 convolutions as cuDNN graph kernels writing half on
 // their INT8 grid (ExecValue::half_of_int8: half(q * s_y), q the requantized code), the FP16 sum
 // and ReLU after them: a 3x3 stride-2 convolution and the 1x1 stride-2 shortcut (the GEMM route

@@ -539,6 +539,18 @@ class CudaExecutorImpl final : public CudaExecutor {
     bool has_chain = false;
   };
   ConvEpilogueH conv_epilogue_h(bool residual, const Residual& res, TensorId yt);
+  // The end of a residual block of an INT8 plan: the FP16 sum, its activation and the codes of
+  // the result for the next INT8 convolutions, in one kernel (residual_join).
+  struct ResidualJoin {
+    size_t step = 0;              // the sum's step
+    ValueId a = -1, z = -1;       // its half operands
+    ValueId out = -1;             // the half value written: the activation's output, or the sum
+    ValueId codes = -1;           // the codes written (a round step's output); -1: none
+    int later_steps = 0;          // the steps after the sum's that launch nothing (1 or 2)
+    cuda::PwChain act{};          // the activation (n_ops 0: none)
+  };
+  bool residual_join(size_t k, ResidualJoin* j, bool check_memory) const;
+  void build_residual_join(const ResidualJoin& j);
   float time_residual_apart(const Residual& r, TensorId yt);
   // Real INT8 (CudaOptions::real_int8): convolutions on int8 codes with int32 sums.
   float int8_grid_scale(ValueId v) const;

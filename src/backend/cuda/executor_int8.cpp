@@ -419,6 +419,93 @@ void CudaExecutorImpl::build_activation_i8(const ExecStep& st, const Layer& L) {
   add_step(L.name, [=](cudaStream_t s) { cuda::activation_codes_i8(x, xs, fp16, c, yq, ys, y, n, s); });
 }
 
+// The end of a residual block in an INT8 plan (`tandem build --int8` ResNets): a real FP16 Sum
+// (step k) of two dense half values of its shape and layout (an INT8 convolution's half on its
+// grid and the block's input, typically), then, each optional, a real FP16 activation that alone
+// reads the sum (step k + 1) and the round step after it that makes the codes of the result for
+// the next INT8 convolutions. One kernel (add_act_codes_h) computes the same arithmetic element
+// by element, so the later steps launch nothing. Their outputs are written one or two steps
+// early: with check_memory, only where they do not overlap a or z other than as that value itself
+// (in place), which relocate_residual_outputs ensures where the arena placed them otherwise.
+// TANDEM_CUDA_FUSE_JOIN=0 turns it off.
+bool CudaExecutorImpl::residual_join(size_t k, ResidualJoin* j, bool check_memory) const {
+  const char* env = std::getenv("TANDEM_CUDA_FUSE_JOIN");
+  if ((env && std::string(env) == "0") || keep_all_ || opt_.observe_tensor || !opt_.fuse || !copt_.real_int8)
+    return false;
+  const ExecStep& add = graph_.steps[k];
+  auto plain_half = [&](const ExecStep& s, LayerKind kind, size_t inputs) {  // a real FP16 layer alone
+    return s.kind == StepKind::kLayer && s.epilogue.empty() && net_.layers[size_t(s.layer)].kind == kind &&
+           s.inputs.size() == inputs && s.outputs.size() == 1 && graph_.values[size_t(s.outputs[0])].float_as_half() &&
+           !graph_.values[size_t(s.outputs[0])].half_of_int8() && ptr_[size_t(s.outputs[0])];
+  };
+  if (!plain_half(add, LayerKind::kElementWise, 2) ||
+      net_.layers[size_t(add.layer)].as<ElementWiseParams>().op != ElementWiseOp::kSum)
+    return false;
+  const ExecValue& S = graph_.values[size_t(add.outputs[0])];
+  for (ValueId v : add.inputs) {
+    const ExecValue& X = graph_.values[size_t(v)];
+    if (!X.float_as_half() || X.dims != S.dims || X.layout != S.layout || !ptr_[size_t(v)]) return false;
+  }
+  *j = ResidualJoin{};
+  j->step = k, j->a = add.inputs[0], j->z = add.inputs[1], j->out = add.outputs[0];
+  size_t next = k + 1;
+  const TensorId sum = net_.layers[size_t(add.layer)].outputs[0];
+  if (next < graph_.steps.size() && plain_half(graph_.steps[next], LayerKind::kActivation, 1) &&
+      graph_.steps[next].inputs[0] == j->out && sum == j->out && !net_.tensors[size_t(sum)].is_output &&
+      net_.consumers()[size_t(sum)].size() == 1 && graph_.values[size_t(graph_.steps[next].outputs[0])].dims == S.dims &&
+      graph_.values[size_t(graph_.steps[next].outputs[0])].layout == S.layout) {
+    const auto& P = net_.layers[size_t(graph_.steps[next].layer)].as<ActivationParams>();
+    j->act.n_ops = 1;
+    j->act.ops[0] = {cuda::PwKind::kActivation, P.type, ElementWiseOp::kSum, P.alpha, P.beta};
+    j->out = graph_.steps[next].outputs[0];
+    ++next;
+  }
+  if (next < graph_.steps.size()) {
+    const ExecStep& r = graph_.steps[next];
+    if (r.kind == StepKind::kRound && r.inputs.size() == 1 && r.inputs[0] == j->out && r.outputs.size() == 1 &&
+        graph_.values[size_t(r.outputs[0])].int8_codes() && graph_.values[size_t(r.outputs[0])].layout == S.layout &&
+        graph_.values[size_t(r.outputs[0])].dims == S.dims && ptr_[size_t(r.outputs[0])]) {
+      j->codes = r.outputs[0];
+      ++next;
+    }
+  }
+  j->later_steps = int(next - k - 1);
+  // Nothing to save (the sum alone), or no INT8 plan's join (FP16 plans have their residual
+  // fusion, residual_after_conv): an operand written by an INT8 convolution, or codes made.
+  const bool int8_join = graph_.values[size_t(j->a)].half_of_int8() || graph_.values[size_t(j->z)].half_of_int8() ||
+                         j->codes >= 0;
+  if (j->later_steps == 0 || !int8_join) return false;
+  if (!check_memory) return true;
+  const size_t hbytes = size_t(volume(S.dims)) * sizeof(__half);
+  auto overlap = [](const void* p, size_t pn, const void* q, size_t qn) {
+    const char *a = static_cast<const char*>(p), *b = static_cast<const char*>(q);
+    return a < b + qn && b < a + pn;
+  };
+  for (ValueId in : {j->a, j->z}) {
+    const void* x = ptr_[size_t(in)];
+    if (j->out != add.outputs[0] && ptr_[size_t(j->out)] != x && overlap(ptr_[size_t(j->out)], hbytes, x, hbytes))
+      return false;
+    if (j->codes >= 0 && overlap(ptr_[size_t(j->codes)], size_t(volume(S.dims)), x, hbytes)) return false;
+  }
+  return true;
+}
+
+// The residual join's kernel at the sum's step; the activation and round steps after it are
+// marked fused away (they launch nothing).
+void CudaExecutorImpl::build_residual_join(const ResidualJoin& j) {
+  const void* a = ptr_[size_t(j.a)];
+  const void* z = ptr_[size_t(j.z)];
+  void* y = ptr_[size_t(j.out)];
+  int8_t* q = j.codes >= 0 ? static_cast<int8_t*>(ptr_[size_t(j.codes)]) : nullptr;
+  const float q_scale = j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f;
+  const int64_t n = volume(graph_.values[size_t(j.out)].dims);
+  const cuda::PwChain act = j.act;
+  for (int i = 1; i <= j.later_steps; ++i) fused_away_[j.step + size_t(i)] = 1;
+  cur_kind_ += std::string("(fp16)") + (act.n_ops ? "+Activation" : "") + (q ? "+Codes" : "");
+  add_step(net_.layers[size_t(graph_.steps[j.step].layer)].name,
+           [=](cudaStream_t s) { cuda::add_act_codes_h(a, z, act, y, q, q_scale, n, s); });
+}
+
 // Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.
 }  // namespace cuda_exec
 }  // namespace tandem

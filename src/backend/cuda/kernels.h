@@ -210,5 +210,11 @@ void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float sca
 // y_scale, or (yq null) half yh.
 void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChain& c, int8_t* yq, float y_scale,
                          void* yh, int64_t n, cudaStream_t s);
+// The join at the end of a residual block of an INT8 plan, in one pass over n half values in
+// one layout: y = half(act(half(a + z))) (act: c, or none when c.n_ops is 0) and, q not null,
+// the codes of y on the grid of q_scale; the arithmetic of the native FP16 sum, the FP16
+// activation step and the quantize step it replaces, element by element. y may be a or z itself.
+void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
+                     cudaStream_t s);
 
 }  // namespace tandem::cuda

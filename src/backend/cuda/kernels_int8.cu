@@ -182,6 +182,39 @@ __global__ void activation_codes_kernel(const int8_t* __restrict__ x, float x_sc
   }
 }
 
+// One element of the residual join (add_act_codes_h): the FP16 sum rounded to half, the
+// activation on it rounded to half, the code of that half value.
+__device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale) {
+  const __half sum = __float2half_rn(__half2float(a) + __half2float(z));
+  const __half y = c.n_ops > 0 ? __float2half_rn(apply_chain(c, __half2float(sum))) : sum;
+  if (q) *q = int8_t(quant(__half2float(y), q_scale));
+  return y;
+}
+
+// 8 halves per thread (16-byte loads; n8 = n / 8 groups, the arena aligns to 256 bytes). No
+// __restrict__: y may be a or z (each thread reads its group before writing it).
+__global__ void add_act_codes_h8_kernel(const uint4* a, const uint4* z, PwChain c, uint4* y, uint2* q, float q_scale,
+                                        idx_t n8) {
+  GRID_LOOP(i, n8) {
+    const uint4 va = a[i], vz = z[i];
+    uint4 vy;
+    uint2 vq;
+    const __half* ha = reinterpret_cast<const __half*>(&va);
+    const __half* hz = reinterpret_cast<const __half*>(&vz);
+    __half* hy = reinterpret_cast<__half*>(&vy);
+    int8_t* codes = reinterpret_cast<int8_t*>(&vq);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) hy[e] = join_one(ha[e], hz[e], c, q ? codes + e : nullptr, q_scale);
+    y[i] = vy;
+    if (q) q[i] = vq;
+  }
+}
+// The same, one value per thread (n not a multiple of 8).
+__global__ void add_act_codes_h1_kernel(const __half* a, const __half* z, PwChain c, __half* y, int8_t* q,
+                                        float q_scale, idx_t n) {
+  GRID_LOOP(i, n) y[i] = join_one(a[i], z[i], c, q ? q + i : nullptr, q_scale);
+}
+
 }  // namespace
 
 // ---- launchers -------------------------------------------------------------------------------
@@ -229,6 +262,19 @@ void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChai
                          void* yh, int64_t n, cudaStream_t s) {
   activation_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, x_scale, fp16, c, yq, y_scale, static_cast<__half*>(yh),
                                                            idx_t(n));
+}
+
+void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
+                     cudaStream_t s) {
+  auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  if (n % 8 == 0 && aligned(a, 16) && aligned(z, 16) && aligned(y, 16) && aligned(q, 8)) {
+    add_act_codes_h8_kernel<<<blocks_for(n / 8), kBlock, 0, s>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(z),
+                                                                 c, static_cast<uint4*>(y), reinterpret_cast<uint2*>(q),
+                                                                 q_scale, idx_t(n / 8));
+  } else {
+    add_act_codes_h1_kernel<<<blocks_for(n), kBlock, 0, s>>>(static_cast<const __half*>(a), static_cast<const __half*>(z),
+                                                             c, static_cast<__half*>(y), q, q_scale, idx_t(n));
+  }
 }
 
 }  // namespace tandem::cuda
