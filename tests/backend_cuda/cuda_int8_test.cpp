@@ -409,6 +409,60 @@ TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
   EXPECT_LE(differ, int(want.size()) / 100);
 }
 
+// A ResNet stem: an RGB input (C = 3) whose codes (QuantizeFP32Padded) are stored with 4
+// channels, the fourth zero (pad_narrow_codes), so that the 7x7 stride-2 INT8 convolution runs as
+// cuDNN's graph kernel (C % 4 == 0) with a zero fourth weight channel, its FP16 ReLU in its
+// epilogue. The GEMM route over the padded codes gives bit for bit what it gives over the 3-channel
+// codes (TANDEM_CUDA_INT8_PAD_CODES=0: the same int32 sums); both agree with the CPU emulation up
+// to codes flipped at rounding midpoints.
+TEST(CudaInt8, NarrowInputCodesPaddedForTheGraphKernel) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d{2, 3, 20, 18}, sd{2, 16, 10, 9};
+  TensorId x = b.input("x", d);
+  TensorId c = conv(b, "c", x, {3, 16, 7, 7, 2, 2, 3, 3, 3, 3}, sd, 149);
+  TensorId r = b.tensor("r", sd);
+  b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+  b.output(conv(b, "c2", r, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 10, 9}, 151));
+  const TensorMap in = input(d, 157);
+  ExecOptions o = int8_options(b.n, in);
+  o.numerics.layer_precision[1] = Precision::kFP16;  // r, as --int8 makes ReLUs
+  auto cpu = make_cpu_executor(b.n, o);
+  auto make = [&](const char* graph, const char* pad) {
+    const ScopedEnv g("TANDEM_CUDA_INT8_GRAPH", graph), p("TANDEM_CUDA_INT8_PAD_CODES", pad);
+    return make_cuda_executor(b.n, o, CudaOptions{});
+  };
+  auto graph = make("1", "1"), gemm = make("0", "1"), unpadded = make("0", "0");
+  std::string kinds, kinds_unpadded, tactics;
+  for (const auto& st : graph->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  for (const auto& st : unpadded->profile(1)) kinds_unpadded += st.layer + ":" + st.kind + " ";
+  for (const auto* e : {graph.get(), gemm.get(), unpadded.get()})
+    for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+  EXPECT_NE(kinds.find("c:to_int8(x):QuantizeFP32Padded"), std::string::npos) << kinds;
+  EXPECT_EQ(kinds_unpadded.find("Padded"), std::string::npos) << kinds_unpadded;
+  ASSERT_EQ(graph->tactics().size(), 2u) << tactics;
+  EXPECT_NE(graph->tactics()[0].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+  EXPECT_NE(graph->tactics()[0].key.find("|c4"), std::string::npos) << tactics;
+  EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos) << tactics;
+  EXPECT_NE(gemm->tactics()[0].key.find("|c4"), std::string::npos) << tactics;
+  EXPECT_EQ(unpadded->tactics()[0].key.find("|c4"), std::string::npos) << tactics;
+  const std::vector<float> want = values(cpu->run(in).at("c2")), by_gemm = values(gemm->run(in).at("c2"));
+  const std::vector<float> by_unpadded = values(unpadded->run(in).at("c2"));
+  const std::vector<float> got = values(graph->run(in).at("c2")), got2 = values(graph->run(in).at("c2"));
+  ASSERT_EQ(by_gemm.size(), by_unpadded.size());
+  int differ = 0;
+  for (size_t i = 0; i < by_gemm.size(); ++i) differ += by_gemm[i] != by_unpadded[i];
+  const Agreement a = agree(got, want), a2 = agree(got2, want), m = agree(by_gemm, want);
+  std::printf("[int8 stem] padded GEMM route vs 3 channels: %d of %zu differ; graph vs CPU max rel %.3g (replay "
+              "%.3g), cosine %.8f; GEMM route vs CPU max rel %.3g; steps: %s; tactics: %s\n",
+              differ, by_gemm.size(), a.max_rel, a2.max_rel, a.cosine, m.max_rel, kinds.c_str(), tactics.c_str());
+  EXPECT_EQ(differ, 0);
+  for (const Agreement& g : {a, a2, m}) {
+    EXPECT_LE(g.max_rel, 2e-2);
+    EXPECT_GE(g.cosine, 0.9999);
+  }
+}
+
 // A ResNet identity block as `tandem build --int8` makes it: h = ReLU(x) (FP16) -> c1 (INT8 3x3)
 // -> r1 (FP16 ReLU, taken into c1's epilogue) -> c2 (INT8 1x1, half on its grid) -> sum = c2 + h
 // (FP16) -> o = ReLU(sum) (FP16) -> c3 (INT8 1x1, reading o's codes). The join (residual_join)

@@ -41,6 +41,7 @@ void CudaExecutorImpl::compile() {
   lt_workspace_ = dalloc(lt_workspace_bytes_);
   fused_away_.assign(graph_.steps.size(), 0);
   if (copt_.real_fp16) relocate_residual_outputs();
+  pad_narrow_codes();
   for (const ExecStep& st : graph_.steps) {
     if (fused_away_[size_t(&st - graph_.steps.data())]) continue;
     where_ = "layer '" + net_.layers[st.layer].name + "'";

@@ -554,6 +554,11 @@ class CudaExecutorImpl final : public CudaExecutor {
   float time_residual_apart(const Residual& r, TensorId yt);
   // Real INT8 (CudaOptions::real_int8): convolutions on int8 codes with int32 sums.
   float int8_grid_scale(ValueId v) const;
+  void pad_narrow_codes();
+  int64_t codes_channels(ValueId v, int64_t c) const {
+    const auto it = padded_codes_.find(v);
+    return it == padded_codes_.end() ? c : it->second;
+  }
   bool build_int8(LayerId id, const Layer& L);
   cuda::PwChain step_chain(TensorId* out);
   void build_convolution_i8(LayerId id, const Layer& L, float x_scale);
@@ -716,6 +721,7 @@ class CudaExecutorImpl final : public CudaExecutor {
 
   std::vector<LaunchStep> steps_;
   std::vector<char> fused_away_;  // per graph step: its layers run in an earlier step's epilogue
+  std::map<ValueId, int64_t> padded_codes_;  // codes values stored with this many channels (pad_narrow_codes)
   std::string cur_kind_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
   std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;

@@ -21,7 +21,53 @@ std::vector<int8_t> krsc_codes(const std::vector<int8_t>& kcrs, int64_t K, int64
   return out;
 }
 
+// KCRS float weights of c input channels -> cp channels, zeros after the c real ones (for padded
+// codes, pad_narrow_codes: the zero channels add nothing to the sums, nor to max|w|). Weights of
+// another size are returned as they are (the caller's size check names them).
+std::vector<float> pad_input_channels(std::vector<float> w, int64_t k, int64_t c, int64_t cp, int64_t rs) {
+  if (cp == c || int64_t(w.size()) != k * c * rs) return w;
+  std::vector<float> out(size_t(k * cp * rs), 0.f);
+  for (int64_t o = 0; o < k; ++o)
+    std::copy_n(w.begin() + (o * c) * rs, c * rs, out.begin() + (o * cp) * rs);
+  return out;
+}
+
 }  // namespace
+
+// cuDNN's INT8 graph kernel and im2col's 4-byte path need C % 4 == 0, which a stem's RGB input
+// (C = 3) is not. The codes of a float value made by one round step and read only by ungrouped
+// INT8 convolutions are therefore stored with their channels padded to a multiple of 4 (zeros;
+// the convolutions take zero weights for them, build_convolution_i8: the same sums), in memory
+// of their own (the arena planned C channels). TANDEM_CUDA_INT8_PAD_CODES=0: as planned.
+void CudaExecutorImpl::pad_narrow_codes() {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_PAD_CODES");
+  if (!copt_.real_int8 || (env && std::string(env) == "0")) return;
+  for (size_t k = 0; k < graph_.steps.size(); ++k) {
+    const ExecStep& r = graph_.steps[k];
+    if (r.kind != StepKind::kRound || r.inputs.size() != 1 || r.outputs.size() != 1) continue;
+    const ValueId v = r.outputs[0];
+    const ExecValue &codes = graph_.values[size_t(v)], &from = graph_.values[size_t(r.inputs[0])];
+    if (!codes.int8_codes() || codes.layout != ValueLayout::kNHWC || codes.dims[1] % 4 == 0 ||
+        from.storage != DataType::kFloat || from.layout != ValueLayout::kLinear || !ptr_[size_t(v)])
+      continue;
+    int readers = 0;
+    bool convs = true;
+    for (size_t s = k + 1; s < graph_.steps.size(); ++s) {
+      const ExecStep& st = graph_.steps[s];
+      if (std::find(st.inputs.begin(), st.inputs.end(), v) == st.inputs.end()) continue;
+      const Layer& L = net_.layers[size_t(st.layer)];
+      ++readers;
+      convs = convs && st.kind == StepKind::kLayer && st.inputs.size() == 1 && L.kind == LayerKind::kConvolution &&
+              precision_of(st.layer) == Precision::kINT8 && L.as<ConvolutionParams>().groups <= 1;
+    }
+    if (readers == 0 || !convs) continue;
+    const int64_t cp = (codes.dims[1] + 3) / 4 * 4;
+    const size_t bytes = size_t(codes.dims[0] * cp * codes.dims[2] * codes.dims[3]);
+    ptr_[size_t(v)] = dalloc(bytes);
+    arena_bytes_ += int64_t(bytes);
+    padded_codes_[v] = cp;
+  }
+}
 
 // ---- real INT8 ------------------------------------------------------------------------------
 // An INT8 layer's float input that lies on a per-tensor INT8 grid (the last rounding of its
@@ -153,9 +199,11 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const Dims xd = net_.tensors[size_t(L.inputs[0])].dims, yd = net_.tensors[size_t(L.outputs[0])].dims;
   auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
   const int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
-  const int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], K = yd[1], OH = yd[2], OW = yd[3];
+  // C: the channels of the codes read (padded codes: zeros after xd[1], and zero weights for them)
+  const int64_t C = codes_channels(cur_step_->inputs[0], xd[1]);
+  const int64_t N = xd[0], H = xd[2], W = xd[3], K = yd[1], OH = yd[2], OW = yd[3];
   const int64_t G = std::max<int64_t>(1, P.groups), Cg = C / G, inner = Cg * kh * kw;
-  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  std::vector<float> wv = pad_input_channels(weights_f32(P.kernel_weights, "kernel"), K, xd[1], C, kh * kw);
   if (int64_t(wv.size()) != K * inner)
     unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * inner));
   auto upload_bytes = [this](const std::vector<int8_t>& v) {
@@ -188,7 +236,7 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const DPtr x = in(L.inputs[0]);
   const int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1)), dh = int(get(P.dilation, 0, 1)),
             dw = int(get(P.dilation, 1, 1)), ph = int(get(P.pre_padding, 0, 0)), pw = int(get(P.pre_padding, 1, 0));
-  const std::string key = conv_tactic_key(P, xd, yd, G, false) + "|int8";
+  const std::string key = conv_tactic_key(P, xd, yd, G, false) + "|int8" + (C != xd[1] ? "|c" + std::to_string(C) : "");
   const int64_t rows = N * OH * OW, kc = inner, kc_pad = (kc + 15) / 16 * 16, k_pad = (K + 15) / 16 * 16;
   const bool direct_gemm = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && OH == H && OW == W &&
                            C % 16 == 0;
@@ -387,6 +435,13 @@ void CudaExecutorImpl::build_quantize_codes(const ExecStep& st) {
   const bool half = from.storage == DataType::kHalf;
   cur_kind_ = half ? "QuantizeFP16" : "QuantizeFP32";
   const std::string name = net_.layers[st.layer].name + ":to_int8(" + from.name + ")";
+  if (const int64_t cp = codes_channels(st.outputs[0], 0); cp > 0) {  // padded codes (pad_narrow_codes)
+    const int64_t b = to.dims[0], c = to.dims[1], hw = to.dims[2] * to.dims[3];
+    const float* xf = static_cast<const float*>(x);
+    cur_kind_ += "Padded";
+    add_step(name, [=](cudaStream_t s) { cuda::quantize_nhwc_pad_i8(xf, q, b, c, cp, hw, scale, s); });
+    return;
+  }
   if (!half && from.layout == ValueLayout::kLinear && to.layout == ValueLayout::kNHWC) {
     const int64_t b = to.dims[0], c = to.dims[1], hw = to.dims[2] * to.dims[3];
     const float* xf = static_cast<const float*>(x);

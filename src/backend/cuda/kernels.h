@@ -179,6 +179,10 @@ void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_
 // scale), -128, 127), the emulation's integers), int32 accumulation, float results.
 // x float NCHW [batch, c, hw] -> q int8 NHWC [batch, hw, c].
 void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t hw, float scale, cudaStream_t s);
+// The same with cp > c channels per position (cp a multiple of 4), zeros after the c real ones:
+// the padded codes of a narrow input (a stem's RGB image) for INT8 convolutions needing C % 4 == 0.
+void quantize_nhwc_pad_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t cp, int64_t hw, float scale,
+                          cudaStream_t s);
 // im2col over NHWC int8: col [n * oh * ow, kc_pad], column j = (r * kw + s) * c + channel (KRSC
 // weights' order), zeros for padding and from kh * kw * c to kc_pad (a multiple of 16).
 struct Im2col {

@@ -42,6 +42,24 @@ __global__ void quantize_nhwc_kernel(const float* __restrict__ x, int8_t* __rest
   }
 }
 
+// x float [b][c][hw] -> q int8 [b][hw][cp], zeros in channels c..cp-1; one thread per position
+// (coalesced reads along hw), 4 codes per store (cp % 4 == 0).
+__global__ void quantize_nhwc_pad_kernel(const float* __restrict__ x, int8_t* __restrict__ q, idx_t c, idx_t cp,
+                                         idx_t hw, float scale, idx_t n) {
+  GRID_LOOP(i, n) {  // i = b * hw + p
+    const idx_t b = i / hw, p = i - b * hw;
+    for (idx_t c0 = 0; c0 < cp; c0 += 4) {
+      uint32_t packed = 0;
+      for (int e = 0; e < 4; ++e) {
+        const idx_t ch = c0 + e;
+        const int code = ch < c ? quant(x[(b * c + ch) * hw + p], scale) : 0;
+        packed |= uint32_t(uint8_t(int8_t(code))) << (8 * e);
+      }
+      *reinterpret_cast<uint32_t*>(q + i * cp + c0) = packed;
+    }
+  }
+}
+
 // col[m][j], m = (b, oh, ow), j = (r, s, ch) (channels fastest, as the KRSC weights), zeros for
 // padding and for j >= kh * kw * c; V bytes per thread (V divides c).
 template <int V>
@@ -221,6 +239,12 @@ __global__ void add_act_codes_h1_kernel(const __half* a, const __half* z, PwChai
 void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t hw, float scale, cudaStream_t s) {
   dim3 grid(unsigned((hw + kTile - 1) / kTile), unsigned((c + kTile - 1) / kTile), unsigned(batch));
   quantize_nhwc_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(x, q, idx_t(c), idx_t(hw), scale);
+}
+
+void quantize_nhwc_pad_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t cp, int64_t hw, float scale,
+                          cudaStream_t s) {
+  const int64_t n = batch * hw;
+  quantize_nhwc_pad_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, q, idx_t(c), idx_t(cp), idx_t(hw), scale, idx_t(n));
 }
 
 void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s) {
