@@ -463,6 +463,58 @@ TEST(CudaInt8, NarrowInputCodesPaddedForTheGraphKernel) {
   }
 }
 
+// A ResNet stem's tail: the INT8 convolution's codes -> FP16 ReLU (half) -> FP16 max pooling
+// 3x3 stride 2 -> the codes the next INT8 convolution reads. maxpool_over_codes runs the three as
+// one pooling over the codes (the largest code of each window): bit for bit what the steps give
+// with TANDEM_CUDA_FUSE_POOL=0, and against the CPU emulation up to codes flipped at midpoints.
+TEST(CudaInt8, MaxPoolOverCodesAsTheActivationPoolAndQuantizeSteps) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  NetBuilder b;
+  const Dims d{2, 16, 12, 12}, pd{2, 16, 6, 6};
+  TensorId x = b.input("x", d);
+  TensorId c = conv(b, "c", x, {16, 16, 3, 3, 1, 1, 1, 1, 1, 1}, d, 163);
+  TensorId r = b.tensor("r", d);
+  b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+  PoolingParams pp;
+  pp.type = PoolingType::kMax;
+  pp.window = {3, 3};
+  pp.stride = {2, 2};
+  pp.pre_padding = {1, 1};
+  pp.post_padding = {1, 1};
+  TensorId pool = b.tensor("pool", pd);
+  b.layer("pool", LayerKind::kPooling, {r}, {pool}, pp);
+  b.output(conv(b, "c2", pool, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 6, 6}, 167));
+  const TensorMap in = input(d, 173);
+  ExecOptions o = int8_options(b.n, in);
+  o.numerics.layer_precision[1] = o.numerics.layer_precision[2] = Precision::kFP16;  // r, pool
+  auto cpu = make_cpu_executor(b.n, o);
+  std::unique_ptr<CudaExecutor> apart, fused = make_cuda_executor(b.n, o, CudaOptions{});
+  {
+    const ScopedEnv off("TANDEM_CUDA_FUSE_POOL", "0");
+    apart = make_cuda_executor(b.n, o, CudaOptions{});
+  }
+  std::string kinds, kinds_apart;
+  for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  for (const auto& st : apart->profile(1)) kinds_apart += st.layer + ":" + st.kind + " ";
+  EXPECT_NE(kinds.find("r:Activation+MaxPool(int8)"), std::string::npos) << kinds;
+  for (const char* absent : {"pool:", "to_int8(pool)"}) EXPECT_EQ(kinds.find(absent), std::string::npos) << kinds;
+  for (const char* present : {"r:Activation(int8->fp16)", "pool:Pooling(fp16)", "to_int8(pool)"})
+    EXPECT_NE(kinds_apart.find(present), std::string::npos) << present << " in " << kinds_apart;
+  const std::vector<float> want = values(cpu->run(in).at("c2")), by_steps = values(apart->run(in).at("c2"));
+  const std::vector<float> got = values(fused->run(in).at("c2")), got2 = values(fused->run(in).at("c2"));
+  ASSERT_EQ(got.size(), by_steps.size());
+  int differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_steps[i] || got2[i] != by_steps[i];
+  const Agreement a = agree(got, want);
+  std::printf("[int8 pool] %d of %zu outputs differ from the unfused steps; against the CPU max rel %.3g, cosine "
+              "%.8f; steps: %s\n",
+              differ, got.size(), a.max_rel, a.cosine, kinds.c_str());
+  EXPECT_EQ(differ, 0);
+  EXPECT_LE(a.max_rel, 2e-2);
+  EXPECT_GE(a.cosine, 0.9999);
+}
+
 // A ResNet identity block as `tandem build --int8` makes it: h = ReLU(x) (FP16) -> c1 (INT8 3x3)
 // -> r1 (FP16 ReLU, taken into c1's epilogue) -> c2 (INT8 1x1, half on its grid) -> sum = c2 + h
 // (FP16) -> o = ReLU(sum) (FP16) -> c3 (INT8 1x1, reading o's codes). The join (residual_join)

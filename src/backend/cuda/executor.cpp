@@ -206,7 +206,9 @@ void CudaExecutorImpl::build_step(const ExecStep& st) {
   if (fused_activation() >= 0) cur_kind_ += "+Activation";
   for (size_t i = 0; i < L.inputs.size() && i < st.inputs.size(); ++i)
     if (st.inputs[i] != L.inputs[i]) in_override_[L.inputs[i]] = st.inputs[i];
-  if (ResidualJoin j; residual_join(size_t(&st - graph_.steps.data()), &j, true)) return build_residual_join(j);
+  const size_t k = size_t(&st - graph_.steps.data());
+  if (ResidualJoin j; residual_join(k, &j, true)) return build_residual_join(j);
+  if (PoolOverCodes f; maxpool_over_codes(k, &f)) return build_maxpool_over_codes(f);
   if (build_int8_codes_step(st, L)) return;
   if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].float_as_half()) {
     cur_kind_ += "(fp16)";

@@ -551,6 +551,16 @@ class CudaExecutorImpl final : public CudaExecutor {
   };
   bool residual_join(size_t k, ResidualJoin* j, bool check_memory) const;
   void build_residual_join(const ResidualJoin& j);
+  // A ReLU over codes, the max pooling after it and the codes of the pooled value, as one
+  // pooling over the codes (maxpool_over_codes).
+  struct PoolOverCodes {
+    size_t step = 0;          // the activation's step; the pooling's and the round step follow
+    ValueId x = -1, codes = -1;
+    LayerId pool = -1;
+    cuda::PwChain act{};
+  };
+  bool maxpool_over_codes(size_t k, PoolOverCodes* f) const;
+  void build_maxpool_over_codes(const PoolOverCodes& f);
   float time_residual_apart(const Residual& r, TensorId yt);
   // Real INT8 (CudaOptions::real_int8): convolutions on int8 codes with int32 sums.
   float int8_grid_scale(ValueId v) const;

@@ -561,6 +561,73 @@ void CudaExecutorImpl::build_residual_join(const ResidualJoin& j) {
            [=](cudaStream_t s) { cuda::add_act_codes_h(a, z, act, y, q, q_scale, n, s); });
 }
 
+// A ResNet stem's tail in an INT8 plan: an FP16 ReLU over an INT8 convolution's codes writing
+// half (step k), a max pooling of that half value alone (k + 1), and the round step making the
+// pooled value's codes (k + 2), which nothing else reads. The ReLU on the half grid is
+// non-decreasing in the code, so the pooled value is that of the window's largest code: one
+// pooling over the codes (maxpool_act_codes_i8) gives the same codes, and the two half values
+// are never written. TANDEM_CUDA_FUSE_POOL=0 turns it off.
+bool CudaExecutorImpl::maxpool_over_codes(size_t k, PoolOverCodes* f) const {
+  const char* env = std::getenv("TANDEM_CUDA_FUSE_POOL");
+  if ((env && std::string(env) == "0") || keep_all_ || opt_.observe_tensor || !opt_.fuse || k + 2 >= graph_.steps.size())
+    return false;
+  const ExecStep &act = graph_.steps[k], &pool = graph_.steps[k + 1], &round = graph_.steps[k + 2];
+  auto nhwc = [&](ValueId v) { return graph_.values[size_t(v)].layout == ValueLayout::kNHWC; };
+  auto read_by = [&](ValueId v) {  // the steps reading v
+    int n = 0;
+    for (const ExecStep& s : graph_.steps) n += int(std::count(s.inputs.begin(), s.inputs.end(), v));
+    return n;
+  };
+  if (act.kind != StepKind::kLayer || !act.epilogue.empty() || act.inputs.size() != 1 || act.outputs.size() != 1 ||
+      net_.layers[size_t(act.layer)].kind != LayerKind::kActivation ||
+      net_.layers[size_t(act.layer)].as<ActivationParams>().type != ActivationType::kRelu ||
+      precision_of(act.layer) != Precision::kFP16 || !graph_.values[size_t(act.inputs[0])].int8_codes() ||
+      !graph_.values[size_t(act.outputs[0])].float_as_half() || !nhwc(act.inputs[0]) || !nhwc(act.outputs[0]))
+    return false;
+  if (pool.kind != StepKind::kLayer || !pool.epilogue.empty() || pool.inputs.size() != 1 || pool.outputs.size() != 1 ||
+      pool.inputs[0] != act.outputs[0] || net_.layers[size_t(pool.layer)].kind != LayerKind::kPooling ||
+      net_.layers[size_t(pool.layer)].as<PoolingParams>().type != PoolingType::kMax ||
+      net_.layers[size_t(pool.layer)].as<PoolingParams>().window.size() != 2 ||
+      !graph_.values[size_t(pool.outputs[0])].float_as_half() || !nhwc(pool.outputs[0]) || read_by(act.outputs[0]) != 1)
+    return false;
+  if (round.kind != StepKind::kRound || round.inputs.size() != 1 || round.outputs.size() != 1 ||
+      round.inputs[0] != pool.outputs[0] || !graph_.values[size_t(round.outputs[0])].int8_codes() ||
+      !nhwc(round.outputs[0]) || read_by(pool.outputs[0]) != 1 || !ptr_[size_t(round.outputs[0])])
+    return false;
+  for (ValueId v : {act.outputs[0], pool.outputs[0]})
+    if (net_.tensors[size_t(graph_.values[size_t(v)].tensor)].is_output) return false;
+  *f = PoolOverCodes{};
+  f->step = k, f->x = act.inputs[0], f->codes = round.outputs[0], f->pool = pool.layer;
+  f->act.n_ops = 1;
+  f->act.ops[0] = {cuda::PwKind::kActivation, ActivationType::kRelu, ElementWiseOp::kSum, 0.f, 0.f};
+  return true;
+}
+
+// The pooling over codes at the activation's step; the pooling and round steps launch nothing.
+// The codes are written two steps early: where the arena put them over the input codes (which
+// die at the activation), they get memory of their own.
+void CudaExecutorImpl::build_maxpool_over_codes(const PoolOverCodes& f) {
+  const Layer& P = net_.layers[size_t(f.pool)];
+  const Dims &xd = net_.tensors[size_t(P.inputs[0])].dims, &yd = net_.tensors[size_t(P.outputs[0])].dims;
+  cuda::Pool2d p = pool2d_of(P.as<PoolingParams>(), xd, yd);
+  p.nc = int(xd[0]);
+  const int64_t c = xd[1], x_bytes = volume(xd), y_bytes = volume(yd);
+  const char* x = static_cast<const char*>(ptr_[size_t(f.x)]);
+  const char* y0 = static_cast<const char*>(ptr_[size_t(f.codes)]);
+  if (y0 < x + x_bytes && x < y0 + y_bytes) {
+    ptr_[size_t(f.codes)] = dalloc(size_t(y_bytes));
+    arena_bytes_ += size_t(y_bytes);
+  }
+  const int8_t* xq = reinterpret_cast<const int8_t*>(x);
+  int8_t* y = static_cast<int8_t*>(ptr_[size_t(f.codes)]);
+  const float xs = graph_.values[size_t(f.x)].int8_scale, ys = graph_.values[size_t(f.codes)].int8_scale;
+  const cuda::PwChain act = f.act;
+  fused_away_[f.step + 1] = fused_away_[f.step + 2] = 1;
+  cur_kind_ = "Activation+MaxPool(int8)";
+  add_step(net_.layers[size_t(graph_.steps[f.step].layer)].name,
+           [=](cudaStream_t s) { cuda::maxpool_act_codes_i8(p, c, xq, xs, act, y, ys, s); });
+}
+
 // Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.
 }  // namespace cuda_exec
 }  // namespace tandem

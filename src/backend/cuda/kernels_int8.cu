@@ -201,16 +201,25 @@ __global__ void activation_codes_kernel(const int8_t* __restrict__ x, float x_sc
 }
 
 // One element of the residual join (add_act_codes_h): the FP16 sum rounded to half, the
-// activation on it rounded to half, the code of that half value.
+// activation on it rounded to half, the code of that half value. kRelu: the activation is one
+// ReLU, spelled out (x > 0 ? x : 0 on a half value gives back that value or +0: the same bits
+// as the chain's arithmetic, without its per-element dispatch).
+template <bool kRelu>
 __device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale) {
   const __half sum = __float2half_rn(__half2float(a) + __half2float(z));
-  const __half y = c.n_ops > 0 ? __float2half_rn(apply_chain(c, __half2float(sum))) : sum;
+  __half y = sum;
+  if (kRelu) {
+    y = __half2float(sum) > 0.f ? sum : __float2half_rn(0.f);
+  } else if (c.n_ops > 0) {
+    y = __float2half_rn(apply_chain(c, __half2float(sum)));
+  }
   if (q) *q = int8_t(quant(__half2float(y), q_scale));
   return y;
 }
 
 // 8 halves per thread (16-byte loads; n8 = n / 8 groups, the arena aligns to 256 bytes). No
 // __restrict__: y may be a or z (each thread reads its group before writing it).
+template <bool kRelu>
 __global__ void add_act_codes_h8_kernel(const uint4* a, const uint4* z, PwChain c, uint4* y, uint2* q, float q_scale,
                                         idx_t n8) {
   GRID_LOOP(i, n8) {
@@ -222,7 +231,7 @@ __global__ void add_act_codes_h8_kernel(const uint4* a, const uint4* z, PwChain 
     __half* hy = reinterpret_cast<__half*>(&vy);
     int8_t* codes = reinterpret_cast<int8_t*>(&vq);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) hy[e] = join_one(ha[e], hz[e], c, q ? codes + e : nullptr, q_scale);
+    for (int e = 0; e < 8; ++e) hy[e] = join_one<kRelu>(ha[e], hz[e], c, q ? codes + e : nullptr, q_scale);
     y[i] = vy;
     if (q) q[i] = vq;
   }
@@ -230,7 +239,25 @@ __global__ void add_act_codes_h8_kernel(const uint4* a, const uint4* z, PwChain 
 // The same, one value per thread (n not a multiple of 8).
 __global__ void add_act_codes_h1_kernel(const __half* a, const __half* z, PwChain c, __half* y, int8_t* q,
                                         float q_scale, idx_t n) {
-  GRID_LOOP(i, n) y[i] = join_one(a[i], z[i], c, q ? q + i : nullptr, q_scale);
+  GRID_LOOP(i, n) y[i] = join_one<false>(a[i], z[i], c, q ? q + i : nullptr, q_scale);
+}
+
+// One thread per output (b, oh, ow, ch), channels fastest; the window of pool2d_nhwc_h_kernel.
+__global__ void maxpool_act_codes_kernel(Pool2d p, idx_t c, const int8_t* __restrict__ x, float x_scale, PwChain act,
+                                         int8_t* __restrict__ y, float y_scale, idx_t n) {
+  GRID_LOOP(i, n) {
+    const idx_t ch = i % c, t = i / c;
+    const idx_t ow = t % p.ow, oh = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
+    const idx_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+    const idx_t h0 = max(hs, idx_t(0)), w0 = max(ws, idx_t(0));
+    const idx_t h1 = min(hs + idx_t(p.kh), idx_t(p.h)), w1 = min(ws + idx_t(p.kw), idx_t(p.w));
+    const int8_t* xp = x + b * p.h * p.w * c + ch;
+    int q = -129;  // below every code: an empty window pools to -inf, as the half kernel's
+    for (idx_t hh = h0; hh < h1; ++hh)
+      for (idx_t ww = w0; ww < w1; ++ww) q = max(q, int(xp[(hh * p.w + ww) * c]));
+    const float v = q < -128 ? -INFINITY : to_half_grid(apply_chain(act, to_half_grid(float(q) * x_scale)));
+    y[i] = int8_t(quant(v, y_scale));
+  }
 }
 
 }  // namespace
@@ -291,14 +318,22 @@ void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChai
 void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
                      cudaStream_t s) {
   auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  const bool relu = c.n_ops == 1 && c.ops[0].kind == PwKind::kActivation && c.ops[0].act == ActivationType::kRelu;
   if (n % 8 == 0 && aligned(a, 16) && aligned(z, 16) && aligned(y, 16) && aligned(q, 8)) {
-    add_act_codes_h8_kernel<<<blocks_for(n / 8), kBlock, 0, s>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(z),
-                                                                 c, static_cast<uint4*>(y), reinterpret_cast<uint2*>(q),
-                                                                 q_scale, idx_t(n / 8));
+    auto kernel = relu ? add_act_codes_h8_kernel<true> : add_act_codes_h8_kernel<false>;
+    kernel<<<blocks_for(n / 8), kBlock, 0, s>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(z), c,
+                                                static_cast<uint4*>(y), reinterpret_cast<uint2*>(q), q_scale,
+                                                idx_t(n / 8));
   } else {
     add_act_codes_h1_kernel<<<blocks_for(n), kBlock, 0, s>>>(static_cast<const __half*>(a), static_cast<const __half*>(z),
                                                              c, static_cast<__half*>(y), q, q_scale, idx_t(n));
   }
+}
+
+void maxpool_act_codes_i8(const Pool2d& p, int64_t c, const int8_t* x, float x_scale, const PwChain& act, int8_t* y,
+                          float y_scale, cudaStream_t s) {
+  const int64_t n = int64_t(p.nc) * p.oh * p.ow * c;
+  maxpool_act_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, idx_t(c), x, x_scale, act, y, y_scale, idx_t(n));
 }
 
 }  // namespace tandem::cuda
