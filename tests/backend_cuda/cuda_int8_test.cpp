@@ -428,11 +428,11 @@ TEST(CudaInt8, NarrowInputCodesPaddedForTheGraphKernel) {
   ExecOptions o = int8_options(b.n, in);
   o.numerics.layer_precision[1] = Precision::kFP16;  // r, as --int8 makes ReLUs
   auto cpu = make_cpu_executor(b.n, o);
-  auto make = [&](const char* graph, const char* pad) {
+  auto make = [&](const char* graph, const char* pad) {  // pad: nullptr, the default (4 channels); "0": off
     const ScopedEnv g("TANDEM_CUDA_INT8_GRAPH", graph), p("TANDEM_CUDA_INT8_PAD_CODES", pad);
     return make_cuda_executor(b.n, o, CudaOptions{});
   };
-  auto graph = make("1", "1"), gemm = make("0", "1"), unpadded = make("0", "0");
+  auto graph = make("1", nullptr), gemm = make("0", nullptr), unpadded = make("0", "0");
   std::string kinds, kinds_unpadded, tactics;
   for (const auto& st : graph->profile(1)) kinds += st.layer + ":" + st.kind + " ";
   for (const auto& st : unpadded->profile(1)) kinds_unpadded += st.layer + ":" + st.kind + " ";
@@ -470,49 +470,51 @@ TEST(CudaInt8, NarrowInputCodesPaddedForTheGraphKernel) {
 TEST(CudaInt8, MaxPoolOverCodesAsTheActivationPoolAndQuantizeSteps) {
   SKIP_WITHOUT_CUDA();
   const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
-  NetBuilder b;
-  const Dims d{2, 16, 12, 12}, pd{2, 16, 6, 6};
-  TensorId x = b.input("x", d);
-  TensorId c = conv(b, "c", x, {16, 16, 3, 3, 1, 1, 1, 1, 1, 1}, d, 163);
-  TensorId r = b.tensor("r", d);
-  b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
-  PoolingParams pp;
-  pp.type = PoolingType::kMax;
-  pp.window = {3, 3};
-  pp.stride = {2, 2};
-  pp.pre_padding = {1, 1};
-  pp.post_padding = {1, 1};
-  TensorId pool = b.tensor("pool", pd);
-  b.layer("pool", LayerKind::kPooling, {r}, {pool}, pp);
-  b.output(conv(b, "c2", pool, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 6, 6}, 167));
-  const TensorMap in = input(d, 173);
-  ExecOptions o = int8_options(b.n, in);
-  o.numerics.layer_precision[1] = o.numerics.layer_precision[2] = Precision::kFP16;  // r, pool
-  auto cpu = make_cpu_executor(b.n, o);
-  std::unique_ptr<CudaExecutor> apart, fused = make_cuda_executor(b.n, o, CudaOptions{});
-  {
-    const ScopedEnv off("TANDEM_CUDA_FUSE_POOL", "0");
-    apart = make_cuda_executor(b.n, o, CudaOptions{});
+  for (const int64_t C : {16, 6}) {  // the kernel's 4-channels-per-thread path, and its one-channel path
+    NetBuilder b;
+    const Dims d{2, C, 12, 12}, pd{2, C, 6, 6};
+    TensorId x = b.input("x", d);
+    TensorId c = conv(b, "c", x, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 163);
+    TensorId r = b.tensor("r", d);
+    b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+    PoolingParams pp;
+    pp.type = PoolingType::kMax;
+    pp.window = {3, 3};
+    pp.stride = {2, 2};
+    pp.pre_padding = {1, 1};
+    pp.post_padding = {1, 1};
+    TensorId pool = b.tensor("pool", pd);
+    b.layer("pool", LayerKind::kPooling, {r}, {pool}, pp);
+    b.output(conv(b, "c2", pool, {C, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 6, 6}, 167));
+    const TensorMap in = input(d, 173);
+    ExecOptions o = int8_options(b.n, in);
+    o.numerics.layer_precision[1] = o.numerics.layer_precision[2] = Precision::kFP16;  // r, pool
+    auto cpu = make_cpu_executor(b.n, o);
+    std::unique_ptr<CudaExecutor> apart, fused = make_cuda_executor(b.n, o, CudaOptions{});
+    {
+      const ScopedEnv off("TANDEM_CUDA_FUSE_POOL", "0");
+      apart = make_cuda_executor(b.n, o, CudaOptions{});
+    }
+    std::string kinds, kinds_apart;
+    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& st : apart->profile(1)) kinds_apart += st.layer + ":" + st.kind + " ";
+    EXPECT_NE(kinds.find("r:Activation+MaxPool(int8)"), std::string::npos) << kinds;
+    for (const char* absent : {"pool:", "to_int8(pool)"}) EXPECT_EQ(kinds.find(absent), std::string::npos) << kinds;
+    for (const char* present : {"r:Activation(int8->fp16)", "pool:Pooling(fp16)", "to_int8(pool)"})
+      EXPECT_NE(kinds_apart.find(present), std::string::npos) << present << " in " << kinds_apart;
+    const std::vector<float> want = values(cpu->run(in).at("c2")), by_steps = values(apart->run(in).at("c2"));
+    const std::vector<float> got = values(fused->run(in).at("c2")), got2 = values(fused->run(in).at("c2"));
+    ASSERT_EQ(got.size(), by_steps.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_steps[i] || got2[i] != by_steps[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 pool] C = %lld: %d of %zu outputs differ from the unfused steps; against the CPU max rel %.3g, "
+                "cosine %.8f; steps: %s\n",
+                (long long)C, differ, got.size(), a.max_rel, a.cosine, kinds.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
   }
-  std::string kinds, kinds_apart;
-  for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
-  for (const auto& st : apart->profile(1)) kinds_apart += st.layer + ":" + st.kind + " ";
-  EXPECT_NE(kinds.find("r:Activation+MaxPool(int8)"), std::string::npos) << kinds;
-  for (const char* absent : {"pool:", "to_int8(pool)"}) EXPECT_EQ(kinds.find(absent), std::string::npos) << kinds;
-  for (const char* present : {"r:Activation(int8->fp16)", "pool:Pooling(fp16)", "to_int8(pool)"})
-    EXPECT_NE(kinds_apart.find(present), std::string::npos) << present << " in " << kinds_apart;
-  const std::vector<float> want = values(cpu->run(in).at("c2")), by_steps = values(apart->run(in).at("c2"));
-  const std::vector<float> got = values(fused->run(in).at("c2")), got2 = values(fused->run(in).at("c2"));
-  ASSERT_EQ(got.size(), by_steps.size());
-  int differ = 0;
-  for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_steps[i] || got2[i] != by_steps[i];
-  const Agreement a = agree(got, want);
-  std::printf("[int8 pool] %d of %zu outputs differ from the unfused steps; against the CPU max rel %.3g, cosine "
-              "%.8f; steps: %s\n",
-              differ, got.size(), a.max_rel, a.cosine, kinds.c_str());
-  EXPECT_EQ(differ, 0);
-  EXPECT_LE(a.max_rel, 2e-2);
-  EXPECT_GE(a.cosine, 0.9999);
 }
 
 // A ResNet identity block as `tandem build --int8` makes it: h = ReLU(x) (FP16) -> c1 (INT8 3x3)

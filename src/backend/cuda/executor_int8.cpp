@@ -38,10 +38,13 @@ std::vector<float> pad_input_channels(std::vector<float> w, int64_t k, int64_t c
 // (C = 3) is not. The codes of a float value made by one round step and read only by ungrouped
 // INT8 convolutions are therefore stored with their channels padded to a multiple of 4 (zeros;
 // the convolutions take zero weights for them, build_convolution_i8: the same sums), in memory
-// of their own (the arena planned C channels). TANDEM_CUDA_INT8_PAD_CODES=0: as planned.
+// of their own (the arena planned C channels). TANDEM_CUDA_INT8_PAD_CODES=0: as planned; =N (a
+// multiple of 4): padded to a multiple of N (cuDNN's INT8 kernels for C = 4 are slow: see
+// docs/benchmarks.md).
 void CudaExecutorImpl::pad_narrow_codes() {
   const char* env = std::getenv("TANDEM_CUDA_INT8_PAD_CODES");
-  if (!copt_.real_int8 || (env && std::string(env) == "0")) return;
+  const int64_t multiple = env ? std::atoll(env) : 4;
+  if (!copt_.real_int8 || multiple <= 0 || multiple % 4) return;
   for (size_t k = 0; k < graph_.steps.size(); ++k) {
     const ExecStep& r = graph_.steps[k];
     if (r.kind != StepKind::kRound || r.inputs.size() != 1 || r.outputs.size() != 1) continue;
@@ -61,7 +64,7 @@ void CudaExecutorImpl::pad_narrow_codes() {
               precision_of(st.layer) == Precision::kINT8 && L.as<ConvolutionParams>().groups <= 1;
     }
     if (readers == 0 || !convs) continue;
-    const int64_t cp = (codes.dims[1] + 3) / 4 * 4;
+    const int64_t cp = (codes.dims[1] + multiple - 1) / multiple * multiple;
     const size_t bytes = size_t(codes.dims[0] * cp * codes.dims[2] * codes.dims[3]);
     ptr_[size_t(v)] = dalloc(bytes);
     arena_bytes_ += int64_t(bytes);

@@ -126,6 +126,43 @@ __global__ void epilogue_codes_kernel(const int32_t* __restrict__ acc, idx_t ld,
   }
 }
 
+// The chain c on v, or (kRelu: c is one ReLU) that ReLU spelled out: v > 0 ? v : 0, the chain's
+// arithmetic without its per-element dispatch (these kernels are compute-bound).
+template <bool kRelu>
+__device__ __forceinline__ float chain_or_relu(const PwChain& c, float v) {
+  if (kRelu) return v > 0.f ? v : 0.f;
+  return apply_chain(c, v);
+}
+
+// epilogue_codes_kernel for 4 channels per thread (k and ld multiples of 4: 16-byte loads of
+// the sums, 4- or 8-byte stores); n4 = rows * k / 4.
+template <bool kRelu>
+__global__ void epilogue_codes4_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k,
+                                       const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                                       float y_scale, int8_t* __restrict__ y, __half* __restrict__ yh, idx_t n4) {
+  const idx_t k4 = k / 4;
+  GRID_LOOP(i, n4) {
+    const idx_t row = i / k4, ch = (i - row * k4) * 4;
+    const int4 s = *reinterpret_cast<const int4*>(acc + row * ld + ch);
+    const int32_t sums[4] = {s.x, s.y, s.z, s.w};
+    uint32_t packed = 0;
+    __half h[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = float(sums[e]) * alpha[ch + e];
+      if (bias) v += bias[ch + e];
+      const int q = quant(chain_or_relu<kRelu>(c, v), y_scale);
+      packed |= uint32_t(uint8_t(int8_t(q))) << (8 * e);
+      if (yh) h[e] = __float2half_rn(float(q) * y_scale);
+    }
+    if (yh) {
+      *reinterpret_cast<uint2*>(yh + row * k + ch) = *reinterpret_cast<const uint2*>(h);
+    } else {
+      *reinterpret_cast<uint32_t*>(y + row * k + ch) = packed;
+    }
+  }
+}
+
 // One thread per output; x int8 codes NHWC, w int8 [k][c/g][kh][kw], int32 sums, the epilogue
 // above. Output: float NCHW y, or (yq not null) codes NHWC on the grid of y_scale, or (yh not
 // null) that grid's values as half NHWC.
@@ -242,21 +279,43 @@ __global__ void add_act_codes_h1_kernel(const __half* a, const __half* z, PwChai
   GRID_LOOP(i, n) y[i] = join_one<false>(a[i], z[i], c, q ? q + i : nullptr, q_scale);
 }
 
-// One thread per output (b, oh, ow, ch), channels fastest; the window of pool2d_nhwc_h_kernel.
+// Whether chain c is one ReLU (the kernels' spelled-out path).
+bool one_relu(const PwChain& c) {
+  return c.n_ops == 1 && c.ops[0].kind == PwKind::kActivation && c.ops[0].act == ActivationType::kRelu;
+}
+
+// V channels per thread (V = 4: 4-byte loads and stores, c % 4 == 0), the window of
+// pool2d_nhwc_h_kernel; n counts groups of V outputs (b, oh, ow, ch..ch+V-1), channels fastest.
+template <int V, bool kRelu>
 __global__ void maxpool_act_codes_kernel(Pool2d p, idx_t c, const int8_t* __restrict__ x, float x_scale, PwChain act,
                                          int8_t* __restrict__ y, float y_scale, idx_t n) {
+  using T = typename Bytes<V>::T;
+  const idx_t cv = c / V;
   GRID_LOOP(i, n) {
-    const idx_t ch = i % c, t = i / c;
+    const idx_t ch = (i % cv) * V, t = i / cv;
     const idx_t ow = t % p.ow, oh = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
     const idx_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
     const idx_t h0 = max(hs, idx_t(0)), w0 = max(ws, idx_t(0));
     const idx_t h1 = min(hs + idx_t(p.kh), idx_t(p.h)), w1 = min(ws + idx_t(p.kw), idx_t(p.w));
     const int8_t* xp = x + b * p.h * p.w * c + ch;
-    int q = -129;  // below every code: an empty window pools to -inf, as the half kernel's
+    int q[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) q[e] = -129;  // below every code: an empty window pools to -inf, as the half kernel's
     for (idx_t hh = h0; hh < h1; ++hh)
-      for (idx_t ww = w0; ww < w1; ++ww) q = max(q, int(xp[(hh * p.w + ww) * c]));
-    const float v = q < -128 ? -INFINITY : to_half_grid(apply_chain(act, to_half_grid(float(q) * x_scale)));
-    y[i] = int8_t(quant(v, y_scale));
+      for (idx_t ww = w0; ww < w1; ++ww) {
+        const T v = *reinterpret_cast<const T*>(xp + (hh * p.w + ww) * c);
+        const int8_t* codes = reinterpret_cast<const int8_t*>(&v);
+#pragma unroll
+        for (int e = 0; e < V; ++e) q[e] = max(q[e], int(codes[e]));
+      }
+    T out;
+    int8_t* o = reinterpret_cast<int8_t*>(&out);
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      const float pooled = to_half_grid(chain_or_relu<kRelu>(act, to_half_grid(float(q[e]) * x_scale)));
+      o[e] = int8_t(quant(q[e] < -128 ? -INFINITY : pooled, y_scale));
+    }
+    *reinterpret_cast<T*>(y + i * V) = out;
   }
 }
 
@@ -294,6 +353,12 @@ void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k
 void int8_epilogue_codes(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
                          const float* bias, const PwChain& c, float y_scale, int8_t* y, void* yh, cudaStream_t s) {
   const int64_t n = rows * k;
+  if (k % 4 == 0 && ld % 4 == 0) {
+    auto kernel = one_relu(c) ? epilogue_codes4_kernel<true> : epilogue_codes4_kernel<false>;
+    kernel<<<blocks_for(n / 4), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y,
+                                               static_cast<__half*>(yh), idx_t(n / 4));
+    return;
+  }
   epilogue_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y,
                                                          static_cast<__half*>(yh), idx_t(n));
 }
@@ -318,7 +383,7 @@ void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChai
 void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
                      cudaStream_t s) {
   auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
-  const bool relu = c.n_ops == 1 && c.ops[0].kind == PwKind::kActivation && c.ops[0].act == ActivationType::kRelu;
+  const bool relu = one_relu(c);
   if (n % 8 == 0 && aligned(a, 16) && aligned(z, 16) && aligned(y, 16) && aligned(q, 8)) {
     auto kernel = relu ? add_act_codes_h8_kernel<true> : add_act_codes_h8_kernel<false>;
     kernel<<<blocks_for(n / 8), kBlock, 0, s>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(z), c,
@@ -333,7 +398,14 @@ void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, in
 void maxpool_act_codes_i8(const Pool2d& p, int64_t c, const int8_t* x, float x_scale, const PwChain& act, int8_t* y,
                           float y_scale, cudaStream_t s) {
   const int64_t n = int64_t(p.nc) * p.oh * p.ow * c;
-  maxpool_act_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, idx_t(c), x, x_scale, act, y, y_scale, idx_t(n));
+  const bool relu = one_relu(act);
+  if (c % 4 == 0) {
+    auto kernel = relu ? maxpool_act_codes_kernel<4, true> : maxpool_act_codes_kernel<4, false>;
+    kernel<<<blocks_for(n / 4), kBlock, 0, s>>>(p, idx_t(c), x, x_scale, act, y, y_scale, idx_t(n / 4));
+  } else {
+    auto kernel = relu ? maxpool_act_codes_kernel<1, true> : maxpool_act_codes_kernel<1, false>;
+    kernel<<<blocks_for(n), kBlock, 0, s>>>(p, idx_t(c), x, x_scale, act, y, y_scale, idx_t(n));
+  }
 }
 
 }  // namespace tandem::cuda
