@@ -218,13 +218,13 @@ void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChai
 // one layout: y = half(act(half(a + z))) (act: c, or none when c.n_ops is 0) and, q not null,
 // the codes of y on the grid of q_scale; the arithmetic of the native FP16 sum, the FP16
 // activation step and the quantize step it replaces, element by element. y may be a or z itself.
+void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
+                     cudaStream_t s);
 // Max pooling (NHWC, geometry p with p.nc = the batch) of an FP16 activation over int8 codes x,
 // written as the codes of the pooled half value on the grid of y_scale: the output of the three
 // steps activation_codes_i8 (fp16) -> pooling2d_nhwc_h -> quantize_codes_i8, exactly, for a
 // non-decreasing activation c (ReLU: the window's largest code gives the pooled value).
 void maxpool_act_codes_i8(const Pool2d& p, int64_t c, const int8_t* x, float x_scale, const PwChain& act, int8_t* y,
                           float y_scale, cudaStream_t s);
-void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
-                     cudaStream_t s);
 
 }  // namespace tandem::cuda
