@@ -151,7 +151,7 @@ class Lowering {
       bool ok = true;
       for (TensorId t : l.outputs)
         ok = ok && net_.tensors[size_t(t)].type == DataType::kFloat && !net_.tensors[size_t(t)].is_output;
-      if (!ok || !pol_.fp16_native(net_, id)) continue;
+      if (!ok || !pol_.fp16_native(net_, id) || left_to_int8_conv(id)) continue;
       native_[size_t(id)] = 1;
       for (TensorId t : l.outputs) store_half(t);
     }
@@ -165,6 +165,36 @@ class Lowering {
       for (LayerId c : cs) all_native = all_native && native_[size_t(c)];
       if (all_native) store_half(t);
     }
+  }
+  // Real INT8 with LowerPolicy::int8_conv_fp16_chain: an FP16 activation that an INT8
+  // convolution running on codes will take into its epilogue (its input is that convolution's
+  // output and read by it alone; its output lies on a per-tensor INT8 grid read by INT8 layers
+  // alone) stays emulated, so that the chain fusion below gives it to the convolution as the
+  // CPU's lowering does: one requantization onto the activation's grid, and neither a half
+  // value nor an activation step between the two convolutions.
+  bool left_to_int8_conv(LayerId id) const {
+    if (!pol_.int8_native || !pol_.int8_conv_fp16_chain || !pol_.fuse_emulated || !pol_.fuse || !pol_.pointwise_chains)
+      return false;
+    const Layer& l = net_.layers[size_t(id)];
+    if (l.kind != LayerKind::kActivation || l.inputs.size() != 1 || l.outputs.size() != 1 ||
+        precision_of(id) != Precision::kFP16)
+      return false;
+    const Tensor& x = net_.tensors[size_t(l.inputs[0])];
+    if (x.is_output || x.producer < 0 || cons_[size_t(l.inputs[0])].size() != 1) return false;
+    const LayerId conv = x.producer;
+    return net_.layers[size_t(conv)].kind == LayerKind::kConvolution && precision_of(conv) == Precision::kINT8 &&
+           pol_.int8_native(net_, conv) && int8_grid_for_int8_readers(l.outputs[0]);
+  }
+  // Whether tensor t lies on a per-tensor INT8 grid that every reader (all INT8 layers) rounds
+  // it to: a producer may requantize it so at once.
+  bool int8_grid_for_int8_readers(TensorId t) const {
+    const Tensor& T = net_.tensors[size_t(t)];
+    if (T.is_output || T.type != DataType::kFloat || !rounds(Precision::kINT8, T) || num_.per_channel_axis.count(T.name))
+      return false;
+    auto sc = num_.tensor_scales.find(T.name);
+    bool int8_readers = !cons_[size_t(t)].empty();
+    for (LayerId c : cons_[size_t(t)]) int8_readers = int8_readers && precision_of(c) == Precision::kINT8;
+    return int8_readers && sc != num_.tensor_scales.end() && sc->second > 0.f && std::isfinite(sc->second);
   }
   // Whether t is (or, once plan_views has run, will be a view of) a half value; a wrong guess
   // costs a convert step, never a wrong result (emit_steps converts what a layer reads).
@@ -444,10 +474,7 @@ class Lowering {
       return false;
     // On a grid only when every reader is INT8 (rounds it to that grid anyway): an FP16 or FP32
     // reader keeps reading the chain's FP16 output.
-    auto sc = num_.tensor_scales.find(T.name);
-    bool int8_readers = !cons_[size_t(out)].empty();
-    for (LayerId c : cons_[size_t(out)]) int8_readers = int8_readers && precision_of(c) == Precision::kINT8;
-    if (int8_readers && sc != num_.tensor_scales.end() && sc->second > 0.f && std::isfinite(sc->second)) return true;
+    if (int8_grid_for_int8_readers(out)) return true;
     for (LayerId next = first + 1; next < LayerId(net_.layers.size()); ++next) {
       if (chain_in_[size_t(next)] != out) continue;
       for (LayerId c : cons_[size_t(out)]) {
@@ -512,9 +539,19 @@ class Lowering {
 
   // ---- 3b. real INT8: which values are stored as int8 codes (LowerPolicy::int8_native) ---------
   // A layer that may read or write codes: the backend runs it so, and it is a step of its own.
+  // An INT8 convolution may carry the FP16 chain it took (int8_conv_fp16_chain): its epilogue
+  // runs on the dequantized sums before the one requantization.
   bool int8_step(LayerId id) const {
-    return pol_.int8_native(net_, id) && absorber_[size_t(id)] < 0 && epilogue_[size_t(id)].empty() &&
+    return pol_.int8_native(net_, id) && absorber_[size_t(id)] < 0 &&
+           (epilogue_[size_t(id)].empty() || (int8_conv_chain(id) && has_chain_[size_t(id)])) &&
            chain_in_[size_t(id)] < 0 && net_.layers[size_t(id)].outputs.size() == 1;
+  }
+  // The layer whose step writes t: its producer, or the convolution that absorbed the producer
+  // and ends in t.
+  LayerId step_writing(TensorId t) const {
+    const LayerId p = net_.tensors[size_t(t)].producer;
+    const LayerId a = p >= 0 ? absorber_[size_t(p)] : -1;
+    return a >= 0 && final_out_[size_t(a)] == t ? a : p;
   }
   // The layout of an int8 value: channels-last as a 4-d half value of the CUDA policy.
   static ValueLayout int8_layout(const Dims& d) {
@@ -535,7 +572,7 @@ class Lowering {
       return false;
     auto sc = num_.tensor_scales.find(T.name);
     if (sc == num_.tensor_scales.end() || !(sc->second > 0.f) || !std::isfinite(sc->second)) return false;
-    const LayerId p = T.producer;
+    const LayerId p = step_writing(t);
     const bool p_int8 = precision_of(p) == Precision::kINT8;
     // The producer writes the value rounded to the grid: an INT8 layer's own output rounding,
     // or a native FP16 activation's (only for INT8 readers, which round it so anyway).
@@ -561,7 +598,9 @@ class Lowering {
       changed = false;
       for (LayerId id = 0; id < LayerId(net_.layers.size()); ++id) {
         const Layer& l = net_.layers[size_t(id)];
-        if (l.kind != LayerKind::kActivation || l.inputs.size() != 1 || l.outputs.size() != 1) continue;
+        if (l.kind != LayerKind::kActivation || l.inputs.size() != 1 || l.outputs.size() != 1 ||
+            absorber_[size_t(id)] >= 0)  // (an absorbed one runs on the convolution's sums)
+          continue;
         char& x = codes[size_t(l.inputs[0])];
         char& y = codes[size_t(l.outputs[0])];
         if (y && !x) y = 0, changed = true;

@@ -124,12 +124,12 @@ int one_step_flips(const std::vector<float>& got, const std::vector<float>& want
   return flips;
 }
 
-// The CPU reference of a network with an INT8 convolution followed by an FP16 chain: the CPU's
-// lowering takes such a chain into the convolution's epilogue and requantizes once
-// (LowerPolicy::int8_conv_fp16_chain, docs/quantization.md "Fused blocks"); the CUDA lowering
-// does not yet, so the GPU rounds c1's output to its INT8 grid and FP16 before r1, as the CPU does
-// with TANDEM_CPU_INT8_CHAIN=off (with the fusion on, 687 of 3,200 outputs of stored_chain move
-// by one step: two grids, two roundings). The tests below compare against that rounding.
+// The CPU reference of a network with an INT8 convolution followed by an FP16 chain: both
+// lowerings take such a chain into the convolution's epilogue and requantize once onto the
+// chain output's grid (LowerPolicy::int8_conv_fp16_chain, docs/quantization.md "Fused blocks");
+// with TANDEM_CPU_INT8_CHAIN=off and TANDEM_CUDA_INT8_CHAIN=off both round c1's output to its INT8
+// grid and FP16 before r1 instead (two grids, two roundings: 687 of stored_chain's 3,200 outputs
+// differ by one step between the two numerics).
 // INT8 conv (3x3) -> FP16 ReLU -> INT8 conv (1x1) -> INT8 ReLU -> INT8 conv (3x3, 4 groups), every
 // value between them stored as int8 codes (LowerPolicy::int8_native), the output rounded too;
 // with the numerics Int8StoredChainAgreesUpToOneStep describes (o).
@@ -237,47 +237,54 @@ TEST(CudaInt8, ChainWithRoundedValuesBetween) {
 TEST(CudaInt8, Int8StoredChainAgreesUpToOneStep) {
   SKIP_WITHOUT_CUDA();
   const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
-  const ScopedEnv cpu_chain("TANDEM_CPU_INT8_CHAIN", "off");  // the CPU rounds as the GPU (see stored_chain)
   const Dims d{2, 32, 10, 10};
   const TensorMap in = input(d, 73);
   ExecOptions o;
   const Network net = stored_chain(d, in, &o);
-  auto cpu = make_cpu_executor(net, o);
-  auto gpu = make_cuda_executor(net, o, CudaOptions{});
-  const std::vector<float> want = values(cpu->run(in).at("c3"));
-  const std::vector<float> got = values(gpu->run(in).at("c3")), got2 = values(gpu->run(in).at("c3"));
-  std::string kinds;
-  const auto prof = gpu->profile(1);
-  for (const auto& st : prof) kinds += st.layer + ":" + st.kind + " ";
-  // x rounded for c1, then the five layers, then c3's output rounding (a network output is float).
-  EXPECT_EQ(prof.size(), 7u) << kinds;
-  EXPECT_NE(kinds.find("r1:Activation(int8)"), std::string::npos) << kinds;
-  EXPECT_NE(kinds.find("r2:Activation(int8)"), std::string::npos) << kinds;
-  ASSERT_EQ(gpu->tactics().size(), 3u);
-  EXPECT_NE(gpu->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos);
-  EXPECT_NE(gpu->tactics()[1].tactic.find("cublaslt_int8_gemm_nhwc"), std::string::npos);
-  EXPECT_NE(gpu->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos);
-  const float step = o.numerics.tensor_scales.at("c3");
-  int nonzero = 0;
-  for (float v : want) nonzero += v != 0.f;
-  const int flips = one_step_flips(got, want, step, "eager") + one_step_flips(got2, want, step, "replay");
-  std::printf("[int8 codes] %zu outputs (%d nonzero), %d one-step flips over two runs; steps: %s\n", want.size(),
-              nonzero, flips, kinds.c_str());
-  EXPECT_GT(nonzero, int(want.size()) / 2);
-  EXPECT_LE(flips, int(want.size()) / 100);
+  // The FP16 ReLU r1 in c1's epilogue (the default), or a step of its own over codes (both
+  // lowerings with their chain fusion off).
+  for (const char* chain : {"on", "off"}) {
+    const ScopedEnv cpu_chain("TANDEM_CPU_INT8_CHAIN", chain), gpu_chain("TANDEM_CUDA_INT8_CHAIN", chain);
+    const bool fused = std::string(chain) == "on";
+    auto cpu = make_cpu_executor(net, o);
+    auto gpu = make_cuda_executor(net, o, CudaOptions{});
+    const std::vector<float> want = values(cpu->run(in).at("c3"));
+    const std::vector<float> got = values(gpu->run(in).at("c3")), got2 = values(gpu->run(in).at("c3"));
+    std::string kinds;
+    const auto prof = gpu->profile(1);
+    for (const auto& st : prof) kinds += st.layer + ":" + st.kind + " ";
+    // x rounded for c1, then the layers (r1 in c1's step when fused), then c3's output rounding
+    // (a network output is float).
+    EXPECT_EQ(prof.size(), fused ? 6u : 7u) << kinds;
+    EXPECT_EQ(kinds.find("r1:Activation(int8)") == std::string::npos, fused) << kinds;
+    EXPECT_EQ(kinds.find("c1:Convolution+Activation(int8)") != std::string::npos, fused) << kinds;
+    EXPECT_NE(kinds.find("r2:Activation(int8)"), std::string::npos) << kinds;
+    ASSERT_EQ(gpu->tactics().size(), 3u);
+    EXPECT_NE(gpu->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos);
+    EXPECT_NE(gpu->tactics()[1].tactic.find("cublaslt_int8_gemm_nhwc"), std::string::npos);
+    EXPECT_NE(gpu->tactics()[2].tactic.find("tandem_int8_direct"), std::string::npos);
+    const float step = o.numerics.tensor_scales.at("c3");
+    int nonzero = 0;
+    for (float v : want) nonzero += v != 0.f;
+    const int flips = one_step_flips(got, want, step, "eager") + one_step_flips(got2, want, step, "replay");
+    std::printf("[int8 codes] chain %s: %zu outputs (%d nonzero), %d one-step flips over two runs; steps: %s\n", chain,
+                want.size(), nonzero, flips, kinds.c_str());
+    EXPECT_GT(nonzero, int(want.size()) / 2);
+    EXPECT_LE(flips, int(want.size()) / 100);
+  }
 }
 
 // The same network with its two ungrouped INT8 convolutions as ONE cuDNN graph kernel each
 // (TANDEM_CUDA_INT8_GRAPH=1: taken whenever a plan runs; docs/cuda-backend.md, Real INT8): int8
 // codes in, INT32 sums, then in FP32 alpha (s_x * s_w[k]), the bias, and the requantization
-// clamp(rne(v / s_y), -128, 127) spelled in point-wise operations, int8 codes out. Against the CPU
+// clamp(rne(v / s_y), -128, 127) spelled in point-wise operations, int8 codes out; c1's graph also
+// runs the FP16 ReLU r1 it took (int8_conv_fp16_chain) before requantizing onto r1's grid. Against the CPU
 // emulation as above, and against the im2col / cuBLASLt route on the same GPU (both sum exactly in
 // int32, so they differ only where v / s_y lies at a midpoint and the FP32 epilogues round it
 // differently). Against the CPU it is held to the GEMM route's own agreement (flips over two runs
 // against the GEMM route's over one), so that this test checks the graph route, not the emulation.
 TEST(CudaInt8, GraphKernelRequantizesAsTheEmulation) {
   SKIP_WITHOUT_CUDA();
-  const ScopedEnv cpu_chain("TANDEM_CPU_INT8_CHAIN", "off");  // the CPU rounds as the GPU (see stored_chain)
   const Dims d{2, 32, 10, 10};
   const TensorMap in = input(d, 73);
   ExecOptions o;
@@ -400,6 +407,173 @@ TEST(CudaInt8, HalfInputsToCodesAndHalfOutputsOnTheGrid) {
               differ, kinds.c_str());
   EXPECT_GT(nonzero, int(want.size()) / 4);
   EXPECT_LE(differ, int(want.size()) / 100);
+}
+
+// A ResNet stem: an RGB input (C = 3) whose codes (QuantizeFP32Padded) are stored with 4
+// channels, the fourth zero (pad_narrow_codes), so that the 7x7 stride-2 INT8 convolution runs as
+// cuDNN's graph kernel (C % 4 == 0) with a zero fourth weight channel, its FP16 ReLU in its
+// epilogue. The GEMM route over the padded codes gives bit for bit what it gives over the 3-channel
+// codes (TANDEM_CUDA_INT8_PAD_CODES=0: the same int32 sums); both agree with the CPU emulation up
+// to codes flipped at rounding midpoints.
+TEST(CudaInt8, NarrowInputCodesPaddedForTheGraphKernel) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d{2, 3, 20, 18}, sd{2, 16, 10, 9};
+  TensorId x = b.input("x", d);
+  TensorId c = conv(b, "c", x, {3, 16, 7, 7, 2, 2, 3, 3, 3, 3}, sd, 149);
+  TensorId r = b.tensor("r", sd);
+  b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+  b.output(conv(b, "c2", r, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 10, 9}, 151));
+  const TensorMap in = input(d, 157);
+  ExecOptions o = int8_options(b.n, in);
+  o.numerics.layer_precision[1] = Precision::kFP16;  // r, as --int8 makes ReLUs
+  auto cpu = make_cpu_executor(b.n, o);
+  auto make = [&](const char* graph, const char* pad) {  // pad: nullptr, the default (4 channels); "0": off
+    const ScopedEnv g("TANDEM_CUDA_INT8_GRAPH", graph), p("TANDEM_CUDA_INT8_PAD_CODES", pad);
+    return make_cuda_executor(b.n, o, CudaOptions{});
+  };
+  auto graph = make("1", nullptr), gemm = make("0", nullptr), unpadded = make("0", "0");
+  std::string kinds, kinds_unpadded, tactics;
+  for (const auto& st : graph->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  for (const auto& st : unpadded->profile(1)) kinds_unpadded += st.layer + ":" + st.kind + " ";
+  for (const auto* e : {graph.get(), gemm.get(), unpadded.get()})
+    for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+  EXPECT_NE(kinds.find("c:to_int8(x):QuantizeFP32Padded"), std::string::npos) << kinds;
+  EXPECT_EQ(kinds_unpadded.find("Padded"), std::string::npos) << kinds_unpadded;
+  ASSERT_EQ(graph->tactics().size(), 2u) << tactics;
+  EXPECT_NE(graph->tactics()[0].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+  EXPECT_NE(graph->tactics()[0].key.find("|c4"), std::string::npos) << tactics;
+  EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos) << tactics;
+  EXPECT_NE(gemm->tactics()[0].key.find("|c4"), std::string::npos) << tactics;
+  EXPECT_EQ(unpadded->tactics()[0].key.find("|c4"), std::string::npos) << tactics;
+  const std::vector<float> want = values(cpu->run(in).at("c2")), by_gemm = values(gemm->run(in).at("c2"));
+  const std::vector<float> by_unpadded = values(unpadded->run(in).at("c2"));
+  const std::vector<float> got = values(graph->run(in).at("c2")), got2 = values(graph->run(in).at("c2"));
+  ASSERT_EQ(by_gemm.size(), by_unpadded.size());
+  int differ = 0;
+  for (size_t i = 0; i < by_gemm.size(); ++i) differ += by_gemm[i] != by_unpadded[i];
+  const Agreement a = agree(got, want), a2 = agree(got2, want), m = agree(by_gemm, want);
+  std::printf("[int8 stem] padded GEMM route vs 3 channels: %d of %zu differ; graph vs CPU max rel %.3g (replay "
+              "%.3g), cosine %.8f; GEMM route vs CPU max rel %.3g; steps: %s; tactics: %s\n",
+              differ, by_gemm.size(), a.max_rel, a2.max_rel, a.cosine, m.max_rel, kinds.c_str(), tactics.c_str());
+  EXPECT_EQ(differ, 0);
+  for (const Agreement& g : {a, a2, m}) {
+    EXPECT_LE(g.max_rel, 2e-2);
+    EXPECT_GE(g.cosine, 0.9999);
+  }
+}
+
+// A ResNet stem's tail: the INT8 convolution's codes -> FP16 ReLU (half) -> FP16 max pooling
+// 3x3 stride 2 -> the codes the next INT8 convolution reads. maxpool_over_codes runs the three as
+// one pooling over the codes (the largest code of each window): bit for bit what the steps give
+// with TANDEM_CUDA_FUSE_POOL=0, and against the CPU emulation up to codes flipped at midpoints.
+TEST(CudaInt8, MaxPoolOverCodesAsTheActivationPoolAndQuantizeSteps) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  for (const int64_t C : {16, 6}) {  // the kernel's 4-channels-per-thread path, and its one-channel path
+    NetBuilder b;
+    const Dims d{2, C, 12, 12}, pd{2, C, 6, 6};
+    TensorId x = b.input("x", d);
+    TensorId c = conv(b, "c", x, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 163);
+    TensorId r = b.tensor("r", d);
+    b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+    PoolingParams pp;
+    pp.type = PoolingType::kMax;
+    pp.window = {3, 3};
+    pp.stride = {2, 2};
+    pp.pre_padding = {1, 1};
+    pp.post_padding = {1, 1};
+    TensorId pool = b.tensor("pool", pd);
+    b.layer("pool", LayerKind::kPooling, {r}, {pool}, pp);
+    b.output(conv(b, "c2", pool, {C, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 6, 6}, 167));
+    const TensorMap in = input(d, 173);
+    ExecOptions o = int8_options(b.n, in);
+    o.numerics.layer_precision[1] = o.numerics.layer_precision[2] = Precision::kFP16;  // r, pool
+    auto cpu = make_cpu_executor(b.n, o);
+    std::unique_ptr<CudaExecutor> apart, fused = make_cuda_executor(b.n, o, CudaOptions{});
+    {
+      const ScopedEnv off("TANDEM_CUDA_FUSE_POOL", "0");
+      apart = make_cuda_executor(b.n, o, CudaOptions{});
+    }
+    std::string kinds, kinds_apart;
+    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& st : apart->profile(1)) kinds_apart += st.layer + ":" + st.kind + " ";
+    EXPECT_NE(kinds.find("r:Activation+MaxPool(int8)"), std::string::npos) << kinds;
+    for (const char* absent : {"pool:", "to_int8(pool)"}) EXPECT_EQ(kinds.find(absent), std::string::npos) << kinds;
+    for (const char* present : {"r:Activation(int8->fp16)", "pool:Pooling(fp16)", "to_int8(pool)"})
+      EXPECT_NE(kinds_apart.find(present), std::string::npos) << present << " in " << kinds_apart;
+    const std::vector<float> want = values(cpu->run(in).at("c2")), by_steps = values(apart->run(in).at("c2"));
+    const std::vector<float> got = values(fused->run(in).at("c2")), got2 = values(fused->run(in).at("c2"));
+    ASSERT_EQ(got.size(), by_steps.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_steps[i] || got2[i] != by_steps[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 pool] C = %lld: %d of %zu outputs differ from the unfused steps; against the CPU max rel %.3g, "
+                "cosine %.8f; steps: %s\n",
+                (long long)C, differ, got.size(), a.max_rel, a.cosine, kinds.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
+}
+
+// A ResNet identity block as `tandem build --int8` makes it: h = ReLU(x) (FP16) -> c1 (INT8 3x3)
+// -> r1 (FP16 ReLU, taken into c1's epilogue) -> c2 (INT8 1x1, half on its grid) -> sum = c2 + h
+// (FP16) -> o = ReLU(sum) (FP16) -> c3 (INT8 1x1, reading o's codes). The join (residual_join)
+// runs the sum, o and the codes of o for c3 in one kernel: bit for bit what the three steps give
+// with TANDEM_CUDA_FUSE_JOIN=0 (the GEMM routes on both sides, so the convolutions' codes are the
+// same), and against the CPU emulation up to codes flipped at rounding midpoints. One shape takes
+// the kernel's 8-values-per-thread path, the other (300 values) its one-value path.
+TEST(CudaInt8, ResidualJoinComputesTheSumActivationAndCodesInOnePass) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  for (const Dims& d : {Dims{2, 32, 8, 8}, Dims{1, 12, 5, 5}}) {
+    NetBuilder b;
+    const int64_t C = d[1];
+    TensorId x = b.input("x", d);
+    auto relu = [&](const std::string& name, TensorId in) {
+      TensorId y = b.tensor(name, d);
+      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+      return y;
+    };
+    TensorId h = relu("h", x);
+    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 127));
+    TensorId c2 = conv(b, "c2", r1, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 131);
+    TensorId sum = b.tensor("sum", d);
+    b.layer("sum", LayerKind::kElementWise, {c2, h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+    b.output(conv(b, "c3", relu("o", sum), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 137));
+    const TensorMap in = input(d, 139);
+    ExecOptions opt = int8_options(b.n, in);
+    for (size_t l : {0, 2, 4, 5}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum, o
+    auto cpu = make_cpu_executor(b.n, opt);
+    std::unique_ptr<CudaExecutor> apart, joined = make_cuda_executor(b.n, opt, CudaOptions{});
+    {
+      const ScopedEnv off("TANDEM_CUDA_FUSE_JOIN", "0");
+      apart = make_cuda_executor(b.n, opt, CudaOptions{});
+    }
+    std::string kinds, kinds_apart;
+    for (const auto& st : joined->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& st : apart->profile(1)) kinds_apart += st.layer + ":" + st.kind + " ";
+    EXPECT_NE(kinds.find("sum:ElementWise(fp16)+Activation+Codes"), std::string::npos) << kinds;
+    EXPECT_NE(kinds.find("c1:Convolution+Activation(int8)"), std::string::npos) << kinds;
+    for (const char* absent : {"o:Activation", "to_int8(o)", "r1:"})
+      EXPECT_EQ(kinds.find(absent), std::string::npos) << absent << " in " << kinds;
+    for (const char* present : {"o:Activation", "to_int8(o)"})
+      EXPECT_NE(kinds_apart.find(present), std::string::npos) << present << " in " << kinds_apart;
+    EXPECT_EQ(joined->profile(1).size() + 2, apart->profile(1).size()) << kinds << "| " << kinds_apart;
+    const std::vector<float> want = values(cpu->run(in).at("c3")), by_steps = values(apart->run(in).at("c3"));
+    const std::vector<float> got = values(joined->run(in).at("c3")), got2 = values(joined->run(in).at("c3"));
+    ASSERT_EQ(got.size(), by_steps.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_steps[i] || got2[i] != by_steps[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 join] %s: %d of %zu outputs differ from the unfused steps; against the CPU max rel %.3g, "
+                "cosine %.8f; steps: %s\n",
+                dims_to_string(d).c_str(), differ, got.size(), a.max_rel, a.cosine, kinds.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
 }
 
 // A ResNet downsampling join with both INT8 convolutions as cuDNN graph kernels writing half on

@@ -219,3 +219,36 @@ TEST(LowerInt8, UnquantizedInputKeepsTheConvolutionEmulated) {
   const std::string d = describe(f.n, g);
   EXPECT_NE(d.find("c2 [Convolution] (r1@fp32) -> c2\nc2 [round int8] (c2) -> c2\n"), std::string::npos) << d;
 }
+
+// LowerPolicy::int8_conv_fp16_chain with real INT8 and FP16 (the CUDA policy): the FP16 ReLU r1
+// after c1, read only by the INT8 convolution c2, stays emulated and goes into c1's epilogue
+// (the CPU's lowering puts it there too); c1's step ends in r1, stored as codes on r1's grid,
+// and no activation step and no half value sits between c1 and c2. The INT8 ReLU r2 stays a
+// step over codes (a quantized INT8 tensor keeps its rounding), and e (read by an FP32 layer)
+// stays native. Without the flag, as before.
+TEST(LowerInt8, Fp16ActivationIntoTheInt8ConvolutionOnCodes) {
+  Fixture f;
+  LowerPolicy p = gpu_like(true, true);
+  p.fuse_emulated = true;
+  p.int8_conv_fp16_chain = true;
+  ExecGraph g = lower(f.n, f.numerics(), p);
+  const std::string d = describe(f.n, g);
+  EXPECT_NE(d.find("c1 [Convolution] +r1 (x@c1) -> r1\nc2 [Convolution] (r1) -> c2\n"), std::string::npos)
+      << d;
+  EXPECT_EQ(d.find("r1 [Activation]"), std::string::npos) << d;
+  EXPECT_NE(d.find("r2 [Activation] (c2) -> r2\n"), std::string::npos) << d;
+  EXPECT_NE(d.find("e [Activation] (c3) -> e\n"), std::string::npos) << d;
+  EXPECT_EQ(g.absorbed_into[1], g.step_of_layer[0]);  // r1 in c1's step
+  ASSERT_EQ(g.steps[size_t(g.step_of_layer[0])].epilogue.size(), 1u);
+  EXPECT_TRUE(value(g, f.r1).int8_codes());
+  EXPECT_EQ(value(g, f.r1).int8_scale, 0.3f);
+  EXPECT_EQ(value(g, f.r1).layout, ValueLayout::kNHWC);
+  EXPECT_FALSE(value(g, f.c1).materialized);  // the convolution's own output is never stored
+  for (TensorId t : {f.c2, f.r2, f.c3}) EXPECT_TRUE(value(g, t).int8_codes()) << value(g, t).name;
+  EXPECT_TRUE(value(g, f.e).float_as_half());
+  const int first = g.step_of_layer[0], last = g.step_of_layer[4];
+  for (int s = first; s <= last; ++s) EXPECT_NE(g.steps[size_t(s)].kind, StepKind::kRound) << s;
+  p.int8_conv_fp16_chain = false;
+  const std::string before = describe(f.n, lower(f.n, f.numerics(), p));
+  EXPECT_NE(before.find("r1 [Activation] (c1) -> r1\n"), std::string::npos) << before;
+}

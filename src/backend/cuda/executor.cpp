@@ -41,6 +41,7 @@ void CudaExecutorImpl::compile() {
   lt_workspace_ = dalloc(lt_workspace_bytes_);
   fused_away_.assign(graph_.steps.size(), 0);
   if (copt_.real_fp16) relocate_residual_outputs();
+  pad_narrow_codes();
   for (const ExecStep& st : graph_.steps) {
     if (fused_away_[size_t(&st - graph_.steps.data())]) continue;
     where_ = "layer '" + net_.layers[st.layer].name + "'";
@@ -85,6 +86,12 @@ LowerPolicy CudaExecutorImpl::cuda_policy() const {
     // turns them off (to measure what they save).
     const char* e = std::getenv("TANDEM_CUDA_INT8_HALF_IO");
     p.int8_half_boundaries = !(e && std::string(e) == "0");
+    // An INT8 convolution takes the FP16 activation after it into its epilogue and requantizes
+    // once onto the activation's grid, as the CPU's lowering (cpu_lower_policy) does: the same
+    // numerics, no activation step over codes. TANDEM_CUDA_INT8_CHAIN=off: the activation stays
+    // a step (the CPU's TANDEM_CPU_INT8_CHAIN=off).
+    const char* chain = std::getenv("TANDEM_CUDA_INT8_CHAIN");
+    p.int8_conv_fp16_chain = p.fuse_emulated && !(chain && std::string(chain) == "off");
   }
   return p;
 }
@@ -199,6 +206,9 @@ void CudaExecutorImpl::build_step(const ExecStep& st) {
   if (fused_activation() >= 0) cur_kind_ += "+Activation";
   for (size_t i = 0; i < L.inputs.size() && i < st.inputs.size(); ++i)
     if (st.inputs[i] != L.inputs[i]) in_override_[L.inputs[i]] = st.inputs[i];
+  const size_t k = size_t(&st - graph_.steps.data());
+  if (ResidualJoin j; residual_join(k, &j, true)) return build_residual_join(j);
+  if (PoolOverCodes f; maxpool_over_codes(k, &f)) return build_maxpool_over_codes(f);
   if (build_int8_codes_step(st, L)) return;
   if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].float_as_half()) {
     cur_kind_ += "(fp16)";

@@ -168,7 +168,8 @@ bool CudaExecutorImpl::residual_after_conv(const Layer& L, Residual* r, bool che
 // over memory dying at the convolution (its input) or partly over z gets memory of its own,
 // placed by liveness as the arena places values (first fit, biggest first, over the steps from
 // the convolution to its last reader), so that where the arena happened to put it does not
-// refuse the fusion. Costs device memory: reported in arena_bytes().
+// refuse the fusion; the same for the residual joins of INT8 plans (residual_join). Costs device
+// memory: reported in arena_bytes().
 void CudaExecutorImpl::relocate_residual_outputs() {
   const size_t ns = graph_.steps.size();
   std::vector<int> last(graph_.values.size(), -1);
@@ -196,6 +197,16 @@ void CudaExecutorImpl::relocate_residual_outputs() {
     blocks.push_back({v, int(k), last[size_t(v)], size_t(graph_.values[size_t(v)].bytes + 255) / 256 * 256, 0});
   }
   cur_step_ = nullptr;
+  // The residual join's early outputs (residual_join): the activation's and the codes.
+  for (size_t k = 0; k < ns; ++k) {
+    ResidualJoin j;
+    if (!residual_join(k, &j, false) || residual_join(k, &j, true)) continue;
+    for (ValueId w : {j.out, j.codes}) {
+      const ValueId v = w >= 0 ? graph_.root(w) : -1;
+      if (v < 0 || v == graph_.root(graph_.steps[k].outputs[0]) || graph_.values[size_t(v)].offset < 0) continue;
+      blocks.push_back({v, int(k), last[size_t(v)], size_t(graph_.values[size_t(v)].bytes + 255) / 256 * 256, 0});
+    }
+  }
   std::stable_sort(blocks.begin(), blocks.end(), [](const Block& a, const Block& b) { return a.bytes > b.bytes; });
   size_t top = 0;
   for (size_t i = 0; i < blocks.size(); ++i) {

@@ -539,9 +539,36 @@ class CudaExecutorImpl final : public CudaExecutor {
     bool has_chain = false;
   };
   ConvEpilogueH conv_epilogue_h(bool residual, const Residual& res, TensorId yt);
+  // The end of a residual block of an INT8 plan: the FP16 sum, its activation and the codes of
+  // the result for the next INT8 convolutions, in one kernel (residual_join).
+  struct ResidualJoin {
+    size_t step = 0;              // the sum's step
+    ValueId a = -1, z = -1;       // its half operands
+    ValueId out = -1;             // the half value written: the activation's output, or the sum
+    ValueId codes = -1;           // the codes written (a round step's output); -1: none
+    int later_steps = 0;          // the steps after the sum's that launch nothing (1 or 2)
+    cuda::PwChain act{};          // the activation (n_ops 0: none)
+  };
+  bool residual_join(size_t k, ResidualJoin* j, bool check_memory) const;
+  void build_residual_join(const ResidualJoin& j);
+  // A ReLU over codes, the max pooling after it and the codes of the pooled value, as one
+  // pooling over the codes (maxpool_over_codes).
+  struct PoolOverCodes {
+    size_t step = 0;          // the activation's step; the pooling's and the round step follow
+    ValueId x = -1, codes = -1;
+    LayerId pool = -1;
+    cuda::PwChain act{};
+  };
+  bool maxpool_over_codes(size_t k, PoolOverCodes* f) const;
+  void build_maxpool_over_codes(const PoolOverCodes& f);
   float time_residual_apart(const Residual& r, TensorId yt);
   // Real INT8 (CudaOptions::real_int8): convolutions on int8 codes with int32 sums.
   float int8_grid_scale(ValueId v) const;
+  void pad_narrow_codes();
+  int64_t codes_channels(ValueId v, int64_t c) const {
+    const auto it = padded_codes_.find(v);
+    return it == padded_codes_.end() ? c : it->second;
+  }
   bool build_int8(LayerId id, const Layer& L);
   cuda::PwChain step_chain(TensorId* out);
   void build_convolution_i8(LayerId id, const Layer& L, float x_scale);
@@ -704,6 +731,7 @@ class CudaExecutorImpl final : public CudaExecutor {
 
   std::vector<LaunchStep> steps_;
   std::vector<char> fused_away_;  // per graph step: its layers run in an earlier step's epilogue
+  std::map<ValueId, int64_t> padded_codes_;  // codes values stored with this many channels (pad_narrow_codes)
   std::string cur_kind_;
   std::vector<std::shared_ptr<ConvDescs>> conv_descs_;
   std::vector<std::shared_ptr<MatmulDescs>> mm_descs_;

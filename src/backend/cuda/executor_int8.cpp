@@ -21,7 +21,56 @@ std::vector<int8_t> krsc_codes(const std::vector<int8_t>& kcrs, int64_t K, int64
   return out;
 }
 
+// KCRS float weights of c input channels -> cp channels, zeros after the c real ones (for padded
+// codes, pad_narrow_codes: the zero channels add nothing to the sums, nor to max|w|). Weights of
+// another size are returned as they are (the caller's size check names them).
+std::vector<float> pad_input_channels(std::vector<float> w, int64_t k, int64_t c, int64_t cp, int64_t rs) {
+  if (cp == c || int64_t(w.size()) != k * c * rs) return w;
+  std::vector<float> out(size_t(k * cp * rs), 0.f);
+  for (int64_t o = 0; o < k; ++o)
+    std::copy_n(w.begin() + (o * c) * rs, c * rs, out.begin() + (o * cp) * rs);
+  return out;
+}
+
 }  // namespace
+
+// cuDNN's INT8 graph kernel and im2col's 4-byte path need C % 4 == 0, which a stem's RGB input
+// (C = 3) is not. The codes of a float value made by one round step and read only by ungrouped
+// INT8 convolutions are therefore stored with their channels padded to a multiple of 4 (zeros;
+// the convolutions take zero weights for them, build_convolution_i8: the same sums), in memory
+// of their own (the arena planned C channels). TANDEM_CUDA_INT8_PAD_CODES=0: as planned; =N (a
+// multiple of 4): padded to a multiple of N (cuDNN's INT8 kernels for C = 4 are slow: see
+// docs/benchmarks.md).
+void CudaExecutorImpl::pad_narrow_codes() {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_PAD_CODES");
+  const int64_t multiple = env ? std::atoll(env) : 4;
+  if (!copt_.real_int8 || multiple <= 0 || multiple % 4) return;
+  for (size_t k = 0; k < graph_.steps.size(); ++k) {
+    const ExecStep& r = graph_.steps[k];
+    if (r.kind != StepKind::kRound || r.inputs.size() != 1 || r.outputs.size() != 1) continue;
+    const ValueId v = r.outputs[0];
+    const ExecValue &codes = graph_.values[size_t(v)], &from = graph_.values[size_t(r.inputs[0])];
+    if (!codes.int8_codes() || codes.layout != ValueLayout::kNHWC || codes.dims[1] % 4 == 0 ||
+        from.storage != DataType::kFloat || from.layout != ValueLayout::kLinear || !ptr_[size_t(v)])
+      continue;
+    int readers = 0;
+    bool convs = true;
+    for (size_t s = k + 1; s < graph_.steps.size(); ++s) {
+      const ExecStep& st = graph_.steps[s];
+      if (std::find(st.inputs.begin(), st.inputs.end(), v) == st.inputs.end()) continue;
+      const Layer& L = net_.layers[size_t(st.layer)];
+      ++readers;
+      convs = convs && st.kind == StepKind::kLayer && st.inputs.size() == 1 && L.kind == LayerKind::kConvolution &&
+              precision_of(st.layer) == Precision::kINT8 && L.as<ConvolutionParams>().groups <= 1;
+    }
+    if (readers == 0 || !convs) continue;
+    const int64_t cp = (codes.dims[1] + multiple - 1) / multiple * multiple;
+    const size_t bytes = size_t(codes.dims[0] * cp * codes.dims[2] * codes.dims[3]);
+    ptr_[size_t(v)] = dalloc(bytes);
+    arena_bytes_ += int64_t(bytes);
+    padded_codes_[v] = cp;
+  }
+}
 
 // ---- real INT8 ------------------------------------------------------------------------------
 // An INT8 layer's float input that lies on a per-tensor INT8 grid (the last rounding of its
@@ -153,9 +202,11 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const Dims xd = net_.tensors[size_t(L.inputs[0])].dims, yd = net_.tensors[size_t(L.outputs[0])].dims;
   auto get = [](const Dims& d, size_t k, int64_t def) { return d.size() > k ? d[k] : def; };
   const int kh = int(P.kernel[0]), kw = int(P.kernel[1]);
-  const int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], K = yd[1], OH = yd[2], OW = yd[3];
+  // C: the channels of the codes read (padded codes: zeros after xd[1], and zero weights for them)
+  const int64_t C = codes_channels(cur_step_->inputs[0], xd[1]);
+  const int64_t N = xd[0], H = xd[2], W = xd[3], K = yd[1], OH = yd[2], OW = yd[3];
   const int64_t G = std::max<int64_t>(1, P.groups), Cg = C / G, inner = Cg * kh * kw;
-  std::vector<float> wv = weights_f32(P.kernel_weights, "kernel");
+  std::vector<float> wv = pad_input_channels(weights_f32(P.kernel_weights, "kernel"), K, xd[1], C, kh * kw);
   if (int64_t(wv.size()) != K * inner)
     unsupported(L, "kernel holds " + std::to_string(wv.size()) + " values, expected " + std::to_string(K * inner));
   auto upload_bytes = [this](const std::vector<int8_t>& v) {
@@ -188,7 +239,7 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const DPtr x = in(L.inputs[0]);
   const int sh = int(get(P.stride, 0, 1)), sw = int(get(P.stride, 1, 1)), dh = int(get(P.dilation, 0, 1)),
             dw = int(get(P.dilation, 1, 1)), ph = int(get(P.pre_padding, 0, 0)), pw = int(get(P.pre_padding, 1, 0));
-  const std::string key = conv_tactic_key(P, xd, yd, G, false) + "|int8";
+  const std::string key = conv_tactic_key(P, xd, yd, G, false) + "|int8" + (C != xd[1] ? "|c" + std::to_string(C) : "");
   const int64_t rows = N * OH * OW, kc = inner, kc_pad = (kc + 15) / 16 * 16, k_pad = (K + 15) / 16 * 16;
   const bool direct_gemm = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && OH == H && OW == W &&
                            C % 16 == 0;
@@ -387,6 +438,13 @@ void CudaExecutorImpl::build_quantize_codes(const ExecStep& st) {
   const bool half = from.storage == DataType::kHalf;
   cur_kind_ = half ? "QuantizeFP16" : "QuantizeFP32";
   const std::string name = net_.layers[st.layer].name + ":to_int8(" + from.name + ")";
+  if (const int64_t cp = codes_channels(st.outputs[0], 0); cp > 0) {  // padded codes (pad_narrow_codes)
+    const int64_t b = to.dims[0], c = to.dims[1], hw = to.dims[2] * to.dims[3];
+    const float* xf = static_cast<const float*>(x);
+    cur_kind_ += "Padded";
+    add_step(name, [=](cudaStream_t s) { cuda::quantize_nhwc_pad_i8(xf, q, b, c, cp, hw, scale, s); });
+    return;
+  }
   if (!half && from.layout == ValueLayout::kLinear && to.layout == ValueLayout::kNHWC) {
     const int64_t b = to.dims[0], c = to.dims[1], hw = to.dims[2] * to.dims[3];
     const float* xf = static_cast<const float*>(x);
@@ -417,6 +475,160 @@ void CudaExecutorImpl::build_activation_i8(const ExecStep& st, const Layer& L) {
   const int64_t n = volume(yv.dims);
   cur_kind_ += yq ? "(int8)" : "(int8->fp16)";
   add_step(L.name, [=](cudaStream_t s) { cuda::activation_codes_i8(x, xs, fp16, c, yq, ys, y, n, s); });
+}
+
+// The end of a residual block in an INT8 plan (`tandem build --int8` ResNets): a real FP16 Sum
+// (step k) of two dense half values of its shape and layout (an INT8 convolution's half on its
+// grid and the block's input, typically), then, each optional, a real FP16 activation that alone
+// reads the sum (step k + 1) and the round step after it that makes the codes of the result for
+// the next INT8 convolutions. One kernel (add_act_codes_h) computes the same arithmetic element
+// by element, so the later steps launch nothing. Their outputs are written one or two steps
+// early: with check_memory, only where they do not overlap a or z other than as that value itself
+// (in place), which relocate_residual_outputs ensures where the arena placed them otherwise.
+// TANDEM_CUDA_FUSE_JOIN=0 turns it off.
+bool CudaExecutorImpl::residual_join(size_t k, ResidualJoin* j, bool check_memory) const {
+  const char* env = std::getenv("TANDEM_CUDA_FUSE_JOIN");
+  if ((env && std::string(env) == "0") || keep_all_ || opt_.observe_tensor || !opt_.fuse || !copt_.real_int8)
+    return false;
+  const ExecStep& add = graph_.steps[k];
+  auto plain_half = [&](const ExecStep& s, LayerKind kind, size_t inputs) {  // a real FP16 layer alone
+    return s.kind == StepKind::kLayer && s.epilogue.empty() && net_.layers[size_t(s.layer)].kind == kind &&
+           s.inputs.size() == inputs && s.outputs.size() == 1 && graph_.values[size_t(s.outputs[0])].float_as_half() &&
+           !graph_.values[size_t(s.outputs[0])].half_of_int8() && ptr_[size_t(s.outputs[0])];
+  };
+  if (!plain_half(add, LayerKind::kElementWise, 2) ||
+      net_.layers[size_t(add.layer)].as<ElementWiseParams>().op != ElementWiseOp::kSum)
+    return false;
+  const ExecValue& S = graph_.values[size_t(add.outputs[0])];
+  for (ValueId v : add.inputs) {
+    const ExecValue& X = graph_.values[size_t(v)];
+    if (!X.float_as_half() || X.dims != S.dims || X.layout != S.layout || !ptr_[size_t(v)]) return false;
+  }
+  *j = ResidualJoin{};
+  j->step = k, j->a = add.inputs[0], j->z = add.inputs[1], j->out = add.outputs[0];
+  size_t next = k + 1;
+  const TensorId sum = net_.layers[size_t(add.layer)].outputs[0];
+  if (next < graph_.steps.size() && plain_half(graph_.steps[next], LayerKind::kActivation, 1) &&
+      graph_.steps[next].inputs[0] == j->out && sum == j->out && !net_.tensors[size_t(sum)].is_output &&
+      net_.consumers()[size_t(sum)].size() == 1 && graph_.values[size_t(graph_.steps[next].outputs[0])].dims == S.dims &&
+      graph_.values[size_t(graph_.steps[next].outputs[0])].layout == S.layout) {
+    const auto& P = net_.layers[size_t(graph_.steps[next].layer)].as<ActivationParams>();
+    j->act.n_ops = 1;
+    j->act.ops[0] = {cuda::PwKind::kActivation, P.type, ElementWiseOp::kSum, P.alpha, P.beta};
+    j->out = graph_.steps[next].outputs[0];
+    ++next;
+  }
+  if (next < graph_.steps.size()) {
+    const ExecStep& r = graph_.steps[next];
+    if (r.kind == StepKind::kRound && r.inputs.size() == 1 && r.inputs[0] == j->out && r.outputs.size() == 1 &&
+        graph_.values[size_t(r.outputs[0])].int8_codes() && graph_.values[size_t(r.outputs[0])].layout == S.layout &&
+        graph_.values[size_t(r.outputs[0])].dims == S.dims && ptr_[size_t(r.outputs[0])]) {
+      j->codes = r.outputs[0];
+      ++next;
+    }
+  }
+  j->later_steps = int(next - k - 1);
+  // Nothing to save (the sum alone), or no INT8 plan's join (FP16 plans have their residual
+  // fusion, residual_after_conv): an operand written by an INT8 convolution, or codes made.
+  const bool int8_join = graph_.values[size_t(j->a)].half_of_int8() || graph_.values[size_t(j->z)].half_of_int8() ||
+                         j->codes >= 0;
+  if (j->later_steps == 0 || !int8_join) return false;
+  if (!check_memory) return true;
+  const size_t hbytes = size_t(volume(S.dims)) * sizeof(__half);
+  auto overlap = [](const void* p, size_t pn, const void* q, size_t qn) {
+    const char *a = static_cast<const char*>(p), *b = static_cast<const char*>(q);
+    return a < b + qn && b < a + pn;
+  };
+  for (ValueId in : {j->a, j->z}) {
+    const void* x = ptr_[size_t(in)];
+    if (j->out != add.outputs[0] && ptr_[size_t(j->out)] != x && overlap(ptr_[size_t(j->out)], hbytes, x, hbytes))
+      return false;
+    if (j->codes >= 0 && overlap(ptr_[size_t(j->codes)], size_t(volume(S.dims)), x, hbytes)) return false;
+  }
+  return true;
+}
+
+// The residual join's kernel at the sum's step; the activation and round steps after it are
+// marked fused away (they launch nothing).
+void CudaExecutorImpl::build_residual_join(const ResidualJoin& j) {
+  const void* a = ptr_[size_t(j.a)];
+  const void* z = ptr_[size_t(j.z)];
+  void* y = ptr_[size_t(j.out)];
+  int8_t* q = j.codes >= 0 ? static_cast<int8_t*>(ptr_[size_t(j.codes)]) : nullptr;
+  const float q_scale = j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f;
+  const int64_t n = volume(graph_.values[size_t(j.out)].dims);
+  const cuda::PwChain act = j.act;
+  for (int i = 1; i <= j.later_steps; ++i) fused_away_[j.step + size_t(i)] = 1;
+  cur_kind_ += std::string("(fp16)") + (act.n_ops ? "+Activation" : "") + (q ? "+Codes" : "");
+  add_step(net_.layers[size_t(graph_.steps[j.step].layer)].name,
+           [=](cudaStream_t s) { cuda::add_act_codes_h(a, z, act, y, q, q_scale, n, s); });
+}
+
+// A ResNet stem's tail in an INT8 plan: an FP16 ReLU over an INT8 convolution's codes writing
+// half (step k), a max pooling of that half value alone (k + 1), and the round step making the
+// pooled value's codes (k + 2), which nothing else reads. The ReLU on the half grid is
+// non-decreasing in the code, so the pooled value is that of the window's largest code: one
+// pooling over the codes (maxpool_act_codes_i8) gives the same codes, and the two half values
+// are never written. TANDEM_CUDA_FUSE_POOL=0 turns it off.
+bool CudaExecutorImpl::maxpool_over_codes(size_t k, PoolOverCodes* f) const {
+  const char* env = std::getenv("TANDEM_CUDA_FUSE_POOL");
+  if ((env && std::string(env) == "0") || keep_all_ || opt_.observe_tensor || !opt_.fuse || k + 2 >= graph_.steps.size())
+    return false;
+  const ExecStep &act = graph_.steps[k], &pool = graph_.steps[k + 1], &round = graph_.steps[k + 2];
+  auto nhwc = [&](ValueId v) { return graph_.values[size_t(v)].layout == ValueLayout::kNHWC; };
+  auto read_by = [&](ValueId v) {  // the steps reading v
+    int n = 0;
+    for (const ExecStep& s : graph_.steps) n += int(std::count(s.inputs.begin(), s.inputs.end(), v));
+    return n;
+  };
+  if (act.kind != StepKind::kLayer || !act.epilogue.empty() || act.inputs.size() != 1 || act.outputs.size() != 1 ||
+      net_.layers[size_t(act.layer)].kind != LayerKind::kActivation ||
+      net_.layers[size_t(act.layer)].as<ActivationParams>().type != ActivationType::kRelu ||
+      precision_of(act.layer) != Precision::kFP16 || !graph_.values[size_t(act.inputs[0])].int8_codes() ||
+      !graph_.values[size_t(act.outputs[0])].float_as_half() || !nhwc(act.inputs[0]) || !nhwc(act.outputs[0]))
+    return false;
+  if (pool.kind != StepKind::kLayer || !pool.epilogue.empty() || pool.inputs.size() != 1 || pool.outputs.size() != 1 ||
+      pool.inputs[0] != act.outputs[0] || net_.layers[size_t(pool.layer)].kind != LayerKind::kPooling ||
+      net_.layers[size_t(pool.layer)].as<PoolingParams>().type != PoolingType::kMax ||
+      net_.layers[size_t(pool.layer)].as<PoolingParams>().window.size() != 2 ||
+      !graph_.values[size_t(pool.outputs[0])].float_as_half() || !nhwc(pool.outputs[0]) || read_by(act.outputs[0]) != 1)
+    return false;
+  if (round.kind != StepKind::kRound || round.inputs.size() != 1 || round.outputs.size() != 1 ||
+      round.inputs[0] != pool.outputs[0] || !graph_.values[size_t(round.outputs[0])].int8_codes() ||
+      !nhwc(round.outputs[0]) || read_by(pool.outputs[0]) != 1 || !ptr_[size_t(round.outputs[0])])
+    return false;
+  for (ValueId v : {act.outputs[0], pool.outputs[0]})
+    if (net_.tensors[size_t(graph_.values[size_t(v)].tensor)].is_output) return false;
+  *f = PoolOverCodes{};
+  f->step = k, f->x = act.inputs[0], f->codes = round.outputs[0], f->pool = pool.layer;
+  f->act.n_ops = 1;
+  f->act.ops[0] = {cuda::PwKind::kActivation, ActivationType::kRelu, ElementWiseOp::kSum, 0.f, 0.f};
+  return true;
+}
+
+// The pooling over codes at the activation's step; the pooling and round steps launch nothing.
+// The codes are written two steps early: where the arena put them over the input codes (which
+// die at the activation), they get memory of their own.
+void CudaExecutorImpl::build_maxpool_over_codes(const PoolOverCodes& f) {
+  const Layer& P = net_.layers[size_t(f.pool)];
+  const Dims &xd = net_.tensors[size_t(P.inputs[0])].dims, &yd = net_.tensors[size_t(P.outputs[0])].dims;
+  cuda::Pool2d p = pool2d_of(P.as<PoolingParams>(), xd, yd);
+  p.nc = int(xd[0]);
+  const int64_t c = xd[1], x_bytes = volume(xd), y_bytes = volume(yd);
+  const char* x = static_cast<const char*>(ptr_[size_t(f.x)]);
+  const char* y0 = static_cast<const char*>(ptr_[size_t(f.codes)]);
+  if (y0 < x + x_bytes && x < y0 + y_bytes) {
+    ptr_[size_t(f.codes)] = dalloc(size_t(y_bytes));
+    arena_bytes_ += size_t(y_bytes);
+  }
+  const int8_t* xq = reinterpret_cast<const int8_t*>(x);
+  int8_t* y = static_cast<int8_t*>(ptr_[size_t(f.codes)]);
+  const float xs = graph_.values[size_t(f.x)].int8_scale, ys = graph_.values[size_t(f.codes)].int8_scale;
+  const cuda::PwChain act = f.act;
+  fused_away_[f.step + 1] = fused_away_[f.step + 2] = 1;
+  cur_kind_ = "Activation+MaxPool(int8)";
+  add_step(net_.layers[size_t(graph_.steps[f.step].layer)].name,
+           [=](cudaStream_t s) { cuda::maxpool_act_codes_i8(p, c, xq, xs, act, y, ys, s); });
 }
 
 // Deconvolution = cuDNN backward-data. Padding other than symmetric: full output, then crop.

@@ -179,6 +179,10 @@ void spatial_reduce_h(ReduceOp op, const void* x, void* y, int64_t batch, int64_
 // scale), -128, 127), the emulation's integers), int32 accumulation, float results.
 // x float NCHW [batch, c, hw] -> q int8 NHWC [batch, hw, c].
 void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t hw, float scale, cudaStream_t s);
+// The same with cp > c channels per position (cp a multiple of 4), zeros after the c real ones:
+// the padded codes of a narrow input (a stem's RGB image) for INT8 convolutions needing C % 4 == 0.
+void quantize_nhwc_pad_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t cp, int64_t hw, float scale,
+                          cudaStream_t s);
 // im2col over NHWC int8: col [n * oh * ow, kc_pad], column j = (r * kw + s) * c + channel (KRSC
 // weights' order), zeros for padding and from kh * kw * c to kc_pad (a multiple of 16).
 struct Im2col {
@@ -210,5 +214,17 @@ void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float sca
 // y_scale, or (yq null) half yh.
 void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChain& c, int8_t* yq, float y_scale,
                          void* yh, int64_t n, cudaStream_t s);
+// The join at the end of a residual block of an INT8 plan, in one pass over n half values in
+// one layout: y = half(act(half(a + z))) (act: c, or none when c.n_ops is 0) and, q not null,
+// the codes of y on the grid of q_scale; the arithmetic of the native FP16 sum, the FP16
+// activation step and the quantize step it replaces, element by element. y may be a or z itself.
+void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
+                     cudaStream_t s);
+// Max pooling (NHWC, geometry p with p.nc = the batch) of an FP16 activation over int8 codes x,
+// written as the codes of the pooled half value on the grid of y_scale: the output of the three
+// steps activation_codes_i8 (fp16) -> pooling2d_nhwc_h -> quantize_codes_i8, exactly, for a
+// non-decreasing activation c (ReLU: the window's largest code gives the pooled value).
+void maxpool_act_codes_i8(const Pool2d& p, int64_t c, const int8_t* x, float x_scale, const PwChain& act, int8_t* y,
+                          float y_scale, cudaStream_t s);
 
 }  // namespace tandem::cuda

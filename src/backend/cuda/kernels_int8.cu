@@ -42,6 +42,24 @@ __global__ void quantize_nhwc_kernel(const float* __restrict__ x, int8_t* __rest
   }
 }
 
+// x float [b][c][hw] -> q int8 [b][hw][cp], zeros in channels c..cp-1; one thread per position
+// (coalesced reads along hw), 4 codes per store (cp % 4 == 0).
+__global__ void quantize_nhwc_pad_kernel(const float* __restrict__ x, int8_t* __restrict__ q, idx_t c, idx_t cp,
+                                         idx_t hw, float scale, idx_t n) {
+  GRID_LOOP(i, n) {  // i = b * hw + p
+    const idx_t b = i / hw, p = i - b * hw;
+    for (idx_t c0 = 0; c0 < cp; c0 += 4) {
+      uint32_t packed = 0;
+      for (int e = 0; e < 4; ++e) {
+        const idx_t ch = c0 + e;
+        const int code = ch < c ? quant(x[(b * c + ch) * hw + p], scale) : 0;
+        packed |= uint32_t(uint8_t(int8_t(code))) << (8 * e);
+      }
+      *reinterpret_cast<uint32_t*>(q + i * cp + c0) = packed;
+    }
+  }
+}
+
 // col[m][j], m = (b, oh, ow), j = (r, s, ch) (channels fastest, as the KRSC weights), zeros for
 // padding and for j >= kh * kw * c; V bytes per thread (V divides c).
 template <int V>
@@ -104,6 +122,43 @@ __global__ void epilogue_codes_kernel(const int32_t* __restrict__ acc, idx_t ld,
       yh[i] = __float2half_rn(float(q) * y_scale);
     } else {
       y[i] = int8_t(q);
+    }
+  }
+}
+
+// The chain c on v, or (kRelu: c is one ReLU) that ReLU spelled out: v > 0 ? v : 0, the chain's
+// arithmetic without its per-element dispatch (these kernels are compute-bound).
+template <bool kRelu>
+__device__ __forceinline__ float chain_or_relu(const PwChain& c, float v) {
+  if (kRelu) return v > 0.f ? v : 0.f;
+  return apply_chain(c, v);
+}
+
+// epilogue_codes_kernel for 4 channels per thread (k and ld multiples of 4: 16-byte loads of
+// the sums, 4- or 8-byte stores); n4 = rows * k / 4.
+template <bool kRelu>
+__global__ void epilogue_codes4_kernel(const int32_t* __restrict__ acc, idx_t ld, idx_t k,
+                                       const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                                       float y_scale, int8_t* __restrict__ y, __half* __restrict__ yh, idx_t n4) {
+  const idx_t k4 = k / 4;
+  GRID_LOOP(i, n4) {
+    const idx_t row = i / k4, ch = (i - row * k4) * 4;
+    const int4 s = *reinterpret_cast<const int4*>(acc + row * ld + ch);
+    const int32_t sums[4] = {s.x, s.y, s.z, s.w};
+    uint32_t packed = 0;
+    __half h[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float v = float(sums[e]) * alpha[ch + e];
+      if (bias) v += bias[ch + e];
+      const int q = quant(chain_or_relu<kRelu>(c, v), y_scale);
+      packed |= uint32_t(uint8_t(int8_t(q))) << (8 * e);
+      if (yh) h[e] = __float2half_rn(float(q) * y_scale);
+    }
+    if (yh) {
+      *reinterpret_cast<uint2*>(yh + row * k + ch) = *reinterpret_cast<const uint2*>(h);
+    } else {
+      *reinterpret_cast<uint32_t*>(y + row * k + ch) = packed;
     }
   }
 }
@@ -182,12 +237,100 @@ __global__ void activation_codes_kernel(const int8_t* __restrict__ x, float x_sc
   }
 }
 
+// One element of the residual join (add_act_codes_h): the FP16 sum rounded to half, the
+// activation on it rounded to half, the code of that half value. kRelu: the activation is one
+// ReLU, spelled out (x > 0 ? x : 0 on a half value gives back that value or +0: the same bits
+// as the chain's arithmetic, without its per-element dispatch).
+template <bool kRelu>
+__device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale) {
+  const __half sum = __float2half_rn(__half2float(a) + __half2float(z));
+  __half y = sum;
+  if (kRelu) {
+    y = __half2float(sum) > 0.f ? sum : __float2half_rn(0.f);
+  } else if (c.n_ops > 0) {
+    y = __float2half_rn(apply_chain(c, __half2float(sum)));
+  }
+  if (q) *q = int8_t(quant(__half2float(y), q_scale));
+  return y;
+}
+
+// 8 halves per thread (16-byte loads; n8 = n / 8 groups, the arena aligns to 256 bytes). No
+// __restrict__: y may be a or z (each thread reads its group before writing it).
+template <bool kRelu>
+__global__ void add_act_codes_h8_kernel(const uint4* a, const uint4* z, PwChain c, uint4* y, uint2* q, float q_scale,
+                                        idx_t n8) {
+  GRID_LOOP(i, n8) {
+    const uint4 va = a[i], vz = z[i];
+    uint4 vy;
+    uint2 vq;
+    const __half* ha = reinterpret_cast<const __half*>(&va);
+    const __half* hz = reinterpret_cast<const __half*>(&vz);
+    __half* hy = reinterpret_cast<__half*>(&vy);
+    int8_t* codes = reinterpret_cast<int8_t*>(&vq);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) hy[e] = join_one<kRelu>(ha[e], hz[e], c, q ? codes + e : nullptr, q_scale);
+    y[i] = vy;
+    if (q) q[i] = vq;
+  }
+}
+// The same, one value per thread (n not a multiple of 8).
+__global__ void add_act_codes_h1_kernel(const __half* a, const __half* z, PwChain c, __half* y, int8_t* q,
+                                        float q_scale, idx_t n) {
+  GRID_LOOP(i, n) y[i] = join_one<false>(a[i], z[i], c, q ? q + i : nullptr, q_scale);
+}
+
+// Whether chain c is one ReLU (the kernels' spelled-out path).
+bool one_relu(const PwChain& c) {
+  return c.n_ops == 1 && c.ops[0].kind == PwKind::kActivation && c.ops[0].act == ActivationType::kRelu;
+}
+
+// V channels per thread (V = 4: 4-byte loads and stores, c % 4 == 0), the window of
+// pool2d_nhwc_h_kernel; n counts groups of V outputs (b, oh, ow, ch..ch+V-1), channels fastest.
+template <int V, bool kRelu>
+__global__ void maxpool_act_codes_kernel(Pool2d p, idx_t c, const int8_t* __restrict__ x, float x_scale, PwChain act,
+                                         int8_t* __restrict__ y, float y_scale, idx_t n) {
+  using T = typename Bytes<V>::T;
+  const idx_t cv = c / V;
+  GRID_LOOP(i, n) {
+    const idx_t ch = (i % cv) * V, t = i / cv;
+    const idx_t ow = t % p.ow, oh = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
+    const idx_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+    const idx_t h0 = max(hs, idx_t(0)), w0 = max(ws, idx_t(0));
+    const idx_t h1 = min(hs + idx_t(p.kh), idx_t(p.h)), w1 = min(ws + idx_t(p.kw), idx_t(p.w));
+    const int8_t* xp = x + b * p.h * p.w * c + ch;
+    int q[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) q[e] = -129;  // below every code: an empty window pools to -inf, as the half kernel's
+    for (idx_t hh = h0; hh < h1; ++hh)
+      for (idx_t ww = w0; ww < w1; ++ww) {
+        const T v = *reinterpret_cast<const T*>(xp + (hh * p.w + ww) * c);
+        const int8_t* codes = reinterpret_cast<const int8_t*>(&v);
+#pragma unroll
+        for (int e = 0; e < V; ++e) q[e] = max(q[e], int(codes[e]));
+      }
+    T out;
+    int8_t* o = reinterpret_cast<int8_t*>(&out);
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      const float pooled = to_half_grid(chain_or_relu<kRelu>(act, to_half_grid(float(q[e]) * x_scale)));
+      o[e] = int8_t(quant(q[e] < -128 ? -INFINITY : pooled, y_scale));
+    }
+    *reinterpret_cast<T*>(y + i * V) = out;
+  }
+}
+
 }  // namespace
 
 // ---- launchers -------------------------------------------------------------------------------
 void quantize_nhwc_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t hw, float scale, cudaStream_t s) {
   dim3 grid(unsigned((hw + kTile - 1) / kTile), unsigned((c + kTile - 1) / kTile), unsigned(batch));
   quantize_nhwc_kernel<<<grid, dim3(kTile, kRows), 0, s>>>(x, q, idx_t(c), idx_t(hw), scale);
+}
+
+void quantize_nhwc_pad_i8(const float* x, int8_t* q, int64_t batch, int64_t c, int64_t cp, int64_t hw, float scale,
+                          cudaStream_t s) {
+  const int64_t n = batch * hw;
+  quantize_nhwc_pad_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, q, idx_t(c), idx_t(cp), idx_t(hw), scale, idx_t(n));
 }
 
 void im2col_i8(const Im2col& p, const int8_t* x, int8_t* col, cudaStream_t s) {
@@ -210,6 +353,12 @@ void int8_epilogue_nchw(const int32_t* acc, int64_t ld, int64_t batch, int64_t k
 void int8_epilogue_codes(const int32_t* acc, int64_t ld, int64_t rows, int64_t k, const float* alpha,
                          const float* bias, const PwChain& c, float y_scale, int8_t* y, void* yh, cudaStream_t s) {
   const int64_t n = rows * k;
+  if (k % 4 == 0 && ld % 4 == 0) {
+    auto kernel = one_relu(c) ? epilogue_codes4_kernel<true> : epilogue_codes4_kernel<false>;
+    kernel<<<blocks_for(n / 4), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y,
+                                               static_cast<__half*>(yh), idx_t(n / 4));
+    return;
+  }
   epilogue_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(acc, idx_t(ld), idx_t(k), alpha, bias, c, y_scale, y,
                                                          static_cast<__half*>(yh), idx_t(n));
 }
@@ -229,6 +378,34 @@ void activation_codes_i8(const int8_t* x, float x_scale, bool fp16, const PwChai
                          void* yh, int64_t n, cudaStream_t s) {
   activation_codes_kernel<<<blocks_for(n), kBlock, 0, s>>>(x, x_scale, fp16, c, yq, y_scale, static_cast<__half*>(yh),
                                                            idx_t(n));
+}
+
+void add_act_codes_h(const void* a, const void* z, const PwChain& c, void* y, int8_t* q, float q_scale, int64_t n,
+                     cudaStream_t s) {
+  auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
+  const bool relu = one_relu(c);
+  if (n % 8 == 0 && aligned(a, 16) && aligned(z, 16) && aligned(y, 16) && aligned(q, 8)) {
+    auto kernel = relu ? add_act_codes_h8_kernel<true> : add_act_codes_h8_kernel<false>;
+    kernel<<<blocks_for(n / 8), kBlock, 0, s>>>(static_cast<const uint4*>(a), static_cast<const uint4*>(z), c,
+                                                static_cast<uint4*>(y), reinterpret_cast<uint2*>(q), q_scale,
+                                                idx_t(n / 8));
+  } else {
+    add_act_codes_h1_kernel<<<blocks_for(n), kBlock, 0, s>>>(static_cast<const __half*>(a), static_cast<const __half*>(z),
+                                                             c, static_cast<__half*>(y), q, q_scale, idx_t(n));
+  }
+}
+
+void maxpool_act_codes_i8(const Pool2d& p, int64_t c, const int8_t* x, float x_scale, const PwChain& act, int8_t* y,
+                          float y_scale, cudaStream_t s) {
+  const int64_t n = int64_t(p.nc) * p.oh * p.ow * c;
+  const bool relu = one_relu(act);
+  if (c % 4 == 0) {
+    auto kernel = relu ? maxpool_act_codes_kernel<4, true> : maxpool_act_codes_kernel<4, false>;
+    kernel<<<blocks_for(n / 4), kBlock, 0, s>>>(p, idx_t(c), x, x_scale, act, y, y_scale, idx_t(n / 4));
+  } else {
+    auto kernel = relu ? maxpool_act_codes_kernel<1, true> : maxpool_act_codes_kernel<1, false>;
+    kernel<<<blocks_for(n), kBlock, 0, s>>>(p, idx_t(c), x, x_scale, act, y, y_scale, idx_t(n));
+  }
 }
 
 }  // namespace tandem::cuda
