@@ -306,6 +306,27 @@ TEST(CpuInt8, StridedGroupedAndPointwiseConvolutionsEqualExactIntegerSums) {
   expect_exact_in_every_path_and_layout(pw, "1x1 24->40");
 }
 
+// A pointwise convolution in channels-last chains runs block by block of pixels (here blocks of
+// 7 pixels of 2 x 11 x 9, and a shorter last block; two threads take blocks at once): the same
+// exact sums and requantization as the whole tensor.
+TEST(CpuInt8, PointwiseConvolutionInPixelBlocksEqualsExactIntegerSums) {
+  ConvCase pw;
+  pw.N = 2;
+  pw.C = 24;
+  pw.K = 40;
+  pw.H = 11;
+  pw.W = 9;
+  pw.kernel = 1;
+  pw.pad = 0;
+  pw.build();
+  EnvVar tile("TANDEM_CPU_INT8_TILE", "7");
+  const uint64_t before = cpu::int8_tiled_kernels_built();
+  expect_exact_in_every_path_and_layout(pw, "1x1 24->40 in blocks of 7 pixels");
+  // The integer sums read channels-last codes on the VNNI path (the FP32-sum path prefers
+  // oneDNN's blocked layouts where the CPU has no AVX-512: nothing to tile there).
+  if (has_vnni_path()) EXPECT_GT(cpu::int8_tiled_kernels_built(), before) << "no convolution ran in blocks";
+}
+
 TEST(CpuInt8, DeconvolutionEqualsExactIntegerSums) {
   ConvCase up;  // PP-OCR det's head: 2x2 stride 2 (no overlap), no padding
   up.deconv = true;

@@ -132,6 +132,8 @@ bool int8_deconv_exact(const std::vector<int8_t>& codes, int64_t in_channels, in
 // A 2-D convolution or deconvolution (4-d NCHW tensors) on codes: s.kernel_codes (the layout of
 // s.kernel), s.alpha, s.in_scale set.
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path);
+// How many real INT8 kernels so far run a pointwise convolution in blocks of pixels (tests).
+uint64_t int8_tiled_kernels_built();
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
 // oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.
 Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n);

@@ -21,6 +21,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -94,6 +95,7 @@ void apply_post_ops(const std::vector<PostOp>& post_ops, float* v, int64_t n) {
 struct SumPrimitive {
   dnnl::primitive prim;
   dnnl::memory src, wei, dst;
+  dnnl::memory::desc scratchpad;  // with a user scratchpad (several threads run it at once)
 };
 
 // A 2-D (de)convolution's strides, dilations (oneDNN's: minus one) and paddings; the right
@@ -154,7 +156,7 @@ dnnl::memory::desc layout_desc(const Dims& d, dt type, int block) {
   return dnnl::memory::desc({d[0], d[1], d[2], d[3]}, type, t);
 }
 
-SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path) {
+SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path, bool user_scratchpad = false) {
   const bool deconv = s.layer->kind == LayerKind::kDeconvolution;
   const dt act = path == Int8ConvPath::kVnni ? dt::s8 : dt::f32;
   const dt acc = path == Int8ConvPath::kVnni ? dt::s32 : dt::f32;
@@ -166,23 +168,28 @@ SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path) {
   auto& eng = int8_engine();
   const auto prop = dnnl::prop_kind::forward_inference;
   dnnl::primitive prim;
-  dnnl::memory::desc w_md;
+  dnnl::memory::desc w_md, scratchpad_md;
+  dnnl::primitive_attr attr;
+  if (user_scratchpad) attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (deconv) {
     dnnl::deconvolution_forward::primitive_desc pd(
         dnnl::deconvolution_forward::desc(prop, dnnl::algorithm::deconvolution_direct, src_md, w_any_md, dst_md,
                                           geo.strides, geo.dil, geo.pl, geo.pr),
-        eng);
+        attr, eng);
     prim = dnnl::deconvolution_forward(pd);
     w_md = pd.weights_desc();
+    scratchpad_md = pd.scratchpad_desc();
   } else {
     dnnl::convolution_forward::primitive_desc pd(
         dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src_md, w_any_md, dst_md,
                                         geo.strides, geo.dil, geo.pl, geo.pr),
-        eng);
+        attr, eng);
     prim = dnnl::convolution_forward(pd);
     w_md = pd.weights_desc();
+    scratchpad_md = pd.scratchpad_desc();
   }
-  SumPrimitive r{prim, dnnl::memory(src_md, eng, nullptr), dnnl::memory(w_md, eng), dnnl::memory(dst_md, eng, nullptr)};
+  SumPrimitive r{prim, dnnl::memory(src_md, eng, nullptr), dnnl::memory(w_md, eng), dnnl::memory(dst_md, eng, nullptr),
+                 user_scratchpad ? scratchpad_md : dnnl::memory::desc()};
   // The weights reorder once into the primitive's layout (oneDNN adds its s8 compensation there).
   dnnl::stream st(eng);
   if (path == Int8ConvPath::kVnni) {
@@ -457,6 +464,132 @@ bool deconv_has_gaps(const ConvSpec& s) {
 }
 }  // namespace
 
+namespace {
+
+std::atomic<uint64_t> tiled_kernels_built{0};
+
+// Pixels per block of a tiled pointwise convolution: its int32 sums (K per pixel) stay in L2 until
+// the block is requantized. TANDEM_CPU_INT8_TILE=N overrides it (tests; 0: never tiled).
+int64_t tile_pixels(int64_t K) {
+  if (const char* v = std::getenv("TANDEM_CPU_INT8_TILE"); v && *v) return std::max<int64_t>(0, std::atoll(v));
+  return std::clamp<int64_t>(int64_t(64 * 1024) / std::max<int64_t>(K, 1), 64, 8192);
+}
+
+bool tiles_apply(const ConvSpec& s, Int8ConvPath path) {
+  const auto& p = s.layer->as<ConvolutionParams>();
+  auto all = [](const Dims& d, int64_t v) {
+    for (int64_t x : d)
+      if (x != v) return false;
+    return true;
+  };
+  return s.layer->kind == LayerKind::kConvolution && all(p.kernel, 1) && all(p.stride, 1) && all(p.pre_padding, 0) &&
+         all(p.post_padding, 0) && all(p.dilation, 1) && std::max<int64_t>(1, p.groups) == 1 &&
+         sum_layout(path, s) == kNhwcBlock;
+}
+
+// The block's buffers, one set per thread: codes, sums, the primitive's scratchpad, and the
+// block's input or output channels-last where the tensor is not.
+struct TileBuffers {
+  std::vector<float> codes, sums, scratchpad, staged;
+  static float* at_least(std::vector<float>& v, size_t bytes) {
+    if (v.size() * sizeof(float) < bytes) v.resize((bytes + sizeof(float) - 1) / sizeof(float));
+    return v.data();
+  }
+};
+
+// The tensors of a tiled convolution: T pixels (N images of P), C input and K output channels,
+// the input's and the output's layouts.
+struct TileShape {
+  int64_t T, P, C, K;
+  int src_block, dst_block;
+};
+
+// Pixels [p0, p0 + np) of a [N, ch, P] tensor in layout `block` <-> rows of ch channels.
+void gather_pixels(const float* x, float* rows, int64_t p0, int64_t np, int64_t ch, int64_t P, int block) {
+  const LayoutIndex at{ch, P, block};
+  for (int64_t j = 0; j < np; ++j)
+    for (int64_t c = 0; c < ch; ++c) rows[j * ch + c] = x[at((p0 + j) / P, c, (p0 + j) % P)];
+}
+void scatter_pixels(const float* rows, float* y, int64_t p0, int64_t np, int64_t ch, int64_t P, int block) {
+  const LayoutIndex at{ch, P, block};
+  for (int64_t j = 0; j < np; ++j)
+    for (int64_t c = 0; c < ch; ++c) y[at((p0 + j) / P, c, (p0 + j) % P)] = rows[j * ch + c];
+}
+
+// One block of pixels [p0, p0 + np): codes of its input, the sums, the requantization.
+template <class Code, class Acc>
+void run_tile(const SumPrimitive& pr, const float* x, float* y, int64_t p0, int64_t np, const TileShape& t,
+              float inv_scale, const Requantize& rq) {
+  static thread_local TileBuffers buf;
+  static thread_local dnnl::stream stream(int8_engine());
+  const int64_t C = t.C, K = t.K;
+  Code* q = reinterpret_cast<Code*>(TileBuffers::at_least(buf.codes, size_t(np * C) * sizeof(Code)));
+  Acc* acc = reinterpret_cast<Acc*>(TileBuffers::at_least(buf.sums, size_t(np * K) * sizeof(Acc)));
+  float* staged = TileBuffers::at_least(buf.staged, size_t(np * std::max(C, K)) * sizeof(float));
+  if (t.src_block == kNhwcBlock) {
+    codes(x + p0 * C, q, np * C, inv_scale);
+  } else {
+    gather_pixels(x, staged, p0, np, C, t.P, t.src_block);
+    codes(staged, q, np * C, inv_scale);
+  }
+  auto& eng = int8_engine();
+  dnnl::memory src(pr.src.get_desc(), eng, q), dst(pr.dst.get_desc(), eng, acc);
+  dnnl::memory scratch(pr.scratchpad, eng, TileBuffers::at_least(buf.scratchpad, pr.scratchpad.get_size() + 64));
+  pr.prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pr.wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+  stream.wait();
+  if (t.dst_block == kNhwcBlock) return rq.run(acc, y + p0 * K, np, K);
+  rq.run(acc, staged, np, K);
+  scatter_pixels(staged, y, p0, np, K, t.P, t.dst_block);
+}
+
+// A 1x1, stride-1, unpadded, ungrouped convolution is a matrix product over pixels, so it runs
+// block by block of pixels (gathered from and scattered to tensors that are not channels-last):
+// each block's codes, sums and requantization stay in cache, where the whole-tensor kernel writes
+// every int32 sum to memory and reads it back (twice the memory traffic of the FP32
+// convolution). The same sums and the same requantization of each element: the same bits. Threads take whole blocks; oneDNN's
+// primitive runs on the calling thread inside the region (made single-threaded, with a
+// scratchpad per thread). `whole` runs instead where the output overlaps the input.
+Kernel make_pointwise_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole) {
+  const int64_t C = s.in_dims[1], K = s.out_dims[1], P = s.in_dims[2] * s.in_dims[3], T = s.in_dims[0] * P;
+  const TileShape shape{T, P, C, K, s.src_block, s.dst_block};
+  const int64_t tile = tile_pixels(K);
+  if (!tiles_apply(s, path) || tile <= 0 || T < 2 * tile) return {};
+  auto block_primitive = [&](int64_t np) {
+    ConvSpec b = s;
+    b.in_dims = {1, C, 1, np};
+    b.out_dims = {1, K, 1, np};
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);  // it runs inside the blocks' region, on one thread
+    auto pr = std::make_shared<const SumPrimitive>(make_sum_primitive(b, path, true));
+    omp_set_num_threads(threads);
+    return pr;
+  };
+  auto full = block_primitive(tile);
+  auto tail = T % tile ? block_primitive(T % tile) : full;
+  std::vector<ChainLink> chain = s.chain;
+  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
+  prepare_chain(chain);
+  const size_t y_slot = s.tail.empty() ? 0 : 1;
+  const std::vector<float> alpha = s.alpha, bias = s.bias;
+  const std::vector<PostOp> post_ops = s.post_ops;
+  const float inv_scale = 1.f / s.in_scale;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[y_slot]);
+    if (y < x + T * C && x < y + T * K) return whole(in, out);
+    const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    const int64_t blocks = (T + tile - 1) / tile;
+    parallel_for(blocks, T * K >= 65536, [&](int64_t b) {
+      const int64_t p0 = b * tile, np = std::min(tile, T - p0);
+      const SumPrimitive& pr = np == tile ? *full : *tail;
+      if (path == Int8ConvPath::kVnni) run_tile<int8_t, int32_t>(pr, x, y, p0, np, shape, inv_scale, rq);
+      else run_tile<float, float>(pr, x, y, p0, np, shape, inv_scale, rq);
+    });
+  };
+}
+
+}  // namespace
+
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const Layer& l = *s.layer;
   if (path == Int8ConvPath::kVnni && deconv_has_gaps(s)) path = Int8ConvPath::kFp32;
@@ -482,7 +615,7 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const int q_block = sum_layout(path, s), acc_block = q_block;
   // FP32 sums in the output's own layout are written into the output and requantized in place.
   const bool sums_in_y = path == Int8ConvPath::kFp32 && acc_block == dst_block;
-  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+  Kernel whole = [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[y_slot]);
     void* q = scratch->src.data();
@@ -497,6 +630,13 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
     if (path == Int8ConvPath::kVnni) requantize(static_cast<const int32_t*>(acc), acc_block, y, dst_block, out_dims, rq);
     else requantize(static_cast<const float*>(acc), acc_block, y, dst_block, out_dims, rq);
   };
+  if (Kernel tiled = make_pointwise_tiled_kernel(s, path, whole)) {
+    ++tiled_kernels_built;
+    return tiled;
+  }
+  return whole;
 }
+
+uint64_t int8_tiled_kernels_built() { return tiled_kernels_built.load(); }
 
 }  // namespace tandem::cpu

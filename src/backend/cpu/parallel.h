@@ -12,11 +12,12 @@ namespace tandem::cpu {
 // team even when the condition is false and ends it with a futex system call, about 1.5-2 us a
 // region on a virtual machine, more than the work of most layers of a small model (the PP-OCR
 // classifier ran ~200 such regions per inference).
-// A team of one thread (--threads 1, or a step run serially: RunStep::serial) is the same
-// region and the same system call, so it runs inline too.
+// A team of one thread (--threads 1, a step run serially: RunStep::serial, or a nested region
+// inside one that already splits the work) is the same region and the same system call, so it
+// runs inline too.
 template <class Body>
 inline void parallel_for(int64_t n, bool parallel, Body&& body) {
-  if (!parallel || n < 2 || omp_get_max_threads() == 1) {
+  if (!parallel || n < 2 || omp_get_max_threads() == 1 || omp_in_parallel()) {
     for (int64_t i = 0; i < n; ++i) body(i);
     return;
   }
