@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "../../src/backend/cpu/kernels.h"
@@ -302,4 +303,43 @@ TEST(CpuChainMerge, FollowingChainStepsRunInOnePassWithTheSameBits) {
   EXPECT_LT(merged_steps, apart_steps);
   // The output is on shift's INT8 grid, then ReLU'd: every value a multiple of its scale.
   for (size_t i = 0; i < got.size(); i += 97) EXPECT_EQ(got[i], fake_quant_int8(got[i], 0.025f));
+}
+
+// A chain over values an INT8 rounding (then perhaps an FP16 one) wrote: det's FP16 bias add +
+// sigmoid after its INT8 deconvolution. Looked up per code (every code, -0; a block with a NaN
+// computes), the same bits as computed, whatever the grid's values look like after the FP16
+// rounding; without a known grid, or with a scale whose codes half cannot keep apart, computed.
+TEST(CpuCodedChain, ChainOverAnInt8GridEqualsComputedBitForBit) {
+  cpu::ChainLink add, sigmoid, r16;
+  add.kind = cpu::ChainLink::kScalarRight;
+  add.op = ElementWiseOp::kSum;
+  add.scalar = -1.37f;
+  sigmoid.kind = cpu::ChainLink::kActivation;
+  sigmoid.act = {ActivationType::kSigmoid, 0.f, 0.f};
+  r16.kind = cpu::ChainLink::kRoundFp16;
+  const std::vector<cpu::ChainLink> links = {add, sigmoid, r16};
+  for (float scale : {0.0473f, 3.1e-6f, 2.9f})
+    for (bool then_fp16 : {false, true}) {
+      // The grid's values as the producer's roundings wrote them: 9 blocks of codes in any order,
+      // -0, and one block with a NaN.
+      cpu::ChainLink r8;
+      r8.kind = cpu::ChainLink::kRoundInt8;
+      r8.scalar = scale;
+      std::vector<cpu::ChainLink> rounding = {r8};
+      if (then_fp16) rounding.push_back(r16);
+      std::vector<float> x(10 * 1024);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = float(int((i * 7919) % 256) - 128) * scale;
+      x[5] = -0.f;
+      x[9 * 1024 + 3] = std::nanf("");
+      cpu::apply_chain(rounding, x.data(), x.data(), int64_t(x.size()));
+      std::vector<float> want(x.size()), got(x.size());
+      cpu::make_chain_kernel(links, int64_t(x.size()))({x.data()}, {want.data()});
+      cpu::make_chain_kernel(links, int64_t(x.size()), {scale, then_fp16})({x.data()}, {got.data()});
+      size_t differ = 0;
+      for (size_t i = 0; i < x.size(); ++i) differ += bits(got[i]) != bits(want[i]);
+      EXPECT_EQ(differ, 0u) << "scale " << scale << (then_fp16 ? ", then FP16" : "");
+      std::set<uint32_t> distinct;
+      for (float v : want) distinct.insert(bits(v));
+      if (scale == 0.0473f) EXPECT_GT(distinct.size(), 100u);  // not a constant map
+    }
 }

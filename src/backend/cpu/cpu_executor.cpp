@@ -329,6 +329,25 @@ float int8_grid_scale(const ExecGraph& g, size_t at, ValueId v) {
   return std::isfinite(scale) && scale > 0.f ? scale : 0.f;
 }
 
+// The grid value v lies on when step `at` reads it: the roundings of all of its memory since the
+// last other write end in a per-tensor INT8 rounding, or in one and then an FP16 rounding.
+cpu::InputGrid input_grid(const ExecGraph& g, size_t at, ValueId v) {
+  const ValueId root = g.root(v);
+  if (volume(g.values[size_t(v)].dims) != volume(g.values[size_t(root)].dims)) return {};
+  cpu::InputGrid grid;
+  for (size_t i = 0; i < at && i < g.steps.size(); ++i)
+    for (ValueId o : g.steps[i].outputs) {
+      if (g.root(o) != root) continue;
+      const ExecStep& s = g.steps[i];
+      const bool whole_round =
+          s.kind == StepKind::kRound && volume(g.values[size_t(o)].dims) == volume(g.values[size_t(root)].dims);
+      if (whole_round && s.rounding == Rounding::kInt8) grid = {s.scale, false};
+      else if (whole_round && s.rounding == Rounding::kFp16 && grid.int8_scale > 0.f && !grid.then_fp16) grid.then_fp16 = true;
+      else grid = {};
+    }
+  return grid;
+}
+
 // Real INT8 (kernels_int8.cpp) for an INT8 2-D convolution or deconvolution whose input lies on
 // its tensor's INT8 grid and whose weight codes keep every sum exact (int8_conv_exact,
 // int8_deconv_exact): the codes, the input scale and alpha[k] = s_in * s_w[k] (times the factors
@@ -1158,7 +1177,8 @@ class CpuExecutor : public Executor {
       merged = true;
     }
     if (merged)
-      r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(graph_.steps[i].inputs[0])].dims));
+      r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(graph_.steps[i].inputs[0])].dims),
+                                        input_grid(graph_, i, graph_.steps[i].inputs[0]));
     return last;
   }
 
@@ -1183,7 +1203,8 @@ class CpuExecutor : public Executor {
         std::vector<cpu::ChainLink> links;
         for (const Epilogue& e : st.epilogue) links.push_back(chain_link(net, e));
         for (const ExecStep* rs : rounds) links.push_back(round_link(*rs));
-        r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(st.inputs[0])].dims));
+        r.kernel = cpu::make_chain_kernel(std::move(links), volume(graph_.values[size_t(st.inputs[0])].dims),
+                                          input_grid(graph_, size_t(&st - graph_.steps.data()), st.inputs[0]));
         return r;
       }
       case StepKind::kLayer:

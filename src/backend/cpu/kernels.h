@@ -55,7 +55,16 @@ struct ChainLink {
 void prepare_chain(std::vector<ChainLink>& links);
 // y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);
-Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n);
+// The grid the values a chain reads lie on, where its producer's last roundings put them: a
+// per-tensor INT8 rounding (scale), possibly followed by an FP16 one. int8_scale 0: none known.
+struct InputGrid {
+  float int8_scale = 0.f;
+  bool then_fp16 = false;
+};
+// With an INT8 input grid, a chain holding a costly activation that no table already serves is a
+// function of the 257 values the grid has (every code and -0): computed once for those, looked up
+// per element (a block holding a NaN computes).
+Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n, InputGrid grid = {});
 
 // Scratch shared by every convolution of one executor (they run one at a time): blocked copies
 // of the source and destination when oneDNN picks a blocked layout (nChw16c, ...).

@@ -206,8 +206,70 @@ void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, 
   });
 }
 
-Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n) {
+namespace {
+
+// Whether grid's codes can be read back from its values: fl(q * s), then fp16 of that, lies within
+// s / 16 of q * s for |q| <= 128 (half's relative step 2^-11, or 2^-25 absolute below its normal
+// range, which s >= 2^-20 keeps under s / 32), and 128 s stays finite in half.
+bool codes_recoverable(const InputGrid& grid) {
+  const float s = grid.int8_scale;
+  if (!(s >= std::numeric_limits<float>::min()) || !std::isfinite(s)) return false;
+  return !grid.then_fp16 || (s >= 0x1p-20f && 128.f * s <= 65504.f);
+}
+
+// A costly activation that computes per element (no table from the rounding link before it).
+bool computes_costly_activation(const std::vector<ChainLink>& links) {
+  for (const ChainLink& k : links)
+    if (k.kind == ChainLink::kActivation && !k.table && costly(k.act.type)) return true;
+  return false;
+}
+
+// y[i] = table[code of x[i]] (every code, and -0 at 256) over n values; false (nothing written)
+// where a NaN is among them. The code: as lookup_int8_table computes it.
+bool lookup_codes(const float* table, float scale, const float* x, float* y, int64_t n) {
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) nan = nan || x[i] != x[i];
+  if (nan) return false;
+  constexpr float kRoundMagic = 12582912.f;
+  const float inv = 1.f / scale;
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = std::min(127.f, std::max(-128.f, x[i] * inv));
+    uint32_t u = 0;
+    std::memcpy(&u, &x[i], sizeof u);
+    y[i] = table[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];
+  }
+  return true;
+}
+
+Kernel make_coded_chain_kernel(const std::vector<ChainLink>& links, int64_t n, InputGrid grid) {
+  // The grid's values as the roundings wrote them, then the chain over them.
+  auto table = std::make_shared<std::vector<float>>(size_t(257));
+  for (int q = -128; q < 128; ++q) (*table)[size_t(q + 128)] = float(q) * grid.int8_scale;
+  (*table)[256] = -0.f;
+  std::vector<ChainLink> rounding(1);
+  rounding[0].kind = ChainLink::kRoundInt8;
+  rounding[0].scalar = grid.int8_scale;
+  if (grid.then_fp16) rounding.emplace_back().kind = ChainLink::kRoundFp16;
+  apply_chain(rounding, table->data(), table->data(), 257);
+  apply_chain(links, table->data(), table->data(), 257);
+  const float scale = grid.int8_scale;
+  return [links, n, table, scale](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
+    parallel_for(blocks, n >= 65536, [&](int64_t b) {
+      const int64_t at = b * kBlock, m = std::min(kBlock, n - at);
+      if (!lookup_codes(table->data(), scale, x + at, y + at, m)) apply_chain(links, x + at, y + at, m);
+    });
+  };
+}
+
+}  // namespace
+
+Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n, InputGrid grid) {
   prepare_chain(links);
+  if (n >= 4096 && codes_recoverable(grid) && computes_costly_activation(links))
+    return make_coded_chain_kernel(links, n, grid);
   return [links = std::move(links), n](const std::vector<void*>& in, const std::vector<void*>& out) {
     apply_chain(links, static_cast<const float*>(in[0]), static_cast<float*>(out[0]), n);
   };
