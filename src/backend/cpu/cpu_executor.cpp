@@ -312,25 +312,9 @@ EpilogueSplit fp32_epilogue_split(const Network& net, const ExecStep& st) {
   throw Error("convolution epilogue of " + net.layers[size_t(st.layer)].name + ": no split (internal)");
 }
 
-// The per-tensor INT8 grid the value v lies on when step `at` runs: the last step writing v's
-// memory before it was a kInt8 rounding of all of it (a rounded copy, or its producer's output
-// rounded in place), so v = q * scale exactly and its codes q are recovered exactly. 0: on no grid.
-float int8_grid_scale(const ExecGraph& g, size_t at, ValueId v) {
-  const ValueId root = g.root(v);
-  if (volume(g.values[size_t(v)].dims) != volume(g.values[size_t(root)].dims)) return 0.f;
-  float scale = 0.f;
-  for (size_t i = 0; i < at && i < g.steps.size(); ++i)
-    for (ValueId o : g.steps[i].outputs) {
-      if (g.root(o) != root) continue;
-      const ExecStep& s = g.steps[i];
-      const bool whole = volume(g.values[size_t(o)].dims) == volume(g.values[size_t(root)].dims);
-      scale = s.kind == StepKind::kRound && s.rounding == Rounding::kInt8 && whole ? s.scale : 0.f;
-    }
-  return std::isfinite(scale) && scale > 0.f ? scale : 0.f;
-}
-
 // The grid value v lies on when step `at` reads it: the roundings of all of its memory since the
-// last other write end in a per-tensor INT8 rounding, or in one and then an FP16 rounding.
+// last other write (a rounded copy, or its producer's output rounded in place) end in a
+// per-tensor INT8 rounding, or in one and then an FP16 rounding.
 cpu::InputGrid input_grid(const ExecGraph& g, size_t at, ValueId v) {
   const ValueId root = g.root(v);
   if (volume(g.values[size_t(v)].dims) != volume(g.values[size_t(root)].dims)) return {};
@@ -346,6 +330,13 @@ cpu::InputGrid input_grid(const ExecGraph& g, size_t at, ValueId v) {
       else grid = {};
     }
   return grid;
+}
+
+// The scale of the per-tensor INT8 grid v lies on when step `at` runs, its last rounding an INT8
+// one (so v = q * scale exactly and its codes q come back exactly); 0: on no such grid.
+float int8_grid_scale(const ExecGraph& g, size_t at, ValueId v) {
+  const cpu::InputGrid grid = input_grid(g, at, v);
+  return !grid.then_fp16 && std::isfinite(grid.int8_scale) && grid.int8_scale > 0.f ? grid.int8_scale : 0.f;
 }
 
 // Real INT8 (kernels_int8.cpp) for an INT8 2-D convolution or deconvolution whose input lies on
