@@ -213,6 +213,12 @@ SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path, bool user_
 #else
 #define TANDEM_INT8_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
+// The same, with every call inside inlined into each clone (a template body shared by two of them).
+#if defined(__clang__)
+#define TANDEM_INT8_FLAT_CLONES
+#else
+#define TANDEM_INT8_FLAT_CLONES [[gnu::flatten]] TANDEM_INT8_CLONES
+#endif
 
 // q = rne(x * (1 / scale)) over n values on the grid of `scale` (x = fl(q * scale), |q| <= 128):
 // x * fl(1 / scale) is within 3 * 128 * 2^-24 of q, far from a rounding midpoint, so this is
@@ -259,10 +265,40 @@ void dequantize_f32(const float* acc, float* v, int64_t np, int64_t K, const flo
       for (int64_t k = 0; k < K; ++k) row[k] = row[k] + bias[k];
   }
 }
+// The same for rows of few channels (K < 64) as one flat loop over whole periods of the channels'
+// alpha and bias (repeated to ~256 values): the same operations on each element, without a loop
+// per pixel (a one-channel deconvolution's was a loop of one).
+template <class Acc>
+inline void dequantize_periodic_body(const Acc* acc, float* v, int64_t np, int64_t K, const float* alpha,
+                                     const float* bias) {
+  constexpr int64_t kPeriodMax = 256 + 63;
+  float al[kPeriodMax], bi[kPeriodMax];
+  const int64_t L = std::max<int64_t>(1, 256 / K) * K, n = np * K;
+  for (int64_t i = 0; i < L; ++i) al[i] = alpha[i % K], bi[i] = bias ? bias[i % K] : 0.f;
+  for (int64_t at = 0; at < n; at += L) {
+    const int64_t m = std::min(L, n - at);
+    const Acc* a = acc + at;
+    float* row = v + at;
+    for (int64_t i = 0; i < m; ++i) row[i] = float(a[i]) * al[i];
+    if (bias)
+      for (int64_t i = 0; i < m; ++i) row[i] = row[i] + bi[i];
+  }
+}
+TANDEM_INT8_FLAT_CLONES
+void dequantize_periodic_s32(const int32_t* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  dequantize_periodic_body(acc, v, np, K, alpha, bias);
+}
+TANDEM_INT8_FLAT_CLONES
+void dequantize_periodic_f32(const float* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  dequantize_periodic_body(acc, v, np, K, alpha, bias);
+}
+
 void dequantize(const int32_t* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  if (K < 64) return dequantize_periodic_s32(acc, v, np, K, alpha, bias);
   dequantize_s32(acc, v, np, K, alpha, bias);
 }
 void dequantize(const float* acc, float* v, int64_t np, int64_t K, const float* alpha, const float* bias) {
+  if (K < 64) return dequantize_periodic_f32(acc, v, np, K, alpha, bias);
   dequantize_f32(acc, v, np, K, alpha, bias);
 }
 
@@ -294,11 +330,6 @@ inline void dequantize_round_body(const Acc* acc, float* v, int64_t n_vals, int6
       }
   }
 }
-#if defined(__clang__)
-#define TANDEM_INT8_FLAT_CLONES
-#else
-#define TANDEM_INT8_FLAT_CLONES [[gnu::flatten]] TANDEM_INT8_CLONES
-#endif
 TANDEM_INT8_FLAT_CLONES
 void dequantize_round_s32(const int32_t* acc, float* v, int64_t n, int64_t K, const float* alpha, const float* bias,
                           float out_scale) {
