@@ -62,23 +62,29 @@ void activation_block(const ActivationParams& a, float* v, int64_t n) {
   }
 }
 
-// v = table[q + 128] for values v = fl(q * scale) of an INT8 rounding link: q = rne(v * fl(1 /
-// scale)) exactly (|q| <= 128: v * fl(1 / scale) lies within 3 * 128 * 2^-24 of q, far from a
-// midpoint), clamped first, rounded half to even by adding and subtracting 1.5 * 2^23. A block
-// holding a NaN (passed through by the rounding) computes the activation instead.
-void lookup_int8_table(const ChainLink& k, float* v, int64_t n) {
+// y[i] = table[code of x[i]] (every code, and -0 at 256) over n values; false (nothing written)
+// where a NaN is among them. The code q = rne(v * fl(1 / scale)) is exact for values
+// v = fl(q * scale) (|q| <= 128: v * fl(1 / scale) lies within 3 * 128 * 2^-24 of q, far from a
+// midpoint), clamped first, rounded half to even by adding and subtracting 1.5 * 2^23.
+bool lookup_codes(const float* table, float scale, const float* x, float* y, int64_t n) {
   bool nan = false;
-  for (int64_t i = 0; i < n; ++i) nan = nan || v[i] != v[i];
-  if (nan) return activation_block(k.act, v, n);
+  for (int64_t i = 0; i < n; ++i) nan = nan || x[i] != x[i];
+  if (nan) return false;
   constexpr float kRoundMagic = 12582912.f;
-  const float inv = 1.f / k.table_scale;
-  const float* t = k.table;
+  const float inv = 1.f / scale;
   for (int64_t i = 0; i < n; ++i) {
-    const float r = std::min(127.f, std::max(-128.f, v[i] * inv));
+    const float r = std::min(127.f, std::max(-128.f, x[i] * inv));
     uint32_t u = 0;
-    std::memcpy(&u, &v[i], sizeof u);
-    v[i] = t[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];  // -0: its own entry
+    std::memcpy(&u, &x[i], sizeof u);
+    y[i] = table[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];
   }
+  return true;
+}
+
+// v = table[q + 128] for the values of an INT8 rounding link; a block holding a NaN (passed
+// through by the rounding) computes the activation instead.
+void lookup_int8_table(const ChainLink& k, float* v, int64_t n) {
+  if (!lookup_codes(k.table, k.table_scale, v, v, n)) activation_block(k.act, v, n);
 }
 
 void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
@@ -222,23 +228,6 @@ bool computes_costly_activation(const std::vector<ChainLink>& links) {
   for (const ChainLink& k : links)
     if (k.kind == ChainLink::kActivation && !k.table && costly(k.act.type)) return true;
   return false;
-}
-
-// y[i] = table[code of x[i]] (every code, and -0 at 256) over n values; false (nothing written)
-// where a NaN is among them. The code: as lookup_int8_table computes it.
-bool lookup_codes(const float* table, float scale, const float* x, float* y, int64_t n) {
-  bool nan = false;
-  for (int64_t i = 0; i < n; ++i) nan = nan || x[i] != x[i];
-  if (nan) return false;
-  constexpr float kRoundMagic = 12582912.f;
-  const float inv = 1.f / scale;
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = std::min(127.f, std::max(-128.f, x[i] * inv));
-    uint32_t u = 0;
-    std::memcpy(&u, &x[i], sizeof u);
-    y[i] = table[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];
-  }
-  return true;
 }
 
 Kernel make_coded_chain_kernel(const std::vector<ChainLink>& links, int64_t n, InputGrid grid) {
