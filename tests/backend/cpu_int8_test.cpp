@@ -327,6 +327,76 @@ TEST(CpuInt8, PointwiseConvolutionInPixelBlocksEqualsExactIntegerSums) {
   if (has_vnni_path()) EXPECT_GT(cpu::int8_tiled_kernels_built(), before) << "no convolution ran in blocks";
 }
 
+// A convolution with a window in channels-last chains on the VNNI path runs in blocks of output
+// rows (2 or 3 rows: a shorter last block; stride 2; 5x5 with padding 2, whose first and last
+// blocks carry two padded rows): the same exact sums and requantization as the whole tensor.
+TEST(CpuInt8, ConvolutionsInRowBlocksEqualExactIntegerSums) {
+  ConvCase c3;
+  c3.build();
+  ConvCase dw;
+  dw.N = 2;
+  dw.C = dw.K = dw.groups = 16;
+  dw.stride = 2;
+  dw.H = 15;
+  dw.build();
+  ConvCase c5;
+  c5.kernel = 5;
+  c5.pad = 2;
+  c5.H = 13;
+  c5.build();
+  EnvVar layout("TANDEM_CPU_CHAIN_LAYOUT", "nhwc");
+  for (const ConvCase* c : {&c3, &dw, &c5})
+    for (const char* rows : {"2", "3"}) {
+      EnvVar r("TANDEM_CPU_INT8_ROWS", rows);
+      const uint64_t before = cpu::int8_row_tiled_kernels_built();
+      std::vector<std::string> kinds;
+      const std::vector<float> got = c->run(&kinds), want = c->expected();
+      const std::string what = "kernel " + std::to_string(c->kernel) + " stride " + std::to_string(c->stride) +
+                               " groups " + std::to_string(c->groups) + ", rows " + rows;
+      EXPECT_EQ(real_int8_steps(kinds), 2) << what;
+      size_t first = 0;
+      EXPECT_EQ(count_differences(got, want, &first), 0u) << what << ": first at " << first;
+      EXPECT_EQ(cpu::int8_row_tiled_kernels_built() > before, has_vnni_path()) << what;
+    }
+}
+
+// Between two real INT8 convolutions in channels-last chains on the VNNI path, y1 is stored as
+// conv1's codes and conv2 sums them as they are (cpu::Int8CodesIo): the same exact sums as
+// floats on the grid, in whole tensors and in pixel blocks (pointwise, blocks of 7), with and
+// without the switch. Fails where no value was linked on a CPU that can.
+TEST(CpuInt8, CodesBetweenConvolutionsEqualExactIntegerSums) {
+  ConvCase c3;
+  c3.build();
+  ConvCase dw;
+  dw.N = 2;
+  dw.C = dw.K = dw.groups = 16;
+  dw.build();
+  ConvCase pw;
+  pw.C = 24;
+  pw.K = 40;
+  pw.H = 11;
+  pw.kernel = 1;
+  pw.pad = 0;
+  pw.relu = false;
+  pw.build();
+  EnvVar layout("TANDEM_CPU_CHAIN_LAYOUT", "nhwc");
+  for (const ConvCase* c : {&c3, &dw, &pw})
+    for (const char* tile : {"0", "7"})
+      for (const char* codes : {"1", "0"}) {
+        EnvVar t("TANDEM_CPU_INT8_TILE", tile), k("TANDEM_CPU_INT8_CODES", codes);
+        const uint64_t before = cpu::int8_codes_values_linked();
+        std::vector<std::string> kinds;
+        const std::vector<float> got = c->run(&kinds), want = c->expected();
+        const std::string what = "K " + std::to_string(c->K) + " kernel " + std::to_string(c->kernel) + ", tile " +
+                                 tile + ", codes " + codes;
+        EXPECT_EQ(real_int8_steps(kinds), 2) << what;
+        size_t first = 0;
+        EXPECT_EQ(count_differences(got, want, &first), 0u) << what << ": first at " << first;
+        const bool linked = cpu::int8_codes_values_linked() > before;
+        EXPECT_EQ(linked, has_vnni_path() && std::string(codes) == "1") << what;
+      }
+}
+
 TEST(CpuInt8, DeconvolutionEqualsExactIntegerSums) {
   ConvCase up;  // PP-OCR det's head: 2x2 stride 2 (no overlap), no padding
   up.deconv = true;

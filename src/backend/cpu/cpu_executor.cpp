@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -881,6 +882,15 @@ std::optional<cpu::Kernel> contiguous_slice_kernel(const Network& net, const Lay
   };
 }
 
+std::atomic<uint64_t> codes_values_linked{0};
+
+// Whether values between real INT8 convolutions are stored as codes (cpu::Int8CodesIo);
+// TANDEM_CPU_INT8_CODES=0: as floats on their grid (the same results; for comparisons).
+bool codes_between_int8_convs() {
+  const char* env = std::getenv("TANDEM_CPU_INT8_CODES");
+  return !(env && std::string(env) == "0");
+}
+
 // The layout convolution chains are kept in: oneDNN's preference on this CPU, or
 // TANDEM_CPU_CHAIN_LAYOUT=nhwc|8|16|plain (tests run the other CPUs' layouts here).
 int chain_layout_code() {
@@ -924,6 +934,7 @@ class CpuExecutor : public Executor {
       conv_tail_ = tail.links;
       steps_.push_back(build_step(net, opt, graph_.steps[i], conv_scratch, rounds));
       conv_tail_.clear();
+      const bool took_tail = tail.last > i + rounds.size();
       i += rounds.size();
       if (tail.last > i) {
         RunStep& r = steps_.back();
@@ -933,7 +944,13 @@ class CpuExecutor : public Executor {
         i = tail.last;
       }
       if (merge) i = std::max(i, merge_following_chains(net, first, rounds, readers, separate, steps_.back()));
+      if (last_codes_io_) {
+        const ValueId written = graph_.steps[took_tail ? tail.last_chain : first].outputs[0];
+        int8_convs_.push_back({first, i, written, last_codes_io_});
+        last_codes_io_.reset();
+      }
     }
+    if (!keep_all && !opt.observe_tensor && codes_between_int8_convs()) link_int8_codes();
     if (opt.observe_tensor) plan_observation(opt.observe_tensor);
   }
 
@@ -1173,6 +1190,41 @@ class CpuExecutor : public Executor {
     return last;
   }
 
+  // Codes between real INT8 convolutions (cpu::Int8CodesIo): a value one of them writes, its
+  // chain ending in an INT8 rounding, that only such convolutions read, each as its input on that
+  // grid, is stored as their codes. Not a network output, a view's root, or a value another step
+  // reads or writes; the arena keeps its float-sized block.
+  void link_int8_codes() {
+    std::vector<int> conv_at(graph_.steps.size(), -1);
+    for (size_t k = 0; k < int8_convs_.size(); ++k) conv_at[int8_convs_[k].first] = int(k);
+    std::vector<char> kept(graph_.values.size(), 0);
+    for (TensorId t : graph_.outputs) kept[size_t(graph_.root(t))] = 1;
+    for (const ExecValue& v : graph_.values)
+      if (v.alias_of >= 0) kept[size_t(v.alias_of)] = 1;
+    for (const Int8ConvStep& w : int8_convs_) {
+      const ValueId v = w.written;
+      if (!w.io->can_write || graph_.root(v) != v || kept[size_t(v)]) continue;
+      std::vector<const Int8ConvStep*> readers;
+      bool ok = true;
+      for (size_t j = 0; j < graph_.steps.size() && ok; ++j) {
+        if (j >= w.first && j <= w.last) continue;
+        const ExecStep& st = graph_.steps[j];
+        bool reads = false;
+        for (ValueId o : st.outputs) ok = ok && graph_.root(o) != v;
+        for (ValueId x : st.inputs) reads = reads || graph_.root(x) == v;
+        if (!reads) continue;
+        const Int8ConvStep* r = conv_at[j] >= 0 ? &int8_convs_[size_t(conv_at[j])] : nullptr;
+        ok = ok && r && st.inputs.size() == 1 && st.inputs[0] == v && r->io->can_read &&
+             r->io->read_scale == w.io->write_scale;
+        if (ok) readers.push_back(r);
+      }
+      if (!ok || readers.empty()) continue;
+      w.io->write = true;
+      for (const Int8ConvStep* r : readers) r->io->read = true;
+      ++codes_values_linked;
+    }
+  }
+
   // rounds: the in-place roundings of st's output that st's step applies (joined_rounds).
   RunStep build_step(const Network& net, const ExecOptions& opt, const ExecStep& st,
                      const std::shared_ptr<cpu::ConvScratch>& conv_scratch, const Rounds& rounds) {
@@ -1275,7 +1327,10 @@ class CpuExecutor : public Executor {
         cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, rounds);
         s.tail = conv_tail_;  // conv_tail's steps
         built_int8_ = !s.kernel_codes.empty();
-        if (built_int8_) return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
+        if (built_int8_) {
+          s.codes_io = last_codes_io_ = std::make_shared<cpu::Int8CodesIo>();
+          return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
+        }
         return cpu::make_conv_kernel(s);
       }
       case LayerKind::kMatrixMultiply:
@@ -1337,6 +1392,14 @@ class CpuExecutor : public Executor {
   int team_ = 1;   // threads a parallel step uses
   int block_ = 0;  // channel block of the values kept blocked (0: none)
   mutable bool built_int8_ = false;  // the last layer_kernel() built a real INT8 convolution
+  mutable std::shared_ptr<cpu::Int8CodesIo> last_codes_io_;  // and this is its codes switch
+  // Real INT8 convolution steps: the graph steps their run step covers, the value it writes.
+  struct Int8ConvStep {
+    size_t first, last;
+    ValueId written;
+    std::shared_ptr<cpu::Int8CodesIo> io;
+  };
+  std::vector<Int8ConvStep> int8_convs_;
   ExecGraph graph_;
   size_t n_tensors_ = 0;
   std::vector<uint8_t*> ptr_;  // per value (null: never materialized)
@@ -1409,6 +1472,8 @@ std::string cpu_unsupported_reason(const Network& net) {
   }
   return "";
 }
+
+uint64_t cpu::int8_codes_values_linked() { return codes_values_linked.load(); }
 
 std::unique_ptr<Executor> make_cpu_executor(const Network& net, const ExecOptions& opt, bool keep_all) {
   return std::make_unique<CpuExecutor>(net, opt, keep_all);

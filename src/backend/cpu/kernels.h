@@ -72,6 +72,23 @@ struct ConvScratch {
   std::vector<float> src, dst;
 };
 
+// Codes between real INT8 (de)convolutions. make_conv_int8_kernel says what its kernel can do;
+// the executor, once every step is built, sets `write` on a convolution whose output every reader
+// takes with `read` (docs/cpu-backend.md "Codes between INT8 convolutions"). The writer then
+// stores the codes of its chain's last INT8 rounding (int8, channels-last) instead of their float
+// values, and a reader sums them as they are instead of quantizing floats first: the same codes
+// (codes_s8 of the same grid values, in the writer instead of the reader), a quarter of the bytes.
+struct Int8CodesIo {
+  bool can_read = false;   // the sums read int8 channels-last codes (the VNNI path)
+  bool can_write = false;  // the chain ends in an INT8 rounding onto a channels-last output
+  float read_scale = 0.f;  // the input's grid
+  float write_scale = 0.f; // the last rounding's grid
+  bool read = false, write = false;  // set by the executor
+};
+
+// How many values executors have stored as codes between INT8 convolutions (tests).
+uint64_t int8_codes_values_linked();
+
 // Convolution/Deconvolution with explicit (possibly folded or quantized) weights.
 struct ConvSpec {
   std::shared_ptr<ConvScratch> scratch;
@@ -93,6 +110,7 @@ struct ConvSpec {
   std::vector<int8_t> kernel_codes;
   std::vector<float> alpha;
   float in_scale = 0.f;
+  std::shared_ptr<Int8CodesIo> codes_io;  // real INT8: filled by make_conv_int8_kernel
 };
 constexpr int kNhwcBlock = 1;  // the "block" code of channels-last (NHWC)
 // y[i] = round_to_fp16(y[i]) for n floats, bit for bit: F16C when the CPU has it and allow_simd
@@ -143,6 +161,8 @@ bool int8_deconv_exact(const std::vector<int8_t>& codes, int64_t in_channels, in
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path);
 // How many real INT8 kernels so far run a pointwise convolution in blocks of pixels (tests).
 uint64_t int8_tiled_kernels_built();
+// How many run a convolution with a window in blocks of output rows (tests).
+uint64_t int8_row_tiled_kernels_built();
 Kernel make_matmul_kernel(const Network& net, const Layer& l);  // oneDNN
 // oneDNN eltwise over n floats; an empty Kernel when oneDNN has no exact equivalent.
 Kernel make_eltwise_kernel(const ActivationParams& a, int64_t n);

@@ -21,10 +21,13 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <string>
 
 #include "kernels.h"
@@ -99,16 +102,19 @@ struct SumPrimitive {
 };
 
 // A 2-D (de)convolution's strides, dilations (oneDNN's: minus one) and paddings; the right
-// padding makes the output size come out as the tensor says.
+// padding makes the output size come out as the tensor says. top_pad >= 0 replaces the layer's
+// top padding (a block of rows: its own top edge).
 struct SumGeometry {
   dnnl::memory::dims strides, dil, pl, pr;
 };
-SumGeometry sum_geometry(const ConvSpec& s, bool deconv) {
+SumGeometry sum_geometry(const ConvSpec& s, bool deconv, int64_t top_pad = -1) {
   const auto& p = s.layer->as<ConvolutionParams>();
   SumGeometry geo;
   for (size_t i = 0; i < 2; ++i) {
     const int64_t st = p.stride.empty() ? 1 : p.stride[i], d = p.dilation.empty() ? 1 : p.dilation[i];
-    const int64_t a = p.pre_padding.empty() ? 0 : p.pre_padding[i], ek = (p.kernel[i] - 1) * d + 1;
+    int64_t a = p.pre_padding.empty() ? 0 : p.pre_padding[i];
+    if (i == 0 && top_pad >= 0) a = top_pad;
+    const int64_t ek = (p.kernel[i] - 1) * d + 1;
     const int64_t in = s.in_dims[2 + i], out = s.out_dims[2 + i];
     geo.strides.push_back(st);
     geo.dil.push_back(d - 1);
@@ -156,11 +162,12 @@ dnnl::memory::desc layout_desc(const Dims& d, dt type, int block) {
   return dnnl::memory::desc({d[0], d[1], d[2], d[3]}, type, t);
 }
 
-SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path, bool user_scratchpad = false) {
+SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path, bool user_scratchpad = false,
+                                int64_t top_pad = -1) {
   const bool deconv = s.layer->kind == LayerKind::kDeconvolution;
   const dt act = path == Int8ConvPath::kVnni ? dt::s8 : dt::f32;
   const dt acc = path == Int8ConvPath::kVnni ? dt::s32 : dt::f32;
-  const SumGeometry geo = sum_geometry(s, deconv);
+  const SumGeometry geo = sum_geometry(s, deconv, top_pad);
   const int layout = sum_layout(path, s);
   const dnnl::memory::desc src_md = layout_desc(s.in_dims, act, layout), dst_md = layout_desc(s.out_dims, acc, layout);
   const dnnl::memory::desc w_user_md = stored_weights_desc(s, deconv, act);
@@ -430,6 +437,23 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
   });
 }
 
+// The same into int8 codes (Int8CodesIo::write): each chunk is requantized into a buffer, its
+// chain ending in the rounding onto the grid of 1 / inv_scale, then turned into the codes a
+// reader's quantizing pass would make of it (codes_s8). Sums and output channels-last.
+template <class Acc>
+void requantize_codes(const Acc* acc, int8_t* y, const Dims& d, const Requantize& rq, float inv_scale) {
+  const int64_t N = d[0], K = d[1], P = d[2] * d[3];
+  const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / K), chunks = (P + per_chunk - 1) / per_chunk;
+  parallel_for(N * chunks, N * P * K >= 65536, [&](int64_t item) {
+    const int64_t n = item / chunks, p0 = (item % chunks) * per_chunk, np = std::min(per_chunk, P - p0);
+    const int64_t at = (n * P + p0) * K;
+    static thread_local std::vector<float> local;
+    if (local.size() < size_t(np * K)) local.resize(size_t(np * K));
+    rq.run(acc + at, local.data(), np, K);
+    codes_s8(local.data(), y + at, np * K, inv_scale);
+  });
+}
+
 }  // namespace
 
 Int8ConvPath int8_conv_path() {
@@ -548,16 +572,21 @@ void scatter_pixels(const float* rows, float* y, int64_t p0, int64_t np, int64_t
 }
 
 // One block of pixels [p0, p0 + np): codes of its input, the sums, the requantization.
+// io.read: x holds int8 codes; io.write: y gets int8 codes (of the grid 1 / out_inv).
 template <class Code, class Acc>
-void run_tile(const SumPrimitive& pr, const float* x, float* y, int64_t p0, int64_t np, const TileShape& t,
-              float inv_scale, const Requantize& rq) {
+void run_tile(const SumPrimitive& pr, const void* xv, void* yv, int64_t p0, int64_t np, const TileShape& t,
+              float inv_scale, const Requantize& rq, const Int8CodesIo& io, float out_inv) {
   static thread_local TileBuffers buf;
   static thread_local dnnl::stream stream(int8_engine());
   const int64_t C = t.C, K = t.K;
+  const float* x = static_cast<const float*>(xv);
+  float* y = static_cast<float*>(yv);
   Code* q = reinterpret_cast<Code*>(TileBuffers::at_least(buf.codes, size_t(np * C) * sizeof(Code)));
   Acc* acc = reinterpret_cast<Acc*>(TileBuffers::at_least(buf.sums, size_t(np * K) * sizeof(Acc)));
   float* staged = TileBuffers::at_least(buf.staged, size_t(np * std::max(C, K)) * sizeof(float));
-  if (t.src_block == kNhwcBlock) {
+  if (io.read) {
+    q = reinterpret_cast<Code*>(const_cast<int8_t*>(static_cast<const int8_t*>(xv) + p0 * C));
+  } else if (t.src_block == kNhwcBlock) {
     codes(x + p0 * C, q, np * C, inv_scale);
   } else {
     gather_pixels(x, staged, p0, np, C, t.P, t.src_block);
@@ -568,6 +597,10 @@ void run_tile(const SumPrimitive& pr, const float* x, float* y, int64_t p0, int6
   dnnl::memory scratch(pr.scratchpad, eng, TileBuffers::at_least(buf.scratchpad, pr.scratchpad.get_size() + 64));
   pr.prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pr.wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
   stream.wait();
+  if (io.write) {
+    rq.run(acc, staged, np, K);
+    return codes_s8(staged, static_cast<int8_t*>(yv) + p0 * K, np * K, out_inv);
+  }
   if (t.dst_block == kNhwcBlock) return rq.run(acc, y + p0 * K, np, K);
   rq.run(acc, staged, np, K);
   scatter_pixels(staged, y, p0, np, K, t.P, t.dst_block);
@@ -580,7 +613,8 @@ void run_tile(const SumPrimitive& pr, const float* x, float* y, int64_t p0, int6
 // convolution). The same sums and the same requantization of each element: the same bits. Threads take whole blocks; oneDNN's
 // primitive runs on the calling thread inside the region (made single-threaded, with a
 // scratchpad per thread). `whole` runs instead where the output overlaps the input.
-Kernel make_pointwise_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole) {
+Kernel make_pointwise_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
+                                   std::shared_ptr<const Int8CodesIo> io) {
   const int64_t C = s.in_dims[1], K = s.out_dims[1], P = s.in_dims[2] * s.in_dims[3], T = s.in_dims[0] * P;
   const TileShape shape{T, P, C, K, s.src_block, s.dst_block};
   const int64_t tile = tile_pixels(K);
@@ -607,17 +641,120 @@ Kernel make_pointwise_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel 
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[y_slot]);
-    if (y < x + T * C && x < y + T * K) return whole(in, out);
+    if (y < x + T * C && x < y + T * K) return whole(in, out);  // (float extents: codes need less)
     const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    const float out_inv = io->write ? 1.f / io->write_scale : 0.f;
     const int64_t blocks = (T + tile - 1) / tile;
     parallel_for(blocks, T * K >= 65536, [&](int64_t b) {
       const int64_t p0 = b * tile, np = std::min(tile, T - p0);
       const SumPrimitive& pr = np == tile ? *full : *tail;
-      if (path == Int8ConvPath::kVnni) run_tile<int8_t, int32_t>(pr, x, y, p0, np, shape, inv_scale, rq);
-      else run_tile<float, float>(pr, x, y, p0, np, shape, inv_scale, rq);
+      if (path == Int8ConvPath::kVnni) run_tile<int8_t, int32_t>(pr, in[0], y, p0, np, shape, inv_scale, rq, *io, out_inv);
+      else run_tile<float, float>(pr, in[0], y, p0, np, shape, inv_scale, rq, *io, out_inv);
     });
   };
 }
+
+// Output rows per block of a convolution run in row blocks: its int32 sums (OW * K per row) about
+// 128 KiB. TANDEM_CPU_INT8_ROWS=N overrides it (tests; 0: never in row blocks).
+int64_t tile_rows(int64_t row_values) {
+  if (const char* v = std::getenv("TANDEM_CPU_INT8_ROWS"); v && *v) return std::max<int64_t>(0, std::atoll(v));
+  return std::max<int64_t>(1, int64_t(32 * 1024) / std::max<int64_t>(row_values, 1));
+}
+
+// One block of output rows [r0, r0 + rows) of an image: the input rows it reads [in0, in0 +
+// in_rows) and the primitive for that shape (its top padding where the block starts above row 0;
+// its bottom padding where it ends below the last row).
+struct RowBlock {
+  int64_t r0, rows, in0, in_rows;
+  std::shared_ptr<const SumPrimitive> pr;
+};
+
+std::vector<RowBlock> row_blocks(const ConvSpec& s, Int8ConvPath path, int64_t R) {
+  const auto& p = s.layer->as<ConvolutionParams>();
+  const int64_t H = s.in_dims[2], OH = s.out_dims[2], st = p.stride.empty() ? 1 : p.stride[0];
+  const int64_t d = p.dilation.empty() ? 1 : p.dilation[0], pt = p.pre_padding.empty() ? 0 : p.pre_padding[0];
+  const int64_t ek = (p.kernel[0] - 1) * d + 1;
+  std::map<std::array<int64_t, 3>, std::shared_ptr<const SumPrimitive>> made;
+  std::vector<RowBlock> blocks;
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);  // each runs inside the blocks' region, on one thread
+  for (int64_t r0 = 0; r0 < OH; r0 += R) {
+    const int64_t rows = std::min(R, OH - r0), start = r0 * st - pt, end = (r0 + rows - 1) * st - pt + ek;
+    const int64_t in0 = std::max<int64_t>(0, start), in_rows = std::min(end, H) - in0, top = in0 - start;
+    if (in_rows <= 0) {  // rows of padding alone (a padding beyond the window): the whole kernel
+      omp_set_num_threads(threads);
+      return {};
+    }
+    auto& pr = made[{rows, in_rows, top}];
+    if (!pr) {
+      ConvSpec b = s;
+      b.in_dims = {1, s.in_dims[1], in_rows, s.in_dims[3]};
+      b.out_dims = {1, s.out_dims[1], rows, s.out_dims[3]};
+      pr = std::make_shared<const SumPrimitive>(make_sum_primitive(b, path, true, top));
+    }
+    blocks.push_back({r0, rows, in0, in_rows, pr});
+  }
+  omp_set_num_threads(threads);
+  return blocks;
+}
+
+// A 2-D convolution with a window (3x3, depthwise, strided) on channels-last codes runs block by
+// block of output rows (threads take blocks of any image): each block's int32 sums stay in cache
+// until they are requantized, where the whole-tensor kernel writes every sum to memory and reads
+// it back. Each block sums exactly the products the whole convolution sums for its pixels (the
+// input rows its window covers; the zero padding where it covers none), and every element is
+// requantized as before: the same bits. The VNNI path only (int8 codes in and out of the block).
+Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole, std::shared_ptr<const Int8CodesIo> io) {
+  const auto& p = s.layer->as<ConvolutionParams>();
+  if (s.layer->kind != LayerKind::kConvolution || p.kernel.size() != 2 || path != Int8ConvPath::kVnni ||
+      s.src_block != kNhwcBlock || s.dst_block != kNhwcBlock || sum_layout(path, s) != kNhwcBlock)
+    return {};
+  const int64_t N = s.in_dims[0], C = s.in_dims[1], H = s.in_dims[2], W = s.in_dims[3];
+  const int64_t K = s.out_dims[1], OH = s.out_dims[2], OW = s.out_dims[3];
+  const int64_t R = tile_rows(OW * K);
+  if (R <= 0 || OH < 2 * R) return {};
+  const std::vector<RowBlock> blocks = row_blocks(s, path, R);
+  if (blocks.empty()) return {};
+  std::vector<ChainLink> chain = s.chain;
+  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
+  prepare_chain(chain);
+  const size_t y_slot = s.tail.empty() ? 0 : 1;
+  const std::vector<float> alpha = s.alpha, bias = s.bias;
+  const std::vector<PostOp> post_ops = s.post_ops;
+  const float inv_scale = 1.f / s.in_scale;
+  const int64_t nb = int64_t(blocks.size());
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[y_slot]);
+    if (y < x + N * H * W * C && x < y + N * OH * OW * K) return whole(in, out);  // (float extents)
+    const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    const float out_inv = io->write ? 1.f / io->write_scale : 0.f;
+    parallel_for(N * nb, N * OH * OW * K >= 65536, [&](int64_t item) {
+      static thread_local TileBuffers buf;
+      static thread_local dnnl::stream stream(int8_engine());
+      const int64_t n = item / nb;
+      const RowBlock& b = blocks[size_t(item % nb)];
+      const int64_t in_at = (n * H + b.in0) * W * C, in_n = b.in_rows * W * C, np = b.rows * OW;
+      int8_t* q = reinterpret_cast<int8_t*>(TileBuffers::at_least(buf.codes, size_t(in_n)));
+      if (io->read) q = const_cast<int8_t*>(static_cast<const int8_t*>(in[0]) + in_at);
+      else codes(x + in_at, q, in_n, inv_scale);
+      int32_t* acc = reinterpret_cast<int32_t*>(TileBuffers::at_least(buf.sums, size_t(np * K) * sizeof(int32_t)));
+      auto& eng = int8_engine();
+      const SumPrimitive& pr = *b.pr;
+      dnnl::memory src(pr.src.get_desc(), eng, q), dst(pr.dst.get_desc(), eng, acc);
+      dnnl::memory scratch(pr.scratchpad, eng, TileBuffers::at_least(buf.scratchpad, pr.scratchpad.get_size() + 64));
+      pr.prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pr.wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+      stream.wait();
+      const int64_t out_at = (n * OH + b.r0) * OW * K;
+      if (!io->write) return rq.run(acc, y + out_at, np, K);
+      float* staged = TileBuffers::at_least(buf.staged, size_t(np * K) * sizeof(float));
+      rq.run(acc, staged, np, K);
+      codes_s8(staged, static_cast<int8_t*>(out[y_slot]) + out_at, np * K, out_inv);
+    });
+  };
+}
+
+std::atomic<uint64_t> row_tiled_kernels_built{0};
 
 }  // namespace
 
@@ -646,28 +783,44 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const int q_block = sum_layout(path, s), acc_block = q_block;
   // FP32 sums in the output's own layout are written into the output and requantized in place.
   const bool sums_in_y = path == Int8ConvPath::kFp32 && acc_block == dst_block;
+  auto io = s.codes_io ? s.codes_io : std::make_shared<Int8CodesIo>();
+  io->can_read = path == Int8ConvPath::kVnni && src_block == kNhwcBlock && q_block == kNhwcBlock;
+  io->read_scale = in_scale;
+  const bool ends_int8 = !chain.empty() && chain.back().kind == ChainLink::kRoundInt8 &&
+                         chain.back().scalar >= std::numeric_limits<float>::min() && std::isfinite(chain.back().scalar);
+  io->can_write = ends_int8 && dst_block == kNhwcBlock && acc_block == kNhwcBlock;
+  io->write_scale = io->can_write ? chain.back().scalar : 0.f;
   Kernel whole = [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[y_slot]);
-    void* q = scratch->src.data();
-    void* acc = sums_in_y ? static_cast<void*>(y) : scratch->dst.data();
-    if (path == Int8ConvPath::kVnni) quantize_codes(x, static_cast<int8_t*>(q), in_dims, src_block, q_block, in_scale);
-    else quantize_codes(x, static_cast<float*>(q), in_dims, src_block, q_block, in_scale);
+    void* q = io->read ? in[0] : scratch->src.data();
+    void* acc = sums_in_y && !io->write ? static_cast<void*>(y) : scratch->dst.data();
+    if (!io->read && path == Int8ConvPath::kVnni) quantize_codes(x, static_cast<int8_t*>(q), in_dims, src_block, q_block, in_scale);
+    else if (!io->read) quantize_codes(x, static_cast<float*>(q), in_dims, src_block, q_block, in_scale);
     prim->src.set_data_handle(q);
     prim->dst.set_data_handle(acc);
     prim->prim.execute(*stream, {{DNNL_ARG_SRC, prim->src}, {DNNL_ARG_WEIGHTS, prim->wei}, {DNNL_ARG_DST, prim->dst}});
     stream->wait();
     const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
-    if (path == Int8ConvPath::kVnni) requantize(static_cast<const int32_t*>(acc), acc_block, y, dst_block, out_dims, rq);
+    int8_t* y_codes = static_cast<int8_t*>(out[y_slot]);
+    if (io->write && path == Int8ConvPath::kVnni)
+      requantize_codes(static_cast<const int32_t*>(acc), y_codes, out_dims, rq, 1.f / io->write_scale);
+    else if (io->write) requantize_codes(static_cast<const float*>(acc), y_codes, out_dims, rq, 1.f / io->write_scale);
+    else if (path == Int8ConvPath::kVnni) requantize(static_cast<const int32_t*>(acc), acc_block, y, dst_block, out_dims, rq);
     else requantize(static_cast<const float*>(acc), acc_block, y, dst_block, out_dims, rq);
   };
-  if (Kernel tiled = make_pointwise_tiled_kernel(s, path, whole)) {
+  if (Kernel tiled = make_pointwise_tiled_kernel(s, path, whole, io)) {
     ++tiled_kernels_built;
     return tiled;
+  }
+  if (Kernel rows = make_row_tiled_kernel(s, path, whole, io)) {
+    ++row_tiled_kernels_built;
+    return rows;
   }
   return whole;
 }
 
 uint64_t int8_tiled_kernels_built() { return tiled_kernels_built.load(); }
+uint64_t int8_row_tiled_kernels_built() { return row_tiled_kernels_built.load(); }
 
 }  // namespace tandem::cpu
