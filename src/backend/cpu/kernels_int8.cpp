@@ -704,11 +704,17 @@ std::vector<RowBlock> row_blocks(const ConvSpec& s, Int8ConvPath path, int64_t R
 // it back. Each block sums exactly the products the whole convolution sums for its pixels (the
 // input rows its window covers; the zero padding where it covers none), and every element is
 // requantized as before: the same bits. The VNNI path only (int8 codes in and out of the block).
-Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole, std::shared_ptr<const Int8CodesIo> io) {
+// An input that is not channels-last is quantized whole first (into `scratch`), an output that is
+// not is scattered from each block.
+Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole, std::shared_ptr<const Int8CodesIo> io,
+                             std::shared_ptr<ConvScratch> scratch) {
   const auto& p = s.layer->as<ConvolutionParams>();
   if (s.layer->kind != LayerKind::kConvolution || p.kernel.size() != 2 || path != Int8ConvPath::kVnni ||
-      s.src_block != kNhwcBlock || s.dst_block != kNhwcBlock || sum_layout(path, s) != kNhwcBlock)
+      sum_layout(path, s) != kNhwcBlock)
     return {};
+  const int src_block = s.src_block, dst_block = s.dst_block;
+  const Dims in_dims = s.in_dims;
+  const float in_scale = s.in_scale;
   const int64_t N = s.in_dims[0], C = s.in_dims[1], H = s.in_dims[2], W = s.in_dims[3];
   const int64_t K = s.out_dims[1], OH = s.out_dims[2], OW = s.out_dims[3];
   const int64_t R = tile_rows(OW * K);
@@ -729,6 +735,13 @@ Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
     if (y < x + N * H * W * C && x < y + N * OH * OW * K) return whole(in, out);  // (float extents)
     const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
     const float out_inv = io->write ? 1.f / io->write_scale : 0.f;
+    // Codes of the whole input, channels-last: the writer's, or made here from another layout.
+    const int8_t* all_codes = io->read ? static_cast<const int8_t*>(in[0]) : nullptr;
+    if (!all_codes && src_block != kNhwcBlock) {
+      int8_t* q = reinterpret_cast<int8_t*>(scratch->src.data());
+      quantize_codes(x, q, in_dims, src_block, kNhwcBlock, in_scale);
+      all_codes = q;
+    }
     parallel_for(N * nb, N * OH * OW * K >= 65536, [&](int64_t item) {
       static thread_local TileBuffers buf;
       static thread_local dnnl::stream stream(int8_engine());
@@ -736,7 +749,7 @@ Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
       const RowBlock& b = blocks[size_t(item % nb)];
       const int64_t in_at = (n * H + b.in0) * W * C, in_n = b.in_rows * W * C, np = b.rows * OW;
       int8_t* q = reinterpret_cast<int8_t*>(TileBuffers::at_least(buf.codes, size_t(in_n)));
-      if (io->read) q = const_cast<int8_t*>(static_cast<const int8_t*>(in[0]) + in_at);
+      if (all_codes) q = const_cast<int8_t*>(all_codes + in_at);
       else codes(x + in_at, q, in_n, inv_scale);
       int32_t* acc = reinterpret_cast<int32_t*>(TileBuffers::at_least(buf.sums, size_t(np * K) * sizeof(int32_t)));
       auto& eng = int8_engine();
@@ -746,10 +759,11 @@ Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
       pr.prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pr.wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
       stream.wait();
       const int64_t out_at = (n * OH + b.r0) * OW * K;
-      if (!io->write) return rq.run(acc, y + out_at, np, K);
+      if (!io->write && dst_block == kNhwcBlock) return rq.run(acc, y + out_at, np, K);
       float* staged = TileBuffers::at_least(buf.staged, size_t(np * K) * sizeof(float));
       rq.run(acc, staged, np, K);
-      codes_s8(staged, static_cast<int8_t*>(out[y_slot]) + out_at, np * K, out_inv);
+      if (io->write) return codes_s8(staged, static_cast<int8_t*>(out[y_slot]) + out_at, np * K, out_inv);
+      scatter_pixels(staged, y, n * OH * OW + b.r0 * OW, np, K, OH * OW, dst_block);
     });
   };
 }
@@ -813,7 +827,7 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
     ++tiled_kernels_built;
     return tiled;
   }
-  if (Kernel rows = make_row_tiled_kernel(s, path, whole, io)) {
+  if (Kernel rows = make_row_tiled_kernel(s, path, whole, io, scratch)) {
     ++row_tiled_kernels_built;
     return rows;
   }
