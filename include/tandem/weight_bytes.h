@@ -12,6 +12,14 @@
 
 namespace tandem {
 
+// Bytes that a shared source makes the first time anyone reads them, once, thread-safe: a loaded
+// engine's INT8-encoded weights, dequantized when a context first reads them rather than at load.
+class DeferredBytes {
+ public:
+  virtual ~DeferredBytes() = default;
+  virtual const uint8_t* data() const = 0;
+};
+
 class WeightBytes {
  public:
   WeightBytes() = default;
@@ -25,9 +33,18 @@ class WeightBytes {
     b.keep_alive_ = std::move(keep_alive);
     return b;
   }
+  // n bytes at offset of what source makes on first read (a view that keeps source alive).
+  static WeightBytes deferred(std::shared_ptr<const DeferredBytes> source, size_t offset, size_t n) {
+    WeightBytes b;
+    b.deferred_ = source.get();
+    b.view_offset_ = offset;
+    b.view_size_ = n;
+    b.keep_alive_ = std::move(source);
+    return b;
+  }
   bool is_view() const { return keep_alive_ != nullptr; }
 
-  const uint8_t* data() const { return is_view() ? view_ : owned_.data(); }
+  const uint8_t* data() const { return is_view() ? view_data() : owned_.data(); }
   uint8_t* data() { own(); return owned_.data(); }
   size_t size() const { return is_view() ? view_size_ : owned_.size(); }
   bool empty() const { return size() == 0; }
@@ -51,18 +68,22 @@ class WeightBytes {
  private:
   void own() {
     if (!is_view()) return;
-    owned_.assign(view_, view_ + view_size_);
+    const uint8_t* p = view_data();
+    owned_.assign(p, p + view_size_);
     drop_view();
   }
+  const uint8_t* view_data() const { return deferred_ ? deferred_->data() + view_offset_ : view_; }
   void drop_view() {
     view_ = nullptr;
-    view_size_ = 0;
+    deferred_ = nullptr;
+    view_offset_ = view_size_ = 0;
     keep_alive_.reset();
   }
 
   std::vector<uint8_t> owned_;
   const uint8_t* view_ = nullptr;
-  size_t view_size_ = 0;
+  const DeferredBytes* deferred_ = nullptr;  // kept alive by keep_alive_
+  size_t view_offset_ = 0, view_size_ = 0;
   std::shared_ptr<const void> keep_alive_;
 };
 

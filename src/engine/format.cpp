@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -322,22 +323,60 @@ struct Int8Payload {
   uint64_t channels;
 };
 
-// Every INT8 payload dequantized (q * scale) into one block whose pages one call faults in, the
-// weights views into it: fresh heap pages, touched one by one, cost more than the arithmetic.
-void dequantize_int8_payloads(const std::vector<Int8Payload>& payloads, std::vector<Weights>& ws) {
+// The INT8 payloads of an engine, dequantized (q * scale) into one block, whose pages one call
+// faults in (fresh heap pages touched one by one cost more than the arithmetic), on the first
+// read of any of them: loading maps and checks the file; the float weights are made when a
+// context is first created from the engine. `file` keeps the codes alive until then.
+class DequantizedInt8 final : public DeferredBytes {
+ public:
+  struct Item {
+    size_t at;
+    const int8_t* codes;
+    std::vector<float> scales;
+    Weights shape;  // name, type, dims (no bytes)
+  };
+  DequantizedInt8(std::vector<Item> items, size_t total, std::shared_ptr<const void> file)
+      : items_(std::move(items)), total_(total), file_(std::move(file)) {}
+  const uint8_t* data() const override {
+    std::call_once(once_, [this] {
+      auto block = std::make_unique<engine_detail::PopulatedBlock>(total_);
+      for (const Item& i : items_)
+        engine_detail::dequantize_per_channel(i.codes, i.scales, i.shape, reinterpret_cast<float*>(block->data() + i.at));
+      block_ = std::move(block);
+    });
+    return block_->data();
+  }
+
+ private:
+  std::vector<Item> items_;
+  size_t total_;
+  std::shared_ptr<const void> file_;
+  mutable std::once_flag once_;
+  mutable std::unique_ptr<engine_detail::PopulatedBlock> block_;
+};
+
+// Every INT8 payload as a view into the dequantized block (made at first read where the file
+// stays mapped: keep_alive; at once otherwise, before the caller frees the bytes).
+void dequantize_int8_payloads(const std::vector<Int8Payload>& payloads, std::vector<Weights>& ws,
+                              const std::shared_ptr<const void>& keep_alive) {
   auto slot = [&](const Int8Payload& p) { return (size_t(ws[size_t(p.id)].count()) * 4 + kAlign - 1) / kAlign * kAlign; };
+  std::vector<DequantizedInt8::Item> items;
   size_t total = 0;
-  for (const Int8Payload& p : payloads) total += slot(p);
+  for (const Int8Payload& p : payloads) {
+    const Weights& wt = ws[size_t(p.id)];
+    DequantizedInt8::Item item{total, reinterpret_cast<const int8_t*>(p.codes), std::vector<float>(p.channels), {}};
+    std::memcpy(item.scales.data(), p.scales, p.channels * 4);
+    item.shape.name = wt.name, item.shape.type = wt.type, item.shape.dims = wt.dims;
+    items.push_back(std::move(item));
+    total += slot(p);
+  }
   if (total == 0) return;
-  auto block = std::make_shared<const engine_detail::PopulatedBlock>(total);
+  auto block = std::make_shared<const DequantizedInt8>(std::move(items), total, keep_alive);
+  if (!keep_alive) block->data();
   size_t at = 0;
   for (const Int8Payload& p : payloads) {
     Weights& wt = ws[size_t(p.id)];
-    std::vector<float> scales(p.channels);
-    std::memcpy(scales.data(), p.scales, p.channels * 4);
-    float* out = reinterpret_cast<float*>(block->data() + at);
-    engine_detail::dequantize_per_channel(reinterpret_cast<const int8_t*>(p.codes), scales, wt, out);
-    wt.bytes = WeightBytes::view(block->data() + at, size_t(wt.count()) * 4, block);
+    wt.bytes = WeightBytes::deferred(block, at, size_t(wt.count()) * 4);
     at += slot(p);
   }
 }
@@ -389,7 +428,7 @@ void get_weights(Reader& r, EngineContents& e, const uint8_t* sec, size_t sec_si
       r.fail(fmt::format("weights '{}': unknown encoding {}", wt.name, enc));
     }
   }
-  dequantize_int8_payloads(int8_payloads, ws);
+  dequantize_int8_payloads(int8_payloads, ws, keep_alive);
 }
 
 // ---- Plan --------------------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "tandem/network.h"
 
@@ -92,4 +96,42 @@ TEST(WeightBytes, ViewsCopyOnWrite) {
   EXPECT_EQ(copy.bytes.to_vector(), std::vector<uint8_t>({5, 6, 7, 8}));
   copy.bytes.resize(2);
   EXPECT_EQ(copy.bytes.size(), 2u);
+}
+
+// A deferred view makes its bytes on the first read, once, whatever the number of copies and
+// threads reading; its size is known before; writing copies them first (copy on write).
+TEST(WeightBytes, DeferredBytesAreMadeOnceOnFirstRead) {
+  struct Source final : DeferredBytes {
+    mutable std::atomic<int> made{0};
+    mutable std::once_flag once;
+    mutable std::vector<uint8_t> bytes;
+    const uint8_t* data() const override {
+      std::call_once(once, [this] {
+        ++made;
+        bytes = {9, 8, 7, 6, 5, 4, 3, 2};
+      });
+      return bytes.data();
+    }
+  };
+  auto src = std::make_shared<Source>();
+  Weights w;
+  w.type = DataType::kFloat;
+  w.dims = {1};
+  w.bytes = WeightBytes::deferred(src, 4, 4);
+  EXPECT_TRUE(w.bytes.is_view());
+  EXPECT_EQ(w.bytes.size(), 4u);
+  EXPECT_EQ(src->made.load(), 0) << "made before anyone read it";
+  const Weights copy = w;
+  std::vector<std::thread> readers;
+  std::vector<const uint8_t*> seen(4);
+  for (int i = 0; i < 4; ++i) readers.emplace_back([&, i] { seen[size_t(i)] = copy.bytes.data(); });
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(src->made.load(), 1);
+  for (const uint8_t* p : seen) EXPECT_EQ(p, src->bytes.data() + 4);
+  EXPECT_EQ(copy.bytes.to_vector(), std::vector<uint8_t>({5, 4, 3, 2}));
+  w.bytes.data()[0] = 1;  // non-const access: owned now, the source untouched
+  EXPECT_FALSE(w.bytes.is_view());
+  EXPECT_EQ(w.bytes.to_vector(), std::vector<uint8_t>({1, 4, 3, 2}));
+  EXPECT_EQ(src->bytes[4], 5);
+  EXPECT_EQ(src->made.load(), 1);
 }
