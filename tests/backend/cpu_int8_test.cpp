@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -281,6 +282,27 @@ TEST(CpuInt8, PathFollowsTheIsaAndTheSwitch) {
   }
   EnvVar bad("TANDEM_CPU_INT8", "int4");
   EXPECT_THROW(cpu::int8_conv_path(), Error);
+}
+
+// The codes of floats: the AVX-512 loop and the plain one agree on every value class (half-way
+// points round to even, beyond the range clamps, infinities, NaN -> -128, -0 -> 0), with
+// hand-worked values.
+TEST(CpuInt8, CodesOfFloatsAreTheSameInEveryBuild) {
+  std::vector<float> x = {2.5f, 3.5f, -2.5f, -3.5f, 127.5f, 128.f, -128.5f, -129.f, 0.49999997f, -0.f, 0.f,
+                          std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+                          1e30f, -1e30f, 1e-40f, 126.5f, -127.5f};
+  const std::vector<int> want = {2, 4, -2, -4, 127, 127, -128, -128, 0, 0, 0, 127, -128, -128, -128, 127, -128, 0, 126, -128};
+  for (int k = -140; k <= 140; ++k) x.push_back(float(k) + 0.5f), x.push_back(float(k) * 0.37f);
+  for (int i = 0; i < 1000; ++i) x.push_back(float((i * 7919) % 2001 - 1000) * 0.173f);
+  for (float inv : {1.f, 0.3f, 7.25f}) {
+    std::vector<int8_t> best(x.size()), plain(x.size());
+    cpu::int8_codes(x.data(), best.data(), int64_t(x.size()), inv);
+    cpu::int8_codes(x.data(), plain.data(), int64_t(x.size()), inv, cpu::SimdLevel::kBaseline);
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(int(best[i]), int(plain[i])) << "x " << x[i] << " inv " << inv;
+    if (inv == 1.f)
+      for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(int(best[i]), want[i]) << "x " << x[i];
+  }
 }
 
 TEST(CpuInt8, ConvolutionEqualsExactIntegerSums) {

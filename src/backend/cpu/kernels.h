@@ -159,6 +159,10 @@ bool int8_deconv_exact(const std::vector<int8_t>& codes, int64_t in_channels, in
 // A 2-D convolution or deconvolution (4-d NCHW tensors) on codes: s.kernel_codes (the layout of
 // s.kernel), s.alpha, s.in_scale set.
 Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path);
+// q = clamp(rne(x * inv_scale), -128, 127) (a NaN gives -128): the codes of values on an INT8
+// grid, as every real INT8 kernel makes them; kBest: AVX-512 where the CPU has it, else the
+// plain loop (the same codes; tests compare them).
+void int8_codes(const float* x, int8_t* q, int64_t n, float inv_scale, SimdLevel level = SimdLevel::kBest);
 // How many real INT8 kernels so far run a pointwise convolution in blocks of pixels (tests).
 uint64_t int8_tiled_kernels_built();
 // How many run a convolution with a window in blocks of output rows (tests).
