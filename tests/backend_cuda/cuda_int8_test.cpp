@@ -643,6 +643,72 @@ TEST(CudaInt8, GraphKernelWritesHalfOnTheGrid) {
   EXPECT_LE(differ_gemm, int(want.size()) / 100);
 }
 
+// The FP16 tensor-core route of INT8 convolutions (conv_half_sums_i8, TANDEM_CUDA_INT8_HALF_SUMS):
+// the codes and the filter's codes as half (exact), FP32 sums on tensor cores, which are the
+// INT32 sums exactly while every partial sum stays below 2^24, then the INT8 graph's epilogue
+// operations. A stem (3 channels: codes padded to 4, then 8 for the half kernel; 7x7 stride 2)
+// and a 3x3 over 64 channels (sums up to ~10^6) forced onto it; a 3x3 over 256 channels, whose
+// sums could pass 2^24 (int8_half_sums_exact), keeps the INT8 graph. Against the INT8 graph
+// route (INT32 sums, the same epilogue operations: equal), the im2col / GEMM route (equal but
+// where an FP32 epilogue rounds a midpoint the other way: GraphKernelRequantizesAsTheEmulation's
+// bound) and the CPU emulation.
+TEST(CudaInt8, HalfSumsOnFp16TensorCoresAreTheInt32Sums) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d{2, 3, 20, 18};
+  auto relu = [&](const std::string& name, TensorId in, const Dims& od) {
+    TensorId y = b.tensor(name, od);
+    b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+    return y;
+  };
+  TensorId x = b.input("x", d);
+  TensorId r = relu("r", conv(b, "c", x, {3, 64, 7, 7, 2, 2, 3, 3, 3, 3}, {2, 64, 10, 9}, 163), {2, 64, 10, 9});
+  TensorId r2 = relu("r2", conv(b, "c2", r, {64, 256, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 256, 10, 9}, 167), {2, 256, 10, 9});
+  TensorId c3 = conv(b, "c3", r2, {256, 16, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 16, 10, 9}, 173);
+  b.output(conv(b, "c4", c3, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 10, 9}, 179));
+  const TensorMap in = input(d, 181);
+  ExecOptions o = int8_options(b.n, in);
+  for (size_t l : {1, 3}) o.numerics.layer_precision[l] = Precision::kFP16;  // r, r2, as --int8 makes ReLUs
+  auto cpu = make_cpu_executor(b.n, o);
+  auto make = [&](const char* half, const char* graph) {
+    const ScopedEnv h("TANDEM_CUDA_INT8_HALF_SUMS", half), g("TANDEM_CUDA_INT8_GRAPH", graph);
+    return make_cuda_executor(b.n, o, CudaOptions{});
+  };
+  auto half = make("1", "1"), graph = make("0", "1"), gemm = make("0", "0");
+  std::string tactics;
+  for (const auto* e : {half.get(), graph.get(), gemm.get()})
+    for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+  ASSERT_EQ(half->tactics().size(), 4u) << tactics;
+  for (int i : {0, 1}) {
+    EXPECT_NE(half->tactics()[size_t(i)].tactic.find("cudnn_graph_int8_half_sums_nhwc"), std::string::npos) << tactics;
+    EXPECT_NE(half->tactics()[size_t(i)].key.find("|half_sums"), std::string::npos) << tactics;
+    EXPECT_NE(graph->tactics()[size_t(i)].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+  }
+  EXPECT_NE(half->tactics()[2].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+  EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos) << tactics;
+  const std::vector<float> want = values(cpu->run(in).at("c4")), by_graph = values(graph->run(in).at("c4"));
+  const std::vector<float> by_gemm = values(gemm->run(in).at("c4"));
+  const std::vector<float> got = values(half->run(in).at("c4")), got2 = values(half->run(in).at("c4"));
+  ASSERT_EQ(got.size(), by_graph.size());
+  ASSERT_EQ(got.size(), by_gemm.size());
+  int differ_graph = 0, differ_gemm = 0, gemm_vs_graph = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    differ_graph += got[i] != by_graph[i] || got2[i] != by_graph[i];
+    differ_gemm += got[i] != by_gemm[i];
+    gemm_vs_graph += by_gemm[i] != by_graph[i];
+  }
+  const Agreement a = agree(got, want), m = agree(by_gemm, want);
+  std::printf("[int8 half sums] %zu outputs: %d differ from the INT8 graph route (two runs), %d from the GEMM route "
+              "(graph vs GEMM: %d); against the CPU max rel %.3g, cosine %.8f (GEMM route %.3g); tactics: %s\n",
+              got.size(), differ_graph, differ_gemm, gemm_vs_graph, a.max_rel, a.cosine, m.max_rel, tactics.c_str());
+  EXPECT_EQ(differ_graph, 0);
+  EXPECT_LE(differ_gemm, gemm_vs_graph + int(got.size()) / 100);
+  for (const Agreement& g : {a, m}) {
+    EXPECT_LE(g.max_rel, 2e-2);
+    EXPECT_GE(g.cosine, 0.9999);
+  }
+}
+
 // The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's
 // images, FP16 GPU layers): the CUDA backend (real INT8 for the DLA layers, real FP16 for the GPU
 // layers) against the CPU backend's emulation of the same plan, cosine >= 0.999 (issue 13). The

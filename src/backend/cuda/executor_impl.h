@@ -681,6 +681,20 @@ class CudaExecutorImpl final : public CudaExecutor {
   DPtr scr(size_t off) const { return DPtr{nullptr, off}; }
   void* at(const DPtr& d) const { return d.off == SIZE_MAX ? d.p : scratch_at(d.off); }
   template <class T> T* atf(const DPtr& d) const { return static_cast<T*>(at(d)); }
+  // The INT8 graph route's step (prepare_conv_graph_i8 took it).
+  struct Int8GraphStep {
+    DPtr x, xq;  // the input (float or codes) and its codes
+    int64_t c = 0;  // the codes' channels
+    bool x_codes = false;
+    float x_scale = 0.f;
+    const void* w = nullptr;  // the filter the graph reads (int8 KRSC, or half codes with half_sums)
+    void* y = nullptr;
+    std::string key;
+  };
+  void add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r, const Int8GraphStep& a);
+  // The FP16 tensor-core route of an INT8 convolution (FusedConvSpec::half_sums); false: not taken.
+  bool conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq, Int8GraphStep a,
+                         float beat_ms);
   // Scratch: one buffer shared by all layers (they run one after another on one stream).
   size_t reserve_scratch(size_t bytes) {
     size_t off = scratch_cursor_;

@@ -207,6 +207,10 @@ struct ConvI8 {
 };
 void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
                     const PwChain& c, float* y, int8_t* yq, void* yh, float y_scale, cudaStream_t s);
+// int8 codes x [pixels, c] -> the same integers as half y [pixels, ch] (ch % 8 == 0, ch >= c,
+// zeros in channels c..ch-1; exact: |q| <= 128 is a half value), for the FP16 tensor-core
+// convolution over codes (FusedConvSpec::half_sums).
+void codes_to_half_i8(const int8_t* x, int64_t pixels, int64_t c, int64_t ch, void* y, cudaStream_t s);
 // Codes q of n values x (float, or half when `half`) in the same layout, on the grid of scale.
 void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float scale, cudaStream_t s);
 // An activation (chain c) over n int8 codes x (values q * x_scale), same layout in and out; fp16:

@@ -208,6 +208,19 @@ __global__ void conv_direct_kernel(ConvI8 p, const int8_t* __restrict__ x, const
   }
 }
 
+// 8 output channels per thread (one 16-byte store): codes [pixels][c] -> half [pixels][ch].
+__global__ void codes_to_half_kernel(const int8_t* __restrict__ x, idx_t c, idx_t ch, uint4* __restrict__ y, idx_t n8) {
+  const idx_t per_pixel = ch / 8;
+  GRID_LOOP(i, n8) {
+    const idx_t pixel = i / per_pixel, c0 = (i - pixel * per_pixel) * 8;
+    uint4 v;
+    __half* h = reinterpret_cast<__half*>(&v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) h[e] = c0 + e < c ? __int2half_rn(int(x[pixel * c + c0 + e])) : __ushort_as_half(0);
+    y[i] = v;
+  }
+}
+
 // Codes of n values of x (float or half, in the codes' layout) on the grid of scale.
 __global__ void quantize_codes_kernel(const void* __restrict__ x, bool half, int8_t* __restrict__ q, float scale,
                                       idx_t n) {
@@ -368,6 +381,11 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
   const int64_t n = int64_t(p.n) * p.k * p.oh * p.ow;
   conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, alpha, bias, c, y, yq, static_cast<__half*>(yh), y_scale,
                                                       idx_t(n));
+}
+
+void codes_to_half_i8(const int8_t* x, int64_t pixels, int64_t c, int64_t ch, void* y, cudaStream_t s) {
+  const int64_t n8 = pixels * ch / 8;
+  codes_to_half_kernel<<<blocks_for(n8), kBlock, 0, s>>>(x, idx_t(c), idx_t(ch), static_cast<uint4*>(y), idx_t(n8));
 }
 
 void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float scale, cudaStream_t s) {
