@@ -671,7 +671,8 @@ TEST(CudaInt8, HalfSumsOnFp16TensorCoresAreTheInt32Sums) {
   for (size_t l : {1, 3}) o.numerics.layer_precision[l] = Precision::kFP16;  // r, r2, as --int8 makes ReLUs
   auto cpu = make_cpu_executor(b.n, o);
   auto make = [&](const char* half, const char* graph) {
-    const ScopedEnv h("TANDEM_CUDA_INT8_HALF_SUMS", half), g("TANDEM_CUDA_INT8_GRAPH", graph);
+    const ScopedEnv h("TANDEM_CUDA_INT8_HALF_SUMS", half), g("TANDEM_CUDA_INT8_GRAPH", graph),
+        t("TANDEM_CUDA_INT8_TILED", "0");
     return make_cuda_executor(b.n, o, CudaOptions{});
   };
   auto half = make("1", "1"), graph = make("0", "1"), gemm = make("0", "0");
@@ -817,4 +818,57 @@ TEST(CudaInt8Models, PPOCRDetBuildDlaGraphAgreesWithCpu) {
   // its FP32 accumulator, as the emulation does (0.9975 when it rounded its output to half before
   // the epilogue; docs/cuda-backend.md).
   build_dla_engine_agrees("ch_PP-OCRv4_det_infer.onnx", "x:1x3x640x640", "det", 0.999);
+}
+
+// tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: dp4a over 4
+// channels, exact int32 sums, the GEMM route's epilogue arithmetic): a stem (3 channels padded to
+// 4; 7x7 stride 2; output maps not multiples of the 8 x 16 tile) and a dilated 3x3 over 8
+// channels with 128 outputs (two channel blocks, two words per pixel), each with the FP16 ReLU
+// in its epilogue and codes out. Bit for bit the im2col / cuBLASLt route
+// (TANDEM_CUDA_INT8_TILED=0), and against the CPU emulation.
+TEST(CudaInt8, TiledDirectKernelForNarrowInputsAsTheGemmRoute) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  struct Case {
+    Dims d, cd;
+    ConvSpec s;
+  };
+  ConvSpec dilated{8, 128, 3, 3, 1, 1, 2, 2, 2, 2};
+  dilated.dh = dilated.dw = 2;
+  for (const Case& k : {Case{{2, 3, 23, 19}, {2, 64, 12, 10}, {3, 64, 7, 7, 2, 2, 3, 3, 3, 3}},
+                        Case{{2, 8, 9, 21}, {2, 128, 9, 21}, dilated}}) {
+    NetBuilder b;
+    TensorId x = b.input("x", k.d);
+    TensorId r = b.tensor("r", k.cd);
+    b.layer("r", LayerKind::kActivation, {conv(b, "c", x, k.s, k.cd, 191)}, {r},
+            ActivationParams{ActivationType::kRelu, 0, 0});
+    b.output(conv(b, "c2", r, {k.cd[1], 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, k.cd[2], k.cd[3]}, 193));
+    const TensorMap in = input(k.d, 197);
+    ExecOptions o = int8_options(b.n, in);
+    o.numerics.layer_precision[1] = Precision::kFP16;  // r, as --int8 makes ReLUs
+    auto cpu = make_cpu_executor(b.n, o);
+    auto make = [&](const char* tiled) {
+      const ScopedEnv t("TANDEM_CUDA_INT8_TILED", tiled);
+      return make_cuda_executor(b.n, o, CudaOptions{});
+    };
+    auto tiled = make("1"), gemm = make("0");
+    std::string tactics;
+    for (const auto* e : {tiled.get(), gemm.get()})
+      for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+    ASSERT_EQ(tiled->tactics().size(), 2u) << tactics;
+    EXPECT_NE(tiled->tactics()[0].tactic.find("tandem_int8_tiled_dp4a"), std::string::npos) << tactics;
+    EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos) << tactics;
+    const std::vector<float> want = values(cpu->run(in).at("c2")), by_gemm = values(gemm->run(in).at("c2"));
+    const std::vector<float> got = values(tiled->run(in).at("c2")), got2 = values(tiled->run(in).at("c2"));
+    ASSERT_EQ(got.size(), by_gemm.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_gemm[i] || got2[i] != by_gemm[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 tiled] %s: %d of %zu outputs differ from the GEMM route (two runs); against the CPU max rel "
+                "%.3g, cosine %.8f; tactics: %s\n",
+                dims_to_string(k.d).c_str(), differ, got.size(), a.max_rel, a.cosine, tactics.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
 }

@@ -691,6 +691,21 @@ class CudaExecutorImpl final : public CudaExecutor {
     void* y = nullptr;
     std::string key;
   };
+  // tandem's tiled direct kernel for narrow inputs (cuda::conv_tiled_i8).
+  struct Int8Tiled {
+    cuda::ConvI8 q;
+    DPtr x, xq;
+    bool x_codes = false;
+    float x_scale = 0.f;
+    const float *alpha = nullptr, *bias = nullptr;
+    cuda::PwChain chain{};
+    int8_t* yq = nullptr;
+    void* yh = nullptr;
+    float y_scale = 0.f;
+    std::string key;
+  };
+  bool conv_tiled_i8(const Layer& L, const Int8Tiled& a, const std::vector<int8_t>& wq,
+                     const std::function<float()>& gemm_ms);
   void add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r, const Int8GraphStep& a);
   // The FP16 tensor-core route of an INT8 convolution (FusedConvSpec::half_sums); false: not taken.
   bool conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq, Int8GraphStep a,

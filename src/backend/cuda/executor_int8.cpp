@@ -284,6 +284,14 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   };
   const size_t col_bytes = direct_gemm ? 0 : size_t(rows * kc_pad), acc_bytes = size_t(rows * k_pad) * 4;
 
+  // Narrow inputs (a stem): tandem's tiled direct kernel where it beats the GEMM route.
+  const Int8Tiled tiled{{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, 1},
+                        x, xq, x_codes, x_scale, alpha_dev, bias_dev, chain, yq, yh, y_scale, key};
+  auto gemm_ms = [&] {
+    return D ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr, size_t(N * H * W * C), col_bytes, acc_bytes)
+             : -1.f;
+  };
+  if (G == 1 && (yq || yh) && conv_tiled_i8(L, tiled, wq, gemm_ms)) return;
   // The one-kernel routes (cuDNN's graph API): int8 NHWC codes in and out (or half on the grid),
   // no im2col, no int32 round trip; the sums on INT8 tensor cores, or on FP16 ones where that is
   // exact (half_sums: tried for narrow inputs, where cuDNN's INT8 kernels are slow). Symmetric
@@ -347,6 +355,60 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const std::string tactic = std::string("cublaslt_int8_gemm") + (direct_gemm ? "_nhwc" : "_im2col") +
                              ":heuristic" + std::to_string(pick);
   tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
+}
+
+// tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: the input patch
+// and the filter in shared memory, dp4a, exact int32 sums, the GEMM route's epilogue arithmetic),
+// taken when it runs faster than the GEMM route (gemm_ms(); < 0: none) or with
+// TANDEM_CUDA_INT8_TILED=1; =0 off. False: not taken (nothing added).
+bool CudaExecutorImpl::conv_tiled_i8(const Layer& L, const Int8Tiled& a, const std::vector<int8_t>& wq,
+                                     const std::function<float()>& gemm_ms) {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_TILED");
+  const int mode = !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
+  const cuda::ConvI8& q = a.q;
+  // (narrow inputs only; not where a test forces one of the graph routes)
+  if (mode == 0 || q.c % 4 || q.c > 16 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024 ||
+      (mode == -1 && (int8_graph_mode() == 1 || int8_half_sums_mode() == 1)))
+    return false;
+  const int64_t c4 = q.c / 4, K = q.k;
+  // [kh][kw][c / 4][K] words of 4 codes (channel 4 * cw + i in byte i), from the KCRS codes
+  std::vector<int32_t> w(size_t(q.kh * q.kw * c4 * K), 0);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < q.c; ++c)
+      for (int r = 0; r < q.kh; ++r)
+        for (int s = 0; s < q.kw; ++s) {
+          const uint32_t byte = uint8_t(wq[size_t(((k * q.c + c) * q.kh + r) * q.kw + s)]);
+          w[size_t(((r * q.kw + s) * c4 + c / 4) * K + k)] |= int32_t(byte << (8 * (c % 4)));
+        }
+  const size_t bytes = w.size() * sizeof(int32_t);
+  int32_t* wdev = static_cast<int32_t*>(dalloc(bytes));
+  CK(cudaMemcpy(wdev, w.data(), bytes, cudaMemcpyHostToDevice));
+  weight_bytes_ += bytes;
+  const int8_t* xc = a.x_codes ? atf<int8_t>(a.x) : nullptr;
+  float ms = -1.f, other = -1.f;
+  if (mode == -1 && copt_.time_tactics && (other = gemm_ms()) >= 0.f) {
+    void* xt = nullptr;
+    if (!xc) CK(cudaMalloc(&xt, size_t(q.n) * q.h * q.w * q.c));
+    if (xt) CK(cudaMemset(xt, 0, size_t(q.n) * q.h * q.w * q.c));
+    ms = time_launch([&] {
+      return cuda::conv_tiled_i8(q, xc ? xc : static_cast<int8_t*>(xt), wdev, a.alpha, a.bias, a.chain, a.yq, a.yh,
+                                 a.y_scale, stream_);
+    });
+    CK(cudaStreamSynchronize(stream_));
+    if (xt) CK(cudaFree(xt));
+  }
+  if (mode == -1 && other >= 0.f && (ms < 0.f || ms >= other)) {
+    release_upload(wdev, bytes);
+    return false;
+  }
+  add_step(L.name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+    cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), wdev, a.alpha, a.bias, a.chain, a.yq, a.yh, a.y_scale, s);
+  });
+  tactics_.push_back({L.name, "Convolution", a.key + "|tiled", "tandem_int8_tiled_dp4a" +
+                      (ms >= 0.f ? " (im2col/gemm route " + std::to_string(other) + " ms)" : std::string()),
+                      1002, ms, 0});
+  return true;
 }
 
 // The step of an INT8 convolution's cuDNN graph route (prepare_conv_graph_i8 or conv_half_sums_i8

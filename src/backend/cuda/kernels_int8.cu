@@ -221,6 +221,79 @@ __global__ void codes_to_half_kernel(const int8_t* __restrict__ x, idx_t c, idx_
   }
 }
 
+// conv_tiled_i8's tile: kTH x kTW output pixels x kTK channels per block of 256 threads; a
+// thread sums 4 neighbouring pixels of one row x 8 channels.
+constexpr int kTH = 8, kTW = 16, kTK = 64;
+
+__host__ __device__ inline int tiled_patch(int tile, int stride, int kernel, int dilation) {
+  return (tile - 1) * stride + (kernel - 1) * dilation + 1;
+}
+
+template <bool kRelu>
+__global__ void __launch_bounds__(256)
+    conv_tiled_kernel(ConvI8 p, const int32_t* __restrict__ x, const int32_t* __restrict__ w,
+                      const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                      int8_t* __restrict__ yq, __half* __restrict__ yh, float y_scale) {
+  extern __shared__ int4 smem4[];
+  int32_t* ws = reinterpret_cast<int32_t*>(smem4);  // [tap][kTK]
+  const int c4 = p.c / 4, taps = p.kh * p.kw * c4;
+  const int IH = tiled_patch(kTH, p.sh, p.kh, p.dh), IW = tiled_patch(kTW, p.sw, p.kw, p.dw);
+  int32_t* xs = ws + taps * kTK;  // [IH][IW][c4]
+  const int tiles_w = (p.ow + kTW - 1) / kTW, tiles_h = (p.oh + kTH - 1) / kTH;
+  const int tw = blockIdx.x % tiles_w, th = (blockIdx.x / tiles_w) % tiles_h, b = blockIdx.x / (tiles_w * tiles_h);
+  const int k0 = blockIdx.y * kTK, oh0 = th * kTH, ow0 = tw * kTW;
+  const int ih0 = oh0 * p.sh - p.ph, iw0 = ow0 * p.sw - p.pw;
+  for (int i = threadIdx.x; i < taps * kTK; i += blockDim.x) ws[i] = w[idx_t(i / kTK) * p.k + k0 + i % kTK];
+  for (int i = threadIdx.x; i < IH * IW * c4; i += blockDim.x) {
+    const int cw = i % c4, t = i / c4, col = t % IW, row = t / IW, ih = ih0 + row, iw = iw0 + col;
+    xs[i] = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w ? x[((idx_t(b) * p.h + ih) * p.w + iw) * c4 + cw] : 0;
+  }
+  __syncthreads();
+  const int cg = threadIdx.x % 8, pg = threadIdx.x / 8, orow = pg / 4, ocol0 = (pg % 4) * 4;
+  int acc[4][8];
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[j][e] = 0;
+  for (int r = 0; r < p.kh; ++r)
+    for (int s = 0; s < p.kw; ++s)
+      for (int cw = 0; cw < c4; ++cw) {
+        const int t = (r * p.kw + s) * c4 + cw;
+        const int4 wa = *reinterpret_cast<const int4*>(ws + t * kTK + cg * 8);
+        const int4 wb = *reinterpret_cast<const int4*>(ws + t * kTK + cg * 8 + 4);
+        const int wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int xv = xs[((orow * p.sh + r * p.dh) * IW + (ocol0 + j) * p.sw + s * p.dw) * c4 + cw];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[j][e] = __dp4a(xv, wv[e], acc[j][e]);
+        }
+      }
+  const int oh = oh0 + orow, kb = k0 + cg * 8;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int ow = ow0 + ocol0 + j;
+    if (oh >= p.oh || ow >= p.ow) continue;
+    const idx_t at = ((idx_t(b) * p.oh + oh) * p.ow + ow) * p.k + kb;
+    uint2 packed = {0u, 0u};
+    __half h[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      // (epilogue_codes4_kernel's arithmetic)
+      float v = float(acc[j][e]) * alpha[kb + e];
+      if (bias) v += bias[kb + e];
+      const int q = quant(chain_or_relu<kRelu>(c, v), y_scale);
+      (e < 4 ? packed.x : packed.y) |= uint32_t(uint8_t(int8_t(q))) << (8 * (e % 4));
+      h[e] = __float2half_rn(float(q) * y_scale);
+    }
+    if (yh) {
+      *reinterpret_cast<uint4*>(yh + at) = *reinterpret_cast<const uint4*>(h);
+    } else {
+      *reinterpret_cast<uint2*>(yq + at) = packed;
+    }
+  }
+}
+
 // Codes of n values of x (float or half, in the codes' layout) on the grid of scale.
 __global__ void quantize_codes_kernel(const void* __restrict__ x, bool half, int8_t* __restrict__ q, float scale,
                                       idx_t n) {
@@ -381,6 +454,23 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
   const int64_t n = int64_t(p.n) * p.k * p.oh * p.ow;
   conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, alpha, bias, c, y, yq, static_cast<__half*>(yh), y_scale,
                                                       idx_t(n));
+}
+
+size_t conv_tiled_i8_smem(const ConvI8& p) {
+  const int c4 = p.c / 4;
+  return sizeof(int32_t) * (size_t(p.kh) * p.kw * c4 * kTK +
+                            size_t(tiled_patch(kTH, p.sh, p.kh, p.dh)) * tiled_patch(kTW, p.sw, p.kw, p.dw) * c4);
+}
+
+bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
+                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s) {
+  const size_t smem = conv_tiled_i8_smem(p);
+  if (smem > 48 * 1024) return false;
+  const dim3 grid(unsigned(int64_t(p.n) * ((p.oh + kTH - 1) / kTH) * ((p.ow + kTW - 1) / kTW)), unsigned(p.k / kTK));
+  auto kernel = one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>;
+  kernel<<<grid, 256, smem, s>>>(p, reinterpret_cast<const int32_t*>(x), w, alpha, bias, c, yq, static_cast<__half*>(yh),
+                                 y_scale);
+  return true;
 }
 
 void codes_to_half_i8(const int8_t* x, int64_t pixels, int64_t c, int64_t ch, void* y, cudaStream_t s) {
