@@ -9,6 +9,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "backend/cuda/kernels.h"
 #include "tandem/op_semantics.h"
@@ -294,6 +295,91 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// The same tile on tensor cores: mma.sync m16n8k32 (int8 x int8 -> int32, exact), the A operand
+// read straight from the input patch (a 32-byte k-step is 8 words of 4 channels: word g is tap
+// g / c4, channels 4 * (g % c4) ..), B from the filter's words [g][kWs] (a row padded to 72 words
+// so that the 8 x 4 lanes of a fragment load hit distinct banks). Warp w sums output row w of the
+// tile (16 pixels) x 64 channels; the epilogue is epilogue_codes4_kernel's arithmetic.
+constexpr int kWs = kTK + 8;
+
+template <bool kRelu>
+__global__ void __launch_bounds__(256)
+    conv_tiled_mma_kernel(ConvI8 p, const int32_t* __restrict__ x, const int32_t* __restrict__ w,
+                          const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                          int8_t* __restrict__ yq, __half* __restrict__ yh, float y_scale) {
+  extern __shared__ int4 smem4[];
+  int32_t* ws = reinterpret_cast<int32_t*>(smem4);
+  const int c4 = p.c / 4, words = p.kh * p.kw * c4, words_pad = (words + 7) / 8 * 8;
+  const int IH = tiled_patch(kTH, p.sh, p.kh, p.dh), IW = tiled_patch(kTW, p.sw, p.kw, p.dw);
+  int32_t* xs = ws + words_pad * kWs;  // [IH][IW][c4]
+  const int tiles_w = (p.ow + kTW - 1) / kTW, tiles_h = (p.oh + kTH - 1) / kTH;
+  const int tw = blockIdx.x % tiles_w, th = (blockIdx.x / tiles_w) % tiles_h, b = blockIdx.x / (tiles_w * tiles_h);
+  const int k0 = blockIdx.y * kTK, oh0 = th * kTH, ow0 = tw * kTW;
+  const int ih0 = oh0 * p.sh - p.ph, iw0 = ow0 * p.sw - p.pw;
+  for (int i = threadIdx.x; i < words_pad * kTK; i += blockDim.x) {
+    const int t = i / kTK, n = i % kTK;
+    ws[t * kWs + n] = t < words ? w[idx_t(t) * p.k + k0 + n] : 0;
+  }
+  for (int i = threadIdx.x; i < IH * IW * c4; i += blockDim.x) {
+    const int cw = i % c4, t = i / c4, col = t % IW, row = t / IW, ih = ih0 + row, iw = iw0 + col;
+    xs[i] = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w ? x[((idx_t(b) * p.h + ih) * p.w + iw) * c4 + cw] : 0;
+  }
+  __syncthreads();
+  const int orow = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane >> 2, tig = lane & 3;
+  int acc[8][4];
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[nt][e] = 0;
+  for (int g0 = 0; g0 < words_pad; g0 += 8) {
+    uint32_t a[4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int g = g0 + tig + 4 * h, tap = g / c4, cw = g - tap * c4, r = tap / p.kw, sx = tap - r * p.kw;
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+        const int ocol = gid + 8 * m;
+        a[h * 2 + m] = g < words ? uint32_t(xs[((orow * p.sh + r * p.dh) * IW + ocol * p.sw + sx * p.dw) * c4 + cw]) : 0u;
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const uint32_t b0 = uint32_t(ws[(g0 + tig) * kWs + nt * 8 + gid]);
+      const uint32_t b1 = uint32_t(ws[(g0 + 4 + tig) * kWs + nt * 8 + gid]);
+      asm volatile(
+          "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};\n"
+          : "+r"(acc[nt][0]), "+r"(acc[nt][1]), "+r"(acc[nt][2]), "+r"(acc[nt][3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+  }
+  const int oh = oh0 + orow;
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const int ow = ow0 + gid + 8 * m;
+    if (oh >= p.oh || ow >= p.ow) continue;
+    const idx_t at = ((idx_t(b) * p.oh + oh) * p.ow + ow) * p.k;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int ch = k0 + nt * 8 + tig * 2;
+      int q[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        // (epilogue_codes4_kernel's arithmetic)
+        float v = float(acc[nt][m * 2 + e]) * alpha[ch + e];
+        if (bias) v += bias[ch + e];
+        q[e] = quant(chain_or_relu<kRelu>(c, v), y_scale);
+      }
+      if (yh) {
+        const __half2 h2 = __halves2half2(__float2half_rn(float(q[0]) * y_scale), __float2half_rn(float(q[1]) * y_scale));
+        *reinterpret_cast<__half2*>(yh + at + ch) = h2;
+      } else {
+        *reinterpret_cast<uint16_t*>(yq + at + ch) = uint16_t(uint8_t(int8_t(q[0])) | (uint8_t(int8_t(q[1])) << 8));
+      }
+    }
+  }
+}
+
 // Codes of n values of x (float or half, in the codes' layout) on the grid of scale.
 __global__ void quantize_codes_kernel(const void* __restrict__ x, bool half, int8_t* __restrict__ q, float scale,
                                       idx_t n) {
@@ -456,9 +542,10 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
                                                       idx_t(n));
 }
 
+// (the tensor-core kernel's, which is the larger: its filter rows padded)
 size_t conv_tiled_i8_smem(const ConvI8& p) {
-  const int c4 = p.c / 4;
-  return sizeof(int32_t) * (size_t(p.kh) * p.kw * c4 * kTK +
+  const int c4 = p.c / 4, words_pad = (p.kh * p.kw * c4 + 7) / 8 * 8;
+  return sizeof(int32_t) * (size_t(words_pad) * kWs +
                             size_t(tiled_patch(kTH, p.sh, p.kh, p.dh)) * tiled_patch(kTW, p.sw, p.kw, p.dw) * c4);
 }
 
@@ -467,7 +554,13 @@ bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const flo
   const size_t smem = conv_tiled_i8_smem(p);
   if (smem > 48 * 1024) return false;
   const dim3 grid(unsigned(int64_t(p.n) * ((p.oh + kTH - 1) / kTH) * ((p.ow + kTW - 1) / kTW)), unsigned(p.k / kTK));
-  auto kernel = one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>;
+  // TANDEM_CUDA_INT8_TILED_DP4A=1: the dp4a kernel (no tensor cores), for comparison
+  static const bool dp4a = [] {
+    const char* e = std::getenv("TANDEM_CUDA_INT8_TILED_DP4A");
+    return e && e[0] == '1';
+  }();
+  auto kernel = dp4a ? (one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>)
+                     : (one_relu(c) ? conv_tiled_mma_kernel<true> : conv_tiled_mma_kernel<false>);
   kernel<<<grid, 256, smem, s>>>(p, reinterpret_cast<const int32_t*>(x), w, alpha, bias, c, yq, static_cast<__half*>(yh),
                                  y_scale);
   return true;
