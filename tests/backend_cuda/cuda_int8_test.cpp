@@ -872,3 +872,66 @@ TEST(CudaInt8, TiledDirectKernelForNarrowInputsAsTheGemmRoute) {
     EXPECT_GE(a.cosine, 0.9999);
   }
 }
+
+// An INT8 convolution writing half on its grid whose value only the residual join reads, and
+// that join, as one tiled tensor-core kernel (conv_join_i8, TANDEM_CUDA_INT8_CONV_JOIN=1): the
+// convolution's codes as its other routes compute them, then add_act_codes_h's arithmetic on the
+// half value it no longer writes. ResidualJoinComputesTheSumActivationAndCodesInOnePass's block
+// at 64 channels (the tile's width), the convolution's value as either operand of the sum, and
+// a map that is not a multiple of the 8 x 16 tile: bit for bit what the convolution step and the
+// join kernel give (and the three steps with TANDEM_CUDA_FUSE_JOIN=0), and the CPU emulation.
+TEST(CudaInt8, ConvolutionAndResidualJoinInOneTiledKernel) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  for (const bool swap : {false, true}) {
+    const Dims d = swap ? Dims{1, 64, 5, 19} : Dims{2, 64, 8, 8};
+    NetBuilder b;
+    const int64_t C = d[1];
+    TensorId x = b.input("x", d);
+    auto relu = [&](const std::string& name, TensorId in) {
+      TensorId y = b.tensor(name, d);
+      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+      return y;
+    };
+    TensorId h = relu("h", x);
+    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 211));
+    TensorId c2 = conv(b, "c2", r1, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 223);
+    TensorId sum = b.tensor("sum", d);
+    b.layer("sum", LayerKind::kElementWise, {swap ? h : c2, swap ? c2 : h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+    b.output(conv(b, "c3", relu("o", sum), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 227));
+    const TensorMap in = input(d, 229);
+    ExecOptions opt = int8_options(b.n, in);
+    for (size_t l : {0, 2, 4, 5}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum, o
+    auto cpu = make_cpu_executor(b.n, opt);
+    auto make = [&](const char* conv_join, const char* join) {
+      const ScopedEnv cj("TANDEM_CUDA_INT8_CONV_JOIN", conv_join), j("TANDEM_CUDA_FUSE_JOIN", join);
+      return make_cuda_executor(b.n, opt, CudaOptions{});
+    };
+    auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
+    std::string kinds, tactics;
+    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
+    EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+    EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+    ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
+    EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_tiled_mma+residual_join"), std::string::npos) << tactics;
+    const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
+    const std::vector<float> by_steps = values(steps->run(in).at("c3"));
+    const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
+    ASSERT_EQ(got.size(), by_apart.size());
+    int differ = 0, differ_steps = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      differ += got[i] != by_apart[i] || got2[i] != by_apart[i];
+      differ_steps += got[i] != by_steps[i];
+    }
+    const Agreement a = agree(got, want);
+    std::printf("[int8 conv+join] %s%s: %d of %zu outputs differ from the convolution + join kernel, %d from the "
+                "unfused steps; against the CPU max rel %.3g, cosine %.8f; steps: %s\n",
+                dims_to_string(d).c_str(), swap ? " (swapped)" : "", differ, got.size(), differ_steps, a.max_rel,
+                a.cosine, kinds.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_EQ(differ_steps, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
+}

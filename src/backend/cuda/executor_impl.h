@@ -706,6 +706,10 @@ class CudaExecutorImpl final : public CudaExecutor {
   };
   bool conv_tiled_i8(const Layer& L, const Int8Tiled& a, const std::vector<int8_t>& wq,
                      const std::function<float()>& gemm_ms);
+  int32_t* tiled_weights(const cuda::ConvI8& q, const std::vector<int8_t>& wq, size_t* bytes);
+  // The INT8 convolution built last (writing half on its grid), for conv_join_i8.
+  std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last_i8_conv_;
+  void conv_join_i8(size_t k);
   void add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r, const Int8GraphStep& a);
   // The FP16 tensor-core route of an INT8 convolution (FusedConvSpec::half_sums); false: not taken.
   bool conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq, Int8GraphStep a,

@@ -292,6 +292,7 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
              : -1.f;
   };
   if (G == 1 && (yq || yh) && conv_tiled_i8(L, tiled, wq, gemm_ms)) return;
+  if (yh && G == 1) last_i8_conv_ = std::make_unique<std::pair<Int8Tiled, std::vector<int8_t>>>(tiled, wq);
   // The one-kernel routes (cuDNN's graph API): int8 NHWC codes in and out (or half on the grid),
   // no im2col, no int32 round trip; the sums on INT8 tensor cores, or on FP16 ones where that is
   // exact (half_sums: tried for narrow inputs, where cuDNN's INT8 kernels are slow). Symmetric
@@ -357,6 +358,92 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
 }
 
+// The filter of cuda::conv_tiled_i8 on the device: [kh][kw][c / 4][K] words of 4 codes (channel
+// 4 * cw + i in byte i), from the KCRS codes; *bytes: its size.
+int32_t* CudaExecutorImpl::tiled_weights(const cuda::ConvI8& q, const std::vector<int8_t>& wq, size_t* bytes) {
+  const int64_t c4 = q.c / 4, K = q.k;
+  std::vector<int32_t> w(size_t(q.kh * q.kw * c4 * K), 0);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < q.c; ++c)
+      for (int r = 0; r < q.kh; ++r)
+        for (int s = 0; s < q.kw; ++s) {
+          const uint32_t byte = uint8_t(wq[size_t(((k * q.c + c) * q.kh + r) * q.kw + s)]);
+          w[size_t(((r * q.kw + s) * c4 + c / 4) * K + k)] |= int32_t(byte << (8 * (c % 4)));
+        }
+  *bytes = w.size() * sizeof(int32_t);
+  int32_t* wdev = static_cast<int32_t*>(dalloc(*bytes));
+  CK(cudaMemcpy(wdev, w.data(), *bytes, cudaMemcpyHostToDevice));
+  weight_bytes_ += *bytes;
+  return wdev;
+}
+
+// An INT8 convolution writing half on its grid (step k, just built) whose value only the residual
+// join of step k + 1 reads (residual_join): the two as one tiled tensor-core kernel
+// (cuda::conv_tiled_i8 with a TiledJoin), which computes the convolution's codes as its GEMM
+// and graph routes do, then add_act_codes_h's arithmetic on the half value q * s_y it never
+// writes: the join's outputs bit for bit. Replaces the step just built when it times faster than
+// that step (its tactic's time) plus the join kernel (timed on their buffers), or always with
+// TANDEM_CUDA_INT8_CONV_JOIN=1; =0 off. The join's outputs are written one step earlier, so they
+// must not overlap the convolution's input (relocate_residual_outputs gives them memory of their
+// own where the arena put them there).
+void CudaExecutorImpl::conv_join_i8(size_t k) {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_CONV_JOIN");
+  const int mode = !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
+  std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last = std::move(last_i8_conv_);
+  ResidualJoin j;
+  if (mode == 0 || !last || k + 1 >= graph_.steps.size() || !residual_join(k + 1, &j, true)) return;
+  const Int8Tiled& a = last->first;
+  const cuda::ConvI8& q = a.q;
+  if (!a.yh || q.groups != 1 || q.c % 4 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024) return;
+  const ValueId out = graph_.steps[k].outputs[0];
+  if (ptr_[size_t(out)] != a.yh || (j.a != out && j.z != out) || net_.tensors[size_t(graph_.values[size_t(out)].tensor)].is_output)
+    return;
+  int readers = 0;
+  for (const ExecStep& st : graph_.steps) readers += int(std::count(st.inputs.begin(), st.inputs.end(), out));
+  const void* z = ptr_[size_t(j.a == out ? j.z : j.a)];
+  void* y = ptr_[size_t(j.out)];
+  int8_t* codes = j.codes >= 0 ? static_cast<int8_t*>(ptr_[size_t(j.codes)]) : nullptr;
+  const size_t n = size_t(q.n) * q.oh * q.ow * q.k, x_bytes = size_t(q.n) * q.h * q.w * q.c;
+  auto overlap = [](const void* p, size_t pn, const void* r, size_t rn) {
+    const char *u = static_cast<const char*>(p), *v = static_cast<const char*>(r);
+    return u < v + rn && v < u + pn;
+  };
+  const void* x = a.x_codes ? at(a.x) : nullptr;  // (codes in scratch: no overlap)
+  if (readers != 1 || (x && (overlap(y, n * 2, x, x_bytes) || (codes && overlap(codes, n, x, x_bytes))))) return;
+  cuda::TiledJoin tj{z, y, codes, j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f, j.act};
+  size_t bytes = 0;
+  int32_t* wdev = tiled_weights(q, last->second, &bytes);
+  float fused_ms = -1.f, apart_ms = -1.f;
+  if (mode == -1) {
+    if (!copt_.time_tactics || tactics_.empty() || tactics_.back().time_ms < 0.f || !x) return release_upload(wdev, bytes);
+    const void* ah = a.yh;
+    const cuda::PwChain act = j.act;
+    const float join_ms = time_launch([&] {
+      cuda::add_act_codes_h(ah, z, act, y, codes, tj.q_scale, int64_t(n), stream_);
+      return true;
+    });
+    fused_ms = time_launch([&] {
+      return cuda::conv_tiled_i8(q, static_cast<const int8_t*>(x), wdev, a.alpha, a.bias, a.chain, nullptr, a.yh,
+                                 a.y_scale, stream_, &tj);
+    });
+    CK(cudaStreamSynchronize(stream_));
+    apart_ms = tactics_.back().time_ms + join_ms;
+    if (fused_ms < 0.f || join_ms < 0.f || fused_ms >= apart_ms) return release_upload(wdev, bytes);
+  }
+  steps_.pop_back();
+  fused_away_[k + 1] = 1;
+  for (int i = 1; i <= j.later_steps; ++i) fused_away_[k + 1 + size_t(i)] = 1;
+  cur_kind_ += "+ResidualJoin";
+  add_step(net_.layers[size_t(graph_.steps[k].layer)].name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+    cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), wdev, a.alpha, a.bias, a.chain, nullptr, a.yh, a.y_scale, s, &tj);
+  });
+  TacticRecord& t = tactics_.back();
+  t.tactic = "tandem_int8_tiled_mma+residual_join" +
+             (fused_ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(apart_ms) + " ms)" : std::string());
+  t.key = a.key + "|tiled|join", t.tactic_id = 1003, t.time_ms = fused_ms, t.workspace = 0;
+}
+
 // tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: the input patch
 // and the filter in shared memory, dp4a, exact int32 sums, the GEMM route's epilogue arithmetic),
 // taken when it runs faster than the GEMM route (gemm_ms(); < 0: none) or with
@@ -370,20 +457,8 @@ bool CudaExecutorImpl::conv_tiled_i8(const Layer& L, const Int8Tiled& a, const s
   if (mode == 0 || q.c % 4 || q.c > 16 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024 ||
       (mode == -1 && (int8_graph_mode() == 1 || int8_half_sums_mode() == 1)))
     return false;
-  const int64_t c4 = q.c / 4, K = q.k;
-  // [kh][kw][c / 4][K] words of 4 codes (channel 4 * cw + i in byte i), from the KCRS codes
-  std::vector<int32_t> w(size_t(q.kh * q.kw * c4 * K), 0);
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < q.c; ++c)
-      for (int r = 0; r < q.kh; ++r)
-        for (int s = 0; s < q.kw; ++s) {
-          const uint32_t byte = uint8_t(wq[size_t(((k * q.c + c) * q.kh + r) * q.kw + s)]);
-          w[size_t(((r * q.kw + s) * c4 + c / 4) * K + k)] |= int32_t(byte << (8 * (c % 4)));
-        }
-  const size_t bytes = w.size() * sizeof(int32_t);
-  int32_t* wdev = static_cast<int32_t*>(dalloc(bytes));
-  CK(cudaMemcpy(wdev, w.data(), bytes, cudaMemcpyHostToDevice));
-  weight_bytes_ += bytes;
+  size_t bytes = 0;
+  int32_t* wdev = tiled_weights(q, wq, &bytes);
   const int8_t* xc = a.x_codes ? atf<int8_t>(a.x) : nullptr;
   float ms = -1.f, other = -1.f;
   if (mode == -1 && copt_.time_tactics && (other = gemm_ms()) >= 0.f) {

@@ -213,9 +213,21 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
 // int8_epilogue_codes, element for element. w: int32 words [kh][kw][c/4][k] (4 codes each, the
 // channels of a word in order). Writes codes yq, or (yq null) the grid's values as half yh.
 // False: the shared memory it needs is over 48 KiB (nothing launched).
+// join (not null; yh then unused, the convolution's half never written): the residual join
+// after it in the same pass, add_act_codes_h's arithmetic on the half value q * y_scale the
+// convolution would have written and z (element for element): y = half(act(half(a + z))) and,
+// q not null, the codes of y on the grid of q_scale (all NHWC like the output).
+struct TiledJoin {
+  const void* z = nullptr;
+  void* y = nullptr;
+  int8_t* q = nullptr;
+  float q_scale = 0.f;
+  PwChain act{};
+};
 size_t conv_tiled_i8_smem(const ConvI8& p);  // its shared memory (bytes)
 bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
-                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s);
+                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s,
+                   const TiledJoin* join = nullptr);
 // int8 codes x [pixels, c] -> the same integers as half y [pixels, ch] (ch % 8 == 0, ch >= c,
 // zeros in channels c..ch-1; exact: |q| <= 128 is a half value), for the FP16 tensor-core
 // convolution over codes (FusedConvSpec::half_sums).

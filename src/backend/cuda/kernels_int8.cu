@@ -303,10 +303,15 @@ __global__ void __launch_bounds__(256)
 constexpr int kWs = kTK + 8;
 
 template <bool kRelu>
+__device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale);
+
+// kJoin: 0 none; 1 the residual join after the convolution (TiledJoin), its activation j.act;
+// 2 the same with j.act one ReLU (spelled out).
+template <bool kRelu, int kJoin>
 __global__ void __launch_bounds__(256)
     conv_tiled_mma_kernel(ConvI8 p, const int32_t* __restrict__ x, const int32_t* __restrict__ w,
                           const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
-                          int8_t* __restrict__ yq, __half* __restrict__ yh, float y_scale) {
+                          int8_t* __restrict__ yq, __half* __restrict__ yh, float y_scale, TiledJoin j) {
   extern __shared__ int4 smem4[];
   int32_t* ws = reinterpret_cast<int32_t*>(smem4);
   const int c4 = p.c / 4, words = p.kh * p.kw * c4, words_pad = (words + 7) / 8 * 8;
@@ -370,7 +375,16 @@ __global__ void __launch_bounds__(256)
         if (bias) v += bias[ch + e];
         q[e] = quant(chain_or_relu<kRelu>(c, v), y_scale);
       }
-      if (yh) {
+      if (kJoin) {  // add_act_codes_h's arithmetic on the half value the convolution would write
+        const __half2 zz = *reinterpret_cast<const __half2*>(static_cast<const __half*>(j.z) + at + ch);
+        int8_t codes[2];
+        const __half y0 = join_one<kJoin == 2>(__float2half_rn(float(q[0]) * y_scale), __low2half(zz), j.act,
+                                               j.q ? codes : nullptr, j.q_scale);
+        const __half y1 = join_one<kJoin == 2>(__float2half_rn(float(q[1]) * y_scale), __high2half(zz), j.act,
+                                               j.q ? codes + 1 : nullptr, j.q_scale);
+        *reinterpret_cast<__half2*>(static_cast<__half*>(j.y) + at + ch) = __halves2half2(y0, y1);
+        if (j.q) *reinterpret_cast<uint16_t*>(j.q + at + ch) = uint16_t(uint8_t(codes[0]) | (uint8_t(codes[1]) << 8));
+      } else if (yh) {
         const __half2 h2 = __halves2half2(__float2half_rn(float(q[0]) * y_scale), __float2half_rn(float(q[1]) * y_scale));
         *reinterpret_cast<__half2*>(yh + at + ch) = h2;
       } else {
@@ -550,7 +564,7 @@ size_t conv_tiled_i8_smem(const ConvI8& p) {
 }
 
 bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
-                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s) {
+                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s, const TiledJoin* join) {
   const size_t smem = conv_tiled_i8_smem(p);
   if (smem > 48 * 1024) return false;
   const dim3 grid(unsigned(int64_t(p.n) * ((p.oh + kTH - 1) / kTH) * ((p.ow + kTW - 1) / kTW)), unsigned(p.k / kTK));
@@ -559,10 +573,20 @@ bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const flo
     const char* e = std::getenv("TANDEM_CUDA_INT8_TILED_DP4A");
     return e && e[0] == '1';
   }();
-  auto kernel = dp4a ? (one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>)
-                     : (one_relu(c) ? conv_tiled_mma_kernel<true> : conv_tiled_mma_kernel<false>);
-  kernel<<<grid, 256, smem, s>>>(p, reinterpret_cast<const int32_t*>(x), w, alpha, bias, c, yq, static_cast<__half*>(yh),
-                                 y_scale);
+  const int32_t* xw = reinterpret_cast<const int32_t*>(x);
+  if (join) {  // (the tensor-core kernel only)
+    auto kernel = one_relu(c) ? (one_relu(join->act) ? conv_tiled_mma_kernel<true, 2> : conv_tiled_mma_kernel<true, 1>)
+                              : (one_relu(join->act) ? conv_tiled_mma_kernel<false, 2> : conv_tiled_mma_kernel<false, 1>);
+    kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, *join);
+    return true;
+  }
+  if (dp4a) {
+    auto kernel = one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>;
+    kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale);
+    return true;
+  }
+  auto kernel = one_relu(c) ? conv_tiled_mma_kernel<true, 0> : conv_tiled_mma_kernel<false, 0>;
+  kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, TiledJoin{});
   return true;
 }
 
