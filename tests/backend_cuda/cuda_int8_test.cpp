@@ -643,6 +643,73 @@ TEST(CudaInt8, GraphKernelWritesHalfOnTheGrid) {
   EXPECT_LE(differ_gemm, int(want.size()) / 100);
 }
 
+// The FP16 tensor-core route of INT8 convolutions (conv_half_sums_i8, TANDEM_CUDA_INT8_HALF_SUMS):
+// the codes and the filter's codes as half (exact), FP32 sums on tensor cores, which are the
+// INT32 sums exactly while every partial sum stays below 2^24, then the INT8 graph's epilogue
+// operations. A stem (3 channels: codes padded to 4, then 8 for the half kernel; 7x7 stride 2)
+// and a 3x3 over 64 channels (sums up to ~10^6) forced onto it; a 3x3 over 256 channels, whose
+// sums could pass 2^24 (int8_half_sums_exact), keeps the INT8 graph. Against the INT8 graph
+// route (INT32 sums, the same epilogue operations: equal), the im2col / GEMM route (equal but
+// where an FP32 epilogue rounds a midpoint the other way: GraphKernelRequantizesAsTheEmulation's
+// bound) and the CPU emulation.
+TEST(CudaInt8, HalfSumsOnFp16TensorCoresAreTheInt32Sums) {
+  SKIP_WITHOUT_CUDA();
+  NetBuilder b;
+  const Dims d{2, 3, 20, 18};
+  auto relu = [&](const std::string& name, TensorId in, const Dims& od) {
+    TensorId y = b.tensor(name, od);
+    b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+    return y;
+  };
+  TensorId x = b.input("x", d);
+  TensorId r = relu("r", conv(b, "c", x, {3, 64, 7, 7, 2, 2, 3, 3, 3, 3}, {2, 64, 10, 9}, 163), {2, 64, 10, 9});
+  TensorId r2 = relu("r2", conv(b, "c2", r, {64, 256, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 256, 10, 9}, 167), {2, 256, 10, 9});
+  TensorId c3 = conv(b, "c3", r2, {256, 16, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 16, 10, 9}, 173);
+  b.output(conv(b, "c4", c3, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 10, 9}, 179));
+  const TensorMap in = input(d, 181);
+  ExecOptions o = int8_options(b.n, in);
+  for (size_t l : {1, 3}) o.numerics.layer_precision[l] = Precision::kFP16;  // r, r2, as --int8 makes ReLUs
+  auto cpu = make_cpu_executor(b.n, o);
+  auto make = [&](const char* half, const char* graph) {
+    const ScopedEnv h("TANDEM_CUDA_INT8_HALF_SUMS", half), g("TANDEM_CUDA_INT8_GRAPH", graph),
+        t("TANDEM_CUDA_INT8_TILED", "0");
+    return make_cuda_executor(b.n, o, CudaOptions{});
+  };
+  auto half = make("1", "1"), graph = make("0", "1"), gemm = make("0", "0");
+  std::string tactics;
+  for (const auto* e : {half.get(), graph.get(), gemm.get()})
+    for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+  ASSERT_EQ(half->tactics().size(), 4u) << tactics;
+  for (int i : {0, 1}) {
+    EXPECT_NE(half->tactics()[size_t(i)].tactic.find("cudnn_graph_int8_half_sums_nhwc"), std::string::npos) << tactics;
+    EXPECT_NE(half->tactics()[size_t(i)].key.find("|half_sums"), std::string::npos) << tactics;
+    EXPECT_NE(graph->tactics()[size_t(i)].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+  }
+  EXPECT_NE(half->tactics()[2].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+  EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos) << tactics;
+  const std::vector<float> want = values(cpu->run(in).at("c4")), by_graph = values(graph->run(in).at("c4"));
+  const std::vector<float> by_gemm = values(gemm->run(in).at("c4"));
+  const std::vector<float> got = values(half->run(in).at("c4")), got2 = values(half->run(in).at("c4"));
+  ASSERT_EQ(got.size(), by_graph.size());
+  ASSERT_EQ(got.size(), by_gemm.size());
+  int differ_graph = 0, differ_gemm = 0, gemm_vs_graph = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    differ_graph += got[i] != by_graph[i] || got2[i] != by_graph[i];
+    differ_gemm += got[i] != by_gemm[i];
+    gemm_vs_graph += by_gemm[i] != by_graph[i];
+  }
+  const Agreement a = agree(got, want), m = agree(by_gemm, want);
+  std::printf("[int8 half sums] %zu outputs: %d differ from the INT8 graph route (two runs), %d from the GEMM route "
+              "(graph vs GEMM: %d); against the CPU max rel %.3g, cosine %.8f (GEMM route %.3g); tactics: %s\n",
+              got.size(), differ_graph, differ_gemm, gemm_vs_graph, a.max_rel, a.cosine, m.max_rel, tactics.c_str());
+  EXPECT_EQ(differ_graph, 0);
+  EXPECT_LE(differ_gemm, gemm_vs_graph + int(got.size()) / 100);
+  for (const Agreement& g : {a, m}) {
+    EXPECT_LE(g.max_rel, 2e-2);
+    EXPECT_GE(g.cosine, 0.9999);
+  }
+}
+
 // The PP-OCR build-dla engines (graph strategy, INT8 DLA regions calibrated on the repository's
 // images, FP16 GPU layers): the CUDA backend (real INT8 for the DLA layers, real FP16 for the GPU
 // layers) against the CPU backend's emulation of the same plan, cosine >= 0.999 (issue 13). The
@@ -751,4 +818,120 @@ TEST(CudaInt8Models, PPOCRDetBuildDlaGraphAgreesWithCpu) {
   // its FP32 accumulator, as the emulation does (0.9975 when it rounded its output to half before
   // the epilogue; docs/cuda-backend.md).
   build_dla_engine_agrees("ch_PP-OCRv4_det_infer.onnx", "x:1x3x640x640", "det", 0.999);
+}
+
+// tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: dp4a over 4
+// channels, exact int32 sums, the GEMM route's epilogue arithmetic): a stem (3 channels padded to
+// 4; 7x7 stride 2; output maps not multiples of the 8 x 16 tile) and a dilated 3x3 over 8
+// channels with 128 outputs (two channel blocks, two words per pixel), each with the FP16 ReLU
+// in its epilogue and codes out. Bit for bit the im2col / cuBLASLt route
+// (TANDEM_CUDA_INT8_TILED=0), and against the CPU emulation.
+TEST(CudaInt8, TiledDirectKernelForNarrowInputsAsTheGemmRoute) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  struct Case {
+    Dims d, cd;
+    ConvSpec s;
+  };
+  ConvSpec dilated{8, 128, 3, 3, 1, 1, 2, 2, 2, 2};
+  dilated.dh = dilated.dw = 2;
+  for (const Case& k : {Case{{2, 3, 23, 19}, {2, 64, 12, 10}, {3, 64, 7, 7, 2, 2, 3, 3, 3, 3}},
+                        Case{{2, 8, 9, 21}, {2, 128, 9, 21}, dilated}}) {
+    NetBuilder b;
+    TensorId x = b.input("x", k.d);
+    TensorId r = b.tensor("r", k.cd);
+    b.layer("r", LayerKind::kActivation, {conv(b, "c", x, k.s, k.cd, 191)}, {r},
+            ActivationParams{ActivationType::kRelu, 0, 0});
+    b.output(conv(b, "c2", r, {k.cd[1], 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, k.cd[2], k.cd[3]}, 193));
+    const TensorMap in = input(k.d, 197);
+    ExecOptions o = int8_options(b.n, in);
+    o.numerics.layer_precision[1] = Precision::kFP16;  // r, as --int8 makes ReLUs
+    auto cpu = make_cpu_executor(b.n, o);
+    auto make = [&](const char* tiled) {
+      const ScopedEnv t("TANDEM_CUDA_INT8_TILED", tiled);
+      return make_cuda_executor(b.n, o, CudaOptions{});
+    };
+    auto tiled = make("1"), gemm = make("0");
+    std::string tactics;
+    for (const auto* e : {tiled.get(), gemm.get()})
+      for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+    ASSERT_EQ(tiled->tactics().size(), 2u) << tactics;
+    EXPECT_NE(tiled->tactics()[0].tactic.find("tandem_int8_tiled_dp4a"), std::string::npos) << tactics;
+    EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm_im2col"), std::string::npos) << tactics;
+    const std::vector<float> want = values(cpu->run(in).at("c2")), by_gemm = values(gemm->run(in).at("c2"));
+    const std::vector<float> got = values(tiled->run(in).at("c2")), got2 = values(tiled->run(in).at("c2"));
+    ASSERT_EQ(got.size(), by_gemm.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_gemm[i] || got2[i] != by_gemm[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 tiled] %s: %d of %zu outputs differ from the GEMM route (two runs); against the CPU max rel "
+                "%.3g, cosine %.8f; tactics: %s\n",
+                dims_to_string(k.d).c_str(), differ, got.size(), a.max_rel, a.cosine, tactics.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
+}
+
+// An INT8 convolution writing half on its grid whose value only the residual join reads, and
+// that join, as one tiled tensor-core kernel (conv_join_i8, TANDEM_CUDA_INT8_CONV_JOIN=1): the
+// convolution's codes as its other routes compute them, then add_act_codes_h's arithmetic on the
+// half value it no longer writes. ResidualJoinComputesTheSumActivationAndCodesInOnePass's block
+// at 64 channels (the tile's width), the convolution's value as either operand of the sum, and
+// a map that is not a multiple of the 8 x 16 tile: bit for bit what the convolution step and the
+// join kernel give (and the three steps with TANDEM_CUDA_FUSE_JOIN=0), and the CPU emulation.
+TEST(CudaInt8, ConvolutionAndResidualJoinInOneTiledKernel) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  for (const bool swap : {false, true}) {
+    const Dims d = swap ? Dims{1, 64, 5, 19} : Dims{2, 64, 8, 8};
+    NetBuilder b;
+    const int64_t C = d[1];
+    TensorId x = b.input("x", d);
+    auto relu = [&](const std::string& name, TensorId in) {
+      TensorId y = b.tensor(name, d);
+      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+      return y;
+    };
+    TensorId h = relu("h", x);
+    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 211));
+    TensorId c2 = conv(b, "c2", r1, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 223);
+    TensorId sum = b.tensor("sum", d);
+    b.layer("sum", LayerKind::kElementWise, {swap ? h : c2, swap ? c2 : h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+    b.output(conv(b, "c3", relu("o", sum), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 227));
+    const TensorMap in = input(d, 229);
+    ExecOptions opt = int8_options(b.n, in);
+    for (size_t l : {0, 2, 4, 5}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum, o
+    auto cpu = make_cpu_executor(b.n, opt);
+    auto make = [&](const char* conv_join, const char* join) {
+      const ScopedEnv cj("TANDEM_CUDA_INT8_CONV_JOIN", conv_join), j("TANDEM_CUDA_FUSE_JOIN", join);
+      return make_cuda_executor(b.n, opt, CudaOptions{});
+    };
+    auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
+    std::string kinds, tactics;
+    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
+    EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+    EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+    ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
+    EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_tiled_mma+residual_join"), std::string::npos) << tactics;
+    const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
+    const std::vector<float> by_steps = values(steps->run(in).at("c3"));
+    const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
+    ASSERT_EQ(got.size(), by_apart.size());
+    int differ = 0, differ_steps = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      differ += got[i] != by_apart[i] || got2[i] != by_apart[i];
+      differ_steps += got[i] != by_steps[i];
+    }
+    const Agreement a = agree(got, want);
+    std::printf("[int8 conv+join] %s%s: %d of %zu outputs differ from the convolution + join kernel, %d from the "
+                "unfused steps; against the CPU max rel %.3g, cosine %.8f; steps: %s\n",
+                dims_to_string(d).c_str(), swap ? " (swapped)" : "", differ, got.size(), differ_steps, a.max_rel,
+                a.cosine, kinds.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_EQ(differ_steps, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
 }

@@ -137,6 +137,10 @@ int mode_of(const char* variable) {
 
 int graph_fusion_mode() { return mode_of("TANDEM_CUDA_GRAPH_FUSION"); }
 int int8_graph_mode() { return mode_of("TANDEM_CUDA_INT8_GRAPH"); }
+int int8_half_sums_mode() {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_HALF_SUMS");
+  return env && std::string(env) == "all" ? 2 : mode_of("TANDEM_CUDA_INT8_HALF_SUMS");
+}
 
 CudnnFusedConv::Plans::~Plans() {
   for (cudnnBackendDescriptor_t d : plans) cudnnBackendDestroyDescriptor(d);
@@ -328,7 +332,7 @@ bool CudnnFusedConv::prepare(const FusedConvSpec& s, std::string* why) {
   sig << "data=" << int(s.data) << "|x=" << s.n << "x" << s.c << "x" << s.h << "x" << s.w << "|k=" << s.k << "x" << s.oh << "x" << s.ow
       << "|g=" << s.groups << "|r=" << s.kernel[0] << "x" << s.kernel[1] << "|s=" << s.stride[0] << "x" << s.stride[1]
       << "|p=" << s.pad[0] << "x" << s.pad[1] << "|d=" << s.dilation[0] << "x" << s.dilation[1]
-      << "|consts=" << constant_uids_.size() << "|ops";
+      << "|consts=" << constant_uids_.size() << (s.half_sums ? "|half_sums" : "") << "|ops";
   // The parameters (ELU alpha, swish beta) are attributes of the graph: exact (hexadecimal), so
   // that graphs differing in them never share plans.
   for (const Op& o : pending_) sig << ":" << int(o.mode) << "," << o.x << "," << o.b << "," << o.y << "," << std::hexfloat << o.param << std::defaultfloat;
@@ -346,8 +350,8 @@ bool CudnnFusedConv::build_graph(Plans& p, std::string* why) {
                 ws[4] = {s.kernel[0] * s.kernel[1] * cg, 1, s.kernel[1] * cg, cg};
   const int64_t yd[4] = {s.n, s.k, s.oh, s.ow}, ys[4] = {s.oh * s.ow * s.k, 1, s.ow * s.k, s.k};
   const int64_t kd[4] = {1, s.k, 1, 1}, ks[4] = {s.k, 1, s.k, s.k};
-  const bool int8 = s.data != FusedConvData::kHalf;
-  const cudnnDataType_t in_type = int8 ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
+  const bool int8 = s.data != FusedConvData::kHalf, int_sums = int8 && !s.half_sums;
+  const cudnnDataType_t in_type = int_sums ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
   const cudnnDataType_t out_type = s.data == FusedConvData::kInt8Codes ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
   bool good = tensor(p, kUidX, in_type, xd, xs, false) && tensor(p, kUidW, in_type, wd, ws, false) &&
               tensor(p, kUidY, out_type, yd, ys, false);
@@ -356,18 +360,18 @@ bool CudnnFusedConv::build_graph(Plans& p, std::string* why) {
     bool used = v == kUidVirtual0;  // the convolution's output; then those the ops read or write
     for (const Op& o : pending_) used = used || o.x == v || o.b == v || o.y == v;
     // INT8: the integer sums as INT32 (cuDNN's int8 fusion samples), or FP32 where that is refused
-    const bool int32_acc = v == kUidVirtual0 && int8 && int32_sums_;
+    const bool int32_acc = v == kUidVirtual0 && int_sums && int32_sums_;
     if (used) good = good && tensor(p, v, int32_acc ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT, yd, ys, true);
   }
   if (!good) {
     *why = "cuDNN refused a tensor descriptor";
     return false;
   }
-  // The convolution: cross-correlation, FP32 compute (INT8: INT32, exact integer sums);
-  // symmetric padding (the executor's geometry).
+  // The convolution: cross-correlation, FP32 compute (INT8: INT32, exact integer sums; INT8 with
+  // half_sums: FP32, exact integers below 2^24); symmetric padding (the executor's geometry).
   cudnnBackendDescriptor_t conv = create(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   if (conv) p.owned.push_back(conv);
-  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT, compute = int8 ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT;
+  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT, compute = int_sums ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t cross = CUDNN_CROSS_CORRELATION;
   const int64_t dims = 2;
   good = conv && ok(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute)) &&
@@ -517,7 +521,7 @@ cudnnBackendDescriptor_t CudnnFusedConv::finalize_plan(Plans& p, cudnnBackendDes
   std::string key, path, knobs;
   if (runtime_compiled && !plan_cache_.empty() && knob_choices(cfg, &knobs)) {
     key = std::filesystem::path(plan_cache_).filename().string() + "|" + signature_ +
-          "|sums=" + (spec_.data == FusedConvData::kHalf ? "fp32" : int32_sums_ ? "int32" : "fp32") +
+          "|sums=" + (spec_.data == FusedConvData::kHalf || spec_.half_sums ? "fp32" : int32_sums_ ? "int32" : "fp32") +
           "|engine=" + std::to_string(engine) + "|knobs=" + knobs;
     path = plan_cache_path(plan_cache_, key);
     std::string json;
@@ -559,7 +563,7 @@ int CudnnFusedConv::make_plans(cudnnHandle_t handle, int max_plans, size_t max_w
     return !p->plans.empty();
   };
   int32_sums_ = true;
-  if (!attempt() && spec_.data != FusedConvData::kHalf) {
+  if (!attempt() && spec_.data != FusedConvData::kHalf && !spec_.half_sums) {
     *why += " (INT32 sums); with FP32 sums: ";
     int32_sums_ = false;
     attempt();

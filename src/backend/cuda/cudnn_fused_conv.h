@@ -34,6 +34,10 @@ struct FusedConvSpec {
   FusedConvData data = FusedConvData::kHalf;
   std::vector<float> alpha;  // K values (INT8: required)
   float y_scale = 0.f;       // kInt8Codes, kInt8ToHalf
+  // kInt8Codes, kInt8ToHalf: x and w are half tensors holding the int8 codes (exact in half) and
+  // the sums are FP32 on FP16 tensor cores instead of INT32: exact integers while every partial
+  // sum stays below 2^24 in magnitude, which the caller checks (int8_half_sums_exact).
+  bool half_sums = false;
   int64_t n = 0, c = 0, h = 0, w = 0;  // input (NCHW extents; NHWC in memory)
   int64_t k = 0, oh = 0, ow = 0;       // output maps and size
   int64_t groups = 1;
@@ -138,6 +142,12 @@ int graph_fusion_mode();
 // The same for a real INT8 convolution against the im2col + cuBLASLt GEMM + epilogue route
 // (TANDEM_CUDA_INT8_GRAPH): -1 timed (default), 0 off, 1 whenever a plan finalizes and runs.
 int int8_graph_mode();
+// A real INT8 convolution's sums on FP16 tensor cores (FusedConvSpec::half_sums;
+// TANDEM_CUDA_INT8_HALF_SUMS): -1 (unset) tried for narrow inputs (codes of C % 16 != 0
+// channels: a stem), timed against the other routes; 2 ("all") tried for every convolution where
+// exact, timed; 0 off; 1 wherever exact, untimed (tests). TANDEM_CUDA_INT8_GRAPH=0 (the GEMM
+// route alone) leaves it out too, except with 1.
+int int8_half_sums_mode();
 
 }  // namespace cuda_exec
 }  // namespace tandem

@@ -209,7 +209,8 @@ void CudaExecutorImpl::build_step(const ExecStep& st) {
   const size_t k = size_t(&st - graph_.steps.data());
   if (ResidualJoin j; residual_join(k, &j, true)) return build_residual_join(j);
   if (PoolOverCodes f; maxpool_over_codes(k, &f)) return build_maxpool_over_codes(f);
-  if (build_int8_codes_step(st, L)) return;
+  last_i8_conv_.reset();
+  if (build_int8_codes_step(st, L)) return conv_join_i8(k);
   if (!st.outputs.empty() && graph_.values[size_t(st.outputs[0])].float_as_half()) {
     cur_kind_ += "(fp16)";
     build_native_fp16(st.layer, L);

@@ -198,13 +198,32 @@ void CudaExecutorImpl::relocate_residual_outputs() {
   }
   cur_step_ = nullptr;
   // The residual join's early outputs (residual_join): the activation's and the codes.
+  // With conv_join_i8 they are written at the INT8 convolution before the join (step k - 1): then
+  // also where the arena put them over that convolution's input.
+  const char* conv_join = std::getenv("TANDEM_CUDA_INT8_CONV_JOIN");
+  auto over_conv_input = [&](size_t k, const ResidualJoin& j) {
+    if (k == 0 || (conv_join && std::string(conv_join) == "0")) return false;
+    const ExecStep& c = graph_.steps[k - 1];
+    if (c.kind != StepKind::kLayer || c.inputs.empty() || c.outputs.empty() || (c.outputs[0] != j.a && c.outputs[0] != j.z))
+      return false;
+    const char* x = static_cast<const char*>(ptr_[size_t(c.inputs[0])]);
+    const size_t xn = size_t(graph_.values[size_t(c.inputs[0])].bytes);
+    for (ValueId w : {j.out, j.codes}) {
+      const char* p = w >= 0 ? static_cast<const char*>(ptr_[size_t(w)]) : nullptr;
+      if (p && x && p < x + xn && x < p + size_t(graph_.values[size_t(w)].bytes)) return true;
+    }
+    return false;
+  };
   for (size_t k = 0; k < ns; ++k) {
     ResidualJoin j;
-    if (!residual_join(k, &j, false) || residual_join(k, &j, true)) continue;
+    if (!residual_join(k, &j, false)) continue;
+    const bool early = over_conv_input(k, j);
+    if (!early && residual_join(k, &j, true)) continue;
     for (ValueId w : {j.out, j.codes}) {
       const ValueId v = w >= 0 ? graph_.root(w) : -1;
       if (v < 0 || v == graph_.root(graph_.steps[k].outputs[0]) || graph_.values[size_t(v)].offset < 0) continue;
-      blocks.push_back({v, int(k), last[size_t(v)], size_t(graph_.values[size_t(v)].bytes + 255) / 256 * 256, 0});
+      blocks.push_back({v, int(k) - (early ? 1 : 0), last[size_t(v)],
+                        size_t(graph_.values[size_t(v)].bytes + 255) / 256 * 256, 0});
     }
   }
   std::stable_sort(blocks.begin(), blocks.end(), [](const Block& a, const Block& b) { return a.bytes > b.bytes; });

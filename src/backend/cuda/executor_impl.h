@@ -681,6 +681,39 @@ class CudaExecutorImpl final : public CudaExecutor {
   DPtr scr(size_t off) const { return DPtr{nullptr, off}; }
   void* at(const DPtr& d) const { return d.off == SIZE_MAX ? d.p : scratch_at(d.off); }
   template <class T> T* atf(const DPtr& d) const { return static_cast<T*>(at(d)); }
+  // The INT8 graph route's step (prepare_conv_graph_i8 took it).
+  struct Int8GraphStep {
+    DPtr x, xq;  // the input (float or codes) and its codes
+    int64_t c = 0;  // the codes' channels
+    bool x_codes = false;
+    float x_scale = 0.f;
+    const void* w = nullptr;  // the filter the graph reads (int8 KRSC, or half codes with half_sums)
+    void* y = nullptr;
+    std::string key;
+  };
+  // tandem's tiled direct kernel for narrow inputs (cuda::conv_tiled_i8).
+  struct Int8Tiled {
+    cuda::ConvI8 q;
+    DPtr x, xq;
+    bool x_codes = false;
+    float x_scale = 0.f;
+    const float *alpha = nullptr, *bias = nullptr;
+    cuda::PwChain chain{};
+    int8_t* yq = nullptr;
+    void* yh = nullptr;
+    float y_scale = 0.f;
+    std::string key;
+  };
+  bool conv_tiled_i8(const Layer& L, const Int8Tiled& a, const std::vector<int8_t>& wq,
+                     const std::function<float()>& gemm_ms);
+  int32_t* tiled_weights(const cuda::ConvI8& q, const std::vector<int8_t>& wq, size_t* bytes);
+  // The INT8 convolution built last (writing half on its grid), for conv_join_i8.
+  std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last_i8_conv_;
+  void conv_join_i8(size_t k);
+  void add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r, const Int8GraphStep& a);
+  // The FP16 tensor-core route of an INT8 convolution (FusedConvSpec::half_sums); false: not taken.
+  bool conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq, Int8GraphStep a,
+                         float beat_ms);
   // Scratch: one buffer shared by all layers (they run one after another on one stream).
   size_t reserve_scratch(size_t bytes) {
     size_t off = scratch_cursor_;

@@ -32,6 +32,19 @@ std::vector<float> pad_input_channels(std::vector<float> w, int64_t k, int64_t c
   return out;
 }
 
+// Whether FP32 sums of an INT8 convolution's products are its exact integer sums whatever the
+// order (conv_half_sums_i8): every partial sum of output channel k is at most 128 * sum_j
+// |q_w[k][j]| in magnitude (|q_x| <= 128), which must stay below 2^24 (FP32 integers are exact
+// up to there).
+bool int8_half_sums_exact(const std::vector<int8_t>& wq, int64_t k_out, int64_t inner) {
+  for (int64_t k = 0; k < k_out; ++k) {
+    int64_t s = 0;
+    for (int64_t j = 0; j < inner; ++j) s += std::abs(int(wq[size_t(k * inner + j)]));
+    if (128 * s >= (int64_t(1) << 24)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // cuDNN's INT8 graph kernel and im2col's 4-byte path need C % 4 == 0, which a stem's RGB input
@@ -271,46 +284,56 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   };
   const size_t col_bytes = direct_gemm ? 0 : size_t(rows * kc_pad), acc_bytes = size_t(rows * k_pad) * 4;
 
-  // The one-kernel route (cuDNN's graph API): int8 NHWC codes in and out (or half on the grid),
-  // no im2col, no int32 round trip. Symmetric padding only (the graph's geometry).
-  const int graph_mode = int8_graph_mode();
+  // Narrow inputs (a stem): tandem's tiled direct kernel where it beats the GEMM route.
+  const Int8Tiled tiled{{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, 1},
+                        x, xq, x_codes, x_scale, alpha_dev, bias_dev, chain, yq, yh, y_scale, key};
+  auto gemm_ms = [&] {
+    return D ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr, size_t(N * H * W * C), col_bytes, acc_bytes)
+             : -1.f;
+  };
+  if (G == 1 && (yq || yh) && conv_tiled_i8(L, tiled, wq, gemm_ms)) return;
+  if (yh && G == 1) last_i8_conv_ = std::make_unique<std::pair<Int8Tiled, std::vector<int8_t>>>(tiled, wq);
+  // The one-kernel routes (cuDNN's graph API): int8 NHWC codes in and out (or half on the grid),
+  // no im2col, no int32 round trip; the sums on INT8 tensor cores, or on FP16 ones where that is
+  // exact (half_sums: tried for narrow inputs, where cuDNN's INT8 kernels are slow). Symmetric
+  // padding only (the graph's geometry). The fastest of the routes is kept.
+  const int graph_mode = int8_graph_mode(), hs_mode = int8_half_sums_mode();
   const bool symmetric = get(P.post_padding, 0, ph) == ph && get(P.post_padding, 1, pw) == pw;
-  if (graph_mode != 0 && G == 1 && (yq || yh) && symmetric && C % 4 == 0 && K % 4 == 0) {
-    const float gemm_ms = D && graph_mode != 1 && copt_.time_tactics
-                              ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr, size_t(N * H * W * C),
-                                                     col_bytes, acc_bytes)
-                              : -1.f;
-    // KRSC codes: the GEMM's matrix when it has no column padding, else a copy of its own.
-    const void* wkrsc = wg && kc == kc_pad ? wg : upload_bytes(krsc_codes(wq, K, C, kh, kw, K, kc));
+  const bool graph_ok = G == 1 && (yq || yh) && symmetric && K % 4 == 0;
+  const bool try_int8 = graph_mode != 0 && graph_ok && C % 4 == 0;
+  // (TANDEM_CUDA_INT8_GRAPH=0, the GEMM route alone, leaves out both graph routes unless forced)
+  const bool try_half = hs_mode != 0 && (graph_mode != 0 || hs_mode == 1) && graph_ok && (hs_mode != -1 || C % 16 != 0) &&
+                        int8_half_sums_exact(wq, K, kc);
+  if (try_int8 || try_half) {
+    const bool timed = copt_.time_tactics && ((try_int8 && graph_mode != 1) || (try_half && hs_mode != 1));
+    const float gemm_ms = D && timed ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr,
+                                                            size_t(N * H * W * C), col_bytes, acc_bytes)
+                                     : -1.f;
     FusedConvSpec gs;
     gs.data = yq ? FusedConvData::kInt8Codes : FusedConvData::kInt8ToHalf;
     gs.n = N, gs.c = C, gs.h = H, gs.w = W, gs.k = K, gs.oh = OH, gs.ow = OW;
     gs.kernel[0] = kh, gs.kernel[1] = kw, gs.stride[0] = sh, gs.stride[1] = sw, gs.pad[0] = ph, gs.pad[1] = pw;
     gs.dilation[0] = dh, gs.dilation[1] = dw;
     gs.alpha = alpha, gs.bias = bias, gs.chain = chain, gs.y_scale = y_scale;
-    void* yg = yq ? static_cast<void*>(yq) : yh;
-    const ConvGraphRoute r = prepare_conv_graph_i8(L, gs, x_codes ? at(x) : nullptr, wkrsc, yg, D ? gemm_ms : -1.f);
-    if (r.conv) {
-      if (wg && wg != wkrsc) release_upload(wg, size_t(k_pad * kc_pad));
-      const FusedConvPlanInfo info = r.conv->plan_info(r.plan);
-      const size_t ws_off = reserve_scratch(info.workspace);
-      CudnnFusedConv* conv = r.conv.get();
-      const float* consts = r.consts;
-      const int plan = r.plan;
-      add_step(L.name, [=, this](cudaStream_t s) {
-        if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
-        ck(conv->run(plan, at(xq), wkrsc, yg, consts, info.workspace ? scratch_at(ws_off) : nullptr),
-           "cudnnBackendExecute", "layer '" + lname + "' (fused cuDNN graph of a real INT8 convolution)");
-      });
-      std::string tactic = std::string("cudnn_graph_int8_nhwc:engine") + std::to_string(info.engine) +
-                           (info.runtime_compiled ? "+runtime_fusion" : "") + (info.tensor_core ? "+tensor_core" : "") +
-                           "+epilogue_chain" + std::to_string(chain.n_ops) + (yq ? "+requantize" : "+half_on_grid") +
-                           ":heuristic" + std::to_string(plan);
-      if (r.ms >= 0.f && r.two_pass_ms >= 0.f) tactic += " (im2col/gemm route " + std::to_string(r.two_pass_ms) + " ms)";
-      tactics_.push_back({L.name, "Convolution", key + "|graph", tactic, info.engine, r.ms, info.workspace});
+    Int8GraphStep a{x, xq, C, x_codes, x_scale, nullptr, yq ? static_cast<void*>(yq) : yh, key};
+    ConvGraphRoute r;
+    if (try_int8) {
+      // KRSC codes: the GEMM's matrix when it has no column padding, else a copy of its own.
+      a.w = wg && kc == kc_pad ? wg : upload_bytes(krsc_codes(wq, K, C, kh, kw, K, kc));
+      r = prepare_conv_graph_i8(L, gs, x_codes ? at(x) : nullptr, a.w, a.y, D ? gemm_ms : -1.f);
+      if (!r.conv && a.w != wg) release_upload(a.w, size_t(K * kc));
+    }
+    const float beat_ms = r.conv ? r.ms : D ? gemm_ms : -1.f;  // < 0: nothing to beat (untimed)
+    if (try_half && (!r.conv || r.ms >= 0.f || hs_mode == 1) && conv_half_sums_i8(L, gs, wq, a, beat_ms)) {
+      if (r.conv) release_upload(r.consts, r.conv->constants().size() * sizeof(float));
+      if (r.conv && a.w != wg) release_upload(a.w, size_t(K * kc));
+      if (wg) release_upload(wg, size_t(k_pad * kc_pad));
       return;
     }
-    if (wkrsc != wg) release_upload(wkrsc, size_t(K * kc));
+    if (r.conv) {
+      if (wg && wg != a.w) release_upload(wg, size_t(k_pad * kc_pad));
+      return add_conv_graph_i8(L, gs, r, a);
+    }
   }
 
   if (!D) {  // grouped, or no INT8 GEMM for this shape: the direct kernel
@@ -333,6 +356,213 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const std::string tactic = std::string("cublaslt_int8_gemm") + (direct_gemm ? "_nhwc" : "_im2col") +
                              ":heuristic" + std::to_string(pick);
   tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
+}
+
+// The filter of cuda::conv_tiled_i8 on the device: [kh][kw][c / 4][K] words of 4 codes (channel
+// 4 * cw + i in byte i), from the KCRS codes; *bytes: its size.
+int32_t* CudaExecutorImpl::tiled_weights(const cuda::ConvI8& q, const std::vector<int8_t>& wq, size_t* bytes) {
+  const int64_t c4 = q.c / 4, K = q.k;
+  std::vector<int32_t> w(size_t(q.kh * q.kw * c4 * K), 0);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < q.c; ++c)
+      for (int r = 0; r < q.kh; ++r)
+        for (int s = 0; s < q.kw; ++s) {
+          const uint32_t byte = uint8_t(wq[size_t(((k * q.c + c) * q.kh + r) * q.kw + s)]);
+          w[size_t(((r * q.kw + s) * c4 + c / 4) * K + k)] |= int32_t(byte << (8 * (c % 4)));
+        }
+  *bytes = w.size() * sizeof(int32_t);
+  int32_t* wdev = static_cast<int32_t*>(dalloc(*bytes));
+  CK(cudaMemcpy(wdev, w.data(), *bytes, cudaMemcpyHostToDevice));
+  weight_bytes_ += *bytes;
+  return wdev;
+}
+
+// An INT8 convolution writing half on its grid (step k, just built) whose value only the residual
+// join of step k + 1 reads (residual_join): the two as one tiled tensor-core kernel
+// (cuda::conv_tiled_i8 with a TiledJoin), which computes the convolution's codes as its GEMM
+// and graph routes do, then add_act_codes_h's arithmetic on the half value q * s_y it never
+// writes: the join's outputs bit for bit. Replaces the step just built when it times faster than
+// that step (its tactic's time) plus the join kernel (timed on their buffers), or always with
+// TANDEM_CUDA_INT8_CONV_JOIN=1; =0 off. The join's outputs are written one step earlier, so they
+// must not overlap the convolution's input (relocate_residual_outputs gives them memory of their
+// own where the arena put them there).
+void CudaExecutorImpl::conv_join_i8(size_t k) {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_CONV_JOIN");
+  const int mode = !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
+  std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last = std::move(last_i8_conv_);
+  ResidualJoin j;
+  if (mode == 0 || !last || k + 1 >= graph_.steps.size() || !residual_join(k + 1, &j, true)) return;
+  const Int8Tiled& a = last->first;
+  const cuda::ConvI8& q = a.q;
+  if (!a.yh || q.groups != 1 || q.c % 4 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024) return;
+  const ValueId out = graph_.steps[k].outputs[0];
+  if (ptr_[size_t(out)] != a.yh || (j.a != out && j.z != out) || net_.tensors[size_t(graph_.values[size_t(out)].tensor)].is_output)
+    return;
+  int readers = 0;
+  for (const ExecStep& st : graph_.steps) readers += int(std::count(st.inputs.begin(), st.inputs.end(), out));
+  const void* z = ptr_[size_t(j.a == out ? j.z : j.a)];
+  void* y = ptr_[size_t(j.out)];
+  int8_t* codes = j.codes >= 0 ? static_cast<int8_t*>(ptr_[size_t(j.codes)]) : nullptr;
+  const size_t n = size_t(q.n) * q.oh * q.ow * q.k, x_bytes = size_t(q.n) * q.h * q.w * q.c;
+  auto overlap = [](const void* p, size_t pn, const void* r, size_t rn) {
+    const char *u = static_cast<const char*>(p), *v = static_cast<const char*>(r);
+    return u < v + rn && v < u + pn;
+  };
+  const void* x = a.x_codes ? at(a.x) : nullptr;  // (codes in scratch: no overlap)
+  if (readers != 1 || (x && (overlap(y, n * 2, x, x_bytes) || (codes && overlap(codes, n, x, x_bytes))))) return;
+  cuda::TiledJoin tj{z, y, codes, j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f, j.act};
+  size_t bytes = 0;
+  int32_t* wdev = tiled_weights(q, last->second, &bytes);
+  float fused_ms = -1.f, apart_ms = -1.f;
+  if (mode == -1) {
+    if (!copt_.time_tactics || tactics_.empty() || tactics_.back().time_ms < 0.f || !x) return release_upload(wdev, bytes);
+    const void* ah = a.yh;
+    const cuda::PwChain act = j.act;
+    const float join_ms = time_launch([&] {
+      cuda::add_act_codes_h(ah, z, act, y, codes, tj.q_scale, int64_t(n), stream_);
+      return true;
+    });
+    fused_ms = time_launch([&] {
+      return cuda::conv_tiled_i8(q, static_cast<const int8_t*>(x), wdev, a.alpha, a.bias, a.chain, nullptr, a.yh,
+                                 a.y_scale, stream_, &tj);
+    });
+    CK(cudaStreamSynchronize(stream_));
+    apart_ms = tactics_.back().time_ms + join_ms;
+    if (fused_ms < 0.f || join_ms < 0.f || fused_ms >= apart_ms) return release_upload(wdev, bytes);
+  }
+  steps_.pop_back();
+  fused_away_[k + 1] = 1;
+  for (int i = 1; i <= j.later_steps; ++i) fused_away_[k + 1 + size_t(i)] = 1;
+  cur_kind_ += "+ResidualJoin";
+  add_step(net_.layers[size_t(graph_.steps[k].layer)].name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+    cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), wdev, a.alpha, a.bias, a.chain, nullptr, a.yh, a.y_scale, s, &tj);
+  });
+  TacticRecord& t = tactics_.back();
+  t.tactic = "tandem_int8_tiled_mma+residual_join" +
+             (fused_ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(apart_ms) + " ms)" : std::string());
+  t.key = a.key + "|tiled|join", t.tactic_id = 1003, t.time_ms = fused_ms, t.workspace = 0;
+}
+
+// tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: the input patch
+// and the filter in shared memory, dp4a, exact int32 sums, the GEMM route's epilogue arithmetic),
+// taken when it runs faster than the GEMM route (gemm_ms(); < 0: none) or with
+// TANDEM_CUDA_INT8_TILED=1; =0 off. False: not taken (nothing added).
+bool CudaExecutorImpl::conv_tiled_i8(const Layer& L, const Int8Tiled& a, const std::vector<int8_t>& wq,
+                                     const std::function<float()>& gemm_ms) {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_TILED");
+  const int mode = !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
+  const cuda::ConvI8& q = a.q;
+  // (narrow inputs only; not where a test forces one of the graph routes)
+  if (mode == 0 || q.c % 4 || q.c > 16 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024 ||
+      (mode == -1 && (int8_graph_mode() == 1 || int8_half_sums_mode() == 1)))
+    return false;
+  size_t bytes = 0;
+  int32_t* wdev = tiled_weights(q, wq, &bytes);
+  const int8_t* xc = a.x_codes ? atf<int8_t>(a.x) : nullptr;
+  float ms = -1.f, other = -1.f;
+  if (mode == -1 && copt_.time_tactics && (other = gemm_ms()) >= 0.f) {
+    void* xt = nullptr;
+    if (!xc) CK(cudaMalloc(&xt, size_t(q.n) * q.h * q.w * q.c));
+    if (xt) CK(cudaMemset(xt, 0, size_t(q.n) * q.h * q.w * q.c));
+    ms = time_launch([&] {
+      return cuda::conv_tiled_i8(q, xc ? xc : static_cast<int8_t*>(xt), wdev, a.alpha, a.bias, a.chain, a.yq, a.yh,
+                                 a.y_scale, stream_);
+    });
+    CK(cudaStreamSynchronize(stream_));
+    if (xt) CK(cudaFree(xt));
+  }
+  if (mode == -1 && other >= 0.f && (ms < 0.f || ms >= other)) {
+    release_upload(wdev, bytes);
+    return false;
+  }
+  add_step(L.name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+    cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), wdev, a.alpha, a.bias, a.chain, a.yq, a.yh, a.y_scale, s);
+  });
+  tactics_.push_back({L.name, "Convolution", a.key + "|tiled", "tandem_int8_tiled_dp4a" +
+                      (ms >= 0.f ? " (im2col/gemm route " + std::to_string(other) + " ms)" : std::string()),
+                      1002, ms, 0});
+  return true;
+}
+
+// The step of an INT8 convolution's cuDNN graph route (prepare_conv_graph_i8 or conv_half_sums_i8
+// took it): the input's codes where it is float, with half_sums their half copy, then the graph.
+void CudaExecutorImpl::add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r,
+                                         const Int8GraphStep& a) {
+  const FusedConvPlanInfo info = r.conv->plan_info(r.plan);
+  const size_t ws_off = reserve_scratch(info.workspace);
+  const int64_t N = gs.n, H = gs.h, W = gs.w, C = a.c, ch = gs.c;
+  const size_t xh_off = gs.half_sums ? reserve_scratch(size_t(N * H * W * ch) * sizeof(__half)) : 0;
+  CudnnFusedConv* conv = r.conv.get();
+  const float* consts = r.consts;
+  const int plan = r.plan;
+  const bool half = gs.half_sums;
+  const std::string lname = L.name;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), N, C, H * W, a.x_scale, s);
+    if (half) cuda::codes_to_half_i8(atf<int8_t>(a.xq), N * H * W, C, ch, scratch_at(xh_off), s);
+    ck(conv->run(plan, half ? scratch_at(xh_off) : at(a.xq), a.w, a.y, consts,
+                 info.workspace ? scratch_at(ws_off) : nullptr),
+       "cudnnBackendExecute", "layer '" + lname + "' (fused cuDNN graph of a real INT8 convolution)");
+  });
+  std::string tactic = std::string(half ? "cudnn_graph_int8_half_sums_nhwc:engine" : "cudnn_graph_int8_nhwc:engine") +
+                       std::to_string(info.engine) + (info.runtime_compiled ? "+runtime_fusion" : "") +
+                       (info.tensor_core ? "+tensor_core" : "") + "+epilogue_chain" + std::to_string(gs.chain.n_ops) +
+                       (gs.data == FusedConvData::kInt8Codes ? "+requantize" : "+half_on_grid") + ":heuristic" +
+                       std::to_string(plan);
+  if (r.ms >= 0.f && r.two_pass_ms >= 0.f) tactic += " (beat " + std::to_string(r.two_pass_ms) + " ms)";
+  tactics_.push_back({L.name, "Convolution", a.key + (half ? "|graph|half_sums" : "|graph"), tactic, info.engine, r.ms,
+                      info.workspace});
+}
+
+// An INT8 convolution's sums on FP16 tensor cores: the codes as half (exact: |q| <= 128), the
+// filter's codes as half, FP32 accumulation. Every product is an integer of magnitude <= 128 *
+// 127 and, with int8_half_sums_exact's bound, every partial sum an integer below 2^24 in
+// magnitude, in whatever order and grouping the kernel adds them (split-K, tensor-core
+// accumulation that aligns or truncates addends below the largest one's ulp, which is <= 1
+// there): the FP32 sums equal the INT32 sums exactly, so the epilogue (alpha, bias, chain,
+// requantization, the same point-wise operations as the INT8 graph's) gets the same values.
+// Engines that transform the operands (FFT, Winograd) or reduce in half are skipped (try_plans).
+// Channels are padded to 8 (zeros) for the half kernels. Taken when it beats beat_ms (< 0: no
+// time to beat) including the codes -> half pass, or always with TANDEM_CUDA_INT8_HALF_SUMS=1.
+bool CudaExecutorImpl::conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq,
+                                         Int8GraphStep a, float beat_ms) {
+  const int64_t C = gs.c, ch = (C + 7) / 8 * 8, K = gs.k, kh = gs.kernel[0], kw = gs.kernel[1];
+  const int64_t pixels = gs.n * gs.h * gs.w;
+  std::vector<__half> wh(size_t(K * kh * kw * ch), __float2half(0.f));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t r = 0; r < kh; ++r)
+        for (int64_t s = 0; s < kw; ++s)
+          wh[size_t(((k * kh + r) * kw + s) * ch + c)] = __float2half(float(wq[size_t(((k * C + c) * kh + r) * kw + s)]));
+  void* wdev = dalloc(wh.size() * sizeof(__half));
+  CK(cudaMemcpy(wdev, wh.data(), wh.size() * sizeof(__half), cudaMemcpyHostToDevice));
+  weight_bytes_ += wh.size() * sizeof(__half);
+  float convert_ms = 0.f;
+  if (beat_ms >= 0.f && copt_.time_tactics) {  // the codes -> half pass, which the graph's time leaves out
+    void *q = nullptr, *h = nullptr;
+    CK(cudaMalloc(&q, size_t(pixels * C)));
+    CK(cudaMalloc(&h, size_t(pixels * ch) * sizeof(__half)));
+    CK(cudaMemset(q, 0, size_t(pixels * C)));
+    convert_ms = time_launch([&] {
+      cuda::codes_to_half_i8(static_cast<const int8_t*>(q), pixels, C, ch, h, stream_);
+      return true;
+    });
+    CK(cudaStreamSynchronize(stream_));
+    CK(cudaFree(q));
+    CK(cudaFree(h));
+  }
+  gs.c = ch, gs.half_sums = true;
+  const ConvGraphRoute r =
+      prepare_conv_graph_i8(L, gs, nullptr, wdev, a.y, beat_ms >= 0.f ? std::max(beat_ms - convert_ms, 1e-6f) : -1.f);
+  if (!r.conv) {
+    release_upload(wdev, wh.size() * sizeof(__half));
+    return false;
+  }
+  a.w = wdev;
+  add_conv_graph_i8(L, gs, r, a);
+  return true;
 }
 
 // What the im2col + cuBLASLt GEMM + epilogue route of an INT8 convolution takes (ms, 5 runs):
@@ -388,11 +618,13 @@ ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_i8(const Layer& L, const Fus
   if (!fresh) conv->share_plans(*known->second.first);
   const float* consts = upload_f32(conv->constants());  // alpha at least
   float best_ms = -1.f;
-  const int best = time_graph_plans(*conv, x, size_t(s.n * s.h * s.w * s.c), w, y, consts, &best_ms);
+  const int best = time_graph_plans(*conv, x, size_t(s.n * s.h * s.w * s.c) * (s.half_sums ? sizeof(__half) : 1), w,
+                                    y, consts, &best_ms);
   std::ostringstream slower;
-  if (best >= 0 && int8_graph_mode() != 1 && copt_.time_tactics && gemm_route_ms >= 0.f && best_ms >= gemm_route_ms)
-    slower << "engine " << conv->plan_info(best).engine << " " << best_ms << " ms, im2col/gemm route " << gemm_route_ms
-           << " ms";
+  const bool forced = (s.half_sums ? int8_half_sums_mode() : int8_graph_mode()) == 1;
+  if (best >= 0 && !forced && copt_.time_tactics && gemm_route_ms >= 0.f && best_ms >= gemm_route_ms)
+    slower << "engine " << conv->plan_info(best).engine << (s.half_sums ? " (half sums) " : " ") << best_ms
+           << " ms, the route to beat " << gemm_route_ms << " ms";
   if (best < 0 || !slower.str().empty()) {
     release_upload(consts, conv->constants().size() * sizeof(float));
     return keep_gemm(best < 0 ? "no plan ran" : slower.str());

@@ -207,6 +207,31 @@ struct ConvI8 {
 };
 void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
                     const PwChain& c, float* y, int8_t* yq, void* yh, float y_scale, cudaStream_t s);
+// The same convolution for narrow inputs (a stem: c % 4 == 0, k % 64 == 0, groups 1), tiled:
+// a block computes 8 x 16 output pixels x 64 channels of one image from its input patch and the
+// filter in shared memory, dp4a over 4 channels at a time, int32 sums; the epilogue of
+// int8_epilogue_codes, element for element. w: int32 words [kh][kw][c/4][k] (4 codes each, the
+// channels of a word in order). Writes codes yq, or (yq null) the grid's values as half yh.
+// False: the shared memory it needs is over 48 KiB (nothing launched).
+// join (not null; yh then unused, the convolution's half never written): the residual join
+// after it in the same pass, add_act_codes_h's arithmetic on the half value q * y_scale the
+// convolution would have written and z (element for element): y = half(act(half(a + z))) and,
+// q not null, the codes of y on the grid of q_scale (all NHWC like the output).
+struct TiledJoin {
+  const void* z = nullptr;
+  void* y = nullptr;
+  int8_t* q = nullptr;
+  float q_scale = 0.f;
+  PwChain act{};
+};
+size_t conv_tiled_i8_smem(const ConvI8& p);  // its shared memory (bytes)
+bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
+                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s,
+                   const TiledJoin* join = nullptr);
+// int8 codes x [pixels, c] -> the same integers as half y [pixels, ch] (ch % 8 == 0, ch >= c,
+// zeros in channels c..ch-1; exact: |q| <= 128 is a half value), for the FP16 tensor-core
+// convolution over codes (FusedConvSpec::half_sums).
+void codes_to_half_i8(const int8_t* x, int64_t pixels, int64_t c, int64_t ch, void* y, cudaStream_t s);
 // Codes q of n values x (float, or half when `half`) in the same layout, on the grid of scale.
 void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float scale, cudaStream_t s);
 // An activation (chain c) over n int8 codes x (values q * x_scale), same layout in and out; fp16:

@@ -9,6 +9,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "backend/cuda/kernels.h"
 #include "tandem/op_semantics.h"
@@ -208,6 +209,191 @@ __global__ void conv_direct_kernel(ConvI8 p, const int8_t* __restrict__ x, const
   }
 }
 
+// 8 output channels per thread (one 16-byte store): codes [pixels][c] -> half [pixels][ch].
+__global__ void codes_to_half_kernel(const int8_t* __restrict__ x, idx_t c, idx_t ch, uint4* __restrict__ y, idx_t n8) {
+  const idx_t per_pixel = ch / 8;
+  GRID_LOOP(i, n8) {
+    const idx_t pixel = i / per_pixel, c0 = (i - pixel * per_pixel) * 8;
+    uint4 v;
+    __half* h = reinterpret_cast<__half*>(&v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) h[e] = c0 + e < c ? __int2half_rn(int(x[pixel * c + c0 + e])) : __ushort_as_half(0);
+    y[i] = v;
+  }
+}
+
+// conv_tiled_i8's tile: kTH x kTW output pixels x kTK channels per block of 256 threads; a
+// thread sums 4 neighbouring pixels of one row x 8 channels.
+constexpr int kTH = 8, kTW = 16, kTK = 64;
+
+__host__ __device__ inline int tiled_patch(int tile, int stride, int kernel, int dilation) {
+  return (tile - 1) * stride + (kernel - 1) * dilation + 1;
+}
+
+template <bool kRelu>
+__global__ void __launch_bounds__(256)
+    conv_tiled_kernel(ConvI8 p, const int32_t* __restrict__ x, const int32_t* __restrict__ w,
+                      const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                      int8_t* __restrict__ yq, __half* __restrict__ yh, float y_scale) {
+  extern __shared__ int4 smem4[];
+  int32_t* ws = reinterpret_cast<int32_t*>(smem4);  // [tap][kTK]
+  const int c4 = p.c / 4, taps = p.kh * p.kw * c4;
+  const int IH = tiled_patch(kTH, p.sh, p.kh, p.dh), IW = tiled_patch(kTW, p.sw, p.kw, p.dw);
+  int32_t* xs = ws + taps * kTK;  // [IH][IW][c4]
+  const int tiles_w = (p.ow + kTW - 1) / kTW, tiles_h = (p.oh + kTH - 1) / kTH;
+  const int tw = blockIdx.x % tiles_w, th = (blockIdx.x / tiles_w) % tiles_h, b = blockIdx.x / (tiles_w * tiles_h);
+  const int k0 = blockIdx.y * kTK, oh0 = th * kTH, ow0 = tw * kTW;
+  const int ih0 = oh0 * p.sh - p.ph, iw0 = ow0 * p.sw - p.pw;
+  for (int i = threadIdx.x; i < taps * kTK; i += blockDim.x) ws[i] = w[idx_t(i / kTK) * p.k + k0 + i % kTK];
+  for (int i = threadIdx.x; i < IH * IW * c4; i += blockDim.x) {
+    const int cw = i % c4, t = i / c4, col = t % IW, row = t / IW, ih = ih0 + row, iw = iw0 + col;
+    xs[i] = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w ? x[((idx_t(b) * p.h + ih) * p.w + iw) * c4 + cw] : 0;
+  }
+  __syncthreads();
+  const int cg = threadIdx.x % 8, pg = threadIdx.x / 8, orow = pg / 4, ocol0 = (pg % 4) * 4;
+  int acc[4][8];
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[j][e] = 0;
+  for (int r = 0; r < p.kh; ++r)
+    for (int s = 0; s < p.kw; ++s)
+      for (int cw = 0; cw < c4; ++cw) {
+        const int t = (r * p.kw + s) * c4 + cw;
+        const int4 wa = *reinterpret_cast<const int4*>(ws + t * kTK + cg * 8);
+        const int4 wb = *reinterpret_cast<const int4*>(ws + t * kTK + cg * 8 + 4);
+        const int wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int xv = xs[((orow * p.sh + r * p.dh) * IW + (ocol0 + j) * p.sw + s * p.dw) * c4 + cw];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[j][e] = __dp4a(xv, wv[e], acc[j][e]);
+        }
+      }
+  const int oh = oh0 + orow, kb = k0 + cg * 8;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int ow = ow0 + ocol0 + j;
+    if (oh >= p.oh || ow >= p.ow) continue;
+    const idx_t at = ((idx_t(b) * p.oh + oh) * p.ow + ow) * p.k + kb;
+    uint2 packed = {0u, 0u};
+    __half h[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      // (epilogue_codes4_kernel's arithmetic)
+      float v = float(acc[j][e]) * alpha[kb + e];
+      if (bias) v += bias[kb + e];
+      const int q = quant(chain_or_relu<kRelu>(c, v), y_scale);
+      (e < 4 ? packed.x : packed.y) |= uint32_t(uint8_t(int8_t(q))) << (8 * (e % 4));
+      h[e] = __float2half_rn(float(q) * y_scale);
+    }
+    if (yh) {
+      *reinterpret_cast<uint4*>(yh + at) = *reinterpret_cast<const uint4*>(h);
+    } else {
+      *reinterpret_cast<uint2*>(yq + at) = packed;
+    }
+  }
+}
+
+// The same tile on tensor cores: mma.sync m16n8k32 (int8 x int8 -> int32, exact), the A operand
+// read straight from the input patch (a 32-byte k-step is 8 words of 4 channels: word g is tap
+// g / c4, channels 4 * (g % c4) ..), B from the filter's words [g][kWs] (a row padded to 72 words
+// so that the 8 x 4 lanes of a fragment load hit distinct banks). Warp w sums output row w of the
+// tile (16 pixels) x 64 channels; the epilogue is epilogue_codes4_kernel's arithmetic.
+constexpr int kWs = kTK + 8;
+
+template <bool kRelu>
+__device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale);
+
+// kJoin: 0 none; 1 the residual join after the convolution (TiledJoin), its activation j.act;
+// 2 the same with j.act one ReLU (spelled out).
+template <bool kRelu, int kJoin>
+__global__ void __launch_bounds__(256)
+    conv_tiled_mma_kernel(ConvI8 p, const int32_t* __restrict__ x, const int32_t* __restrict__ w,
+                          const float* __restrict__ alpha, const float* __restrict__ bias, PwChain c,
+                          int8_t* __restrict__ yq, __half* __restrict__ yh, float y_scale, TiledJoin j) {
+  extern __shared__ int4 smem4[];
+  int32_t* ws = reinterpret_cast<int32_t*>(smem4);
+  const int c4 = p.c / 4, words = p.kh * p.kw * c4, words_pad = (words + 7) / 8 * 8;
+  const int IH = tiled_patch(kTH, p.sh, p.kh, p.dh), IW = tiled_patch(kTW, p.sw, p.kw, p.dw);
+  int32_t* xs = ws + words_pad * kWs;  // [IH][IW][c4]
+  const int tiles_w = (p.ow + kTW - 1) / kTW, tiles_h = (p.oh + kTH - 1) / kTH;
+  const int tw = blockIdx.x % tiles_w, th = (blockIdx.x / tiles_w) % tiles_h, b = blockIdx.x / (tiles_w * tiles_h);
+  const int k0 = blockIdx.y * kTK, oh0 = th * kTH, ow0 = tw * kTW;
+  const int ih0 = oh0 * p.sh - p.ph, iw0 = ow0 * p.sw - p.pw;
+  for (int i = threadIdx.x; i < words_pad * kTK; i += blockDim.x) {
+    const int t = i / kTK, n = i % kTK;
+    ws[t * kWs + n] = t < words ? w[idx_t(t) * p.k + k0 + n] : 0;
+  }
+  for (int i = threadIdx.x; i < IH * IW * c4; i += blockDim.x) {
+    const int cw = i % c4, t = i / c4, col = t % IW, row = t / IW, ih = ih0 + row, iw = iw0 + col;
+    xs[i] = ih >= 0 && ih < p.h && iw >= 0 && iw < p.w ? x[((idx_t(b) * p.h + ih) * p.w + iw) * c4 + cw] : 0;
+  }
+  __syncthreads();
+  const int orow = threadIdx.x / 32, lane = threadIdx.x % 32, gid = lane >> 2, tig = lane & 3;
+  int acc[8][4];
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[nt][e] = 0;
+  for (int g0 = 0; g0 < words_pad; g0 += 8) {
+    uint32_t a[4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int g = g0 + tig + 4 * h, tap = g / c4, cw = g - tap * c4, r = tap / p.kw, sx = tap - r * p.kw;
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+        const int ocol = gid + 8 * m;
+        a[h * 2 + m] = g < words ? uint32_t(xs[((orow * p.sh + r * p.dh) * IW + ocol * p.sw + sx * p.dw) * c4 + cw]) : 0u;
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const uint32_t b0 = uint32_t(ws[(g0 + tig) * kWs + nt * 8 + gid]);
+      const uint32_t b1 = uint32_t(ws[(g0 + 4 + tig) * kWs + nt * 8 + gid]);
+      asm volatile(
+          "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+          "{%0,%1,%2,%3};\n"
+          : "+r"(acc[nt][0]), "+r"(acc[nt][1]), "+r"(acc[nt][2]), "+r"(acc[nt][3])
+          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+  }
+  const int oh = oh0 + orow;
+#pragma unroll
+  for (int m = 0; m < 2; ++m) {
+    const int ow = ow0 + gid + 8 * m;
+    if (oh >= p.oh || ow >= p.ow) continue;
+    const idx_t at = ((idx_t(b) * p.oh + oh) * p.ow + ow) * p.k;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int ch = k0 + nt * 8 + tig * 2;
+      int q[2];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        // (epilogue_codes4_kernel's arithmetic)
+        float v = float(acc[nt][m * 2 + e]) * alpha[ch + e];
+        if (bias) v += bias[ch + e];
+        q[e] = quant(chain_or_relu<kRelu>(c, v), y_scale);
+      }
+      if (kJoin) {  // add_act_codes_h's arithmetic on the half value the convolution would write
+        const __half2 zz = *reinterpret_cast<const __half2*>(static_cast<const __half*>(j.z) + at + ch);
+        int8_t codes[2];
+        const __half y0 = join_one<kJoin == 2>(__float2half_rn(float(q[0]) * y_scale), __low2half(zz), j.act,
+                                               j.q ? codes : nullptr, j.q_scale);
+        const __half y1 = join_one<kJoin == 2>(__float2half_rn(float(q[1]) * y_scale), __high2half(zz), j.act,
+                                               j.q ? codes + 1 : nullptr, j.q_scale);
+        *reinterpret_cast<__half2*>(static_cast<__half*>(j.y) + at + ch) = __halves2half2(y0, y1);
+        if (j.q) *reinterpret_cast<uint16_t*>(j.q + at + ch) = uint16_t(uint8_t(codes[0]) | (uint8_t(codes[1]) << 8));
+      } else if (yh) {
+        const __half2 h2 = __halves2half2(__float2half_rn(float(q[0]) * y_scale), __float2half_rn(float(q[1]) * y_scale));
+        *reinterpret_cast<__half2*>(yh + at + ch) = h2;
+      } else {
+        *reinterpret_cast<uint16_t*>(yq + at + ch) = uint16_t(uint8_t(int8_t(q[0])) | (uint8_t(int8_t(q[1])) << 8));
+      }
+    }
+  }
+}
+
 // Codes of n values of x (float or half, in the codes' layout) on the grid of scale.
 __global__ void quantize_codes_kernel(const void* __restrict__ x, bool half, int8_t* __restrict__ q, float scale,
                                       idx_t n) {
@@ -368,6 +554,45 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
   const int64_t n = int64_t(p.n) * p.k * p.oh * p.ow;
   conv_direct_kernel<<<blocks_for(n), kBlock, 0, s>>>(p, x, w, alpha, bias, c, y, yq, static_cast<__half*>(yh), y_scale,
                                                       idx_t(n));
+}
+
+// (the tensor-core kernel's, which is the larger: its filter rows padded)
+size_t conv_tiled_i8_smem(const ConvI8& p) {
+  const int c4 = p.c / 4, words_pad = (p.kh * p.kw * c4 + 7) / 8 * 8;
+  return sizeof(int32_t) * (size_t(words_pad) * kWs +
+                            size_t(tiled_patch(kTH, p.sh, p.kh, p.dh)) * tiled_patch(kTW, p.sw, p.kw, p.dw) * c4);
+}
+
+bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
+                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s, const TiledJoin* join) {
+  const size_t smem = conv_tiled_i8_smem(p);
+  if (smem > 48 * 1024) return false;
+  const dim3 grid(unsigned(int64_t(p.n) * ((p.oh + kTH - 1) / kTH) * ((p.ow + kTW - 1) / kTW)), unsigned(p.k / kTK));
+  // TANDEM_CUDA_INT8_TILED_DP4A=1: the dp4a kernel (no tensor cores), for comparison
+  static const bool dp4a = [] {
+    const char* e = std::getenv("TANDEM_CUDA_INT8_TILED_DP4A");
+    return e && e[0] == '1';
+  }();
+  const int32_t* xw = reinterpret_cast<const int32_t*>(x);
+  if (join) {  // (the tensor-core kernel only)
+    auto kernel = one_relu(c) ? (one_relu(join->act) ? conv_tiled_mma_kernel<true, 2> : conv_tiled_mma_kernel<true, 1>)
+                              : (one_relu(join->act) ? conv_tiled_mma_kernel<false, 2> : conv_tiled_mma_kernel<false, 1>);
+    kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, *join);
+    return true;
+  }
+  if (dp4a) {
+    auto kernel = one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>;
+    kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale);
+    return true;
+  }
+  auto kernel = one_relu(c) ? conv_tiled_mma_kernel<true, 0> : conv_tiled_mma_kernel<false, 0>;
+  kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, TiledJoin{});
+  return true;
+}
+
+void codes_to_half_i8(const int8_t* x, int64_t pixels, int64_t c, int64_t ch, void* y, cudaStream_t s) {
+  const int64_t n8 = pixels * ch / 8;
+  codes_to_half_kernel<<<blocks_for(n8), kBlock, 0, s>>>(x, idx_t(c), idx_t(ch), static_cast<uint4*>(y), idx_t(n8));
 }
 
 void quantize_codes_i8(const void* x, bool half, int8_t* q, int64_t n, float scale, cudaStream_t s) {
