@@ -394,7 +394,9 @@ void CudaExecutorImpl::conv_join_i8(size_t k) {
   if (mode == 0 || !last || k + 1 >= graph_.steps.size() || !residual_join(k + 1, &j, true)) return;
   const Int8Tiled& a = last->first;
   const cuda::ConvI8& q = a.q;
-  if (!a.yh || q.groups != 1 || q.c % 4 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024) return;
+  if (!a.yh || q.groups != 1 || q.c % 4 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024 ||
+      !cuda::conv_tiled_i8_join_supported())
+    return;
   const ValueId out = graph_.steps[k].outputs[0];
   if (ptr_[size_t(out)] != a.yh || (j.a != out && j.z != out) || net_.tensors[size_t(graph_.values[size_t(out)].tensor)].is_output)
     return;

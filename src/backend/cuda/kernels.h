@@ -225,6 +225,7 @@ struct TiledJoin {
   PwChain act{};
 };
 size_t conv_tiled_i8_smem(const ConvI8& p);  // its shared memory (bytes)
+bool conv_tiled_i8_join_supported();  // the fused join needs tensor cores of compute capability >= 8.0
 bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
                    const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s,
                    const TiledJoin* join = nullptr);

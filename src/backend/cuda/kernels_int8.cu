@@ -351,11 +351,16 @@ __global__ void __launch_bounds__(256)
     for (int nt = 0; nt < 8; ++nt) {
       const uint32_t b0 = uint32_t(ws[(g0 + tig) * kWs + nt * 8 + gid]);
       const uint32_t b1 = uint32_t(ws[(g0 + 4 + tig) * kWs + nt * 8 + gid]);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+      (void)b0, (void)b1;
+      __trap();  // m16n8k32 s8 needs sm_80; conv_tiled_i8 launches this kernel only there
+#else
       asm volatile(
           "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
           "{%0,%1,%2,%3};\n"
           : "+r"(acc[nt][0]), "+r"(acc[nt][1]), "+r"(acc[nt][2]), "+r"(acc[nt][3])
           : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
     }
   }
   const int oh = oh0 + orow;
@@ -557,6 +562,17 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
 }
 
 // (the tensor-core kernel's, which is the larger: its filter rows padded)
+// The current device's compute capability (major), per device, asked once.
+static int device_major() {
+  static int major[64] = {};
+  int d = 0;
+  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return 0;
+  if (!major[d]) cudaDeviceGetAttribute(&major[d], cudaDevAttrComputeCapabilityMajor, d);
+  return major[d];
+}
+
+bool conv_tiled_i8_join_supported() { return device_major() >= 8; }
+
 size_t conv_tiled_i8_smem(const ConvI8& p) {
   const int c4 = p.c / 4, words_pad = (p.kh * p.kw * c4 + 7) / 8 * 8;
   return sizeof(int32_t) * (size_t(words_pad) * kWs +
@@ -574,13 +590,17 @@ bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const flo
     return e && e[0] == '1';
   }();
   const int32_t* xw = reinterpret_cast<const int32_t*>(x);
+  // The tensor-core kernel needs compute capability 8.0 (mma.sync m16n8k32 s8); before it the
+  // dp4a one, and no fused join.
+  const bool mma = device_major() >= 8;
+  if (join && !mma) return false;
   if (join) {  // (the tensor-core kernel only)
     auto kernel = one_relu(c) ? (one_relu(join->act) ? conv_tiled_mma_kernel<true, 2> : conv_tiled_mma_kernel<true, 1>)
                               : (one_relu(join->act) ? conv_tiled_mma_kernel<false, 2> : conv_tiled_mma_kernel<false, 1>);
     kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, *join);
     return true;
   }
-  if (dp4a) {
+  if (dp4a || !mma) {
     auto kernel = one_relu(c) ? conv_tiled_kernel<true> : conv_tiled_kernel<false>;
     kernel<<<grid, 256, smem, s>>>(p, xw, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale);
     return true;
