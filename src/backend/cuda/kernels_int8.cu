@@ -353,7 +353,7 @@ __global__ void __launch_bounds__(256)
       const uint32_t b1 = uint32_t(ws[(g0 + 4 + tig) * kWs + nt * 8 + gid]);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
       (void)b0, (void)b1;
-      __trap();  // m16n8k32 s8 needs sm_80; conv_tiled_i8 launches this kernel only there
+      __trap();  // m16n8k32 s8 needs sm_80; conv_tiled_i8 launches this kernel only there (tiled_mma_usable)
 #else
       asm volatile(
           "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -562,16 +562,24 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
 }
 
 // (the tensor-core kernel's, which is the larger: its filter rows padded)
-// The current device's compute capability (major), per device, asked once.
-static int device_major() {
-  static int major[64] = {};
+// Whether the tensor-core kernel runs here: the current device has compute capability 8.0 and the
+// kernel's code was compiled for it (PTX of compute_75, JIT-compiled on a newer GPU, still holds
+// the sm_75 body, which traps). Asked once per device.
+static bool tiled_mma_usable() {
+  static int usable[64] = {};  // 0 unknown, 1 no, 2 yes
   int d = 0;
-  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return 0;
-  if (!major[d]) cudaDeviceGetAttribute(&major[d], cudaDevAttrComputeCapabilityMajor, d);
-  return major[d];
+  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return false;
+  if (!usable[d]) {
+    int major = 0;
+    cudaFuncAttributes fa{};
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess &&
+                    cudaFuncGetAttributes(&fa, conv_tiled_mma_kernel<false, 0>) == cudaSuccess;
+    usable[d] = ok && major >= 8 && fa.ptxVersion >= 80 ? 2 : 1;
+  }
+  return usable[d] == 2;
 }
 
-bool conv_tiled_i8_join_supported() { return device_major() >= 8; }
+bool conv_tiled_i8_join_supported() { return tiled_mma_usable(); }
 
 size_t conv_tiled_i8_smem(const ConvI8& p) {
   const int c4 = p.c / 4, words_pad = (p.kh * p.kw * c4 + 7) / 8 * 8;
@@ -592,7 +600,7 @@ bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const flo
   const int32_t* xw = reinterpret_cast<const int32_t*>(x);
   // The tensor-core kernel needs compute capability 8.0 (mma.sync m16n8k32 s8); before it the
   // dp4a one, and no fused join.
-  const bool mma = device_major() >= 8;
+  const bool mma = tiled_mma_usable();
   if (join && !mma) return false;
   if (join) {  // (the tensor-core kernel only)
     auto kernel = one_relu(c) ? (one_relu(join->act) ? conv_tiled_mma_kernel<true, 2> : conv_tiled_mma_kernel<true, 1>)
