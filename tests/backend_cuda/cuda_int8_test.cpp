@@ -13,6 +13,7 @@
 // fall-back to the emulation fails.
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <random>
 
@@ -21,6 +22,7 @@
 #include "tandem/onnx.h"
 #include "tandem/quant.h"
 #include "test_util.h"
+#include "../../src/backend/cuda/kernels.h"
 #include "../common/scoped.h"
 
 using namespace tandem;
@@ -911,10 +913,17 @@ TEST(CudaInt8, ConvolutionAndResidualJoinInOneTiledKernel) {
     std::string kinds, tactics;
     for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
     for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
-    EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
-    EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
-    ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
-    EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_tiled_mma+residual_join"), std::string::npos) << tactics;
+    // The fused kernel needs tensor cores of compute capability 8.0 and code compiled for them (a
+    // compute_75 build JIT-compiled here keeps the convolution and the join apart, exactly).
+    if (cuda::conv_tiled_i8_join_supported()) {
+      EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+      EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+      ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
+      EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_tiled_mma+residual_join"), std::string::npos) << tactics;
+    } else {
+      EXPECT_EQ(kinds.find("+ResidualJoin"), std::string::npos) << "fused without sm_80 tensor-core code: " << kinds;
+      std::cout << "[int8 conv+join] no sm_80 tensor-core code here: the convolution and the join stay apart\n";
+    }
     const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
     const std::vector<float> by_steps = values(steps->run(in).at("c3"));
     const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
