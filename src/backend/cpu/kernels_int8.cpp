@@ -428,6 +428,21 @@ struct Requantize {
   }
 };
 
+// What an INT8 kernel keeps for its requantization: the chain with ConvSpec::tail's links after it
+// (prepared), alpha, bias and the post-ops, and the output the values go to (out[1] with a tail).
+struct RequantizeSpec {
+  std::vector<ChainLink> chain;
+  std::vector<float> alpha, bias;
+  std::vector<PostOp> post_ops;
+  size_t y_slot;
+  explicit RequantizeSpec(const ConvSpec& s)
+      : chain(s.chain), alpha(s.alpha), bias(s.bias), post_ops(s.post_ops), y_slot(s.tail.empty() ? 0 : 1) {
+    chain.insert(chain.end(), s.tail.begin(), s.tail.end());
+    prepare_chain(chain);
+  }
+  Requantize view() const { return {alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain}; }
+};
+
 constexpr int64_t kChunkFloats = 16384;  // values per requantized chunk (L2)
 
 // acc (sums in layout acc_block: channels-last, or nChw8c / nChw16c: planes of P pixels x block
@@ -653,18 +668,14 @@ Kernel make_pointwise_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel 
   };
   auto full = block_primitive(tile);
   auto tail = T % tile ? block_primitive(T % tile) : full;
-  std::vector<ChainLink> chain = s.chain;
-  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
-  prepare_chain(chain);
-  const size_t y_slot = s.tail.empty() ? 0 : 1;
-  const std::vector<float> alpha = s.alpha, bias = s.bias;
-  const std::vector<PostOp> post_ops = s.post_ops;
+  const RequantizeSpec rs(s);
+  const size_t y_slot = rs.y_slot;
   const float inv_scale = 1.f / s.in_scale;
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[y_slot]);
     if (y < x + T * C && x < y + T * K) return whole(in, out);  // (float extents: codes need less)
-    const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    const Requantize rq = rs.view();
     const float out_inv = io->write ? 1.f / io->write_scale : 0.f;
     const int64_t blocks = (T + tile - 1) / tile;
     parallel_for(blocks, T * K >= 65536, [&](int64_t b) {
@@ -743,18 +754,14 @@ Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
   if (R <= 0 || OH < 2 * R) return {};
   const std::vector<RowBlock> blocks = row_blocks(s, path, R);
   if (blocks.empty()) return {};
-  std::vector<ChainLink> chain = s.chain;
-  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
-  prepare_chain(chain);
-  const size_t y_slot = s.tail.empty() ? 0 : 1;
-  const std::vector<float> alpha = s.alpha, bias = s.bias;
-  const std::vector<PostOp> post_ops = s.post_ops;
+  const RequantizeSpec rs(s);
+  const size_t y_slot = rs.y_slot;
   const int64_t nb = int64_t(blocks.size());
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[y_slot]);
     if (y < x + N * H * W * C && x < y + N * OH * OW * K) return whole(in, out);  // (float extents)
-    const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    const Requantize rq = rs.view();
     const float out_inv = io->write ? 1.f / io->write_scale : 0.f;
     // Codes of the whole input, channels-last: the writer's, or made here first (once per input
     // row: the blocks' windows overlap).
@@ -805,14 +812,11 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const Dims in_dims = s.in_dims, out_dims = s.out_dims;
   const int src_block = s.src_block, dst_block = s.dst_block;
   const float in_scale = s.in_scale;
-  const std::vector<float> alpha = s.alpha, bias = s.bias;
-  const std::vector<PostOp> post_ops = s.post_ops;
   // ConvSpec::tail: its links after the chain, in the same requantize pass, written into out[1]
   // (the input was read into codes before the sums, so out[1] may reuse its memory).
-  std::vector<ChainLink> chain = s.chain;
-  chain.insert(chain.end(), s.tail.begin(), s.tail.end());
-  prepare_chain(chain);
-  const size_t y_slot = s.tail.empty() ? 0 : 1;
+  const RequantizeSpec rs(s);
+  const size_t y_slot = rs.y_slot;
+  const std::vector<ChainLink>& chain = rs.chain;
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
   const int q_block = sum_layout(path, s), acc_block = q_block;
   // FP32 sums in the output's own layout are written into the output and requantized in place.
@@ -835,7 +839,7 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
     prim->dst.set_data_handle(acc);
     prim->prim.execute(*stream, {{DNNL_ARG_SRC, prim->src}, {DNNL_ARG_WEIGHTS, prim->wei}, {DNNL_ARG_DST, prim->dst}});
     stream->wait();
-    const Requantize rq{alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain};
+    const Requantize rq = rs.view();
     int8_t* y_codes = static_cast<int8_t*>(out[y_slot]);
     if (io->write && path == Int8ConvPath::kVnni)
       requantize_codes(static_cast<const int32_t*>(acc), y_codes, out_dims, rq, 1.f / io->write_scale);
