@@ -249,18 +249,22 @@ size_t count_differences(const std::vector<float>& a, const std::vector<float>& 
   return n + (a.size() != b.size() ? 1 : 0);
 }
 
+// One run of c under the environment set now: both layers real INT8, exactly the reference's bits.
+void expect_exact_run(const ConvCase& c, const std::vector<float>& want, const std::string& what) {
+  std::vector<std::string> kinds;
+  const std::vector<float> got = c.run(&kinds);
+  EXPECT_EQ(real_int8_steps(kinds), 2) << what << ": not both layers ran real INT8";
+  size_t first = 0;
+  const size_t n = count_differences(got, want, &first);
+  EXPECT_EQ(n, 0u) << what << ": first at " << first << ": " << got[first] << " vs " << want[first];
+}
+
 void expect_exact_in_every_path_and_layout(const ConvCase& c, const std::string& what) {
   const std::vector<float> want = c.expected();
   for (const std::string& path : exact_paths())
     for (const char* layout : {"nhwc", "16", "8", "plain"}) {
       EnvVar p("TANDEM_CPU_INT8", path), l("TANDEM_CPU_CHAIN_LAYOUT", layout);
-      std::vector<std::string> kinds;
-      const std::vector<float> got = c.run(&kinds);
-      EXPECT_EQ(real_int8_steps(kinds), 2) << what << ", path " << path << ": not both layers ran real INT8";
-      size_t first = 0;
-      const size_t n = count_differences(got, want, &first);
-      EXPECT_EQ(n, 0u) << what << ", path " << path << ", layout " << layout << ": first at " << first << ": "
-                       << got[first] << " vs " << want[first];
+      expect_exact_run(c, want, what + ", path " + path + ", layout " + layout);
     }
 }
 
@@ -371,13 +375,9 @@ TEST(CpuInt8, ConvolutionsInRowBlocksEqualExactIntegerSums) {
     for (const char* rows : {"2", "3"}) {
       EnvVar r("TANDEM_CPU_INT8_ROWS", rows);
       const uint64_t before = cpu::int8_row_tiled_kernels_built();
-      std::vector<std::string> kinds;
-      const std::vector<float> got = c->run(&kinds), want = c->expected();
       const std::string what = "kernel " + std::to_string(c->kernel) + " stride " + std::to_string(c->stride) +
                                " groups " + std::to_string(c->groups) + ", rows " + rows;
-      EXPECT_EQ(real_int8_steps(kinds), 2) << what;
-      size_t first = 0;
-      EXPECT_EQ(count_differences(got, want, &first), 0u) << what << ": first at " << first;
+      expect_exact_run(*c, c->expected(), what);
       EXPECT_EQ(cpu::int8_row_tiled_kernels_built() > before, has_vnni_path()) << what;
     }
 }
@@ -407,13 +407,9 @@ TEST(CpuInt8, CodesBetweenConvolutionsEqualExactIntegerSums) {
       for (const char* codes : {"1", "0"}) {
         EnvVar t("TANDEM_CPU_INT8_TILE", tile), k("TANDEM_CPU_INT8_CODES", codes);
         const uint64_t before = cpu::int8_codes_values_linked();
-        std::vector<std::string> kinds;
-        const std::vector<float> got = c->run(&kinds), want = c->expected();
         const std::string what = "K " + std::to_string(c->K) + " kernel " + std::to_string(c->kernel) + ", tile " +
                                  tile + ", codes " + codes;
-        EXPECT_EQ(real_int8_steps(kinds), 2) << what;
-        size_t first = 0;
-        EXPECT_EQ(count_differences(got, want, &first), 0u) << what << ": first at " << first;
+        expect_exact_run(*c, c->expected(), what);
         const bool linked = cpu::int8_codes_values_linked() > before;
         EXPECT_EQ(linked, has_vnni_path() && std::string(codes) == "1") << what;
       }
