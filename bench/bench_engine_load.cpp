@@ -1,7 +1,8 @@
 // Engine load (issue 14: "engine load of det under 5 ms"): Engine::load of an engine file given
 // in TANDEM_ENGINES (":"-separated paths, e.g. the det engines of docs/benchmarks.md), the whole
-// call (map, checksums, parse, verify) and, apart, the file read alone, so that a slow load
-// names its part. The page cache is warm after the first iteration, as for `tandem bench`.
+// call (map, checksums, parse, verify), apart the weights' checksum that load leaves to the first
+// context (Engine::check_weights), and the file read alone, so that a slow load names its part.
+// The page cache is warm after the first iteration, as for `tandem bench`.
 //   TANDEM_ENGINES=det_fp32.engine:det_dla.engine build/r/bench/bench_engine_load
 #include <benchmark/benchmark.h>
 
@@ -41,6 +42,19 @@ void BM_EngineLoad(benchmark::State& st, std::string path) {
   }
 }
 
+void BM_EngineLoadAndCheckWeights(benchmark::State& st, std::string path) {
+  for (auto _ : st) {
+    try {
+      auto e = tandem::Engine::load(path);
+      e->check_weights();
+      benchmark::DoNotOptimize(e);
+    } catch (const std::exception& ex) {
+      st.SkipWithError(ex.what());
+      break;
+    }
+  }
+}
+
 void BM_FileRead(benchmark::State& st, std::string path) {
   for (auto _ : st) {
     std::ifstream f(path, std::ios::binary);
@@ -57,9 +71,12 @@ void report_first_loads() {
     const auto t0 = std::chrono::steady_clock::now();
     try {
       auto e = tandem::Engine::load(p);
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("first load in this process: %s %.2f ms, heap %+.2f MiB\n", p.c_str(), ms,
-                  (double(mallinfo2().uordblks) - double(heap_before)) / (1 << 20));
+      const auto t1 = std::chrono::steady_clock::now();
+      const double ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+      e->check_weights();
+      const double check_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+      std::printf("first load in this process: %s %.2f ms, heap %+.2f MiB; then the weights' checksum %.2f ms\n",
+                  p.c_str(), ms, (double(mallinfo2().uordblks) - double(heap_before)) / (1 << 20), check_ms);
     } catch (const std::exception& ex) {
       std::printf("first load in this process: %s: %s\n", p.c_str(), ex.what());
     }
@@ -72,6 +89,8 @@ int main(int argc, char** argv) {
   report_first_loads();
   for (const std::string& p : engine_paths()) {
     benchmark::RegisterBenchmark(("EngineLoad/" + p).c_str(), BM_EngineLoad, p)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("EngineLoadAndCheckWeights/" + p).c_str(), BM_EngineLoadAndCheckWeights, p)
+        ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("FileRead/" + p).c_str(), BM_FileRead, p)->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);

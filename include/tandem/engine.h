@@ -90,10 +90,16 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::unique_ptr<ExecutionContext> create_context(int threads = 0, const std::string& backend = "cpu") const;
   // Non-empty when DLA layers run emulated on the host: one line naming the backend used.
   std::string emulation_note(const std::string& backend_name) const;
+  // load() checks every section of the file but the weights' bytes, whose checksum it leaves to
+  // their first use, so that loading maps the file without reading all of it: this checks it
+  // (once; every call after a mismatch throws the same Error). Contexts call it when created.
+  void check_weights() const;
 
  private:
+  struct WeightsCheck;
   EngineContents c_;
   std::string name_;
+  std::shared_ptr<WeightsCheck> weights_check_;  // null: nothing left to check
 };
 
 // One per thread: owns an executor and its buffers; converts IO formats around it.

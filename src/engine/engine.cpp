@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "engine/internal.h"
 #include "tandem/engine.h"
@@ -161,10 +162,37 @@ std::shared_ptr<const Engine> Engine::from_contents(EngineContents c, std::strin
   return e;
 }
 
+struct Engine::WeightsCheck {
+  engine_detail::DeferredChecksum checksum;
+  std::shared_ptr<const void> mapping;  // the checked bytes stay mapped until checked
+  std::once_flag once;
+  std::string error;
+};
+
 std::shared_ptr<const Engine> Engine::load(const std::string& path) {
   // The weights stay in the mapping (views, no copy): it lives as long as they do.
   auto file = std::make_shared<const engine_detail::MappedFile>(path);
-  return from_contents(deserialize_engine(file->data(), file->size(), path, file), path);
+  auto check = std::make_shared<WeightsCheck>();
+  check->mapping = file;
+  auto e = std::make_shared<Engine>();
+  e->c_ = engine_detail::deserialize_engine_deferring_weights(file->data(), file->size(), path, file, check->checksum);
+  e->name_ = path;
+  e->weights_check_ = std::move(check);
+  return e;
+}
+
+void Engine::check_weights() const {
+  if (!weights_check_) return;
+  WeightsCheck& c = *weights_check_;
+  std::call_once(c.once, [&c] {
+    try {
+      engine_detail::check_deferred(c.checksum);
+    } catch (const Error& err) {
+      c.error = err.what();
+    }
+    c.mapping.reset();
+  });
+  if (!c.error.empty()) throw Error(c.error);
 }
 
 int Engine::dla_layer_count() const {
@@ -224,6 +252,7 @@ int tuned_threads(const Engine& e) {
 
 ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine, int threads, const std::string& backend)
     : engine_(std::move(engine)) {
+  engine_->check_weights();  // before anything reads them
   ExecOptions o;
   o.threads = threads > 0 ? threads : tuned_threads(*engine_);
   o.numerics = engine_->numerics();

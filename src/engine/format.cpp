@@ -332,7 +332,8 @@ class DequantizedInt8 final : public DeferredBytes {
   struct Item {
     size_t at;
     const int8_t* codes;
-    std::vector<float> scales;
+    const uint8_t* scales;  // `channels` floats in the file, read (not touched) until first read
+    size_t channels;
     Weights shape;  // name, type, dims (no bytes)
   };
   DequantizedInt8(std::vector<Item> items, size_t total, std::shared_ptr<const void> file)
@@ -340,8 +341,12 @@ class DequantizedInt8 final : public DeferredBytes {
   const uint8_t* data() const override {
     std::call_once(once_, [this] {
       auto block = std::make_unique<engine_detail::PopulatedBlock>(total_);
-      for (const Item& i : items_)
-        engine_detail::dequantize_per_channel(i.codes, i.scales, i.shape, reinterpret_cast<float*>(block->data() + i.at));
+      std::vector<float> scales;
+      for (const Item& i : items_) {
+        scales.resize(i.channels);
+        std::memcpy(scales.data(), i.scales, i.channels * 4);
+        engine_detail::dequantize_per_channel(i.codes, scales, i.shape, reinterpret_cast<float*>(block->data() + i.at));
+      }
       block_ = std::move(block);
     });
     return block_->data();
@@ -364,8 +369,7 @@ void dequantize_int8_payloads(const std::vector<Int8Payload>& payloads, std::vec
   size_t total = 0;
   for (const Int8Payload& p : payloads) {
     const Weights& wt = ws[size_t(p.id)];
-    DequantizedInt8::Item item{total, reinterpret_cast<const int8_t*>(p.codes), std::vector<float>(p.channels), {}};
-    std::memcpy(item.scales.data(), p.scales, p.channels * 4);
+    DequantizedInt8::Item item{total, reinterpret_cast<const int8_t*>(p.codes), p.scales, p.channels, {}};
     item.shape.name = wt.name, item.shape.type = wt.type, item.shape.dims = wt.dims;
     items.push_back(std::move(item));
     total += slot(p);
@@ -608,11 +612,16 @@ Parsed parse_header(const uint8_t* data, size_t size, const std::string& name) {
   return out;
 }
 
-const SectionRef& find_section(const Parsed& p, uint32_t id, const std::string& name, const uint8_t* data) {
+std::string checksum_mismatch(const std::string& where) { return fmt::format("{}: checksum mismatch (corrupt file)", where); }
+
+// The section `id`, its checksum checked unless `deferred` takes it for later.
+const SectionRef& find_section(const Parsed& p, uint32_t id, const std::string& name, const uint8_t* data,
+                               engine_detail::DeferredChecksum* deferred = nullptr) {
   for (const auto& s : p.sections)
     if (s.id == id) {
-      if (section_checksum(data + s.offset, s.size) != s.checksum)
-        throw Error(fmt::format("{}: section {}: checksum mismatch (corrupt file)", name, fourcc_name(id)));
+      const std::string where = fmt::format("{}: section {}", name, fourcc_name(id));
+      if (deferred) *deferred = {data + s.offset, s.size, s.checksum, where};
+      else if (section_checksum(data + s.offset, s.size) != s.checksum) throw Error(checksum_mismatch(where));
       return s;
     }
   throw Error(fmt::format("{}: section {} missing", name, fourcc_name(id)));
@@ -660,12 +669,20 @@ std::vector<uint8_t> serialize_engine(const EngineContents& e) {
   return std::move(out.buf);
 }
 
-EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::string& name,
-                                  std::shared_ptr<const void> keep_alive) {
+namespace {
+#ifdef MADV_POPULATE_READ
+constexpr int kPopulateRead = MADV_POPULATE_READ;
+#else
+constexpr int kPopulateRead = 22;  // Linux 5.14's value; older headers lack the name
+#endif
+
+// weights_checksum: null checks every section now; else the WGHT section's check is left to it.
+EngineContents deserialize(const uint8_t* data, size_t size, const std::string& name, std::shared_ptr<const void> keep_alive,
+                           engine_detail::DeferredChecksum* weights_checksum) {
   Parsed p = parse_header(data, size, name);
   EngineContents e;
   auto sec = [&](uint32_t id) -> std::pair<const uint8_t*, size_t> {
-    const SectionRef& s = find_section(p, id, name, data);
+    const SectionRef& s = find_section(p, id, name, data, id == kWGHT ? weights_checksum : nullptr);
     return {data + s.offset, s.size};
   };
   auto where = [&](uint32_t id) { return fmt::format("{}: section {}", name, fourcc_name(id)); };
@@ -713,6 +730,28 @@ EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::s
   check_memory_cap(e.network, name, memory_cap(size));
   return e;
 }
+}  // namespace
+
+EngineContents deserialize_engine(const uint8_t* data, size_t size, const std::string& name,
+                                  std::shared_ptr<const void> keep_alive) {
+  return deserialize(data, size, name, std::move(keep_alive), nullptr);
+}
+
+EngineContents engine_detail::deserialize_engine_deferring_weights(const uint8_t* data, size_t size, const std::string& name,
+                                                                   std::shared_ptr<const void> keep_alive,
+                                                                   DeferredChecksum& weights) {
+  return deserialize(data, size, name, std::move(keep_alive), &weights);
+}
+
+void engine_detail::check_deferred(const DeferredChecksum& c) {
+  // The pages of a mapping load did not populate: one call maps them all, instead of a fault per
+  // few pages (costly in virtual machines); where the kernel lacks it (before Linux 5.14) the
+  // faults do the same.
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(c.data) / page * page;
+  if (c.size) ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(c.data) + c.size - begin, kPopulateRead);
+  if (section_checksum(c.data, c.size) != c.expected) throw Error(checksum_mismatch(c.where));
+}
 
 std::vector<uint8_t> engine_detail::read_file_bytes(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
@@ -740,7 +779,9 @@ engine_detail::MappedFile::MappedFile(const std::string& path) {
   }
   size_ = size_t(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    // No MAP_POPULATE: a load reads the header and the tables; the weights' pages are faulted in
+    // (the kernel maps their neighbours with each fault) when a context first reads them.
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
       ::close(fd);

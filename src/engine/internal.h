@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "tandem/engine.h"
 #include "tandem/network.h"
 #include "tandem/numerics.h"
 
@@ -21,6 +23,21 @@ QuantizedWeights quantize_per_channel(const Weights& w);
 void dequantize_per_channel(const int8_t* q, const std::vector<float>& scales, const Weights& w, float* out);
 
 std::vector<uint8_t> read_file_bytes(const std::string& path);
+
+// A section whose checksum a load leaves for later (Engine::load: the weights, checked once when
+// first needed, so that loading maps the file without reading all of it).
+struct DeferredChecksum {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  uint64_t expected = 0;
+  std::string where;  // "<file>: section WGHT"
+};
+// deserialize_engine, but the WGHT section's checksum is not computed: `weights` gets what
+// check_deferred needs to compute it later (the bytes must stay mapped until then).
+EngineContents deserialize_engine_deferring_weights(const uint8_t* data, size_t size, const std::string& name,
+                                                    std::shared_ptr<const void> keep_alive, DeferredChecksum& weights);
+// Throws the loader's Error ("<file>: section WGHT: checksum mismatch (corrupt file)") on a mismatch.
+void check_deferred(const DeferredChecksum& c);
 // A file mapped read-only (mmap): loading an engine parses the page cache's bytes in place
 // instead of zero-filling a buffer and copying the file into it.
 // Zeroed anonymous memory whose pages are all faulted in by one mmap call (MAP_POPULATE): where

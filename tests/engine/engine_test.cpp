@@ -1,4 +1,5 @@
 // Runtime, IO formats, passes, multi-threaded execution, engine cache and timing cache.
+#include <algorithm>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -276,6 +277,47 @@ TEST(EngineFile, LoadedWeightsAreViewsIntoTheFile) {
     TensorMap in{{"x", random_input({1, 3, 8, 8}, s)}};
     EXPECT_EQ(ctx->run(in).at("y").data, ref->run(in).at("y").data);
   }
+  fs::remove_all(d);
+}
+
+// Engine::load leaves the weights' checksum to their first use (issue 14: load maps the file and
+// reads its tables, not all of it): a flipped weight byte loads, then the first context (and every
+// one after it) fails with the loader's one line; deserialize_engine still checks every section.
+TEST(EngineFile, FlippedWeightByteFailsAtTheFirstContextWithTheLoadersLine) {
+  std::string d = temp_dir("wsum");
+  std::string p = d + "/fp32.engine";
+  EngineContents e = fp32_contents();
+  write_engine_file(p, e);
+  auto bytes = engine_detail::read_file_bytes(p);
+  const Weights* w = nullptr;
+  for (const Weights& x : e.network.weights)
+    if (x.bytes.size() >= 16 && (!w || x.bytes.size() > w->bytes.size())) w = &x;
+  ASSERT_NE(w, nullptr);
+  auto at = std::search(bytes.begin(), bytes.end(), w->bytes.data(), w->bytes.data() + w->bytes.size());
+  ASSERT_NE(at, bytes.end()) << w->name;
+  at[3] ^= 0x40;
+  engine_detail::write_file_atomic(p, bytes.data(), bytes.size());
+  std::shared_ptr<const Engine> loaded;
+  ASSERT_NO_THROW(loaded = Engine::load(p));
+  const std::string want = p + ": section WGHT: checksum mismatch (corrupt file)";
+  for (int i = 0; i < 2; ++i) {
+    try {
+      loaded->create_context(1);
+      FAIL() << "a context over a corrupt weight";
+    } catch (const Error& err) {
+      EXPECT_EQ(err.what(), want);
+    }
+  }
+  try {
+    deserialize_engine(bytes.data(), bytes.size(), p);
+    FAIL() << "deserialize_engine checks every section";
+  } catch (const Error& err) {
+    EXPECT_EQ(err.what(), want);
+  }
+  write_engine_file(p, e);
+  auto good = Engine::load(p);
+  EXPECT_NO_THROW(good->check_weights());
+  EXPECT_NO_THROW(good->create_context(1));
   fs::remove_all(d);
 }
 

@@ -197,6 +197,13 @@ TEST(InspectEngine, CorruptEnginesAreOneLineAndExit2) {
   };
   std::vector<uint8_t> flipped = bytes;
   flipped[flipped.size() - 40] ^= 0x5a;  // inside the last section (TACT)
+  // A weight's byte: load leaves its checksum to the first use; inspect checks it (the same line).
+  std::vector<uint8_t> flipped_weight = bytes;
+  const EngineContents contents = test::small_contents();
+  const Weights& w = contents.network.weights.back();  // "k", stored as float (weights[0] is INT8-encoded)
+  auto at = std::search(flipped_weight.begin(), flipped_weight.end(), w.bytes.data(), w.bytes.data() + w.bytes.size());
+  ASSERT_NE(at, flipped_weight.end());
+  *at ^= 0x40;
   std::vector<uint8_t> truncated(bytes.begin(), bytes.begin() + std::ptrdiff_t(bytes.size() / 2));
   std::vector<uint8_t> bad_magic = bytes;
   bad_magic[0] = 'X';
@@ -206,6 +213,7 @@ TEST(InspectEngine, CorruptEnginesAreOneLineAndExit2) {
   const std::string good = write("good.engine", bytes);
   const Case cases[] = {
       {write("flipped.bin", flipped), "", "flipped.bin: section TACT: checksum mismatch (corrupt file)"},
+      {write("weight.engine", flipped_weight), "", "weight.engine: section WGHT: checksum mismatch (corrupt file)"},
       {write("truncated.engine", truncated), "--json", "truncated.engine: truncated or extended: header says"},
       {write("magic.engine", bad_magic), "", "magic.engine: not a tandem engine (bad magic)"},
       {(d / "absent.engine").string(), "", "absent.engine: cannot open"},
@@ -247,7 +255,9 @@ TEST(InspectEngine, ClsBuildDlaEngine) {
     EXPECT_EQ(l["precision"], std::string(to_string(c.plan.layers[i].precision)));
     dla += l["device"] == "DLA";
     fused += !l["fused_with"].empty();
-    if (l["precision"] == "int8") EXPECT_NE(l["int8_scales"], "none") << l["name"];
+    if (l["precision"] == "int8") {
+      EXPECT_NE(l["int8_scales"], "none") << l["name"];
+    }
   }
   EXPECT_EQ(dla, e->dla_layer_count());
   EXPECT_GT(dla, 0);

@@ -270,6 +270,7 @@ bool has_engine_magic(const std::string& path) {
 
 void inspect_engine(const std::string& path, bool as_json) {
   const auto engine = Engine::load(path);  // every check of the loader; one Error line when corrupt
+  engine->check_weights();                 // and the weights' checksum, which load leaves to first use
   const json j = engine_json(engine->contents(), path);
   if (as_json) std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else print_text(j);
