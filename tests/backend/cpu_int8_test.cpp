@@ -332,6 +332,27 @@ TEST(CpuInt8, StridedGroupedAndPointwiseConvolutionsEqualExactIntegerSums) {
   expect_exact_in_every_path_and_layout(pw, "1x1 24->40");
 }
 
+// Where channels do not fill oneDNN's blocks the FP32 path picks other layouts for its sums
+// (kernels_int8.cpp, sum_layouts): a stem reads plain codes and writes blocked sums; a pointwise
+// convolution runs plain. The same exact sums in each.
+TEST(CpuInt8, StemAndPointwiseConvolutionsWithPartialBlocksEqualExactIntegerSums) {
+  ConvCase stem;  // 3 channels in, stride 2: plain codes in, blocked sums out
+  stem.C = 3;
+  stem.K = 16;
+  stem.H = stem.W = 17;
+  stem.stride = 2;
+  stem.build();
+  expect_exact_in_every_path_and_layout(stem, "stem 3x3 3->16 stride 2");
+  ConvCase pw;  // 12 -> 36 channels: neither fills a block of 8 or 16
+  pw.C = 12;
+  pw.K = 36;
+  pw.kernel = 1;
+  pw.pad = 0;
+  pw.relu = false;
+  pw.build();
+  expect_exact_in_every_path_and_layout(pw, "1x1 12->36");
+}
+
 // A pointwise convolution in channels-last chains runs block by block of pixels (here blocks of
 // 7 pixels of 2 x 11 x 9, and a shorter last block; two threads take blocks at once): the same
 // exact sums and requantization as the whole tensor.

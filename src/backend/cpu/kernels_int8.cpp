@@ -141,25 +141,39 @@ dnnl::memory::desc stored_weights_desc(const ConvSpec& s, bool deconv, dt type) 
   return dnnl::memory::desc(dims, type, strides);
 }
 
-// The one layout the integer sums read their codes in and write their sums in (oneDNN runs mixed
-// layouts only in its reference kernel). The int8 kernels: channels-last. The FP32 path, whose
-// float sums are exact in any order: the input's and output's own layout where they share one
-// (no transposition), else the layout oneDNN's FP32 kernels prefer on this CPU (nChw8c on AVX2:
-// its channels-last FP32 kernels are slower there, and plain ones are im2col + GEMM) where each
-// group's channels fill its blocks (or the layer is depthwise: its jit kernels), else
-// channels-last.
-int sum_layout(Int8ConvPath path, const ConvSpec& s) {
-  if (path == Int8ConvPath::kVnni) return kNhwcBlock;
-  if (s.src_block == s.dst_block && s.src_block != 0) return s.src_block;
+// The layouts the integer sums read their codes in and write their sums in. The int8 kernels:
+// channels-last both (oneDNN runs mixed layouts only in its reference kernel there). The FP32
+// path, whose float sums are exact in any order, follows what oneDNN's FP32 kernels run fast on
+// this CPU: the input's and output's own layout where they share one (no transposition); the
+// blocked layout oneDNN prefers (nChw8c on AVX2: its channels-last FP32 kernels are slower there,
+// and plain ones are im2col + GEMM) where each group's channels fill its blocks (or the layer is
+// depthwise: its jit kernels); a stem (a few input channels, groups 1) reads plain codes and
+// writes blocked sums (oneDNN's first-convolution jit kernel); a pointwise convolution whose
+// channels do not fill blocks runs plain (a GEMM, no im2col); else channels-last.
+struct SumLayouts {
+  int src, dst;
+};
+SumLayouts sum_layouts(Int8ConvPath path, const ConvSpec& s) {
+  if (path == Int8ConvPath::kVnni) return {kNhwcBlock, kNhwcBlock};
+  if (s.src_block == s.dst_block && s.src_block != 0) return {s.src_block, s.src_block};
   const int preferred = dnnl_conv_block();
-  if (preferred != 8 && preferred != 16) return kNhwcBlock;
-  const int64_t g = std::max<int64_t>(1, s.layer->as<ConvolutionParams>().groups), C = s.in_dims[1], K = s.out_dims[1];
+  if (preferred != 8 && preferred != 16) return {kNhwcBlock, kNhwcBlock};
+  const auto& p = s.layer->as<ConvolutionParams>();
+  const int64_t g = std::max<int64_t>(1, p.groups), C = s.in_dims[1], K = s.out_dims[1];
   const bool depthwise = g == C && g == K;
   const bool fills = ((C / g) % preferred == 0 && (K / g) % preferred == 0) || (depthwise && C % preferred == 0);
-  return fills ? preferred : kNhwcBlock;
+  if (fills) return {preferred, preferred};
+  const bool conv = s.layer->kind == LayerKind::kConvolution;
+  if (conv && g == 1 && C <= 4 && K % preferred == 0) return {0, preferred};
+  auto ones = [](const std::vector<int64_t>& v, int64_t one) {
+    return std::all_of(v.begin(), v.end(), [one](int64_t x) { return x == one; });
+  };
+  const bool pointwise = conv && g == 1 && ones(p.kernel, 1) && ones(p.stride, 1) && ones(p.dilation, 1) &&
+                         ones(p.pre_padding, 0) && ones(p.post_padding, 0);
+  return pointwise ? SumLayouts{0, 0} : SumLayouts{kNhwcBlock, kNhwcBlock};
 }
 dnnl::memory::desc layout_desc(const Dims& d, dt type, int block) {
-  const tag t = block == 16 ? tag::nChw16c : block == 8 ? tag::nChw8c : tag::nhwc;
+  const tag t = block == 16 ? tag::nChw16c : block == 8 ? tag::nChw8c : block == kNhwcBlock ? tag::nhwc : tag::nchw;
   return dnnl::memory::desc({d[0], d[1], d[2], d[3]}, type, t);
 }
 
@@ -169,8 +183,8 @@ SumPrimitive make_sum_primitive(const ConvSpec& s, Int8ConvPath path, bool user_
   const dt act = path == Int8ConvPath::kVnni ? dt::s8 : dt::f32;
   const dt acc = path == Int8ConvPath::kVnni ? dt::s32 : dt::f32;
   const SumGeometry geo = sum_geometry(s, deconv, top_pad);
-  const int layout = sum_layout(path, s);
-  const dnnl::memory::desc src_md = layout_desc(s.in_dims, act, layout), dst_md = layout_desc(s.out_dims, acc, layout);
+  const SumLayouts layout = sum_layouts(path, s);
+  const dnnl::memory::desc src_md = layout_desc(s.in_dims, act, layout.src), dst_md = layout_desc(s.out_dims, acc, layout.dst);
   const dnnl::memory::desc w_user_md = stored_weights_desc(s, deconv, act);
   const dnnl::memory::desc w_any_md(w_user_md.dims(), act, tag::any);
   auto& eng = int8_engine();
@@ -451,7 +465,8 @@ constexpr int64_t kChunkFloats = 16384;  // values per requantized chunk (L2)
 template <class Acc>
 void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims& d, const Requantize& rq) {
   const int64_t N = d[0], K = d[1], P = d[2] * d[3];
-  const int64_t lanes = acc_block == kNhwcBlock ? K : acc_block;  // channels of one pixel in one plane
+  // Channels of one pixel in one plane (plain sums: a plane per channel).
+  const int64_t lanes = acc_block == kNhwcBlock ? K : acc_block == 0 ? 1 : acc_block;
   const int64_t groups = K / lanes, planes = N * groups;
   const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / lanes), chunks = (P + per_chunk - 1) / per_chunk;
   const LayoutIndex y_at{K, P, y_block};
@@ -576,7 +591,7 @@ bool tiles_apply(const ConvSpec& s, Int8ConvPath path) {
   };
   return s.layer->kind == LayerKind::kConvolution && all(p.kernel, 1) && all(p.stride, 1) && all(p.pre_padding, 0) &&
          all(p.post_padding, 0) && all(p.dilation, 1) && std::max<int64_t>(1, p.groups) == 1 &&
-         sum_layout(path, s) == kNhwcBlock;
+         sum_layouts(path, s).src == kNhwcBlock && sum_layouts(path, s).dst == kNhwcBlock;
 }
 
 // The block's buffers, one set per thread: codes, sums, the primitive's scratchpad, and the
@@ -743,7 +758,7 @@ Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
                              std::shared_ptr<ConvScratch> scratch) {
   const auto& p = s.layer->as<ConvolutionParams>();
   if (s.layer->kind != LayerKind::kConvolution || p.kernel.size() != 2 || path != Int8ConvPath::kVnni ||
-      sum_layout(path, s) != kNhwcBlock)
+      sum_layouts(path, s).src != kNhwcBlock)
     return {};
   const int src_block = s.src_block, dst_block = s.dst_block;
   const Dims in_dims = s.in_dims;
@@ -818,7 +833,8 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const size_t y_slot = rs.y_slot;
   const std::vector<ChainLink>& chain = rs.chain;
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
-  const int q_block = sum_layout(path, s), acc_block = q_block;
+  const SumLayouts layouts = sum_layouts(path, s);
+  const int q_block = layouts.src, acc_block = layouts.dst;
   // FP32 sums in the output's own layout are written into the output and requantized in place.
   const bool sums_in_y = path == Int8ConvPath::kFp32 && acc_block == dst_block;
   auto io = s.codes_io ? s.codes_io : std::make_shared<Int8CodesIo>();
