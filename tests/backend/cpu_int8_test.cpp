@@ -43,6 +43,8 @@ uint32_t bits(float f) {
 // has a scale.
 struct ConvCase {
   int64_t N = 1, C = 8, K = 16, H = 12, W = 10, kernel = 3, stride = 1, pad = 1, groups = 1;
+  int64_t K2 = 0;  // conv2's output channels (convolutions only; 0: K)
+  int64_t k2() const { return K2 > 0 ? K2 : K; }
   float x_scale = 0.05f, y_scale = 0.08f, y2_scale = 0.3f;
   bool relu = true;
   bool deconv = false;  // both layers Deconvolution (ConvTranspose), weights [C, K/g, k, k]
@@ -77,8 +79,9 @@ struct ConvCase {
   }
   void build() {
     fill(w, size_t(K * (C / groups) * kernel * kernel), K, weight_magnitude, 13);  // either layout
-    fill(w2, size_t(K * (K / groups) * kernel * kernel), K, weight_magnitude, 29);
-    for (int64_t k = 0; k < K; ++k) bias.push_back(0.37f * float(int(k % 5) - 2)), bias2.push_back(-0.21f * float(k % 3));
+    fill(w2, size_t(k2() * (K / groups) * kernel * kernel), k2(), weight_magnitude, 29);
+    for (int64_t k = 0; k < K; ++k) bias.push_back(0.37f * float(int(k % 5) - 2));
+    for (int64_t k = 0; k < k2(); ++k) bias2.push_back(-0.21f * float(k % 3));
     x.resize(size_t(N * C * H * W));
     // Inputs beyond the grid's range too (they clamp to -128 / 127).
     for (size_t i = 0; i < x.size(); ++i) x[i] = x_scale * float(int((i * 104729 + 7) % 301) - 150) * 0.9f;
@@ -95,9 +98,9 @@ struct ConvCase {
       net.add_layer({"relu", LayerKind::kActivation, {tc}, {y1}, ActivationParams{ActivationType::kRelu}});
     }
     // conv2 (stride 1) keeps the size unless its kernel and padding do not (a 2x2 deconvolution: + 1).
-    const Dims y2d = {N, K, out_size(OH(), 1), out_size(OW(), 1)};
+    const Dims y2d = {N, k2(), out_size(OH(), 1), out_size(OW(), 1)};
     const TensorId y2 = net.add_tensor({"y2", DataType::kFloat, y2d}), out = net.add_tensor({"out", DataType::kFloat, y2d});
-    net.add_layer({"conv2", kind, {y1}, {y2}, params(K, K, 1, "2")});
+    net.add_layer({"conv2", kind, {y1}, {y2}, params(k2(), K, 1, "2")});
     net.add_layer({"add", LayerKind::kElementWise, {y2, y2}, {out}, ElementWiseParams{ElementWiseOp::kSum}});
     net.tensors[out].is_output = true;
     net.outputs.push_back(out);
@@ -136,18 +139,18 @@ struct ConvCase {
   // ReLU, the output's rounding.
   std::vector<float> reference_conv(const std::vector<float>& in, int64_t cin, int64_t h, int64_t wd, float in_scale,
                                     const std::vector<float>& wt, const std::vector<float>& b, int64_t st, bool act,
-                                    float out_scale) const {
-    const int64_t cg = cin / groups, kg = K / groups, inner = cg * kernel * kernel;
+                                    float out_scale, int64_t kout) const {
+    const int64_t cg = cin / groups, kg = kout / groups, inner = cg * kernel * kernel;
     const int64_t oh = (h + 2 * pad - kernel) / st + 1, ow = (wd + 2 * pad - kernel) / st + 1;
-    const ChannelLayout wl{1, K, inner};
+    const ChannelLayout wl{1, kout, inner};
     const std::vector<float> ws = int8_weight_scales(wt.data(), wl);
     std::vector<int8_t> wq(wt.size());
     quantize_int8_weights(wt.data(), wl, ws, wq.data());
     std::vector<int> xq(in.size());
     for (size_t i = 0; i < in.size(); ++i) xq[i] = quantize_int8(in[i], in_scale);
-    std::vector<float> y(size_t(N * K * oh * ow));
-    for (int64_t nk = 0; nk < N * K; ++nk) {
-      const int64_t n = nk / K, k = nk % K, g = k / kg;
+    std::vector<float> y(size_t(N * kout * oh * ow));
+    for (int64_t nk = 0; nk < N * kout; ++nk) {
+      const int64_t n = nk / kout, k = nk % kout, g = k / kg;
       const float alpha = in_scale * ws[size_t(k)];
       const float bq = fake_quant_int32_bias(b[size_t(k)], in_scale, ws[size_t(k)]);
       for (int64_t oy = 0; oy < oh; ++oy)
@@ -164,7 +167,7 @@ struct ConvCase {
           float v = float(acc) * alpha;
           v = v + bq;
           if (act) v = v > 0.f ? v : 0.f;
-          y[size_t(((n * K + k) * oh + oy) * ow + ox)] = fake_quant_int8(v, out_scale);
+          y[size_t(((n * kout + k) * oh + oy) * ow + ox)] = fake_quant_int8(v, out_scale);
         }
     }
     return y;
@@ -212,13 +215,13 @@ struct ConvCase {
   }
   std::vector<float> reference_layer(const std::vector<float>& in, int64_t cin, int64_t h, int64_t wd,
                                      float in_scale, const std::vector<float>& wt, const std::vector<float>& b,
-                                     int64_t st, bool act, float out_scale) const {
+                                     int64_t st, bool act, float out_scale, int64_t kout) const {
     return deconv ? reference_deconv(in, cin, h, wd, in_scale, wt, b, st, act, out_scale)
-                  : reference_conv(in, cin, h, wd, in_scale, wt, b, st, act, out_scale);
+                  : reference_conv(in, cin, h, wd, in_scale, wt, b, st, act, out_scale, kout);
   }
   std::vector<float> expected() const {
-    const std::vector<float> y1 = reference_layer(x, C, H, W, x_scale, w, bias, stride, relu, y_scale);
-    std::vector<float> y2 = reference_layer(y1, K, OH(), OW(), y_scale, w2, bias2, 1, false, y2_scale);
+    const std::vector<float> y1 = reference_layer(x, C, H, W, x_scale, w, bias, stride, relu, y_scale, K);
+    std::vector<float> y2 = reference_layer(y1, K, OH(), OW(), y_scale, w2, bias2, 1, false, y2_scale, k2());
     for (float& v : y2) v = v + v;
     return y2;
   }
@@ -351,6 +354,15 @@ TEST(CpuInt8, StemAndPointwiseConvolutionsWithPartialBlocksEqualExactIntegerSums
   pw.relu = false;
   pw.build();
   expect_exact_in_every_path_and_layout(pw, "1x1 12->36");
+  for (int64_t kernel : {1, 3}) {  // conv2 16 -> 12: a blocked input, the sums' last block padded
+    ConvCase narrow;
+    narrow.K = 16;
+    narrow.K2 = 12;
+    narrow.kernel = kernel;
+    narrow.pad = kernel / 2;
+    narrow.build();
+    expect_exact_in_every_path_and_layout(narrow, "8->16->12 kernel " + std::to_string(kernel));
+  }
 }
 
 // A pointwise convolution in channels-last chains runs block by block of pixels (here blocks of

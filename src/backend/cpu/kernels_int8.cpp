@@ -164,6 +164,9 @@ SumLayouts sum_layouts(Int8ConvPath path, const ConvSpec& s) {
   const bool fills = ((C / g) % preferred == 0 && (K / g) % preferred == 0) || (depthwise && C % preferred == 0);
   if (fills) return {preferred, preferred};
   const bool conv = s.layer->kind == LayerKind::kConvolution;
+  // The input fills its blocks and is kept in them: the sums in blocks too, the last one padded
+  // (oneDNN pads the output channels; requantize reads the real ones).
+  if (conv && g == 1 && C % preferred == 0 && s.src_block == preferred) return {preferred, preferred};
   if (conv && g == 1 && C <= 4 && K % preferred == 0) return {0, preferred};
   auto ones = [](const std::vector<int64_t>& v, int64_t one) {
     return std::all_of(v.begin(), v.end(), [one](int64_t x) { return x == one; });
@@ -453,6 +456,10 @@ struct RequantizeSpec {
       : chain(s.chain), alpha(s.alpha), bias(s.bias), post_ops(s.post_ops), y_slot(s.tail.empty() ? 0 : 1) {
     chain.insert(chain.end(), s.tail.begin(), s.tail.end());
     prepare_chain(chain);
+    // Padded blocks of sums (sum_layouts) run whole: their padding channels get alpha 0, bias 0.
+    const size_t padded = (alpha.size() + 15) / 16 * 16;
+    alpha.resize(padded, 0.f);
+    if (!bias.empty()) bias.resize(padded, 0.f);
   }
   Requantize view() const { return {alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain}; }
 };
@@ -467,7 +474,9 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
   const int64_t N = d[0], K = d[1], P = d[2] * d[3];
   // Channels of one pixel in one plane (plain sums: a plane per channel).
   const int64_t lanes = acc_block == kNhwcBlock ? K : acc_block == 0 ? 1 : acc_block;
-  const int64_t groups = K / lanes, planes = N * groups;
+  // Blocked sums of K channels not a multiple of the block: the last block padded (alpha and bias
+  // too: RequantizeSpec), its real channels written.
+  const int64_t groups = (K + lanes - 1) / lanes, planes = N * groups;
   const int64_t per_chunk = std::max<int64_t>(1, kChunkFloats / lanes), chunks = (P + per_chunk - 1) / per_chunk;
   const LayoutIndex y_at{K, P, y_block};
   const int64_t ys = y_at.pixel_stride();
@@ -482,7 +491,7 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
     static thread_local std::vector<float> local;
     if (local.size() < size_t(np * lanes)) local.resize(size_t(np * lanes));
     part.run(acc + at, local.data(), np, lanes);
-    for (int64_t k = 0; k < lanes; ++k) {
+    for (int64_t k = 0; k < std::min(lanes, K - k0); ++k) {
       float* dst = y + y_at(n, k0 + k, p0);
       for (int64_t j = 0; j < np; ++j) dst[j * ys] = local[size_t(j * lanes + k)];
     }
@@ -821,7 +830,12 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
     throw Error("layer '" + l.name + "': real INT8 (de)convolution without a path or input scale (internal)");
   auto prim = std::make_shared<SumPrimitive>(make_sum_primitive(s, path));
   auto scratch = s.scratch ? s.scratch : std::make_shared<ConvScratch>();
-  const size_t q_floats = size_t(volume(s.in_dims)) + 16, acc_floats = size_t(volume(s.out_dims)) + 16;
+  const SumLayouts layouts = sum_layouts(path, s);
+  const int q_block = layouts.src, acc_block = layouts.dst;
+  const size_t q_floats = size_t(volume(s.in_dims)) + 16;
+  // Blocked sums may pad the last block of output channels.
+  const int64_t acc_channels = acc_block == 8 || acc_block == 16 ? (s.out_dims[1] + acc_block - 1) / acc_block * acc_block : s.out_dims[1];
+  const size_t acc_floats = size_t(volume(s.out_dims) / std::max<int64_t>(1, s.out_dims[1]) * acc_channels) + 16;
   if (scratch->src.size() < q_floats) scratch->src.resize(q_floats);
   if (scratch->dst.size() < acc_floats) scratch->dst.resize(acc_floats);
   const Dims in_dims = s.in_dims, out_dims = s.out_dims;
@@ -833,8 +847,6 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   const size_t y_slot = rs.y_slot;
   const std::vector<ChainLink>& chain = rs.chain;
   auto stream = std::make_shared<dnnl::stream>(int8_engine());
-  const SumLayouts layouts = sum_layouts(path, s);
-  const int q_block = layouts.src, acc_block = layouts.dst;
   // FP32 sums in the output's own layout are written into the output and requantized in place.
   const bool sums_in_y = path == Int8ConvPath::kFp32 && acc_block == dst_block;
   auto io = s.codes_io ? s.codes_io : std::make_shared<Int8CodesIo>();
