@@ -45,6 +45,16 @@ struct ConvCase {
   int64_t N = 1, C = 8, K = 16, H = 12, W = 10, kernel = 3, stride = 1, pad = 1, groups = 1;
   int64_t K2 = 0;  // conv2's output channels (convolutions only; 0: K)
   int64_t k2() const { return K2 > 0 ? K2 : K; }
+  // C -> K 1x1 without an activation (conv1's output rounds on c's grid).
+  static ConvCase pointwise(int64_t c, int64_t k) {
+    ConvCase p;
+    p.C = c;
+    p.K = k;
+    p.kernel = 1;
+    p.pad = 0;
+    p.relu = false;
+    return p;
+  }
   float x_scale = 0.05f, y_scale = 0.08f, y2_scale = 0.3f;
   bool relu = true;
   bool deconv = false;  // both layers Deconvolution (ConvTranspose), weights [C, K/g, k, k]
@@ -325,12 +335,7 @@ TEST(CpuInt8, StridedGroupedAndPointwiseConvolutionsEqualExactIntegerSums) {
   dw.stride = 2;
   dw.build();
   expect_exact_in_every_path_and_layout(dw, "depthwise 3x3 stride 2");
-  ConvCase pw;  // 1x1, no activation (conv1's output rounds on c's grid), 40 channels
-  pw.C = 24;
-  pw.K = 40;
-  pw.kernel = 1;
-  pw.pad = 0;
-  pw.relu = false;
+  ConvCase pw = ConvCase::pointwise(24, 40);
   pw.build();
   expect_exact_in_every_path_and_layout(pw, "1x1 24->40");
 }
@@ -346,12 +351,7 @@ TEST(CpuInt8, StemAndPointwiseConvolutionsWithPartialBlocksEqualExactIntegerSums
   stem.stride = 2;
   stem.build();
   expect_exact_in_every_path_and_layout(stem, "stem 3x3 3->16 stride 2");
-  ConvCase pw;  // 12 -> 36 channels: neither fills a block of 8 or 16
-  pw.C = 12;
-  pw.K = 36;
-  pw.kernel = 1;
-  pw.pad = 0;
-  pw.relu = false;
+  ConvCase pw = ConvCase::pointwise(12, 36);  // neither fills a block of 8 or 16
   pw.build();
   expect_exact_in_every_path_and_layout(pw, "1x1 12->36");
   for (int64_t kernel : {1, 3}) {  // conv2 16 -> 12: a blocked input, the sums' last block padded
@@ -426,13 +426,8 @@ TEST(CpuInt8, CodesBetweenConvolutionsEqualExactIntegerSums) {
   dw.N = 2;
   dw.C = dw.K = dw.groups = 16;
   dw.build();
-  ConvCase pw;
-  pw.C = 24;
-  pw.K = 40;
+  ConvCase pw = ConvCase::pointwise(24, 40);
   pw.H = 11;
-  pw.kernel = 1;
-  pw.pad = 0;
-  pw.relu = false;
   pw.build();
   EnvVar layout("TANDEM_CPU_CHAIN_LAYOUT", "nhwc");
   for (const ConvCase* c : {&c3, &dw, &pw})

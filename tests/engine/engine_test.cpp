@@ -284,9 +284,8 @@ TEST(EngineFile, LoadedWeightsAreViewsIntoTheFile) {
 // reads its tables, not all of it): a flipped weight byte loads, then the first context (and every
 // one after it) fails with the loader's one line; deserialize_engine still checks every section.
 TEST(EngineFile, FlippedWeightByteFailsAtTheFirstContextWithTheLoadersLine) {
-  std::string d = temp_dir("wsum");
-  std::string p = d + "/fp32.engine";
-  EngineContents e = fp32_contents();
+  const std::string d = temp_dir("wsum"), p = d + "/fp32.engine";
+  const EngineContents e = fp32_contents();
   write_engine_file(p, e);
   auto bytes = engine_detail::read_file_bytes(p);
   const Weights* w = nullptr;
