@@ -12,7 +12,8 @@
 # PP-OCR latency; TABLE=1 runs issue 13's table (tandem FP32, tandem FP16 with its agreement with
 # FP32, PyTorch FP16 channels_last eager and torch.compile reduce-overhead) on ROWS
 # (model:batch ..., default the issue's seven rows) and prints it with ratios (summarize.py --table);
-# TABLE_FP16_ENV="NAME=VALUE ..." adds the FP16 row under each setting (table_env.jsonl).
+# TABLE_FP16_ENV="NAME=VALUE ..." adds the FP16 row under each setting (table_env.jsonl);
+# ACCURACY=1: FP16 and INT8 against FP32 through the CLI on ACC_MODELS (see below).
 set -u
 OUT=${OUT:-/tmp/tandem_gpu_out}
 mkdir -p "$OUT"
@@ -142,6 +143,35 @@ if [[ -n "${INT8_ROWS:-}" ]]; then
       $B $W/$m.onnx --shape x:${n}x3x224x224 --iters 5 --int8 --profile "$PROFILE" 2> "$OUT/profile_int8_${m}_b$n.txt" > /dev/null
       grep -E "profile|kind" "$OUT/profile_int8_${m}_b$n.txt" | head -30
     fi
+  done
+fi
+if [[ -n "${ACCURACY:-}" ]]; then
+  # ACCURACY=1: issue 13's accuracy item through the CLI, as a user runs it: each model of
+  # ACC_MODELS exported with BatchNorm statistics of its own (torch_bench.py export --bn-stats),
+  # INT8 calibrated on 64 synthetic batches on the GPU (`tandem calibrate --backend cuda`),
+  # FP32 / FP16 / INT8 engines at batch 1 (`tandem build`), run on the GPU on the same seeded
+  # inputs (`tandem run --backend cuda`), FP16 and INT8 against FP32: cosine, max relative error.
+  echo "== accuracy: FP16 and INT8 against FP32 (tandem CLI, --backend cuda)"
+  W=/tmp/tvacc; mkdir -p $W; : > "$OUT/accuracy.jsonl"
+  T=$C/bin/tandem
+  for m in ${ACC_MODELS:-resnet50 mobilenet_v3_large efficientnet_b0}; do
+    python3 bench/gpu/torch_bench.py export $m $W --bn-stats 32 2>&1 | tail -1
+    S="--shape x:1x3x224x224"
+    $T calibrate $W/$m.onnx $S --synthetic 64 --batch-size 1 --range -1 --range-hi 1 --calib $W/$m.cache \
+      --backend cuda 2>&1 | tail -1
+    $T build $W/$m.onnx $S -o $W/${m}_fp32.engine > /dev/null || echo "build fp32 $m failed"
+    $T build $W/$m.onnx $S --fp16 -o $W/${m}_fp16.engine > /dev/null || echo "build fp16 $m failed"
+    $T build $W/$m.onnx $S --int8 --calib $W/$m.cache -o $W/${m}_int8.engine > /dev/null || echo "build int8 $m failed"
+    for seed in 3 4; do
+      for p in fp32 fp16 int8; do
+        $T run $W/${m}_$p.engine --backend cuda --random-input --seed $seed --output-dir $W/${m}_${p}_$seed > /dev/null ||
+          echo "run $p $m failed"
+      done
+      for p in fp16 int8; do
+        python3 bench/gpu/torch_bench.py compare $W/${m}_${p}_$seed/y.npy $W/${m}_fp32_$seed/y.npy |
+          sed "s/^{/{\"model\": \"$m\", \"precision\": \"$p\", \"seed\": $seed, /" | tee -a "$OUT/accuracy.jsonl"
+      done
+    done
   done
 fi
 if [[ -z "${SKIP_PPOCR:-}" ]]; then
