@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "backend/cuda/executor_impl.h"
+#include "backend/cuda/kernels_igemm.h"
 
 namespace tandem {
 namespace cuda_exec {
@@ -476,7 +477,10 @@ void CudaExecutorImpl::conv_join_i8(size_t k) {
   const cuda::ConvI8& q = a.q;
   const bool tiled_ok = q.c % 4 == 0 && q.k % 64 == 0 && cuda::conv_tiled_i8_smem(q) <= 48 * 1024 &&
                         cuda::conv_tiled_i8_join_supported();
-  const bool ig_ok = int8_igemm_mode() != 0 && cuda::conv_igemm_i8_supported(q);
+  cuda::TiledJoin probe;
+  probe.act = j.act;
+  const bool ig_ok = int8_igemm_mode() != 0 && cuda::conv_igemm_i8_supported(q) &&
+                     cuda::conv_igemm_i8_epilogue_ok(a.chain, &probe);
   if (!a.yh || q.groups != 1 || (!tiled_ok && !ig_ok)) return;
   const ValueId out = graph_.steps[k].outputs[0];
   if (ptr_[size_t(out)] != a.yh || (j.a != out && j.z != out) || net_.tensors[size_t(graph_.values[size_t(out)].tensor)].is_output)

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/kernels_igemm.h"
 #include "tandem/op_semantics.h"
 
 namespace tandem::cuda {
@@ -124,6 +125,16 @@ __device__ __forceinline__ void load_stage(const IgemmArgs& a, const RowGather& 
   }
 }
 
+// The epilogue's chain c on v by kind, so that each kernel holds only the code it runs (the
+// general chain inlined at 64 places per thread is ~100k PTX lines, which the identity case
+// would jump over at every element): 0 none (c.n_ops == 0: v itself, as apply_chain gives), 1
+// one ReLU spelled out (chain_or_relu<true>), 2 the chain.
+template <int kAct>
+__device__ __forceinline__ float act_of(const PwChain& c, float v) {
+  if (kAct == 0) return v;
+  return chain_or_relu<kAct == 1>(c, v);
+}
+
 // One 64-byte k-step of the warp's kMT x kNT mma tiles from ring slot `slot`.
 template <int kBN, int kMT, int kNT>
 __device__ __forceinline__ void mma_stage(const char* slot, int wm0, int wn0, int (&acc)[kMT][kNT][4]) {
@@ -149,7 +160,7 @@ __device__ __forceinline__ void mma_stage(const char* slot, int wm0, int wn0, in
 
 // The block's codes from its sums, into a [kBM][kBN + 16] byte tile in shared memory:
 // epilogue_codes4_kernel's arithmetic element for element.
-template <int kBN, int kMT, int kNT, bool kRelu>
+template <int kBN, int kMT, int kNT, int kAct>
 __device__ __forceinline__ void codes_to_smem(const IgemmArgs& a, const int (&acc)[kMT][kNT][4], int wm0, int wn0,
                                               int n0, int8_t* cs) {
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
@@ -168,7 +179,7 @@ __device__ __forceinline__ void codes_to_smem(const IgemmArgs& a, const int (&ac
         for (int e = 0; e < 2; ++e) {
           float v = float(acc[mt][nt][h * 2 + e]) * al[e];
           if (bias) v += bi[e];
-          q[e] = quant(chain_or_relu<kRelu>(a.c, v), a.y_scale);
+          q[e] = quant(act_of<kAct>(a.c, v), a.y_scale);
         }
         const int row = wm0 + mt * 16 + gid + 8 * h;
         *reinterpret_cast<uint16_t*>(cs + row * (kBN + 16) + col) =
@@ -179,7 +190,7 @@ __device__ __forceinline__ void codes_to_smem(const IgemmArgs& a, const int (&ac
 
 // The tile's codes to memory, 16 channels per thread and store: codes, or their grid values as
 // half, or (kJoin) add_act_codes_h's arithmetic on those half values and z: the join's half
-// output and codes. kJoin 2: the join's activation is one ReLU.
+// output and codes. kJoin 1: the join has no activation; 2: one ReLU.
 template <int kBN, int kJoin>
 __device__ __forceinline__ void store_tile(const IgemmArgs& a, const int8_t* cs, int m0, int n0) {
   constexpr int kPerRow = kBN / 16;
@@ -200,22 +211,27 @@ __device__ __forceinline__ void store_tile(const IgemmArgs& a, const int8_t* cs,
       z[0] = zp[0], z[1] = zp[1];
     }
     const __half* zv = reinterpret_cast<const __half*>(z);
-    uint4 codes;
-    int8_t* qo = reinterpret_cast<int8_t*>(&codes);
+    uint32_t codes[4] = {0u, 0u, 0u, 0u};
 #pragma unroll
     for (int e = 0; e < 16; ++e) {
       hv[e] = __float2half_rn(float(q[e]) * a.y_scale);
-      if (kJoin) hv[e] = join_one<kJoin == 2>(hv[e], zv[e], a.j.act, a.j.q ? qo + e : nullptr, a.j.q_scale);
+      if (kJoin) {
+        // add_act_codes_h's element (join_one), its code computed here as join_one would
+        // (words built by shifts: a pointer into a register array would put it in local memory)
+        hv[e] = kJoin == 2 ? join_one<true>(hv[e], zv[e], a.j.act, nullptr, 0.f)
+                           : join_one<false>(hv[e], zv[e], PwChain{}, nullptr, 0.f);
+        codes[e / 4] |= uint32_t(uint8_t(int8_t(quant(__half2float(hv[e]), a.j.q_scale)))) << (8 * (e % 4));
+      }
     }
     uint4* yp = reinterpret_cast<uint4*>((kJoin ? static_cast<__half*>(a.j.y) : a.yh) + at);
     yp[0] = h[0], yp[1] = h[1];
-    if (kJoin && a.j.q) *reinterpret_cast<uint4*>(a.j.q + at) = codes;
+    if (kJoin && a.j.q) *reinterpret_cast<uint4*>(a.j.q + at) = make_uint4(codes[0], codes[1], codes[2], codes[3]);
   }
 }
 
 // One block: kBM output pixels x kBN output channels; 8 warps of (kBM / kWarpsM) x (kBN / kWarpsN).
-template <int kBN, bool kRelu, int kJoin>
-__global__ void __launch_bounds__(kThreads, 2) conv_igemm_kernel(const IgemmArgs a) {
+template <int kBN, int kAct, int kJoin>
+__global__ void __launch_bounds__(kThreads, kBN == 64 ? 3 : 2) conv_igemm_kernel(const IgemmArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // m16n8k32 s8, cp.async: sm_80 (conv_igemm_i8 launches this kernel only there)
 #else
@@ -252,7 +268,7 @@ __global__ void __launch_bounds__(kThreads, 2) conv_igemm_kernel(const IgemmArgs
   cp_async_wait<0>();
   __syncthreads();  // the ring is reused for the codes tile
   int8_t* cs = reinterpret_cast<int8_t*>(smem);
-  codes_to_smem<kBN, kMT, kNT, kRelu>(a, acc, wm0, wn0, n0, cs);
+  codes_to_smem<kBN, kMT, kNT, kAct>(a, acc, wm0, wn0, n0, cs);
   __syncthreads();
   store_tile<kBN, kJoin>(a, cs, m0, n0);
 #endif
@@ -260,9 +276,9 @@ __global__ void __launch_bounds__(kThreads, 2) conv_igemm_kernel(const IgemmArgs
 
 size_t igemm_smem(int bn) { return size_t(kStages) * (kBM + bn) * kBK; }
 
-template <int kBN, bool kRelu, int kJoin>
+template <int kBN, int kAct, int kJoin>
 bool launch(const IgemmArgs& a, cudaStream_t s) {
-  auto kernel = conv_igemm_kernel<kBN, kRelu, kJoin>;
+  auto kernel = conv_igemm_kernel<kBN, kAct, kJoin>;
   const size_t smem = igemm_smem(kBN);
   static const bool opted = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) ==
                             cudaSuccess;  // (over 48 KiB: an opt-in per kernel)
@@ -272,11 +288,21 @@ bool launch(const IgemmArgs& a, cudaStream_t s) {
   return true;
 }
 
+// The epilogue's kind (act_of) of chain c.
+int act_kind(const PwChain& c) { return c.n_ops == 0 ? 0 : one_relu(c) ? 1 : 2; }
+
+template <int kBN, int kAct>
+bool launch_join(const IgemmArgs& a, const TiledJoin* join, cudaStream_t s) {
+  if (!join) return launch<kBN, kAct, 0>(a, s);
+  return join->act.n_ops == 0 ? launch<kBN, kAct, 1>(a, s) : launch<kBN, kAct, 2>(a, s);
+}
+
 template <int kBN>
-bool launch_bn(const IgemmArgs& a, bool relu, const TiledJoin* join, cudaStream_t s) {
-  if (!join) return relu ? launch<kBN, true, 0>(a, s) : launch<kBN, false, 0>(a, s);
-  if (one_relu(join->act)) return relu ? launch<kBN, true, 2>(a, s) : launch<kBN, false, 2>(a, s);
-  return relu ? launch<kBN, true, 1>(a, s) : launch<kBN, false, 1>(a, s);
+bool launch_bn(const IgemmArgs& a, const TiledJoin* join, cudaStream_t s) {
+  const int act = act_kind(a.c);
+  if (act == 0) return launch_join<kBN, 0>(a, join, s);
+  if (act == 1) return launch_join<kBN, 1>(a, join, s);
+  return !join && launch<kBN, 2, 0>(a, s);  // (a general chain with the join: not offered)
 }
 
 }  // namespace
@@ -291,10 +317,14 @@ static bool igemm_usable() {
     int major = 0;
     cudaFuncAttributes fa{};
     const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess &&
-                    cudaFuncGetAttributes(&fa, conv_igemm_kernel<128, false, 0>) == cudaSuccess;
+                    cudaFuncGetAttributes(&fa, conv_igemm_kernel<128, 0, 0>) == cudaSuccess;
     usable[d] = ok && major >= 8 && fa.ptxVersion >= 80 ? 2 : 1;
   }
   return usable[d] == 2;
+}
+
+bool conv_igemm_i8_epilogue_ok(const PwChain& c, const TiledJoin* join) {
+  return !join || (act_kind(c) != 2 && act_kind(join->act) != 2);
 }
 
 bool conv_igemm_i8_supported(const ConvI8& p) {
@@ -305,11 +335,10 @@ bool conv_igemm_i8_supported(const ConvI8& p) {
 
 bool conv_igemm_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
                    const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s, const TiledJoin* join) {
-  if (!conv_igemm_i8_supported(p)) return false;
+  if (!conv_igemm_i8_supported(p) || !conv_igemm_i8_epilogue_ok(c, join)) return false;
   IgemmArgs a{p, x, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, join ? *join : TiledJoin{},
               p.n * p.oh * p.ow, p.kh * p.kw * p.c};
-  const bool relu = one_relu(c);
-  return p.k % 128 == 0 ? launch_bn<128>(a, relu, join, s) : launch_bn<64>(a, relu, join, s);
+  return p.k % 128 == 0 ? launch_bn<128>(a, join, s) : launch_bn<64>(a, join, s);
 }
 
 }  // namespace tandem::cuda
