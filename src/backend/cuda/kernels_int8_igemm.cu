@@ -70,7 +70,9 @@ __device__ __forceinline__ int quant_t(float v, float scale, float inv, int ok, 
 // XOR-swizzled by row / 2, so that the 8 rows an ldmatrix phase reads hit 32 distinct banks.
 __device__ __forceinline__ int swz(int row, int chunk) { return row * kBK + ((chunk ^ ((row >> 1) & 3)) << 4); }
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+#endif
 
 // (sm_80 instructions: the kernel traps before them on older devices, conv_igemm_i8 never
 // launches it there; the bodies are left out of pre-sm_80 code.)
@@ -259,9 +261,9 @@ __device__ __forceinline__ void store_tile(const IgemmArgs& a, const int8_t* cs,
 template <int kBN, int kAct, int kJoin>
 __global__ void __launch_bounds__(kThreads, kBN == 64 ? 3 : 2) conv_igemm_kernel(const IgemmArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  (void)row_gather;  // (used by the sm_80 body only)
-  __trap();          // m16n8k32 s8, cp.async: sm_80 (conv_igemm_i8 launches this kernel only there)
-#else
+  __trap();  // m16n8k32 s8, cp.async: sm_80 (conv_igemm_i8 launches this kernel only there; the helpers
+             // compile to nothing before sm_80)
+#endif
   constexpr int kWarpsN = kBN == 128 ? 4 : 2, kWarpsM = 8 / kWarpsN;
   constexpr int kMT = kBM / kWarpsM / 16, kNT = kBN / kWarpsN / 8, kSlot = (kBM + kBN) * kBK;
   extern __shared__ int4 smem4[];
@@ -301,7 +303,6 @@ __global__ void __launch_bounds__(kThreads, kBN == 64 ? 3 : 2) conv_igemm_kernel
   codes_to_smem<kBN, kMT, kNT, kAct>(a, acc, wm0, wn0, n0, cs, ty);
   __syncthreads();
   store_tile<kBN, kJoin>(a, cs, m0, n0, tq);
-#endif
 }
 
 size_t igemm_smem(int bn) { return size_t(kStages) * (kBM + bn) * kBK + 2 * 256 * sizeof(float); }
