@@ -944,3 +944,150 @@ TEST(CudaInt8, ConvolutionAndResidualJoinInOneTiledKernel) {
     EXPECT_GE(a.cosine, 0.9999);
   }
 }
+
+// tandem's implicit-GEMM INT8 convolution (cuda::conv_igemm_i8, TANDEM_CUDA_INT8_IGEMM=1): int32
+// sums on the INT8 tensor cores and the GEMM route's requantizing epilogue, so its codes are the
+// im2col / cuBLASLt route's (TANDEM_CUDA_INT8_IGEMM=0) bit for bit: 1x1 (a row count that is not
+// a multiple of the 128-row tile), 3x3 stride 1 over 64 outputs (the 64-wide tile), 3x3 stride 2,
+// a strided 1x1 (a downsample), a dilated 3x3, with and without the FP16 ReLU in the epilogue;
+// C = 96 (not a multiple of 64) must keep the GEMM route. The output is a 1x1 convolution of the
+// codes to 8 float maps (the GEMM route in both), compared bit for bit and against the CPU.
+TEST(CudaInt8, ImplicitGemmAsTheGemmRoute) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  struct Case {
+    Dims d, cd;
+    ConvSpec s;
+    bool relu, igemm;
+  };
+  ConvSpec dilated{64, 64, 3, 3, 1, 1, 2, 2, 2, 2};
+  dilated.dh = dilated.dw = 2;
+  const std::vector<Case> cases = {
+      {{2, 64, 9, 11}, {2, 128, 9, 11}, {64, 128, 1, 1, 1, 1, 0, 0, 0, 0}, true, true},
+      {{2, 64, 9, 11}, {2, 128, 9, 11}, {64, 128, 1, 1, 1, 1, 0, 0, 0, 0}, false, true},
+      {{3, 64, 7, 13}, {3, 64, 7, 13}, {64, 64, 3, 3, 1, 1, 1, 1, 1, 1}, true, true},
+      {{2, 128, 15, 15}, {2, 128, 8, 8}, {128, 128, 3, 3, 2, 2, 1, 1, 1, 1}, true, true},
+      {{2, 64, 10, 10}, {2, 256, 5, 5}, {64, 256, 1, 1, 2, 2, 0, 0, 0, 0}, false, true},
+      {{1, 64, 12, 9}, {1, 64, 12, 9}, dilated, true, true},
+      {{2, 96, 6, 6}, {2, 128, 6, 6}, {96, 128, 3, 3, 1, 1, 1, 1, 1, 1}, true, false},
+  };
+  for (const Case& k : cases) {
+    NetBuilder b;
+    TensorId x = b.input("x", k.d);
+    TensorId c = conv(b, "c", x, k.s, k.cd, 311);
+    if (k.relu) {
+      TensorId r = b.tensor("r", k.cd);
+      b.layer("r", LayerKind::kActivation, {c}, {r}, ActivationParams{ActivationType::kRelu, 0, 0});
+      c = r;
+    }
+    b.output(conv(b, "c2", c, {k.cd[1], 8, 1, 1, 1, 1, 0, 0, 0, 0}, {k.cd[0], 8, k.cd[2], k.cd[3]}, 313));
+    const TensorMap in = input(k.d, 317);
+    ExecOptions o = int8_options(b.n, in);
+    if (k.relu) o.numerics.layer_precision[1] = Precision::kFP16;  // r, as --int8 makes ReLUs
+    auto cpu = make_cpu_executor(b.n, o);
+    auto make = [&](const char* igemm) {
+      const ScopedEnv t("TANDEM_CUDA_INT8_IGEMM", igemm);
+      return make_cuda_executor(b.n, o, CudaOptions{});
+    };
+    auto ig = make("1"), gemm = make("0");
+    std::string tactics;
+    for (const auto* e : {ig.get(), gemm.get()})
+      for (const auto& t : e->tactics()) tactics += t.layer + ": " + t.tactic + " [" + t.key + "]; ";
+    ASSERT_EQ(ig->tactics().size(), 2u) << tactics;
+    const bool want_igemm = k.igemm && cuda::conv_igemm_i8_supported({int(k.d[0]), int(k.s.C), int(k.d[2]),
+                                                                      int(k.d[3]), int(k.s.K), int(k.cd[2]),
+                                                                      int(k.cd[3]), 1, 1, 1, 1, 0, 0, 1, 1, 1});
+    EXPECT_EQ(ig->tactics()[0].tactic.find("tandem_int8_igemm") != std::string::npos, want_igemm) << tactics;
+    EXPECT_NE(gemm->tactics()[0].tactic.find("cublaslt_int8_gemm"), std::string::npos) << tactics;
+    const std::vector<float> want = values(cpu->run(in).at("c2")), by_gemm = values(gemm->run(in).at("c2"));
+    const std::vector<float> got = values(ig->run(in).at("c2")), got2 = values(ig->run(in).at("c2"));
+    ASSERT_EQ(got.size(), by_gemm.size());
+    int differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) differ += got[i] != by_gemm[i] || got2[i] != by_gemm[i];
+    const Agreement a = agree(got, want);
+    std::printf("[int8 igemm] %s -> %s%s: %d of %zu outputs differ from the GEMM route (two runs); against the CPU "
+                "max rel %.3g, cosine %.8f; tactics: %s\n",
+                dims_to_string(k.d).c_str(), dims_to_string(k.cd).c_str(), k.relu ? " +relu" : "", differ, got.size(),
+                a.max_rel, a.cosine, tactics.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
+}
+
+// The implicit GEMM with the residual join in its epilogue (conv_join_i8 with
+// TANDEM_CUDA_INT8_CONV_JOIN=1 and TANDEM_CUDA_INT8_IGEMM=1): ConvolutionAndResidualJoinInOneTiledKernel's
+// block with the joined convolution a 1x1 over 64 channels, a 1x1 over 256 (beyond the tiled
+// kernel's shared memory) with the convolution as the sum's second operand, and a 3x3 over 128
+// channels with no activation after the sum: bit for bit the convolution step + join kernel
+// (both switches 0) and the three unfused steps (TANDEM_CUDA_FUSE_JOIN=0), and the CPU emulation.
+TEST(CudaInt8, ImplicitGemmWithTheResidualJoin) {
+  SKIP_WITHOUT_CUDA();
+  const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
+  struct Case {
+    Dims d;
+    int k2;
+    bool swap, relu;
+  };
+  for (const Case& k : {Case{{2, 64, 8, 8}, 1, false, true}, Case{{1, 256, 5, 19}, 1, true, true},
+                        Case{{2, 128, 6, 7}, 3, false, false}}) {
+    const Dims d = k.d;
+    NetBuilder b;
+    const int64_t C = d[1];
+    TensorId x = b.input("x", d);
+    auto relu = [&](const std::string& name, TensorId in) {
+      TensorId y = b.tensor(name, d);
+      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+      return y;
+    };
+    TensorId h = relu("h", x);
+    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 331));
+    const int p = k.k2 / 2;
+    TensorId c2 = conv(b, "c2", r1, {C, C, k.k2, k.k2, 1, 1, p, p, p, p}, d, 337);
+    TensorId sum = b.tensor("sum", d);
+    b.layer("sum", LayerKind::kElementWise, {k.swap ? h : c2, k.swap ? c2 : h}, {sum},
+            ElementWiseParams{ElementWiseOp::kSum});
+    b.output(conv(b, "c3", k.relu ? relu("o", sum) : sum, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 347));
+    const TensorMap in = input(d, 349);
+    ExecOptions opt = int8_options(b.n, in);
+    for (size_t l : {0, 2, 4}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum
+    if (k.relu) opt.numerics.layer_precision[5] = Precision::kFP16;                 // o
+    auto cpu = make_cpu_executor(b.n, opt);
+    auto make = [&](const char* on, const char* join) {
+      const ScopedEnv cj("TANDEM_CUDA_INT8_CONV_JOIN", on), ig("TANDEM_CUDA_INT8_IGEMM", on),
+          j("TANDEM_CUDA_FUSE_JOIN", join);
+      return make_cuda_executor(b.n, opt, CudaOptions{});
+    };
+    auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
+    std::string kinds, tactics;
+    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+    for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
+    const cuda::ConvI8 q{int(d[0]), int(C), int(d[2]), int(d[3]), int(C), int(d[2]), int(d[3]), 1, 1, 1, 1, 0, 0, 1, 1, 1};
+    if (cuda::conv_igemm_i8_supported(q)) {
+      EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+      EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+      ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
+      EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_igemm+residual_join"), std::string::npos) << tactics;
+    } else {
+      std::cout << "[int8 igemm+join] no sm_80 tensor-core code here: not fused by the implicit GEMM\n";
+    }
+    const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
+    const std::vector<float> by_steps = values(steps->run(in).at("c3"));
+    const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
+    ASSERT_EQ(got.size(), by_apart.size());
+    int differ = 0, differ_steps = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      differ += got[i] != by_apart[i] || got2[i] != by_apart[i];
+      differ_steps += got[i] != by_steps[i];
+    }
+    const Agreement a = agree(got, want);
+    std::printf("[int8 igemm+join] %s k%d%s%s: %d of %zu outputs differ from the convolution + join kernel, %d from "
+                "the unfused steps; against the CPU max rel %.3g, cosine %.8f; tactics: %s\n",
+                dims_to_string(d).c_str(), k.k2, k.swap ? " (swapped)" : "", k.relu ? " +relu" : "", differ,
+                got.size(), differ_steps, a.max_rel, a.cosine, tactics.c_str());
+    EXPECT_EQ(differ, 0);
+    EXPECT_EQ(differ_steps, 0);
+    EXPECT_LE(a.max_rel, 2e-2);
+    EXPECT_GE(a.cosine, 0.9999);
+  }
+}

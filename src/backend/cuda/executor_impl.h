@@ -707,9 +707,26 @@ class CudaExecutorImpl final : public CudaExecutor {
   bool conv_tiled_i8(const Layer& L, const Int8Tiled& a, const std::vector<int8_t>& wq,
                      const std::function<float()>& gemm_ms);
   int32_t* tiled_weights(const cuda::ConvI8& q, const std::vector<int8_t>& wq, size_t* bytes);
+  // tandem's implicit-GEMM kernel (cuda::conv_igemm_i8) over the [K, kc] KRSC codes w: its time
+  // on the layer's buffers (ms; -1: it cannot run), and its step.
+  static constexpr float kIgemmForced = -2.f;
+  float igemm_i8(const Layer& L, const Int8Tiled& a, const void* w, bool fits, const std::function<float()>& gemm_ms,
+                 float* vs);
+  float time_igemm_i8(const Int8Tiled& a, const void* w);
+  void add_direct_i8(const Layer& L, const Int8Tiled& a, const void* w, float* y);
+  void add_igemm_i8(const Layer& L, const Int8Tiled& a, const void* w, float ms, float other_ms);
+  // Where the fused convolution + join of conv_join_i8 runs the implicit GEMM: its time (-1: not).
+  float time_igemm_join_i8(const Int8Tiled& a, const void* w, const cuda::TiledJoin& tj);
   // The INT8 convolution built last (writing half on its grid), for conv_join_i8.
   std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last_i8_conv_;
   void conv_join_i8(size_t k);
+  struct JoinPick {
+    const void* w = nullptr;  // the fused kernel's weights (null: not fused)
+    bool igemm = false;       // conv_igemm_i8, else conv_tiled_i8
+    float ms = -1.f, apart_ms = -1.f;
+  };
+  JoinPick pick_conv_join_i8(const Int8Tiled& a, const std::vector<int8_t>& wq, const cuda::TiledJoin& tj, int mode,
+                             bool tiled_ok, bool ig_ok, size_t n);
   void add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r, const Int8GraphStep& a);
   // The FP16 tensor-core route of an INT8 convolution (FusedConvSpec::half_sums); false: not taken.
   bool conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq, Int8GraphStep a,

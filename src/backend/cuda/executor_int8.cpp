@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "backend/cuda/executor_impl.h"
+#include "backend/cuda/kernels_igemm.h"
 
 namespace tandem {
 namespace cuda_exec {
@@ -43,6 +44,23 @@ bool int8_half_sums_exact(const std::vector<int8_t>& wq, int64_t k_out, int64_t 
     if (128 * s >= (int64_t(1) << 24)) return false;
   }
   return true;
+}
+
+// TANDEM_CUDA_INT8_IGEMM: unset (-1) timed, 0 off, 1 always where it applies.
+int int8_igemm_mode() {
+  const char* env = std::getenv("TANDEM_CUDA_INT8_IGEMM");
+  return !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
+}
+
+// TANDEM_CUDA_LOG_TACTICS=1: why a tandem INT8 kernel won or lost its timing, one line each (stderr).
+void log_tactic(const std::string& layer, const char* what, float ms, float other_ms, const char* other) {
+  static const bool on = [] {
+    const char* e = std::getenv("TANDEM_CUDA_LOG_TACTICS");
+    return e && e[0] == '1';
+  }();
+  if (on)
+    std::fprintf(stderr, "[tandem tactics] %s: %s %.4f ms vs %s %.4f ms: %s\n", layer.c_str(), what, double(ms), other,
+                 double(other_ms), ms >= 0.f && (other_ms < 0.f || ms < other_ms) ? "taken" : "not taken");
 }
 
 }  // namespace
@@ -293,6 +311,9 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   };
   if (G == 1 && (yq || yh) && conv_tiled_i8(L, tiled, wq, gemm_ms)) return;
   if (yh && G == 1) last_i8_conv_ = std::make_unique<std::pair<Int8Tiled, std::vector<int8_t>>>(tiled, wq);
+  float ig_vs = -1.f;  // (the implicit GEMM's time below, and the GEMM route's it beat)
+  const float ig_ms = igemm_i8(L, tiled, wg, G == 1 && wg && kc == kc_pad && K == k_pad, gemm_ms, &ig_vs);
+  if (ig_ms == kIgemmForced) return add_igemm_i8(L, tiled, wg, -1.f, -1.f);
   // The one-kernel routes (cuDNN's graph API): int8 NHWC codes in and out (or half on the grid),
   // no im2col, no int32 round trip; the sums on INT8 tensor cores, or on FP16 ones where that is
   // exact (half_sums: tried for narrow inputs, where cuDNN's INT8 kernels are slow). Symmetric
@@ -320,10 +341,11 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     if (try_int8) {
       // KRSC codes: the GEMM's matrix when it has no column padding, else a copy of its own.
       a.w = wg && kc == kc_pad ? wg : upload_bytes(krsc_codes(wq, K, C, kh, kw, K, kc));
-      r = prepare_conv_graph_i8(L, gs, x_codes ? at(x) : nullptr, a.w, a.y, D ? gemm_ms : -1.f);
+      r = prepare_conv_graph_i8(L, gs, x_codes ? at(x) : nullptr, a.w, a.y, ig_ms >= 0.f ? ig_ms : D ? gemm_ms : -1.f);
+      if (ig_ms >= 0.f) log_tactic(L.name, "tandem_int8_igemm", ig_ms, r.conv ? r.ms : -1.f, "cudnn_graph_int8");
       if (!r.conv && a.w != wg) release_upload(a.w, size_t(K * kc));
     }
-    const float beat_ms = r.conv ? r.ms : D ? gemm_ms : -1.f;  // < 0: nothing to beat (untimed)
+    const float beat_ms = r.conv ? r.ms : ig_ms >= 0.f ? ig_ms : D ? gemm_ms : -1.f;  // < 0: nothing to beat
     if (try_half && (!r.conv || r.ms >= 0.f || hs_mode == 1) && conv_half_sums_i8(L, gs, wq, a, beat_ms)) {
       if (r.conv) release_upload(r.consts, r.conv->constants().size() * sizeof(float));
       if (r.conv && a.w != wg) release_upload(a.w, size_t(K * kc));
@@ -335,16 +357,12 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
       return add_conv_graph_i8(L, gs, r, a);
     }
   }
+  if (ig_ms >= 0.f) return add_igemm_i8(L, tiled, wg, ig_ms, ig_vs);
 
   if (!D) {  // grouped, or no INT8 GEMM for this shape: the direct kernel
-    const int8_t* w8 = static_cast<const int8_t*>(upload_bytes(wq));
-    const cuda::ConvI8 q{int(N), int(C), int(H), int(W), int(K), int(OH), int(OW), kh, kw, sh, sw, ph, pw, dh, dw, int(G)};
-    add_step(L.name, [=, this](cudaStream_t s) {
-      if (!x_codes) cuda::quantize_nhwc_i8(atf<float>(x), atf<int8_t>(xq), N, C, H * W, x_scale, s);
-      cuda::conv_direct_i8(q, atf<int8_t>(xq), w8, alpha_dev, bias_dev, chain, y, yq, yh, y_scale, s);
-    });
-    tactics_.push_back({L.name, "Convolution", key, "tandem_int8_direct", 1001, -1.f, 0});
-    return;
+    Int8Tiled d = tiled;
+    d.q.groups = int(G);
+    return add_direct_i8(L, d, upload_bytes(wq), y);
   }
   mm_descs_.push_back(D);
   const DPtr col = direct_gemm ? xq : scr(reserve_scratch(col_bytes));
@@ -356,6 +374,67 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   const std::string tactic = std::string("cublaslt_int8_gemm") + (direct_gemm ? "_nhwc" : "_im2col") +
                              ":heuristic" + std::to_string(pick);
   tactics_.push_back({L.name, "Convolution", key, tactic, pick, ms, 0});
+}
+
+// The direct kernel's step (grouped convolutions, or no INT8 GEMM for the shape): w the KCRS
+// codes, y the float output where neither codes nor half are written.
+void CudaExecutorImpl::add_direct_i8(const Layer& L, const Int8Tiled& a, const void* w, float* y) {
+  const int8_t* w8 = static_cast<const int8_t*>(w);
+  const cuda::ConvI8 q = a.q;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+    cuda::conv_direct_i8(q, atf<int8_t>(a.xq), w8, a.alpha, a.bias, a.chain, y, a.yq, a.yh, a.y_scale, s);
+  });
+  tactics_.push_back({L.name, "Convolution", a.key, "tandem_int8_direct", 1001, -1.f, 0});
+}
+
+// Whether tandem's implicit GEMM (cuda::conv_igemm_i8) runs an INT8 convolution writing codes or
+// half, over the GEMM route's [K, kc] codes w (`fits`: groups 1, no padding in them): its time
+// when it beats the GEMM route (gemm_ms(); *vs: that time), which the graph routes must then
+// beat; kIgemmForced with TANDEM_CUDA_INT8_IGEMM=1; -1 not taken. Left out where a test forces a
+// graph route or the GEMM route alone (TANDEM_CUDA_INT8_GRAPH=0 or 1, HALF_SUMS=1).
+float CudaExecutorImpl::igemm_i8(const Layer& L, const Int8Tiled& a, const void* w, bool fits,
+                                 const std::function<float()>& gemm_ms, float* vs) {
+  const int mode = int8_igemm_mode();
+  if (mode == 0 || !fits || (!a.yq && !a.yh) || !cuda::conv_igemm_i8_supported(a.q)) return -1.f;
+  if (mode == 1) return kIgemmForced;
+  if (int8_graph_mode() != -1 || int8_half_sums_mode() == 1 || !copt_.time_tactics || (*vs = gemm_ms()) < 0.f)
+    return -1.f;
+  const float ms = time_igemm_i8(a, w);
+  log_tactic(L.name, "tandem_int8_igemm", ms, *vs, "cublaslt_int8_gemm route");
+  return ms >= 0.f && ms < *vs ? ms : -1.f;
+}
+
+// The implicit GEMM's time on the layer's buffers (its input codes, or zeros in a temporary where
+// they are made in the step; its output).
+float CudaExecutorImpl::time_igemm_i8(const Int8Tiled& a, const void* w) {
+  const cuda::ConvI8& q = a.q;
+  void* xt = nullptr;
+  if (!a.x_codes) {
+    CK(cudaMalloc(&xt, size_t(q.n) * q.h * q.w * q.c));
+    CK(cudaMemset(xt, 0, size_t(q.n) * q.h * q.w * q.c));
+  }
+  const int8_t* x = a.x_codes ? atf<int8_t>(a.x) : static_cast<const int8_t*>(xt);
+  const float ms = time_launch([&] {
+    return cuda::conv_igemm_i8(q, x, static_cast<const int8_t*>(w), a.alpha, a.bias, a.chain, a.yq, a.yh, a.y_scale,
+                               stream_);
+  });
+  CK(cudaStreamSynchronize(stream_));
+  if (xt) CK(cudaFree(xt));
+  return ms;
+}
+
+void CudaExecutorImpl::add_igemm_i8(const Layer& L, const Int8Tiled& a, const void* w, float ms, float other_ms) {
+  const int8_t* w8 = static_cast<const int8_t*>(w);
+  const cuda::ConvI8 q = a.q;
+  add_step(L.name, [=, this](cudaStream_t s) {
+    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+    cuda::conv_igemm_i8(q, atf<int8_t>(a.xq), w8, a.alpha, a.bias, a.chain, a.yq, a.yh, a.y_scale, s);
+  });
+  tactics_.push_back({L.name, "Convolution", a.key + "|igemm",
+                      "tandem_int8_igemm" + (other_ms >= 0.f ? " (gemm route " + std::to_string(other_ms) + " ms)"
+                                                              : std::string()),
+                      1004, ms, 0});
 }
 
 // The filter of cuda::conv_tiled_i8 on the device: [kh][kw][c / 4][K] words of 4 codes (channel
@@ -378,14 +457,16 @@ int32_t* CudaExecutorImpl::tiled_weights(const cuda::ConvI8& q, const std::vecto
 }
 
 // An INT8 convolution writing half on its grid (step k, just built) whose value only the residual
-// join of step k + 1 reads (residual_join): the two as one tiled tensor-core kernel
-// (cuda::conv_tiled_i8 with a TiledJoin), which computes the convolution's codes as its GEMM
-// and graph routes do, then add_act_codes_h's arithmetic on the half value q * s_y it never
-// writes: the join's outputs bit for bit. Replaces the step just built when it times faster than
-// that step (its tactic's time) plus the join kernel (timed on their buffers), or always with
-// TANDEM_CUDA_INT8_CONV_JOIN=1; =0 off. The join's outputs are written one step earlier, so they
-// must not overlap the convolution's input (relocate_residual_outputs gives them memory of their
-// own where the arena put them there).
+// join of step k + 1 reads (residual_join): the two as one kernel, tandem's implicit GEMM
+// (cuda::conv_igemm_i8, c % 64 == 0) or the tiled tensor-core kernel (cuda::conv_tiled_i8),
+// each with a TiledJoin: the convolution's codes as its GEMM and graph routes compute them, then
+// add_act_codes_h's arithmetic on the half value q * s_y it never writes: the join's outputs bit
+// for bit. Replaces the step just built when the faster of the two times faster than that step
+// (its tactic's time) plus the join kernel (timed on their buffers), or always with
+// TANDEM_CUDA_INT8_CONV_JOIN=1 (the implicit GEMM where TANDEM_CUDA_INT8_IGEMM=1, else the tiled
+// kernel where it applies); =0 off. The join's outputs are written one step earlier, so they must
+// not overlap the convolution's input (relocate_residual_outputs gives them memory of their own
+// where the arena put them there).
 void CudaExecutorImpl::conv_join_i8(size_t k) {
   const char* env = std::getenv("TANDEM_CUDA_INT8_CONV_JOIN");
   const int mode = !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
@@ -394,9 +475,13 @@ void CudaExecutorImpl::conv_join_i8(size_t k) {
   if (mode == 0 || !last || k + 1 >= graph_.steps.size() || !residual_join(k + 1, &j, true)) return;
   const Int8Tiled& a = last->first;
   const cuda::ConvI8& q = a.q;
-  if (!a.yh || q.groups != 1 || q.c % 4 || q.k % 64 || cuda::conv_tiled_i8_smem(q) > 48 * 1024 ||
-      !cuda::conv_tiled_i8_join_supported())
-    return;
+  const bool tiled_ok = q.c % 4 == 0 && q.k % 64 == 0 && cuda::conv_tiled_i8_smem(q) <= 48 * 1024 &&
+                        cuda::conv_tiled_i8_join_supported();
+  cuda::TiledJoin probe;
+  probe.act = j.act;
+  const bool ig_ok = int8_igemm_mode() != 0 && cuda::conv_igemm_i8_supported(q) &&
+                     cuda::conv_igemm_i8_epilogue_ok(a.chain, &probe);
+  if (!a.yh || q.groups != 1 || (!tiled_ok && !ig_ok)) return;
   const ValueId out = graph_.steps[k].outputs[0];
   if (ptr_[size_t(out)] != a.yh || (j.a != out && j.z != out) || net_.tensors[size_t(graph_.values[size_t(out)].tensor)].is_output)
     return;
@@ -412,38 +497,84 @@ void CudaExecutorImpl::conv_join_i8(size_t k) {
   };
   const void* x = a.x_codes ? at(a.x) : nullptr;  // (codes in scratch: no overlap)
   if (readers != 1 || (x && (overlap(y, n * 2, x, x_bytes) || (codes && overlap(codes, n, x, x_bytes))))) return;
-  cuda::TiledJoin tj{z, y, codes, j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f, j.act};
-  size_t bytes = 0;
-  int32_t* wdev = tiled_weights(q, last->second, &bytes);
-  float fused_ms = -1.f, apart_ms = -1.f;
-  if (mode == -1) {
-    if (!copt_.time_tactics || tactics_.empty() || tactics_.back().time_ms < 0.f || !x) return release_upload(wdev, bytes);
-    const void* ah = a.yh;
-    const cuda::PwChain act = j.act;
-    const float join_ms = time_launch([&] {
-      cuda::add_act_codes_h(ah, z, act, y, codes, tj.q_scale, int64_t(n), stream_);
-      return true;
-    });
-    fused_ms = time_launch([&] {
-      return cuda::conv_tiled_i8(q, static_cast<const int8_t*>(x), wdev, a.alpha, a.bias, a.chain, nullptr, a.yh,
-                                 a.y_scale, stream_, &tj);
-    });
-    CK(cudaStreamSynchronize(stream_));
-    apart_ms = tactics_.back().time_ms + join_ms;
-    if (fused_ms < 0.f || join_ms < 0.f || fused_ms >= apart_ms) return release_upload(wdev, bytes);
-  }
+  const cuda::TiledJoin tj{z, y, codes, j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f, j.act};
+  const JoinPick pick = pick_conv_join_i8(a, last->second, tj, mode, tiled_ok, ig_ok, n);
+  if (!pick.w) return;
   steps_.pop_back();
   fused_away_[k + 1] = 1;
   for (int i = 1; i <= j.later_steps; ++i) fused_away_[k + 1 + size_t(i)] = 1;
   cur_kind_ += "+ResidualJoin";
+  const bool igemm = pick.igemm;
+  const void* w = pick.w;
   add_step(net_.layers[size_t(graph_.steps[k].layer)].name, [=, this](cudaStream_t s) {
     if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
-    cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), wdev, a.alpha, a.bias, a.chain, nullptr, a.yh, a.y_scale, s, &tj);
+    if (igemm) {
+      cuda::conv_igemm_i8(q, atf<int8_t>(a.xq), static_cast<const int8_t*>(w), a.alpha, a.bias, a.chain, nullptr, a.yh,
+                          a.y_scale, s, &tj);
+    } else {
+      cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), static_cast<const int32_t*>(w), a.alpha, a.bias, a.chain, nullptr,
+                          a.yh, a.y_scale, s, &tj);
+    }
   });
   TacticRecord& t = tactics_.back();
-  t.tactic = "tandem_int8_tiled_mma+residual_join" +
-             (fused_ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(apart_ms) + " ms)" : std::string());
-  t.key = a.key + "|tiled|join", t.tactic_id = 1003, t.time_ms = fused_ms, t.workspace = 0;
+  t.tactic = std::string(igemm ? "tandem_int8_igemm+residual_join" : "tandem_int8_tiled_mma+residual_join") +
+             (pick.ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(pick.apart_ms) + " ms)" : std::string());
+  t.key = a.key + (igemm ? "|igemm|join" : "|tiled|join"), t.tactic_id = igemm ? 1005 : 1003;
+  t.time_ms = pick.ms, t.workspace = 0;
+}
+
+// conv_join_i8's choice: the fused kernel (its weights uploaded; w null: none, nothing kept) and
+// its time against the convolution step plus the join kernel (mode -1), or the forced one (1).
+CudaExecutorImpl::JoinPick CudaExecutorImpl::pick_conv_join_i8(const Int8Tiled& a, const std::vector<int8_t>& wq,
+                                                               const cuda::TiledJoin& tj, int mode, bool tiled_ok,
+                                                               bool ig_ok, size_t n) {
+  const cuda::ConvI8& q = a.q;
+  const void* x = a.x_codes ? at(a.x) : nullptr;
+  JoinPick none, tiled, ig;
+  if (mode == -1 && (!copt_.time_tactics || tactics_.empty() || tactics_.back().time_ms < 0.f || !x)) return none;
+  const size_t w_bytes = size_t(q.k) * q.kh * q.kw * q.c;
+  size_t t_bytes = 0;
+  if (ig_ok) {
+    std::vector<int8_t> wk = krsc_codes(wq, q.k, q.c, q.kh, q.kw, q.k, int64_t(q.kh) * q.kw * q.c);
+    void* p = dalloc(w_bytes);
+    CK(cudaMemcpy(p, wk.data(), w_bytes, cudaMemcpyHostToDevice));
+    weight_bytes_ += w_bytes;
+    ig.w = p, ig.igemm = true;
+  }
+  if (tiled_ok && (mode == -1 || !ig_ok || int8_igemm_mode() != 1)) tiled.w = tiled_weights(q, wq, &t_bytes);
+  if (mode == 1) {
+    if (ig.w && tiled.w) release_upload(ig.w, w_bytes), ig.w = nullptr;
+    return ig.w ? ig : tiled;
+  }
+  const cuda::PwChain act = tj.act;
+  const float join_ms = time_launch([&] {
+    cuda::add_act_codes_h(a.yh, tj.z, act, tj.y, tj.q, tj.q_scale, int64_t(n), stream_);
+    return true;
+  });
+  const int8_t* xc = static_cast<const int8_t*>(x);
+  if (tiled.w)
+    tiled.ms = time_launch([&] {
+      return cuda::conv_tiled_i8(q, xc, static_cast<const int32_t*>(tiled.w), a.alpha, a.bias, a.chain, nullptr, a.yh,
+                                 a.y_scale, stream_, &tj);
+    });
+  if (ig.w)
+    ig.ms = time_launch([&] {
+      return cuda::conv_igemm_i8(q, xc, static_cast<const int8_t*>(ig.w), a.alpha, a.bias, a.chain, nullptr, a.yh,
+                                 a.y_scale, stream_, &tj);
+    });
+  CK(cudaStreamSynchronize(stream_));
+  const float apart_ms = join_ms < 0.f ? -1.f : tactics_.back().time_ms + join_ms;
+  const std::string& layer = tactics_.back().layer;
+  if (tiled.w) log_tactic(layer, "tandem_int8_tiled_mma+residual_join", tiled.ms, apart_ms, "step + join kernel");
+  if (ig.w) log_tactic(layer, "tandem_int8_igemm+residual_join", ig.ms, apart_ms, "step + join kernel");
+  auto wins = [&](const JoinPick& p, const JoinPick& other) {
+    return p.w && p.ms >= 0.f && apart_ms >= 0.f && p.ms < apart_ms && (!other.w || other.ms < 0.f || p.ms <= other.ms);
+  };
+  JoinPick best = wins(ig, tiled) ? ig : wins(tiled, ig) ? tiled : none;
+  if (ig.w && best.w != ig.w) release_upload(ig.w, w_bytes);
+  if (tiled.w && best.w != tiled.w) release_upload(tiled.w, t_bytes);
+  best.apart_ms = apart_ms;
+  return best;
 }
 
 // tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: the input patch

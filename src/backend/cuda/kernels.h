@@ -229,6 +229,16 @@ bool conv_tiled_i8_join_supported();  // the fused join needs tensor cores of co
 bool conv_tiled_i8(const ConvI8& p, const int8_t* x, const int32_t* w, const float* alpha, const float* bias,
                    const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s,
                    const TiledJoin* join = nullptr);
+// tandem's implicit-GEMM INT8 convolution (kernels_int8_igemm.cu): groups 1, c % 64 == 0,
+// k % 64 == 0, NHWC codes x, w int8 [k][kh * kw * c] (KRSC codes), int32 sums on the INT8 tensor
+// cores (sm_80+: supported() is false elsewhere, and where the sm_80 code was not compiled),
+// a block of 128 output pixels x 128 (or 64) channels, the epilogue of int8_epilogue_codes
+// element for element; writes codes yq, or (yq null) the grid's values as half yh, or with join
+// the residual join after it as conv_tiled_i8 does (its outputs only). False: nothing launched.
+bool conv_igemm_i8_supported(const ConvI8& p);
+bool conv_igemm_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const float* alpha, const float* bias,
+                   const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s,
+                   const TiledJoin* join = nullptr);
 // int8 codes x [pixels, c] -> the same integers as half y [pixels, ch] (ch % 8 == 0, ch >= c,
 // zeros in channels c..ch-1; exact: |q| <= 128 is a half value), for the FP16 tensor-core
 // convolution over codes (FusedConvSpec::half_sums).

@@ -18,14 +18,10 @@ namespace tandem::cuda {
 namespace {
 
 #include "backend/cuda/kernel_common.cuh"
+#include "backend/cuda/int8_common.cuh"
 
 constexpr int kTile = 32, kRows = 8;  // transposing tiles: 32 x 32 values, 32 x 8 threads
 
-// The code of x on the grid of `scale`: clamp(rne(x / scale), -128, 127), as the emulation's
-// fake_quant (so a value it rounded gives back exactly its integer).
-__device__ __forceinline__ int quant(float x, float scale) {
-  return int(fminf(fmaxf(rintf(x / scale), -128.f), 127.f));
-}
 
 // x float [b][c][hw] -> q int8 [b][hw][c], one 32 x 32 (channel, position) tile per block.
 __global__ void quantize_nhwc_kernel(const float* __restrict__ x, int8_t* __restrict__ q, idx_t c, idx_t hw,
@@ -127,13 +123,6 @@ __global__ void epilogue_codes_kernel(const int32_t* __restrict__ acc, idx_t ld,
   }
 }
 
-// The chain c on v, or (kRelu: c is one ReLU) that ReLU spelled out: v > 0 ? v : 0, the chain's
-// arithmetic without its per-element dispatch (these kernels are compute-bound).
-template <bool kRelu>
-__device__ __forceinline__ float chain_or_relu(const PwChain& c, float v) {
-  if (kRelu) return v > 0.f ? v : 0.f;
-  return apply_chain(c, v);
-}
 
 // epilogue_codes_kernel for 4 channels per thread (k and ld multiples of 4: 16-byte loads of
 // the sums, 4- or 8-byte stores); n4 = rows * k / 4.
@@ -302,9 +291,6 @@ __global__ void __launch_bounds__(256)
 // tile (16 pixels) x 64 channels; the epilogue is epilogue_codes4_kernel's arithmetic.
 constexpr int kWs = kTK + 8;
 
-template <bool kRelu>
-__device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale);
-
 // kJoin: 0 none; 1 the residual join after the convolution (TiledJoin), its activation j.act;
 // 2 the same with j.act one ReLU (spelled out).
 template <bool kRelu, int kJoin>
@@ -428,22 +414,6 @@ __global__ void activation_codes_kernel(const int8_t* __restrict__ x, float x_sc
   }
 }
 
-// One element of the residual join (add_act_codes_h): the FP16 sum rounded to half, the
-// activation on it rounded to half, the code of that half value. kRelu: the activation is one
-// ReLU, spelled out (x > 0 ? x : 0 on a half value gives back that value or +0: the same bits
-// as the chain's arithmetic, without its per-element dispatch).
-template <bool kRelu>
-__device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c, int8_t* q, float q_scale) {
-  const __half sum = __float2half_rn(__half2float(a) + __half2float(z));
-  __half y = sum;
-  if (kRelu) {
-    y = __half2float(sum) > 0.f ? sum : __float2half_rn(0.f);
-  } else if (c.n_ops > 0) {
-    y = __float2half_rn(apply_chain(c, __half2float(sum)));
-  }
-  if (q) *q = int8_t(quant(__half2float(y), q_scale));
-  return y;
-}
 
 // 8 halves per thread (16-byte loads; n8 = n / 8 groups, the arena aligns to 256 bytes). No
 // __restrict__: y may be a or z (each thread reads its group before writing it).
@@ -470,10 +440,6 @@ __global__ void add_act_codes_h1_kernel(const __half* a, const __half* z, PwChai
   GRID_LOOP(i, n) y[i] = join_one<false>(a[i], z[i], c, q ? q + i : nullptr, q_scale);
 }
 
-// Whether chain c is one ReLU (the kernels' spelled-out path).
-bool one_relu(const PwChain& c) {
-  return c.n_ops == 1 && c.ops[0].kind == PwKind::kActivation && c.ops[0].act == ActivationType::kRelu;
-}
 
 // V channels per thread (V = 4: 4-byte loads and stores, c % 4 == 0), the window of
 // pool2d_nhwc_h_kernel; n counts groups of V outputs (b, oh, ow, ch..ch+V-1), channels fastest.
