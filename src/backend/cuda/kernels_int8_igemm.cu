@@ -14,8 +14,6 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <map>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/kernels_igemm.h"
@@ -29,20 +27,6 @@ namespace {
 
 constexpr int kBM = 128, kBK = 64, kStages = 4, kThreads = 256;
 
-// The requantization quant(v, s) = clamp(rne(v / s), -128, 127) without the division (whose
-// IEEE sequence ends in a range check and a branch per element, which keeps the scheduler from
-// interleaving the epilogue's independent elements): v / s rounds monotonically, so quant is a
-// non-decreasing step function of v and t[k + 128], the smallest float v with quant(v, s) >= k
-// (k = -127..127, found on the host with the same IEEE division), gives quant(v, s) = -128 +
-// #{k : v >= t[k + 128]}. A guess rne(v * (1 / s)) is off by at most one code inside the clamp
-// range (two roundings of relative size 2^-24), so one comparison per side corrects it: the
-// same codes, bit for bit. Only where 1 / s is a normal float (else the division: ok = 0).
-struct QuantTable {
-  float inv = 0.f;
-  int ok = 0;
-  float t[256] = {};
-};
-
 struct IgemmArgs {
   ConvI8 p;
   const int8_t* x;
@@ -54,17 +38,7 @@ struct IgemmArgs {
   float y_scale;
   TiledJoin j;
   int m, kc;  // rows (n * oh * ow), reduction length (kh * kw * c)
-  QuantTable ty, tq;  // the tables of y_scale and of the join's q_scale
 };
-
-// quant(v, scale) through table t (kept in shared memory: the comparisons index it per lane).
-__device__ __forceinline__ int quant_t(float v, float scale, float inv, int ok, const float* t) {
-  if (!ok) return quant(v, scale);
-  int g = int(fminf(fmaxf(rintf(v * inv), -128.f), 127.f));
-  g -= int(g > -128 && v < t[g + 128]);
-  g += int(g < 127 && v >= t[g + 129]);
-  return g;
-}
 
 // Byte offset of 16-byte chunk `chunk` (0..3) of row `row` in a tile of 64-byte rows: chunks
 // XOR-swizzled by row / 2, so that the 8 rows an ldmatrix phase reads hit 32 distinct banks.
@@ -190,7 +164,7 @@ __device__ __forceinline__ void mma_stage(const char* slot, int wm0, int wn0, in
 // epilogue_codes4_kernel's arithmetic element for element.
 template <int kBN, int kMT, int kNT, int kAct>
 __device__ __forceinline__ void codes_to_smem(const IgemmArgs& a, const int (&acc)[kMT][kNT][4], int wm0, int wn0,
-                                              int n0, int8_t* cs, const float* ty) {
+                                              int n0, int8_t* cs) {
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const float* alpha = a.alpha;
   const float* bias = a.bias;
@@ -207,7 +181,7 @@ __device__ __forceinline__ void codes_to_smem(const IgemmArgs& a, const int (&ac
         for (int e = 0; e < 2; ++e) {
           float v = float(acc[mt][nt][h * 2 + e]) * al[e];
           if (bias) v += bi[e];
-          q[e] = quant_t(act_of<kAct>(a.c, v), a.y_scale, a.ty.inv, a.ty.ok, ty);
+          q[e] = quant(act_of<kAct>(a.c, v), a.y_scale);
         }
         const int row = wm0 + mt * 16 + gid + 8 * h;
         *reinterpret_cast<uint16_t*>(cs + row * (kBN + 16) + col) =
@@ -220,7 +194,7 @@ __device__ __forceinline__ void codes_to_smem(const IgemmArgs& a, const int (&ac
 // half, or (kJoin) add_act_codes_h's arithmetic on those half values and z: the join's half
 // output and codes. kJoin 1: the join has no activation; 2: one ReLU.
 template <int kBN, int kJoin>
-__device__ __forceinline__ void store_tile(const IgemmArgs& a, const int8_t* cs, int m0, int n0, const float* tq) {
+__device__ __forceinline__ void store_tile(const IgemmArgs& a, const int8_t* cs, int m0, int n0) {
   constexpr int kPerRow = kBN / 16;
   for (int i = threadIdx.x; i < kBM * kPerRow; i += kThreads) {
     const int row = i / kPerRow, cc = (i - row * kPerRow) * 16, m = m0 + row;
@@ -248,7 +222,7 @@ __device__ __forceinline__ void store_tile(const IgemmArgs& a, const int8_t* cs,
         // (words built by shifts: a pointer into a register array would put it in local memory)
         hv[e] = kJoin == 2 ? join_one<true>(hv[e], zv[e], a.j.act, nullptr, 0.f)
                            : join_one<false>(hv[e], zv[e], PwChain{}, nullptr, 0.f);
-        codes[e / 4] |= uint32_t(uint8_t(int8_t(quant_t(__half2float(hv[e]), a.j.q_scale, a.tq.inv, a.tq.ok, tq)))) << (8 * (e % 4));
+        codes[e / 4] |= uint32_t(uint8_t(int8_t(quant(__half2float(hv[e]), a.j.q_scale)))) << (8 * (e % 4));
       }
     }
     uint4* yp = reinterpret_cast<uint4*>((kJoin ? static_cast<__half*>(a.j.y) : a.yh) + at);
@@ -273,9 +247,6 @@ __global__ void __launch_bounds__(kThreads, kBN == 64 ? 3 : 2) conv_igemm_kernel
   const int warp = threadIdx.x >> 5;
   const int wm0 = (warp / kWarpsN) * (kBM / kWarpsM), wn0 = (warp % kWarpsN) * (kBN / kWarpsN);
   const RowGather g = row_gather(a, m0);
-  float* ty = reinterpret_cast<float*>(smem + kStages * kSlot);  // the two quant tables
-  float* tq = ty + 256;
-  for (int i = threadIdx.x; i < 256; i += kThreads) ty[i] = a.ty.t[i], tq[i] = a.tq.t[i];
   const int steps = a.kc / kBK;
   int acc[kMT][kNT][4];
 #pragma unroll
@@ -300,50 +271,12 @@ __global__ void __launch_bounds__(kThreads, kBN == 64 ? 3 : 2) conv_igemm_kernel
   cp_async_wait<0>();
   __syncthreads();  // the ring is reused for the codes tile
   int8_t* cs = reinterpret_cast<int8_t*>(smem);
-  codes_to_smem<kBN, kMT, kNT, kAct>(a, acc, wm0, wn0, n0, cs, ty);
+  codes_to_smem<kBN, kMT, kNT, kAct>(a, acc, wm0, wn0, n0, cs);
   __syncthreads();
-  store_tile<kBN, kJoin>(a, cs, m0, n0, tq);
+  store_tile<kBN, kJoin>(a, cs, m0, n0);
 }
 
-size_t igemm_smem(int bn) { return size_t(kStages) * (kBM + bn) * kBK + 2 * 256 * sizeof(float); }
-
-int quant_host(float v, float s) { return int(std::fmin(std::fmax(std::rint(v / s), -128.f), 127.f)); }
-
-// Floats in order as unsigned keys (NaNs outside [key(-inf), key(+inf)]) and back.
-uint32_t key_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u & 0x80000000u ? ~u : u | 0x80000000u;
-}
-float float_of(uint32_t k) {
-  const uint32_t u = k & 0x80000000u ? k & 0x7fffffffu : ~k;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// QuantTable of scale s (host, cached per scale: computed once, then copied into the arguments).
-const QuantTable& quant_table(float s) {
-  static thread_local std::map<uint32_t, QuantTable> cache;
-  QuantTable& q = cache[key_of(s)];
-  if (q.ok || q.inv != 0.f) return q;
-  q.inv = 1.f / s;
-  q.ok = std::isnormal(s) && s > 0.f && std::isnormal(q.inv);
-  if (!q.ok) return q.inv = -1.f, q;  // (marked computed)
-  for (int k = -127; k <= 127; ++k) {  // the smallest v with quant(v) >= k: quant(+inf) = 127 >= k
-    uint32_t lo = key_of(-INFINITY), hi = key_of(INFINITY);
-    while (lo < hi) {
-      const uint32_t mid = lo + (hi - lo) / 2;
-      if (quant_host(float_of(mid), s) >= k) {
-        hi = mid;
-      } else {
-        lo = mid + 1;
-      }
-    }
-    q.t[k + 128] = float_of(lo);
-  }
-  return q;
-}
+size_t igemm_smem(int bn) { return size_t(kStages) * (kBM + bn) * kBK; }
 
 template <int kBN, int kAct, int kJoin>
 bool launch(const IgemmArgs& a, cudaStream_t s) {
@@ -406,8 +339,7 @@ bool conv_igemm_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const floa
                    const PwChain& c, int8_t* yq, void* yh, float y_scale, cudaStream_t s, const TiledJoin* join) {
   if (!conv_igemm_i8_supported(p) || !conv_igemm_i8_epilogue_ok(c, join)) return false;
   IgemmArgs a{p, x, w, alpha, bias, c, yq, static_cast<__half*>(yh), y_scale, join ? *join : TiledJoin{},
-              p.n * p.oh * p.ow, p.kh * p.kw * p.c, quant_table(y_scale), QuantTable{}};
-  if (join && join->q) a.tq = quant_table(join->q_scale);
+              p.n * p.oh * p.ow, p.kh * p.kw * p.c};
   return p.k % 128 == 0 ? launch_bn<128>(a, join, s) : launch_bn<64>(a, join, s);
 }
 
