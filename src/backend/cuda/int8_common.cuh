@@ -38,3 +38,19 @@ __device__ __forceinline__ __half join_one(__half a, __half z, const PwChain& c,
 inline bool one_relu(const PwChain& c) {
   return c.n_ops == 1 && c.ops[0].kind == PwKind::kActivation && c.ops[0].act == ActivationType::kRelu;
 }
+
+// Whether `kernel`'s sm_80 code runs on the current device: compute capability 8.0 or newer and
+// the kernel compiled for it (a compute_75 PTX JIT-compiled on a newer GPU still holds the sm_75
+// body, which traps). `seen` keeps the answer per device: 0 unknown, 1 no, 2 yes.
+inline bool sm80_code_usable(const void* kernel, int (&seen)[64]) {
+  int d = 0;
+  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return false;
+  if (!seen[d]) {
+    int major = 0;
+    cudaFuncAttributes fa{};
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess &&
+                    cudaFuncGetAttributes(&fa, kernel) == cudaSuccess;
+    seen[d] = ok && major >= 8 && fa.ptxVersion >= 80 ? 2 : 1;
+  }
+  return seen[d] == 2;
+}

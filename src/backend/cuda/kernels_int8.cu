@@ -528,21 +528,10 @@ void conv_direct_i8(const ConvI8& p, const int8_t* x, const int8_t* w, const flo
 }
 
 // (the tensor-core kernel's, which is the larger: its filter rows padded)
-// Whether the tensor-core kernel runs here: the current device has compute capability 8.0 and the
-// kernel's code was compiled for it (PTX of compute_75, JIT-compiled on a newer GPU, still holds
-// the sm_75 body, which traps). Asked once per device.
+// Whether the tensor-core kernel runs here (sm80_code_usable, int8_common.cuh). Asked once per device.
 static bool tiled_mma_usable() {
-  static int usable[64] = {};  // 0 unknown, 1 no, 2 yes
-  int d = 0;
-  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return false;
-  if (!usable[d]) {
-    int major = 0;
-    cudaFuncAttributes fa{};
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess &&
-                    cudaFuncGetAttributes(&fa, conv_tiled_mma_kernel<false, 0>) == cudaSuccess;
-    usable[d] = ok && major >= 8 && fa.ptxVersion >= 80 ? 2 : 1;
-  }
-  return usable[d] == 2;
+  static int seen[64] = {};
+  return sm80_code_usable(reinterpret_cast<const void*>(conv_tiled_mma_kernel<false, 0>), seen);
 }
 
 bool conv_tiled_i8_join_supported() { return tiled_mma_usable(); }

@@ -309,20 +309,10 @@ bool launch_bn(const IgemmArgs& a, const TiledJoin* join, cudaStream_t s) {
 
 }  // namespace
 
-// Whether the kernel's sm_80 code runs here (as tiled_mma_usable, kernels_int8.cu: a compute_75
-// PTX JIT-compiled on a newer GPU holds the trapping body). Asked once per device.
+// Whether the kernel's sm_80 code runs here (sm80_code_usable, int8_common.cuh). Asked once per device.
 static bool igemm_usable() {
-  static int usable[64] = {};  // 0 unknown, 1 no, 2 yes
-  int d = 0;
-  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return false;
-  if (!usable[d]) {
-    int major = 0;
-    cudaFuncAttributes fa{};
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess &&
-                    cudaFuncGetAttributes(&fa, conv_igemm_kernel<128, 0, 0>) == cudaSuccess;
-    usable[d] = ok && major >= 8 && fa.ptxVersion >= 80 ? 2 : 1;
-  }
-  return usable[d] == 2;
+  static int seen[64] = {};
+  return sm80_code_usable(reinterpret_cast<const void*>(conv_igemm_kernel<128, 0, 0>), seen);
 }
 
 bool conv_igemm_i8_epilogue_ok(const PwChain& c, const TiledJoin* join) {
