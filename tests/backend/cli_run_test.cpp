@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -64,5 +65,30 @@ TEST(CliRun, WritesOutputsAndRejectsBadInput) {
   // Nothing half-written by the failing runs.
   for (const char* o : {"o1", "o2", "o3", "o4", "o5"})
     if (fs::exists(d / o)) EXPECT_TRUE(fs::is_empty(d / o)) << o;
+  fs::remove_all(d);
+}
+
+// --random-input --seed N draws the same data for a model and for an engine built from it (an
+// engine once drew floats in [0, 1) where the model drew [-1, 1): accuracy checks comparing an
+// INT8 engine with an FP32 one on "the same" random input compared different inputs).
+TEST(CliRun, RandomInputIsTheSameForAModelAndItsEngine) {
+  ASSERT_TRUE(fs::exists(kModel)) << kModel << " is missing: run scripts/setup.sh";
+  fs::path d = fs::temp_directory_path() / ("tandem_cli_run_seed_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  const std::string engine = (d / "cls.engine").string();
+  Result b = tandem::test::run_shell(kTandem + " build " + kModel + " --shape x:1x3x48x192 -o " + engine + " 2>&1");
+  ASSERT_EQ(b.rc, 0) << b.out;
+  auto output = [&](const std::string& what, int seed) {
+    const fs::path out = d / (what + std::to_string(seed));
+    Result r = sh((what == "model" ? kModel + " --shape x:1x3x48x192" : engine) + " --random-input --seed " +
+                  std::to_string(seed) + " --threads 1 --output-dir " + out.string());
+    EXPECT_EQ(r.rc, 0) << r.out;
+    HostTensor y = read_npy((out / "softmax_0.tmp_0.npy").string());
+    return std::array<float, 2>{y.f32()[0], y.f32()[1]};
+  };
+  const auto model3 = output("model", 3), engine3 = output("engine", 3), engine4 = output("engine", 4);
+  EXPECT_NEAR(engine3[0], model3[0], 1e-5f);
+  EXPECT_NEAR(engine3[1], model3[1], 1e-5f);
+  EXPECT_GT(std::fabs(engine4[0] - engine3[0]), 1e-4f) << "another seed, other data";
   fs::remove_all(d);
 }

@@ -14,16 +14,12 @@
 
 #include "command.h"
 #include "options.h"
+#include "run_io.h"
 #include "summary.h"
 #include "tandem/engine.h"
 #include "tandem/npy.h"
 
 namespace tandem::cli {
-
-std::vector<std::string> write_run_outputs(const TensorMap& outputs, const std::string& dir);  // cmd_run.cpp
-void print_run_report(const std::string& model, const std::string& backend, const TensorMap& out,
-                      const std::vector<std::string>& paths, const std::string& summary, const std::string& note,
-                      bool json);  // cmd_run.cpp
 
 namespace {
 Dims engine_input_dims(const Engine& e, size_t i);
@@ -31,35 +27,41 @@ TensorMap random_engine_inputs(const Engine& e, uint64_t seed);
 }  // namespace
 
 // `tandem run model.engine`: inputs in the engine's input formats (.npy), outputs in its output
-// formats, one .npy per output. Says when DLA layers ran emulated.
+// formats, one .npy per output. Says when DLA layers ran emulated. --random-input draws what
+// `tandem run model.onnx` draws for the same --seed (run_io.h), so an engine and its model see the
+// same data.
 int run_engine_file(const std::string& engine_path, const std::vector<std::string>& shapes,
                     const std::vector<std::string>& inputs, bool random_input, uint64_t seed,
                     const std::string& output_dir, int threads, const std::string& backend, bool json) {
   if (output_dir.empty()) throw Error("--output-dir is required");
   if (!shapes.empty()) throw Error("--shape: an engine's input shapes are fixed at build time (rebuild with --shape)");
   auto engine = Engine::load(engine_path);
-  TensorMap in = random_engine_inputs(*engine, seed);
   std::map<std::string, std::string> files;
   for (const auto& a : inputs) {
     auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) throw Error("--input '" + a + "': expected NAME=FILE.npy");
     files[a.substr(0, eq)] = a.substr(eq + 1);
   }
-  const auto& fixed = engine->network().model.input_values;  // shape-value inputs: given or fed by the backend
+  const auto& formats = engine->input_formats();
   for (const auto& [name, file] : files)
-    if (!in.count(name) && !fixed.count(name))
+    if (std::none_of(formats.begin(), formats.end(), [&](const TensorFormat& f) { return f.name == name; }))
       throw Error(fmt::format("--input {}={}: the engine has no input '{}'", name, file, name));
-  for (size_t i = 0; i < engine->input_formats().size(); ++i) {
-    const TensorFormat& f = engine->input_formats()[i];
+  const auto& fixed = engine->network().model.input_values;  // shape-value inputs: given or fed by the backend
+  std::mt19937_64 rng(seed);
+  TensorMap in;
+  for (size_t i = 0; i < formats.size(); ++i) {
+    const TensorFormat& f = formats[i];
+    const Dims want = engine_input_dims(*engine, i);
     auto it = files.find(f.name);
     if (it == files.end()) {
-      if (!random_input && !fixed.count(f.name))
+      if (fixed.count(f.name)) continue;
+      if (!random_input)
         throw Error(fmt::format("missing input '{}' ({} {} {}): pass --input {}=FILE.npy or --random-input", f.name,
-                                dims_to_string(engine_input_dims(*engine, i)), to_string(f.type), to_string(f.layout), f.name));
+                                dims_to_string(want), to_string(f.type), to_string(f.layout), f.name));
+      in[f.name] = random_run_tensor({f.name, f.type, want}, rng);
       continue;
     }
     HostTensor t = read_npy(it->second);
-    Dims want = engine_input_dims(*engine, i);
     if (t.type != f.type)
       throw Error(fmt::format("{}: input '{}' wants {}, the file holds {}", it->second, f.name, to_string(f.type), to_string(t.type)));
     if (t.dims != want)

@@ -22,6 +22,7 @@
 
 #include "command.h"
 #include "options.h"
+#include "run_io.h"
 #include "tandem/npy.h"
 #include "tandem/onnx.h"
 #include "tandem/runtime.h"
@@ -41,15 +42,7 @@ struct RunArgs {
   bool json = false;
 };
 
-// Expected input: name, dims, type (from a Network or an engine).
-struct InputSpec {
-  std::string name;
-  DataType type;
-  Dims dims;
-};
-
-// Seeded random data: floats uniform in [-1, 1), integers in [0, 10), bools 0/1.
-HostTensor random_tensor(const InputSpec& s, std::mt19937_64& rng) {
+HostTensor random_run_tensor(const InputSpec& s, std::mt19937_64& rng) {
   HostTensor t = HostTensor::zeros(s.name, s.type, s.dims);
   std::uniform_real_distribution<float> uf(-1.f, 1.f);
   std::uniform_int_distribution<int> ui(0, 9);
@@ -108,7 +101,7 @@ TensorMap load_run_inputs(const std::vector<InputSpec>& specs, const std::vector
       if (!random_input)
         throw Error("missing input '" + s.name + "' (" + dims_to_string(s.dims) + " " + std::string(to_string(s.type)) +
                     "): pass --input " + s.name + "=FILE.npy or --random-input");
-      in[s.name] = random_tensor(s, rng);
+      in[s.name] = random_run_tensor(s, rng);
       continue;
     }
     HostTensor t = read_npy(it->second);
@@ -132,8 +125,8 @@ std::string sanitize_file_name(const std::string& name) {
   return s;
 }
 
-// Writes every tensor as DIR/<sanitized name>.npy. All files go to temporary names first and are
-// renamed only when all were written, so a failure leaves no partial set.
+// All files go to temporary names first and are renamed only when all were written, so a failure
+// leaves no partial set.
 std::vector<std::string> write_run_outputs(const TensorMap& outputs, const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -164,8 +157,6 @@ std::vector<std::string> write_run_outputs(const TensorMap& outputs, const std::
   return paths;
 }
 
-// What `tandem run` wrote: one line per output, or with --json the tandem/run/v1 document
-// (docs/json.md). `summary` and `note` (engines only) may be empty.
 void print_run_report(const std::string& model, const std::string& backend, const TensorMap& out,
                       const std::vector<std::string>& paths, const std::string& summary, const std::string& note,
                       bool json) {
