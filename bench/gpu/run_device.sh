@@ -172,6 +172,10 @@ if [[ -n "${ACCURACY:-}" ]]; then
           sed "s/^{/{\"model\": \"$m\", \"precision\": \"$p\", \"seed\": $seed, /" | tee -a "$OUT/accuracy.jsonl"
       done
     done
+    # The same INT8 question with ONNX Runtime's own INT8 (quantize_static, the same 64 samples) and
+    # the FP32 network's own sensitivity beside it (bench/gpu/int8_accuracy.py).
+    python3 bench/gpu/int8_accuracy.py $W/$m.onnx $W/peer --tandem $PWD/$T --backend cuda 2>&1 |
+      grep '^{' | tee -a "$OUT/accuracy.jsonl"
   done
 fi
 if [[ -z "${SKIP_PPOCR:-}" ]]; then

@@ -11,10 +11,13 @@
 // is rounded between layers, an FP32 ulp can flip a rounding at a midpoint (one step), so
 // chains are held to cosine >= 0.9999. Each test also asserts which INT8 tactic ran, so a silent
 // fall-back to the emulation fails.
+#include <array>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <random>
 
 #include "tandem/builder.h"
@@ -875,6 +878,77 @@ TEST(CudaInt8, TiledDirectKernelForNarrowInputsAsTheGemmRoute) {
   }
 }
 
+namespace {
+// The block of the two convolution + residual join tests: h = relu(x), r1 = relu(c1(h)) (3x3),
+// c2 = a k2 x k2 convolution of r1, sum = c2 + h (h + c2 when swapped), c3 = a 1x1 convolution
+// of relu(sum) (of sum without relu_after). Convolutions INT8, the rest FP16 as --int8 makes them.
+struct JoinBlock {
+  Dims d;
+  int k2 = 1;
+  bool swap = false, relu_after = true;
+  std::array<uint32_t, 4> seeds;  // c1, c2, c3 weights; the input
+};
+
+// Builds `k` and compares its fused executor (every switch in `fuse` set to 1) with the same
+// switches at 0 (the convolution step + join kernel) and with TANDEM_CUDA_FUSE_JOIN=0 besides
+// (the three unfused steps): bit for bit, two runs each; and with the CPU emulation.
+// `check_fused` gets the fused executor's steps ("layer:kind ") and tactics.
+void expect_join_fused_as_apart(const JoinBlock& k, const std::vector<const char*>& fuse, const char* tag,
+                                const std::function<void(const CudaExecutor&, const std::string& kinds,
+                                                         const std::string& tactics)>& check_fused) {
+  const Dims& d = k.d;
+  NetBuilder b;
+  const int64_t C = d[1];
+  TensorId x = b.input("x", d);
+  auto relu = [&](const std::string& name, TensorId in) {
+    TensorId y = b.tensor(name, d);
+    b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+    return y;
+  };
+  TensorId h = relu("h", x);
+  TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, k.seeds[0]));
+  const int p = k.k2 / 2;
+  TensorId c2 = conv(b, "c2", r1, {C, C, k.k2, k.k2, 1, 1, p, p, p, p}, d, k.seeds[1]);
+  TensorId sum = b.tensor("sum", d);
+  b.layer("sum", LayerKind::kElementWise, {k.swap ? h : c2, k.swap ? c2 : h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
+  b.output(conv(b, "c3", k.relu_after ? relu("o", sum) : sum, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, k.seeds[2]));
+  const TensorMap in = input(d, k.seeds[3]);
+  ExecOptions opt = int8_options(b.n, in);
+  for (size_t l : {0, 2, 4}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum
+  if (k.relu_after) opt.numerics.layer_precision[5] = Precision::kFP16;           // o
+  auto cpu = make_cpu_executor(b.n, opt);
+  auto make = [&](const char* on, const char* join) {
+    std::vector<std::unique_ptr<ScopedEnv>> env;
+    for (const char* name : fuse) env.push_back(std::make_unique<ScopedEnv>(name, on));
+    const ScopedEnv j("TANDEM_CUDA_FUSE_JOIN", join);
+    return make_cuda_executor(b.n, opt, CudaOptions{});
+  };
+  auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
+  std::string kinds, tactics;
+  for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
+  for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
+  check_fused(*fused, kinds, tactics);
+  const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
+  const std::vector<float> by_steps = values(steps->run(in).at("c3"));
+  const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
+  ASSERT_EQ(got.size(), by_apart.size());
+  int differ = 0, differ_steps = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    differ += got[i] != by_apart[i] || got2[i] != by_apart[i];
+    differ_steps += got[i] != by_steps[i];
+  }
+  const Agreement a = agree(got, want);
+  std::printf("[%s] %s k%d%s%s: %d of %zu outputs differ from the convolution + join kernel, %d from the unfused "
+              "steps; against the CPU max rel %.3g, cosine %.8f; tactics: %s\n",
+              tag, dims_to_string(d).c_str(), k.k2, k.swap ? " (swapped)" : "", k.relu_after ? " +relu" : "", differ,
+              got.size(), differ_steps, a.max_rel, a.cosine, tactics.c_str());
+  EXPECT_EQ(differ, 0);
+  EXPECT_EQ(differ_steps, 0);
+  EXPECT_LE(a.max_rel, 2e-2);
+  EXPECT_GE(a.cosine, 0.9999);
+}
+}  // namespace
+
 // An INT8 convolution writing half on its grid whose value only the residual join reads, and
 // that join, as one tiled tensor-core kernel (conv_join_i8, TANDEM_CUDA_INT8_CONV_JOIN=1): the
 // convolution's codes as its other routes compute them, then add_act_codes_h's arithmetic on the
@@ -886,62 +960,21 @@ TEST(CudaInt8, ConvolutionAndResidualJoinInOneTiledKernel) {
   SKIP_WITHOUT_CUDA();
   const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
   for (const bool swap : {false, true}) {
-    const Dims d = swap ? Dims{1, 64, 5, 19} : Dims{2, 64, 8, 8};
-    NetBuilder b;
-    const int64_t C = d[1];
-    TensorId x = b.input("x", d);
-    auto relu = [&](const std::string& name, TensorId in) {
-      TensorId y = b.tensor(name, d);
-      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
-      return y;
-    };
-    TensorId h = relu("h", x);
-    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 211));
-    TensorId c2 = conv(b, "c2", r1, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 223);
-    TensorId sum = b.tensor("sum", d);
-    b.layer("sum", LayerKind::kElementWise, {swap ? h : c2, swap ? c2 : h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
-    b.output(conv(b, "c3", relu("o", sum), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 227));
-    const TensorMap in = input(d, 229);
-    ExecOptions opt = int8_options(b.n, in);
-    for (size_t l : {0, 2, 4, 5}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum, o
-    auto cpu = make_cpu_executor(b.n, opt);
-    auto make = [&](const char* conv_join, const char* join) {
-      const ScopedEnv cj("TANDEM_CUDA_INT8_CONV_JOIN", conv_join), j("TANDEM_CUDA_FUSE_JOIN", join);
-      return make_cuda_executor(b.n, opt, CudaOptions{});
-    };
-    auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
-    std::string kinds, tactics;
-    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
-    for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
-    // The fused kernel needs tensor cores of compute capability 8.0 and code compiled for them (a
-    // compute_75 build JIT-compiled here keeps the convolution and the join apart, exactly).
-    if (cuda::conv_tiled_i8_join_supported()) {
-      EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
-      EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
-      ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
-      EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_tiled_mma+residual_join"), std::string::npos) << tactics;
-    } else {
-      EXPECT_EQ(kinds.find("+ResidualJoin"), std::string::npos) << "fused without sm_80 tensor-core code: " << kinds;
-      std::cout << "[int8 conv+join] no sm_80 tensor-core code here: the convolution and the join stay apart\n";
-    }
-    const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
-    const std::vector<float> by_steps = values(steps->run(in).at("c3"));
-    const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
-    ASSERT_EQ(got.size(), by_apart.size());
-    int differ = 0, differ_steps = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      differ += got[i] != by_apart[i] || got2[i] != by_apart[i];
-      differ_steps += got[i] != by_steps[i];
-    }
-    const Agreement a = agree(got, want);
-    std::printf("[int8 conv+join] %s%s: %d of %zu outputs differ from the convolution + join kernel, %d from the "
-                "unfused steps; against the CPU max rel %.3g, cosine %.8f; steps: %s\n",
-                dims_to_string(d).c_str(), swap ? " (swapped)" : "", differ, got.size(), differ_steps, a.max_rel,
-                a.cosine, kinds.c_str());
-    EXPECT_EQ(differ, 0);
-    EXPECT_EQ(differ_steps, 0);
-    EXPECT_LE(a.max_rel, 2e-2);
-    EXPECT_GE(a.cosine, 0.9999);
+    const JoinBlock k{swap ? Dims{1, 64, 5, 19} : Dims{2, 64, 8, 8}, 1, swap, true, {211, 223, 227, 229}};
+    expect_join_fused_as_apart(k, {"TANDEM_CUDA_INT8_CONV_JOIN"}, "int8 conv+join",
+                               [](const CudaExecutor& fused, const std::string& kinds, const std::string& tactics) {
+      // The fused kernel needs tensor cores of compute capability 8.0 and code compiled for them
+      // (a compute_75 build JIT-compiled here keeps the convolution and the join apart, exactly).
+      if (cuda::conv_tiled_i8_join_supported()) {
+        EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+        EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+        ASSERT_EQ(fused.tactics().size(), 3u) << tactics;
+        EXPECT_NE(fused.tactics()[1].tactic.find("tandem_int8_tiled_mma+residual_join"), std::string::npos) << tactics;
+      } else {
+        EXPECT_EQ(kinds.find("+ResidualJoin"), std::string::npos) << "fused without sm_80 tensor-core code: " << kinds;
+        std::cout << "[int8 conv+join] no sm_80 tensor-core code here: the convolution and the join stay apart\n";
+      }
+    });
   }
 }
 
@@ -1024,70 +1057,22 @@ TEST(CudaInt8, ImplicitGemmAsTheGemmRoute) {
 TEST(CudaInt8, ImplicitGemmWithTheResidualJoin) {
   SKIP_WITHOUT_CUDA();
   const ScopedEnv gemm_routes("TANDEM_CUDA_INT8_GRAPH", "0");
-  struct Case {
-    Dims d;
-    int k2;
-    bool swap, relu;
-  };
-  for (const Case& k : {Case{{2, 64, 8, 8}, 1, false, true}, Case{{1, 256, 5, 19}, 1, true, true},
-                        Case{{2, 128, 6, 7}, 3, false, false}}) {
-    const Dims d = k.d;
-    NetBuilder b;
+  for (const JoinBlock& k : {JoinBlock{{2, 64, 8, 8}, 1, false, true, {331, 337, 347, 349}},
+                             JoinBlock{{1, 256, 5, 19}, 1, true, true, {331, 337, 347, 349}},
+                             JoinBlock{{2, 128, 6, 7}, 3, false, false, {331, 337, 347, 349}}}) {
+    const Dims& d = k.d;
     const int64_t C = d[1];
-    TensorId x = b.input("x", d);
-    auto relu = [&](const std::string& name, TensorId in) {
-      TensorId y = b.tensor(name, d);
-      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
-      return y;
-    };
-    TensorId h = relu("h", x);
-    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 331));
-    const int p = k.k2 / 2;
-    TensorId c2 = conv(b, "c2", r1, {C, C, k.k2, k.k2, 1, 1, p, p, p, p}, d, 337);
-    TensorId sum = b.tensor("sum", d);
-    b.layer("sum", LayerKind::kElementWise, {k.swap ? h : c2, k.swap ? c2 : h}, {sum},
-            ElementWiseParams{ElementWiseOp::kSum});
-    b.output(conv(b, "c3", k.relu ? relu("o", sum) : sum, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 347));
-    const TensorMap in = input(d, 349);
-    ExecOptions opt = int8_options(b.n, in);
-    for (size_t l : {0, 2, 4}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum
-    if (k.relu) opt.numerics.layer_precision[5] = Precision::kFP16;                 // o
-    auto cpu = make_cpu_executor(b.n, opt);
-    auto make = [&](const char* on, const char* join) {
-      const ScopedEnv cj("TANDEM_CUDA_INT8_CONV_JOIN", on), ig("TANDEM_CUDA_INT8_IGEMM", on),
-          j("TANDEM_CUDA_FUSE_JOIN", join);
-      return make_cuda_executor(b.n, opt, CudaOptions{});
-    };
-    auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
-    std::string kinds, tactics;
-    for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
-    for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
-    const cuda::ConvI8 q{int(d[0]), int(C), int(d[2]), int(d[3]), int(C), int(d[2]), int(d[3]), 1, 1, 1, 1, 0, 0, 1, 1, 1};
-    if (cuda::conv_igemm_i8_supported(q)) {
-      EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
-      EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
-      ASSERT_EQ(fused->tactics().size(), 3u) << tactics;
-      EXPECT_NE(fused->tactics()[1].tactic.find("tandem_int8_igemm+residual_join"), std::string::npos) << tactics;
-    } else {
-      std::cout << "[int8 igemm+join] no sm_80 tensor-core code here: not fused by the implicit GEMM\n";
-    }
-    const std::vector<float> want = values(cpu->run(in).at("c3")), by_apart = values(apart->run(in).at("c3"));
-    const std::vector<float> by_steps = values(steps->run(in).at("c3"));
-    const std::vector<float> got = values(fused->run(in).at("c3")), got2 = values(fused->run(in).at("c3"));
-    ASSERT_EQ(got.size(), by_apart.size());
-    int differ = 0, differ_steps = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      differ += got[i] != by_apart[i] || got2[i] != by_apart[i];
-      differ_steps += got[i] != by_steps[i];
-    }
-    const Agreement a = agree(got, want);
-    std::printf("[int8 igemm+join] %s k%d%s%s: %d of %zu outputs differ from the convolution + join kernel, %d from "
-                "the unfused steps; against the CPU max rel %.3g, cosine %.8f; tactics: %s\n",
-                dims_to_string(d).c_str(), k.k2, k.swap ? " (swapped)" : "", k.relu ? " +relu" : "", differ,
-                got.size(), differ_steps, a.max_rel, a.cosine, tactics.c_str());
-    EXPECT_EQ(differ, 0);
-    EXPECT_EQ(differ_steps, 0);
-    EXPECT_LE(a.max_rel, 2e-2);
-    EXPECT_GE(a.cosine, 0.9999);
+    expect_join_fused_as_apart(k, {"TANDEM_CUDA_INT8_CONV_JOIN", "TANDEM_CUDA_INT8_IGEMM"}, "int8 igemm+join",
+                               [&](const CudaExecutor& fused, const std::string& kinds, const std::string& tactics) {
+      const cuda::ConvI8 q{int(d[0]), int(C), int(d[2]), int(d[3]), int(C), int(d[2]), int(d[3]), 1, 1, 1, 1, 0, 0, 1, 1, 1};
+      if (cuda::conv_igemm_i8_supported(q)) {
+        EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+        EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+        ASSERT_EQ(fused.tactics().size(), 3u) << tactics;
+        EXPECT_NE(fused.tactics()[1].tactic.find("tandem_int8_igemm+residual_join"), std::string::npos) << tactics;
+      } else {
+        std::cout << "[int8 igemm+join] no sm_80 tensor-core code here: not fused by the implicit GEMM\n";
+      }
+    });
   }
 }

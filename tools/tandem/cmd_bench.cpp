@@ -43,9 +43,11 @@ int run_engine_file(const std::string& engine_path, const std::vector<std::strin
     files[a.substr(0, eq)] = a.substr(eq + 1);
   }
   const auto& formats = engine->input_formats();
-  for (const auto& [name, file] : files)
+  for (const auto& given : files) {  // not a structured binding: clang 14 cannot capture one in a lambda
+    const std::string& name = given.first;
     if (std::none_of(formats.begin(), formats.end(), [&](const TensorFormat& f) { return f.name == name; }))
-      throw Error(fmt::format("--input {}={}: the engine has no input '{}'", name, file, name));
+      throw Error(fmt::format("--input {}={}: the engine has no input '{}'", name, given.second, name));
+  }
   const auto& fixed = engine->network().model.input_values;  // shape-value inputs: given or fed by the backend
   std::mt19937_64 rng(seed);
   TensorMap in;

@@ -25,7 +25,7 @@ RegisterCommand reg(70, "cache", [](CLI::App& app) {
   for (auto* s : {list, clear})
     s->add_option("--cache-dir", a->dir, "cache folder (default: $TANDEM_CACHE_DIR, $XDG_CACHE_HOME/tandem, ~/.cache/tandem)");
   list->add_flag("--json", a->json, "one JSON document on stdout");
-  return std::function<int()>([a, list, clear] {
+  return std::function<int()>([a, clear] {
     std::string dir = resolve_cache_dir(a->dir);
     if (clear->parsed()) {
       size_t n = clear_engine_cache(a->dir), plans = clear_plan_cache(a->dir);
