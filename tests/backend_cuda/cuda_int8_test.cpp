@@ -62,6 +62,13 @@ TensorId conv(NetBuilder& b, const std::string& name, TensorId x, const ConvSpec
   return y;
 }
 
+// y = ReLU(in), a tensor of dims d.
+TensorId relu(NetBuilder& b, const std::string& name, TensorId in, const Dims& d) {
+  TensorId y = b.tensor(name, d);
+  b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
+  return y;
+}
+
 // INT8 numerics for every Convolution and Activation: per-tensor scales max|t| / 127 of an FP32
 // run of the same input, the input's scaled by in_range (< 1 clamps its largest values), the
 // network outputs left unquantized (compared before any rounding).
@@ -536,17 +543,12 @@ TEST(CudaInt8, ResidualJoinComputesTheSumActivationAndCodesInOnePass) {
     NetBuilder b;
     const int64_t C = d[1];
     TensorId x = b.input("x", d);
-    auto relu = [&](const std::string& name, TensorId in) {
-      TensorId y = b.tensor(name, d);
-      b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
-      return y;
-    };
-    TensorId h = relu("h", x);
-    TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 127));
+    TensorId h = relu(b, "h", x, d);
+    TensorId r1 = relu(b, "r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, 127), d);
     TensorId c2 = conv(b, "c2", r1, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 131);
     TensorId sum = b.tensor("sum", d);
     b.layer("sum", LayerKind::kElementWise, {c2, h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
-    b.output(conv(b, "c3", relu("o", sum), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 137));
+    b.output(conv(b, "c3", relu(b, "o", sum, d), {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, 137));
     const TensorMap in = input(d, 139);
     ExecOptions opt = int8_options(b.n, in);
     for (size_t l : {0, 2, 4, 5}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum, o
@@ -661,14 +663,9 @@ TEST(CudaInt8, HalfSumsOnFp16TensorCoresAreTheInt32Sums) {
   SKIP_WITHOUT_CUDA();
   NetBuilder b;
   const Dims d{2, 3, 20, 18};
-  auto relu = [&](const std::string& name, TensorId in, const Dims& od) {
-    TensorId y = b.tensor(name, od);
-    b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
-    return y;
-  };
   TensorId x = b.input("x", d);
-  TensorId r = relu("r", conv(b, "c", x, {3, 64, 7, 7, 2, 2, 3, 3, 3, 3}, {2, 64, 10, 9}, 163), {2, 64, 10, 9});
-  TensorId r2 = relu("r2", conv(b, "c2", r, {64, 256, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 256, 10, 9}, 167), {2, 256, 10, 9});
+  TensorId r = relu(b, "r", conv(b, "c", x, {3, 64, 7, 7, 2, 2, 3, 3, 3, 3}, {2, 64, 10, 9}, 163), {2, 64, 10, 9});
+  TensorId r2 = relu(b, "r2", conv(b, "c2", r, {64, 256, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 256, 10, 9}, 167), {2, 256, 10, 9});
   TensorId c3 = conv(b, "c3", r2, {256, 16, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 16, 10, 9}, 173);
   b.output(conv(b, "c4", c3, {16, 8, 1, 1, 1, 1, 0, 0, 0, 0}, {2, 8, 10, 9}, 179));
   const TensorMap in = input(d, 181);
@@ -900,18 +897,13 @@ void expect_join_fused_as_apart(const JoinBlock& k, const std::vector<const char
   NetBuilder b;
   const int64_t C = d[1];
   TensorId x = b.input("x", d);
-  auto relu = [&](const std::string& name, TensorId in) {
-    TensorId y = b.tensor(name, d);
-    b.layer(name, LayerKind::kActivation, {in}, {y}, ActivationParams{ActivationType::kRelu, 0, 0});
-    return y;
-  };
-  TensorId h = relu("h", x);
-  TensorId r1 = relu("r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, k.seeds[0]));
+  TensorId h = relu(b, "h", x, d);
+  TensorId r1 = relu(b, "r1", conv(b, "c1", h, {C, C, 3, 3, 1, 1, 1, 1, 1, 1}, d, k.seeds[0]), d);
   const int p = k.k2 / 2;
   TensorId c2 = conv(b, "c2", r1, {C, C, k.k2, k.k2, 1, 1, p, p, p, p}, d, k.seeds[1]);
   TensorId sum = b.tensor("sum", d);
   b.layer("sum", LayerKind::kElementWise, {k.swap ? h : c2, k.swap ? c2 : h}, {sum}, ElementWiseParams{ElementWiseOp::kSum});
-  b.output(conv(b, "c3", k.relu_after ? relu("o", sum) : sum, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, k.seeds[2]));
+  b.output(conv(b, "c3", k.relu_after ? relu(b, "o", sum, d) : sum, {C, C, 1, 1, 1, 1, 0, 0, 0, 0}, d, k.seeds[2]));
   const TensorMap in = input(d, k.seeds[3]);
   ExecOptions opt = int8_options(b.n, in);
   for (size_t l : {0, 2, 4}) opt.numerics.layer_precision[l] = Precision::kFP16;  // h, r1, sum
