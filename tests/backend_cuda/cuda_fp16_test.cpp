@@ -340,9 +340,13 @@ TEST(CudaFp16, ResidualPoolingReduceMatmul) {
   TensorId y = ew(b, "fc_bias", mm, bias, {2, 10}, ElementWiseOp::kSum);
   fp32_output(b, y, {2, 10});
   TensorMap in = {{"x", host("x", d, random_values(size_t(volume(d)), 19))}};
+  // Untimed: the residual form whenever it applies. Timed, this tiny convolution's fused form and
+  // the convolution + separate add differ by noise, and either may win (the H200, 2026-12-03).
+  CudaOptions untimed;
+  untimed.time_tactics = false;
   check_against_emulation(b.n, in, {"Convolution(fp16)+ResidualAdd", "ElementWise(fp16)", "Pooling(fp16)",
-                                    "Reduce(fp16)", "MatrixMultiply(fp16)"});
-  auto ex = make_cuda_executor(b.n, fp16_options(b.n), CudaOptions{});
+                                    "Reduce(fp16)", "MatrixMultiply(fp16)"}, {}, untimed);
+  auto ex = make_cuda_executor(b.n, fp16_options(b.n), untimed);
   ASSERT_FALSE(ex->tactics().empty());
   EXPECT_NE(ex->tactics()[0].tactic.find("+residual"), std::string::npos) << ex->tactics()[0].tactic;
   std::printf("[fp16] residual tactic: %s\n", ex->tactics()[0].tactic.c_str());
