@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Packs what bench/gpu/run_device.sh needs into .carry/ (ignored): the gpu test binaries, the
 # bench binary, the CLI with its CUDA plugin next to it (libtandem_cuda.so, which the CLI dlopens
-# for --backend cuda), and the Debian shared libraries the device image lacks (libdnnl
-# xz-compressed to stay under the 64 MiB transfer limit). Build first:
+# for --backend cuda), and the Debian shared libraries the device image lacks, all xz-compressed
+# to stay under the 64 MiB transfer limit (run_device.sh unpacks them). Build first:
 #   cmake -S . -B build-cuda -DTANDEM_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
 #   make -C build-cuda -j1 tandem tandem_cuda tandem_tests_cuda tandem_tests_cuda_models tandem_cuda_bench \
-#       tandem_backend_ops_cuda tandem_conformance_cuda
+#       tandem_backend_ops_cuda tandem_conformance_cuda tandem_tests_cli_quant_backend_gpu tandem_dynamic_shapes_cuda
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 B=${BUILD:-$root/build-cuda}
@@ -37,4 +37,7 @@ for lib in libdnnl.so.2 libOpenCL.so.1 libfmt.so.9 libgomp.so.1 libstb.so.0; do
   [[ -n "$p" ]] && cp -L "$p" "$C/lib/"
 done
 [[ -f $C/lib/libdnnl.so.2 ]] && xz -T2 -1 -f "$C/lib/libdnnl.so.2"
+# The binaries too: unpacked they pass the device tool's 64 MiB limit (~110 MiB with the op and
+# node tests); run_device.sh unpacks them there.
+xz -T2 -1 -f "$C"/bin/*
 du -sh "$C"

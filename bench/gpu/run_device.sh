@@ -23,6 +23,7 @@ COMPILE_MODES=${COMPILE_MODES:-default,reduce-overhead}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 C=${CARRY:-.carry}
 if [[ -f $C/lib/libdnnl.so.2.xz && ! -f $C/lib/libdnnl.so.2 ]]; then xz -dk $C/lib/libdnnl.so.2.xz; fi
+for f in "$C"/bin/*.xz; do [[ -f $f ]] && xz -df "$f"; done  # pack.sh compresses the binaries
 CUDNN_LIB=$(python3 -c "import nvidia.cudnn as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))")
 NV=$(python3 -c "import nvidia, os; print(list(nvidia.__path__)[0])")
 CUBLAS_LIB=$(dirname "$(find "$NV" -name 'libcublasLt.so.13*' | head -1)" 2>/dev/null)
