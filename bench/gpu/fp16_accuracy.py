@@ -24,6 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_bench  # noqa: E402  (the same model builder as the export)
 
 
+def agreement(a, b):
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return cos, float(np.abs(a - b).max() / np.abs(b).max())
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -67,7 +73,7 @@ def main():
                                    check=True, stdout=subprocess.DEVNULL)
                     out[f"tandem_{prec}_{be}"] = np.load(os.path.join(d, "y.npy"))
             for variant, o in out.items():
-                cos, rel = torch_bench.agreement(o, ref)
+                cos, rel = agreement(o, ref)
                 print(json.dumps({"model": a.model, "variant": variant, "input": f"uniform[{lo:g},1)", "test": k,
                                   "cosine": round(cos, 7), "max_rel": float(f"{rel:.3e}")}), flush=True)
 

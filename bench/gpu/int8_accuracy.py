@@ -21,15 +21,17 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_bench import agreement  # noqa: E402  (one cosine / max-rel for every bench script)
+
+def agreement(a, b):
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return cos, float(np.abs(a - b).max() / np.abs(b).max())
 
 
 class Samples(CalibrationDataReader):
