@@ -10,12 +10,14 @@
 #include <sstream>
 
 #include "engine/internal.h"
+#include "engine/json_fields.h"
 #include "tandem/backend.h"
 #include "tandem/engine.h"
 
 namespace tandem {
 
 namespace fs = std::filesystem;
+using engine_detail::json_integer;
 
 std::vector<CacheEntry> list_engine_cache(const std::string& dir) {
   std::vector<CacheEntry> out;
@@ -91,8 +93,8 @@ TimingCache parse_timing(const std::string& path, const std::string& text) {
     auto j = nlohmann::json::parse(text);
     if (j.at("format").get<std::string>() != kTimingFormat)
       throw Error(fmt::format("{}: not a tandem timing cache", path));
-    if (j.at("version").get<int>() != kTimingVersion)
-      throw Error(fmt::format("{}: timing cache version {} (this tandem reads {})", path, j.at("version").get<int>(), kTimingVersion));
+    if (const int version = json_integer<int>(j, "version", path); version != kTimingVersion)
+      throw Error(fmt::format("{}: timing cache version {} (this tandem reads {})", path, version, kTimingVersion));
     tc.device_key = j.at("device").get<std::string>();
     for (auto& [sig, e] : j.at("entries").items()) {
       Tactic t;

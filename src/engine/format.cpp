@@ -20,6 +20,7 @@
 
 #include "engine/binio.h"
 #include "engine/internal.h"
+#include "engine/json_fields.h"
 #include "tandem/limits.h"
 #include "tandem/engine.h"
 
@@ -27,6 +28,7 @@ namespace tandem {
 
 using engine_io::Reader;
 using engine_io::Writer;
+using engine_detail::json_integer;
 
 namespace {
 
@@ -545,7 +547,7 @@ EngineMetadata parse_meta(const uint8_t* p, size_t n, const std::string& where) 
   try {
     auto j = nlohmann::json::parse(p, p + n);
     m.tool_version = j.at("tool_version").get<std::string>();
-    m.format_version = j.at("format_version").get<uint32_t>();
+    m.format_version = json_integer<uint32_t>(j, "format_version", where);
     m.model_path = j.at("model_path").get<std::string>();
     m.model_sha256 = j.at("model_sha256").get<std::string>();
     m.target = j.at("target").get<std::string>();

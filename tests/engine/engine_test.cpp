@@ -347,6 +347,30 @@ TEST(TimingCache, MergeOnWriteAndRefuseForeignDevice) {
   fs::remove_all(d);
 }
 
+// A version field that is no int (a float, too large, a string) is one error naming the file and
+// the key: nlohmann's get<int>() would cast 1.4e21 without a check, undefined behaviour (found
+// by fuzz_caches, fuzz/regressions/caches/crash-8d18cc92...).
+TEST(TimingCache, VersionThatIsNoIntIsOneError) {
+  std::string d = temp_dir("timing_version");
+  std::string p = d + "/t.cache";
+  for (const char* version : {"1444444444444444444444", "1e30", "-1e30", "1.5", "\"1\"", "4294967297"}) {
+    {
+      std::ofstream f(p, std::ios::binary | std::ios::trunc);
+      f << R"({"format": "tandem-timing-cache", "version": )" << version << R"(, "device": "dev-A", "entries": {}})";
+    }
+    try {
+      TimingCache::read(p, "dev-A", false);
+      ADD_FAILURE() << version;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(p), std::string::npos) << what;
+      EXPECT_NE(what.find("'version'"), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  }
+  fs::remove_all(d);
+}
+
 TEST(BuildOptions, ValidationErrorsAreOneLine) {
   BuildOptions o;
   o.optimization_level = 6;
