@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -126,6 +127,21 @@ class SyntheticBatcher : public Batcher {
 std::string lower(std::string s) {
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// Whether a file holds PNG or JPEG data (its signature: 89 'PNG' 0D 0A 1A 0A, or FF D8 FF). stb
+// picks its decoder from the content, so without this check a calibration "image" of any name
+// reaches stb's other readers too (PNM, BMP, GIF, PSD, TGA, HDR, PIC): Debian's stb (git
+// 2022-09-08) decodes a 16-bit PNM's samples little-endian and reads past its buffer converting
+// its channels (fuzz_image, fuzz/regressions/image).
+bool png_or_jpeg(const std::string& path) {
+  unsigned char head[8] = {};
+  std::ifstream f(path, std::ios::binary);
+  f.read(reinterpret_cast<char*>(head), sizeof head);
+  static constexpr unsigned char kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+  const bool png = f.gcount() == 8 && std::memcmp(head, kPng, 8) == 0;
+  const bool jpeg = f.gcount() >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
+  return png || jpeg;
 }
 
 // Bilinear resize of an interleaved 8-bit image (half-pixel centres, as cv2.INTER_LINEAR).
@@ -257,6 +273,7 @@ class ImageBatcher : public Batcher {
   void decode_into(const std::string& path, uint8_t* base, int64_t offset) const {
     int w = 0, h = 0, c0 = 0;
     const int C = o_.channels;
+    if (!png_or_jpeg(path)) throw Error(path + ": cannot decode image: not PNG or JPEG data");
     // A few header bytes can declare a huge image: check the size before stb allocates it.
     if (stbi_info(path.c_str(), &w, &h, &c0) && int64_t(w) * h > kMaxImagePixels)
       throw Error(fmt::format("{}: {}x{} pixels is over the limit of {} megapixels for a calibration image", path, w,
@@ -267,7 +284,7 @@ class ImageBatcher : public Batcher {
       throw Error(path + ": cannot decode image: " + (why ? why : "unknown error"));
     }
     std::unique_ptr<uint8_t, void (*)(void*)> guard(px, stbi_image_free);
-    // stb's PNM reader accepts a header declaring 0 columns or rows (fuzz: "P5;N"): nothing to resize.
+    // A decoded image of 0 columns or rows (stb's PNM reader gave one for "P5;N", fuzz): nothing to resize.
     if (w <= 0 || h <= 0) throw Error(fmt::format("{}: cannot decode image: {}x{} pixels", path, w, h));
     const int H = o_.height, W = o_.width;
     std::vector<float> img(size_t(H) * W * C, 114.f);

@@ -165,6 +165,55 @@ TEST(ImageBatcher, ClearErrors) {
   EXPECT_THROW(make_image_batcher(o, cls_input(), 2), Error);
 }
 
+// Only PNG and JPEG data reach stb's decoders, whatever the name: a 16-bit PNM named .png (which
+// Debian's stb decoded little-endian, reading past its buffer when converting its channels:
+// fuzz_image, fuzz/regressions/image) and the fuzzer's truncated one are one error line naming
+// the file; a 16-bit PNG of two RGB pixels (0x1234, 0x3456, 0x5678) and (0xffff, 0, 0x8000)
+// decodes to 8-bit (18, 52, 86) and (255, 0, 128), gray (77 r + 150 g + 29 b) >> 8 = 45 and 91.
+TEST(ImageBatcher, OnlyPngAndJpegDataAreDecoded) {
+  std::string d = tmp_dir("png16");
+  auto write = [&](const std::string& bytes) {
+    std::ofstream(d + "/a.png", std::ios::binary | std::ios::trunc) << bytes;
+  };
+  const unsigned char png16[] = {
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+      0x02, 0x00, 0x00, 0x00, 0x01, 0x10, 0x02, 0x00, 0x00, 0x00, 0x2b, 0xd0, 0x34, 0x9e, 0x00, 0x00, 0x00, 0x15, 0x49,
+      0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x10, 0x32, 0x31, 0x09, 0x0b, 0xab, 0xf8, 0xff, 0x9f, 0x81, 0xa1, 0x81, 0x01,
+      0x00, 0x1a, 0x1c, 0x04, 0x1d, 0x4e, 0x6b, 0x51, 0x81, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42,
+      0x60, 0x82};
+  write(std::string(reinterpret_cast<const char*>(png16), sizeof png16));
+  ImageBatcherOptions o;
+  o.dir = d;
+  o.resize = ResizeMethod::kLinear;  // 2x1 to 2x1: the pixels themselves
+  o.lo = 0.f;
+  o.hi = 255.f;
+  o.threads = 1;
+  TensorMap m;
+  o.channels = 1;
+  auto gray = make_image_batcher(o, {{"x", {1, 1, 1, 2}, DataType::kFloat}}, 1);
+  ASSERT_TRUE(gray->next(&m));
+  EXPECT_EQ(std::vector<float>(m.at("x").f32(), m.at("x").f32() + 2), (std::vector<float>{45.f, 91.f}));
+  o.channels = 3;
+  auto rgb = make_image_batcher(o, {{"x", {1, 3, 1, 2}, DataType::kFloat}}, 1);
+  ASSERT_TRUE(rgb->next(&m));
+  EXPECT_EQ(std::vector<float>(m.at("x").f32(), m.at("x").f32() + 6),
+            (std::vector<float>{18.f, 255.f, 52.f, 0.f, 86.f, 128.f}));
+  const std::string pnm16 = std::string("P6\n2 1\n65535\n") +
+                            std::string("\x12\x34\x34\x56\x56\x78\xff\xff\x00\x00\x80\x00", 12);
+  for (const std::string& bytes : {pnm16, std::string("P66\r66646\r6666")}) {
+    write(bytes);
+    o.channels = 1;
+    auto b = make_image_batcher(o, {{"x", {1, 1, 16, 24}, DataType::kFloat}}, 1);
+    try {
+      b->next(&m);
+      ADD_FAILURE() << "decoded";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), d + "/a.png: cannot decode image: not PNG or JPEG data");
+    }
+  }
+  fs::remove_all(d);
+}
+
 TEST(NpyBatcher, ManySamplesPerFileAndErrors) {
   std::string d = tmp_dir("npy");
   HostTensor a = HostTensor::zeros("a", DataType::kFloat, {5, 3, 2});
