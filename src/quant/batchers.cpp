@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -129,7 +130,8 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Whether a file holds PNG or JPEG data (its signature: 89 'PNG' 0D 0A 1A 0A, or FF D8 FF). stb
+// Whether a file holds PNG or JPEG data (its signature: 89 'PNG' 0D 0A 1A 0A, or FF D8 FF); an
+// unreadable file is an error naming it. stb
 // picks its decoder from the content, so without this check a calibration "image" of any name
 // reaches stb's other readers too (PNM, BMP, GIF, PSD, TGA, HDR, PIC): Debian's stb (git
 // 2022-09-08) decodes a 16-bit PNM's samples little-endian and reads past its buffer converting
@@ -137,6 +139,7 @@ std::string lower(std::string s) {
 bool png_or_jpeg(const std::string& path) {
   unsigned char head[8] = {};
   std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot read image: " + std::strerror(errno));
   f.read(reinterpret_cast<char*>(head), sizeof head);
   static constexpr unsigned char kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
   const bool png = f.gcount() == 8 && std::memcmp(head, kPng, 8) == 0;
