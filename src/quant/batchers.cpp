@@ -131,11 +131,10 @@ std::string lower(std::string s) {
 }
 
 // Whether a file holds PNG or JPEG data (its signature: 89 'PNG' 0D 0A 1A 0A, or FF D8 FF); an
-// unreadable file is an error naming it. stb
-// picks its decoder from the content, so without this check a calibration "image" of any name
-// reaches stb's other readers too (PNM, BMP, GIF, PSD, TGA, HDR, PIC): Debian's stb (git
-// 2022-09-08) decodes a 16-bit PNM's samples little-endian and reads past its buffer converting
-// its channels (fuzz_image, fuzz/regressions/image).
+// unreadable file is an error naming it. stb picks its decoder from the content, so without this
+// check a calibration "image" of any name reaches stb's other readers too (PNM, BMP, GIF, PSD,
+// TGA, HDR, PIC): Debian's stb (git 2022-09-08) decodes a 16-bit PNM's samples little-endian and
+// reads past its buffer converting its channels (fuzz_image, fuzz/regressions/image).
 bool png_or_jpeg(const std::string& path) {
   unsigned char head[8] = {};
   std::ifstream f(path, std::ios::binary);
