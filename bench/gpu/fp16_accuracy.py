@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """FP16 accuracy of a torchvision model against FP32, tandem beside PyTorch's own FP16.
 
-fp16_accuracy.py MODEL WORKDIR --tandem PATH [--tests K] [--bn-stats N]
+fp16_accuracy.py MODEL WORKDIR --tandem PATH [--tests K] [--bn-stats N] [--bn-inputs uniform|smooth]
 
-The model is built as `torch_bench.py export MODEL WORKDIR --bn-stats N` builds it (random
-weights, BatchNorm statistics of its own) and exported there. K test inputs, 1x3x224x224, two
-ranges: uniform in [-1, 1) and in [0, 1). One JSON line per (variant, range, test input): cosine
-and max |a - b| / max |b| against PyTorch's FP32 output (CUDA, TF32 off) of the same input.
+The model is built as `torch_bench.py export MODEL WORKDIR --bn-stats N --bn-inputs I` builds it
+(random weights, BatchNorm statistics of its own) and exported there. K test inputs, 1x3x224x224,
+three kinds: uniform in [-1, 1), uniform in [0, 1), and accuracy_common.py's smooth synthetic
+images. One JSON line per (variant, input kind, test input): cosine and max |a - b| / max |b|
+against PyTorch's FP32 output (CUDA, TF32 off) of the same input.
 
 Variants: torch_fp16 (model.half(), the input in half, CUDA), tandem_fp16_<backend> and
 tandem_fp32_<backend> (`tandem build [--fp16]`, `tandem run --input`, backends cuda and cpu).
@@ -22,12 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_bench  # noqa: E402  (the same model builder as the export)
-
-
-def agreement(a, b):
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-    return cos, float(np.abs(a - b).max() / np.abs(b).max())
+from accuracy_common import agreement, synthetic_inputs  # noqa: E402
 
 
 def main():
@@ -37,18 +33,20 @@ def main():
     p.add_argument("--tandem", required=True)
     p.add_argument("--tests", type=int, default=2)
     p.add_argument("--bn-stats", type=int, default=32)
+    p.add_argument("--bn-inputs", default="uniform", choices=["uniform", "smooth"])
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_bench.py"),
-                    "export", a.model, a.work, "--bn-stats", str(a.bn_stats)], check=True, stdout=subprocess.DEVNULL)
+                    "export", a.model, a.work, "--bn-stats", str(a.bn_stats),
+                    "--bn-inputs", a.bn_inputs], check=True, stdout=subprocess.DEVNULL)
     torch_bench.set_tf32(False)
     m = torch_bench.build(a.model)
     if a.bn_stats > 0:
-        m = torch_bench.set_bn_stats(m, a.bn_stats)
+        m = torch_bench.set_bn_stats(m, a.bn_stats, a.bn_inputs)
     m = m.cuda()
     m16 = torch_bench.build(a.model)
     if a.bn_stats > 0:
-        m16 = torch_bench.set_bn_stats(m16, a.bn_stats)
+        m16 = torch_bench.set_bn_stats(m16, a.bn_stats, a.bn_inputs)
     m16 = m16.cuda().half()
     onnx = os.path.join(a.work, a.model + ".onnx")
     shape = ["--shape", "x:1x3x224x224"]
@@ -58,23 +56,27 @@ def main():
         flags = ["--fp16"] if prec == "fp16" else []
         subprocess.run([a.tandem, "build", onnx, *shape, *flags, "-o", engines[prec]], check=True,
                        stdout=subprocess.DEVNULL)
-    for lo in [-1.0, 0.0]:
+    for kind in ["uniform[-1,1)", "uniform[0,1)", "smooth"]:
         for k in range(a.tests):
-            x = np.random.default_rng(1000 + k).uniform(lo, 1, (1, 3, 224, 224)).astype(np.float32)
-            xp = os.path.join(a.work, f"x_{lo}_{k}.npy")
+            if kind == "smooth":
+                x = synthetic_inputs("smooth", 1, 1000 + k)
+            else:
+                lo = -1.0 if kind == "uniform[-1,1)" else 0.0
+                x = np.random.default_rng(1000 + k).uniform(lo, 1, (1, 3, 224, 224)).astype(np.float32)
+            xp = os.path.join(a.work, f"x_{kind}_{k}.npy")
             np.save(xp, x)
             with torch.inference_mode():
                 ref = m(torch.from_numpy(x).cuda()).float().cpu().numpy()
                 out = {"torch_fp16": m16(torch.from_numpy(x).cuda().half()).float().cpu().numpy()}
             for prec, engine in engines.items():
                 for be in ["cuda", "cpu"]:
-                    d = os.path.join(a.work, f"out_{prec}_{be}_{lo}_{k}")
+                    d = os.path.join(a.work, f"out_{prec}_{be}_{kind}_{k}")
                     subprocess.run([a.tandem, "run", engine, "--input", f"x={xp}", "--output-dir", d, "--backend", be],
                                    check=True, stdout=subprocess.DEVNULL)
                     out[f"tandem_{prec}_{be}"] = np.load(os.path.join(d, "y.npy"))
             for variant, o in out.items():
                 cos, rel = agreement(o, ref)
-                print(json.dumps({"model": a.model, "variant": variant, "input": f"uniform[{lo:g},1)", "test": k,
+                print(json.dumps({"model": a.model, "variant": variant, "input": kind, "test": k,
                                   "cosine": round(cos, 7), "max_rel": float(f"{rel:.3e}")}), flush=True)
 
 

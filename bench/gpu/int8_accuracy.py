@@ -2,10 +2,13 @@
 """INT8 accuracy of a model against its FP32 output, tandem beside ONNX Runtime's own INT8.
 
 int8_accuracy.py MODEL.onnx WORKDIR [--tandem PATH [--backend cpu|cuda]] [--calib N] [--tests K]
+                [--inputs uniform|smooth]
 
 One JSON line per (variant, test input): cosine and max |a - b| / max |b| against the FP32 output
 of ONNX Runtime (CPU) on the same input. Every variant sees the same data: N calibration samples
-and K test samples uniform in [-1, 1) (seeded; a 1x3x224x224 input named x).
+and K test samples of --inputs (seeded; a 1x3x224x224 input named x; accuracy_common.py says what
+"uniform" and "smooth" are). One more line compares ONNX Runtime's minmax and entropy models'
+activation scales (how many differ), so that identical outputs can be told from an ignored method.
 
 Variants:
 - ort_int8_minmax / ort_int8_entropy: onnxruntime.quantization.quantize_static, Q/DQ, INT8
@@ -22,16 +25,17 @@ import json
 import os
 import subprocess
 
+import sys
+
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
 
-
-def agreement(a, b):
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-    return cos, float(np.abs(a - b).max() / np.abs(b).max())
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from accuracy_common import agreement, synthetic_inputs  # noqa: E402
 
 
 class Samples(CalibrationDataReader):
@@ -47,6 +51,13 @@ def run_ort(path, x):
     return s.run(None, {"x": x})[0]
 
 
+def activation_scales(path):
+    """The scale of every QuantizeLinear (activations; weights are stored quantized), by input name."""
+    m = onnx.load(path)
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    return {n.input[0]: init[n.input[1]] for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[1] in init}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -55,13 +66,12 @@ def main():
     p.add_argument("--backend", default="cpu")
     p.add_argument("--calib", type=int, default=64)
     p.add_argument("--tests", type=int, default=2)
+    p.add_argument("--inputs", default="uniform", choices=["uniform", "smooth"])
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     name = os.path.splitext(os.path.basename(a.model))[0]
-    rng = np.random.default_rng(100)
-    calib = rng.uniform(-1, 1, (a.calib, 3, 224, 224)).astype(np.float32)
-    tests = [np.random.default_rng(1000 + k).uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32)
-             for k in range(a.tests)]
+    calib = synthetic_inputs(a.inputs, a.calib, 100)
+    tests = [synthetic_inputs(a.inputs, 1, 1000 + k) for k in range(a.tests)]
     calib_npy = os.path.join(a.work, name + "_calib.npy")
     np.save(calib_npy, calib)
     ref = [run_ort(a.model, x) for x in tests]
@@ -76,6 +86,9 @@ def main():
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=method,
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
         out[f"ort_int8_{tag}"] = [run_ort(q, x) for x in tests]
+    sm, se = (activation_scales(os.path.join(a.work, f"{name}_ort_{t}.onnx")) for t in ("minmax", "entropy"))
+    differ = sum(1 for k in sm if k in se and not np.allclose(sm[k], se[k], rtol=1e-6, atol=0))
+    print(json.dumps({"model": name, "ort_activation_scales": len(sm), "differ_minmax_entropy": differ}), flush=True)
     if a.tandem:
         shape = ["--shape", "x:1x3x224x224"]
         for k, x in enumerate(tests):
@@ -97,7 +110,7 @@ def main():
     for variant, outs in out.items():
         for k, (o, r) in enumerate(zip(outs, ref)):
             cos, rel = agreement(o, r)
-            print(json.dumps({"model": name, "variant": variant, "test": k, "cosine": round(cos, 6),
+            print(json.dumps({"model": name, "inputs": a.inputs, "variant": variant, "test": k, "cosine": round(cos, 6),
                               "max_rel": float(f"{rel:.3e}")}), flush=True)
 
 

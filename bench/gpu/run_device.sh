@@ -13,7 +13,7 @@
 # FP32, PyTorch FP16 channels_last eager and torch.compile reduce-overhead) on ROWS
 # (model:batch ..., default the seven rows) and prints it with ratios (summarize.py --table);
 # TABLE_FP16_ENV="NAME=VALUE ..." adds the FP16 row under each setting (table_env.jsonl);
-# ACCURACY=1: FP16 and INT8 against FP32 through the CLI on ACC_MODELS (see below).
+# ACCURACY=1: FP16 and INT8 against FP32 through the CLI on ACC_MODELS (see below); EXTRA: see the end.
 set -u
 OUT=${OUT:-/tmp/tandem_gpu_out}
 mkdir -p "$OUT"
@@ -152,31 +152,41 @@ if [[ -n "${ACCURACY:-}" ]]; then
   # INT8 calibrated on 64 synthetic batches on the GPU (`tandem calibrate --backend cuda`),
   # FP32 / FP16 / INT8 engines at batch 1 (`tandem build`), run on the GPU on the same seeded
   # inputs (`tandem run --backend cuda`), FP16 and INT8 against FP32: cosine, max relative error.
-  echo "== accuracy: FP16 and INT8 against FP32 (tandem CLI, --backend cuda)"
-  W=/tmp/tvacc; mkdir -p $W; : > "$OUT/accuracy.jsonl"
+  # ACC_INPUTS=smooth: the statistics, the calibration and the tests on accuracy_common.py's
+  # smooth synthetic images instead of uniform noise (the CLI part, uniform only, then skipped);
+  # ACC_FP16="model ..." adds fp16_accuracy.py (tandem's FP16 beside PyTorch's) for those models.
+  inputs=${ACC_INPUTS:-uniform}
+  echo "== accuracy: FP16 and INT8 against FP32 (tandem CLI, --backend cuda), inputs $inputs"
+  W=/tmp/tvacc_$inputs; mkdir -p $W; : > "$OUT/accuracy_$inputs.jsonl"
   T=$C/bin/tandem
   for m in ${ACC_MODELS:-resnet50 mobilenet_v3_large efficientnet_b0}; do
-    python3 bench/gpu/torch_bench.py export $m $W --bn-stats 32 2>&1 | tail -1
-    S="--shape x:1x3x224x224"
-    $T calibrate $W/$m.onnx $S --synthetic 64 --batch-size 1 --range -1 --range-hi 1 --calib $W/$m.cache \
-      --backend cuda 2>&1 | tail -1
-    $T build $W/$m.onnx $S -o $W/${m}_fp32.engine > /dev/null || echo "build fp32 $m failed"
-    $T build $W/$m.onnx $S --fp16 -o $W/${m}_fp16.engine > /dev/null || echo "build fp16 $m failed"
-    $T build $W/$m.onnx $S --int8 --calib $W/$m.cache -o $W/${m}_int8.engine > /dev/null || echo "build int8 $m failed"
-    for seed in 3 4; do
-      for p in fp32 fp16 int8; do
-        $T run $W/${m}_$p.engine --backend cuda --random-input --seed $seed --output-dir $W/${m}_${p}_$seed > /dev/null ||
-          echo "run $p $m failed"
+    python3 bench/gpu/torch_bench.py export $m $W --bn-stats 32 --bn-inputs $inputs 2>&1 | tail -1
+    if [[ $inputs == uniform ]]; then
+      S="--shape x:1x3x224x224"
+      $T calibrate $W/$m.onnx $S --synthetic 64 --batch-size 1 --range -1 --range-hi 1 --calib $W/$m.cache \
+        --backend cuda 2>&1 | tail -1
+      $T build $W/$m.onnx $S -o $W/${m}_fp32.engine > /dev/null || echo "build fp32 $m failed"
+      $T build $W/$m.onnx $S --fp16 -o $W/${m}_fp16.engine > /dev/null || echo "build fp16 $m failed"
+      $T build $W/$m.onnx $S --int8 --calib $W/$m.cache -o $W/${m}_int8.engine > /dev/null || echo "build int8 $m failed"
+      for seed in 3 4; do
+        for p in fp32 fp16 int8; do
+          $T run $W/${m}_$p.engine --backend cuda --random-input --seed $seed --output-dir $W/${m}_${p}_$seed > /dev/null ||
+            echo "run $p $m failed"
+        done
+        for p in fp16 int8; do
+          python3 bench/gpu/torch_bench.py compare $W/${m}_${p}_$seed/y.npy $W/${m}_fp32_$seed/y.npy |
+            sed "s/^{/{\"model\": \"$m\", \"precision\": \"$p\", \"seed\": $seed, /" | tee -a "$OUT/accuracy_$inputs.jsonl"
+        done
       done
-      for p in fp16 int8; do
-        python3 bench/gpu/torch_bench.py compare $W/${m}_${p}_$seed/y.npy $W/${m}_fp32_$seed/y.npy |
-          sed "s/^{/{\"model\": \"$m\", \"precision\": \"$p\", \"seed\": $seed, /" | tee -a "$OUT/accuracy.jsonl"
-      done
-    done
+    fi
     # The same INT8 question with ONNX Runtime's own INT8 (quantize_static, the same 64 samples) and
     # the FP32 network's own sensitivity beside it (bench/gpu/int8_accuracy.py).
-    python3 bench/gpu/int8_accuracy.py $W/$m.onnx $W/peer --tandem $PWD/$T --backend cuda 2>&1 |
-      grep '^{' | tee -a "$OUT/accuracy.jsonl"
+    python3 bench/gpu/int8_accuracy.py $W/$m.onnx $W/peer --tandem $PWD/$T --backend cuda --inputs $inputs 2>&1 |
+      grep '^{' | tee -a "$OUT/accuracy_$inputs.jsonl"
+    if [[ " ${ACC_FP16:-} " == *" $m "* ]]; then
+      python3 bench/gpu/fp16_accuracy.py $m $W/fp16 --tandem $PWD/$T --bn-inputs $inputs 2>&1 |
+        grep '^{' | tee -a "$OUT/accuracy_$inputs.jsonl"
+    fi
   done
 fi
 if [[ -z "${SKIP_PPOCR:-}" ]]; then
@@ -210,6 +220,9 @@ for m in $MODELS; do
   python3 bench/gpu/torch_bench.py time $m $W --iters "$ITERS" --compile-modes "$COMPILE_MODES" 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
   python3 bench/gpu/torch_bench.py time $m $W --iters "$ITERS" --compile-modes "" --tf32 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
 done
+# EXTRA="commands": run here, with the libraries, $B (the bench binary) and $C/bin/tandem set up:
+# one-off measurements that need no script of their own (docs/benchmarks.md quotes them whole).
+if [[ -n "${EXTRA:-}" ]]; then echo "== extra: $EXTRA"; eval "$EXTRA"; fi
 echo "== summary"
 python3 bench/gpu/summarize.py "$OUT/bench.jsonl" | tee "$OUT/summary.md"
 # At most 8 files come back from the device: profiles and tactic dumps travel as one archive.

@@ -8,7 +8,8 @@ export MODEL DIR   : torchvision model (random weights, seed 0) -> DIR/MODEL.onn
                      inputs uniform in [-1, 1) (a forward pass in train mode, cumulative averages):
                      random weights with default statistics drive mobilenet_v3_large and
                      efficientnet_b0 past the FP16 range; with their own statistics every layer's
-                     output is normalized, as in a trained network.
+                     output is normalized, as in a trained network. --bn-inputs smooth: those
+                     batches are accuracy_common.py's smooth synthetic images instead.
 time MODEL DIR     : PyTorch eager and torch.compile latency (median of --iters after warm-up),
                      one JSON line per variant. --half: FP16 weights and input, channels_last
                      (the issue's PyTorch baseline); --batch N: random input of batch N.
@@ -25,6 +26,9 @@ import numpy as np
 import torch
 import torchvision
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from accuracy_common import agreement, synthetic_inputs  # noqa: E402
+
 
 def build(name):
     torch.manual_seed(0)
@@ -38,7 +42,7 @@ def set_tf32(on):
     torch.set_float32_matmul_precision("high" if on else "highest")
 
 
-def set_bn_stats(m, batches):
+def set_bn_stats(m, batches, inputs="uniform"):
     """BatchNorm running statistics from `batches` forward passes in train mode (no gradients)."""
     for mod in m.modules():
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
@@ -47,8 +51,11 @@ def set_bn_stats(m, batches):
     g = torch.Generator().manual_seed(2)
     m.train()
     with torch.no_grad():
-        for _ in range(batches):
-            m(torch.rand(8, 3, 224, 224, generator=g) * 2 - 1)
+        for i in range(batches):
+            if inputs == "smooth":
+                m(torch.from_numpy(synthetic_inputs("smooth", 8, 2000 + i)))
+            else:
+                m(torch.rand(8, 3, 224, 224, generator=g) * 2 - 1)
     return m.eval()
 
 
@@ -56,7 +63,7 @@ def cmd_export(a):
     set_tf32(False)
     m = build(a.model)
     if a.bn_stats > 0:
-        m = set_bn_stats(m, a.bn_stats)
+        m = set_bn_stats(m, a.bn_stats, a.bn_inputs)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     path = os.path.join(a.dir, a.model + ".onnx")
     try:
@@ -125,10 +132,7 @@ def cmd_time(a):
 
 
 def cmd_compare(a):
-    x, r = np.load(a.a).astype(np.float64), np.load(a.b).astype(np.float64)
-    x = x.reshape(r.shape)
-    rel = float(np.abs(x - r).max() / max(np.abs(r).max(), 1e-12))
-    cos = float((x * r).sum() / max(np.sqrt((x * x).sum() * (r * r).sum()), 1e-300))
+    cos, rel = agreement(np.load(a.a), np.load(a.b))
     print(json.dumps({"a": a.a, "b": a.b, "max_rel_err": rel, "cosine": cos}))
 
 
@@ -137,6 +141,7 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export"); e.add_argument("model"); e.add_argument("dir")
     e.add_argument("--bn-stats", type=int, default=0)
+    e.add_argument("--bn-inputs", default="uniform", choices=["uniform", "smooth"])
     t = sub.add_parser("time"); t.add_argument("model"); t.add_argument("dir")
     t.add_argument("--iters", type=int, default=50); t.add_argument("--warmup", type=int, default=10)
     t.add_argument("--tf32", action="store_true")
