@@ -4,10 +4,53 @@
 // matrix multiplies live in executor_conv.cpp, executor_int8.cpp and executor_gemm.cpp.
 #include "backend/cuda/executor_impl.h"
 
+#include <chrono>
+#include <cstdio>
+
 namespace tandem {
 namespace cuda_exec {
 
+namespace {
+
+// TANDEM_CUDA_COMPILE_PROFILE=N: where compile() spends its time, on stderr: the phases, then the
+// N slowest steps to build (tactic choice, plan building or restoring, weight preparation).
+// For the engine-load goal (docs/cuda-backend.md): a diagnostic, off by default.
+struct CompileProfile {
+  using clock = std::chrono::steady_clock;
+  int top = -1;  // -1: off
+  clock::time_point t = clock::now();
+  std::vector<std::pair<double, std::string>> phases, steps;
+  CompileProfile() {
+    if (const char* e = std::getenv("TANDEM_CUDA_COMPILE_PROFILE")) top = std::max(0, std::atoi(e));
+  }
+  double lap() {
+    const auto now = clock::now();
+    const double ms = std::chrono::duration<double, std::milli>(now - t).count();
+    t = now;
+    return ms;
+  }
+  void phase(const char* name) {
+    if (top >= 0) phases.emplace_back(lap(), name);
+  }
+  void step(const std::string& name) {
+    if (top >= 0) steps.emplace_back(lap(), name);
+  }
+  ~CompileProfile() {
+    if (top < 0) return;
+    double built = 0;
+    for (const auto& s : steps) built += s.first;
+    for (const auto& p : phases) std::fprintf(stderr, "compile %-22s %9.2f ms\n", p.second.c_str(), p.first);
+    std::fprintf(stderr, "compile %-22s %9.2f ms (%zu steps)\n", "build steps", built, steps.size());
+    std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (size_t i = 0; i < steps.size() && i < size_t(top); ++i)
+      std::fprintf(stderr, "  %8.2f ms  %s\n", steps[i].first, steps[i].second.c_str());
+  }
+};
+
+}  // namespace
+
 void CudaExecutorImpl::compile() {
+  CompileProfile prof;
   where_ = "compile";
   net_.verify();
   cudaDeviceProp prop{};
@@ -27,30 +70,37 @@ void CudaExecutorImpl::compile() {
                                   "|driver " + std::to_string(driver));
   // Fusion, numerics steps, views and the arena: decided by lower() (FP8 layers fail there,
   // naming the layer).
+  prof.phase("device query");
   try {
     graph_ = lower(net_, opt_.numerics, cuda_policy());
   } catch (const Error& e) {
     fail("compile", e.what());
   }
+  prof.phase("lower");
   for (TensorId t = 0; t < TensorId(net_.tensors.size()); ++t)
     if (volume(net_.tensors[t].dims) >= (int64_t(1) << 31))
       fail("tensor '" + net_.tensors[t].name + "'", "2^31 elements or more: the kernels index with 32 bits");
   ptr_.assign(graph_.values.size(), nullptr);
   upload_constants();
+  prof.phase("upload constants");
   bind_arena();
   lt_workspace_ = dalloc(lt_workspace_bytes_);
   fused_away_.assign(graph_.steps.size(), 0);
   if (copt_.real_fp16) relocate_residual_outputs();
   pad_narrow_codes();
+  prof.phase("arena");
   for (const ExecStep& st : graph_.steps) {
     if (fused_away_[size_t(&st - graph_.steps.data())]) continue;
     where_ = "layer '" + net_.layers[st.layer].name + "'";
+    const size_t chosen = tactics_.size();
     build_step(st);
+    prof.step(where_ + " " + cur_kind_ + (tactics_.size() > chosen ? " [" + tactics_.back().tactic + "]" : ""));
   }
   cur_step_ = nullptr;
   where_ = "compile";
   scratch_ = dalloc(scratch_need_);
   validate_run();
+  prof.phase("first run");
 }
 
 // What the CUDA backend fuses: a convolution with one activation (cuDNN's fused conv+bias+ReLU,
