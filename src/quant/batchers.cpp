@@ -61,6 +61,8 @@ namespace {
 
 // 64 megapixels: far above any calibration image, far below what a hostile header can claim.
 constexpr int64_t kMaxImagePixels = 64'000'000;
+// The file itself: 64 megapixels as an uncompressed RGBA PNG is 256 MiB; stb takes an int length.
+constexpr int64_t kMaxImageFileBytes = int64_t(512) << 20;
 
 // Stores float v as element i of a buffer of type t.
 void store(uint8_t* base, DataType t, int64_t i, float v) {
@@ -130,19 +132,32 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Whether a file holds PNG or JPEG data (its signature: 89 'PNG' 0D 0A 1A 0A, or FF D8 FF); an
-// unreadable file is an error naming it. stb picks its decoder from the content, so without this
-// check a calibration "image" of any name reaches stb's other readers too (PNM, BMP, GIF, PSD,
-// TGA, HDR, PIC): Debian's stb (git 2022-09-08) decodes a 16-bit PNM's samples little-endian and
-// reads past its buffer converting its channels (fuzz_image, fuzz/regressions/image).
-bool png_or_jpeg(const std::string& path) {
-  unsigned char head[8] = {};
-  std::ifstream f(path, std::ios::binary);
+// A calibration image file, read once (its signature, header and pixels are then decoded from
+// memory: one open per image); an unreadable or oversized file is an error naming it.
+std::vector<unsigned char> read_image_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw Error(path + ": cannot read image: " + std::strerror(errno));
-  f.read(reinterpret_cast<char*>(head), sizeof head);
+  const std::streamoff size = f.tellg();
+  if (size < 0) throw Error(path + ": cannot read image: not a regular file");
+  if (size > kMaxImageFileBytes)
+    throw Error(fmt::format("{}: {} bytes is over the limit of {} MiB for a calibration image file", path,
+                            int64_t(size), kMaxImageFileBytes >> 20));
+  std::vector<unsigned char> bytes(static_cast<size_t>(size));
+  f.seekg(0);
+  if (!f.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw Error(path + ": cannot read image: " + std::strerror(errno));
+  return bytes;
+}
+
+// Whether bytes hold PNG or JPEG data (their signature: 89 'PNG' 0D 0A 1A 0A, or FF D8 FF). stb
+// picks its decoder from the content, so without this check a calibration "image" of any name
+// reaches stb's other readers too (PNM, BMP, GIF, PSD, TGA, HDR, PIC): Debian's stb (git
+// 2022-09-08) decodes a 16-bit PNM's samples little-endian and reads past its buffer converting
+// its channels (fuzz_image, fuzz/regressions/image).
+bool png_or_jpeg(const std::vector<unsigned char>& head) {
   static constexpr unsigned char kPng[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-  const bool png = f.gcount() == 8 && std::memcmp(head, kPng, 8) == 0;
-  const bool jpeg = f.gcount() >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
+  const bool png = head.size() >= 8 && std::memcmp(head.data(), kPng, 8) == 0;
+  const bool jpeg = head.size() >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff;
   return png || jpeg;
 }
 
@@ -275,12 +290,14 @@ class ImageBatcher : public Batcher {
   void decode_into(const std::string& path, uint8_t* base, int64_t offset) const {
     int w = 0, h = 0, c0 = 0;
     const int C = o_.channels;
-    if (!png_or_jpeg(path)) throw Error(path + ": cannot decode image: not PNG or JPEG data");
+    const std::vector<unsigned char> file = read_image_file(path);
+    if (!png_or_jpeg(file)) throw Error(path + ": cannot decode image: not PNG or JPEG data");
+    const int n = int(file.size());  // < kMaxImageFileBytes < 2^31
     // A few header bytes can declare a huge image: check the size before stb allocates it.
-    if (stbi_info(path.c_str(), &w, &h, &c0) && int64_t(w) * h > kMaxImagePixels)
+    if (stbi_info_from_memory(file.data(), n, &w, &h, &c0) && int64_t(w) * h > kMaxImagePixels)
       throw Error(fmt::format("{}: {}x{} pixels is over the limit of {} megapixels for a calibration image", path, w,
                               h, kMaxImagePixels / 1000000));
-    uint8_t* px = stbi_load(path.c_str(), &w, &h, &c0, C);
+    uint8_t* px = stbi_load_from_memory(file.data(), n, &w, &h, &c0, C);
     if (!px) {
       const char* why = stbi_failure_reason();
       throw Error(path + ": cannot decode image: " + (why ? why : "unknown error"));
