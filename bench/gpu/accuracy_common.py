@@ -11,6 +11,9 @@ synthetic_inputs(kind, n, seed): n inputs 3x224x224, float32, in [-1, 1):
   bilinearly upsampled random grids of 2, 4, ..., 64 cells per side with amplitude halving per
   octave (about a 1/f spectrum), then a random brightness and contrast per image, clipped to
   [-1, 1). Inputs differ in their large structures, as real images do, so outputs differ too.
+- "gratings": the images of train_synthetic.py's 10-class task: a sinusoidal grating whose
+  orientation is the class (c * 18 degrees, +-4.5 jitter), of random frequency (3-12 cycles),
+  phase, contrast and colour, over a smooth image of lower contrast.
 """
 import numpy as np
 
@@ -42,10 +45,28 @@ def smooth_image(rng, size=224):
     return np.clip(img.astype(np.float32), -1, np.nextafter(np.float32(1), np.float32(0)))
 
 
+def gratings(rng, n, size=224):
+    """n grating images and their classes (synthetic_inputs' "gratings")."""
+    labels = rng.integers(0, 10, n)
+    theta = labels * np.pi / 10 + rng.uniform(-np.pi / 40, np.pi / 40, n)
+    freq = rng.uniform(3, 12, n) * 2 * np.pi / size
+    phase = rng.uniform(0, 2 * np.pi, n)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    images = np.empty((n, 3, size, size), np.float32)
+    for i in range(n):
+        wave = np.cos((xx * np.cos(theta[i]) + yy * np.sin(theta[i])) * freq[i] + phase[i])
+        colour = rng.uniform(-1, 1, 3) * rng.uniform(0.3, 0.7)
+        img = colour[:, None, None] * wave[None] + 0.4 * smooth_image(rng, size)
+        images[i] = np.clip(img, -1, np.nextafter(np.float32(1), np.float32(0)))
+    return images, labels
+
+
 def synthetic_inputs(kind, n, seed):
     rng = np.random.default_rng(seed)
     if kind == "uniform":
         return rng.uniform(-1, 1, (n, 3, 224, 224)).astype(np.float32)
     if kind == "smooth":
         return np.stack([smooth_image(rng) for _ in range(n)])
-    raise ValueError(f"unknown input kind '{kind}' (uniform | smooth)")
+    if kind == "gratings":
+        return gratings(rng, n)[0]
+    raise ValueError(f"unknown input kind '{kind}' (uniform | smooth | gratings)")

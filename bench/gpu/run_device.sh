@@ -154,13 +154,19 @@ if [[ -n "${ACCURACY:-}" ]]; then
   # inputs (`tandem run --backend cuda`), FP16 and INT8 against FP32: cosine, max relative error.
   # ACC_INPUTS=smooth: the statistics, the calibration and the tests on accuracy_common.py's
   # smooth synthetic images instead of uniform noise (the CLI part, uniform only, then skipped);
+  # ACC_INPUTS=gratings: each model trained first on train_synthetic.py's 10-class grating task
+  # (ACC_STEPS steps, default 300), calibrated and tested on its images;
   # ACC_FP16="model ..." adds fp16_accuracy.py (tandem's FP16 beside PyTorch's) for those models.
   inputs=${ACC_INPUTS:-uniform}
   echo "== accuracy: FP16 and INT8 against FP32 (tandem CLI, --backend cuda), inputs $inputs"
   W=/tmp/tvacc_$inputs; mkdir -p $W; : > "$OUT/accuracy_$inputs.jsonl"
   T=$C/bin/tandem
   for m in ${ACC_MODELS:-resnet50 mobilenet_v3_large efficientnet_b0}; do
-    python3 bench/gpu/torch_bench.py export $m $W --bn-stats 32 --bn-inputs $inputs 2>&1 | tail -1
+    if [[ $inputs == gratings ]]; then  # trained on the 10-class grating task (train_synthetic.py)
+      python3 bench/gpu/train_synthetic.py $m $W --steps ${ACC_STEPS:-300} 2>&1 | tail -1
+    else
+      python3 bench/gpu/torch_bench.py export $m $W --bn-stats 32 --bn-inputs $inputs 2>&1 | tail -1
+    fi
     if [[ $inputs == uniform ]]; then
       S="--shape x:1x3x224x224"
       $T calibrate $W/$m.onnx $S --synthetic 64 --batch-size 1 --range -1 --range-hi 1 --calib $W/$m.cache \
@@ -181,7 +187,8 @@ if [[ -n "${ACCURACY:-}" ]]; then
     fi
     # The same INT8 question with ONNX Runtime's own INT8 (quantize_static, the same 64 samples) and
     # the FP32 network's own sensitivity beside it (bench/gpu/int8_accuracy.py).
-    python3 bench/gpu/int8_accuracy.py $W/$m.onnx $W/peer --tandem $PWD/$T --backend cuda --inputs $inputs 2>&1 |
+    python3 bench/gpu/int8_accuracy.py $W/$m.onnx $W/peer --tandem $PWD/$T --backend cuda --inputs $inputs \
+      --ort-methods ${ACC_ORT:-minmax,entropy} 2>&1 |
       grep '^{' | tee -a "$OUT/accuracy_$inputs.jsonl"
     if [[ " ${ACC_FP16:-} " == *" $m "* ]]; then
       python3 bench/gpu/fp16_accuracy.py $m $W/fp16 --tandem $PWD/$T --bn-inputs $inputs 2>&1 |
