@@ -32,9 +32,8 @@ struct CompileProfile {
   void phase(const char* name) {
     if (top >= 0) phases.emplace_back(lap(), name);
   }
-  void step(const std::string& name) {
-    if (top >= 0) steps.emplace_back(lap(), name);
-  }
+  bool on() const { return top >= 0; }
+  void step(std::string name) { steps.emplace_back(lap(), std::move(name)); }
   ~CompileProfile() {
     if (top < 0) return;
     double built = 0;
@@ -94,7 +93,8 @@ void CudaExecutorImpl::compile() {
     where_ = "layer '" + net_.layers[st.layer].name + "'";
     const size_t chosen = tactics_.size();
     build_step(st);
-    prof.step(where_ + " " + cur_kind_ + (tactics_.size() > chosen ? " [" + tactics_.back().tactic + "]" : ""));
+    if (prof.on())  // (the label only when asked for)
+      prof.step(where_ + " " + cur_kind_ + (tactics_.size() > chosen ? " [" + tactics_.back().tactic + "]" : ""));
   }
   cur_step_ = nullptr;
   where_ = "compile";
