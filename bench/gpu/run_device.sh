@@ -155,7 +155,9 @@ if [[ -n "${ACCURACY:-}" ]]; then
   # ACC_INPUTS=smooth: the statistics, the calibration and the tests on accuracy_common.py's
   # smooth synthetic images instead of uniform noise (the CLI part, uniform only, then skipped);
   # ACC_INPUTS=gratings: each model trained first on train_synthetic.py's 10-class grating task
-  # (ACC_STEPS steps, default 300), calibrated and tested on its images;
+  # (ACC_STEPS steps, default 300; ACC_LR its peak learning rate, default 2e-3,
+  # ACC_LR_<model> and ACC_STEPS_<model> for one model), calibrated and
+  # tested on its images (ACC_FP16 then compares FP16 on the trained network);
   # ACC_FP16="model ..." adds fp16_accuracy.py (tandem's FP16 beside PyTorch's) for those models.
   inputs=${ACC_INPUTS:-uniform}
   echo "== accuracy: FP16 and INT8 against FP32 (tandem CLI, --backend cuda), inputs $inputs"
@@ -163,7 +165,10 @@ if [[ -n "${ACCURACY:-}" ]]; then
   T=$C/bin/tandem
   for m in ${ACC_MODELS:-resnet50 mobilenet_v3_large efficientnet_b0}; do
     if [[ $inputs == gratings ]]; then  # trained on the 10-class grating task (train_synthetic.py)
-      python3 bench/gpu/train_synthetic.py $m $W --steps ${ACC_STEPS:-300} 2>&1 | tail -1
+      lr_of_model=ACC_LR_$m; lr=${!lr_of_model:-${ACC_LR:-2e-3}}  # ACC_LR_<model> overrides ACC_LR
+      steps_of_model=ACC_STEPS_$m; steps=${!steps_of_model:-${ACC_STEPS:-300}}  # and ACC_STEPS_<model>
+      python3 bench/gpu/train_synthetic.py $m $W --steps $steps --lr $lr 2>&1 | tail -1 |
+        tee -a "$OUT/accuracy_$inputs.jsonl"
     else
       python3 bench/gpu/torch_bench.py export $m $W --bn-stats 32 --bn-inputs $inputs 2>&1 | tail -1
     fi
@@ -191,7 +196,8 @@ if [[ -n "${ACCURACY:-}" ]]; then
       --ort-methods ${ACC_ORT:-minmax,entropy} 2>&1 |
       grep '^{' | tee -a "$OUT/accuracy_$inputs.jsonl"
     if [[ " ${ACC_FP16:-} " == *" $m "* ]]; then
-      python3 bench/gpu/fp16_accuracy.py $m $W/fp16 --tandem $PWD/$T --bn-inputs $inputs 2>&1 |
+      if [[ $inputs == gratings ]]; then fp16_from=(--trained $W --tests 4); else fp16_from=(--bn-inputs $inputs); fi
+      python3 bench/gpu/fp16_accuracy.py $m $W/fp16 --tandem $PWD/$T "${fp16_from[@]}" 2>&1 |
         grep '^{' | tee -a "$OUT/accuracy_$inputs.jsonl"
     fi
   done
