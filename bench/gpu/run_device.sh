@@ -192,6 +192,7 @@ if [[ -n "${ACCURACY:-}" ]]; then
     fi
     # The same INT8 question with ONNX Runtime's own INT8 (quantize_static, the same 64 samples) and
     # the FP32 network's own sensitivity beside it (bench/gpu/int8_accuracy.py).
+    [[ -z "${ACC_SKIP_INT8:-}" ]] &&  # ACC_SKIP_INT8=1: FP16 only (ACC_FP16)
     python3 bench/gpu/int8_accuracy.py $W/$m.onnx $W/peer --tandem $PWD/$T --backend cuda --inputs $inputs \
       --ort-methods ${ACC_ORT:-minmax,entropy} 2>&1 |
       grep '^{' | tee -a "$OUT/accuracy_$inputs.jsonl"

@@ -886,13 +886,14 @@ struct JoinBlock {
   std::array<uint32_t, 4> seeds;  // c1, c2, c3 weights; the input
 };
 
-// Builds `k` and compares its fused executor (every switch in `fuse` set to 1) with the same
+// Builds `k` and compares its fused executor (every switch in `fuse` set to `on`, 1 unless given) with the same
 // switches at 0 (the convolution step + join kernel) and with TANDEM_CUDA_FUSE_JOIN=0 besides
 // (the three unfused steps): bit for bit, two runs each; and with the CPU emulation.
 // `check_fused` gets the fused executor's steps ("layer:kind ") and tactics.
 void expect_join_fused_as_apart(const JoinBlock& k, const std::vector<const char*>& fuse, const char* tag,
                                 const std::function<void(const CudaExecutor&, const std::string& kinds,
-                                                         const std::string& tactics)>& check_fused) {
+                                                         const std::string& tactics)>& check_fused,
+                                const char* on = "1") {
   const Dims& d = k.d;
   NetBuilder b;
   const int64_t C = d[1];
@@ -915,7 +916,7 @@ void expect_join_fused_as_apart(const JoinBlock& k, const std::vector<const char
     const ScopedEnv j("TANDEM_CUDA_FUSE_JOIN", join);
     return make_cuda_executor(b.n, opt, CudaOptions{});
   };
-  auto fused = make("1", nullptr), apart = make("0", nullptr), steps = make("0", "0");
+  auto fused = make(on, nullptr), apart = make("0", nullptr), steps = make("0", "0");
   std::string kinds, tactics;
   for (const auto& st : fused->profile(1)) kinds += st.layer + ":" + st.kind + " ";
   for (const auto& t : fused->tactics()) tactics += t.layer + ": " + t.tactic + "; ";
@@ -1066,5 +1067,28 @@ TEST(CudaInt8, ImplicitGemmWithTheResidualJoin) {
         std::cout << "[int8 igemm+join] no sm_80 tensor-core code here: not fused by the implicit GEMM\n";
       }
     });
+  }
+}
+
+// The residual join in cuDNN's INT8 graph kernel (conv_join_i8 with TANDEM_CUDA_INT8_CONV_JOIN=
+// graph: FusedConvSpec::join): the convolution's half value on its grid, the sum and the
+// activation are virtual half tensors of the graph, so the engine must round where the join
+// kernel rounds: bit for bit the convolution step + join kernel (the switch at 0) and the three
+// unfused steps (TANDEM_CUDA_FUSE_JOIN=0), and the CPU emulation. A 1x1 over 64 channels, a 1x1
+// over 256 with the convolution as the sum's second operand, a 3x3 over 128 with no activation
+// after the sum.
+TEST(CudaInt8, CudnnGraphWithTheResidualJoin) {
+  SKIP_WITHOUT_CUDA();
+  for (const JoinBlock& k : {JoinBlock{{2, 64, 8, 8}, 1, false, true, {401, 409, 419, 421}},
+                             JoinBlock{{1, 256, 5, 19}, 1, true, true, {401, 409, 419, 421}},
+                             JoinBlock{{2, 128, 6, 7}, 3, false, false, {401, 409, 419, 421}}}) {
+    expect_join_fused_as_apart(k, {"TANDEM_CUDA_INT8_CONV_JOIN"}, "int8 graph+join",
+                               [&](const CudaExecutor& fused, const std::string& kinds, const std::string& tactics) {
+      EXPECT_NE(kinds.find("c2:Convolution(int8)+ResidualJoin"), std::string::npos) << kinds;
+      EXPECT_EQ(kinds.find("sum:"), std::string::npos) << kinds;
+      ASSERT_EQ(fused.tactics().size(), 3u) << tactics;
+      EXPECT_NE(fused.tactics()[1].tactic.find("+residual_join"), std::string::npos) << tactics;
+      EXPECT_NE(fused.tactics()[1].tactic.find("cudnn_graph_int8_nhwc"), std::string::npos) << tactics;
+    }, "graph");
   }
 }

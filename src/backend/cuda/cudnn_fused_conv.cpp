@@ -16,6 +16,7 @@ namespace {
 
 // Tensor unique ids: the operands the caller binds, the constant slots, FP32 intermediates.
 constexpr int64_t kUidX = 1, kUidW = 2, kUidY = 3, kUidConst0 = 100, kUidVirtual0 = 1000;
+constexpr int64_t kUidJoinZ = 4, kUidJoinCodes = 5;  // FusedConvSpec::join's operands
 constexpr int64_t kAlignment = 16;  // bytes: every bound pointer is at least 256-aligned
 
 bool ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
@@ -202,7 +203,11 @@ int64_t CudnnFusedConv::vector_constant(const std::vector<float>& values) {
   return uid;
 }
 
-int64_t CudnnFusedConv::virtual_value() { return kUidVirtual0 + next_virtual_++; }
+int64_t CudnnFusedConv::virtual_value(cudnnDataType_t type) {
+  const int64_t uid = kUidVirtual0 + next_virtual_++;
+  if (type == CUDNN_DATA_HALF) half_virtuals_.push_back(uid);
+  return uid;
+}
 
 // Records one point-wise op on values x (and b) into a new FP32 value y (assembled in build()).
 void CudnnFusedConv::pointwise(cudnnPointwiseMode_t mode, int64_t x, int64_t b, int64_t y, double param) {
@@ -293,6 +298,14 @@ bool CudnnFusedConv::add_chain(const FusedConvSpec& s, std::string* why) {
     }
   }
   add_requantize(s, &v);
+  if (s.join.on) {
+    if (s.data != FusedConvData::kInt8ToHalf) {
+      *why = "a residual join needs the convolution's half value on its grid";
+      return false;
+    }
+    add_join(s, v);
+    return true;
+  }
   if (pending_.empty()) step(CUDNN_POINTWISE_IDENTITY, -1);
   pending_.back().y = kUidY;  // the last op writes the output: the one rounding (or exact: a code)
   return true;
@@ -324,6 +337,31 @@ void CudnnFusedConv::add_requantize(const FusedConvSpec& s, int64_t* v) {
   }
 }
 
+// The residual join after v = q * y_scale (add_requantize's last value): a = half(v), the sum
+// half(a + z), y = half(act(sum)) written to Y and, with join.codes, y's codes (add_requantize's
+// arithmetic on the grid of codes_scale) to the codes operand. Each half(.) is a virtual half
+// tensor: the graph's way to say "rounded to half here".
+// (TANDEM_CUDA_GRAPH_JOIN_VIRTUALS=float declares them FP32 instead: a diagnosis of whether an
+// engine refuses the graph for its half virtuals; the join then rounds once, not bit for bit.)
+void CudnnFusedConv::add_join(const FusedConvSpec& s, int64_t v) {
+  const char* env = std::getenv("TANDEM_CUDA_GRAPH_JOIN_VIRTUALS");
+  const cudnnDataType_t rounded = env && std::string(env) == "float" ? CUDNN_DATA_FLOAT : CUDNN_DATA_HALF;
+  if (rounded == CUDNN_DATA_HALF) half_virtuals_.push_back(v);
+  const int64_t sum = virtual_value(rounded);
+  pointwise(CUDNN_POINTWISE_ADD, v, kUidJoinZ, sum);
+  int64_t y = sum;
+  if (s.join.relu) {
+    y = virtual_value(rounded);
+    pointwise(CUDNN_POINTWISE_RELU_FWD, sum, -1, y);
+  }
+  pointwise(CUDNN_POINTWISE_IDENTITY, y, -1, kUidY);
+  if (!s.join.codes) return;
+  FusedConvSpec codes = s;
+  codes.data = FusedConvData::kInt8Codes, codes.y_scale = s.join.codes_scale;
+  add_requantize(codes, &y);
+  pending_.back().y = kUidJoinCodes;
+}
+
 bool CudnnFusedConv::prepare(const FusedConvSpec& s, std::string* why) {
   spec_ = s;
   stride_ = (s.k + 63) / 64 * 64;  // each constant slot 256-byte aligned
@@ -332,7 +370,12 @@ bool CudnnFusedConv::prepare(const FusedConvSpec& s, std::string* why) {
   sig << "data=" << int(s.data) << "|x=" << s.n << "x" << s.c << "x" << s.h << "x" << s.w << "|k=" << s.k << "x" << s.oh << "x" << s.ow
       << "|g=" << s.groups << "|r=" << s.kernel[0] << "x" << s.kernel[1] << "|s=" << s.stride[0] << "x" << s.stride[1]
       << "|p=" << s.pad[0] << "x" << s.pad[1] << "|d=" << s.dilation[0] << "x" << s.dilation[1]
-      << "|consts=" << constant_uids_.size() << (s.half_sums ? "|half_sums" : "") << "|ops";
+      << "|consts=" << constant_uids_.size() << (s.half_sums ? "|half_sums" : "");
+  if (s.join.on) {
+    sig << "|join" << (s.join.relu ? ",relu" : "") << (s.join.codes ? ",codes" : "") << "|half";
+    for (int64_t v : half_virtuals_) sig << ":" << v;
+  }
+  sig << "|ops";
   // The parameters (ELU alpha, swish beta) are attributes of the graph: exact (hexadecimal), so
   // that graphs differing in them never share plans.
   for (const Op& o : pending_) sig << ":" << int(o.mode) << "," << o.x << "," << o.b << "," << o.y << "," << std::hexfloat << o.param << std::defaultfloat;
@@ -355,13 +398,17 @@ bool CudnnFusedConv::build_graph(Plans& p, std::string* why) {
   const cudnnDataType_t out_type = s.data == FusedConvData::kInt8Codes ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
   bool good = tensor(p, kUidX, in_type, xd, xs, false) && tensor(p, kUidW, in_type, wd, ws, false) &&
               tensor(p, kUidY, out_type, yd, ys, false);
+  if (s.join.on) good = good && tensor(p, kUidJoinZ, CUDNN_DATA_HALF, yd, ys, false);
+  if (s.join.on && s.join.codes) good = good && tensor(p, kUidJoinCodes, CUDNN_DATA_INT8, yd, ys, false);
   for (int64_t uid : constant_uids_) good = good && tensor(p, uid, CUDNN_DATA_FLOAT, kd, ks, false);
   for (int64_t v = kUidVirtual0; v < kUidVirtual0 + next_virtual_; ++v) {
     bool used = v == kUidVirtual0;  // the convolution's output; then those the ops read or write
     for (const Op& o : pending_) used = used || o.x == v || o.b == v || o.y == v;
     // INT8: the integer sums as INT32 (cuDNN's int8 fusion samples), or FP32 where that is refused
     const bool int32_acc = v == kUidVirtual0 && int_sums && int32_sums_;
-    if (used) good = good && tensor(p, v, int32_acc ? CUDNN_DATA_INT32 : CUDNN_DATA_FLOAT, yd, ys, true);
+    const bool half = std::find(half_virtuals_.begin(), half_virtuals_.end(), v) != half_virtuals_.end();
+    const cudnnDataType_t type = int32_acc ? CUDNN_DATA_INT32 : half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    if (used) good = good && tensor(p, v, type, yd, ys, true);
   }
   if (!good) {
     *why = "cuDNN refused a tensor descriptor";
@@ -575,6 +622,8 @@ cudnnStatus_t CudnnFusedConv::run(int i, const void* x, const void* w, void* y, 
                                   void* workspace) {
   std::vector<int64_t> uids = {kUidX, kUidW, kUidY};
   std::vector<void*> ptrs = {const_cast<void*>(x), const_cast<void*>(w), y};
+  if (spec_.join.on) uids.push_back(kUidJoinZ), ptrs.push_back(const_cast<void*>(join_z_));
+  if (spec_.join.on && spec_.join.codes) uids.push_back(kUidJoinCodes), ptrs.push_back(join_codes_);
   for (int64_t uid : constant_uids_) {
     uids.push_back(uid);
     ptrs.push_back(const_cast<float*>(consts) + (uid - kUidConst0) * stride_);

@@ -44,6 +44,16 @@ struct FusedConvSpec {
   int64_t kernel[2] = {1, 1}, stride[2] = {1, 1}, pad[2] = {0, 0}, dilation[2] = {1, 1};
   std::vector<float> bias;  // K values (empty: none)
   cuda::PwChain chain{};
+  // kInt8ToHalf only: the residual join of the steps after the convolution in the same kernel
+  // (the executor's conv_join_i8): a = half(q * y_scale) is not written but joined with the
+  // half operand z of y's shape and layout: y = half(act(half(a + z))) (act none or ReLU) is
+  // written as half, and with `codes` also clamp(rne(y / codes_scale), -128, 127) as int8, the
+  // join kernel's arithmetic (add_act_codes_h). The roundings to half are virtual half tensors of
+  // the graph; whether an engine honours them is what the executor's tests check bit for bit.
+  struct Join {
+    bool on = false, relu = false, codes = false;
+    float codes_scale = 0.f;
+  } join;
 };
 
 // One engine configuration of the graph that cuDNN finalized into a plan.
@@ -84,6 +94,9 @@ class CudnnFusedConv {
   // Runs plan i on the handle's stream. consts: the device copy of constants(); workspace:
   // plan_info(i).workspace bytes (null when 0).
   cudnnStatus_t run(int i, const void* x, const void* w, void* y, const float* consts, void* workspace);
+  // The join's operands (FusedConvSpec::join): z, read, and the codes, written (null without
+  // join.codes); bound by every later run().
+  void bind_join(const void* z, void* codes) { join_z_ = z, join_codes_ = codes; }
 
  private:
   // One point-wise operation, kept until the graph is assembled (the last one writes the half output).
@@ -105,7 +118,8 @@ class CudnnFusedConv {
   void add_requantize(const FusedConvSpec& s, int64_t* v);
   int64_t constant(float v, int64_t k);
   int64_t vector_constant(const std::vector<float>& values);
-  int64_t virtual_value();
+  int64_t virtual_value(cudnnDataType_t type = CUDNN_DATA_FLOAT);
+  void add_join(const FusedConvSpec& s, int64_t v);
   void pointwise(cudnnPointwiseMode_t mode, int64_t x, int64_t b, int64_t y, double param = 0);
   bool build_graph(Plans& p, std::string* why);
   cudnnBackendDescriptor_t tensor(Plans& p, int64_t uid, cudnnDataType_t type, const int64_t dims[4],
@@ -124,6 +138,9 @@ class CudnnFusedConv {
   bool int32_sums_ = true;                  // INT8: the convolution's output tensor is INT32 (else FP32)
   std::string plan_cache_;                  // make_plans' plan cache folder ("" off)
   std::vector<std::pair<int64_t, cudnnBackendDescriptor_t>> values_;  // uid -> tensor, while building
+  std::vector<int64_t> half_virtuals_;  // virtual values stored as half (the join's roundings)
+  const void* join_z_ = nullptr;
+  void* join_codes_ = nullptr;
   std::shared_ptr<Plans> plans_;
   // The last variant pack and the pointers it binds (rebuilt when they change).
   cudnnBackendDescriptor_t pack_ = nullptr;

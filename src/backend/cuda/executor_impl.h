@@ -578,8 +578,9 @@ class CudaExecutorImpl final : public CudaExecutor {
   std::shared_ptr<MatmulDescs> int8_gemm_descs(int64_t rows, int64_t kc, int64_t k_out, const void* wq, float* ms,
                                                int* pick);
   // The one-kernel route of a real INT8 convolution (cuDNN's graph API, cudnn_fused_conv.h).
+  // join: the residual join's operands (s.join on) bound before the plans are timed.
   ConvGraphRoute prepare_conv_graph_i8(const Layer& L, const FusedConvSpec& s, const void* x, const void* w, void* y,
-                                       float gemm_route_ms);
+                                       float gemm_route_ms, const cuda::TiledJoin* join = nullptr);
   float time_int8_gemm_route(const std::function<void(const int8_t*, int8_t*, int32_t*, cudaStream_t)>& route,
                              const void* codes, size_t x_bytes, size_t col_bytes, size_t acc_bytes);
   Shape half_strides(TensorId t, const Dims& od) const;
@@ -717,16 +718,25 @@ class CudaExecutorImpl final : public CudaExecutor {
   void add_igemm_i8(const Layer& L, const Int8Tiled& a, const void* w, float ms, float other_ms);
   // Where the fused convolution + join of conv_join_i8 runs the implicit GEMM: its time (-1: not).
   float time_igemm_join_i8(const Int8Tiled& a, const void* w, const cuda::TiledJoin& tj);
-  // The INT8 convolution built last (writing half on its grid), for conv_join_i8.
-  std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last_i8_conv_;
+  // The INT8 convolution built last (writing half on its grid), for conv_join_i8: its tiled
+  // kernels' arguments, its codes, and its cuDNN graph spec (graph.k == 0: no graph route).
+  struct LastInt8Conv {
+    Int8Tiled a;
+    std::vector<int8_t> wq;
+    FusedConvSpec graph;
+  };
+  std::unique_ptr<LastInt8Conv> last_i8_conv_;
   void conv_join_i8(size_t k);
+  enum class JoinKernel { kTiled, kIgemm, kGraph };  // conv_tiled_i8, conv_igemm_i8, a cuDNN graph
   struct JoinPick {
     const void* w = nullptr;  // the fused kernel's weights (null: not fused)
-    bool igemm = false;       // conv_igemm_i8, else conv_tiled_i8
+    JoinKernel kernel = JoinKernel::kTiled;
+    ConvGraphRoute graph;     // kGraph: the route (its plan, constants)
     float ms = -1.f, apart_ms = -1.f;
   };
-  JoinPick pick_conv_join_i8(const Int8Tiled& a, const std::vector<int8_t>& wq, const cuda::TiledJoin& tj, int mode,
-                             bool tiled_ok, bool ig_ok, size_t n);
+  JoinPick pick_conv_join_i8(const LastInt8Conv& last, const Layer& L, const cuda::TiledJoin& tj, int mode,
+                             bool tiled_ok, bool ig_ok, bool graph_ok, size_t n);
+  JoinPick graph_join_i8(const LastInt8Conv& last, const Layer& L, const cuda::TiledJoin& tj, float beat_ms);
   void add_conv_graph_i8(const Layer& L, const FusedConvSpec& gs, const ConvGraphRoute& r, const Int8GraphStep& a);
   // The FP16 tensor-core route of an INT8 convolution (FusedConvSpec::half_sums); false: not taken.
   bool conv_half_sums_i8(const Layer& L, FusedConvSpec gs, const std::vector<int8_t>& wq, Int8GraphStep a,

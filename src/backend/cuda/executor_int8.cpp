@@ -309,8 +309,22 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     return D ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr, size_t(N * H * W * C), col_bytes, acc_bytes)
              : -1.f;
   };
+  // The cuDNN graph's spec of this convolution (groups 1, symmetric padding: the graph's geometry).
+  const bool symmetric = get(P.post_padding, 0, ph) == ph && get(P.post_padding, 1, pw) == pw;
+  auto graph_spec = [&] {
+    FusedConvSpec g;
+    g.data = yq ? FusedConvData::kInt8Codes : FusedConvData::kInt8ToHalf;
+    g.n = N, g.c = C, g.h = H, g.w = W, g.k = K, g.oh = OH, g.ow = OW;
+    g.kernel[0] = kh, g.kernel[1] = kw, g.stride[0] = sh, g.stride[1] = sw, g.pad[0] = ph, g.pad[1] = pw;
+    g.dilation[0] = dh, g.dilation[1] = dw;
+    g.alpha = alpha, g.bias = bias, g.chain = chain, g.y_scale = y_scale;
+    return g;
+  };
   if (G == 1 && (yq || yh) && conv_tiled_i8(L, tiled, wq, gemm_ms)) return;
-  if (yh && G == 1) last_i8_conv_ = std::make_unique<std::pair<Int8Tiled, std::vector<int8_t>>>(tiled, wq);
+  if (yh && G == 1) {
+    last_i8_conv_ = std::make_unique<LastInt8Conv>(LastInt8Conv{tiled, wq, {}});
+    if (symmetric && K % 4 == 0 && C % 4 == 0) last_i8_conv_->graph = graph_spec();
+  }
   float ig_vs = -1.f;  // (the implicit GEMM's time below, and the GEMM route's it beat)
   const float ig_ms = igemm_i8(L, tiled, wg, G == 1 && wg && kc == kc_pad && K == k_pad, gemm_ms, &ig_vs);
   if (ig_ms == kIgemmForced) return add_igemm_i8(L, tiled, wg, -1.f, -1.f);
@@ -319,7 +333,6 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   // exact (half_sums: tried for narrow inputs, where cuDNN's INT8 kernels are slow). Symmetric
   // padding only (the graph's geometry). The fastest of the routes is kept.
   const int graph_mode = int8_graph_mode(), hs_mode = int8_half_sums_mode();
-  const bool symmetric = get(P.post_padding, 0, ph) == ph && get(P.post_padding, 1, pw) == pw;
   const bool graph_ok = G == 1 && (yq || yh) && symmetric && K % 4 == 0;
   const bool try_int8 = graph_mode != 0 && graph_ok && C % 4 == 0;
   // (TANDEM_CUDA_INT8_GRAPH=0, the GEMM route alone, leaves out both graph routes unless forced)
@@ -330,12 +343,7 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
     const float gemm_ms = D && timed ? time_int8_gemm_route(gemm_route, x_codes ? at(x) : nullptr,
                                                             size_t(N * H * W * C), col_bytes, acc_bytes)
                                      : -1.f;
-    FusedConvSpec gs;
-    gs.data = yq ? FusedConvData::kInt8Codes : FusedConvData::kInt8ToHalf;
-    gs.n = N, gs.c = C, gs.h = H, gs.w = W, gs.k = K, gs.oh = OH, gs.ow = OW;
-    gs.kernel[0] = kh, gs.kernel[1] = kw, gs.stride[0] = sh, gs.stride[1] = sw, gs.pad[0] = ph, gs.pad[1] = pw;
-    gs.dilation[0] = dh, gs.dilation[1] = dw;
-    gs.alpha = alpha, gs.bias = bias, gs.chain = chain, gs.y_scale = y_scale;
+    const FusedConvSpec gs = graph_spec();
     Int8GraphStep a{x, xq, C, x_codes, x_scale, nullptr, yq ? static_cast<void*>(yq) : yh, key};
     ConvGraphRoute r;
     if (try_int8) {
@@ -458,30 +466,39 @@ int32_t* CudaExecutorImpl::tiled_weights(const cuda::ConvI8& q, const std::vecto
 
 // An INT8 convolution writing half on its grid (step k, just built) whose value only the residual
 // join of step k + 1 reads (residual_join): the two as one kernel, tandem's implicit GEMM
-// (cuda::conv_igemm_i8, c % 64 == 0) or the tiled tensor-core kernel (cuda::conv_tiled_i8),
-// each with a TiledJoin: the convolution's codes as its GEMM and graph routes compute them, then
-// add_act_codes_h's arithmetic on the half value q * s_y it never writes: the join's outputs bit
-// for bit. Replaces the step just built when the faster of the two times faster than that step
-// (its tactic's time) plus the join kernel (timed on their buffers), or always with
-// TANDEM_CUDA_INT8_CONV_JOIN=1 (the implicit GEMM where TANDEM_CUDA_INT8_IGEMM=1, else the tiled
-// kernel where it applies); =0 off. The join's outputs are written one step earlier, so they must
-// not overlap the convolution's input (relocate_residual_outputs gives them memory of their own
-// where the arena put them there).
+// (cuda::conv_igemm_i8, c % 64 == 0), the tiled tensor-core kernel (cuda::conv_tiled_i8), each
+// with a TiledJoin, or cuDNN's graph kernel with the join's operations after the convolution's
+// (FusedConvSpec::join; groups 1, C % 4 == 0, the join's activation none or one ReLU; only when
+// asked for, as it runs slower on every ResNet-50 layer measured): the
+// convolution's codes as its GEMM and graph routes compute them, then add_act_codes_h's
+// arithmetic on the half value q * s_y it never writes: the join's outputs bit for bit.
+// Replaces the step just built when the fastest times faster than that step (its tactic's time)
+// plus the join kernel (timed on their buffers), or always with TANDEM_CUDA_INT8_CONV_JOIN=1 (the
+// implicit GEMM where TANDEM_CUDA_INT8_IGEMM=1, else the tiled kernel where it applies) or
+// =graph (the cuDNN graph where a plan finalizes); =0 off. The join's outputs are written one step
+// earlier, so they must not overlap the convolution's input (relocate_residual_outputs gives them
+// memory of their own where the arena put them there).
 void CudaExecutorImpl::conv_join_i8(size_t k) {
   const char* env = std::getenv("TANDEM_CUDA_INT8_CONV_JOIN");
-  const int mode = !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
-  std::unique_ptr<std::pair<Int8Tiled, std::vector<int8_t>>> last = std::move(last_i8_conv_);
+  const std::string setting = env ? env : "";
+  const int mode = !env ? -1 : setting == "0" ? 0 : setting == "1" ? 1 : setting == "graph" ? 2 : -1;
+  std::unique_ptr<LastInt8Conv> last = std::move(last_i8_conv_);
   ResidualJoin j;
   if (mode == 0 || !last || k + 1 >= graph_.steps.size() || !residual_join(k + 1, &j, true)) return;
-  const Int8Tiled& a = last->first;
+  const Int8Tiled& a = last->a;
   const cuda::ConvI8& q = a.q;
-  const bool tiled_ok = q.c % 4 == 0 && q.k % 64 == 0 && cuda::conv_tiled_i8_smem(q) <= 48 * 1024 &&
+  const bool tiled_ok = mode != 2 && q.c % 4 == 0 && q.k % 64 == 0 && cuda::conv_tiled_i8_smem(q) <= 48 * 1024 &&
                         cuda::conv_tiled_i8_join_supported();
   cuda::TiledJoin probe;
   probe.act = j.act;
-  const bool ig_ok = int8_igemm_mode() != 0 && cuda::conv_igemm_i8_supported(q) &&
+  const bool ig_ok = mode != 2 && int8_igemm_mode() != 0 && cuda::conv_igemm_i8_supported(q) &&
                      cuda::conv_igemm_i8_epilogue_ok(a.chain, &probe);
-  if (!a.yh || q.groups != 1 || (!tiled_ok && !ig_ok)) return;
+  const bool act_relu = j.act.n_ops == 1 && j.act.ops[0].kind == cuda::PwKind::kActivation &&
+                        j.act.ops[0].act == ActivationType::kRelu;
+  // The graph is asked for alone: on ResNet-50 at batch 256 (H200, cuDNN 9.19) its kernels run
+  // 2.5-5x slower than the convolution step + join kernel, and their NVRTC compiles cost ~20 s.
+  const bool graph_ok = mode == 2 && last->graph.k > 0 && int8_graph_mode() != 0 && (j.act.n_ops == 0 || act_relu);
+  if (!a.yh || q.groups != 1 || (!tiled_ok && !ig_ok && !graph_ok)) return;
   const ValueId out = graph_.steps[k].outputs[0];
   if (ptr_[size_t(out)] != a.yh || (j.a != out && j.z != out) || net_.tensors[size_t(graph_.values[size_t(out)].tensor)].is_output)
     return;
@@ -498,39 +515,97 @@ void CudaExecutorImpl::conv_join_i8(size_t k) {
   const void* x = a.x_codes ? at(a.x) : nullptr;  // (codes in scratch: no overlap)
   if (readers != 1 || (x && (overlap(y, n * 2, x, x_bytes) || (codes && overlap(codes, n, x, x_bytes))))) return;
   const cuda::TiledJoin tj{z, y, codes, j.codes >= 0 ? graph_.values[size_t(j.codes)].int8_scale : 0.f, j.act};
-  const JoinPick pick = pick_conv_join_i8(a, last->second, tj, mode, tiled_ok, ig_ok, n);
+  const Layer& L = net_.layers[size_t(graph_.steps[k].layer)];
+  const JoinPick pick = pick_conv_join_i8(*last, L, tj, mode, tiled_ok, ig_ok, graph_ok, n);
   if (!pick.w) return;
   steps_.pop_back();
   fused_away_[k + 1] = 1;
   for (int i = 1; i <= j.later_steps; ++i) fused_away_[k + 1 + size_t(i)] = 1;
   cur_kind_ += "+ResidualJoin";
-  const bool igemm = pick.igemm;
+  const JoinKernel kernel = pick.kernel;
   const void* w = pick.w;
-  add_step(net_.layers[size_t(graph_.steps[k].layer)].name, [=, this](cudaStream_t s) {
-    if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
-    if (igemm) {
-      cuda::conv_igemm_i8(q, atf<int8_t>(a.xq), static_cast<const int8_t*>(w), a.alpha, a.bias, a.chain, nullptr, a.yh,
-                          a.y_scale, s, &tj);
-    } else {
-      cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), static_cast<const int32_t*>(w), a.alpha, a.bias, a.chain, nullptr,
-                          a.yh, a.y_scale, s, &tj);
-    }
-  });
-  TacticRecord& t = tactics_.back();
-  t.tactic = std::string(igemm ? "tandem_int8_igemm+residual_join" : "tandem_int8_tiled_mma+residual_join") +
-             (pick.ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(pick.apart_ms) + " ms)" : std::string());
-  t.key = a.key + (igemm ? "|igemm|join" : "|tiled|join"), t.tactic_id = igemm ? 1005 : 1003;
-  t.time_ms = pick.ms, t.workspace = 0;
+  TacticRecord t = tactics_.back();
+  tactics_.pop_back();
+  if (kernel == JoinKernel::kGraph) {
+    const FusedConvPlanInfo info = pick.graph.conv->plan_info(pick.graph.plan);
+    const size_t ws_off = reserve_scratch(info.workspace);
+    CudnnFusedConv* conv = pick.graph.conv.get();
+    const float* consts = pick.graph.consts;
+    const int plan = pick.graph.plan;
+    const std::string lname = L.name;
+    add_step(L.name, [=, this](cudaStream_t s) {
+      if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+      ck(conv->run(plan, at(a.xq), w, tj.y, consts, info.workspace ? scratch_at(ws_off) : nullptr),
+         "cudnnBackendExecute", "layer '" + lname + "' (cuDNN graph of an INT8 convolution and its residual join)");
+    });
+    t.tactic = "cudnn_graph_int8_nhwc:engine" + std::to_string(info.engine) + (info.runtime_compiled ? "+runtime_fusion" : "") +
+               (info.tensor_core ? "+tensor_core" : "") + "+residual_join:heuristic" + std::to_string(plan) +
+               (pick.ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(pick.apart_ms) + " ms)" : std::string());
+    t.key = a.key + "|graph|join", t.tactic_id = info.engine, t.workspace = info.workspace;
+  } else {
+    const bool igemm = kernel == JoinKernel::kIgemm;
+    add_step(L.name, [=, this](cudaStream_t s) {
+      if (!a.x_codes) cuda::quantize_nhwc_i8(atf<float>(a.x), atf<int8_t>(a.xq), q.n, q.c, q.h * q.w, a.x_scale, s);
+      if (igemm) {
+        cuda::conv_igemm_i8(q, atf<int8_t>(a.xq), static_cast<const int8_t*>(w), a.alpha, a.bias, a.chain, nullptr, a.yh,
+                            a.y_scale, s, &tj);
+      } else {
+        cuda::conv_tiled_i8(q, atf<int8_t>(a.xq), static_cast<const int32_t*>(w), a.alpha, a.bias, a.chain, nullptr,
+                            a.yh, a.y_scale, s, &tj);
+      }
+    });
+    t.tactic = std::string(igemm ? "tandem_int8_igemm+residual_join" : "tandem_int8_tiled_mma+residual_join") +
+               (pick.ms >= 0.f ? " (" + t.tactic + " + join " + std::to_string(pick.apart_ms) + " ms)" : std::string());
+    t.key = a.key + (igemm ? "|igemm|join" : "|tiled|join"), t.tactic_id = igemm ? 1005 : 1003, t.workspace = 0;
+  }
+  t.time_ms = pick.ms;
+  tactics_.push_back(t);
+}
+
+// The cuDNN graph kernel of the convolution and its residual join (FusedConvSpec::join) on the
+// join's buffers, over a KRSC copy of the codes: taken when a plan runs faster than beat_ms (< 0:
+// whenever one runs); w null: not taken (nothing kept). Measured on ResNet-50 at batch 256 (H200,
+// cuDNN 9.19, 2026-12-03): 3.97 ms for layer1's 1x1 conv3 against 0.82 ms for its step + join
+// kernel, 1.0 against 0.22 ms in layer3 (docs/benchmarks.md), hence asked for only.
+CudaExecutorImpl::JoinPick CudaExecutorImpl::graph_join_i8(const LastInt8Conv& last, const Layer& L,
+                                                           const cuda::TiledJoin& tj, float beat_ms) {
+  const Int8Tiled& a = last.a;
+  const cuda::ConvI8& q = a.q;
+  FusedConvSpec g = last.graph;
+  g.join.on = true;
+  g.join.relu = tj.act.n_ops == 1;
+  g.join.codes = tj.q != nullptr;
+  g.join.codes_scale = tj.q_scale;
+  const int64_t kc = int64_t(q.kh) * q.kw * q.c;
+  const std::vector<int8_t> wk = krsc_codes(last.wq, q.k, q.c, q.kh, q.kw, q.k, kc);
+  void* w = dalloc(wk.size());
+  CK(cudaMemcpy(w, wk.data(), wk.size(), cudaMemcpyHostToDevice));
+  weight_bytes_ += wk.size();
+  JoinPick pick;
+  pick.kernel = JoinKernel::kGraph;
+  pick.graph = prepare_conv_graph_i8(L, g, a.x_codes ? at(a.x) : nullptr, w, tj.y, beat_ms, &tj);
+  if (!pick.graph.conv) {
+    release_upload(w, wk.size());
+    return JoinPick{};
+  }
+  pick.w = w;
+  pick.ms = pick.graph.ms;
+  return pick;
 }
 
 // conv_join_i8's choice: the fused kernel (its weights uploaded; w null: none, nothing kept) and
-// its time against the convolution step plus the join kernel (mode -1), or the forced one (1).
-CudaExecutorImpl::JoinPick CudaExecutorImpl::pick_conv_join_i8(const Int8Tiled& a, const std::vector<int8_t>& wq,
+// its time against the convolution step plus the join kernel (mode -1), or the forced one (1:
+// the implicit GEMM or the tiled kernel; 2: the cuDNN graph, whenever a plan runs).
+CudaExecutorImpl::JoinPick CudaExecutorImpl::pick_conv_join_i8(const LastInt8Conv& last, const Layer& L,
                                                                const cuda::TiledJoin& tj, int mode, bool tiled_ok,
-                                                               bool ig_ok, size_t n) {
+                                                               bool ig_ok, bool graph_ok, size_t n) {
+  // (the cuDNN graph only when asked for: conv_join_i8)
+  const Int8Tiled& a = last.a;
+  const std::vector<int8_t>& wq = last.wq;
   const cuda::ConvI8& q = a.q;
   const void* x = a.x_codes ? at(a.x) : nullptr;
   JoinPick none, tiled, ig;
+  if (mode == 2) return graph_ok ? graph_join_i8(last, L, tj, -1.f) : none;
   if (mode == -1 && (!copt_.time_tactics || tactics_.empty() || tactics_.back().time_ms < 0.f || !x)) return none;
   const size_t w_bytes = size_t(q.k) * q.kh * q.kw * q.c;
   size_t t_bytes = 0;
@@ -539,7 +614,7 @@ CudaExecutorImpl::JoinPick CudaExecutorImpl::pick_conv_join_i8(const Int8Tiled& 
     void* p = dalloc(w_bytes);
     CK(cudaMemcpy(p, wk.data(), w_bytes, cudaMemcpyHostToDevice));
     weight_bytes_ += w_bytes;
-    ig.w = p, ig.igemm = true;
+    ig.w = p, ig.kernel = JoinKernel::kIgemm;
   }
   if (tiled_ok && (mode == -1 || !ig_ok || int8_igemm_mode() != 1)) tiled.w = tiled_weights(q, wq, &t_bytes);
   if (mode == 1) {
@@ -567,14 +642,15 @@ CudaExecutorImpl::JoinPick CudaExecutorImpl::pick_conv_join_i8(const Int8Tiled& 
   const std::string& layer = tactics_.back().layer;
   if (tiled.w) log_tactic(layer, "tandem_int8_tiled_mma+residual_join", tiled.ms, apart_ms, "step + join kernel");
   if (ig.w) log_tactic(layer, "tandem_int8_igemm+residual_join", ig.ms, apart_ms, "step + join kernel");
-  auto wins = [&](const JoinPick& p, const JoinPick& other) {
-    return p.w && p.ms >= 0.f && apart_ms >= 0.f && p.ms < apart_ms && (!other.w || other.ms < 0.f || p.ms <= other.ms);
-  };
-  JoinPick best = wins(ig, tiled) ? ig : wins(tiled, ig) ? tiled : none;
-  if (ig.w && best.w != ig.w) release_upload(ig.w, w_bytes);
-  if (tiled.w && best.w != tiled.w) release_upload(tiled.w, t_bytes);
-  best.apart_ms = apart_ms;
-  return best;
+  // The faster candidate that beats the two launches.
+  JoinPick* best = nullptr;
+  for (JoinPick* p : {&ig, &tiled})
+    if (p->w && p->ms >= 0.f && apart_ms >= 0.f && p->ms < apart_ms && (!best || p->ms < best->ms)) best = p;
+  if (ig.w && best != &ig) release_upload(ig.w, w_bytes);
+  if (tiled.w && best != &tiled) release_upload(tiled.w, t_bytes);
+  JoinPick chosen = best ? *best : none;
+  chosen.apart_ms = apart_ms;
+  return chosen;
 }
 
 // tandem's tiled direct INT8 convolution for narrow inputs (cuda::conv_tiled_i8: the input patch
@@ -731,7 +807,8 @@ float CudaExecutorImpl::time_int8_gemm_route(
 // =1: whenever one finalizes and runs; 0: never (the caller). TANDEM_CUDA_GRAPH_FUSION_LOG=1
 // prints why a convolution keeps the GEMM route (stderr).
 ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_i8(const Layer& L, const FusedConvSpec& s, const void* x,
-                                                       const void* w, void* y, float gemm_route_ms) {
+                                                       const void* w, void* y, float gemm_route_ms,
+                                                       const cuda::TiledJoin* join) {
   constexpr int kGraphPlans = 3;
   const char* log_env = std::getenv("TANDEM_CUDA_GRAPH_FUSION_LOG");
   auto keep_gemm = [&](const std::string& why) {
@@ -749,6 +826,7 @@ ConvGraphRoute CudaExecutorImpl::prepare_conv_graph_i8(const Layer& L, const Fus
   }
   if (!known->second.first) return keep_gemm(known->second.second);
   if (!fresh) conv->share_plans(*known->second.first);
+  if (join) conv->bind_join(join->z, join->q);
   const float* consts = upload_f32(conv->constants());  // alpha at least
   float best_ms = -1.f;
   const int best = time_graph_plans(*conv, x, size_t(s.n * s.h * s.w * s.c) * (s.half_sums ? sizeof(__half) : 1), w,
