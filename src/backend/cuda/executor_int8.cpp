@@ -52,6 +52,19 @@ int int8_igemm_mode() {
   return !env ? -1 : std::string(env) == "0" ? 0 : std::string(env) == "1" ? 1 : -1;
 }
 
+// The cuDNN graph's spec (cudnn_fused_conv.h) of an INT8 convolution of geometry q writing codes
+// (codes) or half on its grid, with its dequantizing alpha, bias and epilogue chain.
+FusedConvSpec int8_graph_spec(const cuda::ConvI8& q, bool codes, const std::vector<float>& alpha,
+                              const std::vector<float>& bias, const cuda::PwChain& chain, float y_scale) {
+  FusedConvSpec g;
+  g.data = codes ? FusedConvData::kInt8Codes : FusedConvData::kInt8ToHalf;
+  g.n = q.n, g.c = q.c, g.h = q.h, g.w = q.w, g.k = q.k, g.oh = q.oh, g.ow = q.ow;
+  g.kernel[0] = q.kh, g.kernel[1] = q.kw, g.stride[0] = q.sh, g.stride[1] = q.sw, g.pad[0] = q.ph, g.pad[1] = q.pw;
+  g.dilation[0] = q.dh, g.dilation[1] = q.dw;
+  g.alpha = alpha, g.bias = bias, g.chain = chain, g.y_scale = y_scale;
+  return g;
+}
+
 // TANDEM_CUDA_LOG_TACTICS=1: why a tandem INT8 kernel won or lost its timing, one line each (stderr).
 void log_tactic(const std::string& layer, const char* what, float ms, float other_ms, const char* other) {
   static const bool on = [] {
@@ -311,20 +324,10 @@ void CudaExecutorImpl::build_convolution_i8(LayerId id, const Layer& L, float x_
   };
   // The cuDNN graph's spec of this convolution (groups 1, symmetric padding: the graph's geometry).
   const bool symmetric = get(P.post_padding, 0, ph) == ph && get(P.post_padding, 1, pw) == pw;
-  auto graph_spec = [&] {
-    FusedConvSpec g;
-    g.data = yq ? FusedConvData::kInt8Codes : FusedConvData::kInt8ToHalf;
-    g.n = N, g.c = C, g.h = H, g.w = W, g.k = K, g.oh = OH, g.ow = OW;
-    g.kernel[0] = kh, g.kernel[1] = kw, g.stride[0] = sh, g.stride[1] = sw, g.pad[0] = ph, g.pad[1] = pw;
-    g.dilation[0] = dh, g.dilation[1] = dw;
-    g.alpha = alpha, g.bias = bias, g.chain = chain, g.y_scale = y_scale;
-    return g;
-  };
+  auto graph_spec = [&] { return int8_graph_spec(tiled.q, yq != nullptr, alpha, bias, chain, y_scale); };
   if (G == 1 && (yq || yh) && conv_tiled_i8(L, tiled, wq, gemm_ms)) return;
-  if (yh && G == 1) {
-    last_i8_conv_ = std::make_unique<LastInt8Conv>(LastInt8Conv{tiled, wq, {}});
-    if (symmetric && K % 4 == 0 && C % 4 == 0) last_i8_conv_->graph = graph_spec();
-  }
+  if (yh && G == 1) last_i8_conv_ = std::make_unique<LastInt8Conv>(LastInt8Conv{tiled, wq, {}});
+  if (yh && G == 1 && symmetric && K % 4 == 0 && C % 4 == 0) last_i8_conv_->graph = graph_spec();
   float ig_vs = -1.f;  // (the implicit GEMM's time below, and the GEMM route's it beat)
   const float ig_ms = igemm_i8(L, tiled, wg, G == 1 && wg && kc == kc_pad && K == k_pad, gemm_ms, &ig_vs);
   if (ig_ms == kIgemmForced) return add_igemm_i8(L, tiled, wg, -1.f, -1.f);
