@@ -341,17 +341,13 @@ void CudnnFusedConv::add_requantize(const FusedConvSpec& s, int64_t* v) {
 // half(a + z), y = half(act(sum)) written to Y and, with join.codes, y's codes (add_requantize's
 // arithmetic on the grid of codes_scale) to the codes operand. Each half(.) is a virtual half
 // tensor: the graph's way to say "rounded to half here".
-// (TANDEM_CUDA_GRAPH_JOIN_VIRTUALS=float declares them FP32 instead: a diagnosis of whether an
-// engine refuses the graph for its half virtuals; the join then rounds once, not bit for bit.)
 void CudnnFusedConv::add_join(const FusedConvSpec& s, int64_t v) {
-  const char* env = std::getenv("TANDEM_CUDA_GRAPH_JOIN_VIRTUALS");
-  const cudnnDataType_t rounded = env && std::string(env) == "float" ? CUDNN_DATA_FLOAT : CUDNN_DATA_HALF;
-  if (rounded == CUDNN_DATA_HALF) half_virtuals_.push_back(v);
-  const int64_t sum = virtual_value(rounded);
+  half_virtuals_.push_back(v);
+  const int64_t sum = virtual_value(CUDNN_DATA_HALF);
   pointwise(CUDNN_POINTWISE_ADD, v, kUidJoinZ, sum);
   int64_t y = sum;
   if (s.join.relu) {
-    y = virtual_value(rounded);
+    y = virtual_value(CUDNN_DATA_HALF);
     pointwise(CUDNN_POINTWISE_RELU_FWD, sum, -1, y);
   }
   pointwise(CUDNN_POINTWISE_IDENTITY, y, -1, kUidY);
