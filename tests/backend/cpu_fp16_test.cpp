@@ -128,9 +128,9 @@ TEST(CpuActivationTable, ActivationAfterRoundingEqualsComputedBitForBit) {
     cpu::ChainLink act;
     act.kind = cpu::ChainLink::kActivation;
     act.act = a;
-    const std::vector<cpu::ChainLink> computed = {r16, act, r16};
+    const std::vector<cpu::ChainLink> computed = {r16, act};  // one follower: no grid lookup
     std::vector<cpu::ChainLink> looked_up = computed;
-    cpu::prepare_chain(looked_up);
+    cpu::prepare_chain(looked_up, int64_t(xs.size()));
     ASSERT_NE(looked_up[1].table, nullptr) << int(a.type);
     std::vector<float> want(xs.size()), got(xs.size());
     cpu::apply_chain(computed, xs.data(), want.data(), int64_t(xs.size()));
@@ -150,9 +150,9 @@ TEST(CpuActivationTable, ActivationAfterRoundingEqualsComputedBitForBit) {
     cpu::ChainLink act;
     act.kind = cpu::ChainLink::kActivation;
     act.act = {type, 0.f, 0.f};
-    const std::vector<cpu::ChainLink> computed = {r8, act, r8};
+    const std::vector<cpu::ChainLink> computed = {r8, act};
     std::vector<cpu::ChainLink> looked_up = computed;
-    cpu::prepare_chain(looked_up);
+    cpu::prepare_chain(looked_up, int64_t(ys.size()));
     ASSERT_NE(looked_up[1].table, nullptr);
     EXPECT_EQ(looked_up[1].table_scale, 0.0473f);
     std::vector<float> want(ys.size()), got(ys.size());
@@ -168,17 +168,106 @@ TEST(CpuActivationTable, ActivationAfterRoundingEqualsComputedBitForBit) {
   sig.kind = cpu::ChainLink::kActivation;
   sig.act = {ActivationType::kSigmoid, 0.f, 0.f};
   std::vector<cpu::ChainLink> links = {r16, sig};
-  cpu::prepare_chain(links);
+  cpu::prepare_chain(links, 8);
   std::vector<float> zero(8, 0.f);
   cpu::apply_chain(links, zero.data(), zero.data(), 8);
   EXPECT_EQ(zero[0], 0.5f);
   cpu::ChainLink relu = sig;
   relu.act.type = ActivationType::kRelu;
   std::vector<cpu::ChainLink> cheap = {r16, relu}, unrounded = {sig, r16};
-  cpu::prepare_chain(cheap);
-  cpu::prepare_chain(unrounded);
+  cpu::prepare_chain(cheap, 8);
+  cpu::prepare_chain(unrounded, 8);
   EXPECT_EQ(cheap[1].table, nullptr);
   EXPECT_EQ(unrounded[0].table, nullptr);
+}
+
+namespace {
+cpu::ChainLink link(cpu::ChainLink::Kind kind, ElementWiseOp op = ElementWiseOp::kSum, float scalar = 0.f) {
+  cpu::ChainLink l;
+  l.kind = kind, l.op = op, l.scalar = scalar;
+  return l;
+}
+cpu::ChainLink activation_link(ActivationType type, float alpha = 0.f, float beta = 0.f) {
+  cpu::ChainLink l;
+  l.kind = cpu::ChainLink::kActivation, l.act = {type, alpha, beta};
+  return l;
+}
+// Every half bit pattern, floats between them and beyond half's range, both zeros, both
+// infinities, NaNs of both signs with payloads, and values beyond an INT8 grid's clamp.
+std::vector<float> grid_probe_values() {
+  std::vector<float> xs;
+  for (uint32_t h = 0; h < 65536; ++h) xs.push_back(half_to_float(uint16_t(h)));
+  for (int i = 0; i < 40009; ++i) xs.push_back(-12.f + 24.f * float((int64_t(i) * 7919) % 40009) / 40009.f + 3e-6f * float(i % 13));
+  for (uint32_t u : {0x7fc00001u, 0xffc12345u, 0x7f800001u, 0x00000001u, 0x80000001u, 0x477ff000u, 0x477ff001u})
+    xs.push_back(from_bits(u));
+  xs.insert(xs.end(), {-0.f, 0.f, 1e30f, -1e30f, -0.001f, 70000.f, -70000.f});
+  return xs;
+}
+}  // namespace
+
+// A rounding followed by links that read nothing from before it becomes one lookup in a table of
+// the links' result for every value of the rounding's grid (prepare_chain's kGridLookup): the same
+// bits as the links computed, for PP-LCNetV3's FP16 block epilogue (affine, hard-swish written
+// out reading its input twice, affine, FP16 then INT8 for an INT8 reader) and for INT8 chains
+// (a block holding a NaN computes the links instead).
+TEST(CpuGridLookup, LookedUpEqualsComputedBitForBit) {
+  using K = cpu::ChainLink;
+  const std::vector<float> xs = grid_probe_values();
+  const int64_t n = int64_t(xs.size());
+  const std::vector<cpu::ChainLink> fp16_block = {
+      link(K::kRoundFp16), link(K::kScalarRight, ElementWiseOp::kProd, 1.0371f), link(K::kScalarRight, ElementWiseOp::kSum, -0.0625f),
+      link(K::kRoundFp16), link(K::kCaptureInput), link(K::kScalarRight, ElementWiseOp::kSum, 3.f),
+      activation_link(ActivationType::kClip, 0.f, 6.f), link(K::kChainInputLeft, ElementWiseOp::kProd),
+      link(K::kScalarRight, ElementWiseOp::kDiv, 6.f), link(K::kRoundFp16), link(K::kScalarRight, ElementWiseOp::kProd, 0.93f),
+      link(K::kScalarRight, ElementWiseOp::kSum, 0.011f), link(K::kRoundFp16), link(K::kRoundInt8, ElementWiseOp::kSum, 0.0391f)};
+  const std::vector<cpu::ChainLink> int8_block = {
+      link(K::kScalarRight, ElementWiseOp::kProd, 0.5f), link(K::kRoundInt8, ElementWiseOp::kSum, 0.0473f),
+      link(K::kScalarRight, ElementWiseOp::kProd, 1.7f), link(K::kScalarLeft, ElementWiseOp::kSub, 0.25f),
+      link(K::kRoundInt8, ElementWiseOp::kSum, 0.0311f), activation_link(ActivationType::kSigmoid), link(K::kRoundInt8, ElementWiseOp::kSum, 0.0078125f)};
+  struct Case {
+    const char* name;
+    std::vector<cpu::ChainLink> links;
+    size_t lookup_at;
+    float table_scale, final_int8_scale;
+  };
+  for (const Case& c : {Case{"fp16 block", fp16_block, 0, 0.f, 0.0391f}, Case{"int8 block", int8_block, 1, 0.0473f, 0.0078125f}}) {
+    std::vector<cpu::ChainLink> looked_up = c.links;
+    cpu::prepare_chain(looked_up, n);
+    ASSERT_EQ(looked_up.size(), c.lookup_at + 1) << c.name;
+    ASSERT_EQ(looked_up.back().kind, K::kGridLookup) << c.name;
+    EXPECT_EQ(looked_up.back().table_scale, c.table_scale) << c.name;
+    EXPECT_EQ(cpu::chain_final_int8_scale(looked_up), c.final_int8_scale) << c.name;
+    std::vector<float> want(xs.size()), got(xs.size());
+    cpu::apply_chain(c.links, xs.data(), want.data(), n);
+    cpu::apply_chain(looked_up, xs.data(), got.data(), n);
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < xs.size(); ++i)
+      if (bits(got[i]) != bits(want[i]) && differ++ == 0) first = i;
+    EXPECT_EQ(differ, 0u) << c.name << ": first at x bits 0x" << std::hex << bits(xs[first]) << ": 0x" << bits(got[first])
+                          << " vs 0x" << bits(want[first]);
+  }
+  // Hand-worked, the INT8 block: x = 1 -> * 0.5 = 0.5 -> code rne(0.5 / 0.0473 = 10.57) = 11 ->
+  // 11 * 0.0473 = 0.5203 -> * 1.7 = 0.88451 -> 0.25 - 0.88451 = -0.63451 -> code rne(-20.40) = -20
+  // -> -0.622 -> sigmoid 0.34934 -> code rne(44.716) = 45 -> 45 / 128 = 0.3515625.
+  std::vector<cpu::ChainLink> looked_up = int8_block;
+  cpu::prepare_chain(looked_up, 16);
+  std::vector<float> one(16, 1.f);
+  cpu::apply_chain(looked_up, one.data(), one.data(), 16);
+  EXPECT_EQ(one[0], 0.3515625f);
+  // Not looked up: a link reading the chain input captured before the rounding; one follower only;
+  // an FP16 grid over fewer values than a table's worth.
+  std::vector<cpu::ChainLink> reads_before = {link(K::kCaptureInput), link(K::kRoundFp16), link(K::kScalarRight, ElementWiseOp::kSum, 1.f),
+                                              link(K::kChainInputRight, ElementWiseOp::kProd), link(K::kRoundFp16)};
+  std::vector<cpu::ChainLink> one_follower = {link(K::kRoundInt8, ElementWiseOp::kSum, 0.05f), link(K::kScalarRight, ElementWiseOp::kSum, 1.f)};
+  std::vector<cpu::ChainLink> small = fp16_block;
+  cpu::prepare_chain(reads_before, n);
+  cpu::prepare_chain(one_follower, n);
+  cpu::prepare_chain(small, cpu::kGridLookupMinValues - 1);
+  for (const auto* links : {&reads_before, &one_follower, &small})
+    for (const cpu::ChainLink& l : *links) EXPECT_NE(l.kind, K::kGridLookup);
+  // The lookup keeps the chain's last INT8 grid for readers of codes; none without one.
+  EXPECT_EQ(cpu::chain_final_int8_scale(reads_before), 0.f);
+  EXPECT_EQ(cpu::chain_final_int8_scale(one_follower), 0.f);
 }
 
 // Emulated FP16 element-wise (same shapes, and a per-channel broadcast), nearest Resize and

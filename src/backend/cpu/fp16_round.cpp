@@ -20,6 +20,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "kernels.h"
@@ -101,6 +102,69 @@ __attribute__((target("avx2,f16c"))) void lookup_fp16_table_avx2(const float* ta
   for (; i < n; ++i) y[i] = table[float_to_half(y[i])];
 }
 
+// The same 16 at a time: vcvtps2ph, zero-extended to 32-bit indices, one gather.
+__attribute__((target("avx512f"))) void lookup_fp16_table_avx512(const float* table, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(y + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(_mm512_cvtepu16_epi32(h), table, 4));
+  }
+  if (i < n) lookup_fp16_table_avx2(table, y + i, n - i);
+}
+
+// lookup_int8_grid_avx512's index, 8 at a time (the -0 select as and / andnot / or: see round_fp16_f16c).
+__attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, float scale, float* y, int64_t n) {
+  const __m256 s = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f);
+  const __m256i bias = _mm256_set1_epi32(128), minus_zero = _mm256_set1_epi32(int32_t(0x80000000u)),
+                at_minus_zero = _mm256_set1_epi32(256);
+  __m256 nan = _mm256_setzero_ps();
+  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(y + i), _CMP_UNORD_Q));
+  bool any_nan = _mm256_movemask_ps(nan) != 0;
+  for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || y[i] != y[i];
+  if (any_nan) return false;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(y + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_max_ps(lo, _mm256_min_ps(hi, q));
+    const __m256i is_minus_zero = _mm256_cmpeq_epi32(_mm256_castps_si256(q), minus_zero);
+    const __m256i idx = _mm256_or_si256(_mm256_andnot_si256(is_minus_zero, _mm256_add_epi32(_mm256_cvtps_epi32(q), bias)),
+                                        _mm256_and_si256(is_minus_zero, at_minus_zero));
+    _mm256_storeu_ps(y + i, _mm256_i32gather_ps(table, idx, 4));
+  }
+  for (; i < n; ++i) {
+    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(y[i] / scale)));
+    y[i] = table[std::signbit(q) && q == 0.f ? 256 : int32_t(q) + 128];
+  }
+  return true;
+}
+
+// The index of fake_quant_int8's code: q = clamp(rne(y / scale)) as fake_quant_int8_avx512 computes
+// it (the same division and operand order), q + 128, and 256 for q = -0 (which fake_quant_int8 keeps:
+// -0 * scale = -0). False, nothing written, where the block holds a NaN.
+__attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* table, float scale, float* y, int64_t n) {
+  const __m512 s = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f);
+  const __m512i bias = _mm512_set1_epi32(128), minus_zero = _mm512_set1_epi32(int32_t(0x80000000u)),
+                at_minus_zero = _mm512_set1_epi32(256);
+  __mmask16 nan = 0;
+  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), _mm512_loadu_ps(y + i), _CMP_UNORD_Q);
+  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= y[i] != y[i];
+  if (nan) return false;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(y + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_max_ps(lo, _mm512_min_ps(hi, q));
+    const __m512i qi = _mm512_castps_si512(q);
+    __m512i idx = _mm512_add_epi32(_mm512_cvtps_epi32(q), bias);
+    idx = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(qi, minus_zero), idx, at_minus_zero);
+    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(idx, table, 4));
+  }
+  for (; i < n; ++i) {
+    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(y[i] / scale)));
+    y[i] = table[std::signbit(q) && q == 0.f ? 256 : int32_t(q) + 128];
+  }
+  return true;
+}
+
 bool has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
@@ -135,8 +199,22 @@ void round_fp16_block(float* y, int64_t n) {
 }
 
 void lookup_fp16_table(const float* table, float* y, int64_t n) {
+  if (has_avx512f() && has_f16c()) return lookup_fp16_table_avx512(table, y, n);
   if (has_avx2() && has_f16c()) return lookup_fp16_table_avx2(table, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = table[float_to_half(y[i])];
+}
+
+bool lookup_int8_grid(const float* table, float scale, float* y, int64_t n) {
+  if (has_avx512f()) return lookup_int8_grid_avx512(table, scale, y, n);
+  if (has_avx2()) return lookup_int8_grid_avx2(table, scale, y, n);
+  for (int64_t i = 0; i < n; ++i)
+    if (y[i] != y[i]) return false;
+  // The scalar loop computes fake_quant_int8's q exactly as the AVX and AVX-512 roundings do.
+  for (int64_t i = 0; i < n; ++i) {
+    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(y[i] / scale)));
+    y[i] = table[std::signbit(q) && q == 0.f ? 256 : int32_t(q) + 128];
+  }
+  return true;
 }
 
 void fake_quant_int8_block(float* y, int64_t n, float scale) {

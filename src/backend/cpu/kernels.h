@@ -37,7 +37,8 @@ bool dnnl_can_append_post_op(const std::vector<PostOp>& chain, const PostOp& p);
 // after element-wise links); a chain with one reads no x0 before it.
 struct ChainLink {
   enum Kind {
-    kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft, kRoundFp16, kRoundInt8, kCaptureInput
+    kActivation, kScalarRight, kScalarLeft, kChainInputRight, kChainInputLeft, kRoundFp16, kRoundInt8, kCaptureInput,
+    kGridLookup
   } kind = kActivation;
   ActivationParams act;                        // kActivation
   ElementWiseOp op = ElementWiseOp::kSum;      // the others: v = op(v, s), op(s, v), op(v, x0), op(x0, v)
@@ -45,14 +46,27 @@ struct ChainLink {
   // kActivation right after a rounding link (prepare_chain): the activation of every value on
   // that grid, looked up instead of computed. kRoundFp16 before it: indexed by the half bits
   // (65,536 entries; table_scale 0); kRoundInt8: by the code q + 128 of v = q * table_scale (and -0).
+  // kGridLookup (prepare_chain): a rounding link and every link after it, as one lookup: the
+  // links' result for every value of the rounding's grid, indexed as above (table_scale 0: the
+  // FP16 grid; > 0: the INT8 grid of that scale, the code computed as the rounding computes it).
+  // `replaced` holds those links: an INT8 block holding a NaN runs them instead.
   const float* table = nullptr;
   float table_scale = 0.f;
+  std::shared_ptr<const std::vector<ChainLink>> replaced;
 };
 // Gives a costly activation (sigmoid, tanh, ELU, GELU, ...) that reads values a rounding link
 // put on the FP16 or an INT8 grid its table: the same function of the same inputs, so the same
 // bits, at a lookup's cost (det's DLA INT8 sigmoid over 640 x 640 values: the exponential was
 // most of its step).
-void prepare_chain(std::vector<ChainLink>& links);
+// A rounding link followed by links that read nothing from before it (no chain input captured
+// earlier), over at least kGridLookupMinValues values: that rounding and its followers become one
+// kGridLookup, a function of the grid's 65,536 (FP16) or 257 (INT8) values computed once per
+// process by the same links (the same bits), looked up per element. n: the values the chain runs over.
+constexpr int64_t kGridLookupMinValues = 16384;  // FP16 tables (65,536 values) only; INT8 always
+void prepare_chain(std::vector<ChainLink>& links, int64_t n);
+// The scale of the INT8 grid a prepared chain's values end on (its last link an INT8 rounding, or
+// a kGridLookup of links ending so); 0: none.
+float chain_final_int8_scale(const std::vector<ChainLink>& links);
 // y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);
 // The grid the values a chain reads lie on, where its producer's last roundings put them: a
@@ -125,6 +139,9 @@ void fake_quant_int8_block(float* y, int64_t n, float scale);
 // y[i] = table[bits of y[i] as half] for n floats that are half values (a rounded FP16 value's
 // bits are exact): F16C + AVX2 gathers where the CPU has them, else scalar; the same values.
 void lookup_fp16_table(const float* table, float* y, int64_t n);
+// y[i] = table[index of fake_quant_int8(y[i], scale)'s code] (code + 128; 256 for -0), over n
+// floats; false, nothing written, where one of them is a NaN. AVX-512 or scalar, the same values.
+bool lookup_int8_grid(const float* table, float scale, float* y, int64_t n);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 
 #include "kernels.h"
@@ -87,8 +88,14 @@ void lookup_int8_table(const ChainLink& k, float* v, int64_t n) {
   if (!lookup_codes(k.table, k.table_scale, v, v, n)) activation_block(k.act, v, n);
 }
 
+void replaced_links_block(const std::vector<ChainLink>& links, float* v, float* x0, int64_t n);
+
 void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
   switch (k.kind) {
+    case ChainLink::kGridLookup:
+      if (k.table_scale == 0.f) return lookup_fp16_table(k.table, v, n);
+      if (!lookup_int8_grid(k.table, k.table_scale, v, n)) replaced_links_block(*k.replaced, v, x0, n);
+      return;
     case ChainLink::kActivation:
       if (k.table && k.table_scale > 0.f) return lookup_int8_table(k, v, n);
       if (k.table) return lookup_fp16_table(k.table, v, n);
@@ -135,6 +142,12 @@ void chain_block(const ChainLink* links, size_t n_links, float* v, float* x0, in
   for (size_t k = 0; k < n_links; ++k) link_block(links[k], v, x0, m);
 }
 
+// An INT8 block holding a NaN: the links a kGridLookup replaced (outside chain_block's clones, so
+// that flattening does not recurse).
+[[gnu::noinline]] void replaced_links_block(const std::vector<ChainLink>& links, float* v, float* x0, int64_t n) {
+  chain_block(links.data(), links.size(), v, x0, n);
+}
+
 // Activations whose table pays: a transcendental function per element.
 bool costly(ActivationType t) {
   switch (t) {
@@ -177,9 +190,8 @@ const float* activation_table(const ActivationParams& a, float int8_scale) {
   return t->data();
 }
 
-}  // namespace
-
-void prepare_chain(std::vector<ChainLink>& links) {
+// Each costly activation right after a rounding link looks its value up (ChainLink::table).
+void use_activation_tables(std::vector<ChainLink>& links) {
   for (size_t k = 1; k < links.size(); ++k) {
     ChainLink& l = links[k];
     const ChainLink& before = links[k - 1];
@@ -191,6 +203,107 @@ void prepare_chain(std::vector<ChainLink>& links) {
       l.table = activation_table(l.act, before.scalar), l.table_scale = before.scalar;
     }
   }
+}
+
+// A usable INT8 grid scale: normal and finite (a subnormal scale's products lose the codes' exactness).
+bool int8_grid_scale(float s) { return s >= std::numeric_limits<float>::min() && std::isfinite(s); }
+
+// The rounding at r and the links after it: a function of the rounded value alone when no link
+// reads the chain input before capturing it (after r), worth a table when two or more links follow.
+bool grid_lookup_pays(const std::vector<ChainLink>& links, size_t r, int64_t n) {
+  const ChainLink& round = links[r];
+  if (round.kind == ChainLink::kRoundFp16) {
+    if (n < kGridLookupMinValues) return false;
+  } else if (round.kind != ChainLink::kRoundInt8 || !int8_grid_scale(round.scalar)) {
+    return false;
+  }
+  bool captured = false;
+  int computing = 0;
+  for (size_t k = r + 1; k < links.size(); ++k) {
+    switch (links[k].kind) {
+      case ChainLink::kCaptureInput: captured = true; break;
+      case ChainLink::kChainInputRight: case ChainLink::kChainInputLeft:
+        if (!captured) return false;
+        ++computing;
+        break;
+      case ChainLink::kActivation: case ChainLink::kScalarRight: case ChainLink::kScalarLeft:
+      case ChainLink::kRoundFp16: case ChainLink::kRoundInt8:
+        ++computing;
+        break;
+      case ChainLink::kGridLookup: return false;
+    }
+  }
+  return computing >= 2;
+}
+
+void append_bits(std::string& key, const void* p, size_t n) { key.append(static_cast<const char*>(p), n); }
+
+// The table of a rounding (first of `links`) and its followers: every value of its grid through
+// them (apply_chain, the activation tables as the chain would use them: the same bits), kept for
+// the process, one per distinct links. FP16: index h holds the links of half_to_float(h), and for
+// a NaN code the links of the quiet NaN round_fp16_block writes for it (the sign kept); INT8:
+// index q + 128 the links of fl(q * scale), 256 those of -0.
+const float* grid_table(const std::vector<ChainLink>& links) {
+  std::string key;
+  for (const ChainLink& l : links) {
+    append_bits(key, &l.kind, sizeof l.kind), append_bits(key, &l.act.type, sizeof l.act.type);
+    append_bits(key, &l.act.alpha, sizeof(float)), append_bits(key, &l.act.beta, sizeof(float));
+    append_bits(key, &l.op, sizeof l.op), append_bits(key, &l.scalar, sizeof(float));
+  }
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<std::vector<float>>> tables;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& t = tables[key];
+  if (t) return t->data();
+  std::vector<ChainLink> followers(links.begin() + 1, links.end());
+  use_activation_tables(followers);
+  if (links[0].kind == ChainLink::kRoundFp16) {
+    t = std::make_unique<std::vector<float>>(size_t(65536));
+    for (uint32_t h = 0; h < 65536; ++h) {
+      const bool nan = (h & 0x7c00u) == 0x7c00u && (h & 0x03ffu) != 0;
+      const uint32_t quiet_nan = (h & 0x8000u ? 0x80000000u : 0u) | 0x7fc00000u;
+      float f = half_to_float(uint16_t(h));
+      if (nan) std::memcpy(&f, &quiet_nan, sizeof f);
+      (*t)[h] = f;
+    }
+  } else {
+    const float s = links[0].scalar;
+    t = std::make_unique<std::vector<float>>(size_t(257));
+    for (int q = -128; q < 128; ++q) (*t)[size_t(q + 128)] = float(q) * s;
+    (*t)[256] = -0.f * s;
+  }
+  apply_chain(followers, t->data(), t->data(), int64_t(t->size()));
+  return t->data();
+}
+
+// The first rounding whose followers grid_lookup_pays becomes a kGridLookup in their place.
+void use_grid_lookup(std::vector<ChainLink>& links, int64_t n) {
+  for (size_t r = 0; r < links.size(); ++r) {
+    if (!grid_lookup_pays(links, r, n)) continue;
+    std::vector<ChainLink> replaced(links.begin() + std::ptrdiff_t(r), links.end());
+    ChainLink lookup;
+    lookup.kind = ChainLink::kGridLookup;
+    lookup.table = grid_table(replaced);
+    lookup.table_scale = replaced[0].kind == ChainLink::kRoundInt8 ? replaced[0].scalar : 0.f;
+    use_activation_tables(replaced);
+    lookup.replaced = std::make_shared<const std::vector<ChainLink>>(std::move(replaced));
+    links.resize(r);
+    links.push_back(std::move(lookup));
+    return;
+  }
+}
+
+}  // namespace
+
+void prepare_chain(std::vector<ChainLink>& links, int64_t n) {
+  use_grid_lookup(links, n);
+  use_activation_tables(links);
+}
+
+float chain_final_int8_scale(const std::vector<ChainLink>& links) {
+  if (links.empty()) return 0.f;
+  const ChainLink& last = links.back().kind == ChainLink::kGridLookup ? links.back().replaced->back() : links.back();
+  return last.kind == ChainLink::kRoundInt8 && int8_grid_scale(last.scalar) ? last.scalar : 0.f;
 }
 
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n) {
@@ -256,7 +369,7 @@ Kernel make_coded_chain_kernel(const std::vector<ChainLink>& links, int64_t n, I
 }  // namespace
 
 Kernel make_chain_kernel(std::vector<ChainLink> links, int64_t n, InputGrid grid) {
-  prepare_chain(links);
+  prepare_chain(links, n);
   if (n >= 4096 && codes_recoverable(grid) && computes_costly_activation(links))
     return make_coded_chain_kernel(links, n, grid);
   return [links = std::move(links), n](const std::vector<void*>& in, const std::vector<void*>& out) {

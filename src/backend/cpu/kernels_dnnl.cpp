@@ -319,8 +319,8 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   std::vector<ChainLink> chain = s.chain;
   const bool tail = !s.tail.empty();  // chain then tail in one pass, from out[0] into out[1]
   chain.insert(chain.end(), s.tail.begin(), s.tail.end());
-  prepare_chain(chain);
   const int64_t out_count = volume(s.out_dims);
+  prepare_chain(chain, out_count);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     (void)bias, (void)scalars;  // kept alive: the memories point into them
     src_mem.set_data_handle(in[0]);

@@ -455,7 +455,7 @@ struct RequantizeSpec {
   explicit RequantizeSpec(const ConvSpec& s)
       : chain(s.chain), alpha(s.alpha), bias(s.bias), post_ops(s.post_ops), y_slot(s.tail.empty() ? 0 : 1) {
     chain.insert(chain.end(), s.tail.begin(), s.tail.end());
-    prepare_chain(chain);
+    prepare_chain(chain, volume(s.out_dims));
     // Padded blocks of sums (sum_layouts) run whole: their padding channels get alpha 0, bias 0.
     const size_t padded = (alpha.size() + 15) / 16 * 16;
     alpha.resize(padded, 0.f);
@@ -852,10 +852,9 @@ Kernel make_conv_int8_kernel(const ConvSpec& s, Int8ConvPath path) {
   auto io = s.codes_io ? s.codes_io : std::make_shared<Int8CodesIo>();
   io->can_read = path == Int8ConvPath::kVnni && src_block == kNhwcBlock && q_block == kNhwcBlock;
   io->read_scale = in_scale;
-  const bool ends_int8 = !chain.empty() && chain.back().kind == ChainLink::kRoundInt8 &&
-                         chain.back().scalar >= std::numeric_limits<float>::min() && std::isfinite(chain.back().scalar);
-  io->can_write = ends_int8 && dst_block == kNhwcBlock && acc_block == kNhwcBlock;
-  io->write_scale = io->can_write ? chain.back().scalar : 0.f;
+  const float final_scale = chain_final_int8_scale(chain);
+  io->can_write = final_scale > 0.f && dst_block == kNhwcBlock && acc_block == kNhwcBlock;
+  io->write_scale = io->can_write ? final_scale : 0.f;
   Kernel whole = [=](const std::vector<void*>& in, const std::vector<void*>& out) {
     const float* x = static_cast<const float*>(in[0]);
     float* y = static_cast<float*>(out[y_slot]);

@@ -95,6 +95,7 @@ void round_block(const std::vector<ChainLink>& rounds, float* y, int64_t n) {
       case ChainLink::kRoundInt8: fake_quant_int8_block(y, n, r.scalar); break;
       case ChainLink::kActivation: case ChainLink::kScalarRight: case ChainLink::kScalarLeft:
       case ChainLink::kChainInputRight: case ChainLink::kChainInputLeft: case ChainLink::kCaptureInput:
+      case ChainLink::kGridLookup:
         throw Error("a plain kernel's output rounding is not a rounding link (internal)");
     }
 }
