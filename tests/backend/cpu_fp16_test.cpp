@@ -59,14 +59,25 @@ TEST(CpuInt8FakeQuant, VectorisedEqualsScalarBitForBit) {
   for (float f : {0.125f, 0.375f, -0.125f, 15.875f, 16.f, 100.f, -16.f, -16.0625f, -100.f, 0.f, -0.f})
     xs.push_back(f);
   for (uint32_t u : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u}) xs.push_back(from_bits(u));
-  for (float scale : {0.05f, 0.125f, 1.f / 127.f, 3.7e-3f}) {
-    std::vector<float> fast = xs, slow = xs;
+  // The vectorised code multiplies by 1 / scale where it provably rounds as the division
+  // (fp16_round.cpp, int8_code_avx512): every half-integer tie k + 0.5 of x / scale and the floats
+  // around it, a dense sweep of the clamp's range, and scales whose reciprocal is not normal (the
+  // division throughout).
+  for (float scale : {0.05f, 0.125f, 1.f / 127.f, 3.7e-3f, 0.0473f, 1.f / 3.f, 0.1f, 7.3f, 1e-30f, 3e38f, 1e-39f}) {
+    std::vector<float> around = xs;
+    for (int k = -131; k <= 131; ++k) {
+      float x = (float(k) + 0.5f) * scale;
+      for (int step = 0; step < 6; ++step) x = std::nextafter(x, -INFINITY);
+      for (int step = 0; step < 13; ++step, x = std::nextafter(x, INFINITY)) around.push_back(x);
+    }
+    for (int i = 0; i < 200003; ++i) around.push_back(scale * (-131.f + 262.f * float((int64_t(i) * 7919) % 200003) / 200003.f));
+    std::vector<float> fast = around, slow = around;
     cpu::fake_quant_int8_array(fast.data(), int64_t(fast.size()), scale);
     cpu::fake_quant_int8_array(slow.data(), int64_t(slow.size()), scale, false);
     size_t differ = 0, first = 0;
-    for (size_t i = 0; i < xs.size(); ++i)
+    for (size_t i = 0; i < around.size(); ++i)
       if (bits(fast[i]) != bits(slow[i]) && differ++ == 0) first = i;
-    EXPECT_EQ(differ, 0u) << "scale " << scale << ", first at x bits 0x" << std::hex << bits(xs[first]);
+    EXPECT_EQ(differ, 0u) << "scale " << scale << ", first at x bits 0x" << std::hex << bits(around[first]);
   }
   // Hand-worked, scale 0.125: 0.3125 / 0.125 = 2.5 -> 2 (even) -> 0.25; 16.0 -> 128 -> 127 -> 15.875;
   // -16.0625 -> -128.5 -> -128 -> -16.
@@ -245,6 +256,22 @@ TEST(CpuGridLookup, LookedUpEqualsComputedBitForBit) {
       if (bits(got[i]) != bits(want[i]) && differ++ == 0) first = i;
     EXPECT_EQ(differ, 0u) << c.name << ": first at x bits 0x" << std::hex << bits(xs[first]) << ": 0x" << bits(got[first])
                           << " vs 0x" << bits(want[first]);
+  }
+  // The INT8 block against scalar arithmetic (numerics.h's fake_quant_int8, divisions and all): the
+  // lookup's codes and the vectorised roundings both multiply where they may (fp16_round.cpp).
+  {
+    std::vector<cpu::ChainLink> looked_up = int8_block;
+    cpu::prepare_chain(looked_up, n);
+    std::vector<float> got(xs.size());
+    cpu::apply_chain(looked_up, xs.data(), got.data(), n);
+    size_t differ = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      float v = fake_quant_int8(xs[i] * 0.5f, 0.0473f);
+      v = fake_quant_int8(0.25f - v * 1.7f, 0.0311f);
+      v = fake_quant_int8(cpu::apply_activation({ActivationType::kSigmoid, 0.f, 0.f}, v), 0.0078125f);
+      differ += bits(got[i]) != bits(v) && !(std::isnan(got[i]) && std::isnan(v));
+    }
+    EXPECT_EQ(differ, 0u) << "int8 block against scalar arithmetic";
   }
   // Hand-worked, the INT8 block: x = 1 -> * 0.5 = 0.5 -> code rne(0.5 / 0.0473 = 10.57) = 11 ->
   // 11 * 0.0473 = 0.5203 -> * 1.7 = 0.88451 -> 0.25 - 0.88451 = -0.63451 -> code rne(-20.40) = -20
