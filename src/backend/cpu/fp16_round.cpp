@@ -138,41 +138,41 @@ __attribute__((target("avx512f"))) void fake_quant_int8_avx512(float* y, int64_t
   if (i < n) fake_quant_int8_avx(y + i, n - i, scale);
 }
 
-__attribute__((target("avx2,f16c"))) void lookup_fp16_table_avx2(const float* table, float* y, int64_t n) {
+__attribute__((target("avx2,f16c"))) void lookup_fp16_table_avx2(const float* table, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(y + i), _MM_FROUND_TO_NEAREST_INT);
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
     _mm256_storeu_ps(y + i, _mm256_i32gather_ps(table, _mm256_cvtepu16_epi32(h), 4));
   }
-  for (; i < n; ++i) y[i] = table[float_to_half(y[i])];
+  for (; i < n; ++i) y[i] = table[float_to_half(x[i])];
 }
 
 // The same 16 at a time: vcvtps2ph, zero-extended to 32-bit indices, one gather.
-__attribute__((target("avx512f"))) void lookup_fp16_table_avx512(const float* table, float* y, int64_t n) {
+__attribute__((target("avx512f"))) void lookup_fp16_table_avx512(const float* table, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(y + i), _MM_FROUND_TO_NEAREST_INT);
+    const __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
     _mm512_storeu_ps(y + i, _mm512_i32gather_ps(_mm512_cvtepu16_epi32(h), table, 4));
   }
-  if (i < n) lookup_fp16_table_avx2(table, y + i, n - i);
+  if (i < n) lookup_fp16_table_avx2(table, x + i, y + i, n - i);
 }
 
 // lookup_int8_grid_avx512's index, 8 at a time (the -0 select as and / andnot / or: see round_fp16_f16c).
-__attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, float scale, float* y, int64_t n) {
+__attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, float scale, const float* x, float* y, int64_t n) {
   const __m256 s = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f);
   const __m256i bias = _mm256_set1_epi32(128), minus_zero = _mm256_set1_epi32(int32_t(0x80000000u)),
                 at_minus_zero = _mm256_set1_epi32(256);
   __m256 nan = _mm256_setzero_ps();
-  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(y + i), _CMP_UNORD_Q));
+  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), _CMP_UNORD_Q));
   bool any_nan = _mm256_movemask_ps(nan) != 0;
-  for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || y[i] != y[i];
+  for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || x[i] != x[i];
   if (any_nan) return false;
   const __m256 r = _mm256_set1_ps(1.f / scale);
   const bool fast = int8_division_free(scale);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_loadu_ps(y + i);
-    __m256 q = fast ? int8_code_avx(x, s, r) : _mm256_round_ps(_mm256_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 v = _mm256_loadu_ps(x + i);
+    __m256 q = fast ? int8_code_avx(v, s, r) : _mm256_round_ps(_mm256_div_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm256_max_ps(lo, _mm256_min_ps(hi, q));
     const __m256i is_minus_zero = _mm256_cmpeq_epi32(_mm256_castps_si256(q), minus_zero);
     const __m256i idx = _mm256_or_si256(_mm256_andnot_si256(is_minus_zero, _mm256_add_epi32(_mm256_cvtps_epi32(q), bias)),
@@ -180,29 +180,29 @@ __attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, f
     _mm256_storeu_ps(y + i, _mm256_i32gather_ps(table, idx, 4));
   }
   for (; i < n; ++i) {
-    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(y[i] / scale)));
+    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(x[i] / scale)));
     y[i] = table[std::signbit(q) && q == 0.f ? 256 : int32_t(q) + 128];
   }
   return true;
 }
 
-// The index of fake_quant_int8's code: q = clamp(rne(y / scale)) as fake_quant_int8_avx512 computes
-// it (the same division and operand order), q + 128, and 256 for q = -0 (which fake_quant_int8 keeps:
+// The index of fake_quant_int8's code: q = clamp(rne(x / scale)) as fake_quant_int8_avx512 computes
+// it (int8_code_avx512, the clamps in the same operand order), q + 128, and 256 for q = -0 (which fake_quant_int8 keeps:
 // -0 * scale = -0). False, nothing written, where the block holds a NaN.
-__attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* table, float scale, float* y, int64_t n) {
+__attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* table, float scale, const float* x, float* y, int64_t n) {
   const __m512 s = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f);
   const __m512i bias = _mm512_set1_epi32(128), minus_zero = _mm512_set1_epi32(int32_t(0x80000000u)),
                 at_minus_zero = _mm512_set1_epi32(256);
   __mmask16 nan = 0;
-  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), _mm512_loadu_ps(y + i), _CMP_UNORD_Q);
-  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= y[i] != y[i];
+  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q);
+  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= x[i] != x[i];
   if (nan) return false;
   const __m512 r = _mm512_set1_ps(1.f / scale);
   const bool fast = int8_division_free(scale);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m512 x = _mm512_loadu_ps(y + i);
-    __m512 q = fast ? int8_code_avx512(x, s, r) : _mm512_roundscale_ps(_mm512_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 v = _mm512_loadu_ps(x + i);
+    __m512 q = fast ? int8_code_avx512(v, s, r) : _mm512_roundscale_ps(_mm512_div_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm512_max_ps(lo, _mm512_min_ps(hi, q));
     const __m512i qi = _mm512_castps_si512(q);
     __m512i idx = _mm512_add_epi32(_mm512_cvtps_epi32(q), bias);
@@ -210,7 +210,7 @@ __attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* tab
     _mm512_storeu_ps(y + i, _mm512_i32gather_ps(idx, table, 4));
   }
   for (; i < n; ++i) {
-    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(y[i] / scale)));
+    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(x[i] / scale)));
     y[i] = table[std::signbit(q) && q == 0.f ? 256 : int32_t(q) + 128];
   }
   return true;
@@ -249,20 +249,20 @@ void round_fp16_block(float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = round_to_fp16(y[i]);
 }
 
-void lookup_fp16_table(const float* table, float* y, int64_t n) {
-  if (has_avx512f() && has_f16c()) return lookup_fp16_table_avx512(table, y, n);
-  if (has_avx2() && has_f16c()) return lookup_fp16_table_avx2(table, y, n);
-  for (int64_t i = 0; i < n; ++i) y[i] = table[float_to_half(y[i])];
+void lookup_fp16_table(const float* table, const float* x, float* y, int64_t n) {
+  if (has_avx512f() && has_f16c()) return lookup_fp16_table_avx512(table, x, y, n);
+  if (has_avx2() && has_f16c()) return lookup_fp16_table_avx2(table, x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = table[float_to_half(x[i])];
 }
 
-bool lookup_int8_grid(const float* table, float scale, float* y, int64_t n) {
-  if (has_avx512f()) return lookup_int8_grid_avx512(table, scale, y, n);
-  if (has_avx2()) return lookup_int8_grid_avx2(table, scale, y, n);
+bool lookup_int8_grid(const float* table, float scale, const float* x, float* y, int64_t n) {
+  if (has_avx512f()) return lookup_int8_grid_avx512(table, scale, x, y, n);
+  if (has_avx2()) return lookup_int8_grid_avx2(table, scale, x, y, n);
   for (int64_t i = 0; i < n; ++i)
-    if (y[i] != y[i]) return false;
+    if (x[i] != x[i]) return false;
   // The scalar loop computes fake_quant_int8's q exactly as the AVX and AVX-512 roundings do.
   for (int64_t i = 0; i < n; ++i) {
-    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(y[i] / scale)));
+    const float q = std::min(127.f, std::max(-128.f, std::nearbyint(x[i] / scale)));
     y[i] = table[std::signbit(q) && q == 0.f ? 256 : int32_t(q) + 128];
   }
   return true;

@@ -136,12 +136,12 @@ void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = t
 // The same on one block, on the calling thread (no OpenMP region): a chain's rounding link.
 void round_fp16_block(float* y, int64_t n);
 void fake_quant_int8_block(float* y, int64_t n, float scale);
-// y[i] = table[bits of y[i] as half] for n floats that are half values (a rounded FP16 value's
-// bits are exact): F16C + AVX2 gathers where the CPU has them, else scalar; the same values.
-void lookup_fp16_table(const float* table, float* y, int64_t n);
-// y[i] = table[index of fake_quant_int8(y[i], scale)'s code] (code + 128; 256 for -0), over n
+// y[i] = table[bits of x[i] rounded to half] for n floats (x == y allowed): F16C + AVX-512 or AVX2
+// gathers where the CPU has them, else scalar; the same values.
+void lookup_fp16_table(const float* table, const float* x, float* y, int64_t n);
+// y[i] = table[index of fake_quant_int8(x[i], scale)'s code] (x == y allowed) (code + 128; 256 for -0), over n
 // floats; false, nothing written, where one of them is a NaN. AVX-512 or scalar, the same values.
-bool lookup_int8_grid(const float* table, float scale, float* y, int64_t n);
+bool lookup_int8_grid(const float* table, float scale, const float* x, float* y, int64_t n);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.

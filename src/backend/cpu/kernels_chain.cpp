@@ -43,10 +43,11 @@ void elementwise_block(ElementWiseOp op, F&& f) {
   }
 }
 
-void activation_block(const ActivationParams& a, float* v, int64_t n) {
+// v = activation(s) over n values (s == v allowed).
+void activation_block(const ActivationParams& a, const float* s, float* v, int64_t n) {
   const float al = a.alpha, be = a.beta;
   auto map = [&](auto f) {
-    for (int64_t i = 0; i < n; ++i) v[i] = f(v[i]);
+    for (int64_t i = 0; i < n; ++i) v[i] = f(s[i]);
   };
   switch (a.type) {
     case ActivationType::kRelu: map([](float x) { return ops::activation(ActivationType::kRelu, x, 0.f, 0.f); }); return;
@@ -84,45 +85,59 @@ bool lookup_codes(const float* table, float scale, const float* x, float* y, int
 
 // v = table[q + 128] for the values of an INT8 rounding link; a block holding a NaN (passed
 // through by the rounding) computes the activation instead.
-void lookup_int8_table(const ChainLink& k, float* v, int64_t n) {
-  if (!lookup_codes(k.table, k.table_scale, v, v, n)) activation_block(k.act, v, n);
+void lookup_int8_table(const ChainLink& k, const float* s, float* v, int64_t n) {
+  if (!lookup_codes(k.table, k.table_scale, s, v, n)) activation_block(k.act, s, v, n);
 }
 
-void replaced_links_block(const std::vector<ChainLink>& links, float* v, float* x0, int64_t n);
+// Where a block's chain input is: x0 (read by the kChainInput links), the chain's input itself or
+// x0_buffer once a kCaptureInput link filled it.
+struct ChainInput {
+  const float* x0;
+  float* x0_buffer;
+};
 
-void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
+void replaced_links_block(const std::vector<ChainLink>& links, const float* s, float* v, ChainInput& in, int64_t n);
+
+// v = link(s) over n values: s is the block's source for the chain's first link (no copy into v
+// first), v itself for the others.
+void link_block(const ChainLink& k, const float* s, float* v, ChainInput& in, int64_t n) {
+  const float* x0 = in.x0;
   switch (k.kind) {
     case ChainLink::kGridLookup:
-      if (k.table_scale == 0.f) return lookup_fp16_table(k.table, v, n);
-      if (!lookup_int8_grid(k.table, k.table_scale, v, n)) replaced_links_block(*k.replaced, v, x0, n);
+      if (k.table_scale == 0.f) return lookup_fp16_table(k.table, s, v, n);
+      if (!lookup_int8_grid(k.table, k.table_scale, s, v, n)) replaced_links_block(*k.replaced, s, v, in, n);
       return;
     case ChainLink::kActivation:
-      if (k.table && k.table_scale > 0.f) return lookup_int8_table(k, v, n);
-      if (k.table) return lookup_fp16_table(k.table, v, n);
-      activation_block(k.act, v, n);
+      if (k.table && k.table_scale > 0.f) return lookup_int8_table(k, s, v, n);
+      if (k.table) return lookup_fp16_table(k.table, s, v, n);
+      activation_block(k.act, s, v, n);
       return;
     case ChainLink::kScalarRight:
-      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(v[i], k.scalar); });
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(s[i], k.scalar); });
       return;
     case ChainLink::kScalarLeft:
-      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(k.scalar, v[i]); });
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(k.scalar, s[i]); });
       return;
     case ChainLink::kChainInputRight:
-      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(v[i], x0[i]); });
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(s[i], x0[i]); });
       return;
     case ChainLink::kChainInputLeft:
-      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(x0[i], v[i]); });
+      elementwise_block(k.op, [&](auto f) { for (int64_t i = 0; i < n; ++i) v[i] = f(x0[i], s[i]); });
       return;
-    // The rounding functions dispatch on the CPU themselves (F16C / AVX or scalar, the same bits:
-    // fp16_round.cpp), whichever clone of chain_block calls them.
+    // The rounding functions round in place and dispatch on the CPU themselves (F16C / AVX or
+    // scalar, the same bits: fp16_round.cpp), whichever clone of chain_block calls them.
     case ChainLink::kRoundFp16:
+      if (s != v) std::memcpy(v, s, size_t(n) * sizeof(float));
       round_fp16_block(v, n);
       return;
     case ChainLink::kRoundInt8:
+      if (s != v) std::memcpy(v, s, size_t(n) * sizeof(float));
       fake_quant_int8_block(v, n, k.scalar);
       return;
     case ChainLink::kCaptureInput:
-      std::memcpy(x0, v, size_t(n) * sizeof(float));
+      std::memcpy(in.x0_buffer, s, size_t(n) * sizeof(float));
+      in.x0 = in.x0_buffer;
+      if (s != v) std::memcpy(v, s, size_t(n) * sizeof(float));
       return;
   }
 }
@@ -138,14 +153,16 @@ void link_block(const ChainLink& k, float* v, float* x0, int64_t n) {
 #define TANDEM_CHAIN_BLOCK_ATTRIBUTES [[gnu::flatten]] __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 TANDEM_CHAIN_BLOCK_ATTRIBUTES
-void chain_block(const ChainLink* links, size_t n_links, float* v, float* x0, int64_t m) {
-  for (size_t k = 0; k < n_links; ++k) link_block(links[k], v, x0, m);
+void chain_block(const ChainLink* links, size_t n_links, const float* s, float* v, ChainInput& in, int64_t m) {
+  if (n_links == 0 && s != v) std::memcpy(v, s, size_t(m) * sizeof(float));
+  for (size_t k = 0; k < n_links; ++k) link_block(links[k], k == 0 ? s : v, v, in, m);
 }
 
 // An INT8 block holding a NaN: the links a kGridLookup replaced (outside chain_block's clones, so
 // that flattening does not recurse).
-[[gnu::noinline]] void replaced_links_block(const std::vector<ChainLink>& links, float* v, float* x0, int64_t n) {
-  chain_block(links.data(), links.size(), v, x0, n);
+[[gnu::noinline]] void replaced_links_block(const std::vector<ChainLink>& links, const float* s, float* v, ChainInput& in,
+                                           int64_t n) {
+  chain_block(links.data(), links.size(), s, v, in, n);
 }
 
 // Activations whose table pays: a transcendental function per element.
@@ -315,13 +332,18 @@ void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, 
     needs_x0 = needs_x0 || k.kind == ChainLink::kChainInputLeft || k.kind == ChainLink::kChainInputRight;
   }
   // Large tensors only: a parallel region costs more than a small chain (docs/cpu-backend.md).
+  // The first link reads x and writes y; the chain input is read where it is unless the chain
+  // runs in place (then it is copied before the links overwrite it).
   parallel_for(blocks, n >= 65536, [&](int64_t b) {
-    alignas(64) float x0[kBlock];
+    alignas(64) float x0_buffer[kBlock];
     const int64_t at = b * kBlock, m = std::min(kBlock, n - at);
     float* v = y + at;
-    if (needs_x0) std::memcpy(x0, x + at, size_t(m) * sizeof(float));
-    if (v != x + at) std::memcpy(v, x + at, size_t(m) * sizeof(float));
-    chain_block(links.data(), links.size(), v, x0, m);
+    ChainInput in{x + at, x0_buffer};
+    if (needs_x0 && v == x + at) {
+      std::memcpy(x0_buffer, x + at, size_t(m) * sizeof(float));
+      in.x0 = x0_buffer;
+    }
+    chain_block(links.data(), links.size(), x + at, v, in, m);
   });
 }
 
