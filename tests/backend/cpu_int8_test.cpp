@@ -134,8 +134,8 @@ struct ConvCase {
     return opt;
   }
   // The executor's output and its profile's kinds.
-  std::vector<float> run(std::vector<std::string>* kinds = nullptr) const {
-    auto ex = make_cpu_executor(net, options());
+  std::vector<float> run(std::vector<std::string>* kinds = nullptr, const ExecOptions* opt = nullptr) const {
+    auto ex = make_cpu_executor(net, opt ? *opt : options());
     HostTensor t = HostTensor::zeros("x", DataType::kFloat, {N, C, H, W});
     std::memcpy(t.data.data(), x.data(), x.size() * 4);
     TensorMap out = ex->run({{"x", t}});
@@ -441,6 +441,44 @@ TEST(CpuInt8, CodesBetweenConvolutionsEqualExactIntegerSums) {
         const bool linked = cpu::int8_codes_values_linked() > before;
         EXPECT_EQ(linked, has_vnni_path() && std::string(codes) == "1") << what;
       }
+}
+
+// An FP16 convolution (+ ReLU) before a real INT8 one writes the codes of its output's INT8 grid
+// (its chain ends in that rounding) and the INT8 convolution sums them as they are: the same bits
+// as floats on the grid (TANDEM_CPU_INT8_CODES=0), 3x3 and pointwise, whole and in pixel blocks.
+// Fails where no value was linked on a CPU that can.
+TEST(CpuInt8, CodesFromAnFp16ConvolutionEqualFloatsOnTheGrid) {
+  ConvCase c3;
+  c3.build();
+  ConvCase pw = ConvCase::pointwise(24, 40);
+  pw.H = 11;
+  pw.build();
+  EnvVar layout("TANDEM_CPU_CHAIN_LAYOUT", "nhwc");
+  for (const ConvCase* c : {&c3, &pw}) {
+    ExecOptions opt = c->options();
+    opt.numerics.layer_precision[0] = Precision::kFP16;                 // conv1
+    if (c->relu) opt.numerics.layer_precision[1] = Precision::kFP16;    // its ReLU
+    for (const char* tile : {"0", "7"}) {
+      EnvVar t("TANDEM_CPU_INT8_TILE", tile);
+      std::vector<float> as_floats, as_codes;
+      {
+        EnvVar k("TANDEM_CPU_INT8_CODES", "0");
+        as_floats = c->run(nullptr, &opt);
+      }
+      const uint64_t before = cpu::int8_codes_values_linked();
+      std::vector<std::string> kinds;
+      as_codes = c->run(&kinds, &opt);
+      const std::string what = "K " + std::to_string(c->K) + " kernel " + std::to_string(c->kernel) + ", tile " + tile;
+      EXPECT_EQ(cpu::int8_codes_values_linked() > before, has_vnni_path()) << what;
+      EXPECT_EQ(real_int8_steps(kinds), 1) << what;
+      ASSERT_EQ(as_codes.size(), as_floats.size());
+      size_t differ = 0;
+      for (size_t i = 0; i < as_codes.size(); ++i) differ += std::memcmp(&as_codes[i], &as_floats[i], 4) != 0;
+      EXPECT_EQ(differ, 0u) << what;
+      // Not all zero: the INT8 convolution's output varies.
+      EXPECT_NE(*std::min_element(as_codes.begin(), as_codes.end()), *std::max_element(as_codes.begin(), as_codes.end())) << what;
+    }
+  }
 }
 
 TEST(CpuInt8, DeconvolutionEqualsExactIntegerSums) {

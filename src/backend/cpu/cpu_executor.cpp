@@ -1190,9 +1190,9 @@ class CpuExecutor : public Executor {
     return last;
   }
 
-  // Codes between real INT8 convolutions (cpu::Int8CodesIo): a value one of them writes, its
-  // chain ending in an INT8 rounding, that only such convolutions read, each as its input on that
-  // grid, is stored as their codes. Not a network output, a view's root, or a value another step
+  // Codes between real INT8 convolutions (cpu::Int8CodesIo): a value a convolution writes (real
+  // INT8, or an FP32/FP16 block before INT8 ones), its chain ending in an INT8 rounding, that only
+  // real INT8 convolutions read, each as its input on that grid, is stored as their codes. Not a network output, a view's root, or a value another step
   // reads or writes; the arena keeps its float-sized block.
   void link_int8_codes() {
     std::vector<int> conv_at(graph_.steps.size(), -1);
@@ -1327,11 +1327,9 @@ class CpuExecutor : public Executor {
         cpu::ConvSpec s = conv_spec(net, opt.numerics, graph_, st, conv_scratch, block_, rounds);
         s.tail = conv_tail_;  // conv_tail's steps
         built_int8_ = !s.kernel_codes.empty();
-        if (built_int8_) {
-          s.codes_io = last_codes_io_ = std::make_shared<cpu::Int8CodesIo>();
-          return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
-        }
-        return cpu::make_conv_kernel(s);
+        s.codes_io = last_codes_io_ = std::make_shared<cpu::Int8CodesIo>();
+        if (built_int8_) return cpu::make_conv_int8_kernel(s, cpu::int8_conv_path());
+        return cpu::make_conv_kernel(s);  // (it may write codes too: an FP16 block before INT8 ones)
       }
       case LayerKind::kMatrixMultiply:
         return cpu::make_matmul_kernel(net, l);
@@ -1392,8 +1390,8 @@ class CpuExecutor : public Executor {
   int team_ = 1;   // threads a parallel step uses
   int block_ = 0;  // channel block of the values kept blocked (0: none)
   mutable bool built_int8_ = false;  // the last layer_kernel() built a real INT8 convolution
-  mutable std::shared_ptr<cpu::Int8CodesIo> last_codes_io_;  // and this is its codes switch
-  // Real INT8 convolution steps: the graph steps their run step covers, the value it writes.
+  mutable std::shared_ptr<cpu::Int8CodesIo> last_codes_io_;  // the last convolution's codes switch
+  // Convolution steps (real INT8 or not): the graph steps their run step covers, the value it writes.
   struct Int8ConvStep {
     size_t first, last;
     ValueId written;

@@ -69,6 +69,9 @@ void prepare_chain(std::vector<ChainLink>& links, int64_t n);
 float chain_final_int8_scale(const std::vector<ChainLink>& links);
 // y = chain(x) over n floats (x == y allowed), each link rounding to float as its layer does.
 void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, int64_t n);
+// q = the codes of chain(x) on the INT8 grid the chain ends on (inv_scale: 1 / its scale), block by
+// block: the values apply_chain writes, never stored as floats.
+void apply_chain_codes(const std::vector<ChainLink>& links, const float* x, int8_t* q, int64_t n, float inv_scale);
 // The grid the values a chain reads lie on, where its producer's last roundings put them: a
 // per-tensor INT8 rounding (scale), possibly followed by an FP16 one. int8_scale 0: none known.
 struct InputGrid {

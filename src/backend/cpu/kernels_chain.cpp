@@ -347,6 +347,18 @@ void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, 
   });
 }
 
+void apply_chain_codes(const std::vector<ChainLink>& links, const float* x, int8_t* q, int64_t n, float inv_scale) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  // x is never overwritten here: the chain input is read where it is.
+  parallel_for(blocks, n >= 65536, [&](int64_t b) {
+    alignas(64) float x0_buffer[kBlock], v[kBlock];
+    const int64_t at = b * kBlock, m = std::min(kBlock, n - at);
+    ChainInput in{x + at, x0_buffer};
+    chain_block(links.data(), links.size(), x + at, v, in, m);
+    int8_codes(v, q + at, m, inv_scale, SimdLevel::kBest);
+  });
+}
+
 namespace {
 
 // Whether grid's codes can be read back from its values: fl(q * s), then fp16 of that, lies within

@@ -321,10 +321,19 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   chain.insert(chain.end(), s.tail.begin(), s.tail.end());
   const int64_t out_count = volume(s.out_dims);
   prepare_chain(chain, out_count);
+  // Codes for INT8 readers (Int8CodesIo): a chain ending on an INT8 grid, a channels-last output
+  // the primitive writes as it is. Without a tail the primitive's values go to scratch->dst (unused
+  // then: no reorder), the output block holds the codes.
+  auto io = s.codes_io ? s.codes_io : std::make_shared<Int8CodesIo>();
+  const float final_scale = chain_final_int8_scale(chain);
+  io->can_write = final_scale > 0.f && s.dst_block == kNhwcBlock && !reorder_dst;
+  io->write_scale = io->can_write ? final_scale : 0.f;
+  if (io->can_write && !tail && scratch->dst.size() < size_t(out_count) + 16) scratch->dst.resize(size_t(out_count) + 16);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     (void)bias, (void)scalars;  // kept alive: the memories point into them
     src_mem.set_data_handle(in[0]);
-    dst_mem.set_data_handle(out[0]);
+    float* values = io->write && !tail ? scratch->dst.data() : static_cast<float*>(out[0]);
+    dst_mem.set_data_handle(values);
     if (reorder_src) {
       src_blk.set_data_handle(scratch->src.data());
       to_blk.execute(*stream, src_mem, src_blk);
@@ -336,8 +345,8 @@ Kernel make_conv_kernel(const ConvSpec& s) {
     if (reorder_dst) from_blk.execute(*stream, dst_blk, dst_mem);
     stream->wait();
     if (serial) omp_set_num_threads(threads);
-    if (!chain.empty())
-      apply_chain(chain, static_cast<float*>(out[0]), static_cast<float*>(out[tail ? 1 : 0]), out_count);
+    if (io->write) return apply_chain_codes(chain, values, static_cast<int8_t*>(out[tail ? 1 : 0]), out_count, 1.f / io->write_scale);
+    if (!chain.empty()) apply_chain(chain, values, static_cast<float*>(out[tail ? 1 : 0]), out_count);
   };
 }
 
