@@ -20,9 +20,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -222,7 +225,7 @@ bool has_avx2() {
 }
 
 bool has_avx512f() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
+  static const bool yes = __builtin_cpu_supports("avx512f") && !isa_capped_below_avx512();
   return yes;
 }
 
@@ -242,6 +245,16 @@ bool has_f16c() {
 }
 
 }  // namespace
+
+bool isa_capped_below_avx512() {
+  static const bool capped = [] {
+    const char* v = std::getenv("ONEDNN_MAX_CPU_ISA");
+    std::string isa = v ? v : "";
+    for (char& c : isa) c = char(std::toupper(static_cast<unsigned char>(c)));
+    return isa == "SSE41" || isa == "AVX" || isa == "AVX2" || isa == "AVX2_VNNI" || isa == "AVX2_VNNI_2";
+  }();
+  return capped;
+}
 
 void round_fp16_block(float* y, int64_t n) {
   if (has_avx512f() && has_f16c()) return round_fp16_avx512(y, n);

@@ -136,6 +136,10 @@ void round_fp16(float* y, int64_t n, bool allow_simd = true);
 // y[i] = fake_quant_int8(y[i], scale) for n floats, bit for bit: AVX when the CPU has it and
 // allow_simd, else scalar.
 void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = true);
+// Whether ONEDNN_MAX_CPU_ISA caps oneDNN below AVX-512 (AVX2, AVX, SSE41): tandem's own kernels
+// that pick AVX-512 at run time take the same cap, so ctest's runs "as on a CPU without AVX-512"
+// cover their AVX2 paths too (GCC's target_clones pick by the CPU alone).
+bool isa_capped_below_avx512();
 // The same on one block, on the calling thread (no OpenMP region): a chain's rounding link.
 void round_fp16_block(float* y, int64_t n);
 void fake_quant_int8_block(float* y, int64_t n, float scale);

@@ -272,7 +272,7 @@ __attribute__((target("avx512f"))) void codes_s8_avx512(const float* x, int8_t* 
   codes_s8_loop(x + i, q + i, n - i, inv_scale);
 }
 bool cpu_has_avx512f() {
-  static const bool yes = __builtin_cpu_supports("avx512f");
+  static const bool yes = __builtin_cpu_supports("avx512f") && !isa_capped_below_avx512();
   return yes;
 }
 void codes_s8(const float* x, int8_t* q, int64_t n, float inv_scale) {
