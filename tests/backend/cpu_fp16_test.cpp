@@ -59,10 +59,8 @@ TEST(CpuInt8FakeQuant, VectorisedEqualsScalarBitForBit) {
   for (float f : {0.125f, 0.375f, -0.125f, 15.875f, 16.f, 100.f, -16.f, -16.0625f, -100.f, 0.f, -0.f})
     xs.push_back(f);
   for (uint32_t u : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u}) xs.push_back(from_bits(u));
-  // The vectorised code multiplies by 1 / scale where it provably rounds as the division
-  // (fp16_round.cpp, int8_code_avx512): every half-integer tie k + 0.5 of x / scale and the floats
-  // around it, a dense sweep of the clamp's range, and scales whose reciprocal is not normal (the
-  // division throughout).
+  // Every half-integer tie k + 0.5 of x / scale and the floats around it, a dense sweep of the
+  // clamp's range, scales whose reciprocal is not normal.
   for (float scale : {0.05f, 0.125f, 1.f / 127.f, 3.7e-3f, 0.0473f, 1.f / 3.f, 0.1f, 7.3f, 1e-30f, 3e38f, 1e-39f}) {
     std::vector<float> around = xs;
     for (int k = -131; k <= 131; ++k) {
@@ -257,8 +255,8 @@ TEST(CpuGridLookup, LookedUpEqualsComputedBitForBit) {
     EXPECT_EQ(differ, 0u) << c.name << ": first at x bits 0x" << std::hex << bits(xs[first]) << ": 0x" << bits(got[first])
                           << " vs 0x" << bits(want[first]);
   }
-  // The INT8 block against scalar arithmetic (numerics.h's fake_quant_int8, divisions and all): the
-  // lookup's codes and the vectorised roundings both multiply where they may (fp16_round.cpp).
+  // The INT8 block against scalar arithmetic (numerics.h's fake_quant_int8): the lookup's codes and
+  // the vectorised roundings against the reference, not only against each other.
   {
     std::vector<cpu::ChainLink> looked_up = int8_block;
     cpu::prepare_chain(looked_up, n);

@@ -24,7 +24,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <limits>
 #include <string>
 
 #include "kernels.h"
@@ -34,44 +33,6 @@
 namespace tandem::cpu {
 
 namespace {
-
-// rne(fl(x / s)), the code fake_quant_int8 rounds before its clamp, without the division where that
-// is provably the same: q0 = fl(x * r), r = fl(1 / s) (normal: int8_division_free), lies within
-// |x / s| * 2^-22.4 of fl(x / s) (three roundings of relative 2^-24 at most), so where the nearest
-// half-integer is further from q0 than |q0| * 2^-20, both round to the same integer (and keep the
-// sign of a zero). q0 - k is exact for |q0| < 2^24, and 0.5 - |q0 - k| exact where it matters
-// (Sterbenz); beyond |q0| >= 256 both clamp alike. Any other lane (near a tie, a NaN) takes the
-// division for its whole vector. vdivps was most of an INT8 rounding's time (about 8 cycles per
-// 16 floats on the AVX-512 Xeon VMs here, against 1-2 for the multiply).
-__attribute__((target("avx512f"))) inline __m512 int8_code_avx512(__m512 x, __m512 s, __m512 r) {
-  const __m512 q0 = _mm512_mul_ps(x, r);
-  const __m512 k = _mm512_roundscale_ps(q0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 aq = _mm512_abs_ps(q0);
-  const __m512 gap = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_abs_ps(_mm512_sub_ps(q0, k)));
-  const __mmask16 safe = _mm512_cmp_ps_mask(gap, _mm512_mul_ps(aq, _mm512_set1_ps(0x1p-20f)), _CMP_GT_OQ) |
-                         _mm512_cmp_ps_mask(aq, _mm512_set1_ps(256.f), _CMP_GE_OQ);
-  if (safe == 0xffff) return k;
-  return _mm512_roundscale_ps(_mm512_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-
-__attribute__((target("avx"))) inline __m256 int8_code_avx(__m256 x, __m256 s, __m256 r) {
-  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u)));
-  const __m256 q0 = _mm256_mul_ps(x, r);
-  const __m256 k = _mm256_round_ps(q0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m256 aq = _mm256_andnot_ps(sign, q0);
-  const __m256 gap = _mm256_sub_ps(_mm256_set1_ps(0.5f), _mm256_andnot_ps(sign, _mm256_sub_ps(q0, k)));
-  const __m256 safe = _mm256_or_ps(_mm256_cmp_ps(gap, _mm256_mul_ps(aq, _mm256_set1_ps(0x1p-20f)), _CMP_GT_OQ),
-                                   _mm256_cmp_ps(aq, _mm256_set1_ps(256.f), _CMP_GE_OQ));
-  if (_mm256_movemask_ps(safe) == 0xff) return k;
-  return _mm256_round_ps(_mm256_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-
-// Whether int8_code_* may multiply by fl(1 / scale): the scale and its reciprocal normal and finite.
-bool int8_division_free(float scale) {
-  const float r = 1.f / scale;
-  return scale >= std::numeric_limits<float>::min() && std::isfinite(scale) && r >= std::numeric_limits<float>::min() &&
-         std::isfinite(r);
-}
 
 __attribute__((target("avx,f16c"))) void round_fp16_f16c(float* y, int64_t n) {
   const __m256 quiet_nan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
@@ -111,12 +72,9 @@ __attribute__((target("avx512f"))) void fake_quant_int8_avx512(float* y, int64_t
 
 __attribute__((target("avx"))) void fake_quant_int8_avx(float* y, int64_t n, float scale) {
   const __m256 s = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f);
-  const __m256 r = _mm256_set1_ps(1.f / scale);
-  const bool fast = int8_division_free(scale);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 x = _mm256_loadu_ps(y + i);
-    __m256 q = fast ? int8_code_avx(x, s, r) : _mm256_round_ps(_mm256_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(y + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     // vminps(a, b) is a < b ? a : b, so min(hi, q) is q > hi ? hi : q, NaN passing as q (the
     // scalar clamp's order); likewise max(lo, q). No vblendvps (see round_fp16_f16c).
     q = _mm256_min_ps(hi, q);
@@ -128,12 +86,9 @@ __attribute__((target("avx"))) void fake_quant_int8_avx(float* y, int64_t n, flo
 
 __attribute__((target("avx512f"))) void fake_quant_int8_avx512(float* y, int64_t n, float scale) {
   const __m512 s = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f);
-  const __m512 r = _mm512_set1_ps(1.f / scale);
-  const bool fast = int8_division_free(scale);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m512 x = _mm512_loadu_ps(y + i);
-    __m512 q = fast ? int8_code_avx512(x, s, r) : _mm512_roundscale_ps(_mm512_div_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(y + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm512_min_ps(hi, q);
     q = _mm512_max_ps(lo, q);
     _mm512_storeu_ps(y + i, _mm512_mul_ps(q, s));
@@ -170,12 +125,9 @@ __attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, f
   bool any_nan = _mm256_movemask_ps(nan) != 0;
   for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || x[i] != x[i];
   if (any_nan) return false;
-  const __m256 r = _mm256_set1_ps(1.f / scale);
-  const bool fast = int8_division_free(scale);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    __m256 q = fast ? int8_code_avx(v, s, r) : _mm256_round_ps(_mm256_div_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm256_max_ps(lo, _mm256_min_ps(hi, q));
     const __m256i is_minus_zero = _mm256_cmpeq_epi32(_mm256_castps_si256(q), minus_zero);
     const __m256i idx = _mm256_or_si256(_mm256_andnot_si256(is_minus_zero, _mm256_add_epi32(_mm256_cvtps_epi32(q), bias)),
@@ -190,7 +142,7 @@ __attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, f
 }
 
 // The index of fake_quant_int8's code: q = clamp(rne(x / scale)) as fake_quant_int8_avx512 computes
-// it (int8_code_avx512, the clamps in the same operand order), q + 128, and 256 for q = -0 (which fake_quant_int8 keeps:
+// it (the same division, the clamps in the same operand order), q + 128, and 256 for q = -0 (which fake_quant_int8 keeps:
 // -0 * scale = -0). False, nothing written, where the block holds a NaN.
 __attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* table, float scale, const float* x, float* y, int64_t n) {
   const __m512 s = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f);
@@ -200,12 +152,9 @@ __attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* tab
   for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q);
   for (int64_t i = n / 16 * 16; i < n; ++i) nan |= x[i] != x[i];
   if (nan) return false;
-  const __m512 r = _mm512_set1_ps(1.f / scale);
-  const bool fast = int8_division_free(scale);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(x + i);
-    __m512 q = fast ? int8_code_avx512(v, s, r) : _mm512_roundscale_ps(_mm512_div_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm512_max_ps(lo, _mm512_min_ps(hi, q));
     const __m512i qi = _mm512_castps_si512(q);
     __m512i idx = _mm512_add_epi32(_mm512_cvtps_epi32(q), bias);
