@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "kernels.h"
@@ -33,6 +34,25 @@
 namespace tandem::cpu {
 
 namespace {
+
+constexpr float kRoundMagic = 12582912.f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
+
+// The code q = rne(v * fl(1 / scale)) is exact for values v = fl(q * scale) (|q| <= 128: v *
+// fl(1 / scale) lies within 3 * 128 * 2^-24 of q, far from a midpoint), clamped first, rounded
+// half to even by adding and subtracting 1.5 * 2^23; -0 has its own entry (256).
+bool lookup_grid_codes_scalar(const float* table, float scale, const float* x, float* y, int64_t n) {
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) nan = nan || x[i] != x[i];
+  if (nan) return false;
+  const float inv = 1.f / scale;
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = std::min(127.f, std::max(-128.f, x[i] * inv));
+    uint32_t u = 0;
+    std::memcpy(&u, &x[i], sizeof u);
+    y[i] = table[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];
+  }
+  return true;
+}
 
 __attribute__((target("avx,f16c"))) void round_fp16_f16c(float* y, int64_t n) {
   const __m256 quiet_nan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
@@ -168,6 +188,52 @@ __attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* tab
   return true;
 }
 
+// lookup_grid_codes, 16 or 8 at a time: the same multiply, clamps, rounding by the magic number
+// (add, subtract: exact in the default rounding mode), -0 by its bits.
+__attribute__((target("avx512f"))) bool lookup_grid_codes_avx512(const float* table, float scale, const float* x, float* y,
+                                                                 int64_t n) {
+  __mmask16 nan = 0;
+  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q);
+  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= x[i] != x[i];
+  if (nan) return false;
+  const __m512 inv = _mm512_set1_ps(1.f / scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f),
+               magic = _mm512_set1_ps(kRoundMagic);
+  const __m512i bias = _mm512_set1_epi32(128), minus_zero = _mm512_set1_epi32(int32_t(0x80000000u)),
+                at_minus_zero = _mm512_set1_epi32(256);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512 r = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_mul_ps(v, inv)));
+    __m512i idx = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_sub_ps(_mm512_add_ps(r, magic), magic)), bias);
+    idx = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(_mm512_castps_si512(v), minus_zero), idx, at_minus_zero);
+    _mm512_storeu_ps(y + i, _mm512_i32gather_ps(idx, table, 4));
+  }
+  return i == n || lookup_grid_codes_scalar(table, scale, x + i, y + i, n - i);
+}
+
+__attribute__((target("avx2"))) bool lookup_grid_codes_avx2(const float* table, float scale, const float* x, float* y,
+                                                            int64_t n) {
+  __m256 nan = _mm256_setzero_ps();
+  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), _CMP_UNORD_Q));
+  bool any_nan = _mm256_movemask_ps(nan) != 0;
+  for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || x[i] != x[i];
+  if (any_nan) return false;
+  const __m256 inv = _mm256_set1_ps(1.f / scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f),
+               magic = _mm256_set1_ps(kRoundMagic);
+  const __m256i bias = _mm256_set1_epi32(128), minus_zero = _mm256_set1_epi32(int32_t(0x80000000u)),
+                at_minus_zero = _mm256_set1_epi32(256);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 r = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(v, inv)));
+    const __m256i code = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_sub_ps(_mm256_add_ps(r, magic), magic)), bias);
+    const __m256i is_minus_zero = _mm256_cmpeq_epi32(_mm256_castps_si256(v), minus_zero);
+    const __m256i idx = _mm256_or_si256(_mm256_andnot_si256(is_minus_zero, code), _mm256_and_si256(is_minus_zero, at_minus_zero));
+    _mm256_storeu_ps(y + i, _mm256_i32gather_ps(table, idx, 4));
+  }
+  return i == n || lookup_grid_codes_scalar(table, scale, x + i, y + i, n - i);
+}
+
 bool has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
@@ -215,6 +281,12 @@ void lookup_fp16_table(const float* table, const float* x, float* y, int64_t n) 
   if (has_avx512f() && has_f16c()) return lookup_fp16_table_avx512(table, x, y, n);
   if (has_avx2() && has_f16c()) return lookup_fp16_table_avx2(table, x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = table[float_to_half(x[i])];
+}
+
+bool lookup_grid_codes(const float* table, float scale, const float* x, float* y, int64_t n) {
+  if (has_avx512f()) return lookup_grid_codes_avx512(table, scale, x, y, n);
+  if (has_avx2()) return lookup_grid_codes_avx2(table, scale, x, y, n);
+  return lookup_grid_codes_scalar(table, scale, x, y, n);
 }
 
 bool lookup_int8_grid(const float* table, float scale, const float* x, float* y, int64_t n) {

@@ -149,6 +149,10 @@ void lookup_fp16_table(const float* table, const float* x, float* y, int64_t n);
 // y[i] = table[index of fake_quant_int8(x[i], scale)'s code] (x == y allowed) (code + 128; 256 for -0), over n
 // floats; false, nothing written, where one of them is a NaN. AVX-512 or scalar, the same values.
 bool lookup_int8_grid(const float* table, float scale, const float* x, float* y, int64_t n);
+// y[i] = table[code of x[i]] for values x[i] = fl(q * scale) on an INT8 grid (perhaps then rounded
+// to half where half keeps the grid's points apart): code + 128, 256 for -0; false, nothing
+// written, where one is a NaN. AVX-512 / AVX2 gathers or scalar, the same values.
+bool lookup_grid_codes(const float* table, float scale, const float* x, float* y, int64_t n);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.

@@ -64,23 +64,9 @@ void activation_block(const ActivationParams& a, const float* s, float* v, int64
   }
 }
 
-// y[i] = table[code of x[i]] (every code, and -0 at 256) over n values; false (nothing written)
-// where a NaN is among them. The code q = rne(v * fl(1 / scale)) is exact for values
-// v = fl(q * scale) (|q| <= 128: v * fl(1 / scale) lies within 3 * 128 * 2^-24 of q, far from a
-// midpoint), clamped first, rounded half to even by adding and subtracting 1.5 * 2^23.
+// y[i] = table[code of x[i]] for values on an INT8 grid (lookup_grid_codes, fp16_round.cpp).
 bool lookup_codes(const float* table, float scale, const float* x, float* y, int64_t n) {
-  bool nan = false;
-  for (int64_t i = 0; i < n; ++i) nan = nan || x[i] != x[i];
-  if (nan) return false;
-  constexpr float kRoundMagic = 12582912.f;
-  const float inv = 1.f / scale;
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = std::min(127.f, std::max(-128.f, x[i] * inv));
-    uint32_t u = 0;
-    std::memcpy(&u, &x[i], sizeof u);
-    y[i] = table[u == 0x80000000u ? 256 : int32_t((r + kRoundMagic) - kRoundMagic) + 128];
-  }
-  return true;
+  return lookup_grid_codes(table, scale, x, y, n);
 }
 
 // v = table[q + 128] for the values of an INT8 rounding link; a block holding a NaN (passed
