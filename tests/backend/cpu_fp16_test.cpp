@@ -86,6 +86,44 @@ TEST(CpuInt8FakeQuant, VectorisedEqualsScalarBitForBit) {
   EXPECT_EQ(v[2], -16.f);
 }
 
+// A chain's last roundings and the codes of their result in one pass (round_to_codes: what an
+// INT8 writer stores for INT8 readers) give the codes of the links computed one after the other
+// (round_to_fp16, fake_quant_int8, then the code of that grid value): every tie of x / scale and
+// its neighbours, values beyond the clamp and half's range, signed zeros, infinities, NaNs (-128,
+// as the code of a NaN is), with and without the FP16 rounding first.
+TEST(CpuRoundToCodes, FusedEqualsTheRoundingsThenTheCodes) {
+  for (float scale : {0.05f, 0.0473f, 1.f / 3.f, 7.3f, 0.0078125f}) {
+    std::vector<float> xs;
+    for (int k = -131; k <= 131; ++k) {
+      float x = (float(k) + 0.5f) * scale;
+      for (int step = 0; step < 4; ++step) x = std::nextafter(x, -INFINITY);
+      for (int step = 0; step < 9; ++step, x = std::nextafter(x, INFINITY)) xs.push_back(x);
+    }
+    for (int i = 0; i < 50021; ++i) xs.push_back(scale * (-140.f + 280.f * float((int64_t(i) * 7919) % 50021) / 50021.f));
+    for (uint32_t u : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x80000000u, 0x00000000u, 0x477ff001u, 0xc77ff001u})
+      xs.push_back(from_bits(u));
+    for (bool fp16_first : {false, true}) {
+      std::vector<int8_t> fused(xs.size()), want(xs.size());
+      cpu::round_to_codes(xs.data(), fused.data(), int64_t(xs.size()), scale, fp16_first);
+      std::vector<float> rounded = xs;
+      if (fp16_first) cpu::round_fp16(rounded.data(), int64_t(rounded.size()), false);
+      cpu::fake_quant_int8_array(rounded.data(), int64_t(rounded.size()), scale, false);
+      cpu::int8_codes(rounded.data(), want.data(), int64_t(rounded.size()), 1.f / scale, cpu::SimdLevel::kBaseline);
+      size_t differ = 0, first = 0;
+      for (size_t i = 0; i < xs.size(); ++i)
+        if (fused[i] != want[i] && differ++ == 0) first = i;
+      EXPECT_EQ(differ, 0u) << "scale " << scale << (fp16_first ? ", fp16 first" : "") << ", first at x bits 0x" << std::hex
+                            << bits(xs[first]) << ": " << std::dec << int(fused[first]) << " vs " << int(want[first]);
+    }
+  }
+  // Hand-worked, scale 0.125: 0.3125 -> 2.5 -> 2 (even); 16.0 -> 128 -> 127; -16.0625 -> -128.5 -> -128;
+  // a NaN -> -128; 0.30004 rounds to half 0.300048828125 first, still code 2.
+  const std::vector<float> x = {0.3125f, 16.f, -16.0625f, std::nanf(""), 0.30004f, 0.f, -0.f, 1.f};
+  std::vector<int8_t> q(x.size());
+  cpu::round_to_codes(x.data(), q.data(), int64_t(x.size()), 0.125f, true);
+  EXPECT_EQ(std::vector<int>(q.begin(), q.end()), (std::vector<int>{2, 127, -128, -128, 2, 0, 0, 8}));
+}
+
 // A chain's rounding link (an emulated step's output rounding run inside the chain, block by
 // block) gives the bits of the chain followed by the scalar rounding, whichever clone of the
 // chain block the CPU runs and whether it has F16C / AVX (the block functions dispatch; the

@@ -54,6 +54,18 @@ bool lookup_grid_codes_scalar(const float* table, float scale, const float* x, f
   return true;
 }
 
+// The codes a chain's last roundings give (codes_s8 of fake_quant_int8 of the value, perhaps
+// rounded to half first), computed as those functions compute them.
+void round_to_codes_scalar(const float* x, int8_t* q, int64_t n, float scale, bool fp16_first) {
+  constexpr float kMagic = 12582912.f;
+  const float inv = 1.f / scale;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = fake_quant_int8(fp16_first ? round_to_fp16(x[i]) : x[i], scale);
+    const float r = std::min(127.f, std::max(-128.f, v * inv));
+    q[i] = int8_t(int32_t((r + kMagic) - kMagic));
+  }
+}
+
 __attribute__((target("avx,f16c"))) void round_fp16_f16c(float* y, int64_t n) {
   const __m256 quiet_nan = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000));
   const __m256 sign_mask = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u)));
@@ -234,6 +246,38 @@ __attribute__((target("avx2"))) bool lookup_grid_codes_avx2(const float* table, 
   return i == n || lookup_grid_codes_scalar(table, scale, x + i, y + i, n - i);
 }
 
+// round_to_codes, 16 or 8 at a time: FP16 rounding (vcvtps2ph / vcvtph2ps), fake_quant_int8's
+// division and rounding, then codes_s8's clamps (max first: a NaN gives -128, as there) and packing.
+__attribute__((target("avx512f"))) void round_to_codes_avx512(const float* x, int8_t* q, int64_t n, float scale,
+                                                             bool fp16_first) {
+  const __m512 s = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_loadu_ps(x + i);
+    if (fp16_first) v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 c = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(c)));
+  }
+  round_to_codes_scalar(x + i, q + i, n - i, scale, fp16_first);
+}
+
+__attribute__((target("avx2,f16c"))) void round_to_codes_avx2(const float* x, int8_t* q, int64_t n, float scale,
+                                                              bool fp16_first) {
+  const __m256 s = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    if (fp16_first) v = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    const __m256 r = _mm256_round_ps(_mm256_div_ps(v, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i c = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
+    // 8 int32 in [-128, 127] -> 8 bytes: pack to 16 bits within lanes, join the lanes, pack to 8.
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(w, w));
+  }
+  round_to_codes_scalar(x + i, q + i, n - i, scale, fp16_first);
+}
+
 bool has_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
@@ -281,6 +325,12 @@ void lookup_fp16_table(const float* table, const float* x, float* y, int64_t n) 
   if (has_avx512f() && has_f16c()) return lookup_fp16_table_avx512(table, x, y, n);
   if (has_avx2() && has_f16c()) return lookup_fp16_table_avx2(table, x, y, n);
   for (int64_t i = 0; i < n; ++i) y[i] = table[float_to_half(x[i])];
+}
+
+void round_to_codes(const float* x, int8_t* q, int64_t n, float scale, bool fp16_first) {
+  if (has_avx512f() && has_f16c()) return round_to_codes_avx512(x, q, n, scale, fp16_first);
+  if (has_avx2() && has_f16c()) return round_to_codes_avx2(x, q, n, scale, fp16_first);
+  round_to_codes_scalar(x, q, n, scale, fp16_first);
 }
 
 bool lookup_grid_codes(const float* table, float scale, const float* x, float* y, int64_t n) {

@@ -153,6 +153,18 @@ bool lookup_int8_grid(const float* table, float scale, const float* x, float* y,
 // to half where half keeps the grid's points apart): code + 128, 256 for -0; false, nothing
 // written, where one is a NaN. AVX-512 / AVX2 gathers or scalar, the same values.
 bool lookup_grid_codes(const float* table, float scale, const float* x, float* y, int64_t n);
+// q[i] = the int8 code of fake_quant_int8(x[i], scale) (of round_to_fp16(x[i]) first where
+// fp16_first): a chain's last roundings and the codes of their result in one pass, the same codes
+// as those links and codes_s8 (a NaN: -128). AVX-512 / AVX2 or scalar.
+void round_to_codes(const float* x, int8_t* q, int64_t n, float scale, bool fp16_first);
+// The roundings a prepared chain ends with when it writes codes: an INT8 rounding (scale), perhaps
+// after an FP16 one; `links` of them (0: the chain does not end so).
+struct CodesTail {
+  size_t links = 0;
+  float scale = 0.f;
+  bool fp16_first = false;
+};
+CodesTail codes_tail(const std::vector<ChainLink>& links);
 
 // oneDNN's preferred convolution layout on this CPU as a block code (kNhwcBlock, 8 or 16), 0 when
 // it prefers plain: the layout the executor keeps convolution chains in.

@@ -303,6 +303,15 @@ void prepare_chain(std::vector<ChainLink>& links, int64_t n) {
   use_activation_tables(links);
 }
 
+CodesTail codes_tail(const std::vector<ChainLink>& links) {
+  CodesTail t;
+  const size_t n = links.size();
+  if (n == 0 || links[n - 1].kind != ChainLink::kRoundInt8 || !int8_grid_scale(links[n - 1].scalar)) return t;
+  t.links = 1, t.scale = links[n - 1].scalar;
+  if (n >= 2 && links[n - 2].kind == ChainLink::kRoundFp16) t.links = 2, t.fp16_first = true;
+  return t;
+}
+
 float chain_final_int8_scale(const std::vector<ChainLink>& links) {
   if (links.empty()) return 0.f;
   const ChainLink& last = links.back().kind == ChainLink::kGridLookup ? links.back().replaced->back() : links.back();
@@ -335,12 +344,16 @@ void apply_chain(const std::vector<ChainLink>& links, const float* x, float* y, 
 
 void apply_chain_codes(const std::vector<ChainLink>& links, const float* x, int8_t* q, int64_t n, float inv_scale) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  // The last roundings and the codes in one pass where the chain ends with them.
+  const CodesTail tail = codes_tail(links);
+  const size_t body = links.size() - tail.links;
   // x is never overwritten here: the chain input is read where it is.
   parallel_for(blocks, n >= 65536, [&](int64_t b) {
     alignas(64) float x0_buffer[kBlock], v[kBlock];
     const int64_t at = b * kBlock, m = std::min(kBlock, n - at);
     ChainInput in{x + at, x0_buffer};
-    chain_block(links.data(), links.size(), x + at, v, in, m);
+    chain_block(links.data(), body, x + at, v, in, m);
+    if (tail.links) return round_to_codes(v, q + at, m, tail.scale, tail.fp16_first);
     int8_codes(v, q + at, m, inv_scale, SimdLevel::kBest);
   });
 }

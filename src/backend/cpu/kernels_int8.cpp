@@ -431,6 +431,9 @@ struct Requantize {
   const float* bias;  // null: none
   const std::vector<PostOp>& post_ops;
   const std::vector<ChainLink>& chain;
+  // For codes: the chain without its last roundings (CodesTail), which run_codes fuses with them.
+  const std::vector<ChainLink>& body;
+  const CodesTail& tail;
   bool round_only() const { return post_ops.empty() && chain.size() == 1 && chain[0].kind == ChainLink::kRoundInt8; }
   // np pixels of K channels each, channel k's alpha[k] and bias[k] (acc may be v). Post-ops and
   // chain links are per element: the same values as passes of their own over y, without them.
@@ -443,12 +446,27 @@ struct Requantize {
     // Below 65536 values apply_chain opens no parallel region of its own.
     if (!chain.empty()) apply_chain(chain, v, v, n_vals);
   }
+  // The same values' int8 codes into y (inv_scale: 1 / the last rounding's scale), v the staging
+  // buffer: where the chain ends with its roundings, those and the codes in one pass.
+  template <class Acc>
+  void run_codes(const Acc* acc, float* v, int64_t np, int64_t K, int8_t* y, float inv_scale) const {
+    const int64_t n_vals = np * K;
+    if (!tail.links) {
+      run(acc, v, np, K);
+      return codes_s8(v, y, n_vals, inv_scale);
+    }
+    dequantize(acc, v, np, K, alpha, bias);
+    apply_post_ops(post_ops, v, n_vals);
+    if (!body.empty()) apply_chain(body, v, v, n_vals);
+    round_to_codes(v, y, n_vals, tail.scale, tail.fp16_first);
+  }
 };
 
 // What an INT8 kernel keeps for its requantization: the chain with ConvSpec::tail's links after it
 // (prepared), alpha, bias and the post-ops, and the output the values go to (out[1] with a tail).
 struct RequantizeSpec {
-  std::vector<ChainLink> chain;
+  std::vector<ChainLink> chain, body;
+  CodesTail tail;
   std::vector<float> alpha, bias;
   std::vector<PostOp> post_ops;
   size_t y_slot;
@@ -456,12 +474,14 @@ struct RequantizeSpec {
       : chain(s.chain), alpha(s.alpha), bias(s.bias), post_ops(s.post_ops), y_slot(s.tail.empty() ? 0 : 1) {
     chain.insert(chain.end(), s.tail.begin(), s.tail.end());
     prepare_chain(chain, volume(s.out_dims));
+    tail = codes_tail(chain);
+    body.assign(chain.begin(), chain.end() - std::ptrdiff_t(tail.links));
     // Padded blocks of sums (sum_layouts) run whole: their padding channels get alpha 0, bias 0.
     const size_t padded = (alpha.size() + 15) / 16 * 16;
     alpha.resize(padded, 0.f);
     if (!bias.empty()) bias.resize(padded, 0.f);
   }
-  Requantize view() const { return {alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain}; }
+  Requantize view() const { return {alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain, body, tail}; }
 };
 
 constexpr int64_t kChunkFloats = 16384;  // values per requantized chunk (L2)
@@ -483,7 +503,7 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
   parallel_for(planes * chunks, N * P * K >= 65536, [&](int64_t item) {
     const int64_t plane = item / chunks, n = plane / groups, p0 = (item % chunks) * per_chunk;
     const int64_t np = std::min(per_chunk, P - p0), k0 = (plane % groups) * lanes, at = (plane * P + p0) * lanes;
-    const Requantize part{rq.alpha + k0, rq.bias ? rq.bias + k0 : nullptr, rq.post_ops, rq.chain};
+    const Requantize part{rq.alpha + k0, rq.bias ? rq.bias + k0 : nullptr, rq.post_ops, rq.chain, rq.body, rq.tail};
     if (acc_block == y_block) {
       part.run(acc + at, y + at, np, lanes);
       return;
@@ -510,8 +530,7 @@ void requantize_codes(const Acc* acc, int8_t* y, const Dims& d, const Requantize
     const int64_t at = (n * P + p0) * K;
     static thread_local std::vector<float> local;
     if (local.size() < size_t(np * K)) local.resize(size_t(np * K));
-    rq.run(acc + at, local.data(), np, K);
-    codes_s8(local.data(), y + at, np * K, inv_scale);
+    rq.run_codes(acc + at, local.data(), np, K, y + at, inv_scale);
   });
 }
 
@@ -659,8 +678,7 @@ void run_tile(const SumPrimitive& pr, const void* xv, void* yv, int64_t p0, int6
   pr.prim.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, pr.wei}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
   stream.wait();
   if (io.write) {
-    rq.run(acc, staged, np, K);
-    return codes_s8(staged, static_cast<int8_t*>(yv) + p0 * K, np * K, out_inv);
+    return rq.run_codes(acc, staged, np, K, static_cast<int8_t*>(yv) + p0 * K, out_inv);
   }
   if (t.dst_block == kNhwcBlock) return rq.run(acc, y + p0 * K, np, K);
   rq.run(acc, staged, np, K);
@@ -812,8 +830,8 @@ Kernel make_row_tiled_kernel(const ConvSpec& s, Int8ConvPath path, Kernel whole,
       const int64_t out_at = (n * OH + b.r0) * OW * K;
       if (!io->write && dst_block == kNhwcBlock) return rq.run(acc, y + out_at, np, K);
       float* staged = TileBuffers::at_least(buf.staged, size_t(np * K) * sizeof(float));
+      if (io->write) return rq.run_codes(acc, staged, np, K, static_cast<int8_t*>(out[y_slot]) + out_at, out_inv);
       rq.run(acc, staged, np, K);
-      if (io->write) return codes_s8(staged, static_cast<int8_t*>(out[y_slot]) + out_at, np * K, out_inv);
       scatter_pixels(staged, y, n * OH * OW + b.r0 * OW, np, K, OH * OW, dst_block);
     });
   };
