@@ -161,6 +161,24 @@ bool png_or_jpeg(const std::vector<unsigned char>& head) {
   return png || jpeg;
 }
 
+// A PNG's chunks (length, type, data, CRC from byte 8 on) each within the file: stb grows its
+// buffer for the image data to a chunk's declared length before reading it, so one corrupt
+// length (fuzz: 2 GiB from a 4 KiB file) would allocate that much. Stops at IEND; data after it
+// is ignored, as stb ignores it. Returns the reason, or "" for a file whose chunks fit.
+std::string png_chunks_problem(const std::vector<unsigned char>& file) {
+  size_t at = 8;
+  while (at + 12 <= file.size()) {
+    const uint32_t length = uint32_t(file[at]) << 24 | uint32_t(file[at + 1]) << 16 | uint32_t(file[at + 2]) << 8 |
+                            uint32_t(file[at + 3]);
+    const std::string type(reinterpret_cast<const char*>(&file[at + 4]), 4);
+    if (length > file.size() - at - 12)
+      return fmt::format("PNG chunk '{}' at byte {} declares {} bytes, past the end of the file", type, at, length);
+    if (type == "IEND") return "";
+    at += 12 + size_t(length);
+  }
+  return at == file.size() ? "PNG ends without an IEND chunk" : fmt::format("PNG chunk header cut off at byte {}", at);
+}
+
 // Bilinear resize of an interleaved 8-bit image (half-pixel centres, as cv2.INTER_LINEAR).
 std::vector<float> resize_bilinear(const uint8_t* src, int sw, int sh, int c, int dw, int dh) {
   std::vector<float> dst(size_t(dw) * dh * c);
@@ -293,6 +311,8 @@ class ImageBatcher : public Batcher {
     const std::vector<unsigned char> file = read_image_file(path);
     if (!png_or_jpeg(file)) throw Error(path + ": cannot decode image: not PNG or JPEG data");
     const int n = int(file.size());  // < kMaxImageFileBytes < 2^31
+    if (file[0] == 0x89)  // PNG (png_or_jpeg)
+      if (const std::string why = png_chunks_problem(file); !why.empty()) throw Error(path + ": cannot decode image: " + why);
     // A few header bytes can declare a huge image: check the size before stb allocates it.
     if (stbi_info_from_memory(file.data(), n, &w, &h, &c0) && int64_t(w) * h > kMaxImagePixels)
       throw Error(fmt::format("{}: {}x{} pixels is over the limit of {} megapixels for a calibration image", path, w,

@@ -269,6 +269,34 @@ TEST(SplitBatch, ToModelBatch) {
   EXPECT_EQ(p2[1].at("a").f32()[2], 4.f);  // padded by repeating the last sample
 }
 
+// A PNG chunk whose declared length runs past the end of the file: stb would grow its image-data
+// buffer to that length before reading (fuzz_image: 2 GiB from a 4 KiB file). The batcher walks
+// the chunks first and refuses with one line; a chunk header cut off, or no IEND, too.
+TEST(ImageBatcher, PngChunkPastTheEndIsRefusedBeforeDecoding) {
+  std::string d = tmp_dir("chunk");
+  const std::string sig("\x89PNG\r\n\x1a\n", 8);
+  const std::string ihdr = std::string("\0\0\0\x0dIHDR\0\0\0\x02\0\0\0\x01\x08\x02\0\0\0", 21) + std::string(4, '\0');
+  const std::string huge_idat = std::string("\x7f\xff\xff\xf0IDAT", 8) + std::string(16, 'x');
+  const std::string cut = std::string("\0\0\0\0IE", 6);
+  ImageBatcherOptions o;
+  o.dir = d;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {sig + ihdr + huge_idat, "PNG chunk 'IDAT' at byte 33 declares 2147483632 bytes, past the end of the file"},
+      {sig + ihdr + cut, "PNG chunk header cut off at byte 33"},
+      {sig + ihdr, "PNG ends without an IEND chunk"}};
+  for (const auto& [bytes, why] : cases) {
+    std::ofstream(d + "/a.png", std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
+    auto b = make_image_batcher(o, cls_input(), 1);
+    TensorMap m;
+    try {
+      b->next(&m);
+      ADD_FAILURE() << "decoded: " << why;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), d + "/a.png: cannot decode image: " + why);
+    }
+  }
+}
+
 // A PNG header of a few bytes can declare 9000 x 9000 pixels; decoding it would allocate 243 MB.
 // The batcher reads the size first and refuses with one line (found by fuzz_image: slow inputs).
 TEST(ImageBatcher, HugeDeclaredImageIsRefusedBeforeDecoding) {
