@@ -147,16 +147,27 @@ __attribute__((target("avx512f"))) void lookup_fp16_table_avx512(const float* ta
   if (i < n) lookup_fp16_table_avx2(table, x + i, y + i, n - i);
 }
 
+// Whether one of n floats is a NaN (the lookups' blocks holding one compute instead).
+__attribute__((target("avx512f"))) bool has_nan_avx512(const float* x, int64_t n) {
+  __mmask16 nan = 0;
+  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q);
+  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= x[i] != x[i];
+  return nan != 0;
+}
+__attribute__((target("avx2"))) bool has_nan_avx2(const float* x, int64_t n) {
+  __m256 nan = _mm256_setzero_ps();
+  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), _CMP_UNORD_Q));
+  bool any = _mm256_movemask_ps(nan) != 0;
+  for (int64_t i = n / 8 * 8; i < n; ++i) any = any || x[i] != x[i];
+  return any;
+}
+
 // lookup_int8_grid_avx512's index, 8 at a time (the -0 select as and / andnot / or: see round_fp16_f16c).
 __attribute__((target("avx2"))) bool lookup_int8_grid_avx2(const float* table, float scale, const float* x, float* y, int64_t n) {
   const __m256 s = _mm256_set1_ps(scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f);
   const __m256i bias = _mm256_set1_epi32(128), minus_zero = _mm256_set1_epi32(int32_t(0x80000000u)),
                 at_minus_zero = _mm256_set1_epi32(256);
-  __m256 nan = _mm256_setzero_ps();
-  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), _CMP_UNORD_Q));
-  bool any_nan = _mm256_movemask_ps(nan) != 0;
-  for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || x[i] != x[i];
-  if (any_nan) return false;
+  if (has_nan_avx2(x, n)) return false;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -180,10 +191,7 @@ __attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* tab
   const __m512 s = _mm512_set1_ps(scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f);
   const __m512i bias = _mm512_set1_epi32(128), minus_zero = _mm512_set1_epi32(int32_t(0x80000000u)),
                 at_minus_zero = _mm512_set1_epi32(256);
-  __mmask16 nan = 0;
-  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q);
-  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= x[i] != x[i];
-  if (nan) return false;
+  if (has_nan_avx512(x, n)) return false;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -204,10 +212,7 @@ __attribute__((target("avx512f"))) bool lookup_int8_grid_avx512(const float* tab
 // (add, subtract: exact in the default rounding mode), -0 by its bits.
 __attribute__((target("avx512f"))) bool lookup_grid_codes_avx512(const float* table, float scale, const float* x, float* y,
                                                                  int64_t n) {
-  __mmask16 nan = 0;
-  for (int64_t i = 0; i + 16 <= n; i += 16) nan |= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_loadu_ps(x + i), _CMP_UNORD_Q);
-  for (int64_t i = n / 16 * 16; i < n; ++i) nan |= x[i] != x[i];
-  if (nan) return false;
+  if (has_nan_avx512(x, n)) return false;
   const __m512 inv = _mm512_set1_ps(1.f / scale), hi = _mm512_set1_ps(127.f), lo = _mm512_set1_ps(-128.f),
                magic = _mm512_set1_ps(kRoundMagic);
   const __m512i bias = _mm512_set1_epi32(128), minus_zero = _mm512_set1_epi32(int32_t(0x80000000u)),
@@ -225,11 +230,7 @@ __attribute__((target("avx512f"))) bool lookup_grid_codes_avx512(const float* ta
 
 __attribute__((target("avx2"))) bool lookup_grid_codes_avx2(const float* table, float scale, const float* x, float* y,
                                                             int64_t n) {
-  __m256 nan = _mm256_setzero_ps();
-  for (int64_t i = 0; i + 8 <= n; i += 8) nan = _mm256_or_ps(nan, _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), _CMP_UNORD_Q));
-  bool any_nan = _mm256_movemask_ps(nan) != 0;
-  for (int64_t i = n / 8 * 8; i < n; ++i) any_nan = any_nan || x[i] != x[i];
-  if (any_nan) return false;
+  if (has_nan_avx2(x, n)) return false;
   const __m256 inv = _mm256_set1_ps(1.f / scale), hi = _mm256_set1_ps(127.f), lo = _mm256_set1_ps(-128.f),
                magic = _mm256_set1_ps(kRoundMagic);
   const __m256i bias = _mm256_set1_epi32(128), minus_zero = _mm256_set1_epi32(int32_t(0x80000000u)),

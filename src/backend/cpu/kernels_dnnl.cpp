@@ -328,10 +328,11 @@ Kernel make_conv_kernel(const ConvSpec& s) {
   const float final_scale = chain_final_int8_scale(chain);
   io->can_write = final_scale > 0.f && s.dst_block == kNhwcBlock && !reorder_dst;
   io->write_scale = io->can_write ? final_scale : 0.f;
-  if (io->can_write && !tail && scratch->dst.size() < size_t(out_count) + 16) scratch->dst.resize(size_t(out_count) + 16);
   return [=](const std::vector<void*>& in, const std::vector<void*>& out) mutable {
     (void)bias, (void)scalars;  // kept alive: the memories point into them
     src_mem.set_data_handle(in[0]);
+    // (the scratch grows once, at the first run after the executor linked the codes)
+    if (io->write && !tail && scratch->dst.size() < size_t(out_count)) scratch->dst.resize(size_t(out_count));
     float* values = io->write && !tail ? scratch->dst.data() : static_cast<float*>(out[0]);
     dst_mem.set_data_handle(values);
     if (reorder_src) {
