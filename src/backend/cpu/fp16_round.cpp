@@ -316,6 +316,13 @@ bool isa_capped_below_avx512() {
   return capped;
 }
 
+CpuVectors cpu_vectors() {
+  static const CpuVectors v = has_avx512f() && has_f16c() ? CpuVectors::kAvx512
+                              : has_avx2() && has_f16c()  ? CpuVectors::kAvx2
+                                                          : CpuVectors::kNone;
+  return v;
+}
+
 void round_fp16_block(float* y, int64_t n) {
   if (has_avx512f() && has_f16c()) return round_fp16_avx512(y, n);
   if (has_f16c()) return round_fp16_f16c(y, n);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "chain_fused.h"
 #include "tandem/lower.h"
 #include "tandem/network.h"
 
@@ -140,6 +141,16 @@ void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = t
 // that pick AVX-512 at run time take the same cap, so ctest's runs "as on a CPU without AVX-512"
 // cover their AVX2 paths too (GCC's target_clones pick by the CPU alone).
 bool isa_capped_below_avx512();
+// The widest vectors tandem's own intrinsics kernels may use here: AVX-512F or AVX2, each with
+// F16C (and AVX-512 not capped by ONEDNN_MAX_CPU_ISA), else none.
+enum class CpuVectors : uint8_t { kAvx512, kAvx2, kNone };
+CpuVectors cpu_vectors();
+// Chain links and activations as ops of a fused run (chain_fused.h): false where one has no fused
+// form (tables, costly activations, element-wise ops other than + * - / max min); links_to_fused
+// appends to ops. run_fused runs one with the CPU's vectors (cpu_vectors() must not be kNone).
+bool activation_to_fused(const ActivationParams& a, fused::Op& op);
+bool links_to_fused(const std::vector<ChainLink>& links, std::vector<fused::Op>& ops);
+void run_fused(const fused::Run& r);
 // The same on one block, on the calling thread (no OpenMP region): a chain's rounding link.
 void round_fp16_block(float* y, int64_t n);
 void fake_quant_int8_block(float* y, int64_t n, float scale);

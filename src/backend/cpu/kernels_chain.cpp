@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -14,6 +15,7 @@
 #include <string>
 #include <tuple>
 
+#include "chain_fused.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "tandem/numerics.h"
@@ -128,6 +130,96 @@ void link_block(const ChainLink& k, const float* s, float* v, ChainInput& in, in
   }
 }
 
+}  // namespace
+
+bool activation_to_fused(const ActivationParams& a, fused::Op& op) {
+  using fused::Unary;
+  op.form = fused::Form::kUnary, op.a = a.alpha, op.b = a.beta;
+  switch (a.type) {
+    case ActivationType::kRelu: op.unary = Unary::kRelu; return true;
+    case ActivationType::kLeakyRelu: op.unary = Unary::kLeakyRelu; return true;
+    case ActivationType::kClip: op.unary = Unary::kClip; return true;
+    case ActivationType::kHardSigmoid: op.unary = Unary::kHardSigmoid; return true;
+    case ActivationType::kSigmoid: case ActivationType::kTanh: case ActivationType::kElu: case ActivationType::kSelu:
+    case ActivationType::kSoftplus: case ActivationType::kSoftsign: case ActivationType::kGeluErf:
+    case ActivationType::kGeluTanh: case ActivationType::kThresholdedRelu: case ActivationType::kScaledTanh:
+      return false;
+  }
+  return false;
+}
+
+namespace {
+
+// A usable INT8 grid scale: normal and finite (a subnormal scale's products lose the codes' exactness).
+bool int8_grid_scale(float s) { return s >= std::numeric_limits<float>::min() && std::isfinite(s); }
+
+// The fused form of a link (chain_fused.h); false where it has none (tables, costly activations,
+// element-wise ops other than + * - / max min).
+bool to_fused(const ChainLink& k, fused::Op& op) {
+  using fused::Binary, fused::Form, fused::Unary;
+  auto binary = [&](Form form) {
+    op.form = form, op.a = k.scalar;
+    switch (k.op) {
+      case ElementWiseOp::kSum: op.binary = Binary::kAdd; return true;
+      case ElementWiseOp::kProd: op.binary = Binary::kMul; return true;
+      case ElementWiseOp::kSub: op.binary = Binary::kSub; return true;
+      case ElementWiseOp::kDiv: op.binary = Binary::kDiv; return true;
+      case ElementWiseOp::kMax: op.binary = Binary::kMax; return true;
+      case ElementWiseOp::kMin: op.binary = Binary::kMin; return true;
+      case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv: case ElementWiseOp::kAnd: case ElementWiseOp::kOr:
+      case ElementWiseOp::kXor: case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+        return false;
+    }
+    return false;
+  };
+  auto unary = [&](Unary u, float a = 0.f, float b = 0.f) {
+    op.form = Form::kUnary, op.unary = u, op.a = a, op.b = b;
+    return true;
+  };
+  switch (k.kind) {
+    case ChainLink::kScalarRight: return binary(Form::kConstRight);
+    case ChainLink::kScalarLeft: return binary(Form::kConstLeft);
+    case ChainLink::kChainInputRight: return binary(Form::kInputRight);
+    case ChainLink::kChainInputLeft: return binary(Form::kInputLeft);
+    case ChainLink::kCaptureInput: return unary(Unary::kCapture);
+    case ChainLink::kRoundFp16: return unary(Unary::kRoundFp16);
+    case ChainLink::kRoundInt8: {
+      // b: fl(1 / scale) where both are normal and finite (the run may multiply by it, chain_fused.h).
+      const float r = 1.f / k.scalar;
+      const bool normal = int8_grid_scale(k.scalar) && r >= std::numeric_limits<float>::min() && std::isfinite(r);
+      return unary(Unary::kRoundInt8, k.scalar, normal ? r : 0.f);
+    }
+    case ChainLink::kGridLookup: return false;
+    case ChainLink::kActivation: return !k.table && activation_to_fused(k.act, op);
+  }
+  return false;
+}
+
+constexpr size_t kMaxFusedLinks = 32;
+
+// The links from links[0] on that have a fused form, two or more, run in one pass over the block
+// where the CPU has AVX-512 or AVX2 with F16C (chain_fused.h); how many ran (0: none, the caller
+// runs links[0] alone). s: the run's source; the chain input in `in`, updated where the run
+// captures it and a later link reads it.
+[[gnu::noinline]] size_t fused_run(const ChainLink* links, size_t n, const float* s, float* v, ChainInput& in, int64_t m) {
+  if (cpu_vectors() == CpuVectors::kNone) return 0;
+  fused::Op ops[kMaxFusedLinks];
+  size_t count = 0;
+  bool captures = false;
+  while (count < n && count < kMaxFusedLinks && to_fused(links[count], ops[count])) {
+    captures = captures || links[count].kind == ChainLink::kCaptureInput;
+    ++count;
+  }
+  if (count < 2) return 0;
+  bool read_later = false;
+  for (size_t k = count; k < n; ++k)
+    read_later = read_later || links[k].kind == ChainLink::kChainInputRight || links[k].kind == ChainLink::kChainInputLeft;
+  float* x0_out = captures && read_later ? in.x0_buffer : nullptr;
+  run_fused({ops, int(count), s, in.x0, v, x0_out, m});
+  if (x0_out) in.x0 = x0_out;
+  return count;
+}
+
 // One block through every link. Cloned per instruction set (AVX-512, AVX2, baseline; GCC picks at
 // load time) with every call inlined, so the link loops run 16 or 8 floats wide. No FMA
 // contraction (CMakeLists: -ffp-contract=off), so each link rounds as its layer's kernel does.
@@ -141,7 +233,15 @@ void link_block(const ChainLink& k, const float* s, float* v, ChainInput& in, in
 TANDEM_CHAIN_BLOCK_ATTRIBUTES
 void chain_block(const ChainLink* links, size_t n_links, const float* s, float* v, ChainInput& in, int64_t m) {
   if (n_links == 0 && s != v) std::memcpy(v, s, size_t(m) * sizeof(float));
-  for (size_t k = 0; k < n_links; ++k) link_block(links[k], k == 0 ? s : v, v, in, m);
+  for (size_t k = 0; k < n_links;) {
+    const float* source = k == 0 ? s : v;
+    if (const size_t ran = fused_run(links + k, n_links - k, source, v, in, m)) {
+      k += ran;
+      continue;
+    }
+    link_block(links[k], source, v, in, m);
+    ++k;
+  }
 }
 
 // An INT8 block holding a NaN: the links a kGridLookup replaced (outside chain_block's clones, so
@@ -208,8 +308,6 @@ void use_activation_tables(std::vector<ChainLink>& links) {
   }
 }
 
-// A usable INT8 grid scale: normal and finite (a subnormal scale's products lose the codes' exactness).
-bool int8_grid_scale(float s) { return s >= std::numeric_limits<float>::min() && std::isfinite(s); }
 
 // The rounding at r and the links after it: a function of the rounded value alone when no link
 // reads the chain input before capturing it (after r), worth a table when two or more links follow.
@@ -297,6 +395,21 @@ void use_grid_lookup(std::vector<ChainLink>& links, int64_t n) {
 }
 
 }  // namespace
+
+bool links_to_fused(const std::vector<ChainLink>& links, std::vector<fused::Op>& ops) {
+  for (const ChainLink& k : links)
+    if (!to_fused(k, ops.emplace_back())) return false;
+  return true;
+}
+
+void run_fused(const fused::Run& r) {
+  switch (cpu_vectors()) {
+    case CpuVectors::kAvx512: return fused::run_avx512(r);
+    case CpuVectors::kAvx2: return fused::run_avx2(r);
+    case CpuVectors::kNone: break;
+  }
+  std::abort();  // callers check cpu_vectors() first
+}
 
 void prepare_chain(std::vector<ChainLink>& links, int64_t n) {
   use_grid_lookup(links, n);

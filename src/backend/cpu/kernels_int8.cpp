@@ -29,7 +29,9 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <string>
+#include <type_traits>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -434,13 +436,33 @@ struct Requantize {
   // For codes: the chain without its last roundings (CodesTail), which run_codes fuses with them.
   const std::vector<ChainLink>& body;
   const CodesTail& tail;
+  // The post-ops and the whole chain as one fused run (chain_fused.h); empty: none.
+  const std::vector<fused::Op>& fused_ops;
   bool round_only() const { return post_ops.empty() && chain.size() == 1 && chain[0].kind == ChainLink::kRoundInt8; }
+  // The fused run over np pixels of K channels: sums in, values (or codes) out in one pass. False
+  // where there is none, or the channels' factors repeat with too long a period.
+  template <class Acc>
+  bool run_fused_pass(const Acc* acc, float* v, int64_t np, int64_t K, int8_t* codes, float inv_scale) const {
+    constexpr int64_t kMaxPeriod = 1024;
+    if (fused_ops.empty()) return false;
+    const int64_t period = std::lcm(K, int64_t(128));
+    if (period > kMaxPeriod) return false;
+    alignas(64) float al[kMaxPeriod], bi[kMaxPeriod];
+    for (int64_t i = 0; i < period; ++i) al[i] = alpha[i % K], bi[i] = bias ? bias[i % K] : 0.f;
+    fused::Run r{fused_ops.data(), int(fused_ops.size()), nullptr, nullptr, v, nullptr, np * K};
+    if constexpr (std::is_same_v<Acc, int32_t>) r.sums_s32 = acc;
+    else r.sums_f32 = acc;
+    r.alpha = al, r.bias = bias ? bi : nullptr, r.period = period, r.codes = codes, r.inv_scale = inv_scale;
+    run_fused(r);
+    return true;
+  }
   // np pixels of K channels each, channel k's alpha[k] and bias[k] (acc may be v). Post-ops and
   // chain links are per element: the same values as passes of their own over y, without them.
   template <class Acc>
   void run(const Acc* acc, float* v, int64_t np, int64_t K) const {
     const int64_t n_vals = np * K;
     if (round_only()) return dequantize_round(acc, v, n_vals, K, alpha, bias, chain[0].scalar);
+    if (run_fused_pass(acc, v, np, K, nullptr, 0.f)) return;
     dequantize(acc, v, np, K, alpha, bias);
     apply_post_ops(post_ops, v, n_vals);
     // Below 65536 values apply_chain opens no parallel region of its own.
@@ -451,6 +473,7 @@ struct Requantize {
   template <class Acc>
   void run_codes(const Acc* acc, float* v, int64_t np, int64_t K, int8_t* y, float inv_scale) const {
     const int64_t n_vals = np * K;
+    if (run_fused_pass(acc, v, np, K, y, inv_scale)) return;
     if (!tail.links) {
       run(acc, v, np, K);
       return codes_s8(v, y, n_vals, inv_scale);
@@ -469,6 +492,7 @@ struct RequantizeSpec {
   CodesTail tail;
   std::vector<float> alpha, bias;
   std::vector<PostOp> post_ops;
+  std::vector<fused::Op> fused_ops;
   size_t y_slot;
   explicit RequantizeSpec(const ConvSpec& s)
       : chain(s.chain), alpha(s.alpha), bias(s.bias), post_ops(s.post_ops), y_slot(s.tail.empty() ? 0 : 1) {
@@ -476,12 +500,37 @@ struct RequantizeSpec {
     prepare_chain(chain, volume(s.out_dims));
     tail = codes_tail(chain);
     body.assign(chain.begin(), chain.end() - std::ptrdiff_t(tail.links));
+    fuse();
     // Padded blocks of sums (sum_layouts) run whole: their padding channels get alpha 0, bias 0.
     const size_t padded = (alpha.size() + 15) / 16 * 16;
     alpha.resize(padded, 0.f);
     if (!bias.empty()) bias.resize(padded, 0.f);
   }
-  Requantize view() const { return {alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain, body, tail}; }
+  Requantize view() const {
+    return {alpha.data(), bias.empty() ? nullptr : bias.data(), post_ops, chain, body, tail, fused_ops};
+  }
+  // The post-ops (hard-swish: x * HardSigmoid(x; 1/6, 1/2), as apply_post_ops computes it) and the
+  // chain as ops of one fused run, where the CPU has the vectors and every one has a fused form.
+  void fuse() {
+    if (cpu_vectors() == CpuVectors::kNone) return;
+    std::vector<fused::Op> ops;
+    for (const PostOp& p : post_ops) {
+      switch (p.kind) {
+        case PostOp::kHardSwish:
+          ops.push_back({fused::Form::kUnary, fused::Binary::kAdd, fused::Unary::kCapture});
+          ops.push_back({fused::Form::kUnary, fused::Binary::kAdd, fused::Unary::kHardSigmoid, 1.f / 6.f, 0.5f});
+          ops.push_back({fused::Form::kInputLeft, fused::Binary::kMul});
+          break;
+        case PostOp::kActivation:
+          if (!activation_to_fused(p.act, ops.emplace_back())) return;
+          break;
+        case PostOp::kScalar: return;
+      }
+    }
+    // The chain's input is the value after the post-ops.
+    if (!post_ops.empty()) ops.push_back({fused::Form::kUnary, fused::Binary::kAdd, fused::Unary::kCapture});
+    if (links_to_fused(chain, ops)) fused_ops = std::move(ops);
+  }
 };
 
 constexpr int64_t kChunkFloats = 16384;  // values per requantized chunk (L2)
@@ -503,7 +552,7 @@ void requantize(const Acc* acc, int acc_block, float* y, int y_block, const Dims
   parallel_for(planes * chunks, N * P * K >= 65536, [&](int64_t item) {
     const int64_t plane = item / chunks, n = plane / groups, p0 = (item % chunks) * per_chunk;
     const int64_t np = std::min(per_chunk, P - p0), k0 = (plane % groups) * lanes, at = (plane * P + p0) * lanes;
-    const Requantize part{rq.alpha + k0, rq.bias ? rq.bias + k0 : nullptr, rq.post_ops, rq.chain, rq.body, rq.tail};
+    const Requantize part{rq.alpha + k0, rq.bias ? rq.bias + k0 : nullptr, rq.post_ops, rq.chain, rq.body, rq.tail, rq.fused_ops};
     if (acc_block == y_block) {
       part.run(acc + at, y + at, np, lanes);
       return;
