@@ -399,6 +399,50 @@ TEST(CpuRoundedPlainKernels, RoundingInsideEqualsSeparateRoundSteps) {
   for (size_t i = 0; i < got.size(); i += 101) EXPECT_EQ(got[i], fake_quant_int8(got[i], 0.2f));
 }
 
+// Non-commutative element-wise layers with their roundings inside (the op and its roundings as one
+// fused run, chain_fused.h): a per-channel operand on the left and on the right, and same shapes;
+// FP16 and INT8 outputs. The same bits as the reference kernels.
+TEST(CpuRoundedPlainKernels, FusedOpAndRoundingsEqualTheReference) {
+  test::NetBuilder b;
+  const Dims d = {1, 8, 80, 72};  // rows of 5,760 values: a block of 4,096 and a partial one
+  const TensorId x1 = b.input("x1", d), x2 = b.input("x2", d);
+  std::vector<float> gate(8);
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = 0.3f + 0.1137f * float(i);
+  const TensorId g = b.constant("g", DataType::kFloat, {1, 8, 1, 1}, gate.data());
+  Network& n = b.n;
+  const TensorId l = n.add_tensor({"l", DataType::kFloat, d}), r = n.add_tensor({"r", DataType::kFloat, d});
+  const TensorId q = n.add_tensor({"q", DataType::kFloat, d}), y = n.add_tensor({"y", DataType::kFloat, d});
+  n.add_layer({"g_minus", LayerKind::kElementWise, {g, x1}, {l}, ElementWiseParams{ElementWiseOp::kSub}});
+  n.add_layer({"minus_g", LayerKind::kElementWise, {x2, g}, {r}, ElementWiseParams{ElementWiseOp::kDiv}});
+  n.add_layer({"quot", LayerKind::kElementWise, {l, r}, {q}, ElementWiseParams{ElementWiseOp::kDiv}});
+  n.add_layer({"diff", LayerKind::kElementWise, {q, l}, {y}, ElementWiseParams{ElementWiseOp::kSub}});
+  n.tensors[y].is_output = true;
+  n.outputs.push_back(y);
+  ExecOptions opt;
+  opt.threads = 2;
+  const Precision F = Precision::kFP16, I = Precision::kINT8, U = Precision::kUnset;
+  opt.numerics.layer_precision = {U, F, I, F, I};  // g g_minus minus_g quot diff
+  opt.numerics.tensor_scales = {{"x2", 0.03f}, {"g", 0.01f}, {"r", 0.05f}, {"l", 0.05f}, {"q", 0.1f}, {"y", 0.2f}};
+  TensorMap in;
+  for (const char* name : {"x1", "x2"}) {
+    HostTensor t = HostTensor::zeros(name, DataType::kFloat, d);
+    for (int64_t i = 0; i < t.count(); ++i)
+      t.f32()[i] = -3.f + 6.f * float((i * (name[1] == '1' ? 7919 : 104729)) % 10007) / 10007.f + 1e-5f * float(i % 7);
+    in[name] = t;
+  }
+  auto run = [&](bool reference) {
+    ExecOptions o = opt;
+    o.reference_kernels = reference;
+    const HostTensor out = make_cpu_executor(n, o)->run(in).at("y");
+    return std::vector<float>(out.f32(), out.f32() + out.count());
+  };
+  const std::vector<float> got = run(false), ref = run(true);
+  ASSERT_EQ(got.size(), ref.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) differ += bits(got[i]) != bits(ref[i]);
+  EXPECT_EQ(differ, 0u);
+}
+
 // Point-wise chain steps that follow one another run as one pass (TANDEM_CPU_CHAIN_MERGE): an FP16
 // hard-swish spelled out (+3, clip, * x, / 6; one chain step, rounded to FP16 and then in place to
 // the INT8 grid its reader reads), then an INT8 scale and an INT8 shift (a chain step each, with

@@ -89,7 +89,14 @@ constexpr int64_t kRoundBlock = 4096;
 // The output's in-place roundings (an emulated layer's FP16 / INT8 output grid) over n values.
 // round_fp16_block / fake_quant_int8_block pick F16C / AVX or scalar at run time: the same bits
 // on every CPU, and the same as a rounding pass over the whole output.
+// Where the CPU has the vectors, the roundings are one fused run (chain_fused.h: both in one pass,
+// INT8 without the division where that provably rounds the same).
 void round_block(const std::vector<ChainLink>& rounds, float* y, int64_t n) {
+  if (!rounds.empty() && rounds.size() <= 4 && cpu_vectors() != CpuVectors::kNone) {
+    std::vector<fused::Op> ops;
+    ops.reserve(4);
+    if (links_to_fused(rounds, ops)) return run_fused({ops.data(), int(ops.size()), y, y, y, nullptr, n});
+  }
   for (const ChainLink& r : rounds) switch (r.kind) {
       case ChainLink::kRoundFp16: round_fp16_block(y, n); break;
       case ChainLink::kRoundInt8: fake_quant_int8_block(y, n, r.scalar); break;
@@ -111,9 +118,12 @@ int64_t rows_per_round_block(int64_t row) { return row >= kRoundBlock ? 1 : std:
 // o = f(a, b) over the walk, in blocks of at most kRoundBlock floats of a row (operands of one
 // shape merge into a single row: blocks, not rows, go to the threads; short rows are grouped),
 // each block then rounded by `rounds` (none: o as computed).
+// fused (may be null): the op and the roundings as a fused run (its first op the binary one with
+// the second operand as the chain input), used on contiguous rows and rows against a broadcast
+// scalar: the op and its roundings in one pass over the block.
 template <class F>
 void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
-                  const std::vector<ChainLink>& rounds = {}) {
+                  const std::vector<ChainLink>& rounds = {}, const std::vector<fused::Op>* fused = nullptr) {
   const int64_t rows = w.rows(), n = w.inner();
   const int64_t sa = w.inner_stride(1), sb = w.inner_stride(2);
   const int64_t per_row = (n + kRoundBlock - 1) / kRoundBlock;
@@ -149,6 +159,17 @@ void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
       return;
     }
     const int64_t r = item / per_row, i0 = (item % per_row) * kRoundBlock, m = std::min(kRoundBlock, n - i0);
+    if (fused && (sa == 1 || sb == 1) && (sa <= 1 && sb <= 1)) {
+      float* po = o + w.row_offset(0, r) + i0;
+      const float* pa = a + w.row_offset(1, r) + i0 * sa;
+      const float* pb = b + w.row_offset(2, r) + i0 * sb;
+      fused::Op ops[8];
+      std::copy(fused->begin(), fused->end(), ops);
+      // op(a, b): the chain input b on the right, or the broadcast scalar as a constant.
+      if (sb == 0) ops[0].form = fused::Form::kConstRight, ops[0].a = pb[0];
+      if (sa == 0) ops[0].form = fused::Form::kConstLeft, ops[0].a = pa[0];
+      return run_fused({ops, int(fused->size()), sa == 0 ? pb : pa, pb, po, nullptr, m});
+    }
     float* po = row_part(r, i0, m);
     if (!rounds.empty()) round_block(rounds, po, m);
   });
@@ -172,19 +193,30 @@ Kernel make_elementwise(const Network& net, const Layer& l, const std::vector<Ch
   bool all_float = ta.type == DataType::kFloat && tb.type == DataType::kFloat &&
                    to.type == DataType::kFloat;
   if (all_float) {
-    return [w, op, rounds](const std::vector<void*>& in, const std::vector<void*>& out) {
+    // The op and its output roundings as one fused run where every one has a fused form.
+    std::vector<fused::Op> fused_ops;
+    if (!rounds.empty() && rounds.size() < 8 && cpu_vectors() != CpuVectors::kNone) {
+      ChainLink first;
+      first.kind = ChainLink::kChainInputRight, first.op = op;
+      std::vector<ChainLink> links{first};
+      links.insert(links.end(), rounds.begin(), rounds.end());
+      if (!links_to_fused(links, fused_ops)) fused_ops.clear();
+    }
+    auto fused = std::make_shared<const std::vector<fused::Op>>(std::move(fused_ops));
+    return [w, op, rounds, fused](const std::vector<void*>& in, const std::vector<void*>& out) {
+      const std::vector<fused::Op>* f = fused->empty() ? nullptr : fused.get();
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
       float* o = static_cast<float*>(out[0]);
       // The common ops get their own instantiation (op fixed at compile time: vectorized loops);
       // every op computes ops::elementwise.
       switch (op) {
-        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSum, x, y); }, rounds); return;
-        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kProd, x, y); }, rounds); return;
-        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSub, x, y); }, rounds); return;
-        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kDiv, x, y); }, rounds); return;
-        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMax, x, y); }, rounds); return;
-        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMin, x, y); }, rounds); return;
+        case ElementWiseOp::kSum: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSum, x, y); }, rounds, f); return;
+        case ElementWiseOp::kProd: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kProd, x, y); }, rounds, f); return;
+        case ElementWiseOp::kSub: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kSub, x, y); }, rounds, f); return;
+        case ElementWiseOp::kDiv: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kDiv, x, y); }, rounds, f); return;
+        case ElementWiseOp::kMax: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMax, x, y); }, rounds, f); return;
+        case ElementWiseOp::kMin: binary_float(w, a, b, o, [](float x, float y) { return ops::elementwise(ElementWiseOp::kMin, x, y); }, rounds, f); return;
         case ElementWiseOp::kPow: case ElementWiseOp::kFloorDiv:
         case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
         case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
