@@ -412,3 +412,69 @@ TEST(CpuLayouts, AScaleBetweenConvolutionsStaysChannelsLast) {
     else EXPECT_NE(std::memcmp(fp32_out.data(), want.f32(), fp32_out.size() * 4), 0);
   }
 }
+
+// conv -> FP16 Scale (per channel, no power) -> FP16 + per-channel constant -> FP16 per-channel
+// constant - x -> FP16 x * per-channel constant -> conv, channels-last: each point-wise layer with
+// its FP16 rounding as one fused pass over rows of channels (chain_fused.h: the channels' factors
+// repeated), the same bits as the plain reference. The second convolution copies its input
+// (one-hot 1x1 weights, no bias), so the output is the last layer's, bit for bit.
+TEST(CpuLayouts, ChannelsLastPerChannelLayersWithRoundingsEqualTheReference) {
+  Net b;
+  TensorId x = b.tensor("x", {1, 16, 12, 12});
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  const TensorId c1 = b.conv("c1", x, 24, 3, 1);
+  ScaleParams sp;
+  sp.scale = b.weights("bn_s", {24}, 4);
+  sp.shift = b.weights("bn_b", {24}, 6);
+  for (int64_t c = 0; c < 24; ++c) {  // not representable in half
+    b.n.weights[size_t(sp.scale)].f32()[c] = 0.1f + 0.013f * float(c);
+    b.n.weights[size_t(sp.shift)].f32()[c] = 0.3f - 0.021f * float(c);
+  }
+  const TensorId bn = b.tensor("bn", {1, 24, 12, 12});
+  b.n.add_layer({"bn", LayerKind::kScale, {c1}, {bn}, sp});
+  auto per_channel = [&](const std::string& name, float base) {
+    const TensorId t = b.tensor(name, {1, 24, 1, 1});
+    const WeightsId w = b.weights(name + "_w", {1, 24, 1, 1}, 9);
+    for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(w)].f32()[c] = base + 0.0371f * float(c);
+    b.n.add_layer({name + "_c", LayerKind::kConstant, {}, {t}, ConstantParams{w}});
+    return t;
+  };
+  auto eltwise = [&](const std::string& name, ElementWiseOp op, TensorId l, TensorId r) {
+    const TensorId t = b.tensor(name, {1, 24, 12, 12});
+    b.n.add_layer({name, LayerKind::kElementWise, {l, r}, {t}, ElementWiseParams{op}});
+    return t;
+  };
+  const TensorId add = eltwise("add", ElementWiseOp::kSum, bn, per_channel("g1", 0.11f));
+  const TensorId sub = eltwise("sub", ElementWiseOp::kSub, per_channel("g2", -0.7f), add);
+  const TensorId mul = eltwise("mul", ElementWiseOp::kProd, sub, per_channel("g3", 0.9f));
+  const TensorId y = b.conv("c2", mul, 24, 1, 1);
+  const auto& c2 = b.n.layers.back().as<ConvolutionParams>();
+  for (int64_t k = 0; k < 24; ++k) {
+    b.n.weights[size_t(c2.bias_weights)].f32()[k] = 0.f;
+    for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(c2.kernel_weights)].f32()[k * 24 + c] = k == c ? 1.f : 0.f;
+  }
+  b.n.tensors[y].is_output = true;
+  b.n.outputs.push_back(y);
+  HostTensor in = HostTensor::zeros("x", DataType::kFloat, {1, 16, 12, 12});
+  for (int64_t i = 0; i < in.count(); ++i) in.f32()[i] = float(int((i * 7) % 13) - 6) / 8.f;
+  ExecOptions opt;
+  opt.numerics.layer_precision.assign(b.n.layers.size(), Precision::kFP16);
+  opt.numerics.layer_precision.front() = opt.numerics.layer_precision.back() = Precision::kFP32;  // c1, c2
+  ExecOptions ref = opt;
+  ref.reference_kernels = true;
+  const HostTensor want = make_cpu_executor(b.n, ref)->run({{"x", in}}).at("c2");
+  setenv("TANDEM_CPU_CHAIN_LAYOUT", "nhwc", 1);
+  auto ex = make_cpu_executor(b.n, opt);
+  unsetenv("TANDEM_CPU_CHAIN_LAYOUT");
+  const HostTensor got = ex->run({{"x", in}}).at("c2");
+  ASSERT_EQ(got.count(), want.count());
+  int differ = 0;
+  for (int64_t i = 0; i < got.count(); ++i) differ += std::memcmp(&got.f32()[i], &want.f32()[i], 4) != 0;
+  EXPECT_EQ(differ, 0);
+  // Each point-wise layer ran with its rounding inside (one step each, not a layer and a Round).
+  std::set<std::string> rounded_inside;
+  for (const StepTime& s : ex->profile(1))
+    if (s.kind == "Scale+Round" || s.kind == "ElementWise+Round") rounded_inside.insert(s.layer);
+  EXPECT_EQ(rounded_inside, (std::set<std::string>{"bn", "add", "sub", "mul"}));
+}

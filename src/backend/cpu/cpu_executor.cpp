@@ -842,8 +842,9 @@ cpu::Kernel nhwc_permuted_kernel(const Network& net, const ExecGraph& g, const E
     }
   }
   t.add_layer(copy);
-  return rounds.empty() ? cpu::make_ref_kernel(t, t.layers[0], t.weights)
-                        : cpu::make_ref_kernel_rounding(t, t.layers[0], rounds);
+  if (rounds.empty()) return cpu::make_ref_kernel(t, t.layers[0], t.weights);
+  return copy.kind == LayerKind::kScale ? cpu::make_scale_rounding(t, t.layers[0], t.weights, rounds)
+                                        : cpu::make_ref_kernel_rounding(t, t.layers[0], rounds);
 }
 
 // A Slice with unit strides that stays inside its input (every mode reads the same elements
@@ -1282,7 +1283,10 @@ class CpuExecutor : public Executor {
       std::vector<cpu::ChainLink> links;
       for (const ExecStep* r : rounds) links.push_back(round_link(*r));
       const bool nhwc = block_ == cpu::kNhwcBlock && runs_channels_last(net, graph_, st);
-      if (Kernel k = nhwc ? nhwc_permuted_kernel(net, graph_, st, links) : cpu::make_ref_kernel_rounding(net, l, links))
+      // A Scale's weights as the layer runs them (an FP16 Scale's rounded to half); channels-last only.
+      const std::vector<Weights> scale_weights = l.kind == LayerKind::kScale ? layer_weights(net, st) : std::vector<Weights>{};
+      if (Kernel k = nhwc ? nhwc_permuted_kernel(net, graph_, st, links, l.kind == LayerKind::kScale ? &scale_weights : nullptr)
+                          : cpu::make_ref_kernel_rounding(net, l, links))
         return k;
     }
     if (!rounds.empty() && (opt.reference_kernels || !conv)) {

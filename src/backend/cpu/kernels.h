@@ -230,6 +230,12 @@ Kernel make_ref_kernel(const Network& net, const Layer& l, const std::vector<Wei
 // bits (the roundings are per element). An empty Kernel for any other layer.
 Kernel make_ref_kernel_rounding(const Network& net, const Layer& l, const std::vector<ChainLink>& rounds);
 
+// A channels-last per-channel Scale (channel axis last, no power) with its output's roundings as
+// one fused pass (chain_fused.h); an empty Kernel for any other Scale or where the CPU has no
+// vectors. weights: the Scale's own (an FP16 Scale's rounded to half).
+Kernel make_scale_rounding(const Network& net, const Layer& l, const std::vector<Weights>& weights,
+                           const std::vector<ChainLink>& rounds);
+
 // Element access whatever the type (the slow, general path for non-float tensors).
 double load_as_double(const void* p, DataType t, int64_t i);
 void store_from_double(void* p, DataType t, int64_t i, double v);

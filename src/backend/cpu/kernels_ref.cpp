@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 
 #include "tandem/broadcast.h"
 #include "tandem/op_semantics.h"
@@ -175,6 +176,58 @@ void binary_float(const Walk& w, const float* a, const float* b, float* o, F f,
   });
 }
 
+// One operand of an element-wise layer that is the same row of n values for every row of a dense
+// output (a per-channel operand of a channels-last tensor: rows of C values), the other dense too.
+struct RowOperand {
+  int which = 0;  // 1: a is the row, 2: b is; 0: not this shape
+  int64_t period = 0;
+};
+RowOperand row_operand(const Walk& w) {
+  constexpr int64_t kMaxPeriod = 1024;  // the run's repeated factors, on the stack
+  RowOperand r;
+  if (w.dims.size() != 2) return r;
+  const int64_t n = w.dims[1];
+  const Strides dense = {n, 1}, row = {0, 1};
+  if (w.strides[0] != dense) return r;
+  r.which = w.strides[1] == row && w.strides[2] == dense ? 1 : w.strides[1] == dense && w.strides[2] == row ? 2 : 0;
+  r.period = std::lcm(n, int64_t(128));  // a multiple of the fused run's step (chain_fused.h)
+  if (r.period > kMaxPeriod) r.which = 0;
+  return r;
+}
+
+// o = op(x, row) or op(row, x) as a fused run's input x * alpha + bias with the row's values
+// repeated as alpha or bias (chain_fused.h), then the roundings: + and - as alpha = +-1 (exact)
+// and bias = +-row (x - c = x + (-c) exactly), * as alpha = row. One pass of whole rows per work
+// item. False for the other ops.
+bool binary_row_fused(ElementWiseOp op, const RowOperand& ro, const float* a, const float* b, float* o, int64_t rows,
+                      int64_t n, const std::vector<fused::Op>& rounds) {
+  const bool row_left = ro.which == 1;
+  const float* row = row_left ? a : b;
+  const float* x = row_left ? b : a;
+  alignas(64) float al[1024], bi[1024];
+  bool has_bias = true;
+  for (int64_t i = 0; i < ro.period; ++i) {
+    const float c = row[i % n];
+    switch (op) {
+      case ElementWiseOp::kSum: al[i] = 1.f, bi[i] = c; break;
+      case ElementWiseOp::kSub: al[i] = row_left ? -1.f : 1.f, bi[i] = row_left ? c : -c; break;
+      case ElementWiseOp::kProd: al[i] = c, has_bias = false; break;
+      case ElementWiseOp::kDiv: case ElementWiseOp::kMax: case ElementWiseOp::kMin: case ElementWiseOp::kPow:
+      case ElementWiseOp::kFloorDiv: case ElementWiseOp::kAnd: case ElementWiseOp::kOr: case ElementWiseOp::kXor:
+      case ElementWiseOp::kEqual: case ElementWiseOp::kGreater: case ElementWiseOp::kLess:
+        return false;
+    }
+  }
+  const int64_t rows_per_item = std::max<int64_t>(1, 16384 / n), items = (rows + rows_per_item - 1) / rows_per_item;
+  parallel_for(items, rows * n > 32768, [&](int64_t item) {
+    const int64_t r0 = item * rows_per_item, m = (std::min(rows, r0 + rows_per_item) - r0) * n;
+    fused::Run r{rounds.data(), int(rounds.size()), nullptr, nullptr, o + r0 * n, nullptr, m};
+    r.sums_f32 = x + r0 * n, r.alpha = al, r.bias = has_bias ? bi : nullptr, r.period = ro.period;
+    run_fused(r);
+  });
+  return true;
+}
+
 double elementwise_double(ElementWiseOp op, double a, double b, bool integral) {
   if (integral && op == ElementWiseOp::kDiv) return ops::elementwise_integral_div(a, b);
   return ops::elementwise(op, a, b);
@@ -203,11 +256,16 @@ Kernel make_elementwise(const Network& net, const Layer& l, const std::vector<Ch
       if (!links_to_fused(links, fused_ops)) fused_ops.clear();
     }
     auto fused = std::make_shared<const std::vector<fused::Op>>(std::move(fused_ops));
-    return [w, op, rounds, fused](const std::vector<void*>& in, const std::vector<void*>& out) {
+    // A per-channel operand of a channels-last tensor with the roundings fused: one run of whole rows.
+    const RowOperand ro = cpu_vectors() != CpuVectors::kNone ? row_operand(w) : RowOperand{};
+    auto round_ops = std::make_shared<std::vector<fused::Op>>();
+    const bool rows_fused = ro.which != 0 && rounds.size() < 8 && links_to_fused(rounds, *round_ops);
+    return [w, op, rounds, fused, ro, round_ops, rows_fused](const std::vector<void*>& in, const std::vector<void*>& out) {
       const std::vector<fused::Op>* f = fused->empty() ? nullptr : fused.get();
       const float* a = static_cast<const float*>(in[0]);
       const float* b = static_cast<const float*>(in[1]);
       float* o = static_cast<float*>(out[0]);
+      if (rows_fused && binary_row_fused(op, ro, a, b, o, w.rows(), w.inner(), *round_ops)) return;
       // The common ops get their own instantiation (op fixed at compile time: vectorized loops);
       // every op computes ops::elementwise.
       switch (op) {
@@ -1286,6 +1344,41 @@ float apply_activation(const ActivationParams& a, float x) { return ops::activat
 
 void set_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
+}
+
+Kernel make_scale_rounding(const Network& net, const Layer& l, const std::vector<Weights>& weights,
+                           const std::vector<ChainLink>& rounds) {
+  // A channels-last per-channel Scale (the channel axis last, no power): y = x * scale[c] + shift[c]
+  // as a fused run's input x * alpha + bias with the channels' factors repeated, then the roundings.
+  const ScaleParams& p = l.as<ScaleParams>();
+  const Tensor& t = net.tensors[l.inputs[0]];
+  if (p.mode != ScaleMode::kChannel || p.power >= 0 || p.channel_axis != int(t.dims.size()) - 1 || t.dims.empty() ||
+      cpu_vectors() == CpuVectors::kNone)
+    return {};
+  auto ops = std::make_shared<std::vector<fused::Op>>();
+  if (rounds.size() >= 8 || !links_to_fused(rounds, *ops)) return {};
+  const int64_t C = t.dims.back(), n = volume(t.dims), period = std::lcm(C, int64_t(128));
+  if (C < 1 || period > 1024) return {};
+  auto factors = std::make_shared<std::vector<float>>(size_t(2 * period));
+  for (int64_t i = 0; i < period; ++i) {
+    auto at = [&](WeightsId id, float dflt) {
+      if (id < 0) return dflt;
+      const Weights& w = weights[size_t(id)];
+      return float(w.at(w.count() == 1 ? 0 : i % C));
+    };
+    (*factors)[size_t(i)] = at(p.scale, 1.f), (*factors)[size_t(period + i)] = at(p.shift, 0.f);
+  }
+  const int64_t rows = n / C, rows_per_item = std::max<int64_t>(1, 16384 / C), items = (rows + rows_per_item - 1) / rows_per_item;
+  return [=](const std::vector<void*>& in, const std::vector<void*>& out) {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    parallel_for(items, n > 32768, [&](int64_t item) {
+      const int64_t r0 = item * rows_per_item, m = (std::min(rows, r0 + rows_per_item) - r0) * C;
+      fused::Run r{ops->data(), int(ops->size()), nullptr, nullptr, y + r0 * C, nullptr, m};
+      r.sums_f32 = x + r0 * C, r.alpha = factors->data(), r.bias = factors->data() + period, r.period = period;
+      run_fused(r);
+    });
+  };
 }
 
 Kernel make_ref_kernel_rounding(const Network& net, const Layer& l, const std::vector<ChainLink>& rounds) {
