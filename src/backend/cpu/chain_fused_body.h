@@ -68,6 +68,13 @@ inline void run_body(const Run& run) {
     reads_x0 = reads_x0 || op.form == Form::kInputRight || op.form == Form::kInputLeft;
   }
   const bool sums = r.sums_s32 || r.sums_f32;
+  // Codes of a run ending in an INT8 rounding onto the codes' own grid: the rounding's code is the
+  // code (codes_s8 of fl(q * scale) gives q back: kernels_int8.cpp), so the last rounding's
+  // multiply and the codes' multiply and clamp are left out.
+  const Op* last = r.n_ops ? &r.ops[r.n_ops - 1] : nullptr;
+  const bool codes_of_last = r.codes && last && last->form == Form::kUnary && last->unary == Unary::kRoundInt8 &&
+                             last->b != 0.f && r.inv_scale == 1.f / last->a;
+  const int n_ops = codes_of_last ? r.n_ops - 1 : r.n_ops;
   const bool x0_is_input = sums || r.x0 == r.s;
   for (int64_t i = 0; i < r.m; i += G * W) {
     M k[G];
@@ -86,11 +93,17 @@ inline void run_body(const Run& run) {
       }
       x[j] = !reads_x0 ? S::set1(0.f) : x0_is_input ? v[j] : S::load(r.x0 + i_j, k[j]);
     }
-    for (int o = 0; o < r.n_ops; ++o) {
+    for (int o = 0; o < n_ops; ++o) {
       const Op& op = r.ops[o];
       switch (op.form) {
         case Form::kConstRight: {
           const V c = S::set1(op.a);
+          if (op.binary == Binary::kDiv && op.b != 0.f) {
+            const V recip = S::set1(op.b);
+#pragma GCC unroll 8
+            for (int j = 0; j < G; ++j) v[j] = S::div_by_constant(v[j], c, recip);
+            break;
+          }
           with_binary<S>(op.binary, [&](auto f) {
 #pragma GCC unroll 8
             for (int j = 0; j < G; ++j) v[j] = f(v[j], c);
@@ -133,7 +146,12 @@ inline void run_body(const Run& run) {
 #pragma GCC unroll 8
     for (int j = 0; j < G; ++j) {
       const int64_t i_j = i + j * W;
-      if (r.codes) {
+      if (codes_of_last) {
+        // The last INT8 rounding's code itself: rne(x / scale) clamped as the codes are (a NaN -128).
+        const Op& last = r.ops[r.n_ops - 1];
+        const V q = S::int8_code(v[j], S::set1(last.a), S::set1(last.b));
+        S::store_codes(r.codes + i_j, S::min_of(S::max_of(S::set1(-128.f), q), S::set1(127.f)), k[j], r.m - i_j);
+      } else if (r.codes) {
         const V q = S::min_of(S::max_of(S::set1(-128.f), S::mul(v[j], S::set1(r.inv_scale))), S::set1(127.f));
         S::store_codes(r.codes + i_j, q, k[j], r.m - i_j);
       } else {

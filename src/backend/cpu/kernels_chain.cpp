@@ -158,7 +158,12 @@ bool int8_grid_scale(float s) { return s >= std::numeric_limits<float>::min() &&
 bool to_fused(const ChainLink& k, fused::Op& op) {
   using fused::Binary, fused::Form, fused::Unary;
   auto binary = [&](Form form) {
-    op.form = form, op.a = k.scalar;
+    op.form = form, op.a = k.scalar, op.b = 0.f;
+    // v / c: b = fl(1 / c) where the run may divide without dividing (chain_fused.h).
+    const float c = std::fabs(k.scalar), r = 1.f / k.scalar;
+    if (form == Form::kConstRight && k.op == ElementWiseOp::kDiv && c >= 0x1p-20f && c <= 0x1p20f &&
+        std::fabs(r) >= std::numeric_limits<float>::min() && std::isfinite(r))
+      op.b = r;
     switch (k.op) {
       case ElementWiseOp::kSum: op.binary = Binary::kAdd; return true;
       case ElementWiseOp::kProd: op.binary = Binary::kMul; return true;
