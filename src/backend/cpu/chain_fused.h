@@ -26,10 +26,8 @@ struct Op {
   Form form = Form::kUnary;
   Binary binary = Binary::kAdd;
   Unary unary = Unary::kCapture;
-  // The constant (a Div by a constant on the right: b = fl(1 / a) where a's magnitude is within
-  // [2^-20, 2^20], else 0: always the division); LeakyRelu's slope; Clip's bounds; HardSigmoid's
-  // alpha, beta; RoundInt8's scale and, where scale and reciprocal are normal, fl(1 / scale)
-  // (else 0: always the division).
+  // The constant; LeakyRelu's slope; Clip's bounds; HardSigmoid's alpha, beta; RoundInt8's scale
+  // and, where scale and reciprocal are normal, fl(1 / scale) (else 0: no codes taken from it).
   float a = 0.f, b = 0.f;
 };
 

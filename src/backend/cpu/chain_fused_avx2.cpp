@@ -1,6 +1,5 @@
-// The fused chain run with AVX2 (+ F16C, FMA): 8 floats per vector, tails by vmaskmovps. Compiled
-// with -mavx2 -mfma -mf16c (CMakeLists.txt) and called only where the CPU has all three
-// (cpu_vectors()).
+// The fused chain run with AVX2 (+ F16C): 8 floats per vector, tails by vmaskmovps. Compiled with
+// -mavx2 -mf16c (CMakeLists.txt) and called only where the CPU has both (cpu_vectors()).
 // Selects are bitwise (and / andnot / or), as in fp16_round.cpp: GCC 12 may turn vblendvps with a
 // compare mask into a branch per lane.
 #include <immintrin.h>
@@ -53,41 +52,9 @@ struct Avx2 {
                                    _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u)))));
     return select(_mm256_cmp_ps(x, x, _CMP_UNORD_Q), nan_out, r);
   }
-  // fl(x / c) as chain_fused_avx512.cpp computes it (the same proof, the same bounds).
-  static V div_by_constant(V x, V c, V recip) {
-    const V sign = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u)));
-    const V q0 = _mm256_mul_ps(x, recip);
-    const V q1 = _mm256_fmadd_ps(_mm256_fnmadd_ps(q0, c, x), recip, q0);
-    const V e1 = _mm256_fnmadd_ps(q1, c, x);
-    const __m256i bits = _mm256_castps_si256(q1);
-    const __m256i exponent = _mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000));
-    V half_ulp = _mm256_castsi256_ps(_mm256_sub_epi32(exponent, _mm256_set1_epi32(24 << 23)));
-    const V power_of_two = _mm256_castsi256_ps(
-        _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_setzero_si256()));
-    half_ulp = select(power_of_two, _mm256_mul_ps(half_ulp, _mm256_set1_ps(0.5f)), half_ulp);
-    const V aq = _mm256_andnot_ps(sign, q1);
-    const V zero = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ);
-    const V ok = _mm256_and_ps(
-        _mm256_and_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, e1), _mm256_mul_ps(half_ulp, _mm256_andnot_ps(sign, c)), _CMP_LT_OQ),
-                      _mm256_cmp_ps(aq, _mm256_set1_ps(0x1p-60f), _CMP_GE_OQ)),
-        _mm256_cmp_ps(aq, _mm256_set1_ps(0x1p60f), _CMP_LE_OQ));
-    if (_mm256_movemask_ps(_mm256_or_ps(ok, zero)) == 0xff) return select(zero, q0, q1);
-    return _mm256_div_ps(x, c);
-  }
-  // The codes as chain_fused_avx512.cpp computes them (the same bounds, the same proof).
-  static V int8_code_divide(V x, V scale) {
+  // The code as chain_fused_avx512.cpp computes it.
+  static V int8_code(V x, V scale) {
     return _mm256_round_ps(_mm256_div_ps(x, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  }
-  static V int8_code(V x, V scale, V recip) {
-    const V sign = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0x80000000u)));
-    const V q0 = _mm256_mul_ps(x, recip);
-    const V k = _mm256_round_ps(q0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const V aq = _mm256_andnot_ps(sign, q0);
-    const V gap = _mm256_sub_ps(_mm256_set1_ps(0.5f), _mm256_andnot_ps(sign, _mm256_sub_ps(q0, k)));
-    const V safe = _mm256_or_ps(_mm256_cmp_ps(gap, _mm256_mul_ps(aq, _mm256_set1_ps(0x1p-20f)), _CMP_GT_OQ),
-                                _mm256_cmp_ps(aq, _mm256_set1_ps(256.f), _CMP_GE_OQ));
-    if (_mm256_movemask_ps(safe) == 0xff) return k;
-    return int8_code_divide(x, scale);
   }
   // fake_quant_int8_avx (fp16_round.cpp) from the code.
   static V fake_quant_int8(V, V q, V scale) {

@@ -43,9 +43,8 @@ inline void with_unary(const Op& op, F&& f) {
     }
     case Unary::kRoundFp16: f([](V x) { return S::round_fp16(x); }); return;
     case Unary::kRoundInt8: {
-      const V scale = S::set1(op.a), recip = S::set1(op.b);
-      if (op.b == 0.f) return f([scale](V x) { return S::fake_quant_int8(x, S::int8_code_divide(x, scale), scale); });
-      f([scale, recip](V x) { return S::fake_quant_int8(x, S::int8_code(x, scale, recip), scale); });
+      const V scale = S::set1(op.a);
+      f([scale](V x) { return S::fake_quant_int8(x, S::int8_code(x, scale), scale); });
       return;
     }
   }
@@ -98,12 +97,6 @@ inline void run_body(const Run& run) {
       switch (op.form) {
         case Form::kConstRight: {
           const V c = S::set1(op.a);
-          if (op.binary == Binary::kDiv && op.b != 0.f) {
-            const V recip = S::set1(op.b);
-#pragma GCC unroll 8
-            for (int j = 0; j < G; ++j) v[j] = S::div_by_constant(v[j], c, recip);
-            break;
-          }
           with_binary<S>(op.binary, [&](auto f) {
 #pragma GCC unroll 8
             for (int j = 0; j < G; ++j) v[j] = f(v[j], c);
@@ -149,7 +142,7 @@ inline void run_body(const Run& run) {
       if (codes_of_last) {
         // The last INT8 rounding's code itself: rne(x / scale) clamped as the codes are (a NaN -128).
         const Op& last = r.ops[r.n_ops - 1];
-        const V q = S::int8_code(v[j], S::set1(last.a), S::set1(last.b));
+        const V q = S::int8_code(v[j], S::set1(last.a));
         S::store_codes(r.codes + i_j, S::min_of(S::max_of(S::set1(-128.f), q), S::set1(127.f)), k[j], r.m - i_j);
       } else if (r.codes) {
         const V q = S::min_of(S::max_of(S::set1(-128.f), S::mul(v[j], S::set1(r.inv_scale))), S::set1(127.f));

@@ -317,10 +317,9 @@ bool isa_capped_below_avx512() {
 }
 
 CpuVectors cpu_vectors() {
-  static const bool fma = __builtin_cpu_supports("fma");
-  static const CpuVectors v = has_avx512f() && has_f16c()       ? CpuVectors::kAvx512
-                              : has_avx2() && has_f16c() && fma ? CpuVectors::kAvx2
-                                                                : CpuVectors::kNone;
+  static const CpuVectors v = has_avx512f() && has_f16c() ? CpuVectors::kAvx512
+                              : has_avx2() && has_f16c()  ? CpuVectors::kAvx2
+                                                          : CpuVectors::kNone;
   return v;
 }
 

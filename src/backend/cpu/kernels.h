@@ -141,8 +141,8 @@ void fake_quant_int8_array(float* y, int64_t n, float scale, bool allow_simd = t
 // that pick AVX-512 at run time take the same cap, so ctest's runs "as on a CPU without AVX-512"
 // cover their AVX2 paths too (GCC's target_clones pick by the CPU alone).
 bool isa_capped_below_avx512();
-// The widest vectors tandem's own intrinsics kernels may use here: AVX-512F, or AVX2 with FMA,
-// each with F16C (and AVX-512 not capped by ONEDNN_MAX_CPU_ISA), else none.
+// The widest vectors tandem's own intrinsics kernels may use here: AVX-512F or AVX2, each with
+// F16C (and AVX-512 not capped by ONEDNN_MAX_CPU_ISA), else none.
 enum class CpuVectors : uint8_t { kAvx512, kAvx2, kNone };
 CpuVectors cpu_vectors();
 // Chain links and activations as ops of a fused run (chain_fused.h): false where one has no fused

@@ -159,11 +159,6 @@ bool to_fused(const ChainLink& k, fused::Op& op) {
   using fused::Binary, fused::Form, fused::Unary;
   auto binary = [&](Form form) {
     op.form = form, op.a = k.scalar, op.b = 0.f;
-    // v / c: b = fl(1 / c) where the run may divide without dividing (chain_fused.h).
-    const float c = std::fabs(k.scalar), r = 1.f / k.scalar;
-    if (form == Form::kConstRight && k.op == ElementWiseOp::kDiv && c >= 0x1p-20f && c <= 0x1p20f &&
-        std::fabs(r) >= std::numeric_limits<float>::min() && std::isfinite(r))
-      op.b = r;
     switch (k.op) {
       case ElementWiseOp::kSum: op.binary = Binary::kAdd; return true;
       case ElementWiseOp::kProd: op.binary = Binary::kMul; return true;
@@ -189,7 +184,7 @@ bool to_fused(const ChainLink& k, fused::Op& op) {
     case ChainLink::kCaptureInput: return unary(Unary::kCapture);
     case ChainLink::kRoundFp16: return unary(Unary::kRoundFp16);
     case ChainLink::kRoundInt8: {
-      // b: fl(1 / scale) where both are normal and finite (the run may multiply by it, chain_fused.h).
+      // b: fl(1 / scale) where both are normal and finite (codes of the grid: chain_fused.h).
       const float r = 1.f / k.scalar;
       const bool normal = int8_grid_scale(k.scalar) && r >= std::numeric_limits<float>::min() && std::isfinite(r);
       return unary(Unary::kRoundInt8, k.scalar, normal ? r : 0.f);
