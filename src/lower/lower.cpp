@@ -770,18 +770,32 @@ class Lowering {
       // the float outputs are rounded in place. A half input is read through its float copy
       // (already on the FP16 grid; INT8 rounds that copy).
       std::vector<std::pair<TensorId, ValueId>> copies;
+      // Whether every input reaches the layer on p's grid by a rounding (INT8: of this one scale,
+      // 0 until the first): then a layer that only moves or selects values writes them on it too.
+      bool inputs_on_grid = true;
+      float input_scale = 0.f;
+      auto on_grid_by_rounding = [&](const Tensor& t) {
+        if (p == Precision::kINT8 && !(input_scale == 0.f || input_scale == scale_of(t))) inputs_on_grid = false;
+        if (p == Precision::kINT8) input_scale = scale_of(t);
+      };
       for (ValueId& in : s.inputs) {
-        if (g_.values[size_t(in)].int8_codes()) continue;  // the codes are its rounded input
+        if (g_.values[size_t(in)].int8_codes()) {  // the codes are its rounded input
+          inputs_on_grid = false;
+          continue;
+        }
         if (const ValueId q = int8_codes_input(in, id); q >= 0) {
           in = q;
+          inputs_on_grid = false;
           continue;
         }
         const Tensor& t = net_.tensors[size_t(in)];
         const bool half = g_.values[size_t(in)].float_as_half();
         if (!rounds(p, t) || (half && p == Precision::kFP16)) {
           in = stored_as(in, DataType::kFloat, id);
+          inputs_on_grid = false;
           continue;
         }
+        on_grid_by_rounding(t);
         if (on_grid(in, p, t)) continue;  // its producer rounded it so: a copy would equal it
         auto it = std::find_if(copies.begin(), copies.end(), [&](const auto& c) { return c.first == in; });
         if (it == copies.end()) {
@@ -794,16 +808,37 @@ class Lowering {
         in = it->second;
       }
       std::vector<ValueId> outs = s.outputs;
+      const bool layer_alone = s.kind == StepKind::kLayer && s.epilogue.empty();  // no chain, no fused layers
       push(std::move(s));
       for (ValueId o : outs)
         if (rounds(p, net_.tensors[size_t(o)]) && !g_.values[size_t(o)].int8_codes() &&
             !g_.values[size_t(o)].half_of_int8()) {  // codes, half on the grid: rounded by the layer
+          // Values moved or selected from inputs on the output's grid are on it: rounding them
+          // again is the identity (FP16 rounding is idempotent, INT8 with one scale too: on_grid).
+          if (inputs_on_grid && layer_alone && moves_values(l) &&
+              (p == Precision::kFP16 || input_scale == scale_of(net_.tensors[size_t(o)]))) {
+            grid_[size_t(o)] = {p, p == Precision::kFP16 ? 0.f : input_scale};
+            continue;
+          }
           ExecStep r = round_step(id, p, o, o);
           grid_[size_t(o)] = {p, r.scale};
           push(std::move(r));
         }
       for (ValueId o : outs) round_for_readers(o);
     }
+  }
+
+  // A layer whose outputs hold only values of its inputs (copied, moved, or one of them selected,
+  // or zero, which every grid holds): Concatenation, nearest Resize, max pooling, ReLU, element-wise
+  // max / min.
+  static bool moves_values(const Layer& l) {
+    if (l.kind == LayerKind::kConcatenation) return true;
+    if (l.kind == LayerKind::kResize) return l.as<ResizeParams>().mode == ResizeMode::kNearest;
+    if (l.kind == LayerKind::kPooling) return l.as<PoolingParams>().type == PoolingType::kMax;
+    if (l.kind == LayerKind::kActivation) return l.as<ActivationParams>().type == ActivationType::kRelu;
+    if (l.kind != LayerKind::kElementWise) return false;
+    const ElementWiseOp op = l.as<ElementWiseParams>().op;
+    return op == ElementWiseOp::kMax || op == ElementWiseOp::kMin;
   }
 
   // LowerPolicy::round_in_place: when every step reading value o (a network input, or a step's

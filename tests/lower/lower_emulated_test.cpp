@@ -75,8 +75,9 @@ TEST(LowerEmulated, RoundingTwiceChangesNothing) {
 TEST(LowerEmulated, NoCopyOfAValueAlreadyOnTheGrid) {
   Block b;
   // INT8 everywhere, nothing fused (the policy off): the graph input and every tensor whose
-  // consumer's scale differs from the one its producer rounded with get a copy; y (producer relu
-  // rounded it with 0.125, relu2 reads it with 0.125) does not.
+  // consumer's scale differs from the one its producer rounded with get a copy; y (relu2 reads it
+  // with 0.125) does not. relu's output holds values of s on y's grid (the same scale) or zero:
+  // not rounded again (LowerEmulated.LayersMovingValuesOnTheirGridRoundNothing).
   ExecGraph g = lower(b.n, b.all(Precision::kINT8), cpu_like(false));
   EXPECT_EQ(describe(b.n, g),
             "conv [round int8] (x) -> x@conv\n"
@@ -85,7 +86,6 @@ TEST(LowerEmulated, NoCopyOfAValueAlreadyOnTheGrid) {
             "bn [Scale] (c) -> s\n"
             "bn [round int8] (s) -> s\n"
             "relu [Activation] (s) -> y\n"
-            "relu [round int8] (y) -> y\n"
             "relu2 [Activation] (y) -> z\n"
             "relu2 [round int8] (z) -> z\n");
   Numerics num = b.all(Precision::kINT8);
@@ -100,7 +100,6 @@ TEST(LowerEmulated, NoCopyOfAValueAlreadyOnTheGrid) {
             "bn [Scale] (c) -> s\n"
             "relu [round int8] (s) -> s@relu\n"
             "relu [Activation] (s@relu) -> y\n"
-            "relu [round int8] (y) -> y\n"
             "relu2 [Activation] (y) -> z\n"
             "relu2 [round int8] (z) -> z\n");
   // An FP16 producer and an INT8 consumer: another grid, a copy.
@@ -138,8 +137,7 @@ TEST(LowerEmulated, ViewsCarryTheirRootsGrid) {
             "r1 [round int8] (x) -> x@r1\n"
             "r1 [Activation] (x@r1) -> a\n"
             "r1 [round int8] (a) -> a\n"
-            "r2 [Activation] (v) -> y\n"
-            "r2 [round int8] (y) -> y\n");
+            "r2 [Activation] (v) -> y\n");  // y's values are v's (same scale) or zero
   num.tensor_scales["v"] = 0.25f;
   g = lower(n.n, num, cpu_like(false));
   EXPECT_NE(describe(n.n, g).find("r2 [round int8] (v) -> v@r2\n"), std::string::npos) << describe(n.n, g);
@@ -378,4 +376,64 @@ TEST(LowerEmulated, Int8ConvolutionTakesTheFp16ChainAndRequantizesOnce) {
   const std::string no_grid = describe(n.n, lower(n.n, num, p));
   EXPECT_NE(no_grid.find("conv [round int8] (c) -> c\n"), std::string::npos) << no_grid;
   EXPECT_EQ(no_grid.find("+mul"), std::string::npos) << no_grid;
+}
+
+// A layer whose outputs hold only its inputs' values (Concatenation, nearest Resize, max pooling,
+// ReLU, element-wise max / min) reading them on its output's grid writes them on it: no rounding
+// after it (the same bits, LowerEmulated.RoundingTwiceChangesNothing). Kept: an INT8 output of
+// another scale than its inputs', a layer that computes (LeakyReLU), a step that runs more than
+// the layer (a point-wise chain).
+TEST(LowerEmulated, LayersMovingValuesOnTheirGridRoundNothing) {
+  Net n;
+  const TensorId x = n.input("x"), c = n.tensor("c"), a = n.tensor("a"), b = n.tensor("b");
+  const TensorId cat = n.tensor("cat", {1, 2, 1, 4}), l = n.tensor("l", {1, 2, 1, 4}), m = n.tensor("m", {1, 2, 1, 4});
+  n.conv("conv", x, c);
+  n.act("relu", c, a, ActivationType::kRelu);
+  n.act("relu_b", c, b, ActivationType::kRelu);
+  n.n.add_layer({"cat", LayerKind::kConcatenation, {a, b}, {cat}, ConcatenationParams{1}});
+  n.act("leaky", cat, l, ActivationType::kLeakyRelu, 0.1f);
+  n.elt("max", l, l, m, ElementWiseOp::kMax);
+  n.output(m);
+  Numerics num;
+  num.layer_precision.assign(n.n.layers.size(), Precision::kFP16);
+  ExecGraph g = lower(n.n, num, cpu_like(false));
+  EXPECT_EQ(describe(n.n, g),
+            "conv [round fp16] (x) -> x@conv\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "conv [round fp16] (c) -> c\n"
+            "relu [Activation] (c) -> a\n"
+            "relu_b [Activation] (c) -> b\n"
+            "cat [Concatenation] (a, b) -> cat\n"
+            "leaky [Activation] (cat) -> l\n"
+            "leaky [round fp16] (l) -> l\n"
+            "max [ElementWise] (l, l) -> m\n");
+  // INT8: the concatenation of two inputs of its own scale rounds nothing; of another, it does.
+  num.layer_precision.assign(n.n.layers.size(), Precision::kINT8);
+  num.tensor_scales = {{"x", 0.5f}, {"c", 0.25f}, {"a", 0.25f}, {"b", 0.25f}, {"cat", 0.25f}, {"l", 0.125f}, {"m", 0.125f}};
+  g = lower(n.n, num, cpu_like(false));
+  std::string d = describe(n.n, g);
+  EXPECT_EQ(d.find("cat [round int8]"), std::string::npos) << d;
+  EXPECT_EQ(d.find("relu [round int8]"), std::string::npos) << d;
+  EXPECT_NE(d.find("leaky [round int8] (l) -> l"), std::string::npos) << d;
+  num.tensor_scales["cat"] = 0.5f;
+  g = lower(n.n, num, cpu_like(false));
+  d = describe(n.n, g);
+  EXPECT_NE(d.find("cat [round int8] (cat) -> cat"), std::string::npos) << d;
+  // With emulated fusion each ReLU runs as a point-wise chain step (which may hold more links):
+  // chains round.
+  num.layer_precision.assign(n.n.layers.size(), Precision::kFP16);
+  num.tensor_scales.clear();
+  g = lower(n.n, num, cpu_like(true));
+  EXPECT_EQ(describe(n.n, g),
+            "conv [round fp16] (x) -> x@conv\n"
+            "conv [Convolution] (x@conv) -> c\n"
+            "conv [round fp16] (c) -> c\n"
+            "relu [pointwise-chain] (c) -> a\n"
+            "relu [round fp16] (a) -> a\n"
+            "relu_b [pointwise-chain] (c) -> b\n"
+            "relu_b [round fp16] (b) -> b\n"
+            "cat [Concatenation] (a, b) -> cat\n"
+            "leaky [pointwise-chain] (cat) -> l\n"
+            "leaky [round fp16] (l) -> l\n"
+            "max [ElementWise] (l, l) -> m\n");
 }

@@ -88,8 +88,7 @@ TEST(LowerFp16, UnsetPolicyEmulatesAsBefore) {
             "c1 [round fp16] (x) -> x@c1\n"
             "c1 [Convolution] (x@c1) -> c1\n"
             "c1 [round fp16] (c1) -> c1\n"
-            "relu [Activation] (c1) -> r1\n"  // c1 is on the FP16 grid already: no copy
-            "relu [round fp16] (r1) -> r1\n"
+            "relu [Activation] (c1) -> r1\n"  // c1 on the FP16 grid already: no copy, r1 too
             "softmax [SoftMax] (r1) -> sm\n"
             "softmax [round fp16] (sm) -> sm\n"
             "c2 [Convolution] (sm) -> c2\n"
