@@ -11,16 +11,26 @@ namespace {
 
 struct Avx2 {
   using V = __m256;
-  using M = __m256i;
+  // A vector's lanes: all (plain loads and stores; vmaskmovps stores are slow on some CPUs, AMD's
+  // among them) or the first few (a tail: masked).
+  struct M {
+    __m256i lanes;
+    bool full;
+  };
   static constexpr int64_t kWidth = 8;
   static constexpr int kGroup = 4;  // 4 values + 4 chain inputs of 16 registers
   static M mask(int64_t rem) {
     const int32_t n = rem >= 8 ? 8 : rem <= 0 ? 0 : int32_t(rem);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return {_mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), n == 8};
   }
-  static V load(const float* p, M k) { return _mm256_maskload_ps(p, k); }
-  static void store(float* p, V v, M k) { _mm256_maskstore_ps(p, k, v); }
-  static V load_s32(const int32_t* p, M k) { return _mm256_cvtepi32_ps(_mm256_maskload_epi32(p, k)); }
+  static V load(const float* p, M k) { return k.full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, k.lanes); }
+  static void store(float* p, V v, M k) {
+    if (k.full) return _mm256_storeu_ps(p, v);
+    _mm256_maskstore_ps(p, k.lanes, v);
+  }
+  static V load_s32(const int32_t* p, M k) {
+    return _mm256_cvtepi32_ps(k.full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskload_epi32(p, k.lanes));
+  }
   // Codes of values already clamped to [-128, 127]: vcvtps2dq (half to even), packed to bytes;
   // a partial vector's bytes through a buffer.
   static void store_codes(int8_t* q, V c, M, int64_t rem) {
