@@ -308,7 +308,6 @@ void use_activation_tables(std::vector<ChainLink>& links) {
   }
 }
 
-
 // The rounding at r and the links after it: a function of the rounded value alone when no link
 // reads the chain input before capturing it (after r), worth a table when two or more links follow.
 bool grid_lookup_pays(const std::vector<ChainLink>& links, size_t r, int64_t n) {
