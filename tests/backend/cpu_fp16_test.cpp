@@ -333,6 +333,29 @@ TEST(CpuGridLookup, LookedUpEqualsComputedBitForBit) {
   EXPECT_EQ(cpu::chain_final_int8_scale(one_follower), 0.f);
 }
 
+namespace {
+
+// Inputs x1 and x2 of dims d: values spread over [-3, 3) (not on the half grid).
+TensorMap spread_inputs(const Dims& d) {
+  TensorMap in;
+  for (const char* name : {"x1", "x2"}) {
+    HostTensor t = HostTensor::zeros(name, DataType::kFloat, d);
+    for (int64_t i = 0; i < t.count(); ++i)
+      t.f32()[i] = -3.f + 6.f * float((i * (name[1] == '1' ? 7919 : 104729)) % 10007) / 10007.f + 1e-5f * float(i % 7);
+    in[name] = t;
+  }
+  return in;
+}
+
+// A per-channel constant g [1, 8, 1, 1].
+TensorId gate_constant(test::NetBuilder& b) {
+  std::vector<float> gate(8);
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = 0.3f + 0.1137f * float(i);
+  return b.constant("g", DataType::kFloat, {1, 8, 1, 1}, gate.data());
+}
+
+}  // namespace
+
 // Emulated FP16 element-wise (same shapes, and a per-channel broadcast), nearest Resize and
 // Concatenation layers round their output block by block inside their kernel
 // (make_ref_kernel_rounding), and rounded copies of inputs copy and round block by block: the
@@ -343,9 +366,7 @@ TEST(CpuRoundedPlainKernels, RoundingInsideEqualsSeparateRoundSteps) {
   test::NetBuilder b;
   const Dims d = {1, 8, 40, 36}, up = {1, 8, 80, 72}, cat = {1, 16, 80, 72};
   const TensorId x1 = b.input("x1", d), x2 = b.input("x2", d);
-  std::vector<float> gate(8);
-  for (size_t i = 0; i < gate.size(); ++i) gate[i] = 0.3f + 0.1137f * float(i);
-  const TensorId g = b.constant("g", DataType::kFloat, {1, 8, 1, 1}, gate.data());
+  const TensorId g = gate_constant(b);
   Network& n = b.n;
   const TensorId a = n.add_tensor({"a", DataType::kFloat, d}), m = n.add_tensor({"m", DataType::kFloat, d});
   const TensorId u = n.add_tensor({"u", DataType::kFloat, up}), c = n.add_tensor({"c", DataType::kFloat, cat});
@@ -364,13 +385,7 @@ TEST(CpuRoundedPlainKernels, RoundingInsideEqualsSeparateRoundSteps) {
   const Precision F = Precision::kFP16, I = Precision::kINT8, U = Precision::kUnset;
   opt.numerics.layer_precision = {U, F, F, F, F, I};  // g add mul up cat sq
   opt.numerics.tensor_scales = {{"c", 0.05f}, {"y", 0.2f}};
-  TensorMap in;
-  for (const char* name : {"x1", "x2"}) {
-    HostTensor t = HostTensor::zeros(name, DataType::kFloat, d);
-    for (int64_t i = 0; i < t.count(); ++i)
-      t.f32()[i] = -3.f + 6.f * float((i * (name[1] == '1' ? 7919 : 104729)) % 10007) / 10007.f + 1e-5f * float(i % 7);
-    in[name] = t;
-  }
+  const TensorMap in = spread_inputs(d);
   auto run = [&](bool separate, bool reference, std::vector<std::string>* kinds) {
     if (separate) setenv("TANDEM_CPU_ROUND_STEPS", "separate", 1);
     ExecOptions o = opt;
@@ -407,9 +422,7 @@ TEST(CpuRoundedPlainKernels, FusedOpAndRoundingsEqualTheReference) {
   test::NetBuilder b;
   const Dims d = {1, 8, 80, 72};  // rows of 5,760 values: a block of 4,096 and a partial one
   const TensorId x1 = b.input("x1", d), x2 = b.input("x2", d);
-  std::vector<float> gate(8);
-  for (size_t i = 0; i < gate.size(); ++i) gate[i] = 0.3f + 0.1137f * float(i);
-  const TensorId g = b.constant("g", DataType::kFloat, {1, 8, 1, 1}, gate.data());
+  const TensorId g = gate_constant(b);
   Network& n = b.n;
   const TensorId l = n.add_tensor({"l", DataType::kFloat, d}), r = n.add_tensor({"r", DataType::kFloat, d});
   const TensorId q = n.add_tensor({"q", DataType::kFloat, d}), y = n.add_tensor({"y", DataType::kFloat, d});
@@ -424,13 +437,7 @@ TEST(CpuRoundedPlainKernels, FusedOpAndRoundingsEqualTheReference) {
   const Precision F = Precision::kFP16, I = Precision::kINT8, U = Precision::kUnset;
   opt.numerics.layer_precision = {U, F, I, F, I};  // g g_minus minus_g quot diff
   opt.numerics.tensor_scales = {{"x2", 0.03f}, {"g", 0.01f}, {"r", 0.05f}, {"l", 0.05f}, {"q", 0.1f}, {"y", 0.2f}};
-  TensorMap in;
-  for (const char* name : {"x1", "x2"}) {
-    HostTensor t = HostTensor::zeros(name, DataType::kFloat, d);
-    for (int64_t i = 0; i < t.count(); ++i)
-      t.f32()[i] = -3.f + 6.f * float((i * (name[1] == '1' ? 7919 : 104729)) % 10007) / 10007.f + 1e-5f * float(i % 7);
-    in[name] = t;
-  }
+  const TensorMap in = spread_inputs(d);
   auto run = [&](bool reference) {
     ExecOptions o = opt;
     o.reference_kernels = reference;

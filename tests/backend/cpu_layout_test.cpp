@@ -62,6 +62,37 @@ struct Net {
   }
 };
 
+// x [1, 16, 12, 12] (the network input) -> c1, a 3x3 convolution to `channels`.
+TensorId conv_from_input(Net& b, int64_t channels) {
+  const TensorId x = b.tensor("x", {1, 16, 12, 12});
+  b.n.tensors[x].is_input = true;
+  b.n.inputs.push_back(x);
+  return b.conv("c1", x, channels, 3, 1);
+}
+
+// A per-channel Scale's weights, not representable in half.
+ScaleParams half_inexact_scale(Net& b, int64_t channels) {
+  ScaleParams sp;
+  sp.scale = b.weights("bn_s", {channels}, 4);
+  sp.shift = b.weights("bn_b", {channels}, 6);
+  for (int64_t c = 0; c < channels; ++c) {
+    b.n.weights[size_t(sp.scale)].f32()[c] = 0.1f + 0.013f * float(c);
+    b.n.weights[size_t(sp.shift)].f32()[c] = 0.3f - 0.021f * float(c);
+  }
+  return sp;
+}
+
+// A 1x1 convolution that copies its input: one-hot weights, no bias (exact in any order).
+TensorId copying_conv(Net& b, const std::string& name, TensorId x, int64_t channels) {
+  const TensorId y = b.conv(name, x, channels, 1, 1);
+  const auto& p = b.n.layers.back().as<ConvolutionParams>();
+  for (int64_t k = 0; k < channels; ++k) {
+    b.n.weights[size_t(p.bias_weights)].f32()[k] = 0.f;
+    for (int64_t c = 0; c < channels; ++c) b.n.weights[size_t(p.kernel_weights)].f32()[k * channels + c] = k == c ? 1.f : 0.f;
+  }
+  return y;
+}
+
 struct Model {
   Network net;
   TensorId c1, affine, c2, sum, c3, pooled, y;
@@ -361,27 +392,13 @@ TEST(CpuLayouts, ChannelsLastScaleComputesThePlainScalesBits) {
 // one copies its input: one-hot 1x1 weights, no bias), so the output is the Scale's, bit for bit.
 TEST(CpuLayouts, AScaleBetweenConvolutionsStaysChannelsLast) {
   Net b;
-  TensorId x = b.tensor("x", {1, 16, 12, 12});
-  b.n.tensors[x].is_input = true;
-  b.n.inputs.push_back(x);
-  const TensorId c1 = b.conv("c1", x, 24, 3, 1);
-  ScaleParams sp;
-  sp.scale = b.weights("bn_s", {24}, 4);
-  sp.shift = b.weights("bn_b", {24}, 6);
-  for (int64_t c = 0; c < 24; ++c) {  // not representable in half
-    b.n.weights[size_t(sp.scale)].f32()[c] = 0.1f + 0.013f * float(c);
-    b.n.weights[size_t(sp.shift)].f32()[c] = 0.3f - 0.021f * float(c);
-  }
+  const TensorId c1 = conv_from_input(b, 24);
+  ScaleParams sp = half_inexact_scale(b, 24);
   sp.power = b.weights("bn_p", {24}, 1);
   for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(sp.power)].f32()[c] = 1.f;
   const TensorId bn = b.tensor("bn", {1, 24, 12, 12});
   b.n.add_layer({"bn", LayerKind::kScale, {c1}, {bn}, sp});
-  const TensorId y = b.conv("c2", bn, 24, 1, 1);
-  const auto& c2 = b.n.layers.back().as<ConvolutionParams>();
-  for (int64_t k = 0; k < 24; ++k) {
-    b.n.weights[size_t(c2.bias_weights)].f32()[k] = 0.f;
-    for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(c2.kernel_weights)].f32()[k * 24 + c] = k == c ? 1.f : 0.f;
-  }
+  const TensorId y = copying_conv(b, "c2", bn, 24);
   b.n.tensors[y].is_output = true;
   b.n.outputs.push_back(y);
   const ExecGraph g = lower(b.n, Numerics{}, cpu_lower_policy(ExecOptions{}, false));
@@ -420,17 +437,8 @@ TEST(CpuLayouts, AScaleBetweenConvolutionsStaysChannelsLast) {
 // (one-hot 1x1 weights, no bias), so the output is the last layer's, bit for bit.
 TEST(CpuLayouts, ChannelsLastPerChannelLayersWithRoundingsEqualTheReference) {
   Net b;
-  TensorId x = b.tensor("x", {1, 16, 12, 12});
-  b.n.tensors[x].is_input = true;
-  b.n.inputs.push_back(x);
-  const TensorId c1 = b.conv("c1", x, 24, 3, 1);
-  ScaleParams sp;
-  sp.scale = b.weights("bn_s", {24}, 4);
-  sp.shift = b.weights("bn_b", {24}, 6);
-  for (int64_t c = 0; c < 24; ++c) {  // not representable in half
-    b.n.weights[size_t(sp.scale)].f32()[c] = 0.1f + 0.013f * float(c);
-    b.n.weights[size_t(sp.shift)].f32()[c] = 0.3f - 0.021f * float(c);
-  }
+  const TensorId c1 = conv_from_input(b, 24);
+  ScaleParams sp = half_inexact_scale(b, 24);
   const TensorId bn = b.tensor("bn", {1, 24, 12, 12});
   b.n.add_layer({"bn", LayerKind::kScale, {c1}, {bn}, sp});
   auto per_channel = [&](const std::string& name, float base) {
@@ -448,12 +456,7 @@ TEST(CpuLayouts, ChannelsLastPerChannelLayersWithRoundingsEqualTheReference) {
   const TensorId add = eltwise("add", ElementWiseOp::kSum, bn, per_channel("g1", 0.11f));
   const TensorId sub = eltwise("sub", ElementWiseOp::kSub, per_channel("g2", -0.7f), add);
   const TensorId mul = eltwise("mul", ElementWiseOp::kProd, sub, per_channel("g3", 0.9f));
-  const TensorId y = b.conv("c2", mul, 24, 1, 1);
-  const auto& c2 = b.n.layers.back().as<ConvolutionParams>();
-  for (int64_t k = 0; k < 24; ++k) {
-    b.n.weights[size_t(c2.bias_weights)].f32()[k] = 0.f;
-    for (int64_t c = 0; c < 24; ++c) b.n.weights[size_t(c2.kernel_weights)].f32()[k * 24 + c] = k == c ? 1.f : 0.f;
-  }
+  const TensorId y = copying_conv(b, "c2", mul, 24);
   b.n.tensors[y].is_output = true;
   b.n.outputs.push_back(y);
   HostTensor in = HostTensor::zeros("x", DataType::kFloat, {1, 16, 12, 12});
