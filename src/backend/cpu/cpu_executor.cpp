@@ -547,6 +547,10 @@ const int64_t kParallelMacs = parallel_threshold("TANDEM_CPU_PARALLEL_MACS", int
 const int64_t kParallelElements = parallel_threshold("TANDEM_CPU_PARALLEL_ELEMENTS", int64_t(1) << 20);  // elements read + written
 
 bool serial_step(const Network& net, const ExecGraph& g, const ExecStep& st) {
+  int64_t elements = 0;
+  for (ValueId v : st.inputs) elements += volume(g.values[size_t(v)].dims);
+  for (ValueId v : st.outputs) elements += volume(g.values[size_t(v)].dims);
+  if (elements >= kParallelElements) return false;  // a cheap convolution's epilogue may still be long
   if (st.kind == StepKind::kLayer) {
     const Layer& l = net.layers[size_t(st.layer)];
     if (l.kind == LayerKind::kConvolution || l.kind == LayerKind::kDeconvolution) {
@@ -565,10 +569,7 @@ bool serial_step(const Network& net, const ExecGraph& g, const ExecStep& st) {
       return volume(net.tensors[size_t(l.outputs[0])].dims) * k < kParallelMacs;
     }
   }
-  int64_t elements = 0;
-  for (ValueId v : st.inputs) elements += volume(g.values[size_t(v)].dims);
-  for (ValueId v : st.outputs) elements += volume(g.values[size_t(v)].dims);
-  return elements < kParallelElements;
+  return true;
 }
 
 // A step's name and kind as a profile lists them: a fused step names every layer it computes.
